@@ -1,0 +1,13 @@
+export * from "./errors.js";
+export * from "./auth.js";
+export * from "./config.js";
+export * from "./logger.js";
+export * from "./metrics.js";
+export * from "./shutdown.js";
+export * from "./postgres.js";
+export * from "./redis.js";
+export * from "./server.js";
+export * from "./client.js";
+export * from "./key-verifier.js";
+export { createHealthState, HealthStatus, type HealthState } from "./health.js";
+export { publicServices, requestIdHeader } from "./interceptors.js";

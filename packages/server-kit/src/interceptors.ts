@@ -1,0 +1,172 @@
+// The server's interceptor chain: logging and metrics (outermost), error mapping, authentication,
+// then request validation (innermost, so handlers only see valid messages).
+import { randomUUID, timingSafeEqual } from "node:crypto";
+import { Code, ConnectError, type Interceptor, type StreamRequest } from "@connectrpc/connect";
+import { createValidator, violationsToProto, type Violation } from "@bufbuild/protovalidate";
+import { pathToString } from "@bufbuild/protobuf/reflect";
+import type { DescMessage } from "@bufbuild/protobuf";
+import type { Logger } from "pino";
+import { callerKey, type ApiKeyVerifier, type Caller } from "./auth.js";
+import { DomainError, toConnectError } from "./errors.js";
+import type { RpcMetrics } from "./metrics.js";
+
+export const requestIdHeader = "x-request-id";
+
+/** Services that answer without a key: health and reflection. */
+export const publicServices = new Set([
+  "grpc.health.v1.Health",
+  "grpc.reflection.v1.ServerReflection",
+  "grpc.reflection.v1alpha.ServerReflection",
+]);
+
+async function* mapStreamErrors<T>(source: AsyncIterable<T>, onError: (err: unknown) => ConnectError) {
+  try {
+    yield* source;
+  } catch (err) {
+    throw onError(err);
+  }
+}
+
+export function createLoggingInterceptor(logger: Logger, metrics?: RpcMetrics): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const requestId = req.header.get(requestIdHeader) ?? randomUUID();
+    const service = req.service.typeName;
+    const method = req.method.name;
+    const finish = (err: unknown) => {
+      const code = err === undefined ? "ok" : Code[ConnectError.from(err).code].toLowerCase();
+      const durationMs = performance.now() - started;
+      metrics?.requests.inc({ service, method, code });
+      metrics?.duration.observe({ service, method }, durationMs / 1000);
+      const fields = { requestId, rpcService: service, method, code, durationMs: Math.round(durationMs * 100) / 100 };
+      if (err !== undefined && ConnectError.from(err).code === Code.Internal) {
+        logger.error({ ...fields, err: (err as { cause?: unknown }).cause ?? err }, "rpc failed");
+      } else if (err !== undefined && ConnectError.from(err).code === Code.Unavailable) {
+        logger.warn({ ...fields, err: (err as { cause?: unknown }).cause ?? err }, "rpc unavailable");
+      } else {
+        logger.debug(fields, "rpc");
+      }
+    };
+    try {
+      const res = await next(req);
+      res.header.set(requestIdHeader, requestId);
+      if (!res.stream) {
+        finish(undefined);
+        return res;
+      }
+      const source = res.message;
+      return {
+        ...res,
+        message: (async function* () {
+          try {
+            yield* source;
+            finish(undefined);
+          } catch (err) {
+            finish(err);
+            throw err;
+          }
+        })(),
+      };
+    } catch (err) {
+      finish(err);
+      throw err;
+    }
+  };
+}
+
+/** Maps domain errors (and anything else) thrown by handlers to ConnectErrors with details. */
+export function createErrorInterceptor(): Interceptor {
+  const map = (err: unknown) => {
+    const ce = toConnectError(err);
+    if (err instanceof DomainError && err.violations.length > 0 && ce.details.length === 0) {
+      // Our own field violations travel in the message, which names the field.
+      return ce;
+    }
+    return ce;
+  };
+  return (next) => async (req) => {
+    try {
+      const res = await next(req);
+      if (!res.stream) return res;
+      return { ...res, message: mapStreamErrors(res.message, map) };
+    } catch (err) {
+      throw map(err);
+    }
+  };
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export interface AuthOptions {
+  verifier: ApiKeyVerifier;
+  /** The internal key services call each other with. */
+  serviceKey?: string;
+  /** Full procedure names (`/pkg.Service/Method`) or service type names only the service key may call. */
+  internal: Set<string>;
+}
+
+export function createAuthInterceptor(options: AuthOptions): Interceptor {
+  return (next) => async (req) => {
+    const service = req.service.typeName;
+    if (publicServices.has(service)) return next(req);
+    const header = req.header.get("authorization") ?? "";
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!m) throw new ConnectError("missing API key: send Authorization: Bearer <key>", Code.Unauthenticated);
+    const token = m[1]!;
+    let caller: Caller | undefined;
+    if (options.serviceKey && safeEqual(token, options.serviceKey)) {
+      caller = { kind: "service", teamId: "", keyId: "service" };
+    } else {
+      caller = await options.verifier.verify(token);
+    }
+    if (!caller) throw new ConnectError("invalid or revoked API key", Code.Unauthenticated);
+    const isInternal =
+      options.internal.has(service) || options.internal.has(`/${service}/${req.method.name}`);
+    if (isInternal && caller.kind !== "service") {
+      throw new ConnectError(`${req.method.name} is internal: service key only`, Code.PermissionDenied);
+    }
+    req.contextValues.set(callerKey, caller);
+    return next(req);
+  };
+}
+
+function violationMessage(violations: Violation[]): string {
+  return violations
+    .map((v) => `${pathToString(v.field)}${v.forKey ? " (key)" : ""}: ${v.message}`)
+    .join("; ");
+}
+
+/** Validates every request message against its protovalidate rules: INVALID_ARGUMENT naming the field. */
+export function createValidationInterceptor(): Interceptor {
+  const validator = createValidator();
+  const check = (schema: DescMessage, message: unknown) => {
+    const result = validator.validate(schema, message as never);
+    if (result.kind === "valid") return;
+    if (result.kind === "invalid") {
+      const [value, desc] = violationsToProto(result.error.violations);
+      throw new ConnectError(violationMessage(result.error.violations), Code.InvalidArgument, undefined, [
+        { desc, value },
+      ]);
+    }
+    throw new ConnectError("request validation failed", Code.Internal, undefined, undefined, result.error);
+  };
+  return (next) => async (req) => {
+    if (!req.stream) {
+      check(req.method.input, req.message);
+      return next(req);
+    }
+    const source = req.message;
+    const input = req.method.input;
+    const validated = (async function* () {
+      for await (const m of source) {
+        check(input, m);
+        yield m;
+      }
+    })();
+    return next({ ...req, message: validated } as StreamRequest);
+  };
+}

@@ -1,0 +1,28 @@
+// Prometheus metrics: one registry per server, request counts and latency per method.
+import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export interface RpcMetrics {
+  registry: Registry;
+  requests: Counter<"service" | "method" | "code">;
+  duration: Histogram<"service" | "method">;
+}
+
+export function createRpcMetrics(registry = new Registry()): RpcMetrics {
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    requests: new Counter({
+      name: "corral_rpc_requests_total",
+      help: "RPCs handled, by service, method and gRPC code",
+      labelNames: ["service", "method", "code"],
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: "corral_rpc_duration_seconds",
+      help: "RPC handling time (unary calls; streams until they end)",
+      labelNames: ["service", "method"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers: [registry],
+    }),
+  };
+}

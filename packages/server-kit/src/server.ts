@@ -1,0 +1,234 @@
+// One HTTP/2 server per process: gRPC, gRPC-Web and Connect on one port for every mounted service,
+// plus health, reflection and /metrics. Plain-text connections speak h2c (HTTP/2 with prior
+// knowledge) or HTTP/1.1 (gRPC-Web and Connect from browsers, Prometheus scrapes), told apart by the
+// HTTP/2 preface; with a certificate, TLS and ALPN choose.
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import { Duplex } from "node:stream";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Health } from "@corral/proto/grpc";
+import type { Logger } from "pino";
+import type { ApiKeyVerifier } from "./auth.js";
+import { createHealthState, HealthStatus, type HealthState } from "./health.js";
+import {
+  createAuthInterceptor,
+  createErrorInterceptor,
+  createLoggingInterceptor,
+  createValidationInterceptor,
+} from "./interceptors.js";
+import { createLogger } from "./logger.js";
+import { createRpcMetrics, type RpcMetrics } from "./metrics.js";
+import { createReflection } from "./reflection.js";
+
+export interface ServiceMount {
+  service: DescService;
+  impl: Partial<ServiceImpl<any>>;
+  /** RPC names (or `true` for the whole service) that only the internal service key may call. */
+  internal?: true | readonly string[];
+}
+
+export interface ServerOptions {
+  /** Process name for logs and metrics (`cluster-registry`, `corral-dev`). */
+  name: string;
+  mounts: ServiceMount[];
+  port?: number;
+  host?: string;
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  verifier: ApiKeyVerifier;
+  serviceKey?: string;
+  logger?: Logger;
+  metrics?: RpcMetrics;
+  /** Largest request message accepted, in bytes (default 8 MiB). */
+  readMaxBytes?: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 1,000). */
+  maxConcurrentStreams?: number;
+}
+
+export interface CorralServer {
+  readonly port: number;
+  readonly url: string;
+  readonly health: HealthState;
+  readonly metrics: RpcMetrics;
+  readonly logger: Logger;
+  listen(): Promise<void>;
+  /** Marks every mounted service SERVING (call once stores answer) or NOT_SERVING. */
+  setServing(serving: boolean): void;
+  /** Stops accepting, lets open calls finish for `graceMs`, then cuts what is left. Idempotent. */
+  close(graceMs?: number): Promise<void>;
+}
+
+const http2Preface = Buffer.from("PRI * HTTP/2.0");
+
+/** A duplex over `socket` whose readable side starts with what is still buffered in the socket. */
+function replayingDuplex(socket: net.Socket): Duplex {
+  const duplex = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      socket.write(chunk, cb);
+    },
+    final(cb) {
+      socket.end(cb);
+    },
+    destroy(err, cb) {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  socket.on("data", (d: Buffer) => {
+    if (!duplex.push(d)) socket.pause();
+  });
+  socket.on("end", () => duplex.push(null));
+  socket.on("close", () => duplex.destroy());
+  socket.on("error", (err) => duplex.destroy(err));
+  socket.resume();
+  return duplex;
+}
+
+export function createServer(options: ServerOptions): CorralServer {
+  const logger = options.logger ?? createLogger(options.name);
+  const metrics = options.metrics ?? createRpcMetrics();
+  const serviceNames = options.mounts.map((m) => m.service.typeName);
+  const health = createHealthState(serviceNames);
+  const reflection = createReflection([...options.mounts.map((m) => m.service), Health]);
+
+  const internal = new Set<string>();
+  for (const m of options.mounts) {
+    if (m.internal === true) internal.add(m.service.typeName);
+    else for (const rpc of m.internal ?? []) internal.add(`/${m.service.typeName}/${rpc}`);
+  }
+
+  const routes = (router: ConnectRouter) => {
+    for (const m of options.mounts) router.service(m.service, m.impl);
+    router.service(Health, health.impl);
+    router.service(reflection.v1.service, reflection.v1.impl);
+    router.service(reflection.v1alpha.service, reflection.v1alpha.impl);
+  };
+
+  const handler = connectNodeAdapter({
+    routes,
+    readMaxBytes: options.readMaxBytes ?? 8 * 1024 * 1024,
+    interceptors: [
+      createLoggingInterceptor(logger, metrics),
+      createErrorInterceptor(),
+      createAuthInterceptor({ verifier: options.verifier, serviceKey: options.serviceKey, internal }),
+      createValidationInterceptor(),
+    ],
+    fallback(req, res) {
+      if (req.url === "/metrics") {
+        metrics.registry.metrics().then(
+          (text) => {
+            res.writeHead(200, { "content-type": metrics.registry.contentType });
+            res.end(text);
+          },
+          () => {
+            res.writeHead(500);
+            res.end();
+          },
+        );
+        return;
+      }
+      if (req.url === "/healthz") {
+        const ok = health.get("") === HealthStatus.SERVING;
+        res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" });
+        res.end(ok ? "SERVING\n" : "NOT_SERVING\n");
+        return;
+      }
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("not found\n");
+    },
+  });
+
+  const settings: http2.Settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 1000 };
+  const sessions = new Set<http2.Http2Session>();
+  const sockets = new Set<net.Socket>();
+  let h2: http2.Http2Server | http2.Http2SecureServer;
+  let h1: http.Server | undefined;
+  let front: net.Server;
+
+  if (options.tls) {
+    h2 = http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true, settings }, handler);
+    front = h2 as unknown as net.Server;
+  } else {
+    h2 = http2.createServer({ settings }, handler);
+    h1 = http.createServer(handler);
+    h1.keepAliveTimeout = 5_000;
+    front = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+      socket.once("data", (chunk: Buffer) => {
+        socket.pause();
+        socket.unshift(chunk);
+        const n = Math.min(chunk.length, http2Preface.length);
+        const isH2 = chunk.subarray(0, n).equals(http2Preface.subarray(0, n));
+        if (isH2) {
+          // Node's HTTP/2 reads a net.Socket's native handle directly and would miss the bytes
+          // we peeked at; a JS duplex over the socket makes it read through the stream instead.
+          h2.emit("connection", replayingDuplex(socket));
+        } else {
+          h1!.emit("connection", socket);
+          socket.resume();
+        }
+      });
+      socket.on("error", () => socket.destroy());
+    });
+  }
+  h2.on("session", (s: http2.Http2Session) => {
+    sessions.add(s);
+    s.once("close", () => sessions.delete(s));
+    s.on("error", () => {});
+  });
+
+  let port = options.port ?? 0;
+  let closing: Promise<void> | undefined;
+  const host = options.host ?? "127.0.0.1";
+
+  return {
+    get port() {
+      return port;
+    },
+    get url() {
+      const h = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+      return `${options.tls ? "https" : "http"}://${h.includes(":") ? `[${h}]` : h}:${port}`;
+    },
+    health,
+    metrics,
+    logger,
+    listen() {
+      return new Promise<void>((resolve, reject) => {
+        front.once("error", reject);
+        front.listen(port, host, () => {
+          front.off("error", reject);
+          const address = front.address();
+          if (address && typeof address === "object") port = address.port;
+          logger.info({ port, host, services: serviceNames }, "listening");
+          resolve();
+        });
+      });
+    },
+    setServing(serving) {
+      health.setAll(serving ? HealthStatus.SERVING : HealthStatus.NOT_SERVING);
+    },
+    close(graceMs = 10_000) {
+      closing ??= (async () => {
+        health.setAll(HealthStatus.NOT_SERVING);
+        const stopped = new Promise<void>((resolve) => front.close(() => resolve()));
+        for (const s of sessions) s.close();
+        h1?.closeIdleConnections();
+        const timer = setTimeout(() => {
+          for (const s of sessions) s.destroy();
+          for (const sock of sockets) sock.destroy();
+          h1?.closeAllConnections();
+        }, graceMs);
+        timer.unref();
+        await stopped;
+        clearTimeout(timer);
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,38 @@
+// Serves mounts over real HTTP/2 on a free loopback port for tests, with a fixed key table.
+import type { Caller } from "../auth.js";
+import { createServer, type CorralServer, type ServiceMount } from "../server.js";
+
+export const TEST_SERVICE_KEY = "corral_test_service_key_0123456789abcdef";
+
+export interface TestServer {
+  url: string;
+  port: number;
+  server: CorralServer;
+  serviceKey: string;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(options: {
+  mounts: ServiceMount[];
+  /** API key → caller. */
+  keys?: Record<string, Caller>;
+  name?: string;
+}): Promise<TestServer> {
+  const keys = options.keys ?? {};
+  const server = createServer({
+    name: options.name ?? "test",
+    mounts: options.mounts,
+    port: 0,
+    verifier: { verify: async (key) => keys[key] },
+    serviceKey: TEST_SERVICE_KEY,
+  });
+  await server.listen();
+  server.setServing(true);
+  return {
+    url: server.url,
+    port: server.port,
+    server,
+    serviceKey: TEST_SERVICE_KEY,
+    close: () => server.close(1_000),
+  };
+}
