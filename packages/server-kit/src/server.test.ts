@@ -18,7 +18,7 @@ import {
   reflectionV1,
 } from "@corral/proto/grpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bearer, NotFoundError, requireTeam } from "./index.js";
+import { bearer, mount, NotFoundError, requireTeam } from "./index.js";
 import { startTestServer, type TestServer } from "./testing/index.js";
 
 const KEY = "corral_abc_0123456789abcdef0123";
@@ -29,24 +29,21 @@ describe("server-kit server", () => {
     srv = await startTestServer({
       keys: { [KEY]: { kind: "user", teamId: "team-1", keyId: "abc" } },
       mounts: [
-        {
-          service: RuntimeService,
-          impl: {
-            getHostname: (_req, ctx) => create(GetHostnameResponseSchema, { hostname: requireTeam(ctx) }),
-            getRuntimeConfig: () => create(GetRuntimeConfigResponseSchema, { serverVersion: "test" }),
-          },
-        },
-        {
-          service: ClusterService,
-          impl: {
+        mount(RuntimeService, {
+          getHostname: (_req, ctx) => create(GetHostnameResponseSchema, { hostname: requireTeam(ctx) }),
+          getRuntimeConfig: () => create(GetRuntimeConfigResponseSchema, { serverVersion: "test" }),
+        }),
+        mount(
+          ClusterService,
+          {
             getCluster(req) {
               if (req.slug === "missing") throw new NotFoundError("cluster", req.slug);
               if (req.slug === "boom") throw new Error("secret internals");
               return create(GetClusterResponseSchema, {});
             },
           },
-          internal: ["ResolveClusters"],
-        },
+          ["ResolveClusters"],
+        ),
       ],
     });
   });

@@ -30,6 +30,15 @@ export interface ServiceMount {
   internal?: true | readonly string[];
 }
 
+/** Builds a mount with the handlers typed against the service. */
+export function mount<S extends DescService>(
+  service: S,
+  impl: Partial<ServiceImpl<S>>,
+  internal?: true | readonly string[],
+): ServiceMount {
+  return { service, impl: impl as Partial<ServiceImpl<any>>, internal };
+}
+
 export interface ServerOptions {
   /** Process name for logs and metrics (`cluster-registry`, `corral-dev`). */
   name: string;
