@@ -11,3 +11,5 @@ export * from "./client.js";
 export * from "./key-verifier.js";
 export { createHealthState, HealthStatus, type HealthState } from "./health.js";
 export { publicServices, requestIdHeader } from "./interceptors.js";
+export * from "./service-config.js";
+export * from "./component.js";

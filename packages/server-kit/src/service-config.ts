@@ -1,0 +1,67 @@
+// The environment every service process reads. Each variable is documented in README.md.
+import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { ConfigError, envDurationMs, envInt, envOptional, envString, envUrl } from "./config.js";
+
+export interface ServiceConfig {
+  host: string;
+  port: number;
+  /** The key services call each other with; all processes of a suite must share it. */
+  serviceKey: string;
+  serviceKeyGenerated: boolean;
+  tls?: { cert: Buffer; key: Buffer };
+  databaseUrl: string;
+  redisUrl: string;
+  redisKeyPrefix: string;
+  registryUrl: string;
+  jobsUrl: string;
+  brokerUrl: string;
+  /** How long another service trusts a verified API key (ms). */
+  keyCacheMs: number;
+  shutdownGraceMs: number;
+  /** What clients are told to connect to (RuntimeService.GetRuntimeConfig). */
+  publicUrl: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+export function readServiceConfig(defaultPort: number, env: Env = process.env): ServiceConfig {
+  const port = envInt("PORT", defaultPort, { min: 0, max: 65535 }, env);
+  const host = envString("HOST", "127.0.0.1", env);
+  const certFile = envOptional("CORRAL_TLS_CERT", env);
+  const keyFile = envOptional("CORRAL_TLS_KEY", env);
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError("CORRAL_TLS_CERT and CORRAL_TLS_KEY: set both (TLS) or neither (h2c)");
+  }
+  const readPem = (name: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`${name}: cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  const tls =
+    certFile && keyFile ? { cert: readPem("CORRAL_TLS_CERT", certFile), key: readPem("CORRAL_TLS_KEY", keyFile) } : undefined;
+  const given = envOptional("CORRAL_SERVICE_KEY", env);
+  if (given !== undefined && given.length < 16) {
+    throw new ConfigError("CORRAL_SERVICE_KEY: expected at least 16 characters");
+  }
+  const scheme = tls ? "https" : "http";
+  const self = `${scheme}://${host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host}:${port}`;
+  return {
+    host,
+    port,
+    serviceKey: given ?? `corral_service_${randomBytes(24).toString("hex")}`,
+    serviceKeyGenerated: given === undefined,
+    tls,
+    databaseUrl: envUrl("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres", ["postgres", "postgresql"], env),
+    redisUrl: envUrl("REDIS_URL", "redis://127.0.0.1:6379", ["redis", "rediss"], env),
+    redisKeyPrefix: envString("CORRAL_REDIS_PREFIX", "", env),
+    registryUrl: envUrl("CORRAL_REGISTRY_URL", "http://127.0.0.1:7701", ["http", "https"], env),
+    jobsUrl: envUrl("CORRAL_JOBS_URL", "http://127.0.0.1:7702", ["http", "https"], env),
+    brokerUrl: envUrl("CORRAL_BROKER_URL", "http://127.0.0.1:7703", ["http", "https"], env),
+    keyCacheMs: envDurationMs("CORRAL_KEY_CACHE", 2_000, env),
+    shutdownGraceMs: envDurationMs("CORRAL_SHUTDOWN_GRACE", 10_000, env),
+    publicUrl: envString("CORRAL_PUBLIC_URL", self, env),
+  };
+}

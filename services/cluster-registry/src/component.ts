@@ -1,0 +1,45 @@
+// The registry as a process component: its database, migrations and mounts.
+import {
+  ConfigError,
+  createDatabase,
+  envOptional,
+  migrateToLatest,
+  parseApiKey,
+  pingDatabase,
+  type ServiceComponent,
+  type ServiceConfig,
+} from "@corral/server-kit";
+import { REGISTRY_SCHEMA, registryMigrations, createRegistry, type Registry, type RegistryDatabase } from "./index.js";
+
+export interface RegistryComponent extends ServiceComponent {
+  registry: Registry;
+}
+
+export async function createRegistryComponent(config: ServiceConfig): Promise<RegistryComponent> {
+  const db = createDatabase<RegistryDatabase>({ url: config.databaseUrl, schema: REGISTRY_SCHEMA, applicationName: "cluster-registry" });
+  try {
+    await migrateToLatest(db, REGISTRY_SCHEMA, registryMigrations);
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  const registry = createRegistry({ db, runtime: { publicEndpoint: config.publicUrl } });
+  // Production bootstrap: a key from a secret, ensured on every start (nothing is printed).
+  const bootstrapKey = envOptional("CORRAL_BOOTSTRAP_KEY");
+  if (bootstrapKey !== undefined) {
+    if (!parseApiKey(bootstrapKey)) {
+      await db.destroy();
+      throw new ConfigError("CORRAL_BOOTSTRAP_KEY: expected a key of the form corral_<key id>_<secret> (secret of 16+ letters and digits)");
+    }
+    await registry.installKey(envOptional("CORRAL_BOOTSTRAP_TEAM") ?? "default", bootstrapKey, "bootstrap");
+  }
+  let closed: Promise<void> | undefined;
+  return {
+    name: "cluster-registry",
+    registry,
+    mounts: registry.mounts,
+    verifier: registry.verifier,
+    check: () => pingDatabase(db),
+    close: () => (closed ??= db.destroy()),
+  };
+}

@@ -1,0 +1,41 @@
+// Named hardware profiles (Kamiwaza's hardware) that cluster specs refer to, per team.
+import type { Kysely } from "kysely";
+import { NotFoundError } from "@corral/server-kit";
+import { isUuid, newId } from "./ids.js";
+import { decodePageToken, pageSize, toPage, type Page } from "./page-token.js";
+import type { RegistryDatabase } from "./store/database.js";
+import { findHardware, insertHardware, listHardware, type HardwareRecord } from "./store/hardware-repository.js";
+
+export interface HardwareInput {
+  name: string;
+  gpuCount: number;
+  gpuType: string;
+  cpuCores: number;
+  memoryBytes: bigint;
+}
+
+export interface HardwareProfiles {
+  create(teamId: string, input: HardwareInput): Promise<HardwareRecord>;
+  get(teamId: string, id: string): Promise<HardwareRecord>;
+  list(teamId: string, pageSize: number, pageToken: string): Promise<Page<HardwareRecord>>;
+}
+
+export function createHardwareProfiles(db: Kysely<RegistryDatabase>): HardwareProfiles {
+  return {
+    async create(teamId, input) {
+      return insertHardware(db, { id: newId(), teamId, ...input });
+    },
+
+    async get(teamId, id) {
+      const found = isUuid(id) ? await findHardware(db, teamId, id) : undefined;
+      if (!found) throw new NotFoundError("hardware", id);
+      return found;
+    },
+
+    async list(teamId, requestedSize, pageToken) {
+      const limit = pageSize(requestedSize);
+      const rows = await listHardware(db, teamId, decodePageToken(pageToken, isUuid), limit + 1);
+      return toPage(rows, limit, (r) => r.id);
+    },
+  };
+}

@@ -1,0 +1,8 @@
+// @corral/cluster-registry: teams, API keys, clusters, locations, hardware profiles,
+// configurations and node presence (corral.registry.v1), stored in Postgres schema `registry`.
+export { REGISTRY_SCHEMA, registryMigrations } from "./store/migrations/index.js";
+export type { RegistryDatabase } from "./store/database.js";
+export { createRegistry, type Registry, type RegistryOptions } from "./registry.js";
+export { DEFAULT_LEASE, DEFAULT_LIMITS, type RuntimeLimits, type RuntimeLeaseSettings, type RuntimeOptions } from "./runtime-service.js";
+export { DEFAULT_CONFIGURATION } from "./configurations.js";
+export { DEFAULT_NODE_TIMEOUT_MS } from "./nodes.js";

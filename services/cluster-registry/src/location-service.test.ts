@@ -1,0 +1,79 @@
+import { Code } from "@connectrpc/connect";
+import { LocationService } from "@corral/proto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { codeOf, startRegistryHarness, type RegistryHarness } from "./test-harness.js";
+
+describe("LocationService", () => {
+  let h: RegistryHarness;
+  beforeAll(async () => {
+    h = await startRegistryHarness("locations");
+  });
+  afterAll(() => h?.close());
+
+  it("creates, updates, gets and lists locations", async () => {
+    const locations = h.client(LocationService);
+    const { location } = await locations.createLocation({ name: "us-west", provider: "aws", region: "us-west-2" });
+    expect(location).toMatchObject({ name: "us-west", provider: "aws", region: "us-west-2" });
+    expect(location?.id).toMatch(/^[0-9a-f-]{36}$/);
+
+    const { location: updated } = await locations.updateLocation({ id: location!.id, name: "us-west-prod" });
+    expect(updated).toMatchObject({ id: location!.id, name: "us-west-prod", provider: "aws", region: "us-west-2" });
+    const { location: moved } = await locations.updateLocation({ id: location!.id, provider: "gcp", region: "" });
+    expect(moved).toMatchObject({ name: "us-west-prod", provider: "gcp", region: "" });
+
+    const got = await locations.getLocation({ id: location!.id });
+    expect(got.location).toMatchObject({ name: "us-west-prod", provider: "gcp" });
+
+    const ids = [location!.id];
+    for (let i = 0; i < 4; i++) ids.push((await locations.createLocation({ name: `l${i}`, provider: "p" })).location!.id);
+    const seen: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await locations.listLocations({ pageSize: 2, pageToken });
+      seen.push(...page.locations.map((l) => l.id));
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    expect(seen).toEqual(ids);
+  });
+
+  it("answers NOT_FOUND for unknown ids and other teams' locations", async () => {
+    const { location } = await h.client(LocationService).createLocation({ name: "mine", provider: "aws" });
+    const b = h.client(LocationService, h.teamB.key);
+    expect(await codeOf(b.getLocation({ id: location!.id }))).toBe(Code.NotFound);
+    expect(await codeOf(b.updateLocation({ id: location!.id, name: "stolen" }))).toBe(Code.NotFound);
+    expect((await b.listLocations({})).locations.map((l) => l.id)).not.toContain(location!.id);
+    expect(await codeOf(b.getLocation({ id: "not-a-uuid" }))).toBe(Code.NotFound);
+    expect(await codeOf(b.getLocation({ id: "0190a4d2-0000-7000-8000-000000000000" }))).toBe(Code.NotFound);
+    const still = await h.client(LocationService).getLocation({ id: location!.id });
+    expect(still.location?.name).toBe("mine");
+  });
+
+  it("rejects invalid input for every bounded field", async () => {
+    const locations = h.client(LocationService);
+    const bad = [
+      { name: "", provider: "p" },
+      { name: "n".repeat(101), provider: "p" },
+      { name: "n", provider: "" },
+      { name: "n", provider: "p".repeat(101) },
+      { name: "n", provider: "p", region: "r".repeat(101) },
+    ];
+    for (const req of bad) expect(await codeOf(locations.createLocation(req)), JSON.stringify(req)).toBe(Code.InvalidArgument);
+    const id = "0190a4d2-0000-7000-8000-000000000000";
+    for (const req of [
+      { id: "" },
+      { id: "i".repeat(65) },
+      { id, name: "" },
+      { id, name: "n".repeat(101) },
+      { id, provider: "" },
+      { id, provider: "p".repeat(101) },
+      { id, region: "r".repeat(101) },
+    ]) {
+      expect(await codeOf(locations.updateLocation(req)), JSON.stringify(req)).toBe(Code.InvalidArgument);
+    }
+    expect(await codeOf(locations.getLocation({ id: "" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(locations.getLocation({ id: "i".repeat(65) }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(locations.listLocations({ pageSize: 1001 }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(locations.listLocations({ pageToken: "x".repeat(513) }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(locations.listLocations({ pageToken: "eyJhIjoxfQ" }))).toBe(Code.InvalidArgument);
+  });
+});

@@ -1,0 +1,50 @@
+// Where clusters run: a provider and a region (Kamiwaza's locations), per team.
+import type { Kysely } from "kysely";
+import { NotFoundError } from "@corral/server-kit";
+import { isUuid, newId } from "./ids.js";
+import { decodePageToken, pageSize, toPage, type Page } from "./page-token.js";
+import type { RegistryDatabase } from "./store/database.js";
+import {
+  findLocation,
+  insertLocation,
+  listLocations,
+  updateLocation,
+  type LocationRecord,
+} from "./store/location-repository.js";
+
+export interface Locations {
+  create(teamId: string, input: { name: string; provider: string; region: string }): Promise<LocationRecord>;
+  update(
+    teamId: string,
+    id: string,
+    changes: { name?: string; provider?: string; region?: string },
+  ): Promise<LocationRecord>;
+  get(teamId: string, id: string): Promise<LocationRecord>;
+  list(teamId: string, pageSize: number, pageToken: string): Promise<Page<LocationRecord>>;
+}
+
+export function createLocations(db: Kysely<RegistryDatabase>): Locations {
+  return {
+    async create(teamId, input) {
+      return insertLocation(db, { id: newId(), teamId, ...input });
+    },
+
+    async update(teamId, id, changes) {
+      const updated = isUuid(id) ? await updateLocation(db, teamId, id, changes) : undefined;
+      if (!updated) throw new NotFoundError("location", id);
+      return updated;
+    },
+
+    async get(teamId, id) {
+      const found = isUuid(id) ? await findLocation(db, teamId, id) : undefined;
+      if (!found) throw new NotFoundError("location", id);
+      return found;
+    },
+
+    async list(teamId, requestedSize, pageToken) {
+      const limit = pageSize(requestedSize);
+      const rows = await listLocations(db, teamId, decodePageToken(pageToken, isUuid), limit + 1);
+      return toPage(rows, limit, (r) => r.id);
+    },
+  };
+}

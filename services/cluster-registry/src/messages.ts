@@ -1,0 +1,130 @@
+// Domain records to the corral.registry.v1 messages clients see.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  ApiKeySchema,
+  ClusterSchema,
+  ClusterSpecSchema,
+  ConfigurationSchema,
+  HardwareProfileSchema,
+  HardwareSchema,
+  LocationSchema,
+  NodeSchema,
+  NodeState,
+  TaskIdentifierSchema,
+  type ApiKey,
+  type Cluster,
+  type ClusterSpec,
+  type Configuration,
+  type HardwareProfile,
+  type Location,
+  type Node,
+} from "@corral/proto";
+import type { ApiKeyRecord } from "./api-keys.js";
+import type { SpecFields } from "./spec.js";
+import type { ClusterRecord } from "./store/cluster-repository.js";
+import type { ConfigurationRecord } from "./store/configuration-repository.js";
+import type { StoredNodeState } from "./store/database.js";
+import type { HardwareRecord } from "./store/hardware-repository.js";
+import type { LocationRecord } from "./store/location-repository.js";
+import type { NodeRecord } from "./store/node-repository.js";
+
+export function specMessage(spec: SpecFields): ClusterSpec {
+  return create(ClusterSpecSchema, { ...spec });
+}
+
+export function clusterMessage(c: ClusterRecord): Cluster {
+  return create(ClusterSchema, {
+    id: c.id,
+    slug: c.slug,
+    name: c.name,
+    description: c.description,
+    spec: specMessage(c.spec),
+    isDefault: c.isDefault,
+    createTime: timestampFromDate(c.createTime),
+    updateTime: timestampFromDate(c.updateTime),
+    teamId: c.teamId,
+  });
+}
+
+export function configurationMessage(c: ConfigurationRecord): Configuration {
+  return create(ConfigurationSchema, {
+    name: c.name,
+    description: c.description,
+    spec: specMessage(c.spec),
+    builtin: c.builtin,
+    createTime: timestampFromDate(c.createTime),
+  });
+}
+
+export function locationMessage(l: LocationRecord): Location {
+  return create(LocationSchema, {
+    id: l.id,
+    name: l.name,
+    provider: l.provider,
+    region: l.region,
+    createTime: timestampFromDate(l.createTime),
+    updateTime: timestampFromDate(l.updateTime),
+  });
+}
+
+export function hardwareMessage(h: HardwareRecord): HardwareProfile {
+  return create(HardwareProfileSchema, {
+    id: h.id,
+    name: h.name,
+    gpuCount: h.gpuCount,
+    gpuType: h.gpuType,
+    cpuCores: h.cpuCores,
+    memoryBytes: h.memoryBytes,
+    createTime: timestampFromDate(h.createTime),
+  });
+}
+
+export function apiKeyMessage(k: ApiKeyRecord): ApiKey {
+  return create(ApiKeySchema, {
+    id: k.id,
+    name: k.name,
+    teamId: k.teamId,
+    createTime: timestampFromDate(k.createTime),
+    ...(k.revokeTime === undefined ? {} : { revokeTime: timestampFromDate(k.revokeTime) }),
+    revoked: k.revokeTime !== undefined,
+  });
+}
+
+const NODE_STATES: Record<StoredNodeState, NodeState> = {
+  online: NodeState.ONLINE,
+  draining: NodeState.DRAINING,
+  offline: NodeState.OFFLINE,
+};
+
+export function nodeStateFromMessage(state: NodeState): StoredNodeState | undefined {
+  switch (state) {
+    case NodeState.ONLINE:
+      return "online";
+    case NodeState.DRAINING:
+      return "draining";
+    case NodeState.OFFLINE:
+      return "offline";
+    default:
+      return undefined;
+  }
+}
+
+export function nodeMessage(n: NodeRecord): Node {
+  return create(NodeSchema, {
+    id: n.runnerId,
+    sessionId: n.sessionId,
+    clusterId: n.clusterId,
+    clusterSlug: n.clusterSlug,
+    hostname: n.hostname,
+    hardware: create(HardwareSchema, n.hardware),
+    identifiers: n.identifiers.map((i) => create(TaskIdentifierSchema, i)),
+    slots: n.slots,
+    busySlots: n.busySlots,
+    state: NODE_STATES[n.state],
+    labels: n.labels,
+    brokerId: n.brokerId,
+    connectTime: timestampFromDate(n.connectTime),
+    lastSeenTime: timestampFromDate(n.lastSeenTime),
+  });
+}

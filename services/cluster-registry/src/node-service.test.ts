@@ -1,0 +1,230 @@
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import {
+  ClusterService,
+  NodeSchema,
+  NodeService,
+  NodeState,
+  PresenceEvent,
+  type PresenceReport,
+} from "@corral/proto";
+import { sql } from "kysely";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { codeOf, startRegistryHarness, type RegistryHarness } from "./test-harness.js";
+
+describe("NodeService", () => {
+  let h: RegistryHarness;
+  let cluster: { id: string; slug: string };
+  let other: { id: string; slug: string };
+
+  beforeAll(async () => {
+    h = await startRegistryHarness("nodes");
+    cluster = (await h.client(ClusterService).createCluster({ name: "workers" })).cluster!;
+    other = (await h.client(ClusterService).createCluster({ name: "others" })).cluster!;
+  });
+  afterAll(() => h?.close());
+
+  function report(
+    event: PresenceEvent,
+    node: MessageInitShape<typeof NodeSchema> & { id: string },
+    teamId = h.teamA.teamId,
+  ): Omit<PresenceReport, "$typeName"> {
+    return {
+      teamId,
+      event,
+      node: create(NodeSchema, {
+        sessionId: "s1",
+        clusterId: cluster.id,
+        clusterSlug: cluster.slug,
+        hostname: "host-1",
+        slots: 4,
+        brokerId: "broker-1",
+        ...node,
+      }),
+    };
+  }
+
+  async function presence(...reports: Array<Omit<PresenceReport, "$typeName">>) {
+    await h.serviceClient(NodeService).reportPresence({ reports });
+  }
+
+  it("shows what brokers report", async () => {
+    await presence(
+      report(PresenceEvent.CONNECTED, {
+        id: "runner-1",
+        hardware: { cpuCores: 8, gpuCount: 1, gpuType: "t4", memoryBytes: 2n ** 35n, hostname: "h", os: "linux", arch: "x64" },
+        identifiers: [{ name: "Train", version: "v1.2" }],
+        labels: { zone: "a" },
+        busySlots: 1,
+        connectTime: timestampFromDate(new Date("2026-01-01T00:00:00Z")),
+      }),
+    );
+    const { node } = await h.client(NodeService).getNode({ id: "runner-1" });
+    expect(node).toMatchObject({
+      id: "runner-1",
+      sessionId: "s1",
+      clusterId: cluster.id,
+      clusterSlug: cluster.slug,
+      hostname: "host-1",
+      slots: 4,
+      busySlots: 1,
+      brokerId: "broker-1",
+      state: NodeState.ONLINE,
+      labels: { zone: "a" },
+    });
+    expect(node?.hardware).toMatchObject({ cpuCores: 8, gpuCount: 1, gpuType: "t4", memoryBytes: 2n ** 35n, os: "linux" });
+    expect(node?.identifiers.map((i) => [i.name, i.version])).toEqual([["Train", "v1.2"]]);
+    expect(node?.connectTime?.seconds).toBe(BigInt(Date.parse("2026-01-01T00:00:00Z") / 1000));
+    expect(node?.lastSeenTime).toBeDefined();
+  });
+
+  it("tracks draining and disconnects, and ignores stale reports from an old session", async () => {
+    const nodes = h.client(NodeService);
+    const ago = (ms: number) => timestampFromDate(new Date(Date.now() - ms));
+    const s1 = { id: "runner-2", sessionId: "s1", connectTime: ago(7_200_000) };
+    await presence(report(PresenceEvent.CONNECTED, s1));
+    await presence(report(PresenceEvent.DRAINING, s1));
+    expect((await nodes.getNode({ id: "runner-2" })).node?.state).toBe(NodeState.DRAINING);
+    // An update from the draining session keeps it draining.
+    await presence(report(PresenceEvent.UPDATED, { ...s1, busySlots: 2 }));
+    const draining = (await nodes.getNode({ id: "runner-2" })).node;
+    expect(draining?.state).toBe(NodeState.DRAINING);
+    expect(draining?.busySlots).toBe(2);
+
+    // The runner reconnects elsewhere, to a broker whose clock is an hour behind; the old
+    // broker's late reports must not hide the new session.
+    const s2 = { id: "runner-2", sessionId: "s2", brokerId: "broker-2", connectTime: ago(600_000) };
+    await presence(report(PresenceEvent.CONNECTED, { ...s2, lastSeenTime: ago(3_600_000) }));
+    await presence(report(PresenceEvent.UPDATED, { ...s1, lastSeenTime: ago(60_000) }));
+    await presence(report(PresenceEvent.DISCONNECTED, s1));
+    const moved = (await nodes.getNode({ id: "runner-2" })).node;
+    expect(moved).toMatchObject({ state: NodeState.ONLINE, sessionId: "s2", brokerId: "broker-2", connectTime: s2.connectTime });
+
+    // A session whose CONNECTED report was lost still takes over with its first update.
+    const s3 = { id: "runner-2", sessionId: "s3", brokerId: "broker-3", connectTime: ago(1_000) };
+    await presence(report(PresenceEvent.UPDATED, s3));
+    expect((await nodes.getNode({ id: "runner-2" })).node).toMatchObject({ sessionId: "s3", state: NodeState.ONLINE });
+
+    await presence(report(PresenceEvent.DISCONNECTED, s3));
+    expect((await nodes.getNode({ id: "runner-2" })).node?.state).toBe(NodeState.OFFLINE);
+  });
+
+  it("keeps the last of several reports for one runner in a batch", async () => {
+    await presence(
+      report(PresenceEvent.CONNECTED, { id: "runner-3" }),
+      report(PresenceEvent.UPDATED, { id: "runner-3", busySlots: 3 }),
+    );
+    const { node } = await h.client(NodeService).getNode({ id: "runner-3" });
+    expect(node).toMatchObject({ state: NodeState.ONLINE, busySlots: 3 });
+  });
+
+  it("reads a node as OFFLINE when no report arrived within the timeout", async () => {
+    await presence(report(PresenceEvent.CONNECTED, { id: "runner-silent" }));
+    // Age the last report instead of waiting for the timeout to pass.
+    await sql`update nodes set report_time = now() - interval '1 hour' where runner_id = 'runner-silent'`.execute(h.db);
+    const nodes = h.client(NodeService);
+    expect((await nodes.getNode({ id: "runner-silent" })).node?.state).toBe(NodeState.OFFLINE);
+    const running = await nodes.listRunningNodes({});
+    expect(running.nodes.map((n) => n.id)).not.toContain("runner-silent");
+    const offline = await nodes.listNodes({ state: NodeState.OFFLINE });
+    expect(offline.nodes.map((n) => n.id)).toContain("runner-silent");
+    // A new report brings it back.
+    await presence(report(PresenceEvent.UPDATED, { id: "runner-silent" }));
+    expect((await nodes.getNode({ id: "runner-silent" })).node?.state).toBe(NodeState.ONLINE);
+  });
+
+  it("lists by cluster and state, with a cursor", async () => {
+    await presence(
+      ...Array.from({ length: 5 }, (_, i) =>
+        report(PresenceEvent.CONNECTED, { id: `other-${i}`, clusterId: other.id, clusterSlug: other.slug }),
+      ),
+    );
+    await presence(report(PresenceEvent.DRAINING, { id: "other-4", clusterId: other.id, clusterSlug: other.slug }));
+    const nodes = h.client(NodeService);
+    const seen: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await nodes.listNodes({ clusterSlug: other.slug, pageSize: 2, pageToken });
+      seen.push(...page.nodes.map((n) => n.id));
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    expect(seen).toEqual(["other-0", "other-1", "other-2", "other-3", "other-4"]);
+
+    const draining = await nodes.listNodes({ clusterSlug: other.slug, state: NodeState.DRAINING });
+    expect(draining.nodes.map((n) => n.id)).toEqual(["other-4"]);
+    const online = await nodes.listNodes({ clusterSlug: other.slug, state: NodeState.ONLINE });
+    expect(online.nodes).toHaveLength(4);
+    const running = await nodes.listRunningNodes({ clusterSlug: other.slug });
+    expect(running.nodes).toHaveLength(5);
+    const everywhere = await nodes.listNodes({});
+    expect(everywhere.nodes.length).toBeGreaterThan(5);
+    expect(await codeOf(nodes.listNodes({ clusterSlug: "no-such-cluster" }))).toBe(Code.NotFound);
+    expect(await codeOf(nodes.listRunningNodes({ clusterSlug: "no-such-cluster" }))).toBe(Code.NotFound);
+  });
+
+  it("keeps teams' nodes apart: the broker names the team", async () => {
+    await presence(report(PresenceEvent.CONNECTED, { id: "runner-b", clusterId: "x", clusterSlug: "x" }, h.teamB.teamId));
+    const a = h.client(NodeService);
+    const b = h.client(NodeService, h.teamB.key);
+    expect(await codeOf(a.getNode({ id: "runner-b" }))).toBe(Code.NotFound);
+    expect(await codeOf(b.getNode({ id: "runner-1" }))).toBe(Code.NotFound);
+    expect((await b.listNodes({})).nodes.map((n) => n.id)).toEqual(["runner-b"]);
+    expect((await b.listRunningNodes({})).nodes.map((n) => n.id)).toEqual(["runner-b"]);
+    expect((await a.listNodes({})).nodes.map((n) => n.id)).not.toContain("runner-b");
+    // The same runner id in two teams is two nodes.
+    await presence(report(PresenceEvent.CONNECTED, { id: "runner-1", clusterId: "x", clusterSlug: "x" }, h.teamB.teamId));
+    expect((await a.getNode({ id: "runner-1" })).node?.clusterId).toBe(cluster.id);
+  });
+
+  it("lets only the service key report presence, and checks reports", async () => {
+    const asUser = h.client(NodeService);
+    expect(await codeOf(asUser.reportPresence({ reports: [report(PresenceEvent.CONNECTED, { id: "r" })] }))).toBe(
+      Code.PermissionDenied,
+    );
+    const internal = h.serviceClient(NodeService);
+    expect(await codeOf(internal.reportPresence({ reports: [report(PresenceEvent.CONNECTED, { id: "" })] }))).toBe(
+      Code.InvalidArgument,
+    );
+    expect(await codeOf(internal.reportPresence({ reports: [report(PresenceEvent.UNSPECIFIED, { id: "r" })] }))).toBe(
+      Code.InvalidArgument,
+    );
+    expect(await codeOf(internal.reportPresence({ reports: [{ teamId: h.teamA.teamId, event: PresenceEvent.CONNECTED }] }))).toBe(
+      Code.InvalidArgument,
+    );
+    expect(await codeOf(internal.reportPresence({ reports: [report(PresenceEvent.CONNECTED, { id: "r" }, "")] }))).toBe(
+      Code.InvalidArgument,
+    );
+    // Reports for teams that do not exist are dropped; the rest of the batch is applied.
+    await internal.reportPresence({
+      reports: [
+        report(PresenceEvent.CONNECTED, { id: "orphan" }, "no-such-team"),
+        report(PresenceEvent.CONNECTED, { id: "orphan" }, "0190a4d2-0000-7000-8000-000000000000"),
+        report(PresenceEvent.CONNECTED, { id: "beside-orphan" }),
+      ],
+    });
+    expect((await asUser.getNode({ id: "beside-orphan" })).node?.state).toBe(NodeState.ONLINE);
+    expect(await h.db.selectFrom("nodes").select("runner_id").where("runner_id", "=", "orphan").execute()).toEqual([]);
+    expect(
+      await codeOf(
+        internal.reportPresence({
+          reports: [report(PresenceEvent.CONNECTED, { id: "r", identifiers: [{ name: "T", version: "1.0" }] })],
+        }),
+      ),
+    ).toBe(Code.InvalidArgument);
+    expect(await codeOf(internal.reportPresence({ reports: [] }))).toBeUndefined();
+  });
+
+  it("rejects invalid input for every bounded field", async () => {
+    const nodes = h.client(NodeService);
+    expect(await codeOf(nodes.getNode({ id: "" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(nodes.getNode({ id: "i".repeat(129) }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(nodes.listNodes({ clusterSlug: "bad slug" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(nodes.listNodes({ clusterSlug: "s".repeat(101) }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(nodes.listNodes({ state: 99 as NodeState }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(nodes.listNodes({ pageSize: 1001 }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(nodes.listNodes({ pageToken: "p".repeat(513) }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(nodes.listNodes({ pageToken: "!!" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(nodes.listRunningNodes({ clusterSlug: "bad slug" }))).toBe(Code.InvalidArgument);
+  });
+});

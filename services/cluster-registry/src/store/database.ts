@@ -1,0 +1,137 @@
+// The registry's tables as kysely sees them (schema `registry`, first on the search path).
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+/** numeric(20,0) for uint64 values; written as decimal strings, read back with `::text`. */
+type Uint64 = ColumnType<string, string, string>;
+/** jsonb: written as a JSON string, read as the parsed value. */
+type Json<T> = ColumnType<T, string, string>;
+
+export interface TeamsTable {
+  id: string;
+  name: string;
+  create_time: Generated<Date>;
+}
+
+export interface ApiKeysTable {
+  /** UUIDv7, orders keys by creation for paging. */
+  id: string;
+  /** The short public id inside the key string, `corral_<key_id>_<secret>`. */
+  key_id: string;
+  team_id: string;
+  name: string;
+  /** sha256 of the secret; the secret itself is never stored. */
+  secret_hash: Buffer;
+  create_time: Generated<Date>;
+  revoke_time: Timestamp | null;
+}
+
+/** A cluster spec as stored in jsonb; memory is a decimal string so uint64 survives JSON. */
+export interface StoredSpec {
+  runnerCount?: number;
+  runnerCpuCores?: number;
+  runnerGpuCount?: number;
+  runnerMemoryBytes?: string;
+  hardwareId?: string;
+  softwareEnvironment?: string;
+  idleTimeoutSeconds?: number;
+  configuration?: string;
+  locationId?: string;
+}
+
+export interface ClustersTable {
+  id: string;
+  team_id: string;
+  slug: string;
+  name: string;
+  description: string;
+  spec: Json<StoredSpec>;
+  is_default: boolean;
+  create_time: Generated<Date>;
+  update_time: Generated<Date>;
+}
+
+export interface LocationsTable {
+  id: string;
+  team_id: string;
+  name: string;
+  provider: string;
+  region: string;
+  create_time: Generated<Date>;
+  update_time: Generated<Date>;
+}
+
+export interface HardwareTable {
+  id: string;
+  team_id: string;
+  name: string;
+  gpu_count: number;
+  gpu_type: string;
+  cpu_cores: number;
+  memory_bytes: Uint64;
+  create_time: Generated<Date>;
+}
+
+export interface ConfigurationsTable {
+  id: string;
+  /** Null for built-in configurations (corral/default), which every team sees. */
+  team_id: string | null;
+  name: string;
+  description: string;
+  spec: Json<StoredSpec>;
+  create_time: Generated<Date>;
+}
+
+export type StoredNodeState = "online" | "draining" | "offline";
+
+export interface StoredHardware {
+  cpuCores?: number;
+  gpuCount?: number;
+  gpuType?: string;
+  memoryBytes?: string;
+  hostname?: string;
+  os?: string;
+  arch?: string;
+}
+
+export interface NodesTable {
+  team_id: string;
+  /** The runner id the runner chose; stable across reconnects. */
+  runner_id: string;
+  session_id: string;
+  cluster_id: string;
+  cluster_slug: string;
+  hostname: string;
+  hardware: Json<StoredHardware>;
+  identifiers: Json<{ name: string; version: string }[]>;
+  labels: Json<Record<string, string>>;
+  slots: number;
+  busy_slots: number;
+  broker_id: string;
+  /** What the broker last said; OFFLINE is also derived from `report_time` getting old. */
+  state: StoredNodeState;
+  connect_time: Timestamp;
+  last_seen_time: Timestamp;
+  /** The registry's clock when the last report arrived, so broker clock skew cannot hide a node. */
+  report_time: Timestamp;
+}
+
+export interface RegistryDatabase {
+  teams: TeamsTable;
+  api_keys: ApiKeysTable;
+  clusters: ClustersTable;
+  locations: LocationsTable;
+  hardware: HardwareTable;
+  configurations: ConfigurationsTable;
+  nodes: NodesTable;
+}
+
+export type TeamRow = Selectable<TeamsTable>;
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type ClusterRow = Selectable<ClustersTable>;
+export type NewCluster = Insertable<ClustersTable>;
+export type ClusterUpdate = Updateable<ClustersTable>;
+export type LocationRow = Selectable<LocationsTable>;
+export type HardwareRow = Selectable<HardwareTable>;
+export type ConfigurationRow = Selectable<ConfigurationsTable>;
+export type NodeRow = Selectable<NodesTable>;

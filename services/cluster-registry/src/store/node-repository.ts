@@ -1,0 +1,214 @@
+// Node presence as brokers report it. A node's effective state is OFFLINE when no report arrived
+// within the timeout, whatever the last report said; that is computed here in SQL so filters and
+// pages agree with what is shown.
+import { sql, type Expression, type Kysely, type SqlBool } from "kysely";
+import type { NodeRow, RegistryDatabase, StoredHardware, StoredNodeState } from "./database.js";
+
+export interface NodeHardware {
+  cpuCores: number;
+  gpuCount: number;
+  gpuType: string;
+  memoryBytes: bigint;
+  hostname: string;
+  os: string;
+  arch: string;
+}
+
+export interface NodeRecord {
+  teamId: string;
+  runnerId: string;
+  sessionId: string;
+  clusterId: string;
+  clusterSlug: string;
+  hostname: string;
+  hardware: NodeHardware;
+  identifiers: { name: string; version: string }[];
+  labels: Record<string, string>;
+  slots: number;
+  busySlots: number;
+  brokerId: string;
+  state: StoredNodeState;
+  connectTime: Date;
+  lastSeenTime: Date;
+}
+
+export interface NodeReport {
+  teamId: string;
+  runnerId: string;
+  sessionId: string;
+  clusterId: string;
+  clusterSlug: string;
+  hostname: string;
+  hardware: NodeHardware;
+  identifiers: { name: string; version: string }[];
+  labels: Record<string, string>;
+  slots: number;
+  busySlots: number;
+  brokerId: string;
+  state: StoredNodeState;
+  /** A CONNECTED report: a new session, which replaces whatever session was stored. */
+  newSession: boolean;
+  /** Undefined: the registry's clock now. */
+  connectTime: Date | undefined;
+  lastSeenTime: Date | undefined;
+}
+
+/** Rows per insert statement, well under Postgres' 65535 bind parameters. */
+const CHUNK = 2000;
+
+function hardwareToJson(h: NodeHardware): string {
+  const stored: StoredHardware = { ...h, memoryBytes: h.memoryBytes.toString() };
+  return JSON.stringify(stored);
+}
+
+function hardwareFromJson(h: StoredHardware): NodeHardware {
+  return {
+    cpuCores: h.cpuCores ?? 0,
+    gpuCount: h.gpuCount ?? 0,
+    gpuType: h.gpuType ?? "",
+    memoryBytes: BigInt(h.memoryBytes ?? "0"),
+    hostname: h.hostname ?? "",
+    os: h.os ?? "",
+    arch: h.arch ?? "",
+  };
+}
+
+/**
+ * Applies reports (at most one per team and runner). A new session (CONNECTED) always replaces
+ * the stored one. Another report from a session other than the stored one wins only when that
+ * session is newer, and never marks the node offline: late reports from a broker the runner
+ * already left must not hide its new session.
+ */
+export async function upsertNodes(db: Kysely<RegistryDatabase>, reports: NodeReport[]): Promise<void> {
+  await upsertChunks(db, reports.filter((r) => r.newSession), true);
+  await upsertChunks(db, reports.filter((r) => !r.newSession), false);
+}
+
+async function upsertChunks(db: Kysely<RegistryDatabase>, reports: NodeReport[], newSessions: boolean): Promise<void> {
+  // A CONNECTED report always wins. Any other report of another session wins only when that
+  // session started later (its CONNECTED report was lost): start times of two sessions are far
+  // apart where last-seen times are not, so brokers' clocks disagreeing a little cannot let a
+  // stale session back in.
+  const guard = newSessions
+    ? sql<SqlBool>`true`
+    : sql<SqlBool>`nodes.session_id = excluded.session_id
+        or (excluded.state <> 'offline' and excluded.connect_time > nodes.connect_time)`;
+  for (let i = 0; i < reports.length; i += CHUNK) {
+    const chunk = reports.slice(i, i + CHUNK);
+    await db
+      .insertInto("nodes")
+      .values(
+        chunk.map((r) => ({
+          team_id: r.teamId,
+          runner_id: r.runnerId,
+          session_id: r.sessionId,
+          cluster_id: r.clusterId,
+          cluster_slug: r.clusterSlug,
+          hostname: r.hostname,
+          hardware: hardwareToJson(r.hardware),
+          identifiers: JSON.stringify(r.identifiers),
+          labels: JSON.stringify(r.labels),
+          slots: r.slots,
+          busy_slots: r.busySlots,
+          broker_id: r.brokerId,
+          state: r.state,
+          connect_time: r.connectTime ?? sql<Date>`now()`,
+          last_seen_time: r.lastSeenTime ?? sql<Date>`now()`,
+          report_time: sql<Date>`now()`,
+        })),
+      )
+      .onConflict((oc) =>
+        oc
+          .columns(["team_id", "runner_id"])
+          .doUpdateSet({
+            session_id: sql`excluded.session_id`,
+            cluster_id: sql`excluded.cluster_id`,
+            cluster_slug: sql`excluded.cluster_slug`,
+            hostname: sql`excluded.hostname`,
+            hardware: sql`excluded.hardware`,
+            identifiers: sql`excluded.identifiers`,
+            labels: sql`excluded.labels`,
+            slots: sql`excluded.slots`,
+            busy_slots: sql`excluded.busy_slots`,
+            broker_id: sql`excluded.broker_id`,
+            // An update from a draining session does not bring it back online.
+            state: sql`case when nodes.session_id = excluded.session_id and nodes.state = 'draining'
+                        and excluded.state = 'online' then 'draining' else excluded.state end`,
+            connect_time: sql`case when nodes.session_id = excluded.session_id
+                               then nodes.connect_time else excluded.connect_time end`,
+            last_seen_time: sql`case when nodes.session_id = excluded.session_id
+                                 then greatest(nodes.last_seen_time, excluded.last_seen_time) else excluded.last_seen_time end`,
+            report_time: sql`excluded.report_time`,
+          })
+          .where(guard),
+      )
+      .execute();
+  }
+}
+
+export type NodeStateFilter = StoredNodeState | "running" | undefined;
+
+function selectNodes(db: Kysely<RegistryDatabase>, timeoutMs: number) {
+  const stale = sql<SqlBool>`report_time < now() - ${timeoutMs} * interval '1 millisecond'`;
+  return {
+    stale,
+    query: db
+      .selectFrom("nodes")
+      .selectAll()
+      .select(sql<StoredNodeState>`case when state <> 'offline' and ${stale} then 'offline' else state end`.as(
+        "effective_state",
+      )),
+  };
+}
+
+function toRecord(row: NodeRow & { effective_state: StoredNodeState }): NodeRecord {
+  return {
+    teamId: row.team_id,
+    runnerId: row.runner_id,
+    sessionId: row.session_id,
+    clusterId: row.cluster_id,
+    clusterSlug: row.cluster_slug,
+    hostname: row.hostname,
+    hardware: hardwareFromJson(row.hardware),
+    identifiers: row.identifiers,
+    labels: row.labels,
+    slots: row.slots,
+    busySlots: row.busy_slots,
+    brokerId: row.broker_id,
+    state: row.effective_state,
+    connectTime: row.connect_time,
+    lastSeenTime: row.last_seen_time,
+  };
+}
+
+export async function findNode(
+  db: Kysely<RegistryDatabase>,
+  timeoutMs: number,
+  teamId: string,
+  runnerId: string,
+): Promise<NodeRecord | undefined> {
+  const { query } = selectNodes(db, timeoutMs);
+  const row = await query.where("team_id", "=", teamId).where("runner_id", "=", runnerId).executeTakeFirst();
+  return row && toRecord(row);
+}
+
+export async function listNodes(
+  db: Kysely<RegistryDatabase>,
+  timeoutMs: number,
+  filter: { teamId: string; clusterId?: string; state?: NodeStateFilter; after?: string; limit: number },
+): Promise<NodeRecord[]> {
+  const { query: base, stale } = selectNodes(db, timeoutMs);
+  let query = base.where("team_id", "=", filter.teamId);
+  if (filter.clusterId !== undefined) query = query.where("cluster_id", "=", filter.clusterId);
+  const fresh = sql<SqlBool>`not (${stale})`;
+  const stateCondition: Record<Exclude<NodeStateFilter, undefined>, Expression<SqlBool>> = {
+    online: sql<SqlBool>`state = 'online' and ${fresh}`,
+    draining: sql<SqlBool>`state = 'draining' and ${fresh}`,
+    running: sql<SqlBool>`state in ('online', 'draining') and ${fresh}`,
+    offline: sql<SqlBool>`(state = 'offline' or ${stale})`,
+  };
+  if (filter.state !== undefined) query = query.where(stateCondition[filter.state]);
+  if (filter.after !== undefined) query = query.where("runner_id", ">", filter.after);
+  const rows = await query.orderBy("runner_id").limit(filter.limit).execute();
+  return rows.map(toRecord);
+}
