@@ -1,0 +1,113 @@
+// Rows to proto messages.
+import { create } from "@bufbuild/protobuf";
+import { DurationSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  ExecutionStatsSchema,
+  JobSchema,
+  ProgressIndicatorSchema,
+  TaskEnvelopeSchema,
+  TaskIdentifierSchema,
+  TaskSchema,
+  TaskStateCountsSchema,
+  type Job,
+  type ProgressIndicator,
+  type Task,
+  type TaskEnvelope,
+  type TaskStateCounts,
+} from "@corral/proto";
+import type { ProgressJson } from "../store/database.js";
+import type { JobRow } from "../store/job-repository.js";
+import type { EnvelopeRow } from "../store/outbox-repository.js";
+import type { TaskDetailRow } from "../store/task-query-repository.js";
+
+export function toEnvelope(r: EnvelopeRow): TaskEnvelope {
+  return create(TaskEnvelopeSchema, {
+    taskId: r.id,
+    jobId: r.job_id,
+    teamId: r.team_id,
+    clusterId: r.cluster_id,
+    clusterSlug: r.cluster_slug,
+    identifier: create(TaskIdentifierSchema, { name: r.identifier_name, version: r.identifier_version }),
+    attempt: r.attempt,
+    input: new Uint8Array(r.input),
+    display: r.display,
+    parentId: r.parent_id ?? "",
+    jobName: r.job_name,
+    retryCount: r.retry_count,
+    maxRetries: r.max_retries,
+  });
+}
+
+export function toProgress(p: ProgressJson[] | null): ProgressIndicator[] {
+  return (p ?? []).map((x) =>
+    create(ProgressIndicatorSchema, { label: x.label, total: BigInt(x.total), done: BigInt(x.done) }),
+  );
+}
+
+export function toStateCounts(j: JobRow): TaskStateCounts {
+  return create(TaskStateCountsSchema, {
+    queued: j.queued,
+    running: j.running,
+    computed: j.computed,
+    failed: j.failed,
+    skipped: j.skipped,
+    failedOptional: j.failed_optional,
+    canceled: j.canceled_tasks,
+    total: j.total,
+  });
+}
+
+function duration(ms: number) {
+  const whole = Math.max(0, Math.round(ms));
+  return create(DurationSchema, { seconds: BigInt(Math.floor(whole / 1000)), nanos: (whole % 1000) * 1_000_000 });
+}
+
+export function toJob(j: JobRow, progress: ProgressJson[] | null = null, now = new Date()): Job {
+  const stop = j.end_time ? (j.last_stop_time ?? j.end_time) : now;
+  const elapsedMs = Math.max(0, stop.getTime() - j.submit_time.getTime());
+  return create(JobSchema, {
+    id: j.id,
+    name: j.name,
+    clusterSlug: j.cluster_slug,
+    state: j.state,
+    submitTime: timestampFromDate(j.submit_time),
+    canceled: j.canceled,
+    idempotencyKey: j.idempotency_key ?? "",
+    teamId: j.team_id,
+    endTime: j.end_time ? timestampFromDate(j.end_time) : undefined,
+    progress: toProgress(progress),
+    stats: create(ExecutionStatsSchema, {
+      firstTaskStartTime: j.first_start_time ? timestampFromDate(j.first_start_time) : undefined,
+      lastTaskStopTime: j.last_stop_time ? timestampFromDate(j.last_stop_time) : undefined,
+      computeTime: duration(j.compute_ms),
+      elapsedTime: duration(elapsedMs),
+      parallelism: elapsedMs > 0 ? j.compute_ms / elapsedMs : 0,
+      tasksByState: toStateCounts(j),
+    }),
+  });
+}
+
+export function toTask(t: TaskDetailRow): Task {
+  return create(TaskSchema, {
+    id: t.id,
+    jobId: t.job_id,
+    parentId: t.parent_id ?? "",
+    identifier: create(TaskIdentifierSchema, { name: t.identifier_name, version: t.identifier_version }),
+    display: t.display,
+    state: t.state,
+    clusterSlug: t.cluster_slug,
+    attempt: t.attempt,
+    retryCount: t.retry_count,
+    leaseExpiryCount: t.lease_expiry_count,
+    maxRetries: t.max_retries,
+    optional: t.optional,
+    dependsOn: t.depends_on ?? [],
+    runnerId: t.runner_id,
+    startTime: t.start_time ? timestampFromDate(t.start_time) : undefined,
+    stopTime: t.stop_time ? timestampFromDate(t.stop_time) : undefined,
+    error: t.error,
+    progress: toProgress(t.progress),
+    subtaskCount: t.subtask_count,
+    input: t.input ? new Uint8Array(t.input) : new Uint8Array(),
+  });
+}

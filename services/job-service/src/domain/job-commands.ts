@@ -1,0 +1,68 @@
+// CancelJob and RetryJob: each locks the job row (like every writer of a job) and adjusts its
+// counters in the same transaction.
+import { NotFoundError } from "@corral/server-kit";
+import type { Kysely } from "kysely";
+import type { JobsDatabase } from "../store/database.js";
+import {
+  applyJobDeltas,
+  findJob,
+  lockJob,
+  setJobCanceled,
+  settleJobs,
+  type JobRow,
+} from "../store/job-repository.js";
+import { deleteOutboxOfJob, enqueueReady, type EnvelopeRow } from "../store/outbox-repository.js";
+import { cancelQueuedTasks, requeueFailedTasks, runningTaskIdsOfJob } from "../store/task-repository.js";
+import { CANCELED, JobDeltas, QUEUED } from "./states.js";
+import { JobState } from "@corral/proto";
+
+export interface CancelJobResult {
+  job: JobRow;
+  /** Running tasks whose leases the broker must revoke. */
+  runningTaskIds: string[];
+}
+
+/** Queued tasks never start, later subtasks are dropped (canceled), running ones are to be revoked. */
+export async function cancelJob(db: Kysely<JobsDatabase>, teamId: string, jobId: string): Promise<CancelJobResult> {
+  return db.transaction().execute(async (tx) => {
+    const job = await lockJob(tx, teamId, jobId);
+    if (!job) throw new NotFoundError("job", jobId);
+    // A finished job has nothing to cancel; answering with it keeps CancelJob idempotent.
+    if (job.state === JobState.COMPLETED || job.state === JobState.CANCELED) return { job, runningTaskIds: [] };
+    await setJobCanceled(tx, jobId, true);
+    const deltas = new JobDeltas();
+    const canceled = await cancelQueuedTasks(tx, [jobId]);
+    deltas.move(jobId, QUEUED, CANCELED, canceled.length);
+    await deleteOutboxOfJob(tx, jobId);
+    await applyJobDeltas(tx, deltas.all());
+    await settleJobs(tx, [jobId]);
+    const runningTaskIds = await runningTaskIdsOfJob(tx, jobId);
+    return { job: (await findJob(tx, teamId, jobId))!, runningTaskIds };
+  });
+}
+
+export interface RetryJobResult {
+  job: JobRow;
+  rescheduled: number;
+  ready: EnvelopeRow[];
+}
+
+/**
+ * Re-queues failed and canceled tasks with a new attempt (their retry budget renewed), drops the
+ * subtasks of their earlier attempts, and resumes a canceled job.
+ */
+export async function retryJob(db: Kysely<JobsDatabase>, teamId: string, jobId: string): Promise<RetryJobResult> {
+  return db.transaction().execute(async (tx) => {
+    const job = await lockJob(tx, teamId, jobId);
+    if (!job) throw new NotFoundError("job", jobId);
+    const { requeued, dropped } = await requeueFailedTasks(tx, jobId);
+    const deltas = new JobDeltas();
+    for (const r of requeued) deltas.move(jobId, r.old_state, QUEUED);
+    for (const d of dropped) deltas.move(jobId, d.state, null, d.n);
+    if (job.canceled) await setJobCanceled(tx, jobId, false);
+    await applyJobDeltas(tx, deltas.all());
+    const ready = await enqueueReady(tx, requeued.map((r) => r.id));
+    await settleJobs(tx, [jobId]);
+    return { job: (await findJob(tx, teamId, jobId))!, rescheduled: requeued.length, ready };
+  });
+}

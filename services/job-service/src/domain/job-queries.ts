@@ -1,0 +1,87 @@
+// Reads: a job with its statistics and progress, progress alone, job queries, one tree level.
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { JobState, TaskState, type QueryJobsRequest } from "@corral/proto";
+import { InvalidArgumentError, NotFoundError } from "@corral/server-kit";
+import type { JobsDb, ProgressJson } from "../store/database.js";
+import { findJob, jobProgress, queryJobs as queryJobRows, type JobRow } from "../store/job-repository.js";
+import { findTasks, listTaskLevel, type TaskDetailRow } from "../store/task-query-repository.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
+import { stateCounterColumn } from "./states.js";
+
+export interface JobWithProgress {
+  job: JobRow;
+  progress: ProgressJson[];
+}
+
+export async function getJob(db: JobsDb, teamId: string, jobId: string): Promise<JobWithProgress> {
+  const job = await findJob(db, teamId, jobId);
+  if (!job) throw new NotFoundError("job", jobId);
+  return { job, progress: await jobProgress(db, jobId) };
+}
+
+export const DEFAULT_PAGE_SIZE = 100;
+
+export interface JobPage {
+  jobs: JobRow[];
+  nextPageToken: string;
+}
+
+const isIdToken = (v: Record<string, unknown>): v is { id: string } => typeof v.id === "string";
+
+export async function queryJobs(db: JobsDb, teamId: string, q: QueryJobsRequest): Promise<JobPage> {
+  const limit = q.pageSize === 0 ? DEFAULT_PAGE_SIZE : q.pageSize;
+  const after = decodePageToken(q.pageToken, isIdToken);
+  const startTime = q.startTime ? timestampDate(q.startTime) : undefined;
+  const endTime = q.endTime ? timestampDate(q.endTime) : undefined;
+  if (startTime && endTime && endTime < startTime) {
+    throw new InvalidArgumentError("end_time", "must not be before start_time");
+  }
+  const rows = await queryJobRows(db, {
+    teamId,
+    startTime,
+    endTime,
+    states: q.states.filter((s) => s !== JobState.UNSPECIFIED),
+    name: q.name,
+    clusterSlugs: q.clusterSlugs.filter((s) => s !== ""),
+    taskStateColumns: q.taskStates
+      .filter((s) => s !== TaskState.UNSPECIFIED)
+      .map((s) => stateCounterColumn[s as keyof typeof stateCounterColumn]),
+    afterId: after?.id,
+    ascending: q.ascending,
+    limit: limit + 1,
+  });
+  const more = rows.length > limit;
+  const jobs = rows.slice(0, limit);
+  return { jobs, nextPageToken: more ? encodePageToken({ id: jobs[jobs.length - 1]!.id }) : "" };
+}
+
+export interface TaskPage {
+  tasks: TaskDetailRow[];
+  nextPageToken: string;
+}
+
+const isPositionToken = (v: Record<string, unknown>): v is { p: number } => typeof v.p === "number";
+
+export async function listTasks(
+  db: JobsDb,
+  teamId: string,
+  q: { jobId: string; parentId: string; pageSize: number; pageToken: string; includeInput: boolean },
+): Promise<TaskPage> {
+  const job = await findJob(db, teamId, q.jobId);
+  if (!job) throw new NotFoundError("job", q.jobId);
+  if (q.parentId !== "" && (await findTasks(db, q.jobId, [q.parentId])).length === 0) {
+    throw new NotFoundError("task", q.parentId);
+  }
+  const limit = q.pageSize === 0 ? DEFAULT_PAGE_SIZE : q.pageSize;
+  const after = decodePageToken(q.pageToken, isPositionToken);
+  const rows = await listTaskLevel(db, {
+    jobId: q.jobId,
+    parentId: q.parentId === "" ? null : q.parentId,
+    afterPosition: after?.p ?? -1,
+    limit: limit + 1,
+    includeInput: q.includeInput,
+  });
+  const more = rows.length > limit;
+  const tasks = rows.slice(0, limit);
+  return { tasks, nextPageToken: more ? encodePageToken({ p: tasks[tasks.length - 1]!.position }) : "" };
+}

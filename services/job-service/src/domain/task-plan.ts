@@ -1,0 +1,112 @@
+// Turns task submissions (a job's roots, or the subtasks reported with a parent's result) into rows
+// and dependency edges, after the checks protovalidate cannot express.
+import type { TaskSubmission } from "@corral/proto";
+import { InvalidArgumentError } from "@corral/server-kit";
+import { v7 as uuidv7 } from "uuid";
+import type { ResolvedCluster } from "./ports.js";
+
+export const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024;
+const versionPattern = /^v\d+\.\d+$/;
+const namePattern = /^[^\s]+$/;
+
+export interface NewTask {
+  id: string;
+  job_id: string;
+  parent_id: string | null;
+  position: number;
+  cluster_id: string;
+  cluster_slug: string;
+  identifier_name: string;
+  identifier_version: string;
+  input: Buffer;
+  display: string;
+  state: number;
+  max_retries: number;
+  optional: boolean;
+  waiting_deps: number;
+}
+
+export interface TaskEdge {
+  task_id: string;
+  depends_on_id: string;
+}
+
+export interface PlannedTasks {
+  tasks: NewTask[];
+  edges: TaskEdge[];
+}
+
+/**
+ * Checks what the proto rules cannot: dependencies point at earlier siblings (so no cycle is
+ * possible), inputs fit the limit, identifiers are well formed (also when called without the
+ * validation interceptor). `field` names the list, e.g. `tasks` or `results[2].completed.subtasks`.
+ */
+export function validateSubmissions(subs: readonly TaskSubmission[], field: string, maxInputBytes: number): void {
+  subs.forEach((s, i) => {
+    const at = `${field}[${i}]`;
+    const name = s.identifier?.name ?? "";
+    if (name.length === 0 || name.length > 256 || !namePattern.test(name)) {
+      throw new InvalidArgumentError(`${at}.identifier.name`, "must be 1 to 256 characters without spaces");
+    }
+    if (!versionPattern.test(s.identifier?.version ?? "")) {
+      throw new InvalidArgumentError(`${at}.identifier.version`, "must look like vMAJOR.MINOR");
+    }
+    if (s.input.byteLength > maxInputBytes) {
+      throw new InvalidArgumentError(`${at}.input`, `is ${s.input.byteLength} bytes, the limit is ${maxInputBytes}`);
+    }
+    for (const d of s.dependsOn) {
+      if (!Number.isInteger(d) || d < 0 || d >= i) {
+        throw new InvalidArgumentError(
+          `${at}.depends_on`,
+          `index ${d} must point at an earlier task of the same submission (0 to ${i - 1})`,
+        );
+      }
+    }
+  });
+}
+
+/** The non-empty cluster overrides of a submission. */
+export function clusterOverrides(subs: readonly TaskSubmission[]): string[] {
+  const slugs = new Set<string>();
+  for (const s of subs) if (s.clusterSlug !== "") slugs.add(s.clusterSlug);
+  return [...slugs];
+}
+
+export function planTasks(
+  subs: readonly TaskSubmission[],
+  options: {
+    jobId: string;
+    parentId: string | null;
+    /** The parent's cluster for subtasks, the job's for roots. */
+    defaultCluster: ResolvedCluster;
+    clusters: ReadonlyMap<string, ResolvedCluster>;
+    state: number;
+  },
+): PlannedTasks {
+  const ids = subs.map(() => uuidv7());
+  const tasks: NewTask[] = [];
+  const edges: TaskEdge[] = [];
+  subs.forEach((s, i) => {
+    const cluster = s.clusterSlug === "" ? options.defaultCluster : options.clusters.get(s.clusterSlug);
+    if (!cluster) throw new Error(`cluster ${s.clusterSlug} was not resolved`);
+    const deps = [...new Set(s.dependsOn)];
+    for (const d of deps) edges.push({ task_id: ids[i]!, depends_on_id: ids[d]! });
+    tasks.push({
+      id: ids[i]!,
+      job_id: options.jobId,
+      parent_id: options.parentId,
+      position: i,
+      cluster_id: cluster.id,
+      cluster_slug: cluster.slug,
+      identifier_name: s.identifier!.name,
+      identifier_version: s.identifier!.version,
+      input: Buffer.from(s.input.buffer, s.input.byteOffset, s.input.byteLength),
+      display: s.display !== "" ? s.display : s.identifier!.name,
+      state: options.state,
+      max_retries: s.maxRetries,
+      optional: s.optional,
+      waiting_deps: deps.length,
+    });
+  });
+  return { tasks, edges };
+}

@@ -1,0 +1,41 @@
+// VisualizeJob: the whole graph up to max_tasks tasks, beyond that one box per identifier and state.
+import { NotFoundError } from "@corral/server-kit";
+import type { JobsDb } from "../store/database.js";
+import { findJob } from "../store/job-repository.js";
+import { graphEdges, graphSummary, graphTasks } from "../store/task-query-repository.js";
+import { renderGraph, stateLabel, type GraphEdge, type GraphNode, type RenderedGraph } from "./render-graph.js";
+
+export const DEFAULT_VISUALIZE_MAX_TASKS = 200;
+
+export async function visualizeJob(
+  db: JobsDb,
+  teamId: string,
+  jobId: string,
+  maxTasks = DEFAULT_VISUALIZE_MAX_TASKS,
+): Promise<RenderedGraph & { summarized: boolean }> {
+  const job = await findJob(db, teamId, jobId);
+  if (!job) throw new NotFoundError("job", jobId);
+  const limit = maxTasks === 0 ? DEFAULT_VISUALIZE_MAX_TASKS : maxTasks;
+  if (job.total <= limit) {
+    const tasks = await graphTasks(db, jobId, limit);
+    const nodes: GraphNode[] = tasks.map((t) => ({
+      id: t.id,
+      label: t.display,
+      detail: `${t.identifier_name} ${t.identifier_version} · ${stateLabel(t.state)}`,
+      state: t.state,
+    }));
+    const edges: GraphEdge[] = [];
+    for (const t of tasks) if (t.parent_id) edges.push({ from: t.parent_id, to: t.id, kind: "parent" });
+    for (const d of await graphEdges(db, jobId)) edges.push({ from: d.depends_on_id, to: d.task_id, kind: "dependency" });
+    return { ...renderGraph(nodes, edges), summarized: false };
+  }
+  const { groups, links } = await graphSummary(db, jobId);
+  const nodes: GraphNode[] = groups.map((g) => ({
+    id: `${g.identifier_name} ${g.identifier_version} ${g.state}`,
+    label: `${g.identifier_name} ${g.identifier_version}`,
+    detail: `${stateLabel(g.state)} × ${g.n}`,
+    state: g.state,
+  }));
+  const edges: GraphEdge[] = links.map((l) => ({ from: l.from_key, to: l.to_key, kind: l.kind, label: `×${l.n}` }));
+  return { ...renderGraph(nodes, edges), summarized: true };
+}

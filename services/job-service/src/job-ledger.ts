@@ -1,0 +1,93 @@
+// The job-service domain as one object over the database: each command commits, then performs its
+// effects outside the transaction (enqueue ready tasks, revoke leases). Handlers and tests use it;
+// it needs no server.
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import { applyResults, type ApplyResultsInput, type ApplyResultsOutput, type Revocation } from "./domain/apply-results.js";
+import { cancelJob, retryJob } from "./domain/job-commands.js";
+import { getJob, listTasks, queryJobs } from "./domain/job-queries.js";
+import type { ClusterResolver, Dispatcher } from "./domain/ports.js";
+import { submitJob, type SubmitJobInput } from "./domain/submit-job.js";
+import { DEFAULT_MAX_INPUT_BYTES } from "./domain/task-plan.js";
+import { visualizeJob } from "./domain/visualize-job.js";
+import { watchJob } from "./domain/watch-job.js";
+import type { JobNotifier } from "./job-notifier.js";
+import { createOutboxRelay, type OutboxRelay } from "./outbox/outbox-relay.js";
+import type { JobsDatabase } from "./store/database.js";
+import type { JobRow } from "./store/job-repository.js";
+import type { OutboxKey } from "./store/outbox-repository.js";
+import type { QueryJobsRequest } from "@corral/proto";
+
+export interface JobLedgerOptions {
+  db: Kysely<JobsDatabase>;
+  clusters: ClusterResolver;
+  dispatcher: Dispatcher;
+  maxInputBytes?: number;
+  sweepIntervalMs?: number;
+  /** Age after which the sweeper re-sends an unacknowledged outbox row (default 5 s). */
+  sweepAfterMs?: number;
+  notifier?: JobNotifier;
+  logger?: Logger;
+}
+
+export type JobLedger = ReturnType<typeof createJobLedger>;
+
+export function createJobLedger(options: JobLedgerOptions) {
+  const { db, clusters, dispatcher, logger, notifier } = options;
+  const maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
+  const relay: OutboxRelay = createOutboxRelay({
+    db,
+    dispatcher,
+    sweepIntervalMs: options.sweepIntervalMs,
+    sweepAfterMs: options.sweepAfterMs,
+    logger,
+  });
+
+  const revoke = async (r: Revocation) => {
+    try {
+      await dispatcher.revoke(r.teamId, r.jobId, r.taskIds, r.reason);
+    } catch (err) {
+      // The runner's later result is stale or lands on a canceled task either way.
+      logger?.warn({ err, jobId: r.jobId }, "revoking leases failed");
+    }
+  };
+
+  return {
+    relay,
+    maxInputBytes,
+
+    async submitJob(input: SubmitJobInput) {
+      const result = await submitJob(db, clusters, input, { maxInputBytes });
+      await relay.dispatch(result.ready);
+      return result;
+    },
+
+    async reportResults(input: ApplyResultsInput): Promise<ApplyResultsOutput> {
+      const out = await applyResults(db, clusters, input, { maxInputBytes });
+      for (const r of out.revocations) await revoke(r);
+      return out;
+    },
+
+    acknowledgeDispatch(keys: OutboxKey[]): Promise<number> {
+      return relay.acknowledge(keys);
+    },
+
+    async cancelJob(teamId: string, jobId: string): Promise<JobRow> {
+      const { job, runningTaskIds } = await cancelJob(db, teamId, jobId);
+      if (runningTaskIds.length > 0) await revoke({ teamId, jobId, taskIds: [], reason: "job canceled" });
+      return job;
+    },
+
+    async retryJob(teamId: string, jobId: string) {
+      const result = await retryJob(db, teamId, jobId);
+      await relay.dispatch(result.ready);
+      return result;
+    },
+
+    getJob: (teamId: string, jobId: string) => getJob(db, teamId, jobId),
+    queryJobs: (teamId: string, q: QueryJobsRequest) => queryJobs(db, teamId, q),
+    listTasks: (teamId: string, q: Parameters<typeof listTasks>[2]) => listTasks(db, teamId, q),
+    visualizeJob: (teamId: string, jobId: string, maxTasks?: number) => visualizeJob(db, teamId, jobId, maxTasks),
+    watchJob: (teamId: string, jobId: string, signal: AbortSignal) => watchJob(db, notifier, teamId, jobId, signal),
+  };
+}

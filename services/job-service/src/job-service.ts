@@ -1,0 +1,90 @@
+// corral.jobs.v1.JobService handlers: translate proto to the domain and back; the caller's team
+// scopes everything.
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import {
+  CancelJobResponseSchema,
+  GetJobProgressResponseSchema,
+  GetJobResponseSchema,
+  type JobService,
+  ListTasksResponseSchema,
+  QueryJobsResponseSchema,
+  RetryJobResponseSchema,
+  SubmitJobResponseSchema,
+  VisualizeJobResponseSchema,
+  WatchJobResponseSchema,
+} from "@corral/proto";
+import { requireTeam } from "@corral/server-kit";
+import { toJob, toProgress, toStateCounts, toTask } from "./domain/convert.js";
+import type { JobLedger } from "./job-ledger.js";
+
+export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobService> {
+  return {
+    async submitJob(req, ctx) {
+      const teamId = requireTeam(ctx);
+      const { job, created } = await ledger.submitJob({
+        teamId,
+        name: req.name,
+        clusterSlug: req.clusterSlug,
+        tasks: req.tasks,
+        idempotencyKey: req.idempotencyKey,
+      });
+      return create(SubmitJobResponseSchema, { job: toJob(job), created });
+    },
+
+    async getJob(req, ctx) {
+      const { job, progress } = await ledger.getJob(requireTeam(ctx), req.jobId);
+      return create(GetJobResponseSchema, { job: toJob(job, progress) });
+    },
+
+    async getJobProgress(req, ctx) {
+      const { job, progress } = await ledger.getJob(requireTeam(ctx), req.jobId);
+      return create(GetJobProgressResponseSchema, {
+        state: job.state,
+        progress: toProgress(progress),
+        tasksByState: toStateCounts(job),
+      });
+    },
+
+    async queryJobs(req, ctx) {
+      const page = await ledger.queryJobs(requireTeam(ctx), req);
+      return create(QueryJobsResponseSchema, { jobs: page.jobs.map((j) => toJob(j)), nextPageToken: page.nextPageToken });
+    },
+
+    async listTasks(req, ctx) {
+      const page = await ledger.listTasks(requireTeam(ctx), {
+        jobId: req.jobId,
+        parentId: req.parentId,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        includeInput: req.includeInput,
+      });
+      return create(ListTasksResponseSchema, { tasks: page.tasks.map(toTask), nextPageToken: page.nextPageToken });
+    },
+
+    async cancelJob(req, ctx) {
+      const job = await ledger.cancelJob(requireTeam(ctx), req.jobId);
+      return create(CancelJobResponseSchema, { job: toJob(job) });
+    },
+
+    async retryJob(req, ctx) {
+      const { job, rescheduled } = await ledger.retryJob(requireTeam(ctx), req.jobId);
+      return create(RetryJobResponseSchema, { job: toJob(job), rescheduledCount: rescheduled });
+    },
+
+    async visualizeJob(req, ctx) {
+      const g = await ledger.visualizeJob(requireTeam(ctx), req.jobId, req.maxTasks);
+      return create(VisualizeJobResponseSchema, { svg: g.svg, mermaid: g.mermaid, dot: g.dot, summarized: g.summarized });
+    },
+
+    async *watchJob(req, ctx) {
+      const teamId = requireTeam(ctx);
+      for await (const change of ledger.watchJob(teamId, req.jobId, ctx.signal)) {
+        yield create(WatchJobResponseSchema, {
+          job: toJob(change.job, change.progress),
+          changedTasks: change.changedTasks.map(toTask),
+        });
+      }
+    },
+  };
+}

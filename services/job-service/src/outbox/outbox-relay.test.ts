@@ -1,0 +1,112 @@
+import { create } from "@bufbuild/protobuf";
+import { DispatchAckSchema } from "@corral/proto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createJobLedger, type JobLedger } from "../job-ledger.js";
+import { countOutbox } from "../store/outbox-repository.js";
+import {
+  completed,
+  createJobsTestDb,
+  createRecordingDispatcher,
+  createTestClusters,
+  started,
+  task,
+  type JobsTestDb,
+  type RecordingDispatcher,
+} from "../testing/job-test-kit.js";
+
+let t: JobsTestDb;
+let dispatcher: RecordingDispatcher;
+let ledger: JobLedger;
+const team = "team-o";
+
+beforeAll(async () => {
+  t = await createJobsTestDb("jobs_outbox");
+  dispatcher = createRecordingDispatcher();
+  // sweepAfterMs 0: every row not yet acknowledged is due, so tests need not wait.
+  ledger = createJobLedger({ db: t.db, clusters: createTestClusters(), dispatcher, sweepAfterMs: 0 });
+});
+afterAll(async () => {
+  await ledger?.relay.close();
+  await t?.close();
+});
+
+describe("outbox", () => {
+  it("keeps rows the broker could not take and re-sends them on the next sweep", async () => {
+    dispatcher.failing = true;
+    const { job } = await ledger.submitJob({ teamId: team, name: "down", clusterSlug: "", tasks: [task("a"), task("b")] });
+    expect(await countOutbox(t.db)).toBe(2);
+    await expect(ledger.relay.sweepOnce()).rejects.toThrow();
+    dispatcher.failing = false;
+    dispatcher.enqueued.length = 0;
+    expect(await ledger.relay.sweepOnce()).toBe(2);
+    expect(dispatcher.enqueued.map((e) => e.display).sort()).toEqual(["a", "b"]);
+    expect(dispatcher.enqueued.every((e) => e.jobId === job.id)).toBe(true);
+    expect(await countOutbox(t.db)).toBe(0);
+    expect(await ledger.relay.sweepOnce()).toBe(0);
+  });
+
+  it("keeps the ready list of a result batch until the broker acknowledges it, or re-sends it", async () => {
+    const { job } = await ledger.submitJob({ teamId: team, name: "acks", clusterSlug: "", tasks: [task("p")] });
+    const p = dispatcher.enqueued.find((e) => e.jobId === job.id)!;
+    const out = await ledger.reportResults({ results: [started(p), completed(p, { subtasks: [task("x"), task("y"), task("z")] })] });
+    expect(out.ready).toHaveLength(3);
+    expect(await countOutbox(t.db)).toBe(3);
+    // Piggybacked ack in the next batch, and an explicit ack.
+    const [x, y, z] = out.ready;
+    await ledger.reportResults({ results: [started(x!)], dispatched: [create(DispatchAckSchema, { taskId: x!.taskId, attempt: x!.attempt })] });
+    expect(await ledger.acknowledgeDispatch([{ taskId: y!.taskId, attempt: y!.attempt }])).toBe(1);
+    expect(await countOutbox(t.db)).toBe(1);
+    dispatcher.enqueued.length = 0;
+    expect(await ledger.relay.sweepOnce()).toBe(1);
+    expect(dispatcher.enqueued.map((e) => e.taskId)).toEqual([z!.taskId]);
+    expect(await countOutbox(t.db)).toBe(0);
+  });
+
+  it("drops rows of tasks that are no longer queued at that attempt instead of sending them", async () => {
+    dispatcher.failing = true;
+    const { job } = await ledger.submitJob({ teamId: team, name: "stale", clusterSlug: "", tasks: [task("a")] });
+    dispatcher.failing = false;
+    await ledger.cancelJob(team, job.id);
+    dispatcher.enqueued.length = 0;
+    expect(await ledger.relay.sweepOnce()).toBe(0);
+    expect(dispatcher.enqueued).toEqual([]);
+  });
+
+  it("re-enqueues every queued, dispatchable task of live jobs", async () => {
+    const ledger2 = createJobLedger({ db: t.db, clusters: createTestClusters(), dispatcher });
+    const { job } = await ledger2.submitJob({
+      teamId: "team-requeue",
+      name: "all",
+      clusterSlug: "",
+      tasks: [task("a"), task("b"), task("c", { dependsOn: [0] })],
+    });
+    dispatcher.enqueued.length = 0;
+    const n = await ledger2.relay.requeueAll();
+    const mine = dispatcher.enqueued.filter((e) => e.jobId === job.id);
+    expect(mine.map((e) => e.display).sort()).toEqual(["a", "b"]);
+    expect(n).toBe(dispatcher.enqueued.length);
+    // Canceled jobs are not re-sent.
+    expect(dispatcher.enqueued.some((e) => e.display === "stale")).toBe(false);
+  });
+
+  it("runs the sweeper in the background once started", async () => {
+    const ledger3 = createJobLedger({ db: t.db, clusters: createTestClusters(), dispatcher, sweepAfterMs: 0, sweepIntervalMs: 10 });
+    dispatcher.failing = true;
+    const { job } = await ledger3.submitJob({ teamId: team, name: "bg", clusterSlug: "", tasks: [task("bg")] });
+    dispatcher.failing = false;
+    const sent = new Promise<void>((resolve) => {
+      const enqueue = dispatcher.enqueue;
+      dispatcher.enqueue = async (tasks) => {
+        await enqueue(tasks);
+        if (tasks.some((e) => e.jobId === job.id)) {
+          dispatcher.enqueue = enqueue;
+          resolve();
+        }
+      };
+    });
+    ledger3.relay.start();
+    await sent;
+    await ledger3.relay.close();
+    await ledger3.relay.close();
+  });
+});

@@ -1,0 +1,118 @@
+// Gets ready tasks from the outbox to the broker: right after commit for submissions and retries,
+// and by a sweeper for rows the broker has not acknowledged in time (a crash between commit and
+// enqueue, a broker that was down, a ready list whose ack never came). Enqueue is idempotent per
+// task attempt on the broker side, so sending twice is safe.
+import type { TaskEnvelope } from "@corral/proto";
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import { toEnvelope } from "../domain/convert.js";
+import type { Dispatcher } from "../domain/ports.js";
+import type { JobsDatabase } from "../store/database.js";
+import {
+  claimDueOutbox,
+  deleteOutbox,
+  queuedEnvelopesPage,
+  type EnvelopeRow,
+  type OutboxKey,
+} from "../store/outbox-repository.js";
+
+export interface OutboxRelay {
+  /** Enqueues now and deletes the outbox rows on success; on failure the sweeper retries later. */
+  dispatch(rows: EnvelopeRow[]): Promise<boolean>;
+  acknowledge(keys: OutboxKey[]): Promise<number>;
+  /** Re-sends outbox rows older than the sweep timeout; returns how many were sent. */
+  sweepOnce(): Promise<number>;
+  /** Enqueues every queued, dispatchable task again (Redis lost its data); returns the count. */
+  requeueAll(): Promise<number>;
+  start(): void;
+  close(): Promise<void>;
+}
+
+export interface OutboxRelayOptions {
+  db: Kysely<JobsDatabase>;
+  dispatcher: Dispatcher;
+  /** How often the sweeper runs (default 2 s). */
+  sweepIntervalMs?: number;
+  /** Age after which an unacknowledged row is sent again (default 5 s). */
+  sweepAfterMs?: number;
+  batchSize?: number;
+  logger?: Logger;
+}
+
+export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const { db, dispatcher } = options;
+  const intervalMs = options.sweepIntervalMs ?? 2_000;
+  const afterMs = options.sweepAfterMs ?? 5_000;
+  const batchSize = options.batchSize ?? 1_000;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+  let closed = false;
+
+  const send = async (envelopes: TaskEnvelope[]) => {
+    for (let i = 0; i < envelopes.length; i += batchSize) await dispatcher.enqueue(envelopes.slice(i, i + batchSize));
+  };
+
+  const relay: OutboxRelay = {
+    async dispatch(rows) {
+      if (rows.length === 0) return true;
+      try {
+        await send(rows.map(toEnvelope));
+        await deleteOutbox(db, rows.map((r) => ({ taskId: r.id, attempt: r.attempt })));
+        return true;
+      } catch (err) {
+        options.logger?.warn({ err, tasks: rows.length }, "enqueue failed; the outbox sweeper will retry");
+        return false;
+      }
+    },
+    acknowledge(keys) {
+      return deleteOutbox(db, keys);
+    },
+    async sweepOnce() {
+      let sent = 0;
+      for (;;) {
+        const rows = await claimDueOutbox(db, afterMs, batchSize);
+        if (rows.length === 0) break;
+        await send(rows.map(toEnvelope));
+        await deleteOutbox(db, rows.map((r) => ({ taskId: r.id, attempt: r.attempt })));
+        sent += rows.length;
+        if (rows.length < batchSize) break;
+      }
+      return sent;
+    },
+    async requeueAll() {
+      let after = "";
+      let sent = 0;
+      for (;;) {
+        const rows = await queuedEnvelopesPage(db, after, batchSize);
+        if (rows.length === 0) break;
+        await send(rows.map(toEnvelope));
+        sent += rows.length;
+        after = rows[rows.length - 1]!.id;
+      }
+      return sent;
+    },
+    start() {
+      if (timer || closed) return;
+      const tick = () => {
+        running = relay
+          .sweepOnce()
+          .then((n) => {
+            if (n > 0) options.logger?.info({ tasks: n }, "outbox sweeper re-sent tasks");
+          })
+          .catch((err: unknown) => options.logger?.warn({ err }, "outbox sweep failed"))
+          .finally(() => {
+            running = undefined;
+            if (!closed) timer = setTimeout(tick, intervalMs).unref();
+          });
+      };
+      timer = setTimeout(tick, intervalMs).unref();
+    },
+    async close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      await running;
+    },
+  };
+  return relay;
+}

@@ -1,0 +1,162 @@
+// Jobs rows: creation, row locks that serialise every writer of a job, counters, reads and queries.
+import { sql } from "kysely";
+import type { JobDelta } from "../domain/states.js";
+import { JOB_CHANGES_CHANNEL, type JobsDb, type ProgressJson } from "./database.js";
+
+export interface JobRow {
+  id: string;
+  team_id: string;
+  name: string;
+  cluster_id: string;
+  cluster_slug: string;
+  idempotency_key: string | null;
+  canceled: boolean;
+  submit_time: Date;
+  end_time: Date | null;
+  first_start_time: Date | null;
+  last_stop_time: Date | null;
+  compute_ms: number;
+  queued: number;
+  running: number;
+  computed: number;
+  failed: number;
+  skipped: number;
+  failed_optional: number;
+  canceled_tasks: number;
+  total: number;
+  state: number;
+}
+
+export interface NewJob {
+  id: string;
+  team_id: string;
+  name: string;
+  cluster_id: string;
+  cluster_slug: string;
+  idempotency_key: string | null;
+  queued: number;
+  total: number;
+}
+
+/** Inserts the job; false when the team already has a job with this idempotency key. */
+export async function insertJob(db: JobsDb, job: NewJob): Promise<boolean> {
+  const { rows } = await sql<{ id: string }>`
+    insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total)
+    values (${job.id}, ${job.team_id}, ${job.name}, ${job.cluster_id}, ${job.cluster_slug}, ${job.idempotency_key},
+      ${job.queued}, ${job.total})
+    on conflict (team_id, idempotency_key) where idempotency_key is not null do nothing
+    returning id`.execute(db);
+  return rows.length === 1;
+}
+
+export async function findJobByIdempotencyKey(db: JobsDb, teamId: string, key: string): Promise<JobRow | undefined> {
+  const { rows } = await sql<JobRow>`
+    select * from jobs where team_id = ${teamId} and idempotency_key = ${key}`.execute(db);
+  return rows[0];
+}
+
+/** The job of the team, or undefined (another team's job is as unknown as a missing one). */
+export async function findJob(db: JobsDb, teamId: string, jobId: string): Promise<JobRow | undefined> {
+  const { rows } = await sql<JobRow>`select * from jobs where id = ${jobId} and team_id = ${teamId}`.execute(db);
+  return rows[0];
+}
+
+/** Locks, in id order, the jobs of the given tasks (a task never changes job). */
+export async function lockJobsOfTasks(db: JobsDb, taskIds: string[]): Promise<JobRow[]> {
+  if (taskIds.length === 0) return [];
+  const { rows } = await sql<JobRow>`
+    select * from jobs where id in (select job_id from tasks where id = any(${taskIds}::text[]))
+    order by id for update`.execute(db);
+  return rows;
+}
+
+export async function lockJob(db: JobsDb, teamId: string, jobId: string): Promise<JobRow | undefined> {
+  const { rows } = await sql<JobRow>`
+    select * from jobs where id = ${jobId} and team_id = ${teamId} for update`.execute(db);
+  return rows[0];
+}
+
+/** Adds the counter and run-statistic deltas of one transaction to each job. */
+export async function applyJobDeltas(db: JobsDb, deltas: JobDelta[]): Promise<void> {
+  const ds = deltas.filter(
+    (d) => d.total !== 0 || d.computeMs !== 0 || d.firstStart || d.lastStop || Object.values(d.counts).some((n) => n !== 0),
+  );
+  if (ds.length === 0) return;
+  const col = (name: keyof JobDelta["counts"]) => ds.map((d) => d.counts[name] ?? 0);
+  await sql`
+    update jobs j set
+      queued = j.queued + d.queued, running = j.running + d.running, computed = j.computed + d.computed,
+      failed = j.failed + d.failed, skipped = j.skipped + d.skipped, failed_optional = j.failed_optional + d.failed_optional,
+      canceled_tasks = j.canceled_tasks + d.canceled_tasks, total = j.total + d.total,
+      compute_ms = j.compute_ms + d.compute_ms,
+      first_start_time = least(j.first_start_time, d.first_start),
+      last_stop_time = greatest(j.last_stop_time, d.last_stop)
+    from unnest(
+      ${ds.map((d) => d.jobId)}::text[], ${col("queued")}::int[], ${col("running")}::int[], ${col("computed")}::int[],
+      ${col("failed")}::int[], ${col("skipped")}::int[], ${col("failed_optional")}::int[], ${col("canceled_tasks")}::int[],
+      ${ds.map((d) => d.total)}::int[], ${ds.map((d) => d.computeMs)}::bigint[],
+      ${ds.map((d) => d.firstStart)}::timestamptz[], ${ds.map((d) => d.lastStop)}::timestamptz[]
+    ) as d(id, queued, running, computed, failed, skipped, failed_optional, canceled_tasks, total, compute_ms,
+      first_start, last_stop)
+    where j.id = d.id`.execute(db);
+}
+
+/**
+ * Stamps (or clears, after a retry) the end time of jobs from their derived state and tells
+ * watchers, through one NOTIFY per job, delivered when the transaction commits.
+ */
+export async function settleJobs(db: JobsDb, jobIds: string[]): Promise<void> {
+  if (jobIds.length === 0) return;
+  await sql`
+    with u as (
+      update jobs set end_time = case when state in (4, 5, 6) then coalesce(end_time, now()) end
+      where id = any(${jobIds}::text[])
+      returning id
+    )
+    select pg_notify(${JOB_CHANGES_CHANNEL}, id) from u`.execute(db);
+}
+
+export async function setJobCanceled(db: JobsDb, jobId: string, canceled: boolean): Promise<void> {
+  await sql`update jobs set canceled = ${canceled} where id = ${jobId}`.execute(db);
+}
+
+export interface JobQuery {
+  teamId: string;
+  startTime?: Date;
+  endTime?: Date;
+  states: number[];
+  name: string;
+  clusterSlugs: string[];
+  /** Counter columns of which at least one must be non-zero. */
+  taskStateColumns: string[];
+  afterId?: string;
+  ascending: boolean;
+  limit: number;
+}
+
+export async function queryJobs(db: JobsDb, q: JobQuery): Promise<JobRow[]> {
+  const conditions = [sql`team_id = ${q.teamId}`];
+  if (q.startTime) conditions.push(sql`submit_time >= ${q.startTime}`);
+  if (q.endTime) conditions.push(sql`submit_time < ${q.endTime}`);
+  if (q.states.length > 0) conditions.push(sql`state = any(${q.states}::smallint[])`);
+  if (q.name !== "") conditions.push(sql`strpos(lower(name), lower(${q.name})) > 0`);
+  if (q.clusterSlugs.length > 0) conditions.push(sql`cluster_slug = any(${q.clusterSlugs}::text[])`);
+  if (q.taskStateColumns.length > 0) {
+    conditions.push(sql`(${sql.join(q.taskStateColumns.map((c) => sql`${sql.ref(c)} > 0`), sql` or `)})`);
+  }
+  if (q.afterId) conditions.push(q.ascending ? sql`id > ${q.afterId}` : sql`id < ${q.afterId}`);
+  const { rows } = await sql<JobRow>`
+    select * from jobs where ${sql.join(conditions, sql` and `)}
+    order by id ${q.ascending ? sql`asc` : sql`desc`} limit ${q.limit}`.execute(db);
+  return rows;
+}
+
+/** Progress of a job: each task's indicators (of its last reported attempt) summed per label. */
+export async function jobProgress(db: JobsDb, jobId: string): Promise<ProgressJson[]> {
+  const { rows } = await sql<ProgressJson>`
+    select p.label, sum(p.total)::int8 as total, sum(p.done)::int8 as done
+    from tasks t cross join lateral jsonb_to_recordset(t.progress) as p(label text, total numeric, done numeric)
+    where t.job_id = ${jobId} and t.progress is not null
+    group by p.label order by p.label`.execute(db);
+  return rows;
+}

@@ -1,0 +1,110 @@
+// The dispatch outbox: one row per (task, attempt) that is ready and not yet acknowledged by the
+// broker. Rows are written in the transaction that made the task ready and deleted on ack.
+import { sql } from "kysely";
+import type { JobsDb } from "./database.js";
+
+/** Everything a TaskEnvelope carries. */
+export interface EnvelopeRow {
+  id: string;
+  job_id: string;
+  team_id: string;
+  cluster_id: string;
+  cluster_slug: string;
+  identifier_name: string;
+  identifier_version: string;
+  attempt: number;
+  input: Buffer;
+  display: string;
+  parent_id: string | null;
+  job_name: string;
+  retry_count: number;
+  max_retries: number;
+}
+
+export interface OutboxKey {
+  taskId: string;
+  attempt: number;
+}
+
+const envelopeColumns = sql`t.id, t.job_id, j.team_id, t.cluster_id, t.cluster_slug, t.identifier_name,
+  t.identifier_version, t.attempt, t.input, t.display, t.parent_id, j.name as job_name, t.retry_count, t.max_retries`;
+
+/**
+ * Of the candidate tasks, those that are queued with every dependency met get an outbox row for
+ * their current attempt; returns their envelopes.
+ */
+export async function enqueueReady(db: JobsDb, candidateIds: string[]): Promise<EnvelopeRow[]> {
+  if (candidateIds.length === 0) return [];
+  const { rows } = await sql<EnvelopeRow>`
+    with r as (
+      select ${envelopeColumns}
+      from tasks t join jobs j on j.id = t.job_id
+      where t.id = any(${candidateIds}::text[]) and t.state = 1 and t.waiting_deps = 0
+    ),
+    o as (
+      insert into outbox (task_id, attempt, job_id) select id, attempt, job_id from r
+      on conflict do nothing
+    )
+    select * from r order by id`.execute(db);
+  return rows;
+}
+
+/** Deletes acknowledged rows, locking them in key order so concurrent deleters cannot deadlock. */
+export async function deleteOutbox(db: JobsDb, keys: OutboxKey[]): Promise<number> {
+  if (keys.length === 0) return 0;
+  const { rows } = await sql<{ n: number }>`
+    with k as (
+      select o.task_id, o.attempt from outbox o
+      join unnest(${keys.map((k) => k.taskId)}::text[], ${keys.map((k) => k.attempt)}::int[]) as k(task_id, attempt)
+        on o.task_id = k.task_id and o.attempt = k.attempt
+      order by o.task_id, o.attempt
+      for update of o
+    ),
+    d as (delete from outbox o using k where o.task_id = k.task_id and o.attempt = k.attempt returning 1)
+    select count(*)::int as n from d`.execute(db);
+  return rows[0]?.n ?? 0;
+}
+
+export async function deleteOutboxOfJob(db: JobsDb, jobId: string): Promise<void> {
+  await sql`delete from outbox where job_id = ${jobId}`.execute(db);
+}
+
+/**
+ * Claims outbox rows older than `olderThanMs` by moving their timestamp to now (so another replica's
+ * sweeper leaves them alone for a while), drops rows whose attempt is no longer queued, and returns
+ * the envelopes to send again.
+ */
+export async function claimDueOutbox(db: JobsDb, olderThanMs: number, limit: number): Promise<EnvelopeRow[]> {
+  const { rows } = await sql<EnvelopeRow & { live: boolean }>`
+    with due as (
+      select task_id, attempt from outbox
+      where created_at < now() - make_interval(secs => ${olderThanMs / 1000})
+      order by created_at limit ${limit}
+      for update skip locked
+    ),
+    claimed as (
+      update outbox o set created_at = now() from due
+      where o.task_id = due.task_id and o.attempt = due.attempt
+      returning o.task_id, o.attempt
+    )
+    select ${envelopeColumns}, (t.state = 1 and t.attempt = c.attempt and j.failed = 0 and not j.canceled) as live
+    from claimed c join tasks t on t.id = c.task_id join jobs j on j.id = t.job_id`.execute(db);
+  const dead = rows.filter((r) => !r.live);
+  if (dead.length > 0) await deleteOutbox(db, dead.map((r) => ({ taskId: r.id, attempt: r.attempt })));
+  return rows.filter((r) => r.live);
+}
+
+/** A page of every queued, dispatchable task of live jobs, by task id (to rebuild lost Redis queues). */
+export async function queuedEnvelopesPage(db: JobsDb, afterId: string, limit: number): Promise<EnvelopeRow[]> {
+  const { rows } = await sql<EnvelopeRow>`
+    select ${envelopeColumns}
+    from tasks t join jobs j on j.id = t.job_id
+    where t.state = 1 and t.waiting_deps = 0 and t.id > ${afterId} and j.failed = 0 and not j.canceled
+    order by t.id limit ${limit}`.execute(db);
+  return rows;
+}
+
+export async function countOutbox(db: JobsDb): Promise<number> {
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from outbox`.execute(db);
+  return rows[0]?.n ?? 0;
+}

@@ -1,0 +1,122 @@
+// Reads of tasks for the public API: one level of the tree, and whole graphs for rendering.
+import { sql } from "kysely";
+import type { JobsDb, ProgressJson } from "./database.js";
+
+export interface TaskDetailRow {
+  id: string;
+  job_id: string;
+  parent_id: string | null;
+  position: number;
+  identifier_name: string;
+  identifier_version: string;
+  display: string;
+  state: number;
+  cluster_slug: string;
+  attempt: number;
+  retry_count: number;
+  lease_expiry_count: number;
+  max_retries: number;
+  optional: boolean;
+  depends_on: string[] | null;
+  runner_id: string;
+  start_time: Date | null;
+  stop_time: Date | null;
+  error: string;
+  progress: ProgressJson[] | null;
+  subtask_count: number;
+  input: Buffer | null;
+}
+
+const detailColumns = (includeInput: boolean) => sql`
+  t.id, t.job_id, t.parent_id, t.position, t.identifier_name, t.identifier_version, t.display, t.state,
+  t.cluster_slug, t.attempt, t.retry_count, t.lease_expiry_count, t.max_retries, t.optional, t.runner_id,
+  t.start_time, t.stop_time, t.error, t.progress, t.subtask_count,
+  ${includeInput ? sql`t.input` : sql`null::bytea as input`},
+  (select array_agg(d.depends_on_id order by d.depends_on_id) from task_deps d where d.task_id = t.id) as depends_on`;
+
+/** One level of a job's tree (roots when parentId is null), ordered by position, after `afterPosition`. */
+export async function listTaskLevel(
+  db: JobsDb,
+  q: { jobId: string; parentId: string | null; afterPosition: number; limit: number; includeInput: boolean },
+): Promise<TaskDetailRow[]> {
+  const parent = q.parentId === null ? sql`t.parent_id is null` : sql`t.parent_id = ${q.parentId}`;
+  const { rows } = await sql<TaskDetailRow>`
+    select ${detailColumns(q.includeInput)}
+    from tasks t
+    where t.job_id = ${q.jobId} and ${parent} and t.position > ${q.afterPosition}
+    order by t.position limit ${q.limit}`.execute(db);
+  return rows;
+}
+
+export async function findTasks(db: JobsDb, jobId: string, taskIds: string[]): Promise<TaskDetailRow[]> {
+  if (taskIds.length === 0) return [];
+  const { rows } = await sql<TaskDetailRow>`
+    select ${detailColumns(false)} from tasks t
+    where t.job_id = ${jobId} and t.id = any(${taskIds}::text[]) order by t.id`.execute(db);
+  return rows;
+}
+
+export interface GraphTaskRow {
+  id: string;
+  parent_id: string | null;
+  identifier_name: string;
+  identifier_version: string;
+  display: string;
+  state: number;
+}
+
+/** Up to `limit` tasks of a job in creation order (ids are time ordered), for drawing. */
+export async function graphTasks(db: JobsDb, jobId: string, limit: number): Promise<GraphTaskRow[]> {
+  const { rows } = await sql<GraphTaskRow>`
+    select id, parent_id, identifier_name, identifier_version, display, state
+    from tasks where job_id = ${jobId} order by id limit ${limit}`.execute(db);
+  return rows;
+}
+
+export async function graphEdges(db: JobsDb, jobId: string): Promise<{ task_id: string; depends_on_id: string }[]> {
+  const { rows } = await sql<{ task_id: string; depends_on_id: string }>`
+    select d.task_id, d.depends_on_id from task_deps d join tasks t on t.id = d.task_id
+    where t.job_id = ${jobId}`.execute(db);
+  return rows;
+}
+
+/** Identifier × state groups of a job and the parent/dependency links between groups, for summaries. */
+export async function graphSummary(db: JobsDb, jobId: string): Promise<{
+  groups: { identifier_name: string; identifier_version: string; state: number; n: number }[];
+  links: { from_key: string; to_key: string; kind: "parent" | "dependency"; n: number }[];
+}> {
+  const { rows: groups } = await sql<{ identifier_name: string; identifier_version: string; state: number; n: number }>`
+    select identifier_name, identifier_version, state, count(*)::int as n from tasks where job_id = ${jobId}
+    group by 1, 2, 3 order by 1, 2, 3`.execute(db);
+  const key = (alias: string) =>
+    sql`${sql.ref(`${alias}.identifier_name`)} || ' ' || ${sql.ref(`${alias}.identifier_version`)} || ' ' || ${sql.ref(`${alias}.state`)}::text`;
+  const { rows: links } = await sql<{ from_key: string; to_key: string; kind: "parent" | "dependency"; n: number }>`
+    select ${key("p")} as from_key, ${key("c")} as to_key, 'parent' as kind, count(*)::int as n
+    from tasks c join tasks p on p.id = c.parent_id where c.job_id = ${jobId} group by 1, 2
+    union all
+    select ${key("p")}, ${key("c")}, 'dependency', count(*)::int
+    from task_deps d join tasks c on c.id = d.task_id join tasks p on p.id = d.depends_on_id
+    where c.job_id = ${jobId} group by 1, 2`.execute(db);
+  return { groups, links };
+}
+
+/** Tasks of a job written after change number `afterSeq`, oldest change first, and the newest number. */
+export async function tasksChangedAfter(
+  db: JobsDb,
+  jobId: string,
+  afterSeq: number,
+  limit: number,
+): Promise<{ tasks: TaskDetailRow[]; lastSeq: number }> {
+  const { rows } = await sql<TaskDetailRow & { change_seq: number }>`
+    select ${detailColumns(false)}, t.change_seq from tasks t
+    where t.job_id = ${jobId} and t.change_seq > ${afterSeq}
+    order by t.change_seq limit ${limit}`.execute(db);
+  return { tasks: rows, lastSeq: rows.length > 0 ? rows[rows.length - 1]!.change_seq : afterSeq };
+}
+
+/** The newest change number of a job's tasks. */
+export async function lastChangeSeq(db: JobsDb, jobId: string): Promise<number> {
+  const { rows } = await sql<{ seq: number | null }>`
+    select max(change_seq) as seq from tasks where job_id = ${jobId}`.execute(db);
+  return rows[0]?.seq ?? 0;
+}

@@ -1,0 +1,238 @@
+// Set-based statements over tasks and their dependency edges: every function is one statement
+// (or a few), whatever the number of tasks it touches.
+import { sql } from "kysely";
+import type { NewTask, TaskEdge } from "../domain/task-plan.js";
+import type { JobsDb, ProgressJson } from "./database.js";
+
+/** The columns the state machine reads and writes. */
+export interface TaskRow {
+  id: string;
+  job_id: string;
+  parent_id: string | null;
+  state: number;
+  attempt: number;
+  retry_count: number;
+  lease_expiry_count: number;
+  max_retries: number;
+  optional: boolean;
+  waiting_deps: number;
+  open_children: number;
+  subtask_count: number;
+  runner_id: string;
+  start_time: Date | null;
+  stop_time: Date | null;
+  error: string;
+  display: string;
+  progress: ProgressJson[] | null;
+  compute_ms: number;
+  cluster_id: string;
+  cluster_slug: string;
+}
+
+export async function insertTasks(db: JobsDb, tasks: NewTask[]): Promise<void> {
+  if (tasks.length === 0) return;
+  await sql`
+    insert into tasks (id, job_id, parent_id, position, cluster_id, cluster_slug, identifier_name,
+      identifier_version, input, display, state, max_retries, optional, waiting_deps)
+    select * from unnest(
+      ${tasks.map((t) => t.id)}::text[], ${tasks.map((t) => t.job_id)}::text[],
+      ${tasks.map((t) => t.parent_id)}::text[], ${tasks.map((t) => t.position)}::int[],
+      ${tasks.map((t) => t.cluster_id)}::text[], ${tasks.map((t) => t.cluster_slug)}::text[],
+      ${tasks.map((t) => t.identifier_name)}::text[], ${tasks.map((t) => t.identifier_version)}::text[],
+      ${tasks.map((t) => t.input)}::bytea[], ${tasks.map((t) => t.display)}::text[],
+      ${tasks.map((t) => t.state)}::smallint[], ${tasks.map((t) => t.max_retries)}::int[],
+      ${tasks.map((t) => t.optional)}::bool[], ${tasks.map((t) => t.waiting_deps)}::int[])`.execute(db);
+}
+
+export async function insertEdges(db: JobsDb, edges: TaskEdge[]): Promise<void> {
+  if (edges.length === 0) return;
+  await sql`
+    insert into task_deps (task_id, depends_on_id)
+    select * from unnest(${edges.map((e) => e.task_id)}::text[], ${edges.map((e) => e.depends_on_id)}::text[])`.execute(
+    db,
+  );
+}
+
+/** Reads tasks for the state machine; callers hold their jobs' row locks, which serialise writers. */
+export async function loadTasks(db: JobsDb, taskIds: string[]): Promise<TaskRow[]> {
+  if (taskIds.length === 0) return [];
+  const { rows } = await sql<TaskRow>`
+    select id, job_id, parent_id, state, attempt, retry_count, lease_expiry_count, max_retries, optional,
+      waiting_deps, open_children, subtask_count, runner_id, start_time, stop_time, error, display, progress,
+      compute_ms, cluster_id, cluster_slug
+    from tasks where id = any(${taskIds}::text[])`.execute(db);
+  return rows;
+}
+
+/** Writes the state machine's columns of many tasks in one statement. */
+export async function updateTasks(db: JobsDb, rows: TaskRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await sql`
+    update tasks t set
+      state = u.state, attempt = u.attempt, retry_count = u.retry_count, lease_expiry_count = u.lease_expiry_count,
+      open_children = u.open_children, subtask_count = u.subtask_count, runner_id = u.runner_id,
+      start_time = u.start_time, stop_time = u.stop_time, error = u.error, display = u.display,
+      progress = u.progress::jsonb, compute_ms = u.compute_ms, change_seq = nextval('task_change_seq')
+    from unnest(
+      ${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.state)}::smallint[],
+      ${rows.map((r) => r.attempt)}::int[], ${rows.map((r) => r.retry_count)}::int[],
+      ${rows.map((r) => r.lease_expiry_count)}::int[], ${rows.map((r) => r.open_children)}::int[],
+      ${rows.map((r) => r.subtask_count)}::int[], ${rows.map((r) => r.runner_id)}::text[],
+      ${rows.map((r) => r.start_time)}::timestamptz[], ${rows.map((r) => r.stop_time)}::timestamptz[],
+      ${rows.map((r) => r.error)}::text[], ${rows.map((r) => r.display)}::text[],
+      ${rows.map((r) => (r.progress === null ? null : JSON.stringify(r.progress)))}::text[],
+      ${rows.map((r) => r.compute_ms)}::bigint[]
+    ) as u(id, state, attempt, retry_count, lease_expiry_count, open_children, subtask_count, runner_id,
+      start_time, stop_time, error, display, progress, compute_ms)
+    where t.id = u.id`.execute(db);
+}
+
+/**
+ * For each task, the nearest optional ancestor (walking up through non-optional ones), if any:
+ * a failure under it skips the rest of that optional branch instead of failing the job.
+ */
+export async function nearestOptionalAncestors(db: JobsDb, taskIds: string[]): Promise<Map<string, string>> {
+  if (taskIds.length === 0) return new Map();
+  const { rows } = await sql<{ origin: string; ancestor: string }>`
+    with recursive up as (
+      select t.id as origin, p.id, p.parent_id, p.optional
+      from tasks t join tasks p on p.id = t.parent_id
+      where t.id = any(${taskIds}::text[])
+      union all
+      select up.origin, p.id, p.parent_id, p.optional
+      from up join tasks p on p.id = up.parent_id
+      where not up.optional
+    )
+    select origin, id as ancestor from up where optional`.execute(db);
+  return new Map(rows.map((r) => [r.origin, r.ancestor]));
+}
+
+export interface SkippedBranches {
+  /** Every task below the branch roots (not the roots themselves). */
+  subtreeIds: string[];
+  /** Tasks that were queued, running or canceled and are now SKIPPED, with their state before. */
+  skipped: { id: string; job_id: string; old_state: number }[];
+  /** Branch roots that turned from COMPUTED to FAILED_OPTIONAL. */
+  failedRoots: { id: string; job_id: string }[];
+}
+
+/**
+ * Marks optional branches failed: the root becomes FAILED_OPTIONAL, what is left below it (queued,
+ * running, or canceled by a job cancel and so waiting for a retry) SKIPPED.
+ */
+export async function skipBranches(db: JobsDb, rootIds: string[], now: Date): Promise<SkippedBranches> {
+  const { rows: subtree } = await sql<{ id: string }>`
+    with recursive sub as (
+      select id from tasks where parent_id = any(${rootIds}::text[])
+      union all
+      select t.id from tasks t join sub on t.parent_id = sub.id
+    )
+    select id from sub`.execute(db);
+  const subtreeIds = subtree.map((r) => r.id);
+  const { rows: skipped } = await sql<{ id: string; job_id: string; old_state: number }>`
+    with s as (
+      select id, state from tasks where id = any(${subtreeIds}::text[]) and state in (1, 2, 7) for update
+    )
+    update tasks t set state = 5, open_children = 0, change_seq = nextval('task_change_seq'), stop_time = coalesce(t.stop_time, ${now}::timestamptz)
+    from s where t.id = s.id
+    returning t.id, t.job_id, s.state as old_state`.execute(db);
+  // Nothing below a failed optional branch is waited for any more.
+  await sql`update tasks set open_children = 0 where id = any(${subtreeIds}::text[]) and open_children <> 0`.execute(db);
+  const { rows: failedRoots } = await sql<{ id: string; job_id: string }>`
+    update tasks set state = 6, open_children = 0, change_seq = nextval('task_change_seq')
+    where id = any(${rootIds}::text[]) and state = 3
+    returning id, job_id`.execute(db);
+  return { subtreeIds, skipped, failedRoots };
+}
+
+/** Cancels the queued tasks of the given jobs (a failed or canceled job starts nothing more). */
+export async function cancelQueuedTasks(db: JobsDb, jobIds: string[]): Promise<{ id: string; job_id: string }[]> {
+  if (jobIds.length === 0) return [];
+  const { rows } = await sql<{ id: string; job_id: string }>`
+    update tasks set state = 7, change_seq = nextval('task_change_seq') where job_id = any(${jobIds}::text[]) and state = 1
+    returning id, job_id`.execute(db);
+  return rows;
+}
+
+/** Counts down the unmet dependencies of the dependants of tasks that are now done. */
+export async function releaseDependants(
+  db: JobsDb,
+  doneIds: string[],
+): Promise<{ id: string; waiting_deps: number; state: number }[]> {
+  if (doneIds.length === 0) return [];
+  const { rows } = await sql<{ id: string; waiting_deps: number; state: number }>`
+    update tasks t set waiting_deps = t.waiting_deps - d.n
+    from (
+      select task_id, count(*)::int as n from task_deps where depends_on_id = any(${doneIds}::text[]) group by task_id
+    ) d
+    where t.id = d.task_id
+    returning t.id, t.waiting_deps, t.state`.execute(db);
+  return rows;
+}
+
+/** Counts down the open children of the parents of tasks that are now done. */
+export async function releaseParents(
+  db: JobsDb,
+  doneIds: string[],
+): Promise<{ id: string; parent_id: string | null; open_children: number; state: number }[]> {
+  if (doneIds.length === 0) return [];
+  const { rows } = await sql<{ id: string; parent_id: string | null; open_children: number; state: number }>`
+    update tasks t set open_children = t.open_children - d.n
+    from (
+      select parent_id, count(*)::int as n from tasks
+      where id = any(${doneIds}::text[]) and parent_id is not null group by parent_id
+    ) d
+    where t.id = d.parent_id
+    returning t.id, t.parent_id, t.open_children, t.state`.execute(db);
+  return rows;
+}
+
+/**
+ * RetryJob: failed and canceled tasks get a new attempt and are queued again; the subtasks of those
+ * tasks' earlier attempts are deleted. Returns the re-queued tasks with their state before.
+ */
+export async function requeueFailedTasks(
+  db: JobsDb,
+  jobId: string,
+): Promise<{ requeued: { id: string; old_state: number }[]; dropped: { state: number; n: number }[] }> {
+  const { rows: requeued } = await sql<{ id: string; old_state: number }>`
+    with r as (select id, state from tasks where job_id = ${jobId} and state in (4, 7) for update)
+    update tasks t set state = 1, attempt = t.attempt + 1, retry_count = 0, lease_expiry_count = 0,
+      error = '', runner_id = '', open_children = 0, subtask_count = 0,
+      change_seq = nextval('task_change_seq')
+    from r where t.id = r.id
+    returning t.id, r.state as old_state`.execute(db);
+  if (requeued.length === 0) return { requeued, dropped: [] };
+  const { rows: dropped } = await sql<{ state: number; n: number }>`
+    with recursive sub as (
+      select id from tasks where parent_id = any(${requeued.map((r) => r.id)}::text[])
+      union all
+      select t.id from tasks t join sub on t.parent_id = sub.id
+    ),
+    e as (delete from task_deps where task_id in (select id from sub)),
+    o as (delete from outbox where task_id in (select id from sub)),
+    d as (delete from tasks where id in (select id from sub) returning state)
+    select state, count(*)::int as n from d group by state`.execute(db);
+  return { requeued, dropped };
+}
+
+/** Queued tasks of a job whose dependencies are met, e.g. to hand them to the broker. */
+export async function readyTaskIdsOfJob(db: JobsDb, jobId: string): Promise<string[]> {
+  const { rows } = await sql<{ id: string }>`
+    select id from tasks where job_id = ${jobId} and state = 1 and waiting_deps = 0`.execute(db);
+  return rows.map((r) => r.id);
+}
+
+/** Running tasks of a job (to revoke their leases). */
+export async function runningTaskIdsOfJob(db: JobsDb, jobId: string): Promise<string[]> {
+  const { rows } = await sql<{ id: string }>`select id from tasks where job_id = ${jobId} and state = 2`.execute(db);
+  return rows.map((r) => r.id);
+}
+
+/** Team of each task's job, to resolve the cluster slugs of subtasks before the batch transaction. */
+export async function teamsOfTasks(db: JobsDb, taskIds: string[]): Promise<Map<string, string>> {
+  if (taskIds.length === 0) return new Map();
+  const { rows } = await sql<{ id: string; team_id: string }>`
+    select t.id, j.team_id from tasks t join jobs j on j.id = t.job_id where t.id = any(${taskIds}::text[])`.execute(db);
+  return new Map(rows.map((r) => [r.id, r.team_id]));
+}

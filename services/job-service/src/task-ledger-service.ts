@@ -1,0 +1,22 @@
+// corral.jobs.v1.TaskLedgerService handlers (internal: the service key only).
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { AcknowledgeDispatchResponseSchema, ReportResultsResponseSchema, type TaskLedgerService } from "@corral/proto";
+import { requireService } from "@corral/server-kit";
+import type { JobLedger } from "./job-ledger.js";
+
+export function createTaskLedgerServiceImpl(ledger: JobLedger): ServiceImpl<typeof TaskLedgerService> {
+  return {
+    async reportResults(req, ctx) {
+      requireService(ctx);
+      const out = await ledger.reportResults({ results: req.results, dispatched: req.dispatched });
+      return create(ReportResultsResponseSchema, { outcomes: out.outcomes, ready: out.ready });
+    },
+
+    async acknowledgeDispatch(req, ctx) {
+      requireService(ctx);
+      await ledger.acknowledgeDispatch(req.tasks.map((t) => ({ taskId: t.taskId, attempt: t.attempt })));
+      return create(AcknowledgeDispatchResponseSchema, {});
+    },
+  };
+}
