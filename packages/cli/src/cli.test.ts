@@ -1,0 +1,200 @@
+// The CLI against an in-process router: arguments to requests, output, exit codes.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Code, ConnectError, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
+import { ClusterService, JobService, JobState, type SubmitJobRequest } from "@corral/proto";
+import { Client, Echo } from "@corral/sdk";
+import { runCli } from "./run.js";
+import { ExitCode } from "./exit-codes.js";
+import type { Io } from "./output.js";
+import { resolveConnection } from "./connection.js";
+import { registerJobTemplate } from "./templates.js";
+import { loadTaskModule } from "./commands/runner.js";
+import { createProgressView } from "./progress-bars.js";
+
+const submitted: SubmitJobRequest[] = [];
+
+function routes(router: ConnectRouter) {
+  router.service(ClusterService, {
+    listClusters: () => ({
+      clusters: [
+        { slug: "default-AAAAAAAAAAAAAA", name: "default", isDefault: true, spec: { runnerCount: 1, runnerMemoryBytes: 16n * 1024n ** 3n } },
+        { slug: "testing-CvufcSxcC9SKfe", name: "testing" },
+      ],
+    }),
+    getCluster(req, ctx) {
+      if (ctx.requestHeader.get("authorization") !== "Bearer good") throw new ConnectError("invalid or revoked API key", Code.Unauthenticated);
+      throw new ConnectError(`cluster ${JSON.stringify(req.slug)} not found`, Code.NotFound);
+    },
+  });
+  router.service(JobService, {
+    submitJob(req) {
+      submitted.push(req);
+      return { job: { id: `job-${submitted.length}`, name: req.name, clusterSlug: req.clusterSlug, state: JobState.SUBMITTED }, created: true };
+    },
+    async *watchJob(req) {
+      yield { job: { id: req.jobId, state: JobState.RUNNING, progress: [{ label: "tiles", total: 4n, done: 1n }] } };
+      yield {
+        job: {
+          id: req.jobId,
+          state: req.jobId === "bad" ? JobState.FAILED : JobState.COMPLETED,
+          progress: [{ label: "tiles", total: 4n, done: 4n }],
+        },
+      };
+    },
+  });
+}
+
+async function cli(args: string[], extra: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { out: (s) => void out.push(s), err: (s) => void err.push(s), isTTY: false };
+  const code = await runCli(args, {
+    io,
+    env: extra.env ?? {},
+    cwd: extra.cwd ?? tmpdir(),
+    createClient: (c) =>
+      new Client({
+        transport: createRouterTransport(routes, {
+          transport: {
+            interceptors: [
+              (next) => (req) => {
+                if (c.apiKey) req.header.set("authorization", `Bearer ${c.apiKey}`);
+                return next(req);
+              },
+            ],
+          },
+        }),
+      }),
+  });
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+describe("corral cluster", () => {
+  it("lists clusters as a table and as JSON", async () => {
+    const t = await cli(["cluster", "list"]);
+    expect(t.code).toBe(ExitCode.ok);
+    expect(t.out).toMatch(/^SLUG\s+NAME\s+DEFAULT/);
+    expect(t.out).toContain("testing-CvufcSxcC9SKfe");
+    expect(t.out).toContain("16 GiB");
+    const j = await cli(["--json", "cluster", "list"]);
+    const parsed = JSON.parse(j.out) as Array<{ slug: string; spec?: { runnerMemoryBytes?: string } }>;
+    expect(parsed.map((c) => c.slug)).toEqual(["default-AAAAAAAAAAAAAA", "testing-CvufcSxcC9SKfe"]);
+    expect(parsed[0]!.spec?.runnerMemoryBytes).toBe(String(16n * 1024n ** 3n));
+  });
+
+  it("exits 3 for not found and 4 for a bad key", async () => {
+    const nf = await cli(["--api-key", "good", "cluster", "get", "nope"]);
+    expect(nf.code).toBe(ExitCode.notFound);
+    expect(nf.err).toContain("not found");
+    const auth = await cli(["--api-key", "bad", "cluster", "get", "nope"]);
+    expect(auth.code).toBe(ExitCode.auth);
+  });
+
+  it("exits 2 for usage errors", async () => {
+    expect((await cli(["cluster", "create", "x", "--memory", "lots"])).code).toBe(ExitCode.usage);
+    expect((await cli(["cluster", "create", "x", "--runners", "-3"])).code).toBe(ExitCode.usage);
+    expect((await cli(["nonsense"])).code).toBe(ExitCode.usage);
+  });
+});
+
+describe("corral job", () => {
+  it("submits --task/--input pairs to a cluster", async () => {
+    submitted.length = 0;
+    const r = await cli([
+      "job", "submit",
+      "--task", "corral/Echo@v1.0", "--input", '{"message":"hi"}',
+      "--task", "corral/RunScript@v1.0", "--input", '{"command":"true"}',
+      "--cluster", "testing-CvufcSxcC9SKfe", "--max-retries", "2", "--idempotency-key", "k",
+    ]);
+    expect(r.code).toBe(ExitCode.ok);
+    const req = submitted[0]!;
+    expect(req.name).toBe("corral/Echo");
+    expect(req.clusterSlug).toBe("testing-CvufcSxcC9SKfe");
+    expect(req.idempotencyKey).toBe("k");
+    expect(req.tasks.map((t) => [t.identifier?.name, t.maxRetries])).toEqual([["corral/Echo", 2], ["corral/RunScript", 2]]);
+    expect(JSON.parse(new TextDecoder().decode(req.tasks[0]!.input))).toEqual({ message: "hi" });
+    expect(r.out).toContain("job-1");
+  });
+
+  it("rejects input that is not JSON and a bad identifier with exit 2", async () => {
+    expect((await cli(["job", "submit", "--task", "a@v1.0", "--input", "{nope"])).code).toBe(ExitCode.usage);
+    expect((await cli(["job", "submit", "--task", "a@1"])).code).toBe(ExitCode.usage);
+    expect((await cli(["job", "submit", "unknown-template"])).code).toBe(ExitCode.usage);
+  });
+
+  it("submits a named template", async () => {
+    submitted.length = 0;
+    registerJobTemplate("hello", {
+      description: "say hello",
+      build: ({ cluster }) => ({ name: `hello on ${cluster ?? "default"}`, tasks: [new Echo({ message: "hello" })] }),
+    });
+    const r = await cli(["job", "submit", "hello", "--cluster", "c-1"]);
+    expect(r.code).toBe(ExitCode.ok);
+    expect(submitted[0]!.name).toBe("hello on c-1");
+    expect(submitted[0]!.tasks[0]!.identifier?.name).toBe("corral/Echo");
+  });
+
+  it("waits with plain progress lines off a terminal; exit 0 when completed, 1 when failed", async () => {
+    const ok = await cli(["job", "wait", "good"]);
+    expect(ok.code).toBe(ExitCode.ok);
+    expect(ok.out.split("\n")).toEqual(["running: tiles 1/4", "completed: tiles 4/4", "job good completed"]);
+    const bad = await cli(["job", "wait", "bad"]);
+    expect(bad.code).toBe(ExitCode.failed);
+    expect(bad.err).toContain("failed");
+    const submitWait = await cli(["job", "submit", "--task", "x@v1.0", "--wait"]);
+    expect(submitWait.code).toBe(ExitCode.ok);
+  });
+});
+
+describe("progress bars", () => {
+  it("redraw in place on a terminal", () => {
+    const out: string[] = [];
+    const view = createProgressView({ out: (s) => void out.push(s), err: () => {}, isTTY: true });
+    view.update("running", [{ label: "a", total: 10n, done: 5n } as never]);
+    view.update("running", [{ label: "a", total: 10n, done: 5n } as never]); // unchanged: not drawn
+    view.update("completed", [{ label: "a", total: 10n, done: 10n } as never]);
+    expect(out.length).toBe(2);
+    expect(out[0]).toContain("[###############---------------] 5/10 50%");
+    expect(out[1]!.startsWith("\x1b[2A")).toBe(true);
+    expect(out[1]).toContain("10/10 100%");
+  });
+});
+
+describe("connection settings", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "corral-cli-"));
+    await mkdir(join(dir, ".corral"));
+    await writeFile(join(dir, ".corral", "credentials.json"), JSON.stringify({ url: "http://dev:7700", apiKey: "corral_dev_key" }));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("take flags over the environment over .corral/credentials.json", () => {
+    expect(resolveConnection({}, {}, dir)).toMatchObject({ url: "http://dev:7700", apiKey: "corral_dev_key" });
+    expect(resolveConnection({}, { CORRAL_URL: "http://env", CORRAL_API_KEY: "envkey" }, dir)).toMatchObject({ url: "http://env", apiKey: "envkey" });
+    expect(resolveConnection({ url: "http://flag", apiKey: "flagkey" }, { CORRAL_API_KEY: "envkey" }, dir)).toMatchObject({
+      url: "http://flag",
+      apiKey: "flagkey",
+    });
+    expect(resolveConnection({}, {}, tmpdir()).url).toBe("http://127.0.0.1:7700");
+  });
+
+  it("loads task classes from a module", async () => {
+    const file = join(dir, "tasks.mjs");
+    await writeFile(
+      file,
+      `export class A { static identifier = { name: "a/A", version: "v1.0" }; execute() {} }
+       export const more = [class B { execute() {} }];
+       export const notATask = 42;`,
+    );
+    const classes = await loadTaskModule("tasks.mjs", dir);
+    expect(classes.map((c) => c.name).sort()).toEqual(["A", "B"]);
+    await writeFile(join(dir, "empty.mjs"), "export const x = 1;");
+    await expect(loadTaskModule("empty.mjs", dir)).rejects.toThrow("exports no task classes");
+  });
+});

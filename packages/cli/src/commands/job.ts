@@ -1,0 +1,232 @@
+// corral job submit|list|get|cancel|retry|wait|visualize
+import { writeFile } from "node:fs/promises";
+import { toJson } from "@bufbuild/protobuf";
+import type { Command } from "commander";
+import { JobSchema, TaskSchema, type Job, type TaskSubmission } from "@corral/proto";
+import {
+  jobStateName,
+  jobStates,
+  parseIdentifier,
+  rawTask,
+  taskStateName,
+  type JobStateName,
+  type Task,
+} from "@corral/sdk";
+import { collect, intArg, type CliContext } from "../context.js";
+import { UsageError } from "../exit-codes.js";
+import { details, duration, jsonText, messageJson, orDash, table, time } from "../output.js";
+import { createProgressView } from "../progress-bars.js";
+import { getJobTemplate, listJobTemplates } from "../templates.js";
+
+function progressText(job: Job): string {
+  if (job.progress.length === 0) return "-";
+  return job.progress.map((p) => `${p.label || "tasks"} ${String(p.done)}/${String(p.total)}`).join(", ");
+}
+
+function showJob(ctx: CliContext, cmd: Command, job: Job): void {
+  if (ctx.json(cmd)) return ctx.io.out(messageJson(JobSchema, job));
+  const counts = job.stats?.tasksByState;
+  ctx.io.out(
+    details([
+      ["id", job.id],
+      ["name", job.name],
+      ["cluster", orDash(job.clusterSlug)],
+      ["state", jobStateName(job.state)],
+      ["submitted", time(job.submitTime)],
+      ["ended", time(job.endTime)],
+      ["progress", progressText(job)],
+      [
+        "tasks",
+        counts
+          ? `${counts.total} total, ${counts.queued} queued, ${counts.running} running, ${counts.computed} computed, ${counts.failed} failed`
+          : "-",
+      ],
+      ["compute time", duration(job.stats?.computeTime)],
+      ["elapsed", duration(job.stats?.elapsedTime)],
+    ]),
+  );
+}
+
+/** Pairs each --task with the --input at the same position. */
+export function submissionsFromFlags(tasks: string[], inputs: string[]): TaskSubmission[] {
+  if (inputs.length > tasks.length) throw new UsageError("more --input than --task flags");
+  return tasks.map((t, i) => {
+    const text = inputs[i];
+    let input: unknown;
+    if (text !== undefined) {
+      try {
+        input = JSON.parse(text);
+      } catch (err) {
+        throw new UsageError(`--input ${JSON.stringify(text)} is not JSON: ${(err as Error).message}`);
+      }
+    }
+    return rawTask(parseIdentifier(t), input);
+  });
+}
+
+async function waitForJob(ctx: CliContext, cmd: Command, id: string, timeoutSeconds?: number): Promise<void> {
+  const view = ctx.json(cmd) ? undefined : createProgressView(ctx.io);
+  const signal = timeoutSeconds ? AbortSignal.timeout(timeoutSeconds * 1000) : undefined;
+  try {
+    const job = await ctx.client(cmd).jobs().wait(id, {
+      signal,
+      onProgress: ({ job }) => view?.update(jobStateName(job.state), job.progress),
+    });
+    view?.finish();
+    if (ctx.json(cmd)) ctx.io.out(messageJson(JobSchema, job));
+    else ctx.io.out(`job ${job.id} completed`);
+  } catch (err) {
+    view?.finish();
+    if (signal?.aborted && (err as Error).name === "TimeoutError") {
+      throw new UsageError(`job ${id} did not end within ${timeoutSeconds}s`);
+    }
+    throw err;
+  }
+}
+
+export function registerJobCommands(program: Command, ctx: CliContext): void {
+  const job = program.command("job").description("submit and follow jobs");
+
+  job
+    .command("submit [template]")
+    .description("submit a job: a named template, or tasks given as --task name@vX.Y [--input JSON]")
+    .option("--task <identifier>", "a root task, name@vMAJOR.MINOR (repeatable)", collect, [])
+    .option("--input <json>", "the JSON input of the --task at the same position (repeatable)", collect, [])
+    .option("-n, --name <name>", "job name (default: the template or first task's name)")
+    .option("-c, --cluster <slug>", "cluster (default: the team's default cluster)")
+    .option("--max-retries <n>", "retries per root task", intArg(0, 1000))
+    .option("--idempotency-key <key>", "repeat-safe submission key")
+    .option("-w, --wait", "wait for the job to end (exit code 1 when it fails)")
+    .action(
+      async (
+        template: string | undefined,
+        o: { task: string[]; input: string[]; name?: string; cluster?: string; maxRetries?: number; idempotencyKey?: string; wait?: boolean },
+        cmd: Command,
+      ) => {
+        let name = o.name;
+        let tasks: Array<Task<unknown> | TaskSubmission>;
+        if (template !== undefined) {
+          const t = getJobTemplate(template);
+          if (!t) {
+            const known = listJobTemplates().map(([n]) => n);
+            throw new UsageError(`no job template ${JSON.stringify(template)}${known.length ? ` (known: ${known.join(", ")})` : ""}`);
+          }
+          if (o.task.length > 0) throw new UsageError("give a template or --task flags, not both");
+          const built = await t.build({ cluster: o.cluster });
+          name ??= built.name;
+          tasks = built.tasks;
+        } else {
+          if (o.task.length === 0) throw new UsageError("nothing to submit: give a template or at least one --task");
+          tasks = submissionsFromFlags(o.task, o.input);
+          name ??= parseIdentifier(o.task[0]!).name;
+        }
+        const submitted = await ctx.client(cmd).jobs().submit(name, tasks, {
+          cluster: o.cluster,
+          maxRetries: o.maxRetries,
+          idempotencyKey: o.idempotencyKey,
+        });
+        if (!o.wait) return showJob(ctx, cmd, submitted);
+        if (!ctx.json(cmd)) ctx.io.out(`submitted job ${submitted.id}`);
+        await waitForJob(ctx, cmd, submitted.id);
+      },
+    );
+
+  job
+    .command("list")
+    .alias("ls")
+    .description("list jobs, newest first")
+    .option("--state <state>", `only jobs in this state: ${Object.keys(jobStates).join(", ")} (repeatable)`, collect, [])
+    .option("-c, --cluster <slug>", "only jobs of this cluster (repeatable)", collect, [])
+    .option("--name <text>", "only jobs whose name contains this")
+    .option("--limit <n>", "at most this many", intArg(1, 100000), 50)
+    .action(async (o: { state: string[]; cluster: string[]; name?: string; limit: number }, cmd: Command) => {
+      for (const s of o.state) {
+        if (!(s in jobStates)) throw new UsageError(`unknown state ${JSON.stringify(s)}: use ${Object.keys(jobStates).join(", ")}`);
+      }
+      const jobs = await ctx.client(cmd).jobs().query({
+        states: o.state as JobStateName[],
+        clusters: o.cluster,
+        name: o.name,
+        limit: o.limit,
+      });
+      if (ctx.json(cmd)) return ctx.io.out(messageJson(JobSchema, jobs));
+      ctx.io.out(
+        table(
+          ["ID", "NAME", "CLUSTER", "STATE", "PROGRESS", "SUBMITTED"],
+          jobs.map((j) => [j.id, j.name, orDash(j.clusterSlug), jobStateName(j.state), progressText(j), time(j.submitTime)]),
+        ),
+      );
+    });
+
+  job
+    .command("get <id>")
+    .description("show a job and its root tasks")
+    .option("--tasks", "also list the root tasks")
+    .action(async (id: string, o: { tasks?: boolean }, cmd: Command) => {
+      const client = ctx.client(cmd);
+      const found = await client.jobs().find(id);
+      if (!o.tasks) return showJob(ctx, cmd, found);
+      const tasks = await client.jobs().tasks(id);
+      if (ctx.json(cmd)) {
+        return ctx.io.out(jsonText({ job: toJson(JobSchema, found), tasks: tasks.map((t) => toJson(TaskSchema, t)) }));
+      }
+      showJob(ctx, cmd, found);
+      ctx.io.out("");
+      ctx.io.out(
+        table(
+          ["TASK", "IDENTIFIER", "STATE", "ATTEMPT", "SUBTASKS", "DISPLAY", "ERROR"],
+          tasks.map((t) => [
+            t.id,
+            t.identifier ? `${t.identifier.name}@${t.identifier.version}` : "-",
+            taskStateName(t.state),
+            String(t.attempt),
+            String(t.subtaskCount),
+            orDash(t.display.split("\n")[0]),
+            orDash(t.error.split("\n")[0]),
+          ]),
+        ),
+      );
+    });
+
+  job
+    .command("cancel <id>")
+    .description("cancel a job: queued tasks never start, running tasks are told to stop")
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      showJob(ctx, cmd, await ctx.client(cmd).jobs().cancel(id));
+    });
+
+  job
+    .command("retry <id>")
+    .description("re-queue a job's failed and canceled tasks")
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const { rescheduled, job: j } = await ctx.client(cmd).jobs().retry(id);
+      if (ctx.json(cmd)) return ctx.io.out(jsonText({ rescheduled, job: JSON.parse(messageJson(JobSchema, j)) }));
+      ctx.io.out(`rescheduled ${rescheduled} task${rescheduled === 1 ? "" : "s"} of job ${j.id}`);
+    });
+
+  job
+    .command("wait <id>")
+    .description("wait for a job to end, showing its progress (exit code 1 when it fails)")
+    .option("--timeout <seconds>", "give up after this long (exit code 2)", intArg(1))
+    .action(async (id: string, o: { timeout?: number }, cmd: Command) => {
+      await waitForJob(ctx, cmd, id, o.timeout);
+    });
+
+  job
+    .command("visualize <id>")
+    .description("draw a job's task graph")
+    .option("-f, --format <format>", "mermaid, svg or dot", "mermaid")
+    .option("-o, --output <file>", "write to a file instead of stdout")
+    .option("--max-tasks <n>", "summarise graphs larger than this", intArg(0, 5000))
+    .action(async (id: string, o: { format: string; output?: string; maxTasks?: number }, cmd: Command) => {
+      if (!["mermaid", "svg", "dot"].includes(o.format)) throw new UsageError(`unknown format ${JSON.stringify(o.format)}: use mermaid, svg or dot`);
+      const v = await ctx.client(cmd).jobs().visualize(id, { maxTasks: o.maxTasks });
+      const text = o.format === "svg" ? v.svg : o.format === "dot" ? v.dot : v.mermaid;
+      if (o.output) {
+        await writeFile(o.output, text);
+        ctx.io.out(`wrote ${o.output}${v.summarized ? " (summarised)" : ""}`);
+      } else {
+        ctx.io.out(text);
+      }
+    });
+}

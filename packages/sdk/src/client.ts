@@ -1,0 +1,92 @@
+// The entry point: one Client per server and API key, handing out the per-area clients.
+import type { Transport } from "@connectrpc/connect";
+import { ApiKeyClient } from "./api-keys.js";
+import { ClusterClient } from "./clusters.js";
+import { ConfigurationClient } from "./configurations.js";
+import { HardwareClient } from "./hardware.js";
+import { JobClient } from "./jobs.js";
+import { LocationClient } from "./locations.js";
+import { NodeClient } from "./nodes.js";
+import { Runner, type RunnerOptions } from "./runner/runner.js";
+import { RuntimeClient } from "./runtime.js";
+import { createTransport, type Protocol, type RetryOptions } from "./transport.js";
+
+export const defaultUrl = "http://127.0.0.1:7700";
+
+export interface ClientOptions {
+  /** Base URL of the suite (default `CORRAL_URL` or http://127.0.0.1:7700). */
+  url?: string;
+  /** API key (default `CORRAL_API_KEY`). */
+  apiKey?: string;
+  /** Wire protocol for API calls (default connect). Runners always use gRPC for their stream. */
+  protocol?: Protocol;
+  retry?: RetryOptions;
+  /** A ready transport for API calls instead of an HTTP/2 one (tests: `createRouterTransport`). */
+  transport?: Transport;
+}
+
+/**
+ * A client of a Corral suite.
+ *
+ * @example
+ * const client = new Client({ url: "http://127.0.0.1:7700", apiKey: process.env.CORRAL_API_KEY });
+ * const cluster = await client.clusters().create("testing");
+ * const job = await client.jobs().submit("hello", new Echo({ message: "hi" }), { cluster: cluster.slug });
+ * await client.jobs().wait(job.id);
+ */
+export class Client {
+  readonly url: string;
+  readonly apiKey: string | undefined;
+  readonly transport: Transport;
+
+  constructor(options: ClientOptions = {}) {
+    this.url = options.url ?? process.env.CORRAL_URL ?? defaultUrl;
+    this.apiKey = options.apiKey ?? process.env.CORRAL_API_KEY;
+    this.transport =
+      options.transport ??
+      createTransport({ baseUrl: this.url, apiKey: this.apiKey, protocol: options.protocol, retry: options.retry });
+  }
+
+  clusters(): ClusterClient {
+    return new ClusterClient(this.transport);
+  }
+
+  jobs(): JobClient {
+    return new JobClient(this.transport);
+  }
+
+  locations(): LocationClient {
+    return new LocationClient(this.transport);
+  }
+
+  hardware(): HardwareClient {
+    return new HardwareClient(this.transport);
+  }
+
+  configurations(): ConfigurationClient {
+    return new ConfigurationClient(this.transport);
+  }
+
+  nodes(): NodeClient {
+    return new NodeClient(this.transport);
+  }
+
+  runtime(): RuntimeClient {
+    return new RuntimeClient(this.transport);
+  }
+
+  apiKeys(): ApiKeyClient {
+    return new ApiKeyClient(this.transport);
+  }
+
+  /**
+   * A runner serving task classes on a cluster over one gRPC stream.
+   *
+   * @example
+   * const runner = client.runner({ cluster: "testing-CvufcSxcC9SKfe", tasks: [MultiCluster, DummyTask], concurrency: 4 });
+   * await runner.runForever({ signal });
+   */
+  runner(options: Omit<RunnerOptions, "url" | "apiKey">): Runner {
+    return new Runner({ ...options, url: this.url, apiKey: this.apiKey });
+  }
+}

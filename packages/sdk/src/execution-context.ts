@@ -1,0 +1,128 @@
+// What a running task sees: its job and attempt, a signal, subtasks to submit with its result,
+// progress, a display text, a logger and the job cache.
+import type { TaskSubmission } from "@corral/proto";
+import type { JobCache } from "./cache.js";
+import { ValidationError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import { ProgressRecorder, type Progress } from "./progress.js";
+import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
+import type { Task } from "./task.js";
+
+/** A subtask submitted from this context; pass it in `dependsOn` of later subtasks. */
+export interface SubtaskHandle {
+  /** Position among this task's subtasks (what `depends_on` carries). */
+  readonly index: number;
+  readonly task: Task<unknown>;
+}
+
+export interface SubtaskOptions extends SubmissionOptions {
+  /** Earlier subtasks of this task that must be done first; may be on other clusters. */
+  dependsOn?: SubtaskHandle | SubtaskHandle[];
+}
+
+export interface JobInfo {
+  id: string;
+  name: string;
+}
+
+export interface TaskInfo {
+  id: string;
+  /** The attempt this run is (fencing token); starts at 1 on most servers. */
+  attempt: number;
+  display: string;
+  /** Empty for a root task. */
+  parentId: string;
+  clusterSlug: string;
+  retryCount: number;
+  maxRetries: number;
+}
+
+export interface ExecutionContextInit {
+  job: JobInfo;
+  task: TaskInfo;
+  signal: AbortSignal;
+  logger: Logger;
+  cache: JobCache;
+}
+
+const maxDisplayBytes = 1024;
+
+export class ExecutionContext {
+  readonly job: JobInfo;
+  readonly task: TaskInfo;
+  /** Aborted when the job is canceled, the lease is lost or the runner shuts down. */
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+  /** Bytes by key, shared by the tasks of this job (on runners sharing the cache backend). */
+  readonly cache: JobCache;
+
+  readonly #subtasks: TaskSubmission[] = [];
+  readonly #handles = new WeakSet<SubtaskHandle>();
+  readonly #progress = new ProgressRecorder();
+  #display: string | undefined;
+
+  constructor(init: ExecutionContextInit) {
+    this.job = init.job;
+    this.task = init.task;
+    this.signal = init.signal;
+    this.logger = init.logger;
+    this.cache = init.cache;
+  }
+
+  /**
+   * Submits a subtask. It is created with this task's result and queues once this task is
+   * computed (and its dependencies are done).
+   *
+   * @example
+   * const a = ctx.submitSubtask(new Download({ url }));
+   * ctx.submitSubtask(new Process({ url }), { dependsOn: [a], cluster: "gpu-As3dcSb3D9SAdK" });
+   */
+  submitSubtask(task: Task<unknown>, options: SubtaskOptions = {}): SubtaskHandle {
+    const deps = options.dependsOn === undefined ? [] : Array.isArray(options.dependsOn) ? options.dependsOn : [options.dependsOn];
+    const indices = deps.map((d) => {
+      if (!this.#handles.has(d)) {
+        throw ValidationError.field("depends_on", "a dependency must be a subtask submitted earlier by this same task");
+      }
+      return d.index;
+    });
+    const submission = toTaskSubmission(task, options, [...new Set(indices)]);
+    const handle: SubtaskHandle = Object.freeze({ index: this.#subtasks.length, task });
+    this.#subtasks.push(submission);
+    this.#handles.add(handle);
+    return handle;
+  }
+
+  /** Submits several subtasks with the same options. */
+  submitSubtasks(tasks: Iterable<Task<unknown>>, options: SubtaskOptions = {}): SubtaskHandle[] {
+    return [...tasks].map((t) => this.submitSubtask(t, options));
+  }
+
+  /**
+   * A progress indicator of this job, by label.
+   *
+   * @example
+   * const p = ctx.progress("tiles").add(files.length);
+   * for (const f of files) { await work(f); p.done(); }
+   */
+  progress(label = ""): Progress {
+    return this.#progress.get(label);
+  }
+
+  /** The text shown for this task in listings and graphs (at most 1024 bytes). */
+  setDisplay(display: string): void {
+    if (new TextEncoder().encode(display).length > maxDisplayBytes) {
+      throw ValidationError.field("display", `is longer than ${maxDisplayBytes} bytes`);
+    }
+    this.#display = display;
+  }
+
+  /** Throws the signal's reason when the task was told to stop. */
+  throwIfAborted(): void {
+    this.signal.throwIfAborted();
+  }
+
+  /** @internal What the runner reports with the result. */
+  get result() {
+    return { subtasks: this.#subtasks, progress: this.#progress.toProto(), display: this.#display };
+  }
+}

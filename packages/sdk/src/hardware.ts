@@ -1,0 +1,52 @@
+// client.hardware(): named hardware profiles that cluster specs refer to.
+import { createClient, type Client as RpcClient, type Transport } from "@connectrpc/connect";
+import { HardwareService, type HardwareProfile } from "@corral/proto";
+import { rpc } from "./errors.js";
+import { parseMemory, type MemorySize } from "./memory.js";
+import { collectPages } from "./paginate.js";
+
+export interface HardwareInput {
+  name: string;
+  cpuCores: number;
+  /** Bytes, or a string such as `"64 GiB"`. */
+  memory: MemorySize;
+  gpuCount?: number;
+  gpuType?: string;
+}
+
+export class HardwareClient {
+  readonly #rpc: RpcClient<typeof HardwareService>;
+
+  constructor(transport: Transport) {
+    this.#rpc = createClient(HardwareService, transport);
+  }
+
+  /**
+   * @example
+   * await client.hardware().create({ name: "a100x2", cpuCores: 16, memory: "128 GiB", gpuCount: 2, gpuType: "A100" });
+   */
+  async create(input: HardwareInput): Promise<HardwareProfile> {
+    const res = await rpc(() =>
+      this.#rpc.createHardware({
+        name: input.name,
+        cpuCores: input.cpuCores,
+        memoryBytes: parseMemory(input.memory),
+        gpuCount: input.gpuCount ?? 0,
+        gpuType: input.gpuType ?? "",
+      }),
+    );
+    return res.hardware!;
+  }
+
+  async find(id: string): Promise<HardwareProfile> {
+    const res = await rpc(() => this.#rpc.getHardware({ id }));
+    return res.hardware!;
+  }
+
+  async all(): Promise<HardwareProfile[]> {
+    return collectPages(async (pageToken) => {
+      const res = await rpc(() => this.#rpc.listHardware({ pageSize: 500, pageToken }));
+      return { items: res.hardware, nextPageToken: res.nextPageToken };
+    });
+  }
+}

@@ -1,0 +1,71 @@
+// @corral/sdk: the Client, tasks and the runner.
+export { Client, defaultUrl, type ClientOptions } from "./client.js";
+export { ClusterClient, type CreateClusterOptions, type UpdateClusterOptions } from "./clusters.js";
+export { toClusterSpec, type ClusterSpecInput } from "./cluster-spec.js";
+export { JobClient, type JobQuery, type JobUpdate, type SubmitJobOptions, type WaitOptions } from "./jobs.js";
+export { LocationClient, type LocationInput } from "./locations.js";
+export { HardwareClient, type HardwareInput } from "./hardware.js";
+export { ConfigurationClient } from "./configurations.js";
+export { NodeClient, type NodeStateName } from "./nodes.js";
+export { RuntimeClient } from "./runtime.js";
+export { ApiKeyClient } from "./api-keys.js";
+export {
+  createTransport,
+  createAuthInterceptor,
+  createRetryInterceptor,
+  backoffDelay,
+  sleep,
+  type Protocol,
+  type RetryOptions,
+  type TransportOptions,
+} from "./transport.js";
+export * from "./errors.js";
+export { parseMemory, formatMemory, type MemorySize } from "./memory.js";
+export {
+  parseIdentifier,
+  formatIdentifier,
+  identifierMatches,
+  validateIdentifier,
+  parseVersion,
+  type TaskIdentifierInit,
+} from "./identifier.js";
+export {
+  Task,
+  taskIdentifier,
+  serializeTaskInput,
+  deserializeTaskInput,
+  instantiateTask,
+  type TaskClass,
+} from "./task.js";
+export { toTaskSubmission, rawTask, type SubmissionOptions } from "./submission.js";
+export {
+  ExecutionContext,
+  type ExecutionContextInit,
+  type JobInfo,
+  type TaskInfo,
+  type SubtaskHandle,
+  type SubtaskOptions,
+} from "./execution-context.js";
+export type { Progress } from "./progress.js";
+export { InMemoryCache, LocalFileCache, createJobCache, type CacheBackend, type JobCache } from "./cache.js";
+export { createSdkLogger, type Logger } from "./logger.js";
+export {
+  jobStates,
+  taskStates,
+  jobStateName,
+  taskStateName,
+  isTerminalJobState,
+  type JobStateName,
+  type TaskStateName,
+} from "./job-states.js";
+export { Runner, sdkVersion, type RunnerLifecycle, type RunnerOptions } from "./runner/runner.js";
+export { RunnerState, leaseKey, type RunnerEffect, type TaskOutcome } from "./runner/runner-state.js";
+export { TaskRegistry, executeTask, describeError } from "./runner/execute-task.js";
+export { detectHardware } from "./runner/hardware.js";
+export { Echo, type EchoInput } from "./tasks/echo.js";
+export { RunScript, runCommand, type RunScriptInput, type RunScriptResult } from "./tasks/run-script.js";
+
+import { Echo } from "./tasks/echo.js";
+import { RunScript } from "./tasks/run-script.js";
+/** The built-in task classes (Echo, RunScript), for `runner({ tasks: [...builtinTasks] })`. */
+export const builtinTasks = [Echo, RunScript] as const;

@@ -1,0 +1,223 @@
+// client.jobs(): submit jobs and follow them.
+import { clone, isMessage } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, createClient, type Client as RpcClient, type Transport } from "@connectrpc/connect";
+import {
+  JobService,
+  JobState,
+  TaskSubmissionSchema,
+  type GetJobProgressResponse,
+  type Job,
+  type Task as TaskRecord,
+  type TaskSubmission,
+  type VisualizeJobResponse,
+  type WatchJobResponse,
+} from "@corral/proto";
+import { ApiError, JobCanceledError, JobFailedError, rpc, toApiError } from "./errors.js";
+import { isTerminalJobState, jobStates, taskStates, type JobStateName, type TaskStateName } from "./job-states.js";
+import { collectPages } from "./paginate.js";
+import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
+import { Task } from "./task.js";
+import { backoffDelay, sleep } from "./transport.js";
+
+/** Errors after which wait() looks at the job again instead of giving up. */
+const followUpCodes = new Set([Code.Unavailable, Code.Internal, Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented]);
+
+export interface SubmitJobOptions {
+  /** The cluster the root tasks run on; empty: the team's default cluster. */
+  cluster?: string;
+  /** Retries of each root task (default 0). */
+  maxRetries?: number;
+  /** Repeating a submission with the same key returns the first job instead of a new one. */
+  idempotencyKey?: string;
+}
+
+export interface JobQuery {
+  states?: JobStateName[];
+  /** Jobs whose name contains this text. */
+  name?: string;
+  clusters?: string[];
+  /** Jobs with at least one task in one of these states. */
+  taskStates?: TaskStateName[];
+  /** Submitted at or after. */
+  since?: Date;
+  /** Submitted before. */
+  until?: Date;
+  /** Oldest first (default newest first). */
+  ascending?: boolean;
+  /** At most this many jobs (default 100). */
+  limit?: number;
+}
+
+export interface JobUpdate {
+  job: Job;
+  changedTasks: TaskRecord[];
+}
+
+export interface WaitOptions {
+  /** Called with every change of the job's state or progress. */
+  onProgress?: (update: JobUpdate) => void;
+  signal?: AbortSignal;
+}
+
+export class JobClient {
+  readonly #rpc: RpcClient<typeof JobService>;
+
+  constructor(transport: Transport) {
+    this.#rpc = createClient(JobService, transport);
+  }
+
+  /**
+   * Submits a job of one or more root tasks.
+   *
+   * @example
+   * const job = await client.jobs().submit("multi", new MultiCluster(), { cluster: "testing-CvufcSxcC9SKfe" });
+   */
+  async submit(
+    name: string,
+    tasks: Task<unknown> | TaskSubmission | Array<Task<unknown> | TaskSubmission>,
+    options: SubmitJobOptions = {},
+  ): Promise<Job> {
+    const list = Array.isArray(tasks) ? tasks : [tasks];
+    const submissions = list.map((t) => {
+      // A TaskSubmission message carries its type name; anything else is a task instance.
+      if (t instanceof Task || !isMessage(t, TaskSubmissionSchema)) {
+        return toTaskSubmission(t as Task<unknown>, { maxRetries: options.maxRetries });
+      }
+      const s = clone(TaskSubmissionSchema, t);
+      if (options.maxRetries !== undefined && s.maxRetries === 0) s.maxRetries = options.maxRetries;
+      return s;
+    });
+    const res = await rpc(() =>
+      this.#rpc.submitJob({
+        name,
+        clusterSlug: options.cluster ?? "",
+        tasks: submissions,
+        idempotencyKey: options.idempotencyKey ?? "",
+      }),
+    );
+    return res.job!;
+  }
+
+  /** Throws JobNotFoundError when there is none. */
+  async find(id: string): Promise<Job> {
+    const res = await rpc(() => this.#rpc.getJob({ jobId: id }));
+    return res.job!;
+  }
+
+  /**
+   * Jobs of the team matching every given filter, newest first.
+   *
+   * @example
+   * const failed = await client.jobs().query({ states: ["failed"], since: new Date(Date.now() - 86400e3) });
+   */
+  async query(filters: JobQuery = {}): Promise<Job[]> {
+    const limit = filters.limit ?? 100;
+    return collectPages(async (pageToken) => {
+      const res = await rpc(() =>
+        this.#rpc.queryJobs({
+          states: (filters.states ?? []).map((s) => jobStates[s]),
+          name: filters.name ?? "",
+          clusterSlugs: filters.clusters ?? [],
+          taskStates: (filters.taskStates ?? []).map((s) => taskStates[s]),
+          startTime: filters.since ? timestampFromDate(filters.since) : undefined,
+          endTime: filters.until ? timestampFromDate(filters.until) : undefined,
+          ascending: filters.ascending ?? false,
+          pageSize: Math.min(1000, Math.max(1, limit)),
+          pageToken,
+        }),
+      );
+      return { items: res.jobs, nextPageToken: res.nextPageToken };
+    }, limit);
+  }
+
+  /** One level of the job's task tree: the roots, or the subtasks of `parentId`. */
+  async tasks(id: string, options: { parentId?: string; includeInput?: boolean } = {}): Promise<TaskRecord[]> {
+    return collectPages(async (pageToken) => {
+      const res = await rpc(() =>
+        this.#rpc.listTasks({
+          jobId: id,
+          parentId: options.parentId ?? "",
+          includeInput: options.includeInput ?? false,
+          pageSize: 1000,
+          pageToken,
+        }),
+      );
+      return { items: res.tasks, nextPageToken: res.nextPageToken };
+    });
+  }
+
+  /** Queued tasks never start, running tasks are told to stop. */
+  async cancel(id: string): Promise<Job> {
+    const res = await rpc(() => this.#rpc.cancelJob({ jobId: id }));
+    return res.job!;
+  }
+
+  /** Re-queues the failed and canceled tasks; answers how many. */
+  async retry(id: string): Promise<{ rescheduled: number; job: Job }> {
+    const res = await rpc(() => this.#rpc.retryJob({ jobId: id }));
+    return { rescheduled: res.rescheduledCount, job: res.job! };
+  }
+
+  async progress(id: string): Promise<GetJobProgressResponse> {
+    return rpc(() => this.#rpc.getJobProgress({ jobId: id }));
+  }
+
+  /** The task graph as SVG, Mermaid and DOT text. */
+  async visualize(id: string, options: { maxTasks?: number } = {}): Promise<VisualizeJobResponse> {
+    return rpc(() => this.#rpc.visualizeJob({ jobId: id, maxTasks: options.maxTasks ?? 0 }));
+  }
+
+  /**
+   * The job's changes as they happen; ends when the job ends.
+   *
+   * @example
+   * for await (const { job } of client.jobs().watch(id)) console.log(job.state);
+   */
+  async *watch(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<WatchJobResponse> {
+    try {
+      yield* this.#rpc.watchJob({ jobId: id }, { signal: options.signal });
+    } catch (err) {
+      throw toApiError(err);
+    }
+  }
+
+  /**
+   * Waits for the job to end: resolves with it when it completed, throws JobFailedError when it
+   * failed (JobCanceledError when canceled). Survives dropped streams and restarting services.
+   *
+   * @example
+   * const job = await client.jobs().wait(id, { onProgress: ({ job }) => console.log(job.progress) });
+   */
+  async wait(id: string, options: WaitOptions = {}): Promise<Job> {
+    const finish = (job: Job): Job => {
+      if (job.state === JobState.FAILED) throw new JobFailedError(job);
+      if (job.state === JobState.CANCELED) throw new JobCanceledError(job);
+      return job;
+    };
+    for (let attempt = 0; ; attempt++) {
+      options.signal?.throwIfAborted();
+      try {
+        for await (const update of this.watch(id, { signal: options.signal })) {
+          if (!update.job) continue;
+          attempt = 0;
+          options.onProgress?.({ job: update.job, changedTasks: update.changedTasks });
+          if (isTerminalJobState(update.job.state)) return finish(update.job);
+        }
+      } catch (err) {
+        options.signal?.throwIfAborted();
+        // A dropped stream or a restarting service: look again after a pause. Anything else
+        // (not found, auth) is the caller's to see.
+        // UNIMPLEMENTED (a server without WatchJob) degrades to polling GetJob.
+        const retryable = err instanceof ApiError && followUpCodes.has(err.code);
+        if (!retryable) throw err;
+      }
+      const job = await this.find(id);
+      if (isTerminalJobState(job.state)) {
+        options.onProgress?.({ job, changedTasks: [] });
+        return finish(job);
+      }
+      await sleep(backoffDelay(Math.min(attempt, 6), 200, 5000), options.signal);
+    }
+  }
+}

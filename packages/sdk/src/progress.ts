@@ -1,0 +1,55 @@
+// Progress indicators a task reports with its result: per label, a total and a done count.
+import { create } from "@bufbuild/protobuf";
+import { ProgressIndicatorSchema, type ProgressIndicator } from "@corral/proto";
+import { ValidationError } from "./errors.js";
+
+/** One indicator: `add` grows the total, `done` counts finished work. */
+export interface Progress {
+  readonly label: string;
+  /** Adds `n` (default 1) to the total amount of work. */
+  add(n?: number): Progress;
+  /** Marks `n` (default 1) units of work as done. */
+  done(n?: number): Progress;
+  readonly total: number;
+  readonly completed: number;
+}
+
+function count(n: number, what: string): number {
+  if (!Number.isSafeInteger(n) || n < 0) throw ValidationError.field(what, "must be a whole number >= 0");
+  return n;
+}
+
+export class ProgressRecorder {
+  readonly #indicators = new Map<string, { total: number; done: number }>();
+
+  get(label: string): Progress {
+    if (new TextEncoder().encode(label).length > 256) throw ValidationError.field("progress.label", "is longer than 256 bytes");
+    let entry = this.#indicators.get(label);
+    if (!entry) this.#indicators.set(label, (entry = { total: 0, done: 0 }));
+    const e = entry;
+    const progress: Progress = {
+      label,
+      add(n = 1) {
+        e.total += count(n, "progress.add");
+        return progress;
+      },
+      done(n = 1) {
+        e.done += count(n, "progress.done");
+        return progress;
+      },
+      get total() {
+        return e.total;
+      },
+      get completed() {
+        return e.done;
+      },
+    };
+    return progress;
+  }
+
+  toProto(): ProgressIndicator[] {
+    return [...this.#indicators].map(([label, e]) =>
+      create(ProgressIndicatorSchema, { label, total: BigInt(e.total), done: BigInt(e.done) }),
+    );
+  }
+}

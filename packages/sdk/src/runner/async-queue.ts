@@ -1,0 +1,50 @@
+// A push-based async iterable: the runner's outgoing half of the Work stream.
+
+export class AsyncQueue<T> implements AsyncIterable<T> {
+  readonly #items: T[] = [];
+  #wake: (() => void) | undefined;
+  #closed = false;
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Queues a value; false (and dropped) once the queue is closed. */
+  push(value: T): boolean {
+    if (this.#closed) return false;
+    this.#items.push(value);
+    this.#signal();
+    return true;
+  }
+
+  /** Ends the iteration after the queued values. Safe to call twice. */
+  close(): void {
+    this.#closed = true;
+    this.#signal();
+  }
+
+  #signal(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  // A generator, because connect's stream plumbing calls throw() and return() on the iterator.
+  async *[Symbol.asyncIterator](): AsyncGenerator<T> {
+    try {
+      for (;;) {
+        if (this.#items.length > 0) {
+          yield this.#items.shift()!;
+          continue;
+        }
+        if (this.#closed) return;
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+        });
+      }
+    } finally {
+      this.#closed = true;
+      this.#items.length = 0;
+    }
+  }
+}

@@ -1,0 +1,127 @@
+// Runs one assigned task: finds its class, decodes the input, calls execute(ctx) and turns what
+// happened into the outcome the runner reports.
+import type { TaskEnvelope } from "@corral/proto";
+import { createJobCache, type CacheBackend } from "../cache.js";
+import { UnrecoverableTaskError } from "../errors.js";
+import { ExecutionContext } from "../execution-context.js";
+import { identifierMatches, parseVersion, type TaskIdentifierInit } from "../identifier.js";
+import type { Logger } from "../logger.js";
+import { instantiateTask, taskIdentifier, type Task, type TaskClass } from "../task.js";
+import type { TaskOutcome } from "./runner-state.js";
+
+const maxErrorBytes = 60 * 1024;
+
+/** The task classes a runner serves, looked up by the identifier-matching rule. */
+export class TaskRegistry {
+  readonly #entries: Array<{ id: TaskIdentifierInit; cls: TaskClass }> = [];
+
+  constructor(classes: Iterable<TaskClass>) {
+    for (const cls of classes) {
+      const id = taskIdentifier(cls);
+      const clash = this.#entries.find((e) => e.id.name === id.name && e.id.version === id.version);
+      if (clash && clash.cls !== cls) {
+        throw new Error(`two task classes register ${id.name}@${id.version}: ${clash.cls.name} and ${cls.name}`);
+      }
+      if (!clash) this.#entries.push({ id, cls });
+    }
+    if (this.#entries.length === 0) throw new Error("a runner needs at least one task class");
+  }
+
+  get identifiers(): TaskIdentifierInit[] {
+    return this.#entries.map((e) => ({ ...e.id }));
+  }
+
+  /** The class for a requested identifier: same name and major, the highest registered minor >= requested. */
+  resolve(requested: TaskIdentifierInit): TaskClass | undefined {
+    let best: { minor: number; cls: TaskClass } | undefined;
+    for (const e of this.#entries) {
+      if (!identifierMatches(e.id, requested)) continue;
+      const minor = parseVersion(e.id.version).minor;
+      if (!best || minor > best.minor) best = { minor, cls: e.cls };
+    }
+    return best?.cls;
+  }
+}
+
+export interface ExecuteTaskOptions {
+  envelope: TaskEnvelope;
+  attempt: number;
+  registry: TaskRegistry;
+  cache: CacheBackend;
+  logger: Logger;
+  signal: AbortSignal;
+}
+
+/** Describes an error for the task's record: its stack (or message), cause included, bounded. */
+export function describeError(err: unknown): string {
+  let text: string;
+  if (err instanceof Error) {
+    text = err.stack ?? `${err.name}: ${err.message}`;
+    if (err.cause !== undefined) text += `\ncaused by: ${describeError(err.cause)}`;
+  } else {
+    text = String(err);
+  }
+  const bytes = new TextEncoder().encode(text);
+  return bytes.length <= maxErrorBytes ? text : new TextDecoder().decode(bytes.slice(0, maxErrorBytes)) + "…";
+}
+
+function describeReason(reason: unknown): string {
+  return reason instanceof Error ? reason.message : String(reason);
+}
+
+export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutcome> {
+  const env = options.envelope;
+  const identifier = env.identifier!;
+  const cls = options.registry.resolve(identifier);
+  if (!cls) {
+    return {
+      kind: "failed",
+      error: `this runner has no task registered for ${identifier.name}@${identifier.version}`,
+      unrecoverable: false,
+      countsAsRetry: false,
+      display: "",
+      progress: [],
+    };
+  }
+  const logger = options.logger.child({ jobId: env.jobId, taskId: env.taskId, attempt: options.attempt, task: identifier.name });
+  let task: Task<unknown>;
+  try {
+    task = instantiateTask(cls, env.input);
+  } catch (err) {
+    // The same bytes will never decode: retrying cannot help.
+    return {
+      kind: "failed",
+      error: `cannot decode the input of ${identifier.name}@${identifier.version}: ${describeError(err)}`,
+      unrecoverable: true,
+      countsAsRetry: true,
+      display: "",
+      progress: [],
+    };
+  }
+  const ctx = new ExecutionContext({
+    job: { id: env.jobId, name: env.jobName },
+    task: {
+      id: env.taskId,
+      attempt: options.attempt,
+      display: env.display,
+      parentId: env.parentId,
+      clusterSlug: env.clusterSlug,
+      retryCount: env.retryCount,
+      maxRetries: env.maxRetries,
+    },
+    signal: options.signal,
+    logger,
+    cache: createJobCache(options.cache, env.jobId),
+  });
+  try {
+    await task.execute(ctx);
+    const r = ctx.result;
+    return { kind: "completed", display: r.display ?? "", subtasks: r.subtasks, progress: r.progress };
+  } catch (err) {
+    const r = ctx.result;
+    const unrecoverable = err instanceof UnrecoverableTaskError || (err as Error | undefined)?.name === "UnrecoverableTaskError";
+    if (options.signal.aborted) logger.info({ reason: describeReason(options.signal.reason) }, "task stopped");
+    else logger.warn({ err }, "task failed");
+    return { kind: "failed", error: describeError(err), unrecoverable, countsAsRetry: true, display: r.display ?? "", progress: r.progress };
+  }
+}

@@ -1,0 +1,290 @@
+// The runner's protocol state, free of I/O: which leases it holds, what credit the broker has,
+// which results wait for an Ack. Every event returns the effects the runner must carry out
+// (messages to send, tasks to start or abort), so the whole protocol is testable without a network.
+//
+// Credit: the runner keeps `executing + queued + brokerCredit <= capacity`, where brokerCredit is
+// its lower estimate of the credit the broker still holds. After Welcome it assumes the broker
+// granted `slots - resumed leases` and tops up from there; if the broker granted more, the extra
+// assignments wait in a local queue (their leases still extend with every heartbeat) rather than
+// running beyond the concurrency. Results stay held until Acked and are re-sent on reconnect.
+import { create } from "@bufbuild/protobuf";
+import {
+  CompletedSchema,
+  CreditSchema,
+  DrainingSchema,
+  FailedSchema,
+  LeaseRefSchema,
+  type Assign,
+  type ProgressIndicator,
+  type TaskSubmission,
+  type Welcome,
+  type WorkRequest,
+} from "@corral/proto";
+import type { TaskIdentifierInit } from "../identifier.js";
+
+type OutgoingMessage = Exclude<WorkRequest["message"], { case: undefined }>;
+
+export type RunnerEffect =
+  | { kind: "send"; message: OutgoingMessage }
+  | { kind: "execute"; key: string; assign: Assign }
+  | { kind: "abort"; key: string; reason: string };
+
+export type TaskOutcome =
+  | { kind: "completed"; display: string; subtasks: TaskSubmission[]; progress: ProgressIndicator[] }
+  | {
+      kind: "failed";
+      error: string;
+      unrecoverable: boolean;
+      /** False for the runner's own faults: the task re-queues without counting a retry. */
+      countsAsRetry: boolean;
+      display: string;
+      progress: ProgressIndicator[];
+    };
+
+type Phase = "queued" | "running" | "reported";
+
+interface HeldLease {
+  ref: { taskId: string; attempt: number; token: string };
+  assign: Assign | undefined;
+  phase: Phase;
+  /** The result message while phase is "reported", re-sent after a reconnect until Acked. */
+  result?: OutgoingMessage;
+}
+
+export interface RunnerStateOptions {
+  /** Tasks the runner executes at once. */
+  capacity: number;
+  /** True when the runner registered a task class for this identifier. */
+  canRun: (identifier: TaskIdentifierInit) => boolean;
+}
+
+export function leaseKey(ref: { taskId: string; attempt: number }): string {
+  return `${ref.taskId}#${ref.attempt}`;
+}
+
+export class RunnerState {
+  readonly capacity: number;
+  readonly #canRun: (identifier: TaskIdentifierInit) => boolean;
+  /** Insertion order is assignment order, so the local queue is FIFO. */
+  readonly #leases = new Map<string, HeldLease>();
+  /** Tasks whose code has not returned yet, including ones whose lease is gone. */
+  readonly #executing = new Set<string>();
+  #brokerCredit = 0;
+  #connected = false;
+  #draining = false;
+
+  constructor(options: RunnerStateOptions) {
+    if (!Number.isInteger(options.capacity) || options.capacity < 1) throw new RangeError("capacity must be a whole number >= 1");
+    this.capacity = options.capacity;
+    this.#canRun = options.canRun;
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** The runner's estimate of the assignments the broker may still send. */
+  get brokerCredit(): number {
+    return this.#brokerCredit;
+  }
+
+  /** Leases held in any phase. */
+  get heldCount(): number {
+    return this.#leases.size;
+  }
+
+  get executingCount(): number {
+    return this.#executing.size;
+  }
+
+  count(phase: Phase): number {
+    let n = 0;
+    for (const l of this.#leases.values()) if (l.phase === phase) n++;
+    return n;
+  }
+
+  /** Leases the runner holds (queued, running or awaiting Ack): what Hello resumes. */
+  resumeLeases(): Array<{ taskId: string; attempt: number; token: string }> {
+    return [...this.#leases.values()].map((l) => ({ ...l.ref }));
+  }
+
+  /** Nothing held, nothing executing. */
+  isIdle(): boolean {
+    return this.#leases.size === 0 && this.#executing.size === 0;
+  }
+
+  /** No task is running under a lease (abandoned code may still be returning). */
+  hasRunningTasks(): boolean {
+    return this.count("running") > 0 || this.count("queued") > 0;
+  }
+
+  /** The result a held lease waits to have acknowledged, if any. */
+  pendingResult(key: string): OutgoingMessage | undefined {
+    const l = this.#leases.get(key);
+    return l?.phase === "reported" ? l.result : undefined;
+  }
+
+  phaseOf(key: string): Phase | undefined {
+    return this.#leases.get(key)?.phase;
+  }
+
+  /** The stream is open and the broker answered Hello. */
+  onWelcome(welcome: Pick<Welcome, "resumed">): RunnerEffect[] {
+    const effects: RunnerEffect[] = [];
+    this.#connected = true;
+    const resumed = new Set(welcome.resumed.map((l) => leaseKey(l)));
+    for (const [key, lease] of [...this.#leases]) {
+      if (resumed.has(key)) continue;
+      // Expired, or already made durable by the old session: either way it is not ours now.
+      this.#leases.delete(key);
+      if (lease.phase === "running") effects.push({ kind: "abort", key, reason: "lease lost" });
+    }
+    for (const lease of this.#leases.values()) {
+      if (lease.phase === "reported" && lease.result) effects.push({ kind: "send", message: lease.result });
+    }
+    this.#brokerCredit = Math.max(0, this.capacity - resumed.size);
+    if (this.#draining) effects.push({ kind: "send", message: { case: "draining", value: create(DrainingSchema) } });
+    effects.push(...this.#pump(), ...this.#topUp());
+    return effects;
+  }
+
+  /** The stream ended or failed. Leases stay held for the next Hello to resume. */
+  onDisconnected(): void {
+    this.#connected = false;
+    this.#brokerCredit = 0;
+  }
+
+  onAssign(assign: Assign): RunnerEffect[] {
+    this.#brokerCredit = Math.max(0, this.#brokerCredit - 1);
+    const lease = assign.lease;
+    if (!lease) return this.#topUp();
+    const key = leaseKey(lease);
+    if (this.#leases.has(key)) return []; // a duplicate delivery
+    const ref = { taskId: lease.taskId, attempt: lease.attempt, token: lease.token };
+    const identifier = assign.task?.identifier;
+    if (!identifier || !this.#canRun(identifier)) {
+      const name = identifier ? `${identifier.name}@${identifier.version}` : "(none)";
+      return [
+        ...this.#report(key, { ref, assign, phase: "reported" }, runnerFault(`this runner has no task registered for ${name}`)),
+        ...this.#topUp(),
+      ];
+    }
+    if (this.#draining) {
+      return this.#report(key, { ref, assign, phase: "reported" }, runnerFault("the runner is shutting down"));
+    }
+    this.#leases.set(key, { ref, assign, phase: "queued" });
+    return [...this.#pump(), ...this.#topUp()];
+  }
+
+  /** The task's code returned (or threw). */
+  onTaskFinished(key: string, outcome: TaskOutcome): RunnerEffect[] {
+    this.#executing.delete(key);
+    const lease = this.#leases.get(key);
+    const effects: RunnerEffect[] = [];
+    // A lease that is gone or already reported (lost, abandoned at shutdown) takes no result.
+    if (lease && lease.phase === "running") effects.push(...this.#report(key, lease, outcome));
+    effects.push(...this.#pump(), ...this.#topUp());
+    return effects;
+  }
+
+  /** The broker made the result durable (or rejected it as stale): forget the lease. */
+  onAck(ref: { taskId: string; attempt: number }): RunnerEffect[] {
+    const key = leaseKey(ref);
+    const lease = this.#leases.get(key);
+    if (lease?.phase === "reported") this.#leases.delete(key);
+    return [];
+  }
+
+  /** The job was canceled or the lease lost: stop the task. */
+  onCancel(ref: { taskId: string; attempt: number }, reason: string): RunnerEffect[] {
+    const key = leaseKey(ref);
+    const lease = this.#leases.get(key);
+    if (!lease) return [];
+    if (lease.phase === "running") return [{ kind: "abort", key, reason: reason || "canceled" }];
+    if (lease.phase === "queued") {
+      return [...this.#report(key, lease, runnerFault(`canceled before it started: ${reason || "canceled"}`)), ...this.#topUp()];
+    }
+    return [];
+  }
+
+  /** Stop taking work: tell the broker, hand back what has not started. */
+  startDrain(): RunnerEffect[] {
+    if (this.#draining) return [];
+    this.#draining = true;
+    const effects: RunnerEffect[] = [];
+    if (this.#connected) effects.push({ kind: "send", message: { case: "draining", value: create(DrainingSchema) } });
+    for (const [key, lease] of [...this.#leases]) {
+      if (lease.phase === "queued") effects.push(...this.#report(key, lease, runnerFault("the runner shut down before the task started")));
+    }
+    return effects;
+  }
+
+  /** The drain grace period is over: abort what still runs and report it as the runner's fault. */
+  onGraceExpired(): RunnerEffect[] {
+    const effects: RunnerEffect[] = [];
+    for (const [key, lease] of [...this.#leases]) {
+      if (lease.phase !== "running") continue;
+      effects.push({ kind: "abort", key, reason: "runner shutdown" });
+      effects.push(...this.#report(key, lease, runnerFault("the runner shut down before the task finished")));
+    }
+    return effects;
+  }
+
+  #report(key: string, lease: HeldLease, outcome: TaskOutcome): RunnerEffect[] {
+    const message = toMessage(lease.ref, outcome);
+    this.#leases.set(key, { ...lease, phase: "reported", result: message });
+    return this.#connected ? [{ kind: "send", message }] : [];
+  }
+
+  /** Starts queued tasks while there are free slots. */
+  #pump(): RunnerEffect[] {
+    const effects: RunnerEffect[] = [];
+    if (this.#draining) return effects;
+    for (const [key, lease] of this.#leases) {
+      if (this.#executing.size >= this.capacity) break;
+      if (lease.phase !== "queued") continue;
+      lease.phase = "running";
+      this.#executing.add(key);
+      effects.push({ kind: "execute", key, assign: lease.assign! });
+    }
+    return effects;
+  }
+
+  /** Grants the broker credit for every slot not covered by a task or outstanding credit. */
+  #topUp(): RunnerEffect[] {
+    if (!this.#connected || this.#draining) return [];
+    const n = this.capacity - this.#executing.size - this.count("queued") - this.#brokerCredit;
+    if (n <= 0) return [];
+    this.#brokerCredit += n;
+    return [{ kind: "send", message: { case: "credit", value: create(CreditSchema, { n }) } }];
+  }
+}
+
+function runnerFault(error: string): TaskOutcome {
+  return { kind: "failed", error, unrecoverable: false, countsAsRetry: false, display: "", progress: [] };
+}
+
+function toMessage(ref: HeldLease["ref"], outcome: TaskOutcome): OutgoingMessage {
+  const lease = create(LeaseRefSchema, ref);
+  if (outcome.kind === "completed") {
+    return {
+      case: "completed",
+      value: create(CompletedSchema, { lease, display: outcome.display, subtasks: outcome.subtasks, progress: outcome.progress }),
+    };
+  }
+  return {
+    case: "failed",
+    value: create(FailedSchema, {
+      lease,
+      error: outcome.error,
+      countsAsRetry: outcome.countsAsRetry,
+      unrecoverable: outcome.unrecoverable,
+      display: outcome.display,
+      progress: outcome.progress,
+    }),
+  };
+}

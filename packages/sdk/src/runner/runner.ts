@@ -1,0 +1,457 @@
+// The runner: one Work stream to the task broker, executing assigned tasks with bounded
+// concurrency, reconnecting with resumed leases, draining on SIGTERM. The protocol decisions live
+// in RunnerState; this file does the I/O.
+import { EventEmitter } from "node:events";
+import os from "node:os";
+import { randomBytes } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  HeartbeatSchema,
+  TaskBrokerService,
+  WorkRequestSchema,
+  type Assign,
+  type WorkRequest,
+  type WorkResponse,
+} from "@corral/proto";
+import { InMemoryCache, type CacheBackend } from "../cache.js";
+import { toApiError } from "../errors.js";
+import { createSdkLogger, type Logger } from "../logger.js";
+import type { TaskClass } from "../task.js";
+import { backoffDelay, createAuthInterceptor, sleep } from "../transport.js";
+import { AsyncQueue } from "./async-queue.js";
+import { describeError, executeTask, TaskRegistry } from "./execute-task.js";
+import { detectHardware, type HardwareInput } from "./hardware.js";
+import { RunnerState, type RunnerEffect, type TaskOutcome } from "./runner-state.js";
+
+export const sdkVersion = "0.1.0";
+
+/** Where a runner is in its life. */
+export type RunnerLifecycle = "starting" | "running" | "draining" | "stopped" | "failed";
+
+export interface RunnerOptions {
+  /** Base URL of the suite (the broker's gRPC service path must route there). */
+  url?: string;
+  apiKey?: string;
+  /** A ready gRPC-capable transport instead of one built from url and apiKey. */
+  transport?: Transport;
+  /** Cluster slug; empty: the team's default cluster. */
+  cluster?: string;
+  tasks: TaskClass[];
+  /** Tasks run at once (default 1). */
+  concurrency?: number;
+  /** Backend of ctx.cache (default: in this process's memory). */
+  cache?: CacheBackend;
+  labels?: Record<string, string>;
+  hardware?: HardwareInput;
+  /** Stable across reconnects; default hostname, pid and a random suffix. */
+  runnerId?: string;
+  logger?: Logger;
+  /** How long running tasks may finish after stop() or SIGTERM (default 30 s). */
+  drainGraceMs?: number;
+  /** How long stop() waits for the broker to acknowledge the last results (default 10 s). */
+  ackTimeoutMs?: number;
+  /** runAll(): how long without an assignment counts as idle (default 1 s). */
+  idleMs?: number;
+  /** Reconnect backoff (defaults 250 ms doubling to 15 s, with jitter). */
+  reconnect?: { baseDelayMs?: number; maxDelayMs?: number };
+  /** Heartbeat interval when the broker's Welcome names none (default 10 s). */
+  heartbeatIntervalMs?: number;
+}
+
+interface Session {
+  outbox: AsyncQueue<WorkRequest>;
+  abort: AbortController;
+}
+
+/** What a task's signal is aborted with: an Error named AbortError, as fetch and timers expect. */
+function abortError(reason: string): Error {
+  const err = new Error(reason);
+  err.name = "AbortError";
+  return err;
+}
+
+/** Errors after which reconnecting cannot help: bad key, unknown cluster, invalid Hello. */
+const fatalCodes = new Set([Code.Unauthenticated, Code.PermissionDenied, Code.NotFound, Code.InvalidArgument]);
+
+/**
+ * Executes tasks of one cluster. Create it with `client.runner(...)`.
+ *
+ * @example
+ * const runner = client.runner({ cluster: "testing-CvufcSxcC9SKfe", tasks: [Resize], concurrency: 4 });
+ * await runner.runForever(); // until SIGTERM or stop()
+ */
+export class Runner {
+  readonly id: string;
+  readonly cluster: string;
+  readonly concurrency: number;
+  readonly #options: RunnerOptions;
+  readonly #registry: TaskRegistry;
+  readonly #state: RunnerState;
+  readonly #transport: Transport;
+  readonly #cache: CacheBackend;
+  readonly #logger: Logger;
+  readonly #events = new EventEmitter();
+  readonly #controllers = new Map<string, AbortController>();
+  #lifecycle: RunnerLifecycle = "starting";
+  #session: Session | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #loopDone: Promise<void> | undefined;
+  #run: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
+  /** Aborted when the runner stops for good: ends the reconnect loop and its sleeps. */
+  readonly #closed = new AbortController();
+  #fatal: unknown;
+  /** When the broker last welcomed, assigned or acknowledged: runAll's idle clock. */
+  #lastActivityAt = 0;
+
+  constructor(options: RunnerOptions) {
+    this.#options = options;
+    this.cluster = options.cluster ?? "";
+    this.concurrency = options.concurrency ?? 1;
+    this.id = options.runnerId ?? `${os.hostname()}-${process.pid}-${randomBytes(4).toString("hex")}`;
+    this.#registry = new TaskRegistry(options.tasks);
+    this.#state = new RunnerState({
+      capacity: this.concurrency,
+      canRun: (id) => this.#registry.resolve(id) !== undefined,
+    });
+    this.#cache = options.cache ?? new InMemoryCache();
+    this.#logger = (options.logger ?? createSdkLogger("corral-runner")).child({ runnerId: this.id });
+    this.#transport =
+      options.transport ??
+      createGrpcTransport({
+        baseUrl: (options.url ?? process.env.CORRAL_URL ?? "http://127.0.0.1:7700").replace(/\/+$/, ""),
+        interceptors: options.apiKey ?? process.env.CORRAL_API_KEY ? [createAuthInterceptor((options.apiKey ?? process.env.CORRAL_API_KEY)!)] : [],
+        // Notice a dead connection well within a lease.
+        pingIntervalMs: 15_000,
+        pingTimeoutMs: 10_000,
+      });
+    this.#events.setMaxListeners(0);
+  }
+
+  get lifecycle(): RunnerLifecycle {
+    return this.#lifecycle;
+  }
+
+  /** The identifiers this runner registers. */
+  get identifiers() {
+    return this.#registry.identifiers;
+  }
+
+  /** Protocol state, for inspection (tests, status output). */
+  get state(): RunnerState {
+    return this.#state;
+  }
+
+  /** Subscribe to lifecycle changes and protocol events ("lifecycle", "change", "welcome", "disconnected"). */
+  on(event: "lifecycle", listener: (state: RunnerLifecycle) => void): this;
+  on(event: "change" | "welcome" | "disconnected", listener: () => void): this;
+  on(event: string, listener: (...args: never[]) => void): this {
+    this.#events.on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  /**
+   * Runs until stop(), SIGTERM/SIGINT or the signal aborts; then drains and resolves. Rejects
+   * when the broker refuses the runner for good (bad key, unknown cluster).
+   */
+  async runForever(options: { signal?: AbortSignal; handleSignals?: boolean } = {}): Promise<void> {
+    const onSignal = () => void this.stop();
+    const handleSignals = options.handleSignals ?? true;
+    if (handleSignals) {
+      process.on("SIGTERM", onSignal);
+      process.on("SIGINT", onSignal);
+    }
+    const onAbort = () => void this.stop();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    if (options.signal?.aborted) void this.stop();
+    try {
+      await this.#start();
+    } finally {
+      if (handleSignals) {
+        process.off("SIGTERM", onSignal);
+        process.off("SIGINT", onSignal);
+      }
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * Runs until there is nothing to do: no assignment for `idleMs` and nothing running or
+   * waiting for an Ack. Then stops.
+   */
+  async runAll(options: { signal?: AbortSignal; handleSignals?: boolean } = {}): Promise<void> {
+    const idleMs = this.#options.idleMs ?? 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const check = () => {
+      clearTimeout(timer);
+      if (this.#lifecycle !== "running" || !this.#state.connected || !this.#state.isIdle()) return;
+      const wait = Math.max(0, this.#lastActivityAt + idleMs - Date.now());
+      timer = setTimeout(() => {
+        if (this.#lifecycle === "running" && this.#state.isIdle() && Date.now() - this.#lastActivityAt >= idleMs) void this.stop();
+        else check();
+      }, Math.max(wait, idleMs / 4));
+    };
+    this.#events.on("change", check);
+    try {
+      await this.runForever(options);
+    } finally {
+      clearTimeout(timer);
+      this.#events.off("change", check);
+    }
+  }
+
+  /**
+   * Stops taking work, lets running tasks finish for the grace period, reports the rest as the
+   * runner's fault (they re-queue without counting a retry), waits for the last Acks, closes.
+   * Safe to call more than once.
+   */
+  stop(): Promise<void> {
+    if (this.#stopping) return this.#stopping;
+    this.#stopping = this.#drain();
+    return this.#stopping;
+  }
+
+  #setLifecycle(next: RunnerLifecycle): void {
+    if (this.#lifecycle === next) return;
+    this.#lifecycle = next;
+    this.#logger.info({ lifecycle: next }, "runner %s", next);
+    this.#events.emit("lifecycle", next);
+  }
+
+  #start(): Promise<void> {
+    if (!this.#run) {
+      const loopDone = (this.#loopDone = this.#loop());
+      this.#run = (async () => {
+        await loopDone;
+        if (this.#stopping) await this.#stopping;
+        if (this.#fatal !== undefined) throw this.#fatal;
+      })();
+    }
+    return this.#run;
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#lifecycle === "stopped" || this.#lifecycle === "failed") return;
+    if (!this.#loopDone) {
+      this.#setLifecycle("stopped");
+      this.#closed.abort();
+      return;
+    }
+    this.#setLifecycle("draining");
+    this.#apply(this.#state.startDrain());
+    const grace = this.#options.drainGraceMs ?? 30_000;
+    if (!(await this.#waitFor(() => !this.#state.hasRunningTasks(), grace))) {
+      this.#logger.warn("drain grace period over: reporting the tasks still running");
+      this.#apply(this.#state.onGraceExpired());
+    }
+    await this.#waitFor(() => this.#state.heldCount === 0, this.#options.ackTimeoutMs ?? 10_000);
+    if (this.#state.heldCount > 0) {
+      this.#logger.warn({ unacknowledged: this.#state.count("reported") }, "stopping without the broker's Ack for some results");
+    }
+    this.#closed.abort();
+    this.#closeSession();
+    await this.#loopDone;
+    if ((this.#lifecycle as RunnerLifecycle) !== "failed") this.#setLifecycle("stopped");
+  }
+
+  /** Resolves true once the predicate holds, false after the timeout. */
+  #waitFor(predicate: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (predicate()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.#events.off("change", onChange);
+        resolve(ok);
+      };
+      const onChange = () => {
+        if (predicate()) done(true);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.#events.on("change", onChange);
+    });
+  }
+
+  async #loop(): Promise<void> {
+    const broker = createClient(TaskBrokerService, this.#transport);
+    const base = this.#options.reconnect?.baseDelayMs ?? 250;
+    const max = this.#options.reconnect?.maxDelayMs ?? 15_000;
+    let attempt = 0;
+    while (!this.#closed.signal.aborted) {
+      const session: Session = { outbox: new AsyncQueue(), abort: new AbortController() };
+      this.#session = session;
+      session.outbox.push(this.#hello());
+      let welcomed = false;
+      try {
+        for await (const res of broker.work(session.outbox, { signal: session.abort.signal })) {
+          if (res.message.case === "welcome") {
+            welcomed = true;
+            attempt = 0;
+          }
+          if (this.#handle(res, session) === "end") break;
+        }
+      } catch (err) {
+        const ce = ConnectError.from(err);
+        if (fatalCodes.has(ce.code) && !this.#closed.signal.aborted) {
+          this.#fail(toApiError(err));
+          return;
+        }
+        if (!this.#closed.signal.aborted) this.#logger.warn({ code: Code[ce.code], err: ce.rawMessage }, "work stream failed");
+      } finally {
+        this.#disconnect(session);
+      }
+      if (this.#closed.signal.aborted) return;
+      // Reconnect: to another broker replica when this one drains or died. A session that never
+      // got a Welcome counts toward the backoff.
+      const delay = backoffDelay(welcomed ? 0 : attempt, base, max);
+      if (!welcomed) attempt = Math.min(attempt + 1, 20);
+      this.#logger.info({ delayMs: Math.round(delay) }, "reconnecting to the broker");
+      await sleep(delay, this.#closed.signal).catch(() => undefined);
+    }
+  }
+
+  #hello(): WorkRequest {
+    return create(WorkRequestSchema, {
+      message: {
+        case: "hello",
+        value: {
+          runnerId: this.id,
+          clusterSlug: this.cluster,
+          identifiers: this.#registry.identifiers,
+          slots: this.concurrency,
+          hardware: detectHardware(this.#options.hardware),
+          labels: this.#options.labels ?? {},
+          resumeLeases: this.#state.resumeLeases(),
+          sdkVersion,
+        },
+      },
+    });
+  }
+
+  /** Handles one broker message; "end" closes this session (Drain). */
+  #handle(res: WorkResponse, session: Session): "end" | undefined {
+    const m = res.message;
+    switch (m.case) {
+      case "welcome": {
+        const interval = m.value.heartbeatInterval;
+        const ms = interval ? Number(interval.seconds) * 1000 + Math.floor(interval.nanos / 1e6) : 0;
+        this.#startHeartbeat(ms > 0 ? ms : (this.#options.heartbeatIntervalMs ?? 10_000), session);
+        this.#logger.info(
+          { sessionId: m.value.sessionId, cluster: m.value.clusterSlug, resumed: m.value.resumed.length },
+          "connected to the broker",
+        );
+        this.#lastActivityAt = Date.now();
+        this.#apply(this.#state.onWelcome(m.value));
+        if (this.#lifecycle === "starting") this.#setLifecycle("running");
+        this.#events.emit("welcome");
+        break;
+      }
+      case "assign":
+        this.#lastActivityAt = Date.now();
+        this.#apply(this.#state.onAssign(m.value));
+        break;
+      case "ack":
+        this.#lastActivityAt = Date.now();
+        if (m.value.lease) {
+          if (!m.value.accepted) this.#logger.warn({ taskId: m.value.lease.taskId, reason: m.value.reason }, "result rejected as stale");
+          this.#apply(this.#state.onAck(m.value.lease));
+        }
+        break;
+      case "cancel":
+        if (m.value.lease) this.#apply(this.#state.onCancel(m.value.lease, m.value.reason));
+        break;
+      case "drain":
+        this.#logger.info({ reason: m.value.reason }, "the broker is draining: reconnecting elsewhere");
+        return "end";
+      case "error":
+        this.#logger.warn({ code: m.value.code, message: m.value.message }, "broker error");
+        if (fatalCodes.has(m.value.code as Code)) {
+          this.#fail(toApiError(new ConnectError(m.value.message, m.value.code as Code)));
+          return "end";
+        }
+        break;
+      default:
+        break;
+    }
+    return undefined;
+  }
+
+  #startHeartbeat(ms: number, session: Session): void {
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = setInterval(() => {
+      session.outbox.push(create(WorkRequestSchema, { message: { case: "heartbeat", value: create(HeartbeatSchema) } }));
+    }, ms);
+  }
+
+  #disconnect(session: Session): void {
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+    session.outbox.close();
+    session.abort.abort();
+    if (this.#session === session) this.#session = undefined;
+    this.#state.onDisconnected();
+    this.#events.emit("disconnected");
+    this.#events.emit("change");
+  }
+
+  #closeSession(): void {
+    const s = this.#session;
+    if (!s) return;
+    // Half-close first so the broker sees a clean end; abort if it does not answer promptly.
+    s.outbox.close();
+    setTimeout(() => s.abort.abort(), 2000).unref();
+  }
+
+  #fail(err: unknown): void {
+    this.#fatal = err;
+    this.#logger.error({ err }, "the broker refused this runner");
+    for (const c of this.#controllers.values()) c.abort(err);
+    this.#setLifecycle("failed");
+    this.#closed.abort();
+  }
+
+  #apply(effects: RunnerEffect[]): void {
+    for (const e of effects) {
+      switch (e.kind) {
+        case "send":
+          this.#session?.outbox.push(create(WorkRequestSchema, { message: e.message }));
+          break;
+        case "execute":
+          this.#execute(e.key, e.assign);
+          break;
+        case "abort": {
+          const c = this.#controllers.get(e.key);
+          c?.abort(abortError(e.reason));
+          break;
+        }
+      }
+    }
+    this.#events.emit("change");
+  }
+
+  #execute(key: string, assign: Assign): void {
+    const controller = new AbortController();
+    this.#controllers.set(key, controller);
+    void executeTask({
+      envelope: assign.task!,
+      attempt: assign.lease!.attempt,
+      registry: this.#registry,
+      cache: this.#cache,
+      logger: this.#logger,
+      signal: controller.signal,
+    })
+      .catch((err: unknown): TaskOutcome => ({
+        kind: "failed",
+        error: describeError(err),
+        unrecoverable: false,
+        countsAsRetry: true,
+        display: "",
+        progress: [],
+      }))
+      .then((outcome) => {
+        this.#controllers.delete(key);
+        this.#apply(this.#state.onTaskFinished(key, outcome));
+      });
+  }
+}

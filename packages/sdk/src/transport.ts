@@ -1,0 +1,93 @@
+// The HTTP/2 transports the Client talks over, with the API key and UNAVAILABLE retries as
+// interceptors.
+import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+
+export type Protocol = "connect" | "grpc";
+
+export interface RetryOptions {
+  /** Attempts in all, the first included (default 5). 1 disables retries. */
+  maxAttempts?: number;
+  /** Delay before the first retry; doubles each time, with jitter (default 100 ms). */
+  baseDelayMs?: number;
+  /** Upper bound of one delay (default 3 s). */
+  maxDelayMs?: number;
+}
+
+export interface TransportOptions {
+  baseUrl: string;
+  apiKey?: string;
+  protocol?: Protocol;
+  retry?: RetryOptions;
+  /** Extra interceptors, run inside the auth and retry ones. */
+  interceptors?: Interceptor[];
+}
+
+/** Adds `Authorization: Bearer <key>` to every request. */
+export function createAuthInterceptor(apiKey: string): Interceptor {
+  return (next) => async (req) => {
+    if (!req.header.has("authorization")) req.header.set("authorization", `Bearer ${apiKey}`);
+    return next(req);
+  };
+}
+
+/** Exponential backoff with full jitter: a delay in [d/2, d] where d = base * 2^attempt, capped. */
+export function backoffDelay(attempt: number, baseDelayMs: number, maxDelayMs: number, random = Math.random): number {
+  const d = Math.min(maxDelayMs, baseDelayMs * 2 ** attempt);
+  return d / 2 + random() * (d / 2);
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Retries unary calls that fail with UNAVAILABLE (a service restarting, a dropped connection).
+ * Streams are not retried here: their callers know what resuming means.
+ */
+export function createRetryInterceptor(options: RetryOptions = {}): Interceptor {
+  const maxAttempts = Math.max(1, options.maxAttempts ?? 5);
+  const base = options.baseDelayMs ?? 100;
+  const max = options.maxDelayMs ?? 3000;
+  return (next) => async (req) => {
+    if (req.stream) return next(req);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await next(req);
+      } catch (err) {
+        const ce = ConnectError.from(err);
+        if (ce.code !== Code.Unavailable || attempt + 1 >= maxAttempts || req.signal.aborted) throw err;
+        await sleep(backoffDelay(attempt, base, max), req.signal).catch(() => {
+          throw err;
+        });
+      }
+    }
+  };
+}
+
+/** A Connect or gRPC transport over HTTP/2 (h2c for http:// URLs) with auth and retries. */
+export function createTransport(options: TransportOptions): Transport {
+  const interceptors: Interceptor[] = [createRetryInterceptor(options.retry)];
+  if (options.apiKey) interceptors.push(createAuthInterceptor(options.apiKey));
+  interceptors.push(...(options.interceptors ?? []));
+  const baseUrl = options.baseUrl.replace(/\/+$/, "");
+  if ((options.protocol ?? "connect") === "grpc") {
+    return createGrpcTransport({ baseUrl, interceptors });
+  }
+  return createConnectTransport({ baseUrl, httpVersion: "2", interceptors });
+}
