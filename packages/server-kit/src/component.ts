@@ -1,6 +1,7 @@
 // A process runs one or more service components on one server: each service alone in production,
 // all three together in `corral dev`. A component owns its stores and background loops.
 import type { Logger } from "pino";
+import type { Registry } from "prom-client";
 import type { ApiKeyVerifier } from "./auth.js";
 import { createRegistryKeyVerifier } from "./key-verifier.js";
 import { createServer, type CorralServer, type ServiceMount } from "./server.js";
@@ -13,6 +14,8 @@ export interface ServiceComponent {
   mounts: ServiceMount[];
   /** The registry verifies keys against its own store; other components leave this unset. */
   verifier?: ApiKeyVerifier;
+  /** Metrics of the component's own, served on /metrics beside the RPC metrics. */
+  metrics?: Registry;
   /** Throws when a store the component needs does not answer. */
   check(): Promise<void>;
   /** Starts background loops once the server listens. */
@@ -62,6 +65,7 @@ export async function runComponents(options: RunOptions): Promise<RunningProcess
     verifier,
     serviceKey: config.serviceKey,
     logger,
+    extraMetrics: components.flatMap((c) => (c.metrics ? [c.metrics] : [])),
   });
   await server.listen();
   closer.add("server", () => server.close(config.shutdownGraceMs));

@@ -32,7 +32,11 @@ export class NotFoundError extends DomainError {
   readonly kind: string;
   readonly id: string;
   constructor(kind: string, id: string, options: { cause?: unknown } = {}) {
-    super(Code.NotFound, `${kind} ${JSON.stringify(id)} not found`, options);
+    // The kind and id also travel as metadata, so clients raise typed errors without parsing text.
+    super(Code.NotFound, `${kind} ${JSON.stringify(id)} not found`, {
+      ...options,
+      metadata: { "x-corral-not-found-kind": kind, "x-corral-not-found-id": id },
+    });
     this.name = "NotFoundError";
     this.kind = kind;
     this.id = id;

@@ -11,6 +11,7 @@ import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@corral/proto/grpc";
 import type { Logger } from "pino";
+import type { Registry } from "prom-client";
 import type { ApiKeyVerifier } from "./auth.js";
 import { createHealthState, HealthStatus, type HealthState } from "./health.js";
 import {
@@ -50,6 +51,8 @@ export interface ServerOptions {
   serviceKey?: string;
   logger?: Logger;
   metrics?: RpcMetrics;
+  /** More registries served on /metrics with the RPC metrics (e.g. the broker's dispatch metrics). */
+  extraMetrics?: Registry[];
   /** Largest request message accepted, in bytes (default 8 MiB). */
   readMaxBytes?: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 1,000). */
@@ -129,10 +132,10 @@ export function createServer(options: ServerOptions): CorralServer {
     ],
     fallback(req, res) {
       if (req.url === "/metrics") {
-        metrics.registry.metrics().then(
-          (text) => {
+        Promise.all([metrics.registry, ...(options.extraMetrics ?? [])].map((r) => r.metrics())).then(
+          (texts) => {
             res.writeHead(200, { "content-type": metrics.registry.contentType });
-            res.end(text);
+            res.end(texts.join("\n"));
           },
           () => {
             res.writeHead(500);

@@ -1,0 +1,108 @@
+// DispatchService (internal, service key only): Enqueue from job-service, Revoke, and the
+// operator views GetQueueStats and ListSessions. Thin: translate, call the stores, map.
+import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import {
+  QueueStatsSchema,
+  SessionSchema,
+  TaskIdentifierSchema,
+  type DispatchService,
+  type Session,
+} from "@corral/proto";
+import { InvalidArgumentError, requireService } from "@corral/server-kit";
+import type { QueueStore } from "./redis/queue-store.js";
+import type { RunnerSession } from "./runner-session.js";
+import { parseVersion, splitQueueName } from "./task-identifier.js";
+
+export interface DispatchServiceDeps {
+  queues: QueueStore;
+  /** Asks every replica (this one included); answers that arrive within the timeout. */
+  fanout<T>(body: BusRequest, timeoutMs: number): Promise<T[]>;
+  brokerId: string;
+  /** How long a revoked job or task id is remembered (its stream entries dropped), seconds. */
+  revokedTtlSec: number;
+  /** How long to wait for other replicas' answers. */
+  fanoutTimeoutMs: number;
+}
+
+export type BusRequest =
+  | { type: "revoke"; teamId: string; jobId: string; taskIds: string[]; reason: string }
+  | { type: "sessions"; clusterId: string; teamId: string };
+
+export function sessionToProto(s: RunnerSession, brokerId: string): Session {
+  return create(SessionSchema, {
+    sessionId: s.id,
+    runnerId: s.runnerId,
+    teamId: s.teamId,
+    clusterId: s.cluster.id,
+    clusterSlug: s.cluster.slug,
+    identifiers: s.identifiers,
+    slots: s.slots,
+    credit: s.credit,
+    leases: s.leases.size,
+    brokerId,
+    connectTime: timestampFromDate(s.connectTime),
+    draining: s.state !== "active",
+  });
+}
+
+export function sessionToJson(s: RunnerSession, brokerId: string): JsonValue {
+  return toJson(SessionSchema, sessionToProto(s, brokerId));
+}
+
+export function createDispatchService(deps: DispatchServiceDeps): Partial<ServiceImpl<typeof DispatchService>> {
+  return {
+    async enqueue(req, ctx) {
+      requireService(ctx);
+      req.tasks.forEach((t, i) => {
+        if (!t.identifier) throw new InvalidArgumentError(`tasks[${i}].identifier`, "required");
+        parseVersion(t.identifier.version, `tasks[${i}].identifier.version`);
+      });
+      const { enqueued, duplicates } = await deps.queues.enqueue(req.tasks);
+      return { enqueuedCount: enqueued, duplicateCount: duplicates };
+    },
+
+    async revoke(req, ctx) {
+      requireService(ctx);
+      await deps.queues.markRevoked(req.jobId, req.taskIds, deps.revokedTtlSec);
+      const body: BusRequest = {
+        type: "revoke",
+        teamId: req.teamId,
+        jobId: req.jobId,
+        taskIds: req.taskIds,
+        reason: req.reason,
+      };
+      const counts = await deps.fanout<number>(body, deps.fanoutTimeoutMs);
+      return { canceledLeases: counts.reduce((a, b) => a + Number(b), 0) };
+    },
+
+    async getQueueStats(req, ctx) {
+      requireService(ctx);
+      const stats = await deps.queues.stats(req.clusterId || undefined);
+      return {
+        queues: stats.map((s) => {
+          const { name, version } = splitQueueName(s.queue);
+          return create(QueueStatsSchema, {
+            clusterId: s.clusterId,
+            identifier: create(TaskIdentifierSchema, { name, version }),
+            length: BigInt(s.length),
+            pending: BigInt(s.pending),
+            oldestAgeMs: BigInt(s.oldestAgeMs),
+            consumers: s.consumers,
+            lag: BigInt(s.lag),
+          });
+        }),
+      };
+    },
+
+    async listSessions(req, ctx) {
+      requireService(ctx);
+      const body: BusRequest = { type: "sessions", clusterId: req.clusterId, teamId: req.teamId };
+      const answers = await deps.fanout<JsonValue[]>(body, deps.fanoutTimeoutMs);
+      const sessions = answers.flat().map((j) => fromJson(SessionSchema, j));
+      sessions.sort((a, b) => a.sessionId.localeCompare(b.sessionId));
+      return { sessions };
+    },
+  };
+}

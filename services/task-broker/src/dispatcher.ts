@@ -1,0 +1,310 @@
+// Dispatch: sessions with the same cluster and the same set of readable queues form one dispatch
+// group with one loop. The loop reads at most the group's open credit with a non-blocking
+// XREADGROUP on the shared command connection, claims the entries as leases in Lua and hands them
+// out round-robin. It sleeps until a wake-up: credit from a runner, or a Pub/Sub message that one
+// of its queues got an entry (published by the enqueue script), with a slow poll as the safety
+// net. Redis connections therefore do not grow with runners or with dispatch groups.
+import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
+import { streamKey } from "./redis/keys.js";
+import type { ClaimRequest, QueueStore, StreamEntry } from "./redis/queue-store.js";
+import type { RunnerSession } from "./runner-session.js";
+
+export interface DispatcherOptions {
+  queues: QueueStore;
+  brokerId: string;
+  leaseDurationMs: number;
+  /** Read again after this long without a wake-up (a Pub/Sub message can be lost on reconnect). */
+  pollIntervalMs: number;
+  /** Entries pending this long without a lease (their broker died mid-read) are taken over. */
+  recoverIdleMs: number;
+  logger: Logger;
+  /** Start receiving wake-ups of a cluster (resolves once subscribed). */
+  subscribe(clusterId: string): Promise<void>;
+  /** No dispatch group of this cluster is left. */
+  unsubscribe(clusterId: string): void;
+  /** A lease was granted to `session`: record it and send Assign. */
+  onLeased(session: RunnerSession, entry: StreamEntry, token: string, expiryMs: number): void;
+}
+
+export interface Dispatcher {
+  join(session: RunnerSession): void;
+  leave(session: RunnerSession): void;
+  /** The session's credit grew: its group may read again. */
+  wake(session: RunnerSession): void;
+  /** A queue of the cluster got entries (a wake-up message). */
+  notify(clusterId: string, queue: string): void;
+  /** Number of dispatch groups (distinct cluster + queue sets) with a loop. */
+  readonly groupCount: number;
+  /** Stops every loop; entries read but not handed out go back to their streams. */
+  stop(): Promise<void>;
+}
+
+interface DispatchGroup {
+  key: string;
+  clusterId: string;
+  queues: string[];
+  streams: string[];
+  sessions: RunnerSession[];
+  rr: number;
+  /** Entries read (a read returns up to COUNT per stream) that no session had credit for. */
+  buffer: StreamEntry[];
+  bufferedAtMs: number;
+  /** Something may be readable: set by wake-ups, cleared before each read. */
+  dirty: boolean;
+  wake: (() => void) | undefined;
+  lastRecoverMs: number;
+}
+
+export function newLeaseToken(): string {
+  return randomBytes(12).toString("base64url");
+}
+
+function groupKey(session: RunnerSession): string {
+  return `${session.cluster.id}\n${session.queues.join("\n")}`;
+}
+
+export function createDispatcher(options: DispatcherOptions): Dispatcher {
+  const { queues, logger } = options;
+  const groups = new Map<string, DispatchGroup>();
+  const bySession = new Map<string, DispatchGroup>();
+  /** cluster id → queue name → groups reading it. */
+  const readers = new Map<string, Map<string, Set<DispatchGroup>>>();
+  const loops = new Set<Promise<void>>();
+  let stopped = false;
+
+  const wakeGroup = (g: DispatchGroup) => {
+    g.dirty = true;
+    const w = g.wake;
+    g.wake = undefined;
+    w?.();
+  };
+
+  const sleep = (g: DispatchGroup, ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        g.wake = undefined;
+        g.dirty = true;
+        resolve();
+      }, ms);
+      timer.unref();
+      g.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+
+  const available = (g: DispatchGroup) => g.sessions.reduce((n, s) => n + s.available, 0);
+
+  function pick(g: DispatchGroup): RunnerSession | undefined {
+    const n = g.sessions.length;
+    for (let i = 0; i < n; i++) {
+      const s = g.sessions[(g.rr + i) % n]!;
+      if (s.available > 0) {
+        g.rr = (g.rr + i + 1) % n;
+        return s;
+      }
+    }
+    return undefined;
+  }
+
+  function register(g: DispatchGroup) {
+    let byQueue = readers.get(g.clusterId);
+    if (!byQueue) readers.set(g.clusterId, (byQueue = new Map()));
+    for (const q of g.queues) {
+      let set = byQueue.get(q);
+      if (!set) byQueue.set(q, (set = new Set()));
+      set.add(g);
+    }
+  }
+
+  function unregister(g: DispatchGroup) {
+    const byQueue = readers.get(g.clusterId);
+    if (!byQueue) return;
+    for (const q of g.queues) {
+      const set = byQueue.get(q);
+      set?.delete(g);
+      if (set && set.size === 0) byQueue.delete(q);
+    }
+    if (byQueue.size === 0) {
+      readers.delete(g.clusterId);
+      options.unsubscribe(g.clusterId);
+    }
+  }
+
+  async function handle(g: DispatchGroup, entries: StreamEntry[]): Promise<void> {
+    const revoked = await queues.revoked(entries);
+    const requests: ClaimRequest[] = [];
+    const targets: Array<RunnerSession | undefined> = [];
+    const now = Date.now();
+    entries.forEach((entry, i) => {
+      if (revoked[i]) {
+        requests.push({ entry, revoked: true, token: "", expiryMs: 0, sessionId: "", brokerId: options.brokerId });
+        targets.push(undefined);
+        return;
+      }
+      const session = pick(g);
+      if (!session) {
+        if (g.buffer.length === 0) g.bufferedAtMs = Date.now();
+        g.buffer.push(entry);
+        return;
+      }
+      session.reserved++;
+      requests.push({
+        entry,
+        revoked: false,
+        token: newLeaseToken(),
+        expiryMs: now + options.leaseDurationMs,
+        sessionId: session.id,
+        brokerId: options.brokerId,
+      });
+      targets.push(session);
+    });
+    let statuses;
+    try {
+      statuses = await queues.claim(requests);
+    } catch (err) {
+      // Nothing or part of it applied: claiming again is safe (a live lease answers 'inflight').
+      if (g.buffer.length === 0) g.bufferedAtMs = Date.now();
+      requests.forEach((r, i) => {
+        if (targets[i]) targets[i]!.reserved--;
+        if (!r.revoked) g.buffer.push(r.entry);
+      });
+      throw err;
+    }
+    requests.forEach((r, i) => {
+      const session = targets[i];
+      if (!session) return;
+      session.reserved--;
+      if (statuses[i] === "leased") options.onLeased(session, r.entry, r.token, r.expiryMs);
+    });
+  }
+
+  async function recover(g: DispatchGroup, count: number): Promise<StreamEntry[]> {
+    g.lastRecoverMs = Date.now();
+    const out: StreamEntry[] = [];
+    for (const stream of g.streams) {
+      if (out.length >= count) break;
+      out.push(...(await queues.autoclaim(options.brokerId, stream, options.recoverIdleMs, count - out.length)));
+    }
+    return out;
+  }
+
+  async function run(g: DispatchGroup): Promise<void> {
+    let backoffMs = 50;
+    let ready = false;
+    while (!stopped && g.sessions.length > 0) {
+      try {
+        if (!ready) {
+          await options.subscribe(g.clusterId);
+          await queues.ensureGroups(g.clusterId, g.queues);
+          ready = true;
+        }
+        const open = available(g);
+        if (open === 0) {
+          // Entries held without credit for a poll interval go back to their streams, where
+          // runners of other groups or replicas can take them.
+          if (g.buffer.length > 0 && Date.now() - g.bufferedAtMs >= options.pollIntervalMs) {
+            await queues.requeue(g.buffer.splice(0));
+          }
+          await sleep(g, options.pollIntervalMs);
+          continue;
+        }
+        if (g.buffer.length > 0) {
+          await handle(g, g.buffer.splice(0));
+          if (g.buffer.length > 0) await sleep(g, options.pollIntervalMs);
+          continue;
+        }
+        if (Date.now() - g.lastRecoverMs >= options.recoverIdleMs) {
+          const orphans = await recover(g, open);
+          if (orphans.length > 0) {
+            await handle(g, orphans);
+            continue;
+          }
+        }
+        if (!g.dirty) {
+          await sleep(g, options.pollIntervalMs);
+          continue;
+        }
+        g.dirty = false;
+        const entries = await queues.read(options.brokerId, g.streams, Math.max(1, Math.ceil(open / g.streams.length)));
+        if (entries.length > 0) {
+          // There may be more: read again right away.
+          g.dirty = true;
+          await handle(g, entries);
+        }
+        backoffMs = 50;
+      } catch (err) {
+        if (stopped) break;
+        if (String((err as Error).message).includes("NOGROUP")) ready = false;
+        logger.warn({ err, cluster: g.clusterId }, "dispatch loop error; retrying");
+        await sleep(g, backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 2_000);
+      }
+    }
+    if (g.buffer.length > 0) {
+      await queues.requeue(g.buffer.splice(0)).catch((err: unknown) => {
+        logger.error({ err }, "could not re-queue unassigned entries; they are recovered after the idle time");
+      });
+    }
+  }
+
+  return {
+    join(session) {
+      const key = groupKey(session);
+      let g = groups.get(key);
+      if (!g) {
+        g = {
+          key,
+          clusterId: session.cluster.id,
+          queues: session.queues,
+          streams: session.queues.map((q) => streamKey(session.cluster.id, q)),
+          sessions: [],
+          rr: 0,
+          buffer: [],
+          bufferedAtMs: 0,
+          dirty: true,
+          wake: undefined,
+          lastRecoverMs: 0,
+        };
+        groups.set(key, g);
+        register(g);
+        g.sessions.push(session);
+        bySession.set(session.id, g);
+        const loop: Promise<void> = run(g).finally(() => loops.delete(loop));
+        loops.add(loop);
+        return;
+      }
+      g.sessions.push(session);
+      bySession.set(session.id, g);
+      wakeGroup(g);
+    },
+    leave(session) {
+      const g = bySession.get(session.id);
+      if (!g) return;
+      bySession.delete(session.id);
+      g.sessions = g.sessions.filter((s) => s !== session);
+      if (g.sessions.length === 0) {
+        if (groups.get(g.key) === g) groups.delete(g.key);
+        unregister(g);
+        wakeGroup(g);
+      }
+    },
+    wake(session) {
+      const g = bySession.get(session.id);
+      if (g) wakeGroup(g);
+    },
+    notify(clusterId, queue) {
+      const set = readers.get(clusterId)?.get(queue);
+      if (set) for (const g of set) wakeGroup(g);
+    },
+    get groupCount() {
+      return groups.size;
+    },
+    async stop() {
+      stopped = true;
+      for (const g of groups.values()) wakeGroup(g);
+      await Promise.allSettled([...loops]);
+    },
+  };
+}

@@ -1,0 +1,58 @@
+// Redis key layout (DESIGN.md §6). Every key of one cluster carries the `{<cluster id>}` hash tag,
+// so a multi-stream XREADGROUP and every Lua script touch one Redis Cluster slot. ioredis adds the
+// connection's keyPrefix to the keys it sends; Pub/Sub channels get it from `channel()`.
+
+export const CONSUMER_GROUP = "runners";
+
+/** Every cluster id that ever had a queue: the reaper and GetQueueStats walk it. */
+export const clustersKey = "corral:clusters";
+
+export function streamKey(clusterId: string, queue: string): string {
+  return `corral:{${clusterId}}:q:${queue}`;
+}
+
+/** The set of queue names (`<name>:<version>`) of a cluster. */
+export function queuesKey(clusterId: string): string {
+  return `corral:{${clusterId}}:queues`;
+}
+
+/** Sorted set of `<task id>:<attempt>` scored by lease expiry (ms). */
+export function leasesKey(clusterId: string): string {
+  return `corral:{${clusterId}}:leases`;
+}
+
+/** Sorted set of expired leases whose expiry is being reported, scored by the report deadline. */
+export function expiringKey(clusterId: string): string {
+  return `corral:{${clusterId}}:expiring`;
+}
+
+/** Prefix of the per-attempt records; Lua appends `<task id>:<attempt>`. */
+export function attemptPrefix(clusterId: string): string {
+  return `corral:{${clusterId}}:a:`;
+}
+
+export function attemptMember(taskId: string, attempt: number): string {
+  return `${taskId}:${attempt}`;
+}
+
+export function splitAttemptMember(member: string): { taskId: string; attempt: number } {
+  const i = member.lastIndexOf(":");
+  return { taskId: member.slice(0, i), attempt: Number(member.slice(i + 1)) };
+}
+
+export function attemptKey(clusterId: string, taskId: string, attempt: number): string {
+  return attemptPrefix(clusterId) + attemptMember(taskId, attempt);
+}
+
+export function revokedJobKey(jobId: string): string {
+  return `corral:revoked:job:${jobId}`;
+}
+
+export function revokedTaskKey(taskId: string): string {
+  return `corral:revoked:task:${taskId}`;
+}
+
+/** Pub/Sub channel announcing new entries in a cluster's queues (message: the queue name). */
+export function wakeChannel(channelPrefix: string, clusterId: string): string {
+  return `${channelPrefix}corral:{${clusterId}}:wake`;
+}

@@ -1,0 +1,157 @@
+// The Lua scripts against the real Redis: dedupe at enqueue, drops at claim, extend, complete,
+// and expiry handed to exactly one of two concurrent reapers.
+import { create } from "@bufbuild/protobuf";
+import { TaskEnvelopeSchema, type TaskEnvelope } from "@corral/proto";
+import { createRedis } from "@corral/server-kit";
+import { TEST_REDIS_URL, testRedisPrefix } from "@corral/server-kit/testing";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dropRedisPrefix } from "../test-support/harness.js";
+import { attemptMember, leasesKey, streamKey } from "./keys.js";
+import { createLeaseStore, type LeaseStore } from "./lease-store.js";
+import { createQueueStore, type QueueStore, type StreamEntry } from "./queue-store.js";
+
+const prefix = testRedisPrefix("broker-lua");
+const CLUSTER = "c-lua";
+let r1: Redis;
+let r2: Redis;
+let queues: QueueStore;
+let leases: LeaseStore;
+let leases2: LeaseStore;
+
+const env = (taskId: string, attempt = 1, version = "v1.0"): TaskEnvelope =>
+  create(TaskEnvelopeSchema, {
+    taskId,
+    attempt,
+    jobId: "job",
+    teamId: "team",
+    clusterId: CLUSTER,
+    identifier: { name: "lua", version },
+  });
+
+async function readAll(queue = "lua:v1.0"): Promise<StreamEntry[]> {
+  await queues.ensureGroups(CLUSTER, [queue]);
+  return queues.read("test-consumer", [streamKey(CLUSTER, queue)], 1000);
+}
+
+async function lease(e: StreamEntry, sessionId: string, token: string, expiryMs = Date.now() + 60_000) {
+  const [status] = await queues.claim([{ entry: e, token, expiryMs, sessionId, brokerId: "b", revoked: false }]);
+  return status;
+}
+
+beforeAll(() => {
+  r1 = createRedis({ url: TEST_REDIS_URL, keyPrefix: prefix });
+  r2 = createRedis({ url: TEST_REDIS_URL, keyPrefix: prefix });
+  queues = createQueueStore(r1, { recordTtlSec: 3600, channelPrefix: prefix });
+  leases = createLeaseStore(r1, { doneTtlSec: 3600 });
+  leases2 = createLeaseStore(r2, { doneTtlSec: 3600 });
+});
+
+afterAll(async () => {
+  await dropRedisPrefix(prefix);
+  r1.disconnect();
+  r2.disconnect();
+});
+
+describe("queue scripts", () => {
+  it("enqueues an attempt once, and a new attempt again", async () => {
+    expect(await queues.enqueue([env("a"), env("a")])).toEqual({ enqueued: 1, duplicates: 1 });
+    expect(await queues.enqueue([env("a", 2)])).toEqual({ enqueued: 1, duplicates: 0 });
+    const entries = await readAll();
+    expect(entries.map((e) => [e.envelope.taskId, e.envelope.attempt])).toEqual([
+      ["a", 1],
+      ["a", 2],
+    ]);
+    expect(await lease(entries[0]!, "s1", "tok")).toBe("leased");
+    expect(await lease(entries[1]!, "s1", "tok2")).toBe("leased");
+  });
+
+  it("drops duplicate and revoked entries at claim time and leaves a live lease's entry alone", async () => {
+    await queues.enqueue([env("dup")]);
+    const [first] = await readAll();
+    expect(await lease(first!, "s1", "t1")).toBe("leased");
+    // The same entry delivered again (recovered after idling) backs the live lease: left pending.
+    expect(await lease(first!, "s2", "t2")).toBe("inflight");
+    // A copy of the attempt (Redis failover, manual re-add) is a duplicate: acknowledged.
+    await r1.xadd(streamKey(CLUSTER, "lua:v1.0"), "*", "task", first!.raw, "t", "0");
+    const [copy] = await readAll();
+    expect(await lease(copy!, "s2", "t2")).toBe("duplicate");
+
+    await queues.enqueue([env("rev")]);
+    const [rev] = await readAll();
+    const [status] = await queues.claim([{ entry: rev!, token: "", expiryMs: 0, sessionId: "", brokerId: "b", revoked: true }]);
+    expect(status).toBe("revoked");
+    expect((await leases.attempt(CLUSTER, "rev", 1))?.state).toBe("revoked");
+    expect((await queues.enqueue([env("rev")])).duplicates).toBe(1);
+  });
+
+  it("re-queues an entry that was read but never leased", async () => {
+    await queues.enqueue([env("back")]);
+    const [e] = await readAll();
+    await queues.requeue([e!]);
+    const [again] = await readAll();
+    expect(again?.envelope.taskId).toBe("back");
+    expect(again?.id).not.toBe(e?.id);
+  });
+});
+
+describe("lease scripts", () => {
+  it("extends only the leases the session still holds", async () => {
+    await queues.enqueue([env("x1"), env("x2")]);
+    const [e1, e2] = await readAll();
+    await lease(e1!, "s-ext", "k1");
+    await lease(e2!, "s-other", "k2");
+    const lost = await leases.extend(CLUSTER, "s-ext", [attemptMember("x1", 1), attemptMember("x2", 1)], Date.now() + 120_000);
+    expect(lost).toEqual([attemptMember("x2", 1)]);
+    expect(Number(await r1.zscore(leasesKey(CLUSTER), attemptMember("x1", 1)))).toBeGreaterThan(Date.now() + 60_000);
+  });
+
+  it("resumes a lease with its token only", async () => {
+    await queues.enqueue([env("res")]);
+    const [e] = await readAll();
+    await lease(e!, "s-old", "good");
+    const none = await leases.resume(CLUSTER, "s-new", "b", [{ member: attemptMember("res", 1), token: "bad" }], Date.now() + 1000);
+    expect(none.size).toBe(0);
+    const ok = await leases.resume(CLUSTER, "s-new", "b", [{ member: attemptMember("res", 1), token: "good" }], Date.now() + 1000);
+    expect(ok.get(attemptMember("res", 1))).toBe("job");
+    expect(await leases.extend(CLUSTER, "s-old", [attemptMember("res", 1)], Date.now() + 1000)).toEqual([attemptMember("res", 1)]);
+  });
+
+  it("completes with the right token only", async () => {
+    await queues.enqueue([env("done")]);
+    const [e] = await readAll();
+    await lease(e!, "s", "right");
+    const key = { clusterId: CLUSTER, taskId: "done", attempt: 1 };
+    expect(await leases.complete([{ ...key, token: "wrong" }])).toEqual([false]);
+    expect(await leases.complete([{ ...key, token: "right" }])).toEqual([true]);
+    expect((await leases.attempt(CLUSTER, "done", 1))?.state).toBe("done");
+    expect(await r1.zscore(leasesKey(CLUSTER), attemptMember("done", 1))).toBeNull();
+  });
+
+  it("hands every expired lease to exactly one of two concurrent reapers", async () => {
+    const tasks = Array.from({ length: 50 }, (_, i) => env(`exp-${i}`, 1, "v2.0"));
+    await queues.enqueue(tasks);
+    const entries = await readAll("lua:v2.0");
+    const past = Date.now() - 1;
+    for (const e of entries) await lease(e, "s-exp", "t", past);
+    const [a, b] = await Promise.all([leases.expireDue(1000, 60_000), leases2.expireDue(1000, 60_000)]);
+    const mine = (l: { taskId: string }) => l.taskId.startsWith("exp-");
+    const got = [...a.filter(mine), ...b.filter(mine)].map((l) => l.taskId).sort();
+    expect(got).toEqual(tasks.map((t) => t.taskId).sort());
+    expect((await leases.attempt(CLUSTER, "exp-0", 1))?.state).toBe("expired");
+    await leases.expiryReported(got.map((taskId) => ({ clusterId: CLUSTER, taskId, attempt: 1 })));
+    expect((await leases2.expireDue(1000, 60_000)).filter(mine)).toEqual([]);
+  });
+
+  it("hands an expiry out again when its reporter missed the report deadline", async () => {
+    await queues.enqueue([env("stuck", 1, "v3.0")]);
+    const [e] = await readAll("lua:v3.0");
+    await lease(e!, "s-stuck", "t", Date.now() - 1);
+    const isStuck = (l: { taskId: string }) => l.taskId === "stuck";
+    // The first reaper takes it with a deadline already past (it "dies" before reporting).
+    expect((await leases.expireDue(1000, -1_000)).filter(isStuck)).toHaveLength(1);
+    expect((await leases2.expireDue(1000, 60_000)).filter(isStuck)).toHaveLength(1);
+    expect((await leases.expireDue(1000, 60_000)).filter(isStuck)).toHaveLength(0);
+    await leases2.expiryReported([{ clusterId: CLUSTER, taskId: "stuck", attempt: 1 }]);
+  });
+});

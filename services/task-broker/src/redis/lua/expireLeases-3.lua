@@ -1,0 +1,48 @@
+--[[
+  Reaper step for one cluster: moves every lease past its expiry out of the lease set (ZREM: of
+  two replicas running this at once, only one gets each lease), acknowledges and deletes its
+  stream entry and parks it in the expiring set until its expiry is reported to job-service.
+  Parked leases whose report deadline passed (the reporting replica died) are handed out again.
+
+  KEYS[1] leases zset       corral:{<cluster>}:leases
+  KEYS[2] expiring zset     corral:{<cluster>}:expiring
+  KEYS[3] record prefix     corral:{<cluster>}:a:
+
+  ARGV[1] now, ms since the epoch
+  ARGV[2] most leases to expire in this call
+  ARGV[3] report deadline, ms since the epoch
+  ARGV[4] consumer group name
+  ARGV[5] record TTL for the expired state, seconds
+
+  Result: flat list of member, job id, session id, broker id, per lease to report.
+]]
+local out = {}
+local stuck = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, m in ipairs(stuck) do
+  redis.call('ZADD', KEYS[2], ARGV[3], m)
+  local r = redis.call('HMGET', KEYS[3] .. m, 'j', 'sid', 'b')
+  out[#out + 1] = m
+  out[#out + 1] = r[1] or ''
+  out[#out + 1] = r[2] or ''
+  out[#out + 1] = r[3] or ''
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, m in ipairs(due) do
+  redis.call('ZREM', KEYS[1], m)
+  local k = KEYS[3] .. m
+  local r = redis.call('HMGET', k, 's', 'q', 'e', 'j', 'sid', 'b')
+  if r[1] == 'leased' then
+    redis.call('HSET', k, 's', 'expired')
+    redis.call('EXPIRE', k, ARGV[5])
+    if r[2] and r[3] then
+      redis.call('XACK', r[2], ARGV[4], r[3])
+      redis.call('XDEL', r[2], r[3])
+    end
+    redis.call('ZADD', KEYS[2], ARGV[3], m)
+    out[#out + 1] = m
+    out[#out + 1] = r[4] or ''
+    out[#out + 1] = r[5] or ''
+    out[#out + 1] = r[6] or ''
+  end
+end
+return out

@@ -1,0 +1,347 @@
+// Streams of ready tasks: enqueue (deduplicated per attempt), reading for a dispatch group,
+// claiming entries as leases, re-queueing unassigned entries, and queue statistics.
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { TaskEnvelopeSchema, type TaskEnvelope } from "@corral/proto";
+import type { Redis } from "ioredis";
+import { queueName } from "../task-identifier.js";
+import {
+  attemptKey,
+  attemptMember,
+  clustersKey,
+  CONSUMER_GROUP,
+  leasesKey,
+  queuesKey,
+  revokedJobKey,
+  revokedTaskKey,
+  streamKey,
+  wakeChannel,
+} from "./keys.js";
+import { defineScripts, scripts } from "./scripts.js";
+
+export interface StreamEntry {
+  /** The stream key without the connection's key prefix. */
+  stream: string;
+  id: string;
+  envelope: TaskEnvelope;
+  /** The envelope as stored (base64 protobuf), for re-queueing. */
+  raw: string;
+  enqueuedAtMs: number;
+}
+
+export type ClaimStatus = "leased" | "revoked" | "duplicate" | "inflight";
+
+export interface ClaimRequest {
+  entry: StreamEntry;
+  token: string;
+  expiryMs: number;
+  sessionId: string;
+  brokerId: string;
+  revoked: boolean;
+}
+
+export interface QueueStat {
+  clusterId: string;
+  queue: string;
+  length: number;
+  pending: number;
+  oldestAgeMs: number;
+  consumers: number;
+  lag: number;
+}
+
+export interface QueueStoreOptions {
+  /** How long the per-attempt record (the dedupe record) lives, seconds. */
+  recordTtlSec: number;
+  /** Pub/Sub channels ignore the key prefix; wake channels carry this one instead. */
+  channelPrefix: string;
+}
+
+export interface QueueStore {
+  enqueue(tasks: readonly TaskEnvelope[]): Promise<{ enqueued: number; duplicates: number }>;
+  /** Creates the consumer group (and the stream) of every queue a dispatch group reads. */
+  ensureGroups(clusterId: string, queues: readonly string[]): Promise<void>;
+  /** Non-blocking XREADGROUP of new entries over `streams`; entries interleaved across streams. */
+  read(consumer: string, streams: readonly string[], count: number): Promise<StreamEntry[]>;
+  /** Takes over entries pending longer than `minIdleMs` (read by a broker that died before leasing them). */
+  autoclaim(consumer: string, stream: string, minIdleMs: number, count: number): Promise<StreamEntry[]>;
+  /** Whether each entry's job or task was revoked after the entry was queued. */
+  revoked(entries: readonly StreamEntry[]): Promise<boolean[]>;
+  /** Remembers a revocation (the whole job, or some of its tasks) at Redis' clock. */
+  markRevoked(jobId: string, taskIds: readonly string[], ttlSec: number): Promise<void>;
+  claim(requests: readonly ClaimRequest[]): Promise<ClaimStatus[]>;
+  requeue(entries: readonly StreamEntry[]): Promise<void>;
+  stats(clusterId?: string): Promise<QueueStat[]>;
+}
+
+type RawEntry = [string, string[] | null];
+
+function fieldsOf(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < list.length; i += 2) out[list[i]!] = list[i + 1]!;
+  return out;
+}
+
+function flatToObject(list: unknown[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < list.length; i += 2) out[String(list[i])] = list[i + 1];
+  return out;
+}
+
+/** The Redis server time (ms) at which a stream entry was added. */
+function idMs(id: string): number {
+  const ms = Number(id.split("-")[0]);
+  return Number.isFinite(ms) ? ms : 0;
+}
+
+function ageOfId(id: string, now: number): number {
+  return Math.max(0, now - idMs(id));
+}
+
+export function createQueueStore(redis: Redis, options: QueueStoreOptions): QueueStore {
+  defineScripts(redis);
+  const prefix = redis.options.keyPrefix ?? "";
+
+  function decode(stream: string, raw: RawEntry): StreamEntry | undefined {
+    const [id, list] = raw;
+    if (!list) return undefined; // deleted while pending
+    const f = fieldsOf(list);
+    if (!f.task) return undefined;
+    return {
+      stream,
+      id,
+      raw: f.task,
+      envelope: fromBinary(TaskEnvelopeSchema, Buffer.from(f.task, "base64")),
+      enqueuedAtMs: Number(f.t ?? 0),
+    };
+  }
+
+  // XGROUP and XINFO have no key position ioredis knows of: they get the prefix by hand.
+  const prefixed = (key: string) => prefix + key;
+  const unprefix = (key: string) => (key.startsWith(prefix) ? key.slice(prefix.length) : key);
+
+  return {
+    async enqueue(tasks) {
+      if (tasks.length === 0) return { enqueued: 0, duplicates: 0 };
+      const now = Date.now();
+      const pipe = redis.pipeline();
+      const clusters = new Set<string>();
+      for (const t of tasks) {
+        const id = t.identifier!;
+        const queue = queueName(id.name, id.version);
+        clusters.add(t.clusterId);
+        const raw = Buffer.from(toBinary(TaskEnvelopeSchema, create(TaskEnvelopeSchema, t))).toString("base64");
+        scripts.enqueueTask(
+          pipe,
+          [streamKey(t.clusterId, queue), attemptKey(t.clusterId, t.taskId, t.attempt), queuesKey(t.clusterId)],
+          [
+            CONSUMER_GROUP,
+            t.taskId,
+            t.attempt,
+            t.jobId,
+            t.teamId,
+            raw,
+            now,
+            options.recordTtlSec,
+            queue,
+            wakeChannel(options.channelPrefix, t.clusterId),
+          ],
+        );
+      }
+      pipe.sadd(clustersKey, ...clusters);
+      const results = (await pipe.exec()) ?? [];
+      let enqueued = 0;
+      for (let i = 0; i < tasks.length; i++) {
+        const [err, value] = results[i]!;
+        if (err) throw err;
+        if (value === 1) enqueued++;
+      }
+      return { enqueued, duplicates: tasks.length - enqueued };
+    },
+
+    async ensureGroups(clusterId, queues) {
+      const pipe = redis.pipeline();
+      for (const q of queues) pipe.xgroup("CREATE", prefixed(streamKey(clusterId, q)), CONSUMER_GROUP, "0", "MKSTREAM");
+      pipe.sadd(queuesKey(clusterId), ...queues);
+      pipe.sadd(clustersKey, clusterId);
+      const results = (await pipe.exec()) ?? [];
+      for (const [err] of results) {
+        if (err && !String(err.message).includes("BUSYGROUP")) throw err;
+      }
+    },
+
+    async read(consumer, streams, count) {
+      const reply = (await redis.xreadgroup(
+        "GROUP",
+        CONSUMER_GROUP,
+        consumer,
+        "COUNT",
+        count,
+        "STREAMS",
+        ...streams,
+        ...streams.map(() => ">"),
+      )) as Array<[string, RawEntry[]]> | null;
+      if (!reply) return [];
+      // Interleave so a batch is fair across the identifiers of the group.
+      const perStream = reply.map(([key, entries]) => ({ stream: unprefix(key), entries }));
+      const out: StreamEntry[] = [];
+      for (let i = 0; perStream.some((s) => i < s.entries.length); i++) {
+        for (const s of perStream) {
+          const raw = s.entries[i];
+          if (!raw) continue;
+          const e = decode(s.stream, raw);
+          if (e) out.push(e);
+        }
+      }
+      return out;
+    },
+
+    async autoclaim(consumer, stream, minIdleMs, count) {
+      const reply = (await redis.xautoclaim(stream, CONSUMER_GROUP, consumer, minIdleMs, "0", "COUNT", count)) as [
+        string,
+        RawEntry[],
+        string[]?,
+      ];
+      const out: StreamEntry[] = [];
+      for (const raw of reply[1] ?? []) {
+        const e = decode(stream, raw);
+        if (e) out.push(e);
+      }
+      return out;
+    },
+
+    async revoked(entries) {
+      if (entries.length === 0) return [];
+      const pipe = redis.pipeline();
+      for (const e of entries) pipe.mget(revokedJobKey(e.envelope.jobId), revokedTaskKey(e.envelope.taskId));
+      const results = (await pipe.exec()) ?? [];
+      return results.map(([err, values], i) => {
+        if (err) throw err;
+        // Only entries queued before the revocation are dropped: a job retried later runs again.
+        const e = entries[i]!;
+        const queuedAt = Math.min(idMs(e.id), e.enqueuedAtMs || Number.POSITIVE_INFINITY);
+        return (values as Array<string | null>).some((v) => v !== null && Number(v) >= queuedAt);
+      });
+    },
+
+    async markRevoked(jobId, taskIds, ttlSec) {
+      const [sec, micros] = await redis.time();
+      const now = String(Number(sec) * 1000 + Math.floor(Number(micros) / 1000));
+      const pipe = redis.pipeline();
+      if (taskIds.length === 0) pipe.set(revokedJobKey(jobId), now, "EX", ttlSec);
+      for (const taskId of taskIds) pipe.set(revokedTaskKey(taskId), now, "EX", ttlSec);
+      const results = (await pipe.exec()) ?? [];
+      for (const [err] of results) if (err) throw err;
+    },
+
+    async claim(requests) {
+      if (requests.length === 0) return [];
+      const pipe = redis.pipeline();
+      for (const r of requests) {
+        const t = r.entry.envelope;
+        scripts.claimTask(
+          pipe,
+          [attemptKey(t.clusterId, t.taskId, t.attempt), leasesKey(t.clusterId), r.entry.stream],
+          [
+            CONSUMER_GROUP,
+            r.entry.id,
+            r.token,
+            r.expiryMs,
+            r.sessionId,
+            r.brokerId,
+            attemptMember(t.taskId, t.attempt),
+            r.revoked ? "1" : "0",
+            options.recordTtlSec,
+            t.jobId,
+          ],
+        );
+      }
+      const results = (await pipe.exec()) ?? [];
+      return results.map(([err, status]) => {
+        if (err) throw err;
+        return status as ClaimStatus;
+      });
+    },
+
+    async requeue(entries) {
+      if (entries.length === 0) return;
+      const pipe = redis.pipeline();
+      for (const e of entries) {
+        const t = e.envelope;
+        scripts.requeueEntry(
+          pipe,
+          [e.stream, attemptKey(t.clusterId, t.taskId, t.attempt)],
+          [
+            CONSUMER_GROUP,
+            e.id,
+            e.raw,
+            e.enqueuedAtMs,
+            wakeChannel(options.channelPrefix, t.clusterId),
+            queueName(t.identifier!.name, t.identifier!.version),
+          ],
+        );
+      }
+      const results = (await pipe.exec()) ?? [];
+      for (const [err] of results) if (err) throw err;
+    },
+
+    async stats(clusterId) {
+      const clusters = clusterId ? [clusterId] : (await redis.smembers(clustersKey)).sort();
+      const queuesPipe = redis.pipeline();
+      for (const c of clusters) queuesPipe.smembers(queuesKey(c));
+      const queueLists = ((await queuesPipe.exec()) ?? []).map(([err, v]) => {
+        if (err) throw err;
+        return (v as string[]).sort();
+      });
+      const targets: Array<{ clusterId: string; queue: string; key: string }> = [];
+      clusters.forEach((c, i) => {
+        for (const q of queueLists[i] ?? []) targets.push({ clusterId: c, queue: q, key: streamKey(c, q) });
+      });
+      if (targets.length === 0) return [];
+      const info = redis.pipeline();
+      for (const t of targets) {
+        info.xinfo("STREAM", prefixed(t.key));
+        info.xinfo("GROUPS", prefixed(t.key));
+      }
+      const infoResults = (await info.exec()) ?? [];
+      const now = Date.now();
+      const stats: QueueStat[] = [];
+      const oldest = redis.pipeline();
+      const needOldest: number[] = [];
+      targets.forEach((t, i) => {
+        const [streamErr, streamInfo] = infoResults[2 * i]!;
+        const [groupsErr, groupsInfo] = infoResults[2 * i + 1]!;
+        if (streamErr || groupsErr) return; // the stream vanished (deleted by hand): skip it
+        const s = flatToObject(streamInfo as unknown[]);
+        const group = ((groupsInfo as unknown[][]) ?? [])
+          .map(flatToObject)
+          .find((g) => g.name === CONSUMER_GROUP);
+        const pending = Number(group?.pending ?? 0);
+        // Redis answers a null lag when it cannot tell (deleted entries in the range): estimate.
+        const lag =
+          group?.lag === null || group?.lag === undefined ? Math.max(0, Number(s.length ?? 0) - pending) : Number(group.lag);
+        stats.push({
+          clusterId: t.clusterId,
+          queue: t.queue,
+          length: Number(s.length ?? 0),
+          pending,
+          consumers: Number(group?.consumers ?? 0),
+          lag,
+          oldestAgeMs: 0,
+        });
+        if (lag > 0) {
+          needOldest.push(stats.length - 1);
+          oldest.xrange(t.key, `(${String(group?.["last-delivered-id"] ?? "0-0")}`, "+", "COUNT", 1);
+        }
+      });
+      if (needOldest.length > 0) {
+        const res = (await oldest.exec()) ?? [];
+        needOldest.forEach((statIndex, j) => {
+          const [err, entries] = res[j]!;
+          const first = !err ? (entries as RawEntry[])[0] : undefined;
+          if (first) stats[statIndex]!.oldestAgeMs = ageOfId(first[0], now);
+        });
+      }
+      return stats;
+    },
+  };
+}

@@ -1,0 +1,138 @@
+// The batcher against an in-memory ledger: group commit, retries until durable, ready tasks
+// enqueued and acknowledged on the next call, and close failing what never left.
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  ReportResultsResponseSchema,
+  ResultOutcomeSchema,
+  ResultStatus,
+  TaskEnvelopeSchema,
+  TaskResultSchema,
+  type ReportResultsRequest,
+  type TaskEnvelope,
+} from "@corral/proto";
+import { createLogger } from "@corral/server-kit";
+import { describe, expect, it } from "vitest";
+import { createBrokerMetrics } from "./metrics.js";
+import { createResultBatcher, type Ledger } from "./result-batcher.js";
+
+const started = (taskId: string) =>
+  create(TaskResultSchema, { taskId, attempt: 1, outcome: { case: "started", value: { runnerId: "r" } } });
+
+function setup(ledger: Ledger, batchSize = 100) {
+  const enqueued: TaskEnvelope[] = [];
+  const batcher = createResultBatcher({
+    ledger,
+    brokerId: "b",
+    windowMs: 5,
+    batchSize,
+    ackFlushMs: 10,
+    enqueue: async (tasks) => {
+      enqueued.push(...tasks);
+    },
+    logger: createLogger("test", "silent"),
+    metrics: createBrokerMetrics(),
+  });
+  return { batcher, enqueued };
+}
+
+function okLedger(requests: ReportResultsRequest[], ready: (req: ReportResultsRequest) => TaskEnvelope[] = () => []): Ledger {
+  return {
+    async reportResults(req) {
+      requests.push(req);
+      return create(ReportResultsResponseSchema, {
+        outcomes: req.results.map((r) =>
+          create(ResultOutcomeSchema, { taskId: r.taskId, attempt: r.attempt, status: ResultStatus.APPLIED }),
+        ),
+        ready: ready(req),
+      });
+    },
+  };
+}
+
+describe("result batcher", () => {
+  it("sends results submitted together in one call, in order", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const { batcher } = setup(okLedger(requests));
+    const outcomes = await Promise.all(["a", "b", "c"].map((id) => batcher.submit(started(id))));
+    expect(outcomes.map((o) => o.taskId)).toEqual(["a", "b", "c"]);
+    expect(requests).toHaveLength(1);
+    expect(requests[0]!.results.map((r) => r.taskId)).toEqual(["a", "b", "c"]);
+    expect(requests[0]!.brokerId).toBe("b");
+    await batcher.close();
+  });
+
+  it("splits at the batch size", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const { batcher } = setup(okLedger(requests), 2);
+    await Promise.all(["a", "b", "c", "d", "e"].map((id) => batcher.submit(started(id))));
+    expect(requests.map((r) => r.results.length)).toEqual([2, 2, 1]);
+    await batcher.close();
+  });
+
+  it("retries a failing ledger until the batch is durable", async () => {
+    let failures = 3;
+    const requests: ReportResultsRequest[] = [];
+    const inner = okLedger(requests);
+    const { batcher } = setup({
+      async reportResults(req) {
+        if (failures-- > 0) throw new ConnectError("down", Code.Unavailable);
+        return inner.reportResults(req);
+      },
+    });
+    const outcome = await batcher.submit(started("a"));
+    expect(outcome.status).toBe(ResultStatus.APPLIED);
+    expect(failures).toBe(-1);
+    await batcher.close();
+  });
+
+  it("fails a batch the ledger rejects as invalid instead of retrying forever", async () => {
+    const { batcher } = setup({
+      async reportResults() {
+        throw new ConnectError("bad", Code.InvalidArgument);
+      },
+    });
+    await expect(batcher.submit(started("a"))).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await batcher.close();
+  });
+
+  it("enqueues ready tasks and acknowledges them on the next call", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const next = create(TaskEnvelopeSchema, { taskId: "child", attempt: 1, clusterId: "c", jobId: "j", teamId: "t" });
+    let secondCall!: () => void;
+    const acked = new Promise<void>((resolve) => (secondCall = resolve));
+    const inner = okLedger(requests, (req) => (req.results.length > 0 ? [next] : []));
+    const { batcher, enqueued } = setup({
+      async reportResults(req) {
+        const res = await inner.reportResults(req);
+        if (requests.length === 2) secondCall();
+        return res;
+      },
+    });
+    await batcher.submit(started("parent"));
+    expect(enqueued.map((t) => t.taskId)).toEqual(["child"]);
+    // With no result to ride on, the acks go out alone shortly after.
+    await acked;
+    expect(requests[1]!.results).toEqual([]);
+    expect(requests[1]!.dispatched.map((d) => d.taskId)).toEqual(["child"]);
+    await batcher.close();
+  });
+
+  it("fails pending results with UNAVAILABLE on close", async () => {
+    let called!: () => void;
+    const inFlight = new Promise<void>((resolve) => (called = resolve));
+    const { batcher } = setup({
+      reportResults: () => {
+        called();
+        return new Promise(() => {});
+      },
+    });
+    const first = batcher.submit(started("a"));
+    await inFlight;
+    const second = batcher.submit(started("b"));
+    await batcher.close();
+    await expect(second).rejects.toMatchObject({ code: Code.Unavailable });
+    await expect(batcher.submit(started("c"))).rejects.toMatchObject({ code: Code.Unavailable });
+    void first.catch(() => {});
+  });
+});

@@ -1,0 +1,237 @@
+// Group commit towards job-service: results collected for a few milliseconds (or up to a batch
+// size) go out in one ReportResults call, retried with backoff until it succeeds, since a result
+// must not be lost. The tasks that became ready are enqueued before anyone is told the batch is
+// durable, and acknowledged to job-service in the next call's `dispatched` field.
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  DispatchAckSchema,
+  ReportResultsRequestSchema,
+  ResultOutcomeSchema,
+  ResultStatus,
+  type DispatchAck,
+  type ReportResultsRequest,
+  type ReportResultsResponse,
+  type ResultOutcome,
+  type TaskEnvelope,
+  type TaskResult,
+} from "@corral/proto";
+import { UnavailableError } from "@corral/server-kit";
+import type { Logger } from "pino";
+import type { BrokerMetrics } from "./metrics.js";
+
+/** Where results go: job-service's TaskLedgerService.ReportResults, or an in-test ledger. */
+export interface Ledger {
+  reportResults(request: ReportResultsRequest): Promise<ReportResultsResponse>;
+}
+
+export interface ResultBatcherOptions {
+  ledger: Ledger;
+  brokerId: string;
+  windowMs: number;
+  batchSize: number;
+  /** Acks of ready tasks wait this long for a batch to ride on before going out alone. */
+  ackFlushMs: number;
+  enqueue(tasks: TaskEnvelope[]): Promise<unknown>;
+  logger: Logger;
+  metrics: BrokerMetrics;
+}
+
+export interface ResultBatcher {
+  /** Resolves with job-service's outcome once the result is durable there. */
+  submit(result: TaskResult): Promise<ResultOutcome>;
+  /** Results submitted and not yet answered. */
+  readonly pending: number;
+  /** Resolves when nothing is pending, or at `deadline` (ms since the epoch). */
+  idle(deadline: number): Promise<void>;
+  /** Stops retrying: what is still pending fails with UnavailableError. */
+  close(): Promise<void>;
+}
+
+interface Item {
+  result: TaskResult;
+  resolve(outcome: ResultOutcome): void;
+  reject(err: unknown): void;
+}
+
+const retryable = new Set([
+  Code.Unavailable,
+  Code.DeadlineExceeded,
+  Code.ResourceExhausted,
+  Code.Aborted,
+  Code.Internal,
+  Code.Unknown,
+  Code.Canceled,
+]);
+
+function isRetryable(err: unknown): boolean {
+  return !(err instanceof ConnectError) || retryable.has(err.code);
+}
+
+export function createResultBatcher(options: ResultBatcherOptions): ResultBatcher {
+  const { logger, metrics } = options;
+  let queue: Item[] = [];
+  let acks: DispatchAck[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  /** The pending timer only flushes acks: a result must not wait for it. */
+  let ackTimer = false;
+  let flushing: Promise<void> | undefined;
+  let inFlight = 0;
+  let closed = false;
+  const abort = new AbortController();
+  const idleWaiters = new Set<() => void>();
+
+  const pendingCount = () => queue.length + inFlight;
+
+  function notifyIdle() {
+    if (pendingCount() > 0) return;
+    for (const w of idleWaiters) w();
+    idleWaiters.clear();
+  }
+
+  function schedule() {
+    if (timer && ackTimer && queue.length > 0) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    if (flushing || timer || closed) return;
+    if (queue.length >= options.batchSize) {
+      flushing = flushLoop();
+      return;
+    }
+    const delay = queue.length > 0 ? options.windowMs : acks.length > 0 ? options.ackFlushMs : -1;
+    if (delay < 0) return;
+    ackTimer = queue.length === 0;
+    timer = setTimeout(() => {
+      timer = undefined;
+      flushing ??= flushLoop();
+    }, delay);
+    timer.unref();
+  }
+
+  async function sleep(ms: number) {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      t.unref();
+      abort.signal.addEventListener("abort", () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  /** Calls `fn` until it succeeds, a non-retryable error, or close. */
+  async function persist<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    let delay = 50;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (closed) throw new UnavailableError(`broker closed before ${what} succeeded`, { cause: err });
+        if (!isRetryable(err)) throw err;
+        metrics.ledgerRetries.inc();
+        logger.warn({ err, retryInMs: delay }, `${what} failed; retrying`);
+        await sleep(delay);
+        delay = Math.min(delay * 2, 5_000);
+      }
+    }
+  }
+
+  async function flushOne(): Promise<void> {
+    const items = queue.splice(0, options.batchSize);
+    const dispatched = acks.splice(0, 100_000);
+    inFlight += items.length;
+    try {
+      const request = create(ReportResultsRequestSchema, {
+        results: items.map((i) => i.result),
+        brokerId: options.brokerId,
+        dispatched,
+      });
+      let response: ReportResultsResponse;
+      try {
+        response = await persist("ReportResults", () => options.ledger.reportResults(request));
+      } catch (err) {
+        if (!closed) acks.unshift(...dispatched);
+        for (const item of items) item.reject(err);
+        return;
+      }
+      if (response.ready.length > 0) {
+        try {
+          await persist("enqueue of ready tasks", () => options.enqueue(response.ready));
+          acks.push(...response.ready.map((t) => create(DispatchAckSchema, { taskId: t.taskId, attempt: t.attempt })));
+        } catch (err) {
+          // job-service's outbox sweeper re-sends what we never acknowledged.
+          logger.error({ err, count: response.ready.length }, "could not enqueue ready tasks");
+        }
+      }
+      items.forEach((item, i) => {
+        const outcome =
+          response.outcomes[i] ??
+          create(ResultOutcomeSchema, {
+            taskId: item.result.taskId,
+            attempt: item.result.attempt,
+            status: ResultStatus.APPLIED,
+          });
+        metrics.results.inc({ outcome: item.result.outcome.case ?? "none", status: ResultStatus[outcome.status] ?? "?" });
+        item.resolve(outcome);
+      });
+    } finally {
+      inFlight -= items.length;
+    }
+  }
+
+  async function flushLoop(): Promise<void> {
+    try {
+      while (queue.length > 0 || (acks.length > 0 && !closed)) {
+        await flushOne();
+        // Results that arrived during the call have waited long enough: go again at once.
+        if (queue.length === 0) break;
+      }
+    } finally {
+      flushing = undefined;
+      notifyIdle();
+      schedule();
+    }
+  }
+
+  return {
+    submit(result) {
+      if (closed) return Promise.reject(new UnavailableError("the broker is closed"));
+      return new Promise<ResultOutcome>((resolve, reject) => {
+        queue.push({ result, resolve, reject });
+        if (queue.length >= options.batchSize && timer) {
+          clearTimeout(timer);
+          timer = undefined;
+        }
+        schedule();
+      });
+    },
+    get pending() {
+      return pendingCount();
+    },
+    idle(deadline) {
+      if (pendingCount() === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          idleWaiters.delete(done);
+          resolve();
+        };
+        const t = setTimeout(done, Math.max(0, deadline - Date.now()));
+        idleWaiters.add(done);
+      });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      abort.abort();
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      // An in-flight call settles on its own; what never left is failed now.
+      const left = queue;
+      queue = [];
+      for (const item of left) item.reject(new UnavailableError("the broker closed before the result was reported"));
+      notifyIdle();
+    },
+  };
+}

@@ -1,0 +1,51 @@
+// Task identifiers (`name` + `vMAJOR.MINOR`) and the version rule: a runner registering `X v1.3`
+// may run tasks `X v1.0` .. `X v1.3`, so it reads those four streams.
+import type { TaskIdentifier } from "@corral/proto";
+import { InvalidArgumentError } from "@corral/server-kit";
+
+export interface ParsedVersion {
+  major: number;
+  minor: number;
+}
+
+export function parseVersion(version: string, field = "version"): ParsedVersion {
+  const m = /^v(\d+)\.(\d+)$/.exec(version);
+  if (!m) throw new InvalidArgumentError(field, "must look like vMAJOR.MINOR");
+  return { major: Number(m[1]), minor: Number(m[2]) };
+}
+
+/** True when a runner registering `runner` may run a task of identifier `task`. */
+export function canRun(runner: TaskIdentifier, task: TaskIdentifier): boolean {
+  if (runner.name !== task.name) return false;
+  const r = parseVersion(runner.version);
+  const t = parseVersion(task.version);
+  return r.major === t.major && r.minor >= t.minor;
+}
+
+/** The queue names (`<name>:<version>`) a runner with these identifiers reads, sorted and unique. */
+export function readableQueues(identifiers: readonly TaskIdentifier[], limit: number): string[] {
+  const out = new Set<string>();
+  identifiers.forEach((id, i) => {
+    const { major, minor } = parseVersion(id.version, `hello.identifiers[${i}].version`);
+    for (let m = 0; m <= minor; m++) {
+      out.add(queueName(id.name, `v${major}.${m}`));
+      if (out.size > limit) {
+        throw new InvalidArgumentError(
+          "hello.identifiers",
+          `the identifiers span more than ${limit} task versions (every minor up to the registered one counts)`,
+        );
+      }
+    }
+  });
+  return [...out].sort();
+}
+
+export function queueName(name: string, version: string): string {
+  return `${name}:${version}`;
+}
+
+/** Splits `<name>:<version>`; a name may hold `:` but a version never does. */
+export function splitQueueName(queue: string): { name: string; version: string } {
+  const i = queue.lastIndexOf(":");
+  return { name: queue.slice(0, i), version: queue.slice(i + 1) };
+}

@@ -1,0 +1,80 @@
+// TaskBrokerService.Work: the runner's bidirectional stream. Thin: authenticate, expect Hello,
+// then pump runner messages into the session hub while yielding the session's outgoing messages.
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { WorkResponseSchema, type TaskBrokerService, type WorkRequest, type WorkResponse } from "@corral/proto";
+import { requireTeam, toConnectError } from "@corral/server-kit";
+import type { Logger } from "pino";
+import { ProtocolViolationError } from "./errors.js";
+import type { SessionHub } from "./session-hub.js";
+
+function workError(err: unknown): WorkResponse {
+  // The same code and text the error interceptor gives the stream's status.
+  const ce = toConnectError(err);
+  return create(WorkResponseSchema, { message: { case: "error", value: { code: ce.code, message: ce.rawMessage } } });
+}
+
+export function createWorkService(hub: SessionHub, logger: Logger): Partial<ServiceImpl<typeof TaskBrokerService>> {
+  return {
+    async *work(requests: AsyncIterable<WorkRequest>, ctx: HandlerContext): AsyncIterable<WorkResponse> {
+      const teamId = requireTeam(ctx);
+      const input = requests[Symbol.asyncIterator]();
+      let first: IteratorResult<WorkRequest>;
+      try {
+        first = await input.next();
+      } catch (err) {
+        // Hello failed validation: answered like every other stream error.
+        if (!(err instanceof ConnectError) || err.code !== Code.InvalidArgument) throw err;
+        yield workError(err);
+        throw err;
+      }
+      if (first.done) return;
+      if (first.value.message.case !== "hello") {
+        const err = new ProtocolViolationError(Code.InvalidArgument, "the first message must be Hello");
+        yield workError(err);
+        throw err;
+      }
+      let session;
+      try {
+        session = await hub.open(teamId, first.value.message.value);
+      } catch (err) {
+        yield workError(err);
+        throw err;
+      }
+      const s = session;
+      const onAbort = () => hub.detach(s);
+      if (ctx.signal.aborted) {
+        // The runner left while its Hello was being answered.
+        hub.detach(s);
+        return;
+      }
+      ctx.signal.addEventListener("abort", onAbort);
+      // Runner messages are applied as they come, while this generator yields the answers.
+      void (async () => {
+        try {
+          for (;;) {
+            const next = await input.next();
+            if (next.done || s.state === "closed") break;
+            await hub.handle(s, next.value);
+          }
+          hub.inputEnded(s);
+        } catch (err) {
+          if (err instanceof ConnectError && err.code === Code.InvalidArgument) {
+            // A message failed validation: answer like any protocol violation.
+            s.fail(err.code, err.rawMessage, err);
+            return;
+          }
+          // The client went away: the stream is over, its leases are not.
+          logger.debug({ err, session: s.id }, "runner input ended with an error");
+          hub.detach(s);
+        }
+      })();
+      try {
+        for await (const message of s.outbox) yield message;
+      } finally {
+        ctx.signal.removeEventListener("abort", onAbort);
+        hub.detach(s);
+      }
+    },
+  };
+}
