@@ -7,7 +7,7 @@ import { pathToString } from "@bufbuild/protobuf/reflect";
 import type { DescMessage } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { callerKey, type ApiKeyVerifier, type Caller } from "./auth.js";
-import { DomainError, toConnectError } from "./errors.js";
+import { toConnectError } from "./errors.js";
 import type { RpcMetrics } from "./metrics.js";
 
 export const requestIdHeader = "x-request-id";
@@ -74,23 +74,15 @@ export function createLoggingInterceptor(logger: Logger, metrics?: RpcMetrics): 
   };
 }
 
-/** Maps domain errors (and anything else) thrown by handlers to ConnectErrors with details. */
+/** Maps domain errors (and anything else) thrown by handlers to ConnectErrors a client can act on. */
 export function createErrorInterceptor(): Interceptor {
-  const map = (err: unknown) => {
-    const ce = toConnectError(err);
-    if (err instanceof DomainError && err.violations.length > 0 && ce.details.length === 0) {
-      // Our own field violations travel in the message, which names the field.
-      return ce;
-    }
-    return ce;
-  };
   return (next) => async (req) => {
     try {
       const res = await next(req);
       if (!res.stream) return res;
-      return { ...res, message: mapStreamErrors(res.message, map) };
+      return { ...res, message: mapStreamErrors(res.message, toConnectError) };
     } catch (err) {
-      throw map(err);
+      throw toConnectError(err);
     }
   };
 }
