@@ -5,4 +5,10 @@ import { processIo } from "./output.js";
 import { runCli } from "./run.js";
 
 registerDemoTemplate();
-process.exitCode = await runCli(process.argv.slice(2), { io: processIo, extraCommands: [registerServiceCommands] });
+const code = await runCli(process.argv.slice(2), { io: processIo, extraCommands: [registerServiceCommands] });
+process.exitCode = code;
+// `corral dev` on the embedded Postgres loads a module whose beforeExit hook calls process.exit(0):
+// the command's own exit code wins.
+process.on("exit", () => {
+  process.exitCode = code;
+});

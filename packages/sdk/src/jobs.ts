@@ -175,10 +175,44 @@ export class JobClient {
    * for await (const { job } of client.jobs().watch(id)) console.log(job.state);
    */
   async *watch(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<WatchJobResponse> {
+    // A caller may stop iterating early (wait() does, on the terminal update). Node keeps an HTTP/2
+    // stream whose response was not read to its end open, and with it the connection and the
+    // process; connect's iterator return() does not help. So: after a terminal update the server
+    // ends the stream at once, and the rest is read here; otherwise the call is aborted.
+    const done = new AbortController();
+    const outer = options.signal;
+    const forward = () => done.abort(outer?.reason);
+    if (outer?.aborted) forward();
+    else outer?.addEventListener("abort", forward, { once: true });
+    const responses = this.#rpc.watchJob({ jobId: id }, { signal: done.signal })[Symbol.asyncIterator]();
+    let ended = false;
+    let terminal = false;
     try {
-      yield* this.#rpc.watchJob({ jobId: id }, { signal: options.signal });
+      for (;;) {
+        const next = await responses.next();
+        if (next.done) {
+          ended = true;
+          return;
+        }
+        terminal = next.value.job !== undefined && isTerminalJobState(next.value.job.state);
+        yield next.value;
+      }
     } catch (err) {
+      ended = true;
       throw toApiError(err);
+    } finally {
+      outer?.removeEventListener("abort", forward);
+      if (!ended && terminal && !done.signal.aborted) {
+        const timer = setTimeout(() => done.abort(), 5_000);
+        try {
+          while (!(await responses.next()).done);
+        } catch {
+          // aborted or dropped: nothing more to read either way
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+      done.abort();
     }
   }
 
@@ -209,7 +243,9 @@ export class JobClient {
         // A dropped stream or a restarting service: look again after a pause. Anything else
         // (not found, auth) is the caller's to see.
         // UNIMPLEMENTED (a server without WatchJob) degrades to polling GetJob.
-        const retryable = err instanceof ApiError && followUpCodes.has(err.code);
+        // CANCELED here was not the caller's doing (that threw above): a stopping server ends
+        // its open streams that way.
+        const retryable = err instanceof ApiError && (followUpCodes.has(err.code) || err.code === Code.Canceled);
         if (!retryable) throw err;
       }
       const job = await this.find(id);

@@ -66,6 +66,8 @@ export async function runComponents(options: RunOptions): Promise<RunningProcess
     serviceKey: config.serviceKey,
     logger,
     extraMetrics: components.flatMap((c) => (c.metrics ? [c.metrics] : [])),
+    maxConcurrentStreams: config.maxConcurrentStreams,
+    readMaxBytes: config.maxMessageBytes,
   });
   await server.listen();
   closer.add("server", () => server.close(config.shutdownGraceMs));

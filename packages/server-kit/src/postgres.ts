@@ -24,6 +24,10 @@ export function createDatabase<DB>(options: DatabaseOptions): Kysely<DB> {
   });
   // A dropped idle connection must not crash the process; the pool replaces it.
   pool.on("error", () => {});
+  // A connection that dies while checked out (inside a transaction, between two statements) emits
+  // 'error' with no pool listener attached: without one of its own, that crashes the process. The
+  // statement in flight fails on its own, and the pool discards the broken client on release.
+  pool.on("connect", (client) => client.on("error", () => {}));
   return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -21,6 +21,7 @@ import {
   createValidationInterceptor,
 } from "./interceptors.js";
 import { createLogger } from "./logger.js";
+import { answerParseErrorsAsInvalidArgument } from "./parse-errors.js";
 import { createRpcMetrics, type RpcMetrics } from "./metrics.js";
 import { createReflection } from "./reflection.js";
 
@@ -119,6 +120,7 @@ export function createServer(options: ServerOptions): CorralServer {
     router.service(Health, health.impl);
     router.service(reflection.v1.service, reflection.v1.impl);
     router.service(reflection.v1alpha.service, reflection.v1alpha.impl);
+    answerParseErrorsAsInvalidArgument(router);
   };
 
   const handler = connectNodeAdapter({

@@ -21,6 +21,10 @@ export interface ServiceConfig {
   shutdownGraceMs: number;
   /** What clients are told to connect to (RuntimeService.GetRuntimeConfig). */
   publicUrl: string;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection (`CORRAL_MAX_CONCURRENT_STREAMS`). */
+  maxConcurrentStreams: number;
+  /** Largest request message accepted, in bytes (`CORRAL_MAX_MESSAGE_BYTES`): RESOURCE_EXHAUSTED above. */
+  maxMessageBytes: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -63,5 +67,7 @@ export function readServiceConfig(defaultPort: number, env: Env = process.env): 
     keyCacheMs: envDurationMs("CORRAL_KEY_CACHE", 2_000, env),
     shutdownGraceMs: envDurationMs("CORRAL_SHUTDOWN_GRACE", 10_000, env),
     publicUrl: envString("CORRAL_PUBLIC_URL", self, env),
+    maxConcurrentStreams: envInt("CORRAL_MAX_CONCURRENT_STREAMS", 1_000, { min: 1, max: 2 ** 31 - 1 }, env),
+    maxMessageBytes: envInt("CORRAL_MAX_MESSAGE_BYTES", 8 * 1024 * 1024, { min: 1024, max: 2 ** 31 - 1 }, env),
   };
 }

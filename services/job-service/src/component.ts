@@ -17,6 +17,7 @@ import { createJobService, type JobServiceHandle } from "./create-job-service.js
 import type { ClusterResolver, Dispatcher } from "./domain/ports.js";
 import { DEFAULT_MAX_INPUT_BYTES } from "./domain/task-plan.js";
 import { JOBS_SCHEMA, type JobsDatabase } from "./store/database.js";
+import { createSubmitQuotas, readSubmitQuotas } from "./submit-quotas.js";
 import { jobsMigrations } from "./store/migrations/index.js";
 
 export interface JobsComponent extends ServiceComponent {
@@ -51,6 +52,7 @@ export async function createJobsComponent(
     dispatcher,
     databaseUrl: config.databaseUrl,
     maxInputBytes: envInt("CORRAL_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES, { min: 1, max: 64 * 1024 * 1024 }, env),
+    quotas: createSubmitQuotas(db, readSubmitQuotas(env)),
     logger: options.logger,
   });
   let closed: Promise<void> | undefined;

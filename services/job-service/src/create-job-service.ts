@@ -9,6 +9,7 @@ import { createJobLedger, type JobLedger } from "./job-ledger.js";
 import { createJobNotifier } from "./job-notifier.js";
 import { createJobServiceImpl } from "./job-service.js";
 import type { JobsDatabase } from "./store/database.js";
+import type { SubmitQuotas } from "./submit-quotas.js";
 import { createTaskLedgerServiceImpl } from "./task-ledger-service.js";
 
 export interface JobServiceOptions {
@@ -26,6 +27,8 @@ export interface JobServiceOptions {
    * WatchJob polls once a second.
    */
   databaseUrl?: string;
+  /** Per-team submission quotas (none when unset). */
+  quotas?: SubmitQuotas;
   logger?: Logger;
 }
 

@@ -12,11 +12,13 @@ import { DEFAULT_MAX_INPUT_BYTES } from "./domain/task-plan.js";
 import { visualizeJob } from "./domain/visualize-job.js";
 import { watchJob } from "./domain/watch-job.js";
 import type { JobNotifier } from "./job-notifier.js";
+import { resyncDispatch } from "./outbox/dispatch-resync.js";
 import { createOutboxRelay, type OutboxRelay } from "./outbox/outbox-relay.js";
 import type { JobsDatabase } from "./store/database.js";
 import type { JobRow } from "./store/job-repository.js";
 import type { OutboxKey } from "./store/outbox-repository.js";
 import type { QueryJobsRequest } from "@corral/proto";
+import type { SubmitQuotas } from "./submit-quotas.js";
 
 export interface JobLedgerOptions {
   db: Kysely<JobsDatabase>;
@@ -27,6 +29,8 @@ export interface JobLedgerOptions {
   /** Age after which the sweeper re-sends an unacknowledged outbox row (default 5 s). */
   sweepAfterMs?: number;
   notifier?: JobNotifier;
+  /** Per-team limits on submissions (none when unset). */
+  quotas?: SubmitQuotas;
   logger?: Logger;
 }
 
@@ -57,7 +61,9 @@ export function createJobLedger(options: JobLedgerOptions) {
     maxInputBytes,
 
     async submitJob(input: SubmitJobInput) {
+      await options.quotas?.admit(input.teamId, input.tasks.length);
       const result = await submitJob(db, clusters, input, { maxInputBytes });
+      if (result.created) options.quotas?.admitted(input.teamId, input.tasks.length);
       await relay.dispatch(result.ready);
       return result;
     },
@@ -68,13 +74,20 @@ export function createJobLedger(options: JobLedgerOptions) {
       return out;
     },
 
+    /** A broker's Redis lost its data: expire running attempts, re-send queued tasks. */
+    resyncDispatch(reason: string) {
+      return resyncDispatch({ db, logger, reportResults: (input) => this.reportResults(input), requeueAll: () => relay.requeueAll() }, reason);
+    },
+
     acknowledgeDispatch(keys: OutboxKey[]): Promise<number> {
       return relay.acknowledge(keys);
     },
 
     async cancelJob(teamId: string, jobId: string): Promise<JobRow> {
-      const { job, runningTaskIds } = await cancelJob(db, teamId, jobId);
-      if (runningTaskIds.length > 0) await revoke({ teamId, jobId, taskIds: [], reason: "job canceled" });
+      const { job } = await cancelJob(db, teamId, jobId);
+      // Always revoke: besides stopping running tasks, it makes the broker drop the job's entries
+      // still in the streams, so queued tasks never start.
+      await revoke({ teamId, jobId, taskIds: [], reason: "job canceled" });
       return job;
     },
 

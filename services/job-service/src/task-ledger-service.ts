@@ -1,7 +1,12 @@
 // corral.jobs.v1.TaskLedgerService handlers (internal: the service key only).
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AcknowledgeDispatchResponseSchema, ReportResultsResponseSchema, type TaskLedgerService } from "@corral/proto";
+import {
+  AcknowledgeDispatchResponseSchema,
+  ReportResultsResponseSchema,
+  ResyncDispatchResponseSchema,
+  type TaskLedgerService,
+} from "@corral/proto";
 import { requireService } from "@corral/server-kit";
 import type { JobLedger } from "./job-ledger.js";
 
@@ -17,6 +22,12 @@ export function createTaskLedgerServiceImpl(ledger: JobLedger): ServiceImpl<type
       requireService(ctx);
       await ledger.acknowledgeDispatch(req.tasks.map((t) => ({ taskId: t.taskId, attempt: t.attempt })));
       return create(AcknowledgeDispatchResponseSchema, {});
+    },
+
+    async resyncDispatch(req, ctx) {
+      requireService(ctx);
+      const { expired, requeued } = await ledger.resyncDispatch(req.reason || `broker ${req.brokerId}`);
+      return create(ResyncDispatchResponseSchema, { expiredCount: expired, requeuedCount: requeued });
     },
   };
 }

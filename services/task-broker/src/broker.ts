@@ -4,13 +4,13 @@
 import { randomUUID } from "node:crypto";
 import { DispatchService, TaskBrokerService } from "@corral/proto";
 import { createLogger, type ServiceMount } from "@corral/server-kit";
-import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { createDispatchService, sessionToJson, type BusRequest } from "./dispatch-service.js";
 import { createDispatcher } from "./dispatcher.js";
 import { createLeaseReaper } from "./lease-reaper.js";
 import { createBrokerMetrics, type BrokerMetrics } from "./metrics.js";
 import { createPresencePublisher, type PresenceReporter } from "./presence-publisher.js";
+import { createRedisTemplate, duplicateConnection, isRedisClient, type RedisClient, type RedisTarget } from "./redis/connection.js";
 import { wakeChannel } from "./redis/keys.js";
 import { createLeaseStore } from "./redis/lease-store.js";
 import { createQueueStore } from "./redis/queue-store.js";
@@ -18,11 +18,15 @@ import { createReplicaBus } from "./replica-bus.js";
 import { createResultBatcher, type Ledger } from "./result-batcher.js";
 import type { RunnerSession } from "./runner-session.js";
 import { createSessionHub, type ClusterResolver } from "./session-hub.js";
+import { createStoreMarkerWatch } from "./store-marker.js";
 import { createWorkService } from "./work-service.js";
 
 export interface BrokerOptions {
-  /** An ioredis connection (duplicated, never closed by the broker) or a URL and key prefix. */
-  redis: Redis | { url: string; keyPrefix?: string };
+  /**
+   * An ioredis connection or cluster (duplicated, never closed by the broker), or a URL and key
+   * prefix, with Redis Cluster seed nodes when the broker runs on a Redis Cluster.
+   */
+  redis: RedisClient | RedisTarget;
   ledger: Ledger;
   clusters: ClusterResolver;
   presence?: PresenceReporter;
@@ -42,6 +46,13 @@ export interface BrokerOptions {
   pollIntervalMs?: number;
   /** Busy-slot presence updates per session at most this often (default 2 s). */
   presenceThrottleMs?: number;
+  /** Every connected runner is reported to the registry again this often (default 20 s). */
+  presenceRefreshMs?: number;
+  /**
+   * Asks job-service to resynchronise when Redis lost its data (TaskLedgerService.ResyncDispatch);
+   * without it a wipe is not watched for.
+   */
+  resync?: (reason: string) => Promise<void>;
   logger?: Logger;
 }
 
@@ -83,19 +94,11 @@ export function createBroker(options: BrokerOptions): Broker {
   const connectionName = `corral-broker-${brokerId}`;
   const metrics = createBrokerMetrics();
 
-  const ownsBase = !(options.redis instanceof Redis);
+  const ownsBase = !isRedisClient(options.redis);
   // Only a template for the connections below; it never connects itself.
-  const base: Redis =
-    options.redis instanceof Redis
-      ? options.redis
-      : new Redis(options.redis.url, {
-          keyPrefix: options.redis.keyPrefix ?? "",
-          lazyConnect: true,
-          maxRetriesPerRequest: 20,
-          retryStrategy: (times) => Math.min(50 * times, 2_000),
-        });
-  const own = (suffix: string, extra: Record<string, unknown> = {}) => {
-    const c = base.duplicate({ connectionName: `${connectionName}:${suffix}`, ...extra });
+  const base: RedisClient = isRedisClient(options.redis) ? options.redis : createRedisTemplate(options.redis);
+  const own = (suffix: string, extra: { enableAutoPipelining?: boolean } = {}) => {
+    const c = duplicateConnection(base, `${connectionName}:${suffix}`, extra);
     c.on("error", () => {});
     return c;
   };
@@ -120,6 +123,7 @@ export function createBroker(options: BrokerOptions): Broker {
     reporter: options.presence,
     brokerId,
     throttleMs: options.presenceThrottleMs ?? 2_000,
+    refreshMs: options.presenceRefreshMs ?? 20_000,
     logger,
   });
   const hub = createSessionHub({
@@ -187,6 +191,10 @@ export function createBroker(options: BrokerOptions): Broker {
     },
   });
 
+  const markerWatch = options.resync
+    ? createStoreMarkerWatch({ redis, brokerId, intervalMs: options.reapIntervalMs ?? 1_000, logger, resync: options.resync })
+    : undefined;
+
   let state: BrokerState = "created";
   let busReady: Promise<void> | undefined;
   let closing: Promise<void> | undefined;
@@ -238,6 +246,7 @@ export function createBroker(options: BrokerOptions): Broker {
       if (state !== "created") return;
       state = "running";
       reaper.start();
+      markerWatch?.start();
       void startBus().catch(() => {});
     },
     ready() {
@@ -254,6 +263,7 @@ export function createBroker(options: BrokerOptions): Broker {
         await step("wait for runners", () => hub.empty(deadline));
         await step("wait for reports", () => batcher.idle(deadline));
         await step("stop reaper", () => reaper.stop());
+        await step("stop marker watch", () => markerWatch?.close());
         await step("close batcher", () => batcher.close());
         await step("end streams", () => {
           for (const s of [...hub.sessions.values()]) hub.detach(s);

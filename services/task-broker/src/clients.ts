@@ -18,6 +18,14 @@ export function createLedgerClient(options: { baseUrl: string; serviceKey: strin
   return { reportResults: (request) => client.reportResults(request) };
 }
 
+/** TaskLedgerService.ResyncDispatch, for when the broker finds its Redis empty. */
+export function createResyncClient(options: { baseUrl: string; serviceKey: string }): (reason: string) => Promise<void> {
+  const client = createServiceClient(TaskLedgerService, { baseUrl: options.baseUrl, apiKey: options.serviceKey, timeoutMs: 120_000 });
+  return async (reason) => {
+    await client.resyncDispatch({ reason });
+  };
+}
+
 export function createPresenceClient(options: { baseUrl: string; serviceKey: string; timeoutMs?: number }): PresenceReporter {
   const client = createServiceClient(NodeService, {
     baseUrl: options.baseUrl,
@@ -63,10 +71,15 @@ export function createClusterResolverClient(options: {
           cache.set(key, { cluster, expires: now + ttlMs });
         } catch (err) {
           if (ConnectError.from(err).code === Code.NotFound) continue;
+          // The registry is restarting: a cluster resolved before keeps resolving for a while.
+          if (hit && now - hit.expires < 300_000) {
+            out.set(slug, hit.cluster);
+            continue;
+          }
           throw new UnavailableError("the cluster registry did not answer", { cause: err });
         }
       }
-      if (cache.size > 10_000) for (const [k, v] of cache) if (v.expires <= now) cache.delete(k);
+      if (cache.size > 10_000) for (const [k, v] of cache) if (v.expires + 300_000 <= now) cache.delete(k);
       return out;
     },
   };

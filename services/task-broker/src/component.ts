@@ -1,10 +1,15 @@
 // task-broker as a process component: Redis, the job-service ledger, the registry's cluster
 // resolver and presence, and the mounts. Drain tells runners to go elsewhere before the server stops.
+// Redis: REDIS_URL names one server; REDIS_CLUSTER_NODES (comma-separated `host:port` or
+// `redis[s]://[user:password@]host:port` seeds) runs the broker on a Redis Cluster instead, and
+// REDIS_URL is then not used. CORRAL_REDIS_PREFIX applies to both. CORRAL_PRESENCE_INTERVAL (20 s)
+// is how often every connected runner is reported to the registry again.
 import { envDurationMs, type ServiceComponent, type ServiceConfig } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { createBroker, type Broker } from "./broker.js";
-import { createClusterResolverClient, createLedgerClient, createPresenceClient } from "./clients.js";
+import { createClusterResolverClient, createLedgerClient, createPresenceClient, createResyncClient } from "./clients.js";
 import type { PresenceReporter } from "./presence-publisher.js";
+import { parseClusterNodes } from "./redis/connection.js";
 import type { Ledger } from "./result-batcher.js";
 import type { ClusterResolver } from "./session-hub.js";
 
@@ -25,7 +30,11 @@ export function createBrokerComponent(
 ): BrokerComponent {
   const env = options.env ?? process.env;
   const broker = createBroker({
-    redis: { url: config.redisUrl, keyPrefix: config.redisKeyPrefix },
+    redis: {
+      url: config.redisUrl,
+      keyPrefix: config.redisKeyPrefix,
+      clusterNodes: parseClusterNodes(env.REDIS_CLUSTER_NODES),
+    },
     ledger: options.ledger ?? createLedgerClient({ baseUrl: config.jobsUrl, serviceKey: config.serviceKey }),
     clusters:
       options.clusters ?? createClusterResolverClient({ baseUrl: config.registryUrl, serviceKey: config.serviceKey }),
@@ -34,6 +43,8 @@ export function createBrokerComponent(
     leaseDurationMs: envDurationMs("CORRAL_LEASE_DURATION", 30_000, env),
     reapIntervalMs: envDurationMs("CORRAL_REAP_INTERVAL", 1_000, env),
     batchWindowMs: envDurationMs("CORRAL_RESULT_BATCH_WINDOW", 3, env),
+    presenceRefreshMs: envDurationMs("CORRAL_PRESENCE_INTERVAL", 20_000, env),
+    resync: options.ledger ? undefined : createResyncClient({ baseUrl: config.jobsUrl, serviceKey: config.serviceKey }),
     logger: options.logger,
   });
   return {

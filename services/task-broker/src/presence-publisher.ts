@@ -1,6 +1,8 @@
 // Tells the registry which runners are connected (NodeService.ReportPresence through an injected
-// reporter): on connect, on busy-slot changes (throttled per session), on draining and on
-// disconnect. Best effort: a failed report is logged and dropped, the next one carries the state.
+// reporter): on connect, on busy-slot changes (throttled per session), on draining, on disconnect,
+// and again for every connected runner each `refreshMs` (the registry shows a node that no broker
+// reported for a while as OFFLINE). Best effort: a failed report is logged and dropped, the next
+// one carries the state.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { NodeSchema, NodeState, PresenceEvent, PresenceReportSchema, type PresenceReport } from "@corral/proto";
@@ -26,12 +28,18 @@ export function createPresencePublisher(options: {
   reporter: PresenceReporter | undefined;
   brokerId: string;
   throttleMs: number;
+  /** Every connected session is reported again this often (default 20 s; 0 turns it off). */
+  refreshMs?: number;
   logger: Logger;
 }): PresencePublisher {
   const { reporter, logger } = options;
+  const refreshMs = options.refreshMs ?? 20_000;
   const queued = new Map<string, PresenceReport>();
   const lastSent = new Map<string, number>();
   const trailing = new Map<string, NodeJS.Timeout>();
+  /** Connected sessions, for the periodic refresh. */
+  const live = new Map<string, RunnerSession>();
+  let refreshTimer: NodeJS.Timeout | undefined;
   let flushTimer: NodeJS.Timeout | undefined;
   let sending: Promise<void> = Promise.resolve();
 
@@ -75,6 +83,14 @@ export function createPresencePublisher(options: {
     flushTimer.unref?.();
   }
 
+  function refresh() {
+    for (const session of live.values()) {
+      if (session.state === "closed" || trailing.has(session.id)) continue;
+      // A draining runner stays DRAINING: an UPDATED report would read as ONLINE again.
+      enqueue(session, session.state === "draining" ? PresenceEvent.DRAINING : PresenceEvent.UPDATED);
+    }
+  }
+
   function clearTrailing(id: string) {
     const t = trailing.get(id);
     if (t) clearTimeout(t);
@@ -84,6 +100,12 @@ export function createPresencePublisher(options: {
   const publisher: PresencePublisher = {
     connected(session) {
       enqueue(session, PresenceEvent.CONNECTED);
+      if (!reporter || refreshMs <= 0) return;
+      live.set(session.id, session);
+      if (!refreshTimer) {
+        refreshTimer = setInterval(refresh, refreshMs);
+        refreshTimer.unref();
+      }
     },
     updated(session) {
       if (!reporter || trailing.has(session.id)) return;
@@ -107,6 +129,11 @@ export function createPresencePublisher(options: {
       clearTrailing(session.id);
       enqueue(session, PresenceEvent.DISCONNECTED);
       lastSent.delete(session.id);
+      live.delete(session.id);
+      if (live.size === 0 && refreshTimer) {
+        clearInterval(refreshTimer);
+        refreshTimer = undefined;
+      }
     },
     flush() {
       if (flushTimer) clearTimeout(flushTimer);
@@ -122,6 +149,9 @@ export function createPresencePublisher(options: {
     async close() {
       for (const t of trailing.values()) clearTimeout(t);
       trailing.clear();
+      if (refreshTimer) clearInterval(refreshTimer);
+      refreshTimer = undefined;
+      live.clear();
       await publisher.flush();
     },
   };

@@ -1,9 +1,10 @@
 // Requests to every broker replica over Redis Pub/Sub (Revoke, ListSessions): a request goes out on
 // one channel, each replica answers on the requester's own reply channel. PUBLISH returns how many
-// replicas listen, so the requester knows how many answers to wait for.
+// replicas listen (on a Redis Cluster: the subscribers of every node), so the requester knows how
+// many answers to wait for.
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { receiversOf, type RedisClient } from "./redis/connection.js";
 
 export interface ReplicaBus {
   /** Subscribes; resolves once this replica receives requests. */
@@ -15,9 +16,9 @@ export interface ReplicaBus {
 
 export interface ReplicaBusOptions {
   /** The command connection (PUBLISH). */
-  redis: Redis;
+  redis: RedisClient;
   /** A dedicated subscriber connection. */
-  subscriber: Redis;
+  subscriber: RedisClient;
   /** Pub/Sub channels ignore ioredis' keyPrefix: this keeps test prefixes apart. */
   channelPrefix: string;
   brokerId: string;
@@ -83,7 +84,8 @@ export function createReplicaBus(options: ReplicaBusOptions): ReplicaBus {
       const done = new Promise<void>((resolve) => (p.resolve = resolve));
       pending.set(id, p);
       try {
-        const listeners = await redis.publish(busChannel, JSON.stringify({ id, replyTo: replyChannel, body }));
+        const published = await redis.publish(busChannel, JSON.stringify({ id, replyTo: replyChannel, body }));
+        const listeners = await receiversOf(redis, busChannel, published);
         p.expected = listeners;
         if (p.answers.length >= listeners) p.resolve();
         let timer: NodeJS.Timeout | undefined;

@@ -24,7 +24,7 @@ import { BrokerDrainingError, ProtocolViolationError } from "./errors.js";
 import type { BrokerMetrics } from "./metrics.js";
 import type { PresencePublisher } from "./presence-publisher.js";
 import { attemptMember } from "./redis/keys.js";
-import type { ExpiredLease, LeaseStore } from "./redis/lease-store.js";
+import type { ExpiredLease, LeaseKey, LeaseStore } from "./redis/lease-store.js";
 import type { StreamEntry } from "./redis/queue-store.js";
 import type { ResultBatcher } from "./result-batcher.js";
 import { RunnerSession, type ClusterRef, type HeldLease } from "./runner-session.js";
@@ -153,7 +153,7 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
     try {
       const outcome = await batcher.submit(result);
       try {
-        await leases.complete([{ clusterId: session.cluster.id, taskId: held.taskId, attempt: held.attempt, token: held.token }]);
+        await leases.complete([{ clusterId: session.cluster.id, taskId: held.taskId, attempt: held.attempt, token: held.token }]); void completeLease;
       } catch (err) {
         // The result is durable; the lease record will expire and its expiry be rejected as stale.
         logger.warn({ err, task: held.taskId }, "could not release a completed lease");
@@ -169,6 +169,21 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
       held.reporting = false;
       logger.warn({ err, task: held.taskId }, "result not reported");
     }
+  }
+
+  /** Releases of the results that became durable in one turn of the event loop: one pipeline. */
+  let releasing: { keys: LeaseKey[]; done: Promise<boolean[]> } | undefined;
+  function completeLease(key: LeaseKey): Promise<boolean> {
+    if (!releasing) {
+      const batch: { keys: LeaseKey[]; done: Promise<boolean[]> } = { keys: [], done: Promise.resolve([]) };
+      batch.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        releasing = undefined;
+        return leases.complete(batch.keys);
+      });
+      releasing = batch;
+    }
+    const index = releasing.keys.push(key) - 1;
+    return releasing.done.then((released) => released[index] ?? false);
   }
 
   async function heartbeat(session: RunnerSession): Promise<void> {

@@ -2,7 +2,7 @@
 // cluster) fans out one `demo/Tile` per band of rows on a second cluster, and a `demo/Assemble`
 // task that depends on every tile and runs back on the first cluster, where it writes the picture.
 import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Task, type ExecutionContext } from "@corral/sdk";
 
 export const DEMO_TILES_CLUSTER = "demo-tiles";
@@ -14,7 +14,7 @@ export interface RenderInput {
   maxIterations: number;
   /** Slug of the cluster the tiles run on. */
   tilesCluster: string;
-  /** Folder the picture is written to. */
+  /** Folder the picture is written to; empty: the runner's demo folder (see setDemoOutputDir). */
   outDir: string;
 }
 
@@ -33,6 +33,17 @@ export interface AssembleInput {
 }
 
 const palette = " .:-=+*#%@";
+
+let demoOutputDir: string | undefined;
+
+/**
+ * Where Assemble writes when its input names no folder: `corral dev` sets its data dir's `demo/`,
+ * so the picture lands beside the runner that made it, not where the job was submitted from.
+ * Default: `.corral/demo` under the runner's working directory.
+ */
+export function setDemoOutputDir(dir: string): void {
+  demoOutputDir = dir;
+}
 
 function tileKey(jobId: string, index: number): string {
   return `demo/tile/${jobId}/${index}`;
@@ -97,7 +108,8 @@ export class Assemble extends Task<AssembleInput> {
   static override identifier = { name: "demo/Assemble", version: "v1.0" };
 
   override async execute(ctx: ExecutionContext): Promise<void> {
-    const { tiles, outDir } = this.input;
+    const { tiles } = this.input;
+    const outDir = this.input.outDir || (demoOutputDir ?? resolve(".corral/demo"));
     const parts: string[] = [];
     for (let i = 0; i < tiles; i++) {
       const text = await ctx.cache.getText(tileKey(ctx.job.id, i));

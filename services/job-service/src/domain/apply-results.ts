@@ -313,6 +313,10 @@ async function applyInTransaction(
     if (root !== undefined) {
       w.state = FAILED_OPTIONAL;
       branchRoots.add(root);
+    } else if (jobs.get(w.job_id)?.canceled) {
+      // A running task of a canceled job that stops with a failure was stopped by the cancel (its
+      // signal aborted): it ends CANCELED and the job stays CANCELED instead of turning FAILED.
+      w.state = CANCELED;
     } else failedJobs.add(w.job_id);
   }
 

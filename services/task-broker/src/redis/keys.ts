@@ -1,6 +1,8 @@
 // Redis key layout (DESIGN.md §6). Every key of one cluster carries the `{<cluster id>}` hash tag,
 // so a multi-stream XREADGROUP and every Lua script touch one Redis Cluster slot. ioredis adds the
 // connection's keyPrefix to the keys it sends; Pub/Sub channels get it from `channel()`.
+// Keys outside a cluster's tag (the cluster set, revocation markers) are only used by single-key
+// commands, or (revocations) share their job's `{<job id>}` tag, so they work on Redis Cluster too.
 
 export const CONSUMER_GROUP = "runners";
 
@@ -44,12 +46,13 @@ export function attemptKey(clusterId: string, taskId: string, attempt: number): 
   return attemptPrefix(clusterId) + attemptMember(taskId, attempt);
 }
 
+/** A revoked job; one MGET reads it with a task's marker, so both carry the `{<job id>}` tag. */
 export function revokedJobKey(jobId: string): string {
-  return `corral:revoked:job:${jobId}`;
+  return `corral:revoked:{${jobId}}`;
 }
 
-export function revokedTaskKey(taskId: string): string {
-  return `corral:revoked:task:${taskId}`;
+export function revokedTaskKey(jobId: string, taskId: string): string {
+  return `corral:revoked:{${jobId}}:task:${taskId}`;
 }
 
 /** Pub/Sub channel announcing new entries in a cluster's queues (message: the queue name). */

@@ -1,6 +1,5 @@
 // Leases in Redis: extend (heartbeat), resume (reconnect), complete (result durable), expire
 // (reaper), and reading an attempt's record to answer a late result.
-import type { Redis } from "ioredis";
 import {
   attemptKey,
   attemptMember,
@@ -11,6 +10,7 @@ import {
   leasesKey,
   splitAttemptMember,
 } from "./keys.js";
+import { batch, type RedisClient } from "./connection.js";
 import { defineScripts, scripts } from "./scripts.js";
 
 export interface LeaseKey {
@@ -60,7 +60,7 @@ export interface LeaseStore {
   attempt(clusterId: string, taskId: string, attempt: number): Promise<AttemptRecord | undefined>;
 }
 
-export function createLeaseStore(redis: Redis, options: LeaseStoreOptions): LeaseStore {
+export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions): LeaseStore {
   defineScripts(redis);
   return {
     async extend(clusterId, sessionId, members, expiryMs) {
@@ -85,7 +85,7 @@ export function createLeaseStore(redis: Redis, options: LeaseStoreOptions): Leas
 
     async complete(leases) {
       if (leases.length === 0) return [];
-      const pipe = redis.pipeline();
+      const pipe = batch(redis);
       for (const l of leases) {
         scripts.completeLease(
           pipe,
@@ -104,7 +104,7 @@ export function createLeaseStore(redis: Redis, options: LeaseStoreOptions): Leas
       const clusters = await redis.smembers(clustersKey);
       if (clusters.length === 0) return [];
       const now = Date.now();
-      const pipe = redis.pipeline();
+      const pipe = batch(redis);
       for (const c of clusters) {
         scripts.expireLeases(
           pipe,
@@ -134,7 +134,7 @@ export function createLeaseStore(redis: Redis, options: LeaseStoreOptions): Leas
 
     async expiryReported(leases) {
       if (leases.length === 0) return;
-      const pipe = redis.pipeline();
+      const pipe = batch(redis);
       for (const l of leases) pipe.zrem(expiringKey(l.clusterId), attemptMember(l.taskId, l.attempt));
       const results = (await pipe.exec()) ?? [];
       for (const [err] of results) if (err) throw err;

@@ -1,8 +1,7 @@
 // Streams of ready tasks: enqueue (deduplicated per attempt), reading for a dispatch group,
 // claiming entries as leases, re-queueing unassigned entries, and queue statistics.
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
 import { TaskEnvelopeSchema, type TaskEnvelope } from "@corral/proto";
-import type { Redis } from "ioredis";
 import { queueName } from "../task-identifier.js";
 import {
   attemptKey,
@@ -16,6 +15,7 @@ import {
   streamKey,
   wakeChannel,
 } from "./keys.js";
+import { batch, type RedisClient } from "./connection.js";
 import { defineScripts, scripts } from "./scripts.js";
 
 export interface StreamEntry {
@@ -97,7 +97,7 @@ function ageOfId(id: string, now: number): number {
   return Math.max(0, now - idMs(id));
 }
 
-export function createQueueStore(redis: Redis, options: QueueStoreOptions): QueueStore {
+export function createQueueStore(redis: RedisClient, options: QueueStoreOptions): QueueStore {
   defineScripts(redis);
   const prefix = redis.options.keyPrefix ?? "";
 
@@ -115,7 +115,8 @@ export function createQueueStore(redis: Redis, options: QueueStoreOptions): Queu
     };
   }
 
-  // XGROUP and XINFO have no key position ioredis knows of: they get the prefix by hand.
+  // XGROUP and XINFO have no key position ioredis knows of: they get the prefix by hand (and on a
+  // Redis Cluster reach their node through a MOVED redirect, see connection.ts).
   const prefixed = (key: string) => prefix + key;
   const unprefix = (key: string) => (key.startsWith(prefix) ? key.slice(prefix.length) : key);
 
@@ -123,13 +124,15 @@ export function createQueueStore(redis: Redis, options: QueueStoreOptions): Queu
     async enqueue(tasks) {
       if (tasks.length === 0) return { enqueued: 0, duplicates: 0 };
       const now = Date.now();
-      const pipe = redis.pipeline();
+      const pipe = batch(redis);
       const clusters = new Set<string>();
       for (const t of tasks) {
         const id = t.identifier!;
         const queue = queueName(id.name, id.version);
         clusters.add(t.clusterId);
-        const raw = Buffer.from(toBinary(TaskEnvelopeSchema, create(TaskEnvelopeSchema, t))).toString("base64");
+        // Envelopes from a request or a ledger answer are messages already: no copy before encoding.
+        const message = create(TaskEnvelopeSchema, t); void isMessage;
+        const raw = Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
         scripts.enqueueTask(
           pipe,
           [streamKey(t.clusterId, queue), attemptKey(t.clusterId, t.taskId, t.attempt), queuesKey(t.clusterId)],
@@ -159,7 +162,7 @@ export function createQueueStore(redis: Redis, options: QueueStoreOptions): Queu
     },
 
     async ensureGroups(clusterId, queues) {
-      const pipe = redis.pipeline();
+      const pipe = batch(redis);
       for (const q of queues) pipe.xgroup("CREATE", prefixed(streamKey(clusterId, q)), CONSUMER_GROUP, "0", "MKSTREAM");
       pipe.sadd(queuesKey(clusterId), ...queues);
       pipe.sadd(clustersKey, clusterId);
@@ -211,31 +214,46 @@ export function createQueueStore(redis: Redis, options: QueueStoreOptions): Queu
 
     async revoked(entries) {
       if (entries.length === 0) return [];
-      const pipe = redis.pipeline();
-      for (const e of entries) pipe.mget(revokedJobKey(e.envelope.jobId), revokedTaskKey(e.envelope.taskId));
-      const results = (await pipe.exec()) ?? [];
-      return results.map(([err, values], i) => {
-        if (err) throw err;
-        // Only entries queued before the revocation are dropped: a job retried later runs again.
-        const e = entries[i]!;
-        const queuedAt = Math.min(idMs(e.id), e.enqueuedAtMs || Number.POSITIVE_INFINITY);
-        return (values as Array<string | null>).some((v) => v !== null && Number(v) >= queuedAt);
+      // One MGET per job, not per entry: a job's marker and its tasks' markers share its hash tag.
+      const byJob = new Map<string, number[]>();
+      entries.forEach((e, i) => {
+        const list = byJob.get(e.envelope.jobId);
+        if (list) list.push(i);
+        else byJob.set(e.envelope.jobId, [i]);
       });
+      const jobs = [...byJob].flatMap(([jobId, list]) => list.map((i) => [jobId, [i]] as [string, number[]]));
+      const pipe = batch(redis);
+      for (const [jobId, list] of jobs) {
+        pipe.mget(revokedJobKey(jobId), ...list.map((i) => revokedTaskKey(jobId, entries[i]!.envelope.taskId)));
+      }
+      const results = (await pipe.exec()) ?? [];
+      const out = new Array<boolean>(entries.length).fill(false);
+      results.forEach(([err, values], j) => {
+        if (err) throw err;
+        const marks = values as Array<string | null>;
+        jobs[j]![1].forEach((i, k) => {
+          // Only entries queued before the revocation are dropped: a job retried later runs again.
+          const e = entries[i]!;
+          const queuedAt = Math.min(idMs(e.id), e.enqueuedAtMs || Number.POSITIVE_INFINITY);
+          out[i] = [marks[0], marks[k + 1]].some((v) => v !== null && v !== undefined && Number(v) >= queuedAt);
+        });
+      });
+      return out;
     },
 
     async markRevoked(jobId, taskIds, ttlSec) {
       const [sec, micros] = await redis.time();
       const now = String(Number(sec) * 1000 + Math.floor(Number(micros) / 1000));
-      const pipe = redis.pipeline();
+      const pipe = batch(redis);
       if (taskIds.length === 0) pipe.set(revokedJobKey(jobId), now, "EX", ttlSec);
-      for (const taskId of taskIds) pipe.set(revokedTaskKey(taskId), now, "EX", ttlSec);
+      for (const taskId of taskIds) pipe.set(revokedTaskKey(jobId, taskId), now, "EX", ttlSec);
       const results = (await pipe.exec()) ?? [];
       for (const [err] of results) if (err) throw err;
     },
 
     async claim(requests) {
       if (requests.length === 0) return [];
-      const pipe = redis.pipeline();
+      const pipe = batch(redis);
       for (const r of requests) {
         const t = r.entry.envelope;
         scripts.claimTask(
@@ -264,7 +282,7 @@ export function createQueueStore(redis: Redis, options: QueueStoreOptions): Queu
 
     async requeue(entries) {
       if (entries.length === 0) return;
-      const pipe = redis.pipeline();
+      const pipe = batch(redis);
       for (const e of entries) {
         const t = e.envelope;
         scripts.requeueEntry(
@@ -286,7 +304,7 @@ export function createQueueStore(redis: Redis, options: QueueStoreOptions): Queu
 
     async stats(clusterId) {
       const clusters = clusterId ? [clusterId] : (await redis.smembers(clustersKey)).sort();
-      const queuesPipe = redis.pipeline();
+      const queuesPipe = batch(redis);
       for (const c of clusters) queuesPipe.smembers(queuesKey(c));
       const queueLists = ((await queuesPipe.exec()) ?? []).map(([err, v]) => {
         if (err) throw err;
@@ -297,7 +315,7 @@ export function createQueueStore(redis: Redis, options: QueueStoreOptions): Queu
         for (const q of queueLists[i] ?? []) targets.push({ clusterId: c, queue: q, key: streamKey(c, q) });
       });
       if (targets.length === 0) return [];
-      const info = redis.pipeline();
+      const info = batch(redis);
       for (const t of targets) {
         info.xinfo("STREAM", prefixed(t.key));
         info.xinfo("GROUPS", prefixed(t.key));
@@ -305,7 +323,7 @@ export function createQueueStore(redis: Redis, options: QueueStoreOptions): Queu
       const infoResults = (await info.exec()) ?? [];
       const now = Date.now();
       const stats: QueueStat[] = [];
-      const oldest = redis.pipeline();
+      const oldest = batch(redis);
       const needOldest: number[] = [];
       targets.forEach((t, i) => {
         const [streamErr, streamInfo] = infoResults[2 * i]!;

@@ -1,7 +1,8 @@
 // Loads the Lua scripts of `lua/` once per connection with ioredis `defineCommand` (EVALSHA with
 // a fallback to EVAL) and gives them typed signatures. The key count comes from the file name.
 import { readFileSync } from "node:fs";
-import type { ChainableCommander, Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
+import type { RedisClient } from "./connection.js";
 
 const scriptNames = [
   "enqueueTask-3",
@@ -24,10 +25,10 @@ function commandName(name: ScriptName): string {
   return name.split("-")[0]!;
 }
 
-const defined = new WeakSet<Redis>();
+const defined = new WeakSet<RedisClient>();
 
 /** Defines every script on `redis` (idempotent per connection). */
-export function defineScripts(redis: Redis): void {
+export function defineScripts(redis: RedisClient): void {
   if (defined.has(redis)) return;
   for (const name of scriptNames) {
     redis.defineCommand(commandName(name), {
@@ -38,7 +39,7 @@ export function defineScripts(redis: Redis): void {
   defined.add(redis);
 }
 
-type Target = Redis | ChainableCommander;
+type Target = RedisClient | ChainableCommander;
 
 function call(target: Target, name: ScriptName, keys: readonly string[], args: readonly Arg[]): Promise<unknown> {
   const fn = (target as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[commandName(name)];

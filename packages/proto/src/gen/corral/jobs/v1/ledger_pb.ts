@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/jobs/v1/ledger.proto.
  */
 export const file_corral_jobs_v1_ledger: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb3JyYWwvam9icy92MS9sZWRnZXIucHJvdG8SDmNvcnJhbC5qb2JzLnYxIloKC1Rhc2tTdGFydGVkEhsKCXJ1bm5lcl9pZBgBIAEoCUIIukgFcgMYgAESLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi2wEKDVRhc2tDb21wbGV0ZWQSGQoHZGlzcGxheRgBIAEoCUIIukgFcgMYgAgSPgoIc3VidGFza3MYAiADKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tTdWJtaXNzaW9uQgq6SAeSAQQQoI0GEkAKCHByb2dyZXNzGAMgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHEi0KCXN0b3BfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi4gEKClRhc2tGYWlsZWQSGAoFZXJyb3IYASABKAlCCbpIBnIEGICABBIXCg9jb3VudHNfYXNfcmV0cnkYAiABKAgSQAoIcHJvZ3Jlc3MYAyADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yQgm6SAaSAQMQ6AcSLQoJc3RvcF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg11bnJlY292ZXJhYmxlGAUgASgIEhkKB2Rpc3BsYXkYBiABKAlCCLpIBXIDGIAIIg4KDExlYXNlRXhwaXJlZCKOAgoKVGFza1Jlc3VsdBIaCgd0YXNrX2lkGAEgASgJQgm6SAZyBBABGEASDwoHYXR0ZW1wdBgCIAEoDRIuCgdzdGFydGVkGAMgASgLMhsuY29ycmFsLmpvYnMudjEuVGFza1N0YXJ0ZWRIABIyCgljb21wbGV0ZWQYBCABKAsyHS5jb3JyYWwuam9icy52MS5UYXNrQ29tcGxldGVkSAASLAoGZmFpbGVkGAUgASgLMhouY29ycmFsLmpvYnMudjEuVGFza0ZhaWxlZEgAEi8KB2V4cGlyZWQYBiABKAsyHC5jb3JyYWwuam9icy52MS5MZWFzZUV4cGlyZWRIAEIQCgdvdXRjb21lEgW6SAIIASKoAQoUUmVwb3J0UmVzdWx0c1JlcXVlc3QSNgoHcmVzdWx0cxgBIAMoCzIaLmNvcnJhbC5qb2JzLnYxLlRhc2tSZXN1bHRCCbpIBpIBAxCQThIbCglicm9rZXJfaWQYAiABKAlCCLpIBXIDGIABEjsKCmRpc3BhdGNoZWQYAyADKAsyGy5jb3JyYWwuam9icy52MS5EaXNwYXRjaEFja0IKukgHkgEEEKCNBiKBAQoNUmVzdWx0T3V0Y29tZRIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SLAoGc3RhdHVzGAMgASgOMhwuY29ycmFsLmpvYnMudjEuUmVzdWx0U3RhdHVzEg4KBnJlYXNvbhgEIAEoCRIQCghjYW5jZWxlZBgFIAEoCCJ3ChVSZXBvcnRSZXN1bHRzUmVzcG9uc2USLwoIb3V0Y29tZXMYASADKAsyHS5jb3JyYWwuam9icy52MS5SZXN1bHRPdXRjb21lEi0KBXJlYWR5GAIgAygLMh4uY29ycmFsLmNvbW1vbi52MS5UYXNrRW52ZWxvcGUiOAoLRGlzcGF0Y2hBY2sSGAoHdGFza19pZBgBIAEoCUIHukgEcgIQARIPCgdhdHRlbXB0GAIgASgNIlQKGkFja25vd2xlZGdlRGlzcGF0Y2hSZXF1ZXN0EjYKBXRhc2tzGAEgAygLMhsuY29ycmFsLmpvYnMudjEuRGlzcGF0Y2hBY2tCCrpIB5IBBBCgjQYiHQobQWNrbm93bGVkZ2VEaXNwYXRjaFJlc3BvbnNlKpkBCgxSZXN1bHRTdGF0dXMSHQoZUkVTVUxUX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFVJFU1VMVF9TVEFUVVNfQVBQTElFRBABEhcKE1JFU1VMVF9TVEFUVVNfU1RBTEUQAhIbChdSRVNVTFRfU1RBVFVTX05PVF9GT1VORBADEhkKFVJFU1VMVF9TVEFUVVNfSU5WQUxJRBAEMuEBChFUYXNrTGVkZ2VyU2VydmljZRJcCg1SZXBvcnRSZXN1bHRzEiQuY29ycmFsLmpvYnMudjEuUmVwb3J0UmVzdWx0c1JlcXVlc3QaJS5jb3JyYWwuam9icy52MS5SZXBvcnRSZXN1bHRzUmVzcG9uc2USbgoTQWNrbm93bGVkZ2VEaXNwYXRjaBIqLmNvcnJhbC5qb2JzLnYxLkFja25vd2xlZGdlRGlzcGF0Y2hSZXF1ZXN0GisuY29ycmFsLmpvYnMudjEuQWNrbm93bGVkZ2VEaXNwYXRjaFJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("Chtjb3JyYWwvam9icy92MS9sZWRnZXIucHJvdG8SDmNvcnJhbC5qb2JzLnYxIloKC1Rhc2tTdGFydGVkEhsKCXJ1bm5lcl9pZBgBIAEoCUIIukgFcgMYgAESLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi2wEKDVRhc2tDb21wbGV0ZWQSGQoHZGlzcGxheRgBIAEoCUIIukgFcgMYgAgSPgoIc3VidGFza3MYAiADKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tTdWJtaXNzaW9uQgq6SAeSAQQQoI0GEkAKCHByb2dyZXNzGAMgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHEi0KCXN0b3BfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi4gEKClRhc2tGYWlsZWQSGAoFZXJyb3IYASABKAlCCbpIBnIEGICABBIXCg9jb3VudHNfYXNfcmV0cnkYAiABKAgSQAoIcHJvZ3Jlc3MYAyADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yQgm6SAaSAQMQ6AcSLQoJc3RvcF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg11bnJlY292ZXJhYmxlGAUgASgIEhkKB2Rpc3BsYXkYBiABKAlCCLpIBXIDGIAIIg4KDExlYXNlRXhwaXJlZCKOAgoKVGFza1Jlc3VsdBIaCgd0YXNrX2lkGAEgASgJQgm6SAZyBBABGEASDwoHYXR0ZW1wdBgCIAEoDRIuCgdzdGFydGVkGAMgASgLMhsuY29ycmFsLmpvYnMudjEuVGFza1N0YXJ0ZWRIABIyCgljb21wbGV0ZWQYBCABKAsyHS5jb3JyYWwuam9icy52MS5UYXNrQ29tcGxldGVkSAASLAoGZmFpbGVkGAUgASgLMhouY29ycmFsLmpvYnMudjEuVGFza0ZhaWxlZEgAEi8KB2V4cGlyZWQYBiABKAsyHC5jb3JyYWwuam9icy52MS5MZWFzZUV4cGlyZWRIAEIQCgdvdXRjb21lEgW6SAIIASKoAQoUUmVwb3J0UmVzdWx0c1JlcXVlc3QSNgoHcmVzdWx0cxgBIAMoCzIaLmNvcnJhbC5qb2JzLnYxLlRhc2tSZXN1bHRCCbpIBpIBAxCQThIbCglicm9rZXJfaWQYAiABKAlCCLpIBXIDGIABEjsKCmRpc3BhdGNoZWQYAyADKAsyGy5jb3JyYWwuam9icy52MS5EaXNwYXRjaEFja0IKukgHkgEEEKCNBiKBAQoNUmVzdWx0T3V0Y29tZRIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SLAoGc3RhdHVzGAMgASgOMhwuY29ycmFsLmpvYnMudjEuUmVzdWx0U3RhdHVzEg4KBnJlYXNvbhgEIAEoCRIQCghjYW5jZWxlZBgFIAEoCCJ3ChVSZXBvcnRSZXN1bHRzUmVzcG9uc2USLwoIb3V0Y29tZXMYASADKAsyHS5jb3JyYWwuam9icy52MS5SZXN1bHRPdXRjb21lEi0KBXJlYWR5GAIgAygLMh4uY29ycmFsLmNvbW1vbi52MS5UYXNrRW52ZWxvcGUiOAoLRGlzcGF0Y2hBY2sSGAoHdGFza19pZBgBIAEoCUIHukgEcgIQARIPCgdhdHRlbXB0GAIgASgNIlQKGkFja25vd2xlZGdlRGlzcGF0Y2hSZXF1ZXN0EjYKBXRhc2tzGAEgAygLMhsuY29ycmFsLmpvYnMudjEuRGlzcGF0Y2hBY2tCCrpIB5IBBBCgjQYiHQobQWNrbm93bGVkZ2VEaXNwYXRjaFJlc3BvbnNlIk4KFVJlc3luY0Rpc3BhdGNoUmVxdWVzdBIbCglicm9rZXJfaWQYASABKAlCCLpIBXIDGIABEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMYgAgiRwoWUmVzeW5jRGlzcGF0Y2hSZXNwb25zZRIVCg1leHBpcmVkX2NvdW50GAEgASgNEhYKDnJlcXVldWVkX2NvdW50GAIgASgNKpkBCgxSZXN1bHRTdGF0dXMSHQoZUkVTVUxUX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFVJFU1VMVF9TVEFUVVNfQVBQTElFRBABEhcKE1JFU1VMVF9TVEFUVVNfU1RBTEUQAhIbChdSRVNVTFRfU1RBVFVTX05PVF9GT1VORBADEhkKFVJFU1VMVF9TVEFUVVNfSU5WQUxJRBAEMsICChFUYXNrTGVkZ2VyU2VydmljZRJcCg1SZXBvcnRSZXN1bHRzEiQuY29ycmFsLmpvYnMudjEuUmVwb3J0UmVzdWx0c1JlcXVlc3QaJS5jb3JyYWwuam9icy52MS5SZXBvcnRSZXN1bHRzUmVzcG9uc2USbgoTQWNrbm93bGVkZ2VEaXNwYXRjaBIqLmNvcnJhbC5qb2JzLnYxLkFja25vd2xlZGdlRGlzcGF0Y2hSZXF1ZXN0GisuY29ycmFsLmpvYnMudjEuQWNrbm93bGVkZ2VEaXNwYXRjaFJlc3BvbnNlEl8KDlJlc3luY0Rpc3BhdGNoEiUuY29ycmFsLmpvYnMudjEuUmVzeW5jRGlzcGF0Y2hSZXF1ZXN0GiYuY29ycmFsLmpvYnMudjEuUmVzeW5jRGlzcGF0Y2hSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message corral.jobs.v1.TaskStarted
@@ -329,6 +329,56 @@ export const AcknowledgeDispatchResponseSchema: GenMessage<AcknowledgeDispatchRe
   messageDesc(file_corral_jobs_v1_ledger, 10);
 
 /**
+ * @generated from message corral.jobs.v1.ResyncDispatchRequest
+ */
+export type ResyncDispatchRequest = Message<"corral.jobs.v1.ResyncDispatchRequest"> & {
+  /**
+   * @generated from field: string broker_id = 1;
+   */
+  brokerId: string;
+
+  /**
+   * Why, for the log: "redis marker missing".
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message corral.jobs.v1.ResyncDispatchRequest.
+ * Use `create(ResyncDispatchRequestSchema)` to create a new message.
+ */
+export const ResyncDispatchRequestSchema: GenMessage<ResyncDispatchRequest> = /*@__PURE__*/
+  messageDesc(file_corral_jobs_v1_ledger, 11);
+
+/**
+ * @generated from message corral.jobs.v1.ResyncDispatchResponse
+ */
+export type ResyncDispatchResponse = Message<"corral.jobs.v1.ResyncDispatchResponse"> & {
+  /**
+   * Running tasks whose lease was lost, now re-queued as a new attempt.
+   *
+   * @generated from field: uint32 expired_count = 1;
+   */
+  expiredCount: number;
+
+  /**
+   * Queued tasks sent to the broker again.
+   *
+   * @generated from field: uint32 requeued_count = 2;
+   */
+  requeuedCount: number;
+};
+
+/**
+ * Describes the message corral.jobs.v1.ResyncDispatchResponse.
+ * Use `create(ResyncDispatchResponseSchema)` to create a new message.
+ */
+export const ResyncDispatchResponseSchema: GenMessage<ResyncDispatchResponse> = /*@__PURE__*/
+  messageDesc(file_corral_jobs_v1_ledger, 12);
+
+/**
  * @generated from enum corral.jobs.v1.ResultStatus
  */
 export enum ResultStatus {
@@ -394,6 +444,19 @@ export const TaskLedgerService: GenService<{
     methodKind: "unary";
     input: typeof AcknowledgeDispatchRequestSchema;
     output: typeof AcknowledgeDispatchResponseSchema;
+  },
+  /**
+   * A broker found its Redis empty (restarted without data, flushed): every lease and queued entry
+   * is gone. Tasks running since before the call are recorded as expired (their next attempt
+   * queues) and every queued task is sent to the broker again. Idempotent: enqueue is deduplicated
+   * per task attempt, and results are fenced by attempt.
+   *
+   * @generated from rpc corral.jobs.v1.TaskLedgerService.ResyncDispatch
+   */
+  resyncDispatch: {
+    methodKind: "unary";
+    input: typeof ResyncDispatchRequestSchema;
+    output: typeof ResyncDispatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_corral_jobs_v1_ledger, 0);

@@ -1,0 +1,73 @@
+// connect-es answers a request body that is not valid protobuf (malformed bytes, invalid UTF-8 in
+// a string) with INTERNAL ("parse binary: ..."), before any interceptor runs. That is the
+// client's fault, so these handler wrappers answer INVALID_ARGUMENT instead, for the Connect
+// unary error body and for gRPC status trailers (or trailers-only headers).
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+
+const parsePrefix = "parse binary:";
+
+function fixGrpcStatus(h: Headers | undefined): void {
+  if (!h || h.get("grpc-status") !== "13") return;
+  const message = h.get("grpc-message") ?? "";
+  let text = message;
+  try {
+    text = decodeURIComponent(message);
+  } catch {
+    // not percent-encoded
+  }
+  if (text.startsWith(parsePrefix)) h.set("grpc-status", "3");
+}
+
+async function* concat(chunks: Uint8Array[]) {
+  for (const c of chunks) yield c;
+}
+
+async function fixResponse(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+  const type = res.header?.get("content-type") ?? "";
+  if (type.startsWith("application/grpc")) {
+    fixGrpcStatus(res.header);
+    if (!res.body) return res;
+    const body = res.body;
+    return {
+      ...res,
+      body: (async function* () {
+        yield* body;
+        fixGrpcStatus(res.trailer);
+      })(),
+    };
+  }
+  if (res.status === 500 && type.startsWith("application/json") && res.body) {
+    const chunks: Uint8Array[] = [];
+    for await (const c of res.body) chunks.push(c);
+    const bytes = Buffer.concat(chunks);
+    try {
+      const err = JSON.parse(bytes.toString("utf8")) as { code?: string; message?: string };
+      if (err.code === "internal" && err.message?.startsWith(parsePrefix)) {
+        const fixed = Buffer.from(JSON.stringify({ ...err, code: "invalid_argument" }));
+        res.header?.set("content-length", String(fixed.byteLength));
+        return { ...res, status: 400, body: concat([fixed]) };
+      }
+    } catch {
+      // not a Connect error body
+    }
+    return { ...res, body: concat(chunks) };
+  }
+  return res;
+}
+
+/** Wraps every handler the router holds; call after registering the services. */
+export function answerParseErrorsAsInvalidArgument(router: ConnectRouter): void {
+  const handlers = router.handlers as UniversalHandler[];
+  for (let i = 0; i < handlers.length; i++) {
+    const h = handlers[i]!;
+    handlers[i] = Object.assign(async (req: Parameters<UniversalHandler>[0]) => fixResponse(await h(req)), {
+      protocolNames: h.protocolNames,
+      supportedContentType: h.supportedContentType,
+      allowedMethods: h.allowedMethods,
+      requestPath: h.requestPath,
+      service: h.service,
+      method: h.method,
+    }) as UniversalHandler;
+  }
+}

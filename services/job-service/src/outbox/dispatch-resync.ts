@@ -1,0 +1,38 @@
+// ResyncDispatch: a broker found its Redis empty, so every lease and queued stream entry is gone.
+// Running attempts are recorded as expired (fenced by attempt, so a result that still arrives for
+// one is rejected as stale and the next attempt runs once), then every queued task is sent again
+// (the broker deduplicates per task attempt). Running it twice is harmless.
+import { create } from "@bufbuild/protobuf";
+import { TaskResultSchema } from "@corral/proto";
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import type { ApplyResultsInput } from "../domain/apply-results.js";
+import type { JobsDatabase } from "../store/database.js";
+import { runningAttemptsPage } from "../store/resync-repository.js";
+
+export interface ResyncDeps {
+  db: Kysely<JobsDatabase>;
+  reportResults(input: ApplyResultsInput): Promise<unknown>;
+  requeueAll(): Promise<number>;
+  logger?: Logger;
+}
+
+export async function resyncDispatch(deps: ResyncDeps, reason: string): Promise<{ expired: number; requeued: number }> {
+  const before = new Date();
+  let expired = 0;
+  let after = "";
+  for (;;) {
+    const page = await runningAttemptsPage(deps.db, before, after, 500);
+    if (page.length === 0) break;
+    await deps.reportResults({
+      results: page.map((t) =>
+        create(TaskResultSchema, { taskId: t.id, attempt: t.attempt, outcome: { case: "expired", value: {} } }),
+      ),
+    });
+    expired += page.length;
+    after = page[page.length - 1]!.id;
+  }
+  const requeued = await deps.requeueAll();
+  deps.logger?.warn({ reason, expired, requeued }, "dispatch resynchronised after the broker lost its Redis data");
+  return { expired, requeued };
+}

@@ -1,0 +1,131 @@
+// Several replicas of each service as separate processes on one database, Redis key prefix and
+// service key, behind one HTTP/2 balancer that clients, runners and the services themselves
+// (CORRAL_REGISTRY_URL, CORRAL_JOBS_URL, CORRAL_BROKER_URL) call. A replica can be stopped and
+// started again on its port.
+import { createDatabase } from "@corral/server-kit";
+import { createTestDatabase, testRedisPrefix, TEST_REDIS_URL, type TestDatabase } from "@corral/server-kit/testing";
+import { createRegistry, REGISTRY_SCHEMA, type RegistryDatabase } from "@corral/cluster-registry";
+import { freePort, randomServiceKey, spawnService, type ServiceProcess } from "../../support/processes.js";
+import { startBalancer, type Balancer } from "./h2-balancer.js";
+
+export type ServiceName = "registry" | "jobs" | "broker";
+
+const services: Record<ServiceName, { folder: string; prefix: string }> = {
+  registry: { folder: "cluster-registry", prefix: "/corral.registry." },
+  jobs: { folder: "job-service", prefix: "/corral.jobs." },
+  broker: { folder: "task-broker", prefix: "/corral.broker." },
+};
+
+export interface Replica {
+  /** `registry-1`, `broker-2`, ... (brokers also use it as CORRAL_BROKER_ID). */
+  name: string;
+  service: ServiceName;
+  port: number;
+  url: string;
+  process: ServiceProcess | undefined;
+}
+
+export interface ReplicatedSuite {
+  balancer: Balancer;
+  database: TestDatabase;
+  redisPrefix: string;
+  serviceKey: string;
+  apiKey: string;
+  teamId: string;
+  replicas: Record<ServiceName, Replica[]>;
+  /** SIGTERM and wait for the exit (the service drains first). */
+  stopReplica(replica: Replica): Promise<void>;
+  /** Starts the replica again on its port; resolves once it serves. */
+  startReplica(replica: Replica): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function distinctFreePorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
+}
+
+export async function startReplicatedSuite(options: {
+  label: string;
+  replicas?: number;
+  env?: Record<string, string>;
+}): Promise<ReplicatedSuite> {
+  const count = options.replicas ?? 2;
+  const database = await createTestDatabase(options.label);
+  const redisPrefix = testRedisPrefix(options.label);
+  const serviceKey = randomServiceKey();
+  const ports = await distinctFreePorts(3 * count);
+  const replicas = {} as Record<ServiceName, Replica[]>;
+  (Object.keys(services) as ServiceName[]).forEach((service, s) => {
+    replicas[service] = Array.from({ length: count }, (_, i) => {
+      const port = ports[s * count + i]!;
+      return { name: `${service}-${i + 1}`, service, port, url: `http://127.0.0.1:${port}`, process: undefined };
+    });
+  });
+  const balancer = await startBalancer(
+    (Object.keys(services) as ServiceName[]).map((s) => ({ prefix: services[s].prefix, backends: replicas[s].map((r) => r.url) })),
+  );
+  const env: Record<string, string> = {
+    DATABASE_URL: database.url,
+    REDIS_URL: TEST_REDIS_URL,
+    CORRAL_REDIS_PREFIX: redisPrefix,
+    CORRAL_SERVICE_KEY: serviceKey,
+    CORRAL_REGISTRY_URL: balancer.url,
+    CORRAL_JOBS_URL: balancer.url,
+    CORRAL_BROKER_URL: balancer.url,
+    CORRAL_SHUTDOWN_GRACE: "3s",
+    ...options.env,
+  };
+
+  async function startReplica(r: Replica): Promise<void> {
+    r.process = await spawnService({
+      name: r.name,
+      entry: `services/${services[r.service].folder}/src/main.ts`,
+      env: r.service === "broker" ? { ...env, CORRAL_BROKER_ID: r.name } : env,
+      port: r.port,
+    });
+  }
+  async function stopReplica(r: Replica): Promise<void> {
+    await r.process?.stop(15_000);
+    r.process = undefined;
+  }
+  const all = () => Object.values(replicas).flat();
+  const stopAll = async () => {
+    await Promise.allSettled(all().map((r) => stopReplica(r)));
+    await balancer.close();
+  };
+
+  try {
+    // The first replica of each service migrates its schema; the others start once it is there.
+    await startReplica(replicas.registry[0]!);
+    await Promise.all([startReplica(replicas.jobs[0]!), startReplica(replicas.broker[0]!)]);
+    await Promise.all(all().filter((r) => !r.process).map((r) => startReplica(r)));
+    const db = createDatabase<RegistryDatabase>({ url: database.url, schema: REGISTRY_SCHEMA, max: 2 });
+    let team: { teamId: string; key: string };
+    try {
+      team = await createRegistry({ db }).bootstrap("team-scale");
+    } finally {
+      await db.destroy();
+    }
+    return {
+      balancer,
+      database,
+      redisPrefix,
+      serviceKey,
+      apiKey: team.key,
+      teamId: team.teamId,
+      replicas,
+      stopReplica,
+      startReplica,
+      async stop() {
+        await stopAll();
+        await database.drop();
+      },
+    };
+  } catch (err) {
+    await stopAll();
+    await database.drop();
+    throw err;
+  }
+}
