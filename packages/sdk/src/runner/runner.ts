@@ -417,7 +417,7 @@ export class Runner {
     for (const e of effects) {
       switch (e.kind) {
         case "send":
-          if (e.message.case === "credit" && process.env.BENCH_NEVER) this.#credit(e.message.value.n);
+          if (e.message.case === "credit") this.#credit(e.message.value.n);
           else this.#session?.outbox.push(create(WorkRequestSchema, { message: e.message }));
           break;
         case "execute":

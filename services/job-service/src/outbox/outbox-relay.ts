@@ -44,7 +44,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const intervalMs = options.sweepIntervalMs ?? 2_000;
   const afterMs = options.sweepAfterMs ?? 5_000;
   const batchSize = options.batchSize ?? 1_000;
-  const parallelBatches = 1;
+  const parallelBatches = 3;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let closed = false;

@@ -131,7 +131,7 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
         const queue = queueName(id.name, id.version);
         clusters.add(t.clusterId);
         // Envelopes from a request or a ledger answer are messages already: no copy before encoding.
-        const message = create(TaskEnvelopeSchema, t); void isMessage;
+        const message = isMessage(t, TaskEnvelopeSchema) ? t : create(TaskEnvelopeSchema, t);
         const raw = Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
         scripts.enqueueTask(
           pipe,
@@ -221,7 +221,7 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
         if (list) list.push(i);
         else byJob.set(e.envelope.jobId, [i]);
       });
-      const jobs = [...byJob].flatMap(([jobId, list]) => list.map((i) => [jobId, [i]] as [string, number[]]));
+      const jobs = [...byJob];
       const pipe = batch(redis);
       for (const [jobId, list] of jobs) {
         pipe.mget(revokedJobKey(jobId), ...list.map((i) => revokedTaskKey(jobId, entries[i]!.envelope.taskId)));
