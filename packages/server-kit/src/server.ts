@@ -172,6 +172,9 @@ export function createServer(options: ServerOptions): CorralServer {
     h1 = http.createServer(handler);
     h1.keepAliveTimeout = 5_000;
     front = net.createServer((socket) => {
+      // HTTP/2 turns Nagle off only on the JS duplex it is handed below, not on this socket;
+      // with it on, small frames wait for delayed ACKs (tens of milliseconds per round trip).
+      socket.setNoDelay(true);
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
       socket.once("data", (chunk: Buffer) => {

@@ -1,0 +1,598 @@
+// `npm run bench`: Corral's throughput, dispatch latency, queue-depth and idle-runner costs, side by
+// side with BullMQ and graphile-worker on the same Redis and Postgres. Prints one JSON object per
+// scenario (one line each), then a table. `--smoke` is a small run that finishes in seconds.
+//
+//   npm run bench -- [--tasks 20000] [--runners 2] [--slots 50] [--latency-tasks 1000]
+//                    [--depth 1000000] [--drain 10000] [--idle 1000,5000] [--only corral,bullmq,...] [--smoke]
+//                    [--profile DIR] (CPU profiles of the three services, written when they stop)
+//   BENCH_SERVICE_NODE_OPTIONS: extra NODE_OPTIONS for the three service processes (experiments).
+//
+// Every system gets R child processes with S slots (Corral: SDK runners; BullMQ: Workers;
+// graphile-worker: runners with concurrency S, as shipped and with its documented batching).
+// Rates run from the submission to the last completion; `cpu_s` is each process's CPU time
+// during a Corral run (postgres and redis-server: every process of those servers, so other
+// users of the machine count too). The machine is usually shared: compare rows of one run.
+import { fork, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { randomUUID } from "node:crypto";
+import { parseArgs } from "node:util";
+import { create } from "@bufbuild/protobuf";
+import { JobState, TaskEnvelopeSchema, type TaskEnvelope } from "@corral/proto";
+import { Client, rawTask } from "@corral/sdk";
+import { Queue, QueueEvents } from "bullmq";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { makeWorkerUtils } from "graphile-worker";
+import { startSuite, type Suite } from "../support/suite.js";
+// The broker's own queue store: the backlog gets exactly the stream layout the broker writes.
+import { createQueueStore } from "../../services/task-broker/src/redis/queue-store.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+const { values: args } = parseArgs({
+  options: {
+    tasks: { type: "string" },
+    runners: { type: "string" },
+    slots: { type: "string" },
+    "latency-tasks": { type: "string" },
+    depth: { type: "string" },
+    drain: { type: "string" },
+    idle: { type: "string" },
+    only: { type: "string" },
+    smoke: { type: "boolean", default: false },
+    /** Writes the services' CPU profiles (inspector, see cpu-profile.mjs) into this folder. */
+    profile: { type: "string" },
+  },
+});
+const smoke = args.smoke ?? false;
+const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+const opts = {
+  tasks: num(args.tasks, smoke ? 300 : 20_000),
+  runners: num(args.runners, 2),
+  slots: num(args.slots, 50),
+  latencyTasks: num(args["latency-tasks"], smoke ? 30 : 1_000),
+  depth: num(args.depth, smoke ? 2_000 : 1_000_000),
+  drain: num(args.drain, smoke ? 300 : 10_000),
+  idle: (args.idle ?? (smoke ? "100" : "1000,5000")).split(",").map(Number).filter((n) => n > 0),
+  only: new Set((args.only ?? "corral,bullmq,graphile,latency,depth,idle").split(",")),
+  idleSampleMs: smoke ? 2_000 : 10_000,
+};
+
+type Row = Record<string, unknown> & { scenario: string; system: string };
+const rows: Row[] = [];
+function emit(row: Row): void {
+  rows.push(row);
+  process.stdout.write(JSON.stringify(row) + "\n");
+}
+const note = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- child processes
+
+interface Child {
+  proc: ChildProcess;
+  started: Map<number, number>;
+  waiters: Map<number, (at: number) => void>;
+}
+
+async function forkChildren(file: string, count: number, env: Record<string, string>): Promise<Child[]> {
+  return Promise.all(
+    Array.from({ length: count }, () => {
+      const proc = fork(join(here, file), [], {
+        execArgv: ["--import", "tsx"],
+        env: { ...process.env, CORRAL_LOG_LEVEL: "warn", ...env },
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+      });
+      const child: Child = { proc, started: new Map(), waiters: new Map() };
+      proc.on("message", (m: { type?: string; seq?: number; at?: number }) => {
+        if (m.type !== "started" || m.seq === undefined) return;
+        const w = child.waiters.get(m.seq);
+        if (w) w(m.at!);
+        else child.started.set(m.seq, m.at!);
+      });
+      return new Promise<Child>((resolve, reject) => {
+        const onMessage = (m: { type?: string }) => {
+          if (m.type === "ready") {
+            proc.off("message", onMessage);
+            resolve(child);
+          }
+        };
+        proc.on("message", onMessage);
+        proc.once("exit", (code) => reject(new Error(`${file} exited with ${code} before it was ready`)));
+      });
+    }),
+  );
+}
+
+/** Resolves with the time a ping with `seq` started executing in any of the children. */
+function startedAt(children: Child[], seq: number, timeoutMs = 10_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`ping ${seq} did not start within ${timeoutMs} ms`)), timeoutMs);
+    const done = (at: number) => {
+      clearTimeout(timer);
+      for (const c of children) c.waiters.delete(seq);
+      resolve(at);
+    };
+    for (const c of children) {
+      const at = c.started.get(seq);
+      if (at !== undefined) {
+        c.started.delete(seq);
+        return done(at);
+      }
+      c.waiters.set(seq, done);
+    }
+  });
+}
+
+async function stopChildren(children: Child[]): Promise<void> {
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.proc.exitCode !== null) return resolve();
+          const t = setTimeout(() => c.proc.kill("SIGKILL"), 10_000);
+          c.proc.once("exit", () => {
+            clearTimeout(t);
+            resolve();
+          });
+          c.proc.send({ type: "stop" });
+        }),
+    ),
+  );
+}
+
+function percentiles(samples: number[]) {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+  const r = (x: number) => Math.round(x * 100) / 100;
+  return { p50_ms: r(at(0.5)), p99_ms: r(at(0.99)), max_ms: r(s[s.length - 1]!), samples: s.length };
+}
+
+// ---------------------------------------------------------------- Corral
+
+const terminal = new Set([JobState.COMPLETED, JobState.FAILED, JobState.CANCELED]);
+
+async function waitJob(client: Client, jobId: string, pollMs: number, timeoutMs = 600_000): Promise<JobState> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const p = await client.jobs().progress(jobId);
+    if (terminal.has(p.state)) return p.state;
+    if (Date.now() > deadline) throw new Error(`job ${jobId} did not finish in time (state ${JobState[p.state]})`);
+    await sleep(pollMs);
+  }
+}
+
+let cpuPids: Record<string, number[]> = {};
+
+async function corralThroughput(client: Client, shape: "roots" | "fanout", n: number): Promise<Row> {
+  const noop = { name: "bench/Noop", version: "v1.0" };
+  const tasks = shape === "roots" ? Array.from({ length: n }, () => rawTask(noop)) : [rawTask({ name: "bench/FanOut", version: "v1.0" }, { n })];
+  const cpu0 = cpuSnapshot(cpuPids);
+  const t0 = now();
+  const job = await client.jobs().submit(`bench-${shape}-${n}`, tasks);
+  const submitMs = now() - t0;
+  const state = await waitJob(client, job.id, 20);
+  const seconds = (now() - t0) / 1000;
+  if (state !== JobState.COMPLETED) throw new Error(`bench job ended ${JobState[state]}`);
+  const executed = shape === "roots" ? n : n + 1;
+  return {
+    scenario: shape === "roots" ? "throughput" : "throughput-fanout",
+    system: "corral",
+    tasks: executed,
+    seconds: round(seconds),
+    tasks_per_s: Math.round(executed / seconds),
+    submit_ms: Math.round(submitMs),
+    runners: opts.runners,
+    slots: opts.slots,
+    // CPU seconds per process during the run; postgres and redis-server count every process of
+    // those servers on the machine, other users' work included.
+    cpu_s: cpuDelta(cpu0, cpuSnapshot(cpuPids)),
+  };
+}
+
+async function corralLatency(client: Client, runners: Child[], count: number): Promise<Row> {
+  const samples: number[] = [];
+  const ping = { name: "bench/Ping", version: "v1.0" };
+  for (let seq = 0; seq < count; seq++) {
+    const t0 = now();
+    const startP = startedAt(runners, seq);
+    const job = await client.jobs().submit("bench-ping", rawTask(ping, { seq }));
+    samples.push((await startP) - t0);
+    await waitJob(client, job.id, 2);
+  }
+  return { scenario: "latency", system: "corral", ...percentiles(samples) };
+}
+
+/**
+ * Fills the cluster's stream of an identifier nobody serves, through the broker's own enqueue
+ * (its queue store and Lua script, the same layout DispatchService.Enqueue writes) from this
+ * process: the RPC would only add decoding and validation to a setup step.
+ */
+async function fillBacklog(suite: Suite, clusterId: string, depth: number): Promise<number> {
+  const redis = new Redis(REDIS_URL, { keyPrefix: suite.redisPrefix });
+  const queues = createQueueStore(redis, { recordTtlSec: 3600, channelPrefix: suite.redisPrefix });
+  const jobId = randomUUID();
+  const batch = 5_000;
+  const t0 = now();
+  try {
+    let inFlight: Promise<unknown>[] = [];
+    for (let i = 0; i < depth; i += batch) {
+      const tasks: TaskEnvelope[] = [];
+      for (let j = i; j < Math.min(depth, i + batch); j++) {
+        tasks.push(
+          create(TaskEnvelopeSchema, {
+            taskId: `backlog-${jobId}-${j}`,
+            jobId,
+            teamId: suite.teamId,
+            clusterId,
+            identifier: { name: "bench/Backlog", version: "v1.0" },
+            attempt: 1,
+            jobName: "backlog",
+          }),
+        );
+      }
+      inFlight.push(queues.enqueue(tasks));
+      if (inFlight.length >= 4) {
+        await Promise.all(inFlight);
+        inFlight = [];
+      }
+    }
+    await Promise.all(inFlight);
+  } finally {
+    redis.disconnect();
+  }
+  return (now() - t0) / 1000;
+}
+
+// ---------------------------------------------------------------- peers
+
+async function bullmqRun(suite: Suite, n: number, latencyCount: number): Promise<Row[]> {
+  const prefix = `${suite.redisPrefix}bull`;
+  const queueName = "bench";
+  const url = new URL(REDIS_URL);
+  const connection = { host: url.hostname, port: Number(url.port || 6379), maxRetriesPerRequest: null };
+  const queue = new Queue(queueName, { connection, prefix });
+  const events = new QueueEvents(queueName, { connection, prefix });
+  await events.waitUntilReady();
+  const workers = await forkChildren("peer-worker.ts", opts.runners, {
+    BENCH_PEER: "bullmq",
+    BENCH_QUEUE: queueName,
+    BENCH_PREFIX: prefix,
+    BENCH_REDIS_URL: REDIS_URL,
+    BENCH_SLOTS: String(opts.slots),
+  });
+  const out: Row[] = [];
+  try {
+    // Warm-up, as for Corral.
+    await bullmqDrain(queue, 200);
+    if (opts.only.has("bullmq")) {
+      const r = await bullmqDrain(queue, n);
+      out.push({ scenario: "throughput", system: "bullmq", tasks: n, seconds: round(r), tasks_per_s: Math.round(n / r), runners: opts.runners, slots: opts.slots });
+    }
+    if (opts.only.has("latency")) {
+      const samples: number[] = [];
+      for (let seq = 0; seq < latencyCount; seq++) {
+        const t0 = now();
+        const startP = startedAt(workers, seq);
+        const job = await queue.add("ping", { seq });
+        samples.push((await startP) - t0);
+        await job.waitUntilFinished(events, 10_000);
+      }
+      out.push({ scenario: "latency", system: "bullmq", ...percentiles(samples) });
+    }
+  } finally {
+    await stopChildren(workers);
+    await queue.obliterate({ force: true }).catch(() => undefined);
+    await events.close();
+    await queue.close();
+  }
+  return out;
+}
+
+async function bullmqDrain(queue: Queue, n: number): Promise<number> {
+  const before = await queue.getCompletedCount();
+  const t0 = now();
+  for (let i = 0; i < n; i += 5_000) {
+    await queue.addBulk(Array.from({ length: Math.min(5_000, n - i) }, () => ({ name: "noop", data: {} })));
+  }
+  for (;;) {
+    if ((await queue.getCompletedCount()) - before >= n) break;
+    await sleep(20);
+  }
+  return (now() - t0) / 1000;
+}
+
+async function graphileRun(suite: Suite, n: number, variant: "graphile" | "graphile-batched"): Promise<Row> {
+  const schema = variant === "graphile" ? "bench_graphile" : "bench_graphile_batched";
+  const utils = await makeWorkerUtils({ connectionString: suite.database.url, schema });
+  await utils.migrate();
+  const pool = new pg.Pool({ connectionString: suite.database.url, max: 1 });
+  const workers = await forkChildren("peer-worker.ts", opts.runners, {
+    BENCH_PEER: variant,
+    BENCH_DATABASE_URL: suite.database.url,
+    BENCH_SCHEMA: schema,
+    BENCH_SLOTS: String(opts.slots),
+  });
+  const drain = async (count: number) => {
+    const t0 = now();
+    for (let i = 0; i < count; i += 5_000) {
+      await utils.addJobs(Array.from({ length: Math.min(5_000, count - i) }, () => ({ identifier: "noop", payload: {} })));
+    }
+    for (;;) {
+      const { rows } = await pool.query<{ n: number }>(`select count(*)::int as n from "${schema}"._private_jobs`);
+      if (rows[0]!.n === 0) break;
+      await sleep(20);
+    }
+    return (now() - t0) / 1000;
+  };
+  try {
+    await drain(200);
+    const seconds = await drain(n);
+    return {
+      scenario: "throughput",
+      system: variant === "graphile" ? "graphile-worker" : "graphile-worker (localQueue 500, batched completes)",
+      tasks: n,
+      seconds: round(seconds),
+      tasks_per_s: Math.round(n / seconds),
+      runners: opts.runners,
+      slots: opts.slots,
+    };
+  } finally {
+    await stopChildren(workers);
+    await pool.end();
+    await utils.release();
+  }
+}
+
+// ---------------------------------------------------------------- idle runners
+
+function procStats(pid: number): { rssMb: number; cpuTicks: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15 of /proc/pid/stat (index 11 and 12 after the comm).
+  return { rssMb: rssKb / 1024, cpuTicks: Number(fields[11]) + Number(fields[12]) };
+}
+
+/** CPU seconds used so far by each named process (and by every Postgres and Redis server process). */
+function cpuSnapshot(pids: Record<string, number[]>): Record<string, number> {
+  const out: Record<string, number> = {};
+  const ticks = (pid: number) => {
+    try {
+      return procStats(pid).cpuTicks;
+    } catch {
+      return 0; // exited
+    }
+  };
+  for (const [name, list] of Object.entries(pids)) out[name] = list.reduce((n, pid) => n + ticks(pid), 0) / 100;
+  for (const server of ["postgres", "redis-server"]) {
+    let total = 0;
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        if (readFileSync(`/proc/${entry}/comm`, "utf8").trim().startsWith(server)) total += ticks(Number(entry));
+      } catch {
+        // gone
+      }
+    }
+    out[server] = total / 100;
+  }
+  return out;
+}
+
+function cpuDelta(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.keys(b).map((k) => [k, round(b[k]! - (a[k] ?? 0), 1)]));
+}
+
+/** Waits until the process uses under 15% of a core for two half-second windows in a row (at most 2 min). */
+async function settle(pid: number): Promise<number> {
+  const t0 = now();
+  let quiet = 0;
+  while (quiet < 2 && now() - t0 < 120_000) {
+    const { cpu_percent } = await brokerSample(pid, 500);
+    quiet = cpu_percent < 15 ? quiet + 1 : 0;
+  }
+  return (now() - t0) / 1000;
+}
+
+async function brokerSample(pid: number, ms: number) {
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  const a = procStats(pid);
+  await sleep(ms);
+  const b = procStats(pid);
+  return { rss_mb: round(b.rssMb, 1), cpu_percent: round(((b.cpuTicks - a.cpuTicks) / ticksPerSecond / (ms / 1000)) * 100, 1) };
+}
+
+async function idleRunners(suite: Suite, counts: number[]): Promise<Row[]> {
+  const pid = suite.broker.child.pid!;
+  const out: Row[] = [];
+  const [holder] = await forkChildren("idle-streams.ts", 1, { BENCH_BROKER_URL: suite.broker.url, BENCH_API_KEY: suite.apiKey });
+  try {
+    const base = await brokerSample(pid, opts.idleSampleMs);
+    out.push({ scenario: "idle-runners", system: "corral", streams: 0, ...base });
+    let previous = { ...base, streams: 0 };
+    for (const total of [...counts].sort((a, b) => a - b)) {
+      const t0 = now();
+      await new Promise<void>((resolve, reject) => {
+        const onMessage = (m: { type?: string; total?: number }) => {
+          if (m.type === "opened") {
+            holder!.proc.off("message", onMessage);
+            if (m.total === total) resolve();
+            else reject(new Error(`opened ${m.total} streams, wanted ${total}`));
+          }
+        };
+        holder!.proc.on("message", onMessage);
+        holder!.proc.send({ type: "open", total });
+      });
+      const openSeconds = (now() - t0) / 1000;
+      const sample = await brokerSample(pid, opts.idleSampleMs);
+      out.push({
+        scenario: "idle-runners",
+        system: "corral",
+        streams: total,
+        ...sample,
+        // Against the previous level: the broker's heap may still shrink after the earlier scenarios.
+        rss_per_added_stream_kb: round(((sample.rss_mb - previous.rss_mb) * 1024) / (total - previous.streams), 1),
+        open_seconds: round(openSeconds),
+      });
+      previous = { ...sample, streams: total };
+    }
+  } finally {
+    await stopChildren([holder!]);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- main
+
+function round(x: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+async function clearPrefix(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 10_000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function table(): string {
+  const lines: string[] = [];
+  const get = (scenario: string, system: string) => rows.find((r) => r.scenario === scenario && r.system === system);
+  const corral = get("throughput", "corral");
+  lines.push("| scenario | system | result |", "|---|---|---|");
+  for (const r of rows) {
+    let result = "";
+    if (r.scenario.startsWith("throughput") || r.scenario.startsWith("queue-depth")) {
+      result = `${r.tasks_per_s} tasks/s (${r.tasks} tasks, ${r.seconds} s)`;
+      if (r.scenario === "throughput" && r.system !== "corral" && corral) {
+        result += `; Corral/peer ${round((corral.tasks_per_s as number) / (r.tasks_per_s as number))}`;
+      }
+      if (r.scenario === "queue-depth") result += `; backlog ${r.backlog}`;
+      if (r.scenario === "queue-depth" && r.backlog) result += `: ${r.ratio_to_empty}× the empty rate, ${r.cpu_ratio_to_empty}× its CPU per task`;
+    } else if (r.scenario === "latency") {
+      result = `p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, max ${r.max_ms} ms (${r.samples} tasks)`;
+    } else if (r.scenario === "idle-runners") {
+      result = `${r.streams} streams: RSS ${r.rss_mb} MB, CPU ${r.cpu_percent}%`;
+    }
+    lines.push(`| ${r.scenario} | ${r.system} | ${result} |`);
+  }
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const began = now();
+  note(`options ${JSON.stringify({ ...opts, only: [...opts.only] })}`);
+  const suite = await startSuite({
+    label: "bench",
+    env: {
+      // Extra options for the three service processes (experiments), plus the profiler.
+      NODE_OPTIONS: [process.env.BENCH_SERVICE_NODE_OPTIONS ?? "", args.profile ? `--import ${join(here, "cpu-profile.mjs")}` : ""].join(" ").trim(),
+      ...(args.profile ? { BENCH_PROFILE_DIR: args.profile } : {}),
+    },
+  });
+  const client = new Client({ url: suite.jobs.url, apiKey: suite.apiKey });
+  let runners: Child[] = [];
+  try {
+    const wantsCorral = ["corral", "latency", "depth"].some((s) => opts.only.has(s));
+    if (wantsCorral) {
+      runners = await forkChildren("corral-runner.ts", opts.runners, {
+        BENCH_BROKER_URL: suite.broker.url,
+        BENCH_API_KEY: suite.apiKey,
+        BENCH_SLOTS: String(opts.slots),
+      });
+      cpuPids = {
+        broker: [suite.broker.child.pid!],
+        jobs: [suite.jobs.child.pid!],
+        registry: [suite.registry.child.pid!],
+        runners: runners.map((r) => r.proc.pid!),
+        bench: [process.pid],
+      };
+      // Warm-up: JIT, connections, caches.
+      await corralThroughput(client, "roots", 200);
+    }
+    if (opts.only.has("corral")) {
+      note("corral throughput");
+      emit(await corralThroughput(client, "roots", opts.tasks));
+      emit(await corralThroughput(client, "fanout", opts.tasks));
+    }
+    if (opts.only.has("bullmq") || opts.only.has("latency")) {
+      note("bullmq");
+      for (const r of await bullmqRun(suite, opts.tasks, opts.latencyTasks)) emit(r);
+    }
+    if (opts.only.has("latency")) {
+      note("corral latency");
+      emit(await corralLatency(client, runners, opts.latencyTasks));
+    }
+    if (opts.only.has("graphile")) {
+      note("graphile-worker");
+      emit(await graphileRun(suite, opts.tasks, "graphile"));
+      emit(await graphileRun(suite, opts.tasks, "graphile-batched"));
+    }
+    if (opts.only.has("depth")) {
+      // Each side is drained twice and the faster run kept: one 10,000-task run takes a few
+      // seconds, short enough for other load on the machine to swing it. CPU seconds per task
+      // (services, runners and Redis) are the steadier comparison.
+      const drainBest = async () => {
+        const runs = [await corralThroughput(client, "roots", opts.drain), await corralThroughput(client, "roots", opts.drain)];
+        const best = runs.reduce((a, b) => ((a.tasks_per_s as number) >= (b.tasks_per_s as number) ? a : b));
+        const cpu = (r: Row) => {
+          const c = r.cpu_s as Record<string, number>;
+          return (c.broker! + c.jobs! + c.runners! + c["redis-server"]!) / (r.tasks as number);
+        };
+        return { best, runs: runs.map((r) => r.tasks_per_s as number), cpuMsPerTask: round((1000 * (cpu(runs[0]!) + cpu(runs[1]!))) / 2, 3) };
+      };
+      note("queue depth: empty");
+      const empty = await drainBest();
+      emit({ ...empty.best, scenario: "queue-depth", backlog: 0, runs_tasks_per_s: empty.runs, cpu_ms_per_task: empty.cpuMsPerTask });
+      const cluster = await new Client({ url: suite.registry.url, apiKey: suite.apiKey }).clusters().find();
+      note(`queue depth: filling ${opts.depth} tasks`);
+      const fillSeconds = await fillBacklog(suite, cluster.id, opts.depth);
+      // Every enqueued entry also published a wake-up that the broker reads off its Pub/Sub
+      // connection; measure the drain once that burst is digested, not while it still is.
+      const settleSeconds = await settle(suite.broker.child.pid!);
+      const deep = await drainBest();
+      emit({
+        ...deep.best,
+        scenario: "queue-depth",
+        backlog: opts.depth,
+        runs_tasks_per_s: deep.runs,
+        cpu_ms_per_task: deep.cpuMsPerTask,
+        fill_seconds: round(fillSeconds),
+        settle_seconds: round(settleSeconds),
+        ratio_to_empty: round((deep.best.tasks_per_s as number) / (empty.best.tasks_per_s as number)),
+        cpu_ratio_to_empty: round(deep.cpuMsPerTask / empty.cpuMsPerTask),
+      });
+    }
+    await stopChildren(runners);
+    runners = [];
+    if (opts.only.has("idle")) {
+      note("idle runners");
+      for (const r of await idleRunners(suite, opts.idle)) emit(r);
+    }
+  } finally {
+    await stopChildren(runners);
+    await suite.stop();
+    await clearPrefix(suite.redisPrefix);
+  }
+  process.stdout.write("\n" + table() + "\n");
+  note(`done in ${round((now() - began) / 1000, 1)} s`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,67 @@
+// The benchmark's smoke run (`npm run bench -- --smoke`, a few hundred tasks), so the bench
+// cannot rot: every scenario prints a JSON line with a positive rate. Timings are not asserted.
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { repoRoot } from "../support/processes.js";
+
+interface BenchRow {
+  scenario: string;
+  system: string;
+  tasks_per_s?: number;
+  p50_ms?: number;
+  p99_ms?: number;
+  samples?: number;
+  streams?: number;
+  rss_mb?: number;
+  backlog?: number;
+}
+
+function runSmoke(): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "test/bench/run.ts"), "--smoke"], {
+      cwd: repoRoot,
+      env: process.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.once("error", reject);
+    child.once("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("npm run bench -- --smoke", () => {
+  it("reports every scenario as a JSON line with a positive rate", { timeout: 180_000 }, async () => {
+    const { code, stdout, stderr } = await runSmoke();
+    expect(code, stderr.slice(-4000)).toBe(0);
+    const rows = stdout
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as BenchRow);
+    const find = (scenario: string, system: string) => rows.filter((r) => r.scenario === scenario && r.system === system);
+
+    for (const system of ["corral", "bullmq", "graphile-worker"]) {
+      const [row] = find("throughput", system);
+      expect(row?.tasks_per_s, system).toBeGreaterThan(0);
+    }
+    expect(find("throughput-fanout", "corral")[0]?.tasks_per_s).toBeGreaterThan(0);
+    for (const system of ["corral", "bullmq"]) {
+      const [row] = find("latency", system);
+      expect(row?.samples, system).toBeGreaterThan(0);
+      expect(row?.p50_ms, system).toBeGreaterThan(0);
+      expect(row!.p99_ms).toBeGreaterThanOrEqual(row!.p50_ms!);
+    }
+    const depth = find("queue-depth", "corral");
+    expect(depth.map((r) => r.backlog)).toEqual([0, expect.any(Number)]);
+    expect(depth[1]!.backlog).toBeGreaterThan(0);
+    for (const r of depth) expect(r.tasks_per_s).toBeGreaterThan(0);
+    const idle = find("idle-runners", "corral");
+    expect(idle.some((r) => (r.streams ?? 0) > 0)).toBe(true);
+    for (const r of idle) expect(r.rss_mb).toBeGreaterThan(0);
+    // The table follows the JSON lines.
+    expect(stdout).toContain("| scenario | system | result |");
+  });
+});
