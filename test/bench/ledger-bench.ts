@@ -5,10 +5,10 @@ import { performance } from "node:perf_hooks";
 import { createDatabase, migrateToLatest } from "@corral/server-kit";
 import { createTestDatabase } from "@corral/server-kit/testing";
 import type { TaskEnvelope } from "@corral/proto";
-import { createJobLedger } from "../src/job-ledger.js";
-import { JOBS_SCHEMA, type JobsDatabase } from "../src/store/database.js";
-import { jobsMigrations } from "../src/store/migrations/index.js";
-import { completed, createTestClusters, started, task } from "../src/testing/job-test-kit.js";
+import { createJobLedger } from "../../services/job-service/src/job-ledger.js";
+import { JOBS_SCHEMA, type JobsDatabase } from "../../services/job-service/src/store/database.js";
+import { jobsMigrations } from "../../services/job-service/src/store/migrations/index.js";
+import { completed, createTestClusters, started, task } from "../../services/job-service/src/testing/job-test-kit.js";
 
 const taskCount = Number(process.argv[2] ?? 10_000);
 const batchSize = Number(process.argv[3] ?? 1_000);
