@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { callerKey, type ApiKeyVerifier, type Caller } from "./auth.js";
 import { toConnectError } from "./errors.js";
 import type { RpcMetrics } from "./metrics.js";
+import { parseErrorAsInvalidArgument } from "./parse-errors.js";
 
 export const requestIdHeader = "x-request-id";
 
@@ -126,10 +127,20 @@ export function createAuthInterceptor(options: AuthOptions): Interceptor {
   };
 }
 
+/**
+ * Violations reported per error. The message and details travel in the gRPC trailers, which an
+ * HTTP/2 peer refuses beyond its header list limit: a list of 10,000 bad items must not turn
+ * INVALID_ARGUMENT into a broken stream.
+ */
+const maxReportedViolations = 20;
+
 function violationMessage(violations: Violation[]): string {
-  return violations
+  const shown = violations
+    .slice(0, maxReportedViolations)
     .map((v) => `${pathToString(v.field)}${v.forKey ? " (key)" : ""}: ${v.message}`)
     .join("; ");
+  const more = violations.length - maxReportedViolations;
+  return more > 0 ? `${shown}; and ${more} more` : shown;
 }
 
 /** Validates every request message against its protovalidate rules: INVALID_ARGUMENT naming the field. */
@@ -139,7 +150,7 @@ export function createValidationInterceptor(): Interceptor {
     const result = validator.validate(schema, message as never);
     if (result.kind === "valid") return;
     if (result.kind === "invalid") {
-      const [value, desc] = violationsToProto(result.error.violations);
+      const [value, desc] = violationsToProto(result.error.violations.slice(0, maxReportedViolations));
       throw new ConnectError(violationMessage(result.error.violations), Code.InvalidArgument, undefined, [
         { desc, value },
       ]);
@@ -154,9 +165,14 @@ export function createValidationInterceptor(): Interceptor {
     const source = req.message;
     const input = req.method.input;
     const validated = (async function* () {
-      for await (const m of source) {
-        check(input, m);
-        yield m;
+      try {
+        for await (const m of source) {
+          check(input, m);
+          yield m;
+        }
+      } catch (err) {
+        // A frame that is not valid protobuf is the client's fault (connect-es says INTERNAL).
+        throw parseErrorAsInvalidArgument(err);
       }
     })();
     return next({ ...req, message: validated } as StreamRequest);

@@ -2,10 +2,18 @@
 // a string) with INTERNAL ("parse binary: ..."), before any interceptor runs. That is the
 // client's fault, so these handler wrappers answer INVALID_ARGUMENT instead, for the Connect
 // unary error body and for gRPC status trailers (or trailers-only headers).
-import type { ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
 
 const parsePrefix = "parse binary:";
+
+/** The same for a request stream's messages, which handlers read through the interceptors. */
+export function parseErrorAsInvalidArgument(err: unknown): unknown {
+  if (err instanceof ConnectError && err.code === Code.Internal && err.rawMessage.startsWith(parsePrefix)) {
+    return new ConnectError(err.rawMessage, Code.InvalidArgument, undefined, undefined, err);
+  }
+  return err;
+}
 
 function fixGrpcStatus(h: Headers | undefined): void {
   if (!h || h.get("grpc-status") !== "13") return;
