@@ -40,6 +40,8 @@ export interface BrokerOptions {
   reapIntervalMs?: number;
   /** Results wait at most this long for company (default 3 ms). */
   batchWindowMs?: number;
+  /** A Work stream must send Hello within this long, or it is ended (default 30 s). */
+  helloTimeoutMs?: number;
   /** Results per ReportResults call (default 500). */
   batchSize?: number;
   /** A dispatch group with credit reads again after this long without a wake-up (default 2 s). */
@@ -209,7 +211,7 @@ export function createBroker(options: BrokerOptions): Broker {
   };
 
   const mounts: ServiceMount[] = [
-    { service: TaskBrokerService, impl: createWorkService(hub, logger) },
+    { service: TaskBrokerService, impl: createWorkService(hub, logger, { helloTimeoutMs: options.helloTimeoutMs }) },
     {
       service: DispatchService,
       impl: createDispatchService({

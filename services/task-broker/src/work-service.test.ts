@@ -1,7 +1,7 @@
 // The Work stream end to end over HTTP/2 against the real Redis: Hello/Welcome, routing by
 // cluster, identifier and version, credit, results and acks, and protocol violations.
-import { Code } from "@connectrpc/connect";
-import { ResultStatus } from "@corral/proto";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { ResultStatus, TaskBrokerService, type WorkRequest, type WorkResponse } from "@corral/proto";
 import { testRedisPrefix } from "@corral/server-kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestLedger, type TestLedger } from "./test-support/test-ledger.js";
@@ -37,7 +37,7 @@ async function enqueue(...tasks: Parameters<TestLedger["add"]>[0][]) {
 
 beforeAll(async () => {
   ledger = createTestLedger();
-  srv = await startBrokerServer({ prefix, ledger, leaseDurationMs: 10_000, pollIntervalMs: 300 });
+  srv = await startBrokerServer({ prefix, ledger, leaseDurationMs: 10_000, pollIntervalMs: 300, helloTimeoutMs: 1_000 });
 });
 
 afterAll(async () => {
@@ -154,6 +154,24 @@ describe("Work", () => {
     const err = await r.take("error");
     expect(err.code).toBe(Code.NotFound);
     expect((await r.done)?.code).toBe(Code.NotFound);
+  });
+
+  it("ends a stream that never says Hello", async () => {
+    const client = createClient(TaskBrokerService, runnerTransport(srv.url));
+    const silent = (async function* (): AsyncGenerator<WorkRequest> {
+      await new Promise(() => {});
+    })();
+    const answers: WorkResponse[] = [];
+    const err = await (async () => {
+      try {
+        for await (const m of client.work(silent)) answers.push(m);
+      } catch (e) {
+        return ConnectError.from(e);
+      }
+      return undefined;
+    })();
+    expect(err?.code).toBe(Code.DeadlineExceeded);
+    expect(answers.map((m) => m.message.case)).toEqual(["error"]);
   });
 
   it("ends a stream whose first message is not Hello, and one that sends Hello twice", async () => {

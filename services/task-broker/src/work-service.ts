@@ -14,19 +14,36 @@ function workError(err: unknown): WorkResponse {
   return create(WorkResponseSchema, { message: { case: "error", value: { code: ce.code, message: ce.rawMessage } } });
 }
 
-export function createWorkService(hub: SessionHub, logger: Logger): Partial<ServiceImpl<typeof TaskBrokerService>> {
+export function createWorkService(
+  hub: SessionHub,
+  logger: Logger,
+  options: { helloTimeoutMs?: number } = {},
+): Partial<ServiceImpl<typeof TaskBrokerService>> {
+  const helloTimeoutMs = options.helloTimeoutMs ?? 30_000;
   return {
     async *work(requests: AsyncIterable<WorkRequest>, ctx: HandlerContext): AsyncIterable<WorkResponse> {
       const teamId = requireTeam(ctx);
       const input = requests[Symbol.asyncIterator]();
       let first: IteratorResult<WorkRequest>;
+      // A stream that never says Hello would hold a connection slot forever.
+      let timer: NodeJS.Timeout | undefined;
+      const silent = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new ProtocolViolationError(Code.DeadlineExceeded, `no Hello within ${helloTimeoutMs} ms`)),
+          helloTimeoutMs,
+        );
+      });
       try {
-        first = await input.next();
+        first = await Promise.race([input.next(), silent]);
       } catch (err) {
-        // Hello failed validation: answered like every other stream error.
-        if (!(err instanceof ConnectError) || err.code !== Code.InvalidArgument) throw err;
+        // Hello failed validation or never came: answered like every other stream error.
+        const answered =
+          err instanceof ProtocolViolationError || (err instanceof ConnectError && err.code === Code.InvalidArgument);
+        if (!answered) throw err;
         yield workError(err);
         throw err;
+      } finally {
+        clearTimeout(timer);
       }
       if (first.done) return;
       if (first.value.message.case !== "hello") {
