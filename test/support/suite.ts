@@ -1,7 +1,7 @@
 // The three services as separate processes on one test database and Redis key prefix, with a
 // bootstrapped team and API key.
 import { createDatabase, type ServiceConfig } from "@corral/server-kit";
-import { createTestDatabase, testRedisPrefix, TEST_REDIS_URL, type TestDatabase } from "@corral/server-kit/testing";
+import { createTestDatabase, dropTestRedisPrefix, testRedisPrefix, TEST_REDIS_URL, type TestDatabase } from "@corral/server-kit/testing";
 import { createRegistry, REGISTRY_SCHEMA, type RegistryDatabase } from "@corral/cluster-registry";
 import { freePort, randomServiceKey, spawnService, type ServiceProcess } from "./processes.js";
 
@@ -70,6 +70,7 @@ export async function startSuite(options: SuiteOptions): Promise<Suite> {
         await Promise.all(started.map((p) => p.stop(5_000)));
         await db.destroy();
         await database.drop();
+        await dropTestRedisPrefix(redisPrefix, env.REDIS_URL);
       },
     };
   } catch (err) {

@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { createDatabase } from "@corral/server-kit";
-import { createTestDatabase, testRedisPrefix, TEST_REDIS_URL, type TestDatabase } from "@corral/server-kit/testing";
+import { createTestDatabase, dropTestRedisPrefix, testRedisPrefix, TEST_REDIS_URL, type TestDatabase } from "@corral/server-kit/testing";
 import { createRegistry, REGISTRY_SCHEMA, type RegistryDatabase } from "@corral/cluster-registry";
 import { JobState, TaskState } from "@corral/proto";
 import { Client, createTransport, rawTask } from "@corral/sdk";
@@ -257,6 +257,7 @@ export async function startFaultSuite(options: FaultSuiteOptions): Promise<Fault
       await Promise.all(procs.map((p) => p.stop(3_000)));
       await proxy.close();
       await database?.drop();
+      await dropTestRedisPrefix(env.CORRAL_REDIS_PREFIX!, env.REDIS_URL);
     },
   };
   return suite;

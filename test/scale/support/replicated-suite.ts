@@ -3,7 +3,7 @@
 // (CORRAL_REGISTRY_URL, CORRAL_JOBS_URL, CORRAL_BROKER_URL) call. A replica can be stopped and
 // started again on its port.
 import { createDatabase } from "@corral/server-kit";
-import { createTestDatabase, testRedisPrefix, TEST_REDIS_URL, type TestDatabase } from "@corral/server-kit/testing";
+import { createTestDatabase, dropTestRedisPrefix, testRedisPrefix, TEST_REDIS_URL, type TestDatabase } from "@corral/server-kit/testing";
 import { createRegistry, REGISTRY_SCHEMA, type RegistryDatabase } from "@corral/cluster-registry";
 import { freePort, randomServiceKey, spawnService, type ServiceProcess } from "../../support/processes.js";
 import { startBalancer, type Balancer } from "./h2-balancer.js";
@@ -121,6 +121,7 @@ export async function startReplicatedSuite(options: {
       async stop() {
         await stopAll();
         await database.drop();
+        await dropTestRedisPrefix(redisPrefix);
       },
     };
   } catch (err) {

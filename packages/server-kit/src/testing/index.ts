@@ -53,3 +53,24 @@ export function testRedisPrefix(label = "t"): string {
 }
 
 export { startTestServer, TEST_SERVICE_KEY, type TestServer } from "./test-server.js";
+
+/** Deletes every key under `prefix` (a test's leftovers: attempt records live for days). */
+export async function dropTestRedisPrefix(prefix: string, url = TEST_REDIS_URL): Promise<void> {
+  if (!prefix) return;
+  const { Redis } = await import("ioredis");
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null, lazyConnect: true });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== "0");
+  } catch {
+    // The server is gone (a fault test's own Redis): nothing to clean.
+  } finally {
+    redis.disconnect();
+  }
+}
