@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } f
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { testRedisPrefix } from "@corral/server-kit/testing";
+import { dropTestRedisPrefix, testRedisPrefix } from "@corral/server-kit/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { cleanEnv, corralBin, runCli } from "../support/cli.js";
 import { freePort } from "../support/processes.js";
@@ -36,6 +36,7 @@ describe("corral dev on the embedded Postgres", () => {
   // As root, dev runs Postgres as the `postgres` user, which must reach the data folder.
   chmodSync(root, 0o755);
   const dataDir = join(root, ".corral");
+  const redisPrefix = testRedisPrefix("e2e-dev");
   let dev: ChildProcess | undefined;
   let output = "";
 
@@ -49,13 +50,14 @@ describe("corral dev on the embedded Postgres", () => {
       }
     }
     rmSync(root, { recursive: true, force: true });
+    await dropTestRedisPrefix(redisPrefix, process.env.CORRAL_TEST_REDIS_URL);
   });
 
   it("serves, completes the demo job from a second process, and stops cleanly on SIGINT", { timeout: 150_000 }, async () => {
     const port = await freePort();
     const env = cleanEnv({
       LOG_LEVEL: "warn",
-      CORRAL_REDIS_PREFIX: testRedisPrefix("e2e-dev"),
+      CORRAL_REDIS_PREFIX: redisPrefix,
       // Without REDIS_URL dev takes the Redis on 127.0.0.1:6379; CI may name another one.
       ...(process.env.CORRAL_TEST_REDIS_URL ? { REDIS_URL: process.env.CORRAL_TEST_REDIS_URL } : {}),
     });
