@@ -1,7 +1,7 @@
 // Workflows through the SDK against the three services as separate processes: a fan-out of 1,000
 // subtasks with progress, cancellation reaching a running task's signal, the built-in RunScript
 // running real commands, and a plain @grpc/grpc-js client reading a job that ran.
-import { create, fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { GetJobRequestSchema, GetJobResponseSchema, JobState, TaskState, type GetJobResponse } from "@corral/proto";
 import {
@@ -17,6 +17,7 @@ import {
 } from "@corral/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startRunner, suiteClient, suiteRunner, waitUntil } from "../support/clients.js";
+import { grpcMethod } from "../support/grpc-js.js";
 import { startSuite, type Suite } from "../support/suite.js";
 
 class FanOut extends Task<{ count: number }> {
@@ -54,18 +55,6 @@ class Blocking extends Task<{ label: string }> {
     blocking.aborted.set(ctx.task.id, ctx.signal.reason);
     throw ctx.signal.reason;
   }
-}
-
-function grpcMethod<I extends DescMessage, O extends DescMessage>(path: string, input: I, output: O) {
-  return {
-    path,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (m: unknown) => Buffer.from(toBinary(input, m as never)),
-    requestDeserialize: (b: Buffer) => fromBinary(input, b),
-    responseSerialize: (m: unknown) => Buffer.from(toBinary(output, m as never)),
-    responseDeserialize: (b: Buffer) => fromBinary(output, b),
-  };
 }
 
 const JobServiceClient = grpc.makeGenericClientConstructor(

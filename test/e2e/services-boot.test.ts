@@ -1,7 +1,7 @@
 // The three services as separate processes: health, reflection and authentication answer to a
 // plain @grpc/grpc-js client, and a Connect JSON call over HTTP/2 works.
 import http2 from "node:http2";
-import { create, fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { GetClusterRequestSchema, GetClusterResponseSchema, SubmitJobRequestSchema, SubmitJobResponseSchema } from "@corral/proto";
 import {
@@ -11,19 +11,8 @@ import {
   reflectionV1,
 } from "@corral/proto/grpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { grpcMethod } from "../support/grpc-js.js";
 import { startSuite, type Suite } from "../support/suite.js";
-
-function method<I extends DescMessage, O extends DescMessage>(path: string, input: I, output: O, stream = false) {
-  return {
-    path,
-    requestStream: stream,
-    responseStream: stream,
-    requestSerialize: (m: unknown) => Buffer.from(toBinary(input, m as never)),
-    requestDeserialize: (b: Buffer) => fromBinary(input, b),
-    responseSerialize: (m: unknown) => Buffer.from(toBinary(output, m as never)),
-    responseDeserialize: (b: Buffer) => fromBinary(output, b),
-  };
-}
 
 function unary<T>(client: grpc.Client, name: string, req: unknown, metadata = new grpc.Metadata()): Promise<T> {
   return new Promise((resolve, reject) =>
@@ -33,10 +22,10 @@ function unary<T>(client: grpc.Client, name: string, req: unknown, metadata = ne
 
 const Clients = grpc.makeGenericClientConstructor(
   {
-    check: method("/grpc.health.v1.Health/Check", HealthCheckRequestSchema, HealthCheckResponseSchema),
-    getCluster: method("/corral.registry.v1.ClusterService/GetCluster", GetClusterRequestSchema, GetClusterResponseSchema),
-    submitJob: method("/corral.jobs.v1.JobService/SubmitJob", SubmitJobRequestSchema, SubmitJobResponseSchema),
-    reflect: method(
+    check: grpcMethod("/grpc.health.v1.Health/Check", HealthCheckRequestSchema, HealthCheckResponseSchema),
+    getCluster: grpcMethod("/corral.registry.v1.ClusterService/GetCluster", GetClusterRequestSchema, GetClusterResponseSchema),
+    submitJob: grpcMethod("/corral.jobs.v1.JobService/SubmitJob", SubmitJobRequestSchema, SubmitJobResponseSchema),
+    reflect: grpcMethod(
       "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
       reflectionV1.ServerReflectionRequestSchema,
       reflectionV1.ServerReflectionResponseSchema,

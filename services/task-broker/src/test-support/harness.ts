@@ -11,8 +11,7 @@ import {
   type WorkResponse,
 } from "@corral/proto";
 import { bearer, createLogger } from "@corral/server-kit";
-import { startTestServer, TEST_REDIS_URL, TEST_SERVICE_KEY, type TestServer } from "@corral/server-kit/testing";
-import { Redis } from "ioredis";
+import { dropTestRedisPrefix, startTestServer, TEST_REDIS_URL, TEST_SERVICE_KEY, type TestServer } from "@corral/server-kit/testing";
 import { AsyncQueue } from "../async-queue.js";
 import { createBroker, type Broker, type BrokerOptions } from "../broker.js";
 import type { ClusterRef } from "../runner-session.js";
@@ -210,18 +209,8 @@ export function hello(options: {
 }
 
 /** Deletes every key under a test file's prefix (afterAll). */
-export async function dropRedisPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(TEST_REDIS_URL);
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== "0");
-  } finally {
-    redis.disconnect();
-  }
+export function dropRedisPrefix(prefix: string): Promise<void> {
+  return dropTestRedisPrefix(prefix);
 }
 
 /** Waits until `predicate` holds, polling cheaply (for state that emits no event, e.g. Redis). */
