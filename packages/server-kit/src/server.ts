@@ -5,7 +5,6 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import { Duplex } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -74,33 +73,6 @@ export interface CorralServer {
 }
 
 const http2Preface = Buffer.from("PRI * HTTP/2.0");
-
-/** A duplex over `socket` whose readable side starts with what is still buffered in the socket. */
-function replayingDuplex(socket: net.Socket): Duplex {
-  const duplex = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _enc, cb) {
-      socket.write(chunk, cb);
-    },
-    final(cb) {
-      socket.end(cb);
-    },
-    destroy(err, cb) {
-      socket.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  socket.on("data", (d: Buffer) => {
-    if (!duplex.push(d)) socket.pause();
-  });
-  socket.on("end", () => duplex.push(null));
-  socket.on("close", () => duplex.destroy());
-  socket.on("error", (err) => duplex.destroy(err));
-  socket.resume();
-  return duplex;
-}
 
 export function createServer(options: ServerOptions): CorralServer {
   const logger = options.logger ?? createLogger(options.name);
@@ -172,8 +144,7 @@ export function createServer(options: ServerOptions): CorralServer {
     h1 = http.createServer(handler);
     h1.keepAliveTimeout = 5_000;
     front = net.createServer((socket) => {
-      // HTTP/2 turns Nagle off only on the JS duplex it is handed below, not on this socket;
-      // with it on, small frames wait for delayed ACKs (tens of milliseconds per round trip).
+      // Small frames must not wait for delayed ACKs (HTTP/1.1 answers too; HTTP/2 sets it again).
       socket.setNoDelay(true);
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
@@ -183,9 +154,9 @@ export function createServer(options: ServerOptions): CorralServer {
         const n = Math.min(chunk.length, http2Preface.length);
         const isH2 = chunk.subarray(0, n).equals(http2Preface.subarray(0, n));
         if (isH2) {
-          // Node's HTTP/2 reads a net.Socket's native handle directly and would miss the bytes
-          // we peeked at; a JS duplex over the socket makes it read through the stream instead.
-          h2.emit("connection", replayingDuplex(socket));
+          // Node's HTTP/2 session reads the socket's native handle and first takes what is
+          // still buffered in the JS stream (the chunk unshifted above).
+          h2.emit("connection", socket);
         } else {
           h1!.emit("connection", socket);
           socket.resume();

@@ -40,6 +40,11 @@ export interface BrokerOptions {
   reapIntervalMs?: number;
   /** Results wait at most this long for company (default 3 ms). */
   batchWindowMs?: number;
+  /**
+   * A start report waits this long for its task's end, so a short task costs job-service one
+   * write (default 250 ms; 0 reports starts at once).
+   */
+  startReportDelayMs?: number;
   /** A Work stream must send Hello within this long, or it is ended (default 30 s). */
   helloTimeoutMs?: number;
   /** Results per ReportResults call (default 500). */
@@ -117,6 +122,7 @@ export function createBroker(options: BrokerOptions): Broker {
     windowMs: options.batchWindowMs ?? 3,
     batchSize: options.batchSize ?? 500,
     ackFlushMs: 1_000,
+    startHoldMs: options.startReportDelayMs ?? 250,
     enqueue: (tasks) => queues.enqueue(tasks),
     logger,
     metrics,

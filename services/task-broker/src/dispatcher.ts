@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { streamKey } from "./redis/keys.js";
-import type { ClaimRequest, QueueStore, StreamEntry } from "./redis/queue-store.js";
+import type { ClaimRequest, ClaimStatus, QueueStore, StreamEntry } from "./redis/queue-store.js";
 import type { RunnerSession } from "./runner-session.js";
 
 export interface DispatcherOptions {
@@ -54,6 +54,12 @@ interface DispatchGroup {
   dirty: boolean;
   wake: (() => void) | undefined;
   lastRecoverMs: number;
+  /** The consumer groups exist and the wake-up channel is subscribed. */
+  ready: boolean;
+  /** Batches being leased (revocation check and claim) while the loop reads on. */
+  handling: Set<Promise<void>>;
+  /** Streams that returned entries in the last read (all of them when it returned none). */
+  hotStreams: number;
 }
 
 // Tokens come from a pool refilled 256 at a time: one call into the CSPRNG per pool, not per lease.
@@ -143,52 +149,92 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     }
   }
 
+  /** Puts entries no session can take yet into the group's buffer. */
+  function hold(g: DispatchGroup, entries: StreamEntry[]): void {
+    if (entries.length === 0) return;
+    if (g.buffer.length === 0) g.bufferedAtMs = Date.now();
+    g.buffer.push(...entries);
+  }
+
+  /**
+   * Leases `entries` to sessions with credit. Sessions are reserved before the first await, so a
+   * read that runs meanwhile only asks for the credit still open; credit that ends up unused
+   * (revoked or duplicate entries, a failed claim) wakes the group again.
+   */
   async function handle(g: DispatchGroup, entries: StreamEntry[]): Promise<void> {
-    const revoked = await queues.revoked(entries);
-    const requests: ClaimRequest[] = [];
-    const targets: Array<RunnerSession | undefined> = [];
-    const now = Date.now();
-    entries.forEach((entry, i) => {
-      if (revoked[i]) {
-        requests.push({ entry, revoked: true, token: "", expiryMs: 0, sessionId: "", brokerId: options.brokerId });
-        targets.push(undefined);
-        return;
-      }
+    const picked: StreamEntry[] = [];
+    const targets: RunnerSession[] = [];
+    const waiting: StreamEntry[] = [];
+    for (const entry of entries) {
       const session = pick(g);
       if (!session) {
-        if (g.buffer.length === 0) g.bufferedAtMs = Date.now();
-        g.buffer.push(entry);
-        return;
+        waiting.push(entry);
+        continue;
       }
       session.reserved++;
-      requests.push({
-        entry,
-        revoked: false,
-        token: newLeaseToken(),
-        expiryMs: now + options.leaseDurationMs,
-        sessionId: session.id,
-        brokerId: options.brokerId,
-      });
+      picked.push(entry);
       targets.push(session);
-    });
-    let statuses;
+    }
+    hold(g, waiting);
+    if (picked.length === 0) return;
+    let revoked: boolean[];
+    try {
+      revoked = await queues.revoked(picked);
+    } catch (err) {
+      // Nothing was claimed: the entries wait in the buffer, the credit is open again.
+      for (const t of targets) t.reserved--;
+      hold(g, picked);
+      wakeGroup(g);
+      throw err;
+    }
+    const now = Date.now();
+    const requests: ClaimRequest[] = picked.map((entry, i) =>
+      revoked[i]
+        ? { entry, revoked: true, token: "", expiryMs: 0, sessionId: "", brokerId: options.brokerId }
+        : {
+            entry,
+            revoked: false,
+            token: newLeaseToken(),
+            expiryMs: now + options.leaseDurationMs,
+            sessionId: targets[i]!.id,
+            brokerId: options.brokerId,
+          },
+    );
+    let statuses: ClaimStatus[];
     try {
       statuses = await queues.claim(requests);
     } catch (err) {
       // Nothing or part of it applied: claiming again is safe (a live lease answers 'inflight').
-      if (g.buffer.length === 0) g.bufferedAtMs = Date.now();
-      requests.forEach((r, i) => {
-        if (targets[i]) targets[i]!.reserved--;
-        if (!r.revoked) g.buffer.push(r.entry);
-      });
+      for (const t of targets) t.reserved--;
+      hold(g, requests.filter((r) => !r.revoked).map((r) => r.entry));
+      wakeGroup(g);
       throw err;
     }
+    let unused = false;
     requests.forEach((r, i) => {
-      const session = targets[i];
-      if (!session) return;
-      session.reserved--;
-      if (statuses[i] === "leased") options.onLeased(session, r.entry, r.token, r.expiryMs);
+      targets[i]!.reserved--;
+      if (statuses[i] === "leased") options.onLeased(targets[i]!, r.entry, r.token, r.expiryMs);
+      else unused = true;
     });
+    // Revoked, duplicate or in-flight entries left their session's credit open: read again.
+    if (unused) wakeGroup(g);
+  }
+
+  /** At most this many batches of one group are being leased at once (reads overlap claims). */
+  const maxHandling = 4;
+
+  /** Leases `entries` without waiting; the loop goes on reading with the credit still open. */
+  function startHandle(g: DispatchGroup, entries: StreamEntry[]): void {
+    const p: Promise<void> = handle(g, entries)
+      .catch((err: unknown) => {
+        if (String((err as Error).message).includes("NOGROUP")) g.ready = false;
+        logger.warn({ err, cluster: g.clusterId }, "leasing a batch failed; its entries wait in the buffer");
+      })
+      .finally(() => {
+        g.handling.delete(p);
+        wakeGroup(g);
+      });
+    g.handling.add(p);
   }
 
   async function recover(g: DispatchGroup, count: number): Promise<StreamEntry[]> {
@@ -203,13 +249,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   async function run(g: DispatchGroup): Promise<void> {
     let backoffMs = 50;
-    let ready = false;
     while (!stopped && g.sessions.length > 0) {
       try {
-        if (!ready) {
+        if (!g.ready) {
           await options.subscribe(g.clusterId);
           await queues.ensureGroups(g.clusterId, g.queues);
-          ready = true;
+          g.ready = true;
         }
         const open = available(g);
         if (open === 0) {
@@ -238,21 +283,30 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           continue;
         }
         g.dirty = false;
-        const entries = await queues.read(options.brokerId, g.streams, Math.max(1, Math.ceil(open / g.streams.length)));
+        // COUNT applies per stream: split the credit over the streams that had entries last
+        // time, so a group never holds much more than it can hand out (other groups and
+        // replicas could run what sits in its buffer).
+        const count = Math.max(1, Math.ceil(open / Math.max(1, g.hotStreams)));
+        const entries = await queues.read(options.brokerId, g.streams, count);
+        const hot = new Set(entries.map((e) => e.stream)).size;
+        g.hotStreams = hot > 0 ? hot : g.streams.length;
         if (entries.length > 0) {
-          // There may be more: read again right away.
+          // There may be more: read again right away, with the credit the batch did not take,
+          // while the batch is being leased.
           g.dirty = true;
-          await handle(g, entries);
+          startHandle(g, entries);
+          if (g.handling.size >= maxHandling) await Promise.race(g.handling);
         }
         backoffMs = 50;
       } catch (err) {
         if (stopped) break;
-        if (String((err as Error).message).includes("NOGROUP")) ready = false;
+        if (String((err as Error).message).includes("NOGROUP")) g.ready = false;
         logger.warn({ err, cluster: g.clusterId }, "dispatch loop error; retrying");
         await sleep(g, backoffMs);
         backoffMs = Math.min(backoffMs * 2, 2_000);
       }
     }
+    await Promise.allSettled([...g.handling]);
     if (g.buffer.length > 0) {
       await queues.requeue(g.buffer.splice(0)).catch((err: unknown) => {
         logger.error({ err }, "could not re-queue unassigned entries; they are recovered after the idle time");
@@ -277,6 +331,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           dirty: true,
           wake: undefined,
           lastRecoverMs: 0,
+          ready: false,
+          handling: new Set(),
+          hotStreams: session.queues.length,
         };
         groups.set(key, g);
         register(g);

@@ -19,7 +19,10 @@ import { createResultBatcher, type Ledger } from "./result-batcher.js";
 const started = (taskId: string) =>
   create(TaskResultSchema, { taskId, attempt: 1, outcome: { case: "started", value: { runnerId: "r" } } });
 
-function setup(ledger: Ledger, batchSize = 100) {
+const completed = (taskId: string) =>
+  create(TaskResultSchema, { taskId, attempt: 1, outcome: { case: "completed", value: {} } });
+
+function setup(ledger: Ledger, batchSize = 100, startHoldMs = 0) {
   const enqueued: TaskEnvelope[] = [];
   const batcher = createResultBatcher({
     ledger,
@@ -27,6 +30,7 @@ function setup(ledger: Ledger, batchSize = 100) {
     windowMs: 5,
     batchSize,
     ackFlushMs: 10,
+    startHoldMs,
     enqueue: async (tasks) => {
       enqueued.push(...tasks);
     },
@@ -60,6 +64,38 @@ describe("result batcher", () => {
     expect(requests[0]!.results.map((r) => r.taskId)).toEqual(["a", "b", "c"]);
     expect(requests[0]!.brokerId).toBe("b");
     await batcher.close();
+  });
+
+  it("holds a start back until its task ends, then sends both in one call", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const { batcher } = setup(okLedger(requests), 100, 60_000);
+    const start = batcher.submit(started("a"));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(requests).toHaveLength(0);
+    expect(batcher.pending).toBe(1);
+    const [s, c] = await Promise.all([start, batcher.submit(completed("a"))]);
+    expect([s.status, c.status]).toEqual([ResultStatus.APPLIED, ResultStatus.APPLIED]);
+    expect(requests).toHaveLength(1);
+    expect(requests[0]!.results.map((r) => `${r.taskId}:${r.outcome.case}`)).toEqual(["a:started", "a:completed"]);
+    await batcher.close();
+  });
+
+  it("sends a held start on its own once the hold time is over", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const { batcher } = setup(okLedger(requests), 100, 40);
+    const t0 = Date.now();
+    const outcome = await batcher.submit(started("a"));
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(39);
+    expect(outcome.status).toBe(ResultStatus.APPLIED);
+    expect(requests.map((r) => r.results.map((x) => x.taskId))).toEqual([["a"]]);
+    await batcher.close();
+  });
+
+  it("fails held starts when it closes", async () => {
+    const { batcher } = setup(okLedger([]), 100, 60_000);
+    const start = batcher.submit(started("a"));
+    await batcher.close();
+    await expect(start).rejects.toThrow(/closed/);
   });
 
   it("splits at the batch size", async () => {

@@ -2,6 +2,9 @@
 // size) go out in one ReportResults call, retried with backoff until it succeeds, since a result
 // must not be lost. The tasks that became ready are enqueued before anyone is told the batch is
 // durable, and acknowledged to job-service in the next call's `dispatched` field.
+//
+// Start reports are held back for `startHoldMs`: a task that ends within that time has its start
+// and its end in the same call, so job-service writes the task once instead of twice.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -32,6 +35,8 @@ export interface ResultBatcherOptions {
   batchSize: number;
   /** Acks of ready tasks wait this long for a batch to ride on before going out alone. */
   ackFlushMs: number;
+  /** Start reports wait this long for their task's end (default 0: sent like any result). */
+  startHoldMs?: number;
   enqueue(tasks: TaskEnvelope[]): Promise<unknown>;
   logger: Logger;
   metrics: BrokerMetrics;
@@ -54,6 +59,12 @@ interface Item {
   reject(err: unknown): void;
 }
 
+interface HeldStart extends Item {
+  heldAtMs: number;
+}
+
+const attemptKey = (r: TaskResult) => `${r.taskId}:${r.attempt}`;
+
 const retryable = new Set([
   Code.Unavailable,
   Code.DeadlineExceeded,
@@ -70,7 +81,11 @@ function isRetryable(err: unknown): boolean {
 
 export function createResultBatcher(options: ResultBatcherOptions): ResultBatcher {
   const { logger, metrics } = options;
+  const holdMs = options.startHoldMs ?? 0;
   let queue: Item[] = [];
+  /** Start reports held back, oldest first (a Map keeps insertion order). */
+  let held = new Map<string, HeldStart>();
+  let holdTimer: NodeJS.Timeout | undefined;
   let acks: DispatchAck[] = [];
   let timer: NodeJS.Timeout | undefined;
   /** The pending timer only flushes acks: a result must not wait for it. */
@@ -81,7 +96,28 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
   const abort = new AbortController();
   const idleWaiters = new Set<() => void>();
 
-  const pendingCount = () => queue.length + inFlight;
+  const pendingCount = () => queue.length + held.size + inFlight;
+
+  /** Moves start reports held for `holdMs` into the queue; re-arms the timer for the rest. */
+  function releaseHeld() {
+    const due = Date.now() - holdMs;
+    for (const [key, item] of held) {
+      if (item.heldAtMs > due) break;
+      held.delete(key);
+      queue.push(item);
+    }
+    if (holdTimer) clearTimeout(holdTimer);
+    holdTimer = undefined;
+    const oldest = held.values().next();
+    if (!oldest.done && !closed) {
+      holdTimer = setTimeout(() => {
+        holdTimer = undefined;
+        releaseHeld();
+        schedule();
+      }, Math.max(1, oldest.value.heldAtMs + holdMs - Date.now()));
+      holdTimer.unref();
+    }
+  }
 
   function notifyIdle() {
     if (pendingCount() > 0) return;
@@ -138,6 +174,7 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
   }
 
   async function flushOne(): Promise<void> {
+    if (held.size > 0) releaseHeld();
     const items = queue.splice(0, options.batchSize);
     const dispatched = acks.splice(0, 100_000);
     inFlight += items.length;
@@ -198,6 +235,17 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
     submit(result) {
       if (closed) return Promise.reject(new UnavailableError("the broker is closed"));
       return new Promise<ResultOutcome>((resolve, reject) => {
+        if (holdMs > 0 && result.outcome.case === "started") {
+          held.set(attemptKey(result), { result, resolve, reject, heldAtMs: Date.now() });
+          if (!holdTimer) releaseHeld();
+          return;
+        }
+        // The attempt's start, if still held, goes first in the same call.
+        const start = held.size > 0 ? held.get(attemptKey(result)) : undefined;
+        if (start) {
+          held.delete(attemptKey(result));
+          queue.push(start);
+        }
         queue.push({ result, resolve, reject });
         if (queue.length >= options.batchSize && timer) {
           clearTimeout(timer);
@@ -227,9 +275,12 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
       abort.abort();
       if (timer) clearTimeout(timer);
       timer = undefined;
+      if (holdTimer) clearTimeout(holdTimer);
+      holdTimer = undefined;
       // An in-flight call settles on its own; what never left is failed now.
-      const left = queue;
+      const left = [...queue, ...held.values()];
       queue = [];
+      held = new Map();
       for (const item of left) item.reject(new UnavailableError("the broker closed before the result was reported"));
       notifyIdle();
     },

@@ -69,6 +69,8 @@ export class RunnerState {
   readonly #leases = new Map<string, HeldLease>();
   /** Tasks whose code has not returned yet, including ones whose lease is gone. */
   readonly #executing = new Set<string>();
+  /** Keys of the leases in phase "queued", oldest first. */
+  readonly #queued = new Set<string>();
   #brokerCredit = 0;
   #connected = false;
   #draining = false;
@@ -119,7 +121,7 @@ export class RunnerState {
 
   /** No task is running under a lease (abandoned code may still be returning). */
   hasRunningTasks(): boolean {
-    return this.count("running") > 0 || this.count("queued") > 0;
+    return this.#queued.size > 0 || this.count("running") > 0;
   }
 
   /** The result a held lease waits to have acknowledged, if any. */
@@ -177,6 +179,7 @@ export class RunnerState {
       return this.#report(key, { ref, assign, phase: "reported" }, runnerFault("the runner is shutting down"));
     }
     this.#leases.set(key, { ref, assign, phase: "queued" });
+    this.#queued.add(key);
     return [...this.#pump(), ...this.#topUp()];
   }
 
@@ -237,6 +240,7 @@ export class RunnerState {
   #report(key: string, lease: HeldLease, outcome: TaskOutcome): RunnerEffect[] {
     const message = toMessage(lease.ref, outcome);
     this.#leases.set(key, { ...lease, phase: "reported", result: message });
+    this.#queued.delete(key);
     return this.#connected ? [{ kind: "send", message }] : [];
   }
 
@@ -244,9 +248,10 @@ export class RunnerState {
   #pump(): RunnerEffect[] {
     const effects: RunnerEffect[] = [];
     if (this.#draining) return effects;
-    for (const [key, lease] of this.#leases) {
+    for (const key of this.#queued) {
       if (this.#executing.size >= this.capacity) break;
-      if (lease.phase !== "queued") continue;
+      const lease = this.#leases.get(key)!;
+      this.#queued.delete(key);
       lease.phase = "running";
       this.#executing.add(key);
       effects.push({ kind: "execute", key, assign: lease.assign! });
@@ -257,7 +262,7 @@ export class RunnerState {
   /** Grants the broker credit for every slot not covered by a task or outstanding credit. */
   #topUp(): RunnerEffect[] {
     if (!this.#connected || this.#draining) return [];
-    const n = this.capacity - this.#executing.size - this.count("queued") - this.#brokerCredit;
+    const n = this.capacity - this.#executing.size - this.#queued.size - this.#brokerCredit;
     if (n <= 0) return [];
     this.#brokerCredit += n;
     return [{ kind: "send", message: { case: "credit", value: create(CreditSchema, { n }) } }];

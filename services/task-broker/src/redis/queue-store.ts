@@ -126,31 +126,25 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
       const now = Date.now();
       const pipe = batch(redis);
       const clusters = new Set<string>();
+      /** One wake-up per cluster and queue of the batch, after its entries. */
+      const wakes = new Map<string, [channel: string, queue: string]>();
       for (const t of tasks) {
         const id = t.identifier!;
         const queue = queueName(id.name, id.version);
         clusters.add(t.clusterId);
+        const channel = wakeChannel(options.channelPrefix, t.clusterId);
+        wakes.set(`${channel}\n${queue}`, [channel, queue]);
         // Envelopes from a request or a ledger answer are messages already: no copy before encoding.
         const message = isMessage(t, TaskEnvelopeSchema) ? t : create(TaskEnvelopeSchema, t);
         const raw = Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
         scripts.enqueueTask(
           pipe,
           [streamKey(t.clusterId, queue), attemptKey(t.clusterId, t.taskId, t.attempt), queuesKey(t.clusterId)],
-          [
-            CONSUMER_GROUP,
-            t.taskId,
-            t.attempt,
-            t.jobId,
-            t.teamId,
-            raw,
-            now,
-            options.recordTtlSec,
-            queue,
-            wakeChannel(options.channelPrefix, t.clusterId),
-          ],
+          [CONSUMER_GROUP, t.taskId, t.attempt, t.jobId, t.teamId, raw, now, options.recordTtlSec, queue],
         );
       }
       pipe.sadd(clustersKey, ...clusters);
+      for (const [channel, queue] of wakes.values()) pipe.publish(channel, queue);
       const results = (await pipe.exec()) ?? [];
       let enqueued = 0;
       for (let i = 0; i < tasks.length; i++) {

@@ -14,19 +14,19 @@
   ARGV[7] enqueue time, ms since the epoch (dispatch latency)
   ARGV[8] record TTL, seconds
   ARGV[9] queue name <name>:<version>
-  ARGV[10] wake channel of the cluster (brokers reading the queue are told to read)
 
   Result: 1 when added, 0 when the attempt was already known (queued, leased, done or revoked).
+  The caller publishes one wake-up per queue and batch (not per task) on the cluster's channel.
 ]]
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
--- Created at id 0 so entries added before the group existed are still delivered; BUSYGROUP
--- (the group exists) is the normal case and is ignored.
-redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+-- The group is created with the queue (at id 0, so entries added before it are still delivered);
+-- BUSYGROUP (it exists after all) is ignored.
+if redis.call('SADD', KEYS[3], ARGV[9]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+end
 local id = redis.call('XADD', KEYS[1], '*', 'task', ARGV[6], 't', ARGV[7])
 redis.call('HSET', KEYS[2], 's', 'queued', 'j', ARGV[4], 'tm', ARGV[5], 'q', KEYS[1], 'e', id)
 redis.call('EXPIRE', KEYS[2], ARGV[8])
-redis.call('SADD', KEYS[3], ARGV[9])
-redis.call('PUBLISH', ARGV[10], ARGV[9])
 return 1
