@@ -11,7 +11,7 @@ import {
   splitAttemptMember,
 } from "./keys.js";
 import { batch, type RedisClient } from "./connection.js";
-import { defineScripts, scripts } from "./scripts.js";
+import { batchCalls, defineScripts, scripts } from "./scripts.js";
 
 export interface LeaseKey {
   clusterId: string;
@@ -62,6 +62,8 @@ export interface LeaseStore {
 
 export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions): LeaseStore {
   defineScripts(redis);
+  // The batch scripts take their per-item keys in ARGV, where ioredis adds no prefix.
+  const prefix = redis.options.keyPrefix ?? "";
   return {
     async extend(clusterId, sessionId, members, expiryMs) {
       if (members.length === 0) return [];
@@ -86,18 +88,24 @@ export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions)
     async complete(leases) {
       if (leases.length === 0) return [];
       const pipe = batch(redis);
-      for (const l of leases) {
-        scripts.completeLease(
-          pipe,
-          [attemptKey(l.clusterId, l.taskId, l.attempt), leasesKey(l.clusterId)],
-          [l.token, attemptMember(l.taskId, l.attempt), CONSUMER_GROUP, options.doneTtlSec],
-        );
+      const calls = batchCalls(leases, (l) => l.clusterId);
+      for (const call of calls) {
+        const clusterId = leases[call[0]!]!.clusterId;
+        const args: Array<string | number> = [CONSUMER_GROUP, options.doneTtlSec];
+        for (const i of call) {
+          const l = leases[i]!;
+          args.push(prefix + attemptKey(clusterId, l.taskId, l.attempt), l.token, attemptMember(l.taskId, l.attempt));
+        }
+        scripts.completeLeases(pipe, [leasesKey(clusterId)], args);
       }
       const results = (await pipe.exec()) ?? [];
-      return results.map(([err, v]) => {
+      const released = new Array<boolean>(leases.length).fill(false);
+      calls.forEach((call, c) => {
+        const [err, values] = results[c]!;
         if (err) throw err;
-        return v === 1;
+        call.forEach((i, k) => (released[i] = (values as number[])[k] === 1));
       });
+      return released;
     },
 
     async expireDue(limitPerCluster, reportTimeoutMs) {

@@ -16,7 +16,7 @@ import {
   wakeChannel,
 } from "./keys.js";
 import { batch, type RedisClient } from "./connection.js";
-import { defineScripts, scripts } from "./scripts.js";
+import { batchCalls, defineScripts, scripts } from "./scripts.js";
 
 export interface StreamEntry {
   /** The stream key without the connection's key prefix. */
@@ -128,30 +128,34 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
       const clusters = new Set<string>();
       /** One wake-up per cluster and queue of the batch, after its entries. */
       const wakes = new Map<string, [channel: string, queue: string]>();
-      for (const t of tasks) {
-        const id = t.identifier!;
-        const queue = queueName(id.name, id.version);
-        clusters.add(t.clusterId);
-        const channel = wakeChannel(options.channelPrefix, t.clusterId);
-        wakes.set(`${channel}\n${queue}`, [channel, queue]);
-        // Envelopes from a request or a ledger answer are messages already: no copy before encoding.
-        const message = isMessage(t, TaskEnvelopeSchema) ? t : create(TaskEnvelopeSchema, t);
-        const raw = Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
-        scripts.enqueueTask(
-          pipe,
-          [streamKey(t.clusterId, queue), attemptKey(t.clusterId, t.taskId, t.attempt), queuesKey(t.clusterId)],
-          [CONSUMER_GROUP, t.taskId, t.attempt, t.jobId, t.teamId, raw, now, options.recordTtlSec, queue],
-        );
+      const queueOf = tasks.map((t) => queueName(t.identifier!.name, t.identifier!.version));
+      const calls = batchCalls(tasks, (t) => t.clusterId);
+      for (const call of calls) {
+        const clusterId = tasks[call[0]!]!.clusterId;
+        clusters.add(clusterId);
+        const channel = wakeChannel(options.channelPrefix, clusterId);
+        const args: Array<string | number> = [CONSUMER_GROUP, options.recordTtlSec, now];
+        for (const i of call) {
+          const t = tasks[i]!;
+          const queue = queueOf[i]!;
+          wakes.set(`${channel}\n${queue}`, [channel, queue]);
+          // Envelopes from a request or a ledger answer are messages already: no copy before encoding.
+          const message = isMessage(t, TaskEnvelopeSchema) ? t : create(TaskEnvelopeSchema, t);
+          const raw = Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
+          args.push(prefixed(streamKey(clusterId, queue)), prefixed(attemptKey(clusterId, t.taskId, t.attempt)));
+          args.push(t.jobId, t.teamId, raw, queue);
+        }
+        scripts.enqueueTasks(pipe, [queuesKey(clusterId)], args);
       }
       pipe.sadd(clustersKey, ...clusters);
       for (const [channel, queue] of wakes.values()) pipe.publish(channel, queue);
       const results = (await pipe.exec()) ?? [];
       let enqueued = 0;
-      for (let i = 0; i < tasks.length; i++) {
-        const [err, value] = results[i]!;
+      calls.forEach((call, c) => {
+        const [err, values] = results[c]!;
         if (err) throw err;
-        if (value === 1) enqueued++;
-      }
+        for (const v of values as number[]) if (v === 1) enqueued++;
+      });
       return { enqueued, duplicates: tasks.length - enqueued };
     },
 
@@ -248,30 +252,27 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
     async claim(requests) {
       if (requests.length === 0) return [];
       const pipe = batch(redis);
-      for (const r of requests) {
-        const t = r.entry.envelope;
-        scripts.claimTask(
-          pipe,
-          [attemptKey(t.clusterId, t.taskId, t.attempt), leasesKey(t.clusterId), r.entry.stream],
-          [
-            CONSUMER_GROUP,
-            r.entry.id,
-            r.token,
-            r.expiryMs,
-            r.sessionId,
-            r.brokerId,
-            attemptMember(t.taskId, t.attempt),
-            r.revoked ? "1" : "0",
-            options.recordTtlSec,
-            t.jobId,
-          ],
-        );
+      const calls = batchCalls(requests, (r) => `${r.entry.envelope.clusterId}\n${r.brokerId}`);
+      for (const call of calls) {
+        const first = requests[call[0]!]!;
+        const clusterId = first.entry.envelope.clusterId;
+        const args: Array<string | number> = [CONSUMER_GROUP, options.recordTtlSec, first.brokerId];
+        for (const i of call) {
+          const r = requests[i]!;
+          const t = r.entry.envelope;
+          args.push(prefixed(attemptKey(clusterId, t.taskId, t.attempt)), prefixed(r.entry.stream));
+          args.push(r.entry.id, r.token, r.expiryMs, r.sessionId, attemptMember(t.taskId, t.attempt), r.revoked ? "1" : "0", t.jobId);
+        }
+        scripts.claimTasks(pipe, [leasesKey(clusterId)], args);
       }
       const results = (await pipe.exec()) ?? [];
-      return results.map(([err, status]) => {
+      const statuses = new Array<ClaimStatus>(requests.length);
+      calls.forEach((call, c) => {
+        const [err, values] = results[c]!;
         if (err) throw err;
-        return status as ClaimStatus;
+        call.forEach((i, k) => (statuses[i] = (values as ClaimStatus[])[k]!));
       });
+      return statuses;
     },
 
     async requeue(entries) {

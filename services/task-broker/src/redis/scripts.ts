@@ -1,15 +1,16 @@
 // Loads the Lua scripts of `lua/` once per connection with ioredis `defineCommand` (EVALSHA with
-// a fallback to EVAL) and gives them typed signatures. The key count comes from the file name.
+// a fallback to EVAL) and gives them typed signatures. The key count comes from the file name;
+// the batch scripts (one call per cluster and batch) declare one key and carry the rest in ARGV.
 import { readFileSync } from "node:fs";
 import type { ChainableCommander } from "ioredis";
 import type { RedisClient } from "./connection.js";
 
 const scriptNames = [
-  "enqueueTask-3",
-  "claimTask-3",
+  "enqueueTasks-1",
+  "claimTasks-1",
   "extendLeases-2",
   "resumeLeases-2",
-  "completeLease-2",
+  "completeLeases-1",
   "expireLeases-3",
   "requeueEntry-2",
 ] as const;
@@ -47,13 +48,35 @@ function call(target: Target, name: ScriptName, keys: readonly string[], args: r
   return fn.call(target, ...keys, ...args);
 }
 
+/** Items per call of a batch script: Redis runs nothing else while a script runs. */
+export const scriptBatchSize = 200;
+
+/**
+ * Splits `items` into calls of a batch script: grouped by `group` (the cluster: every key of a
+ * call must share its hash tag) and cut at `scriptBatchSize`. Each call lists its items' indices.
+ */
+export function batchCalls<T>(items: readonly T[], group: (item: T) => string): number[][] {
+  const groups = new Map<string, number[]>();
+  items.forEach((item, i) => {
+    const key = group(item);
+    const list = groups.get(key);
+    if (list) list.push(i);
+    else groups.set(key, [i]);
+  });
+  const calls: number[][] = [];
+  for (const list of groups.values()) {
+    for (let i = 0; i < list.length; i += scriptBatchSize) calls.push(list.slice(i, i + scriptBatchSize));
+  }
+  return calls;
+}
+
 /** Typed entry points; on a pipeline they queue and resolve through `exec()`. */
 export const scripts = {
-  enqueueTask: (t: Target, keys: [string, string, string], args: Arg[]) => call(t, "enqueueTask-3", keys, args),
-  claimTask: (t: Target, keys: [string, string, string], args: Arg[]) => call(t, "claimTask-3", keys, args),
+  enqueueTasks: (t: Target, keys: string[], args: Arg[]) => call(t, "enqueueTasks-1", keys, args),
+  claimTasks: (t: Target, keys: string[], args: Arg[]) => call(t, "claimTasks-1", keys, args),
   extendLeases: (t: Target, keys: [string, string], args: Arg[]) => call(t, "extendLeases-2", keys, args),
   resumeLeases: (t: Target, keys: [string, string], args: Arg[]) => call(t, "resumeLeases-2", keys, args),
-  completeLease: (t: Target, keys: [string, string], args: Arg[]) => call(t, "completeLease-2", keys, args),
+  completeLeases: (t: Target, keys: string[], args: Arg[]) => call(t, "completeLeases-1", keys, args),
   expireLeases: (t: Target, keys: [string, string, string], args: Arg[]) => call(t, "expireLeases-3", keys, args),
   requeueEntry: (t: Target, keys: [string, string], args: Arg[]) => call(t, "requeueEntry-2", keys, args),
 };

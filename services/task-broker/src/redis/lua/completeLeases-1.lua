@@ -1,0 +1,40 @@
+--[[
+  Releases leases whose results are durable in job-service: one call per cluster and batch. The
+  attempt is done, the lease leaves the expiry set and the stream entry is acknowledged and
+  deleted (streams hold only queued and in-flight entries).
+
+  KEYS[1] leases zset             corral:{<cluster>}:leases
+
+  ARGV[1] consumer group name
+  ARGV[2] record TTL for the done state, seconds
+  then 3 per lease, from ARGV[3 + 3(i-1)]: its attempt record corral:{<cluster>}:a:<task id>:<attempt>
+  (key prefix applied by the caller, same hash tag as KEYS[1]), lease token, lease member
+  <task id>:<attempt>
+
+  Result: per lease 1 when released, 0 when the token does not match (nothing changed).
+  The stream key is read from the record: it shares the cluster's hash tag, so it lives in the
+  same slot.
+]]
+local out = {}
+for i = 1, (#ARGV - 2) / 3 do
+  local a = 2 + 3 * (i - 1)
+  local record, token, member = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local r = redis.call('HMGET', record, 's', 'tok', 'q', 'e')
+  if r[2] ~= token then
+    out[i] = 0
+  else
+    if r[1] == 'leased' then
+      redis.call('ZREM', KEYS[1], member)
+    end
+    if r[1] ~= 'expired' then
+      redis.call('HSET', record, 's', 'done')
+    end
+    redis.call('EXPIRE', record, ARGV[2])
+    if r[3] and r[4] then
+      redis.call('XACK', r[3], ARGV[1], r[4])
+      redis.call('XDEL', r[3], r[4])
+    end
+    out[i] = 1
+  end
+end
+return out
