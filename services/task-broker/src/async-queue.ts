@@ -31,6 +31,21 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     w?.();
   }
 
+  /** Like iterating, but each step takes everything queued by then (at most `max` items). */
+  async *chunks(max: number): AsyncGenerator<T[]> {
+    for (;;) {
+      if (this.items.length > 0) {
+        yield this.items.splice(0, max);
+        continue;
+      }
+      if (this.ended) {
+        if (this.error !== undefined) throw this.error;
+        return;
+      }
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     for (;;) {
       if (this.items.length > 0) {

@@ -34,6 +34,8 @@ export interface SessionInit {
   hardware: Hardware | undefined;
   labels: Record<string, string>;
   sdkVersion: string;
+  /** The runner reads WorkResponse.batch. */
+  batches?: boolean;
 }
 
 export class RunnerSession {
@@ -48,6 +50,8 @@ export class RunnerSession {
   readonly hardware: Hardware | undefined;
   readonly labels: Record<string, string>;
   readonly sdkVersion: string;
+  /** The runner reads WorkResponse.batch: queued messages go out together. */
+  readonly batches: boolean;
   readonly connectTime = new Date();
   readonly outbox = new AsyncQueue<WorkResponse>();
   readonly leases = new Map<string, HeldLease>();
@@ -73,6 +77,7 @@ export class RunnerSession {
     this.hardware = init.hardware;
     this.labels = init.labels;
     this.sdkVersion = init.sdkVersion;
+    this.batches = init.batches ?? false;
     this.credit = init.slots;
   }
 

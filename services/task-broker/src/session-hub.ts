@@ -228,6 +228,7 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
         hardware: hello.hardware,
         labels: { ...hello.labels },
         sdkVersion: hello.sdkVersion,
+        batches: hello.batches,
       });
       const expiryMs = Date.now() + options.leaseDurationMs;
       const resumed = await leases.resume(
@@ -272,6 +273,7 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
           clusterSlug: cluster.slug,
           resumed: resumedLeases,
           brokerId: options.brokerId,
+          batches: true,
         },
       });
       dispatcher?.join(session);
@@ -345,6 +347,16 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
           );
           return;
         }
+        case "batch":
+          for (const inner of m.value.messages) {
+            const c = inner.message.case;
+            if (c === "hello" || c === "batch") {
+              return violation(session, Code.InvalidArgument, `a batch cannot hold ${c === "hello" ? "Hello" : "another batch"}`);
+            }
+            await hub.handle(session, inner);
+            if ((session.state as string) === "closed") return;
+          }
+          return;
         case "draining":
           if (session.state === "active") {
             session.state = "draining";

@@ -35,6 +35,14 @@ async function enqueue(...tasks: Parameters<TestLedger["add"]>[0][]) {
   return srv.dispatch.enqueue({ tasks: tasks.map((t) => ledger.add(t)) });
 }
 
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 beforeAll(async () => {
   ledger = createTestLedger();
   srv = await startBrokerServer({ prefix, ledger, leaseDurationMs: 10_000, pollIntervalMs: 300, helloTimeoutMs: 1_000 });
@@ -204,6 +212,42 @@ describe("Work", () => {
 
     await enqueue({ taskId: "t-calm", clusterId: DEFAULT, name: "calm", version: "v1.0" });
     expect((await bystander.take("assign")).task!.taskId).toBe("t-calm");
+  });
+
+  it("takes several runner messages in one batch and sends batches to a runner that reads them", async () => {
+    await enqueue(
+      { taskId: "t-batch-1", clusterId: DEFAULT, name: "batched", version: "v1.0" },
+      { taskId: "t-batch-2", clusterId: DEFAULT, name: "batched", version: "v1.0" },
+      { taskId: "t-batch-3", clusterId: DEFAULT, name: "batched", version: "v1.0" },
+    );
+    const h = hello({ runnerId: "r-batch", identifiers: ["batched@v1.0"], slots: 3 });
+    const r = connectRunner(runnerTransport(srv.url), { ...h, value: { ...h.value, batches: true } });
+    runners.push(r);
+    expect((await r.take("welcome")).batches).toBe(true);
+    // The three assignments come in one batch or several; each is an Assign.
+    const assigns: NonNullable<WorkResponse["message"]["value"]>[] = [];
+    while (assigns.length < 3) {
+      const batch = await r.take("batch", 5_000).catch(() => undefined);
+      if (batch) assigns.push(...batch.messages.map((m) => m.message.value!));
+      else assigns.push(await r.take("assign"));
+    }
+    const leases = assigns.map((a) => (a as { lease: { taskId: string; attempt: number; token: string } }).lease);
+    expect(leases.map((l) => l.taskId).sort()).toEqual(["t-batch-1", "t-batch-2", "t-batch-3"]);
+    r.send({
+      case: "batch",
+      value: {
+        messages: leases.map((lease) => ({ message: { case: "completed" as const, value: { lease } } })),
+      },
+    });
+    await until(() => ["t-batch-1", "t-batch-2", "t-batch-3"].every((id) => ledger.task(id)?.state === "computed"));
+  });
+
+  it("ends a stream whose batch holds a Hello", async () => {
+    const r = runner({ runnerId: "r-batch-hello", identifiers: ["x@v1.0"] });
+    await r.take("welcome");
+    r.send({ case: "batch", value: { messages: [{ message: hello({ runnerId: "r-batch-hello", identifiers: ["x@v1.0"] }) }] } });
+    expect((await r.take("error")).code).toBe(Code.InvalidArgument);
+    expect((await r.done)?.code).toBe(Code.InvalidArgument);
   });
 
   it("answers INVALID_ARGUMENT to a message that breaks the validation rules", async () => {

@@ -14,6 +14,9 @@ function workError(err: unknown): WorkResponse {
   return create(WorkResponseSchema, { message: { case: "error", value: { code: ce.code, message: ce.rawMessage } } });
 }
 
+/** Messages per WorkResponse batch (an Assign is a few hundred bytes). */
+const maxBatch = 256;
+
 export function createWorkService(
   hub: SessionHub,
   logger: Logger,
@@ -87,7 +90,12 @@ export function createWorkService(
         }
       })();
       try {
-        for await (const message of s.outbox) yield message;
+        // What queued up while the last frame was written goes out as one batch.
+        for await (const messages of s.outbox.chunks(s.batches ? maxBatch : 1)) {
+          yield messages.length === 1
+            ? messages[0]!
+            : create(WorkResponseSchema, { message: { case: "batch", value: { messages } } });
+        }
       } finally {
         ctx.signal.removeEventListener("abort", onAbort);
         hub.detach(s);

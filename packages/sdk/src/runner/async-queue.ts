@@ -29,6 +29,25 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     w?.();
   }
 
+  /** Like iterating, but each step takes everything queued by then (at most `max` values). */
+  async *chunks(max: number): AsyncGenerator<T[]> {
+    try {
+      for (;;) {
+        if (this.#items.length > 0) {
+          yield this.#items.splice(0, max);
+          continue;
+        }
+        if (this.#closed) return;
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+        });
+      }
+    } finally {
+      this.#closed = true;
+      this.#items.length = 0;
+    }
+  }
+
   // A generator, because connect's stream plumbing calls throw() and return() on the iterator.
   async *[Symbol.asyncIterator](): AsyncGenerator<T> {
     try {

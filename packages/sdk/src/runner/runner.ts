@@ -63,6 +63,19 @@ export interface RunnerOptions {
 interface Session {
   outbox: AsyncQueue<WorkRequest>;
   abort: AbortController;
+  /** The broker's Welcome said it reads WorkRequest.batch. */
+  batches: boolean;
+}
+
+/** Messages per WorkRequest batch. */
+const maxBatch = 256;
+
+/** The request stream: what queued up while the last frame was written goes out as one batch. */
+async function* frames(session: Session): AsyncGenerator<WorkRequest> {
+  for await (const messages of session.outbox.chunks(maxBatch)) {
+    if (messages.length === 1 || !session.batches) yield* messages;
+    else yield create(WorkRequestSchema, { message: { case: "batch", value: { messages } } });
+  }
 }
 
 /** What a task's signal is aborted with: an Error named AbortError, as fetch and timers expect. */
@@ -281,12 +294,12 @@ export class Runner {
     const max = this.#options.reconnect?.maxDelayMs ?? 15_000;
     let attempt = 0;
     while (!this.#closed.signal.aborted) {
-      const session: Session = { outbox: new AsyncQueue(), abort: new AbortController() };
+      const session: Session = { outbox: new AsyncQueue(), abort: new AbortController(), batches: false };
       this.#session = session;
       session.outbox.push(this.#hello());
       let welcomed = false;
       try {
-        for await (const res of broker.work(session.outbox, { signal: session.abort.signal })) {
+        for await (const res of broker.work(frames(session), { signal: session.abort.signal })) {
           if (res.message.case === "welcome") {
             welcomed = true;
             attempt = 0;
@@ -326,6 +339,7 @@ export class Runner {
           labels: this.#options.labels ?? {},
           resumeLeases: this.#state.resumeLeases(),
           sdkVersion,
+          batches: true,
         },
       },
     });
@@ -336,6 +350,7 @@ export class Runner {
     const m = res.message;
     switch (m.case) {
       case "welcome": {
+        session.batches = m.value.batches;
         const interval = m.value.heartbeatInterval;
         const ms = interval ? Number(interval.seconds) * 1000 + Math.floor(interval.nanos / 1e6) : 0;
         this.#startHeartbeat(ms > 0 ? ms : (this.#options.heartbeatIntervalMs ?? 10_000), session);
@@ -366,6 +381,12 @@ export class Runner {
       case "drain":
         this.#logger.info({ reason: m.value.reason }, "the broker is draining: reconnecting elsewhere");
         return "end";
+      case "batch":
+        for (const inner of m.value.messages) {
+          if (inner.message.case === "batch") continue; // never sent: a batch holds no batch
+          if (this.#handle(inner, session) === "end") return "end";
+        }
+        break;
       case "error":
         this.#logger.warn({ code: m.value.code, message: m.value.message }, "broker error");
         if (fatalCodes.has(m.value.code as Code)) {

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/broker/v1/work.proto.
  */
 export const file_corral_broker_v1_work: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb3JyYWwvYnJva2VyL3YxL3dvcmsucHJvdG8SEGNvcnJhbC5icm9rZXIudjEiUAoITGVhc2VSZWYSGgoHdGFza19pZBgBIAEoCUIJukgGcgQQARhAEg8KB2F0dGVtcHQYAiABKA0SFwoFdG9rZW4YAyABKAlCCLpIBXIDGIABImkKBUxlYXNlEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRINCgV0b2tlbhgDIAEoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAivQMKBUhlbGxvEh0KCXJ1bm5lcl9pZBgBIAEoCUIKukgHcgUQARiAARIuCgxjbHVzdGVyX3NsdWcYAiABKAlCGLpIFXITGGQyD15bQS1aYS16MC05LV0qJBJCCgtpZGVudGlmaWVycxgDIAMoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCC7pICJIBBQgBEOgHEhkKBXNsb3RzGAQgASgNQgq6SAcqBRiQTigBEiwKCGhhcmR3YXJlGAUgASgLMhouY29ycmFsLmNvbW1vbi52MS5IYXJkd2FyZRJNCgZsYWJlbHMYBiADKAsyIy5jb3JyYWwuYnJva2VyLnYxLkhlbGxvLkxhYmVsc0VudHJ5Qhi6SBWaARIQQCIHcgUQARiAASoFcgMYgAQSPAoNcmVzdW1lX2xlYXNlcxgHIAMoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWZCCbpIBpIBAxCQThIcCgtzZGtfdmVyc2lvbhgIIAEoCUIHukgEcgIYQBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIh8KBkNyZWRpdBIVCgFuGAEgASgNQgq6SAcqBRiQTigBIgsKCUhlYXJ0YmVhdCLbAQoJQ29tcGxldGVkEjEKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZkIGukgDyAEBEhkKB2Rpc3BsYXkYAiABKAlCCLpIBXIDGIAIEj4KCHN1YnRhc2tzGAMgAygLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrU3VibWlzc2lvbkIKukgHkgEEEKCNBhJACghwcm9ncmVzcxgEIAMoCzIjLmNvcnJhbC5jb21tb24udjEuUHJvZ3Jlc3NJbmRpY2F0b3JCCbpIBpIBAxDoByLiAQoGRmFpbGVkEjEKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZkIGukgDyAEBEhgKBWVycm9yGAIgASgJQgm6SAZyBBiAgAQSFwoPY291bnRzX2FzX3JldHJ5GAMgASgIEkAKCHByb2dyZXNzGAQgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHEhUKDXVucmVjb3ZlcmFibGUYBSABKAgSGQoHZGlzcGxheRgGIAEoCUIIukgFcgMYgAgiCgoIRHJhaW5pbmcitQIKC1dvcmtSZXF1ZXN0EigKBWhlbGxvGAEgASgLMhcuY29ycmFsLmJyb2tlci52MS5IZWxsb0gAEioKBmNyZWRpdBgCIAEoCzIYLmNvcnJhbC5icm9rZXIudjEuQ3JlZGl0SAASMAoJaGVhcnRiZWF0GAMgASgLMhsuY29ycmFsLmJyb2tlci52MS5IZWFydGJlYXRIABIwCgljb21wbGV0ZWQYBCABKAsyGy5jb3JyYWwuYnJva2VyLnYxLkNvbXBsZXRlZEgAEioKBmZhaWxlZBgFIAEoCzIYLmNvcnJhbC5icm9rZXIudjEuRmFpbGVkSAASLgoIZHJhaW5pbmcYBiABKAsyGi5jb3JyYWwuYnJva2VyLnYxLkRyYWluaW5nSABCEAoHbWVzc2FnZRIFukgCCAEi7gEKB1dlbGNvbWUSEgoKc2Vzc2lvbl9pZBgBIAEoCRIxCg5sZWFzZV9kdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKY2x1c3Rlcl9pZBgEIAEoCRIUCgxjbHVzdGVyX3NsdWcYBSABKAkSKAoHcmVzdW1lZBgGIAMoCzIXLmNvcnJhbC5icm9rZXIudjEuTGVhc2USEQoJYnJva2VyX2lkGAcgASgJIl4KBkFzc2lnbhImCgVsZWFzZRgBIAEoCzIXLmNvcnJhbC5icm9rZXIudjEuTGVhc2USLAoEdGFzaxgCIAEoCzIeLmNvcnJhbC5jb21tb24udjEuVGFza0VudmVsb3BlIlIKA0FjaxIpCgVsZWFzZRgBIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWYSEAoIYWNjZXB0ZWQYAiABKAgSDgoGcmVhc29uGAMgASgJIkMKBkNhbmNlbBIpCgVsZWFzZRgBIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWYSDgoGcmVhc29uGAIgASgJIhcKBURyYWluEg4KBnJlYXNvbhgBIAEoCSIqCglXb3JrRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIp0CCgxXb3JrUmVzcG9uc2USLAoHd2VsY29tZRgBIAEoCzIZLmNvcnJhbC5icm9rZXIudjEuV2VsY29tZUgAEioKBmFzc2lnbhgCIAEoCzIYLmNvcnJhbC5icm9rZXIudjEuQXNzaWduSAASJAoDYWNrGAMgASgLMhUuY29ycmFsLmJyb2tlci52MS5BY2tIABIqCgZjYW5jZWwYBCABKAsyGC5jb3JyYWwuYnJva2VyLnYxLkNhbmNlbEgAEigKBWRyYWluGAUgASgLMhcuY29ycmFsLmJyb2tlci52MS5EcmFpbkgAEiwKBWVycm9yGAYgASgLMhsuY29ycmFsLmJyb2tlci52MS5Xb3JrRXJyb3JIAEIJCgdtZXNzYWdlMl4KEVRhc2tCcm9rZXJTZXJ2aWNlEkkKBFdvcmsSHS5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXF1ZXN0Gh4uY29ycmFsLmJyb2tlci52MS5Xb3JrUmVzcG9uc2UoATABYgZwcm90bzM", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chtjb3JyYWwvYnJva2VyL3YxL3dvcmsucHJvdG8SEGNvcnJhbC5icm9rZXIudjEiUAoITGVhc2VSZWYSGgoHdGFza19pZBgBIAEoCUIJukgGcgQQARhAEg8KB2F0dGVtcHQYAiABKA0SFwoFdG9rZW4YAyABKAlCCLpIBXIDGIABImkKBUxlYXNlEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRINCgV0b2tlbhgDIAEoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAizgMKBUhlbGxvEh0KCXJ1bm5lcl9pZBgBIAEoCUIKukgHcgUQARiAARIuCgxjbHVzdGVyX3NsdWcYAiABKAlCGLpIFXITGGQyD15bQS1aYS16MC05LV0qJBJCCgtpZGVudGlmaWVycxgDIAMoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCC7pICJIBBQgBEOgHEhkKBXNsb3RzGAQgASgNQgq6SAcqBRiQTigBEiwKCGhhcmR3YXJlGAUgASgLMhouY29ycmFsLmNvbW1vbi52MS5IYXJkd2FyZRJNCgZsYWJlbHMYBiADKAsyIy5jb3JyYWwuYnJva2VyLnYxLkhlbGxvLkxhYmVsc0VudHJ5Qhi6SBWaARIQQCIHcgUQARiAASoFcgMYgAQSPAoNcmVzdW1lX2xlYXNlcxgHIAMoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWZCCbpIBpIBAxCQThIcCgtzZGtfdmVyc2lvbhgIIAEoCUIHukgEcgIYQBIPCgdiYXRjaGVzGAkgASgIGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiHwoGQ3JlZGl0EhUKAW4YASABKA1CCrpIByoFGJBOKAEiCwoJSGVhcnRiZWF0ItsBCglDb21wbGV0ZWQSMQoFbGVhc2UYASABKAsyGi5jb3JyYWwuYnJva2VyLnYxLkxlYXNlUmVmQga6SAPIAQESGQoHZGlzcGxheRgCIAEoCUIIukgFcgMYgAgSPgoIc3VidGFza3MYAyADKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tTdWJtaXNzaW9uQgq6SAeSAQQQoI0GEkAKCHByb2dyZXNzGAQgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHIuIBCgZGYWlsZWQSMQoFbGVhc2UYASABKAsyGi5jb3JyYWwuYnJva2VyLnYxLkxlYXNlUmVmQga6SAPIAQESGAoFZXJyb3IYAiABKAlCCbpIBnIEGICABBIXCg9jb3VudHNfYXNfcmV0cnkYAyABKAgSQAoIcHJvZ3Jlc3MYBCADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yQgm6SAaSAQMQ6AcSFQoNdW5yZWNvdmVyYWJsZRgFIAEoCBIZCgdkaXNwbGF5GAYgASgJQgi6SAVyAxiACCIKCghEcmFpbmluZyJQChBXb3JrUmVxdWVzdEJhdGNoEjwKCG1lc3NhZ2VzGAEgAygLMh0uY29ycmFsLmJyb2tlci52MS5Xb3JrUmVxdWVzdEILukgIkgEFCAEQkE4i6gIKC1dvcmtSZXF1ZXN0EigKBWhlbGxvGAEgASgLMhcuY29ycmFsLmJyb2tlci52MS5IZWxsb0gAEioKBmNyZWRpdBgCIAEoCzIYLmNvcnJhbC5icm9rZXIudjEuQ3JlZGl0SAASMAoJaGVhcnRiZWF0GAMgASgLMhsuY29ycmFsLmJyb2tlci52MS5IZWFydGJlYXRIABIwCgljb21wbGV0ZWQYBCABKAsyGy5jb3JyYWwuYnJva2VyLnYxLkNvbXBsZXRlZEgAEioKBmZhaWxlZBgFIAEoCzIYLmNvcnJhbC5icm9rZXIudjEuRmFpbGVkSAASLgoIZHJhaW5pbmcYBiABKAsyGi5jb3JyYWwuYnJva2VyLnYxLkRyYWluaW5nSAASMwoFYmF0Y2gYByABKAsyIi5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXF1ZXN0QmF0Y2hIAEIQCgdtZXNzYWdlEgW6SAIIASL/AQoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEjEKDmxlYXNlX2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgpjbHVzdGVyX2lkGAQgASgJEhQKDGNsdXN0ZXJfc2x1ZxgFIAEoCRIoCgdyZXN1bWVkGAYgAygLMhcuY29ycmFsLmJyb2tlci52MS5MZWFzZRIRCglicm9rZXJfaWQYByABKAkSDwoHYmF0Y2hlcxgIIAEoCCJeCgZBc3NpZ24SJgoFbGVhc2UYASABKAsyFy5jb3JyYWwuYnJva2VyLnYxLkxlYXNlEiwKBHRhc2sYAiABKAsyHi5jb3JyYWwuY29tbW9uLnYxLlRhc2tFbnZlbG9wZSJSCgNBY2sSKQoFbGVhc2UYASABKAsyGi5jb3JyYWwuYnJva2VyLnYxLkxlYXNlUmVmEhAKCGFjY2VwdGVkGAIgASgIEg4KBnJlYXNvbhgDIAEoCSJDCgZDYW5jZWwSKQoFbGVhc2UYASABKAsyGi5jb3JyYWwuYnJva2VyLnYxLkxlYXNlUmVmEg4KBnJlYXNvbhgCIAEoCSIXCgVEcmFpbhIOCgZyZWFzb24YASABKAkiKgoJV29ya0Vycm9yEgwKBGNvZGUYASABKAUSDwoHbWVzc2FnZRgCIAEoCSJFChFXb3JrUmVzcG9uc2VCYXRjaBIwCghtZXNzYWdlcxgBIAMoCzIeLmNvcnJhbC5icm9rZXIudjEuV29ya1Jlc3BvbnNlItMCCgxXb3JrUmVzcG9uc2USLAoHd2VsY29tZRgBIAEoCzIZLmNvcnJhbC5icm9rZXIudjEuV2VsY29tZUgAEioKBmFzc2lnbhgCIAEoCzIYLmNvcnJhbC5icm9rZXIudjEuQXNzaWduSAASJAoDYWNrGAMgASgLMhUuY29ycmFsLmJyb2tlci52MS5BY2tIABIqCgZjYW5jZWwYBCABKAsyGC5jb3JyYWwuYnJva2VyLnYxLkNhbmNlbEgAEigKBWRyYWluGAUgASgLMhcuY29ycmFsLmJyb2tlci52MS5EcmFpbkgAEiwKBWVycm9yGAYgASgLMhsuY29ycmFsLmJyb2tlci52MS5Xb3JrRXJyb3JIABI0CgViYXRjaBgHIAEoCzIjLmNvcnJhbC5icm9rZXIudjEuV29ya1Jlc3BvbnNlQmF0Y2hIAEIJCgdtZXNzYWdlMl4KEVRhc2tCcm9rZXJTZXJ2aWNlEkkKBFdvcmsSHS5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXF1ZXN0Gh4uY29ycmFsLmJyb2tlci52MS5Xb3JrUmVzcG9uc2UoATABYgZwcm90bzM", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * LeaseRef names a lease a runner holds: the fencing token is task id plus attempt.
@@ -129,6 +129,13 @@ export type Hello = Message<"corral.broker.v1.Hello"> & {
    * @generated from field: string sdk_version = 8;
    */
   sdkVersion: string;
+
+  /**
+   * The runner reads WorkResponse.batch: the broker may send several messages in one.
+   *
+   * @generated from field: bool batches = 9;
+   */
+  batches: boolean;
 };
 
 /**
@@ -266,6 +273,26 @@ export const DrainingSchema: GenMessage<Draining> = /*@__PURE__*/
   messageDesc(file_corral_broker_v1_work, 7);
 
 /**
+ * Several runner messages in one, applied in order; never Hello, never another batch. Sent only
+ * to a broker whose Welcome says it reads batches.
+ *
+ * @generated from message corral.broker.v1.WorkRequestBatch
+ */
+export type WorkRequestBatch = Message<"corral.broker.v1.WorkRequestBatch"> & {
+  /**
+   * @generated from field: repeated corral.broker.v1.WorkRequest messages = 1;
+   */
+  messages: WorkRequest[];
+};
+
+/**
+ * Describes the message corral.broker.v1.WorkRequestBatch.
+ * Use `create(WorkRequestBatchSchema)` to create a new message.
+ */
+export const WorkRequestBatchSchema: GenMessage<WorkRequestBatch> = /*@__PURE__*/
+  messageDesc(file_corral_broker_v1_work, 8);
+
+/**
  * @generated from message corral.broker.v1.WorkRequest
  */
 export type WorkRequest = Message<"corral.broker.v1.WorkRequest"> & {
@@ -308,6 +335,12 @@ export type WorkRequest = Message<"corral.broker.v1.WorkRequest"> & {
      */
     value: Draining;
     case: "draining";
+  } | {
+    /**
+     * @generated from field: corral.broker.v1.WorkRequestBatch batch = 7;
+     */
+    value: WorkRequestBatch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -316,7 +349,7 @@ export type WorkRequest = Message<"corral.broker.v1.WorkRequest"> & {
  * Use `create(WorkRequestSchema)` to create a new message.
  */
 export const WorkRequestSchema: GenMessage<WorkRequest> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 8);
+  messageDesc(file_corral_broker_v1_work, 9);
 
 /**
  * @generated from message corral.broker.v1.Welcome
@@ -358,6 +391,13 @@ export type Welcome = Message<"corral.broker.v1.Welcome"> & {
    * @generated from field: string broker_id = 7;
    */
   brokerId: string;
+
+  /**
+   * The broker reads WorkRequest.batch: the runner may send several messages in one.
+   *
+   * @generated from field: bool batches = 8;
+   */
+  batches: boolean;
 };
 
 /**
@@ -365,7 +405,7 @@ export type Welcome = Message<"corral.broker.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 9);
+  messageDesc(file_corral_broker_v1_work, 10);
 
 /**
  * @generated from message corral.broker.v1.Assign
@@ -387,7 +427,7 @@ export type Assign = Message<"corral.broker.v1.Assign"> & {
  * Use `create(AssignSchema)` to create a new message.
  */
 export const AssignSchema: GenMessage<Assign> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 10);
+  messageDesc(file_corral_broker_v1_work, 11);
 
 /**
  * Ack: the result for this lease is durable (accepted) or was rejected as stale.
@@ -416,7 +456,7 @@ export type Ack = Message<"corral.broker.v1.Ack"> & {
  * Use `create(AckSchema)` to create a new message.
  */
 export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 11);
+  messageDesc(file_corral_broker_v1_work, 12);
 
 /**
  * Cancel: stop the task; its job was canceled or the lease was lost.
@@ -440,7 +480,7 @@ export type Cancel = Message<"corral.broker.v1.Cancel"> & {
  * Use `create(CancelSchema)` to create a new message.
  */
 export const CancelSchema: GenMessage<Cancel> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 12);
+  messageDesc(file_corral_broker_v1_work, 13);
 
 /**
  * Drain: the broker is stopping; finish reporting and reconnect elsewhere.
@@ -459,7 +499,7 @@ export type Drain = Message<"corral.broker.v1.Drain"> & {
  * Use `create(DrainSchema)` to create a new message.
  */
 export const DrainSchema: GenMessage<Drain> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 13);
+  messageDesc(file_corral_broker_v1_work, 14);
 
 /**
  * @generated from message corral.broker.v1.WorkError
@@ -483,7 +523,27 @@ export type WorkError = Message<"corral.broker.v1.WorkError"> & {
  * Use `create(WorkErrorSchema)` to create a new message.
  */
 export const WorkErrorSchema: GenMessage<WorkError> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 14);
+  messageDesc(file_corral_broker_v1_work, 15);
+
+/**
+ * Several broker messages in one, to be handled in order; never another batch. Sent only to a
+ * runner whose Hello says it reads batches.
+ *
+ * @generated from message corral.broker.v1.WorkResponseBatch
+ */
+export type WorkResponseBatch = Message<"corral.broker.v1.WorkResponseBatch"> & {
+  /**
+   * @generated from field: repeated corral.broker.v1.WorkResponse messages = 1;
+   */
+  messages: WorkResponse[];
+};
+
+/**
+ * Describes the message corral.broker.v1.WorkResponseBatch.
+ * Use `create(WorkResponseBatchSchema)` to create a new message.
+ */
+export const WorkResponseBatchSchema: GenMessage<WorkResponseBatch> = /*@__PURE__*/
+  messageDesc(file_corral_broker_v1_work, 16);
 
 /**
  * @generated from message corral.broker.v1.WorkResponse
@@ -528,6 +588,12 @@ export type WorkResponse = Message<"corral.broker.v1.WorkResponse"> & {
      */
     value: WorkError;
     case: "error";
+  } | {
+    /**
+     * @generated from field: corral.broker.v1.WorkResponseBatch batch = 7;
+     */
+    value: WorkResponseBatch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -536,7 +602,7 @@ export type WorkResponse = Message<"corral.broker.v1.WorkResponse"> & {
  * Use `create(WorkResponseSchema)` to create a new message.
  */
 export const WorkResponseSchema: GenMessage<WorkResponse> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 15);
+  messageDesc(file_corral_broker_v1_work, 17);
 
 /**
  * TaskBrokerService is what runners talk to: one bidirectional stream per runner process.
