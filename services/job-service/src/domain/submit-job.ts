@@ -5,7 +5,7 @@ import { InvalidArgumentError } from "@corral/server-kit";
 import type { Kysely } from "kysely";
 import { v7 as uuidv7 } from "uuid";
 import type { JobsDatabase } from "../store/database.js";
-import { findJob, findJobByIdempotencyKey, insertJob, settleJobs, type JobRow } from "../store/job-repository.js";
+import { findJobByIdempotencyKey, insertJob, type JobRow } from "../store/job-repository.js";
 import { enqueueReady, type EnvelopeRow } from "../store/outbox-repository.js";
 import { insertEdges, insertTasks } from "../store/task-repository.js";
 import type { ClusterResolver } from "./ports.js";
@@ -53,7 +53,8 @@ export async function submitJob(
   const plan = planTasks(input.tasks, { jobId, parentId: null, defaultCluster: jobCluster, clusters: resolved, state: QUEUED });
   try {
     return await db.transaction().execute(async (tx) => {
-      const inserted = await insertJob(tx, {
+      // BEGIN, three statements (four with dependencies), COMMIT: a submission waits mostly on Postgres.
+      const job = await insertJob(tx, {
         id: jobId,
         team_id: input.teamId,
         name: input.name,
@@ -64,13 +65,11 @@ export async function submitJob(
         total: plan.tasks.length,
       });
       // A concurrent submission with the same key won: undo ours and answer with theirs.
-      if (!inserted) throw new IdempotentReplay();
+      if (!job) throw new IdempotentReplay();
       await insertTasks(tx, plan.tasks);
       await insertEdges(tx, plan.edges);
       const ready = await enqueueReady(tx, plan.tasks.filter((t) => t.waiting_deps === 0).map((t) => t.id));
-      await settleJobs(tx, [jobId]);
-      const job = await findJob(tx, input.teamId, jobId);
-      return { job: job!, created: true, ready };
+      return { job, created: true, ready };
     });
   } catch (err) {
     if (!(err instanceof IdempotentReplay) || key === null) throw err;

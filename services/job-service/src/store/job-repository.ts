@@ -38,15 +38,25 @@ export interface NewJob {
   total: number;
 }
 
-/** Inserts the job; false when the team already has a job with this idempotency key. */
-export async function insertJob(db: JobsDb, job: NewJob): Promise<boolean> {
-  const { rows } = await sql<{ id: string }>`
-    insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total)
-    values (${job.id}, ${job.team_id}, ${job.name}, ${job.cluster_id}, ${job.cluster_slug}, ${job.idempotency_key},
-      ${job.queued}, ${job.total})
-    on conflict (team_id, idempotency_key) where idempotency_key is not null do nothing
-    returning id`.execute(db);
-  return rows.length === 1;
+/**
+ * Inserts the job and tells watchers (NOTIFY, delivered at commit); returns the new row, or
+ * undefined when the team already has a job with this idempotency key. One statement: the row's
+ * state is a generated column, final as inserted.
+ */
+export async function insertJob(db: JobsDb, job: NewJob): Promise<JobRow | undefined> {
+  const { rows } = await sql<JobRow>`
+    with i as (
+      insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total)
+      values (${job.id}, ${job.team_id}, ${job.name}, ${job.cluster_id}, ${job.cluster_slug}, ${job.idempotency_key},
+        ${job.queued}, ${job.total})
+      on conflict (team_id, idempotency_key) where idempotency_key is not null do nothing
+      returning *
+    )
+    select i.*, pg_notify(${JOB_CHANGES_CHANNEL}, i.id) from i`.execute(db);
+  const row = rows[0] as (JobRow & { pg_notify?: unknown }) | undefined;
+  if (!row) return undefined;
+  delete row.pg_notify;
+  return row;
 }
 
 export async function findJobByIdempotencyKey(db: JobsDb, teamId: string, key: string): Promise<JobRow | undefined> {
