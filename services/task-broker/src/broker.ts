@@ -42,7 +42,7 @@ export interface BrokerOptions {
   batchWindowMs?: number;
   /**
    * A start report waits this long for its task's end, so a short task costs job-service one
-   * write (default 250 ms; 0 reports starts at once).
+   * write (default 0: starts are reported at once).
    */
   startReportDelayMs?: number;
   /** A Work stream must send Hello within this long, or it is ended (default 30 s). */
@@ -122,7 +122,7 @@ export function createBroker(options: BrokerOptions): Broker {
     windowMs: options.batchWindowMs ?? 3,
     batchSize: options.batchSize ?? 500,
     ackFlushMs: 1_000,
-    startHoldMs: options.startReportDelayMs ?? 250,
+    startHoldMs: options.startReportDelayMs ?? 0,
     enqueue: (tasks) => queues.enqueue(tasks),
     logger,
     metrics,

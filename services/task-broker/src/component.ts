@@ -43,7 +43,7 @@ export function createBrokerComponent(
     leaseDurationMs: envDurationMs("CORRAL_LEASE_DURATION", 30_000, env),
     reapIntervalMs: envDurationMs("CORRAL_REAP_INTERVAL", 1_000, env),
     batchWindowMs: envDurationMs("CORRAL_RESULT_BATCH_WINDOW", 3, env),
-    startReportDelayMs: envDurationMs("CORRAL_START_REPORT_DELAY", 250, env),
+    startReportDelayMs: envDurationMs("CORRAL_START_REPORT_DELAY", 0, env),
     helloTimeoutMs: envDurationMs("CORRAL_HELLO_TIMEOUT", 30_000, env),
     presenceRefreshMs: envDurationMs("CORRAL_PRESENCE_INTERVAL", 20_000, env),
     resync: options.ledger ? undefined : createResyncClient({ baseUrl: config.jobsUrl, serviceKey: config.serviceKey }),

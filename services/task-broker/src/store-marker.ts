@@ -54,6 +54,13 @@ export function createStoreMarkerWatch(options: {
     const lock = await redis.set(resyncLockKey, options.brokerId, "PX", 60_000, "NX");
     if (lock === null) return; // another replica is resynchronising
     try {
+      // Another replica may have resynchronised between our read and our lock (it writes the new
+      // marker before it lets go of the lock): its marker stands for this wipe.
+      const again = await redis.get(markerKey);
+      if (again !== null) {
+        known = again;
+        return;
+      }
       logger.warn({ broker: options.brokerId }, "redis lost its data (marker missing): asking job-service to resynchronise");
       await options.resync("redis marker missing");
       const next = `${Date.now()}-${randomUUID()}`;

@@ -1,16 +1,15 @@
-// SubmitJob: validation, cluster resolution, then one transaction for the job, its tasks, their
+// SubmitJob: validation, cluster resolution, then one statement for the job, its tasks, their
 // dependency edges and the outbox rows of the tasks that can start right away.
 import type { TaskSubmission } from "@corral/proto";
 import { InvalidArgumentError } from "@corral/server-kit";
 import type { Kysely } from "kysely";
 import { v7 as uuidv7 } from "uuid";
 import type { JobsDatabase } from "../store/database.js";
-import { findJobByIdempotencyKey, insertJob, type JobRow } from "../store/job-repository.js";
-import { enqueueReady, type EnvelopeRow } from "../store/outbox-repository.js";
-import { insertEdges, insertTasks } from "../store/task-repository.js";
+import { findJobByIdempotencyKey, insertSubmission, type JobRow } from "../store/job-repository.js";
+import type { EnvelopeRow } from "../store/outbox-repository.js";
 import type { ClusterResolver } from "./ports.js";
 import { QUEUED } from "./states.js";
-import { clusterOverrides, planTasks, validateSubmissions } from "./task-plan.js";
+import { clusterOverrides, planTasks, validateSubmissions, type NewTask } from "./task-plan.js";
 
 export interface SubmitJobInput {
   teamId: string;
@@ -27,8 +26,6 @@ export interface SubmitJobResult {
   /** Tasks to hand to the broker after commit (their outbox rows are written). */
   ready: EnvelopeRow[];
 }
-
-class IdempotentReplay extends Error {}
 
 export async function submitJob(
   db: Kysely<JobsDatabase>,
@@ -51,30 +48,48 @@ export async function submitJob(
 
   const jobId = uuidv7();
   const plan = planTasks(input.tasks, { jobId, parentId: null, defaultCluster: jobCluster, clusters: resolved, state: QUEUED });
-  try {
-    return await db.transaction().execute(async (tx) => {
-      // BEGIN, three statements (four with dependencies), COMMIT: a submission waits mostly on Postgres.
-      const job = await insertJob(tx, {
-        id: jobId,
-        team_id: input.teamId,
-        name: input.name,
-        cluster_id: jobCluster.id,
-        cluster_slug: jobCluster.slug,
-        idempotency_key: key,
-        queued: plan.tasks.length,
-        total: plan.tasks.length,
-      });
-      // A concurrent submission with the same key won: undo ours and answer with theirs.
-      if (!job) throw new IdempotentReplay();
-      await insertTasks(tx, plan.tasks);
-      await insertEdges(tx, plan.edges);
-      const ready = await enqueueReady(tx, plan.tasks.filter((t) => t.waiting_deps === 0).map((t) => t.id));
-      return { job, created: true, ready };
-    });
-  } catch (err) {
-    if (!(err instanceof IdempotentReplay) || key === null) throw err;
-    const existing = await findJobByIdempotencyKey(db, input.teamId, key);
-    if (!existing) throw err;
-    return { job: existing, created: false, ready: [] };
-  }
+  // One statement, one round trip: a submission's latency is mostly waiting on Postgres.
+  const job = await insertSubmission(
+    db,
+    {
+      id: jobId,
+      team_id: input.teamId,
+      name: input.name,
+      cluster_id: jobCluster.id,
+      cluster_slug: jobCluster.slug,
+      idempotency_key: key,
+      queued: plan.tasks.length,
+      total: plan.tasks.length,
+    },
+    plan.tasks,
+    plan.edges,
+  );
+  if (job) return { job, created: true, ready: readyEnvelopes(job, plan.tasks) };
+  // A submission with the same key won: answer with that job.
+  const existing = key === null ? undefined : await findJobByIdempotencyKey(db, input.teamId, key);
+  if (!existing) throw new Error(`job ${jobId} was not inserted and no job has its idempotency key`);
+  return { job: existing, created: false, ready: [] };
+}
+
+/** The envelopes of the new tasks that can start now: queued, first attempt, in id order. */
+function readyEnvelopes(job: JobRow, tasks: NewTask[]): EnvelopeRow[] {
+  return tasks
+    .filter((t) => t.state === QUEUED && t.waiting_deps === 0)
+    .map((t) => ({
+      id: t.id,
+      job_id: t.job_id,
+      team_id: job.team_id,
+      cluster_id: t.cluster_id,
+      cluster_slug: t.cluster_slug,
+      identifier_name: t.identifier_name,
+      identifier_version: t.identifier_version,
+      attempt: 1,
+      input: t.input,
+      display: t.display,
+      parent_id: t.parent_id,
+      job_name: job.name,
+      retry_count: 0,
+      max_retries: t.max_retries,
+    }))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }

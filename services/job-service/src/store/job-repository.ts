@@ -1,6 +1,7 @@
 // Jobs rows: creation, row locks that serialise every writer of a job, counters, reads and queries.
 import { sql } from "kysely";
 import type { JobDelta } from "../domain/states.js";
+import type { NewTask, TaskEdge } from "../domain/task-plan.js";
 import { JOB_CHANGES_CHANNEL, type JobsDb, type ProgressJson } from "./database.js";
 
 export interface JobRow {
@@ -39,24 +40,50 @@ export interface NewJob {
 }
 
 /**
- * Inserts the job and tells watchers (NOTIFY, delivered at commit); returns the new row, or
- * undefined when the team already has a job with this idempotency key. One statement: the row's
- * state is a generated column, final as inserted.
+ * A whole submission in one statement (so one round trip, atomic on its own): the job, its tasks,
+ * their dependency edges and the outbox rows of the tasks that can start, and a NOTIFY to
+ * watchers (delivered at commit). Returns the new job row, or undefined when the team already has
+ * a job with this idempotency key (then nothing is written). The job's state is a generated
+ * column, final as inserted.
  */
-export async function insertJob(db: JobsDb, job: NewJob): Promise<JobRow | undefined> {
-  const { rows } = await sql<JobRow>`
-    with i as (
+export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTask[], edges: TaskEdge[]): Promise<JobRow | undefined> {
+  const { rows } = await sql<JobRow & { notified: unknown }>`
+    with j as (
       insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total)
       values (${job.id}, ${job.team_id}, ${job.name}, ${job.cluster_id}, ${job.cluster_slug}, ${job.idempotency_key},
         ${job.queued}, ${job.total})
       on conflict (team_id, idempotency_key) where idempotency_key is not null do nothing
       returning *
-    )
-    select i.*, pg_notify(${JOB_CHANGES_CHANNEL}, i.id) from i`.execute(db);
-  const row = rows[0] as (JobRow & { pg_notify?: unknown }) | undefined;
+    ),
+    t as (
+      insert into tasks (id, job_id, parent_id, position, cluster_id, cluster_slug, identifier_name,
+        identifier_version, input, display, state, max_retries, optional, waiting_deps)
+      select * from unnest(
+        ${tasks.map((t) => t.id)}::text[], ${tasks.map((t) => t.job_id)}::text[],
+        ${tasks.map((t) => t.parent_id)}::text[], ${tasks.map((t) => t.position)}::int[],
+        ${tasks.map((t) => t.cluster_id)}::text[], ${tasks.map((t) => t.cluster_slug)}::text[],
+        ${tasks.map((t) => t.identifier_name)}::text[], ${tasks.map((t) => t.identifier_version)}::text[],
+        ${tasks.map((t) => t.input)}::bytea[], ${tasks.map((t) => t.display)}::text[],
+        ${tasks.map((t) => t.state)}::smallint[], ${tasks.map((t) => t.max_retries)}::int[],
+        ${tasks.map((t) => t.optional)}::bool[], ${tasks.map((t) => t.waiting_deps)}::int[])
+      where exists (select 1 from j)
+      returning id, attempt, job_id, state, waiting_deps
+    ),
+    e as (
+      insert into task_deps (task_id, depends_on_id)
+      select * from unnest(${edges.map((e) => e.task_id)}::text[], ${edges.map((e) => e.depends_on_id)}::text[])
+      where exists (select 1 from j)
+    ),
+    o as (
+      insert into outbox (task_id, attempt, job_id)
+      select id, attempt, job_id from t where state = 1 and waiting_deps = 0
+    ),
+    n as (select pg_notify(${JOB_CHANGES_CHANNEL}, id) from j)
+    select j.*, (select count(*) from n) as notified from j`.execute(db);
+  const row = rows[0];
   if (!row) return undefined;
-  delete row.pg_notify;
-  return row;
+  const { notified: _, ...jobRow } = row;
+  return jobRow;
 }
 
 export async function findJobByIdempotencyKey(db: JobsDb, teamId: string, key: string): Promise<JobRow | undefined> {
