@@ -50,20 +50,6 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
 
   // A generator, because connect's stream plumbing calls throw() and return() on the iterator.
   async *[Symbol.asyncIterator](): AsyncGenerator<T> {
-    try {
-      for (;;) {
-        if (this.#items.length > 0) {
-          yield this.#items.shift()!;
-          continue;
-        }
-        if (this.#closed) return;
-        await new Promise<void>((resolve) => {
-          this.#wake = resolve;
-        });
-      }
-    } finally {
-      this.#closed = true;
-      this.#items.length = 0;
-    }
+    for await (const [value] of this.chunks(1)) yield value!;
   }
 }

@@ -2,6 +2,7 @@
 import { sql } from "kysely";
 import type { JobDelta } from "../domain/states.js";
 import type { NewTask, TaskEdge } from "../domain/task-plan.js";
+import { newTaskColumns, newTaskRows } from "./task-repository.js";
 import { JOB_CHANGES_CHANNEL, type JobsDb, type ProgressJson } from "./database.js";
 
 export interface JobRow {
@@ -56,16 +57,8 @@ export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTask[]
       returning *
     ),
     t as (
-      insert into tasks (id, job_id, parent_id, position, cluster_id, cluster_slug, identifier_name,
-        identifier_version, input, display, state, max_retries, optional, waiting_deps)
-      select * from unnest(
-        ${tasks.map((t) => t.id)}::text[], ${tasks.map((t) => t.job_id)}::text[],
-        ${tasks.map((t) => t.parent_id)}::text[], ${tasks.map((t) => t.position)}::int[],
-        ${tasks.map((t) => t.cluster_id)}::text[], ${tasks.map((t) => t.cluster_slug)}::text[],
-        ${tasks.map((t) => t.identifier_name)}::text[], ${tasks.map((t) => t.identifier_version)}::text[],
-        ${tasks.map((t) => t.input)}::bytea[], ${tasks.map((t) => t.display)}::text[],
-        ${tasks.map((t) => t.state)}::smallint[], ${tasks.map((t) => t.max_retries)}::int[],
-        ${tasks.map((t) => t.optional)}::bool[], ${tasks.map((t) => t.waiting_deps)}::int[])
+      insert into tasks ${newTaskColumns}
+      ${newTaskRows(tasks)}
       where exists (select 1 from j)
       returning id, attempt, job_id, state, waiting_deps
     ),

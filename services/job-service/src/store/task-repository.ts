@@ -29,19 +29,24 @@ export interface TaskRow {
   cluster_slug: string;
 }
 
+/** The columns a new task is inserted with, and those columns' values for `tasks` (unnest rows). */
+export const newTaskColumns = sql`(id, job_id, parent_id, position, cluster_id, cluster_slug, identifier_name,
+  identifier_version, input, display, state, max_retries, optional, waiting_deps)`;
+
+export function newTaskRows(tasks: NewTask[]) {
+  return sql`select * from unnest(
+    ${tasks.map((t) => t.id)}::text[], ${tasks.map((t) => t.job_id)}::text[],
+    ${tasks.map((t) => t.parent_id)}::text[], ${tasks.map((t) => t.position)}::int[],
+    ${tasks.map((t) => t.cluster_id)}::text[], ${tasks.map((t) => t.cluster_slug)}::text[],
+    ${tasks.map((t) => t.identifier_name)}::text[], ${tasks.map((t) => t.identifier_version)}::text[],
+    ${tasks.map((t) => t.input)}::bytea[], ${tasks.map((t) => t.display)}::text[],
+    ${tasks.map((t) => t.state)}::smallint[], ${tasks.map((t) => t.max_retries)}::int[],
+    ${tasks.map((t) => t.optional)}::bool[], ${tasks.map((t) => t.waiting_deps)}::int[])`;
+}
+
 export async function insertTasks(db: JobsDb, tasks: NewTask[]): Promise<void> {
   if (tasks.length === 0) return;
-  await sql`
-    insert into tasks (id, job_id, parent_id, position, cluster_id, cluster_slug, identifier_name,
-      identifier_version, input, display, state, max_retries, optional, waiting_deps)
-    select * from unnest(
-      ${tasks.map((t) => t.id)}::text[], ${tasks.map((t) => t.job_id)}::text[],
-      ${tasks.map((t) => t.parent_id)}::text[], ${tasks.map((t) => t.position)}::int[],
-      ${tasks.map((t) => t.cluster_id)}::text[], ${tasks.map((t) => t.cluster_slug)}::text[],
-      ${tasks.map((t) => t.identifier_name)}::text[], ${tasks.map((t) => t.identifier_version)}::text[],
-      ${tasks.map((t) => t.input)}::bytea[], ${tasks.map((t) => t.display)}::text[],
-      ${tasks.map((t) => t.state)}::smallint[], ${tasks.map((t) => t.max_retries)}::int[],
-      ${tasks.map((t) => t.optional)}::bool[], ${tasks.map((t) => t.waiting_deps)}::int[])`.execute(db);
+  await sql`insert into tasks ${newTaskColumns} ${newTaskRows(tasks)}`.execute(db);
 }
 
 export async function insertEdges(db: JobsDb, edges: TaskEdge[]): Promise<void> {
