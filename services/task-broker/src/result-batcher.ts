@@ -241,10 +241,13 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
           return;
         }
         // The attempt's start, if still held, goes first in the same call.
-        const start = held.size > 0 ? held.get(attemptKey(result)) : undefined;
-        if (start) {
-          held.delete(attemptKey(result));
-          queue.push(start);
+        if (held.size > 0) {
+          const key = attemptKey(result);
+          const start = held.get(key);
+          if (start) {
+            held.delete(key);
+            queue.push(start);
+          }
         }
         queue.push({ result, resolve, reject });
         if (queue.length >= options.batchSize && timer) {
