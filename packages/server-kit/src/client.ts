@@ -23,6 +23,8 @@ export function createServiceClient<S extends DescService>(service: S, options: 
     baseUrl: options.baseUrl,
     interceptors: [bearer(options.apiKey)],
     defaultTimeoutMs: options.timeoutMs ?? 30_000,
+    // Services talk over a data-centre network: compressing costs more CPU than it saves.
+    acceptCompression: [],
   });
   return createClient(service, transport);
 }

@@ -68,6 +68,7 @@ export async function runComponents(options: RunOptions): Promise<RunningProcess
     extraMetrics: components.flatMap((c) => (c.metrics ? [c.metrics] : [])),
     maxConcurrentStreams: config.maxConcurrentStreams,
     readMaxBytes: config.maxMessageBytes,
+    compressMinBytes: config.compressMinBytes,
   });
   await server.listen();
   closer.add("server", () => server.close(config.shutdownGraceMs));

@@ -1,6 +1,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import {
   GetHostnameResponseSchema,
@@ -161,5 +162,63 @@ describe("server-kit server", () => {
     const res = await fetch(`${srv.url}/metrics`);
     expect(res.status).toBe(200);
     expect(await res.text()).toContain("corral_rpc_requests_total");
+  });
+});
+
+describe("server-kit response compression", () => {
+  const big = "v".repeat(4096);
+  const mounts = [mount(RuntimeService, { getRuntimeConfig: () => create(GetRuntimeConfigResponseSchema, { serverVersion: big }) })];
+
+  /** One raw gRPC call that accepts gzip: the response's grpc-encoding and its message's compressed flag. */
+  async function call(url: string): Promise<{ encoding: string | undefined; flag: number; code: string | undefined }> {
+    const session = http2.connect(url);
+    try {
+      return await new Promise((resolve, reject) => {
+        const req = session.request({
+          ":method": "POST",
+          ":path": "/corral.registry.v1.RuntimeService/GetRuntimeConfig",
+          "content-type": "application/grpc",
+          te: "trailers",
+          "grpc-accept-encoding": "gzip",
+          authorization: `Bearer ${KEY}`,
+        });
+        let headers: http2.IncomingHttpHeaders = {};
+        const chunks: Buffer[] = [];
+        req.on("response", (h) => (headers = h));
+        req.on("data", (d: Buffer) => chunks.push(d));
+        req.on("trailers", (t) => {
+          const body = Buffer.concat(chunks);
+          resolve({ encoding: headers["grpc-encoding"] as string | undefined, flag: body[0] ?? -1, code: t["grpc-status"] as string });
+        });
+        req.on("error", reject);
+        req.end(Buffer.alloc(5)); // an empty, uncompressed request message
+      });
+    } finally {
+      session.close();
+    }
+  }
+
+  it("does not compress responses by default, even for a client that accepts gzip", async () => {
+    const srv = await startTestServer({ keys: { [KEY]: { kind: "user", teamId: "t", keyId: "k" } }, mounts });
+    try {
+      const res = await call(srv.url);
+      expect(res.code).toBe("0");
+      // The header may still name gzip: gRPC flags compression per message, and this one is not.
+      expect(res.flag).toBe(0);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it("compresses responses from the configured size on", async () => {
+    const srv = await startTestServer({ keys: { [KEY]: { kind: "user", teamId: "t", keyId: "k" } }, mounts, compressMinBytes: 1024 });
+    try {
+      const res = await call(srv.url);
+      expect(res.code).toBe("0");
+      expect(res.encoding).toBe("gzip");
+      expect(res.flag).toBe(1);
+    } finally {
+      await srv.close();
+    }
   });
 });

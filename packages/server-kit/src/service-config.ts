@@ -25,6 +25,11 @@ export interface ServiceConfig {
   maxConcurrentStreams: number;
   /** Largest request message accepted, in bytes (`CORRAL_MAX_MESSAGE_BYTES`): RESOURCE_EXHAUSTED above. */
   maxMessageBytes: number;
+  /**
+   * Responses at least this large are compressed when the client accepts gzip or br
+   * (`CORRAL_COMPRESS_MIN_BYTES`); 0, the default, never compresses responses.
+   */
+  compressMinBytes: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -69,5 +74,6 @@ export function readServiceConfig(defaultPort: number, env: Env = process.env): 
     publicUrl: envString("CORRAL_PUBLIC_URL", self, env),
     maxConcurrentStreams: envInt("CORRAL_MAX_CONCURRENT_STREAMS", 1_000, { min: 1, max: 2 ** 31 - 1 }, env),
     maxMessageBytes: envInt("CORRAL_MAX_MESSAGE_BYTES", 8 * 1024 * 1024, { min: 1024, max: 2 ** 31 - 1 }, env),
+    compressMinBytes: envInt("CORRAL_COMPRESS_MIN_BYTES", 0, { min: 0, max: 2 ** 31 - 1 }, env),
   };
 }

@@ -141,6 +141,8 @@ export class Runner {
         // Notice a dead connection well within a lease.
         pingIntervalMs: 15_000,
         pingTimeoutMs: 10_000,
+        // Work messages are small and frequent: compressing them costs more CPU than it saves.
+        acceptCompression: [],
       });
     this.#events.setMaxListeners(0);
   }

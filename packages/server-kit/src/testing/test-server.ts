@@ -17,6 +17,7 @@ export async function startTestServer(options: {
   /** API key → caller. */
   keys?: Record<string, Caller>;
   name?: string;
+  compressMinBytes?: number;
 }): Promise<TestServer> {
   const keys = options.keys ?? {};
   const server = createServer({
@@ -25,6 +26,7 @@ export async function startTestServer(options: {
     port: 0,
     verifier: { verify: async (key) => keys[key] },
     serviceKey: TEST_SERVICE_KEY,
+    compressMinBytes: options.compressMinBytes,
   });
   await server.listen();
   server.setServing(true);
