@@ -114,7 +114,12 @@ export function createBroker(options: BrokerOptions): Broker {
   const subscriber = own("sub");
   const channelPrefix = base.options.keyPrefix ?? "";
 
-  const queues = createQueueStore(redis, { recordTtlSec: 7 * 24 * 3600, channelPrefix });
+  const queues = createQueueStore(redis, {
+    recordTtlSec: 7 * 24 * 3600,
+    channelPrefix,
+    // Readers in this process start at once (the Pub/Sub wake-up still reaches every replica).
+    onQueued: (clusterId, queue) => dispatcher.notify(clusterId, queue),
+  });
   const leases = createLeaseStore(redis, { doneTtlSec: 24 * 3600 });
   const batcher = createResultBatcher({
     ledger: options.ledger,

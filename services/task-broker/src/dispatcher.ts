@@ -56,7 +56,7 @@ interface DispatchGroup {
   lastRecoverMs: number;
   /** The consumer groups exist and the wake-up channel is subscribed. */
   ready: boolean;
-  /** Batches being leased (revocation check and claim) while the loop reads on. */
+  /** Batches being leased (claim and revocation check) while the loop reads on. */
   handling: Set<Promise<void>>;
   /** Streams that returned entries in the last read (all of them when it returned none). */
   hotStreams: number;
@@ -177,36 +177,22 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     }
     hold(g, waiting);
     if (picked.length === 0) return;
-    let revoked: boolean[];
-    try {
-      revoked = await queues.revoked(picked);
-    } catch (err) {
-      // Nothing was claimed: the entries wait in the buffer, the credit is open again.
-      for (const t of targets) t.reserved--;
-      hold(g, picked);
-      wakeGroup(g);
-      throw err;
-    }
     const now = Date.now();
-    const requests: ClaimRequest[] = picked.map((entry, i) =>
-      revoked[i]
-        ? { entry, revoked: true, token: "", expiryMs: 0, sessionId: "", brokerId: options.brokerId }
-        : {
-            entry,
-            revoked: false,
-            token: newLeaseToken(),
-            expiryMs: now + options.leaseDurationMs,
-            sessionId: targets[i]!.id,
-            brokerId: options.brokerId,
-          },
-    );
+    const requests: ClaimRequest[] = picked.map((entry, i) => ({
+      entry,
+      token: newLeaseToken(),
+      expiryMs: now + options.leaseDurationMs,
+      sessionId: targets[i]!.id,
+      brokerId: options.brokerId,
+    }));
     let statuses: ClaimStatus[];
     try {
       statuses = await queues.claim(requests);
     } catch (err) {
-      // Nothing or part of it applied: claiming again is safe (a live lease answers 'inflight').
+      // Nothing or part of it applied: claiming again is safe (a live lease answers 'inflight',
+      // and its token is lost with this attempt: it expires and is re-queued).
       for (const t of targets) t.reserved--;
-      hold(g, requests.filter((r) => !r.revoked).map((r) => r.entry));
+      hold(g, picked);
       wakeGroup(g);
       throw err;
     }

@@ -85,6 +85,34 @@ describe("queue scripts", () => {
     expect((await queues.enqueue([env("rev")])).duplicates).toBe(1);
   });
 
+  it("drops entries queued before their job or task was revoked, and only those", async () => {
+    const job = (taskId: string, jobId: string) => create(TaskEnvelopeSchema, { ...env(taskId), jobId });
+    await queues.enqueue([job("rj-1", "job-revoked"), job("rt-1", "job-task-revoked"), job("rt-2", "job-task-revoked")]);
+    const entries = await readAll();
+    await queues.markRevoked("job-revoked", [], 60);
+    await queues.markRevoked("job-task-revoked", ["rt-1"], 60);
+    const statuses = await queues.claim(
+      entries.map((e, i) => ({ entry: e, token: `tok-${i}`, expiryMs: Date.now() + 60_000, sessionId: "s", brokerId: "b" })),
+    );
+    expect(Object.fromEntries(entries.map((e, i) => [e.envelope.taskId, statuses[i]]))).toEqual({
+      "rj-1": "revoked",
+      "rt-1": "revoked",
+      "rt-2": "leased",
+    });
+    // The revoked ones hold no lease: not in the expiry set, the attempt record says revoked.
+    expect(await r1.zscore(leasesKey(CLUSTER), attemptMember("rj-1", 1))).toBeNull();
+    expect(await r1.zscore(leasesKey(CLUSTER), attemptMember("rt-1", 1))).toBeNull();
+    expect(await r1.zscore(leasesKey(CLUSTER), attemptMember("rt-2", 1))).not.toBeNull();
+    expect((await leases.attempt(CLUSTER, "rt-1", 1))?.state).toBe("revoked");
+    expect((await leases.attempt(CLUSTER, "rt-2", 1))?.state).toBe("leased");
+    // A job revoked after its task was queued again (a retry) runs: the marker predates the entry.
+    await new Promise((r) => setTimeout(r, 5));
+    await queues.enqueue([job("rj-1", "job-revoked")].map((e) => create(TaskEnvelopeSchema, { ...e, attempt: 2 })));
+    const [retried] = await readAll();
+    const [status] = await queues.claim([{ entry: retried!, token: "tok-r", expiryMs: Date.now() + 60_000, sessionId: "s", brokerId: "b" }]);
+    expect(status).toBe("leased");
+  });
+
   it("re-queues an entry that was read but never leased", async () => {
     await queues.enqueue([env("back")]);
     const [e] = await readAll();

@@ -15,6 +15,7 @@ import {
   streamKey,
   wakeChannel,
 } from "./keys.js";
+import type { ChainableCommander } from "ioredis";
 import { batch, type RedisClient } from "./connection.js";
 import { batchCalls, defineScripts, scripts } from "./scripts.js";
 
@@ -36,7 +37,8 @@ export interface ClaimRequest {
   expiryMs: number;
   sessionId: string;
   brokerId: string;
-  revoked: boolean;
+  /** Drop the entry without looking for a revocation (the caller knows). */
+  revoked?: boolean;
 }
 
 export interface QueueStat {
@@ -54,6 +56,12 @@ export interface QueueStoreOptions {
   recordTtlSec: number;
   /** Pub/Sub channels ignore the key prefix; wake channels carry this one instead. */
   channelPrefix: string;
+  /**
+   * Called once per cluster and queue of an enqueue batch, right after the batch is written to
+   * Redis: this process's readers of the queue can read now, without waiting for the wake-up
+   * message to come back through Pub/Sub (a command sent later is run after the batch).
+   */
+  onQueued?(clusterId: string, queue: string): void;
 }
 
 export interface QueueStore {
@@ -64,10 +72,12 @@ export interface QueueStore {
   read(consumer: string, streams: readonly string[], count: number): Promise<StreamEntry[]>;
   /** Takes over entries pending longer than `minIdleMs` (read by a broker that died before leasing them). */
   autoclaim(consumer: string, stream: string, minIdleMs: number, count: number): Promise<StreamEntry[]>;
-  /** Whether each entry's job or task was revoked after the entry was queued. */
-  revoked(entries: readonly StreamEntry[]): Promise<boolean[]>;
   /** Remembers a revocation (the whole job, or some of its tasks) at Redis' clock. */
   markRevoked(jobId: string, taskIds: readonly string[], ttlSec: number): Promise<void>;
+  /**
+   * Turns entries into leases, or drops them: duplicates, and entries whose job or task was
+   * revoked after they were queued. The revocation check rides in the claim's round trip.
+   */
   claim(requests: readonly ClaimRequest[]): Promise<ClaimStatus[]>;
   requeue(entries: readonly StreamEntry[]): Promise<void>;
   stats(clusterId?: string): Promise<QueueStat[]>;
@@ -97,6 +107,42 @@ function ageOfId(id: string, now: number): number {
   return Math.max(0, now - idMs(id));
 }
 
+/**
+ * Queues one MGET per job on `pipe` (a job's marker and its tasks' markers share its hash tag);
+ * `read` tells, from the pipeline's first `count` results, which entries were queued before a
+ * revocation of their job or task.
+ */
+function queueRevocationChecks(pipe: ChainableCommander, entries: readonly StreamEntry[]) {
+  const byJob = new Map<string, number[]>();
+  entries.forEach((e, i) => {
+    const list = byJob.get(e.envelope.jobId);
+    if (list) list.push(i);
+    else byJob.set(e.envelope.jobId, [i]);
+  });
+  const jobs = [...byJob];
+  for (const [jobId, list] of jobs) {
+    pipe.mget(revokedJobKey(jobId), ...list.map((i) => revokedTaskKey(jobId, entries[i]!.envelope.taskId)));
+  }
+  return {
+    count: jobs.length,
+    read(results: Array<[Error | null, unknown]>): boolean[] {
+      const out = new Array<boolean>(entries.length).fill(false);
+      jobs.forEach(([, list], j) => {
+        const [err, values] = results[j]!;
+        if (err) throw err;
+        const marks = values as Array<string | null>;
+        list.forEach((i, k) => {
+          // Only entries queued before the revocation are dropped: a job retried later runs again.
+          const e = entries[i]!;
+          const queuedAt = Math.min(idMs(e.id), e.enqueuedAtMs || Number.POSITIVE_INFINITY);
+          out[i] = [marks[0], marks[k + 1]].some((v) => v !== null && v !== undefined && Number(v) >= queuedAt);
+        });
+      });
+      return out;
+    },
+  };
+}
+
 export function createQueueStore(redis: RedisClient, options: QueueStoreOptions): QueueStore {
   defineScripts(redis);
   const prefix = redis.options.keyPrefix ?? "";
@@ -115,6 +161,34 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
     };
   }
 
+  /** Queues the claim script calls of `requests` on `pipe` (one per cluster and batch). */
+  function queueClaims(pipe: ChainableCommander, requests: readonly ClaimRequest[], revoked: (r: ClaimRequest) => boolean): number[][] {
+    const calls = batchCalls(requests, (r) => `${r.entry.envelope.clusterId}\n${r.brokerId}`);
+    for (const call of calls) {
+      const first = requests[call[0]!]!;
+      const clusterId = first.entry.envelope.clusterId;
+      const args: Array<string | number> = [CONSUMER_GROUP, options.recordTtlSec, first.brokerId];
+      for (const i of call) {
+        const r = requests[i]!;
+        const t = r.entry.envelope;
+        args.push(prefixed(attemptKey(clusterId, t.taskId, t.attempt)), prefixed(r.entry.stream));
+        args.push(r.entry.id, r.token, r.expiryMs, r.sessionId, attemptMember(t.taskId, t.attempt), revoked(r) ? "1" : "0", t.jobId);
+      }
+      scripts.claimTasks(pipe, [leasesKey(clusterId)], args);
+    }
+    return calls;
+  }
+
+  function readClaims(results: Array<[Error | null, unknown]>, requests: readonly ClaimRequest[], calls: number[][]): ClaimStatus[] {
+    const statuses = new Array<ClaimStatus>(requests.length);
+    calls.forEach((call, c) => {
+      const [err, values] = results[c]!;
+      if (err) throw err;
+      call.forEach((i, k) => (statuses[i] = (values as ClaimStatus[])[k]!));
+    });
+    return statuses;
+  }
+
   // XGROUP and XINFO have no key position ioredis knows of: they get the prefix by hand (and on a
   // Redis Cluster reach their node through a MOVED redirect, see connection.ts).
   const prefixed = (key: string) => prefix + key;
@@ -127,7 +201,7 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
       const pipe = batch(redis);
       const clusters = new Set<string>();
       /** One wake-up per cluster and queue of the batch, after its entries. */
-      const wakes = new Map<string, [channel: string, queue: string]>();
+      const wakes = new Map<string, [channel: string, clusterId: string, queue: string]>();
       const queueOf = tasks.map((t) => queueName(t.identifier!.name, t.identifier!.version));
       const calls = batchCalls(tasks, (t) => t.clusterId);
       for (const call of calls) {
@@ -138,7 +212,7 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
         for (const i of call) {
           const t = tasks[i]!;
           const queue = queueOf[i]!;
-          wakes.set(`${channel}\n${queue}`, [channel, queue]);
+          wakes.set(`${channel}\n${queue}`, [channel, clusterId, queue]);
           // Envelopes from a request or a ledger answer are messages already: no copy before encoding.
           const message = isMessage(t, TaskEnvelopeSchema) ? t : create(TaskEnvelopeSchema, t);
           const raw = Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
@@ -148,8 +222,10 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
         scripts.enqueueTasks(pipe, [queuesKey(clusterId)], args);
       }
       pipe.sadd(clustersKey, ...clusters);
-      for (const [channel, queue] of wakes.values()) pipe.publish(channel, queue);
-      const results = (await pipe.exec()) ?? [];
+      for (const [channel, , queue] of wakes.values()) pipe.publish(channel, queue);
+      const sent = pipe.exec();
+      if (options.onQueued) for (const [, clusterId, queue] of wakes.values()) options.onQueued(clusterId, queue);
+      const results = (await sent) ?? [];
       let enqueued = 0;
       calls.forEach((call, c) => {
         const [err, values] = results[c]!;
@@ -210,35 +286,6 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
       return out;
     },
 
-    async revoked(entries) {
-      if (entries.length === 0) return [];
-      // One MGET per job, not per entry: a job's marker and its tasks' markers share its hash tag.
-      const byJob = new Map<string, number[]>();
-      entries.forEach((e, i) => {
-        const list = byJob.get(e.envelope.jobId);
-        if (list) list.push(i);
-        else byJob.set(e.envelope.jobId, [i]);
-      });
-      const jobs = [...byJob];
-      const pipe = batch(redis);
-      for (const [jobId, list] of jobs) {
-        pipe.mget(revokedJobKey(jobId), ...list.map((i) => revokedTaskKey(jobId, entries[i]!.envelope.taskId)));
-      }
-      const results = (await pipe.exec()) ?? [];
-      const out = new Array<boolean>(entries.length).fill(false);
-      results.forEach(([err, values], j) => {
-        if (err) throw err;
-        const marks = values as Array<string | null>;
-        jobs[j]![1].forEach((i, k) => {
-          // Only entries queued before the revocation are dropped: a job retried later runs again.
-          const e = entries[i]!;
-          const queuedAt = Math.min(idMs(e.id), e.enqueuedAtMs || Number.POSITIVE_INFINITY);
-          out[i] = [marks[0], marks[k + 1]].some((v) => v !== null && v !== undefined && Number(v) >= queuedAt);
-        });
-      });
-      return out;
-    },
-
     async markRevoked(jobId, taskIds, ttlSec) {
       const [sec, micros] = await redis.time();
       const now = String(Number(sec) * 1000 + Math.floor(Number(micros) / 1000));
@@ -251,27 +298,24 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
 
     async claim(requests) {
       if (requests.length === 0) return [];
+      // One round trip: the revocation markers are read next to the claim (they live in the
+      // job's slot, the leases in the cluster's), and the rare entry leased here and found
+      // revoked is dropped in a second call.
       const pipe = batch(redis);
-      const calls = batchCalls(requests, (r) => `${r.entry.envelope.clusterId}\n${r.brokerId}`);
-      for (const call of calls) {
-        const first = requests[call[0]!]!;
-        const clusterId = first.entry.envelope.clusterId;
-        const args: Array<string | number> = [CONSUMER_GROUP, options.recordTtlSec, first.brokerId];
-        for (const i of call) {
-          const r = requests[i]!;
-          const t = r.entry.envelope;
-          args.push(prefixed(attemptKey(clusterId, t.taskId, t.attempt)), prefixed(r.entry.stream));
-          args.push(r.entry.id, r.token, r.expiryMs, r.sessionId, attemptMember(t.taskId, t.attempt), r.revoked ? "1" : "0", t.jobId);
-        }
-        scripts.claimTasks(pipe, [leasesKey(clusterId)], args);
-      }
+      const checks = queueRevocationChecks(pipe, requests.map((r) => r.entry));
+      const calls = queueClaims(pipe, requests, (r) => r.revoked === true);
       const results = (await pipe.exec()) ?? [];
-      const statuses = new Array<ClaimStatus>(requests.length);
-      calls.forEach((call, c) => {
-        const [err, values] = results[c]!;
-        if (err) throw err;
-        call.forEach((i, k) => (statuses[i] = (values as ClaimStatus[])[k]!));
-      });
+      const revoked = checks.read(results);
+      const statuses = readClaims(results.slice(checks.count), requests, calls);
+      const drop = requests.flatMap((r, i) => (statuses[i] === "leased" && revoked[i] ? [i] : []));
+      if (drop.length > 0) {
+        const again = batch(redis);
+        const dropCalls = queueClaims(again, drop.map((i) => requests[i]!), () => true);
+        const dropped = readClaims((await again.exec()) ?? [], drop.map((i) => requests[i]!), dropCalls);
+        drop.forEach((i, k) => {
+          if (dropped[k] === "revoked") statuses[i] = "revoked";
+        });
+      }
       return statuses;
     },
 

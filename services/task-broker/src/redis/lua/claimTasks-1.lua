@@ -12,6 +12,9 @@
   its stream, entry id, lease token, lease expiry (ms since the epoch), session id, lease member
   <task id>:<attempt>, '1' when the task's job (or the task) was revoked, job id
 
+  The caller checks revocations in the same round trip as the claim, so an entry can be leased
+  and then found revoked: called again with '1' and the lease's own token, the lease is dropped.
+
   The per-entry keys travel in ARGV (with the key prefix applied by the caller) so that the one
   declared key routes the call on a Redis Cluster; they share its hash tag, so its slot.
 
@@ -27,7 +30,12 @@ for i = 1, (#ARGV - 3) / 9 do
   local member, revoked, job = ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]
   local s = redis.call('HGET', record, 's')
   if revoked == '1' then
-    if s == false or s == 'queued' then
+    local own = s == 'leased' and token ~= '' and redis.call('HGET', record, 'tok') == token
+    if s == false or s == 'queued' or own then
+      if own then
+        redis.call('ZREM', KEYS[1], member)
+        redis.call('HDEL', record, 'tok', 'exp', 'sid', 'b')
+      end
       redis.call('HSET', record, 's', 'revoked', 'q', stream, 'e', entry, 'j', job)
       redis.call('EXPIRE', record, ARGV[2])
     end
