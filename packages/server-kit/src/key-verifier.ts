@@ -1,6 +1,7 @@
 // Services other than the registry resolve API keys through the registry's internal VerifyApiKey,
 // with a short cache so a revocation takes effect within `ttlMs`, and stale answers bridge a
-// registry restart.
+// registry restart. A key in use is looked up again in the background once its answer is half
+// the TTL old, so callers of a busy key never wait for the registry.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ApiKeyService } from "@corral/proto";
 import type { ApiKeyVerifier, Caller } from "./auth.js";
@@ -45,17 +46,26 @@ export function createRegistryKeyVerifier(options: RegistryKeyVerifierOptions): 
     }
   };
 
+  const start = (key: string): Promise<Caller | undefined> => {
+    let p = inflight.get(key);
+    if (!p) {
+      p = lookup(key).finally(() => inflight.delete(key));
+      inflight.set(key, p);
+    }
+    return p;
+  };
+
   return {
     async verify(key) {
       const hit = cache.get(key);
-      if (hit && Date.now() - hit.at < ttl) return hit.caller;
-      if (cache.size > 10_000) cache.clear();
-      let p = inflight.get(key);
-      if (!p) {
-        p = lookup(key).finally(() => inflight.delete(key));
-        inflight.set(key, p);
+      const age = hit ? Date.now() - hit.at : Infinity;
+      if (hit && age < ttl) {
+        // Refresh ahead; a failure here changes nothing (the next caller past the TTL retries).
+        if (age >= ttl / 2 && hit.caller && !inflight.has(key)) start(key).catch(() => {});
+        return hit.caller;
       }
-      return p;
+      if (cache.size > 10_000) cache.clear();
+      return start(key);
     },
   };
 }

@@ -88,6 +88,24 @@ describe("ApiKeyService", () => {
     expect(await verifier.verify(key)).toBeUndefined();
   });
 
+  it("verifies a key in use again in the background, so a revocation still takes effect within the TTL", async () => {
+    const verifier = createRegistryKeyVerifier({ baseUrl: h.url, serviceKey: TEST_SERVICE_KEY, ttlMs: 2_000 });
+    const { apiKey, key } = await h.client(ApiKeyService).createApiKey({ name: "refreshed" });
+    expect(await verifier.verify(key)).toMatchObject({ keyId: apiKey!.id });
+    await h.client(ApiKeyService).revokeApiKey({ id: apiKey!.id });
+    await new Promise((r) => setTimeout(r, 1_100));
+    // Past half the TTL: still the cached answer (not 2 s old yet), and a lookup starts.
+    const before = Date.now();
+    expect(await verifier.verify(key)).toMatchObject({ keyId: apiKey!.id });
+    // The background lookup sees the revocation; the key stops working within the TTL.
+    let caller = await verifier.verify(key);
+    while (caller !== undefined && Date.now() - before < 5_000) {
+      await new Promise((r) => setTimeout(r, 20));
+      caller = await verifier.verify(key);
+    }
+    expect(caller).toBeUndefined();
+  });
+
   it("bootstraps a team once per name and a new key each call", async () => {
     const first = await h.registry.bootstrap("bootstrapped");
     const second = await h.registry.bootstrap("bootstrapped", "another");

@@ -33,6 +33,21 @@ describe("createRegistryClusterResolver", () => {
     expect(calls).toEqual([["", "gpu"]]);
   });
 
+  it("resolves a slug in use again in the background, before its answer expires", async () => {
+    const calls: string[][] = [];
+    const known: Record<string, string> = { "": "c0" };
+    const resolver = createRegistryClusterResolver(registry(known, calls), { ttlMs: 1_000 });
+    expect((await resolver.resolve("team", [""])).get("")?.id).toBe("c0");
+    await new Promise((r) => setTimeout(r, 600));
+    known[""] = "c0-renamed";
+    // Half the TTL has passed: answered from the cache at once, refreshed meanwhile.
+    expect((await resolver.resolve("team", [""])).get("")?.id).toBe("c0");
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls).toEqual([[""], [""]]);
+    expect((await resolver.resolve("team", [""])).get("")?.id).toBe("c0-renamed");
+    expect(calls).toHaveLength(2);
+  });
+
   it("names the unknown slug in a NotFoundError", async () => {
     const resolver = createRegistryClusterResolver(registry({ "": "c0" }, []));
     await expect(resolver.resolve("team", ["", "nope"])).rejects.toMatchObject({ code: Code.NotFound, id: "nope" });

@@ -1,5 +1,7 @@
 // The ClusterResolver of a deployed job-service: the registry's internal ResolveClusters, with a
-// short cache because every submission and every batch with subtasks resolves slugs.
+// short cache because every submission and every batch with subtasks resolves slugs. A slug in
+// use is resolved again in the background once its answer is half the TTL old, so submissions
+// do not wait for the registry every TTL.
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { ClusterService } from "@corral/proto";
 import { NotFoundError, UnavailableError } from "@corral/server-kit";
@@ -29,6 +31,23 @@ export function createRegistryClusterResolver(
     }
   };
 
+  const refreshing = new Set<string>();
+  const refresh = (teamId: string, slug: string) => {
+    const k = key(teamId, slug);
+    if (refreshing.has(k)) return;
+    refreshing.add(k);
+    call(teamId, [slug])
+      .then(([c]) => {
+        if (c) cache.set(k, { cluster: c, expires: Date.now() + ttlMs });
+        else cache.delete(k);
+      })
+      // A slug that stopped resolving is dropped, so the next submission asks (and fails) itself.
+      .catch((err: unknown) => {
+        if (err instanceof NotFoundError) cache.delete(k);
+      })
+      .finally(() => refreshing.delete(k));
+  };
+
   return {
     async resolve(teamId, slugs) {
       const now = Date.now();
@@ -36,8 +55,10 @@ export function createRegistryClusterResolver(
       const missing: string[] = [];
       for (const s of new Set(slugs)) {
         const hit = cache.get(key(teamId, s));
-        if (hit && hit.expires > now) out.set(s, hit.cluster);
-        else missing.push(s);
+        if (hit && hit.expires > now) {
+          out.set(s, hit.cluster);
+          if (hit.expires - now <= ttlMs / 2) refresh(teamId, s);
+        } else missing.push(s);
       }
       if (missing.length > 0) {
         let clusters: ResolvedCluster[];
