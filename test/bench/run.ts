@@ -3,7 +3,7 @@
 // scenario (one line each), then a table. `--smoke` is a small run that finishes in seconds.
 //
 //   npm run bench -- [--tasks 20000] [--runners 2] [--slots 50] [--latency-tasks 1000]
-//                    [--depth 1000000] [--drain 10000] [--idle 1000,5000] [--only corral,bullmq,...] [--smoke]
+//                    [--depth 1000000] [--drain 10000] [--idle 1000,5000] [--warmup 2000] [--only corral,bullmq,...] [--smoke]
 //                    [--profile DIR] (CPU profiles of the three services, written when they stop)
 //   BENCH_SERVICE_NODE_OPTIONS: extra NODE_OPTIONS for the three service processes (experiments).
 //
@@ -41,6 +41,8 @@ const { values: args } = parseArgs({
     depth: { type: "string" },
     drain: { type: "string" },
     idle: { type: "string" },
+    /** Tasks each system runs before it is measured (JIT, connections, caches). */
+    warmup: { type: "string" },
     only: { type: "string" },
     smoke: { type: "boolean", default: false },
     /** Writes the services' CPU profiles (inspector, see cpu-profile.mjs) into this folder. */
@@ -57,6 +59,7 @@ const opts = {
   depth: num(args.depth, smoke ? 2_000 : 1_000_000),
   drain: num(args.drain, smoke ? 300 : 10_000),
   idle: (args.idle ?? (smoke ? "100" : "1000,5000")).split(",").map(Number).filter((n) => n > 0),
+  warmup: num(args.warmup, smoke ? 100 : 2_000),
   only: new Set((args.only ?? "corral,bullmq,graphile,latency,depth,idle").split(",")),
   idleSampleMs: smoke ? 2_000 : 10_000,
 };
@@ -268,7 +271,7 @@ async function bullmqRun(suite: Suite, n: number, latencyCount: number): Promise
   const out: Row[] = [];
   try {
     // Warm-up, as for Corral.
-    await bullmqDrain(queue, 200);
+    await bullmqDrain(queue, opts.warmup);
     if (opts.only.has("bullmq")) {
       const r = await bullmqDrain(queue, n);
       out.push({ scenario: "throughput", system: "bullmq", tasks: n, seconds: round(r), tasks_per_s: Math.round(n / r), runners: opts.runners, slots: opts.slots });
@@ -330,7 +333,7 @@ async function graphileRun(suite: Suite, n: number, variant: "graphile" | "graph
     return (now() - t0) / 1000;
   };
   try {
-    await drain(200);
+    await drain(opts.warmup);
     const seconds = await drain(n);
     return {
       scenario: "throughput",
@@ -521,8 +524,8 @@ async function main(): Promise<void> {
         runners: runners.map((r) => r.proc.pid!),
         bench: [process.pid],
       };
-      // Warm-up: JIT, connections, caches.
-      await corralThroughput(client, "roots", 200);
+      // Warm-up: JIT, connections, caches (V8 keeps optimizing well past the first hundred tasks).
+      await corralThroughput(client, "roots", opts.warmup);
     }
     if (opts.only.has("corral")) {
       note("corral throughput");
