@@ -1,5 +1,6 @@
 // Ledger throughput: submit one job of 10,000 tasks, then apply their results as a broker would,
-// in batches of 1,000 tasks (a started batch, then a completed batch). Prints JSON.
+// in batches of 1,000 tasks: a started batch, then a completed batch; both in one call; one
+// completion per task with its start folded in. Prints JSON.
 // Run: npx tsx services/job-service/bench/ledger-bench.ts [tasks] [batch]
 import { performance } from "node:perf_hooks";
 import { createDatabase, migrateToLatest } from "@corral/server-kit";
@@ -60,6 +61,24 @@ try {
   }
   const combinedMs = performance.now() - t0;
 
+  // A broker that folds each start into its completion (TaskCompleted.started): 1,000 results.
+  enqueued.length = 0;
+  await ledger.submitJob({ teamId: "bench", name: "folded", clusterSlug: "", tasks });
+  const folded = [...enqueued];
+  t0 = performance.now();
+  for (let i = 0; i < taskCount; i += batchSize) {
+    const batch = folded.slice(i, i + batchSize);
+    await ledger.reportResults({
+      results: batch.map((e) => {
+        const end = completed(e);
+        const start = started(e);
+        if (end.outcome.case === "completed" && start.outcome.case === "started") end.outcome.value.started = start.outcome.value;
+        return end;
+      }),
+    });
+  }
+  const foldedMs = performance.now() - t0;
+
   // Subtasks: one completion spawning 10,000 subtasks in one result.
   const root = await ledger.submitJob({ teamId: "bench", name: "fanout", clusterSlug: "", tasks: [task("root")] });
   const rootEnv = enqueued[enqueued.length - 1]!;
@@ -86,6 +105,8 @@ try {
         resultsPerSec: Math.round((2 * taskCount) / (resultsMs / 1000)),
         combinedBatchesMs: Math.round(combinedMs),
         combinedTasksPerSec: Math.round(taskCount / (combinedMs / 1000)),
+        foldedBatchesMs: Math.round(foldedMs),
+        foldedTasksPerSec: Math.round(taskCount / (foldedMs / 1000)),
         fanoutSubtasks: taskCount,
         fanoutMs: Math.round(fanoutMs),
         fanoutJob: root.job.id,

@@ -66,7 +66,46 @@ describe("result batcher", () => {
     await batcher.close();
   });
 
-  it("holds a start back until its task ends, then sends both in one call", async () => {
+  it("folds a start that has not left yet into its task's end", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const { batcher } = setup(okLedger(requests));
+    const failed = create(TaskResultSchema, { taskId: "b", attempt: 1, outcome: { case: "failed", value: { error: "x" } } });
+    const outcomes = await Promise.all([
+      batcher.submit(started("a")),
+      batcher.submit(started("b")),
+      batcher.submit(started("c")),
+      batcher.submit(completed("a")),
+      batcher.submit(failed),
+    ]);
+    expect(outcomes.map((o) => `${o.taskId}:${ResultStatus[o.status]}`)).toEqual([
+      "a:APPLIED",
+      "b:APPLIED",
+      "c:APPLIED",
+      "a:APPLIED",
+      "b:APPLIED",
+    ]);
+    expect(requests).toHaveLength(1);
+    const sent = requests[0]!.results;
+    expect(sent.map((r) => `${r.taskId}:${r.outcome.case}`)).toEqual(["c:started", "a:completed", "b:failed"]);
+    const a = sent[1]!.outcome;
+    const b = sent[2]!.outcome;
+    expect(a.case === "completed" && a.value.started?.runnerId).toBe("r");
+    expect(b.case === "failed" && b.value.started?.runnerId).toBe("r");
+    await batcher.close();
+  });
+
+  it("sends an end on its own when its start already left", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const { batcher } = setup(okLedger(requests));
+    await batcher.submit(started("a"));
+    await batcher.submit(completed("a"));
+    expect(requests.map((r) => r.results.map((x) => `${x.taskId}:${x.outcome.case}`))).toEqual([["a:started"], ["a:completed"]]);
+    const end = requests[1]!.results[0]!.outcome;
+    expect(end.case === "completed" && end.value.started).toBeUndefined();
+    await batcher.close();
+  });
+
+  it("holds a start back until its task ends, then sends it inside the end", async () => {
     const requests: ReportResultsRequest[] = [];
     const { batcher } = setup(okLedger(requests), 100, 60_000);
     const start = batcher.submit(started("a"));
@@ -76,7 +115,7 @@ describe("result batcher", () => {
     const [s, c] = await Promise.all([start, batcher.submit(completed("a"))]);
     expect([s.status, c.status]).toEqual([ResultStatus.APPLIED, ResultStatus.APPLIED]);
     expect(requests).toHaveLength(1);
-    expect(requests[0]!.results.map((r) => `${r.taskId}:${r.outcome.case}`)).toEqual(["a:started", "a:completed"]);
+    expect(requests[0]!.results.map((r) => `${r.taskId}:${r.outcome.case}`)).toEqual(["a:completed"]);
     await batcher.close();
   });
 

@@ -3,8 +3,9 @@
 // must not be lost. The tasks that became ready are enqueued before anyone is told the batch is
 // durable, and acknowledged to job-service in the next call's `dispatched` field.
 //
-// Start reports are held back for `startHoldMs`: a task that ends within that time has its start
-// and its end in the same call, so job-service writes the task once instead of twice.
+// A task's start that has not left yet when its end comes is folded into the end (TaskCompleted
+// or TaskFailed `started`): one result instead of two to encode, validate, apply and answer. Start
+// reports can be held back for `startHoldMs` so that short tasks fold more often.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -57,6 +58,8 @@ interface Item {
   result: TaskResult;
   resolve(outcome: ResultOutcome): void;
   reject(err: unknown): void;
+  /** A start folded into its end: skipped when its batch is sent, settled with the end. */
+  folded?: boolean;
 }
 
 interface HeldStart extends Item {
@@ -85,6 +88,8 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
   let queue: Item[] = [];
   /** Start reports held back, oldest first (a Map keeps insertion order). */
   let held = new Map<string, HeldStart>();
+  /** Start reports in `queue`, by attempt, until their batch leaves. */
+  const queuedStarts = new Map<string, Item>();
   let holdTimer: NodeJS.Timeout | undefined;
   let acks: DispatchAck[] = [];
   let timer: NodeJS.Timeout | undefined;
@@ -105,6 +110,7 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
       if (item.heldAtMs > due) break;
       held.delete(key);
       queue.push(item);
+      queuedStarts.set(key, item);
     }
     if (holdTimer) clearTimeout(holdTimer);
     holdTimer = undefined;
@@ -175,7 +181,9 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
 
   async function flushOne(): Promise<void> {
     if (held.size > 0) releaseHeld();
-    const items = queue.splice(0, options.batchSize);
+    const taken = queue.splice(0, options.batchSize);
+    for (const item of taken) if (item.result.outcome.case === "started") queuedStarts.delete(attemptKey(item.result));
+    const items = taken.filter((item) => !item.folded);
     const dispatched = acks.splice(0, 100_000);
     inFlight += items.length;
     try {
@@ -240,16 +248,31 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
           if (!holdTimer) releaseHeld();
           return;
         }
-        // The attempt's start, if still held, goes first in the same call.
-        if (held.size > 0) {
-          const key = attemptKey(result);
-          const start = held.get(key);
-          if (start) {
-            held.delete(key);
-            queue.push(start);
-          }
+        const key = attemptKey(result);
+        const end = result.outcome.case === "completed" || result.outcome.case === "failed" ? result.outcome.value : undefined;
+        // The attempt's start, if it has not left yet, travels inside its end.
+        const start = end && !end.started ? (held.get(key) ?? queuedStarts.get(key)) : undefined;
+        if (end && start && start.result.outcome.case === "started") {
+          held.delete(key);
+          queuedStarts.delete(key);
+          start.folded = true;
+          end.started = start.result.outcome.value;
+          queue.push({
+            result,
+            resolve: (outcome) => {
+              start.resolve(outcome);
+              resolve(outcome);
+            },
+            reject: (err) => {
+              start.reject(err);
+              reject(err);
+            },
+          });
+        } else {
+          const item: Item = { result, resolve, reject };
+          queue.push(item);
+          if (result.outcome.case === "started") queuedStarts.set(key, item);
         }
-        queue.push({ result, resolve, reject });
         if (queue.length >= options.batchSize && timer) {
           clearTimeout(timer);
           timer = undefined;
@@ -281,9 +304,10 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
       if (holdTimer) clearTimeout(holdTimer);
       holdTimer = undefined;
       // An in-flight call settles on its own; what never left is failed now.
-      const left = [...queue, ...held.values()];
+      const left = [...queue.filter((item) => !item.folded), ...held.values()];
       queue = [];
       held = new Map();
+      queuedStarts.clear();
       for (const item of left) item.reject(new UnavailableError("the broker closed before the result was reported"));
       notifyIdle();
     },

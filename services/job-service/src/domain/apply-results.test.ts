@@ -1,4 +1,6 @@
-import { JobState, ResultStatus, TaskState, type TaskEnvelope } from "@corral/proto";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { JobState, ResultStatus, TaskStartedSchema, TaskState, type TaskEnvelope } from "@corral/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJobLedger, type JobLedger } from "../job-ledger.js";
 import {
@@ -58,6 +60,43 @@ async function jobState(jobId: string) {
 const names = (ready: TaskEnvelope[]) => ready.map((r) => r.display).sort();
 
 describe("applyResults", () => {
+  it("applies a start folded into its task's end: runner, start time and compute time", async () => {
+    const { jobId, ready } = await submit([["folded-ok"], ["folded-fail", { maxRetries: 0 }]]);
+    const start = (e: TaskEnvelope, ms: number) => {
+      const s = started(e, "runner-folded");
+      if (s.outcome.case !== "started") throw new Error("unreachable");
+      return { ...s.outcome.value, startTime: timestampFromMs(ms) };
+    };
+    const ok = completed(pick(ready, "folded-ok"));
+    const bad = failed(pick(ready, "folded-fail"), { countsAsRetry: true });
+    if (ok.outcome.case !== "completed" || bad.outcome.case !== "failed") throw new Error("unreachable");
+    ok.outcome.value.started = start(pick(ready, "folded-ok"), 1_000_000);
+    ok.outcome.value.stopTime = timestampFromMs(1_000_250);
+    bad.outcome.value.started = start(pick(ready, "folded-fail"), 2_000_000);
+    bad.outcome.value.stopTime = timestampFromMs(2_000_100);
+    const out = await ledger.reportResults({ results: [ok, bad] });
+    expect(out.outcomes.map((o) => o.status)).toEqual([ResultStatus.APPLIED, ResultStatus.APPLIED]);
+    const rows = await t.db.selectFrom("tasks").selectAll().where("job_id", "=", jobId).orderBy("position").execute();
+    expect(rows.map((r) => [r.display, r.state, r.runner_id, r.start_time?.getTime(), r.compute_ms])).toEqual([
+      ["folded-ok", TaskState.COMPUTED, "runner-folded", 1_000_000, 250],
+      ["folded-fail", TaskState.FAILED, "runner-folded", 2_000_000, 100],
+    ]);
+    const job = await jobState(jobId);
+    expect(job.first_start_time?.getTime()).toBe(1_000_000);
+  });
+
+  it("ignores a folded start when the start was already applied", async () => {
+    const { jobId, ready } = await submit([["started-twice"]]);
+    const e = pick(ready, "started-twice");
+    await ledger.reportResults({ results: [started(e, "first-runner")] });
+    const end = completed(e);
+    if (end.outcome.case !== "completed") throw new Error("unreachable");
+    end.outcome.value.started = create(TaskStartedSchema, { runnerId: "other" });
+    expect((await ledger.reportResults({ results: [end] })).outcomes[0]!.status).toBe(ResultStatus.APPLIED);
+    const row = await t.db.selectFrom("tasks").selectAll().where("job_id", "=", jobId).executeTakeFirstOrThrow();
+    expect([row.state, row.runner_id]).toEqual([TaskState.COMPUTED, "first-runner"]);
+  });
+
   it("runs a diamond: the join waits for both branches", async () => {
     const { jobId, ready } = await submit([["A"], ["B", { dependsOn: [0] }], ["C", { dependsOn: [0] }], ["D", { dependsOn: [1, 2] }]]);
     expect(names(ready)).toEqual(["A"]);

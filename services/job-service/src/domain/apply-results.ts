@@ -9,6 +9,7 @@ import {
   type DispatchAck,
   type ResultOutcome,
   type TaskEnvelope,
+  type TaskStarted,
   type TaskResult,
   type TaskSubmission,
 } from "@corral/proto";
@@ -188,6 +189,18 @@ async function applyInTransaction(
       hardFailed.add(w.id);
     }
   };
+  const begin = (w: TaskRow, s: TaskStarted) => {
+    w.state = RUNNING;
+    w.runner_id = s.runnerId;
+    w.start_time = s.startTime ? timestampDate(s.startTime) : now;
+    w.stop_time = null;
+    deltas.ran(w.job_id, w.start_time, null);
+    w.error = "";
+  };
+  /** An end that carries its attempt's start (never sent on its own): apply the start first. */
+  const beginFolded = (w: TaskRow, s: TaskStarted | undefined) => {
+    if (s && w.state === QUEUED && w.waiting_deps === 0) begin(w, s);
+  };
   const endAttempt = (w: TaskRow, stop: Date, progress: ProgressJson[] | undefined) => {
     w.stop_time = stop;
     if (w.start_time) w.compute_ms += Math.max(0, stop.getTime() - w.start_time.getTime());
@@ -227,13 +240,7 @@ async function applyInTransaction(
           stale(outcome, w);
           return;
         }
-        const s = r.outcome.value;
-        w.state = RUNNING;
-        w.runner_id = s.runnerId;
-        w.start_time = s.startTime ? timestampDate(s.startTime) : now;
-        w.stop_time = null;
-        deltas.ran(w.job_id, w.start_time, null);
-        w.error = "";
+        begin(w, r.outcome.value);
         outcome.status = ResultStatus.APPLIED;
         return;
       }
@@ -243,6 +250,7 @@ async function applyInTransaction(
           return;
         }
         const c = r.outcome.value;
+        beginFolded(w, c.started);
         const stop = c.stopTime ? timestampDate(c.stopTime) : now;
         endAttempt(w, stop, c.progress.map(progressJson));
         const invalid = resolved.invalid.get(index);
@@ -272,6 +280,7 @@ async function applyInTransaction(
           return;
         }
         const f = r.outcome.value;
+        beginFolded(w, f.started);
         endAttempt(w, f.stopTime ? timestampDate(f.stopTime) : now, f.progress.map(progressJson));
         w.error = f.error;
         if (f.display !== "") w.display = f.display;

@@ -7,6 +7,7 @@ import {
   ResultOutcomeSchema,
   ResultStatus,
   TaskEnvelopeSchema,
+  TaskResultSchema,
   type DispatchAck,
   type ReportResultsRequest,
   type ReportResultsResponse,
@@ -137,6 +138,12 @@ export function createTestLedger(): TestLedger {
       acks.push(...request.dispatched);
       const ready: TaskEnvelope[] = [];
       const outcomes = request.results.map((r) => {
+        // A start folded into its end applies (and is recorded) as if it came on its own.
+        const end = r.outcome.case === "completed" || r.outcome.case === "failed" ? r.outcome.value : undefined;
+        if (end?.started && tasks.get(r.taskId)?.state === "queued" && tasks.get(r.taskId)?.envelope.attempt === r.attempt) {
+          const start = create(TaskResultSchema, { taskId: r.taskId, attempt: r.attempt, outcome: { case: "started", value: end.started } });
+          results.push({ result: start, status: apply(start, ready).status });
+        }
         const { status, canceled } = apply(r, ready);
         results.push({ result: r, status });
         return create(ResultOutcomeSchema, { taskId: r.taskId, attempt: r.attempt, status, canceled });
