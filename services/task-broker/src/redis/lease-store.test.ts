@@ -66,6 +66,17 @@ describe("queue scripts", () => {
     expect(await lease(entries[1]!, "s1", "tok2")).toBe("leased");
   });
 
+  it("enqueues a batch larger than one pipeline completely, and each attempt once", async () => {
+    const many = Array.from({ length: 2_500 }, (_, i) => env(`big-${i}`, 1, "v9.0"));
+    expect(await queues.enqueue([...many, many[0]!])).toEqual({ enqueued: 2_500, duplicates: 1 });
+    expect(await queues.enqueue(many.slice(1_000, 1_100))).toEqual({ enqueued: 0, duplicates: 100 });
+    const ids = new Set<string>();
+    for (let read = await readAll("lua:v9.0"); read.length > 0; read = await readAll("lua:v9.0")) {
+      for (const e of read) ids.add(e.envelope.taskId);
+    }
+    expect(ids.size).toBe(2_500);
+  });
+
   it("drops duplicate and revoked entries at claim time and leaves a live lease's entry alone", async () => {
     await queues.enqueue([env("dup")]);
     const [first] = await readAll();

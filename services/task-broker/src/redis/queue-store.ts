@@ -189,6 +189,49 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
     return statuses;
   }
 
+  /** Items per enqueue pipeline. */
+  const enqueueChunk = 1_000;
+
+  async function enqueueChunkOf(tasks: readonly TaskEnvelope[]): Promise<{ enqueued: number; duplicates: number }> {
+    if (tasks.length === 0) return { enqueued: 0, duplicates: 0 };
+    const now = Date.now();
+    const pipe = batch(redis);
+    const clusters = new Set<string>();
+    /** One wake-up per cluster and queue of the batch, after its entries. */
+    const wakes = new Map<string, [channel: string, clusterId: string, queue: string]>();
+    const queueOf = tasks.map((t) => queueName(t.identifier!.name, t.identifier!.version));
+    const calls = batchCalls(tasks, (t) => t.clusterId);
+    for (const call of calls) {
+      const clusterId = tasks[call[0]!]!.clusterId;
+      clusters.add(clusterId);
+      const channel = wakeChannel(options.channelPrefix, clusterId);
+      const args: Array<string | number> = [CONSUMER_GROUP, options.recordTtlSec, now];
+      for (const i of call) {
+        const t = tasks[i]!;
+        const queue = queueOf[i]!;
+        wakes.set(`${channel}\n${queue}`, [channel, clusterId, queue]);
+        // Envelopes from a request or a ledger answer are messages already: no copy before encoding.
+        const message = isMessage(t, TaskEnvelopeSchema) ? t : create(TaskEnvelopeSchema, t);
+        const raw = Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
+        args.push(prefixed(streamKey(clusterId, queue)), prefixed(attemptKey(clusterId, t.taskId, t.attempt)));
+        args.push(t.jobId, t.teamId, raw, queue);
+      }
+      scripts.enqueueTasks(pipe, [queuesKey(clusterId)], args);
+    }
+    pipe.sadd(clustersKey, ...clusters);
+    for (const [channel, , queue] of wakes.values()) pipe.publish(channel, queue);
+    const sent = pipe.exec();
+    if (options.onQueued) for (const [, clusterId, queue] of wakes.values()) options.onQueued(clusterId, queue);
+    const results = (await sent) ?? [];
+    let enqueued = 0;
+    calls.forEach((call, c) => {
+      const [err, values] = results[c]!;
+      if (err) throw err;
+      for (const v of values as number[]) if (v === 1) enqueued++;
+    });
+    return { enqueued, duplicates: tasks.length - enqueued };
+  }
+
   // XGROUP and XINFO have no key position ioredis knows of: they get the prefix by hand (and on a
   // Redis Cluster reach their node through a MOVED redirect, see connection.ts).
   const prefixed = (key: string) => prefix + key;
@@ -196,42 +239,14 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
 
   return {
     async enqueue(tasks) {
-      if (tasks.length === 0) return { enqueued: 0, duplicates: 0 };
-      const now = Date.now();
-      const pipe = batch(redis);
-      const clusters = new Set<string>();
-      /** One wake-up per cluster and queue of the batch, after its entries. */
-      const wakes = new Map<string, [channel: string, clusterId: string, queue: string]>();
-      const queueOf = tasks.map((t) => queueName(t.identifier!.name, t.identifier!.version));
-      const calls = batchCalls(tasks, (t) => t.clusterId);
-      for (const call of calls) {
-        const clusterId = tasks[call[0]!]!.clusterId;
-        clusters.add(clusterId);
-        const channel = wakeChannel(options.channelPrefix, clusterId);
-        const args: Array<string | number> = [CONSUMER_GROUP, options.recordTtlSec, now];
-        for (const i of call) {
-          const t = tasks[i]!;
-          const queue = queueOf[i]!;
-          wakes.set(`${channel}\n${queue}`, [channel, clusterId, queue]);
-          // Envelopes from a request or a ledger answer are messages already: no copy before encoding.
-          const message = isMessage(t, TaskEnvelopeSchema) ? t : create(TaskEnvelopeSchema, t);
-          const raw = Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
-          args.push(prefixed(streamKey(clusterId, queue)), prefixed(attemptKey(clusterId, t.taskId, t.attempt)));
-          args.push(t.jobId, t.teamId, raw, queue);
-        }
-        scripts.enqueueTasks(pipe, [queuesKey(clusterId)], args);
-      }
-      pipe.sadd(clustersKey, ...clusters);
-      for (const [channel, , queue] of wakes.values()) pipe.publish(channel, queue);
-      const sent = pipe.exec();
-      if (options.onQueued) for (const [, clusterId, queue] of wakes.values()) options.onQueued(clusterId, queue);
-      const results = (await sent) ?? [];
+      // A large batch (a fan-out's subtasks) goes in pipelines of at most `enqueueChunk`: the
+      // first entries can be read while the rest is stored, and other commands on the shared
+      // connection (claims, reads) do not queue behind all of it.
+      if (tasks.length <= enqueueChunk) return enqueueChunkOf(tasks);
       let enqueued = 0;
-      calls.forEach((call, c) => {
-        const [err, values] = results[c]!;
-        if (err) throw err;
-        for (const v of values as number[]) if (v === 1) enqueued++;
-      });
+      for (let i = 0; i < tasks.length; i += enqueueChunk) {
+        enqueued += (await enqueueChunkOf(tasks.slice(i, i + enqueueChunk))).enqueued;
+      }
       return { enqueued, duplicates: tasks.length - enqueued };
     },
 
