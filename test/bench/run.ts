@@ -3,7 +3,8 @@
 // scenario (one line each), then a table. `--smoke` is a small run that finishes in seconds.
 //
 //   npm run bench -- [--tasks 20000] [--runners 2] [--slots 50] [--latency-tasks 1000]
-//                    [--depth 1000000] [--drain 10000] [--idle 1000,5000] [--warmup 2000] [--only corral,bullmq,...] [--smoke]
+//                    [--depth 1000000] [--drain 10000] [--idle 1000,5000] [--warmup 2000] [--repeat 3]
+//                    [--only corral,bullmq,...] [--smoke]
 //                    [--profile DIR] (CPU profiles of the three services, written when they stop)
 //   BENCH_SERVICE_NODE_OPTIONS: extra NODE_OPTIONS for the three service processes (experiments).
 //
@@ -43,6 +44,8 @@ const { values: args } = parseArgs({
     idle: { type: "string" },
     /** Tasks each system runs before it is measured (JIT, connections, caches). */
     warmup: { type: "string" },
+    /** Runs of each Corral and BullMQ throughput shape; the row is the median run. */
+    repeat: { type: "string" },
     only: { type: "string" },
     smoke: { type: "boolean", default: false },
     /** Writes the services' CPU profiles (inspector, see cpu-profile.mjs) into this folder. */
@@ -60,6 +63,7 @@ const opts = {
   drain: num(args.drain, smoke ? 300 : 10_000),
   idle: (args.idle ?? (smoke ? "100" : "1000,5000")).split(",").map(Number).filter((n) => n > 0),
   warmup: num(args.warmup, smoke ? 100 : 2_000),
+  repeat: Math.max(1, num(args.repeat, smoke ? 1 : 3)),
   only: new Set((args.only ?? "corral,bullmq,graphile,latency,depth,idle").split(",")),
   idleSampleMs: smoke ? 2_000 : 10_000,
 };
@@ -146,6 +150,12 @@ async function stopChildren(children: Child[]): Promise<void> {
         }),
     ),
   );
+}
+
+/** The run with the median rate, with every run's rate alongside. */
+function medianRun(runs: Row[]): Row {
+  const sorted = [...runs].sort((a, b) => (a.tasks_per_s as number) - (b.tasks_per_s as number));
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, runs_tasks_per_s: runs.map((r) => r.tasks_per_s as number) };
 }
 
 function percentiles(samples: number[]) {
@@ -273,8 +283,12 @@ async function bullmqRun(suite: Suite, n: number, latencyCount: number): Promise
     // Warm-up, as for Corral.
     await bullmqDrain(queue, opts.warmup);
     if (opts.only.has("bullmq")) {
-      const r = await bullmqDrain(queue, n);
-      out.push({ scenario: "throughput", system: "bullmq", tasks: n, seconds: round(r), tasks_per_s: Math.round(n / r), runners: opts.runners, slots: opts.slots });
+      const runs: Row[] = [];
+      for (let i = 0; i < opts.repeat; i++) {
+        const r = await bullmqDrain(queue, n);
+        runs.push({ scenario: "throughput", system: "bullmq", tasks: n, seconds: round(r), tasks_per_s: Math.round(n / r), runners: opts.runners, slots: opts.slots });
+      }
+      out.push(medianRun(runs));
     }
     if (opts.only.has("latency")) {
       const samples: number[] = [];
@@ -481,6 +495,8 @@ function table(): string {
     let result = "";
     if (r.scenario.startsWith("throughput") || r.scenario.startsWith("queue-depth")) {
       result = `${r.tasks_per_s} tasks/s (${r.tasks} tasks, ${r.seconds} s)`;
+      const runs = r.runs_tasks_per_s as number[] | undefined;
+      if (r.scenario.startsWith("throughput") && runs && runs.length > 1) result += `, median of ${runs.join(", ")}`;
       if (r.scenario === "throughput" && r.system !== "corral" && corral) {
         result += `; Corral/peer ${round((corral.tasks_per_s as number) / (r.tasks_per_s as number))}`;
       }
@@ -529,8 +545,15 @@ async function main(): Promise<void> {
     }
     if (opts.only.has("corral")) {
       note("corral throughput");
-      emit(await corralThroughput(client, "roots", opts.tasks));
-      emit(await corralThroughput(client, "fanout", opts.tasks));
+      // The shapes alternate, so a slow stretch of the machine does not land on one shape only.
+      const roots: Row[] = [];
+      const fanout: Row[] = [];
+      for (let i = 0; i < opts.repeat; i++) {
+        roots.push(await corralThroughput(client, "roots", opts.tasks));
+        fanout.push(await corralThroughput(client, "fanout", opts.tasks));
+      }
+      emit(medianRun(roots));
+      emit(medianRun(fanout));
     }
     if (opts.only.has("bullmq") || opts.only.has("latency")) {
       note("bullmq");
