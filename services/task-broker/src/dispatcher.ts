@@ -197,11 +197,20 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       throw err;
     }
     let unused = false;
+    const orphaned: ClaimRequest[] = [];
     requests.forEach((r, i) => {
       targets[i]!.reserved--;
-      if (statuses[i] === "leased") options.onLeased(targets[i]!, r.entry, r.token, r.expiryMs);
-      else unused = true;
+      if (statuses[i] !== "leased") unused = true;
+      // The stream ended while this entry was being claimed: nobody would run it.
+      else if (targets[i]!.state === "closed") orphaned.push(r);
+      else options.onLeased(targets[i]!, r.entry, r.token, r.expiryMs);
     });
+    if (orphaned.length > 0) {
+      await queues.release(orphaned).catch((err: unknown) => {
+        logger.warn({ err, count: orphaned.length }, "could not give back leases of a closed session; they expire");
+      });
+      unused = true;
+    }
     // Revoked, duplicate or in-flight entries left their session's credit open: read again.
     if (unused) wakeGroup(g);
   }

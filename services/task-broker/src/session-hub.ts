@@ -392,8 +392,9 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
       const t = entry.envelope;
       const member = attemptMember(t.taskId, t.attempt);
       if (session.state === "closed") {
-        // The stream ended while this entry was being claimed: nobody runs it, so the lease
-        // expires and job-service schedules the next attempt.
+        // The dispatcher gives back leases of sessions that closed during the claim; should one
+        // still get here, nobody runs it: the lease expires and job-service schedules the next
+        // attempt.
         logger.info({ task: t.taskId, attempt: t.attempt }, "lease granted to a session that just closed");
         return;
       }

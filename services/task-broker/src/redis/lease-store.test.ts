@@ -124,6 +124,26 @@ describe("queue scripts", () => {
     expect(status).toBe("leased");
   });
 
+  it("gives back a lease granted to a session that closed, and only that lease", async () => {
+    await queues.enqueue([env("orphan"), env("kept")]);
+    const [orphan, kept] = await readAll();
+    const request = (e: StreamEntry, token: string) => ({ entry: e, token, expiryMs: Date.now() + 60_000, sessionId: "s-closed", brokerId: "b" });
+    expect(await queues.claim([request(orphan!, "tok-o"), request(kept!, "tok-k")])).toEqual(["leased", "leased"]);
+    // A wrong token leaves the lease alone.
+    await queues.release([request(kept!, "not-the-token")]);
+    expect((await leases.attempt(CLUSTER, "kept", 1))?.state).toBe("leased");
+    expect(await r1.zscore(leasesKey(CLUSTER), attemptMember("kept", 1))).not.toBeNull();
+
+    await queues.release([request(orphan!, "tok-o")]);
+    expect((await leases.attempt(CLUSTER, "orphan", 1))?.state).toBe("queued");
+    expect(await r1.zscore(leasesKey(CLUSTER), attemptMember("orphan", 1))).toBeNull();
+    // The attempt is back at the end of its stream and can be leased again.
+    const [again] = await readAll();
+    expect(again?.envelope.taskId).toBe("orphan");
+    expect(again?.id).not.toBe(orphan?.id);
+    expect(await lease(again!, "s2", "tok-2")).toBe("leased");
+  });
+
   it("re-queues an entry that was read but never leased", async () => {
     await queues.enqueue([env("back")]);
     const [e] = await readAll();

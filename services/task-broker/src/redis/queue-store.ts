@@ -80,6 +80,11 @@ export interface QueueStore {
    */
   claim(requests: readonly ClaimRequest[]): Promise<ClaimStatus[]>;
   requeue(entries: readonly StreamEntry[]): Promise<void>;
+  /**
+   * Gives back leases just granted to a session that closed before it got them: each attempt is
+   * queued again at the end of its stream, without waiting for the lease to expire.
+   */
+  release(requests: readonly ClaimRequest[]): Promise<void>;
   stats(clusterId?: string): Promise<QueueStat[]>;
 }
 
@@ -232,6 +237,26 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
     return { enqueued, duplicates: tasks.length - enqueued };
   }
 
+  async function requeueEntries(items: ReadonlyArray<{ entry: StreamEntry; token?: string }>): Promise<void> {
+    if (items.length === 0) return;
+    const pipe = batch(redis);
+    for (const { entry: e, token } of items) {
+      const t = e.envelope;
+      const args: Array<string | number> = [
+        CONSUMER_GROUP,
+        e.id,
+        e.raw,
+        e.enqueuedAtMs,
+        wakeChannel(options.channelPrefix, t.clusterId),
+        queueName(t.identifier!.name, t.identifier!.version),
+      ];
+      if (token) args.push(token, prefixed(leasesKey(t.clusterId)), attemptMember(t.taskId, t.attempt));
+      scripts.requeueEntry(pipe, [e.stream, attemptKey(t.clusterId, t.taskId, t.attempt)], args);
+    }
+    const results = (await pipe.exec()) ?? [];
+    for (const [err] of results) if (err) throw err;
+  }
+
   // XGROUP and XINFO have no key position ioredis knows of: they get the prefix by hand (and on a
   // Redis Cluster reach their node through a MOVED redirect, see connection.ts).
   const prefixed = (key: string) => prefix + key;
@@ -335,25 +360,11 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
     },
 
     async requeue(entries) {
-      if (entries.length === 0) return;
-      const pipe = batch(redis);
-      for (const e of entries) {
-        const t = e.envelope;
-        scripts.requeueEntry(
-          pipe,
-          [e.stream, attemptKey(t.clusterId, t.taskId, t.attempt)],
-          [
-            CONSUMER_GROUP,
-            e.id,
-            e.raw,
-            e.enqueuedAtMs,
-            wakeChannel(options.channelPrefix, t.clusterId),
-            queueName(t.identifier!.name, t.identifier!.version),
-          ],
-        );
-      }
-      const results = (await pipe.exec()) ?? [];
-      for (const [err] of results) if (err) throw err;
+      await requeueEntries(entries.map((entry) => ({ entry })));
+    },
+
+    async release(requests) {
+      await requeueEntries(requests.map((r) => ({ entry: r.entry, token: r.token })));
     },
 
     async stats(clusterId) {

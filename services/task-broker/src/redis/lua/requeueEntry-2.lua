@@ -1,6 +1,8 @@
 --[[
   Puts a stream entry a broker read but never leased back at the end of its stream (a broker
   stopping with entries it could not hand out): acknowledge and delete the old entry, add a copy.
+  With a lease token, the entry was leased to a session that closed before it got the Assign: that
+  lease (and only that one) is dropped and the attempt is queued again.
 
   KEYS[1] stream
   KEYS[2] attempt record
@@ -11,12 +13,25 @@
   ARGV[4] original enqueue time, ms
   ARGV[5] wake channel of the cluster
   ARGV[6] queue name <name>:<version>
+  ARGV[7] optional: the lease token to drop
+  ARGV[8] optional: the cluster's leases zset (key prefix applied; same hash tag as KEYS)
+  ARGV[9] optional: the lease member <task id>:<attempt>
 
   Result: the new entry id, or false when the attempt is no longer queued (only acknowledged).
 ]]
+local s = redis.call('HGET', KEYS[2], 's')
+if ARGV[7] and ARGV[7] ~= '' and s == 'leased' then
+  if redis.call('HGET', KEYS[2], 'tok') ~= ARGV[7] or redis.call('HGET', KEYS[2], 'e') ~= ARGV[2] then
+    -- Another lease or another entry: not ours to give back.
+    return false
+  end
+  redis.call('ZREM', ARGV[8], ARGV[9])
+  redis.call('HDEL', KEYS[2], 'tok', 'exp', 'sid', 'b')
+  redis.call('HSET', KEYS[2], 's', 'queued')
+  s = 'queued'
+end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-local s = redis.call('HGET', KEYS[2], 's')
 if s ~= false and s ~= 'queued' then
   return false
 end
