@@ -3,9 +3,11 @@
 // and expiries to whichever local session holds a lease.
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { durationFromMs, timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import {
+  AssignSchema,
   LeaseRefSchema,
   LeaseSchema,
   ResultStatus,
@@ -408,13 +410,16 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
         reporting: false,
       });
       owners.set(ownerKey(session.cluster.id, member), session);
-      session.send({
-        case: "assign",
-        value: {
-          lease: { taskId: t.taskId, attempt: t.attempt, token, expireTime: timestampFromMs(expiryMs) },
-          task: t,
-        },
+      const assign = create(AssignSchema, {
+        lease: { taskId: t.taskId, attempt: t.attempt, token, expireTime: timestampFromMs(expiryMs) },
       });
+      // Assign.task goes out as the stored bytes, written like an unknown field (whose data is the
+      // length-prefixed payload): the same bytes on the wire as setting `task`, without encoding
+      // the envelope again.
+      assign.$unknown = [
+        { no: AssignSchema.field.task.number, wireType: WireType.LengthDelimited, data: new BinaryWriter().bytes(entry.bytes).finish() },
+      ];
+      session.send({ case: "assign", value: assign });
       metrics.assignments.inc();
       if (entry.enqueuedAtMs > 0) metrics.dispatchLatency.observe(Math.max(0, Date.now() - entry.enqueuedAtMs) / 1000);
       presence.updated(session);

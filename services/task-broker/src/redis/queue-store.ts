@@ -24,6 +24,8 @@ export interface StreamEntry {
   stream: string;
   id: string;
   envelope: TaskEnvelope;
+  /** The envelope's protobuf bytes, passed on to the runner as they are. */
+  bytes: Uint8Array;
   /** The envelope as stored (base64 protobuf), for re-queueing. */
   raw: string;
   enqueuedAtMs: number;
@@ -157,11 +159,13 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
     if (!list) return undefined; // deleted while pending
     const f = fieldsOf(list);
     if (!f.task) return undefined;
+    const bytes = Buffer.from(f.task, "base64");
     return {
       stream,
       id,
       raw: f.task,
-      envelope: fromBinary(TaskEnvelopeSchema, Buffer.from(f.task, "base64")),
+      bytes,
+      envelope: fromBinary(TaskEnvelopeSchema, bytes),
       enqueuedAtMs: Number(f.t ?? 0),
     };
   }
