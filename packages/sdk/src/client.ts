@@ -21,7 +21,10 @@ export interface ClientOptions {
   /** Wire protocol for API calls (default connect). Runners always use gRPC for their stream. */
   protocol?: Protocol;
   retry?: RetryOptions;
-  /** A ready transport for API calls instead of an HTTP/2 one (tests: `createRouterTransport`). */
+  /**
+   * A ready transport instead of an HTTP/2 one (tests: `createRouterTransport`), for API calls and
+   * for the runners `runner()` creates (it must carry gRPC streams).
+   */
   transport?: Transport;
 }
 
@@ -38,10 +41,13 @@ export class Client {
   readonly url: string;
   readonly apiKey: string | undefined;
   readonly transport: Transport;
+  /** The transport the caller gave, which runners use too (a built one speaks Connect, not gRPC). */
+  readonly #given: Transport | undefined;
 
   constructor(options: ClientOptions = {}) {
     this.url = options.url ?? process.env.CORRAL_URL ?? defaultUrl;
     this.apiKey = options.apiKey ?? process.env.CORRAL_API_KEY;
+    this.#given = options.transport;
     this.transport =
       options.transport ??
       createTransport({ baseUrl: this.url, apiKey: this.apiKey, protocol: options.protocol, retry: options.retry });
@@ -87,6 +93,6 @@ export class Client {
    * await runner.runForever({ signal });
    */
   runner(options: Omit<RunnerOptions, "url" | "apiKey">): Runner {
-    return new Runner({ ...options, url: this.url, apiKey: this.apiKey });
+    return new Runner({ ...options, url: this.url, apiKey: this.apiKey, transport: options.transport ?? this.#given });
   }
 }

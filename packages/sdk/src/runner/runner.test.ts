@@ -5,7 +5,7 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
   TaskBrokerService,
@@ -15,6 +15,7 @@ import {
 } from "@corral/proto";
 import { AsyncQueue } from "./async-queue.js";
 import { Runner } from "./runner.js";
+import { Client } from "../client.js";
 import { Echo } from "../tasks/echo.js";
 import { Task } from "../task.js";
 import type { ExecutionContext } from "../execution-context.js";
@@ -381,6 +382,19 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     s.send({ case: "ack", value: { lease: c.lease, accepted: true } });
     await finished;
     expect(runner.lifecycle).toBe("stopped");
+  });
+
+  it("runs on the transport of the client that created it", async () => {
+    const client = new Client({ url: "http://127.0.0.1:9", transport: createRouterTransport((r) => broker.routes(r)) });
+    const runner = client.runner({ tasks: [Echo], logger: createSdkLogger("runner-test", "silent"), drainGraceMs: 500 });
+    runners.push(runner);
+    void runner.runForever({ handleSignals: false });
+    const s = await broker.session(1);
+    await s.take("hello");
+    welcome(s);
+    assignEcho(s, "routed", { message: "in memory" });
+    const c = await s.take("completed");
+    expect(c.lease?.taskId).toBe("routed");
   });
 
   it("fails for good when the broker refuses the runner", async () => {
