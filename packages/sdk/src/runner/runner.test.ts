@@ -20,7 +20,7 @@ import { Echo } from "../tasks/echo.js";
 import { Task } from "../task.js";
 import type { ExecutionContext } from "../execution-context.js";
 import { createSdkLogger } from "../logger.js";
-import { ClusterNotFoundError } from "../errors.js";
+import { ClusterNotFoundError, UnavailableError } from "../errors.js";
 
 type Init = MessageInitShape<typeof WorkResponseSchema>;
 type Req<C extends NonNullable<WorkRequest["message"]["case"]>> = Extract<WorkRequest["message"], { case: C }>["value"];
@@ -395,6 +395,19 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     assignEcho(s, "routed", { message: "in memory" });
     const c = await s.take("completed");
     expect(c.lease?.taskId).toBe("routed");
+  });
+
+  it("runAll gives up when no broker takes the runner", async () => {
+    const runner = new Runner({
+      url: "http://127.0.0.1:9", // nothing listens there
+      apiKey: "k",
+      tasks: [Echo],
+      logger: createSdkLogger("runner-test", "silent"),
+      reconnect: { baseDelayMs: 5, maxDelayMs: 20 },
+    });
+    runners.push(runner);
+    await expect(runner.runAll({ handleSignals: false, unreachableMs: 300 })).rejects.toBeInstanceOf(UnavailableError);
+    expect(runner.lifecycle).toBe("failed");
   });
 
   it("fails for good when the broker refuses the runner", async () => {

@@ -16,7 +16,7 @@ import {
   type WorkResponse,
 } from "@corral/proto";
 import { InMemoryCache, type CacheBackend } from "../cache.js";
-import { toApiError } from "../errors.js";
+import { toApiError, UnavailableError } from "../errors.js";
 import { createSdkLogger, type Logger } from "../logger.js";
 import type { TaskClass } from "../task.js";
 import { backoffDelay, createAuthInterceptor, sleep } from "../transport.js";
@@ -196,12 +196,35 @@ export class Runner {
 
   /**
    * Runs until there is nothing to do: no assignment for `idleMs` and nothing running or
-   * waiting for an Ack. Then stops.
+   * waiting for an Ack. Then stops. Rejects with UnavailableError when no broker has taken the
+   * runner for `unreachableMs` (default 60 s; counted from the start and from each disconnect).
    */
-  async runAll(options: { signal?: AbortSignal; handleSignals?: boolean } = {}): Promise<void> {
+  async runAll(options: { signal?: AbortSignal; handleSignals?: boolean; unreachableMs?: number } = {}): Promise<void> {
     const idleMs = this.#options.idleMs ?? 1000;
+    const unreachableMs = options.unreachableMs ?? 60_000;
     let timer: NodeJS.Timeout | undefined;
+    let offlineSince: number | undefined = Date.now();
+    let offlineTimer: NodeJS.Timeout | undefined;
+    const watchOffline = () => {
+      if (this.#state.connected) {
+        offlineSince = undefined;
+        clearTimeout(offlineTimer);
+        offlineTimer = undefined;
+        return;
+      }
+      if (offlineTimer || this.#lifecycle === "draining" || this.#lifecycle === "stopped" || this.#lifecycle === "failed") return;
+      offlineSince ??= Date.now();
+      const since = offlineSince;
+      offlineTimer = setTimeout(() => {
+        offlineTimer = undefined;
+        if (this.#state.connected || offlineSince !== since) return watchOffline();
+        if (this.#lifecycle === "starting" || this.#lifecycle === "running") {
+          this.#fail(new UnavailableError(`no broker took this runner for ${Math.round(unreachableMs / 1000)} s (runAll gives up)`), "no broker answered");
+        }
+      }, Math.max(0, since + unreachableMs - Date.now()));
+    };
     const check = () => {
+      watchOffline();
       clearTimeout(timer);
       if (this.#lifecycle !== "running" || !this.#state.connected || !this.#state.isIdle()) return;
       const wait = Math.max(0, this.#lastActivityAt + idleMs - Date.now());
@@ -211,10 +234,12 @@ export class Runner {
       }, Math.max(wait, idleMs / 4));
     };
     this.#events.on("change", check);
+    watchOffline();
     try {
       await this.runForever(options);
     } finally {
       clearTimeout(timer);
+      clearTimeout(offlineTimer);
       this.#events.off("change", check);
     }
   }
@@ -428,9 +453,9 @@ export class Runner {
     setTimeout(() => s.abort.abort(), 2000).unref();
   }
 
-  #fail(err: unknown): void {
+  #fail(err: unknown, why = "the broker refused this runner"): void {
     this.#fatal = err;
-    this.#logger.error({ err }, "the broker refused this runner");
+    this.#logger.error({ err }, why);
     for (const c of this.#controllers.values()) c.abort(err);
     this.#setLifecycle("failed");
     this.#closed.abort();
