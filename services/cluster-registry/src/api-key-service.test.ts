@@ -89,17 +89,17 @@ describe("ApiKeyService", () => {
   });
 
   it("verifies a key in use again in the background, so a revocation still takes effect within the TTL", async () => {
-    const verifier = createRegistryKeyVerifier({ baseUrl: h.url, serviceKey: TEST_SERVICE_KEY, ttlMs: 2_000 });
+    const verifier = createRegistryKeyVerifier({ baseUrl: h.url, serviceKey: TEST_SERVICE_KEY, ttlMs: 6_000 });
     const { apiKey, key } = await h.client(ApiKeyService).createApiKey({ name: "refreshed" });
     expect(await verifier.verify(key)).toMatchObject({ keyId: apiKey!.id });
     await h.client(ApiKeyService).revokeApiKey({ id: apiKey!.id });
-    await new Promise((r) => setTimeout(r, 1_100));
-    // Past half the TTL: still the cached answer (not 2 s old yet), and a lookup starts.
+    await new Promise((r) => setTimeout(r, 3_100));
+    // Past half the TTL: still the cached answer (not 6 s old yet), and a lookup starts.
     const before = Date.now();
     expect(await verifier.verify(key)).toMatchObject({ keyId: apiKey!.id });
     // The background lookup sees the revocation; the key stops working within the TTL.
     let caller = await verifier.verify(key);
-    while (caller !== undefined && Date.now() - before < 5_000) {
+    while (caller !== undefined && Date.now() - before < 10_000) {
       await new Promise((r) => setTimeout(r, 20));
       caller = await verifier.verify(key);
     }

@@ -36,9 +36,9 @@ describe("createRegistryClusterResolver", () => {
   it("resolves a slug in use again in the background, before its answer expires", async () => {
     const calls: string[][] = [];
     const known: Record<string, string> = { "": "c0" };
-    const resolver = createRegistryClusterResolver(registry(known, calls), { ttlMs: 1_000 });
+    const resolver = createRegistryClusterResolver(registry(known, calls), { ttlMs: 4_000 });
     expect((await resolver.resolve("team", [""])).get("")?.id).toBe("c0");
-    await new Promise((r) => setTimeout(r, 600));
+    await new Promise((r) => setTimeout(r, 2_100));
     known[""] = "c0-renamed";
     // Half the TTL has passed: answered from the cache at once, refreshed meanwhile.
     expect((await resolver.resolve("team", [""])).get("")?.id).toBe("c0");
