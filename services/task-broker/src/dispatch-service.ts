@@ -13,7 +13,7 @@ import {
 import { InvalidArgumentError, requireService } from "@corral/server-kit";
 import type { QueueStore } from "./redis/queue-store.js";
 import type { RunnerSession } from "./runner-session.js";
-import { parseVersion, splitQueueName } from "./task-identifier.js";
+import { parseVersion, readableQueues, splitQueueName } from "./task-identifier.js";
 
 export interface DispatchServiceDeps {
   queues: QueueStore;
@@ -79,7 +79,19 @@ export function createDispatchService(deps: DispatchServiceDeps): Partial<Servic
 
     async getQueueStats(req, ctx) {
       requireService(ctx);
-      const stats = await deps.queues.stats(req.clusterId || undefined);
+      const [stats, sessions] = await Promise.all([
+        deps.queues.stats(req.clusterId || undefined),
+        deps.fanout<JsonValue[]>({ type: "sessions", clusterId: req.clusterId, teamId: "" }, deps.fanoutTimeoutMs),
+      ]);
+      // Consumers are runner sessions (on the replicas that answered) that read the queue.
+      const readers = new Map<string, number>();
+      for (const json of sessions.flat()) {
+        const s = fromJson(SessionSchema, json);
+        for (const q of readableQueues(s.identifiers, Number.MAX_SAFE_INTEGER)) {
+          const key = `${s.clusterId}\n${q}`;
+          readers.set(key, (readers.get(key) ?? 0) + 1);
+        }
+      }
       return {
         queues: stats.map((s) => {
           const { name, version } = splitQueueName(s.queue);
@@ -89,7 +101,7 @@ export function createDispatchService(deps: DispatchServiceDeps): Partial<Servic
             length: BigInt(s.length),
             pending: BigInt(s.pending),
             oldestAgeMs: BigInt(s.oldestAgeMs),
-            consumers: s.consumers,
+            consumers: readers.get(`${s.clusterId}\n${s.queue}`) ?? 0,
             lag: BigInt(s.lag),
           });
         }),

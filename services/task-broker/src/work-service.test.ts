@@ -99,6 +99,10 @@ describe("Work", () => {
     expect(lag("route", "v1.5")).toBe(1);
     expect(lag("route", "v2.0")).toBe(1);
     expect(lag("other", "v1.0")).toBe(1);
+    // Consumers are the runner sessions that read a queue: r-route reads route v1.0 to v1.3.
+    const consumers = (name: string, version: string) =>
+      stats.queues.find((q) => q.identifier?.name === name && q.identifier.version === version)?.consumers;
+    expect([consumers("route", "v1.0"), consumers("route", "v1.5"), consumers("other", "v1.0")]).toEqual([1, 0, 0]);
 
     // A runner of another team never sees team-1's clusters.
     const stranger = runner({ runnerId: "r-stranger", identifiers: ["route@v1.9"], slots: 10 }, OTHER_TEAM_KEY);

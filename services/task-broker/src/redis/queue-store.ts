@@ -49,7 +49,6 @@ export interface QueueStat {
   length: number;
   pending: number;
   oldestAgeMs: number;
-  consumers: number;
   lag: number;
 }
 
@@ -411,7 +410,6 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
           queue: t.queue,
           length: Number(s.length ?? 0),
           pending,
-          consumers: Number(group?.consumers ?? 0),
           lag,
           oldestAgeMs: 0,
         });

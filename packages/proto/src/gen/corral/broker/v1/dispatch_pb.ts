@@ -141,6 +141,9 @@ export type QueueStats = Message<"corral.broker.v1.QueueStats"> & {
   oldestAgeMs: bigint;
 
   /**
+   * Runner sessions that read this queue, on the broker replicas that answered within the fan-out
+   * timeout.
+   *
    * @generated from field: uint32 consumers = 6;
    */
   consumers: number;
