@@ -113,8 +113,22 @@ export function createDispatchService(deps: DispatchServiceDeps): Partial<Servic
       const body: BusRequest = { type: "sessions", clusterId: req.clusterId, teamId: req.teamId };
       const answers = await deps.fanout<JsonValue[]>(body, deps.fanoutTimeoutMs);
       const sessions = answers.flat().map((j) => fromJson(SessionSchema, j));
-      sessions.sort((a, b) => a.sessionId.localeCompare(b.sessionId));
-      return { sessions };
+      sessions.sort((a, b) => (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0));
+      if (req.pageSize === 0 && req.pageToken === "") return { sessions };
+      // The token is the last session id of the previous page: sessions that came and went
+      // meanwhile neither shift nor repeat the ones after it.
+      let after = "";
+      if (req.pageToken !== "") {
+        after = Buffer.from(req.pageToken, "base64url").toString("utf8");
+        if (after === "" || Buffer.from(after, "utf8").toString("base64url") !== req.pageToken) {
+          throw new InvalidArgumentError("page_token", "not a token from an earlier ListSessions answer");
+        }
+      }
+      const size = req.pageSize === 0 ? 100 : req.pageSize;
+      const rest = sessions.filter((s) => s.sessionId > after);
+      const page = rest.slice(0, size);
+      const more = rest.length > size;
+      return { sessions: page, nextPageToken: more ? Buffer.from(page[page.length - 1]!.sessionId, "utf8").toString("base64url") : "" };
     },
   };
 }

@@ -18,6 +18,7 @@ import {
 } from "./test-support/harness.js";
 
 const DEFAULT = CLUSTERS["team-1"]![""]!.id;
+const GPU = CLUSTERS["team-1"]!.gpu!.id;
 const LEASE_MS = 1_500;
 
 const prefix = testRedisPrefix("broker-leases");
@@ -222,6 +223,30 @@ describe("leases", () => {
     expect(s?.brokerId).toBe(srv.broker.brokerId);
     expect(s?.identifiers.map((i) => `${i.name}@${i.version}`)).toEqual(["listed@v2.3"]);
     expect((await srv.dispatch.listSessions({ clusterId: "c-nobody" })).sessions).toEqual([]);
+  });
+
+  it("lists sessions page by page, in session id order", async () => {
+    const paged = [1, 2, 3, 4, 5].map((i) => runner({ runnerId: `r-paged-${i}`, identifiers: ["paged@v1.0"], slots: 1, clusterSlug: "gpu" }));
+    await Promise.all(paged.map((r) => r.take("welcome")));
+    const all = (await srv.dispatch.listSessions({ clusterId: GPU })).sessions.map((s) => s.sessionId);
+    expect(all).toEqual([...all].sort());
+    const seen: string[] = [];
+    let pageToken = "";
+    let pages = 0;
+    do {
+      const res = await srv.dispatch.listSessions({ clusterId: GPU, pageSize: 2, pageToken });
+      expect(res.sessions.length).toBeLessThanOrEqual(2);
+      seen.push(...res.sessions.map((s) => s.sessionId));
+      pageToken = res.nextPageToken;
+      pages++;
+    } while (pageToken !== "");
+    expect(seen).toEqual(all);
+    expect(pages).toBe(Math.ceil(all.length / 2));
+    await expect(srv.dispatch.listSessions({ clusterId: GPU, pageSize: 2, pageToken: "%%%" })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+      rawMessage: expect.stringContaining("page_token"),
+    });
+    for (const r of paged) r.end();
   });
 
   it("answers PERMISSION_DENIED to a team key on DispatchService", async () => {
