@@ -97,6 +97,9 @@ export const RevokeRequestSchema: GenMessage<RevokeRequest> = /*@__PURE__*/
  */
 export type RevokeResponse = Message<"corral.broker.v1.RevokeResponse"> & {
   /**
+   * Leases canceled on the broker replicas that answered within the fan-out timeout; queued
+   * entries are dropped by every replica whatever it answered.
+   *
    * @generated from field: uint32 canceled_leases = 1;
    */
   canceledLeases: number;
