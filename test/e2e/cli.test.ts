@@ -1,6 +1,7 @@
 // The `corral` command in its own process (`node packages/cli/bin/corral.js`) against the three
 // services as separate processes. With no ingress in front of them, CORRAL_URL names the service
 // a command talks to: job-service for `job ...`, the registry for `cluster ...`.
+import { Code } from "@connectrpc/connect";
 import { JobState } from "@corral/proto";
 import { Echo, builtinTasks, type Client, type Runner } from "@corral/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -105,5 +106,20 @@ describe("the corral CLI against separate service processes", { timeout: 120_000
     const refused = await runCli(["cluster", "delete", defaults[0]!.slug], { env: registryEnv() });
     expect(refused.code, refused.stderr).toBe(1);
     expect((await client.clusters().find()).slug).toBe(defaults[0]!.slug);
+  });
+
+  it("location delete and hardware delete remove what no spec names, and refuse what one does", async () => {
+    const location = await client.locations().create({ name: "cli-doomed", provider: "aws" });
+    const deleted = await runCli(["location", "delete", location.id, "--json"], { env: registryEnv() });
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(JSON.parse(deleted.stdout)).toEqual({ deleted: location.id });
+    await expect(client.locations().find(location.id)).rejects.toMatchObject({ code: Code.NotFound });
+
+    const box = await client.hardware().create({ name: "cli-box", cpuCores: 2, memory: "4 GiB" });
+    await client.configurations().create("team/cli-box", { spec: { hardwareId: box.id } });
+    const refused = await runCli(["hardware", "delete", box.id], { env: registryEnv() });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("configuration team/cli-box");
+    expect((await client.hardware().find(box.id)).name).toBe("cli-box");
   });
 });

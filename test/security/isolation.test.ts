@@ -146,7 +146,9 @@ describe("isolation between teams", () => {
       ["GetLocation", () => locations.getLocation({ id: b.locationId })],
       ["UpdateLocation", () => locations.updateLocation({ id: b.locationId, name: "mine" })],
       ["GetLocation guessed", () => locations.getLocation({ id: guess })],
+      ["DeleteLocation", () => locations.deleteLocation({ id: b.locationId })],
       ["GetHardware", () => hardware.getHardware({ id: b.hardwareId })],
+      ["DeleteHardware", () => hardware.deleteHardware({ id: b.hardwareId })],
       ["GetHardware guessed", () => hardware.getHardware({ id: guess })],
       ["GetConfiguration", () => configurations.getConfiguration({ name: b.configuration })],
       ["DeleteConfiguration", () => configurations.deleteConfiguration({ name: b.configuration })],
@@ -165,6 +167,8 @@ describe("isolation between teams", () => {
     // B's objects are untouched.
     const own = clients(ClusterService, url, teamB.key);
     expect((await own.getCluster({ slug: b.clusterSlug })).cluster?.description).toBe("");
+    expect((await clients(LocationService, url, teamB.key).getLocation({ id: b.locationId })).location?.id).toBe(b.locationId);
+    expect((await clients(HardwareService, url, teamB.key).getHardware({ id: b.hardwareId })).hardware?.id).toBe(b.hardwareId);
     expect(await code(clients(ApiKeyService, url, teamB.key).listApiKeys({}))).toBe("ok");
   });
 

@@ -43,6 +43,11 @@ export class HardwareClient {
     return res.hardware!;
   }
 
+  /** Throws FAILED_PRECONDITION (ApiError) while a cluster or configuration spec names it. */
+  async delete(id: string): Promise<void> {
+    await rpc(() => this.#rpc.deleteHardware({ id }));
+  }
+
   async all(): Promise<HardwareProfile[]> {
     return collectPages(async (pageToken) => {
       const res = await rpc(() => this.#rpc.listHardware({ pageSize: 500, pageToken }));

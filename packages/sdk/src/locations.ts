@@ -39,6 +39,11 @@ export class LocationClient {
     return res.location!;
   }
 
+  /** Throws FAILED_PRECONDITION (ApiError) while a cluster or configuration spec names it. */
+  async delete(id: string): Promise<void> {
+    await rpc(() => this.#rpc.deleteLocation({ id }));
+  }
+
   async all(): Promise<Location[]> {
     return collectPages(async (pageToken) => {
       const res = await rpc(() => this.#rpc.listLocations({ pageSize: 500, pageToken }));

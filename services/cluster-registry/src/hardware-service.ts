@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   CreateHardwareResponseSchema,
+  DeleteHardwareResponseSchema,
   GetHardwareResponseSchema,
   HardwareService,
   ListHardwareResponseSchema,
@@ -27,6 +28,11 @@ export function createHardwareService(hardware: HardwareProfiles): ServiceImpl<t
     async getHardware(req, ctx) {
       const found = await hardware.get(requireTeam(ctx), req.id);
       return create(GetHardwareResponseSchema, { hardware: hardwareMessage(found) });
+    },
+
+    async deleteHardware(req, ctx) {
+      await hardware.delete(requireTeam(ctx), req.id);
+      return create(DeleteHardwareResponseSchema, {});
     },
 
     async listHardware(req, ctx) {

@@ -3,6 +3,7 @@ import type { Kysely } from "kysely";
 import { NotFoundError } from "@corral/server-kit";
 import { isUuid, newId } from "./ids.js";
 import { decodePageToken, pageSize, toPage, type Page } from "./page-token.js";
+import { deleteSpecTarget } from "./spec-references.js";
 import type { RegistryDatabase } from "./store/database.js";
 import { findHardware, insertHardware, listHardware, type HardwareRecord } from "./store/hardware-repository.js";
 
@@ -18,6 +19,8 @@ export interface HardwareProfiles {
   create(teamId: string, input: HardwareInput): Promise<HardwareRecord>;
   get(teamId: string, id: string): Promise<HardwareRecord>;
   list(teamId: string, pageSize: number, pageToken: string): Promise<Page<HardwareRecord>>;
+  /** FAILED_PRECONDITION while a cluster or configuration spec names it. */
+  delete(teamId: string, id: string): Promise<void>;
 }
 
 export function createHardwareProfiles(db: Kysely<RegistryDatabase>): HardwareProfiles {
@@ -36,6 +39,10 @@ export function createHardwareProfiles(db: Kysely<RegistryDatabase>): HardwarePr
       const limit = pageSize(requestedSize);
       const rows = await listHardware(db, teamId, decodePageToken(pageToken, isUuid), limit + 1);
       return toPage(rows, limit, (r) => r.id);
+    },
+
+    delete(teamId, id) {
+      return deleteSpecTarget(db, teamId, "hardware", id);
     },
   };
 }

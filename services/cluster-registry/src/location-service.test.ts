@@ -1,5 +1,5 @@
-import { Code } from "@connectrpc/connect";
-import { LocationService } from "@corral/proto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ClusterService, ConfigurationService, HardwareService, LocationService } from "@corral/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { codeOf, startRegistryHarness, type RegistryHarness } from "./test-harness.js";
 
@@ -46,6 +46,45 @@ describe("LocationService", () => {
     expect(await codeOf(b.getLocation({ id: "0190a4d2-0000-7000-8000-000000000000" }))).toBe(Code.NotFound);
     const still = await h.client(LocationService).getLocation({ id: location!.id });
     expect(still.location?.name).toBe("mine");
+  });
+
+  it("deletes locations and hardware profiles no spec names, and refuses the others", async () => {
+    const locations = h.client(LocationService);
+    const hardware = h.client(HardwareService);
+    const { location } = await locations.createLocation({ name: "doomed", provider: "aws" });
+    const { location: used } = await locations.createLocation({ name: "used", provider: "aws" });
+    const { hardware: box } = await hardware.createHardware({ name: "box", gpuCount: 0, gpuType: "", cpuCores: 2, memoryBytes: 1n << 30n });
+
+    await locations.deleteLocation({ id: location!.id });
+    expect(await codeOf(locations.getLocation({ id: location!.id }))).toBe(Code.NotFound);
+    expect(await codeOf(locations.deleteLocation({ id: location!.id }))).toBe(Code.NotFound);
+
+    // A cluster names `used`, a configuration names `box`: neither can go.
+    const { cluster } = await h.client(ClusterService).createCluster({ name: "pinned", locationId: used!.id });
+    await h.client(ConfigurationService).createConfiguration({ name: "team/box", spec: { hardwareId: box!.id } });
+    const inUse = await locations.deleteLocation({ id: used!.id }).catch((e: unknown) => ConnectError.from(e));
+    expect(inUse).toMatchObject({ code: Code.FailedPrecondition });
+    expect((inUse as ConnectError).rawMessage).toContain(`cluster ${cluster!.slug}`);
+    const boxInUse = await hardware.deleteHardware({ id: box!.id }).catch((e: unknown) => ConnectError.from(e));
+    expect(boxInUse).toMatchObject({ code: Code.FailedPrecondition });
+    expect((boxInUse as ConnectError).rawMessage).toContain("configuration team/box");
+    expect((await locations.getLocation({ id: used!.id })).location?.name).toBe("used");
+
+    // Once no spec names them, they go.
+    await h.client(ClusterService).updateCluster({ slug: cluster!.slug, spec: { locationId: "" } });
+    await h.client(ConfigurationService).deleteConfiguration({ name: "team/box" });
+    await locations.deleteLocation({ id: used!.id });
+    await hardware.deleteHardware({ id: box!.id });
+    expect(await codeOf(hardware.getHardware({ id: box!.id }))).toBe(Code.NotFound);
+
+    // Another team's, a malformed id, an empty one.
+    const { location: theirs } = await locations.createLocation({ name: "kept", provider: "aws" });
+    const b = h.client(LocationService, h.teamB.key);
+    expect(await codeOf(b.deleteLocation({ id: theirs!.id }))).toBe(Code.NotFound);
+    expect(await codeOf(b.deleteLocation({ id: "not-a-uuid" }))).toBe(Code.NotFound);
+    expect(await codeOf(locations.deleteLocation({ id: "" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(h.client(HardwareService, h.teamB.key).deleteHardware({ id: "x" }))).toBe(Code.NotFound);
+    expect((await locations.getLocation({ id: theirs!.id })).location?.name).toBe("kept");
   });
 
   it("rejects invalid input for every bounded field", async () => {

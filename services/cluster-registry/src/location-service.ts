@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   CreateLocationResponseSchema,
+  DeleteLocationResponseSchema,
   GetLocationResponseSchema,
   ListLocationsResponseSchema,
   LocationService,
@@ -35,6 +36,11 @@ export function createLocationService(locations: Locations): ServiceImpl<typeof 
     async getLocation(req, ctx) {
       const location = await locations.get(requireTeam(ctx), req.id);
       return create(GetLocationResponseSchema, { location: locationMessage(location) });
+    },
+
+    async deleteLocation(req, ctx) {
+      await locations.delete(requireTeam(ctx), req.id);
+      return create(DeleteLocationResponseSchema, {});
     },
 
     async listLocations(req, ctx) {

@@ -3,6 +3,7 @@ import type { Kysely } from "kysely";
 import { NotFoundError } from "@corral/server-kit";
 import { isUuid, newId } from "./ids.js";
 import { decodePageToken, pageSize, toPage, type Page } from "./page-token.js";
+import { deleteSpecTarget } from "./spec-references.js";
 import type { RegistryDatabase } from "./store/database.js";
 import {
   findLocation,
@@ -21,6 +22,8 @@ export interface Locations {
   ): Promise<LocationRecord>;
   get(teamId: string, id: string): Promise<LocationRecord>;
   list(teamId: string, pageSize: number, pageToken: string): Promise<Page<LocationRecord>>;
+  /** FAILED_PRECONDITION while a cluster or configuration spec names it. */
+  delete(teamId: string, id: string): Promise<void>;
 }
 
 export function createLocations(db: Kysely<RegistryDatabase>): Locations {
@@ -45,6 +48,10 @@ export function createLocations(db: Kysely<RegistryDatabase>): Locations {
       const limit = pageSize(requestedSize);
       const rows = await listLocations(db, teamId, decodePageToken(pageToken, isUuid), limit + 1);
       return toPage(rows, limit, (r) => r.id);
+    },
+
+    delete(teamId, id) {
+      return deleteSpecTarget(db, teamId, "location", id);
     },
   };
 }

@@ -1,4 +1,4 @@
-// corral hardware create|list|get
+// corral hardware create|list|get|delete
 import type { Command } from "commander";
 import { HardwareProfileSchema, type HardwareProfile } from "@corral/proto";
 import { formatMemory } from "@corral/sdk";
@@ -50,5 +50,14 @@ export function registerHardwareCommands(program: Command, ctx: CliContext): voi
     .command("get <id>")
     .action(async (id: string, _o: unknown, cmd: Command) => {
       show(ctx, cmd, await ctx.client(cmd).hardware().find(id));
+    });
+
+  hardware
+    .command("delete <id>")
+    .alias("rm")
+    .description("delete a hardware profile no cluster or configuration spec names")
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      await ctx.client(cmd).hardware().delete(id);
+      ctx.io.out(ctx.json(cmd) ? JSON.stringify({ deleted: id }) : `deleted ${id}`);
     });
 }

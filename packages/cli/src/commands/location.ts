@@ -1,4 +1,4 @@
-// corral location create|list|get|update
+// corral location create|list|get|update|delete
 import type { Command } from "commander";
 import { LocationSchema, type Location } from "@corral/proto";
 import type { CliContext } from "../context.js";
@@ -42,5 +42,14 @@ export function registerLocationCommands(program: Command, ctx: CliContext): voi
     .option("--region <region>")
     .action(async (id: string, o: { name?: string; provider?: string; region?: string }, cmd: Command) => {
       show(ctx, cmd, await ctx.client(cmd).locations().update(id, o));
+    });
+
+  location
+    .command("delete <id>")
+    .alias("rm")
+    .description("delete a location no cluster or configuration spec names")
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      await ctx.client(cmd).locations().delete(id);
+      ctx.io.out(ctx.json(cmd) ? JSON.stringify({ deleted: id }) : `deleted ${id}`);
     });
 }

@@ -6,6 +6,7 @@ import * as m0003 from "./0003-create-locations-and-hardware.js";
 import * as m0004 from "./0004-create-configurations.js";
 import * as m0005 from "./0005-create-clusters.js";
 import * as m0006 from "./0006-create-nodes.js";
+import * as m0007 from "./0007-spec-reference-keys.js";
 
 /** The Postgres schema the registry's tables live in. */
 export const REGISTRY_SCHEMA = "registry";
@@ -17,4 +18,5 @@ export const registryMigrations: Record<string, Migration> = {
   "0004-create-configurations": m0004,
   "0005-create-clusters": m0005,
   "0006-create-nodes": m0006,
+  "0007-spec-reference-keys": m0007,
 };

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/registry/v1/hardware.proto.
  */
 export const file_corral_registry_v1_hardware: GenFile = /*@__PURE__*/
-  fileDesc("CiFjb3JyYWwvcmVnaXN0cnkvdjEvaGFyZHdhcmUucHJvdG8SEmNvcnJhbC5yZWdpc3RyeS52MSKqAQoPSGFyZHdhcmVQcm9maWxlEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJZ3B1X2NvdW50GAMgASgNEhAKCGdwdV90eXBlGAQgASgJEhEKCWNwdV9jb3JlcxgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqgBChVDcmVhdGVIYXJkd2FyZVJlcXVlc3QSFwoEbmFtZRgBIAEoCUIJukgGcgQQARhkEhsKCWdwdV9jb3VudBgCIAEoDUIIukgFKgMYgAgSGgoIZ3B1X3R5cGUYAyABKAlCCLpIBXIDGIABEh4KCWNwdV9jb3JlcxgEIAEoDUILukgIKgYYoI0GKAESHQoMbWVtb3J5X2J5dGVzGAUgASgEQge6SAQyAigBIk8KFkNyZWF0ZUhhcmR3YXJlUmVzcG9uc2USNQoIaGFyZHdhcmUYASABKAsyIy5jb3JyYWwucmVnaXN0cnkudjEuSGFyZHdhcmVQcm9maWxlIisKEkdldEhhcmR3YXJlUmVxdWVzdBIVCgJpZBgBIAEoCUIJukgGcgQQARhAIkwKE0dldEhhcmR3YXJlUmVzcG9uc2USNQoIaGFyZHdhcmUYASABKAsyIy5jb3JyYWwucmVnaXN0cnkudjEuSGFyZHdhcmVQcm9maWxlIlAKE0xpc3RIYXJkd2FyZVJlcXVlc3QSGwoJcGFnZV9zaXplGAEgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJmChRMaXN0SGFyZHdhcmVSZXNwb25zZRI1CghoYXJkd2FyZRgBIAMoCzIjLmNvcnJhbC5yZWdpc3RyeS52MS5IYXJkd2FyZVByb2ZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMr0CCg9IYXJkd2FyZVNlcnZpY2USZwoOQ3JlYXRlSGFyZHdhcmUSKS5jb3JyYWwucmVnaXN0cnkudjEuQ3JlYXRlSGFyZHdhcmVSZXF1ZXN0GiouY29ycmFsLnJlZ2lzdHJ5LnYxLkNyZWF0ZUhhcmR3YXJlUmVzcG9uc2USXgoLR2V0SGFyZHdhcmUSJi5jb3JyYWwucmVnaXN0cnkudjEuR2V0SGFyZHdhcmVSZXF1ZXN0GicuY29ycmFsLnJlZ2lzdHJ5LnYxLkdldEhhcmR3YXJlUmVzcG9uc2USYQoMTGlzdEhhcmR3YXJlEicuY29ycmFsLnJlZ2lzdHJ5LnYxLkxpc3RIYXJkd2FyZVJlcXVlc3QaKC5jb3JyYWwucmVnaXN0cnkudjEuTGlzdEhhcmR3YXJlUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiFjb3JyYWwvcmVnaXN0cnkvdjEvaGFyZHdhcmUucHJvdG8SEmNvcnJhbC5yZWdpc3RyeS52MSKqAQoPSGFyZHdhcmVQcm9maWxlEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJZ3B1X2NvdW50GAMgASgNEhAKCGdwdV90eXBlGAQgASgJEhEKCWNwdV9jb3JlcxgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqgBChVDcmVhdGVIYXJkd2FyZVJlcXVlc3QSFwoEbmFtZRgBIAEoCUIJukgGcgQQARhkEhsKCWdwdV9jb3VudBgCIAEoDUIIukgFKgMYgAgSGgoIZ3B1X3R5cGUYAyABKAlCCLpIBXIDGIABEh4KCWNwdV9jb3JlcxgEIAEoDUILukgIKgYYoI0GKAESHQoMbWVtb3J5X2J5dGVzGAUgASgEQge6SAQyAigBIk8KFkNyZWF0ZUhhcmR3YXJlUmVzcG9uc2USNQoIaGFyZHdhcmUYASABKAsyIy5jb3JyYWwucmVnaXN0cnkudjEuSGFyZHdhcmVQcm9maWxlIisKEkdldEhhcmR3YXJlUmVxdWVzdBIVCgJpZBgBIAEoCUIJukgGcgQQARhAIkwKE0dldEhhcmR3YXJlUmVzcG9uc2USNQoIaGFyZHdhcmUYASABKAsyIy5jb3JyYWwucmVnaXN0cnkudjEuSGFyZHdhcmVQcm9maWxlIlAKE0xpc3RIYXJkd2FyZVJlcXVlc3QSGwoJcGFnZV9zaXplGAEgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJmChRMaXN0SGFyZHdhcmVSZXNwb25zZRI1CghoYXJkd2FyZRgBIAMoCzIjLmNvcnJhbC5yZWdpc3RyeS52MS5IYXJkd2FyZVByb2ZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi4KFURlbGV0ZUhhcmR3YXJlUmVxdWVzdBIVCgJpZBgBIAEoCUIJukgGcgQQARhAIhgKFkRlbGV0ZUhhcmR3YXJlUmVzcG9uc2UypgMKD0hhcmR3YXJlU2VydmljZRJnCg5DcmVhdGVIYXJkd2FyZRIpLmNvcnJhbC5yZWdpc3RyeS52MS5DcmVhdGVIYXJkd2FyZVJlcXVlc3QaKi5jb3JyYWwucmVnaXN0cnkudjEuQ3JlYXRlSGFyZHdhcmVSZXNwb25zZRJeCgtHZXRIYXJkd2FyZRImLmNvcnJhbC5yZWdpc3RyeS52MS5HZXRIYXJkd2FyZVJlcXVlc3QaJy5jb3JyYWwucmVnaXN0cnkudjEuR2V0SGFyZHdhcmVSZXNwb25zZRJhCgxMaXN0SGFyZHdhcmUSJy5jb3JyYWwucmVnaXN0cnkudjEuTGlzdEhhcmR3YXJlUmVxdWVzdBooLmNvcnJhbC5yZWdpc3RyeS52MS5MaXN0SGFyZHdhcmVSZXNwb25zZRJnCg5EZWxldGVIYXJkd2FyZRIpLmNvcnJhbC5yZWdpc3RyeS52MS5EZWxldGVIYXJkd2FyZVJlcXVlc3QaKi5jb3JyYWwucmVnaXN0cnkudjEuRGVsZXRlSGFyZHdhcmVSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message corral.registry.v1.HardwareProfile
@@ -195,6 +195,36 @@ export const ListHardwareResponseSchema: GenMessage<ListHardwareResponse> = /*@_
   messageDesc(file_corral_registry_v1_hardware, 6);
 
 /**
+ * @generated from message corral.registry.v1.DeleteHardwareRequest
+ */
+export type DeleteHardwareRequest = Message<"corral.registry.v1.DeleteHardwareRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message corral.registry.v1.DeleteHardwareRequest.
+ * Use `create(DeleteHardwareRequestSchema)` to create a new message.
+ */
+export const DeleteHardwareRequestSchema: GenMessage<DeleteHardwareRequest> = /*@__PURE__*/
+  messageDesc(file_corral_registry_v1_hardware, 7);
+
+/**
+ * @generated from message corral.registry.v1.DeleteHardwareResponse
+ */
+export type DeleteHardwareResponse = Message<"corral.registry.v1.DeleteHardwareResponse"> & {
+};
+
+/**
+ * Describes the message corral.registry.v1.DeleteHardwareResponse.
+ * Use `create(DeleteHardwareResponseSchema)` to create a new message.
+ */
+export const DeleteHardwareResponseSchema: GenMessage<DeleteHardwareResponse> = /*@__PURE__*/
+  messageDesc(file_corral_registry_v1_hardware, 8);
+
+/**
  * HardwareService keeps named hardware profiles that cluster specs refer to.
  *
  * @generated from service corral.registry.v1.HardwareService
@@ -223,6 +253,16 @@ export const HardwareService: GenService<{
     methodKind: "unary";
     input: typeof ListHardwareRequestSchema;
     output: typeof ListHardwareResponseSchema;
+  },
+  /**
+   * FAILED_PRECONDITION while a cluster or configuration spec names the profile.
+   *
+   * @generated from rpc corral.registry.v1.HardwareService.DeleteHardware
+   */
+  deleteHardware: {
+    methodKind: "unary";
+    input: typeof DeleteHardwareRequestSchema;
+    output: typeof DeleteHardwareResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_corral_registry_v1_hardware, 0);
