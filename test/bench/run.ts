@@ -497,6 +497,14 @@ function table(): string {
       result = `${r.tasks_per_s} tasks/s (${r.tasks} tasks, ${r.seconds} s)`;
       const runs = r.runs_tasks_per_s as number[] | undefined;
       if (r.scenario.startsWith("throughput") && runs && runs.length > 1) result += `, median of ${runs.join(", ")}`;
+      const cpu = r.cpu_s as Record<string, number> | undefined;
+      if (r.scenario.startsWith("throughput") && cpu) {
+        // CPU per task of each process (microseconds): where a faster Corral has to save.
+        const per = Object.entries(cpu)
+          .filter(([, s]) => s > 0)
+          .map(([name, s]) => `${name} ${Math.round((s * 1e6) / (r.tasks as number))}`);
+        result += `; CPU us/task: ${per.join(", ")}`;
+      }
       if (r.scenario === "throughput" && r.system !== "corral" && corral) {
         result += `; Corral/peer ${round((corral.tasks_per_s as number) / (r.tasks_per_s as number))}`;
       }
