@@ -87,7 +87,8 @@ export function createDispatchService(deps: DispatchServiceDeps): Partial<Servic
       const readers = new Map<string, number>();
       for (const json of sessions.flat()) {
         const s = fromJson(SessionSchema, json);
-        for (const q of readableQueues(s.identifiers, Number.MAX_SAFE_INTEGER)) {
+        // Sessions passed the same bound at Hello (the hub's maxQueuesPerSession).
+        for (const q of readableQueues(s.identifiers, 4_096)) {
           const key = `${s.clusterId}\n${q}`;
           readers.set(key, (readers.get(key) ?? 0) + 1);
         }
