@@ -23,10 +23,14 @@ describe("store marker watch", () => {
     };
     const a = createStoreMarkerWatch({ redis, brokerId: "a", intervalMs: 60_000, logger, resync: resync("a") });
     const b = createStoreMarkerWatch({ redis, brokerId: "b", intervalMs: 60_000, logger, resync: resync("b") });
-    await a.checkOnce();
-    await b.checkOnce();
+    // A first look on a store without the marker resynchronises too (it may have been wiped while
+    // no broker ran), once across replicas.
+    await Promise.all([a.checkOnce(), b.checkOnce()]);
+    await Promise.all([a.checkOnce(), b.checkOnce()]);
     expect(await redis.get(markerKey)).not.toBeNull();
-    expect(calls).toEqual([]); // a first look is not a loss
+    expect(calls).toHaveLength(1);
+    calls.length = 0;
+    const started = a.resyncs + b.resyncs;
 
     await redis.del(markerKey); // what a restart without persistence or FLUSHALL leaves
     fail = true;
@@ -38,6 +42,6 @@ describe("store marker watch", () => {
     expect(calls).toHaveLength(1);
     await Promise.all([a.checkOnce(), b.checkOnce()]);
     expect(calls).toHaveLength(1); // both see the new marker
-    expect(a.resyncs + b.resyncs).toBe(1);
+    expect(a.resyncs + b.resyncs - started).toBe(1);
   });
 });

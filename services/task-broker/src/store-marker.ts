@@ -3,8 +3,9 @@
 // then asks job-service to resynchronise (ResyncDispatch: running attempts expire, queued tasks are
 // sent again) and writes a new marker; the others see the new marker and carry on. The broker's
 // own loops recover by themselves (consumer groups are re-created on NOGROUP, leases missing from
-// Redis answer "lease lost"). A wipe while no broker runs is not noticed: a broker that starts on
-// an empty Redis cannot tell it from a first start, and writes the marker without a resync.
+// Redis answer "lease lost"). A broker that starts on a Redis without the marker cannot tell a
+// first start from a wipe while no broker ran, so it resynchronises then too: on a new deployment
+// that finds nothing to do, after a wipe it brings the queued tasks back.
 import { randomUUID } from "node:crypto";
 import type { RedisClient } from "./redis/connection.js";
 import type { Logger } from "pino";
@@ -43,14 +44,7 @@ export function createStoreMarkerWatch(options: {
       known = value;
       return;
     }
-    if (known === undefined) {
-      // First look: a new deployment (or a new key prefix). Nothing to resynchronise.
-      const fresh = `${Date.now()}-${randomUUID()}`;
-      await redis.set(markerKey, fresh, "NX");
-      known = (await redis.get(markerKey)) ?? fresh;
-      logger.debug({ hadQueues: (await redis.exists(clustersKey)) === 1 }, "redis marker written");
-      return;
-    }
+    const atStart = known === undefined;
     const lock = await redis.set(resyncLockKey, options.brokerId, "PX", 60_000, "NX");
     if (lock === null) return; // another replica is resynchronising
     try {
@@ -61,8 +55,15 @@ export function createStoreMarkerWatch(options: {
         known = again;
         return;
       }
-      logger.warn({ broker: options.brokerId }, "redis lost its data (marker missing): asking job-service to resynchronise");
-      await options.resync("redis marker missing");
+      if (atStart) {
+        logger.info(
+          { broker: options.brokerId, hadQueues: (await redis.exists(clustersKey)) === 1 },
+          "no redis marker at start (a new deployment, or data lost while no broker ran): asking job-service to resynchronise",
+        );
+      } else {
+        logger.warn({ broker: options.brokerId }, "redis lost its data (marker missing): asking job-service to resynchronise");
+      }
+      await options.resync(atStart ? "redis marker missing at broker start" : "redis marker missing");
       const next = `${Date.now()}-${randomUUID()}`;
       await redis.set(markerKey, next);
       known = next;

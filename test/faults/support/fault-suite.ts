@@ -34,8 +34,10 @@ export interface FaultSuite {
   registryClient: Client;
   runners: RunnerProcess[];
   restart(which: "registry" | "jobs", kill9?: boolean): Promise<void>;
-  /** kill -9 of broker `i` (it stays dead). */
+  /** kill -9 of broker `i` (it stays dead until startBroker). */
   killBroker(i: number): Promise<void>;
+  /** Starts broker `i` again (a new process on its port). */
+  startBroker(i: number): Promise<void>;
   startRunner(concurrency?: number): Promise<RunnerProcess>;
   /** Submits `jobs` jobs of one Fan task that spawns `perJob` Work tasks of `ms` each. */
   submitWorkload(jobs: number, perJob: number, ms: number): Promise<string[]>;
@@ -104,11 +106,14 @@ export async function startFaultSuite(options: FaultSuiteOptions): Promise<Fault
   const spawnJobs = () => spawnService({ name: "job-service", entry: "services/job-service/src/main.ts", env, port: jobsPort });
   let registry = await spawnRegistry();
   procs.push(registry);
-  const brokerProcs = await Promise.all(
-    brokerPorts.map((port, i) =>
-      spawnService({ name: `task-broker-${i}`, entry: "services/task-broker/src/main.ts", env: { ...env, CORRAL_BROKER_ID: `b${i}` }, port }),
-    ),
-  );
+  const spawnBroker = (i: number) =>
+    spawnService({
+      name: `task-broker-${i}`,
+      entry: "services/task-broker/src/main.ts",
+      env: { ...env, CORRAL_BROKER_ID: `b${i}` },
+      port: brokerPorts[i]!,
+    });
+  const brokerProcs = await Promise.all(brokerPorts.map((_port, i) => spawnBroker(i)));
   let jobs = await spawnJobs();
   procs.push(...brokerProcs, jobs);
 
@@ -152,6 +157,14 @@ export async function startFaultSuite(options: FaultSuiteOptions): Promise<Fault
       const b = brokerProcs[i]!;
       alive.delete(b.port);
       await b.kill9();
+      dead.push(b.output());
+      procs.splice(procs.indexOf(b), 1);
+    },
+    async startBroker(i) {
+      const b = await spawnBroker(i);
+      brokerProcs[i] = b;
+      procs.push(b);
+      alive.add(b.port);
     },
     async startRunner(concurrency = 20) {
       const child = spawn(process.execPath, ["--import", "tsx", workloadRunner], {
