@@ -33,6 +33,8 @@ export async function resyncDispatch(deps: ResyncDeps, reason: string): Promise<
     after = page[page.length - 1]!.id;
   }
   const requeued = await deps.requeueAll();
-  deps.logger?.warn({ reason, expired, requeued }, "dispatch resynchronised after the broker lost its Redis data");
+  // A broker's first start on a new deployment asks too and finds nothing: not worth a warning.
+  const level = expired + requeued > 0 ? "warn" : "info";
+  deps.logger?.[level]({ reason, expired, requeued }, "dispatch resynchronised after the broker lost its Redis data");
   return { expired, requeued };
 }
