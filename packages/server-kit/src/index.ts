@@ -13,3 +13,4 @@ export { createHealthState, HealthStatus, type HealthState } from "./health.js";
 export { publicServices, requestIdHeader } from "./interceptors.js";
 export * from "./service-config.js";
 export * from "./component.js";
+export * from "./page-token.js";

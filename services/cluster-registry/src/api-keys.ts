@@ -4,14 +4,17 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { Kysely } from "kysely";
 import {
   AlreadyExistsError,
+  decodePageToken,
   InvalidArgumentError,
   NotFoundError,
+  pageSize,
   parseApiKey,
+  toPage,
   type ApiKeyVerifier,
   type Caller,
+  type Page,
 } from "@corral/server-kit";
 import { isUuid, newId, randomBase62 } from "./ids.js";
-import { decodePageToken, pageSize, toPage, type Page } from "./page-token.js";
 import { findApiKeyWithTeam, insertApiKey, listApiKeys, revokeApiKey } from "./store/api-key-repository.js";
 import type { ApiKeyRow, RegistryDatabase } from "./store/database.js";
 import { ensureTeam } from "./store/team-repository.js";

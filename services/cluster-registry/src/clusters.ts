@@ -1,9 +1,16 @@
 // Clusters of a team: slugs, the default cluster, specs filled from configurations.
 import { sql, type Kysely } from "kysely";
-import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "@corral/server-kit";
+import {
+  AlreadyExistsError,
+  decodePageToken,
+  FailedPreconditionError,
+  NotFoundError,
+  pageSize,
+  toPage,
+  type Page,
+} from "@corral/server-kit";
 import { DEFAULT_CONFIGURATION, type Configurations } from "./configurations.js";
 import { generateSlug, isUuid, newId } from "./ids.js";
-import { decodePageToken, pageSize, toPage, type Page } from "./page-token.js";
 import { checkSpecReferences } from "./spec-references.js";
 import { mergeSpec, type SpecFields } from "./spec.js";
 import {

@@ -3,12 +3,15 @@
 import type { Kysely } from "kysely";
 import {
   AlreadyExistsError,
+  decodePageToken,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
+  pageSize,
+  toPage,
+  type Page,
 } from "@corral/server-kit";
 import { newId } from "./ids.js";
-import { decodePageToken, pageSize, toPage, type Page } from "./page-token.js";
 import { checkSpecReferences } from "./spec-references.js";
 import type { SpecFields } from "./spec.js";
 import {

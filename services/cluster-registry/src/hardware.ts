@@ -1,8 +1,7 @@
 // Named hardware profiles (Kamiwaza's hardware) that cluster specs refer to, per team.
 import type { Kysely } from "kysely";
-import { NotFoundError } from "@corral/server-kit";
+import { decodePageToken, NotFoundError, pageSize, toPage, type Page } from "@corral/server-kit";
 import { isUuid, newId } from "./ids.js";
-import { decodePageToken, pageSize, toPage, type Page } from "./page-token.js";
 import { deleteSpecTarget } from "./spec-references.js";
 import type { RegistryDatabase } from "./store/database.js";
 import { findHardware, insertHardware, listHardware, type HardwareRecord } from "./store/hardware-repository.js";

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { generateSlug, isUuid, newId, randomBase62 } from "./ids.js";
-import { decodePageToken, encodePageToken, toPage } from "./page-token.js";
+import { decodePageToken, encodePageToken, toPage } from "@corral/server-kit";
 
 describe("ids", () => {
   it("draws base62 strings of the asked length", () => {

@@ -1,8 +1,7 @@
 // Where clusters run: a provider and a region (Kamiwaza's locations), per team.
 import type { Kysely } from "kysely";
-import { NotFoundError } from "@corral/server-kit";
+import { decodePageToken, NotFoundError, pageSize, toPage, type Page } from "@corral/server-kit";
 import { isUuid, newId } from "./ids.js";
-import { decodePageToken, pageSize, toPage, type Page } from "./page-token.js";
 import { deleteSpecTarget } from "./spec-references.js";
 import type { RegistryDatabase } from "./store/database.js";
 import {

@@ -2,10 +2,9 @@
 // runner cannot place itself in another team. A node no broker reported within the timeout
 // reads as OFFLINE.
 import type { Kysely } from "kysely";
-import { InvalidArgumentError, NotFoundError } from "@corral/server-kit";
+import { decodePageToken, InvalidArgumentError, NotFoundError, pageSize, toPage, type Page } from "@corral/server-kit";
 import type { Clusters } from "./clusters.js";
 import { isUuid } from "./ids.js";
-import { decodePageToken, pageSize, toPage, type Page } from "./page-token.js";
 import type { RegistryDatabase, StoredNodeState } from "./store/database.js";
 import {
   findNode,

@@ -10,7 +10,7 @@ import {
   type DispatchService,
   type Session,
 } from "@corral/proto";
-import { InvalidArgumentError, requireService } from "@corral/server-kit";
+import { decodePageToken, InvalidArgumentError, pageSize, requireService, toPage } from "@corral/server-kit";
 import type { QueueStore } from "./redis/queue-store.js";
 import type { RunnerSession } from "./runner-session.js";
 import { parseVersion, readableQueues, splitQueueName } from "./task-identifier.js";
@@ -116,20 +116,16 @@ export function createDispatchService(deps: DispatchServiceDeps): Partial<Servic
       const sessions = answers.flat().map((j) => fromJson(SessionSchema, j));
       sessions.sort((a, b) => (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0));
       if (req.pageSize === 0 && req.pageToken === "") return { sessions };
-      // The token is the last session id of the previous page: sessions that came and went
+      // The token holds the last session id of the previous page: sessions that came and went
       // meanwhile neither shift nor repeat the ones after it.
-      let after = "";
-      if (req.pageToken !== "") {
-        after = Buffer.from(req.pageToken, "base64url").toString("utf8");
-        if (after === "" || Buffer.from(after, "utf8").toString("base64url") !== req.pageToken) {
-          throw new InvalidArgumentError("page_token", "not a token from an earlier ListSessions answer");
-        }
-      }
-      const size = req.pageSize === 0 ? 100 : req.pageSize;
-      const rest = sessions.filter((s) => s.sessionId > after);
-      const page = rest.slice(0, size);
-      const more = rest.length > size;
-      return { sessions: page, nextPageToken: more ? Buffer.from(page[page.length - 1]!.sessionId, "utf8").toString("base64url") : "" };
+      const after = decodePageToken(req.pageToken) ?? "";
+      const limit = pageSize(req.pageSize);
+      const page = toPage(
+        sessions.filter((s) => s.sessionId > after).slice(0, limit + 1),
+        limit,
+        (s) => s.sessionId,
+      );
+      return { sessions: page.items, nextPageToken: page.nextPageToken };
     },
   };
 }

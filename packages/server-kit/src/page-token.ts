@@ -1,5 +1,5 @@
 // Opaque cursors for list RPCs: base64url JSON holding the last key of the previous page.
-import { InvalidArgumentError } from "@corral/server-kit";
+import { InvalidArgumentError } from "./errors.js";
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
