@@ -77,6 +77,11 @@ export function newLeaseToken(): string {
   return token;
 }
 
+/** Redis answered that a stream's consumer group is gone (Redis lost its data): create it again. */
+function isNoGroup(err: unknown): boolean {
+  return String((err as Error).message).includes("NOGROUP");
+}
+
 function groupKey(session: RunnerSession): string {
   return `${session.cluster.id}\n${session.queues.join("\n")}`;
 }
@@ -222,7 +227,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   function startHandle(g: DispatchGroup, entries: StreamEntry[]): void {
     const p: Promise<void> = handle(g, entries)
       .catch((err: unknown) => {
-        if (String((err as Error).message).includes("NOGROUP")) g.ready = false;
+        if (isNoGroup(err)) g.ready = false;
         logger.warn({ err, cluster: g.clusterId }, "leasing a batch failed; its entries wait in the buffer");
       })
       .finally(() => {
@@ -295,7 +300,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         backoffMs = 50;
       } catch (err) {
         if (stopped) break;
-        if (String((err as Error).message).includes("NOGROUP")) g.ready = false;
+        if (isNoGroup(err)) g.ready = false;
         logger.warn({ err, cluster: g.clusterId }, "dispatch loop error; retrying");
         await sleep(g, backoffMs);
         backoffMs = Math.min(backoffMs * 2, 2_000);

@@ -23,6 +23,7 @@ import {
 import { UnavailableError } from "@corral/server-kit";
 import type { Logger } from "pino";
 import type { BrokerMetrics } from "./metrics.js";
+import { attemptMember } from "./redis/keys.js";
 
 /** Where results go: job-service's TaskLedgerService.ReportResults, or an in-test ledger. */
 export interface Ledger {
@@ -65,8 +66,6 @@ interface Item {
 interface HeldStart extends Item {
   heldAtMs: number;
 }
-
-const attemptKey = (r: TaskResult) => `${r.taskId}:${r.attempt}`;
 
 const retryable = new Set([
   Code.Unavailable,
@@ -182,7 +181,7 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
   async function flushOne(): Promise<void> {
     if (held.size > 0) releaseHeld();
     const taken = queue.splice(0, options.batchSize);
-    for (const item of taken) if (item.result.outcome.case === "started") queuedStarts.delete(attemptKey(item.result));
+    for (const item of taken) if (item.result.outcome.case === "started") queuedStarts.delete(attemptMember(item.result.taskId, item.result.attempt));
     const items = taken.filter((item) => !item.folded);
     const dispatched = acks.splice(0, 100_000);
     inFlight += items.length;
@@ -244,11 +243,11 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
       if (closed) return Promise.reject(new UnavailableError("the broker is closed"));
       return new Promise<ResultOutcome>((resolve, reject) => {
         if (holdMs > 0 && result.outcome.case === "started") {
-          held.set(attemptKey(result), { result, resolve, reject, heldAtMs: Date.now() });
+          held.set(attemptMember(result.taskId, result.attempt), { result, resolve, reject, heldAtMs: Date.now() });
           if (!holdTimer) releaseHeld();
           return;
         }
-        const key = attemptKey(result);
+        const key = attemptMember(result.taskId, result.attempt);
         const end = result.outcome.case === "completed" || result.outcome.case === "failed" ? result.outcome.value : undefined;
         // The attempt's start, if it has not left yet, travels inside its end.
         const start = end && !end.started ? (held.get(key) ?? queuedStarts.get(key)) : undefined;

@@ -11,7 +11,7 @@ import {
   splitAttemptMember,
 } from "./keys.js";
 import { batch, type RedisClient } from "./connection.js";
-import { batchCalls, defineScripts, scripts } from "./scripts.js";
+import { batchCalls, defineScripts, perItem, scripts } from "./scripts.js";
 
 export interface LeaseKey {
   clusterId: string;
@@ -98,14 +98,7 @@ export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions)
         }
         scripts.completeLeases(pipe, [leasesKey(clusterId)], args);
       }
-      const results = (await pipe.exec()) ?? [];
-      const released = new Array<boolean>(leases.length).fill(false);
-      calls.forEach((call, c) => {
-        const [err, values] = results[c]!;
-        if (err) throw err;
-        call.forEach((i, k) => (released[i] = (values as number[])[k] === 1));
-      });
-      return released;
+      return perItem<number>((await pipe.exec()) ?? [], calls, leases.length).map((v) => v === 1);
     },
 
     async expireDue(limitPerCluster, reportTimeoutMs) {

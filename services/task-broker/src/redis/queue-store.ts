@@ -17,7 +17,7 @@ import {
 } from "./keys.js";
 import type { ChainableCommander } from "ioredis";
 import { batch, type RedisClient } from "./connection.js";
-import { batchCalls, defineScripts, scripts } from "./scripts.js";
+import { batchCalls, defineScripts, groupIndices, perItem, scripts } from "./scripts.js";
 
 export interface StreamEntry {
   /** The stream key without the connection's key prefix. */
@@ -119,13 +119,7 @@ function ageOfId(id: string, now: number): number {
  * revocation of their job or task.
  */
 function queueRevocationChecks(pipe: ChainableCommander, entries: readonly StreamEntry[]) {
-  const byJob = new Map<string, number[]>();
-  entries.forEach((e, i) => {
-    const list = byJob.get(e.envelope.jobId);
-    if (list) list.push(i);
-    else byJob.set(e.envelope.jobId, [i]);
-  });
-  const jobs = [...byJob];
+  const jobs = [...groupIndices(entries, (e) => e.envelope.jobId)];
   for (const [jobId, list] of jobs) {
     pipe.mget(revokedJobKey(jobId), ...list.map((i) => revokedTaskKey(jobId, entries[i]!.envelope.taskId)));
   }
@@ -187,16 +181,6 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
     return calls;
   }
 
-  function readClaims(results: Array<[Error | null, unknown]>, requests: readonly ClaimRequest[], calls: number[][]): ClaimStatus[] {
-    const statuses = new Array<ClaimStatus>(requests.length);
-    calls.forEach((call, c) => {
-      const [err, values] = results[c]!;
-      if (err) throw err;
-      call.forEach((i, k) => (statuses[i] = (values as ClaimStatus[])[k]!));
-    });
-    return statuses;
-  }
-
   /** Items per enqueue pipeline. */
   const enqueueChunk = 1_000;
 
@@ -230,13 +214,8 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
     for (const [channel, , queue] of wakes.values()) pipe.publish(channel, queue);
     const sent = pipe.exec();
     if (options.onQueued) for (const [, clusterId, queue] of wakes.values()) options.onQueued(clusterId, queue);
-    const results = (await sent) ?? [];
-    let enqueued = 0;
-    calls.forEach((call, c) => {
-      const [err, values] = results[c]!;
-      if (err) throw err;
-      for (const v of values as number[]) if (v === 1) enqueued++;
-    });
+    const added = perItem<number>((await sent) ?? [], calls, tasks.length);
+    const enqueued = added.filter((v) => v === 1).length;
     return { enqueued, duplicates: tasks.length - enqueued };
   }
 
@@ -349,12 +328,13 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
       const calls = queueClaims(pipe, requests, (r) => r.revoked === true);
       const results = (await pipe.exec()) ?? [];
       const revoked = checks.read(results);
-      const statuses = readClaims(results.slice(checks.count), requests, calls);
+      const statuses = perItem<ClaimStatus>(results.slice(checks.count), calls, requests.length);
       const drop = requests.flatMap((r, i) => (statuses[i] === "leased" && revoked[i] ? [i] : []));
       if (drop.length > 0) {
         const again = batch(redis);
-        const dropCalls = queueClaims(again, drop.map((i) => requests[i]!), () => true);
-        const dropped = readClaims((await again.exec()) ?? [], drop.map((i) => requests[i]!), dropCalls);
+        const leasedRevoked = drop.map((i) => requests[i]!);
+        const dropCalls = queueClaims(again, leasedRevoked, () => true);
+        const dropped = perItem<ClaimStatus>((await again.exec()) ?? [], dropCalls, drop.length);
         drop.forEach((i, k) => {
           if (dropped[k] === "revoked") statuses[i] = "revoked";
         });

@@ -56,6 +56,15 @@ export const scriptBatchSize = 200;
  * call must share its hash tag) and cut at `scriptBatchSize`. Each call lists its items' indices.
  */
 export function batchCalls<T>(items: readonly T[], group: (item: T) => string): number[][] {
+  const calls: number[][] = [];
+  for (const list of groupIndices(items, group).values()) {
+    for (let i = 0; i < list.length; i += scriptBatchSize) calls.push(list.slice(i, i + scriptBatchSize));
+  }
+  return calls;
+}
+
+/** The indices of `items` by group, groups in order of first appearance. */
+export function groupIndices<T>(items: readonly T[], group: (item: T) => string): Map<string, number[]> {
   const groups = new Map<string, number[]>();
   items.forEach((item, i) => {
     const key = group(item);
@@ -63,11 +72,21 @@ export function batchCalls<T>(items: readonly T[], group: (item: T) => string): 
     if (list) list.push(i);
     else groups.set(key, [i]);
   });
-  const calls: number[][] = [];
-  for (const list of groups.values()) {
-    for (let i = 0; i < list.length; i += scriptBatchSize) calls.push(list.slice(i, i + scriptBatchSize));
-  }
-  return calls;
+  return groups;
+}
+
+/**
+ * Spreads the answers of batch-script calls (`results[c]` answers `calls[c]`, one value per item)
+ * back over the items; throws the first call's error.
+ */
+export function perItem<V>(results: ReadonlyArray<[Error | null, unknown]>, calls: number[][], count: number): V[] {
+  const out = new Array<V>(count);
+  calls.forEach((call, c) => {
+    const [err, values] = results[c]!;
+    if (err) throw err;
+    call.forEach((i, k) => (out[i] = (values as V[])[k]!));
+  });
+  return out;
 }
 
 /** Typed entry points; on a pipeline they queue and resolve through `exec()`. */
