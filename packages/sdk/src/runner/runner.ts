@@ -203,25 +203,21 @@ export class Runner {
     const idleMs = this.#options.idleMs ?? 1000;
     const unreachableMs = options.unreachableMs ?? 60_000;
     let timer: NodeJS.Timeout | undefined;
-    let offlineSince: number | undefined = Date.now();
+    /** Runs from the start and from each disconnect; a connection clears it. */
     let offlineTimer: NodeJS.Timeout | undefined;
+    const active = () => this.#lifecycle === "starting" || this.#lifecycle === "running";
     const watchOffline = () => {
       if (this.#state.connected) {
-        offlineSince = undefined;
         clearTimeout(offlineTimer);
         offlineTimer = undefined;
         return;
       }
-      if (offlineTimer || this.#lifecycle === "draining" || this.#lifecycle === "stopped" || this.#lifecycle === "failed") return;
-      offlineSince ??= Date.now();
-      const since = offlineSince;
+      if (offlineTimer || !active()) return;
       offlineTimer = setTimeout(() => {
         offlineTimer = undefined;
-        if (this.#state.connected || offlineSince !== since) return watchOffline();
-        if (this.#lifecycle === "starting" || this.#lifecycle === "running") {
-          this.#fail(new UnavailableError(`no broker took this runner for ${Math.round(unreachableMs / 1000)} s (runAll gives up)`), "no broker answered");
-        }
-      }, Math.max(0, since + unreachableMs - Date.now()));
+        if (this.#state.connected || !active()) return;
+        this.#fail(new UnavailableError(`no broker took this runner for ${Math.round(unreachableMs / 1000)} s (runAll gives up)`), "no broker answered");
+      }, unreachableMs);
     };
     const check = () => {
       watchOffline();

@@ -2,7 +2,7 @@
 import { sql } from "kysely";
 import type { JobDelta } from "../domain/states.js";
 import type { NewTask, TaskEdge } from "../domain/task-plan.js";
-import { newTaskColumns, newTaskRows } from "./task-repository.js";
+import { newEdgeRows, newTaskColumns, newTaskRows } from "./task-repository.js";
 import { JOB_CHANGES_CHANNEL, type JobsDb, type ProgressJson } from "./database.js";
 
 export interface JobRow {
@@ -64,7 +64,7 @@ export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTask[]
     ),
     e as (
       insert into task_deps (task_id, depends_on_id)
-      select * from unnest(${edges.map((e) => e.task_id)}::text[], ${edges.map((e) => e.depends_on_id)}::text[])
+      ${newEdgeRows(edges)}
       where exists (select 1 from j)
     ),
     o as (

@@ -49,13 +49,14 @@ export async function insertTasks(db: JobsDb, tasks: NewTask[]): Promise<void> {
   await sql`insert into tasks ${newTaskColumns} ${newTaskRows(tasks)}`.execute(db);
 }
 
+/** The rows of `edges` for `task_deps (task_id, depends_on_id)` (unnest rows). */
+export function newEdgeRows(edges: TaskEdge[]) {
+  return sql`select * from unnest(${edges.map((e) => e.task_id)}::text[], ${edges.map((e) => e.depends_on_id)}::text[])`;
+}
+
 export async function insertEdges(db: JobsDb, edges: TaskEdge[]): Promise<void> {
   if (edges.length === 0) return;
-  await sql`
-    insert into task_deps (task_id, depends_on_id)
-    select * from unnest(${edges.map((e) => e.task_id)}::text[], ${edges.map((e) => e.depends_on_id)}::text[])`.execute(
-    db,
-  );
+  await sql`insert into task_deps (task_id, depends_on_id) ${newEdgeRows(edges)}`.execute(db);
 }
 
 /** Reads tasks for the state machine; callers hold their jobs' row locks, which serialise writers. */
