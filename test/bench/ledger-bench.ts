@@ -5,7 +5,7 @@
 import { performance } from "node:perf_hooks";
 import { createDatabase, migrateToLatest } from "@corral/server-kit";
 import { createTestDatabase } from "@corral/server-kit/testing";
-import type { TaskEnvelope } from "@corral/proto";
+import type { TaskEnvelope, TaskResult } from "@corral/proto";
 import { createJobLedger } from "../../services/job-service/src/job-ledger.js";
 import { JOBS_SCHEMA, type JobsDatabase } from "../../services/job-service/src/store/database.js";
 import { jobsMigrations } from "../../services/job-service/src/store/migrations/index.js";
@@ -50,34 +50,28 @@ try {
   }
   const resultsMs = performance.now() - t0;
 
+  /** Submits a fresh job of `tasks` and applies its results in batches as `resultsOf` makes them; ms. */
+  const applyJob = async (name: string, resultsOf: (e: TaskEnvelope) => TaskResult[]): Promise<number> => {
+    enqueued.length = 0;
+    await ledger.submitJob({ teamId: "bench", name, clusterSlug: "", tasks });
+    const envelopes = [...enqueued];
+    const start = performance.now();
+    for (let i = 0; i < taskCount; i += batchSize) {
+      await ledger.reportResults({ results: envelopes.slice(i, i + batchSize).flatMap(resultsOf) });
+    }
+    return performance.now() - start;
+  };
+
   // A broker that reports start and completion together: one call of 2,000 results per 1,000 tasks.
-  enqueued.length = 0;
-  await ledger.submitJob({ teamId: "bench", name: "combined", clusterSlug: "", tasks });
-  const combined = [...enqueued];
-  t0 = performance.now();
-  for (let i = 0; i < taskCount; i += batchSize) {
-    const batch = combined.slice(i, i + batchSize);
-    await ledger.reportResults({ results: batch.flatMap((e) => [started(e), completed(e)]) });
-  }
-  const combinedMs = performance.now() - t0;
+  const combinedMs = await applyJob("combined", (e) => [started(e), completed(e)]);
 
   // A broker that folds each start into its completion (TaskCompleted.started): 1,000 results.
-  enqueued.length = 0;
-  await ledger.submitJob({ teamId: "bench", name: "folded", clusterSlug: "", tasks });
-  const folded = [...enqueued];
-  t0 = performance.now();
-  for (let i = 0; i < taskCount; i += batchSize) {
-    const batch = folded.slice(i, i + batchSize);
-    await ledger.reportResults({
-      results: batch.map((e) => {
-        const end = completed(e);
-        const start = started(e);
-        if (end.outcome.case === "completed" && start.outcome.case === "started") end.outcome.value.started = start.outcome.value;
-        return end;
-      }),
-    });
-  }
-  const foldedMs = performance.now() - t0;
+  const foldedMs = await applyJob("folded", (e) => {
+    const end = completed(e);
+    const start = started(e);
+    if (end.outcome.case === "completed" && start.outcome.case === "started") end.outcome.value.started = start.outcome.value;
+    return [end];
+  });
 
   // Subtasks: one completion spawning 10,000 subtasks in one result.
   const root = await ledger.submitJob({ teamId: "bench", name: "fanout", clusterSlug: "", tasks: [task("root")] });
