@@ -35,7 +35,7 @@ async function readAll(queue = "lua:v1.0"): Promise<StreamEntry[]> {
 }
 
 async function lease(e: StreamEntry, sessionId: string, token: string, expiryMs = Date.now() + 60_000) {
-  const [status] = await queues.claim([{ entry: e, token, expiryMs, sessionId, brokerId: "b", revoked: false }]);
+  const [status] = await queues.claim([{ entry: e, token, expiryMs, sessionId, brokerId: "b" }]);
   return status;
 }
 
@@ -90,7 +90,8 @@ describe("queue scripts", () => {
 
     await queues.enqueue([env("rev")]);
     const [rev] = await readAll();
-    const [status] = await queues.claim([{ entry: rev!, token: "", expiryMs: 0, sessionId: "", brokerId: "b", revoked: true }]);
+    await queues.markRevoked("job", ["rev"], 60);
+    const [status] = await queues.claim([{ entry: rev!, token: "t-rev", expiryMs: Date.now() + 60_000, sessionId: "s", brokerId: "b" }]);
     expect(status).toBe("revoked");
     expect((await leases.attempt(CLUSTER, "rev", 1))?.state).toBe("revoked");
     expect((await queues.enqueue([env("rev")])).duplicates).toBe(1);

@@ -39,8 +39,6 @@ export interface ClaimRequest {
   expiryMs: number;
   sessionId: string;
   brokerId: string;
-  /** Drop the entry without looking for a revocation (the caller knows). */
-  revoked?: boolean;
 }
 
 export interface QueueStat {
@@ -164,7 +162,7 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
   }
 
   /** Queues the claim script calls of `requests` on `pipe` (one per cluster and batch). */
-  function queueClaims(pipe: ChainableCommander, requests: readonly ClaimRequest[], revoked: (r: ClaimRequest) => boolean): number[][] {
+  function queueClaims(pipe: ChainableCommander, requests: readonly ClaimRequest[], revoked: boolean): number[][] {
     const calls = batchCalls(requests, (r) => `${r.entry.envelope.clusterId}\n${r.brokerId}`);
     for (const call of calls) {
       const first = requests[call[0]!]!;
@@ -174,7 +172,7 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
         const r = requests[i]!;
         const t = r.entry.envelope;
         args.push(prefixed(attemptKey(clusterId, t.taskId, t.attempt)), prefixed(r.entry.stream));
-        args.push(r.entry.id, r.token, r.expiryMs, r.sessionId, attemptMember(t.taskId, t.attempt), revoked(r) ? "1" : "0", t.jobId);
+        args.push(r.entry.id, r.token, r.expiryMs, r.sessionId, attemptMember(t.taskId, t.attempt), revoked ? "1" : "0", t.jobId);
       }
       scripts.claimTasks(pipe, [leasesKey(clusterId)], args);
     }
@@ -325,7 +323,7 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
       // revoked is dropped in a second call.
       const pipe = batch(redis);
       const checks = queueRevocationChecks(pipe, requests.map((r) => r.entry));
-      const calls = queueClaims(pipe, requests, (r) => r.revoked === true);
+      const calls = queueClaims(pipe, requests, false);
       const results = (await pipe.exec()) ?? [];
       const revoked = checks.read(results);
       const statuses = perItem<ClaimStatus>(results.slice(checks.count), calls, requests.length);
@@ -333,7 +331,7 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
       if (drop.length > 0) {
         const again = batch(redis);
         const leasedRevoked = drop.map((i) => requests[i]!);
-        const dropCalls = queueClaims(again, leasedRevoked, () => true);
+        const dropCalls = queueClaims(again, leasedRevoked, true);
         const dropped = perItem<ClaimStatus>((await again.exec()) ?? [], dropCalls, drop.length);
         drop.forEach((i, k) => {
           if (dropped[k] === "revoked") statuses[i] = "revoked";
