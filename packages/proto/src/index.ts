@@ -1,5 +1,4 @@
 // The public entry of the contracts; import generated code only through this file.
-import "./text-encoding.js";
 export * from "./gen/corral/broker/v1/dispatch_pb.js";
 export * from "./gen/corral/broker/v1/work_pb.js";
 export * from "./gen/corral/common/v1/common_pb.js";

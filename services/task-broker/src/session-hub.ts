@@ -5,13 +5,14 @@ import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { durationFromMs, timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   AssignSchema,
   LeaseRefSchema,
   LeaseSchema,
   ResultStatus,
   TaskResultSchema,
+  WorkRequestSchema,
   type Hello,
   type Lease,
   type LeaseRef,
@@ -19,7 +20,7 @@ import {
   type TaskResult,
   type WorkRequest,
 } from "@corral/proto";
-import { NotFoundError, toConnectError } from "@corral/server-kit";
+import { createRequestValidator, NotFoundError, toConnectError } from "@corral/server-kit";
 import type { Logger } from "pino";
 import type { Dispatcher } from "./dispatcher.js";
 import { BrokerDrainingError, ProtocolViolationError } from "./errors.js";
@@ -91,6 +92,7 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
   let dispatcher: Dispatcher | undefined;
   let draining = false;
   const emptyWaiters = new Set<() => void>();
+  const validator = createRequestValidator();
 
   const ownerKey = (clusterId: string, member: string) => `${clusterId}/${member}`;
 
@@ -350,10 +352,17 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
           return;
         }
         case "batch":
-          for (const inner of m.value.messages) {
+          for (const [i, inner] of m.value.messages.entries()) {
             const c = inner.message.case;
             if (c === "hello" || c === "batch") {
               return violation(session, Code.InvalidArgument, `a batch cannot hold ${c === "hello" ? "Hello" : "another batch"}`);
+            }
+            // The stream's validation stops at the batch (see createRequestValidator).
+            try {
+              validator.check(WorkRequestSchema, inner, `batch.messages[${i}].`);
+            } catch (err) {
+              if (!(err instanceof ConnectError)) throw err;
+              return violation(session, err.code, err.rawMessage);
             }
             await hub.handle(session, inner);
             if ((session.state as string) === "closed") return;

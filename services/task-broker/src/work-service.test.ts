@@ -254,6 +254,25 @@ describe("Work", () => {
     expect((await r.done)?.code).toBe(Code.InvalidArgument);
   });
 
+  it("validates every message of a batch, naming the field inside the batch", async () => {
+    // Protovalidate's own plan stops at the batch (a WorkRequest inside a WorkRequest).
+    const r = runner({ runnerId: "r-batch-invalid", identifiers: ["x@v1.0"] });
+    await r.take("welcome");
+    r.send({
+      case: "batch",
+      value: {
+        messages: [
+          { message: { case: "heartbeat", value: {} } },
+          { message: { case: "completed", value: { lease: { taskId: "t".repeat(65), attempt: 1, token: "x" } } } },
+        ],
+      },
+    });
+    const error = await r.take("error");
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.message).toContain("batch.messages[1].completed.lease.task_id");
+    expect((await r.done)?.code).toBe(Code.InvalidArgument);
+  });
+
   it("answers INVALID_ARGUMENT to a message that breaks the validation rules", async () => {
     const r = runner({ runnerId: "r-invalid", identifiers: ["x@v1.0"], slots: 1 });
     await r.take("welcome");
