@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { callerKey, type ApiKeyVerifier, type Caller } from "./auth.js";
 import { toConnectError } from "./errors.js";
 import type { RpcMetrics } from "./metrics.js";
+import { createFastValidator } from "./fast-validator.js";
 import { parseErrorAsInvalidArgument } from "./parse-errors.js";
 
 export const requestIdHeader = "x-request-id";
@@ -158,8 +159,10 @@ export interface RequestValidator {
  */
 export function createRequestValidator(): RequestValidator {
   const validator = createValidator();
+  const fast = createFastValidator();
   return {
     check(schema, message, at = "") {
+      if (fast.of(schema)?.(message)) return;
       const result = validator.validate(schema, message as never);
       if (result.kind === "valid") return;
       if (result.kind === "invalid") {
