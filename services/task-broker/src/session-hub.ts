@@ -400,7 +400,7 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
     },
 
     onLeased(session, entry, token, expiryMs) {
-      const t = entry.envelope;
+      const t = entry;
       const member = attemptMember(t.taskId, t.attempt);
       if (session.state === "closed") {
         // The dispatcher gives back leases of sessions that closed during the claim; should one

@@ -1,6 +1,6 @@
 // The Lua scripts against the real Redis: dedupe at enqueue, drops at claim, extend, complete,
 // and expiry handed to exactly one of two concurrent reapers.
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { TaskEnvelopeSchema, type TaskEnvelope } from "@corral/proto";
 import { createRedis } from "@corral/server-kit";
 import { TEST_REDIS_URL, testRedisPrefix } from "@corral/server-kit/testing";
@@ -58,7 +58,7 @@ describe("queue scripts", () => {
     expect(await queues.enqueue([env("a"), env("a")])).toEqual({ enqueued: 1, duplicates: 1 });
     expect(await queues.enqueue([env("a", 2)])).toEqual({ enqueued: 1, duplicates: 0 });
     const entries = await readAll();
-    expect(entries.map((e) => [e.envelope.taskId, e.envelope.attempt])).toEqual([
+    expect(entries.map((e) => [e.taskId, e.attempt])).toEqual([
       ["a", 1],
       ["a", 2],
     ]);
@@ -72,9 +72,21 @@ describe("queue scripts", () => {
     expect(await queues.enqueue(many.slice(1_000, 1_100))).toEqual({ enqueued: 0, duplicates: 100 });
     const ids = new Set<string>();
     for (let read = await readAll("lua:v9.0"); read.length > 0; read = await readAll("lua:v9.0")) {
-      for (const e of read) ids.add(e.envelope.taskId);
+      for (const e of read) ids.add(e.taskId);
     }
     expect(ids.size).toBe(2_500);
+  });
+
+  it("reads an entry's keys from the stream, and from the envelope of an entry written without them", async () => {
+    await queues.enqueue([env("keys", 3, "v8.0")]);
+    const [entry] = await readAll("lua:v8.0");
+    expect(entry).toMatchObject({ clusterId: CLUSTER, queue: "lua:v8.0", taskId: "keys", attempt: 3, jobId: "job" });
+    expect(create(TaskEnvelopeSchema, env("keys", 3, "v8.0"))).toEqual(fromBinary(TaskEnvelopeSchema, entry!.bytes));
+    // As an older broker wrote entries: the envelope and the enqueue time only.
+    const raw = Buffer.from(toBinary(TaskEnvelopeSchema, env("old", 2, "v8.0"))).toString("base64");
+    await r1.xadd(streamKey(CLUSTER, "lua:v8.0"), "*", "task", raw, "t", String(Date.now()));
+    const [old] = await readAll("lua:v8.0");
+    expect(old).toMatchObject({ clusterId: CLUSTER, queue: "lua:v8.0", taskId: "old", attempt: 2, jobId: "job" });
   });
 
   it("drops duplicate and revoked entries at claim time and leaves a live lease's entry alone", async () => {
@@ -106,7 +118,7 @@ describe("queue scripts", () => {
     const statuses = await queues.claim(
       entries.map((e, i) => ({ entry: e, token: `tok-${i}`, expiryMs: Date.now() + 60_000, sessionId: "s", brokerId: "b" })),
     );
-    expect(Object.fromEntries(entries.map((e, i) => [e.envelope.taskId, statuses[i]]))).toEqual({
+    expect(Object.fromEntries(entries.map((e, i) => [e.taskId, statuses[i]]))).toEqual({
       "rj-1": "revoked",
       "rt-1": "revoked",
       "rt-2": "leased",
@@ -140,7 +152,7 @@ describe("queue scripts", () => {
     expect(await r1.zscore(leasesKey(CLUSTER), attemptMember("orphan", 1))).toBeNull();
     // The attempt is back at the end of its stream and can be leased again.
     const [again] = await readAll();
-    expect(again?.envelope.taskId).toBe("orphan");
+    expect(again?.taskId).toBe("orphan");
     expect(again?.id).not.toBe(orphan?.id);
     expect(await lease(again!, "s2", "tok-2")).toBe("leased");
   });
@@ -150,7 +162,7 @@ describe("queue scripts", () => {
     const [e] = await readAll();
     await queues.requeue([e!]);
     const [again] = await readAll();
-    expect(again?.envelope.taskId).toBe("back");
+    expect(again?.taskId).toBe("back");
     expect(again?.id).not.toBe(e?.id);
   });
 });

@@ -6,6 +6,7 @@ import { queueName } from "../task-identifier.js";
 import {
   attemptKey,
   attemptMember,
+  splitAttemptMember,
   clustersKey,
   CONSUMER_GROUP,
   leasesKey,
@@ -23,8 +24,13 @@ export interface StreamEntry {
   /** The stream key without the connection's key prefix. */
   stream: string;
   id: string;
-  envelope: TaskEnvelope;
-  /** The envelope's protobuf bytes, passed on to the runner as they are. */
+  clusterId: string;
+  /** `<name>:<version>` of the stream. */
+  queue: string;
+  taskId: string;
+  attempt: number;
+  jobId: string;
+  /** The envelope's protobuf bytes, passed on to the runner as they are (never decoded here). */
   bytes: Uint8Array;
   /** The envelope as stored (base64 protobuf), for re-queueing. */
   raw: string;
@@ -101,6 +107,13 @@ function flatToObject(list: unknown[]): Record<string, unknown> {
   return out;
 }
 
+/** The cluster and queue of a stream key (without the key prefix): `corral:{<cluster>}:q:<queue>`. */
+function parseStreamKey(key: string): { clusterId: string; queue: string } {
+  const open = key.indexOf("{");
+  const close = key.indexOf("}:q:", open);
+  return { clusterId: key.slice(open + 1, close), queue: key.slice(close + 4) };
+}
+
 /** The Redis server time (ms) at which a stream entry was added. */
 function idMs(id: string): number {
   const ms = Number(id.split("-")[0]);
@@ -117,9 +130,9 @@ function ageOfId(id: string, now: number): number {
  * revocation of their job or task.
  */
 function queueRevocationChecks(pipe: ChainableCommander, entries: readonly StreamEntry[]) {
-  const jobs = [...groupIndices(entries, (e) => e.envelope.jobId)];
+  const jobs = [...groupIndices(entries, (e) => e.jobId)];
   for (const [jobId, list] of jobs) {
-    pipe.mget(revokedJobKey(jobId), ...list.map((i) => revokedTaskKey(jobId, entries[i]!.envelope.taskId)));
+    pipe.mget(revokedJobKey(jobId), ...list.map((i) => revokedTaskKey(jobId, entries[i]!.taskId)));
   }
   return {
     count: jobs.length,
@@ -151,26 +164,31 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
     const f = fieldsOf(list);
     if (!f.task) return undefined;
     const bytes = Buffer.from(f.task, "base64");
-    return {
-      stream,
-      id,
-      raw: f.task,
-      bytes,
-      envelope: fromBinary(TaskEnvelopeSchema, bytes),
-      enqueuedAtMs: Number(f.t ?? 0),
-    };
+    const { clusterId, queue } = parseStreamKey(stream);
+    let taskId: string;
+    let attempt: number;
+    let jobId: string;
+    if (f.m !== undefined && f.j !== undefined) {
+      ({ taskId, attempt } = splitAttemptMember(f.m));
+      jobId = f.j;
+    } else {
+      // An entry written before the stream carried its task's keys (an older broker).
+      const envelope = fromBinary(TaskEnvelopeSchema, bytes);
+      ({ taskId, attempt, jobId } = envelope);
+    }
+    return { stream, id, clusterId, queue, taskId, attempt, jobId, raw: f.task, bytes, enqueuedAtMs: Number(f.t ?? 0) };
   }
 
   /** Queues the claim script calls of `requests` on `pipe` (one per cluster and batch). */
   function queueClaims(pipe: ChainableCommander, requests: readonly ClaimRequest[], revoked: boolean): number[][] {
-    const calls = batchCalls(requests, (r) => `${r.entry.envelope.clusterId}\n${r.brokerId}`);
+    const calls = batchCalls(requests, (r) => `${r.entry.clusterId}\n${r.brokerId}`);
     for (const call of calls) {
       const first = requests[call[0]!]!;
-      const clusterId = first.entry.envelope.clusterId;
+      const clusterId = first.entry.clusterId;
       const args: Array<string | number> = [CONSUMER_GROUP, options.recordTtlSec, first.brokerId];
       for (const i of call) {
         const r = requests[i]!;
-        const t = r.entry.envelope;
+        const t = r.entry;
         args.push(prefixed(attemptKey(clusterId, t.taskId, t.attempt)), prefixed(r.entry.stream));
         args.push(r.entry.id, r.token, r.expiryMs, r.sessionId, attemptMember(t.taskId, t.attempt), revoked ? "1" : "0", t.jobId);
       }
@@ -204,7 +222,7 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
         const message = isMessage(t, TaskEnvelopeSchema) ? t : create(TaskEnvelopeSchema, t);
         const raw = Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
         args.push(prefixed(streamKey(clusterId, queue)), prefixed(attemptKey(clusterId, t.taskId, t.attempt)));
-        args.push(t.jobId, t.teamId, raw, queue);
+        args.push(t.jobId, t.teamId, raw, queue, attemptMember(t.taskId, t.attempt));
       }
       scripts.enqueueTasks(pipe, [queuesKey(clusterId)], args);
     }
@@ -221,17 +239,19 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
     if (items.length === 0) return;
     const pipe = batch(redis);
     for (const { entry: e, token } of items) {
-      const t = e.envelope;
+      const member = attemptMember(e.taskId, e.attempt);
       const args: Array<string | number> = [
         CONSUMER_GROUP,
         e.id,
         e.raw,
         e.enqueuedAtMs,
-        wakeChannel(options.channelPrefix, t.clusterId),
-        queueName(t.identifier!.name, t.identifier!.version),
+        wakeChannel(options.channelPrefix, e.clusterId),
+        e.queue,
+        member,
+        e.jobId,
       ];
-      if (token) args.push(token, prefixed(leasesKey(t.clusterId)), attemptMember(t.taskId, t.attempt));
-      scripts.requeueEntry(pipe, [e.stream, attemptKey(t.clusterId, t.taskId, t.attempt)], args);
+      if (token) args.push(token, prefixed(leasesKey(e.clusterId)));
+      scripts.requeueEntry(pipe, [e.stream, attemptKey(e.clusterId, e.taskId, e.attempt)], args);
     }
     const results = (await pipe.exec()) ?? [];
     for (const [err] of results) if (err) throw err;

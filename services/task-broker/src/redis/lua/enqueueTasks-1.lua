@@ -7,18 +7,21 @@
   ARGV[1] consumer group name
   ARGV[2] record TTL, seconds
   ARGV[3] enqueue time, ms since the epoch (dispatch latency)
-  then 6 per task, from ARGV[4 + 6(i-1)]: its stream corral:{<cluster>}:q:<name>:<version>, its
+  then 7 per task, from ARGV[4 + 7(i-1)]: its stream corral:{<cluster>}:q:<name>:<version>, its
   attempt record corral:{<cluster>}:a:<task id>:<attempt> (both with the key prefix applied by the
   caller, same hash tag as KEYS[1]), job id, team id, the TaskEnvelope (base64 protobuf), queue
-  name <name>:<version>
+  name <name>:<version>, attempt member <task id>:<attempt>
+
+  Each entry holds the envelope (task), the enqueue time (t), the attempt member (m) and the job id
+  (j): a reader claims and checks revocations without decoding the envelope.
 
   Result: per task 1 when added, 0 when the attempt was already known (queued, leased, done or
   revoked). The caller publishes one wake-up per queue and batch on the cluster's channel.
 ]]
 local out = {}
 local known = {}
-for i = 1, (#ARGV - 3) / 6 do
-  local a = 3 + 6 * (i - 1)
+for i = 1, (#ARGV - 3) / 7 do
+  local a = 3 + 7 * (i - 1)
   local stream, record = ARGV[a + 1], ARGV[a + 2]
   if redis.call('EXISTS', record) == 1 then
     out[i] = 0
@@ -31,7 +34,7 @@ for i = 1, (#ARGV - 3) / 6 do
       end
       known[stream] = true
     end
-    local id = redis.call('XADD', stream, '*', 'task', ARGV[a + 5], 't', ARGV[3])
+    local id = redis.call('XADD', stream, '*', 'task', ARGV[a + 5], 't', ARGV[3], 'm', ARGV[a + 7], 'j', ARGV[a + 3])
     redis.call('HSET', record, 's', 'queued', 'j', ARGV[a + 3], 'tm', ARGV[a + 4], 'q', stream, 'e', id)
     redis.call('EXPIRE', record, ARGV[2])
     out[i] = 1

@@ -13,19 +13,20 @@
   ARGV[4] original enqueue time, ms
   ARGV[5] wake channel of the cluster
   ARGV[6] queue name <name>:<version>
-  ARGV[7] optional: the lease token to drop
-  ARGV[8] optional: the cluster's leases zset (key prefix applied; same hash tag as KEYS)
-  ARGV[9] optional: the lease member <task id>:<attempt>
+  ARGV[7] attempt member <task id>:<attempt> (also the lease member)
+  ARGV[8] job id
+  ARGV[9] optional: the lease token to drop
+  ARGV[10] optional: the cluster's leases zset (key prefix applied; same hash tag as KEYS)
 
   Result: the new entry id, or false when the attempt is no longer queued (only acknowledged).
 ]]
 local s = redis.call('HGET', KEYS[2], 's')
-if ARGV[7] and ARGV[7] ~= '' and s == 'leased' then
-  if redis.call('HGET', KEYS[2], 'tok') ~= ARGV[7] or redis.call('HGET', KEYS[2], 'e') ~= ARGV[2] then
+if ARGV[9] and ARGV[9] ~= '' and s == 'leased' then
+  if redis.call('HGET', KEYS[2], 'tok') ~= ARGV[9] or redis.call('HGET', KEYS[2], 'e') ~= ARGV[2] then
     -- Another lease or another entry: not ours to give back.
     return false
   end
-  redis.call('ZREM', ARGV[8], ARGV[9])
+  redis.call('ZREM', ARGV[10], ARGV[7])
   redis.call('HDEL', KEYS[2], 'tok', 'exp', 'sid', 'b')
   redis.call('HSET', KEYS[2], 's', 'queued')
   s = 'queued'
@@ -35,7 +36,7 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 if s ~= false and s ~= 'queued' then
   return false
 end
-local id = redis.call('XADD', KEYS[1], '*', 'task', ARGV[3], 't', ARGV[4])
+local id = redis.call('XADD', KEYS[1], '*', 'task', ARGV[3], 't', ARGV[4], 'm', ARGV[7], 'j', ARGV[8])
 if s == 'queued' then
   redis.call('HSET', KEYS[2], 'e', id)
 end
