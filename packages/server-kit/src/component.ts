@@ -1,5 +1,6 @@
 // A process runs one or more service components on one server: each service alone in production,
 // all three together in `corral dev`. A component owns its stores and background loops.
+import { setFlagsFromString } from "node:v8";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { ApiKeyVerifier } from "./auth.js";
@@ -48,6 +49,8 @@ export interface RunOptions {
 export async function runComponents(options: RunOptions): Promise<RunningProcess> {
   const { config } = options;
   const logger = options.logger ?? createLogger(options.name);
+  // V8 reads this flag at each scavenge, so it may change after start-up.
+  setFlagsFromString(config.parallelScavenge ? "--parallel-scavenge" : "--no-parallel-scavenge");
   const closer = createCloser(logger);
   const components = await options.build({ config, logger });
   for (const c of components) closer.add(`${c.name} stores`, () => c.close());
