@@ -41,7 +41,8 @@ export interface ExecutionContextInit {
   job: JobInfo;
   task: TaskInfo;
   signal: AbortSignal;
-  logger: Logger;
+  /** The task's logger, or a function making it when the task first logs. */
+  logger: Logger | (() => Logger);
   cache: JobCache;
 }
 
@@ -52,7 +53,6 @@ export class ExecutionContext {
   readonly task: TaskInfo;
   /** Aborted when the job is canceled, the lease is lost or the runner shuts down. */
   readonly signal: AbortSignal;
-  readonly logger: Logger;
   /** Bytes by key, shared by the tasks of this job (on runners sharing the cache backend). */
   readonly cache: JobCache;
 
@@ -60,13 +60,19 @@ export class ExecutionContext {
   readonly #handles = new WeakSet<SubtaskHandle>();
   readonly #progress = new ProgressRecorder();
   #display: string | undefined;
+  #logger: Logger | (() => Logger);
 
   constructor(init: ExecutionContextInit) {
     this.job = init.job;
     this.task = init.task;
     this.signal = init.signal;
-    this.logger = init.logger;
+    this.#logger = init.logger;
     this.cache = init.cache;
+  }
+
+  get logger(): Logger {
+    if (typeof this.#logger === "function") this.#logger = this.#logger();
+    return this.#logger;
   }
 
   /**

@@ -83,7 +83,9 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
       progress: [],
     };
   }
-  const logger = options.logger.child({ jobId: env.jobId, taskId: env.taskId, attempt: options.attempt, task: identifier.name });
+  // A child logger serializes its bindings when made: only for tasks that log.
+  let child: Logger | undefined;
+  const logger = () => (child ??= options.logger.child({ jobId: env.jobId, taskId: env.taskId, attempt: options.attempt, task: identifier.name }));
   let task: Task<unknown>;
   try {
     task = instantiateTask(cls, env.input);
@@ -120,8 +122,8 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
   } catch (err) {
     const r = ctx.result;
     const unrecoverable = err instanceof UnrecoverableTaskError || (err as Error | undefined)?.name === "UnrecoverableTaskError";
-    if (options.signal.aborted) logger.info({ reason: describeReason(options.signal.reason) }, "task stopped");
-    else logger.warn({ err }, "task failed");
+    if (options.signal.aborted) logger().info({ reason: describeReason(options.signal.reason) }, "task stopped");
+    else logger().warn({ err }, "task failed");
     return { kind: "failed", error: describeError(err), unrecoverable, countsAsRetry: true, display: r.display ?? "", progress: r.progress };
   }
 }
