@@ -42,9 +42,7 @@ export interface SpawnOptions {
 /** Spawns a TypeScript entry point with tsx and waits until /healthz answers SERVING. */
 export async function spawnService(options: SpawnOptions): Promise<ServiceProcess> {
   const port = options.port ?? (await freePort());
-  // The V8 heap flag the image's launcher (deploy/bin/corral) and `npm start` give the services.
-  const argv = ["--max-semi-space-size=32", "--import", "tsx", join(repoRoot, options.entry), ...(options.args ?? [])];
-  const child = spawn(process.execPath, argv, {
+  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, options.entry), ...(options.args ?? [])], {
     cwd: repoRoot,
     env: { ...process.env, LOG_LEVEL: "warn", ...options.env, PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"],
