@@ -2,7 +2,6 @@
 // and by a sweeper for rows the broker has not acknowledged in time (a crash between commit and
 // enqueue, a broker that was down, a ready list whose ack never came). Enqueue is idempotent per
 // task attempt on the broker side, so sending twice is safe.
-import type { TaskEnvelope } from "@corral/proto";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { toEnvelope } from "../domain/convert.js";
@@ -52,23 +51,24 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   // A few Enqueue calls in flight at once: encoding here, decoding in the broker and the scripts in
   // Redis then overlap instead of taking turns (order across batches never mattered: every
   // enqueue is idempotent and runners take tasks in any order).
-  const send = async (envelopes: TaskEnvelope[]) => {
+  // Rows become envelopes a batch at a time, so the first batch leaves before the rest is built.
+  const send = async (rows: EnvelopeRow[]) => {
     let next = 0;
     const lane = async () => {
-      while (next < envelopes.length) {
+      while (next < rows.length) {
         const start = next;
         next += batchSize;
-        await dispatcher.enqueue(envelopes.slice(start, start + batchSize));
+        await dispatcher.enqueue(rows.slice(start, start + batchSize).map(toEnvelope));
       }
     };
-    await Promise.all(Array.from({ length: Math.min(parallelBatches, Math.ceil(envelopes.length / batchSize)) }, lane));
+    await Promise.all(Array.from({ length: Math.min(parallelBatches, Math.ceil(rows.length / batchSize)) }, lane));
   };
 
   const relay: OutboxRelay = {
     async dispatch(rows) {
       if (rows.length === 0) return true;
       try {
-        await send(rows.map(toEnvelope));
+        await send(rows);
         await deleteOutbox(db, rows.map((r) => ({ taskId: r.id, attempt: r.attempt })));
         return true;
       } catch (err) {
@@ -84,7 +84,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       for (;;) {
         const rows = await claimDueOutbox(db, afterMs, batchSize);
         if (rows.length === 0) break;
-        await send(rows.map(toEnvelope));
+        await send(rows);
         await deleteOutbox(db, rows.map((r) => ({ taskId: r.id, attempt: r.attempt })));
         sent += rows.length;
         if (rows.length < batchSize) break;
@@ -97,7 +97,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       for (;;) {
         const rows = await queuedEnvelopesPage(db, after, batchSize);
         if (rows.length === 0) break;
-        await send(rows.map(toEnvelope));
+        await send(rows);
         sent += rows.length;
         after = rows[rows.length - 1]!.id;
       }
