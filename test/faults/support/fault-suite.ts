@@ -182,11 +182,19 @@ export async function startFaultSuite(options: FaultSuiteOptions): Promise<Fault
       let execs = 0;
       let ready: () => void;
       const readyP = new Promise<void>((r) => (ready = r));
+      // Whole lines only: a chunk may end in the middle of "EXEC ..." or "READY".
+      let partial = "";
       child.stdout!.on("data", (d: Buffer) => {
-        const text = d.toString();
-        execs += text.split("EXEC ").length - 1;
-        if (text.includes("READY")) ready();
-        out += text.replace(/^EXEC .*\n/gm, "");
+        const lines = (partial + d.toString()).split("\n");
+        partial = lines.pop()!;
+        for (const line of lines) {
+          if (line.startsWith("EXEC ")) {
+            execs++;
+            continue;
+          }
+          if (line.includes("READY")) ready();
+          out += line + "\n";
+        }
         if (out.length > 100_000) out = out.slice(-50_000);
       });
       child.stderr!.on("data", (d: Buffer) => {
@@ -194,7 +202,15 @@ export async function startFaultSuite(options: FaultSuiteOptions): Promise<Fault
         if (out.length > 100_000) out = out.slice(-50_000);
       });
       const exit = new Promise<void>((r) => child.once("exit", () => r()));
-      await Promise.race([readyP, exit.then(() => Promise.reject(new Error(`runner exited before its Welcome:\n${out}`)))]);
+      let readyTimer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        readyTimer = setTimeout(() => reject(new Error(`runner not ready within 30 s:\n${out}`)), 30_000);
+      });
+      try {
+        await Promise.race([readyP, late, exit.then(() => Promise.reject(new Error(`runner exited before its Welcome:\n${out}`)))]);
+      } finally {
+        clearTimeout(readyTimer);
+      }
       const r: RunnerProcess = {
         child,
         output: () => out,
