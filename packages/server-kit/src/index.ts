@@ -10,7 +10,7 @@ export * from "./server.js";
 export * from "./client.js";
 export * from "./key-verifier.js";
 export { createHealthState, HealthStatus, type HealthState } from "./health.js";
-export { createRequestValidator, publicServices, requestIdHeader, type RequestValidator } from "./interceptors.js";
+export { publicServices, requestIdHeader } from "./interceptors.js";
 export * from "./service-config.js";
 export * from "./component.js";
 export * from "./page-token.js";

@@ -3,8 +3,8 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type Interceptor, type StreamRequest } from "@connectrpc/connect";
 import { createValidator, violationsToProto, type Violation } from "@bufbuild/protovalidate";
-import { pathToString } from "@bufbuild/protobuf/reflect";
-import type { DescMessage } from "@bufbuild/protobuf";
+import { pathToString, reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
+import type { DescMessage, Message } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { callerKey, type ApiKeyVerifier, type Caller } from "./auth.js";
 import { toConnectError } from "./errors.js";
@@ -144,7 +144,7 @@ function violationMessage(violations: Violation[], at: string): string {
   return more > 0 ? `${shown}; and ${more} more` : shown;
 }
 
-export interface RequestValidator {
+interface RequestValidator {
   /**
    * Throws INVALID_ARGUMENT naming the fields that break `schema`'s protovalidate rules; `at` is
    * the path of `message` inside the request, put before each field's name.
@@ -152,28 +152,69 @@ export interface RequestValidator {
   check(schema: DescMessage, message: unknown, at?: string): void;
 }
 
+/** Whether `schema` holds, at some depth, a message of a type that encloses it (WorkRequest's batch). */
+function isRecursive(schema: DescMessage, open: DescMessage[] = [], seen = new Set<DescMessage>()): boolean {
+  if (open.includes(schema)) return true;
+  if (seen.has(schema)) return false;
+  seen.add(schema);
+  open.push(schema);
+  const found = schema.fields.some((f) => {
+    const nested = f.fieldKind === "message" || (f.fieldKind === "list" && f.listKind === "message") || (f.fieldKind === "map" && f.mapKind === "message") ? f.message : undefined;
+    return nested !== undefined && isRecursive(nested, open, seen);
+  });
+  open.pop();
+  return found;
+}
+
 /**
- * Protovalidate rules checked the way every request is. Protovalidate does not look inside a
- * message nested in its own type (WorkRequest's batch of WorkRequests): its plan of the inner one
- * is cut short, so a service that takes such a message checks the inner ones with this.
+ * The messages inside `message` whose type is one of their enclosing types, each with its path
+ * (`batch.messages[1].`); not looked into further.
  */
-export function createRequestValidator(): RequestValidator {
+function selfNested(schema: DescMessage, message: unknown): Array<[string, DescMessage, Message]> {
+  const out: Array<[string, DescMessage, Message]> = [];
+  const walk = (r: ReflectMessage, path: string, open: DescMessage[]) => {
+    const visit = (m: ReflectMessage, p: string) => {
+      if (open.includes(m.desc)) out.push([p, m.desc, m.message]);
+      else walk(m, `${p}.`, [...open, m.desc]);
+    };
+    for (const f of r.desc.fields) {
+      if (!r.isSet(f)) continue;
+      const name = path + f.name;
+      if (f.fieldKind === "message") visit(r.get(f), name);
+      else if (f.fieldKind === "list" && f.listKind === "message") [...r.get(f)].forEach((m, i) => visit(m as ReflectMessage, `${name}[${i}]`));
+      else if (f.fieldKind === "map" && f.mapKind === "message") for (const [k, m] of r.get(f)) visit(m as ReflectMessage, `${name}[${JSON.stringify(k)}]`);
+    }
+  };
+  walk(reflect(schema, message as Message), "", [schema]);
+  return out.map(([p, d, m]) => [`${p}.`, d, m]);
+}
+
+/**
+ * Protovalidate rules checked the way every request is: a fast pass first, protovalidate for what
+ * it does not pass. Protovalidate does not look inside a message nested in its own type (its plan
+ * of the inner one is cut short), so those are checked here one by one.
+ */
+function createRequestValidator(): RequestValidator {
   const validator = createValidator();
   const fast = createFastValidator();
-  return {
-    check(schema, message, at = "") {
-      if (fast.of(schema)?.(message)) return;
-      const result = validator.validate(schema, message as never);
-      if (result.kind === "valid") return;
-      if (result.kind === "invalid") {
-        const [value, desc] = violationsToProto(result.error.violations.slice(0, maxReportedViolations));
-        throw new ConnectError(violationMessage(result.error.violations, at), Code.InvalidArgument, undefined, [
-          { desc, value },
-        ]);
-      }
+  const recursive = new Map<DescMessage, boolean>();
+  const check = (schema: DescMessage, message: unknown, at = ""): void => {
+    if (fast.of(schema)?.(message)) return;
+    const result = validator.validate(schema, message as never);
+    if (result.kind === "invalid") {
+      const [value, desc] = violationsToProto(result.error.violations.slice(0, maxReportedViolations));
+      throw new ConnectError(violationMessage(result.error.violations, at), Code.InvalidArgument, undefined, [
+        { desc, value },
+      ]);
+    }
+    if (result.kind !== "valid") {
       throw new ConnectError("request validation failed", Code.Internal, undefined, undefined, result.error);
-    },
+    }
+    let r = recursive.get(schema);
+    if (r === undefined) recursive.set(schema, (r = isRecursive(schema)));
+    if (r) for (const [path, desc, inner] of selfNested(schema, message)) check(desc, inner, at + path);
   };
+  return { check };
 }
 
 /** Validates every request message against its protovalidate rules: INVALID_ARGUMENT naming the field. */

@@ -5,14 +5,13 @@ import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { durationFromMs, timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import {
   AssignSchema,
   LeaseRefSchema,
   LeaseSchema,
   ResultStatus,
   TaskResultSchema,
-  WorkRequestSchema,
   type Hello,
   type Lease,
   type LeaseRef,
@@ -20,7 +19,7 @@ import {
   type TaskResult,
   type WorkRequest,
 } from "@corral/proto";
-import { createRequestValidator, NotFoundError, toConnectError } from "@corral/server-kit";
+import { NotFoundError, toConnectError } from "@corral/server-kit";
 import type { Logger } from "pino";
 import type { Dispatcher } from "./dispatcher.js";
 import { BrokerDrainingError, ProtocolViolationError } from "./errors.js";
@@ -92,7 +91,6 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
   let dispatcher: Dispatcher | undefined;
   let draining = false;
   const emptyWaiters = new Set<() => void>();
-  const validator = createRequestValidator();
 
   const ownerKey = (clusterId: string, member: string) => `${clusterId}/${member}`;
 
@@ -352,17 +350,10 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
           return;
         }
         case "batch":
-          for (const [i, inner] of m.value.messages.entries()) {
+          for (const inner of m.value.messages) {
             const c = inner.message.case;
             if (c === "hello" || c === "batch") {
               return violation(session, Code.InvalidArgument, `a batch cannot hold ${c === "hello" ? "Hello" : "another batch"}`);
-            }
-            // The stream's validation stops at the batch (see createRequestValidator).
-            try {
-              validator.check(WorkRequestSchema, inner, `batch.messages[${i}].`);
-            } catch (err) {
-              if (!(err instanceof ConnectError)) throw err;
-              return violation(session, err.code, err.rawMessage);
             }
             await hub.handle(session, inner);
             if ((session.state as string) === "closed") return;
@@ -400,27 +391,26 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
     },
 
     onLeased(session, entry, token, expiryMs) {
-      const t = entry;
-      const member = attemptMember(t.taskId, t.attempt);
+      const member = attemptMember(entry.taskId, entry.attempt);
       if (session.state === "closed") {
         // The dispatcher gives back leases of sessions that closed during the claim; should one
         // still get here, nobody runs it: the lease expires and job-service schedules the next
         // attempt.
-        logger.info({ task: t.taskId, attempt: t.attempt }, "lease granted to a session that just closed");
+        logger.info({ task: entry.taskId, attempt: entry.attempt }, "lease granted to a session that just closed");
         return;
       }
       session.credit = Math.max(0, session.credit - 1);
       session.leases.set(member, {
-        taskId: t.taskId,
-        attempt: t.attempt,
+        taskId: entry.taskId,
+        attempt: entry.attempt,
         token,
-        jobId: t.jobId,
+        jobId: entry.jobId,
         expireMs: expiryMs,
         reporting: false,
       });
       owners.set(ownerKey(session.cluster.id, member), session);
       const assign = create(AssignSchema, {
-        lease: { taskId: t.taskId, attempt: t.attempt, token, expireTime: timestampFromMs(expiryMs) },
+        lease: { taskId: entry.taskId, attempt: entry.attempt, token, expireTime: timestampFromMs(expiryMs) },
       });
       // Assign.task goes out as the stored bytes, written like an unknown field (whose data is the
       // length-prefixed payload): the same bytes on the wire as setting `task`, without encoding
@@ -436,14 +426,14 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
       batcher
         .submit(
           create(TaskResultSchema, {
-            taskId: t.taskId,
-            attempt: t.attempt,
+            taskId: entry.taskId,
+            attempt: entry.attempt,
             outcome: { case: "started", value: { runnerId: session.runnerId, startTime: timestampNow() } },
           }),
         )
         .then(
           (outcome) => afterStarted(clusterId, member, outcome),
-          (err: unknown) => logger.warn({ err, task: t.taskId }, "started result not reported"),
+          (err: unknown) => logger.warn({ err, task: entry.taskId }, "started result not reported"),
         );
     },
 
