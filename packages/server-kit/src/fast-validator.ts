@@ -8,7 +8,7 @@
 // decides and names the fields. It is exactly as strict as protovalidate or stricter, never
 // looser: a type whose rules (or whose nested types' rules) use anything outside the small set
 // below gets no fast pass at all.
-import { getOption, isFieldSet, type DescField, type DescMessage } from "@bufbuild/protobuf";
+import { getOption, isFieldSet, ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import {
   field as fieldRulesExt,
   message as messageRulesExt,
@@ -66,14 +66,17 @@ function all(checks: ValueCheck[]): ValueCheck {
   };
 }
 
-/** The checks of one value's rules (a field's, or a list item's, map key's or value's). */
-function valueCheck(rules: FieldRules | undefined, kind: "scalar" | "enum" | "message", scalarTypeName: string): ValueCheck {
+/**
+ * The checks of one scalar or enum value's rules (a field's, or a list item's, map key's or
+ * value's); `scalar` is undefined for an enum.
+ */
+function valueCheck(rules: FieldRules | undefined, scalar: ScalarType | undefined): ValueCheck {
   if (!rules) return pass;
-  if (rules.cel.length > 0) throw new Unsupported("cel");
   if (rules.required) throw new Unsupported("required on a value");
   const t = rules.type;
   if (t.case === undefined) return pass;
-  if (t.case === "string" && kind === "scalar" && scalarTypeName === "string") {
+  const typeName = scalar === undefined ? "enum" : scalarName(scalar);
+  if (t.case === "string" && typeName === "string") {
     const r = t.value;
     const schema = ruleSchema("string");
     onlyRules(r, schema, ["minLen", "maxLen", "pattern"]);
@@ -91,7 +94,7 @@ function valueCheck(rules: FieldRules | undefined, kind: "scalar" | "enum" | "me
     }
     return all(checks);
   }
-  if ((t.case === "uint32" || t.case === "int32" || t.case === "uint64" || t.case === "int64") && kind === "scalar" && scalarTypeName === t.case) {
+  if ((t.case === "uint32" || t.case === "int32" || t.case === "uint64" || t.case === "int64") && typeName === t.case) {
     const r = t.value;
     onlyRules(r, ruleSchema(t.case), ["lessThan", "greaterThan"]);
     const checks: ValueCheck[] = [];
@@ -103,7 +106,7 @@ function valueCheck(rules: FieldRules | undefined, kind: "scalar" | "enum" | "me
     if (gt.case === "gte") checks.push((v) => (v as number) >= (gt.value as number));
     return all(checks);
   }
-  throw new Unsupported(`${t.case} rules on a ${kind}`);
+  throw new Unsupported(`${t.case} rules on a ${typeName}`);
 }
 
 /** The schema of one kind of rules (`StringRules` for "string"), from FieldRules' own fields. */
@@ -113,12 +116,11 @@ function ruleSchema(name: string): DescMessage {
   return f.message;
 }
 
-/** FieldRules' fields a fast pass may meet: `required`, `cel` (refused where it appears) and the typed rules. */
-const fieldRuleNames = FieldRulesSchema.fields.filter((f) => f.oneof?.localName === "type").map((f) => f.localName).concat("required", "cel");
+/** FieldRules' fields a fast pass may meet: `required` and the typed rules (no CEL, no `ignore`). */
+const fieldRuleNames = FieldRulesSchema.fields.filter((f) => f.oneof?.localName === "type").map((f) => f.localName).concat("required");
 
 function fieldRules(field: DescField): FieldRules {
   const rules = getOption(field, fieldRulesExt);
-  if (rules.$unknown && rules.$unknown.length > 0) throw new Unsupported("predefined rules");
   onlyRules(rules, FieldRulesSchema, fieldRuleNames);
   return rules;
 }
@@ -174,12 +176,12 @@ export function createFastValidator(): FastValidator {
     switch (f.fieldKind) {
       case "scalar":
       case "enum": {
-        const check = valueCheck(rules, f.fieldKind, f.fieldKind === "scalar" ? scalarName(f.scalar) : "");
+        const check = valueCheck(rules, f.fieldKind === "scalar" ? f.scalar : undefined);
         // Undefined is an unset field with explicit presence (`optional`): its rules do not apply.
         return check === pass ? pass : (v) => v === undefined || check(v);
       }
       case "message": {
-        if (rules.type.case !== undefined || rules.cel.length > 0) throw new Unsupported(`${f.name}: rules on a message field`);
+        if (rules.type.case !== undefined) throw new Unsupported(`${f.name}: rules on a message field`);
         const nested = messageCheck(f.message);
         const required = rules.required;
         // An unset oneof member is never checked; a set one is a message.
@@ -187,7 +189,6 @@ export function createFastValidator(): FastValidator {
         return (v) => (v === undefined ? !required : nested(v));
       }
       case "list": {
-        if (rules.cel.length > 0) throw new Unsupported("cel");
         const t = rules.type;
         let min: number | undefined;
         let max: number | undefined;
@@ -204,10 +205,10 @@ export function createFastValidator(): FastValidator {
         }
         let item: ValueCheck;
         if (f.listKind === "message") {
-          if (items && (items.type.case !== undefined || items.cel.length > 0 || items.required)) throw new Unsupported("item rules on messages");
+          if (items && (items.type.case !== undefined || items.required)) throw new Unsupported("item rules on messages");
           item = messageCheck(f.message);
         } else {
-          item = valueCheck(items, f.listKind, f.listKind === "scalar" ? scalarName(f.scalar) : "");
+          item = valueCheck(items, f.listKind === "scalar" ? f.scalar : undefined);
         }
         return (v) => {
           const list = v as unknown[];
@@ -218,7 +219,6 @@ export function createFastValidator(): FastValidator {
         };
       }
       case "map": {
-        if (rules.cel.length > 0) throw new Unsupported("cel");
         const t = rules.type;
         let maxPairs: number | undefined;
         let minPairs: number | undefined;
@@ -231,12 +231,12 @@ export function createFastValidator(): FastValidator {
           maxPairs = limit(t.value, schema, "maxPairs");
           for (const r of [t.value.keys, t.value.values]) if (r) onlyRules(r, FieldRulesSchema, fieldRuleNames);
           // Map keys arrive as strings whatever their proto type; only string keys are checked here.
-          if (t.value.keys?.type.case !== undefined && f.mapKey !== 9 /* STRING */) throw new Unsupported("non-string map key rules");
-          key = valueCheck(t.value.keys, "scalar", scalarName(f.mapKey));
+          if (t.value.keys?.type.case !== undefined && f.mapKey !== ScalarType.STRING) throw new Unsupported("non-string map key rules");
+          key = valueCheck(t.value.keys, f.mapKey);
           if (f.mapKind === "message") {
-            if (t.value.values && (t.value.values.type.case !== undefined || t.value.values.cel.length > 0)) throw new Unsupported("value rules on messages");
+            if (t.value.values && t.value.values.type.case !== undefined) throw new Unsupported("value rules on messages");
           } else {
-            value = valueCheck(t.value.values, f.mapKind, f.mapKind === "scalar" ? scalarName(f.scalar) : "");
+            value = valueCheck(t.value.values, f.mapKind === "scalar" ? f.scalar : undefined);
           }
         } else if (t.case !== undefined) {
           throw new Unsupported(`${t.case} rules on a map`);
@@ -282,21 +282,7 @@ export function createFastValidator(): FastValidator {
   };
 }
 
-/** Rule-case names of the scalar types rules are written for ("uint32", "string", ...). */
-function scalarName(scalar: number): string {
-  // ScalarType numbers (descriptor.proto's FieldDescriptorProto.Type).
-  switch (scalar) {
-    case 9:
-      return "string";
-    case 13:
-      return "uint32";
-    case 5:
-      return "int32";
-    case 4:
-      return "uint64";
-    case 3:
-      return "int64";
-    default:
-      return `scalar-${scalar}`;
-  }
+/** The FieldRules case written for a scalar type ("uint32", "string", ...). */
+function scalarName(scalar: ScalarType): string {
+  return ScalarType[scalar].toLowerCase();
 }
