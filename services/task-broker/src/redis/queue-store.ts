@@ -107,11 +107,17 @@ function flatToObject(list: unknown[]): Record<string, unknown> {
   return out;
 }
 
-/** The cluster and queue of a stream key (without the key prefix): `corral:{<cluster>}:q:<queue>`. */
-function parseStreamKey(key: string): { clusterId: string; queue: string } {
-  const open = key.indexOf("{");
-  const close = key.indexOf("}:q:", open);
-  return { clusterId: key.slice(open + 1, close), queue: key.slice(close + 4) };
+interface StreamOf {
+  stream: string;
+  clusterId: string;
+  queue: string;
+}
+
+/** A stream key (without the key prefix) with its cluster and queue: `corral:{<cluster>}:q:<queue>`. */
+function parseStreamKey(stream: string): StreamOf {
+  const open = stream.indexOf("{");
+  const close = stream.indexOf("}:q:", open);
+  return { stream, clusterId: stream.slice(open + 1, close), queue: stream.slice(close + 4) };
 }
 
 /** The Redis server time (ms) at which a stream entry was added. */
@@ -158,13 +164,12 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
   defineScripts(redis);
   const prefix = redis.options.keyPrefix ?? "";
 
-  function decode(stream: string, raw: RawEntry): StreamEntry | undefined {
+  function decode({ stream, clusterId, queue }: StreamOf, raw: RawEntry): StreamEntry | undefined {
     const [id, list] = raw;
     if (!list) return undefined; // deleted while pending
     const f = fieldsOf(list);
     if (!f.task) return undefined;
     const bytes = Buffer.from(f.task, "base64");
-    const { clusterId, queue } = parseStreamKey(stream);
     let taskId: string;
     let attempt: number;
     let jobId: string;
@@ -299,13 +304,13 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
       )) as Array<[string, RawEntry[]]> | null;
       if (!reply) return [];
       // Interleave so a batch is fair across the identifiers of the group.
-      const perStream = reply.map(([key, entries]) => ({ stream: unprefix(key), entries }));
+      const perStream = reply.map(([key, entries]) => ({ of: parseStreamKey(unprefix(key)), entries }));
       const out: StreamEntry[] = [];
       for (let i = 0; perStream.some((s) => i < s.entries.length); i++) {
         for (const s of perStream) {
           const raw = s.entries[i];
           if (!raw) continue;
-          const e = decode(s.stream, raw);
+          const e = decode(s.of, raw);
           if (e) out.push(e);
         }
       }
@@ -319,8 +324,9 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
         string[]?,
       ];
       const out: StreamEntry[] = [];
+      const of = parseStreamKey(stream);
       for (const raw of reply[1] ?? []) {
-        const e = decode(stream, raw);
+        const e = decode(of, raw);
         if (e) out.push(e);
       }
       return out;
