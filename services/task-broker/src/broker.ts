@@ -19,6 +19,7 @@ import { createResultBatcher, type Ledger } from "./result-batcher.js";
 import type { RunnerSession } from "./runner-session.js";
 import { createSessionHub, type ClusterResolver } from "./session-hub.js";
 import { createStoreMarkerWatch } from "./store-marker.js";
+import { maxQueuesPerSession } from "./task-identifier.js";
 import { createWorkService } from "./work-service.js";
 
 export interface BrokerOptions {
@@ -149,7 +150,7 @@ export function createBroker(options: BrokerOptions): Broker {
     presence,
     metrics,
     logger,
-    maxQueuesPerSession: 4_096,
+    maxQueuesPerSession,
   });
   /** wake channel → cluster id, for the clusters this replica dispatches. */
   const wakeChannels = new Map<string, string>();

@@ -13,7 +13,7 @@ import {
 import { decodePageToken, InvalidArgumentError, pageSize, requireService, toPage } from "@corral/server-kit";
 import type { QueueStore } from "./redis/queue-store.js";
 import type { RunnerSession } from "./runner-session.js";
-import { parseVersion, readableQueues, splitQueueName } from "./task-identifier.js";
+import { maxQueuesPerSession, parseVersion, readableQueues, splitQueueName } from "./task-identifier.js";
 
 export interface DispatchServiceDeps {
   queues: QueueStore;
@@ -87,8 +87,8 @@ export function createDispatchService(deps: DispatchServiceDeps): Partial<Servic
       const readers = new Map<string, number>();
       for (const json of sessions.flat()) {
         const s = fromJson(SessionSchema, json);
-        // Sessions passed the same bound at Hello (the hub's maxQueuesPerSession).
-        for (const q of readableQueues(s.identifiers, 4_096)) {
+        // Sessions passed the same bound at Hello.
+        for (const q of readableQueues(s.identifiers, maxQueuesPerSession)) {
           const key = `${s.clusterId}\n${q}`;
           readers.set(key, (readers.get(key) ?? 0) + 1);
         }

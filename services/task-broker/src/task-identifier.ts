@@ -22,6 +22,9 @@ export function canRun(runner: TaskIdentifier, task: TaskIdentifier): boolean {
   return r.major === t.major && r.minor >= t.minor;
 }
 
+/** The most queues one runner session may read (its identifiers' readable versions together). */
+export const maxQueuesPerSession = 4_096;
+
 /** The queue names (`<name>:<version>`) a runner with these identifiers reads, sorted and unique. */
 export function readableQueues(identifiers: readonly TaskIdentifier[], limit: number): string[] {
   const out = new Set<string>();
