@@ -1,7 +1,8 @@
-// Clients for service-to-service calls: gRPC over h2c with the internal key.
+// Clients for service-to-service calls: gRPC over h2c (or TLS) with the internal key. Unary calls
+// go through @grpc/grpc-js (see grpc-js-transport.ts); the client is Connect's, typed per service.
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcJsTransport } from "./grpc-js-transport.js";
 
 export interface ServiceClientOptions {
   baseUrl: string;
@@ -19,12 +20,10 @@ export function bearer(apiKey: string): Interceptor {
 }
 
 export function createServiceClient<S extends DescService>(service: S, options: ServiceClientOptions): Client<S> {
-  const transport = createGrpcTransport({
+  const transport = createGrpcJsTransport({
     baseUrl: options.baseUrl,
-    interceptors: [bearer(options.apiKey)],
+    apiKey: options.apiKey,
     defaultTimeoutMs: options.timeoutMs ?? 30_000,
-    // Services talk over a data-centre network: compressing costs more CPU than it saves.
-    acceptCompression: [],
   });
   return createClient(service, transport);
 }

@@ -18,12 +18,14 @@ export async function startTestServer(options: {
   keys?: Record<string, Caller>;
   name?: string;
   compressMinBytes?: number;
+  /** A fixed port (a restarted peer); 0 or absent: a free one. */
+  port?: number;
 }): Promise<TestServer> {
   const keys = options.keys ?? {};
   const server = createServer({
     name: options.name ?? "test",
     mounts: options.mounts,
-    port: 0,
+    port: options.port ?? 0,
     verifier: { verify: async (key) => keys[key] },
     serviceKey: TEST_SERVICE_KEY,
     compressMinBytes: options.compressMinBytes,

@@ -1,0 +1,137 @@
+// Service clients (createServiceClient: unary calls over @grpc/grpc-js, streams over connect-node)
+// against a real server-kit server: answers, headers both ways, error codes with their messages,
+// deadlines, cancellation, a peer that is down and comes back.
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  ClusterService,
+  GetClusterResponseSchema,
+  GetHostnameResponseSchema,
+  ResolveClustersResponseSchema,
+  RuntimeService,
+} from "@corral/proto";
+import { Health, HealthCheckResponse_ServingStatus } from "@corral/proto/grpc";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createServiceClient, FailedPreconditionError, mount, NotFoundError, requireTeam, requestIdHeader } from "./index.js";
+import { grpcTarget } from "./grpc-js-transport.js";
+import { startTestServer, TEST_SERVICE_KEY, type TestServer } from "./testing/index.js";
+
+const KEY = "corral_gjs_0123456789abcdef0123";
+
+describe("service clients over grpc-js", () => {
+  let srv: TestServer;
+  const seen: { requestId?: string | null } = {};
+  beforeAll(async () => {
+    srv = await startTestServer({
+      keys: { [KEY]: { kind: "user", teamId: "team-7", keyId: "gjs" } },
+      mounts: [
+        mount(RuntimeService, {
+          getHostname: (_req, ctx) => {
+            seen.requestId = ctx.requestHeader.get(requestIdHeader);
+            ctx.responseHeader.set("x-answered-by", "test");
+            return create(GetHostnameResponseSchema, { hostname: requireTeam(ctx) });
+          },
+        }),
+        mount(
+          ClusterService,
+          {
+            async getCluster(req, ctx) {
+              if (req.slug === "missing") throw new NotFoundError("cluster", req.slug);
+              if (req.slug === "punctuated") throw new FailedPreconditionError("named by configuration team/box: a, b; c=d?#@&+$ 100% done");
+              if (req.slug === "slow") await new Promise((r) => setTimeout(r, 2_000));
+              if (req.slug === "hang") await new Promise((r) => ctx.signal.addEventListener("abort", r));
+              return create(GetClusterResponseSchema, {});
+            },
+            resolveClusters: (req) =>
+              create(ResolveClustersResponseSchema, { clusters: req.slugs.map((slug) => ({ id: `id-${slug}`, slug })) }),
+          },
+          ["ResolveClusters"],
+        ),
+      ],
+    });
+  });
+  afterAll(() => srv.close());
+
+  it("calls with the key, passes headers both ways and answers typed messages", async () => {
+    const runtime = createServiceClient(RuntimeService, { baseUrl: srv.url, apiKey: KEY });
+    let header: Headers | undefined;
+    const res = await runtime.getHostname({}, { headers: { [requestIdHeader]: "req-123" }, onHeader: (h) => (header = h) });
+    expect(res.hostname).toBe("team-7");
+    expect(seen.requestId).toBe("req-123");
+    expect(header?.get("x-answered-by")).toBe("test");
+    const internal = createServiceClient(ClusterService, { baseUrl: srv.url, apiKey: TEST_SERVICE_KEY });
+    const resolved = await internal.resolveClusters({ teamId: "t", slugs: ["a", "b"] });
+    expect(resolved.clusters.map((c) => c.id)).toEqual(["id-a", "id-b"]);
+  });
+
+  it("throws ConnectErrors with the server's code and message", async () => {
+    const clusters = createServiceClient(ClusterService, { baseUrl: srv.url, apiKey: KEY });
+    const invalid = ConnectError.from(await clusters.getCluster({ slug: "not a slug!" }).catch((e: unknown) => e));
+    expect(invalid.code).toBe(Code.InvalidArgument);
+    expect(invalid.rawMessage).toContain("slug");
+    await expect(clusters.getCluster({ slug: "missing" })).rejects.toMatchObject({ code: Code.NotFound });
+    const punctuated = ConnectError.from(await clusters.getCluster({ slug: "punctuated" }).catch((e: unknown) => e));
+    expect(punctuated.code).toBe(Code.FailedPrecondition);
+    expect(punctuated.rawMessage).toBe("named by configuration team/box: a, b; c=d?#@&+$ 100% done");
+    await expect(clusters.resolveClusters({ teamId: "t" })).rejects.toMatchObject({ code: Code.PermissionDenied });
+    const stranger = createServiceClient(ClusterService, { baseUrl: srv.url, apiKey: "corral_nope_0123456789abcdef0123" });
+    await expect(stranger.getCluster({ slug: "x" })).rejects.toMatchObject({ code: Code.Unauthenticated });
+  });
+
+  it("gives up at the deadline and when the caller aborts", async () => {
+    const clusters = createServiceClient(ClusterService, { baseUrl: srv.url, apiKey: KEY, timeoutMs: 100 });
+    await expect(clusters.getCluster({ slug: "slow" })).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+    // A per-call timeout wins over the client's default.
+    await expect(clusters.getCluster({ slug: "x" }, { timeoutMs: 5_000 })).resolves.toBeDefined();
+    const patient = createServiceClient(ClusterService, { baseUrl: srv.url, apiKey: KEY, timeoutMs: 0 });
+    const ac = new AbortController();
+    const call = patient.getCluster({ slug: "hang" }, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 50);
+    await expect(call).rejects.toMatchObject({ code: Code.Canceled });
+    await expect(patient.getCluster({ slug: "x" }, { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      code: Code.Canceled,
+    });
+  });
+
+  it("streams through the same client (health watch)", async () => {
+    const health = createServiceClient(Health, { baseUrl: srv.url, apiKey: KEY });
+    const ac = new AbortController();
+    for await (const res of health.watch({ service: "" }, { signal: ac.signal })) {
+      expect(res.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      break;
+    }
+    ac.abort();
+  });
+
+  it("answers UNAVAILABLE while the peer is down and reaches it once it is back", async () => {
+    const port = srv.port;
+    const down = createServiceClient(RuntimeService, { baseUrl: srv.url, apiKey: KEY });
+    expect((await down.getHostname({})).hostname).toBe("team-7");
+    await srv.close();
+    await expect(down.getHostname({})).rejects.toMatchObject({ code: Code.Unavailable });
+    srv = await startTestServer({
+      port,
+      keys: { [KEY]: { kind: "user", teamId: "team-8", keyId: "gjs" } },
+      mounts: [mount(RuntimeService, { getHostname: (_req, ctx) => create(GetHostnameResponseSchema, { hostname: requireTeam(ctx) }) })],
+    });
+    // Redialled within the 2 s reconnect backoff cap.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        expect((await down.getHostname({})).hostname).toBe("team-8");
+        break;
+      } catch (err) {
+        if (ConnectError.from(err).code !== Code.Unavailable || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  });
+
+  it("dials host:port of http and https URLs and refuses others", () => {
+    expect(grpcTarget("http://127.0.0.1:7001")).toEqual({ target: "127.0.0.1:7001", tls: false });
+    expect(grpcTarget("https://broker.internal")).toEqual({ target: "broker.internal:443", tls: true });
+    expect(grpcTarget("http://jobs:80/")).toEqual({ target: "jobs:80", tls: false });
+    expect(() => grpcTarget("unix:///tmp/x")).toThrow(/http/);
+    expect(() => grpcTarget("http://jobs:7002/prefix")).toThrow(/path/);
+  });
+});
