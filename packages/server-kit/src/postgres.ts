@@ -1,5 +1,6 @@
 // Postgres through kysely: one pool per process, one schema per service, migrations on start.
 import { Kysely, Migrator, PostgresDialect, sql, type Migration, type MigrationProvider } from "kysely";
+import { createHash } from "node:crypto";
 import pg from "pg";
 
 // int8 as JS number for counts and sums; ids are strings (UUIDv7) so nothing large is lost.
@@ -12,6 +13,43 @@ export interface DatabaseOptions {
   schema: string;
   max?: number;
   applicationName?: string;
+}
+
+/**
+ * A statement whose text begins with this comment is prepared once per connection and then only
+ * bound and executed: Postgres parses and analyses it once instead of on every call. For hot
+ * statements whose text never changes (the variable parts are parameters, lists are arrays for
+ * `unnest` or `= any`); a statement built from optional fragments must not carry it, since each
+ * distinct text stays prepared on every pooled connection. It names its result columns: with `*`,
+ * a migration that adds a column (run by another replica during a rolling upgrade) makes Postgres
+ * refuse the prepared statement ("cached plan must not change result type"). Measured on a one-task submission
+ * (a five-part insert): 0.74-0.83 ms → 0.47-0.50 ms p50.
+ */
+export const PREPARED = "/* prepared */";
+
+const statementNames = new Map<string, string>();
+
+/** A stable name per statement text (pg keeps one prepared statement per name and connection). */
+export function preparedStatementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `corral_${createHash("sha256").update(text).digest("base64url").slice(0, 24)}`;
+    if (statementNames.size < 1_000) statementNames.set(text, name);
+  }
+  return name;
+}
+
+type QueryFn = (config: unknown, values?: unknown, callback?: unknown) => unknown;
+
+/** Sends the statements marked PREPARED of a pooled client as named (prepared) statements. */
+function prepareMarkedStatements(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as QueryFn;
+  (client as unknown as { query: QueryFn }).query = (config, values, callback) => {
+    if (typeof config === "string" && config.startsWith(PREPARED) && typeof values !== "function") {
+      return query({ name: preparedStatementName(config), text: config, values }, callback);
+    }
+    return query(config, values, callback);
+  };
 }
 
 export function createDatabase<DB>(options: DatabaseOptions): Kysely<DB> {
@@ -27,7 +65,10 @@ export function createDatabase<DB>(options: DatabaseOptions): Kysely<DB> {
   // A connection that dies while checked out (inside a transaction, between two statements) emits
   // 'error' with no pool listener attached: without one of its own, that crashes the process. The
   // statement in flight fails on its own, and the pool discards the broken client on release.
-  pool.on("connect", (client) => client.on("error", () => {}));
+  pool.on("connect", (client) => {
+    client.on("error", () => {});
+    prepareMarkedStatements(client);
+  });
   return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -29,6 +29,15 @@ export interface JobRow {
   state: number;
 }
 
+/**
+ * JobRow's columns, named: prepared statements (see PREPARED) keep their result shape when a later
+ * migration adds a column, where `*` would make Postgres refuse them ("cached plan must not change
+ * result type") on replicas still running while another one migrates.
+ */
+const jobColumns = sql.raw(`id, team_id, name, cluster_id, cluster_slug, idempotency_key, canceled, submit_time, end_time,
+  first_start_time, last_stop_time, compute_ms, queued, running, computed, failed, skipped, failed_optional, canceled_tasks,
+  total, state`);
+
 export interface NewJob {
   id: string;
   team_id: string;
@@ -48,13 +57,13 @@ export interface NewJob {
  * column, final as inserted.
  */
 export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTask[], edges: TaskEdge[]): Promise<JobRow | undefined> {
-  const { rows } = await sql<JobRow & { notified: unknown }>`
+  const { rows } = await sql<JobRow & { notified: unknown }>`/* prepared */
     with j as (
       insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total)
       values (${job.id}, ${job.team_id}, ${job.name}, ${job.cluster_id}, ${job.cluster_slug}, ${job.idempotency_key},
         ${job.queued}, ${job.total})
       on conflict (team_id, idempotency_key) where idempotency_key is not null do nothing
-      returning *
+      returning ${jobColumns}
     ),
     t as (
       insert into tasks ${newTaskColumns}
@@ -72,7 +81,7 @@ export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTask[]
       select id, attempt, job_id from t where state = 1 and waiting_deps = 0
     ),
     n as (select pg_notify(${JOB_CHANGES_CHANNEL}, id) from j)
-    select j.*, (select count(*) from n) as notified from j`.execute(db);
+    select ${jobColumns}, (select count(*) from n) as notified from j`.execute(db);
   const row = rows[0];
   if (!row) return undefined;
   const { notified: _, ...jobRow } = row;
@@ -80,29 +89,29 @@ export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTask[]
 }
 
 export async function findJobByIdempotencyKey(db: JobsDb, teamId: string, key: string): Promise<JobRow | undefined> {
-  const { rows } = await sql<JobRow>`
-    select * from jobs where team_id = ${teamId} and idempotency_key = ${key}`.execute(db);
+  const { rows } = await sql<JobRow>`/* prepared */
+    select ${jobColumns} from jobs where team_id = ${teamId} and idempotency_key = ${key}`.execute(db);
   return rows[0];
 }
 
 /** The job of the team, or undefined (another team's job is as unknown as a missing one). */
 export async function findJob(db: JobsDb, teamId: string, jobId: string): Promise<JobRow | undefined> {
-  const { rows } = await sql<JobRow>`select * from jobs where id = ${jobId} and team_id = ${teamId}`.execute(db);
+  const { rows } = await sql<JobRow>`/* prepared */ select ${jobColumns} from jobs where id = ${jobId} and team_id = ${teamId}`.execute(db);
   return rows[0];
 }
 
 /** Locks, in id order, the jobs of the given tasks (a task never changes job). */
 export async function lockJobsOfTasks(db: JobsDb, taskIds: string[]): Promise<JobRow[]> {
   if (taskIds.length === 0) return [];
-  const { rows } = await sql<JobRow>`
-    select * from jobs where id in (select job_id from tasks where id = any(${taskIds}::text[]))
+  const { rows } = await sql<JobRow>`/* prepared */
+    select ${jobColumns} from jobs where id in (select job_id from tasks where id = any(${taskIds}::text[]))
     order by id for update`.execute(db);
   return rows;
 }
 
 export async function lockJob(db: JobsDb, teamId: string, jobId: string): Promise<JobRow | undefined> {
-  const { rows } = await sql<JobRow>`
-    select * from jobs where id = ${jobId} and team_id = ${teamId} for update`.execute(db);
+  const { rows } = await sql<JobRow>`/* prepared */
+    select ${jobColumns} from jobs where id = ${jobId} and team_id = ${teamId} for update`.execute(db);
   return rows[0];
 }
 
@@ -113,7 +122,7 @@ export async function applyJobDeltas(db: JobsDb, deltas: JobDelta[]): Promise<vo
   );
   if (ds.length === 0) return;
   const col = (name: keyof JobDelta["counts"]) => ds.map((d) => d.counts[name] ?? 0);
-  await sql`
+  await sql`/* prepared */
     update jobs j set
       queued = j.queued + d.queued, running = j.running + d.running, computed = j.computed + d.computed,
       failed = j.failed + d.failed, skipped = j.skipped + d.skipped, failed_optional = j.failed_optional + d.failed_optional,
@@ -137,7 +146,7 @@ export async function applyJobDeltas(db: JobsDb, deltas: JobDelta[]): Promise<vo
  */
 export async function settleJobs(db: JobsDb, jobIds: string[]): Promise<void> {
   if (jobIds.length === 0) return;
-  await sql`
+  await sql`/* prepared */
     with u as (
       update jobs set end_time = case when state in (4, 5, 6) then coalesce(end_time, now()) end
       where id = any(${jobIds}::text[])
@@ -183,7 +192,7 @@ export async function queryJobs(db: JobsDb, q: JobQuery): Promise<JobRow[]> {
 
 /** Progress of a job: each task's indicators (of its last reported attempt) summed per label. */
 export async function jobProgress(db: JobsDb, jobId: string): Promise<ProgressJson[]> {
-  const { rows } = await sql<ProgressJson>`
+  const { rows } = await sql<ProgressJson>`/* prepared */
     select p.label, sum(p.total)::int8 as total, sum(p.done)::int8 as done
     from tasks t cross join lateral jsonb_to_recordset(t.progress) as p(label text, total numeric, done numeric)
     where t.job_id = ${jobId} and t.progress is not null

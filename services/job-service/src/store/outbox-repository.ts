@@ -35,7 +35,7 @@ const envelopeColumns = sql`t.id, t.job_id, j.team_id, t.cluster_id, t.cluster_s
  */
 export async function enqueueReady(db: JobsDb, candidateIds: string[]): Promise<EnvelopeRow[]> {
   if (candidateIds.length === 0) return [];
-  const { rows } = await sql<EnvelopeRow>`
+  const { rows } = await sql<EnvelopeRow>`/* prepared */
     with r as (
       select ${envelopeColumns}
       from tasks t join jobs j on j.id = t.job_id
@@ -52,7 +52,7 @@ export async function enqueueReady(db: JobsDb, candidateIds: string[]): Promise<
 /** Deletes acknowledged rows, locking them in key order so concurrent deleters cannot deadlock. */
 export async function deleteOutbox(db: JobsDb, keys: OutboxKey[]): Promise<number> {
   if (keys.length === 0) return 0;
-  const { rows } = await sql<{ n: number }>`
+  const { rows } = await sql<{ n: number }>`/* prepared */
     with k as (
       select o.task_id, o.attempt from outbox o
       join unnest(${keys.map((k) => k.taskId)}::text[], ${keys.map((k) => k.attempt)}::int[]) as k(task_id, attempt)

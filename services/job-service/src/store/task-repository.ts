@@ -46,7 +46,7 @@ export function newTaskRows(tasks: NewTask[]) {
 
 export async function insertTasks(db: JobsDb, tasks: NewTask[]): Promise<void> {
   if (tasks.length === 0) return;
-  await sql`insert into tasks ${newTaskColumns} ${newTaskRows(tasks)}`.execute(db);
+  await sql`/* prepared */ insert into tasks ${newTaskColumns} ${newTaskRows(tasks)}`.execute(db);
 }
 
 /** The rows of `edges` for `task_deps (task_id, depends_on_id)` (unnest rows). */
@@ -56,13 +56,13 @@ export function newEdgeRows(edges: TaskEdge[]) {
 
 export async function insertEdges(db: JobsDb, edges: TaskEdge[]): Promise<void> {
   if (edges.length === 0) return;
-  await sql`insert into task_deps (task_id, depends_on_id) ${newEdgeRows(edges)}`.execute(db);
+  await sql`/* prepared */ insert into task_deps (task_id, depends_on_id) ${newEdgeRows(edges)}`.execute(db);
 }
 
 /** Reads tasks for the state machine; callers hold their jobs' row locks, which serialise writers. */
 export async function loadTasks(db: JobsDb, taskIds: string[]): Promise<TaskRow[]> {
   if (taskIds.length === 0) return [];
-  const { rows } = await sql<TaskRow>`
+  const { rows } = await sql<TaskRow>`/* prepared */
     select id, job_id, parent_id, state, attempt, retry_count, lease_expiry_count, max_retries, optional,
       waiting_deps, open_children, subtask_count, runner_id, start_time, stop_time, error, display, progress,
       compute_ms, cluster_id, cluster_slug
@@ -73,7 +73,7 @@ export async function loadTasks(db: JobsDb, taskIds: string[]): Promise<TaskRow[
 /** Writes the state machine's columns of many tasks in one statement. */
 export async function updateTasks(db: JobsDb, rows: TaskRow[]): Promise<void> {
   if (rows.length === 0) return;
-  await sql`
+  await sql`/* prepared */
     update tasks t set
       state = u.state, attempt = u.attempt, retry_count = u.retry_count, lease_expiry_count = u.lease_expiry_count,
       open_children = u.open_children, subtask_count = u.subtask_count, runner_id = u.runner_id,
@@ -166,7 +166,7 @@ export async function releaseDependants(
   doneIds: string[],
 ): Promise<{ id: string; waiting_deps: number; state: number }[]> {
   if (doneIds.length === 0) return [];
-  const { rows } = await sql<{ id: string; waiting_deps: number; state: number }>`
+  const { rows } = await sql<{ id: string; waiting_deps: number; state: number }>`/* prepared */
     update tasks t set waiting_deps = t.waiting_deps - d.n
     from (
       select task_id, count(*)::int as n from task_deps where depends_on_id = any(${doneIds}::text[]) group by task_id
@@ -182,7 +182,7 @@ export async function releaseParents(
   doneIds: string[],
 ): Promise<{ id: string; parent_id: string | null; open_children: number; state: number }[]> {
   if (doneIds.length === 0) return [];
-  const { rows } = await sql<{ id: string; parent_id: string | null; open_children: number; state: number }>`
+  const { rows } = await sql<{ id: string; parent_id: string | null; open_children: number; state: number }>`/* prepared */
     update tasks t set open_children = t.open_children - d.n
     from (
       select parent_id, count(*)::int as n from tasks
@@ -238,7 +238,7 @@ export async function runningTaskIdsOfJob(db: JobsDb, jobId: string): Promise<st
 /** Team of each task's job, to resolve the cluster slugs of subtasks before the batch transaction. */
 export async function teamsOfTasks(db: JobsDb, taskIds: string[]): Promise<Map<string, string>> {
   if (taskIds.length === 0) return new Map();
-  const { rows } = await sql<{ id: string; team_id: string }>`
+  const { rows } = await sql<{ id: string; team_id: string }>`/* prepared */
     select t.id, j.team_id from tasks t join jobs j on j.id = t.job_id where t.id = any(${taskIds}::text[])`.execute(db);
   return new Map(rows.map((r) => [r.id, r.team_id]));
 }
