@@ -1,8 +1,9 @@
 // Clients for service-to-service calls: gRPC over h2c (or TLS) with the internal key. Unary calls
-// go through @grpc/grpc-js (see grpc-js-transport.ts); the client is Connect's, typed per service.
+// are written straight onto an HTTP/2 session (grpc-unary-transport.ts); the client is Connect's,
+// typed per service.
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createGrpcJsTransport } from "./grpc-js-transport.js";
+import { createGrpcUnaryTransport } from "./grpc-unary-transport.js";
 
 export interface ServiceClientOptions {
   baseUrl: string;
@@ -20,7 +21,7 @@ export function bearer(apiKey: string): Interceptor {
 }
 
 export function createServiceClient<S extends DescService>(service: S, options: ServiceClientOptions): Client<S> {
-  const transport = createGrpcJsTransport({
+  const transport = createGrpcUnaryTransport({
     baseUrl: options.baseUrl,
     apiKey: options.apiKey,
     defaultTimeoutMs: options.timeoutMs ?? 30_000,

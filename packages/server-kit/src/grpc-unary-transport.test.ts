@@ -1,6 +1,7 @@
-// Service clients (createServiceClient: unary calls over @grpc/grpc-js, streams over connect-node)
-// against a real server-kit server: answers, headers both ways, error codes with their messages,
-// deadlines, cancellation, a peer that is down and comes back.
+// Service clients (createServiceClient: unary calls as gRPC requests on an HTTP/2 session, streams
+// over connect-node) against a real server-kit server: answers, headers both ways, error codes
+// with their messages, deadlines, cancellation, a peer that is down and comes back; and against a
+// bare HTTP/2 server, the answers a gRPC server should not give.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -11,14 +12,15 @@ import {
   RuntimeService,
 } from "@corral/proto";
 import { Health, HealthCheckResponse_ServingStatus } from "@corral/proto/grpc";
+import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServiceClient, FailedPreconditionError, mount, NotFoundError, requireTeam, requestIdHeader } from "./index.js";
-import { grpcTarget } from "./grpc-js-transport.js";
+import { codeOfHttpStatus, createGrpcUnaryTransport, grpcTimeout } from "./grpc-unary-transport.js";
 import { startTestServer, TEST_SERVICE_KEY, type TestServer } from "./testing/index.js";
 
 const KEY = "corral_gjs_0123456789abcdef0123";
 
-describe("service clients over grpc-js", () => {
+describe("service clients (gRPC unary over HTTP/2)", () => {
   let srv: TestServer;
   const seen: { requestId?: string | null } = {};
   beforeAll(async () => {
@@ -103,6 +105,17 @@ describe("service clients over grpc-js", () => {
     ac.abort();
   });
 
+  it("sends the deadline as grpc-timeout and many calls at once over one session", async () => {
+    const internal = createServiceClient(ClusterService, { baseUrl: srv.url, apiKey: TEST_SERVICE_KEY, timeoutMs: 7_000 });
+    const answers = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => internal.resolveClusters({ teamId: "t", slugs: [`s${i}`] })),
+    );
+    expect(answers.map((a) => a.clusters[0]!.id)).toEqual(Array.from({ length: 300 }, (_, i) => `id-s${i}`));
+    expect(grpcTimeout(7_000)).toBe("7000m");
+    expect(grpcTimeout(0.2)).toBe("1m");
+    expect(grpcTimeout(200_000_000)).toBe("200000S");
+  });
+
   it("answers UNAVAILABLE while the peer is down and reaches it once it is back", async () => {
     const port = srv.port;
     const down = createServiceClient(RuntimeService, { baseUrl: srv.url, apiKey: KEY });
@@ -127,11 +140,53 @@ describe("service clients over grpc-js", () => {
     }
   });
 
-  it("dials host:port of http and https URLs and refuses others", () => {
-    expect(grpcTarget("http://127.0.0.1:7001")).toEqual({ target: "127.0.0.1:7001", tls: false });
-    expect(grpcTarget("https://broker.internal")).toEqual({ target: "broker.internal:443", tls: true });
-    expect(grpcTarget("http://jobs:80/")).toEqual({ target: "jobs:80", tls: false });
-    expect(() => grpcTarget("unix:///tmp/x")).toThrow(/http/);
-    expect(() => grpcTarget("http://jobs:7002/prefix")).toThrow(/path/);
+  it("refuses URLs that are not http or https", () => {
+    expect(() => createGrpcUnaryTransport({ baseUrl: "unix:///tmp/x", apiKey: KEY, defaultTimeoutMs: 0 })).toThrow(/http/);
+  });
+});
+
+describe("gRPC unary client against answers a gRPC server should not give", () => {
+  let server: http2.Http2Server;
+  let url: string;
+  const sessions = new Set<http2.ServerHttp2Session>();
+  beforeAll(async () => {
+    server = http2.createServer((req, res) => {
+      const path = req.url;
+      if (path.endsWith("/GetHostname")) {
+        // Not gRPC at all: an HTTP error without grpc-status.
+        res.writeHead(503, { "content-type": "text/plain" });
+        res.end("overloaded");
+      } else if (path.endsWith("/GetRuntimeConfig")) {
+        // gRPC status OK but two messages for a unary call.
+        const one = Buffer.from([0, 0, 0, 0, 0]);
+        res.writeHead(200, { "content-type": "application/grpc" });
+        res.addTrailers({ "grpc-status": "0" });
+        res.end(Buffer.concat([one, one]));
+      } else {
+        // The stream is reset before any answer.
+        req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      }
+    });
+    server.on("session", (session) => sessions.add(session));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  afterAll(async () => {
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    for (const session of sessions) session.destroy();
+    await closed;
+  });
+
+  it("maps HTTP errors, malformed answers and resets to gRPC codes", async () => {
+    const runtime = createServiceClient(RuntimeService, { baseUrl: url, apiKey: KEY });
+    const http = ConnectError.from(await runtime.getHostname({}).catch((e: unknown) => e));
+    expect(http.code).toBe(Code.Unavailable);
+    expect(http.rawMessage).toContain("503");
+    await expect(runtime.getRuntimeConfig({})).rejects.toMatchObject({ code: Code.Unimplemented });
+    const clusters = createServiceClient(ClusterService, { baseUrl: url, apiKey: KEY });
+    await expect(clusters.getCluster({ slug: "x" })).rejects.toMatchObject({ code: Code.Unavailable });
+    expect(codeOfHttpStatus(401)).toBe(Code.Unauthenticated);
+    expect(codeOfHttpStatus(404)).toBe(Code.Unimplemented);
+    expect(codeOfHttpStatus(500)).toBe(Code.Unknown);
   });
 });
