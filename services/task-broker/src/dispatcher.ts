@@ -1,13 +1,20 @@
 // Dispatch: sessions with the same cluster and the same set of readable queues form one dispatch
-// group with one loop. The loop reads at most the group's open credit with a non-blocking
-// XREADGROUP on the shared command connection, claims the entries as leases in Lua and hands them
-// out round-robin. It sleeps until a wake-up: credit from a runner, or a Pub/Sub message that one
+// group with one loop. The loop sets aside the group's open credit as slots (sessions round-robin,
+// a lease token each) and, in one Lua call on the shared command connection, reads at most that
+// many new entries (non-blocking XREADGROUP) and leases them into the slots; then it hands them
+// out. It sleeps until a wake-up: credit from a runner, or a Pub/Sub message that one
 // of its queues got an entry (published by the enqueue script), with a slow poll as the safety
 // net. Redis connections therefore do not grow with runners or with dispatch groups.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { streamKey } from "./redis/keys.js";
-import type { ClaimRequest, ClaimStatus, QueueStore, StreamEntry } from "./redis/queue-store.js";
+import {
+  maxStreamsPerReadClaim,
+  type ClaimRequest,
+  type ClaimStatus,
+  type QueueStore,
+  type StreamEntry,
+} from "./redis/queue-store.js";
 import type { RunnerSession } from "./runner-session.js";
 
 export interface DispatcherOptions {
@@ -60,6 +67,8 @@ interface DispatchGroup {
   handling: Set<Promise<void>>;
   /** Streams that returned entries in the last read (all of them when it returned none). */
   hotStreams: number;
+  /** Wait before reading again after a failed read-and-claim (0 after a success). */
+  errorBackoffMs: number;
 }
 
 // Tokens come from a pool refilled 256 at a time: one call into the CSPRNG per pool, not per lease.
@@ -95,11 +104,16 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const loops = new Set<Promise<void>>();
   let stopped = false;
 
-  const wakeGroup = (g: DispatchGroup) => {
-    g.dirty = true;
+  /** Lets the loop look at the group again without claiming there is something to read. */
+  const poke = (g: DispatchGroup) => {
     const w = g.wake;
     g.wake = undefined;
     w?.();
+  };
+
+  const wakeGroup = (g: DispatchGroup) => {
+    g.dirty = true;
+    poke(g);
   };
 
   const sleep = (g: DispatchGroup, ms: number) =>
@@ -201,10 +215,18 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       wakeGroup(g);
       throw err;
     }
+    for (const t of targets) t.reserved--;
+    await settle(g, requests, targets, statuses);
+  }
+
+  /**
+   * Hands out what a claim leased (the sessions' reservations are already undone); leases of a
+   * session that closed meanwhile go back to their streams.
+   */
+  async function settle(g: DispatchGroup, requests: ClaimRequest[], targets: RunnerSession[], statuses: ClaimStatus[]) {
     let unused = false;
     const orphaned: ClaimRequest[] = [];
     requests.forEach((r, i) => {
-      targets[i]!.reserved--;
       if (statuses[i] !== "leased") unused = true;
       // The stream ended while this entry was being claimed: nobody would run it.
       else if (targets[i]!.state === "closed") orphaned.push(r);
@@ -218,6 +240,71 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     }
     // Revoked, duplicate or in-flight entries left their session's credit open: read again.
     if (unused) wakeGroup(g);
+  }
+
+  /**
+   * Sets the group's open credit aside as slots and reads and leases up to that many entries in one
+   * call, without waiting: the loop goes on with credit that opens meanwhile.
+   */
+  function startReadClaim(g: DispatchGroup, open: number, count: number): void {
+    const slots: RunnerSession[] = [];
+    for (let i = 0; i < open; i++) {
+      const session = pick(g);
+      if (!session) break;
+      session.reserved++;
+      slots.push(session);
+    }
+    const tokens = slots.map(() => newLeaseToken());
+    const expiryMs = Date.now() + options.leaseDurationMs;
+    const p: Promise<void> = (async () => {
+      let read;
+      try {
+        read = await queues.readClaim(
+          options.brokerId,
+          g.clusterId,
+          g.streams,
+          count,
+          slots.map((s, i) => ({ sessionId: s.id, token: tokens[i]! })),
+          expiryMs,
+        );
+      } finally {
+        for (const s of slots) s.reserved--;
+      }
+      const hot = new Set(read.map((r) => r.entry.stream)).size;
+      g.hotStreams = hot > 0 ? hot : g.streams.length;
+      const requests: ClaimRequest[] = [];
+      const targets: RunnerSession[] = [];
+      const statuses: ClaimStatus[] = [];
+      const unclaimed: StreamEntry[] = [];
+      for (const r of read) {
+        if (r.status === "unclaimed") {
+          unclaimed.push(r.entry);
+          continue;
+        }
+        const session = slots[r.slot]!;
+        requests.push({ entry: r.entry, token: tokens[r.slot]!, expiryMs, sessionId: session.id, brokerId: options.brokerId });
+        targets.push(session);
+        statuses.push(r.status);
+      }
+      hold(g, unclaimed);
+      await settle(g, requests, targets, statuses);
+      // There may be more: read again. An empty read leaves the loop asleep until a wake-up.
+      if (read.length > 0) g.dirty = true;
+    })()
+      .then(() => {
+        g.errorBackoffMs = 0;
+      })
+      .catch((err: unknown) => {
+        if (isNoGroup(err)) g.ready = false;
+        g.errorBackoffMs = Math.min(Math.max(50, g.errorBackoffMs * 2), 2_000);
+        logger.warn({ err, cluster: g.clusterId, retryInMs: g.errorBackoffMs }, "reading and leasing failed");
+        setTimeout(() => wakeGroup(g), g.errorBackoffMs).unref();
+      })
+      .finally(() => {
+        g.handling.delete(p);
+        poke(g);
+      });
+    g.handling.add(p);
   }
 
   /** At most this many batches of one group are being leased at once (reads overlap claims). */
@@ -287,6 +374,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         // time, so a group never holds much more than it can hand out (other groups and
         // replicas could run what sits in its buffer).
         const count = Math.max(1, Math.ceil(open / Math.max(1, g.hotStreams)));
+        if (g.streams.length <= maxStreamsPerReadClaim) {
+          startReadClaim(g, open, count);
+          if (g.handling.size >= maxHandling) await Promise.race(g.handling);
+          continue;
+        }
         const entries = await queues.read(options.brokerId, g.streams, count);
         const hot = new Set(entries.map((e) => e.stream)).size;
         g.hotStreams = hot > 0 ? hot : g.streams.length;
@@ -334,6 +426,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           ready: false,
           handling: new Set(),
           hotStreams: session.queues.length,
+          errorBackoffMs: 0,
         };
         groups.set(key, g);
         register(g);

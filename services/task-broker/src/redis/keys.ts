@@ -1,8 +1,8 @@
 // Redis key layout (DESIGN.md §6). Every key of one cluster carries the `{<cluster id>}` hash tag,
 // so a multi-stream XREADGROUP and every Lua script touch one Redis Cluster slot. ioredis adds the
 // connection's keyPrefix to the keys it sends; Pub/Sub channels get it from `channel()`.
-// Keys outside a cluster's tag (the cluster set, revocation markers) are only used by single-key
-// commands, or (revocations) share their job's `{<job id>}` tag, so they work on Redis Cluster too.
+// The one key outside a cluster's tag (the cluster set) is only used by single-key commands, so it
+// works on Redis Cluster too.
 
 export const CONSUMER_GROUP = "runners";
 
@@ -28,9 +28,14 @@ export function expiringKey(clusterId: string): string {
   return `corral:{${clusterId}}:expiring`;
 }
 
+/** The start of every key of a cluster; Lua scripts build per-entry keys from it. */
+export function clusterKeyBase(clusterId: string): string {
+  return `corral:{${clusterId}}:`;
+}
+
 /** Prefix of the per-attempt records; Lua appends `<task id>:<attempt>`. */
 export function attemptPrefix(clusterId: string): string {
-  return `corral:{${clusterId}}:a:`;
+  return `${clusterKeyBase(clusterId)}a:`;
 }
 
 export function attemptMember(taskId: string, attempt: number): string {
@@ -46,13 +51,16 @@ export function attemptKey(clusterId: string, taskId: string, attempt: number): 
   return attemptPrefix(clusterId) + attemptMember(taskId, attempt);
 }
 
-/** A revoked job; one MGET reads it with a task's marker, so both carry the `{<job id>}` tag. */
-export function revokedJobKey(jobId: string): string {
-  return `corral:revoked:{${jobId}}`;
+/**
+ * A revoked job's marker (its value: the revocation time, ms), in every cluster's slot: the claim
+ * scripts read it next to the entry they lease. Lua builds the same name from clusterKeyBase.
+ */
+export function revokedJobKey(clusterId: string, jobId: string): string {
+  return `${clusterKeyBase(clusterId)}rv:j:${jobId}`;
 }
 
-export function revokedTaskKey(jobId: string, taskId: string): string {
-  return `corral:revoked:{${jobId}}:task:${taskId}`;
+export function revokedTaskKey(clusterId: string, taskId: string): string {
+  return `${clusterKeyBase(clusterId)}rv:t:${taskId}`;
 }
 
 /** Pub/Sub channel announcing new entries in a cluster's queues (message: the queue name). */

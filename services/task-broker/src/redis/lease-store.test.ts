@@ -137,6 +137,71 @@ describe("queue scripts", () => {
     expect(status).toBe("leased");
   });
 
+  it("reads and leases in one call: entries into slots in order, revoked ones dropped, the rest left pending", async () => {
+    const queue = "lua:v41.0";
+    const stream = streamKey(CLUSTER, queue);
+    await queues.ensureGroups(CLUSTER, [queue]);
+    const job = (taskId: string, jobId: string) =>
+      create(TaskEnvelopeSchema, { ...env(taskId, 1, "v41.0"), jobId });
+    await queues.enqueue([job("rc-1", "rc-job"), job("rc-rev", "rc-revoked-job"), job("rc-2", "rc-job"), job("rc-3", "rc-job")]);
+    await queues.markRevoked("rc-revoked-job", [], 60);
+    // An entry as an older broker wrote it (no attempt member): read, never leased by the script.
+    const raw = Buffer.from(toBinary(TaskEnvelopeSchema, job("rc-old", "rc-job"))).toString("base64");
+    await r1.xadd(stream, "*", "task", raw, "t", String(Date.now()));
+    await queues.enqueue([job("rc-4", "rc-job")]);
+    const expiryMs = Date.now() + 60_000;
+    const slots = [
+      { sessionId: "s-a", token: "tok-a" },
+      { sessionId: "s-b", token: "tok-b" },
+      { sessionId: "s-c", token: "tok-c" },
+      { sessionId: "s-d", token: "tok-d" },
+    ];
+    const got = await queues.readClaim("rc-broker", CLUSTER, [stream], 10, slots, expiryMs);
+    expect(got.map((r) => [r.entry.taskId, r.status, r.slot])).toEqual([
+      ["rc-1", "leased", 0],
+      ["rc-rev", "revoked", 1],
+      ["rc-2", "leased", 2],
+      ["rc-3", "leased", 3],
+      ["rc-old", "unclaimed", -1],
+      ["rc-4", "unclaimed", -1],
+    ]);
+    expect(got[4]!.entry).toMatchObject({ taskId: "rc-old", jobId: "rc-job", attempt: 1, queue });
+    const a1 = await leases.attempt(CLUSTER, "rc-1", 1);
+    expect(a1).toMatchObject({ state: "leased" });
+    expect(await r1.hget(`corral:{${CLUSTER}}:a:rc-2:1`, "tok")).toBe("tok-c");
+    expect(await r1.hget(`corral:{${CLUSTER}}:a:rc-2:1`, "sid")).toBe("s-c");
+    expect(Number(await r1.zscore(leasesKey(CLUSTER), attemptMember("rc-3", 1)))).toBe(expiryMs);
+    expect((await leases.attempt(CLUSTER, "rc-rev", 1))?.state).toBe("revoked");
+    expect(await r1.xlen(stream)).toBe(5); // the revoked entry is gone
+    // What was left unclaimed is pending for this consumer and claimable later.
+    const later = await queues.claim(
+      got.slice(4).map((r, i) => ({ entry: r.entry, token: `later-${i}`, expiryMs, sessionId: "s-e", brokerId: "rc-broker" })),
+    );
+    expect(later).toEqual(["leased", "leased"]);
+    // Nothing new: an empty answer, and the slots hold nothing.
+    expect(await queues.readClaim("rc-broker", CLUSTER, [stream], 10, slots, expiryMs)).toEqual([]);
+  });
+
+  it("writes revocation markers into every cluster with queues, so each cluster's claims see them", async () => {
+    const other = "c-lua-other";
+    const inOther = create(TaskEnvelopeSchema, { ...env("rv-other"), clusterId: other, jobId: "rv-job" });
+    const inMain = create(TaskEnvelopeSchema, { ...env("rv-main"), jobId: "rv-job" });
+    const kept = create(TaskEnvelopeSchema, { ...env("rv-kept"), clusterId: other, jobId: "rv-job" });
+    await queues.ensureGroups(other, ["lua:v1.0"]);
+    await queues.enqueue([inOther, inMain, kept]);
+    await queues.markRevoked("rv-job", ["rv-other", "rv-main"], 60);
+    const slots = [{ sessionId: "s", token: "t1" }, { sessionId: "s", token: "t2" }];
+    const fromOther = await queues.readClaim("b", other, [streamKey(other, "lua:v1.0")], 10, slots, Date.now() + 60_000);
+    expect(fromOther.map((r) => [r.entry.taskId, r.status])).toEqual([
+      ["rv-other", "revoked"],
+      ["rv-kept", "leased"],
+    ]);
+    const fromMain = (await readAll()).filter((e) => e.taskId === "rv-main");
+    expect(await queues.claim([{ entry: fromMain[0]!, token: "t", expiryMs: Date.now() + 60_000, sessionId: "s", brokerId: "b" }])).toEqual([
+      "revoked",
+    ]);
+  });
+
   it("gives back a lease granted to a session that closed, and only that lease", async () => {
     await queues.enqueue([env("orphan"), env("kept")]);
     const [orphan, kept] = await readAll();

@@ -7,6 +7,7 @@ import {
   attemptKey,
   attemptMember,
   splitAttemptMember,
+  clusterKeyBase,
   clustersKey,
   CONSUMER_GROUP,
   leasesKey,
@@ -38,6 +39,23 @@ export interface StreamEntry {
 }
 
 export type ClaimStatus = "leased" | "revoked" | "duplicate" | "inflight";
+
+/** A runner session with credit, and the token its lease would get. */
+export interface ClaimSlot {
+  sessionId: string;
+  token: string;
+}
+
+/** An entry of readClaim: leased (or dropped) into `slot`, or left pending ('unclaimed'). */
+export interface ReadClaimed {
+  entry: StreamEntry;
+  status: ClaimStatus | "unclaimed";
+  /** Index into the slots, or -1 when the entry got none. */
+  slot: number;
+}
+
+/** A read-and-claim call names its streams in one script call (Lua's unpack has a limit). */
+export const maxStreamsPerReadClaim = 1_000;
 
 export interface ClaimRequest {
   entry: StreamEntry;
@@ -75,13 +93,30 @@ export interface QueueStore {
   ensureGroups(clusterId: string, queues: readonly string[]): Promise<void>;
   /** Non-blocking XREADGROUP of new entries over `streams`; entries interleaved across streams. */
   read(consumer: string, streams: readonly string[], count: number): Promise<StreamEntry[]>;
+  /**
+   * Reads new entries of `streams` (one cluster's, at most maxStreamsPerReadClaim) and leases the
+   * k-th entry to the k-th slot in the same round trip, revocation check included. Entries beyond
+   * the slots (and entries of an older broker, without their attempt member) stay pending,
+   * 'unclaimed': the caller claims them later.
+   */
+  readClaim(
+    consumer: string,
+    clusterId: string,
+    streams: readonly string[],
+    count: number,
+    slots: readonly ClaimSlot[],
+    expiryMs: number,
+  ): Promise<ReadClaimed[]>;
   /** Takes over entries pending longer than `minIdleMs` (read by a broker that died before leasing them). */
   autoclaim(consumer: string, stream: string, minIdleMs: number, count: number): Promise<StreamEntry[]>;
-  /** Remembers a revocation (the whole job, or some of its tasks) at Redis' clock. */
+  /**
+   * Remembers a revocation (the whole job, or some of its tasks) at Redis' clock, in the slot of
+   * every cluster that has queues (a job's tasks can run in several clusters).
+   */
   markRevoked(jobId: string, taskIds: readonly string[], ttlSec: number): Promise<void>;
   /**
-   * Turns entries into leases, or drops them: duplicates, and entries whose job or task was
-   * revoked after they were queued. The revocation check rides in the claim's round trip.
+   * Turns entries read earlier into leases, or drops them: duplicates, and entries whose job or
+   * task was revoked after they were queued (checked in the claim script).
    */
   claim(requests: readonly ClaimRequest[]): Promise<ClaimStatus[]>;
   requeue(entries: readonly StreamEntry[]): Promise<void>;
@@ -130,36 +165,6 @@ function ageOfId(id: string, now: number): number {
   return Math.max(0, now - idMs(id));
 }
 
-/**
- * Queues one MGET per job on `pipe` (a job's marker and its tasks' markers share its hash tag);
- * `read` tells, from the pipeline's first `count` results, which entries were queued before a
- * revocation of their job or task.
- */
-function queueRevocationChecks(pipe: ChainableCommander, entries: readonly StreamEntry[]) {
-  const jobs = [...groupIndices(entries, (e) => e.jobId)];
-  for (const [jobId, list] of jobs) {
-    pipe.mget(revokedJobKey(jobId), ...list.map((i) => revokedTaskKey(jobId, entries[i]!.taskId)));
-  }
-  return {
-    count: jobs.length,
-    read(results: Array<[Error | null, unknown]>): boolean[] {
-      const out = new Array<boolean>(entries.length).fill(false);
-      jobs.forEach(([, list], j) => {
-        const [err, values] = results[j]!;
-        if (err) throw err;
-        const marks = values as Array<string | null>;
-        list.forEach((i, k) => {
-          // Only entries queued before the revocation are dropped: a job retried later runs again.
-          const e = entries[i]!;
-          const queuedAt = Math.min(idMs(e.id), e.enqueuedAtMs || Number.POSITIVE_INFINITY);
-          out[i] = [marks[0], marks[k + 1]].some((v) => v !== null && v !== undefined && Number(v) >= queuedAt);
-        });
-      });
-      return out;
-    },
-  };
-}
-
 export function createQueueStore(redis: RedisClient, options: QueueStoreOptions): QueueStore {
   defineScripts(redis);
   const prefix = redis.options.keyPrefix ?? "";
@@ -185,17 +190,17 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
   }
 
   /** Queues the claim script calls of `requests` on `pipe` (one per cluster and batch). */
-  function queueClaims(pipe: ChainableCommander, requests: readonly ClaimRequest[], revoked: boolean): number[][] {
+  function queueClaims(pipe: ChainableCommander, requests: readonly ClaimRequest[]): number[][] {
     const calls = batchCalls(requests, (r) => `${r.entry.clusterId}\n${r.brokerId}`);
     for (const call of calls) {
       const first = requests[call[0]!]!;
       const clusterId = first.entry.clusterId;
-      const args: Array<string | number> = [CONSUMER_GROUP, options.recordTtlSec, first.brokerId];
+      const args: Array<string | number> = [CONSUMER_GROUP, options.recordTtlSec, first.brokerId, prefixed(clusterKeyBase(clusterId))];
       for (const i of call) {
         const r = requests[i]!;
         const t = r.entry;
         args.push(prefixed(attemptKey(clusterId, t.taskId, t.attempt)), prefixed(r.entry.stream));
-        args.push(r.entry.id, r.token, r.expiryMs, r.sessionId, attemptMember(t.taskId, t.attempt), revoked ? "1" : "0", t.jobId);
+        args.push(r.entry.id, r.token, r.expiryMs, r.sessionId, attemptMember(t.taskId, t.attempt), t.jobId, t.enqueuedAtMs);
       }
       scripts.claimTasks(pipe, [leasesKey(clusterId)], args);
     }
@@ -332,38 +337,50 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
       return out;
     },
 
+    async readClaim(consumer, clusterId, streams, count, slots, expiryMs) {
+      if (streams.length > maxStreamsPerReadClaim) throw new Error(`readClaim takes at most ${maxStreamsPerReadClaim} streams`);
+      const args: Array<string | number> = [
+        CONSUMER_GROUP,
+        consumer,
+        count,
+        options.recordTtlSec,
+        expiryMs,
+        prefixed(clusterKeyBase(clusterId)),
+        streams.length,
+        ...streams.map(prefixed),
+      ];
+      for (const s of slots) args.push(s.sessionId, s.token);
+      const reply = (await scripts.readClaimTasks(redis, [leasesKey(clusterId)], args)) as Array<
+        [number, string, string, string, string, string, ClaimStatus | "unclaimed", number]
+      >;
+      const of = streams.map(parseStreamKey);
+      const out: ReadClaimed[] = [];
+      for (const [index, id, task, t, m, j, status, slot] of reply) {
+        const list = ["task", task, "t", t];
+        if (m !== "") list.push("m", m, "j", j);
+        const entry = decode(of[index - 1]!, [id, list]);
+        if (entry) out.push({ entry, status, slot: slot - 1 });
+      }
+      return out;
+    },
+
     async markRevoked(jobId, taskIds, ttlSec) {
-      const [sec, micros] = await redis.time();
+      const [[sec, micros], clusters] = await Promise.all([redis.time(), redis.smembers(clustersKey)]);
       const now = String(Number(sec) * 1000 + Math.floor(Number(micros) / 1000));
       const pipe = batch(redis);
-      if (taskIds.length === 0) pipe.set(revokedJobKey(jobId), now, "EX", ttlSec);
-      for (const taskId of taskIds) pipe.set(revokedTaskKey(jobId, taskId), now, "EX", ttlSec);
+      for (const clusterId of clusters) {
+        if (taskIds.length === 0) pipe.set(revokedJobKey(clusterId, jobId), now, "EX", ttlSec);
+        for (const taskId of taskIds) pipe.set(revokedTaskKey(clusterId, taskId), now, "EX", ttlSec);
+      }
       const results = (await pipe.exec()) ?? [];
       for (const [err] of results) if (err) throw err;
     },
 
     async claim(requests) {
       if (requests.length === 0) return [];
-      // One round trip: the revocation markers are read next to the claim (they live in the
-      // job's slot, the leases in the cluster's), and the rare entry leased here and found
-      // revoked is dropped in a second call.
       const pipe = batch(redis);
-      const checks = queueRevocationChecks(pipe, requests.map((r) => r.entry));
-      const calls = queueClaims(pipe, requests, false);
-      const results = (await pipe.exec()) ?? [];
-      const revoked = checks.read(results);
-      const statuses = perItem<ClaimStatus>(results.slice(checks.count), calls, requests.length);
-      const drop = requests.flatMap((r, i) => (statuses[i] === "leased" && revoked[i] ? [i] : []));
-      if (drop.length > 0) {
-        const again = batch(redis);
-        const leasedRevoked = drop.map((i) => requests[i]!);
-        const dropCalls = queueClaims(again, leasedRevoked, true);
-        const dropped = perItem<ClaimStatus>((await again.exec()) ?? [], dropCalls, drop.length);
-        drop.forEach((i, k) => {
-          if (dropped[k] === "revoked") statuses[i] = "revoked";
-        });
-      }
-      return statuses;
+      const calls = queueClaims(pipe, requests);
+      return perItem<ClaimStatus>((await pipe.exec()) ?? [], calls, requests.length);
     },
 
     async requeue(entries) {

@@ -8,6 +8,7 @@ import type { RedisClient } from "./connection.js";
 const scriptNames = [
   "enqueueTasks-1",
   "claimTasks-1",
+  "readClaimTasks-1",
   "extendLeases-2",
   "resumeLeases-2",
   "completeLeases-1",
@@ -93,6 +94,7 @@ export function perItem<V>(results: ReadonlyArray<[Error | null, unknown]>, call
 export const scripts = {
   enqueueTasks: (t: Target, keys: string[], args: Arg[]) => call(t, "enqueueTasks-1", keys, args),
   claimTasks: (t: Target, keys: string[], args: Arg[]) => call(t, "claimTasks-1", keys, args),
+  readClaimTasks: (t: Target, keys: string[], args: Arg[]) => call(t, "readClaimTasks-1", keys, args),
   extendLeases: (t: Target, keys: [string, string], args: Arg[]) => call(t, "extendLeases-2", keys, args),
   resumeLeases: (t: Target, keys: [string, string], args: Arg[]) => call(t, "resumeLeases-2", keys, args),
   completeLeases: (t: Target, keys: string[], args: Arg[]) => call(t, "completeLeases-1", keys, args),

@@ -1,41 +1,47 @@
 --[[
-  Turns stream entries a broker just read into leases, or drops them: one call per cluster and
-  batch. Duplicate deliveries (an outbox re-send, a re-queued copy, a Redis failover) are
-  acknowledged and skipped here.
+  Turns stream entries a broker read earlier (held while no runner had credit, or taken over from
+  a broker that died) into leases, or drops them: one call per cluster and batch. Entries read and
+  leased at once go through readClaimTasks, which runs the same steps per entry.
 
   KEYS[1] leases zset             corral:{<cluster>}:leases
 
   ARGV[1] consumer group name
   ARGV[2] record TTL, seconds
   ARGV[3] broker id
-  then 9 per entry, from ARGV[4 + 9(i-1)]: its attempt record corral:{<cluster>}:a:<task id>:<attempt>,
+  ARGV[4] the cluster's key base <key prefix>corral:{<cluster>}: (same hash tag as KEYS[1]);
+          revocation markers are <base>rv:j:<job id> and <base>rv:t:<task id>
+  then 9 per entry, from ARGV[5 + 9(i-1)]: its attempt record corral:{<cluster>}:a:<task id>:<attempt>,
   its stream, entry id, lease token, lease expiry (ms since the epoch), session id, lease member
-  <task id>:<attempt>, '1' when the task's job (or the task) was revoked, job id
-
-  The caller checks revocations in the same round trip as the claim, so an entry can be leased
-  and then found revoked: called again with '1' and the lease's own token, the lease is dropped.
+  <task id>:<attempt>, job id, enqueue time (ms, 0 when unknown)
 
   The per-entry keys travel in ARGV (with the key prefix applied by the caller) so that the one
   declared key routes the call on a Redis Cluster; they share its hash tag, so its slot.
 
-  Result: a status per entry: 'leased'; 'revoked' or 'duplicate' (entry acknowledged and deleted,
-  nothing to run); 'inflight' (this very entry already backs a live lease: left pending, nothing
-  to run).
+  Result: a status per entry: 'leased'; 'revoked' (its job or task was revoked after it was
+  queued) or 'duplicate' (entry acknowledged and deleted, nothing to run); 'inflight' (this very
+  entry already backs a live lease: left pending, nothing to run).
 ]]
+local base = ARGV[4]
+
+-- Queued before a revocation of its job or task (a marker holds the revocation time, ms)?
+local function revoked(entry, job, member, enqueued)
+  local queuedAt = tonumber(string.match(entry, '^(%d+)'))
+  local t = tonumber(enqueued)
+  if t and t > 0 and t < queuedAt then queuedAt = t end
+  local rj = redis.call('GET', base .. 'rv:j:' .. job)
+  if rj and tonumber(rj) >= queuedAt then return true end
+  local rt = redis.call('GET', base .. 'rv:t:' .. string.match(member, '^(.*):%d+$'))
+  return rt ~= false and tonumber(rt) >= queuedAt
+end
+
 local out = {}
-for i = 1, (#ARGV - 3) / 9 do
-  local a = 3 + 9 * (i - 1)
-  local record, stream = ARGV[a + 1], ARGV[a + 2]
-  local entry, token, expiry, session = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
-  local member, revoked, job = ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]
+for i = 1, (#ARGV - 4) / 9 do
+  local a = 4 + 9 * (i - 1)
+  local record, stream, entry = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local token, expiry, session, member, job = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
   local s = redis.call('HGET', record, 's')
-  if revoked == '1' then
-    local own = s == 'leased' and token ~= '' and redis.call('HGET', record, 'tok') == token
-    if s == false or s == 'queued' or own then
-      if own then
-        redis.call('ZREM', KEYS[1], member)
-        redis.call('HDEL', record, 'tok', 'exp', 'sid', 'b')
-      end
+  if revoked(entry, job, member, ARGV[a + 9]) then
+    if s == false or s == 'queued' then
       redis.call('HSET', record, 's', 'revoked', 'q', stream, 'e', entry, 'j', job)
       redis.call('EXPIRE', record, ARGV[2])
     end

@@ -1,0 +1,92 @@
+--[[
+  Reads new entries of a dispatch group's streams and leases them in the same call: the read, the
+  revocation check and the claim cost one round trip. The steps per entry are claimTasks' (kept
+  in step with it).
+
+  KEYS[1] leases zset             corral:{<cluster>}:leases
+
+  ARGV[1] consumer group name
+  ARGV[2] consumer (the broker id; also recorded as the lease's broker)
+  ARGV[3] COUNT per stream
+  ARGV[4] record TTL, seconds
+  ARGV[5] lease expiry, ms since the epoch
+  ARGV[6] the cluster's key base <key prefix>corral:{<cluster>}: (attempt records <base>a:<member>,
+          revocation markers <base>rv:j:<job id> and <base>rv:t:<task id>)
+  ARGV[7] n, the number of streams; ARGV[8 .. 7+n] the streams (key prefix applied, same hash tag)
+  then pairs (session id, lease token): the slots; the k-th entry read goes to the k-th slot
+
+  Result: per entry read (interleaved across streams, as fair as the group's reads):
+  { stream index (1-based), entry id, task, t, m, j, status, slot (1-based, 0 when none) }
+  status is claimTasks' ('leased', 'revoked', 'duplicate', 'inflight') or 'unclaimed': no slot
+  was left, or the entry carries no attempt member (an older broker wrote it); it stays pending
+  for this consumer and the caller claims it later.
+]]
+local base = ARGV[6]
+local n = tonumber(ARGV[7])
+local slots = (#ARGV - 7 - n) / 2
+
+local read = { 'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS' }
+for i = 1, n do read[#read + 1] = ARGV[7 + i] end
+for _ = 1, n do read[#read + 1] = '>' end
+local reply = redis.call(unpack(read))
+if not reply then return {} end
+
+local index = {}
+for i = 1, n do index[ARGV[7 + i]] = i end
+
+local function revoked(entry, job, member, enqueued)
+  local queuedAt = tonumber(string.match(entry, '^(%d+)'))
+  local t = tonumber(enqueued)
+  if t and t > 0 and t < queuedAt then queuedAt = t end
+  local rj = redis.call('GET', base .. 'rv:j:' .. job)
+  if rj and tonumber(rj) >= queuedAt then return true end
+  local rt = redis.call('GET', base .. 'rv:t:' .. string.match(member, '^(.*):%d+$'))
+  return rt ~= false and tonumber(rt) >= queuedAt
+end
+
+local out = {}
+local used = 0
+local longest = 0
+for _, s in ipairs(reply) do
+  if #s[2] > longest then longest = #s[2] end
+end
+for k = 1, longest do
+  for _, s in ipairs(reply) do
+    local stream, raw = s[1], s[2][k]
+    if raw and raw[2] then
+      local entry, f = raw[1], {}
+      for j = 1, #raw[2], 2 do f[raw[2][j]] = raw[2][j + 1] end
+      local status, slot = 'unclaimed', 0
+      if f.m and f.j and used < slots then
+        used = used + 1
+        slot = used
+        local session, token = ARGV[8 + n + 2 * (slot - 1)], ARGV[9 + n + 2 * (slot - 1)]
+        local record = base .. 'a:' .. f.m
+        local state = redis.call('HGET', record, 's')
+        if revoked(entry, f.j, f.m, f.t) then
+          if state == false or state == 'queued' then
+            redis.call('HSET', record, 's', 'revoked', 'q', stream, 'e', entry, 'j', f.j)
+            redis.call('EXPIRE', record, ARGV[4])
+          end
+          redis.call('XACK', stream, ARGV[1], entry)
+          redis.call('XDEL', stream, entry)
+          status = 'revoked'
+        elseif state == false or state == 'queued' then
+          redis.call('HSET', record, 's', 'leased', 'tok', token, 'exp', ARGV[5], 'sid', session,
+            'b', ARGV[2], 'q', stream, 'e', entry, 'j', f.j)
+          redis.call('EXPIRE', record, ARGV[4])
+          redis.call('ZADD', KEYS[1], ARGV[5], f.m)
+          status = 'leased'
+        elseif state == 'leased' and redis.call('HGET', record, 'e') == entry then
+          status = 'inflight'
+        else
+          redis.call('XACK', stream, ARGV[1], entry)
+          redis.call('XDEL', stream, entry)
+          status = 'duplicate'
+        end
+      end
+      out[#out + 1] = { index[stream], entry, f.task or '', f.t or '0', f.m or '', f.j or '', status, slot }
+    end
+  end
+end
+return out
