@@ -2,7 +2,7 @@
 // side with BullMQ and graphile-worker on the same Redis and Postgres. Prints one JSON object per
 // scenario (one line each), then a table. `--smoke` is a small run that finishes in seconds.
 //
-//   npm run bench -- [--tasks 20000] [--runners 2] [--slots 50] [--latency-tasks 1000]
+//   npm run bench -- [--tasks 20000] [--runners 2] [--slots 50] [--latency-tasks 1000] [--latency-warmup 200]
 //                    [--depth 1000000] [--drain 10000] [--idle 1000,5000] [--warmup 2000] [--repeat 3]
 //                    [--only corral,bullmq,...] [--smoke]
 //                    [--profile DIR] (CPU profiles of the three services, written when they stop)
@@ -39,6 +39,8 @@ const { values: args } = parseArgs({
     runners: { type: "string" },
     slots: { type: "string" },
     "latency-tasks": { type: "string" },
+    /** Single-task pings each system runs, unmeasured, before its latency samples (the one-task path's JIT). */
+    "latency-warmup": { type: "string" },
     depth: { type: "string" },
     drain: { type: "string" },
     idle: { type: "string" },
@@ -59,6 +61,7 @@ const opts = {
   runners: num(args.runners, 2),
   slots: num(args.slots, 50),
   latencyTasks: num(args["latency-tasks"], smoke ? 30 : 1_000),
+  latencyWarmup: num(args["latency-warmup"], smoke ? 5 : 200),
   depth: num(args.depth, smoke ? 2_000 : 1_000_000),
   drain: num(args.drain, smoke ? 300 : 10_000),
   idle: (args.idle ?? (smoke ? "100" : "1000,5000")).split(",").map(Number).filter((n) => n > 0),
@@ -210,11 +213,12 @@ async function corralThroughput(client: Client, shape: "roots" | "fanout", n: nu
 async function corralLatency(client: Client, runners: Child[], count: number): Promise<Row> {
   const samples: number[] = [];
   const ping = { name: "bench/Ping", version: "v1.0" };
-  for (let seq = 0; seq < count; seq++) {
+  for (let seq = -opts.latencyWarmup; seq < count; seq++) {
     const t0 = now();
     const startP = startedAt(runners, seq);
     const job = await client.jobs().submit("bench-ping", rawTask(ping, { seq }));
-    samples.push((await startP) - t0);
+    const started = await startP;
+    if (seq >= 0) samples.push(started - t0);
     await waitJob(client, job.id, 2);
   }
   return { scenario: "latency", system: "corral", ...percentiles(samples) };
@@ -292,11 +296,12 @@ async function bullmqRun(suite: Suite, n: number, latencyCount: number): Promise
     }
     if (opts.only.has("latency")) {
       const samples: number[] = [];
-      for (let seq = 0; seq < latencyCount; seq++) {
+      for (let seq = -opts.latencyWarmup; seq < latencyCount; seq++) {
         const t0 = now();
         const startP = startedAt(workers, seq);
         const job = await queue.add("ping", { seq });
-        samples.push((await startP) - t0);
+        const started = await startP;
+        if (seq >= 0) samples.push(started - t0);
         await job.waitUntilFinished(events, 10_000);
       }
       out.push({ scenario: "latency", system: "bullmq", ...percentiles(samples) });
