@@ -3,7 +3,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { JobState, TaskState, type QueryJobsRequest } from "@corral/proto";
 import { InvalidArgumentError, NotFoundError } from "@corral/server-kit";
 import type { JobsDb, ProgressJson } from "../store/database.js";
-import { findJob, jobProgress, queryJobs as queryJobRows, type JobRow } from "../store/job-repository.js";
+import { findJob, findJobWithProgress, queryJobs as queryJobRows, type JobRow } from "../store/job-repository.js";
 import { findTasks, listTaskLevel, type TaskDetailRow } from "../store/task-query-repository.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { stateCounterColumn } from "./states.js";
@@ -14,9 +14,9 @@ export interface JobWithProgress {
 }
 
 export async function getJob(db: JobsDb, teamId: string, jobId: string): Promise<JobWithProgress> {
-  const job = await findJob(db, teamId, jobId);
-  if (!job) throw new NotFoundError("job", jobId);
-  return { job, progress: await jobProgress(db, jobId) };
+  const found = await findJobWithProgress(db, teamId, jobId);
+  if (!found) throw new NotFoundError("job", jobId);
+  return found;
 }
 
 export const DEFAULT_PAGE_SIZE = 100;

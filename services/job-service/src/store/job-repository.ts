@@ -190,6 +190,32 @@ export async function queryJobs(db: JobsDb, q: JobQuery): Promise<JobRow[]> {
   return rows;
 }
 
+/**
+ * The team's job with its progress (as jobProgress sums it) in one statement: GetJob and
+ * GetJobProgress, which clients poll, cost one round trip.
+ */
+export async function findJobWithProgress(
+  db: JobsDb,
+  teamId: string,
+  jobId: string,
+): Promise<{ job: JobRow; progress: ProgressJson[] } | undefined> {
+  const { rows } = await sql<JobRow & { progress_json: ProgressJson[] }>`/* prepared */
+    select ${jobColumns}, coalesce((
+      select json_agg(json_build_object('label', s.label, 'total', s.total, 'done', s.done) order by s.label)
+      from (
+        select p.label, sum(p.total)::int8 as total, sum(p.done)::int8 as done
+        from tasks t cross join lateral jsonb_to_recordset(t.progress) as p(label text, total numeric, done numeric)
+        where t.job_id = jobs.id and t.progress is not null
+        group by p.label
+      ) s
+    ), '[]'::json) as progress_json
+    from jobs where id = ${jobId} and team_id = ${teamId}`.execute(db);
+  const row = rows[0];
+  if (!row) return undefined;
+  const { progress_json: progress, ...job } = row;
+  return { job, progress };
+}
+
 /** Progress of a job: each task's indicators (of its last reported attempt) summed per label. */
 export async function jobProgress(db: JobsDb, jobId: string): Promise<ProgressJson[]> {
   const { rows } = await sql<ProgressJson>`/* prepared */
