@@ -213,7 +213,9 @@ async function corralThroughput(client: Client, shape: "roots" | "fanout", n: nu
 async function corralLatency(client: Client, runners: Child[], count: number): Promise<Row> {
   const samples: number[] = [];
   const ping = { name: "bench/Ping", version: "v1.0" };
+  let cpu0 = cpuSnapshot(cpuPids);
   for (let seq = -opts.latencyWarmup; seq < count; seq++) {
+    if (seq === 0) cpu0 = cpuSnapshot(cpuPids);
     const t0 = now();
     const startP = startedAt(runners, seq);
     const job = await client.jobs().submit("bench-ping", rawTask(ping, { seq }));
@@ -221,7 +223,8 @@ async function corralLatency(client: Client, runners: Child[], count: number): P
     if (seq >= 0) samples.push(started - t0);
     await waitJob(client, job.id, 2);
   }
-  return { scenario: "latency", system: "corral", ...percentiles(samples) };
+  // CPU per task includes the bench's progress polls (every 2 ms until the job ends).
+  return { scenario: "latency", system: "corral", ...percentiles(samples), cpu_s: cpuDelta(cpu0, cpuSnapshot(cpuPids)) };
 }
 
 /**
@@ -491,6 +494,16 @@ async function clearPrefix(prefix: string): Promise<void> {
   }
 }
 
+/** CPU per task of each process (microseconds): where a faster Corral has to save. */
+function cpuPerTask(r: Row, tasks: number): string {
+  const cpu = r.cpu_s as Record<string, number> | undefined;
+  if (!cpu) return "";
+  const per = Object.entries(cpu)
+    .filter(([, s]) => s > 0)
+    .map(([name, s]) => `${name} ${Math.round((s * 1e6) / tasks)}`);
+  return `; CPU us/task: ${per.join(", ")}`;
+}
+
 function table(): string {
   const lines: string[] = [];
   const get = (scenario: string, system: string) => rows.find((r) => r.scenario === scenario && r.system === system);
@@ -502,21 +515,14 @@ function table(): string {
       result = `${r.tasks_per_s} tasks/s (${r.tasks} tasks, ${r.seconds} s)`;
       const runs = r.runs_tasks_per_s as number[] | undefined;
       if (r.scenario.startsWith("throughput") && runs && runs.length > 1) result += `, median of ${runs.join(", ")}`;
-      const cpu = r.cpu_s as Record<string, number> | undefined;
-      if (r.scenario.startsWith("throughput") && cpu) {
-        // CPU per task of each process (microseconds): where a faster Corral has to save.
-        const per = Object.entries(cpu)
-          .filter(([, s]) => s > 0)
-          .map(([name, s]) => `${name} ${Math.round((s * 1e6) / (r.tasks as number))}`);
-        result += `; CPU us/task: ${per.join(", ")}`;
-      }
+      if (r.scenario.startsWith("throughput")) result += cpuPerTask(r, r.tasks as number);
       if (r.scenario === "throughput" && r.system !== "corral" && corral) {
         result += `; Corral/peer ${round((corral.tasks_per_s as number) / (r.tasks_per_s as number))}`;
       }
       if (r.scenario === "queue-depth") result += `; backlog ${r.backlog}`;
       if (r.scenario === "queue-depth" && r.backlog) result += `: ${r.ratio_to_empty}× the empty rate, ${r.cpu_ratio_to_empty}× its CPU per task`;
     } else if (r.scenario === "latency") {
-      result = `p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, max ${r.max_ms} ms (${r.samples} tasks)`;
+      result = `p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, max ${r.max_ms} ms (${r.samples} tasks)` + cpuPerTask(r, r.samples as number);
     } else if (r.scenario === "idle-runners") {
       result = `${r.streams} streams: RSS ${r.rss_mb} MB, CPU ${r.cpu_percent}%`;
     }
