@@ -1,6 +1,7 @@
 // Loads the Lua scripts of `lua/` once per connection with ioredis `defineCommand` (EVALSHA with
 // a fallback to EVAL) and gives them typed signatures. The key count comes from the file name;
 // the batch scripts (one call per cluster and batch) declare one key and carry the rest in ARGV.
+// claim-entry.lua is no script of its own: it is put in front of the two claim scripts.
 import { readFileSync } from "node:fs";
 import type { ChainableCommander } from "ioredis";
 import type { RedisClient } from "./connection.js";
@@ -19,9 +20,15 @@ const scriptNames = [
 type ScriptName = (typeof scriptNames)[number];
 type Arg = string | number;
 
-const sources = new Map<ScriptName, string>(
-  scriptNames.map((name) => [name, readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8")]),
-);
+const readLua = (file: string) => readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), "utf8");
+
+/** Lua shared by several scripts, put in front of their source (Redis scripts cannot import). */
+const preludes: Partial<Record<ScriptName, string>> = {
+  "claimTasks-1": readLua("claim-entry"),
+  "readClaimTasks-1": readLua("claim-entry"),
+};
+
+const sources = new Map<ScriptName, string>(scriptNames.map((name) => [name, (preludes[name] ?? "") + readLua(name)]));
 
 function commandName(name: ScriptName): string {
   return name.split("-")[0]!;

@@ -1,7 +1,7 @@
 --[[
   Turns stream entries a broker read earlier (held while no runner had credit, or taken over from
   a broker that died) into leases, or drops them: one call per cluster and batch. Entries read and
-  leased at once go through readClaimTasks, which runs the same steps per entry.
+  leased at once go through readClaimTasks; both run claimEntry per entry.
 
   KEYS[1] leases zset             corral:{<cluster>}:leases
 
@@ -17,51 +17,13 @@
   The per-entry keys travel in ARGV (with the key prefix applied by the caller) so that the one
   declared key routes the call on a Redis Cluster; they share its hash tag, so its slot.
 
-  Result: a status per entry: 'leased'; 'revoked' (its job or task was revoked after it was
-  queued) or 'duplicate' (entry acknowledged and deleted, nothing to run); 'inflight' (this very
-  entry already backs a live lease: left pending, nothing to run).
+  Result: claimEntry's status per entry ('leased', 'revoked', 'duplicate', 'inflight').
 ]]
-local base = ARGV[4]
-
--- Queued before a revocation of its job or task (a marker holds the revocation time, ms)?
-local function revoked(entry, job, member, enqueued)
-  local queuedAt = tonumber(string.match(entry, '^(%d+)'))
-  local t = tonumber(enqueued)
-  if t and t > 0 and t < queuedAt then queuedAt = t end
-  local rj = redis.call('GET', base .. 'rv:j:' .. job)
-  if rj and tonumber(rj) >= queuedAt then return true end
-  local rt = redis.call('GET', base .. 'rv:t:' .. string.match(member, '^(.*):%d+$'))
-  return rt ~= false and tonumber(rt) >= queuedAt
-end
-
+-- claimEntry: claim-entry.lua, put in front of this script by scripts.ts.
 local out = {}
 for i = 1, (#ARGV - 4) / 9 do
   local a = 4 + 9 * (i - 1)
-  local record, stream, entry = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local token, expiry, session, member, job = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
-  local s = redis.call('HGET', record, 's')
-  if revoked(entry, job, member, ARGV[a + 9]) then
-    if s == false or s == 'queued' then
-      redis.call('HSET', record, 's', 'revoked', 'q', stream, 'e', entry, 'j', job)
-      redis.call('EXPIRE', record, ARGV[2])
-    end
-    redis.call('XACK', stream, ARGV[1], entry)
-    redis.call('XDEL', stream, entry)
-    out[i] = 'revoked'
-  elseif s == false or s == 'queued' then
-    -- A missing record (its TTL ran out while the task waited) is treated as queued: job-service
-    -- fences results by attempt anyway.
-    redis.call('HSET', record, 's', 'leased', 'tok', token, 'exp', expiry, 'sid', session,
-      'b', ARGV[3], 'q', stream, 'e', entry, 'j', job)
-    redis.call('EXPIRE', record, ARGV[2])
-    redis.call('ZADD', KEYS[1], expiry, member)
-    out[i] = 'leased'
-  elseif s == 'leased' and redis.call('HGET', record, 'e') == entry then
-    out[i] = 'inflight'
-  else
-    redis.call('XACK', stream, ARGV[1], entry)
-    redis.call('XDEL', stream, entry)
-    out[i] = 'duplicate'
-  end
+  out[i] = claimEntry(ARGV[4], KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
+    ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9])
 end
 return out

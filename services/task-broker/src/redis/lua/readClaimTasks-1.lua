@@ -1,7 +1,7 @@
 --[[
   Reads new entries of a dispatch group's streams and leases them in the same call: the read, the
-  revocation check and the claim cost one round trip. The steps per entry are claimTasks' (kept
-  in step with it).
+  revocation check and the claim cost one round trip. Each entry with a slot goes through
+  claimEntry (claim-entry.lua, put in front of this script by scripts.ts), as in claimTasks.
 
   KEYS[1] leases zset             corral:{<cluster>}:leases
 
@@ -34,16 +34,6 @@ if not reply then return {} end
 local index = {}
 for i = 1, n do index[ARGV[7 + i]] = i end
 
-local function revoked(entry, job, member, enqueued)
-  local queuedAt = tonumber(string.match(entry, '^(%d+)'))
-  local t = tonumber(enqueued)
-  if t and t > 0 and t < queuedAt then queuedAt = t end
-  local rj = redis.call('GET', base .. 'rv:j:' .. job)
-  if rj and tonumber(rj) >= queuedAt then return true end
-  local rt = redis.call('GET', base .. 'rv:t:' .. string.match(member, '^(.*):%d+$'))
-  return rt ~= false and tonumber(rt) >= queuedAt
-end
-
 local out = {}
 local used = 0
 local longest = 0
@@ -61,29 +51,8 @@ for k = 1, longest do
         used = used + 1
         slot = used
         local session, token = ARGV[8 + n + 2 * (slot - 1)], ARGV[9 + n + 2 * (slot - 1)]
-        local record = base .. 'a:' .. f.m
-        local state = redis.call('HGET', record, 's')
-        if revoked(entry, f.j, f.m, f.t) then
-          if state == false or state == 'queued' then
-            redis.call('HSET', record, 's', 'revoked', 'q', stream, 'e', entry, 'j', f.j)
-            redis.call('EXPIRE', record, ARGV[4])
-          end
-          redis.call('XACK', stream, ARGV[1], entry)
-          redis.call('XDEL', stream, entry)
-          status = 'revoked'
-        elseif state == false or state == 'queued' then
-          redis.call('HSET', record, 's', 'leased', 'tok', token, 'exp', ARGV[5], 'sid', session,
-            'b', ARGV[2], 'q', stream, 'e', entry, 'j', f.j)
-          redis.call('EXPIRE', record, ARGV[4])
-          redis.call('ZADD', KEYS[1], ARGV[5], f.m)
-          status = 'leased'
-        elseif state == 'leased' and redis.call('HGET', record, 'e') == entry then
-          status = 'inflight'
-        else
-          redis.call('XACK', stream, ARGV[1], entry)
-          redis.call('XDEL', stream, entry)
-          status = 'duplicate'
-        end
+        status = claimEntry(base, KEYS[1], ARGV[1], ARGV[4], ARGV[2], base .. 'a:' .. f.m, stream, entry,
+          token, ARGV[5], session, f.m, f.j, f.t)
       end
       out[#out + 1] = { index[stream], entry, f.task or '', f.t or '0', f.m or '', f.j or '', status, slot }
     end

@@ -1,0 +1,39 @@
+--[[
+  Shared by claimTasks and readClaimTasks: scripts.ts puts this file in front of both.
+
+  claimEntry leases one stream entry to a session, or drops it, and answers its status:
+  'leased'; 'revoked' (its job or task was revoked after it was queued: a marker
+  <base>rv:j:<job id> or <base>rv:t:<task id> holds the revocation time, ms) or 'duplicate'
+  (acknowledged and deleted, nothing to run); 'inflight' (this very entry already backs a live
+  lease: left pending, nothing to run).
+]]
+local function claimEntry(base, leases, group, ttl, broker, record, stream, entry, token, expiry, session, member, job, enqueued)
+  local queuedAt = tonumber(string.match(entry, '^(%d+)'))
+  local t = tonumber(enqueued)
+  if t and t > 0 and t < queuedAt then queuedAt = t end
+  local rj = redis.call('GET', base .. 'rv:j:' .. job)
+  local rt = redis.call('GET', base .. 'rv:t:' .. string.match(member, '^(.*):%d+$'))
+  local s = redis.call('HGET', record, 's')
+  if (rj and tonumber(rj) >= queuedAt) or (rt and tonumber(rt) >= queuedAt) then
+    if s == false or s == 'queued' then
+      redis.call('HSET', record, 's', 'revoked', 'q', stream, 'e', entry, 'j', job)
+      redis.call('EXPIRE', record, ttl)
+    end
+    redis.call('XACK', stream, group, entry)
+    redis.call('XDEL', stream, entry)
+    return 'revoked'
+  elseif s == false or s == 'queued' then
+    -- A missing record (its TTL ran out while the task waited) is treated as queued: job-service
+    -- fences results by attempt anyway.
+    redis.call('HSET', record, 's', 'leased', 'tok', token, 'exp', expiry, 'sid', session,
+      'b', broker, 'q', stream, 'e', entry, 'j', job)
+    redis.call('EXPIRE', record, ttl)
+    redis.call('ZADD', leases, expiry, member)
+    return 'leased'
+  elseif s == 'leased' and redis.call('HGET', record, 'e') == entry then
+    return 'inflight'
+  end
+  redis.call('XACK', stream, group, entry)
+  redis.call('XDEL', stream, entry)
+  return 'duplicate'
+end
