@@ -91,7 +91,8 @@ function headersOf(...sources: http2.IncomingHttpHeaders[]): Headers {
 /** One HTTP/2 session to the peer, opened on first use and again after it closes or goes away. */
 class Sessions {
   #session: http2.ClientHttp2Session | undefined;
-  #active = 0;
+  /** Open requests per session (a replaced session can still finish some). */
+  readonly #active = new Map<http2.ClientHttp2Session, number>();
 
   constructor(private readonly baseUrl: string) {}
 
@@ -106,9 +107,17 @@ class Sessions {
       stream = this.#current().request(headers);
     }
     const session = this.#session!;
-    if (this.#active++ === 0) session.ref();
+    const open = this.#active.get(session) ?? 0;
+    if (open === 0) session.ref();
+    this.#active.set(session, open + 1);
     stream.once("close", () => {
-      if (--this.#active === 0 && !session.destroyed) session.unref();
+      const left = (this.#active.get(session) ?? 1) - 1;
+      if (left > 0) {
+        this.#active.set(session, left);
+        return;
+      }
+      this.#active.delete(session);
+      if (!session.destroyed) session.unref();
     });
     return stream;
   }
