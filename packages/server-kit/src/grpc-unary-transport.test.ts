@@ -2,7 +2,7 @@
 // over connect-node) against a real server-kit server: answers, headers both ways, error codes
 // with their messages, deadlines, cancellation, a peer that is down and comes back; and against a
 // bare HTTP/2 server, the answers a gRPC server should not give.
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   ClusterService,
@@ -188,5 +188,44 @@ describe("gRPC unary client against answers a gRPC server should not give", () =
     expect(codeOfHttpStatus(401)).toBe(Code.Unauthenticated);
     expect(codeOfHttpStatus(404)).toBe(Code.Unimplemented);
     expect(codeOfHttpStatus(500)).toBe(Code.Unknown);
+  });
+});
+
+describe("gRPC unary client and a peer that goes away", () => {
+  it("finishes a call in flight when the peer sends GOAWAY, and dials a new session for the next", async () => {
+    const sessions: http2.ServerHttp2Session[] = [];
+    const answer = (stream: http2.ServerHttp2Stream, hostname: string) => {
+      const body = toBinary(GetHostnameResponseSchema, create(GetHostnameResponseSchema, { hostname }));
+      const frame = Buffer.alloc(5 + body.length);
+      frame.writeUInt32BE(body.length, 1);
+      frame.set(body, 5);
+      stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(frame);
+    };
+    const server = http2.createServer();
+    server.on("session", (session) => sessions.push(session));
+    server.on("stream", (stream) => {
+      const n = sessions.length;
+      // The first session's call is slow: GOAWAY arrives while it is in flight.
+      if (n === 1) setTimeout(() => answer(stream, `session-${n}`), 150);
+      else answer(stream, `session-${n}`);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const runtime = createServiceClient(RuntimeService, { baseUrl: url, apiKey: KEY });
+      const inFlight = runtime.getHostname({});
+      await new Promise((r) => setTimeout(r, 50));
+      sessions[0]!.goaway(http2.constants.NGHTTP2_NO_ERROR);
+      await new Promise((r) => setTimeout(r, 20));
+      const next = await runtime.getHostname({});
+      expect((await inFlight).hostname).toBe("session-1");
+      expect(next.hostname).toBe("session-2");
+      expect(sessions).toHaveLength(2);
+    } finally {
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
