@@ -257,6 +257,31 @@ describe("applyResults", () => {
     expect(late.outcomes[0]!.status).toBe(ResultStatus.STALE);
   });
 
+  it("hands out a batch's new subtasks as ready with their outbox rows, unless the same batch fails their job", async () => {
+    const outbox = async (ids: string[]) =>
+      (await t.db.selectFrom("outbox").select(["task_id", "attempt"]).where("task_id", "in", ids).execute()).length;
+    // Subtasks that can start: ready, each with an outbox row, from the plan (no read-back).
+    const ok = await submit([["S"]]);
+    const s = pick(ok.ready, "S");
+    const out = await run(s, { subtasks: [task("s1"), task("s2"), task("s3", { dependsOn: [0] })] });
+    expect(names(out.ready)).toEqual(["s1", "s2"]);
+    const s1 = pick(out.ready, "s1");
+    expect(s1).toMatchObject({ jobId: ok.jobId, attempt: 1, parentId: s.taskId, teamId: team, jobName: "job", clusterSlug: s.clusterSlug });
+    expect(await outbox(out.ready.map((r) => r.taskId))).toBe(2);
+    // In one batch, F fails the job (no retries) and G completes with subtasks: they are canceled,
+    // not handed out, and have no outbox rows.
+    const bad = await submit([["F", { maxRetries: 0 }], ["G"]]);
+    const [f, g] = [pick(bad.ready, "F"), pick(bad.ready, "G")];
+    const mixed = await ledger.reportResults({
+      results: [started(f), failed(f, { unrecoverable: true }), started(g), completed(g, { subtasks: [task("g1"), task("g2")] })],
+    });
+    expect(mixed.ready).toEqual([]);
+    expect(await states(bad.jobId)).toMatchObject({ F: TaskState.FAILED, G: TaskState.COMPUTED, g1: TaskState.CANCELED, g2: TaskState.CANCELED });
+    const subIds = (await t.db.selectFrom("tasks").select("id").where("parent_id", "=", g.taskId).execute()).map((r) => r.id);
+    expect(subIds).toHaveLength(2);
+    expect(await outbox(subIds)).toBe(0);
+  });
+
   it("re-queues runner-caused failures without counting, and fails unrecoverable ones at once", async () => {
     const first = await submit([["A", { maxRetries: 3 }]]);
     const a = pick(first.ready, "A");

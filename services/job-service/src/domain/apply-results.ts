@@ -17,7 +17,7 @@ import { InvalidArgumentError, NotFoundError } from "@corral/server-kit";
 import type { Kysely, Transaction } from "kysely";
 import type { JobsDatabase, ProgressJson } from "../store/database.js";
 import { applyJobDeltas, lockJobsOfTasks, settleJobs, type JobRow } from "../store/job-repository.js";
-import { deleteOutbox, enqueueReady } from "../store/outbox-repository.js";
+import { deleteOutbox, enqueueReady, insertOutbox, type EnvelopeRow } from "../store/outbox-repository.js";
 import {
   cancelQueuedTasks,
   insertEdges,
@@ -44,7 +44,7 @@ import {
   RUNNING,
   SKIPPED,
 } from "./states.js";
-import { clusterOverrides, planTasks, validateSubmissions, type NewTask, type TaskEdge } from "./task-plan.js";
+import { clusterOverrides, newTaskEnvelopes, planTasks, validateSubmissions, type NewTask, type TaskEdge } from "./task-plan.js";
 
 export interface ApplyResultsInput {
   results: TaskResult[];
@@ -353,7 +353,6 @@ async function applyInTransaction(
     newTasks.push(...plan.tasks);
     newEdges.push(...plan.edges);
     deltas.move(b.parent.job_id, null, QUEUED, plan.tasks.length);
-    for (const t of plan.tasks) if (t.waiting_deps === 0) candidates.add(t.id);
   }
   await insertTasks(tx, newTasks);
   await insertEdges(tx, newEdges);
@@ -407,7 +406,15 @@ async function applyInTransaction(
     frontier = next;
   }
 
-  const ready = (await enqueueReady(tx, [...candidates])).map(toEnvelope);
+  // New subtasks with nothing to wait for start now, unless this batch canceled or skipped them:
+  // their outbox rows and envelopes come from the plan, without reading the rows back.
+  const startNow: EnvelopeRow[] = [];
+  for (const [jobId, list] of groupBy(newTasks, (t) => t.job_id)) {
+    const job = jobs.get(jobId)!;
+    for (const e of newTaskEnvelopes(job, list)) if (!canceledIds.has(e.id) && !skippedIds.has(e.id)) startNow.push(e);
+  }
+  await insertOutbox(tx, startNow.map((e) => ({ taskId: e.id, attempt: e.attempt, jobId: e.job_id })));
+  const ready = [...startNow, ...(await enqueueReady(tx, [...candidates]))].map(toEnvelope);
   await applyJobDeltas(tx, deltas.all());
   await settleJobs(tx, [...new Set([...jobs.keys(), ...deltas.jobIds()])]);
 
@@ -465,4 +472,15 @@ function isChanged(a: TaskRow, b: TaskRow): boolean {
     a.progress !== b.progress ||
     a.compute_ms !== b.compute_ms
   );
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
+  }
+  return out;
 }

@@ -9,7 +9,7 @@ import { findJobByIdempotencyKey, insertSubmission, type JobRow } from "../store
 import type { EnvelopeRow } from "../store/outbox-repository.js";
 import type { ClusterResolver } from "./ports.js";
 import { QUEUED } from "./states.js";
-import { clusterOverrides, planTasks, validateSubmissions, type NewTask } from "./task-plan.js";
+import { clusterOverrides, newTaskEnvelopes, planTasks, validateSubmissions } from "./task-plan.js";
 
 export interface SubmitJobInput {
   teamId: string;
@@ -64,32 +64,11 @@ export async function submitJob(
     plan.tasks,
     plan.edges,
   );
-  if (job) return { job, created: true, ready: readyEnvelopes(job, plan.tasks) };
+  if (job) return { job, created: true, ready: sortById(newTaskEnvelopes(job, plan.tasks)) };
   // A submission with the same key won: answer with that job.
   const existing = key === null ? undefined : await findJobByIdempotencyKey(db, input.teamId, key);
   if (!existing) throw new Error(`job ${jobId} was not inserted and no job has its idempotency key`);
   return { job: existing, created: false, ready: [] };
 }
 
-/** The envelopes of the new tasks that can start now: queued, first attempt, in id order. */
-function readyEnvelopes(job: JobRow, tasks: NewTask[]): EnvelopeRow[] {
-  return tasks
-    .filter((t) => t.state === QUEUED && t.waiting_deps === 0)
-    .map((t) => ({
-      id: t.id,
-      job_id: t.job_id,
-      team_id: job.team_id,
-      cluster_id: t.cluster_id,
-      cluster_slug: t.cluster_slug,
-      identifier_name: t.identifier_name,
-      identifier_version: t.identifier_version,
-      attempt: 1,
-      input: t.input,
-      display: t.display,
-      parent_id: t.parent_id,
-      job_name: job.name,
-      retry_count: 0,
-      max_retries: t.max_retries,
-    }))
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-}
+const sortById = (rows: EnvelopeRow[]) => rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

@@ -3,7 +3,10 @@
 import type { TaskSubmission } from "@corral/proto";
 import { InvalidArgumentError } from "@corral/server-kit";
 import { v7 as uuidv7 } from "uuid";
+import type { JobRow } from "../store/job-repository.js";
+import type { EnvelopeRow } from "../store/outbox-repository.js";
 import type { ResolvedCluster } from "./ports.js";
+import { QUEUED } from "./states.js";
 
 export const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024;
 const versionPattern = /^v\d+\.\d+$/;
@@ -109,4 +112,29 @@ export function planTasks(
     });
   });
   return { tasks, edges };
+}
+
+/**
+ * The envelopes of new tasks of `job` that can start now (queued, nothing to wait for), built from
+ * the plan itself: a submission or a batch of subtasks need not read its own rows back.
+ */
+export function newTaskEnvelopes(job: JobRow, tasks: readonly NewTask[]): EnvelopeRow[] {
+  return tasks
+    .filter((t) => t.state === QUEUED && t.waiting_deps === 0)
+    .map((t) => ({
+      id: t.id,
+      job_id: t.job_id,
+      team_id: job.team_id,
+      cluster_id: t.cluster_id,
+      cluster_slug: t.cluster_slug,
+      identifier_name: t.identifier_name,
+      identifier_version: t.identifier_version,
+      attempt: 1,
+      input: t.input,
+      display: t.display,
+      parent_id: t.parent_id,
+      job_name: job.name,
+      retry_count: 0,
+      max_retries: t.max_retries,
+    }));
 }

@@ -49,6 +49,14 @@ export async function enqueueReady(db: JobsDb, candidateIds: string[]): Promise<
   return rows;
 }
 
+/** Outbox rows for tasks known to be ready (new tasks with nothing to wait for). */
+export async function insertOutbox(db: JobsDb, rows: ReadonlyArray<{ taskId: string; attempt: number; jobId: string }>): Promise<void> {
+  if (rows.length === 0) return;
+  await sql`/* prepared */ insert into outbox (task_id, attempt, job_id)
+    select * from unnest(${rows.map((r) => r.taskId)}::text[], ${rows.map((r) => r.attempt)}::int[], ${rows.map((r) => r.jobId)}::text[])
+    on conflict do nothing`.execute(db);
+}
+
 /** Deletes acknowledged rows, locking them in key order so concurrent deleters cannot deadlock. */
 export async function deleteOutbox(db: JobsDb, keys: OutboxKey[]): Promise<number> {
   if (keys.length === 0) return 0;
