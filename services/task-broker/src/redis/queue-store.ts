@@ -276,11 +276,22 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
     async enqueue(tasks) {
       // A large batch (a fan-out's subtasks) goes in pipelines of at most `enqueueChunk`: the
       // first entries can be read while the rest is stored, and other commands on the shared
-      // connection (claims, reads) do not queue behind all of it.
+      // connection (claims, reads) do not queue behind all of it. Two pipelines are in flight, so
+      // the next one is encoded here while Redis runs the one before.
       if (tasks.length <= enqueueChunk) return enqueueChunkOf(tasks);
       let enqueued = 0;
-      for (let i = 0; i < tasks.length; i += enqueueChunk) {
-        enqueued += (await enqueueChunkOf(tasks.slice(i, i + enqueueChunk))).enqueued;
+      const window: Array<Promise<{ enqueued: number }>> = [];
+      try {
+        for (let i = 0; i < tasks.length; i += enqueueChunk) {
+          const chunk = enqueueChunkOf(tasks.slice(i, i + enqueueChunk));
+          chunk.catch(() => {}); // awaited below; a failure must not count as unhandled meanwhile
+          window.push(chunk);
+          if (window.length >= 2) enqueued += (await window.shift()!).enqueued;
+        }
+        for (const chunk of window.splice(0)) enqueued += (await chunk).enqueued;
+      } catch (err) {
+        await Promise.allSettled(window);
+        throw err;
       }
       return { enqueued, duplicates: tasks.length - enqueued };
     },
