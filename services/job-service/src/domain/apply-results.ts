@@ -342,6 +342,8 @@ async function applyInTransaction(
   // Subtasks queue now that their parent is COMPUTED; they inherit its cluster unless they name one.
   const newTasks: NewTask[] = [];
   const newEdges: TaskEdge[] = [];
+  /** New subtasks with nothing to wait for, as envelopes built from the plan. */
+  const newReady: EnvelopeRow[] = [];
   for (const b of subtaskBatches) {
     const plan = planTasks(b.subs, {
       jobId: b.parent.job_id,
@@ -352,6 +354,7 @@ async function applyInTransaction(
     });
     newTasks.push(...plan.tasks);
     newEdges.push(...plan.edges);
+    newReady.push(...newTaskEnvelopes(jobs.get(b.parent.job_id)!, plan.tasks));
     deltas.move(b.parent.job_id, null, QUEUED, plan.tasks.length);
   }
   await insertTasks(tx, newTasks);
@@ -408,11 +411,7 @@ async function applyInTransaction(
 
   // New subtasks with nothing to wait for start now, unless this batch canceled or skipped them:
   // their outbox rows and envelopes come from the plan, without reading the rows back.
-  const startNow: EnvelopeRow[] = [];
-  for (const [jobId, list] of groupBy(newTasks, (t) => t.job_id)) {
-    const job = jobs.get(jobId)!;
-    for (const e of newTaskEnvelopes(job, list)) if (!canceledIds.has(e.id) && !skippedIds.has(e.id)) startNow.push(e);
-  }
+  const startNow = newReady.filter((e) => !canceledIds.has(e.id) && !skippedIds.has(e.id));
   await insertOutbox(tx, startNow.map((e) => ({ taskId: e.id, attempt: e.attempt, jobId: e.job_id })));
   const ready = [...startNow, ...(await enqueueReady(tx, [...candidates]))].map(toEnvelope);
   await applyJobDeltas(tx, deltas.all());
@@ -472,15 +471,4 @@ function isChanged(a: TaskRow, b: TaskRow): boolean {
     a.progress !== b.progress ||
     a.compute_ms !== b.compute_ms
   );
-}
-
-function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const list = out.get(k);
-    if (list) list.push(item);
-    else out.set(k, [item]);
-  }
-  return out;
 }

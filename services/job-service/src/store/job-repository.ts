@@ -1,5 +1,5 @@
 // Jobs rows: creation, row locks that serialise every writer of a job, counters, reads and queries.
-import { sql } from "kysely";
+import { sql, type RawBuilder } from "kysely";
 import type { JobDelta } from "../domain/states.js";
 import type { NewTask, TaskEdge } from "../domain/task-plan.js";
 import { newEdgeRows, newTaskColumns, newTaskRows } from "./task-repository.js";
@@ -202,12 +202,7 @@ export async function findJobWithProgress(
   const { rows } = await sql<JobRow & { progress_json: ProgressJson[] }>`/* prepared */
     select ${jobColumns}, coalesce((
       select json_agg(json_build_object('label', s.label, 'total', s.total, 'done', s.done) order by s.label)
-      from (
-        select p.label, sum(p.total)::int8 as total, sum(p.done)::int8 as done
-        from tasks t cross join lateral jsonb_to_recordset(t.progress) as p(label text, total numeric, done numeric)
-        where t.job_id = jobs.id and t.progress is not null
-        group by p.label
-      ) s
+      from (${progressSums(sql.ref("jobs.id"))}) s
     ), '[]'::json) as progress_json
     from jobs where id = ${jobId} and team_id = ${teamId}`.execute(db);
   const row = rows[0];
@@ -218,10 +213,14 @@ export async function findJobWithProgress(
 
 /** Progress of a job: each task's indicators (of its last reported attempt) summed per label. */
 export async function jobProgress(db: JobsDb, jobId: string): Promise<ProgressJson[]> {
-  const { rows } = await sql<ProgressJson>`/* prepared */
-    select p.label, sum(p.total)::int8 as total, sum(p.done)::int8 as done
+  const { rows } = await sql<ProgressJson>`/* prepared */ ${progressSums(sql.val(jobId))} order by p.label`.execute(db);
+  return rows;
+}
+
+/** Each task's indicators of one job (`jobId`: a value or a column) summed per label. */
+function progressSums(jobId: RawBuilder<unknown>) {
+  return sql`select p.label, sum(p.total)::int8 as total, sum(p.done)::int8 as done
     from tasks t cross join lateral jsonb_to_recordset(t.progress) as p(label text, total numeric, done numeric)
     where t.job_id = ${jobId} and t.progress is not null
-    group by p.label order by p.label`.execute(db);
-  return rows;
+    group by p.label`;
 }
