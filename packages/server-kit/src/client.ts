@@ -3,6 +3,7 @@
 // typed per service.
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createGrpcUnaryTransport } from "./grpc-unary-transport.js";
 
 export interface ServiceClientOptions {
@@ -21,10 +22,19 @@ export function bearer(apiKey: string): Interceptor {
 }
 
 export function createServiceClient<S extends DescService>(service: S, options: ServiceClientOptions): Client<S> {
+  const defaultTimeoutMs = options.timeoutMs ?? 30_000;
   const transport = createGrpcUnaryTransport({
     baseUrl: options.baseUrl,
     apiKey: options.apiKey,
-    defaultTimeoutMs: options.timeoutMs ?? 30_000,
+    defaultTimeoutMs,
+    streams: () =>
+      createGrpcTransport({
+        baseUrl: options.baseUrl,
+        interceptors: [bearer(options.apiKey)],
+        defaultTimeoutMs,
+        // Services talk over a data-centre network: compressing costs more CPU than it saves.
+        acceptCompression: [],
+      }),
   });
   return createClient(service, transport);
 }

@@ -141,7 +141,10 @@ describe("service clients (gRPC unary over HTTP/2)", () => {
   });
 
   it("refuses URLs that are not http or https", () => {
-    expect(() => createGrpcUnaryTransport({ baseUrl: "unix:///tmp/x", apiKey: KEY, defaultTimeoutMs: 0 })).toThrow(/http/);
+    const streams = () => {
+      throw new Error("not used");
+    };
+    expect(() => createGrpcUnaryTransport({ baseUrl: "unix:///tmp/x", apiKey: KEY, defaultTimeoutMs: 0, streams })).toThrow(/http/);
   });
 });
 
