@@ -168,6 +168,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     }
   }
 
+  /** Remembers how many streams the last read found entries in (all of them when none). */
+  function noteHotStreams(g: DispatchGroup, read: readonly StreamEntry[]): void {
+    const hot = new Set(read.map((e) => e.stream)).size;
+    g.hotStreams = hot > 0 ? hot : g.streams.length;
+  }
+
   /** Puts entries no session can take yet into the group's buffer. */
   function hold(g: DispatchGroup, entries: StreamEntry[]): void {
     if (entries.length === 0) return;
@@ -270,8 +276,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       } finally {
         for (const s of slots) s.reserved--;
       }
-      const hot = new Set(read.map((r) => r.entry.stream)).size;
-      g.hotStreams = hot > 0 ? hot : g.streams.length;
+      noteHotStreams(g, read.map((r) => r.entry));
       const requests: ClaimRequest[] = [];
       const targets: RunnerSession[] = [];
       const statuses: ClaimStatus[] = [];
@@ -380,8 +385,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           continue;
         }
         const entries = await queues.read(options.brokerId, g.streams, count);
-        const hot = new Set(entries.map((e) => e.stream)).size;
-        g.hotStreams = hot > 0 ? hot : g.streams.length;
+        noteHotStreams(g, entries);
         if (entries.length > 0) {
           // There may be more: read again right away, with the credit the batch did not take,
           // while the batch is being leased.

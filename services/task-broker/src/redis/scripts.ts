@@ -23,10 +23,8 @@ type Arg = string | number;
 const readLua = (file: string) => readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), "utf8");
 
 /** Lua shared by several scripts, put in front of their source (Redis scripts cannot import). */
-const preludes: Partial<Record<ScriptName, string>> = {
-  "claimTasks-1": readLua("claim-entry"),
-  "readClaimTasks-1": readLua("claim-entry"),
-};
+const claimEntry = readLua("claim-entry");
+const preludes: Partial<Record<ScriptName, string>> = { "claimTasks-1": claimEntry, "readClaimTasks-1": claimEntry };
 
 const sources = new Map<ScriptName, string>(scriptNames.map((name) => [name, (preludes[name] ?? "") + readLua(name)]));
 
