@@ -210,19 +210,42 @@ async function corralThroughput(client: Client, shape: "roots" | "fanout", n: nu
   };
 }
 
-async function corralLatency(client: Client, runners: Child[], count: number): Promise<Row> {
+/**
+ * One ping at a time, `opts.latencyWarmup` unmeasured ones first: `submit` sends ping `seq` and
+ * returns a wait for its end; a sample is the time from the submission to the start of execute
+ * (reported by the child that ran it). `measuring` is called right before the first measured ping.
+ */
+async function pingLatencies(
+  children: Child[],
+  count: number,
+  submit: (seq: number) => Promise<() => Promise<unknown>>,
+  measuring: () => void = () => {},
+): Promise<number[]> {
   const samples: number[] = [];
-  const ping = { name: "bench/Ping", version: "v1.0" };
-  let cpu0 = cpuSnapshot(cpuPids);
   for (let seq = -opts.latencyWarmup; seq < count; seq++) {
-    if (seq === 0) cpu0 = cpuSnapshot(cpuPids);
+    if (seq === 0) measuring();
     const t0 = now();
-    const startP = startedAt(runners, seq);
-    const job = await client.jobs().submit("bench-ping", rawTask(ping, { seq }));
+    const startP = startedAt(children, seq);
+    const ended = await submit(seq);
     const started = await startP;
     if (seq >= 0) samples.push(started - t0);
-    await waitJob(client, job.id, 2);
+    await ended();
   }
+  return samples;
+}
+
+async function corralLatency(client: Client, runners: Child[], count: number): Promise<Row> {
+  const ping = { name: "bench/Ping", version: "v1.0" };
+  let cpu0 = cpuSnapshot(cpuPids);
+  const samples = await pingLatencies(
+    runners,
+    count,
+    async (seq) => {
+      const job = await client.jobs().submit("bench-ping", rawTask(ping, { seq }));
+      return () => waitJob(client, job.id, 2);
+    },
+    () => (cpu0 = cpuSnapshot(cpuPids)),
+  );
   // CPU per task includes the bench's progress polls (every 2 ms until the job ends).
   return { scenario: "latency", system: "corral", ...percentiles(samples), cpu_s: cpuDelta(cpu0, cpuSnapshot(cpuPids)) };
 }
@@ -298,15 +321,10 @@ async function bullmqRun(suite: Suite, n: number, latencyCount: number): Promise
       out.push(medianRun(runs));
     }
     if (opts.only.has("latency")) {
-      const samples: number[] = [];
-      for (let seq = -opts.latencyWarmup; seq < latencyCount; seq++) {
-        const t0 = now();
-        const startP = startedAt(workers, seq);
+      const samples = await pingLatencies(workers, latencyCount, async (seq) => {
         const job = await queue.add("ping", { seq });
-        const started = await startP;
-        if (seq >= 0) samples.push(started - t0);
-        await job.waitUntilFinished(events, 10_000);
-      }
+        return () => job.waitUntilFinished(events, 10_000);
+      });
       out.push({ scenario: "latency", system: "bullmq", ...percentiles(samples) });
     }
   } finally {
