@@ -139,11 +139,6 @@ class Sessions {
     this.#session = session;
     return session;
   }
-
-  close(): void {
-    this.#session?.close();
-    this.#session = undefined;
-  }
 }
 
 /** The one message of a unary answer, unpacked from its gRPC length-prefixed envelope. */
@@ -159,7 +154,7 @@ function unpack(body: Buffer, encoding: string | null): Buffer {
   throw new ConnectError(`the answer is compressed with ${encoding ?? "no named encoding"}`, Code.Internal);
 }
 
-export function createGrpcUnaryTransport(options: GrpcUnaryTransportOptions): Transport & { close(): void } {
+export function createGrpcUnaryTransport(options: GrpcUnaryTransportOptions): Transport {
   const url = new URL(options.baseUrl);
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new Error(`a service URL must be http:// or https://, got ${JSON.stringify(options.baseUrl)}`);
@@ -306,9 +301,6 @@ export function createGrpcUnaryTransport(options: GrpcUnaryTransportOptions): Tr
     stream(method, signal, timeoutMs, header, input, contextValues) {
       streaming ??= options.streams();
       return streaming.stream(method, signal, timeoutMs, header, input, contextValues);
-    },
-    close() {
-      sessions.close();
     },
   };
 }

@@ -174,7 +174,7 @@ function selfNested(schema: DescMessage, message: unknown): Array<[string, DescM
   const out: Array<[string, DescMessage, Message]> = [];
   const walk = (r: ReflectMessage, path: string, open: DescMessage[]) => {
     const visit = (m: ReflectMessage, p: string) => {
-      if (open.includes(m.desc)) out.push([p, m.desc, m.message]);
+      if (open.includes(m.desc)) out.push([`${p}.`, m.desc, m.message]);
       else walk(m, `${p}.`, [...open, m.desc]);
     };
     for (const f of r.desc.fields) {
@@ -186,7 +186,7 @@ function selfNested(schema: DescMessage, message: unknown): Array<[string, DescM
     }
   };
   walk(reflect(schema, message as Message), "", [schema]);
-  return out.map(([p, d, m]) => [`${p}.`, d, m]);
+  return out;
 }
 
 /**
