@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import { streamKey } from "./redis/keys.js";
 import {
   maxStreamsPerReadClaim,
+  slotToken,
   type ClaimRequest,
   type ClaimStatus,
   type QueueStore,
@@ -260,7 +261,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       session.reserved++;
       slots.push(session);
     }
-    const tokens = slots.map(() => newLeaseToken());
+    const tokenBase = newLeaseToken();
     const expiryMs = Date.now() + options.leaseDurationMs;
     const p: Promise<void> = (async () => {
       let read;
@@ -270,7 +271,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           g.clusterId,
           g.streams,
           count,
-          slots.map((s, i) => ({ sessionId: s.id, token: tokens[i]! })),
+          { sessions: slots.map((s) => s.id), tokenBase },
           expiryMs,
         );
       } finally {
@@ -287,7 +288,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           continue;
         }
         const session = slots[r.slot]!;
-        requests.push({ entry: r.entry, token: tokens[r.slot]!, expiryMs, sessionId: session.id, brokerId: options.brokerId });
+        requests.push({ entry: r.entry, token: slotToken(tokenBase, r.slot), expiryMs, sessionId: session.id, brokerId: options.brokerId });
         targets.push(session);
         statuses.push(r.status);
       }

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dropRedisPrefix } from "../test-support/harness.js";
 import { attemptMember, leasesKey, streamKey } from "./keys.js";
 import { createLeaseStore, type LeaseStore } from "./lease-store.js";
-import { createQueueStore, type QueueStore, type StreamEntry } from "./queue-store.js";
+import { createQueueStore, slotToken, type QueueStore, type StreamEntry } from "./queue-store.js";
 
 const prefix = testRedisPrefix("broker-lua");
 const CLUSTER = "c-lua";
@@ -150,12 +150,8 @@ describe("queue scripts", () => {
     await r1.xadd(stream, "*", "task", raw, "t", String(Date.now()));
     await queues.enqueue([job("rc-4", "rc-job")]);
     const expiryMs = Date.now() + 60_000;
-    const slots = [
-      { sessionId: "s-a", token: "tok-a" },
-      { sessionId: "s-b", token: "tok-b" },
-      { sessionId: "s-c", token: "tok-c" },
-      { sessionId: "s-d", token: "tok-d" },
-    ];
+    // Slots name sessions in any order and repeat them; each gets its own token from the base.
+    const slots = { sessions: ["s-a", "s-b", "s-a", "s-c"], tokenBase: "tok" };
     const got = await queues.readClaim("rc-broker", CLUSTER, [stream], 10, slots, expiryMs);
     expect(got.map((r) => [r.entry.taskId, r.status, r.slot])).toEqual([
       ["rc-1", "leased", 0],
@@ -168,8 +164,12 @@ describe("queue scripts", () => {
     expect(got[4]!.entry).toMatchObject({ taskId: "rc-old", jobId: "rc-job", attempt: 1, queue });
     const a1 = await leases.attempt(CLUSTER, "rc-1", 1);
     expect(a1).toMatchObject({ state: "leased" });
-    expect(await r1.hget(`corral:{${CLUSTER}}:a:rc-2:1`, "tok")).toBe("tok-c");
-    expect(await r1.hget(`corral:{${CLUSTER}}:a:rc-2:1`, "sid")).toBe("s-c");
+    expect(await r1.hget(`corral:{${CLUSTER}}:a:rc-1:1`, "tok")).toBe(slotToken("tok", 0));
+    expect(await r1.hget(`corral:{${CLUSTER}}:a:rc-1:1`, "sid")).toBe("s-a");
+    expect(await r1.hget(`corral:{${CLUSTER}}:a:rc-2:1`, "tok")).toBe("tok.2");
+    expect(await r1.hget(`corral:{${CLUSTER}}:a:rc-2:1`, "sid")).toBe("s-a");
+    expect(await r1.hget(`corral:{${CLUSTER}}:a:rc-3:1`, "tok")).toBe("tok.3");
+    expect(await r1.hget(`corral:{${CLUSTER}}:a:rc-3:1`, "sid")).toBe("s-c");
     expect(Number(await r1.zscore(leasesKey(CLUSTER), attemptMember("rc-3", 1)))).toBe(expiryMs);
     expect((await leases.attempt(CLUSTER, "rc-rev", 1))?.state).toBe("revoked");
     expect(await r1.xlen(stream)).toBe(5); // the revoked entry is gone
@@ -190,7 +190,7 @@ describe("queue scripts", () => {
     await queues.ensureGroups(other, ["lua:v1.0"]);
     await queues.enqueue([inOther, inMain, kept]);
     await queues.markRevoked("rv-job", ["rv-other", "rv-main"], 60);
-    const slots = [{ sessionId: "s", token: "t1" }, { sessionId: "s", token: "t2" }];
+    const slots = { sessions: ["s", "s"], tokenBase: "t" };
     const fromOther = await queues.readClaim("b", other, [streamKey(other, "lua:v1.0")], 10, slots, Date.now() + 60_000);
     expect(fromOther.map((r) => [r.entry.taskId, r.status])).toEqual([
       ["rv-other", "revoked"],

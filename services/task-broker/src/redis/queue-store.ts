@@ -40,11 +40,24 @@ export interface StreamEntry {
 
 export type ClaimStatus = "leased" | "revoked" | "duplicate" | "inflight";
 
-/** A runner session with credit, and the token its lease would get. */
-export interface ClaimSlot {
-  sessionId: string;
-  token: string;
+/**
+ * The open credit a read-and-claim call hands out: the runner session of each slot, in order, and
+ * the base of their lease tokens (slot k's token is `slotToken(tokenBase, k)`). One random base
+ * per call instead of a token per slot keeps the script call small: a group with 100 slots of
+ * credit would otherwise send 200 arguments for the one entry an idle queue holds.
+ */
+export interface ClaimSlots {
+  sessions: readonly string[];
+  tokenBase: string;
 }
+
+/** The lease token of slot `slot` (0-based) of a read-and-claim call; readClaimTasks builds the same. */
+export function slotToken(tokenBase: string, slot: number): string {
+  return `${tokenBase}.${slot}`;
+}
+
+/** Slots name their session by its index in the call's session list, four hex digits each. */
+const maxSessionsPerReadClaim = 0xffff;
 
 /** An entry of readClaim: leased (or dropped) into `slot`, or left pending ('unclaimed'). */
 export interface ReadClaimed {
@@ -104,7 +117,7 @@ export interface QueueStore {
     clusterId: string,
     streams: readonly string[],
     count: number,
-    slots: readonly ClaimSlot[],
+    slots: ClaimSlots,
     expiryMs: number,
   ): Promise<ReadClaimed[]>;
   /** Takes over entries pending longer than `minIdleMs` (read by a broker that died before leasing them). */
@@ -360,7 +373,18 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
         streams.length,
         ...streams.map(prefixed),
       ];
-      for (const s of slots) args.push(s.sessionId, s.token);
+      const index = new Map<string, number>();
+      let map = "";
+      for (const session of slots.sessions) {
+        let i = index.get(session);
+        if (i === undefined) {
+          i = index.size + 1;
+          if (i > maxSessionsPerReadClaim) break;
+          index.set(session, i);
+        }
+        map += i.toString(16).padStart(4, "0");
+      }
+      args.push(slots.tokenBase, index.size, ...index.keys(), map);
       const reply = (await scripts.readClaimTasks(redis, [leasesKey(clusterId)], args)) as Array<
         [number, string, string, string, string, string, ClaimStatus | "unclaimed", number]
       >;

@@ -13,7 +13,10 @@
   ARGV[6] the cluster's key base <key prefix>corral:{<cluster>}: (attempt records <base>a:<member>,
           revocation markers <base>rv:j:<job id> and <base>rv:t:<task id>)
   ARGV[7] n, the number of streams; ARGV[8 .. 7+n] the streams (key prefix applied, same hash tag)
-  then pairs (session id, lease token): the slots; the k-th entry read goes to the k-th slot
+  then the slots, the k-th entry read going to the k-th slot:
+  ARGV[8+n] lease token base (slot k's token is <base>.<k-1>, queue-store's slotToken)
+  ARGV[9+n] m, the number of sessions; ARGV[10+n .. 9+n+m] their ids
+  ARGV[10+n+m] the session of each slot: its index in that list, four hex digits per slot
 
   Result: per entry read (interleaved across streams, as fair as the group's reads):
   { stream index (1-based), entry id, task, t, m, j, status, slot (1-based, 0 when none) }
@@ -23,7 +26,10 @@
 ]]
 local base = ARGV[6]
 local n = tonumber(ARGV[7])
-local slots = (#ARGV - 7 - n) / 2
+local tokenBase = ARGV[8 + n]
+local m = tonumber(ARGV[9 + n])
+local slotMap = ARGV[10 + n + m]
+local slots = #slotMap / 4
 
 local read = { 'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS' }
 for i = 1, n do read[#read + 1] = ARGV[7 + i] end
@@ -50,7 +56,8 @@ for k = 1, longest do
       if f.m and f.j and used < slots then
         used = used + 1
         slot = used
-        local session, token = ARGV[8 + n + 2 * (slot - 1)], ARGV[9 + n + 2 * (slot - 1)]
+        local session = ARGV[9 + n + tonumber(string.sub(slotMap, 4 * slot - 3, 4 * slot), 16)]
+        local token = tokenBase .. '.' .. (slot - 1)
         status = claimEntry(base, KEYS[1], ARGV[1], ARGV[4], ARGV[2], base .. 'a:' .. f.m, stream, entry,
           token, ARGV[5], session, f.m, f.j, f.t)
       end
