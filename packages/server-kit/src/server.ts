@@ -23,6 +23,7 @@ import { createLogger } from "./logger.js";
 import { answerParseErrorsAsInvalidArgument } from "./parse-errors.js";
 import { createRpcMetrics, type RpcMetrics } from "./metrics.js";
 import { createReflection } from "./reflection.js";
+import { createUnaryFastPath } from "./unary-fast-path.js";
 
 export interface ServiceMount {
   service: DescService;
@@ -62,6 +63,11 @@ export interface ServerOptions {
    * Compressed requests are always accepted (gzip, br).
    */
   compressMinBytes?: number;
+  /**
+   * Unary calls in binary gRPC and Connect are answered without connect-node's adapter
+   * (unary-fast-path.ts); false sends every call through connect-node (default true).
+   */
+  unaryFastPath?: boolean;
 }
 
 export interface CorralServer {
@@ -100,18 +106,26 @@ export function createServer(options: ServerOptions): CorralServer {
     answerParseErrorsAsInvalidArgument(router);
   };
 
-  const handler = connectNodeAdapter({
+  const interceptors = [
+    createLoggingInterceptor(logger, metrics),
+    createErrorInterceptor(),
+    createAuthInterceptor({ verifier: options.verifier, serviceKey: options.serviceKey, internal }),
+    createValidationInterceptor(),
+  ];
+  const readMaxBytes = options.readMaxBytes ?? 8 * 1024 * 1024;
+  const fastPath = createUnaryFastPath({
+    services: [...options.mounts, { service: Health, impl: health.impl }],
+    interceptors,
+    readMaxBytes,
+    compressResponses: Boolean(options.compressMinBytes),
+  });
+  const connectHandler = connectNodeAdapter({
     routes,
-    readMaxBytes: options.readMaxBytes ?? 8 * 1024 * 1024,
+    readMaxBytes,
     // Off unless configured, as gRPC servers do by default (connect's default, gzip above 1 KiB,
     // cost the broker a twentieth of its CPU compressing Assign batches to runners on localhost).
     compressMinBytes: options.compressMinBytes ? options.compressMinBytes : Number.POSITIVE_INFINITY,
-    interceptors: [
-      createLoggingInterceptor(logger, metrics),
-      createErrorInterceptor(),
-      createAuthInterceptor({ verifier: options.verifier, serviceKey: options.serviceKey, internal }),
-      createValidationInterceptor(),
-    ],
+    interceptors,
     fallback(req, res) {
       if (req.url === "/metrics") {
         Promise.all([metrics.registry, ...(options.extraMetrics ?? [])].map((r) => r.metrics())).then(
@@ -136,6 +150,10 @@ export function createServer(options: ServerOptions): CorralServer {
       res.end("not found\n");
     },
   });
+
+  const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+    if (options.unaryFastPath === false || !fastPath(req, res)) connectHandler(req, res);
+  };
 
   const settings: http2.Settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 1000 };
   const sessions = new Set<http2.Http2Session>();

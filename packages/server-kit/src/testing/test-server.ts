@@ -20,6 +20,9 @@ export async function startTestServer(options: {
   compressMinBytes?: number;
   /** A fixed port (a restarted peer); 0 or absent: a free one. */
   port?: number;
+  readMaxBytes?: number;
+  /** false: every call through connect-node (the fast path's reference). */
+  unaryFastPath?: boolean;
 }): Promise<TestServer> {
   const keys = options.keys ?? {};
   const server = createServer({
@@ -29,6 +32,8 @@ export async function startTestServer(options: {
     verifier: { verify: async (key) => keys[key] },
     serviceKey: TEST_SERVICE_KEY,
     compressMinBytes: options.compressMinBytes,
+    readMaxBytes: options.readMaxBytes,
+    unaryFastPath: options.unaryFastPath,
   });
   await server.listen();
   server.setServing(true);
