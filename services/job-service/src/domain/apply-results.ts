@@ -16,7 +16,7 @@ import {
 import { InvalidArgumentError, NotFoundError } from "@corral/server-kit";
 import type { Kysely, Transaction } from "kysely";
 import type { JobsDatabase, ProgressJson } from "../store/database.js";
-import { applyJobDeltas, lockJobsOfTasks, settleJobs, type JobRow } from "../store/job-repository.js";
+import { lockJobsOfTasks, settleJobs, type JobRow } from "../store/job-repository.js";
 import { deleteOutbox, enqueueReady, insertOutbox, type EnvelopeRow } from "../store/outbox-repository.js";
 import {
   cancelQueuedTasks,
@@ -414,8 +414,7 @@ async function applyInTransaction(
   const startNow = newReady.filter((e) => !canceledIds.has(e.id) && !skippedIds.has(e.id));
   await insertOutbox(tx, startNow.map((e) => ({ taskId: e.id, attempt: e.attempt, jobId: e.job_id })));
   const ready = [...startNow, ...(await enqueueReady(tx, [...candidates]))].map(toEnvelope);
-  await applyJobDeltas(tx, deltas.all());
-  await settleJobs(tx, [...new Set([...jobs.keys(), ...deltas.jobIds()])]);
+  await settleJobs(tx, [...jobs.keys()], deltas.all());
 
   for (const o of outcomes) {
     const w = tasks.get(o.taskId);

@@ -55,6 +55,8 @@ describe("cancelJob and retryJob", () => {
     const job = await ledger.cancelJob(team, jobId);
     expect(job.state).toBe(JobState.CANCELED);
     expect(job.canceled).toBe(true);
+    // Canceled is final even while A still runs: the end time is stamped now.
+    expect((await ledger.getJob(team, jobId)).job.end_time).not.toBeNull();
     expect(dispatcher.revoked).toEqual([{ teamId: team, jobId, taskIds: [], reason: "job canceled" }]);
     expect(await states(jobId)).toEqual({ A: TaskState.RUNNING, B: TaskState.CANCELED, C: TaskState.CANCELED });
     // B was handed to the broker before the cancel: it never starts.

@@ -4,7 +4,6 @@ import { NotFoundError } from "@corral/server-kit";
 import type { Kysely } from "kysely";
 import type { JobsDatabase } from "../store/database.js";
 import {
-  applyJobDeltas,
   findJob,
   lockJob,
   setJobCanceled,
@@ -34,8 +33,7 @@ export async function cancelJob(db: Kysely<JobsDatabase>, teamId: string, jobId:
     const canceled = await cancelQueuedTasks(tx, [jobId]);
     deltas.move(jobId, QUEUED, CANCELED, canceled.length);
     await deleteOutboxOfJob(tx, jobId);
-    await applyJobDeltas(tx, deltas.all());
-    await settleJobs(tx, [jobId]);
+    await settleJobs(tx, [jobId], deltas.all());
     const runningTaskIds = await runningTaskIdsOfJob(tx, jobId);
     return { job: (await findJob(tx, teamId, jobId))!, runningTaskIds };
   });
@@ -60,9 +58,8 @@ export async function retryJob(db: Kysely<JobsDatabase>, teamId: string, jobId: 
     for (const r of requeued) deltas.move(jobId, r.old_state, QUEUED);
     for (const d of dropped) deltas.move(jobId, d.state, null, d.n);
     if (job.canceled) await setJobCanceled(tx, jobId, false);
-    await applyJobDeltas(tx, deltas.all());
     const ready = await enqueueReady(tx, requeued.map((r) => r.id));
-    await settleJobs(tx, [jobId]);
+    await settleJobs(tx, [jobId], deltas.all());
     return { job: (await findJob(tx, teamId, jobId))!, rescheduled: requeued.length, ready };
   });
 }

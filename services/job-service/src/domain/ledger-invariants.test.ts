@@ -110,6 +110,9 @@ async function checkInvariants(jobId: string, dispatchable: Map<string, TaskEnve
   expect(held).toEqual(expected);
   const everythingDone = tasks.filter((x) => !x.parent_id).every(done);
   if (job.failed === 0 && !job.canceled) expect(job.state === JobState.COMPLETED).toBe(everythingDone);
+  // The end time is stamped exactly while the job is in a final state.
+  const final = [JobState.COMPLETED, JobState.FAILED, JobState.CANCELED].includes(job.state);
+  expect({ state: job.state, ended: job.end_time !== null }).toEqual({ state: job.state, ended: final });
   return job;
 }
 

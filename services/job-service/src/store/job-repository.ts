@@ -115,42 +115,41 @@ export async function lockJob(db: JobsDb, teamId: string, jobId: string): Promis
   return rows[0];
 }
 
-/** Adds the counter and run-statistic deltas of one transaction to each job. */
-export async function applyJobDeltas(db: JobsDb, deltas: JobDelta[]): Promise<void> {
-  const ds = deltas.filter(
-    (d) => d.total !== 0 || d.computeMs !== 0 || d.firstStart || d.lastStop || Object.values(d.counts).some((n) => n !== 0),
-  );
-  if (ds.length === 0) return;
-  const col = (name: keyof JobDelta["counts"]) => ds.map((d) => d.counts[name] ?? 0);
-  await sql`/* prepared */
-    update jobs j set
-      queued = j.queued + d.queued, running = j.running + d.running, computed = j.computed + d.computed,
-      failed = j.failed + d.failed, skipped = j.skipped + d.skipped, failed_optional = j.failed_optional + d.failed_optional,
-      canceled_tasks = j.canceled_tasks + d.canceled_tasks, total = j.total + d.total,
-      compute_ms = j.compute_ms + d.compute_ms,
-      first_start_time = least(j.first_start_time, d.first_start),
-      last_stop_time = greatest(j.last_stop_time, d.last_stop)
-    from unnest(
-      ${ds.map((d) => d.jobId)}::text[], ${col("queued")}::int[], ${col("running")}::int[], ${col("computed")}::int[],
-      ${col("failed")}::int[], ${col("skipped")}::int[], ${col("failed_optional")}::int[], ${col("canceled_tasks")}::int[],
-      ${ds.map((d) => d.total)}::int[], ${ds.map((d) => d.computeMs)}::bigint[],
-      ${ds.map((d) => d.firstStart)}::timestamptz[], ${ds.map((d) => d.lastStop)}::timestamptz[]
-    ) as d(id, queued, running, computed, failed, skipped, failed_optional, canceled_tasks, total, compute_ms,
-      first_start, last_stop)
-    where j.id = d.id`.execute(db);
-}
-
 /**
- * Stamps (or clears, after a retry) the end time of jobs from their derived state and tells
- * watchers, through one NOTIFY per job, delivered when the transaction commits.
+ * Ends a transaction's changes to jobs in one statement: adds its counter and run-statistic
+ * deltas to each of `jobIds` (those without a delta are still settled), stamps (or clears, after
+ * a retry) each job's end time from its new counters, and tells watchers through one NOTIFY per
+ * job, delivered when the transaction commits. A job ends when the generated `state` column says
+ * COMPLETED, FAILED or CANCELED: failed > 0, canceled, or nothing queued or running.
  */
-export async function settleJobs(db: JobsDb, jobIds: string[]): Promise<void> {
-  if (jobIds.length === 0) return;
+export async function settleJobs(db: JobsDb, jobIds: string[], deltas: JobDelta[]): Promise<void> {
+  const byJob = new Map(deltas.map((d) => [d.jobId, d]));
+  const ids = [...new Set([...jobIds, ...byJob.keys()])];
+  if (ids.length === 0) return;
+  const of = ids.map((id) => byJob.get(id));
+  const col = (name: keyof JobDelta["counts"]) => of.map((d) => d?.counts[name] ?? 0);
   await sql`/* prepared */
     with u as (
-      update jobs set end_time = case when state in (4, 5, 6) then coalesce(end_time, now()) end
-      where id = any(${jobIds}::text[])
-      returning id
+      update jobs j set
+        queued = j.queued + d.queued, running = j.running + d.running, computed = j.computed + d.computed,
+        failed = j.failed + d.failed, skipped = j.skipped + d.skipped, failed_optional = j.failed_optional + d.failed_optional,
+        canceled_tasks = j.canceled_tasks + d.canceled_tasks, total = j.total + d.total,
+        compute_ms = j.compute_ms + d.compute_ms,
+        first_start_time = least(j.first_start_time, d.first_start),
+        last_stop_time = greatest(j.last_stop_time, d.last_stop),
+        end_time = case
+          when j.failed + d.failed > 0 or j.canceled or j.queued + d.queued + j.running + d.running = 0
+          then coalesce(j.end_time, now())
+        end
+      from unnest(
+        ${ids}::text[], ${col("queued")}::int[], ${col("running")}::int[], ${col("computed")}::int[],
+        ${col("failed")}::int[], ${col("skipped")}::int[], ${col("failed_optional")}::int[], ${col("canceled_tasks")}::int[],
+        ${of.map((d) => d?.total ?? 0)}::int[], ${of.map((d) => d?.computeMs ?? 0)}::bigint[],
+        ${of.map((d) => d?.firstStart ?? null)}::timestamptz[], ${of.map((d) => d?.lastStop ?? null)}::timestamptz[]
+      ) as d(id, queued, running, computed, failed, skipped, failed_optional, canceled_tasks, total, compute_ms,
+        first_start, last_stop)
+      where j.id = d.id
+      returning j.id
     )
     select pg_notify(${JOB_CHANGES_CHANNEL}, id) from u`.execute(db);
 }
