@@ -392,10 +392,14 @@ async function applyInTransaction(
 
   // A task is done when it is COMPUTED (or failed optionally) and its subtree is done; done tasks
   // release their dependants and, level by level, their parents.
-  // Roots have no parent to release: skip that statement when the whole frontier is roots.
-  let frontier = [...done].map((id) => ({ id, hasParent: tasks.get(id)?.parent_id !== null }));
+  // Roots have no parent and most tasks no dependants: a statement nothing needs is skipped (a task
+  // this batch did not load counts as having both).
+  let frontier = [...done].map((id) => {
+    const w = tasks.get(id);
+    return { id, hasParent: w?.parent_id !== null, hasDependants: w?.has_dependants ?? true };
+  });
   while (frontier.length > 0) {
-    const ids = frontier.map((f) => f.id);
+    const ids = frontier.filter((f) => f.hasDependants).map((f) => f.id);
     for (const d of await releaseDependants(tx, ids)) {
       if (d.waiting_deps === 0 && d.state === QUEUED) candidates.add(d.id);
     }
@@ -403,7 +407,7 @@ async function applyInTransaction(
     const next: typeof frontier = [];
     for (const p of await releaseParents(tx, withParent)) {
       if (p.open_children === 0 && (p.state === COMPUTED || p.state === FAILED_OPTIONAL)) {
-        next.push({ id: p.id, hasParent: p.parent_id !== null });
+        next.push({ id: p.id, hasParent: p.parent_id !== null, hasDependants: p.has_dependants });
       }
     }
     frontier = next;

@@ -71,6 +71,13 @@ describe("submitJob", () => {
     expect(roots.tasks.map((r) => r.display)).toEqual(["a", "b", "c"]);
     expect(roots.tasks[1]!.depends_on).toEqual([roots.tasks[0]!.id]);
     expect(roots.tasks.every((r) => r.state === TaskState.QUEUED)).toBe(true);
+    // Only a depended-on task is marked as having dependants (finishing the others skips the lookup).
+    const flags = await t.db.selectFrom("tasks").select(["display", "has_dependants"]).where("job_id", "=", job.id).orderBy("position").execute();
+    expect(flags).toEqual([
+      { display: "a", has_dependants: true },
+      { display: "b", has_dependants: false },
+      { display: "c", has_dependants: false },
+    ]);
   });
 
   it("returns the same job for a repeated idempotency key, also when submitted concurrently", async () => {

@@ -27,6 +27,8 @@ export interface NewTask {
   max_retries: number;
   optional: boolean;
   waiting_deps: number;
+  /** Another task of the plan depends on this one. */
+  has_dependants: boolean;
 }
 
 export interface TaskEdge {
@@ -89,6 +91,8 @@ export function planTasks(
   const ids = subs.map(() => uuidv7());
   const tasks: NewTask[] = [];
   const edges: TaskEdge[] = [];
+  const dependedOn = new Set<number>();
+  for (const s of subs) for (const d of s.dependsOn) dependedOn.add(d);
   subs.forEach((s, i) => {
     const cluster = s.clusterSlug === "" ? options.defaultCluster : options.clusters.get(s.clusterSlug);
     if (!cluster) throw new Error(`cluster ${s.clusterSlug} was not resolved`);
@@ -109,6 +113,7 @@ export function planTasks(
       max_retries: s.maxRetries,
       optional: s.optional,
       waiting_deps: deps.length,
+      has_dependants: dependedOn.has(i),
     });
   });
   return { tasks, edges };

@@ -44,6 +44,7 @@ export interface TasksTable {
   max_retries: number;
   optional: boolean;
   waiting_deps: Generated<number>;
+  has_dependants: Generated<boolean>;
   open_children: Generated<number>;
   subtask_count: Generated<number>;
   runner_id: Generated<string>;

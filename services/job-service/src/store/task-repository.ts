@@ -16,6 +16,7 @@ export interface TaskRow {
   max_retries: number;
   optional: boolean;
   waiting_deps: number;
+  has_dependants: boolean;
   open_children: number;
   subtask_count: number;
   runner_id: string;
@@ -31,7 +32,7 @@ export interface TaskRow {
 
 /** The columns a new task is inserted with, and those columns' values for `tasks` (unnest rows). */
 export const newTaskColumns = sql`(id, job_id, parent_id, position, cluster_id, cluster_slug, identifier_name,
-  identifier_version, input, display, state, max_retries, optional, waiting_deps)`;
+  identifier_version, input, display, state, max_retries, optional, waiting_deps, has_dependants)`;
 
 export function newTaskRows(tasks: NewTask[]) {
   return sql`select * from unnest(
@@ -41,7 +42,8 @@ export function newTaskRows(tasks: NewTask[]) {
     ${tasks.map((t) => t.identifier_name)}::text[], ${tasks.map((t) => t.identifier_version)}::text[],
     ${tasks.map((t) => t.input)}::bytea[], ${tasks.map((t) => t.display)}::text[],
     ${tasks.map((t) => t.state)}::smallint[], ${tasks.map((t) => t.max_retries)}::int[],
-    ${tasks.map((t) => t.optional)}::bool[], ${tasks.map((t) => t.waiting_deps)}::int[])`;
+    ${tasks.map((t) => t.optional)}::bool[], ${tasks.map((t) => t.waiting_deps)}::int[],
+    ${tasks.map((t) => t.has_dependants)}::bool[])`;
 }
 
 export async function insertTasks(db: JobsDb, tasks: NewTask[]): Promise<void> {
@@ -64,7 +66,7 @@ export async function loadTasks(db: JobsDb, taskIds: string[]): Promise<TaskRow[
   if (taskIds.length === 0) return [];
   const { rows } = await sql<TaskRow>`/* prepared */
     select id, job_id, parent_id, state, attempt, retry_count, lease_expiry_count, max_retries, optional,
-      waiting_deps, open_children, subtask_count, runner_id, start_time, stop_time, error, display, progress,
+      waiting_deps, has_dependants, open_children, subtask_count, runner_id, start_time, stop_time, error, display, progress,
       compute_ms, cluster_id, cluster_slug
     from tasks where id = any(${taskIds}::text[])`.execute(db);
   return rows;
@@ -180,16 +182,16 @@ export async function releaseDependants(
 export async function releaseParents(
   db: JobsDb,
   doneIds: string[],
-): Promise<{ id: string; parent_id: string | null; open_children: number; state: number }[]> {
+): Promise<{ id: string; parent_id: string | null; open_children: number; state: number; has_dependants: boolean }[]> {
   if (doneIds.length === 0) return [];
-  const { rows } = await sql<{ id: string; parent_id: string | null; open_children: number; state: number }>`/* prepared */
+  const { rows } = await sql<{ id: string; parent_id: string | null; open_children: number; state: number; has_dependants: boolean }>`/* prepared */
     update tasks t set open_children = t.open_children - d.n
     from (
       select parent_id, count(*)::int as n from tasks
       where id = any(${doneIds}::text[]) and parent_id is not null group by parent_id
     ) d
     where t.id = d.parent_id
-    returning t.id, t.parent_id, t.open_children, t.state`.execute(db);
+    returning t.id, t.parent_id, t.open_children, t.state, t.has_dependants`.execute(db);
   return rows;
 }
 

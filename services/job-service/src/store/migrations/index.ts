@@ -1,7 +1,9 @@
 import type { Migration } from "kysely";
 import * as createJobs from "./0001-create-jobs.js";
+import * as taskHasDependants from "./0002-task-has-dependants.js";
 
 /** Numbered migrations of the `jobs` schema, for `migrateToLatest(db, JOBS_SCHEMA, jobsMigrations)`. */
 export const jobsMigrations: Record<string, Migration> = {
   "0001_create_jobs": createJobs,
+  "0002_task_has_dependants": taskHasDependants,
 };
