@@ -393,13 +393,18 @@ async function graphileRun(suite: Suite, n: number, variant: "graphile" | "graph
 
 // ---------------------------------------------------------------- idle runners
 
-function procStats(pid: number): { rssMb: number; cpuTicks: number } {
+function procStats(pid: number): { rssMb: number; cpuTicks: number; exitedChildTicks: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // utime and stime are fields 14 and 15 of /proc/pid/stat (index 11 and 12 after the comm).
-  return { rssMb: rssKb / 1024, cpuTicks: Number(fields[11]) + Number(fields[12]) };
+  // utime and stime are fields 14 and 15 of /proc/pid/stat (index 11 and 12 after the comm);
+  // cutime and cstime (16, 17) hold what its children used once they exited and were reaped.
+  return {
+    rssMb: rssKb / 1024,
+    cpuTicks: Number(fields[11]) + Number(fields[12]),
+    exitedChildTicks: Number(fields[13]) + Number(fields[14]),
+  };
 }
 
 /** CPU seconds used so far by each named process (and by every Postgres and Redis server process). */
@@ -418,7 +423,11 @@ function cpuSnapshot(pids: Record<string, number[]>): Record<string, number> {
     for (const entry of readdirSync("/proc")) {
       if (!/^\d+$/.test(entry)) continue;
       try {
-        if (readFileSync(`/proc/${entry}/comm`, "utf8").trim().startsWith(server)) total += ticks(Number(entry));
+        if (!readFileSync(`/proc/${entry}/comm`, "utf8").trim().startsWith(server)) continue;
+        // A backend that exits during a run (a pool closing an idle connection) takes its ticks
+        // out of the live sum; its parent (the postmaster) gets them as exited children's time.
+        const st = procStats(Number(entry));
+        total += st.cpuTicks + st.exitedChildTicks;
       } catch {
         // gone
       }
