@@ -1,6 +1,7 @@
 // The fast path must answer every unary call exactly as connect-node does: the same requests, as
 // raw HTTP/2 bytes, go to a server with the fast path and to one without, and the answers (status,
 // headers, body, trailers) are compared.
+import http from "node:http";
 import http2 from "node:http2";
 import { gzipSync } from "node:zlib";
 import { create, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
@@ -50,6 +51,27 @@ function send(url: string, path: string, headers: Record<string, string>, body: 
       answer.body = Buffer.concat(chunks).toString("base64");
       session.close();
       resolve(answer);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** The same over HTTP/1.1 (Connect's binary unary calls work there too). */
+function sendH1(url: string, path: string, headers: Record<string, string>, body: Uint8Array): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}${path}`, { method: "POST", headers, agent: false }, (res) => {
+      const answer: Answer = { status: res.statusCode ?? 0, headers: {}, body: "", trailers: {} };
+      for (const [k, v] of Object.entries(res.headers)) {
+        if (!volatile.has(k) && k !== "connection" && k !== "keep-alive") answer.headers[k] = String(v);
+      }
+      if (res.headers["x-request-id"] !== undefined) answer.headers["x-request-id"] = "(set)";
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        answer.body = Buffer.concat(chunks).toString("base64");
+        resolve(answer);
+      });
     });
     req.on("error", reject);
     req.end(body);
@@ -146,6 +168,11 @@ describe("unary fast path", () => {
 
   it.each(cases)("%s: answered as connect-node answers", async (_name, path, headers, body) => {
     const [a, b] = await Promise.all([send(fast.url, path, headers, body), send(reference.url, path, headers, body)]);
+    expect(a).toEqual(b);
+  });
+
+  it.each(cases.filter(([name]) => name.startsWith("connect:")))("%s, over HTTP/1.1: answered as connect-node answers", async (_name, path, headers, body) => {
+    const [a, b] = await Promise.all([sendH1(fast.url, path, headers, body), sendH1(reference.url, path, headers, body)]);
     expect(a).toEqual(b);
   });
 

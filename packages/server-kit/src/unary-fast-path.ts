@@ -158,10 +158,15 @@ async function answer(
   let error: ConnectError | undefined;
   try {
     if (timeout.error) throw timeout.error;
+    // Worded as connect-es words them: the size is named when known (a gRPC envelope's, a Connect
+    // request's content-length).
+    const promised = grpc ? undefined : lengthHint(headers["content-length"]);
     if (tooLarge) {
-      // Worded as connect-es words it for each protocol.
-      const size = grpc && body.length >= 5 ? ` ${body.readUInt32BE(1)}` : "";
-      throw new ConnectError(`message size${size} is larger than configured readMaxBytes ${options.readMaxBytes}`, Code.ResourceExhausted);
+      const size = grpc ? (body.length >= 5 ? body.readUInt32BE(1) : undefined) : promised;
+      throw new ConnectError(`message size${size === undefined ? "" : ` ${size}`} is larger than configured readMaxBytes ${options.readMaxBytes}`, Code.ResourceExhausted);
+    }
+    if (promised !== undefined && promised !== body.length) {
+      throw new ConnectError(`protocol error: promised ${promised} bytes, received ${body.length}`, Code.InvalidArgument);
     }
     const input = parse(route.input, grpc ? unwrapEnvelope(body) : body);
     const output = await invokeUnaryImplementation(route.spec, context, input, options.interceptors);
@@ -235,6 +240,13 @@ function parse(desc: DescMessage, bytes: Uint8Array) {
   } catch (err) {
     throw new ConnectError(`parse binary: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
   }
+}
+
+/** A content-length that is a whole number, else undefined. */
+function lengthHint(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
 function str(value: string | string[] | undefined): string | null {
