@@ -21,6 +21,7 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Transport, type UnaryResponse } from "@connectrpc/connect";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
 
 export interface GrpcUnaryTransportOptions {
   /** `http://host:port` (h2c) or `https://host:port` (TLS with the process's trusted CAs). */
@@ -171,11 +172,7 @@ export function createGrpcUnaryTransport(options: GrpcUnaryTransportOptions): Tr
     input: MessageInitShape<I>,
   ): Promise<UnaryResponse<I, O>> {
     const request = isMessage(input, method.input) ? input : create(method.input, input);
-    const body = toBinary(method.input, request as MessageShape<I>);
-    const frame = Buffer.allocUnsafe(5 + body.byteLength);
-    frame[0] = 0;
-    frame.writeUInt32BE(body.byteLength, 1);
-    frame.set(body, 5);
+    const frame = encodeEnvelope(0, toBinary(method.input, request as MessageShape<I>));
     const ms = timeoutMs ?? options.defaultTimeoutMs;
     const headers: http2.OutgoingHttpHeaders = {};
     if (header) new Headers(header).forEach((value, key) => (headers[key] = value));

@@ -151,9 +151,12 @@ export function createServer(options: ServerOptions): CorralServer {
     },
   });
 
-  const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
-    if (options.unaryFastPath === false || !fastPath(req, res)) connectHandler(req, res);
-  };
+  const handler =
+    options.unaryFastPath === false
+      ? connectHandler
+      : (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+          if (!fastPath(req, res)) connectHandler(req, res);
+        };
 
   const settings: http2.Settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 1000 };
   const sessions = new Set<http2.Http2Session>();

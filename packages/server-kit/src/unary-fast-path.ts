@@ -20,7 +20,7 @@ import {
   type MethodImplSpec,
   type ServiceImpl,
 } from "@connectrpc/connect";
-import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
+import { encodeEnvelope, invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 
@@ -78,9 +78,11 @@ export function createUnaryFastPath(options: UnaryFastPathOptions): (req: Reques
     } else {
       return false;
     }
-    readBody(req, grpc, options.readMaxBytes, (body, tooLarge) => {
+    // A Connect request's content-length, when it gives one (connect-es names it in its errors).
+    const promised = grpc ? undefined : lengthHint(headers["content-length"]);
+    readBody(req, grpc ? options.readMaxBytes + 5 : options.readMaxBytes, promised, (body, tooLarge) => {
       // Errors of the call are answered inside; one here means the answer could not be written.
-      answer(route, grpc, req, res, body, tooLarge, options).catch((err: unknown) => res.destroy(err as Error));
+      answer(route, grpc, promised, req, res, body, tooLarge, options).catch((err: unknown) => res.destroy(err as Error));
     });
     return true;
   };
@@ -96,14 +98,13 @@ function isIdentity(encoding: string | string[] | undefined): boolean {
 }
 
 /**
- * Collects the body; stops once the message is known to pass `readMaxBytes` (Connect: by its
- * content-length or its size; gRPC: by its envelope's size, so the envelope's prefix is kept).
+ * Collects the body; stops once it is known to pass `limit` bytes (by the promised length, or by
+ * what arrived: a gRPC body keeps its envelope's prefix, which names the message's size).
  */
-function readBody(req: Request, grpc: boolean, readMaxBytes: number, done: (body: Buffer, tooLarge: boolean) => void): void {
-  const limit = grpc ? readMaxBytes + 5 : readMaxBytes;
+function readBody(req: Request, limit: number, promised: number | undefined, done: (body: Buffer, tooLarge: boolean) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
-  let tooLarge = !grpc && Number(req.headers["content-length"] ?? 0) > limit;
+  let tooLarge = promised !== undefined && promised > limit;
   let finished = false;
   const finish = () => {
     if (finished) return;
@@ -128,6 +129,7 @@ function readBody(req: Request, grpc: boolean, readMaxBytes: number, done: (body
 async function answer(
   route: Route,
   grpc: boolean,
+  promised: number | undefined,
   req: Request,
   res: Response,
   body: Buffer,
@@ -160,7 +162,6 @@ async function answer(
     if (timeout.error) throw timeout.error;
     // Worded as connect-es words them: the size is named when known (a gRPC envelope's, a Connect
     // request's content-length).
-    const promised = grpc ? undefined : lengthHint(headers["content-length"]);
     if (tooLarge) {
       const size = grpc ? (body.length >= 5 ? body.readUInt32BE(1) : undefined) : promised;
       throw new ConnectError(`message size${size === undefined ? "" : ` ${size}`} is larger than configured readMaxBytes ${options.readMaxBytes}`, Code.ResourceExhausted);
@@ -194,11 +195,7 @@ function writeGrpc(res: Response, context: HandlerContext, out: Uint8Array | und
     h2.end();
     return;
   }
-  const frame = Buffer.allocUnsafe(5 + out.length);
-  frame[0] = 0;
-  frame.writeUInt32BE(out.length, 1);
-  frame.set(out, 5);
-  h2.end(frame);
+  h2.end(encodeEnvelope(0, out));
 }
 
 function writeConnect(res: Response, context: HandlerContext, out: Uint8Array | undefined, error: ConnectError | undefined): void {

@@ -60,10 +60,6 @@ export class JobDeltas {
     if (start && stop) d.computeMs += Math.max(0, stop.getTime() - start.getTime());
   }
 
-  jobIds(): string[] {
-    return [...this.byJob.keys()];
-  }
-
   all(): JobDelta[] {
     return [...this.byJob.values()];
   }
