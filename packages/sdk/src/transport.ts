@@ -1,9 +1,11 @@
-// The HTTP/2 transports the Client talks over, with the API key and UNAVAILABLE retries as
-// interceptors.
+// The HTTP/2 transport the Client talks over, with the API key and UNAVAILABLE retries as
+// interceptors: unary calls written straight onto an HTTP/2 session (h2-transport.ts), streams
+// over connect-node.
 import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createH2Transport, type WireProtocol } from "./h2-transport.js";
 
-export type Protocol = "connect" | "grpc";
+export type Protocol = WireProtocol;
 
 export interface RetryOptions {
   /** Attempts in all, the first included (default 5). 1 disables retries. */
@@ -86,8 +88,12 @@ export function createTransport(options: TransportOptions): Transport {
   if (options.apiKey) interceptors.push(createAuthInterceptor(options.apiKey));
   interceptors.push(...(options.interceptors ?? []));
   const baseUrl = options.baseUrl.replace(/\/+$/, "");
-  if ((options.protocol ?? "connect") === "grpc") {
-    return createGrpcTransport({ baseUrl, interceptors });
-  }
-  return createConnectTransport({ baseUrl, httpVersion: "2", interceptors });
+  const protocol = options.protocol ?? "connect";
+  return createH2Transport({
+    baseUrl,
+    protocol,
+    interceptors,
+    streams: () =>
+      protocol === "grpc" ? createGrpcTransport({ baseUrl, interceptors }) : createConnectTransport({ baseUrl, httpVersion: "2", interceptors }),
+  });
 }

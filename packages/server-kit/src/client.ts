@@ -1,10 +1,10 @@
 // Clients for service-to-service calls: gRPC over h2c (or TLS) with the internal key. Unary calls
-// are written straight onto an HTTP/2 session (grpc-unary-transport.ts); the client is Connect's,
-// typed per service.
+// are written straight onto an HTTP/2 session (the SDK's h2-transport.ts, in gRPC); the client is
+// Connect's, typed per service.
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { createGrpcUnaryTransport } from "./grpc-unary-transport.js";
+import { createH2Transport } from "@corral/sdk/h2-transport";
 
 export interface ServiceClientOptions {
   baseUrl: string;
@@ -23,9 +23,10 @@ export function bearer(apiKey: string): Interceptor {
 
 export function createServiceClient<S extends DescService>(service: S, options: ServiceClientOptions): Client<S> {
   const defaultTimeoutMs = options.timeoutMs ?? 30_000;
-  const transport = createGrpcUnaryTransport({
+  const transport = createH2Transport({
     baseUrl: options.baseUrl,
-    apiKey: options.apiKey,
+    protocol: "grpc",
+    interceptors: [bearer(options.apiKey)],
     defaultTimeoutMs,
     streams: () =>
       createGrpcTransport({
