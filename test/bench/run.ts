@@ -4,7 +4,7 @@
 //
 //   npm run bench -- [--tasks 20000] [--runners 2] [--slots 50] [--latency-tasks 1000] [--latency-warmup 200]
 //                    [--depth 1000000] [--drain 10000] [--idle 1000,5000] [--warmup 2000] [--repeat 3]
-//                    [--only corral,bullmq,...] [--smoke]
+//                    [--latency-wait poll|watch] [--only corral,bullmq,...] [--smoke]
 //                    [--profile DIR] (CPU profiles of the three services, written when they stop)
 //   BENCH_SERVICE_NODE_OPTIONS: extra NODE_OPTIONS for the three service processes (experiments).
 //
@@ -41,6 +41,8 @@ const { values: args } = parseArgs({
     "latency-tasks": { type: "string" },
     /** Single-task pings each system runs, unmeasured, before its latency samples (the one-task path's JIT). */
     "latency-warmup": { type: "string" },
+    /** How a Corral ping waits for its job to end: GetJobProgress every 2 ms (poll) or jobs().wait() (watch). */
+    "latency-wait": { type: "string" },
     depth: { type: "string" },
     drain: { type: "string" },
     idle: { type: "string" },
@@ -56,12 +58,17 @@ const { values: args } = parseArgs({
 });
 const smoke = args.smoke ?? false;
 const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+function oneOf<T extends string>(v: string, allowed: readonly T[], flag: string): T {
+  if (!(allowed as readonly string[]).includes(v)) throw new Error(`${flag} must be one of ${allowed.join(", ")}, got ${JSON.stringify(v)}`);
+  return v as T;
+}
 const opts = {
   tasks: num(args.tasks, smoke ? 300 : 20_000),
   runners: num(args.runners, 2),
   slots: num(args.slots, 50),
   latencyTasks: num(args["latency-tasks"], smoke ? 30 : 1_000),
   latencyWarmup: num(args["latency-warmup"], smoke ? 5 : 200),
+  latencyWait: oneOf(args["latency-wait"] ?? "poll", ["poll", "watch"] as const, "--latency-wait"),
   depth: num(args.depth, smoke ? 2_000 : 1_000_000),
   drain: num(args.drain, smoke ? 300 : 10_000),
   idle: (args.idle ?? (smoke ? "100" : "1000,5000")).split(",").map(Number).filter((n) => n > 0),
@@ -242,12 +249,18 @@ async function corralLatency(client: Client, runners: Child[], count: number): P
     count,
     async (seq) => {
       const job = await client.jobs().submit("bench-ping", rawTask(ping, { seq }));
-      return () => waitJob(client, job.id, 2);
+      return opts.latencyWait === "watch" ? () => client.jobs().wait(job.id) : () => waitJob(client, job.id, 2);
     },
     () => (cpu0 = cpuSnapshot(cpuPids)),
   );
-  // CPU per task includes the bench's progress polls (every 2 ms until the job ends).
-  return { scenario: "latency", system: "corral", ...percentiles(samples), cpu_s: cpuDelta(cpu0, cpuSnapshot(cpuPids)) };
+  // CPU per task includes waiting for the job's end (progress polls every 2 ms, or its watch stream).
+  return {
+    scenario: "latency",
+    system: "corral",
+    ...percentiles(samples),
+    wait: opts.latencyWait,
+    cpu_s: cpuDelta(cpu0, cpuSnapshot(cpuPids)),
+  };
 }
 
 /**

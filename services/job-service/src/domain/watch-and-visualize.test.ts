@@ -3,6 +3,7 @@ import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJobLedger, type JobLedger } from "../job-ledger.js";
 import { createJobNotifier, type JobNotifier } from "../job-notifier.js";
+import { findTasks } from "../store/task-query-repository.js";
 import type { JobChange } from "./watch-job.js";
 import {
   completed,
@@ -67,6 +68,13 @@ describe("watchJob", () => {
     const third = await stream.next();
     expect(value(third).changedTasks.map((x) => [x.display, x.state])).toContainEqual(["a", TaskState.COMPUTED]);
     expect(value(third).progress).toEqual([{ label: "l", total: 2, done: 1 }]);
+    // A changed task reads as the task listing reads it: every column, timestamps as Dates.
+    const listed = await findTasks(t.db, jobId, [a.taskId]);
+    const watched = value(third).changedTasks.find((x) => x.id === a.taskId);
+    expect(watched).toEqual(listed[0]);
+    expect(watched?.start_time).toBeInstanceOf(Date);
+    expect(watched?.stop_time).toBeInstanceOf(Date);
+    expect(watched?.progress).toEqual([{ label: "l", total: 2, done: 1 }]);
 
     const b = pick(ready, "b");
     await ledger.reportResults({ results: [started(b), failed(b)] });

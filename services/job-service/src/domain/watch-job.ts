@@ -3,8 +3,8 @@
 import { NotFoundError } from "@corral/server-kit";
 import type { Kysely } from "kysely";
 import type { JobsDatabase, ProgressJson } from "../store/database.js";
-import { findJob, jobProgress, type JobRow } from "../store/job-repository.js";
-import { lastChangeSeq, tasksChangedAfter, type TaskDetailRow } from "../store/task-query-repository.js";
+import type { JobRow } from "../store/job-repository.js";
+import { watchSnapshot, type TaskDetailRow } from "../store/task-query-repository.js";
 import type { JobNotifier } from "../job-notifier.js";
 import { isJobEnded } from "./states.js";
 
@@ -35,15 +35,10 @@ export async function* watchJob(
   const unsubscribe = notifier?.subscribe(jobId, poke) ?? (() => {});
   signal.addEventListener("abort", poke);
   try {
-    const first = await db
-      .transaction()
-      .setIsolationLevel("repeatable read")
-      .execute(async (tx) => {
-        const found = await findJob(tx, teamId, jobId);
-        if (!found) throw new NotFoundError("job", jobId);
-        return { job: found, seq: await lastChangeSeq(tx, jobId), progress: await jobProgress(tx, jobId) };
-      });
-    let seq = first.seq;
+    // Each read is one statement: the job, its progress and its changed tasks agree with each other.
+    const first = await watchSnapshot(db, teamId, jobId, null, CHANGED_TASKS_PER_MESSAGE);
+    if (!first) throw new NotFoundError("job", jobId);
+    let seq = first.lastSeq;
     let job = first.job;
     yield { job, progress: first.progress, changedTasks: [] };
     while (!isJobEnded(job.state) && !signal.aborted) {
@@ -59,22 +54,14 @@ export async function* watchJob(
       }
       if (signal.aborted) return;
       dirty = false;
-      // One snapshot for the job, its progress and its changed tasks, so they agree with each other.
-      const snapshot = await db
-        .transaction()
-        .setIsolationLevel("repeatable read")
-        .execute(async (tx) => {
-          const page = await tasksChangedAfter(tx, jobId, seq, CHANGED_TASKS_PER_MESSAGE);
-          const next = await findJob(tx, teamId, jobId);
-          return { page, next, progress: next ? await jobProgress(tx, jobId) : [] };
-        });
-      if (!snapshot.next) return;
-      seq = snapshot.page.lastSeq;
-      const moved = snapshot.next.state !== job.state || snapshot.next.total !== job.total || snapshot.page.tasks.length > 0;
-      job = snapshot.next;
-      if (moved) yield { job, progress: snapshot.progress, changedTasks: snapshot.page.tasks };
+      const snapshot = await watchSnapshot(db, teamId, jobId, seq, CHANGED_TASKS_PER_MESSAGE);
+      if (!snapshot) return;
+      seq = snapshot.lastSeq;
+      const moved = snapshot.job.state !== job.state || snapshot.job.total !== job.total || snapshot.tasks.length > 0;
+      job = snapshot.job;
+      if (moved) yield { job, progress: snapshot.progress, changedTasks: snapshot.tasks };
       // A full page means more changes are waiting: read on without sleeping.
-      if (snapshot.page.tasks.length === CHANGED_TASKS_PER_MESSAGE) dirty = true;
+      if (snapshot.tasks.length === CHANGED_TASKS_PER_MESSAGE) dirty = true;
     }
   } finally {
     signal.removeEventListener("abort", poke);

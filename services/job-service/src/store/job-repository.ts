@@ -34,7 +34,7 @@ export interface JobRow {
  * migration adds a column, where `*` would make Postgres refuse them ("cached plan must not change
  * result type") on replicas still running while another one migrates.
  */
-const jobColumns = sql.raw(`id, team_id, name, cluster_id, cluster_slug, idempotency_key, canceled, submit_time, end_time,
+export const jobColumns = sql.raw(`id, team_id, name, cluster_id, cluster_slug, idempotency_key, canceled, submit_time, end_time,
   first_start_time, last_stop_time, compute_ms, queued, running, computed, failed, skipped, failed_optional, canceled_tasks,
   total, state`);
 
@@ -190,7 +190,7 @@ export async function queryJobs(db: JobsDb, q: JobQuery): Promise<JobRow[]> {
 }
 
 /**
- * The team's job with its progress (as jobProgress sums it) in one statement: GetJob and
+ * The team's job with its progress (progressJson) in one statement: GetJob and
  * GetJobProgress, which clients poll, cost one round trip.
  */
 export async function findJobWithProgress(
@@ -199,10 +199,7 @@ export async function findJobWithProgress(
   jobId: string,
 ): Promise<{ job: JobRow; progress: ProgressJson[] } | undefined> {
   const { rows } = await sql<JobRow & { progress_json: ProgressJson[] }>`/* prepared */
-    select ${jobColumns}, coalesce((
-      select json_agg(json_build_object('label', s.label, 'total', s.total, 'done', s.done) order by s.label)
-      from (${progressSums(sql.ref("jobs.id"))}) s
-    ), '[]'::json) as progress_json
+    select ${jobColumns}, ${progressJson(sql.ref("jobs.id"))} as progress_json
     from jobs where id = ${jobId} and team_id = ${teamId}`.execute(db);
   const row = rows[0];
   if (!row) return undefined;
@@ -210,10 +207,15 @@ export async function findJobWithProgress(
   return { job, progress };
 }
 
-/** Progress of a job: each task's indicators (of its last reported attempt) summed per label. */
-export async function jobProgress(db: JobsDb, jobId: string): Promise<ProgressJson[]> {
-  const { rows } = await sql<ProgressJson>`/* prepared */ ${progressSums(sql.val(jobId))} order by p.label`.execute(db);
-  return rows;
+/**
+ * A job's progress as one JSON array, for reads of the job row: each task's indicators (of its
+ * last reported attempt) summed per label.
+ */
+export function progressJson(jobId: RawBuilder<unknown>) {
+  return sql`coalesce((
+      select json_agg(json_build_object('label', s.label, 'total', s.total, 'done', s.done) order by s.label)
+      from (${progressSums(jobId)}) s
+    ), '[]'::json)`;
 }
 
 /** Each task's indicators of one job (`jobId`: a value or a column) summed per label. */

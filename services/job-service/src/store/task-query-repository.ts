@@ -1,6 +1,7 @@
 // Reads of tasks for the public API: one level of the tree, and whole graphs for rendering.
 import { sql } from "kysely";
 import type { JobsDb, ProgressJson } from "./database.js";
+import { jobColumns, progressJson, type JobRow } from "./job-repository.js";
 
 export interface TaskDetailRow {
   id: string;
@@ -100,23 +101,41 @@ export async function graphSummary(db: JobsDb, jobId: string): Promise<{
   return { groups, links };
 }
 
-/** Tasks of a job written after change number `afterSeq`, oldest change first, and the newest number. */
-export async function tasksChangedAfter(
+
+/**
+ * What WatchJob sends, read in one statement (one snapshot, one round trip): the team's job, its
+ * progress, the newest change number of its tasks, and up to `limit` of its tasks changed after
+ * `afterSeq` in change order (none when `afterSeq` is null: the first read). The tasks travel as
+ * JSON inside the job's row; their timestamps come back as Dates as in the other reads.
+ */
+export async function watchSnapshot(
   db: JobsDb,
+  teamId: string,
   jobId: string,
-  afterSeq: number,
+  afterSeq: number | null,
   limit: number,
-): Promise<{ tasks: TaskDetailRow[]; lastSeq: number }> {
-  const { rows } = await sql<TaskDetailRow & { change_seq: number }>`
-    select ${detailColumns(false)}, t.change_seq from tasks t
-    where t.job_id = ${jobId} and t.change_seq > ${afterSeq}
-    order by t.change_seq limit ${limit}`.execute(db);
-  return { tasks: rows, lastSeq: rows.length > 0 ? rows[rows.length - 1]!.change_seq : afterSeq };
+): Promise<{ job: JobRow; progress: ProgressJson[]; lastSeq: number; tasks: TaskDetailRow[] } | undefined> {
+  const { rows } = await sql<JobRow & { progress_json: ProgressJson[]; max_seq: number | null; changed: ChangedTaskJson[] | null }>`/* prepared */
+    select ${jobColumns}, ${progressJson(sql.ref("jobs.id"))} as progress_json,
+      (select max(change_seq) from tasks where job_id = jobs.id) as max_seq,
+      (select json_agg(c order by c.change_seq) from (
+        select ${detailColumns(false)}, t.change_seq from tasks t
+        where t.job_id = jobs.id and ${afterSeq !== null} and t.change_seq > ${afterSeq ?? 0}::bigint
+        order by t.change_seq limit ${limit}
+      ) c) as changed
+    from jobs where id = ${jobId} and team_id = ${teamId}`.execute(db);
+  const row = rows[0];
+  if (!row) return undefined;
+  const { progress_json: progress, max_seq, changed, ...job } = row;
+  const tasks = (changed ?? []).map(({ change_seq: _, start_time, stop_time, ...t }) => ({
+    ...t,
+    start_time: start_time === null ? null : new Date(start_time),
+    stop_time: stop_time === null ? null : new Date(stop_time),
+  }));
+  const lastSeq = afterSeq === null ? (max_seq ?? 0) : changed && changed.length > 0 ? changed[changed.length - 1]!.change_seq : afterSeq;
+  return { job, progress, lastSeq, tasks };
 }
 
-/** The newest change number of a job's tasks. */
-export async function lastChangeSeq(db: JobsDb, jobId: string): Promise<number> {
-  const { rows } = await sql<{ seq: number | null }>`
-    select max(change_seq) as seq from tasks where job_id = ${jobId}`.execute(db);
-  return rows[0]?.seq ?? 0;
-}
+/** A TaskDetailRow as json_agg gives it: timestamps as text. */
+type ChangedTaskJson = Omit<TaskDetailRow, "start_time" | "stop_time"> & { start_time: string | null; stop_time: string | null; change_seq: number };
+
