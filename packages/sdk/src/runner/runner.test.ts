@@ -13,7 +13,7 @@ import {
   type WorkRequest,
   type WorkResponse,
 } from "@corral/proto";
-import { AsyncQueue } from "./async-queue.js";
+import { AsyncQueue } from "../async-queue.js";
 import { Runner } from "./runner.js";
 import { Client } from "../client.js";
 import { Echo } from "../tasks/echo.js";
@@ -100,7 +100,7 @@ class TestBroker {
             if (process.env.DEBUG_BROKER) console.error("request stream error", err);
           }
           session.end();
-          session.outbox.close();
+          session.outbox.end();
         })();
         return session.outbox;
       },
@@ -295,7 +295,7 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     await s1.take("completed");
     // Drain: the broker is stopping. The runner should come back on a new stream.
     s1.send({ case: "drain", value: { reason: "broker restart" } });
-    s1.outbox.close();
+    s1.outbox.end();
 
     const s2 = await broker.session(2);
     const hello = await s2.take("hello");
@@ -320,7 +320,7 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     welcome(s1);
     assignEcho(s1, "lost", { message: "x", delayMs: 60_000 });
     await expect.poll(() => runner.state.executingCount, { timeout: 10_000 }).toBe(1);
-    s1.outbox.close();
+    s1.outbox.end();
     const s2 = await broker.session(2);
     expect((await s2.take("hello")).resumeLeases.map((l) => l.taskId)).toEqual(["lost"]);
     welcome(s2, []);

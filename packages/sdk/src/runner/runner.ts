@@ -20,7 +20,7 @@ import { toApiError, UnavailableError } from "../errors.js";
 import { createSdkLogger, type Logger } from "../logger.js";
 import type { TaskClass } from "../task.js";
 import { backoffDelay, createAuthInterceptor, sleep } from "../transport.js";
-import { AsyncQueue } from "./async-queue.js";
+import { AsyncQueue } from "../async-queue.js";
 import { describeError, executeTask, TaskRegistry } from "./execute-task.js";
 import { detectHardware, type HardwareInput } from "./hardware.js";
 import { RunnerState, type RunnerEffect, type TaskOutcome } from "./runner-state.js";
@@ -433,7 +433,7 @@ export class Runner {
   #disconnect(session: Session): void {
     clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
-    session.outbox.close();
+    session.outbox.end();
     session.abort.abort();
     if (this.#session === session) this.#session = undefined;
     this.#state.onDisconnected();
@@ -445,7 +445,7 @@ export class Runner {
     const s = this.#session;
     if (!s) return;
     // Half-close first so the broker sees a clean end; abort if it does not answer promptly.
-    s.outbox.close();
+    s.outbox.end();
     setTimeout(() => s.abort.abort(), 2000).unref();
   }
 

@@ -1,15 +1,17 @@
-// A push-based async iterable: the runner's outgoing half of the Work stream.
-
+// An unbounded push/pull queue for the outgoing half of a Work stream: the runner's (SDK) and each
+// runner session's (broker) messages are pushed from anywhere and pulled by the stream's
+// generator, in batches when the caller asks. `end(err)` makes the consumer finish, or throw.
 export class AsyncQueue<T> implements AsyncIterable<T> {
   readonly #items: T[] = [];
   #wake: (() => void) | undefined;
   #closed = false;
+  #error: unknown;
 
   get closed(): boolean {
     return this.#closed;
   }
 
-  /** Queues a value; false (and dropped) once the queue is closed. */
+  /** Queues a value; false (and dropped) once the queue has ended or its consumer stopped. */
   push(value: T): boolean {
     if (this.#closed) return false;
     this.#items.push(value);
@@ -17,9 +19,11 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     return true;
   }
 
-  /** Ends the iteration after the queued values. Safe to call twice. */
-  close(): void {
+  /** Stops accepting; the consumer gets what is queued, then finishes (or throws `err`). Safe to call twice. */
+  end(err?: unknown): void {
+    if (this.#closed) return;
     this.#closed = true;
+    this.#error = err;
     this.#signal();
   }
 
@@ -37,12 +41,16 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
           yield this.#items.splice(0, max);
           continue;
         }
-        if (this.#closed) return;
+        if (this.#closed) {
+          if (this.#error !== undefined) throw this.#error;
+          return;
+        }
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
         });
       }
     } finally {
+      // The consumer is gone (done, thrown, or returned early): later pushes are refused.
       this.#closed = true;
       this.#items.length = 0;
     }
