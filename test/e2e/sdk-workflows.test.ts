@@ -134,9 +134,11 @@ describe("SDK workflows over separate service processes", { timeout: 120_000 }, 
     const reason = blocking.aborted.get(runningId);
     expect(reason).toBeInstanceOf(Error);
     expect((reason as Error).name).toBe("AbortError");
-    const tasks = await client.jobs().tasks(job.id);
-    expect(tasks).toHaveLength(2);
-    for (const t of tasks) expect(t.state).toBe(TaskState.CANCELED);
+    // The running task's end reaches job-service after the runner has seen the abort: wait for it.
+    await waitUntil("both tasks to be CANCELED", async () => {
+      const tasks = await client.jobs().tasks(job.id);
+      return tasks.length === 2 && tasks.every((t) => t.state === TaskState.CANCELED);
+    });
     // Its slot is free again and nothing was handed to it: the queued root never started.
     await waitUntil("the runner to be idle", async () => runner.state.isIdle());
     expect(started).toEqual([runningId]);

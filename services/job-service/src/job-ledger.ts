@@ -75,8 +75,12 @@ export function createJobLedger(options: JobLedgerOptions) {
     },
 
     /** A broker's Redis lost its data: expire running attempts, re-send queued tasks. */
-    resyncDispatch(reason: string) {
-      return resyncDispatch({ db, logger, reportResults: (input) => this.reportResults(input), requeueAll: () => relay.requeueAll() }, reason);
+    resyncDispatch(reason: string, lostSince = new Date()) {
+      return resyncDispatch(
+        { db, logger, reportResults: (input) => this.reportResults(input), requeueAll: () => relay.requeueAll() },
+        reason,
+        lostSince,
+      );
     },
 
     acknowledgeDispatch(keys: OutboxKey[]): Promise<number> {

@@ -1,5 +1,6 @@
 // corral.jobs.v1.TaskLedgerService handlers (internal: the service key only).
 import { create } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   AcknowledgeDispatchResponseSchema,
@@ -26,7 +27,10 @@ export function createTaskLedgerServiceImpl(ledger: JobLedger): ServiceImpl<type
 
     async resyncDispatch(req, ctx) {
       requireService(ctx);
-      const { expired, requeued } = await ledger.resyncDispatch(req.reason || `broker ${req.brokerId}`);
+      // A broker's clock ahead of ours must not reach attempts that start after this request.
+      const now = new Date();
+      const since = req.lostSince ? timestampDate(req.lostSince) : now;
+      const { expired, requeued } = await ledger.resyncDispatch(req.reason || `broker ${req.brokerId}`, since < now ? since : now);
       return create(ResyncDispatchResponseSchema, { expiredCount: expired, requeuedCount: requeued });
     },
   };

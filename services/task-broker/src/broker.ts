@@ -18,7 +18,7 @@ import { createReplicaBus } from "./replica-bus.js";
 import { createResultBatcher, type Ledger } from "./result-batcher.js";
 import type { RunnerSession } from "./runner-session.js";
 import { createSessionHub, type ClusterResolver } from "./session-hub.js";
-import { createStoreMarkerWatch } from "./store-marker.js";
+import { createStoreMarkerWatch, type ResyncRequest } from "./store-marker.js";
 import { maxQueuesPerSession } from "./task-identifier.js";
 import { createWorkService } from "./work-service.js";
 
@@ -60,7 +60,7 @@ export interface BrokerOptions {
    * Asks job-service to resynchronise when Redis lost its data (TaskLedgerService.ResyncDispatch);
    * without it a wipe is not watched for.
    */
-  resync?: (reason: string) => Promise<void>;
+  resync?: (request: ResyncRequest) => Promise<void>;
   logger?: Logger;
 }
 

@@ -1,10 +1,12 @@
 // The real Ledger, PresenceReporter and ClusterResolver: job-service's TaskLedgerService, the
 // registry's NodeService.ReportPresence and ClusterService.ResolveClusters, over gRPC with the
 // internal service key.
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ClusterService, NodeService, TaskLedgerService } from "@corral/proto";
 import { createServiceClient, UnavailableError } from "@corral/server-kit";
 import type { PresenceReporter } from "./presence-publisher.js";
+import type { ResyncRequest } from "./store-marker.js";
 import type { Ledger } from "./result-batcher.js";
 import type { ClusterRef } from "./runner-session.js";
 import type { ClusterResolver } from "./session-hub.js";
@@ -19,10 +21,10 @@ export function createLedgerClient(options: { baseUrl: string; serviceKey: strin
 }
 
 /** TaskLedgerService.ResyncDispatch, for when the broker finds its Redis empty. */
-export function createResyncClient(options: { baseUrl: string; serviceKey: string }): (reason: string) => Promise<void> {
+export function createResyncClient(options: { baseUrl: string; serviceKey: string }): (request: ResyncRequest) => Promise<void> {
   const client = createServiceClient(TaskLedgerService, { baseUrl: options.baseUrl, apiKey: options.serviceKey, timeoutMs: 120_000 });
-  return async (reason) => {
-    await client.resyncDispatch({ reason });
+  return async ({ reason, brokerId, lostSince }) => {
+    await client.resyncDispatch({ reason, brokerId, lostSince: timestampFromDate(lostSince) });
   };
 }
 

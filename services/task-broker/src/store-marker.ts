@@ -6,6 +6,11 @@
 // Redis answer "lease lost"). A broker that starts on a Redis without the marker cannot tell a
 // first start from a wipe while no broker ran, so it resynchronises then too: on a new deployment
 // that finds nothing to do, after a wipe it brings the queued tasks back.
+//
+// The request says since when the marker was seen missing: attempts that started later were leased
+// in the Redis there is now, and job-service leaves them running. That matters when a resync has to
+// be tried again (job-service not up yet when the broker starts): by the retry this broker has
+// handed out work, which an unbounded resync would expire and run a second time.
 import { randomUUID } from "node:crypto";
 import type { RedisClient } from "./redis/connection.js";
 import type { Logger } from "pino";
@@ -13,6 +18,13 @@ import { clustersKey } from "./redis/keys.js";
 
 export const markerKey = "corral:marker";
 export const resyncLockKey = "corral:resync-lock";
+
+/** TaskLedgerService.ResyncDispatch's request: running attempts started before `lostSince` expire. */
+export interface ResyncRequest {
+  reason: string;
+  brokerId: string;
+  lostSince: Date;
+}
 
 export interface StoreMarkerWatch {
   /** One check now; resolves once a needed resync is done (or failed, to be retried next time). */
@@ -29,7 +41,7 @@ export function createStoreMarkerWatch(options: {
   intervalMs: number;
   logger: Logger;
   /** Asks job-service to resynchronise; throws when it did not answer. */
-  resync(reason: string): Promise<void>;
+  resync(request: ResyncRequest): Promise<void>;
 }): StoreMarkerWatch {
   const { redis, logger } = options;
   let known: string | undefined;
@@ -37,13 +49,17 @@ export function createStoreMarkerWatch(options: {
   let running: Promise<void> | undefined;
   let closed = false;
   let resyncs = 0;
+  /** When the marker was first seen missing, until a resync succeeds or another replica's marker appears. */
+  let missingSince: Date | undefined;
 
   async function check(): Promise<void> {
     const value = await redis.get(markerKey);
     if (value !== null) {
       known = value;
+      missingSince = undefined;
       return;
     }
+    missingSince ??= new Date();
     const atStart = known === undefined;
     const lock = await redis.set(resyncLockKey, options.brokerId, "PX", 60_000, "NX");
     if (lock === null) return; // another replica is resynchronising
@@ -53,6 +69,7 @@ export function createStoreMarkerWatch(options: {
       const again = await redis.get(markerKey);
       if (again !== null) {
         known = again;
+        missingSince = undefined;
         return;
       }
       if (atStart) {
@@ -63,10 +80,15 @@ export function createStoreMarkerWatch(options: {
       } else {
         logger.warn({ broker: options.brokerId }, "redis lost its data (marker missing): asking job-service to resynchronise");
       }
-      await options.resync(atStart ? "redis marker missing at broker start" : "redis marker missing");
+      await options.resync({
+        reason: atStart ? "redis marker missing at broker start" : "redis marker missing",
+        brokerId: options.brokerId,
+        lostSince: missingSince,
+      });
       const next = `${Date.now()}-${randomUUID()}`;
       await redis.set(markerKey, next);
       known = next;
+      missingSince = undefined;
       resyncs++;
     } finally {
       await redis.del(resyncLockKey).catch(() => 0);

@@ -1,7 +1,9 @@
 // ResyncDispatch: a broker found its Redis empty, so every lease and queued stream entry is gone.
-// Running attempts are recorded as expired (fenced by attempt, so a result that still arrives for
-// one is rejected as stale and the next attempt runs once), then every queued task is sent again
-// (the broker deduplicates per task attempt). Running it twice is harmless.
+// Attempts running since before the broker found it out are recorded as expired (fenced by
+// attempt, so a result that still arrives for one is rejected as stale and the next attempt runs
+// once); those that started later hold leases in the Redis there is now and keep running. Then
+// every queued task is sent again (the broker deduplicates per task attempt). Running it twice is
+// harmless.
 import { create } from "@bufbuild/protobuf";
 import { TaskResultSchema } from "@corral/proto";
 import type { Kysely } from "kysely";
@@ -17,8 +19,12 @@ export interface ResyncDeps {
   logger?: Logger;
 }
 
-export async function resyncDispatch(deps: ResyncDeps, reason: string): Promise<{ expired: number; requeued: number }> {
-  const before = new Date();
+export async function resyncDispatch(
+  deps: ResyncDeps,
+  reason: string,
+  lostSince: Date = new Date(),
+): Promise<{ expired: number; requeued: number }> {
+  const before = lostSince;
   let expired = 0;
   let after = "";
   for (;;) {
