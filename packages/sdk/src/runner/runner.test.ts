@@ -395,6 +395,8 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     assignEcho(s, "routed", { message: "in memory" });
     const c = await s.take("completed");
     expect(c.lease?.taskId).toBe("routed");
+    // Acknowledged, so stopping the runner does not wait out its ack timeout.
+    s.send({ case: "ack", value: { lease: c.lease, accepted: true } });
   });
 
   it("runAll gives up when no broker takes the runner", async () => {
