@@ -6,7 +6,7 @@ import { JOBS_SCHEMA, jobsMigrations } from "@corral/job-service";
 import type { CliContext } from "../context.js";
 import { intArg } from "../context.js";
 import { ExitCode } from "../exit-codes.js";
-import { DevSetupError, startDevSuite } from "./suite.js";
+import { startDevSuite } from "./suite.js";
 
 const serviceMains: Record<string, () => Promise<unknown>> = {
   "cluster-registry": () => import("@corral/cluster-registry/main"),
@@ -23,17 +23,9 @@ export function registerServiceCommands(program: Command, ctx: CliContext): void
     .option("--data-dir <dir>", "where the embedded Postgres, Redis, key and demo output live", ".corral")
     .option("--no-runner", "do not start the sample runners")
     .action(async (opts: { port: number; host: string; dataDir: string; runner: boolean }) => {
-      let suite;
-      try {
-        suite = await startDevSuite({ ...opts, say: (line) => ctx.io.err(line) });
-      } catch (err) {
-        if (err instanceof DevSetupError) {
-          ctx.io.err(err.message);
-          process.exitCode = ExitCode.failed;
-          return;
-        }
-        throw err;
-      }
+      // A DevSetupError (what to fix before the suite can start) reaches runCli, which prints it
+      // and exits with the failure code.
+      const suite = await startDevSuite({ ...opts, say: (line) => ctx.io.err(line) });
       const lines = [
         `Corral is serving at ${suite.url} (gRPC, gRPC-Web and Connect; health, reflection, /metrics)`,
         suite.keyCreated ? `API key (shown once, saved to ${opts.dataDir}/credentials.json): ${suite.apiKey}` : `API key: saved in ${opts.dataDir}/credentials.json`,

