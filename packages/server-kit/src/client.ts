@@ -23,15 +23,16 @@ export function bearer(apiKey: string): Interceptor {
 
 export function createServiceClient<S extends DescService>(service: S, options: ServiceClientOptions): Client<S> {
   const defaultTimeoutMs = options.timeoutMs ?? 30_000;
+  const interceptors = [bearer(options.apiKey)];
   const transport = createH2Transport({
     baseUrl: options.baseUrl,
     protocol: "grpc",
-    interceptors: [bearer(options.apiKey)],
+    interceptors,
     defaultTimeoutMs,
     streams: () =>
       createGrpcTransport({
         baseUrl: options.baseUrl,
-        interceptors: [bearer(options.apiKey)],
+        interceptors,
         defaultTimeoutMs,
         // Services talk over a data-centre network: compressing costs more CPU than it saves.
         acceptCompression: [],

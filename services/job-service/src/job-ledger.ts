@@ -74,8 +74,8 @@ export function createJobLedger(options: JobLedgerOptions) {
       return out;
     },
 
-    /** A broker's Redis lost its data: expire running attempts, re-send queued tasks. */
-    resyncDispatch(reason: string, lostSince = new Date()) {
+    /** A broker's Redis lost its data: expire attempts leased before `lostSince`, re-send queued tasks. */
+    resyncDispatch(reason: string, lostSince?: Date) {
       return resyncDispatch(
         { db, logger, reportResults: (input) => this.reportResults(input), requeueAll: () => relay.requeueAll() },
         reason,

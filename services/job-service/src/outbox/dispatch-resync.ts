@@ -24,11 +24,10 @@ export async function resyncDispatch(
   reason: string,
   lostSince: Date = new Date(),
 ): Promise<{ expired: number; requeued: number }> {
-  const before = lostSince;
   let expired = 0;
   let after = "";
   for (;;) {
-    const page = await runningAttemptsPage(deps.db, before, after, 500);
+    const page = await runningAttemptsPage(deps.db, lostSince, after, 500);
     if (page.length === 0) break;
     await deps.reportResults({
       results: page.map((t) =>

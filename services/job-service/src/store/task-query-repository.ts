@@ -101,7 +101,6 @@ export async function graphSummary(db: JobsDb, jobId: string): Promise<{
   return { groups, links };
 }
 
-
 /**
  * What WatchJob sends, read in one statement (one snapshot, one round trip): the team's job, its
  * progress, the newest change number of its tasks, and up to `limit` of its tasks changed after
@@ -117,7 +116,7 @@ export async function watchSnapshot(
 ): Promise<{ job: JobRow; progress: ProgressJson[]; lastSeq: number; tasks: TaskDetailRow[] } | undefined> {
   const { rows } = await sql<JobRow & { progress_json: ProgressJson[]; max_seq: number | null; changed: ChangedTaskJson[] | null }>`/* prepared */
     select ${jobColumns}, ${progressJson(sql.ref("jobs.id"))} as progress_json,
-      (select max(change_seq) from tasks where job_id = jobs.id) as max_seq,
+      (select max(change_seq) from tasks where job_id = jobs.id and ${afterSeq === null}) as max_seq,
       (select json_agg(c order by c.change_seq) from (
         select ${detailColumns(false)}, t.change_seq from tasks t
         where t.job_id = jobs.id and ${afterSeq !== null} and t.change_seq > ${afterSeq ?? 0}::bigint
@@ -138,4 +137,3 @@ export async function watchSnapshot(
 
 /** A TaskDetailRow as json_agg gives it: timestamps as text. */
 type ChangedTaskJson = Omit<TaskDetailRow, "start_time" | "stop_time"> & { start_time: string | null; stop_time: string | null; change_seq: number };
-

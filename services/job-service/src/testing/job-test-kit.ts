@@ -1,6 +1,7 @@
 // Test helpers for job-service: a migrated database per test file, an in-test cluster resolver,
 // a recording dispatcher, and builders for submissions and broker results.
 import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   LeaseExpiredSchema,
   ProgressIndicatorSchema,
@@ -96,11 +97,15 @@ export function task(
 
 type Target = Pick<TaskEnvelope, "taskId" | "attempt">;
 
-export function started(t: Target, runnerId = "runner-1"): TaskResult {
+/** The broker's start report; `startTimeMs` is the lease time it stamps (unset: job-service's now). */
+export function started(t: Target, runnerId = "runner-1", startTimeMs?: number): TaskResult {
   return create(TaskResultSchema, {
     taskId: t.taskId,
     attempt: t.attempt,
-    outcome: { case: "started", value: create(TaskStartedSchema, { runnerId }) },
+    outcome: {
+      case: "started",
+      value: create(TaskStartedSchema, { runnerId, startTime: startTimeMs === undefined ? undefined : timestampFromMs(startTimeMs) }),
+    },
   });
 }
 
