@@ -3,16 +3,19 @@
 // them against what the code reads (environment variables, default ports, service folders, the
 // gRPC services in proto/corral, the broker's Redis key layout).
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { parseApiKey, parseDurationMs, readServiceConfig } from "@corral/server-kit";
+import { ConfigError, parseApiKey, parseDurationMs, readServiceConfig } from "@corral/server-kit";
 import { startTestServer, type TestServer } from "@corral/server-kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { CONSUMER_GROUP, streamKey } from "../../services/task-broker/src/redis/keys.js";
 import { readableQueues } from "../../services/task-broker/src/task-identifier.js";
+import { MIN_INSTALLED_SECRET_LENGTH } from "../../services/cluster-registry/src/api-keys.js";
+import { bootstrapKeyProblem } from "../../services/cluster-registry/src/component.js";
 import { dockerIgnored, parseDockerfile, stage, type Instruction } from "./dockerfile.js";
 import {
   containersOf,
@@ -29,6 +32,7 @@ import {
   codeSources,
   declaredDefaultPort,
   defaultServiceUrls,
+  internalRpcPaths,
   mountingFolders,
   protoServices,
   readersOfEnv,
@@ -50,6 +54,22 @@ function ownerOf(fullName: string): string {
   const owners = mountingFolders(svc.name, sources);
   if (owners.length !== 1) throw new Error(`${fullName} is mounted by ${owners.length} service folders: ${owners.join(", ")}`);
   return owners[0]!;
+}
+
+/** Every RPC path of proto/corral, with whether only the service key may call it. */
+const internalPaths = internalRpcPaths(sources, protos);
+const rpcPaths = protos.flatMap((svc) =>
+  svc.methods.map((method) => {
+    const path = `/${svc.fullName}/${method}`;
+    return { svc, path, internal: internalPaths.some((p) => (p.endsWith("/") ? path.startsWith(p) : path === p)) };
+  }),
+);
+
+/** A secret the registry would install as the bootstrap key: the API key format with a long enough secret. */
+function expectInstallableKey(key: string, where: string): void {
+  const parsed = parseApiKey(key);
+  expect(parsed, `${where}: corral_<id>_<secret>`).toBeDefined();
+  expect(parsed!.secret.length, `${where}: the registry's minimum secret length`).toBeGreaterThanOrEqual(MIN_INSTALLED_SECRET_LENGTH);
 }
 
 function expectReadByCode(names: Iterable<string>, where: string): void {
@@ -226,19 +246,48 @@ describe("the health checks the deployments use, against a real server", () => {
 // ---------------------------------------------------------------------------------------------
 // compose.yaml and its gateway
 
-/** Compose's `${VAR:-default}` / `${VAR-default}` / `${VAR}` / `$$`, with no variables set. */
-function interpolate(v: Json): Json {
+/**
+ * Compose's `${VAR:-default}` / `${VAR-default}` / `${VAR:?error}` / `${VAR}` / `$$` with these
+ * variables set; a required variable that is missing throws its error, as compose stops with it.
+ */
+function interpolate(v: Json, vars: Record<string, string> = {}): Json {
   if (typeof v === "string") {
-    return v.replace(/\$\$|\$\{(\w+)(?::?-([^}]*))?\}/g, (all, _name: string, def: string | undefined) =>
-      all === "$$" ? "$" : (def ?? ""),
-    );
+    return v.replace(/\$\$|\$\{(\w+)(?:(:?-|:?\?)([^}]*))?\}/g, (all, name: string, op: string | undefined, arg: string | undefined) => {
+      if (all === "$$") return "$";
+      const value = vars[name];
+      if (op?.endsWith("?")) {
+        if (value === undefined || value === "") throw new Error(`required variable ${name} is missing: ${arg ?? ""}`);
+        return value;
+      }
+      return value !== undefined && value !== "" ? value : (arg ?? "");
+    });
   }
-  if (Array.isArray(v)) return v.map(interpolate);
-  if (isObject(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, interpolate(x)]));
+  if (Array.isArray(v)) return v.map((x) => interpolate(x, vars));
+  if (isObject(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, interpolate(x, vars)]));
   return v;
 }
 
-const compose = interpolate(parse(readRepoFile("deploy/compose.yaml"), { merge: true }) as Json) as {
+/** The variables deploy/compose-secrets.sh writes, run for real into a scratch file. */
+function generatedSecrets(): Record<string, string> {
+  const dir = mkdtempSync(join(tmpdir(), "corral-compose-"));
+  try {
+    const file = join(dir, ".env");
+    execFileSync("sh", [join(repoRoot, "deploy/compose-secrets.sh"), file], { stdio: "ignore" });
+    expect(statSync(file).mode & 0o777, "the secrets file is its owner's only").toBe(0o600);
+    const vars: Record<string, string> = {};
+    for (const line of readFileSync(file, "utf8").split("\n")) {
+      const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
+      if (m) vars[m[1]!] = m[2]!;
+    }
+    return vars;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const composeText = parse(readRepoFile("deploy/compose.yaml"), { merge: true }) as Json;
+const secrets = generatedSecrets();
+const compose = interpolate(composeText, secrets) as {
   services: Record<string, JsonObject>;
 };
 
@@ -307,7 +356,28 @@ describe("deploy/compose.yaml", () => {
     for (const [name, s] of composeServices) expectReadByCode(Object.keys(envOf(s)), `compose service ${name}`);
     const registry = composeServices.find(([, s]) => envOf(s).CORRAL_BOOTSTRAP_KEY !== undefined);
     expect(registry).toBeDefined();
-    expect(parseApiKey(envOf(registry![1]).CORRAL_BOOTSTRAP_KEY!)).toBeDefined();
+    expectInstallableKey(envOf(registry![1]).CORRAL_BOOTSTRAP_KEY!, "compose CORRAL_BOOTSTRAP_KEY");
+    expect(bootstrapKeyProblem(envOf(registry![1]).CORRAL_BOOTSTRAP_KEY!)).toBeUndefined();
+  });
+
+  it("ships no secret: each is a required variable that deploy/compose-secrets.sh makes at random", () => {
+    // Without the generated file compose stops, naming the script.
+    expect(() => interpolate(composeText, {})).toThrow(/compose-secrets\.sh/);
+    expectInstallableKey(secrets.CORRAL_API_KEY!, "generated CORRAL_API_KEY");
+    expect(secrets.CORRAL_SERVICE_KEY!.length).toBeGreaterThanOrEqual(32);
+    expect(secrets.POSTGRES_PASSWORD!.length).toBeGreaterThanOrEqual(24);
+    // A second run makes other values.
+    const again = generatedSecrets();
+    for (const name of ["CORRAL_API_KEY", "CORRAL_SERVICE_KEY", "POSTGRES_PASSWORD"]) expect(again[name], name).not.toBe(secrets[name]);
+    // Every secret in the stack is the generated one, never a value written in compose.yaml.
+    for (const [name, s] of composeServices) {
+      const env = envOf(s);
+      if (env.CORRAL_SERVICE_KEY !== undefined) expect(env.CORRAL_SERVICE_KEY, name).toBe(secrets.CORRAL_SERVICE_KEY);
+      if (env.CORRAL_BOOTSTRAP_KEY !== undefined) expect(env.CORRAL_BOOTSTRAP_KEY, name).toBe(secrets.CORRAL_API_KEY);
+      if (env.CORRAL_API_KEY !== undefined) expect(env.CORRAL_API_KEY, name).toBe(secrets.CORRAL_API_KEY);
+      if (env.DATABASE_URL !== undefined) expect(new URL(env.DATABASE_URL).password, name).toBe(secrets.POSTGRES_PASSWORD);
+    }
+    expect(envOf(compose.services.postgres!).POSTGRES_PASSWORD).toBe(secrets.POSTGRES_PASSWORD);
   });
 
   it("starts a runner with an existing tasks module, talking to the broker", () => {
@@ -345,7 +415,7 @@ describe("deploy/compose.yaml", () => {
     }
   });
 
-  it("the gateway routes every gRPC service of proto/corral to the service that mounts it", () => {
+  it("the gateway routes every public RPC of proto/corral to the service that mounts it, and no internal one", () => {
     const gateway = Object.values(compose.services).find((s) => String(s.image).startsWith("envoyproxy/envoy"));
     expect(gateway).toBeDefined();
     const mount = (gateway!.volumes as string[]).find((v) => v.endsWith(":/etc/envoy/envoy.yaml:ro"))!;
@@ -360,11 +430,18 @@ describe("deploy/compose.yaml", () => {
       const publicPort = hostPort(envOf(s).CORRAL_PUBLIC_URL!).port;
       expect(published).toContainEqual([publicPort, listenPort]);
     }
-    for (const svc of protos) {
-      const path = `/${svc.fullName}/AnyMethod`;
-      // Envoy's prefix match is a plain string prefix; the first matching route wins.
-      const route = routes.find((r) => path.startsWith(String((r.match as JsonObject).prefix)));
-      expect(route, `a route for ${svc.fullName}`).toBeDefined();
+    expect(rpcPaths.filter((r) => r.internal).length, "internal RPCs found in the code").toBeGreaterThanOrEqual(4);
+    for (const { svc, path, internal } of rpcPaths) {
+      // Envoy: `path` matches exactly, `prefix` as a plain string prefix; the first matching route wins.
+      const route = routes.find((r) => {
+        const m = r.match as JsonObject;
+        return m.path !== undefined ? path === m.path : path.startsWith(String(m.prefix));
+      });
+      if (internal) {
+        expect(route?.route, `${path} is internal: not routed by the public gateway`).toBeUndefined();
+        continue;
+      }
+      expect(route, `a route for ${path}`).toBeDefined();
       expect((route!.route as JsonObject).timeout, "streams have no route deadline").toBe("0s");
       const cluster = resources.clusters.find((c) => c.name === (route!.route as JsonObject).cluster)!;
       expect(cluster, `cluster ${String((route!.route as JsonObject).cluster)}`).toBeDefined();
@@ -437,6 +514,13 @@ function containerEnv(objs: K8sObject[], c: JsonObject): Record<string, string> 
   return env;
 }
 
+function replacePassword(url: string | undefined, password: string): string | undefined {
+  if (url === undefined) return undefined;
+  const u = new URL(url);
+  u.password = password;
+  return u.toString();
+}
+
 /** The Service and Deployment a cluster-internal URL reaches. */
 function k8sTarget(objs: K8sObject[], url: string): { service: K8sObject; deployment: K8sObject; port: number } {
   const { host, port } = hostPort(url);
@@ -487,7 +571,14 @@ for (const [overlay, objs] of Object.entries(rendered) as [keyof typeof overlays
         expect(grace).toBeGreaterThan(parseDurationMs(env.CORRAL_SHUTDOWN_GRACE ?? "10s")! + 5_000);
         // Services in a container listen on every interface.
         expect(env.HOST).toBe("0.0.0.0");
-        expect(() => readServiceConfig(port, env)).not.toThrow();
+        // Valid once the Secret's placeholders are replaced (as shipped they are refused: see below).
+        const filled = {
+          ...env,
+          CORRAL_SERVICE_KEY: secrets.CORRAL_SERVICE_KEY!,
+          DATABASE_URL: replacePassword(env.DATABASE_URL, secrets.POSTGRES_PASSWORD!),
+          REDIS_URL: replacePassword(env.REDIS_URL, secrets.POSTGRES_PASSWORD!),
+        };
+        expect(() => readServiceConfig(port, filled)).not.toThrow();
       }
     });
 
@@ -556,6 +647,25 @@ for (const [overlay, objs] of Object.entries(rendered) as [keyof typeof overlays
       expect(parseApiKey(String((named(objs, "Secret", "corral-secrets").stringData as JsonObject).CORRAL_BOOTSTRAP_KEY))).toBeDefined();
     });
 
+    it("ships only placeholder secrets, each of which the services refuse at start, naming the variable", () => {
+      const secret = named(objs, "Secret", "corral-secrets").stringData as Record<string, string>;
+      // The template's bootstrap key has the registry's shape and length, so a real one made like it fits.
+      expectInstallableKey(secret.CORRAL_BOOTSTRAP_KEY!, "Secret CORRAL_BOOTSTRAP_KEY");
+      expect(bootstrapKeyProblem(secret.CORRAL_BOOTSTRAP_KEY!)).toMatch(/^CORRAL_BOOTSTRAP_KEY: .*placeholder/);
+      for (const name of ["CORRAL_SERVICE_KEY", "DATABASE_URL", "REDIS_URL"]) {
+        const refusal = (() => {
+          try {
+            readServiceConfig(0, { [name]: secret[name]! });
+            return undefined;
+          } catch (err) {
+            return err;
+          }
+        })();
+        expect(refusal, `${name} as shipped`).toBeInstanceOf(ConfigError);
+        expect((refusal as Error).message).toMatch(new RegExp(`^${name}: .*placeholder`));
+      }
+    });
+
     it("points each peer URL at the Service of the folder it names, on the code's default port", () => {
       const config = named(objs, "ConfigMap", "corral-config").data as Record<string, string>;
       const reached = new Set<string>();
@@ -570,7 +680,7 @@ for (const [overlay, objs] of Object.entries(rendered) as [keyof typeof overlays
       expect([...reached].sort()).toEqual([...folders].sort());
     });
 
-    it("routes every gRPC service of proto/corral through the Gateway to the service that mounts it", () => {
+    it("routes every public RPC of proto/corral through the Gateway to the service that mounts it, and no internal one", () => {
       const routes = ofKind(objs, "HTTPRoute");
       const gateways = ofKind(objs, "Gateway");
       for (const r of routes) {
@@ -579,17 +689,22 @@ for (const [overlay, objs] of Object.entries(rendered) as [keyof typeof overlays
         }
       }
       const rules = routes.flatMap((r) => (r.spec as JsonObject).rules as JsonObject[]);
-      for (const svc of protos) {
-        const path = `/${svc.fullName}/AnyMethod`;
-        // Gateway API's PathPrefix matches whole path segments.
+      expect(rpcPaths.filter((r) => r.internal).length, "internal RPCs found in the code").toBeGreaterThanOrEqual(4);
+      for (const { svc, path, internal } of rpcPaths) {
+        // Gateway API: Exact matches the whole path, PathPrefix whole path segments.
         const hits = rules.filter((rule) =>
           ((rule.matches as JsonObject[]) ?? []).some((m) => {
             const p = m.path as JsonObject;
+            if (p.type === "Exact") return path === p.value;
             const prefix = String(p.value).replace(/\/$/, "");
             return p.type === "PathPrefix" && (path === prefix || path.startsWith(`${prefix}/`));
           }),
         );
-        expect(hits.length, `one route rule for ${svc.fullName}`).toBe(1);
+        if (internal) {
+          expect(hits, `${path} is internal: not routed by the public Gateway`).toEqual([]);
+          continue;
+        }
+        expect(hits.length, `one route rule for ${path}`).toBe(1);
         const rule = hits[0]!;
         expect((rule.timeouts as JsonObject | undefined)?.request, "streams have no request deadline").toBe("0s");
         for (const b of rule.backendRefs as JsonObject[]) {

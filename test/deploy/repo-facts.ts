@@ -76,6 +76,8 @@ export interface ProtoService {
   /** `corral.jobs.v1.JobService` */
   fullName: string;
   file: string;
+  /** Its RPC names, as declared. */
+  methods: string[];
 }
 
 /** Every `service X {` in proto/corral/**, with its package. */
@@ -85,11 +87,12 @@ export function protoServices(): ProtoService[] {
     const text = readFileSync(file, "utf8");
     const pkg = /^package\s+([\w.]+)\s*;/m.exec(text)?.[1];
     if (pkg === undefined) throw new Error(`${file}: no package`);
-    return [...text.matchAll(/^service\s+(\w+)\s*\{/gm)].map((m) => ({
+    return [...text.matchAll(/^service\s+(\w+)\s*\{([^}]*)\}/gm)].map((m) => ({
       pkg,
       name: m[1]!,
       fullName: `${pkg}.${m[1]!}`,
       file: relative(repoRoot, file),
+      methods: [...m[2]!.matchAll(/^\s*rpc\s+(\w+)\s*\(/gm)].map((r) => r[1]!),
     }));
   });
 }
@@ -101,6 +104,45 @@ export function mountingFolders(serviceName: string, sources: Map<string, string
   for (const [file, text] of sources) {
     const m = /^services\/([^/]+)\//.exec(file);
     if (m && mount.test(text)) out.add(m[1]!);
+  }
+  return [...out];
+}
+
+/** The text of the object literal around `index` (from its `{` to the matching `}`). */
+function enclosingObject(text: string, index: number): string {
+  let depth = 0;
+  let start = index;
+  for (; start > 0; start--) {
+    const c = text[start];
+    if (c === "}") depth++;
+    else if (c === "{" && depth-- === 0) break;
+  }
+  depth = 0;
+  for (let end = start; end < text.length; end++) {
+    const c = text[end];
+    if (c === "{") depth++;
+    else if (c === "}" && --depth === 0) return text.slice(start, end + 1);
+  }
+  return text.slice(start);
+}
+
+/**
+ * The RPC paths only the service key may call, from the services' mounts
+ * (`{ service: X, impl, internal: true | ["Method"] }`): `/<full service>/<Method>` for each internal
+ * method, and `/<full service>/` for a wholly internal service.
+ */
+export function internalRpcPaths(sources: Map<string, string> = codeSources(), protos: ProtoService[] = protoServices()): string[] {
+  const out = new Set<string>();
+  for (const [file, text] of sources) {
+    if (!file.startsWith("services/")) continue;
+    for (const m of text.matchAll(/\bservice:\s*(\w+Service)\b/g)) {
+      const internal = /\binternal:\s*(true|\[[^\]]*\])/.exec(enclosingObject(text, m.index))?.[1];
+      if (internal === undefined) continue;
+      const proto = protos.find((p) => p.name === m[1]);
+      if (!proto) throw new Error(`${file}: mounts ${m[1]}, which no proto/corral file declares`);
+      if (internal === "true") out.add(`/${proto.fullName}/`);
+      else for (const rpc of internal.matchAll(/["'](\w+)["']/g)) out.add(`/${proto.fullName}/${rpc[1]!}`);
+    }
   }
   return [...out];
 }

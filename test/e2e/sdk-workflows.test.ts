@@ -57,6 +57,9 @@ class Blocking extends Task<{ label: string }> {
   }
 }
 
+/** Scripts are opt-in per runner (and as root, which tests here may run as, opt-in again). */
+const allowScripts = { allowScripts: true, allowScriptsAsRoot: process.getuid?.() === 0 };
+
 const JobServiceClient = grpc.makeGenericClientConstructor(
   { getJob: grpcMethod("/corral.jobs.v1.JobService/GetJob", GetJobRequestSchema, GetJobResponseSchema) },
   "JobService",
@@ -146,7 +149,7 @@ describe("SDK workflows over separate service processes", { timeout: 120_000 }, 
 
   it("RunScript runs a real command; a failing one fails the task and the job", async () => {
     const cluster = await client.clusters().create("scripts");
-    await run(suiteRunner(suite, { cluster: cluster.slug, tasks: [...builtinTasks], concurrency: 2 }));
+    await run(suiteRunner(suite, { cluster: cluster.slug, tasks: [...builtinTasks], concurrency: 2, ...allowScripts }));
 
     const ok = await client.jobs().submit("say hi", new RunScript({ command: "sh", args: ["-c", "echo hi; exit 0"] }), {
       cluster: cluster.slug,
@@ -173,7 +176,7 @@ describe("SDK workflows over separate service processes", { timeout: 120_000 }, 
 
   it("RunScript honours a cancel by killing the command", async () => {
     const cluster = await client.clusters().create("long script");
-    await run(suiteRunner(suite, { cluster: cluster.slug, tasks: [...builtinTasks] }));
+    await run(suiteRunner(suite, { cluster: cluster.slug, tasks: [...builtinTasks], ...allowScripts }));
     const job = await client.jobs().submit("sleep", new RunScript({ command: "sh", args: ["-c", "sleep 600"] }), {
       cluster: cluster.slug,
     });

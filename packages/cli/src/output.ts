@@ -1,4 +1,6 @@
-// Output: aligned tables for people, JSON for scripts (`--json`).
+// Output: aligned tables for people, JSON for scripts (`--json`). Names and texts come from the
+// server (anyone with a team key writes them), so control characters are shown escaped, never
+// sent to the terminal as they are.
 import { toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 
@@ -7,6 +9,41 @@ export interface Io {
   err(text: string): void;
   /** Whether stdout is a terminal (live progress bars, colours). */
   isTTY: boolean;
+  /**
+   * Writes text holding the CLI's own terminal control sequences (progress bars redrawn in place)
+   * to stdout as it is; values in it must already be escaped. Defaults to `out`.
+   */
+  control?(text: string): void;
+}
+
+/** C0 controls but newline and tab, DEL, C1 controls, and the bidirectional overrides ("trojan source"). */
+const unsafeInText = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
+/** The same and newline, tab and carriage return: a table cell stays on its line. */
+const unsafeInCell = /[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
+
+function escapeChar(c: string): string {
+  const code = c.charCodeAt(0);
+  return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+}
+
+/** Text safe to print: control characters (ESC included) shown as `\x1b`-style escapes; newlines and tabs kept. */
+export function printable(text: string): string {
+  return text.replace(unsafeInText, escapeChar);
+}
+
+/** A table cell: like printable, and newlines and tabs escaped too. */
+export function printableCell(text: string): string {
+  return text.replace(unsafeInCell, escapeChar);
+}
+
+/** An Io whose out and err escape control characters; `control` reaches the terminal as it is. */
+export function printableIo(io: Io): Io {
+  return {
+    out: (text) => io.out(printable(text)),
+    err: (text) => io.err(printable(text)),
+    isTTY: io.isTTY,
+    control: (text) => (io.control ?? io.out)(text),
+  };
 }
 
 export const processIo: Io = {
@@ -16,8 +53,9 @@ export const processIo: Io = {
 };
 
 /** Renders rows under headers, columns padded to their widest cell. */
-export function table(headers: string[], rows: string[][]): string {
-  if (rows.length === 0) return "(none)";
+export function table(headers: string[], unsafeRows: string[][]): string {
+  if (unsafeRows.length === 0) return "(none)";
+  const rows = unsafeRows.map((r) => r.map((c) => printableCell(c ?? "")));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) =>
     cells
@@ -28,7 +66,8 @@ export function table(headers: string[], rows: string[][]): string {
 }
 
 /** Key/value lines for one object. */
-export function details(pairs: Array<[string, string]>): string {
+export function details(unsafePairs: Array<[string, string]>): string {
+  const pairs = unsafePairs.map(([k, v]): [string, string] => [k, printable(v)]);
   const width = Math.max(...pairs.map(([k]) => k.length));
   return pairs.map(([k, v]) => `${`${k}:`.padEnd(width + 1)} ${v}`).join("\n");
 }

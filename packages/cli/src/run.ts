@@ -3,12 +3,15 @@ import { CommanderError } from "commander";
 import { createProgram, type CommandRegistrar } from "./program.js";
 import type { CliContextOptions } from "./context.js";
 import { exitCodeFor, ExitCode, UsageError } from "./exit-codes.js";
+import { printableIo } from "./output.js";
 import { ApiError, AuthenticationError, JobFailedError, UnavailableError } from "@corral/sdk";
 
 export async function runCli(
   argv: string[],
   options: CliContextOptions & { extraCommands?: CommandRegistrar[] },
 ): Promise<number> {
+  // Every line the commands print goes through here: server-made names cannot drive the terminal.
+  options = { ...options, io: printableIo(options.io) };
   const program = createProgram(options);
   try {
     await program.parseAsync(argv, { from: "user" });

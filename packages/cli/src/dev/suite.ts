@@ -121,6 +121,8 @@ export async function startDevSuite(options: DevOptions): Promise<DevSuite> {
       });
       const cache = new LocalFileCache(join(dataDir, "cache"));
       setDemoOutputDir(join(dataDir, "demo"));
+      // RunScript stays registered so a script sent here fails saying why; scripts are off (no
+      // allowScripts): these runners run as the developer, often as root in a container.
       const tasks = [...builtinTasks, ...demoTasks];
       const runners: Runner[] = [
         client.runner({ tasks, concurrency: 4, cache, logger }),

@@ -8,6 +8,7 @@ import { identifierMatches, parseVersion, type TaskIdentifierInit } from "../ide
 import type { Logger } from "../logger.js";
 import { instantiateTask, taskIdentifier, type Task, type TaskClass } from "../task.js";
 import type { TaskOutcome } from "./runner-state.js";
+import type { ScriptPolicy } from "../tasks/script-policy.js";
 
 const maxErrorBytes = 60 * 1024;
 
@@ -50,6 +51,7 @@ export interface ExecuteTaskOptions {
   cache: CacheBackend;
   logger: Logger;
   signal: AbortSignal;
+  scripts?: ScriptPolicy;
 }
 
 /** Describes an error for the task's record: its stack (or message), cause included, bounded. */
@@ -114,6 +116,7 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
     signal: options.signal,
     logger,
     cache: createJobCache(options.cache, env.jobId),
+    scripts: options.scripts,
   });
   try {
     await task.execute(ctx);

@@ -24,13 +24,17 @@ import { AsyncQueue } from "../async-queue.js";
 import { describeError, executeTask, TaskRegistry } from "./execute-task.js";
 import { detectHardware, type HardwareInput } from "./hardware.js";
 import { RunnerState, type RunnerEffect, type TaskOutcome } from "./runner-state.js";
+import { resolveScriptPolicy, type ScriptOptions, type ScriptPolicy } from "../tasks/script-policy.js";
 
 export const sdkVersion = "0.1.0";
 
 /** Where a runner is in its life. */
 export type RunnerLifecycle = "starting" | "running" | "draining" | "stopped" | "failed";
 
-export interface RunnerOptions {
+/**
+ * Scripts (corral/RunScript) are off unless `allowScripts` is true: see {@link ScriptOptions}.
+ */
+export interface RunnerOptions extends ScriptOptions {
   /** Base URL of the suite (the broker's gRPC service path must route there). */
   url?: string;
   apiKey?: string;
@@ -101,6 +105,7 @@ export class Runner {
   readonly concurrency: number;
   readonly #options: RunnerOptions;
   readonly #registry: TaskRegistry;
+  readonly #scripts: ScriptPolicy;
   readonly #state: RunnerState;
   readonly #transport: Transport;
   readonly #cache: CacheBackend;
@@ -127,6 +132,8 @@ export class Runner {
     this.concurrency = options.concurrency ?? 1;
     this.id = options.runnerId ?? `${os.hostname()}-${process.pid}-${randomBytes(4).toString("hex")}`;
     this.#registry = new TaskRegistry(options.tasks);
+    // Throws here, before connecting, when scripts would run as root without allowScriptsAsRoot.
+    this.#scripts = resolveScriptPolicy(options);
     this.#state = new RunnerState({
       capacity: this.concurrency,
       canRun: (id) => this.#registry.resolve(id) !== undefined,
@@ -508,6 +515,7 @@ export class Runner {
       cache: this.#cache,
       logger: this.#logger,
       signal: controller.signal,
+      scripts: this.#scripts,
     })
       .catch((err: unknown): TaskOutcome => ({
         kind: "failed",

@@ -9,14 +9,19 @@ import { createSdkLogger } from "../logger.js";
 import { UnrecoverableTaskError } from "../errors.js";
 import { Echo } from "./echo.js";
 import { RunScript } from "./run-script.js";
+import { resolveScriptPolicy, scriptsDisallowed, type ScriptPolicy } from "./script-policy.js";
 
-function context(signal = new AbortController().signal, cache = new InMemoryCache()) {
+/** Scripts allowed, as a runner started with --allow-scripts (and, when tests run as root, --allow-scripts-as-root). */
+const allowed = resolveScriptPolicy({ allowScripts: true, allowScriptsAsRoot: true });
+
+function context(signal = new AbortController().signal, cache = new InMemoryCache(), scripts: ScriptPolicy = allowed) {
   return new ExecutionContext({
     job: { id: "job", name: "test" },
     task: { id: "task-1", attempt: 1, display: "", parentId: "", clusterSlug: "", retryCount: 0, maxRetries: 0 },
     signal,
     logger: createSdkLogger("test", "silent"),
     cache: createJobCache(cache, "job"),
+    scripts,
   });
 }
 
@@ -41,6 +46,45 @@ describe("corral/Echo", () => {
 });
 
 describe("corral/RunScript", { timeout: 30_000 }, () => {
+  it("fails, not to be retried, on a runner that does not allow scripts", async () => {
+    const err = await new RunScript({ command: "true" }).execute(context(undefined, undefined, scriptsDisallowed)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnrecoverableTaskError);
+    expect((err as Error).message).toContain("--allow-scripts");
+  });
+
+  it("refuses to run as root unless the runner allows it", async () => {
+    const notAsRoot = resolveScriptPolicy({ allowScripts: true }, 1000);
+    const err = await new RunScript({ command: "true" }).execute(context(undefined, undefined, notAsRoot)).catch((e: unknown) => e);
+    if (process.getuid?.() === 0) {
+      expect(err).toBeInstanceOf(UnrecoverableTaskError);
+      expect((err as Error).message).toContain("--allow-scripts-as-root");
+    } else {
+      expect(err).toBeUndefined();
+    }
+  });
+
+  it("shows the script only a minimal environment, plus the variables the runner passes", async () => {
+    process.env.CORRAL_TEST_SECRET = "s3cret";
+    process.env.CORRAL_TEST_PASSED = "passed";
+    try {
+      const run = async (scripts: ScriptPolicy) => {
+        const ctx = context(undefined, undefined, scripts);
+        await new RunScript({ command: "sh", args: ["-c", 'echo "[$CORRAL_TEST_SECRET][$CORRAL_TEST_PASSED][$PATH]"'] }).execute(ctx);
+        return (await ctx.cache.getText(RunScript.cacheKeys("task-1").output))!.trim();
+      };
+      expect(await run(allowed)).toBe(`[][][${process.env.PATH}]`);
+      expect(await run(resolveScriptPolicy({ allowScripts: true, allowScriptsAsRoot: true, scriptEnvPass: ["CORRAL_TEST_PASSED"] }))).toBe(
+        `[][passed][${process.env.PATH}]`,
+      );
+      expect(await run(resolveScriptPolicy({ allowScripts: true, allowScriptsAsRoot: true, scriptEnv: "inherit" }))).toBe(
+        `[s3cret][passed][${process.env.PATH}]`,
+      );
+    } finally {
+      delete process.env.CORRAL_TEST_SECRET;
+      delete process.env.CORRAL_TEST_PASSED;
+    }
+  });
+
   it("runs a real command with args, cwd and env, capturing its output", async () => {
     const dir = await mkdtemp(join(tmpdir(), "corral-rs-"));
     try {
