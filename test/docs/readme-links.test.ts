@@ -103,6 +103,12 @@ describe("README.md", () => {
     expect(Buffer.byteLength(readme, "utf8")).toBeLessThanOrEqual(README_MAX_BYTES);
   });
 
+  it("has only code blocks one can run: shell commands or TypeScript", () => {
+    const languages = [...readme.matchAll(/^```([^\n]*)\n[\s\S]*?^```$/gm)].map((m) => m[1]);
+    expect(languages.length).toBeGreaterThan(0);
+    expect(languages.filter((l) => l !== "sh" && l !== "ts")).toEqual([]);
+  });
+
   it("shows examples/quickstart.ts as its TypeScript example, so the type check covers what it shows", () => {
     const blocks = [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
     expect(blocks).toEqual([readFileSync(join(repoRoot, "examples/quickstart.ts"), "utf8")]);
