@@ -1,4 +1,4 @@
-// The environment every service process reads. Each variable is documented in README.md.
+// The environment every service process reads. Each variable is documented in docs/configuration.md.
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { randomBytes } from "node:crypto";
