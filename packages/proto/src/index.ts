@@ -11,3 +11,4 @@ export * from "./gen/corral/registry/v1/hardware_pb.js";
 export * from "./gen/corral/registry/v1/location_pb.js";
 export * from "./gen/corral/registry/v1/node_pb.js";
 export * from "./gen/corral/registry/v1/runtime_pb.js";
+export * from "./limits.js";

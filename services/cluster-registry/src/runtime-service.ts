@@ -8,6 +8,8 @@ import {
   GetRuntimeConfigResponseSchema,
   LeaseSettingsSchema,
   LimitsSchema,
+  MAX_SUBTASKS_PER_RESULT,
+  MAX_TASKS_PER_SUBMISSION,
   RuntimeService,
 } from "@corral/proto";
 import { getCaller } from "@corral/server-kit";
@@ -36,14 +38,16 @@ export interface RuntimeOptions {
   hostname?: string;
   /** Full names of the services reachable at the endpoint; defaults to the registry's own. */
   services?: string[];
-  limits?: Partial<RuntimeLimits>;
+  /** Counts the contracts fix (tasks per submission, subtasks per result) are not settable here. */
+  limits?: Partial<Omit<RuntimeLimits, "maxTasksPerSubmission" | "maxSubtasksPerResult">>;
   lease?: Partial<RuntimeLeaseSettings>;
 }
 
 export const DEFAULT_LIMITS: RuntimeLimits = {
   maxTaskInputBytes: 1024 * 1024,
-  maxTasksPerSubmission: 10_000,
-  maxSubtasksPerResult: 10_000,
+  // What the contracts' validation rules enforce: advertised and enforced are one figure.
+  maxTasksPerSubmission: MAX_TASKS_PER_SUBMISSION,
+  maxSubtasksPerResult: MAX_SUBTASKS_PER_RESULT,
   maxDisplayBytes: 1024,
   maxProgressIndicators: 100,
   maxMessageBytes: 8 * 1024 * 1024,
@@ -56,7 +60,7 @@ export const DEFAULT_LEASE: RuntimeLeaseSettings = {
 };
 
 export function createRuntimeService(options: RuntimeOptions, ownServices: string[]): ServiceImpl<typeof RuntimeService> {
-  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const limits = { ...DEFAULT_LIMITS, ...options.limits, maxTasksPerSubmission: MAX_TASKS_PER_SUBMISSION, maxSubtasksPerResult: MAX_SUBTASKS_PER_RESULT };
   const lease = { ...DEFAULT_LEASE, ...options.lease };
   const response = create(GetRuntimeConfigResponseSchema, {
     serverVersion: options.serverVersion ?? "0.1.0",

@@ -52,7 +52,7 @@ export async function createJobsComponent(
     dispatcher,
     databaseUrl: config.databaseUrl,
     maxInputBytes: envInt("CORRAL_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES, { min: 1, max: 64 * 1024 * 1024 }, env),
-    quotas: createSubmitQuotas(db, readSubmitQuotas(env)),
+    quotas: createSubmitQuotas(readSubmitQuotas(env)),
     logger: options.logger,
   });
   let closed: Promise<void> | undefined;

@@ -6,7 +6,8 @@ import type { Logger } from "pino";
 import { applyResults, type ApplyResultsInput, type ApplyResultsOutput, type Revocation } from "./domain/apply-results.js";
 import { cancelJob, retryJob } from "./domain/job-commands.js";
 import { getJob, listTasks, queryJobs } from "./domain/job-queries.js";
-import type { ClusterResolver, Dispatcher } from "./domain/ports.js";
+import type { ClusterResolver, Dispatcher, QueuedAttempt } from "./domain/ports.js";
+import { UNLIMITED_OPEN_TASKS } from "./domain/team-quota.js";
 import { submitJob, type SubmitJobInput } from "./domain/submit-job.js";
 import { DEFAULT_MAX_INPUT_BYTES } from "./domain/task-plan.js";
 import { visualizeJob } from "./domain/visualize-job.js";
@@ -39,6 +40,7 @@ export type JobLedger = ReturnType<typeof createJobLedger>;
 export function createJobLedger(options: JobLedgerOptions) {
   const { db, clusters, dispatcher, logger, notifier } = options;
   const maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
+  const maxOpenTasks = options.quotas?.limits.queuedTasks ?? UNLIMITED_OPEN_TASKS;
   const relay: OutboxRelay = createOutboxRelay({
     db,
     dispatcher,
@@ -47,9 +49,9 @@ export function createJobLedger(options: JobLedgerOptions) {
     logger,
   });
 
-  const revoke = async (r: Revocation) => {
+  const revoke = async (r: Revocation, queued: QueuedAttempt[] = []) => {
     try {
-      await dispatcher.revoke(r.teamId, r.jobId, r.taskIds, r.reason);
+      await dispatcher.revoke(r.teamId, r.jobId, r.taskIds, r.reason, queued);
     } catch (err) {
       // The runner's later result is stale or lands on a canceled task either way.
       logger?.warn({ err, jobId: r.jobId }, "revoking leases failed");
@@ -61,15 +63,14 @@ export function createJobLedger(options: JobLedgerOptions) {
     maxInputBytes,
 
     async submitJob(input: SubmitJobInput) {
-      await options.quotas?.admit(input.teamId, input.tasks.length);
-      const result = await submitJob(db, clusters, input, { maxInputBytes });
-      if (result.created) options.quotas?.admitted(input.teamId, input.tasks.length);
+      options.quotas?.admit(input.teamId);
+      const result = await submitJob(db, clusters, input, { maxInputBytes, maxOpenTasks });
       await relay.dispatch(result.ready);
       return result;
     },
 
     async reportResults(input: ApplyResultsInput): Promise<ApplyResultsOutput> {
-      const out = await applyResults(db, clusters, input, { maxInputBytes });
+      const out = await applyResults(db, clusters, input, { maxInputBytes, maxOpenTasks });
       for (const r of out.revocations) await revoke(r);
       return out;
     },
@@ -88,15 +89,16 @@ export function createJobLedger(options: JobLedgerOptions) {
     },
 
     async cancelJob(teamId: string, jobId: string): Promise<JobRow> {
-      const { job } = await cancelJob(db, teamId, jobId);
-      // Always revoke: besides stopping running tasks, it makes the broker drop the job's entries
-      // still in the streams, so queued tasks never start.
-      await revoke({ teamId, jobId, taskIds: [], reason: "job canceled" });
+      const { job, dispatched } = await cancelJob(db, teamId, jobId);
+      // Always revoke: besides stopping running tasks, it makes the broker delete the stream
+      // entries of the queued tasks now (and drop any it missed when they are claimed).
+      const queued = dispatched.map((t) => ({ clusterId: t.cluster_id, taskId: t.id, attempt: t.attempt }));
+      await revoke({ teamId, jobId, taskIds: [], reason: "job canceled" }, queued);
       return job;
     },
 
     async retryJob(teamId: string, jobId: string) {
-      const result = await retryJob(db, teamId, jobId);
+      const result = await retryJob(db, teamId, jobId, maxOpenTasks);
       await relay.dispatch(result.ready);
       return result;
     },

@@ -66,6 +66,8 @@ export function createDispatchService(deps: DispatchServiceDeps): Partial<Servic
     async revoke(req, ctx) {
       requireService(ctx);
       await deps.queues.markRevoked(req.jobId, req.taskIds, deps.revokedTtlSec);
+      // Queued entries go now; the marker still drops any the request did not name when claimed.
+      await deps.queues.drop(req.queued);
       const body: BusRequest = {
         type: "revoke",
         teamId: req.teamId,

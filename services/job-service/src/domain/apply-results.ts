@@ -13,7 +13,7 @@ import {
   type TaskResult,
   type TaskSubmission,
 } from "@corral/proto";
-import { InvalidArgumentError, NotFoundError } from "@corral/server-kit";
+import { InvalidArgumentError, NotFoundError, UnavailableError } from "@corral/server-kit";
 import type { Kysely, Transaction } from "kysely";
 import type { JobsDatabase, ProgressJson } from "../store/database.js";
 import { lockJobsOfTasks, settleJobs, type JobRow } from "../store/job-repository.js";
@@ -32,7 +32,9 @@ import {
   type TaskRow,
 } from "../store/task-repository.js";
 import { toEnvelope } from "./convert.js";
+import { addOpenTasks, readOpenTasks } from "../store/team-usage-repository.js";
 import type { ClusterResolver, ResolvedCluster } from "./ports.js";
+import { openTaskDeltas, quotaText } from "./team-quota.js";
 import {
   CANCELED,
   COMPUTED,
@@ -69,6 +71,8 @@ export interface ApplyResultsOutput {
 
 export interface ApplyResultsOptions {
   maxInputBytes: number;
+  /** Each team's quota of open (queued + running) tasks, which subtasks count against. */
+  maxOpenTasks: number;
   now?: () => Date;
 }
 
@@ -89,7 +93,7 @@ export async function applyResults(
   const now = options.now ?? (() => new Date());
   // Cluster lookups are remote calls: do them before taking any lock.
   const resolved = await resolveSubtasks(db, resolver, input.results, options.maxInputBytes);
-  const out = await db.transaction().execute((tx) => applyInTransaction(tx, input.results, resolved, now()));
+  const out = await db.transaction().execute((tx) => applyInTransaction(tx, input.results, resolved, now(), options.maxOpenTasks));
   // Acks are idempotent and independent of the results: outside the job locks, so they never
   // lengthen the critical section.
   if (input.dispatched && input.dispatched.length > 0) {
@@ -157,6 +161,7 @@ async function applyInTransaction(
   results: TaskResult[],
   resolved: ResolvedSubtasks,
   now: Date,
+  maxOpenTasks: number,
 ): Promise<ApplyResultsOutput> {
   const taskIds = [...new Set(results.map((r) => r.taskId))];
   // Lock the jobs first, in id order: every writer of a job does, so batches touching the same job
@@ -170,7 +175,7 @@ async function applyInTransaction(
   const done = new Set<string>();
   const hardFailed = new Set<string>();
   const candidates = new Set<string>();
-  const subtaskBatches: { parent: TaskRow; subs: TaskSubmission[]; teamId: string }[] = [];
+  const subtaskBatches: { parent: TaskRow; subs: TaskSubmission[]; teamId: string; outcome: ResultOutcome }[] = [];
   const outcomes: ResultOutcome[] = [];
 
   const requeue = (w: TaskRow) => {
@@ -267,7 +272,7 @@ async function applyInTransaction(
         w.subtask_count = c.subtasks.length;
         w.open_children = c.subtasks.length;
         if (c.subtasks.length > 0) {
-          subtaskBatches.push({ parent: w, subs: c.subtasks, teamId: resolved.teams.get(w.id) ?? "" });
+          subtaskBatches.push({ parent: w, subs: c.subtasks, teamId: resolved.teams.get(w.id) ?? "", outcome });
         } else {
           done.add(w.id);
         }
@@ -311,6 +316,37 @@ async function applyInTransaction(
         outcome.reason = "a result needs an outcome";
     }
   });
+
+  // Subtasks count against their team's quota of open tasks, with what this batch already
+  // changed: a result whose subtasks do not fit fails (its task, like one with invalid subtasks),
+  // with the limit named, instead of queueing beyond it. The count is read without a lock and
+  // re-checked when it is written (addOpenTasks below).
+  if (subtaskBatches.length > 0) {
+    const teamOf = (w: TaskRow) => jobs.get(w.job_id)?.team_id ?? "";
+    const open = await readOpenTasks(tx, [...new Set(subtaskBatches.map((b) => teamOf(b.parent)))]);
+    const isOpen = (state: number) => (state === QUEUED || state === RUNNING ? 1 : 0);
+    for (const w of tasks.values()) {
+      const team = teamOf(w);
+      if (open.has(team)) open.set(team, open.get(team)! + isOpen(w.state) - isOpen(originals.get(w.id)!.state));
+    }
+    for (let i = 0; i < subtaskBatches.length; i++) {
+      const b = subtaskBatches[i]!;
+      const team = teamOf(b.parent);
+      const current = open.get(team)!;
+      if (current + b.subs.length <= maxOpenTasks) {
+        open.set(team, current + b.subs.length);
+        continue;
+      }
+      const w = b.parent;
+      w.error = `its ${b.subs.length} subtasks would exceed ${quotaText(maxOpenTasks, current)}`;
+      w.subtask_count = 0;
+      w.open_children = 0;
+      terminal(w);
+      b.outcome.status = ResultStatus.INVALID;
+      b.outcome.reason = w.error;
+      subtaskBatches.splice(i--, 1);
+    }
+  }
 
   // A failure out of retries under an optional task fails that branch, not the job.
   const branchRoots = new Set<string>();
@@ -419,6 +455,12 @@ async function applyInTransaction(
   await insertOutbox(tx, startNow.map((e) => ({ taskId: e.id, attempt: e.attempt, jobId: e.job_id })));
   const ready = [...startNow, ...(await enqueueReady(tx, [...candidates]))].map(toEnvelope);
   await settleJobs(tx, [...jobs.keys()], deltas.all());
+  const refused = await addOpenTasks(tx, openTaskDeltas(deltas.all(), (id) => jobs.get(id)?.team_id), maxOpenTasks);
+  if (refused.length > 0) {
+    // Another transaction of the team took the room read above: the broker retries the batch,
+    // which then sees the new count.
+    throw new UnavailableError(`the open tasks of team ${refused.join(", ")} changed while this batch applied; retry it`);
+  }
 
   for (const o of outcomes) {
     const w = tasks.get(o.taskId);

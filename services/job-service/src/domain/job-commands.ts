@@ -11,7 +11,9 @@ import {
   type JobRow,
 } from "../store/job-repository.js";
 import { deleteOutboxOfJob, enqueueReady, type EnvelopeRow } from "../store/outbox-repository.js";
-import { cancelQueuedTasks, requeueFailedTasks, runningTaskIdsOfJob } from "../store/task-repository.js";
+import { cancelQueuedTasks, requeueFailedTasks, runningTaskIdsOfJob, type CanceledTask } from "../store/task-repository.js";
+import { addOpenTasks, readOpenTasks } from "../store/team-usage-repository.js";
+import { openTaskDeltas, quotaExceededError, UNLIMITED_OPEN_TASKS } from "./team-quota.js";
 import { CANCELED, JobDeltas, QUEUED } from "./states.js";
 import { JobState } from "@corral/proto";
 
@@ -19,6 +21,8 @@ export interface CancelJobResult {
   job: JobRow;
   /** Running tasks whose leases the broker must revoke. */
   runningTaskIds: string[];
+  /** Queued tasks canceled now whose stream entries the broker deletes (dependencies met). */
+  dispatched: CanceledTask[];
 }
 
 /** Queued tasks never start, later subtasks are dropped (canceled), running ones are to be revoked. */
@@ -27,15 +31,16 @@ export async function cancelJob(db: Kysely<JobsDatabase>, teamId: string, jobId:
     const job = await lockJob(tx, teamId, jobId);
     if (!job) throw new NotFoundError("job", jobId);
     // A finished job has nothing to cancel; answering with it keeps CancelJob idempotent.
-    if (job.state === JobState.COMPLETED || job.state === JobState.CANCELED) return { job, runningTaskIds: [] };
+    if (job.state === JobState.COMPLETED || job.state === JobState.CANCELED) return { job, runningTaskIds: [], dispatched: [] };
     await setJobCanceled(tx, jobId, true);
     const deltas = new JobDeltas();
     const canceled = await cancelQueuedTasks(tx, [jobId]);
     deltas.move(jobId, QUEUED, CANCELED, canceled.length);
     await deleteOutboxOfJob(tx, jobId);
     await settleJobs(tx, [jobId], deltas.all());
+    await addOpenTasks(tx, openTaskDeltas(deltas.all(), () => teamId), UNLIMITED_OPEN_TASKS);
     const runningTaskIds = await runningTaskIdsOfJob(tx, jobId);
-    return { job: (await findJob(tx, teamId, jobId))!, runningTaskIds };
+    return { job: (await findJob(tx, teamId, jobId))!, runningTaskIds, dispatched: canceled.filter((c) => c.waiting_deps === 0) };
   });
 }
 
@@ -49,7 +54,12 @@ export interface RetryJobResult {
  * Re-queues failed and canceled tasks with a new attempt (their retry budget renewed), drops the
  * subtasks of their earlier attempts, and resumes a canceled job.
  */
-export async function retryJob(db: Kysely<JobsDatabase>, teamId: string, jobId: string): Promise<RetryJobResult> {
+export async function retryJob(
+  db: Kysely<JobsDatabase>,
+  teamId: string,
+  jobId: string,
+  maxOpenTasks = UNLIMITED_OPEN_TASKS,
+): Promise<RetryJobResult> {
   return db.transaction().execute(async (tx) => {
     const job = await lockJob(tx, teamId, jobId);
     if (!job) throw new NotFoundError("job", jobId);
@@ -60,6 +70,12 @@ export async function retryJob(db: Kysely<JobsDatabase>, teamId: string, jobId: 
     if (job.canceled) await setJobCanceled(tx, jobId, false);
     const ready = await enqueueReady(tx, requeued.map((r) => r.id));
     await settleJobs(tx, [jobId], deltas.all());
+    // Re-queued tasks are open again: they count against the quota like a submission.
+    const opened = openTaskDeltas(deltas.all(), () => teamId);
+    if ((await addOpenTasks(tx, opened, maxOpenTasks)).length > 0) {
+      const open = (await readOpenTasks(tx, [teamId])).get(teamId) ?? 0;
+      throw quotaExceededError(maxOpenTasks, open, opened.get(teamId) ?? 0, "re-queued");
+    }
     return { job: (await findJob(tx, teamId, jobId))!, rescheduled: requeued.length, ready };
   });
 }

@@ -14,9 +14,19 @@ export interface ClusterResolver {
   resolve(teamId: string, slugs: string[]): Promise<Map<string, ResolvedCluster>>;
 }
 
+/** A task attempt handed to the broker and still queued there. */
+export interface QueuedAttempt {
+  clusterId: string;
+  taskId: string;
+  attempt: number;
+}
+
 /** Hands ready tasks to the broker and revokes leases; the real one calls the broker's `DispatchService`. */
 export interface Dispatcher {
   enqueue(tasks: TaskEnvelope[]): Promise<void>;
-  /** An empty `taskIds` means every task of the job. */
-  revoke(teamId: string, jobId: string, taskIds: string[], reason: string): Promise<void>;
+  /**
+   * An empty `taskIds` means every task of the job. `queued`: attempts whose stream entries the
+   * broker deletes now.
+   */
+  revoke(teamId: string, jobId: string, taskIds: string[], reason: string, queued?: QueuedAttempt[]): Promise<void>;
 }

@@ -1,5 +1,6 @@
-// SubmitJob: validation, cluster resolution, then one statement for the job, its tasks, their
-// dependency edges and the outbox rows of the tasks that can start right away.
+// SubmitJob: validation, cluster resolution, then one transaction for the job, its tasks, their
+// dependency edges, the outbox rows of the tasks that can start right away and the reservation of
+// the team's queued-task quota.
 import type { TaskSubmission } from "@corral/proto";
 import { InvalidArgumentError } from "@corral/server-kit";
 import type { Kysely } from "kysely";
@@ -7,9 +8,12 @@ import { v7 as uuidv7 } from "uuid";
 import type { JobsDatabase } from "../store/database.js";
 import { findJobByIdempotencyKey, insertSubmission, type JobRow } from "../store/job-repository.js";
 import type { EnvelopeRow } from "../store/outbox-repository.js";
+import { INSERT_CHUNK, insertSubmittedTasks, yieldToEventLoop } from "../store/task-repository.js";
+import { readOpenTasks, reserveOpenTasks } from "../store/team-usage-repository.js";
 import type { ClusterResolver } from "./ports.js";
 import { QUEUED } from "./states.js";
 import { clusterOverrides, newTaskEnvelopes, planTasks, validateSubmissions } from "./task-plan.js";
+import { quotaExceededError } from "./team-quota.js";
 
 export interface SubmitJobInput {
   teamId: string;
@@ -31,7 +35,11 @@ export async function submitJob(
   db: Kysely<JobsDatabase>,
   clusters: ClusterResolver,
   input: SubmitJobInput,
-  options: { maxInputBytes: number },
+  options: {
+    maxInputBytes: number;
+    /** The team's quota of open (queued + running) tasks. */
+    maxOpenTasks: number;
+  },
 ): Promise<SubmitJobResult> {
   if (input.name.trim() === "") throw new InvalidArgumentError("name", "must not be empty");
   if (input.tasks.length === 0) throw new InvalidArgumentError("tasks", "a job needs at least one task");
@@ -48,22 +56,42 @@ export async function submitJob(
 
   const jobId = uuidv7();
   const plan = planTasks(input.tasks, { jobId, parentId: null, defaultCluster: jobCluster, clusters: resolved, state: QUEUED });
-  // One statement, one round trip: a submission's latency is mostly waiting on Postgres.
-  const job = await insertSubmission(
-    db,
-    {
-      id: jobId,
-      team_id: input.teamId,
-      name: input.name,
-      cluster_id: jobCluster.id,
-      cluster_slug: jobCluster.slug,
-      idempotency_key: key,
-      queued: plan.tasks.length,
-      total: plan.tasks.length,
-    },
-    plan.tasks,
-    plan.edges,
-  );
+  const n = plan.tasks.length;
+  // An early answer from the current count; the reservation below is what admits.
+  const before = (await readOpenTasks(db, [input.teamId])).get(input.teamId) ?? 0;
+  if (before + n > options.maxOpenTasks) throw quotaExceededError(options.maxOpenTasks, before, n);
+  const job = await db.transaction().execute(async (tx) => {
+    // A small submission is one statement; a large one continues in chunks (see INSERT_CHUNK).
+    const head = plan.tasks.slice(0, INSERT_CHUNK);
+    const headIds = new Set(head.map((t) => t.id));
+    const inserted = await insertSubmission(
+      tx,
+      {
+        id: jobId,
+        team_id: input.teamId,
+        name: input.name,
+        cluster_id: jobCluster.id,
+        cluster_slug: jobCluster.slug,
+        idempotency_key: key,
+        queued: n,
+        total: n,
+      },
+      head,
+      plan.edges.filter((e) => headIds.has(e.task_id)),
+    );
+    if (!inserted) return undefined;
+    if (n > head.length) {
+      await yieldToEventLoop();
+      await insertSubmittedTasks(tx, plan.tasks.slice(head.length), plan.edges.filter((e) => !headIds.has(e.task_id)));
+    }
+    // Reserved last, so the team's row is locked only for the commit: concurrent submissions of
+    // the team admit exactly what fits, and a failure rolls the reservation back with the rest.
+    if (!(await reserveOpenTasks(tx, input.teamId, n, options.maxOpenTasks))) {
+      const open = (await readOpenTasks(tx, [input.teamId])).get(input.teamId) ?? 0;
+      throw quotaExceededError(options.maxOpenTasks, open, n);
+    }
+    return inserted;
+  });
   if (job) return { job, created: true, ready: sortById(newTaskEnvelopes(job, plan.tasks)) };
   // A submission with the same key won: answer with that job.
   const existing = key === null ? undefined : await findJobByIdempotencyKey(db, input.teamId, key);

@@ -74,7 +74,14 @@ export interface OutboxTable {
   created_at: Generated<Date>;
 }
 
+/** A team's queued + running tasks over all its jobs (the queued-task quota's count). */
+export interface TeamUsageTable {
+  team_id: string;
+  open_tasks: Generated<number>;
+}
+
 export interface JobsDatabase {
+  team_usage: TeamUsageTable;
   jobs: JobsTable;
   tasks: TasksTable;
   task_deps: TaskDepsTable;

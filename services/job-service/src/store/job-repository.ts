@@ -50,9 +50,9 @@ export interface NewJob {
 }
 
 /**
- * A whole submission in one statement (so one round trip, atomic on its own): the job, its tasks,
- * their dependency edges and the outbox rows of the tasks that can start, and a NOTIFY to
- * watchers (delivered at commit). Returns the new job row, or undefined when the team already has
+ * A submission in one statement (so one round trip for a small one): the job, its tasks (a large
+ * submission's first chunk, see insertSubmittedTasks for the rest), their dependency edges and the
+ * outbox rows of the tasks that can start, and a NOTIFY to watchers (delivered at commit). Returns the new job row, or undefined when the team already has
  * a job with this idempotency key (then nothing is written). The job's state is a generated
  * column, final as inserted.
  */

@@ -46,9 +46,39 @@ export function newTaskRows(tasks: NewTask[]) {
     ${tasks.map((t) => t.has_dependants)}::bool[])`;
 }
 
+/**
+ * Tasks per insert statement: a large fan-out is written in several statements of one
+ * transaction, yielding to the event loop between them, so other requests of the process (other
+ * teams' small submissions and results) are served meanwhile instead of waiting for one huge
+ * statement to be built, sent and parsed.
+ */
+export const INSERT_CHUNK = 2_000;
+
+/** Lets queued I/O callbacks run between the chunks of a large write. */
+export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export async function insertTasks(db: JobsDb, tasks: NewTask[]): Promise<void> {
-  if (tasks.length === 0) return;
-  await sql`/* prepared */ insert into tasks ${newTaskColumns} ${newTaskRows(tasks)}`.execute(db);
+  for (let i = 0; i < tasks.length; i += INSERT_CHUNK) {
+    if (i > 0) await yieldToEventLoop();
+    await sql`/* prepared */ insert into tasks ${newTaskColumns} ${newTaskRows(tasks.slice(i, i + INSERT_CHUNK))}`.execute(db);
+  }
+}
+
+/**
+ * More tasks of a submission whose job row is written: the tasks, their edges and the outbox rows
+ * of those that can start, in statements of INSERT_CHUNK tasks.
+ */
+export async function insertSubmittedTasks(db: JobsDb, tasks: NewTask[], edges: TaskEdge[]): Promise<void> {
+  for (let i = 0; i < tasks.length; i += INSERT_CHUNK) {
+    if (i > 0) await yieldToEventLoop();
+    await sql`/* prepared */
+      with t as (
+        insert into tasks ${newTaskColumns} ${newTaskRows(tasks.slice(i, i + INSERT_CHUNK))}
+        returning id, attempt, job_id, state, waiting_deps
+      )
+      insert into outbox (task_id, attempt, job_id) select id, attempt, job_id from t where state = 1 and waiting_deps = 0`.execute(db);
+  }
+  await insertEdges(db, edges);
 }
 
 /** The rows of `edges` for `task_deps (task_id, depends_on_id)` (unnest rows). */
@@ -57,8 +87,10 @@ export function newEdgeRows(edges: TaskEdge[]) {
 }
 
 export async function insertEdges(db: JobsDb, edges: TaskEdge[]): Promise<void> {
-  if (edges.length === 0) return;
-  await sql`/* prepared */ insert into task_deps (task_id, depends_on_id) ${newEdgeRows(edges)}`.execute(db);
+  for (let i = 0; i < edges.length; i += INSERT_CHUNK) {
+    if (i > 0) await yieldToEventLoop();
+    await sql`/* prepared */ insert into task_deps (task_id, depends_on_id) ${newEdgeRows(edges.slice(i, i + INSERT_CHUNK))}`.execute(db);
+  }
 }
 
 /** Reads tasks for the state machine; callers hold their jobs' row locks, which serialise writers. */
@@ -153,12 +185,21 @@ export async function skipBranches(db: JobsDb, rootIds: string[], now: Date): Pr
   return { subtreeIds, skipped, failedRoots };
 }
 
+export interface CanceledTask {
+  id: string;
+  job_id: string;
+  attempt: number;
+  cluster_id: string;
+  /** Non-zero: the task never reached the broker's streams. */
+  waiting_deps: number;
+}
+
 /** Cancels the queued tasks of the given jobs (a failed or canceled job starts nothing more). */
-export async function cancelQueuedTasks(db: JobsDb, jobIds: string[]): Promise<{ id: string; job_id: string }[]> {
+export async function cancelQueuedTasks(db: JobsDb, jobIds: string[]): Promise<CanceledTask[]> {
   if (jobIds.length === 0) return [];
-  const { rows } = await sql<{ id: string; job_id: string }>`
+  const { rows } = await sql<CanceledTask>`
     update tasks set state = 7, change_seq = nextval('task_change_seq') where job_id = any(${jobIds}::text[]) and state = 1
-    returning id, job_id`.execute(db);
+    returning id, job_id, attempt, cluster_id, waiting_deps`.execute(db);
   return rows;
 }
 

@@ -128,6 +128,11 @@ export interface QueueStore {
    */
   markRevoked(jobId: string, taskIds: readonly string[], ttlSec: number): Promise<void>;
   /**
+   * Deletes the stream entries of queued attempts (a canceled job's) now; attempts already leased
+   * or unknown are left alone. Returns how many entries were deleted.
+   */
+  drop(attempts: ReadonlyArray<{ clusterId: string; taskId: string; attempt: number }>): Promise<number>;
+  /**
    * Turns entries read earlier into leases, or drops them: duplicates, and entries whose job or
    * task was revoked after they were queued (checked in the claim script).
    */
@@ -409,6 +414,24 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
       }
       const results = (await pipe.exec()) ?? [];
       for (const [err] of results) if (err) throw err;
+    },
+
+    async drop(attempts) {
+      if (attempts.length === 0) return 0;
+      const pipe = batch(redis);
+      const calls = batchCalls(attempts, (a) => a.clusterId);
+      for (const call of calls) {
+        const clusterId = attempts[call[0]!]!.clusterId;
+        const args: Array<string | number> = [CONSUMER_GROUP, options.recordTtlSec];
+        for (const i of call) args.push(prefixed(attemptKey(clusterId, attempts[i]!.taskId, attempts[i]!.attempt)));
+        scripts.dropEntries(pipe, [queuesKey(clusterId)], args);
+      }
+      let deleted = 0;
+      for (const [err, n] of (await pipe.exec()) ?? []) {
+        if (err) throw err;
+        deleted += Number(n);
+      }
+      return deleted;
     },
 
     async claim(requests) {

@@ -15,6 +15,7 @@ const scriptNames = [
   "completeLeases-1",
   "expireLeases-3",
   "requeueEntry-2",
+  "dropEntries-1",
 ] as const;
 
 type ScriptName = (typeof scriptNames)[number];
@@ -105,4 +106,5 @@ export const scripts = {
   completeLeases: (t: Target, keys: string[], args: Arg[]) => call(t, "completeLeases-1", keys, args),
   expireLeases: (t: Target, keys: [string, string, string], args: Arg[]) => call(t, "expireLeases-3", keys, args),
   requeueEntry: (t: Target, keys: [string, string], args: Arg[]) => call(t, "requeueEntry-2", keys, args),
+  dropEntries: (t: Target, keys: string[], args: Arg[]) => call(t, "dropEntries-1", keys, args),
 };
