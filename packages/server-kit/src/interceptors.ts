@@ -2,7 +2,7 @@
 // then request validation (innermost, so handlers only see valid messages).
 import { randomUUID, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type Interceptor, type StreamRequest } from "@connectrpc/connect";
-import { createValidator, violationsToProto, type Violation } from "@bufbuild/protovalidate";
+import { createValidator, Violation, violationsToProto } from "@bufbuild/protovalidate";
 import { pathToString, reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import type { DescMessage, Message } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
@@ -11,6 +11,7 @@ import { toConnectError } from "./errors.js";
 import type { RpcMetrics } from "./metrics.js";
 import { createFastValidator } from "./fast-validator.js";
 import { parseErrorAsInvalidArgument } from "./parse-errors.js";
+import { createTextChecker } from "./storable-text.js";
 
 export const requestIdHeader = "x-request-id";
 
@@ -141,7 +142,15 @@ function violationMessage(violations: Violation[], at: string): string {
     .map((v) => `${at}${pathToString(v.field)}${v.forKey ? " (key)" : ""}: ${v.message}`)
     .join("; ");
   const more = violations.length - maxReportedViolations;
-  return more > 0 ? `${shown}; and ${more} more` : shown;
+  return printable(more > 0 ? `${shown}; and ${more} more` : shown);
+}
+
+/**
+ * Control characters and lone surrogates (a map key that broke a rule is quoted as it came)
+ * escaped: a grpc-message cannot be percent-encoded with a lone surrogate in it.
+ */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 interface RequestValidator {
@@ -197,22 +206,28 @@ function selfNested(schema: DescMessage, message: unknown): Array<[string, DescM
 function createRequestValidator(): RequestValidator {
   const validator = createValidator();
   const fast = createFastValidator();
+  const text = createTextChecker();
   const recursive = new Map<DescMessage, boolean>();
-  const check = (schema: DescMessage, message: unknown, at = ""): void => {
+  const invalid = (violations: Violation[], at: string) => {
+    const [value, desc] = violationsToProto(violations.slice(0, maxReportedViolations));
+    return new ConnectError(violationMessage(violations, at), Code.InvalidArgument, undefined, [{ desc, value }]);
+  };
+  const validate = (schema: DescMessage, message: unknown, at: string): void => {
     if (fast.of(schema)?.(message)) return;
     const result = validator.validate(schema, message as never);
-    if (result.kind === "invalid") {
-      const [value, desc] = violationsToProto(result.error.violations.slice(0, maxReportedViolations));
-      throw new ConnectError(violationMessage(result.error.violations, at), Code.InvalidArgument, undefined, [
-        { desc, value },
-      ]);
-    }
+    if (result.kind === "invalid") throw invalid(result.error.violations, at);
     if (result.kind !== "valid") {
       throw new ConnectError("request validation failed", Code.Internal, undefined, undefined, result.error);
     }
     let r = recursive.get(schema);
     if (r === undefined) recursive.set(schema, (r = isRecursive(schema)));
-    if (r) for (const [path, desc, inner] of selfNested(schema, message)) check(desc, inner, at + path);
+    if (r) for (const [path, desc, inner] of selfNested(schema, message)) validate(desc, inner, at + path);
+  };
+  const check = (schema: DescMessage, message: unknown, at = ""): void => {
+    // Text Postgres cannot store, in any string at any depth (self-nested messages included).
+    const bad = text.find(schema, message);
+    if (bad) throw invalid([new Violation(bad.reason, "string.storable_text", bad.path, [], bad.forKey)], at);
+    validate(schema, message, at);
   };
   return { check };
 }
