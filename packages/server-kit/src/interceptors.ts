@@ -30,22 +30,36 @@ async function* mapStreamErrors<T>(source: AsyncIterable<T>, onError: (err: unkn
   }
 }
 
+/** A caller's request id we echo and log: short, and nothing a log line or header could trip on. */
+const safeRequestId = /^[A-Za-z0-9._:@+=\/-]{1,128}$/;
+
+/** The caller's `x-request-id` when it is safe to echo, else a new one. */
+export function requestIdOf(header: string | null): string {
+  return header !== null && safeRequestId.test(header) ? header : randomUUID();
+}
+
 export function createLoggingInterceptor(logger: Logger, metrics?: RpcMetrics): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
-    const requestId = req.header.get(requestIdHeader) ?? randomUUID();
+    const requestId = requestIdOf(req.header.get(requestIdHeader));
     const service = req.service.typeName;
     const method = req.method.name;
     const finish = (err: unknown) => {
-      const code = err === undefined ? "ok" : Code[ConnectError.from(err).code].toLowerCase();
+      let code = err === undefined ? undefined : ConnectError.from(err).code;
+      // The client went away mid-call (a reset, a closed connection): whatever broke afterwards
+      // (a write to the gone stream, a read of its body) is its cancel, not our failure.
+      if (err !== undefined && code !== Code.Canceled && code !== Code.DeadlineExceeded && req.signal.aborted) code = Code.Canceled;
+      const codeName = code === undefined ? "ok" : Code[code].toLowerCase();
       const durationMs = performance.now() - started;
-      metrics?.requests.inc({ service, method, code });
+      metrics?.requests.inc({ service, method, code: codeName });
       metrics?.duration.observe({ service, method }, durationMs / 1000);
-      const fields = { requestId, rpcService: service, method, code, durationMs: Math.round(durationMs * 100) / 100 };
-      if (err !== undefined && ConnectError.from(err).code === Code.Internal) {
+      const fields = { requestId, rpcService: service, method, code: codeName, durationMs: Math.round(durationMs * 100) / 100 };
+      if (code === Code.Internal) {
         logger.error({ ...fields, err: (err as { cause?: unknown }).cause ?? err }, "rpc failed");
-      } else if (err !== undefined && ConnectError.from(err).code === Code.Unavailable) {
+      } else if (code === Code.Unavailable) {
         logger.warn({ ...fields, err: (err as { cause?: unknown }).cause ?? err }, "rpc unavailable");
+      } else if (code === Code.Canceled) {
+        logger.info(fields, "rpc canceled by the client");
       } else {
         logger.debug(fields, "rpc");
       }
@@ -61,12 +75,18 @@ export function createLoggingInterceptor(logger: Logger, metrics?: RpcMetrics): 
       return {
         ...res,
         message: (async function* () {
+          let finished = false;
           try {
             yield* source;
+            finished = true;
             finish(undefined);
           } catch (err) {
+            finished = true;
             finish(err);
             throw err;
+          } finally {
+            // Returned early: the response could not be written on, the client is gone.
+            if (!finished) finish(new ConnectError("the client canceled the call", Code.Canceled));
           }
         })(),
       };
