@@ -83,13 +83,14 @@ describe("edge interceptors", () => {
     throw new Error("expected the call to fail");
   }
 
-  it("answers INVALID_ARGUMENT naming the field to a NUL or a lone surrogate in any string, over gRPC binary and Connect JSON", async () => {
+  it("answers INVALID_ARGUMENT naming the field to a NUL in any string, over gRPC binary and Connect JSON", async () => {
     for (const [name, transport] of Object.entries(transports())) {
       const jobs = createClient(JobService, transport);
-      for (const [bad, field] of [
+      const cases: Array<[Parameters<typeof jobs.queryJobs>[0], string]> = [
         [{ name: "a\u0000b" }, "name"],
         [{ clusterSlugs: ["ok", "x\u0000"] }, "cluster_slugs[1]"],
-      ] as const) {
+      ];
+      for (const [bad, field] of cases) {
         const err = await errorOf(() => jobs.queryJobs(bad));
         expect(err.code, `${name} ${field}`).toBe(Code.InvalidArgument);
         expect(err.rawMessage, `${name} ${field}`).toMatch(new RegExp(`^${field.replace(/[[\]]/g, "\\$&")}: `));
