@@ -109,6 +109,7 @@ describe("edge interceptors", () => {
       });
       const answer = (await res.json()) as { code: string; message: string };
       expect(answer.code, JSON.stringify(body)).toBe("invalid_argument");
+      expect(answer.message, JSON.stringify(body)).toMatch(/^(states\[0\]|bogus_field|bogusField): /);
     }
   });
 
