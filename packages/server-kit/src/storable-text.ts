@@ -18,13 +18,14 @@ export interface UnstorableText {
   reason: string;
 }
 
-/** `String.prototype.isWellFormed` (ES2024, Node 20): no lone surrogate. */
-const isWellFormed = (String.prototype as unknown as { isWellFormed(this: string): boolean }).isWellFormed;
+/** A string with `isWellFormed` (ES2024, Node 20; our lib is ES2023): no lone surrogate. */
+type Es2024String = string & { isWellFormed(): boolean };
 
 /** Why `s` cannot be stored as Postgres text, or undefined when it can. */
 export function unstorableReason(s: string): string | undefined {
+  if (s.length === 0) return undefined;
   if (s.indexOf("\u0000") !== -1) return "must not contain a NUL character (U+0000)";
-  if (!isWellFormed.call(s)) return "must be well-formed Unicode (no lone surrogate)";
+  if (!(s as Es2024String).isWellFormed()) return "must be well-formed Unicode (no lone surrogate)";
   return undefined;
 }
 
