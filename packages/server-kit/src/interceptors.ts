@@ -38,6 +38,10 @@ export function requestIdOf(header: string | null): string {
   return header !== null && safeRequestId.test(header) ? header : randomUUID();
 }
 
+function clientLeft(signal: AbortSignal): boolean {
+  return signal.aborted && ConnectError.from(signal.reason).code !== Code.DeadlineExceeded;
+}
+
 export function createLoggingInterceptor(logger: Logger, metrics?: RpcMetrics): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
@@ -48,7 +52,8 @@ export function createLoggingInterceptor(logger: Logger, metrics?: RpcMetrics): 
       let code = err === undefined ? undefined : ConnectError.from(err).code;
       // The client went away mid-call (a reset, a closed connection): whatever broke afterwards
       // (a write to the gone stream, a read of its body) is its cancel, not our failure.
-      if (err !== undefined && code !== Code.Canceled && code !== Code.DeadlineExceeded && req.signal.aborted) code = Code.Canceled;
+      // (Its deadline passing aborts the signal too: that stays what it is.)
+      if (err !== undefined && code !== Code.Canceled && code !== Code.DeadlineExceeded && clientLeft(req.signal)) code = Code.Canceled;
       const codeName = code === undefined ? "ok" : Code[code].toLowerCase();
       const durationMs = performance.now() - started;
       metrics?.requests.inc({ service, method, code: codeName });
