@@ -74,6 +74,13 @@ describe("ExecutionContext progress and display", () => {
     expect(ctx.result.display).toBe("hello");
     expect(() => ctx.setDisplay("x".repeat(1025))).toThrow(ValidationError);
   });
+
+  it("refuses a display the broker could not store (a NUL, a lone surrogate)", () => {
+    const ctx = context();
+    expect(() => ctx.setDisplay("a\u0000b")).toThrow(/display: must not contain a NUL/);
+    expect(() => ctx.setDisplay("a\ud800")).toThrow(/display: must be well-formed/);
+    expect(ctx.result.display ?? "").toBe("");
+  });
 });
 
 describe("job cache", () => {

@@ -125,6 +125,12 @@ export class ExecutionContext {
     if (new TextEncoder().encode(display).length > maxDisplayBytes) {
       throw ValidationError.field("display", `is longer than ${maxDisplayBytes} bytes`);
     }
+    // The broker refuses text Postgres cannot store, by ending the runner's stream: say it here,
+    // where the task can see it, instead.
+    if (display.includes("\u0000")) throw ValidationError.field("display", "must not contain a NUL character (U+0000)");
+    if (!(display as string & { isWellFormed(): boolean }).isWellFormed()) {
+      throw ValidationError.field("display", "must be well-formed Unicode (no lone surrogate)");
+    }
     this.#display = display;
   }
 

@@ -2,7 +2,7 @@
 // then request validation (innermost, so handlers only see valid messages).
 import { randomUUID, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type Interceptor, type StreamRequest } from "@connectrpc/connect";
-import { createValidator, violationsToProto, type Violation } from "@bufbuild/protovalidate";
+import { createValidator, Violation, violationsToProto } from "@bufbuild/protovalidate";
 import { pathToString, reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import type { DescMessage, Message } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
@@ -11,6 +11,7 @@ import { toConnectError } from "./errors.js";
 import type { RpcMetrics } from "./metrics.js";
 import { createFastValidator } from "./fast-validator.js";
 import { parseErrorAsInvalidArgument } from "./parse-errors.js";
+import { createTextChecker } from "./storable-text.js";
 
 export const requestIdHeader = "x-request-id";
 
@@ -29,22 +30,41 @@ async function* mapStreamErrors<T>(source: AsyncIterable<T>, onError: (err: unkn
   }
 }
 
+/** A caller's request id we echo and log: short, and nothing a log line or header could trip on. */
+const safeRequestId = /^[A-Za-z0-9._:@+=\/-]{1,128}$/;
+
+/** The caller's `x-request-id` when it is safe to echo, else a new one. */
+export function requestIdOf(header: string | null): string {
+  return header !== null && safeRequestId.test(header) ? header : randomUUID();
+}
+
+function clientLeft(signal: AbortSignal): boolean {
+  return signal.aborted && ConnectError.from(signal.reason).code !== Code.DeadlineExceeded;
+}
+
 export function createLoggingInterceptor(logger: Logger, metrics?: RpcMetrics): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
-    const requestId = req.header.get(requestIdHeader) ?? randomUUID();
+    const requestId = requestIdOf(req.header.get(requestIdHeader));
     const service = req.service.typeName;
     const method = req.method.name;
     const finish = (err: unknown) => {
-      const code = err === undefined ? "ok" : Code[ConnectError.from(err).code].toLowerCase();
+      let code = err === undefined ? undefined : ConnectError.from(err).code;
+      // The client went away mid-call (a reset, a closed connection): whatever broke afterwards
+      // (a write to the gone stream, a read of its body) is its cancel, not our failure.
+      // (Its deadline passing aborts the signal too: that stays what it is.)
+      if (err !== undefined && code !== Code.Canceled && code !== Code.DeadlineExceeded && clientLeft(req.signal)) code = Code.Canceled;
+      const codeName = code === undefined ? "ok" : Code[code].toLowerCase();
       const durationMs = performance.now() - started;
-      metrics?.requests.inc({ service, method, code });
+      metrics?.requests.inc({ service, method, code: codeName });
       metrics?.duration.observe({ service, method }, durationMs / 1000);
-      const fields = { requestId, rpcService: service, method, code, durationMs: Math.round(durationMs * 100) / 100 };
-      if (err !== undefined && ConnectError.from(err).code === Code.Internal) {
+      const fields = { requestId, rpcService: service, method, code: codeName, durationMs: Math.round(durationMs * 100) / 100 };
+      if (code === Code.Internal) {
         logger.error({ ...fields, err: (err as { cause?: unknown }).cause ?? err }, "rpc failed");
-      } else if (err !== undefined && ConnectError.from(err).code === Code.Unavailable) {
+      } else if (code === Code.Unavailable) {
         logger.warn({ ...fields, err: (err as { cause?: unknown }).cause ?? err }, "rpc unavailable");
+      } else if (code === Code.Canceled) {
+        logger.info(fields, "rpc canceled by the client");
       } else {
         logger.debug(fields, "rpc");
       }
@@ -60,12 +80,18 @@ export function createLoggingInterceptor(logger: Logger, metrics?: RpcMetrics): 
       return {
         ...res,
         message: (async function* () {
+          let finished = false;
           try {
             yield* source;
+            finished = true;
             finish(undefined);
           } catch (err) {
+            finished = true;
             finish(err);
             throw err;
+          } finally {
+            // Returned early: the response could not be written on, the client is gone.
+            if (!finished) finish(new ConnectError("the client canceled the call", Code.Canceled));
           }
         })(),
       };
@@ -141,7 +167,15 @@ function violationMessage(violations: Violation[], at: string): string {
     .map((v) => `${at}${pathToString(v.field)}${v.forKey ? " (key)" : ""}: ${v.message}`)
     .join("; ");
   const more = violations.length - maxReportedViolations;
-  return more > 0 ? `${shown}; and ${more} more` : shown;
+  return printable(more > 0 ? `${shown}; and ${more} more` : shown);
+}
+
+/**
+ * Control characters and lone surrogates (a map key that broke a rule is quoted as it came)
+ * escaped: a grpc-message cannot be percent-encoded with a lone surrogate in it.
+ */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 interface RequestValidator {
@@ -197,22 +231,28 @@ function selfNested(schema: DescMessage, message: unknown): Array<[string, DescM
 function createRequestValidator(): RequestValidator {
   const validator = createValidator();
   const fast = createFastValidator();
+  const text = createTextChecker();
   const recursive = new Map<DescMessage, boolean>();
-  const check = (schema: DescMessage, message: unknown, at = ""): void => {
+  const invalid = (violations: Violation[], at: string) => {
+    const [value, desc] = violationsToProto(violations.slice(0, maxReportedViolations));
+    return new ConnectError(violationMessage(violations, at), Code.InvalidArgument, undefined, [{ desc, value }]);
+  };
+  const validate = (schema: DescMessage, message: unknown, at: string): void => {
     if (fast.of(schema)?.(message)) return;
     const result = validator.validate(schema, message as never);
-    if (result.kind === "invalid") {
-      const [value, desc] = violationsToProto(result.error.violations.slice(0, maxReportedViolations));
-      throw new ConnectError(violationMessage(result.error.violations, at), Code.InvalidArgument, undefined, [
-        { desc, value },
-      ]);
-    }
+    if (result.kind === "invalid") throw invalid(result.error.violations, at);
     if (result.kind !== "valid") {
       throw new ConnectError("request validation failed", Code.Internal, undefined, undefined, result.error);
     }
     let r = recursive.get(schema);
     if (r === undefined) recursive.set(schema, (r = isRecursive(schema)));
-    if (r) for (const [path, desc, inner] of selfNested(schema, message)) check(desc, inner, at + path);
+    if (r) for (const [path, desc, inner] of selfNested(schema, message)) validate(desc, inner, at + path);
+  };
+  const check = (schema: DescMessage, message: unknown, at = ""): void => {
+    // Text Postgres cannot store, in any string at any depth (self-nested messages included).
+    const bad = text.find(schema, message);
+    if (bad) throw invalid([new Violation(bad.reason, "string.storable_text", bad.path, [], bad.forKey)], at);
+    validate(schema, message, at);
   };
   return { check };
 }

@@ -126,6 +126,9 @@ export function createServer(options: ServerOptions): CorralServer {
     // cost the broker a twentieth of its CPU compressing Assign batches to runners on localhost).
     compressMinBytes: options.compressMinBytes ? options.compressMinBytes : Number.POSITIVE_INFINITY,
     interceptors,
+    // An unknown field or enum name in JSON is refused, not dropped: a dropped filter value
+    // (`states: ["JOB_STATE_BOGUS"]`) would silently widen a query to everything.
+    jsonOptions: { ignoreUnknownFields: false },
     fallback(req, res) {
       if (req.url === "/metrics") {
         Promise.all([metrics.registry, ...(options.extraMetrics ?? [])].map((r) => r.metrics())).then(

@@ -63,6 +63,9 @@ export function describeError(err: unknown): string {
   } else {
     text = String(err);
   }
+  // An error may quote anything (binary data, a bad decode): the broker refuses a NUL or a lone
+  // surrogate, so both become U+FFFD rather than costing the result.
+  text = (text.replaceAll("\u0000", "\ufffd") as string & { toWellFormed(): string }).toWellFormed();
   const bytes = new TextEncoder().encode(text);
   return bytes.length <= maxErrorBytes ? text : new TextDecoder().decode(bytes.slice(0, maxErrorBytes)) + "…";
 }

@@ -1,4 +1,5 @@
 // Serves mounts over real HTTP/2 on a free loopback port for tests, with a fixed key table.
+import type { Logger } from "pino";
 import type { Caller } from "../auth.js";
 import { createServer, type CorralServer, type ServiceMount } from "../server.js";
 
@@ -23,6 +24,7 @@ export async function startTestServer(options: {
   readMaxBytes?: number;
   /** false: every call through connect-node (the fast path's reference). */
   unaryFastPath?: boolean;
+  logger?: Logger;
 }): Promise<TestServer> {
   const keys = options.keys ?? {};
   const server = createServer({
@@ -34,6 +36,7 @@ export async function startTestServer(options: {
     compressMinBytes: options.compressMinBytes,
     readMaxBytes: options.readMaxBytes,
     unaryFastPath: options.unaryFastPath,
+    logger: options.logger,
   });
   await server.listen();
   server.setServing(true);
