@@ -254,6 +254,7 @@ describe("result batcher", () => {
       windowMs: 1,
       batchSize: 10,
       ackFlushMs: 10,
+      enqueue: async () => {},
       logger: createLogger("test", "silent"),
       metrics: createBrokerMetrics(),
       stallTimeoutMs: 50,
