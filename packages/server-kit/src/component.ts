@@ -19,6 +19,8 @@ export interface ServiceComponent {
   metrics?: Registry;
   /** Throws when a store the component needs does not answer. */
   check(): Promise<void>;
+  /** Lets the component ask for `check` again at once when its readiness changes between checks. */
+  watchReadiness?(recheck: () => void): void;
   /** Starts background loops once the server listens. */
   start?(): void;
   /** Stops taking work (e.g. tells runners to go elsewhere) before the server closes. */
@@ -91,6 +93,7 @@ export async function runComponents(options: RunOptions): Promise<RunningProcess
     }
   };
   await checkAll();
+  for (const c of components) c.watchReadiness?.(() => void checkAll());
   for (const c of components) c.start?.();
   const timer = setInterval(() => void checkAll(), options.checkIntervalMs ?? 5_000);
   timer.unref();

@@ -15,6 +15,7 @@ import { wakeChannel } from "./redis/keys.js";
 import { createLeaseStore } from "./redis/lease-store.js";
 import { createQueueStore } from "./redis/queue-store.js";
 import { createReplicaBus } from "./replica-bus.js";
+import { ResultsStalledError } from "./errors.js";
 import { createResultBatcher, type Ledger } from "./result-batcher.js";
 import type { RunnerSession } from "./runner-session.js";
 import { createSessionHub, type ClusterResolver } from "./session-hub.js";
@@ -48,6 +49,11 @@ export interface BrokerOptions {
   startReportDelayMs?: number;
   /** A Work stream must send Hello within this long, or it is ended (default 30 s). */
   helloTimeoutMs?: number;
+  /**
+   * Results pending with none delivered to job-service for this long make the broker not ready
+   * (default 30 s, `CORRAL_RESULT_STALL_TIMEOUT`).
+   */
+  resultStallTimeoutMs?: number;
   /** Results per ReportResults call (default 500). */
   batchSize?: number;
   /** A dispatch group with credit reads again after this long without a wake-up (default 2 s). */
@@ -90,8 +96,10 @@ export interface Broker {
   readonly dispatchGroups: number;
   /** One reaper pass now. */
   reapNow(): Promise<number>;
-  /** Throws when Redis does not answer (readiness). */
+  /** Throws when Redis does not answer, or results are not being delivered (readiness). */
   ping(): Promise<void>;
+  /** Calls `listener` when readiness may have changed without a ping (results stall or flow again). */
+  onReadinessChange(listener: () => void): void;
 }
 
 export function createBroker(options: BrokerOptions): Broker {
@@ -122,6 +130,8 @@ export function createBroker(options: BrokerOptions): Broker {
     onQueued: (clusterId, queue) => dispatcher.notify(clusterId, queue),
   });
   const leases = createLeaseStore(redis, { doneTtlSec: 24 * 3600 });
+  const resultStallTimeoutMs = options.resultStallTimeoutMs ?? 30_000;
+  const readinessListeners = new Set<() => void>();
   const batcher = createResultBatcher({
     ledger: options.ledger,
     brokerId,
@@ -132,6 +142,10 @@ export function createBroker(options: BrokerOptions): Broker {
     enqueue: (tasks) => queues.enqueue(tasks),
     logger,
     metrics,
+    stallTimeoutMs: resultStallTimeoutMs,
+    onStallChange: () => {
+      for (const l of readinessListeners) l();
+    },
   });
   const presence = createPresencePublisher({
     reporter: options.presence,
@@ -303,6 +317,10 @@ export function createBroker(options: BrokerOptions): Broker {
     },
     async ping() {
       await redis.ping();
+      if (batcher.stalled) throw new ResultsStalledError(resultStallTimeoutMs);
+    },
+    onReadinessChange(listener) {
+      readinessListeners.add(listener);
     },
   };
 }

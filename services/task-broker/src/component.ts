@@ -3,7 +3,8 @@
 // Redis: REDIS_URL names one server; REDIS_CLUSTER_NODES (comma-separated `host:port` or
 // `redis[s]://[user:password@]host:port` seeds) runs the broker on a Redis Cluster instead, and
 // REDIS_URL is then not used. CORRAL_REDIS_PREFIX applies to both. CORRAL_PRESENCE_INTERVAL (20 s)
-// is how often every connected runner is reported to the registry again.
+// is how often every connected runner is reported to the registry again. CORRAL_RESULT_STALL_TIMEOUT
+// (30 s): results pending with none delivered to job-service for this long make the broker NOT_SERVING.
 import { envDurationMs, type ServiceComponent, type ServiceConfig } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { createBroker, type Broker } from "./broker.js";
@@ -46,6 +47,7 @@ export function createBrokerComponent(
     startReportDelayMs: envDurationMs("CORRAL_START_REPORT_DELAY", 0, env),
     helloTimeoutMs: envDurationMs("CORRAL_HELLO_TIMEOUT", 30_000, env),
     presenceRefreshMs: envDurationMs("CORRAL_PRESENCE_INTERVAL", 20_000, env),
+    resultStallTimeoutMs: envDurationMs("CORRAL_RESULT_STALL_TIMEOUT", 30_000, env),
     resync: options.ledger ? undefined : createResyncClient({ baseUrl: config.jobsUrl, serviceKey: config.serviceKey }),
     logger: options.logger,
   });
@@ -55,6 +57,7 @@ export function createBrokerComponent(
     mounts: broker.mounts,
     metrics: broker.metrics.registry,
     check: () => broker.ping(),
+    watchReadiness: (recheck) => broker.onReadinessChange(recheck),
     start: () => broker.start(),
     drain: (graceMs) => broker.close(graceMs),
     close: () => broker.close(),

@@ -10,6 +10,14 @@ export class ProtocolViolationError extends DomainError {
   }
 }
 
+/** Results are pending and none reached job-service for longer than the stall timeout (readiness). */
+export class ResultsStalledError extends DomainError {
+  constructor(stallTimeoutMs: number) {
+    super(Code.Unavailable, `task results have not been delivered to job-service for over ${stallTimeoutMs} ms`);
+    this.name = "ResultsStalledError";
+  }
+}
+
 /** The broker is stopping and takes no new sessions. */
 export class BrokerDrainingError extends DomainError {
   constructor() {

@@ -9,6 +9,8 @@ export interface BrokerMetrics {
   results: Counter<"outcome" | "status">;
   sessions: Gauge;
   ledgerRetries: Counter;
+  resultSplits: Counter;
+  resultsRefused: Counter;
 }
 
 export function createBrokerMetrics(registry = new Registry()): BrokerMetrics {
@@ -44,6 +46,16 @@ export function createBrokerMetrics(registry = new Registry()): BrokerMetrics {
     ledgerRetries: new Counter({
       name: "corral_broker_ledger_retries_total",
       help: "Failed ReportResults calls that were retried",
+      registers: [registry],
+    }),
+    resultSplits: new Counter({
+      name: "corral_broker_result_splits_total",
+      help: "Result batches job-service refused, split in halves to find the entries it refuses",
+      registers: [registry],
+    }),
+    resultsRefused: new Counter({
+      name: "corral_broker_results_refused_total",
+      help: "Results job-service refused on their own; each failed its task with the reason",
       registers: [registry],
     }),
   };

@@ -161,13 +161,116 @@ describe("result batcher", () => {
     await batcher.close();
   });
 
-  it("fails a batch the ledger rejects as invalid instead of retrying forever", async () => {
+  it("answers a lone result the ledger rejects as invalid as INVALID, and fails its task, instead of retrying forever", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const inner = okLedger(requests);
     const { batcher } = setup({
-      async reportResults() {
-        throw new ConnectError("bad", Code.InvalidArgument);
+      async reportResults(req) {
+        if (req.results.some((r) => r.outcome.case === "completed")) throw new ConnectError("bad", Code.InvalidArgument);
+        return inner.reportResults(req);
       },
     });
-    await expect(batcher.submit(started("a"))).rejects.toMatchObject({ code: Code.InvalidArgument });
+    const outcome = await batcher.submit(completed("a"));
+    expect(ResultStatus[outcome.status]).toBe("INVALID");
+    expect(outcome.reason).toBe("the task's result could not be stored: job-service refused it (InvalidArgument: bad)");
+    const failure = requests.at(-1)!.results[0]!.outcome;
+    expect(failure.case === "failed" && [failure.value.error, failure.value.unrecoverable]).toEqual([outcome.reason, true]);
+    await batcher.close();
+  });
+
+  it("isolates one poison result among many: the others are applied, its task fails, in O(log N) calls", async () => {
+    const requests: ReportResultsRequest[] = [];
+    let calls = 0;
+    const inner = okLedger(requests);
+    // job-service before it checked entries: one unstorable string fails the whole call.
+    const { batcher } = setup({
+      async reportResults(req) {
+        calls++;
+        const poisoned = req.results.some((r) => r.outcome.case === "completed" && r.outcome.value.display.includes("\0"));
+        if (poisoned) throw new ConnectError("internal error", Code.Internal);
+        return inner.reportResults(req);
+      },
+    }, 64);
+    const ids = Array.from({ length: 64 }, (_, i) => `t${i}`);
+    const results = ids.map((id) => completed(id));
+    const poison = results[37]!.outcome;
+    if (poison.case === "completed") poison.value.display = "x\0";
+    const outcomes = await Promise.all(results.map((r) => batcher.submit(r)));
+    expect(outcomes.filter((o) => o.status !== ResultStatus.APPLIED).map((o) => o.taskId)).toEqual(["t37"]);
+    expect(outcomes[37]!.reason).toMatch(/^the task's result could not be stored: job-service refused it \(Internal: internal error\)$/);
+    const applied = requests.flatMap((r) => r.results);
+    expect(applied.filter((r) => r.outcome.case === "completed").map((r) => r.taskId).sort()).toEqual(ids.filter((id) => id !== "t37").sort());
+    const failure = applied.find((r) => r.taskId === "t37")!.outcome;
+    expect(failure.case === "failed" && failure.value.error).toBe(outcomes[37]!.reason);
+    // 3 tries of the batch, two halves per level (log2 64 = 6), a probe and the failure.
+    expect(calls).toBeLessThanOrEqual(3 + 2 * 6 + 2);
+    await batcher.close();
+  });
+
+  it("keeps results behind a refused batch flowing: the next batch goes out once the bad entry is isolated", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const inner = okLedger(requests);
+    const { batcher } = setup({
+      async reportResults(req) {
+        if (req.results.some((r) => r.taskId === "poison" && r.outcome.case === "completed")) throw new ConnectError("no", Code.FailedPrecondition);
+        return inner.reportResults(req);
+      },
+    }, 2);
+    const outcomes = await Promise.all(["a", "poison", "b", "c", "d"].map((id) => batcher.submit(completed(id))));
+    expect(outcomes.map((o) => `${o.taskId}:${ResultStatus[o.status]}`)).toEqual(["a:APPLIED", "poison:INVALID", "b:APPLIED", "c:APPLIED", "d:APPLIED"]);
+    await batcher.close();
+  });
+
+  it("does not blame an entry while job-service fails every call: the results wait and are applied after", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const inner = okLedger(requests);
+    let broken = 12;
+    const { batcher } = setup({
+      async reportResults(req) {
+        if (broken-- > 0) throw new ConnectError("internal error", Code.Internal);
+        return inner.reportResults(req);
+      },
+    });
+    const outcomes = await Promise.all(["a", "b", "c", "d"].map((id) => batcher.submit(completed(id))));
+    expect(outcomes.map((o) => ResultStatus[o.status])).toEqual(["APPLIED", "APPLIED", "APPLIED", "APPLIED"]);
+    expect(requests.flatMap((r) => r.results).every((r) => r.outcome.case === "completed")).toBe(true);
+    await batcher.close();
+  });
+
+  it("says it is stalled while results cannot be delivered for longer than the timeout, and recovers", async () => {
+    let down = true;
+    let upAgain!: () => void;
+    const changes: boolean[] = [];
+    const stalledOnce = new Promise<void>((resolve) => (upAgain = resolve));
+    const inner = okLedger([]);
+    const batcher = createResultBatcher({
+      ledger: {
+        async reportResults(req) {
+          if (down) throw new ConnectError("down", Code.Unavailable);
+          return inner.reportResults(req);
+        },
+      },
+      brokerId: "b",
+      windowMs: 1,
+      batchSize: 10,
+      ackFlushMs: 10,
+      enqueue: async () => {},
+      logger: createLogger("test", "silent"),
+      metrics: createBrokerMetrics(),
+      stallTimeoutMs: 50,
+      onStallChange: (stalled) => {
+        changes.push(stalled);
+        if (stalled) upAgain();
+      },
+    });
+    expect(batcher.stalled).toBe(false);
+    const outcome = batcher.submit(completed("a"));
+    await stalledOnce;
+    expect(batcher.stalled).toBe(true);
+    down = false;
+    expect((await outcome).status).toBe(ResultStatus.APPLIED);
+    expect(batcher.stalled).toBe(false);
+    expect(changes).toEqual([true, false]);
     await batcher.close();
   });
 

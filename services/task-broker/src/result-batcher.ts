@@ -1,18 +1,25 @@
 // Group commit towards job-service: results collected for a few milliseconds (or up to a batch
-// size) go out in one ReportResults call, retried with backoff until it succeeds, since a result
-// must not be lost. The tasks that became ready are enqueued before anyone is told the batch is
-// durable, and acknowledged to job-service in the next call's `dispatched` field.
+// size) go out in one ReportResults call, retried with backoff while job-service is unreachable,
+// since a result must not be lost. The tasks that became ready are enqueued before anyone is told
+// the batch is durable, and acknowledged to job-service in the next call's `dispatched` field.
+//
+// A batch job-service refuses (INVALID_ARGUMENT, or INTERNAL that persists) is split in halves
+// until the entries it refuses stand alone: each of those fails its task with a clear error (the
+// runner still gets its Ack) and the rest are applied. One bad entry among N costs O(log N) calls,
+// so a poison result never holds up the results behind it.
 //
 // A task's start that has not left yet when its end comes is folded into the end (TaskCompleted
 // or TaskFailed `started`): one result instead of two to encode, validate, apply and answer. Start
 // reports can be held back for `startHoldMs` so that short tasks fold more often.
 import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   DispatchAckSchema,
   ReportResultsRequestSchema,
   ResultOutcomeSchema,
   ResultStatus,
+  TaskResultSchema,
   type DispatchAck,
   type ReportResultsRequest,
   type ReportResultsResponse,
@@ -42,6 +49,10 @@ export interface ResultBatcherOptions {
   enqueue(tasks: TaskEnvelope[]): Promise<unknown>;
   logger: Logger;
   metrics: BrokerMetrics;
+  /** Results pending with no delivery for this long count as stalled (default 30 s). */
+  stallTimeoutMs?: number;
+  /** Called when results start or stop being stalled. */
+  onStallChange?(stalled: boolean): void;
 }
 
 export interface ResultBatcher {
@@ -49,6 +60,8 @@ export interface ResultBatcher {
   submit(result: TaskResult): Promise<ResultOutcome>;
   /** Results submitted and not yet answered. */
   readonly pending: number;
+  /** Results are pending and none was delivered for longer than the stall timeout. */
+  readonly stalled: boolean;
   /** Resolves when nothing is pending, or at `deadline` (ms since the epoch). */
   idle(deadline: number): Promise<void>;
   /** Stops retrying: what is still pending fails with UnavailableError. */
@@ -67,18 +80,39 @@ interface HeldStart extends Item {
   heldAtMs: number;
 }
 
-const retryable = new Set([
+/**
+ * How a failed call is answered. `transient`: job-service is unreachable or misconfigured, which
+ * no entry causes; retried with backoff for as long as it takes. `suspect`: may be a passing fault
+ * or an entry it cannot apply; retried a few times, then split. `refused`: the request itself is
+ * wrong; split at once.
+ */
+type Failure = "transient" | "suspect" | "refused";
+
+const transient = new Set([
   Code.Unavailable,
   Code.DeadlineExceeded,
-  Code.ResourceExhausted,
   Code.Aborted,
-  Code.Internal,
-  Code.Unknown,
   Code.Canceled,
+  Code.Unauthenticated,
+  Code.PermissionDenied,
+  Code.Unimplemented,
 ]);
+const suspect = new Set([Code.Internal, Code.Unknown, Code.ResourceExhausted, Code.DataLoss]);
 
-function isRetryable(err: unknown): boolean {
-  return !(err instanceof ConnectError) || retryable.has(err.code);
+export function classifyFailure(err: unknown): Failure {
+  if (!(err instanceof ConnectError)) return "transient";
+  if (transient.has(err.code)) return "transient";
+  return suspect.has(err.code) ? "suspect" : "refused";
+}
+
+/** Calls of a whole batch that fails with a suspect code before it is split. */
+const suspectAttempts = 3;
+
+/** Why an entry was not stored, for the task's error: no text of the entry itself, and bounded. */
+export function refusalMessage(err: unknown): string {
+  const e = ConnectError.from(err);
+  const why = e.rawMessage.replaceAll("\0", "").slice(0, 500);
+  return `the task's result could not be stored: job-service refused it (${Code[e.code] ?? e.code}: ${why})`;
 }
 
 export function createResultBatcher(options: ResultBatcherOptions): ResultBatcher {
@@ -99,8 +133,33 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
   let closed = false;
   const abort = new AbortController();
   const idleWaiters = new Set<() => void>();
+  const stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
+  /** When a ReportResults call last succeeded, and when results last started to be pending. */
+  let deliveredAtMs = 0;
+  let busySinceMs = 0;
+  let stalled = false;
+  let stallTimer: NodeJS.Timeout | undefined;
 
   const pendingCount = () => queue.length + held.size + inFlight;
+
+  /** Re-evaluates the stall state, and wakes up again when it would change without a call. */
+  function watchStall() {
+    if (stallTimer) clearTimeout(stallTimer);
+    stallTimer = undefined;
+    const since = Math.max(deliveredAtMs, busySinceMs);
+    const now = Date.now();
+    const isStalled = pendingCount() > 0 && now - since > stallTimeoutMs;
+    if (isStalled !== stalled) {
+      stalled = isStalled;
+      if (isStalled) logger.error({ pending: pendingCount(), sinceMs: now - since }, "results are not being delivered to job-service");
+      else logger.info("results are delivered again");
+      options.onStallChange?.(isStalled);
+    }
+    if (!isStalled && pendingCount() > 0 && !closed) {
+      stallTimer = setTimeout(watchStall, since + stallTimeoutMs - now + 1);
+      stallTimer.unref();
+    }
+  }
 
   /** Moves start reports held for `holdMs` into the queue; re-arms the timer for the rest. */
   function releaseHeld() {
@@ -161,21 +220,138 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
     });
   }
 
-  /** Calls `fn` until it succeeds, a non-retryable error, or close. */
-  async function persist<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Calls `fn` until it succeeds, or fails in a way retrying does not mend (a `refused` error, or a
+   * `suspect` one `attempts` times): that error is returned. Throws only when the batcher closes.
+   */
+  async function persist<T>(what: string, fn: () => Promise<T>, attempts = Infinity): Promise<{ ok: T } | { failed: unknown }> {
     let delay = 50;
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       try {
-        return await fn();
+        return { ok: await fn() };
       } catch (err) {
         if (closed) throw new UnavailableError(`broker closed before ${what} succeeded`, { cause: err });
-        if (!isRetryable(err)) throw err;
+        const failure = classifyFailure(err);
+        if (failure === "refused" || (failure === "suspect" && attempt >= attempts)) return { failed: err };
         metrics.ledgerRetries.inc();
         logger.warn({ err, retryInMs: delay }, `${what} failed; retrying`);
         await sleep(delay);
         delay = Math.min(delay * 2, 5_000);
       }
     }
+  }
+
+  async function report(results: TaskResult[], dispatched: DispatchAck[], attempts: number) {
+    const request = create(ReportResultsRequestSchema, { results, brokerId: options.brokerId, dispatched });
+    const sent = await persist("ReportResults", () => options.ledger.reportResults(request), attempts);
+    if ("ok" in sent) {
+      deliveredAtMs = Date.now();
+      if (stalled) watchStall();
+    }
+    return sent;
+  }
+
+  /** Enqueues what became ready, then answers each item with its outcome. */
+  async function settle(items: Item[], response: ReportResultsResponse): Promise<void> {
+    if (response.ready.length > 0) {
+      const enqueued = await persist("enqueue of ready tasks", () => options.enqueue(response.ready)).catch((err: unknown) => ({ failed: err }));
+      if ("ok" in enqueued) {
+        acks.push(...response.ready.map((t) => create(DispatchAckSchema, { taskId: t.taskId, attempt: t.attempt })));
+      } else {
+        // job-service's outbox sweeper re-sends what we never acknowledged.
+        logger.error({ err: enqueued.failed, count: response.ready.length }, "could not enqueue ready tasks");
+      }
+    }
+    items.forEach((item, i) => {
+      const outcome =
+        response.outcomes[i] ??
+        create(ResultOutcomeSchema, {
+          taskId: item.result.taskId,
+          attempt: item.result.attempt,
+          status: ResultStatus.APPLIED,
+        });
+      metrics.results.inc({ outcome: item.result.outcome.case ?? "none", status: ResultStatus[outcome.status] ?? "?" });
+      item.resolve(outcome);
+    });
+  }
+
+  /**
+   * Makes `items` durable. What job-service refuses is halved until each refused entry stands
+   * alone; inside a split a suspect error is not retried, so the split stays quick. Throws only
+   * when the batcher closes.
+   */
+  async function deliver(items: Item[], dispatched: DispatchAck[], attempts: number): Promise<void> {
+    const sent = await report(
+      items.map((i) => i.result),
+      dispatched,
+      attempts,
+    );
+    if ("ok" in sent) return settle(items, sent.ok);
+    const err = sent.failed;
+    if (items.length === 0) {
+      // Only acks, refused: the outbox sweeper sends those tasks again, and the broker drops the copies.
+      logger.error({ err, count: dispatched.length }, "job-service refused dispatch acknowledgements");
+      return;
+    }
+    if (items.length > 1) {
+      metrics.resultSplits.inc();
+      logger.warn({ err, count: items.length }, "job-service refused a result batch; splitting it to find the entries it refuses");
+      const half = Math.ceil(items.length / 2);
+      await deliver(items.slice(0, half), dispatched, 1);
+      await deliver(items.slice(half), [], 1);
+      return;
+    }
+    await refuse(items[0]!, err, dispatched);
+  }
+
+  /**
+   * One entry job-service will not apply. A suspect error counts as the entry's only once an empty
+   * call shows job-service applies batches: otherwise it is an outage, and the entry waits for it.
+   */
+  async function refuse(item: Item, err: unknown, dispatched: DispatchAck[]): Promise<void> {
+    let failure = err;
+    let delay = 50;
+    while (classifyFailure(failure) === "suspect") {
+      const probe = await report([], dispatched, 1);
+      if ("ok" in probe) {
+        dispatched = [];
+        break;
+      }
+      logger.warn({ err: failure, retryInMs: delay }, "job-service fails even an empty batch; retrying the result");
+      await sleep(delay);
+      if (closed) throw new UnavailableError("broker closed before ReportResults succeeded", { cause: failure });
+      delay = Math.min(delay * 2, 5_000);
+      const again = await report([item.result], dispatched, 1);
+      if ("ok" in again) return settle([item], again.ok);
+      failure = again.failed;
+    }
+    if (dispatched.length > 0) acks.unshift(...dispatched);
+    const reason = refusalMessage(failure);
+    metrics.resultsRefused.inc();
+    logger.error({ err: failure, task: item.result.taskId, attempt: item.result.attempt }, "job-service refused a result; failing its task");
+    const outcome = create(ResultOutcomeSchema, {
+      taskId: item.result.taskId,
+      attempt: item.result.attempt,
+      status: ResultStatus.INVALID,
+      reason,
+    });
+    // The attempt ends failed in its place (a lease expiry carries nothing to refuse but is answered too).
+    if (item.result.outcome.case !== "expired") {
+      const failed = create(TaskResultSchema, {
+        taskId: item.result.taskId,
+        attempt: item.result.attempt,
+        outcome: { case: "failed", value: { error: reason, countsAsRetry: true, unrecoverable: true, stopTime: timestampNow() } },
+      });
+      const sent = await report([failed], [], suspectAttempts);
+      if ("ok" in sent) {
+        outcome.canceled = sent.ok.outcomes[0]?.canceled ?? false;
+        if (sent.ok.ready.length > 0) await settle([], sent.ok);
+      } else {
+        logger.error({ err: sent.failed, task: item.result.taskId }, "job-service refused even the failure of a task whose result it refused");
+      }
+    }
+    metrics.results.inc({ outcome: item.result.outcome.case ?? "none", status: "INVALID" });
+    item.resolve(outcome);
   }
 
   async function flushOne(): Promise<void> {
@@ -185,40 +361,18 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
     const items = taken.filter((item) => !item.folded);
     const dispatched = acks.splice(0, 100_000);
     inFlight += items.length;
+    // Every item is answered once, whichever way the split goes; on close the rest fail.
+    const open = new Set(items);
+    const tracked = items.map((item) => ({
+      ...item,
+      resolve: (o: ResultOutcome) => (open.delete(item) ? item.resolve(o) : undefined),
+      reject: (e: unknown) => (open.delete(item) ? item.reject(e) : undefined),
+    }));
     try {
-      const request = create(ReportResultsRequestSchema, {
-        results: items.map((i) => i.result),
-        brokerId: options.brokerId,
-        dispatched,
-      });
-      let response: ReportResultsResponse;
-      try {
-        response = await persist("ReportResults", () => options.ledger.reportResults(request));
-      } catch (err) {
-        if (!closed) acks.unshift(...dispatched);
-        for (const item of items) item.reject(err);
-        return;
-      }
-      if (response.ready.length > 0) {
-        try {
-          await persist("enqueue of ready tasks", () => options.enqueue(response.ready));
-          acks.push(...response.ready.map((t) => create(DispatchAckSchema, { taskId: t.taskId, attempt: t.attempt })));
-        } catch (err) {
-          // job-service's outbox sweeper re-sends what we never acknowledged.
-          logger.error({ err, count: response.ready.length }, "could not enqueue ready tasks");
-        }
-      }
-      items.forEach((item, i) => {
-        const outcome =
-          response.outcomes[i] ??
-          create(ResultOutcomeSchema, {
-            taskId: item.result.taskId,
-            attempt: item.result.attempt,
-            status: ResultStatus.APPLIED,
-          });
-        metrics.results.inc({ outcome: item.result.outcome.case ?? "none", status: ResultStatus[outcome.status] ?? "?" });
-        item.resolve(outcome);
-      });
+      await deliver(tracked, dispatched, suspectAttempts);
+    } catch (err) {
+      for (const item of open) item.reject(err);
+      open.clear();
     } finally {
       inFlight -= items.length;
     }
@@ -235,13 +389,15 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
       flushing = undefined;
       notifyIdle();
       schedule();
+      watchStall();
     }
   }
 
   return {
     submit(result) {
       if (closed) return Promise.reject(new UnavailableError("the broker is closed"));
-      return new Promise<ResultOutcome>((resolve, reject) => {
+      if (pendingCount() === 0) busySinceMs = Date.now();
+      const answer = new Promise<ResultOutcome>((resolve, reject) => {
         if (holdMs > 0 && result.outcome.case === "started") {
           held.set(attemptMember(result.taskId, result.attempt), { result, resolve, reject, heldAtMs: Date.now() });
           if (!holdTimer) releaseHeld();
@@ -278,9 +434,14 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
         }
         schedule();
       });
+      if (!stallTimer && !stalled) watchStall();
+      return answer;
     },
     get pending() {
       return pendingCount();
+    },
+    get stalled() {
+      return stalled;
     },
     idle(deadline) {
       if (pendingCount() === 0) return Promise.resolve();
@@ -302,6 +463,8 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
       timer = undefined;
       if (holdTimer) clearTimeout(holdTimer);
       holdTimer = undefined;
+      if (stallTimer) clearTimeout(stallTimer);
+      stallTimer = undefined;
       // An in-flight call settles on its own; what never left is failed now.
       const left = [...queue.filter((item) => !item.folded), ...held.values()];
       queue = [];

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { JobState, ResultStatus, TaskStartedSchema, TaskState, type TaskEnvelope } from "@corral/proto";
+import { DispatchAckSchema, JobState, ResultStatus, TaskStartedSchema, TaskState, type TaskEnvelope } from "@corral/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJobLedger, type JobLedger } from "../job-ledger.js";
 import {
@@ -190,6 +190,54 @@ describe("applyResults", () => {
     expect(out.outcomes[3]!.reason).toContain("depends_on");
     expect(await states(jobId)).toEqual({ A: TaskState.FAILED, B: TaskState.FAILED });
     expect((await jobState(jobId)).state).toBe(JobState.FAILED);
+  });
+
+  it("fails only the task whose result holds text Postgres cannot store (a NUL) and applies the rest of the batch", async () => {
+    const { jobId, ready } = await submit([["ok-1"], ["nul-display"], ["nul-label"], ["nul-error", { maxRetries: 3 }], ["nul-sub"], ["ok-2"]]);
+    const [ok1, display, label, error, sub, ok2] = ["ok-1", "nul-display", "nul-label", "nul-error", "nul-sub", "ok-2"].map((d) => pick(ready, d));
+    const out = await ledger.reportResults({
+      results: [
+        completed(ok1!),
+        completed(display!, { display: "bad\0display" }),
+        completed(label!, { progress: [{ label: "rows\0", total: 2, done: 1 }] }),
+        failed(error!, { error: "boom\0" }),
+        completed(sub!, { subtasks: [task("child\0")] }),
+        completed(ok2!),
+      ],
+    });
+    expect(out.outcomes.map((o) => ResultStatus[o.status])).toEqual(["APPLIED", "INVALID", "INVALID", "INVALID", "INVALID", "APPLIED"]);
+    expect(out.outcomes.map((o) => o.reason)).toEqual([
+      "",
+      "the task's result could not be stored: completed.display contains a NUL character (0x00), which cannot be stored",
+      "the task's result could not be stored: completed.progress[0].label contains a NUL character (0x00), which cannot be stored",
+      "the task's result could not be stored: failed.error contains a NUL character (0x00), which cannot be stored",
+      "the task's result could not be stored: completed.subtasks[0].identifier.name contains a NUL character (0x00), which cannot be stored",
+      "",
+    ]);
+    // A retryable task is not retried: the same code would report the same result again.
+    expect(await states(jobId)).toEqual({
+      "ok-1": TaskState.COMPUTED,
+      "nul-display": TaskState.FAILED,
+      "nul-label": TaskState.FAILED,
+      "nul-error": TaskState.FAILED,
+      "nul-sub": TaskState.FAILED,
+      "ok-2": TaskState.COMPUTED,
+    });
+    const rows = await t.db.selectFrom("tasks").select(["display", "error", "subtask_count"]).where("job_id", "=", jobId).execute();
+    const byName = Object.fromEntries(rows.map((r) => [r.display, r]));
+    expect(byName["nul-display"]!.error).toMatch(/^the task's result could not be stored: completed\.display contains a NUL/);
+    expect(byName["nul-sub"]!.subtask_count).toBe(0);
+    expect((await jobState(jobId)).state).toBe(JobState.FAILED);
+  });
+
+  it("answers a result whose task id holds a NUL as not found, without failing the batch", async () => {
+    const { ready } = await submit([["nul-id-ok"]]);
+    const e = pick(ready, "nul-id-ok");
+    const out = await ledger.reportResults({
+      results: [completed({ taskId: "no\0such", attempt: 1 }), completed(e)],
+      dispatched: [create(DispatchAckSchema, { taskId: "no\0such", attempt: 1 })],
+    });
+    expect(out.outcomes.map((o) => ResultStatus[o.status])).toEqual(["NOT_FOUND", "APPLIED"]);
   });
 
   it("lets dependants of a failed optional task run", async () => {

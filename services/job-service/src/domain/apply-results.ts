@@ -46,6 +46,7 @@ import {
   RUNNING,
   SKIPPED,
 } from "./states.js";
+import { unstorableResults } from "./storable-text.js";
 import { clusterOverrides, newTaskEnvelopes, planTasks, validateSubmissions, type NewTask, type TaskEdge } from "./task-plan.js";
 
 export interface ApplyResultsInput {
@@ -79,6 +80,8 @@ export interface ApplyResultsOptions {
 interface ResolvedSubtasks {
   /** Result index → reason the result's subtasks break a rule. */
   invalid: Map<number, string>;
+  /** Result index → why the result holds text Postgres cannot store; its task fails instead. */
+  unstorable: Map<number, string>;
   /** Team id → slug → cluster. */
   clusters: Map<string, Map<string, ResolvedCluster>>;
   teams: Map<string, string>;
@@ -91,13 +94,16 @@ export async function applyResults(
   options: ApplyResultsOptions,
 ): Promise<ApplyResultsOutput> {
   const now = options.now ?? (() => new Date());
+  // Before any statement: one result Postgres would refuse must not fail the others with it.
+  const unstorable = unstorableResults(input.results);
   // Cluster lookups are remote calls: do them before taking any lock.
-  const resolved = await resolveSubtasks(db, resolver, input.results, options.maxInputBytes);
+  const resolved = await resolveSubtasks(db, resolver, input.results, options.maxInputBytes, unstorable);
   const out = await db.transaction().execute((tx) => applyInTransaction(tx, input.results, resolved, now(), options.maxOpenTasks));
   // Acks are idempotent and independent of the results: outside the job locks, so they never
-  // lengthen the critical section.
-  if (input.dispatched && input.dispatched.length > 0) {
-    await deleteOutbox(db, input.dispatched.map((a) => ({ taskId: a.taskId, attempt: a.attempt })));
+  // lengthen the critical section. (An id Postgres cannot hold names no task: dropped.)
+  const acks = (input.dispatched ?? []).filter((a) => !a.taskId.includes("\0"));
+  if (acks.length > 0) {
+    await deleteOutbox(db, acks.map((a) => ({ taskId: a.taskId, attempt: a.attempt })));
   }
   return out;
 }
@@ -107,10 +113,12 @@ async function resolveSubtasks(
   resolver: ClusterResolver,
   results: TaskResult[],
   maxInputBytes: number,
+  unstorable: Map<number, string>,
 ): Promise<ResolvedSubtasks> {
   const invalid = new Map<number, string>();
   const withSubtasks: { index: number; taskId: string; subs: TaskSubmission[] }[] = [];
   results.forEach((r, index) => {
+    if (unstorable.has(index)) return;
     if (r.outcome.case !== "completed" || r.outcome.value.subtasks.length === 0) return;
     const subs = r.outcome.value.subtasks;
     try {
@@ -153,7 +161,7 @@ async function resolveSubtasks(
       invalid.set(w.index, `results[${w.index}].completed.subtasks[${unknown}].cluster_slug: cluster ${JSON.stringify(w.subs[unknown]!.clusterSlug)} not found`);
     }
   }
-  return { invalid, clusters, teams };
+  return { invalid, unstorable, clusters, teams };
 }
 
 async function applyInTransaction(
@@ -163,7 +171,8 @@ async function applyInTransaction(
   now: Date,
   maxOpenTasks: number,
 ): Promise<ApplyResultsOutput> {
-  const taskIds = [...new Set(results.map((r) => r.taskId))];
+  // An id holding a NUL names no task (and Postgres would refuse the whole statement for it).
+  const taskIds = [...new Set(results.map((r) => r.taskId).filter((id) => !id.includes("\0")))];
   // Lock the jobs first, in id order: every writer of a job does, so batches touching the same job
   // apply one after the other and read each other's effects (no lost update, no deadlock).
   const jobs = new Map<string, JobRow>((await lockJobsOfTasks(tx, taskIds)).map((j) => [j.id, j]));
@@ -237,6 +246,20 @@ async function applyInTransaction(
     if (isDuplicate(r, w)) {
       outcome.status = ResultStatus.APPLIED;
       outcome.reason = "already applied";
+      return;
+    }
+    const unstorable = resolved.unstorable.get(index);
+    if (unstorable !== undefined) {
+      if (!active) {
+        stale(outcome, w);
+        return;
+      }
+      // The attempt ends failed, not retried: the same code would report the same text again.
+      endAttempt(w, now, undefined);
+      w.error = `the task's result could not be stored: ${unstorable}`;
+      terminal(w);
+      outcome.status = ResultStatus.INVALID;
+      outcome.reason = w.error;
       return;
     }
     switch (r.outcome.case) {
