@@ -14,3 +14,6 @@ export { publicServices, requestIdHeader } from "./interceptors.js";
 export * from "./service-config.js";
 export * from "./component.js";
 export * from "./page-token.js";
+export { LruCache } from "./lru-cache.js";
+export { createAuthThrottle, type AuthThrottle, type AuthThrottleOptions } from "./auth-throttle.js";
+export { createStreamKeyWatch, revokedKeyError, type StreamKeyWatch, type WatchedStream } from "./stream-key-watch.js";

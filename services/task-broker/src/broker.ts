@@ -48,6 +48,8 @@ export interface BrokerOptions {
   startReportDelayMs?: number;
   /** A Work stream must send Hello within this long, or it is ended (default 30 s). */
   helloTimeoutMs?: number;
+  /** Most open Work sessions of one team on this replica (default 1,000): RESOURCE_EXHAUSTED beyond. */
+  maxSessionsPerTeam?: number;
   /** Results per ReportResults call (default 500). */
   batchSize?: number;
   /** A dispatch group with credit reads again after this long without a wake-up (default 2 s). */
@@ -151,6 +153,7 @@ export function createBroker(options: BrokerOptions): Broker {
     metrics,
     logger,
     maxQueuesPerSession,
+    maxSessionsPerTeam: options.maxSessionsPerTeam,
   });
   /** wake channel → cluster id, for the clusters this replica dispatches. */
   const wakeChannels = new Map<string, string>();
