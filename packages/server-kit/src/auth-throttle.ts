@@ -14,10 +14,13 @@ export interface AuthThrottleOptions {
 }
 
 export interface AuthThrottle {
-  /** 0 when `address` may try a key now; otherwise how long until it may, in ms. */
-  retryAfterMs(address: string): number;
-  /** A key from `address` did not resolve. */
-  failed(address: string): void;
+  /**
+   * Before a lookup: takes a token of `address` and answers 0, or answers how long until one comes
+   * back, in ms. A lookup in flight holds its token, so concurrent guesses count at once.
+   */
+  take(address: string): number;
+  /** The key from `address` resolved: its token comes back. */
+  refund(address: string): void;
 }
 
 interface Bucket {
@@ -32,7 +35,7 @@ export function createAuthThrottle(options: AuthThrottleOptions = {}): AuthThrot
   const buckets = new LruCache<string, Bucket>(options.maxAddresses ?? 100_000);
 
   const refill = (address: string): Bucket | undefined => {
-    const b = buckets.peek(address);
+    const b = buckets.get(address);
     if (!b) return undefined;
     const t = now();
     b.tokens = Math.min(burst, b.tokens + ((t - b.at) / 1000) * rate);
@@ -41,15 +44,19 @@ export function createAuthThrottle(options: AuthThrottleOptions = {}): AuthThrot
   };
 
   return {
-    retryAfterMs(address) {
-      const b = refill(address);
-      if (!b || b.tokens >= 1) return 0;
-      return rate > 0 ? Math.ceil(((1 - b.tokens) / rate) * 1000) : 60_000;
-    },
-    failed(address) {
+    take(address) {
       const b = refill(address) ?? { tokens: burst, at: now() };
-      b.tokens = Math.max(0, b.tokens - 1);
+      if (b.tokens < 1) return rate > 0 ? Math.ceil(((1 - b.tokens) / rate) * 1000) : 60_000;
+      b.tokens -= 1;
       buckets.set(address, b);
+      return 0;
+    },
+    refund(address) {
+      const b = refill(address);
+      if (!b) return;
+      b.tokens = Math.min(burst, b.tokens + 1);
+      // A full bucket is the state of an address never seen: forget it.
+      if (b.tokens >= burst) buckets.delete(address);
     },
   };
 }

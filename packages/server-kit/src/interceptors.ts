@@ -170,7 +170,8 @@ export function createAuthInterceptor(options: AuthOptions): Interceptor {
       const address = req.contextValues.get(peerAddressKey);
       const good = recentlyGood.get(token);
       const trusted = good !== undefined && Date.now() - good < recentlyGoodMs;
-      const wait = trusted || !options.throttle ? 0 : options.throttle.retryAfterMs(address);
+      const throttle = trusted ? undefined : options.throttle;
+      const wait = throttle ? throttle.take(address) : 0;
       if (wait > 0) {
         count("throttled");
         throw new ConnectError(
@@ -179,12 +180,17 @@ export function createAuthInterceptor(options: AuthOptions): Interceptor {
           { "retry-after-ms": String(wait) },
         );
       }
-      caller = await options.verifier.verify(token);
-      if (caller) recentlyGood.set(token, Date.now());
-      else {
-        recentlyGood.delete(token);
-        options.throttle?.failed(address);
+      try {
+        caller = await options.verifier.verify(token);
+      } catch (err) {
+        // The registry did not answer: not the client's failure.
+        throttle?.refund(address);
+        throw err;
       }
+      if (caller) {
+        recentlyGood.set(token, Date.now());
+        throttle?.refund(address);
+      } else recentlyGood.delete(token);
     }
     count(caller ? "ok" : "invalid");
     if (!caller) throw new ConnectError("invalid or revoked API key", Code.Unauthenticated);
