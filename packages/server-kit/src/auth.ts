@@ -14,9 +14,31 @@ export const callerKey = createContextKey<Caller | undefined>(undefined, {
   description: "the authenticated caller",
 });
 
+/** The client's address: the connection's peer, or X-Forwarded-For when the server trusts it. */
+export const peerAddressKey = createContextKey<string>("", { description: "the client's address" });
+
+/**
+ * Aborts (reason: UNAUTHENTICATED) when the key a long-lived stream was opened with is revoked;
+ * undefined for unary calls and the service key. Streams listen to end at once (and let go of
+ * what they hold); the server ends them anyway.
+ */
+export const keyRevokedKey = createContextKey<AbortSignal | undefined>(undefined, {
+  description: "aborts when the stream's API key is revoked",
+});
+
+/** See `keyRevokedKey`. */
+export function keyRevocation(ctx: HandlerContext): AbortSignal | undefined {
+  return ctx.values.get(keyRevokedKey);
+}
+
 /** Resolves an API key (the whole `corral_<id>_<secret>` string) to its caller, or undefined. */
 export interface ApiKeyVerifier {
   verify(key: string): Promise<Caller | undefined>;
+  /**
+   * Asks the source of truth again, past any cache (streams re-checking their key use it; without
+   * it they call `verify`). Concurrent calls for one key share one lookup.
+   */
+  recheck?(key: string): Promise<Caller | undefined>;
 }
 
 export function getCaller(ctx: HandlerContext): Caller {

@@ -6,9 +6,12 @@ import { createValidator, Violation, violationsToProto } from "@bufbuild/protova
 import { pathToString, reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import type { DescMessage, Message } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
-import { callerKey, type ApiKeyVerifier, type Caller } from "./auth.js";
+import { callerKey, keyRevokedKey, parseApiKey, peerAddressKey, type ApiKeyVerifier, type Caller } from "./auth.js";
+import type { AuthThrottle } from "./auth-throttle.js";
+import { LruCache } from "./lru-cache.js";
+import type { StreamKeyWatch, WatchedStream } from "./stream-key-watch.js";
 import { toConnectError } from "./errors.js";
-import type { RpcMetrics } from "./metrics.js";
+import type { KeyCheckResult, RpcMetrics } from "./metrics.js";
 import { createFastValidator } from "./fast-validator.js";
 import { parseErrorAsInvalidArgument } from "./parse-errors.js";
 import { createTextChecker } from "./storable-text.js";
@@ -127,9 +130,53 @@ export interface AuthOptions {
   serviceKey?: string;
   /** Full procedure names (`/pkg.Service/Method`) or service type names only the service key may call. */
   internal: Set<string>;
+  /** Refuses addresses that fail too many key checks, before their keys are looked up. */
+  throttle?: AuthThrottle;
+  /** Re-checks the keys of open response streams; revoked ones end with UNAUTHENTICATED. */
+  streams?: StreamKeyWatch;
+  metrics?: RpcMetrics;
+}
+
+/** Keys that verified lately, from any address: they are looked up even when their address is throttled. */
+const recentlyGoodMs = 10 * 60_000;
+
+/**
+ * Ends `source` with `watched`'s reason once its key is revoked, even while the handler waits for
+ * something to send; the handler is asked to return (its `finally` runs) as soon as it can.
+ */
+async function* endOnRevocation<T>(source: AsyncIterable<T>, watched: WatchedStream): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  const { signal } = watched;
+  try {
+    for (;;) {
+      if (signal.aborted) throw signal.reason;
+      // A listener per step, removed when the step is done: nothing piles up on a long stream.
+      const step = await new Promise<IteratorResult<T>>((resolve, reject) => {
+        const onAbort = () => reject(signal.reason);
+        signal.addEventListener("abort", onAbort, { once: true });
+        it.next().then(
+          (r) => {
+            signal.removeEventListener("abort", onAbort);
+            resolve(r);
+          },
+          (err: unknown) => {
+            signal.removeEventListener("abort", onAbort);
+            reject(err);
+          },
+        );
+      });
+      if (step.done) return;
+      yield step.value;
+    }
+  } finally {
+    watched.release();
+    if (signal.aborted) it.return?.(undefined).catch(() => {});
+  }
 }
 
 export function createAuthInterceptor(options: AuthOptions): Interceptor {
+  const recentlyGood = new LruCache<string, number>(10_000);
+  const count = (result: KeyCheckResult) => options.metrics?.keyChecks.inc({ result });
   return (next) => async (req) => {
     const service = req.service.typeName;
     if (publicServices.has(service)) return next(req);
@@ -141,8 +188,37 @@ export function createAuthInterceptor(options: AuthOptions): Interceptor {
     if (options.serviceKey && safeEqual(token, options.serviceKey)) {
       caller = { kind: "service", teamId: "", keyId: "service" };
     } else {
-      caller = await options.verifier.verify(token);
+      // A key of the wrong shape cannot exist: no lookup, and nothing for the throttle to count.
+      if (!parseApiKey(token)) {
+        count("malformed");
+        throw new ConnectError("invalid API key: expected corral_<key id>_<secret>", Code.Unauthenticated);
+      }
+      const address = req.contextValues.get(peerAddressKey);
+      const good = recentlyGood.get(token);
+      const trusted = good !== undefined && Date.now() - good < recentlyGoodMs;
+      const throttle = trusted ? undefined : options.throttle;
+      const wait = throttle ? throttle.take(address) : 0;
+      if (wait > 0) {
+        count("throttled");
+        throw new ConnectError(
+          `too many failed API key checks from this address; retry after ${wait} ms`,
+          Code.ResourceExhausted,
+          { "retry-after-ms": String(wait) },
+        );
+      }
+      try {
+        caller = await options.verifier.verify(token);
+      } catch (err) {
+        // The registry did not answer: not the client's failure.
+        throttle?.refund(address);
+        throw err;
+      }
+      if (caller) {
+        recentlyGood.set(token, Date.now());
+        throttle?.refund(address);
+      } else recentlyGood.delete(token);
     }
+    count(caller ? "ok" : "invalid");
     if (!caller) throw new ConnectError("invalid or revoked API key", Code.Unauthenticated);
     const isInternal =
       options.internal.has(service) || options.internal.has(`/${service}/${req.method.name}`);
@@ -150,7 +226,22 @@ export function createAuthInterceptor(options: AuthOptions): Interceptor {
       throw new ConnectError(`${req.method.name} is internal: service key only`, Code.PermissionDenied);
     }
     req.contextValues.set(callerKey, caller);
-    return next(req);
+    const streaming = req.method.methodKind === "server_streaming" || req.method.methodKind === "bidi_streaming";
+    // The service key is the suite's own; only teams' keys can be revoked.
+    if (!streaming || caller.kind !== "user" || !options.streams) return next(req);
+    const watched = options.streams.watch(token);
+    req.contextValues.set(keyRevokedKey, watched.signal);
+    try {
+      const res = await next(req);
+      if (!res.stream) {
+        watched.release();
+        return res;
+      }
+      return { ...res, message: endOnRevocation(res.message, watched) };
+    } catch (err) {
+      watched.release();
+      throw err;
+    }
   };
 }
 

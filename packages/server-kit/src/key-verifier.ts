@@ -1,49 +1,73 @@
 // Services other than the registry resolve API keys through the registry's internal VerifyApiKey,
 // with a short cache so a revocation takes effect within `ttlMs`, and stale answers bridge a
 // registry restart. A key in use is looked up again in the background once its answer is half
-// the TTL old, so callers of a busy key never wait for the registry.
+// the TTL old, so callers of a busy key never wait for the registry. Good and bad answers live in
+// separate LRU caches: a flood of random keys churns the bad one and never pushes out good keys.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ApiKeyService } from "@corral/proto";
 import type { ApiKeyVerifier, Caller } from "./auth.js";
 import { createServiceClient } from "./client.js";
+import { LruCache } from "./lru-cache.js";
 
 export interface RegistryKeyVerifierOptions {
   baseUrl: string;
   serviceKey: string;
   /** How long an answer is trusted (default 2 s). */
   ttlMs?: number;
+  /** How long a key that does not resolve is answered from the cache (default 5 s). */
+  negativeTtlMs?: number;
   /** How long a known-good key keeps working while the registry does not answer (default 5 min). */
   staleMs?: number;
+  /** Good keys kept (default 10,000). */
+  maxKeys?: number;
+  /** Keys that did not resolve kept (default 10,000). */
+  maxBadKeys?: number;
+  /** Asks the registry; a test seam (default: ApiKeyService.VerifyApiKey over HTTP/2). */
+  lookup?: (key: string) => Promise<Caller | undefined>;
+  now?: () => number;
 }
 
-interface Entry {
-  caller: Caller | undefined;
-  at: number;
+function registryLookup(options: RegistryKeyVerifierOptions): (key: string) => Promise<Caller | undefined> {
+  const client = createServiceClient(ApiKeyService, { baseUrl: options.baseUrl, apiKey: options.serviceKey, timeoutMs: 5_000 });
+  return async (key) => {
+    try {
+      const res = await client.verifyApiKey({ key });
+      return { kind: "user", teamId: res.teamId, keyId: res.keyId };
+    } catch (err) {
+      const ce = ConnectError.from(err);
+      if (ce.code === Code.Unauthenticated || ce.code === Code.NotFound || ce.code === Code.InvalidArgument) return undefined;
+      throw ce;
+    }
+  };
 }
 
 export function createRegistryKeyVerifier(options: RegistryKeyVerifierOptions): ApiKeyVerifier {
-  const client = createServiceClient(ApiKeyService, { baseUrl: options.baseUrl, apiKey: options.serviceKey, timeoutMs: 5_000 });
+  const ask = options.lookup ?? registryLookup(options);
+  const now = options.now ?? Date.now;
   const ttl = options.ttlMs ?? 2_000;
+  const negativeTtl = options.negativeTtlMs ?? 5_000;
   const stale = options.staleMs ?? 300_000;
-  const cache = new Map<string, Entry>();
+  const good = new LruCache<string, { caller: Caller; at: number }>(options.maxKeys ?? 10_000);
+  const bad = new LruCache<string, number>(options.maxBadKeys ?? 10_000);
   const inflight = new Map<string, Promise<Caller | undefined>>();
 
   const lookup = async (key: string): Promise<Caller | undefined> => {
+    let caller: Caller | undefined;
     try {
-      const res = await client.verifyApiKey({ key });
-      const caller: Caller = { kind: "user", teamId: res.teamId, keyId: res.keyId };
-      cache.set(key, { caller, at: Date.now() });
-      return caller;
-    } catch (err) {
-      const ce = ConnectError.from(err);
-      if (ce.code === Code.Unauthenticated || ce.code === Code.NotFound || ce.code === Code.InvalidArgument) {
-        cache.set(key, { caller: undefined, at: Date.now() });
-        return undefined;
-      }
-      const old = cache.get(key);
-      if (old?.caller && Date.now() - old.at < stale) return old.caller;
+      caller = await ask(key);
+    } catch {
+      const old = good.peek(key);
+      if (old && now() - old.at < stale) return old.caller;
       throw new ConnectError("cannot verify the API key: the registry does not answer", Code.Unavailable);
     }
+    if (caller) {
+      good.set(key, { caller, at: now() });
+      bad.delete(key);
+    } else {
+      good.delete(key);
+      bad.set(key, now());
+    }
+    return caller;
   };
 
   const start = (key: string): Promise<Caller | undefined> => {
@@ -57,15 +81,17 @@ export function createRegistryKeyVerifier(options: RegistryKeyVerifierOptions): 
 
   return {
     async verify(key) {
-      const hit = cache.get(key);
-      const age = hit ? Date.now() - hit.at : Infinity;
+      const hit = good.get(key);
+      const age = hit ? now() - hit.at : Infinity;
       if (hit && age < ttl) {
         // Refresh ahead; a failure here changes nothing (the next caller past the TTL retries).
-        if (age >= ttl / 2 && hit.caller && !inflight.has(key)) start(key).catch(() => {});
+        if (age >= ttl / 2 && !inflight.has(key)) start(key).catch(() => {});
         return hit.caller;
       }
-      if (cache.size > 10_000) cache.clear();
+      const refused = bad.get(key);
+      if (refused !== undefined && now() - refused < negativeTtl) return undefined;
       return start(key);
     },
+    recheck: (key) => start(key),
   };
 }

@@ -1,8 +1,15 @@
 // Prometheus metrics: one registry per server, request counts and latency per method.
 import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
+/**
+ * How a request's API key check ended: `ok`, `invalid` (unknown or revoked), `malformed` (refused
+ * without a lookup), `throttled` (its address failed too often; refused without a lookup).
+ */
+export type KeyCheckResult = "ok" | "invalid" | "malformed" | "throttled";
+
 export interface RpcMetrics {
   registry: Registry;
+  keyChecks: Counter<"result">;
   requests: Counter<"service" | "method" | "code">;
   duration: Histogram<"service" | "method">;
 }
@@ -11,6 +18,12 @@ export function createRpcMetrics(registry = new Registry()): RpcMetrics {
   collectDefaultMetrics({ register: registry });
   return {
     registry,
+    keyChecks: new Counter({
+      name: "corral_key_verifications_total",
+      help: "API key checks of incoming calls, by result (ok, invalid, malformed, throttled)",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
     requests: new Counter({
       name: "corral_rpc_requests_total",
       help: "RPCs handled, by service, method and gRPC code",

@@ -11,7 +11,10 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@corral/proto/grpc";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import type { ApiKeyVerifier } from "./auth.js";
+import { createContextValues, type ContextValues } from "@connectrpc/connect";
+import { peerAddressKey, type ApiKeyVerifier } from "./auth.js";
+import { createAuthThrottle, type AuthThrottleOptions } from "./auth-throttle.js";
+import { createStreamKeyWatch } from "./stream-key-watch.js";
 import { createHealthState, HealthStatus, type HealthState } from "./health.js";
 import {
   createAuthInterceptor,
@@ -50,6 +53,18 @@ export interface ServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   verifier: ApiKeyVerifier;
   serviceKey?: string;
+  /**
+   * How often open streams' keys are asked again (the key cache time; default 2 s): a revoked
+   * key's streams end with UNAUTHENTICATED within about this long.
+   */
+  keyRecheckMs?: number;
+  /** Failed key checks allowed per client address (defaults: 20 a second, bursts of 50). */
+  authThrottle?: AuthThrottleOptions;
+  /**
+   * Take the client's address from the last X-Forwarded-For entry (set only behind a proxy that
+   * writes it); default: the connection's peer address.
+   */
+  trustForwardedFor?: boolean;
   logger?: Logger;
   metrics?: RpcMetrics;
   /** More registries served on /metrics with the RPC metrics (e.g. the broker's dispatch metrics). */
@@ -85,6 +100,19 @@ export interface CorralServer {
 
 const http2Preface = Buffer.from("PRI * HTTP/2.0");
 
+/**
+ * Who is calling, for throttling failed key checks: the TCP peer (an HTTP/2 request's socket is its
+ * session's), or the last X-Forwarded-For entry (the one the nearest proxy wrote) when trusted.
+ */
+function peerAddress(req: http.IncomingMessage | http2.Http2ServerRequest, trustForwardedFor: boolean): string {
+  if (trustForwardedFor) {
+    const forwarded = req.headers["x-forwarded-for"];
+    const last = (Array.isArray(forwarded) ? forwarded.join(",") : forwarded ?? "").split(",").pop()?.trim();
+    if (last) return last;
+  }
+  return req.socket?.remoteAddress ?? "";
+}
+
 export function createServer(options: ServerOptions): CorralServer {
   const logger = options.logger ?? createLogger(options.name);
   const metrics = options.metrics ?? createRpcMetrics();
@@ -106,21 +134,33 @@ export function createServer(options: ServerOptions): CorralServer {
     answerParseErrorsAsInvalidArgument(router);
   };
 
+  const streamKeys = createStreamKeyWatch({ verifier: options.verifier, intervalMs: options.keyRecheckMs ?? 2_000, logger });
   const interceptors = [
     createLoggingInterceptor(logger, metrics),
     createErrorInterceptor(),
-    createAuthInterceptor({ verifier: options.verifier, serviceKey: options.serviceKey, internal }),
+    createAuthInterceptor({
+      verifier: options.verifier,
+      serviceKey: options.serviceKey,
+      internal,
+      throttle: createAuthThrottle(options.authThrottle),
+      streams: streamKeys,
+      metrics,
+    }),
     createValidationInterceptor(),
   ];
   const readMaxBytes = options.readMaxBytes ?? 8 * 1024 * 1024;
+  const peerContext = (req: http.IncomingMessage | http2.Http2ServerRequest): ContextValues =>
+    createContextValues().set(peerAddressKey, peerAddress(req, options.trustForwardedFor ?? false));
   const fastPath = createUnaryFastPath({
     services: [...options.mounts, { service: Health, impl: health.impl }],
     interceptors,
+    contextValues: peerContext,
     readMaxBytes,
     compressResponses: Boolean(options.compressMinBytes),
   });
   const connectHandler = connectNodeAdapter({
     routes,
+    contextValues: peerContext,
     readMaxBytes,
     // Off unless configured, as gRPC servers do by default (connect's default, gzip above 1 KiB,
     // cost the broker a twentieth of its CPU compressing Assign batches to runners on localhost).
@@ -225,6 +265,7 @@ export function createServer(options: ServerOptions): CorralServer {
           front.off("error", reject);
           const address = front.address();
           if (address && typeof address === "object") port = address.port;
+          streamKeys.start();
           logger.info({ port, host, services: serviceNames }, "listening");
           resolve();
         });
@@ -236,6 +277,7 @@ export function createServer(options: ServerOptions): CorralServer {
     close(graceMs = 10_000) {
       closing ??= (async () => {
         health.setAll(HealthStatus.NOT_SERVING);
+        streamKeys.close();
         const stopped = new Promise<void>((resolve) => front.close(() => resolve()));
         for (const s of sessions) s.close();
         h1?.closeIdleConnections();

@@ -18,8 +18,19 @@ export interface ServiceConfig {
   registryUrl: string;
   jobsUrl: string;
   brokerUrl: string;
-  /** How long another service trusts a verified API key (ms). */
+  /**
+   * How long another service trusts a verified API key (ms), and how often open streams' keys are
+   * checked again (`CORRAL_KEY_CACHE`).
+   */
   keyCacheMs: number;
+  /**
+   * Failed API key checks a client address may make per second (`CORRAL_AUTH_FAILURE_RATE`, 20) and
+   * at once (`CORRAL_AUTH_FAILURE_BURST`, 50); beyond, RESOURCE_EXHAUSTED without a lookup.
+   */
+  authFailureRate: number;
+  authFailureBurst: number;
+  /** Take the client address from X-Forwarded-For (`CORRAL_TRUST_FORWARDED_FOR`, default false). */
+  trustForwardedFor: boolean;
   shutdownGraceMs: number;
   /** What clients are told to connect to (RuntimeService.GetRuntimeConfig). */
   publicUrl: string;
@@ -82,6 +93,9 @@ export function readServiceConfig(defaultPort: number, env: Env = process.env): 
     jobsUrl: envUrl("CORRAL_JOBS_URL", "http://127.0.0.1:7702", ["http", "https"], env),
     brokerUrl: envUrl("CORRAL_BROKER_URL", "http://127.0.0.1:7703", ["http", "https"], env),
     keyCacheMs: envDurationMs("CORRAL_KEY_CACHE", 2_000, env),
+    authFailureRate: envInt("CORRAL_AUTH_FAILURE_RATE", 20, { min: 0, max: 1_000_000 }, env),
+    authFailureBurst: envInt("CORRAL_AUTH_FAILURE_BURST", 50, { min: 1, max: 1_000_000 }, env),
+    trustForwardedFor: envBool("CORRAL_TRUST_FORWARDED_FOR", false, env),
     shutdownGraceMs: envDurationMs("CORRAL_SHUTDOWN_GRACE", 10_000, env),
     publicUrl: envString("CORRAL_PUBLIC_URL", self, env),
     maxConcurrentStreams: envInt("CORRAL_MAX_CONCURRENT_STREAMS", 1_000, { min: 1, max: 2 ** 31 - 1 }, env),

@@ -16,6 +16,7 @@ import {
   createHandlerContext,
   createServiceImplSpec,
   type HandlerContext,
+  type ContextValues,
   type Interceptor,
   type MethodImplSpec,
   type ServiceImpl,
@@ -39,6 +40,8 @@ export interface UnaryFastPathOptions {
   readMaxBytes: number;
   /** Responses may be compressed: calls whose client accepts gzip or br go to connect-node. */
   compressResponses: boolean;
+  /** Context values of a call (the client's address), as connect-node's adapter is given them. */
+  contextValues?: (req: Request) => ContextValues;
 }
 
 const callEnded = new ConnectError("the call has ended", Code.Canceled);
@@ -155,6 +158,7 @@ async function answer(
     url: `${"encrypted" in req.socket && req.socket.encrypted ? "https" : "http"}://${headers[":authority"] ?? headers.host ?? "localhost"}${req.url}`,
     responseHeader: { "content-type": grpc ? "application/grpc+proto" : "application/proto" },
     responseTrailer: grpc ? { "grpc-status": "0" } : undefined,
+    contextValues: options.contextValues?.(req),
   });
   let out: Uint8Array | undefined;
   let error: ConnectError | undefined;

@@ -82,7 +82,9 @@ export function createApiKeys(db: Kysely<RegistryDatabase>): ApiKeys {
 
   async function resolve(key: string): Promise<VerifiedKey | undefined> {
     const parsed = parseApiKey(key);
-    if (!parsed) return undefined;
+    // Every stored secret is 40 characters (created) or 32+ (installed): a shorter one cannot match,
+    // so it costs no query.
+    if (!parsed || parsed.secret.length < MIN_INSTALLED_SECRET_LENGTH) return undefined;
     const row = await findApiKeyWithTeam(db, parsed.keyId);
     if (!row || row.revoke_time !== null) return undefined;
     const given = hashSecret(parsed.secret);

@@ -14,7 +14,7 @@ import {
   VisualizeJobResponseSchema,
   WatchJobResponseSchema,
 } from "@corral/proto";
-import { requireTeam } from "@corral/server-kit";
+import { keyRevocation, requireTeam } from "@corral/server-kit";
 import { toJob, toProgress, toStateCounts, toTask } from "./domain/convert.js";
 import type { JobLedger } from "./job-ledger.js";
 
@@ -79,12 +79,17 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
 
     async *watchJob(req, ctx) {
       const teamId = requireTeam(ctx);
-      for await (const change of ledger.watchJob(teamId, req.jobId, ctx.signal)) {
+      // A revoked key stops the watch (and its listener) at once; the server ends the call with
+      // UNAUTHENTICATED.
+      const revoked = keyRevocation(ctx);
+      const signal = revoked ? AbortSignal.any([ctx.signal, revoked]) : ctx.signal;
+      for await (const change of ledger.watchJob(teamId, req.jobId, signal)) {
         yield create(WatchJobResponseSchema, {
           job: toJob(change.job, change.progress),
           changedTasks: change.changedTasks.map(toTask),
         });
       }
+      if (revoked?.aborted) throw revoked.reason;
     },
   };
 }

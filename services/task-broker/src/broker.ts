@@ -54,6 +54,8 @@ export interface BrokerOptions {
    * (default 30 s, `CORRAL_RESULT_STALL_TIMEOUT`).
    */
   resultStallTimeoutMs?: number;
+  /** Most open Work sessions of one team on this replica (default 1,000): RESOURCE_EXHAUSTED beyond. */
+  maxSessionsPerTeam?: number;
   /** Results per ReportResults call (default 500). */
   batchSize?: number;
   /** A dispatch group with credit reads again after this long without a wake-up (default 2 s). */
@@ -165,6 +167,7 @@ export function createBroker(options: BrokerOptions): Broker {
     metrics,
     logger,
     maxQueuesPerSession,
+    maxSessionsPerTeam: options.maxSessionsPerTeam,
   });
   /** wake channel → cluster id, for the clusters this replica dispatches. */
   const wakeChannels = new Map<string, string>();

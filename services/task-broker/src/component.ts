@@ -5,7 +5,8 @@
 // REDIS_URL is then not used. CORRAL_REDIS_PREFIX applies to both. CORRAL_PRESENCE_INTERVAL (20 s)
 // is how often every connected runner is reported to the registry again. CORRAL_RESULT_STALL_TIMEOUT
 // (30 s): results pending with none delivered to job-service for this long make the broker NOT_SERVING.
-import { envDurationMs, type ServiceComponent, type ServiceConfig } from "@corral/server-kit";
+// CORRAL_MAX_SESSIONS_PER_TEAM (1,000) caps one team's open Work sessions on each replica.
+import { envDurationMs, envInt, type ServiceComponent, type ServiceConfig } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { createBroker, type Broker } from "./broker.js";
 import { createClusterResolverClient, createLedgerClient, createPresenceClient, createResyncClient } from "./clients.js";
@@ -46,6 +47,7 @@ export function createBrokerComponent(
     batchWindowMs: envDurationMs("CORRAL_RESULT_BATCH_WINDOW", 3, env),
     startReportDelayMs: envDurationMs("CORRAL_START_REPORT_DELAY", 0, env),
     helloTimeoutMs: envDurationMs("CORRAL_HELLO_TIMEOUT", 30_000, env),
+    maxSessionsPerTeam: envInt("CORRAL_MAX_SESSIONS_PER_TEAM", 1_000, { min: 1, max: 10_000_000 }, env),
     presenceRefreshMs: envDurationMs("CORRAL_PRESENCE_INTERVAL", 20_000, env),
     resultStallTimeoutMs: envDurationMs("CORRAL_RESULT_STALL_TIMEOUT", 30_000, env),
     resync: options.ledger ? undefined : createResyncClient({ baseUrl: config.jobsUrl, serviceKey: config.serviceKey }),

@@ -19,7 +19,7 @@ import {
   type TaskResult,
   type WorkRequest,
 } from "@corral/proto";
-import { NotFoundError, toConnectError } from "@corral/server-kit";
+import { NotFoundError, ResourceExhaustedError, revokedKeyError, toConnectError } from "@corral/server-kit";
 import type { Logger } from "pino";
 import type { Dispatcher } from "./dispatcher.js";
 import { BrokerDrainingError, ProtocolViolationError } from "./errors.js";
@@ -49,6 +49,11 @@ export interface SessionHubOptions {
   logger: Logger;
   /** Most task versions one Hello may make readable (every minor up to the registered one counts). */
   maxQueuesPerSession: number;
+  /**
+   * Most open Work sessions of one team on this replica (default 1,000); counted per replica, as
+   * sessions live in their replica's memory only.
+   */
+  maxSessionsPerTeam?: number;
 }
 
 export interface RevokeCommand {
@@ -68,6 +73,8 @@ export interface SessionHub {
   inputEnded(session: RunnerSession): void;
   /** The stream is gone (ended, canceled, or broker closing). Leases stay in Redis. */
   detach(session: RunnerSession): void;
+  /** The session's API key was revoked: answer UNAUTHENTICATED and detach. */
+  revoked(session: RunnerSession): void;
   onLeased(session: RunnerSession, entry: StreamEntry, token: string, expiryMs: number): void;
   onExpired(leases: ExpiredLease[]): void;
   /** Sends Cancel for matching local leases; returns how many. */
@@ -86,6 +93,16 @@ function leaseRef(taskId: string, attempt: number, token: string): LeaseRef {
 export function createSessionHub(options: SessionHubOptions): SessionHub {
   const { leases, batcher, presence, metrics, logger } = options;
   const sessions = new Map<string, RunnerSession>();
+  const maxSessionsPerTeam = options.maxSessionsPerTeam ?? 1_000;
+  /** Open sessions per team, for the cap. */
+  const perTeam = new Map<string, number>();
+  const checkTeamCap = (teamId: string) => {
+    if ((perTeam.get(teamId) ?? 0) >= maxSessionsPerTeam) {
+      throw new ResourceExhaustedError(
+        `the team already holds ${maxSessionsPerTeam} open Work sessions on this broker (CORRAL_MAX_SESSIONS_PER_TEAM)`,
+      );
+    }
+  };
   /** `<cluster id>/<task id>:<attempt>` → the local session holding the lease. */
   const owners = new Map<string, RunnerSession>();
   let dispatcher: Dispatcher | undefined;
@@ -215,6 +232,7 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
 
     async open(teamId, hello) {
       if (draining) throw new BrokerDrainingError();
+      checkTeamCap(teamId);
       const queues = readableQueues(hello.identifiers, options.maxQueuesPerSession);
       const slug = hello.clusterSlug;
       const cluster = (await options.clusters.resolve(teamId, [slug])).get(slug);
@@ -263,7 +281,19 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
       // Resumed tasks occupy slots: the open credit is what is left.
       session.credit = Math.max(0, hello.slots - session.leases.size);
       if (draining) throw new BrokerDrainingError();
+      // Checked again: other Hellos of the team may have been answered while this one waited.
+      try {
+        checkTeamCap(teamId);
+      } catch (err) {
+        // Resumed leases stay with their records in Redis; they expire or the runner resumes them elsewhere.
+        for (const member of session.leases.keys()) {
+          const key = ownerKey(cluster.id, member);
+          if (owners.get(key) === session) owners.delete(key);
+        }
+        throw err;
+      }
       sessions.set(session.id, session);
+      perTeam.set(teamId, (perTeam.get(teamId) ?? 0) + 1);
       metrics.sessions.set(sessions.size);
       session.send({
         case: "welcome",
@@ -375,12 +405,23 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
       else session.onIdle = () => session.outbox.end();
     },
 
+    revoked(session) {
+      if (session.state === "closed") return;
+      logger.info({ session: session.id, runner: session.runnerId, team: session.teamId }, "API key revoked; ending the session");
+      session.fail(Code.Unauthenticated, "the API key was revoked", revokedKeyError());
+      hub.detach(session);
+    },
+
     detach(session) {
       if (session.state === "closed") return;
       session.state = "closed";
       session.outbox.end();
       dispatcher?.leave(session);
-      sessions.delete(session.id);
+      if (sessions.delete(session.id)) {
+        const left = (perTeam.get(session.teamId) ?? 1) - 1;
+        if (left > 0) perTeam.set(session.teamId, left);
+        else perTeam.delete(session.teamId);
+      }
       for (const member of session.leases.keys()) {
         const key = ownerKey(session.cluster.id, member);
         if (owners.get(key) === session) owners.delete(key);

@@ -3,7 +3,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { WorkResponseSchema, type TaskBrokerService, type WorkRequest, type WorkResponse } from "@corral/proto";
-import { requireTeam, toConnectError } from "@corral/server-kit";
+import { keyRevocation, requireTeam, toConnectError } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { ProtocolViolationError } from "./errors.js";
 import type { SessionHub } from "./session-hub.js";
@@ -69,6 +69,12 @@ export function createWorkService(
         return;
       }
       ctx.signal.addEventListener("abort", onAbort);
+      // A revoked key ends the session at once: nothing more is assigned, results sent from now on
+      // are not taken, and its leases expire and go to other runners as for any dropped stream.
+      const revoked = keyRevocation(ctx);
+      const onRevoked = () => hub.revoked(s);
+      if (revoked?.aborted) onRevoked();
+      revoked?.addEventListener("abort", onRevoked);
       // Runner messages are applied as they come, while this generator yields the answers.
       void (async () => {
         try {
@@ -98,6 +104,7 @@ export function createWorkService(
         }
       } finally {
         ctx.signal.removeEventListener("abort", onAbort);
+        revoked?.removeEventListener("abort", onRevoked);
         hub.detach(s);
       }
     },
