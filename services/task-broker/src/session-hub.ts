@@ -19,7 +19,7 @@ import {
   type TaskResult,
   type WorkRequest,
 } from "@corral/proto";
-import { NotFoundError, ResourceExhaustedError, revokedKeyError, toConnectError } from "@corral/server-kit";
+import { InvalidArgumentError, NotFoundError, ResourceExhaustedError, revokedKeyError, toConnectError } from "@corral/server-kit";
 import type { Logger } from "pino";
 import type { Dispatcher } from "./dispatcher.js";
 import { BrokerDrainingError, ProtocolViolationError } from "./errors.js";
@@ -233,6 +233,8 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
     async open(teamId, hello) {
       if (draining) throw new BrokerDrainingError();
       checkTeamCap(teamId);
+      // Until live registration (Reregister) is served, every runner names what it serves up front.
+      if (hello.identifiers.length === 0) throw new InvalidArgumentError("hello.identifiers", "must name at least one task identifier");
       const queues = readableQueues(hello.identifiers, options.maxQueuesPerSession);
       const slug = hello.clusterSlug;
       const cluster = (await options.clusters.resolve(teamId, [slug])).get(slug);

@@ -2,8 +2,8 @@
 // @generated from file corral/broker/v1/work.proto (package corral.broker.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Hardware, ProgressIndicator, TaskEnvelope, TaskIdentifier, TaskSubmission } from "../../common/v1/common_pb.js";
 import { file_corral_common_v1_common } from "../../common/v1/common_pb.js";
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/broker/v1/work.proto.
  */
 export const file_corral_broker_v1_work: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb3JyYWwvYnJva2VyL3YxL3dvcmsucHJvdG8SEGNvcnJhbC5icm9rZXIudjEiUAoITGVhc2VSZWYSGgoHdGFza19pZBgBIAEoCUIJukgGcgQQARhAEg8KB2F0dGVtcHQYAiABKA0SFwoFdG9rZW4YAyABKAlCCLpIBXIDGIABImkKBUxlYXNlEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRINCgV0b2tlbhgDIAEoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAizgMKBUhlbGxvEh0KCXJ1bm5lcl9pZBgBIAEoCUIKukgHcgUQARiAARIuCgxjbHVzdGVyX3NsdWcYAiABKAlCGLpIFXITGGQyD15bQS1aYS16MC05LV0qJBJCCgtpZGVudGlmaWVycxgDIAMoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCC7pICJIBBQgBEOgHEhkKBXNsb3RzGAQgASgNQgq6SAcqBRiQTigBEiwKCGhhcmR3YXJlGAUgASgLMhouY29ycmFsLmNvbW1vbi52MS5IYXJkd2FyZRJNCgZsYWJlbHMYBiADKAsyIy5jb3JyYWwuYnJva2VyLnYxLkhlbGxvLkxhYmVsc0VudHJ5Qhi6SBWaARIQQCIHcgUQARiAASoFcgMYgAQSPAoNcmVzdW1lX2xlYXNlcxgHIAMoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWZCCbpIBpIBAxCQThIcCgtzZGtfdmVyc2lvbhgIIAEoCUIHukgEcgIYQBIPCgdiYXRjaGVzGAkgASgIGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiHwoGQ3JlZGl0EhUKAW4YASABKA1CCrpIByoFGJBOKAEiCwoJSGVhcnRiZWF0ItoBCglDb21wbGV0ZWQSMQoFbGVhc2UYASABKAsyGi5jb3JyYWwuYnJva2VyLnYxLkxlYXNlUmVmQga6SAPIAQESGQoHZGlzcGxheRgCIAEoCUIIukgFcgMYgAgSPQoIc3VidGFza3MYAyADKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tTdWJtaXNzaW9uQgm6SAaSAQMQkE4SQAoIcHJvZ3Jlc3MYBCADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yQgm6SAaSAQMQ6Aci4gEKBkZhaWxlZBIxCgVsZWFzZRgBIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWZCBrpIA8gBARIYCgVlcnJvchgCIAEoCUIJukgGcgQYgIAEEhcKD2NvdW50c19hc19yZXRyeRgDIAEoCBJACghwcm9ncmVzcxgEIAMoCzIjLmNvcnJhbC5jb21tb24udjEuUHJvZ3Jlc3NJbmRpY2F0b3JCCbpIBpIBAxDoBxIVCg11bnJlY292ZXJhYmxlGAUgASgIEhkKB2Rpc3BsYXkYBiABKAlCCLpIBXIDGIAIIgoKCERyYWluaW5nIlAKEFdvcmtSZXF1ZXN0QmF0Y2gSPAoIbWVzc2FnZXMYASADKAsyHS5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXF1ZXN0Qgu6SAiSAQUIARCQTiLqAgoLV29ya1JlcXVlc3QSKAoFaGVsbG8YASABKAsyFy5jb3JyYWwuYnJva2VyLnYxLkhlbGxvSAASKgoGY3JlZGl0GAIgASgLMhguY29ycmFsLmJyb2tlci52MS5DcmVkaXRIABIwCgloZWFydGJlYXQYAyABKAsyGy5jb3JyYWwuYnJva2VyLnYxLkhlYXJ0YmVhdEgAEjAKCWNvbXBsZXRlZBgEIAEoCzIbLmNvcnJhbC5icm9rZXIudjEuQ29tcGxldGVkSAASKgoGZmFpbGVkGAUgASgLMhguY29ycmFsLmJyb2tlci52MS5GYWlsZWRIABIuCghkcmFpbmluZxgGIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuRHJhaW5pbmdIABIzCgViYXRjaBgHIAEoCzIiLmNvcnJhbC5icm9rZXIudjEuV29ya1JlcXVlc3RCYXRjaEgAQhAKB21lc3NhZ2USBbpIAggBIv8BCgdXZWxjb21lEhIKCnNlc3Npb25faWQYASABKAkSMQoObGVhc2VfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCmNsdXN0ZXJfaWQYBCABKAkSFAoMY2x1c3Rlcl9zbHVnGAUgASgJEigKB3Jlc3VtZWQYBiADKAsyFy5jb3JyYWwuYnJva2VyLnYxLkxlYXNlEhEKCWJyb2tlcl9pZBgHIAEoCRIPCgdiYXRjaGVzGAggASgIIl4KBkFzc2lnbhImCgVsZWFzZRgBIAEoCzIXLmNvcnJhbC5icm9rZXIudjEuTGVhc2USLAoEdGFzaxgCIAEoCzIeLmNvcnJhbC5jb21tb24udjEuVGFza0VudmVsb3BlIlIKA0FjaxIpCgVsZWFzZRgBIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWYSEAoIYWNjZXB0ZWQYAiABKAgSDgoGcmVhc29uGAMgASgJIkMKBkNhbmNlbBIpCgVsZWFzZRgBIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWYSDgoGcmVhc29uGAIgASgJIhcKBURyYWluEg4KBnJlYXNvbhgBIAEoCSIqCglXb3JrRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIkUKEVdvcmtSZXNwb25zZUJhdGNoEjAKCG1lc3NhZ2VzGAEgAygLMh4uY29ycmFsLmJyb2tlci52MS5Xb3JrUmVzcG9uc2Ui0wIKDFdvcmtSZXNwb25zZRIsCgd3ZWxjb21lGAEgASgLMhkuY29ycmFsLmJyb2tlci52MS5XZWxjb21lSAASKgoGYXNzaWduGAIgASgLMhguY29ycmFsLmJyb2tlci52MS5Bc3NpZ25IABIkCgNhY2sYAyABKAsyFS5jb3JyYWwuYnJva2VyLnYxLkFja0gAEioKBmNhbmNlbBgEIAEoCzIYLmNvcnJhbC5icm9rZXIudjEuQ2FuY2VsSAASKAoFZHJhaW4YBSABKAsyFy5jb3JyYWwuYnJva2VyLnYxLkRyYWluSAASLAoFZXJyb3IYBiABKAsyGy5jb3JyYWwuYnJva2VyLnYxLldvcmtFcnJvckgAEjQKBWJhdGNoGAcgASgLMiMuY29ycmFsLmJyb2tlci52MS5Xb3JrUmVzcG9uc2VCYXRjaEgAQgkKB21lc3NhZ2UyXgoRVGFza0Jyb2tlclNlcnZpY2USSQoEV29yaxIdLmNvcnJhbC5icm9rZXIudjEuV29ya1JlcXVlc3QaHi5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXNwb25zZSgBMAFiBnByb3RvMw", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chtjb3JyYWwvYnJva2VyL3YxL3dvcmsucHJvdG8SEGNvcnJhbC5icm9rZXIudjEiUAoITGVhc2VSZWYSGgoHdGFza19pZBgBIAEoCUIJukgGcgQQARhAEg8KB2F0dGVtcHQYAiABKA0SFwoFdG9rZW4YAyABKAlCCLpIBXIDGIABImkKBUxlYXNlEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRINCgV0b2tlbhgDIAEoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiggQKBUhlbGxvEh0KCXJ1bm5lcl9pZBgBIAEoCUIKukgHcgUQARiAARIuCgxjbHVzdGVyX3NsdWcYAiABKAlCGLpIFXITGGQyD15bQS1aYS16MC05LV0qJBJACgtpZGVudGlmaWVycxgDIAMoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCCbpIBpIBAxDoBxIZCgVzbG90cxgEIAEoDUIKukgHKgUYkE4oARIsCghoYXJkd2FyZRgFIAEoCzIaLmNvcnJhbC5jb21tb24udjEuSGFyZHdhcmUSTQoGbGFiZWxzGAYgAygLMiMuY29ycmFsLmJyb2tlci52MS5IZWxsby5MYWJlbHNFbnRyeUIYukgVmgESEEAiB3IFEAEYgAEqBXIDGIAEEjwKDXJlc3VtZV9sZWFzZXMYByADKAsyGi5jb3JyYWwuYnJva2VyLnYxLkxlYXNlUmVmQgm6SAaSAQMQkE4SHAoLc2RrX3ZlcnNpb24YCCABKAlCB7pIBHICGEASDwoHYmF0Y2hlcxgJIAEoCBI0CgRraW5kGAogASgOMhwuY29ycmFsLmJyb2tlci52MS5SdW5uZXJLaW5kQgi6SAWCAQIQARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImAKClJlcmVnaXN0ZXISQAoLaWRlbnRpZmllcnMYASADKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyQgm6SAaSAQMQ6AcSEAoIcmV2aXNpb24YAiABKA0iIAoMUmVyZWdpc3RlcmVkEhAKCHJldmlzaW9uGAEgASgNIh8KBkNyZWRpdBIVCgFuGAEgASgNQgq6SAcqBRiQTigBIgsKCUhlYXJ0YmVhdCLaAQoJQ29tcGxldGVkEjEKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZkIGukgDyAEBEhkKB2Rpc3BsYXkYAiABKAlCCLpIBXIDGIAIEj0KCHN1YnRhc2tzGAMgAygLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrU3VibWlzc2lvbkIJukgGkgEDEJBOEkAKCHByb2dyZXNzGAQgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHIuIBCgZGYWlsZWQSMQoFbGVhc2UYASABKAsyGi5jb3JyYWwuYnJva2VyLnYxLkxlYXNlUmVmQga6SAPIAQESGAoFZXJyb3IYAiABKAlCCbpIBnIEGICABBIXCg9jb3VudHNfYXNfcmV0cnkYAyABKAgSQAoIcHJvZ3Jlc3MYBCADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yQgm6SAaSAQMQ6AcSFQoNdW5yZWNvdmVyYWJsZRgFIAEoCBIZCgdkaXNwbGF5GAYgASgJQgi6SAVyAxiACCIKCghEcmFpbmluZyJQChBXb3JrUmVxdWVzdEJhdGNoEjwKCG1lc3NhZ2VzGAEgAygLMh0uY29ycmFsLmJyb2tlci52MS5Xb3JrUmVxdWVzdEILukgIkgEFCAEQkE4ingMKC1dvcmtSZXF1ZXN0EigKBWhlbGxvGAEgASgLMhcuY29ycmFsLmJyb2tlci52MS5IZWxsb0gAEioKBmNyZWRpdBgCIAEoCzIYLmNvcnJhbC5icm9rZXIudjEuQ3JlZGl0SAASMAoJaGVhcnRiZWF0GAMgASgLMhsuY29ycmFsLmJyb2tlci52MS5IZWFydGJlYXRIABIwCgljb21wbGV0ZWQYBCABKAsyGy5jb3JyYWwuYnJva2VyLnYxLkNvbXBsZXRlZEgAEioKBmZhaWxlZBgFIAEoCzIYLmNvcnJhbC5icm9rZXIudjEuRmFpbGVkSAASLgoIZHJhaW5pbmcYBiABKAsyGi5jb3JyYWwuYnJva2VyLnYxLkRyYWluaW5nSAASMwoFYmF0Y2gYByABKAsyIi5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXF1ZXN0QmF0Y2hIABIyCgpyZXJlZ2lzdGVyGAggASgLMhwuY29ycmFsLmJyb2tlci52MS5SZXJlZ2lzdGVySABCEAoHbWVzc2FnZRIFukgCCAEi/wEKB1dlbGNvbWUSEgoKc2Vzc2lvbl9pZBgBIAEoCRIxCg5sZWFzZV9kdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKY2x1c3Rlcl9pZBgEIAEoCRIUCgxjbHVzdGVyX3NsdWcYBSABKAkSKAoHcmVzdW1lZBgGIAMoCzIXLmNvcnJhbC5icm9rZXIudjEuTGVhc2USEQoJYnJva2VyX2lkGAcgASgJEg8KB2JhdGNoZXMYCCABKAgiXgoGQXNzaWduEiYKBWxlYXNlGAEgASgLMhcuY29ycmFsLmJyb2tlci52MS5MZWFzZRIsCgR0YXNrGAIgASgLMh4uY29ycmFsLmNvbW1vbi52MS5UYXNrRW52ZWxvcGUiUgoDQWNrEikKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZhIQCghhY2NlcHRlZBgCIAEoCBIOCgZyZWFzb24YAyABKAkiQwoGQ2FuY2VsEikKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZhIOCgZyZWFzb24YAiABKAkiFwoFRHJhaW4SDgoGcmVhc29uGAEgASgJIioKCVdvcmtFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkiRQoRV29ya1Jlc3BvbnNlQmF0Y2gSMAoIbWVzc2FnZXMYASADKAsyHi5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXNwb25zZSKLAwoMV29ya1Jlc3BvbnNlEiwKB3dlbGNvbWUYASABKAsyGS5jb3JyYWwuYnJva2VyLnYxLldlbGNvbWVIABIqCgZhc3NpZ24YAiABKAsyGC5jb3JyYWwuYnJva2VyLnYxLkFzc2lnbkgAEiQKA2FjaxgDIAEoCzIVLmNvcnJhbC5icm9rZXIudjEuQWNrSAASKgoGY2FuY2VsGAQgASgLMhguY29ycmFsLmJyb2tlci52MS5DYW5jZWxIABIoCgVkcmFpbhgFIAEoCzIXLmNvcnJhbC5icm9rZXIudjEuRHJhaW5IABIsCgVlcnJvchgGIAEoCzIbLmNvcnJhbC5icm9rZXIudjEuV29ya0Vycm9ySAASNAoFYmF0Y2gYByABKAsyIy5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXNwb25zZUJhdGNoSAASNgoMcmVyZWdpc3RlcmVkGAggASgLMh4uY29ycmFsLmJyb2tlci52MS5SZXJlZ2lzdGVyZWRIAEIJCgdtZXNzYWdlKnMKClJ1bm5lcktpbmQSGwoXUlVOTkVSX0tJTkRfVU5TUEVDSUZJRUQQABIWChJSVU5ORVJfS0lORF9ESVJFQ1QQARIXChNSVU5ORVJfS0lORF9SRUxFQVNFEAISFwoTUlVOTkVSX0tJTkRfR0FURVdBWRADMl4KEVRhc2tCcm9rZXJTZXJ2aWNlEkkKBFdvcmsSHS5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXF1ZXN0Gh4uY29ycmFsLmJyb2tlci52MS5Xb3JrUmVzcG9uc2UoATABYgZwcm90bzM", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * LeaseRef names a lease a runner holds: the fencing token is task id plus attempt.
@@ -97,6 +97,9 @@ export type Hello = Message<"corral.broker.v1.Hello"> & {
   clusterSlug: string;
 
   /**
+   * What the runner serves. Empty only for a release runner whose cluster has nothing deployed yet
+   * (kind RUNNER_KIND_RELEASE); it registers identifiers later with Reregister.
+   *
    * @generated from field: repeated corral.common.v1.TaskIdentifier identifiers = 3;
    */
   identifiers: TaskIdentifier[];
@@ -136,6 +139,13 @@ export type Hello = Message<"corral.broker.v1.Hello"> & {
    * @generated from field: bool batches = 9;
    */
   batches: boolean;
+
+  /**
+   * How the runner gets its code; unspecified is a direct runner.
+   *
+   * @generated from field: corral.broker.v1.RunnerKind kind = 10;
+   */
+  kind: RunnerKind;
 };
 
 /**
@@ -144,6 +154,52 @@ export type Hello = Message<"corral.broker.v1.Hello"> & {
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
   messageDesc(file_corral_broker_v1_work, 2);
+
+/**
+ * Reregister replaces the identifiers the runner serves, on the live stream: new assignments
+ * follow the new set at once; leases already held stay valid and their results are taken.
+ *
+ * @generated from message corral.broker.v1.Reregister
+ */
+export type Reregister = Message<"corral.broker.v1.Reregister"> & {
+  /**
+   * @generated from field: repeated corral.common.v1.TaskIdentifier identifiers = 1;
+   */
+  identifiers: TaskIdentifier[];
+
+  /**
+   * Increases with each Reregister of one stream; echoed in Reregistered.
+   *
+   * @generated from field: uint32 revision = 2;
+   */
+  revision: number;
+};
+
+/**
+ * Describes the message corral.broker.v1.Reregister.
+ * Use `create(ReregisterSchema)` to create a new message.
+ */
+export const ReregisterSchema: GenMessage<Reregister> = /*@__PURE__*/
+  messageDesc(file_corral_broker_v1_work, 3);
+
+/**
+ * Reregistered: the broker applied the Reregister of this revision (assignments follow it now).
+ *
+ * @generated from message corral.broker.v1.Reregistered
+ */
+export type Reregistered = Message<"corral.broker.v1.Reregistered"> & {
+  /**
+   * @generated from field: uint32 revision = 1;
+   */
+  revision: number;
+};
+
+/**
+ * Describes the message corral.broker.v1.Reregistered.
+ * Use `create(ReregisteredSchema)` to create a new message.
+ */
+export const ReregisteredSchema: GenMessage<Reregistered> = /*@__PURE__*/
+  messageDesc(file_corral_broker_v1_work, 4);
 
 /**
  * Credit grants the broker n more assignments.
@@ -162,7 +218,7 @@ export type Credit = Message<"corral.broker.v1.Credit"> & {
  * Use `create(CreditSchema)` to create a new message.
  */
 export const CreditSchema: GenMessage<Credit> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 3);
+  messageDesc(file_corral_broker_v1_work, 5);
 
 /**
  * Heartbeat extends every lease of the session.
@@ -177,7 +233,7 @@ export type Heartbeat = Message<"corral.broker.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 4);
+  messageDesc(file_corral_broker_v1_work, 6);
 
 /**
  * @generated from message corral.broker.v1.Completed
@@ -209,7 +265,7 @@ export type Completed = Message<"corral.broker.v1.Completed"> & {
  * Use `create(CompletedSchema)` to create a new message.
  */
 export const CompletedSchema: GenMessage<Completed> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 5);
+  messageDesc(file_corral_broker_v1_work, 7);
 
 /**
  * @generated from message corral.broker.v1.Failed
@@ -255,7 +311,7 @@ export type Failed = Message<"corral.broker.v1.Failed"> & {
  * Use `create(FailedSchema)` to create a new message.
  */
 export const FailedSchema: GenMessage<Failed> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 6);
+  messageDesc(file_corral_broker_v1_work, 8);
 
 /**
  * Draining: the runner takes no more work and will close once its tasks are reported.
@@ -270,7 +326,7 @@ export type Draining = Message<"corral.broker.v1.Draining"> & {
  * Use `create(DrainingSchema)` to create a new message.
  */
 export const DrainingSchema: GenMessage<Draining> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 7);
+  messageDesc(file_corral_broker_v1_work, 9);
 
 /**
  * Several runner messages in one, applied in order; never Hello, never another batch. Sent only
@@ -290,7 +346,7 @@ export type WorkRequestBatch = Message<"corral.broker.v1.WorkRequestBatch"> & {
  * Use `create(WorkRequestBatchSchema)` to create a new message.
  */
 export const WorkRequestBatchSchema: GenMessage<WorkRequestBatch> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 8);
+  messageDesc(file_corral_broker_v1_work, 10);
 
 /**
  * @generated from message corral.broker.v1.WorkRequest
@@ -341,6 +397,12 @@ export type WorkRequest = Message<"corral.broker.v1.WorkRequest"> & {
      */
     value: WorkRequestBatch;
     case: "batch";
+  } | {
+    /**
+     * @generated from field: corral.broker.v1.Reregister reregister = 8;
+     */
+    value: Reregister;
+    case: "reregister";
   } | { case: undefined; value?: undefined };
 };
 
@@ -349,7 +411,7 @@ export type WorkRequest = Message<"corral.broker.v1.WorkRequest"> & {
  * Use `create(WorkRequestSchema)` to create a new message.
  */
 export const WorkRequestSchema: GenMessage<WorkRequest> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 9);
+  messageDesc(file_corral_broker_v1_work, 11);
 
 /**
  * @generated from message corral.broker.v1.Welcome
@@ -405,7 +467,7 @@ export type Welcome = Message<"corral.broker.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 10);
+  messageDesc(file_corral_broker_v1_work, 12);
 
 /**
  * @generated from message corral.broker.v1.Assign
@@ -427,7 +489,7 @@ export type Assign = Message<"corral.broker.v1.Assign"> & {
  * Use `create(AssignSchema)` to create a new message.
  */
 export const AssignSchema: GenMessage<Assign> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 11);
+  messageDesc(file_corral_broker_v1_work, 13);
 
 /**
  * Ack: the result for this lease is durable (accepted) or was rejected as stale.
@@ -456,7 +518,7 @@ export type Ack = Message<"corral.broker.v1.Ack"> & {
  * Use `create(AckSchema)` to create a new message.
  */
 export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 12);
+  messageDesc(file_corral_broker_v1_work, 14);
 
 /**
  * Cancel: stop the task; its job was canceled or the lease was lost.
@@ -480,7 +542,7 @@ export type Cancel = Message<"corral.broker.v1.Cancel"> & {
  * Use `create(CancelSchema)` to create a new message.
  */
 export const CancelSchema: GenMessage<Cancel> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 13);
+  messageDesc(file_corral_broker_v1_work, 15);
 
 /**
  * Drain: the broker is stopping; finish reporting and reconnect elsewhere.
@@ -499,7 +561,7 @@ export type Drain = Message<"corral.broker.v1.Drain"> & {
  * Use `create(DrainSchema)` to create a new message.
  */
 export const DrainSchema: GenMessage<Drain> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 14);
+  messageDesc(file_corral_broker_v1_work, 16);
 
 /**
  * @generated from message corral.broker.v1.WorkError
@@ -523,7 +585,7 @@ export type WorkError = Message<"corral.broker.v1.WorkError"> & {
  * Use `create(WorkErrorSchema)` to create a new message.
  */
 export const WorkErrorSchema: GenMessage<WorkError> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 15);
+  messageDesc(file_corral_broker_v1_work, 17);
 
 /**
  * Several broker messages in one, to be handled in order; never another batch. Sent only to a
@@ -543,7 +605,7 @@ export type WorkResponseBatch = Message<"corral.broker.v1.WorkResponseBatch"> & 
  * Use `create(WorkResponseBatchSchema)` to create a new message.
  */
 export const WorkResponseBatchSchema: GenMessage<WorkResponseBatch> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 16);
+  messageDesc(file_corral_broker_v1_work, 18);
 
 /**
  * @generated from message corral.broker.v1.WorkResponse
@@ -594,6 +656,12 @@ export type WorkResponse = Message<"corral.broker.v1.WorkResponse"> & {
      */
     value: WorkResponseBatch;
     case: "batch";
+  } | {
+    /**
+     * @generated from field: corral.broker.v1.Reregistered reregistered = 8;
+     */
+    value: Reregistered;
+    case: "reregistered";
   } | { case: undefined; value?: undefined };
 };
 
@@ -602,7 +670,46 @@ export type WorkResponse = Message<"corral.broker.v1.WorkResponse"> & {
  * Use `create(WorkResponseSchema)` to create a new message.
  */
 export const WorkResponseSchema: GenMessage<WorkResponse> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 17);
+  messageDesc(file_corral_broker_v1_work, 19);
+
+/**
+ * RunnerKind says where a runner's task code comes from.
+ *
+ * @generated from enum corral.broker.v1.RunnerKind
+ */
+export enum RunnerKind {
+  /**
+   * @generated from enum value: RUNNER_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A module on the runner's own disk (`corral runner start --tasks`).
+   *
+   * @generated from enum value: RUNNER_KIND_DIRECT = 1;
+   */
+  DIRECT = 1,
+
+  /**
+   * Loads the releases deployed to its cluster and follows their deployments.
+   *
+   * @generated from enum value: RUNNER_KIND_RELEASE = 2;
+   */
+  RELEASE = 2,
+
+  /**
+   * Executes tasks by calling HTTP endpoints (routes).
+   *
+   * @generated from enum value: RUNNER_KIND_GATEWAY = 3;
+   */
+  GATEWAY = 3,
+}
+
+/**
+ * Describes the enum corral.broker.v1.RunnerKind.
+ */
+export const RunnerKindSchema: GenEnum<RunnerKind> = /*@__PURE__*/
+  enumDesc(file_corral_broker_v1_work, 0);
 
 /**
  * TaskBrokerService is what runners talk to: one bidirectional stream per runner process.
