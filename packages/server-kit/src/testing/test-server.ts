@@ -1,5 +1,6 @@
 // Serves mounts over real HTTP/2 on a free loopback port for tests, with a fixed key table.
 import type { Caller } from "../auth.js";
+import type { ConnectionLimits } from "../connection-guard.js";
 import { createServer, type CorralServer, type ServiceMount } from "../server.js";
 
 export const TEST_SERVICE_KEY = "corral_test_service_key_0123456789abcdef";
@@ -23,6 +24,7 @@ export async function startTestServer(options: {
   readMaxBytes?: number;
   /** false: every call through connect-node (the fast path's reference). */
   unaryFastPath?: boolean;
+  connectionLimits?: Partial<ConnectionLimits>;
 }): Promise<TestServer> {
   const keys = options.keys ?? {};
   const server = createServer({
@@ -34,6 +36,7 @@ export async function startTestServer(options: {
     compressMinBytes: options.compressMinBytes,
     readMaxBytes: options.readMaxBytes,
     unaryFastPath: options.unaryFastPath,
+    connectionLimits: options.connectionLimits,
   });
   await server.listen();
   server.setServing(true);
