@@ -63,4 +63,26 @@ describe("connection guard", () => {
     sockets.push(s.socket);
     await s.closed;
   });
+
+  it("ends an HTTP/1.1 request whose body averages below the minimum rate", async () => {
+    srv = await startTestServer({
+      mounts: [],
+      connectionLimits: { headersTimeoutMs: 300, requestTimeoutMs: 60_000, minBodyBytesPerSecond: 1_000_000 },
+    });
+    const s = await silentSocket(srv.port, "127.0.0.1");
+    sockets.push(s.socket);
+    let answer = "";
+    s.socket.on("data", (d: Buffer) => (answer += d.toString()));
+    s.socket.write(
+      "POST /grpc.health.v1.Health/Check HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+    );
+    // Well under a megabyte a second, and never idle long enough for any idle timeout.
+    const trickle = setInterval(() => s.socket.write(" "), 20);
+    try {
+      await s.closed;
+    } finally {
+      clearInterval(trickle);
+    }
+    expect(answer).toBe("");
+  });
 });

@@ -14,7 +14,10 @@ export interface ConnectionLimits {
   headersTimeoutMs: number;
   /** An HTTP/1.1 request must have arrived whole this long after its first byte (ms). */
   requestTimeoutMs: number;
-  /** An HTTP/1.1 request body must average at least this many bytes per second after a grace time; 0: off. */
+  /**
+   * An HTTP/1.1 request body must average at least this many bytes per second once its request is
+   * older than `headersTimeoutMs` (a body may start slowly); 0: off.
+   */
   minBodyBytesPerSecond: number;
   /** An HTTP/2 session with no open stream and no frame for this long is closed (ms); 0: never. */
   http2IdleTimeoutMs: number;
@@ -34,8 +37,6 @@ export const defaultConnectionLimits: ConnectionLimits = {
   maxConnectionsPerAddress: defaultPerAddress(10_000),
 };
 
-/** How long a body may start slowly before its rate counts (a client may pause to think). */
-const bodyRateGraceMs = 5_000;
 const sweepIntervalMs = 1_000;
 
 export interface ConnectionGuard {
@@ -88,7 +89,7 @@ export function createConnectionGuard(limits: ConnectionLimits): ConnectionGuard
     const now = Date.now();
     for (const w of bodies) {
       if (w.req.complete || w.socket.destroyed) bodies.delete(w);
-      else if (bodyTooSlow({ startedAt: w.startedAt, bytes: w.socket.bytesRead - w.bytesAtStart }, { minBytesPerSecond: limits.minBodyBytesPerSecond, graceMs: bodyRateGraceMs }, now)) {
+      else if (bodyTooSlow({ startedAt: w.startedAt, bytes: w.socket.bytesRead - w.bytesAtStart }, { minBytesPerSecond: limits.minBodyBytesPerSecond, graceMs: limits.headersTimeoutMs }, now)) {
         bodies.delete(w);
         w.socket.destroy();
       }
