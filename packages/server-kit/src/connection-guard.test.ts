@@ -55,6 +55,9 @@ describe("connection guard", () => {
     sockets.push(over.socket);
     await over.closed;
     expect(await healthz(srv.port, "127.0.0.8")).toBe(200);
+    const text = await (await fetch(`${srv.url}/metrics`)).text();
+    expect(text).toMatch(/corral_connections_cut_total\{reason="address_full"\} 1/);
+    expect(text).toMatch(/corral_connections_open [4-9]/);
   });
 
   it("closes a socket that sends nothing before its first-byte deadline", async () => {

@@ -39,6 +39,22 @@ export const defaultConnectionLimits: ConnectionLimits = {
 
 const sweepIntervalMs = 1_000;
 
+/** Why the guard refused or closed a connection (the `reason` of `corral_connections_cut_total`). */
+export type CutReason =
+  | "address_full"
+  | "process_full"
+  | "evicted_silent"
+  | "first_byte_timeout"
+  | "http2_preface_timeout"
+  | "http2_idle"
+  | "slow_body";
+
+export interface ConnectionEvents {
+  opened?(): void;
+  released?(): void;
+  cut?(reason: CutReason): void;
+}
+
 export interface ConnectionGuard {
   readonly limits: ConnectionLimits;
   readonly budget: ConnectionBudget;
@@ -66,7 +82,7 @@ interface BodyWatch {
   bytesAtStart: number;
 }
 
-export function createConnectionGuard(limits: ConnectionLimits): ConnectionGuard {
+export function createConnectionGuard(limits: ConnectionLimits, events: ConnectionEvents = {}): ConnectionGuard {
   const budget = createConnectionBudget({ max: limits.maxConnections, perAddress: limits.maxConnectionsPerAddress });
   const held = new Map<net.Socket, string>();
   // Insertion order is age: the first entry is the oldest socket still waiting for its first bytes.
@@ -80,8 +96,10 @@ export function createConnectionGuard(limits: ConnectionLimits): ConnectionGuard
     if (address === undefined) return;
     held.delete(socket);
     budget.release(address);
+    events.released?.();
   };
   const onFirstByteTimeout = function (this: net.Socket) {
+    events.cut?.("first_byte_timeout");
     this.destroy();
   };
 
@@ -91,6 +109,7 @@ export function createConnectionGuard(limits: ConnectionLimits): ConnectionGuard
       if (w.req.complete || w.socket.destroyed) bodies.delete(w);
       else if (bodyTooSlow({ startedAt: w.startedAt, bytes: w.socket.bytesRead - w.bytesAtStart }, { minBytesPerSecond: limits.minBodyBytesPerSecond, graceMs: limits.headersTimeoutMs }, now)) {
         bodies.delete(w);
+        events.cut?.("slow_body");
         w.socket.destroy();
       }
     }
@@ -110,16 +129,19 @@ export function createConnectionGuard(limits: ConnectionLimits): ConnectionGuard
         const oldest = silent.values().next().value;
         if (oldest) {
           release(oldest);
+          events.cut?.("evicted_silent");
           oldest.destroy();
           admission = budget.admit(address);
         }
       }
       if (admission !== "admit") {
         // Closed at once rather than left in a queue: the client learns now and may go elsewhere.
+        events.cut?.(admission === "address-full" ? "address_full" : "process_full");
         socket.destroy();
         return false;
       }
       held.set(socket, address);
+      events.opened?.();
       socket.once("close", () => release(socket));
       return true;
     },
@@ -136,7 +158,9 @@ export function createConnectionGuard(limits: ConnectionLimits): ConnectionGuard
     watchSession(session) {
       let settled = false;
       const preface = setTimeout(() => {
-        if (!settled) session.destroy();
+        if (settled) return;
+        events.cut?.("http2_preface_timeout");
+        session.destroy();
       }, limits.headersTimeoutMs);
       preface.unref();
       session.once("remoteSettings", () => {
@@ -156,7 +180,9 @@ export function createConnectionGuard(limits: ConnectionLimits): ConnectionGuard
       // The timer restarts on every frame either way; when it fires with streams open, the frames
       // that close the last of them start it again.
       session.setTimeout(limits.http2IdleTimeoutMs, () => {
-        if (open === 0) session.close();
+        if (open > 0 || session.closed) return;
+        events.cut?.("http2_idle");
+        session.close();
       });
     },
     watchBody(req) {

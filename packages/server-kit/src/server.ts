@@ -155,7 +155,11 @@ export function createServer(options: ServerOptions): CorralServer {
   });
 
   const limits: ConnectionLimits = { ...defaultConnectionLimits, ...options.connectionLimits };
-  const guard = createConnectionGuard(limits);
+  const guard = createConnectionGuard(limits, {
+    opened: () => metrics.connectionsOpen.inc(),
+    released: () => metrics.connectionsOpen.dec(),
+    cut: (reason) => metrics.connectionsCut.inc({ reason }),
+  });
   const route =
     options.unaryFastPath === false
       ? connectHandler
