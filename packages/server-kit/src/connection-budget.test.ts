@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bodyTooSlow, createConnectionBudget, defaultPerAddress } from "./connection-budget.js";
+import { createConnectionBudget, defaultPerAddress } from "./connection-budget.js";
 
 describe("connection budget", () => {
   it("refuses an address past its share while other addresses still get in", () => {
@@ -40,21 +40,5 @@ describe("connection budget", () => {
     expect(defaultPerAddress(4_000)).toBe(1_000);
     expect(defaultPerAddress(100_000)).toBe(2_000);
     expect(defaultPerAddress(2)).toBe(1);
-  });
-});
-
-describe("bodyTooSlow", () => {
-  const rate = { minBytesPerSecond: 100, graceMs: 5_000 };
-  it("lets a body start slowly within the grace time", () => {
-    expect(bodyTooSlow({ startedAt: 0, bytes: 0 }, rate, 5_000)).toBe(false);
-  });
-  it("ends a body that averages below the minimum rate after the grace time", () => {
-    expect(bodyTooSlow({ startedAt: 0, bytes: 500 }, rate, 6_000)).toBe(true);
-  });
-  it("keeps a body at or above the minimum rate", () => {
-    expect(bodyTooSlow({ startedAt: 0, bytes: 600 }, rate, 6_000)).toBe(false);
-  });
-  it("never ends a body when no minimum is set", () => {
-    expect(bodyTooSlow({ startedAt: 0, bytes: 0 }, { minBytesPerSecond: 0, graceMs: 0 }, 1e9)).toBe(false);
   });
 });

@@ -52,23 +52,3 @@ export function createConnectionBudget(limits: ConnectionBudgetLimits): Connecti
     },
   };
 }
-
-export interface BodyProgress {
-  /** When the request's headers were read (ms). */
-  startedAt: number;
-  /** Bytes received since then. */
-  bytes: number;
-}
-
-export interface BodyRate {
-  /** Bytes per second a body must average once `graceMs` has passed; 0: no minimum. */
-  minBytesPerSecond: number;
-  graceMs: number;
-}
-
-/** Whether a request body still arriving at `now` trickles too slowly to keep waiting for. */
-export function bodyTooSlow(progress: BodyProgress, rate: BodyRate, now: number): boolean {
-  const elapsed = now - progress.startedAt;
-  if (rate.minBytesPerSecond <= 0 || elapsed <= rate.graceMs) return false;
-  return (progress.bytes * 1000) / elapsed < rate.minBytesPerSecond;
-}

@@ -5,7 +5,8 @@
 import type http from "node:http";
 import type http2 from "node:http2";
 import type net from "node:net";
-import { bodyTooSlow, createConnectionBudget, defaultPerAddress, type ConnectionBudget } from "./connection-budget.js";
+import { bodyTooSlow } from "./body-rate.js";
+import { createConnectionBudget, defaultPerAddress, type ConnectionBudget } from "./connection-budget.js";
 
 export interface ConnectionLimits {
   /** A socket that sends nothing this long after connecting is closed (ms). */
@@ -103,11 +104,13 @@ export function createConnectionGuard(limits: ConnectionLimits, events: Connecti
     this.destroy();
   };
 
+  // A body may start slowly for as long as a client may take over its headers.
+  const rate = { minBytesPerSecond: limits.minBodyBytesPerSecond, graceMs: limits.headersTimeoutMs };
   const sweepBodies = () => {
     const now = Date.now();
     for (const w of bodies) {
       if (w.req.complete || w.socket.destroyed) bodies.delete(w);
-      else if (bodyTooSlow({ startedAt: w.startedAt, bytes: w.socket.bytesRead - w.bytesAtStart }, { minBytesPerSecond: limits.minBodyBytesPerSecond, graceMs: limits.headersTimeoutMs }, now)) {
+      else if (bodyTooSlow({ startedAt: w.startedAt, bytes: w.socket.bytesRead - w.bytesAtStart }, rate, now)) {
         bodies.delete(w);
         events.cut?.("slow_body");
         w.socket.destroy();

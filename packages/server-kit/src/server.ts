@@ -174,8 +174,10 @@ export function createServer(options: ServerOptions): CorralServer {
     route(req, res);
   };
 
-  // Node applies headersTimeout and requestTimeout only to connections its HTTP/1.1 server tracks,
-  // and it starts tracking when that server emits "listening" (checked every `checkEvery`).
+  // Node applies headersTimeout and requestTimeout (answering 408) only to connections its HTTP/1.1
+  // server tracks, and it starts tracking when that server emits "listening"; ours never listens
+  // (the front socket hands it connections), so it is told below. Tracking is native and per parser:
+  // no timer per request. test/security/connections.test.ts fails if a Node release changes this.
   const h1Timeouts = {
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
