@@ -77,6 +77,7 @@ export async function runComponents(options: RunOptions): Promise<RunningProcess
     maxConcurrentStreams: config.maxConcurrentStreams,
     readMaxBytes: config.maxMessageBytes,
     compressMinBytes: config.compressMinBytes,
+    connectionLimits: config.connectionLimits,
   });
   await server.listen();
   closer.add("server", () => server.close(config.shutdownGraceMs));

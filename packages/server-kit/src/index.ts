@@ -7,6 +7,8 @@ export * from "./shutdown.js";
 export * from "./postgres.js";
 export * from "./redis.js";
 export * from "./server.js";
+export * from "./connection-guard.js";
+export { createConnectionBudget, defaultPerAddress, type ConnectionBudget } from "./connection-budget.js";
 export * from "./client.js";
 export * from "./key-verifier.js";
 export { createHealthState, HealthStatus, type HealthState } from "./health.js";

@@ -1,5 +1,6 @@
-// Prometheus metrics: one registry per server, request counts and latency per method.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+// Prometheus metrics: one registry per server, request counts and latency per method, and the
+// connections the server holds and cuts.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /**
  * How a request's API key check ended: `ok`, `invalid` (unknown or revoked), `malformed` (refused
@@ -12,6 +13,9 @@ export interface RpcMetrics {
   keyChecks: Counter<"result">;
   requests: Counter<"service" | "method" | "code">;
   duration: Histogram<"service" | "method">;
+  connectionsOpen: Gauge;
+  /** Connections refused or closed by the guard, by `CutReason`. */
+  connectionsCut: Counter<"reason">;
 }
 
 export function createRpcMetrics(registry = new Registry()): RpcMetrics {
@@ -35,6 +39,17 @@ export function createRpcMetrics(registry = new Registry()): RpcMetrics {
       help: "RPC handling time (unary calls; streams until they end)",
       labelNames: ["service", "method"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers: [registry],
+    }),
+    connectionsOpen: new Gauge({
+      name: "corral_connections_open",
+      help: "TCP connections the server holds (CORRAL_MAX_CONNECTIONS caps them)",
+      registers: [registry],
+    }),
+    connectionsCut: new Counter({
+      name: "corral_connections_cut_total",
+      help: "Connections the server refused or closed for idleness or slowness, by reason",
+      labelNames: ["reason"],
       registers: [registry],
     }),
   };

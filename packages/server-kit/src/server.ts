@@ -22,6 +22,7 @@ import {
   createLoggingInterceptor,
   createValidationInterceptor,
 } from "./interceptors.js";
+import { createConnectionGuard, defaultConnectionLimits, type ConnectionLimits } from "./connection-guard.js";
 import { createLogger } from "./logger.js";
 import { answerParseErrorsAsInvalidArgument } from "./parse-errors.js";
 import { createRpcMetrics, type RpcMetrics } from "./metrics.js";
@@ -83,6 +84,8 @@ export interface ServerOptions {
    * (unary-fast-path.ts); false sends every call through connect-node (default true).
    */
   unaryFastPath?: boolean;
+  /** Connection caps and the deadlines idle or slow connections get (defaults: `defaultConnectionLimits`). */
+  connectionLimits?: Partial<ConnectionLimits>;
 }
 
 export interface CorralServer {
@@ -194,13 +197,35 @@ export function createServer(options: ServerOptions): CorralServer {
     },
   });
 
-  const handler =
+  const limits: ConnectionLimits = { ...defaultConnectionLimits, ...options.connectionLimits };
+  const guard = createConnectionGuard(limits, {
+    opened: () => metrics.connectionsOpen.inc(),
+    released: () => metrics.connectionsOpen.dec(),
+    cut: (reason) => metrics.connectionsCut.inc({ reason }),
+  });
+  const route =
     options.unaryFastPath === false
       ? connectHandler
       : (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
           if (!fastPath(req, res)) connectHandler(req, res);
         };
+  const handler = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ) => {
+    if (req.httpVersionMajor === 1) guard.watchBody(req as http.IncomingMessage);
+    route(req, res);
+  };
 
+  // Node applies headersTimeout and requestTimeout (answering 408) only to connections its HTTP/1.1
+  // server tracks, and it starts tracking when that server emits "listening"; ours never listens
+  // (the front socket hands it connections), so it is told below. Tracking is native and per parser:
+  // no timer per request. test/security/connections.test.ts fails if a Node release changes this.
+  const h1Timeouts = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: Math.min(1_000, Math.max(100, Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 4)),
+  };
   const settings: http2.Settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 1000 };
   const sessions = new Set<http2.Http2Session>();
   const sockets = new Set<net.Socket>();
@@ -209,18 +234,37 @@ export function createServer(options: ServerOptions): CorralServer {
   let front: net.Server;
 
   if (options.tls) {
-    h2 = http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true, settings }, handler);
+    const secure = http2.createSecureServer(
+      {
+        cert: options.tls.cert,
+        key: options.tls.key,
+        allowHTTP1: true,
+        settings,
+        handshakeTimeout: Math.max(limits.firstByteTimeoutMs, limits.headersTimeoutMs),
+      },
+      handler,
+    );
+    // HTTP/1.1 over TLS runs inside the HTTP/2 server, which tracks its connections itself.
+    Object.assign(secure, h1Timeouts);
+    secure.on("connection", (socket: net.Socket) => {
+      if (guard.admit(socket)) sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+    });
+    h2 = secure;
     front = h2 as unknown as net.Server;
   } else {
     h2 = http2.createServer({ settings }, handler);
-    h1 = http.createServer(handler);
-    h1.keepAliveTimeout = 5_000;
+    h1 = http.createServer({ ...h1Timeouts, keepAliveTimeout: 5_000 }, handler);
+    h1.emit("listening");
     front = net.createServer((socket) => {
+      if (!guard.admit(socket)) return;
       // Small frames must not wait for delayed ACKs (HTTP/1.1 answers too; HTTP/2 sets it again).
       socket.setNoDelay(true);
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
+      guard.awaitFirstBytes(socket);
       socket.once("data", (chunk: Buffer) => {
+        guard.spoke(socket);
         socket.pause();
         socket.unshift(chunk);
         const n = Math.min(chunk.length, http2Preface.length);
@@ -241,6 +285,7 @@ export function createServer(options: ServerOptions): CorralServer {
     sessions.add(s);
     s.once("close", () => sessions.delete(s));
     s.on("error", () => {});
+    guard.watchSession(s);
   });
 
   let port = options.port ?? 0;
@@ -280,7 +325,9 @@ export function createServer(options: ServerOptions): CorralServer {
         streamKeys.close();
         const stopped = new Promise<void>((resolve) => front.close(() => resolve()));
         for (const s of sessions) s.close();
-        h1?.closeIdleConnections();
+        // Stops the HTTP/1.1 connection checks and closes its idle keep-alive connections.
+        h1?.close();
+        guard.close();
         const timer = setTimeout(() => {
           for (const s of sessions) s.destroy();
           for (const sock of sockets) sock.destroy();

@@ -4,6 +4,8 @@ import { availableParallelism } from "node:os";
 import { randomBytes } from "node:crypto";
 import { ConfigError, envBool, envDurationMs, envInt, envOptional, envString, envUrl } from "./config.js";
 import { refusePlaceholder, refusePlaceholderPassword } from "./secret-placeholders.js";
+import { defaultPerAddress } from "./connection-budget.js";
+import { defaultConnectionLimits, type ConnectionLimits } from "./connection-guard.js";
 
 export interface ServiceConfig {
   host: string;
@@ -50,6 +52,8 @@ export interface ServiceConfig {
    * the same work costs a quarter more CPU in all.
    */
   parallelScavenge: boolean;
+  /** Connection caps and the deadlines of idle or slow connections (readConnectionLimits). */
+  connectionLimits: ConnectionLimits;
 }
 
 type Env = Record<string, string | undefined>;
@@ -102,5 +106,41 @@ export function readServiceConfig(defaultPort: number, env: Env = process.env): 
     maxMessageBytes: envInt("CORRAL_MAX_MESSAGE_BYTES", 8 * 1024 * 1024, { min: 1024, max: 2 ** 31 - 1 }, env),
     compressMinBytes: envInt("CORRAL_COMPRESS_MIN_BYTES", 0, { min: 0, max: 2 ** 31 - 1 }, env),
     parallelScavenge: envBool("CORRAL_GC_PARALLEL_SCAVENGE", availableParallelism() > 4, env),
+    connectionLimits: readConnectionLimits(env),
   };
+}
+
+/**
+ * `CORRAL_FIRST_BYTE_TIMEOUT`, `CORRAL_HEADERS_TIMEOUT`, `CORRAL_REQUEST_TIMEOUT`,
+ * `CORRAL_MIN_BODY_BYTES_PER_SECOND`, `CORRAL_HTTP2_IDLE_TIMEOUT`, `CORRAL_MAX_CONNECTIONS` and
+ * `CORRAL_MAX_CONNECTIONS_PER_ADDRESS` (default: a quarter of the cap, at most 2,000).
+ */
+export function readConnectionLimits(env: Env = process.env): ConnectionLimits {
+  const d = defaultConnectionLimits;
+  const positive = (name: string, fallback: number) => {
+    const ms = envDurationMs(name, fallback, env);
+    if (ms <= 0) throw new ConfigError(`${name}: expected a duration above 0, got ${JSON.stringify(env[name])}`);
+    return ms;
+  };
+  const maxConnections = envInt("CORRAL_MAX_CONNECTIONS", d.maxConnections, { min: 1, max: 10_000_000 }, env);
+  const limits: ConnectionLimits = {
+    firstByteTimeoutMs: positive("CORRAL_FIRST_BYTE_TIMEOUT", d.firstByteTimeoutMs),
+    headersTimeoutMs: positive("CORRAL_HEADERS_TIMEOUT", d.headersTimeoutMs),
+    requestTimeoutMs: positive("CORRAL_REQUEST_TIMEOUT", d.requestTimeoutMs),
+    minBodyBytesPerSecond: envInt("CORRAL_MIN_BODY_BYTES_PER_SECOND", d.minBodyBytesPerSecond, { min: 0, max: 2 ** 31 - 1 }, env),
+    http2IdleTimeoutMs: envDurationMs("CORRAL_HTTP2_IDLE_TIMEOUT", d.http2IdleTimeoutMs, env),
+    maxConnections,
+    maxConnectionsPerAddress: envInt(
+      "CORRAL_MAX_CONNECTIONS_PER_ADDRESS",
+      defaultPerAddress(maxConnections),
+      { min: 1, max: maxConnections },
+      env,
+    ),
+  };
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new ConfigError(
+      `CORRAL_HEADERS_TIMEOUT: expected at most CORRAL_REQUEST_TIMEOUT (${limits.requestTimeoutMs} ms), got ${limits.headersTimeoutMs} ms`,
+    );
+  }
+  return limits;
 }

@@ -1,7 +1,10 @@
-// TLS: with a certificate and key the same port serves gRPC over HTTP/2 and HTTP/1.1 (ALPN).
+// TLS: with a certificate and key the same port serves gRPC over HTTP/2 and HTTP/1.1 (ALPN), under
+// the same connection limits as plain text.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import https from "node:https";
+import net from "node:net";
+import tls from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -60,5 +63,73 @@ describe("server-kit over TLS", () => {
       req.end();
     });
     expect(body).toBe("200 SERVING");
+  });
+
+  function tlsServer(limits: Parameters<typeof createServer>[0]["connectionLimits"]): CorralServer {
+    return createServer({
+      name: "tls-limits",
+      port: 0,
+      tls: { cert, key: readFileSync(join(dir, "key.pem")) },
+      verifier: { verify: async () => undefined },
+      mounts: [],
+      connectionLimits: limits,
+    });
+  }
+  const closedSocket = (s: net.Socket) => new Promise<void>((resolve) => s.once("close", () => resolve()));
+  const connected = (s: net.Socket) => new Promise<void>((resolve) => s.once("connect", () => resolve()));
+
+  it("closes a socket that never starts its TLS handshake", async () => {
+    const limited = tlsServer({ firstByteTimeoutMs: 200, headersTimeoutMs: 200, requestTimeoutMs: 1_000 });
+    await limited.listen();
+    try {
+      const s = net.connect({ port: limited.port, host: "127.0.0.1" });
+      s.on("error", () => {});
+      await closedSocket(s);
+    } finally {
+      await limited.close(500);
+    }
+  });
+
+  it("answers 408 to an HTTP/1.1 client over TLS whose headers trickle in", async () => {
+    const limited = tlsServer({ headersTimeoutMs: 300, requestTimeoutMs: 1_000 });
+    await limited.listen();
+    try {
+      const s = tls.connect({ port: limited.port, host: "127.0.0.1", ca: cert, ALPNProtocols: ["http/1.1"] });
+      s.on("error", () => {});
+      await new Promise<void>((resolve) => s.once("secureConnect", () => resolve()));
+      let answer = "";
+      s.on("data", (d: Buffer) => (answer += d.toString()));
+      s.write("GET /healthz HTTP/1.1\r\nHost: t\r\n");
+      const trickle = setInterval(() => s.write("X-Slow: 1\r\n"), 50);
+      try {
+        await closedSocket(s);
+      } finally {
+        clearInterval(trickle);
+      }
+      expect(answer).toMatch(/^HTTP\/1\.1 408/);
+    } finally {
+      await limited.close(500);
+    }
+  });
+
+  it("refuses a connection past its address's share", async () => {
+    const limited = tlsServer({ maxConnectionsPerAddress: 2 });
+    await limited.listen();
+    const open = () => {
+      const s = net.connect({ port: limited.port, host: "127.0.0.1", localAddress: "127.0.0.9" });
+      s.on("error", () => {});
+      return s;
+    };
+    const sockets = [open(), open()];
+    try {
+      // The third connects only after the first two, so it is the one past the share.
+      await Promise.all(sockets.map(connected));
+      sockets.push(open());
+      await closedSocket(sockets[2]!);
+      expect(sockets[0]!.closed || sockets[1]!.closed).toBe(false);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await limited.close(500);
+    }
   });
 });

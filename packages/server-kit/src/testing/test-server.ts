@@ -1,6 +1,7 @@
 // Serves mounts over real HTTP/2 on a free loopback port for tests, with a fixed key table.
 import type { Logger } from "pino";
 import type { Caller } from "../auth.js";
+import type { ConnectionLimits } from "../connection-guard.js";
 import { createServer, type CorralServer, type ServiceMount } from "../server.js";
 
 export const TEST_SERVICE_KEY = "corral_test_service_key_0123456789abcdef";
@@ -25,6 +26,7 @@ export async function startTestServer(options: {
   /** false: every call through connect-node (the fast path's reference). */
   unaryFastPath?: boolean;
   logger?: Logger;
+  connectionLimits?: Partial<ConnectionLimits>;
 }): Promise<TestServer> {
   const keys = options.keys ?? {};
   const server = createServer({
@@ -37,6 +39,7 @@ export async function startTestServer(options: {
     readMaxBytes: options.readMaxBytes,
     unaryFastPath: options.unaryFastPath,
     logger: options.logger,
+    connectionLimits: options.connectionLimits,
   });
   await server.listen();
   server.setServing(true);
