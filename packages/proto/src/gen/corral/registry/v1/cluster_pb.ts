@@ -2,9 +2,11 @@
 // @generated from file corral/registry/v1/cluster.proto (package corral.registry.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import type { Deployment } from "./release_pb.js";
+import { file_corral_registry_v1_release } from "./release_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -13,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/registry/v1/cluster.proto.
  */
 export const file_corral_registry_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("CiBjb3JyYWwvcmVnaXN0cnkvdjEvY2x1c3Rlci5wcm90bxISY29ycmFsLnJlZ2lzdHJ5LnYxIqcECgtDbHVzdGVyU3BlYxIkCgxydW5uZXJfY291bnQYASABKA1CCbpIBioEGKCNBkgAiAEBEigKEHJ1bm5lcl9jcHVfY29yZXMYAiABKA1CCbpIBioEGKCNBkgBiAEBEicKEHJ1bm5lcl9ncHVfY291bnQYAyABKA1CCLpIBSoDGIAISAKIAQESIAoTcnVubmVyX21lbW9yeV9ieXRlcxgEIAEoBEgDiAEBEiEKC2hhcmR3YXJlX2lkGAUgASgJQge6SARyAhhASASIAQESKwoUc29mdHdhcmVfZW52aXJvbm1lbnQYBiABKAlCCLpIBXIDGIAESAWIAQESLQoUaWRsZV90aW1lb3V0X3NlY29uZHMYByABKA1CCrpIByoFGIDnhA9IBogBARIkCg1jb25maWd1cmF0aW9uGAggASgJQgi6SAVyAxiAAUgHiAEBEiEKC2xvY2F0aW9uX2lkGAkgASgJQge6SARyAhhASAiIAQFCDwoNX3J1bm5lcl9jb3VudEITChFfcnVubmVyX2NwdV9jb3Jlc0ITChFfcnVubmVyX2dwdV9jb3VudEIWChRfcnVubmVyX21lbW9yeV9ieXRlc0IOCgxfaGFyZHdhcmVfaWRCFwoVX3NvZnR3YXJlX2Vudmlyb25tZW50QhcKFV9pZGxlX3RpbWVvdXRfc2Vjb25kc0IQCg5fY29uZmlndXJhdGlvbkIOCgxfbG9jYXRpb25faWQi/AEKB0NsdXN0ZXISCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEi0KBHNwZWMYBSABKAsyHy5jb3JyYWwucmVnaXN0cnkudjEuQ2x1c3RlclNwZWMSEgoKaXNfZGVmYXVsdBgGIAEoCBIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3RlYW1faWQYCSABKAkitwIKFENyZWF0ZUNsdXN0ZXJSZXF1ZXN0EhcKBG5hbWUYASABKAlCCbpIBnIEEAEYZBIdCgtkZXNjcmlwdGlvbhgCIAEoCUIIukgFcgMY0A8SLQoEc2x1ZxgDIAEoCUIaukgXchUQARhkMg9eW0EtWmEtejAtOS1dKyRIAIgBARItCgRzcGVjGAQgASgLMh8uY29ycmFsLnJlZ2lzdHJ5LnYxLkNsdXN0ZXJTcGVjEiEKC2xvY2F0aW9uX2lkGAUgASgJQge6SARyAhhASAGIAQESJAoNY29uZmlndXJhdGlvbhgGIAEoCUIIukgFcgMYgAFIAogBARIVCg1nZXRfaWZfZXhpc3RzGAcgASgIQgcKBV9zbHVnQg4KDF9sb2NhdGlvbl9pZEIQCg5fY29uZmlndXJhdGlvbiJWChVDcmVhdGVDbHVzdGVyUmVzcG9uc2USLAoHY2x1c3RlchgBIAEoCzIbLmNvcnJhbC5yZWdpc3RyeS52MS5DbHVzdGVyEg8KB2NyZWF0ZWQYAiABKAgiOwoRR2V0Q2x1c3RlclJlcXVlc3QSJgoEc2x1ZxgBIAEoCUIYukgVchMYZDIPXltBLVphLXowLTktXSokIkIKEkdldENsdXN0ZXJSZXNwb25zZRIsCgdjbHVzdGVyGAEgASgLMhsuY29ycmFsLnJlZ2lzdHJ5LnYxLkNsdXN0ZXIiygEKFFVwZGF0ZUNsdXN0ZXJSZXF1ZXN0EigKBHNsdWcYASABKAlCGrpIF3IVEAEYZDIPXltBLVphLXowLTktXSskEhwKBG5hbWUYAiABKAlCCbpIBnIEEAEYZEgAiAEBEiIKC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAxjQD0gBiAEBEi0KBHNwZWMYBCABKAsyHy5jb3JyYWwucmVnaXN0cnkudjEuQ2x1c3RlclNwZWNCBwoFX25hbWVCDgoMX2Rlc2NyaXB0aW9uIkUKFVVwZGF0ZUNsdXN0ZXJSZXNwb25zZRIsCgdjbHVzdGVyGAEgASgLMhsuY29ycmFsLnJlZ2lzdHJ5LnYxLkNsdXN0ZXIiQAoURGVsZXRlQ2x1c3RlclJlcXVlc3QSKAoEc2x1ZxgBIAEoCUIaukgXchUQARhkMg9eW0EtWmEtejAtOS1dKyQiFwoVRGVsZXRlQ2x1c3RlclJlc3BvbnNlIlAKE0xpc3RDbHVzdGVyc1JlcXVlc3QSGwoJcGFnZV9zaXplGAEgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJeChRMaXN0Q2x1c3RlcnNSZXNwb25zZRItCghjbHVzdGVycxgBIAMoCzIbLmNvcnJhbC5yZWdpc3RyeS52MS5DbHVzdGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJjChZSZXNvbHZlQ2x1c3RlcnNSZXF1ZXN0EhgKB3RlYW1faWQYASABKAlCB7pIBHICEAESLwoFc2x1Z3MYAiADKAlCILpIHZIBGhDoByIVchMYZDIPXltBLVphLXowLTktXSokIkgKF1Jlc29sdmVDbHVzdGVyc1Jlc3BvbnNlEi0KCGNsdXN0ZXJzGAEgAygLMhsuY29ycmFsLnJlZ2lzdHJ5LnYxLkNsdXN0ZXIy7gQKDkNsdXN0ZXJTZXJ2aWNlEmQKDUNyZWF0ZUNsdXN0ZXISKC5jb3JyYWwucmVnaXN0cnkudjEuQ3JlYXRlQ2x1c3RlclJlcXVlc3QaKS5jb3JyYWwucmVnaXN0cnkudjEuQ3JlYXRlQ2x1c3RlclJlc3BvbnNlElsKCkdldENsdXN0ZXISJS5jb3JyYWwucmVnaXN0cnkudjEuR2V0Q2x1c3RlclJlcXVlc3QaJi5jb3JyYWwucmVnaXN0cnkudjEuR2V0Q2x1c3RlclJlc3BvbnNlEmQKDVVwZGF0ZUNsdXN0ZXISKC5jb3JyYWwucmVnaXN0cnkudjEuVXBkYXRlQ2x1c3RlclJlcXVlc3QaKS5jb3JyYWwucmVnaXN0cnkudjEuVXBkYXRlQ2x1c3RlclJlc3BvbnNlEmQKDURlbGV0ZUNsdXN0ZXISKC5jb3JyYWwucmVnaXN0cnkudjEuRGVsZXRlQ2x1c3RlclJlcXVlc3QaKS5jb3JyYWwucmVnaXN0cnkudjEuRGVsZXRlQ2x1c3RlclJlc3BvbnNlEmEKDExpc3RDbHVzdGVycxInLmNvcnJhbC5yZWdpc3RyeS52MS5MaXN0Q2x1c3RlcnNSZXF1ZXN0GiguY29ycmFsLnJlZ2lzdHJ5LnYxLkxpc3RDbHVzdGVyc1Jlc3BvbnNlEmoKD1Jlc29sdmVDbHVzdGVycxIqLmNvcnJhbC5yZWdpc3RyeS52MS5SZXNvbHZlQ2x1c3RlcnNSZXF1ZXN0GisuY29ycmFsLnJlZ2lzdHJ5LnYxLlJlc29sdmVDbHVzdGVyc1Jlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiBjb3JyYWwvcmVnaXN0cnkvdjEvY2x1c3Rlci5wcm90bxISY29ycmFsLnJlZ2lzdHJ5LnYxIqcECgtDbHVzdGVyU3BlYxIkCgxydW5uZXJfY291bnQYASABKA1CCbpIBioEGKCNBkgAiAEBEigKEHJ1bm5lcl9jcHVfY29yZXMYAiABKA1CCbpIBioEGKCNBkgBiAEBEicKEHJ1bm5lcl9ncHVfY291bnQYAyABKA1CCLpIBSoDGIAISAKIAQESIAoTcnVubmVyX21lbW9yeV9ieXRlcxgEIAEoBEgDiAEBEiEKC2hhcmR3YXJlX2lkGAUgASgJQge6SARyAhhASASIAQESKwoUc29mdHdhcmVfZW52aXJvbm1lbnQYBiABKAlCCLpIBXIDGIAESAWIAQESLQoUaWRsZV90aW1lb3V0X3NlY29uZHMYByABKA1CCrpIByoFGIDnhA9IBogBARIkCg1jb25maWd1cmF0aW9uGAggASgJQgi6SAVyAxiAAUgHiAEBEiEKC2xvY2F0aW9uX2lkGAkgASgJQge6SARyAhhASAiIAQFCDwoNX3J1bm5lcl9jb3VudEITChFfcnVubmVyX2NwdV9jb3Jlc0ITChFfcnVubmVyX2dwdV9jb3VudEIWChRfcnVubmVyX21lbW9yeV9ieXRlc0IOCgxfaGFyZHdhcmVfaWRCFwoVX3NvZnR3YXJlX2Vudmlyb25tZW50QhcKFV9pZGxlX3RpbWVvdXRfc2Vjb25kc0IQCg5fY29uZmlndXJhdGlvbkIOCgxfbG9jYXRpb25faWQiqgMKB0NsdXN0ZXISCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEi0KBHNwZWMYBSABKAsyHy5jb3JyYWwucmVnaXN0cnkudjEuQ2x1c3RlclNwZWMSEgoKaXNfZGVmYXVsdBgGIAEoCBIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3RlYW1faWQYCSABKAkSMwoLZGVwbG95bWVudHMYCiADKAsyHi5jb3JyYWwucmVnaXN0cnkudjEuRGVwbG95bWVudBIvCgVzdGF0ZRgLIAEoDjIgLmNvcnJhbC5yZWdpc3RyeS52MS5DbHVzdGVyU3RhdGUSFAoMc3RhdGVfcmVhc29uGAwgASgJEhcKD2Rlc2lyZWRfcnVubmVycxgNIAEoDRIXCg9ydW5uaW5nX3J1bm5lcnMYDiABKA0itwIKFENyZWF0ZUNsdXN0ZXJSZXF1ZXN0EhcKBG5hbWUYASABKAlCCbpIBnIEEAEYZBIdCgtkZXNjcmlwdGlvbhgCIAEoCUIIukgFcgMY0A8SLQoEc2x1ZxgDIAEoCUIaukgXchUQARhkMg9eW0EtWmEtejAtOS1dKyRIAIgBARItCgRzcGVjGAQgASgLMh8uY29ycmFsLnJlZ2lzdHJ5LnYxLkNsdXN0ZXJTcGVjEiEKC2xvY2F0aW9uX2lkGAUgASgJQge6SARyAhhASAGIAQESJAoNY29uZmlndXJhdGlvbhgGIAEoCUIIukgFcgMYgAFIAogBARIVCg1nZXRfaWZfZXhpc3RzGAcgASgIQgcKBV9zbHVnQg4KDF9sb2NhdGlvbl9pZEIQCg5fY29uZmlndXJhdGlvbiJWChVDcmVhdGVDbHVzdGVyUmVzcG9uc2USLAoHY2x1c3RlchgBIAEoCzIbLmNvcnJhbC5yZWdpc3RyeS52MS5DbHVzdGVyEg8KB2NyZWF0ZWQYAiABKAgiOwoRR2V0Q2x1c3RlclJlcXVlc3QSJgoEc2x1ZxgBIAEoCUIYukgVchMYZDIPXltBLVphLXowLTktXSokIkIKEkdldENsdXN0ZXJSZXNwb25zZRIsCgdjbHVzdGVyGAEgASgLMhsuY29ycmFsLnJlZ2lzdHJ5LnYxLkNsdXN0ZXIiygEKFFVwZGF0ZUNsdXN0ZXJSZXF1ZXN0EigKBHNsdWcYASABKAlCGrpIF3IVEAEYZDIPXltBLVphLXowLTktXSskEhwKBG5hbWUYAiABKAlCCbpIBnIEEAEYZEgAiAEBEiIKC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAxjQD0gBiAEBEi0KBHNwZWMYBCABKAsyHy5jb3JyYWwucmVnaXN0cnkudjEuQ2x1c3RlclNwZWNCBwoFX25hbWVCDgoMX2Rlc2NyaXB0aW9uIkUKFVVwZGF0ZUNsdXN0ZXJSZXNwb25zZRIsCgdjbHVzdGVyGAEgASgLMhsuY29ycmFsLnJlZ2lzdHJ5LnYxLkNsdXN0ZXIiQAoURGVsZXRlQ2x1c3RlclJlcXVlc3QSKAoEc2x1ZxgBIAEoCUIaukgXchUQARhkMg9eW0EtWmEtejAtOS1dKyQiFwoVRGVsZXRlQ2x1c3RlclJlc3BvbnNlIlAKE0xpc3RDbHVzdGVyc1JlcXVlc3QSGwoJcGFnZV9zaXplGAEgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJeChRMaXN0Q2x1c3RlcnNSZXNwb25zZRItCghjbHVzdGVycxgBIAMoCzIbLmNvcnJhbC5yZWdpc3RyeS52MS5DbHVzdGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJjChZSZXNvbHZlQ2x1c3RlcnNSZXF1ZXN0EhgKB3RlYW1faWQYASABKAlCB7pIBHICEAESLwoFc2x1Z3MYAiADKAlCILpIHZIBGhDoByIVchMYZDIPXltBLVphLXowLTktXSokIkgKF1Jlc29sdmVDbHVzdGVyc1Jlc3BvbnNlEi0KCGNsdXN0ZXJzGAEgAygLMhsuY29ycmFsLnJlZ2lzdHJ5LnYxLkNsdXN0ZXIq1AEKDENsdXN0ZXJTdGF0ZRIdChlDTFVTVEVSX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVQ0xVU1RFUl9TVEFURV9QRU5ESU5HEAESHgoaQ0xVU1RFUl9TVEFURV9QUk9WSVNJT05JTkcQAhIXChNDTFVTVEVSX1NUQVRFX1JFQURZEAMSGgoWQ0xVU1RFUl9TVEFURV9ERUdSQURFRBAEEhoKFkNMVVNURVJfU1RBVEVfU1RPUFBJTkcQBRIZChVDTFVTVEVSX1NUQVRFX1NUT1BQRUQQBjLuBAoOQ2x1c3RlclNlcnZpY2USZAoNQ3JlYXRlQ2x1c3RlchIoLmNvcnJhbC5yZWdpc3RyeS52MS5DcmVhdGVDbHVzdGVyUmVxdWVzdBopLmNvcnJhbC5yZWdpc3RyeS52MS5DcmVhdGVDbHVzdGVyUmVzcG9uc2USWwoKR2V0Q2x1c3RlchIlLmNvcnJhbC5yZWdpc3RyeS52MS5HZXRDbHVzdGVyUmVxdWVzdBomLmNvcnJhbC5yZWdpc3RyeS52MS5HZXRDbHVzdGVyUmVzcG9uc2USZAoNVXBkYXRlQ2x1c3RlchIoLmNvcnJhbC5yZWdpc3RyeS52MS5VcGRhdGVDbHVzdGVyUmVxdWVzdBopLmNvcnJhbC5yZWdpc3RyeS52MS5VcGRhdGVDbHVzdGVyUmVzcG9uc2USZAoNRGVsZXRlQ2x1c3RlchIoLmNvcnJhbC5yZWdpc3RyeS52MS5EZWxldGVDbHVzdGVyUmVxdWVzdBopLmNvcnJhbC5yZWdpc3RyeS52MS5EZWxldGVDbHVzdGVyUmVzcG9uc2USYQoMTGlzdENsdXN0ZXJzEicuY29ycmFsLnJlZ2lzdHJ5LnYxLkxpc3RDbHVzdGVyc1JlcXVlc3QaKC5jb3JyYWwucmVnaXN0cnkudjEuTGlzdENsdXN0ZXJzUmVzcG9uc2USagoPUmVzb2x2ZUNsdXN0ZXJzEiouY29ycmFsLnJlZ2lzdHJ5LnYxLlJlc29sdmVDbHVzdGVyc1JlcXVlc3QaKy5jb3JyYWwucmVnaXN0cnkudjEuUmVzb2x2ZUNsdXN0ZXJzUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_corral_registry_v1_release, file_google_protobuf_timestamp]);
 
 /**
  * ClusterSpec is what a cluster asks of its runners. Unset fields come from the configuration.
@@ -126,6 +128,39 @@ export type Cluster = Message<"corral.registry.v1.Cluster"> & {
    * @generated from field: string team_id = 9;
    */
   teamId: string;
+
+  /**
+   * The releases deployed to this cluster.
+   *
+   * @generated from field: repeated corral.registry.v1.Deployment deployments = 10;
+   */
+  deployments: Deployment[];
+
+  /**
+   * @generated from field: corral.registry.v1.ClusterState state = 11;
+   */
+  state: ClusterState;
+
+  /**
+   * What a person can act on, e.g. "2 of 5 runners placed: no host in us-west has 4 free CPUs".
+   *
+   * @generated from field: string state_reason = 12;
+   */
+  stateReason: string;
+
+  /**
+   * Runners the spec asks for now (0 while stopped).
+   *
+   * @generated from field: uint32 desired_runners = 13;
+   */
+  desiredRunners: number;
+
+  /**
+   * Runners placed and running.
+   *
+   * @generated from field: uint32 running_runners = 14;
+   */
+  runningRunners: number;
 };
 
 /**
@@ -411,6 +446,65 @@ export type ResolveClustersResponse = Message<"corral.registry.v1.ResolveCluster
  */
 export const ResolveClustersResponseSchema: GenMessage<ResolveClustersResponse> = /*@__PURE__*/
   messageDesc(file_corral_registry_v1_cluster, 13);
+
+/**
+ * ClusterState: how far a cluster's runners are from its spec. A cluster whose spec asks for no
+ * runner count is not provisioned (its runners are started by hand) and stays UNSPECIFIED.
+ *
+ * @generated from enum corral.registry.v1.ClusterState
+ */
+export enum ClusterState {
+  /**
+   * @generated from enum value: CLUSTER_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Created; no runner placed yet.
+   *
+   * @generated from enum value: CLUSTER_STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * Runners placed and starting.
+   *
+   * @generated from enum value: CLUSTER_STATE_PROVISIONING = 2;
+   */
+  PROVISIONING = 2,
+
+  /**
+   * As many runners running as the spec asks.
+   *
+   * @generated from enum value: CLUSTER_STATE_READY = 3;
+   */
+  READY = 3,
+
+  /**
+   * Fewer runners than asked can be placed or run; state_reason says why.
+   *
+   * @generated from enum value: CLUSTER_STATE_DEGRADED = 4;
+   */
+  DEGRADED = 4,
+
+  /**
+   * @generated from enum value: CLUSTER_STATE_STOPPING = 5;
+   */
+  STOPPING = 5,
+
+  /**
+   * No runner: stopped by hand or idle past its timeout; a submitted job wakes it.
+   *
+   * @generated from enum value: CLUSTER_STATE_STOPPED = 6;
+   */
+  STOPPED = 6,
+}
+
+/**
+ * Describes the enum corral.registry.v1.ClusterState.
+ */
+export const ClusterStateSchema: GenEnum<ClusterState> = /*@__PURE__*/
+  enumDesc(file_corral_registry_v1_cluster, 0);
 
 /**
  * ClusterService manages the clusters of the caller's team. A cluster groups runners; jobs are
