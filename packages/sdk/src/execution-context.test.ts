@@ -118,7 +118,7 @@ describe("text the services cannot store", () => {
   it("is refused where a task sets it: subtask display and identifier, progress label", () => {
     const ctx = context();
     class Bad extends Task<object> {
-      static identifier = { name: "bad\u0000name", version: "v1.0" };
+      static override identifier = { name: "bad\u0000name", version: "v1.0" };
       execute() {}
     }
     expect(() => ctx.submitSubtask(new Bad({}))).toThrow(/identifier.name: must not contain a NUL/);
