@@ -1,8 +1,9 @@
 // job-service as a process component: its database and migrations, the registry and broker
 // clients, the outbox sweeper and the mounts.
-import { ClusterService, DispatchService } from "@corral/proto";
+import { DispatchService } from "@corral/proto";
 import {
   createDatabase,
+  createRegistryClient,
   createServiceClient,
   envInt,
   migrateToLatest,
@@ -36,9 +37,9 @@ export async function createJobsComponent(
     await db.destroy();
     throw err;
   }
-  const clusters =
-    options.clusters ??
-    createRegistryClusterResolver(createServiceClient(ClusterService, { baseUrl: config.registryUrl, apiKey: config.serviceKey }));
+  // One registry client: cluster slugs resolve and API keys verify over it (runComponents).
+  const registry = createRegistryClient({ baseUrl: config.registryUrl, serviceKey: config.serviceKey });
+  const clusters = options.clusters ?? createRegistryClusterResolver(registry);
   const dispatcher =
     options.dispatcher ??
     createBrokerDispatcher(
@@ -60,6 +61,7 @@ export async function createJobsComponent(
     name: "job-service",
     jobs,
     mounts: jobs.mounts,
+    registryClient: registry,
     check: () => pingDatabase(db),
     start: () => jobs.start(),
     close: () =>
