@@ -5,19 +5,13 @@
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { toEnvelope } from "../domain/convert.js";
-import type { Dispatcher } from "../domain/ports.js";
-import type { JobsDatabase } from "../store/database.js";
-import {
-  claimDueOutbox,
-  deleteOutbox,
-  queuedEnvelopesPage,
-  type EnvelopeRow,
-  type OutboxKey,
-} from "../store/outbox-repository.js";
+import type { Dispatcher, OutboxKey } from "../domain/ports.js";
+import type { EnvelopeRow, JobsDatabase } from "../store/database.js";
+import { claimDueOutbox, deleteOutbox, queuedEnvelopesPage } from "../store/outbox-repository.js";
 
 export interface OutboxRelay {
   /** Enqueues now and deletes the outbox rows on success; on failure the sweeper retries later. */
-  dispatch(rows: EnvelopeRow[]): Promise<boolean>;
+  enqueue(rows: EnvelopeRow[]): Promise<boolean>;
   acknowledge(keys: OutboxKey[]): Promise<number>;
   /** Re-sends outbox rows older than the sweep timeout; returns how many were sent. */
   sweepOnce(): Promise<number>;
@@ -65,7 +59,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   };
 
   const relay: OutboxRelay = {
-    async dispatch(rows) {
+    async enqueue(rows) {
       if (rows.length === 0) return true;
       try {
         await send(rows);
