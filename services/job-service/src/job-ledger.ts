@@ -4,14 +4,14 @@
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { applyResults, type ApplyResultsInput, type ApplyResultsOutput, type Revocation } from "./domain/apply-results.js";
-import { cancelJob, retryJob } from "./domain/job-commands.js";
-import { getJob, listTasks, queryJobs } from "./domain/job-queries.js";
+import { cancelJob, retryJob, type RetryJobResult } from "./domain/job-commands.js";
+import { getJob, listTasks, queryJobs, type JobPage, type JobWithProgress, type TaskPage } from "./domain/job-queries.js";
 import type { ClusterResolver, Dispatcher, JobChanges, OutboxKey, QueuedAttempt } from "./domain/ports.js";
 import { UNLIMITED_OPEN_TASKS } from "./domain/team-quota.js";
-import { submitJob, type SubmitJobInput } from "./domain/submit-job.js";
+import { submitJob, type SubmitJobInput, type SubmitJobResult } from "./domain/submit-job.js";
 import { DEFAULT_MAX_INPUT_BYTES } from "./domain/task-plan.js";
 import { visualizeJob } from "./domain/visualize-job.js";
-import { watchJob } from "./domain/watch-job.js";
+import { watchJob, type JobChange } from "./domain/watch-job.js";
 import { resyncDispatch } from "./outbox/dispatch-resync.js";
 import { createOutboxRelay, type OutboxRelay } from "./outbox/outbox-relay.js";
 import type { JobRow, JobsDatabase } from "./store/database.js";
@@ -34,9 +34,27 @@ export interface JobLedgerOptions {
   logger?: Logger;
 }
 
-export type JobLedger = ReturnType<typeof createJobLedger>;
+/** What the ledger offers: the commands and reads behind JobService and TaskLedgerService. */
+export interface JobLedger {
+  relay: OutboxRelay;
+  maxInputBytes: number;
+  submitJob(input: SubmitJobInput): Promise<SubmitJobResult>;
+  /** Applies a broker's batch of results, then revokes the leases it says to. */
+  reportResults(input: ApplyResultsInput): Promise<ApplyResultsOutput>;
+  /** A broker's Redis lost its data: expire attempts leased before `lostSince`, re-send queued tasks. */
+  resyncDispatch(reason: string, lostSince?: Date): Promise<{ expired: number; requeued: number }>;
+  /** The broker has the tasks in its streams: their outbox rows go. */
+  acknowledgeDispatch(keys: OutboxKey[]): Promise<number>;
+  cancelJob(teamId: string, jobId: string): Promise<JobRow>;
+  retryJob(teamId: string, jobId: string): Promise<RetryJobResult>;
+  getJob(teamId: string, jobId: string): Promise<JobWithProgress>;
+  queryJobs(teamId: string, q: QueryJobsRequest): Promise<JobPage>;
+  listTasks(teamId: string, q: Parameters<typeof listTasks>[2]): Promise<TaskPage>;
+  visualizeJob(teamId: string, jobId: string, maxTasks?: number): ReturnType<typeof visualizeJob>;
+  watchJob(teamId: string, jobId: string, signal: AbortSignal): AsyncGenerator<JobChange>;
+}
 
-export function createJobLedger(options: JobLedgerOptions) {
+export function createJobLedger(options: JobLedgerOptions): JobLedger {
   const { db, clusters, dispatcher, logger, notifier } = options;
   const store = createJobsStore(db);
   const maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
@@ -75,7 +93,6 @@ export function createJobLedger(options: JobLedgerOptions) {
       return out;
     },
 
-    /** A broker's Redis lost its data: expire attempts leased before `lostSince`, re-send queued tasks. */
     resyncDispatch(reason: string, lostSince?: Date) {
       return resyncDispatch(
         { db, logger, reportResults: (input) => this.reportResults(input), requeueAll: () => relay.requeueAll() },
