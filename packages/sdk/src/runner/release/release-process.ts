@@ -28,6 +28,11 @@ export interface ReleaseProcessOptions {
   logLevel?: string;
   /** How long a stopped child may take to exit before SIGKILL (default 5 s). */
   killAfterMs?: number;
+  /**
+   * Called when the process ended, before its tasks' outcomes are settled: the runner withdraws
+   * the release's identifiers first, so the re-queued tasks are not assigned straight back to it.
+   */
+  onExit?: (reason: string) => void;
 }
 
 const levelNames: Record<number, "trace" | "debug" | "info" | "warn" | "error" | "fatal"> = {
@@ -63,6 +68,7 @@ export class ReleaseProcess {
       const done = (reason: string) => {
         if (this.#exitReason !== undefined) return;
         this.#exitReason = reason;
+        options.onExit?.(reason);
         for (const [key, settle] of this.#pending) {
           this.#pending.delete(key);
           settle(releaseFault(`the process of release ${this.release} ended (${reason}) while the task ran`));
