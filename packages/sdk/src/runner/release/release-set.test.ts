@@ -31,7 +31,7 @@ describe("ReleaseSet", () => {
     set.onLoaded("geo@1.1.0", [tile], 0);
     expect(set.state("geo@1.0.0")).toBe("draining");
     expect(set.route(tile)).toBe("geo@1.1.0");
-    expect(kinds(set.onTaskFinished("geo@1.0.0"))).toEqual(["stop geo@1.0.0"]);
+    expect(kinds(set.onTaskFinished("geo@1.0.0"))).toEqual(["stop geo@1.0.0", "report"]);
     expect(set.keys).toEqual(["geo@1.1.0"]);
   });
 
@@ -52,7 +52,7 @@ describe("ReleaseSet", () => {
     expect(set.state("geo@1.0.0")).toBe("draining");
     expect(set.identifiers()).toEqual([]);
     expect(set.route(tile)).toBeUndefined();
-    expect(kinds(set.onTaskFinished("geo@1.0.0"))).toEqual(["stop geo@1.0.0"]);
+    expect(kinds(set.onTaskFinished("geo@1.0.0"))).toEqual(["stop geo@1.0.0", "report"]);
   });
 
   it("a version that fails to load is reported with its error; the version it would replace keeps serving", () => {

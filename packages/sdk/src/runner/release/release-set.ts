@@ -170,7 +170,9 @@ export class ReleaseSet {
     const held = this.#versions.get(key);
     if (!held) return [];
     held.inFlight = Math.max(0, held.inFlight - 1);
-    return this.#settle();
+    const stopped = this.#settle();
+    // A drained version left the set: its status goes away.
+    return stopped.length > 0 ? [...stopped, { kind: "report" }] : [];
   }
 
   /** The version that takes a new task of this identifier: loaded, deployed before replaced, newest first. */
