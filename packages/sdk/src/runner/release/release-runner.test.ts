@@ -23,7 +23,7 @@ import {
   type WorkResponse,
 } from "@corral/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AsyncQueue } from "../../async-queue.js";
+import { AsyncQueue } from "@corral/wire";
 import { InMemoryCache } from "../../cache.js";
 import { createSdkLogger } from "../../logger.js";
 import { ReleaseRunner } from "./release-runner.js";
