@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
@@ -50,7 +51,13 @@ function assign(taskId: string, input: unknown, identifier = { name: "t/Work", v
 describe("ReleaseProcess", () => {
   let dir: string;
   const lines: string[] = [];
-  const logger = pino({ level: "info" }, { write: (l: string) => void lines.push(l) });
+  const logged = new EventEmitter();
+  const logger = pino({ level: "info" }, {
+    write: (l: string) => {
+      lines.push(l);
+      logged.emit("line", l);
+    },
+  });
   const cache = new InMemoryCache();
   const options = (bundlePath: string) => ({ release: "t@1.0.0", bundlePath, cache, logger, scripts: {} });
 
@@ -104,8 +111,12 @@ describe("ReleaseProcess", () => {
       await p.loaded();
       const controller = new AbortController();
       const waiting = new Promise<void>((resolve) => {
-        const check = () => (lines.some((l) => l.includes('"waiting"')) ? resolve() : setTimeout(check, 10));
-        check();
+        const onLine = (l: string) => {
+          if (!l.includes('"waiting"')) return;
+          logged.off("line", onLine);
+          resolve();
+        };
+        logged.on("line", onLine);
       });
       const running = p.execute("b#1", assign("b", { n: 1, wait: true }), controller.signal);
       await waiting;
