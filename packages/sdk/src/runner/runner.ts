@@ -18,6 +18,7 @@ import {
 import { InMemoryCache, type CacheBackend } from "../cache.js";
 import { toApiError, UnavailableError } from "../errors.js";
 import { createSdkLogger, type Logger } from "../logger.js";
+import type { TaskIdentifierInit } from "../identifier.js";
 import type { TaskClass } from "../task.js";
 import { backoffDelay, createAuthInterceptor, sleep } from "../transport.js";
 import { AsyncQueue } from "../async-queue.js";
@@ -104,7 +105,7 @@ export class Runner {
   readonly cluster: string;
   readonly concurrency: number;
   readonly #options: RunnerOptions;
-  readonly #registry: TaskRegistry;
+  #registry: TaskRegistry;
   readonly #scripts: ScriptPolicy;
   readonly #state: RunnerState;
   readonly #transport: Transport;
@@ -123,6 +124,8 @@ export class Runner {
   #fatal: unknown;
   /** When the broker last welcomed, assigned or acknowledged: runAll's idle clock. */
   #lastActivityAt = 0;
+  /** The identifiers of the last reregister() (Hello names them); undefined: the registry's. */
+  #registered: TaskIdentifierInit[] | undefined;
   /** Credit waiting for the end of this event-loop turn (see #credit). */
   #pendingCredit: { session: Session; n: number } | undefined;
 
@@ -161,6 +164,55 @@ export class Runner {
   /** The identifiers this runner registers. */
   get identifiers() {
     return this.#registry.identifiers;
+  }
+
+  /**
+   * Changes the task classes this runner serves, live: the broker assigns by the new set from the
+   * moment it answers, without a reconnect; tasks already assigned still run and report. Resolves
+   * once the broker applied the change (or a new stream's Hello carried it).
+   *
+   * @example
+   * ```ts
+   * await runner.setTasks([Resize, Thumbnail]); // Thumbnail tasks are assigned from now on
+   * ```
+   */
+  setTasks(tasks: TaskClass[], options: { signal?: AbortSignal } = {}): Promise<void> {
+    // An Assign already on its way for a class no longer served is reported as the runner's fault
+    // (no retry counted) and goes to another runner.
+    this.#registry = new TaskRegistry(tasks);
+    return this.reregister(this.#registry.identifiers, options);
+  }
+
+  /**
+   * Lower level than setTasks: asks the broker to assign tasks of `identifiers` from now on
+   * (Reregister) and resolves when it answers Reregistered. The task classes that run them must
+   * be resolvable by this runner (setTasks does both).
+   *
+   * @example
+   * ```ts
+   * await runner.reregister([{ name: "images/Resize", version: "v1.2" }]);
+   * ```
+   */
+  reregister(identifiers: TaskIdentifierInit[], options: { signal?: AbortSignal } = {}): Promise<void> {
+    this.#registered = identifiers;
+    const { revision, effects } = this.#state.reregister(identifiers);
+    this.#apply(effects);
+    return new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (this.#state.appliedRevision >= revision) done(resolve);
+        else if (options.signal?.aborted) done(() => reject(options.signal!.reason));
+        else if (this.#lifecycle === "stopped" || this.#lifecycle === "failed") done(() => reject(new Error("the runner stopped")));
+      };
+      const events = ["change", "welcome", "lifecycle"];
+      const done = (settle: () => void) => {
+        for (const e of events) this.#events.off(e, check);
+        options.signal?.removeEventListener("abort", check);
+        settle();
+      };
+      for (const e of events) this.#events.on(e, check);
+      options.signal?.addEventListener("abort", check);
+      check();
+    });
   }
 
   /** Protocol state, for inspection (tests, status output). */
@@ -363,7 +415,7 @@ export class Runner {
         value: {
           runnerId: this.id,
           clusterSlug: this.cluster,
-          identifiers: this.#registry.identifiers,
+          identifiers: this.#registered ?? this.#registry.identifiers,
           slots: this.concurrency,
           hardware: detectHardware(this.#options.hardware),
           labels: this.#options.labels ?? {},
@@ -407,6 +459,10 @@ export class Runner {
         break;
       case "cancel":
         if (m.value.lease) this.#apply(this.#state.onCancel(m.value.lease, m.value.reason));
+        break;
+      case "reregistered":
+        this.#apply(this.#state.onReregistered(m.value.revision));
+        this.#events.emit("change");
         break;
       case "drain":
         this.#logger.info({ reason: m.value.reason }, "the broker is draining: reconnecting elsewhere");
