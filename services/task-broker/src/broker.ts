@@ -1,12 +1,14 @@
 // createBroker wires the task-broker: two Redis connections (commands, and a subscriber for wake-ups
-// and replica requests) whatever the number of runners, the dispatcher, the session hub, the result batcher, the reaper and
-// the replica bus, and returns the service mounts plus start/close.
+// and replica requests) whatever the number of runners, then each part once, in the order data
+// flows: wake-ups → queue store → result batcher → lease holdings, result reporter, assignments →
+// dispatcher → session hub → Work handler. Nothing is wired after construction.
 import { randomUUID } from "node:crypto";
 import { DispatchService, TaskBrokerService } from "@corral/proto";
 import { createLogger, type ServiceMount } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { createDispatchService, sessionToJson, type BusRequest } from "./dispatch-service.js";
-import { createDispatcher } from "./dispatcher.js";
+import { createDispatcher } from "./dispatch/dispatcher.js";
+import { createWakeups } from "./dispatch/wakeups.js";
 import { createLeaseReaper } from "./lease-reaper.js";
 import { createBrokerMetrics, type BrokerMetrics } from "./metrics.js";
 import { createPresencePublisher, type PresenceReporter } from "./presence-publisher.js";
@@ -19,6 +21,9 @@ import { ResultsStalledError } from "./errors.js";
 import { createResultBatcher, type Ledger } from "./result-batcher.js";
 import type { RunnerSession } from "./runner-session.js";
 import { createSessionHub, type ClusterResolver } from "./session-hub.js";
+import { createAssignments } from "./session/assignments.js";
+import { createLeaseHoldings } from "./session/lease-holdings.js";
+import { createResultReporter } from "./session/result-reporter.js";
 import { createStoreMarkerWatch, type ResyncRequest } from "./store-marker.js";
 import { maxQueuesPerSession } from "./task-identifier.js";
 import { createWorkService } from "./work-service.js";
@@ -125,11 +130,12 @@ export function createBroker(options: BrokerOptions): Broker {
   const subscriber = own("sub");
   const channelPrefix = base.options.keyPrefix ?? "";
 
+  const wakeups = createWakeups();
   const queues = createQueueStore(redis, {
     recordTtlSec: 7 * 24 * 3600,
     channelPrefix,
     // Readers in this process start at once (the Pub/Sub wake-up still reaches every replica).
-    onQueued: (clusterId, queue) => dispatcher.notify(clusterId, queue),
+    onQueued: wakeups.queued,
   });
   const leases = createLeaseStore(redis, { doneTtlSec: 24 * 3600 });
   const resultStallTimeoutMs = options.resultStallTimeoutMs ?? 30_000;
@@ -156,19 +162,9 @@ export function createBroker(options: BrokerOptions): Broker {
     refreshMs: options.presenceRefreshMs ?? 20_000,
     logger,
   });
-  const hub = createSessionHub({
-    brokerId,
-    leaseDurationMs,
-    heartbeatIntervalMs,
-    clusters: options.clusters,
-    leases,
-    batcher,
-    presence,
-    metrics,
-    logger,
-    maxQueuesPerSession,
-    maxSessionsPerTeam: options.maxSessionsPerTeam,
-  });
+  const holdings = createLeaseHoldings();
+  const reporter = createResultReporter({ leases, batcher, holdings, metrics, logger, onReleased: (s) => presence.updated(s) });
+  const assignments = createAssignments({ holdings, reporter, presence, metrics, logger });
   /** wake channel → cluster id, for the clusters this replica dispatches. */
   const wakeChannels = new Map<string, string>();
   const dispatcher = createDispatcher({
@@ -189,12 +185,27 @@ export function createBroker(options: BrokerOptions): Broker {
       if (!wakeChannels.delete(channel)) return;
       subscriber.unsubscribe(channel).catch(() => {});
     },
-    onLeased: (session, entry, token, expiryMs) => hub.onLeased(session, entry, token, expiryMs),
+    assignments,
+    wakeups,
   });
-  hub.attach(dispatcher);
+  const hub = createSessionHub({
+    brokerId,
+    leaseDurationMs,
+    heartbeatIntervalMs,
+    clusters: options.clusters,
+    leases,
+    holdings,
+    reporter,
+    dispatch: dispatcher,
+    presence,
+    metrics,
+    logger,
+    maxQueuesPerSession,
+    maxSessionsPerTeam: options.maxSessionsPerTeam,
+  });
   subscriber.on("message", (channel: string, queue: string) => {
     const clusterId = wakeChannels.get(channel);
-    if (clusterId !== undefined) dispatcher.notify(clusterId, queue);
+    if (clusterId !== undefined) wakeups.queued(clusterId, queue);
   });
   const reaper = createLeaseReaper({
     leases,
@@ -202,7 +213,7 @@ export function createBroker(options: BrokerOptions): Broker {
     batchLimit: 1_000,
     reportTimeoutMs: Math.max(leaseDurationMs, 10_000),
     logger,
-    onExpired: (expired) => hub.onExpired(expired),
+    onExpired: (expired) => reporter.expired(expired),
   });
   const bus = createReplicaBus({
     redis,

@@ -1,23 +1,19 @@
-// One connected runner stream: what it registered, its open credit, the leases it holds and the
-// queue of messages going out to it. The broker changes it; the Work handler drains `outbox`.
+// One connected runner stream: who it is, what it registered, and the queue of messages going out
+// to it. Its state has one owner each: the lifecycle (`state`) the session hub, the registration
+// the hub through `reregister`, credit the CreditAccount, held leases the LeaseHoldings, pending
+// results the result reporter. The Work handler drains `outbox`.
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Code } from "@connectrpc/connect";
-import { WorkResponseSchema, type Hardware, type TaskIdentifier, type WorkResponse } from "@corral/proto";
+import { RunnerKind, WorkResponseSchema, type Hardware, type TaskIdentifier, type WorkResponse } from "@corral/proto";
 import { AsyncQueue } from "@corral/wire";
+import { CreditAccount } from "./session/credit-account.js";
+import { HeldLeases } from "./session/lease-holdings.js";
+
+export type { HeldLease } from "./session/lease-holdings.js";
 
 export interface ClusterRef {
   id: string;
   slug: string;
-}
-
-export interface HeldLease {
-  taskId: string;
-  attempt: number;
-  token: string;
-  jobId: string;
-  expireMs: number;
-  /** A result for it is on its way to job-service. */
-  reporting: boolean;
 }
 
 /** `active` takes work; `draining` (runner said Draining, or the broker is stopping) does not. */
@@ -36,6 +32,16 @@ export interface SessionInit {
   sdkVersion: string;
   /** The runner reads WorkResponse.batch. */
   batches?: boolean;
+  kind?: RunnerKind;
+}
+
+/** What the runner serves: replaced as a whole by Reregister. */
+export interface Registration {
+  readonly identifiers: TaskIdentifier[];
+  /** Queue names (`<name>:<version>`) this runner may take tasks from, sorted. */
+  readonly queues: string[];
+  /** The last Reregister revision applied (0: Hello's). */
+  readonly revision: number;
 }
 
 export class RunnerSession {
@@ -43,9 +49,7 @@ export class RunnerSession {
   readonly teamId: string;
   readonly runnerId: string;
   readonly cluster: ClusterRef;
-  readonly identifiers: TaskIdentifier[];
-  /** Queue names (`<name>:<version>`) this runner may take tasks from. */
-  readonly queues: string[];
+  readonly kind: RunnerKind;
   readonly slots: number;
   readonly hardware: Hardware | undefined;
   readonly labels: Record<string, string>;
@@ -54,41 +58,59 @@ export class RunnerSession {
   readonly batches: boolean;
   readonly connectTime = new Date();
   readonly outbox = new AsyncQueue<WorkResponse>();
-  readonly leases = new Map<string, HeldLease>();
+  /** Written by LeaseHoldings only. */
+  readonly leases = new HeldLeases();
+  /** Changed through its methods only. */
+  readonly account: CreditAccount;
 
   state: SessionState = "active";
-  /** Assignments the runner still accepts. */
-  credit: number;
-  /** Credit promised to entries being claimed right now. */
-  reserved = 0;
-  /** Results of this session not yet acknowledged. */
-  pendingResults = 0;
-  /** Called when the last pending result is acknowledged (graceful end of an input stream). */
-  onIdle: (() => void) | undefined;
+  #registration: Registration;
 
   constructor(init: SessionInit) {
     this.id = init.id;
     this.teamId = init.teamId;
     this.runnerId = init.runnerId;
     this.cluster = init.cluster;
-    this.identifiers = init.identifiers;
-    this.queues = init.queues;
+    this.kind = init.kind ?? RunnerKind.UNSPECIFIED;
+    this.#registration = { identifiers: init.identifiers, queues: init.queues, revision: 0 };
     this.slots = init.slots;
     this.hardware = init.hardware;
     this.labels = init.labels;
     this.sdkVersion = init.sdkVersion;
     this.batches = init.batches ?? false;
-    this.credit = init.slots;
+    this.account = new CreditAccount(init.slots);
+  }
+
+  get registration(): Registration {
+    return this.#registration;
+  }
+
+  get identifiers(): TaskIdentifier[] {
+    return this.#registration.identifiers;
+  }
+
+  get queues(): string[] {
+    return this.#registration.queues;
+  }
+
+  /** Replaces what the runner serves (the hub, on Reregister, with the dispatcher told). */
+  reregister(registration: Registration): void {
+    this.#registration = registration;
+  }
+
+  /** Assignments the runner still accepts. */
+  get credit(): number {
+    return this.account.open;
   }
 
   /** Assignments that may be promised now. */
   get available(): number {
-    return this.state === "active" ? Math.max(0, this.credit - this.reserved) : 0;
+    return this.account.available(this.state === "active");
   }
 
   /** The most open credit a runner may hold: twice its slots, and never above 10,000. */
   get maxCredit(): number {
-    return Math.min(this.slots * 2, 10_000);
+    return this.account.max;
   }
 
   send(message: NonNullable<MessageInitShape<typeof WorkResponseSchema>["message"]>): void {

@@ -191,3 +191,45 @@ describe("RunnerState cancel and drain", () => {
     expect(sends(fx).map((m) => m.case)).toEqual(["draining"]);
   });
 });
+
+describe("RunnerState registration", () => {
+  const known = [{ name: "known", version: "v1.1" }];
+
+  it("sends Reregister with an increasing revision on the open stream", () => {
+    const s = machine(1);
+    s.onWelcome({ resumed: [] });
+    const first = s.reregister(known);
+    const second = s.reregister([]);
+    expect([first.revision, second.revision]).toEqual([1, 2]);
+    const [message] = sends(first.effects);
+    expect(message?.case).toBe("reregister");
+    expect(message?.case === "reregister" && message.value.revision).toBe(1);
+    expect(message?.case === "reregister" && message.value.identifiers).toMatchObject(known);
+  });
+
+  it("counts a change as applied once Reregistered of its revision arrives", () => {
+    const s = machine(1);
+    s.onWelcome({ resumed: [] });
+    const { revision } = s.reregister(known);
+    expect(s.appliedRevision).toBeLessThan(revision);
+    expect(s.onReregistered(revision)).toEqual([]);
+    expect(s.appliedRevision).toBe(revision);
+  });
+
+  it("a later Reregistered applies the earlier revisions too", () => {
+    const s = machine(1);
+    s.onWelcome({ resumed: [] });
+    const a = s.reregister(known);
+    const b = s.reregister([]);
+    s.onReregistered(b.revision);
+    expect(s.appliedRevision).toBeGreaterThanOrEqual(a.revision);
+  });
+
+  it("while disconnected sends nothing: the next Hello carries the set, and Welcome applies it", () => {
+    const s = machine(1);
+    const { revision, effects } = s.reregister(known);
+    expect(effects).toEqual([]);
+    s.onWelcome({ resumed: [] });
+    expect(s.appliedRevision).toBe(revision);
+  });
+});

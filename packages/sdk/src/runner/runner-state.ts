@@ -14,6 +14,7 @@ import {
   DrainingSchema,
   FailedSchema,
   LeaseRefSchema,
+  ReregisterSchema,
   type Assign,
   type ProgressIndicator,
   type TaskSubmission,
@@ -74,6 +75,9 @@ export class RunnerState {
   #brokerCredit = 0;
   #connected = false;
   #draining = false;
+  /** The last registration change asked for, and the last the broker applied (Reregister revisions). */
+  #requestedRevision = 0;
+  #appliedRevision = 0;
 
   constructor(options: RunnerStateOptions) {
     if (!Number.isInteger(options.capacity) || options.capacity < 1) throw new RangeError("capacity must be a whole number >= 1");
@@ -134,10 +138,34 @@ export class RunnerState {
     return this.#leases.get(key)?.phase;
   }
 
+  /** The last registration change the broker applied (a Hello applies every change before it). */
+  get appliedRevision(): number {
+    return this.#appliedRevision;
+  }
+
+  /**
+   * The runner serves `identifiers` from now on: Reregister goes out on the open stream (a closed
+   * one's next Hello carries the new set). Returns the revision whose Reregistered confirms it.
+   */
+  reregister(identifiers: TaskIdentifierInit[]): { revision: number; effects: RunnerEffect[] } {
+    const revision = ++this.#requestedRevision;
+    if (!this.#connected) return { revision, effects: [] };
+    const message = create(ReregisterSchema, { identifiers, revision });
+    return { revision, effects: [{ kind: "send", message: { case: "reregister", value: message } }] };
+  }
+
+  /** The broker applied the Reregister of `revision` (and every one before it on this stream). */
+  onReregistered(revision: number): RunnerEffect[] {
+    this.#appliedRevision = Math.max(this.#appliedRevision, revision);
+    return [];
+  }
+
   /** The stream is open and the broker answered Hello. */
   onWelcome(welcome: Pick<Welcome, "resumed">): RunnerEffect[] {
     const effects: RunnerEffect[] = [];
     this.#connected = true;
+    // Hello named the identifiers as they are now: every change asked for so far is in effect.
+    this.#appliedRevision = this.#requestedRevision;
     const resumed = new Set(welcome.resumed.map((l) => leaseKey(l)));
     for (const [key, lease] of [...this.#leases]) {
       if (resumed.has(key)) continue;

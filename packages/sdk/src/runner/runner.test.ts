@@ -272,6 +272,36 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     expect(failed.countsAsRetry).toBe(false);
   });
 
+  it("changes its task set live with setTasks: Reregister on the open stream, resolved by Reregistered, and the next Hello names the new set", async () => {
+    const { runner } = startRunner(1);
+    const s = await broker.session(1);
+    await s.take("hello");
+    welcome(s);
+    await expect.poll(() => runner.lifecycle).toBe("running");
+
+    let settled = false;
+    const changed = runner.setTasks([FanOut]).then(() => (settled = true));
+    const reregister = await s.take("reregister");
+    expect(reregister.revision).toBe(1);
+    expect(reregister.identifiers.map((i) => `${i.name}@${i.version}`)).toEqual(["test/FanOut@v1.0"]);
+    expect(settled).toBe(false);
+    s.send({ case: "reregistered", value: { revision: 1 } });
+    await changed;
+    expect(runner.identifiers.map((i) => i.name)).toEqual(["test/FanOut"]);
+
+    // An Echo task is no longer served: reported as the runner's fault, not run.
+    assignEcho(s, "e-after", { message: "x" });
+    const failed = await s.take("failed");
+    expect(failed.lease?.taskId).toBe("e-after");
+    expect(failed.countsAsRetry).toBe(false);
+
+    // A reconnect's Hello carries the current set.
+    s.send({ case: "drain", value: { reason: "test" } });
+    const s2 = await broker.session(2);
+    const hello = await s2.take("hello");
+    expect(hello.identifiers.map((i) => i.name)).toEqual(["test/FanOut"]);
+  });
+
   it("aborts a task's signal on Cancel", async () => {
     const { runner } = startRunner(1);
     const s = await broker.session(1);

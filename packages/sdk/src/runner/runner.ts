@@ -79,8 +79,6 @@ interface Session {
   abort: AbortController;
   /** The broker's Welcome said it reads WorkRequest.batch. */
   batches: boolean;
-  /** The last Reregister revision sent on this stream (they count from 1 per stream). */
-  revision: number;
 }
 
 /** Messages per WorkRequest batch. */
@@ -116,7 +114,7 @@ export class Runner {
   readonly cluster: string;
   readonly concurrency: number;
   readonly #options: RunnerOptions;
-  readonly #executor: TaskExecutor;
+  #executor: TaskExecutor;
   readonly #scripts: ScriptPolicy;
   readonly #state: RunnerState;
   readonly #transport: Transport;
@@ -176,6 +174,55 @@ export class Runner {
   /** The identifiers this runner registers. */
   get identifiers() {
     return this.#executor.identifiers();
+  }
+
+  /**
+   * Changes the task classes this runner serves, live: the broker assigns by the new set from the
+   * moment it answers, without a reconnect; tasks already assigned still run and report. Resolves
+   * once the broker applied the change (or a new stream's Hello carried it).
+   *
+   * @example
+   * ```ts
+   * await runner.setTasks([Resize, Thumbnail]); // Thumbnail tasks are assigned from now on
+   * ```
+   */
+  setTasks(tasks: TaskClass[], options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (!(this.#executor instanceof DirectExecutor)) throw new Error("setTasks is for a runner of task classes; its executor decides what it serves");
+    // An Assign already on its way for a class no longer served is reported as the runner's fault
+    // (no retry counted) and goes to another runner.
+    this.#executor = new DirectExecutor({ registry: new TaskRegistry(tasks), cache: this.#cache, logger: this.#logger, scripts: this.#scripts });
+    return this.reregister(options);
+  }
+
+  /**
+   * Registers the executor's identifiers again on the live stream (Reregister) and resolves when
+   * the broker answers Reregistered: new assignments follow them, leases already held stay valid.
+   * Without a stream, the next Hello carries them. A release runner calls it when its releases change.
+   *
+   * @example
+   * ```ts
+   * await runner.reregister();
+   * ```
+   */
+  reregister(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const { revision, effects } = this.#state.reregister(this.#executor.identifiers());
+    this.#apply(effects);
+    return new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (this.#state.appliedRevision >= revision) done(resolve);
+        else if (options.signal?.aborted) done(() => reject(options.signal!.reason));
+        else if (this.#lifecycle === "stopped" || this.#lifecycle === "failed") done(() => reject(new Error("the runner stopped")));
+      };
+      const events = ["change", "welcome", "lifecycle"];
+      const done = (settle: () => void) => {
+        for (const e of events) this.#events.off(e, check);
+        options.signal?.removeEventListener("abort", check);
+        settle();
+      };
+      for (const e of events) this.#events.on(e, check);
+      options.signal?.addEventListener("abort", check);
+      check();
+    });
   }
 
   /** Protocol state, for inspection (tests, status output). */
@@ -268,21 +315,6 @@ export class Runner {
    * runner's fault (they re-queue without counting a retry), waits for the last Acks, closes.
    * Safe to call more than once.
    */
-  /**
-   * Sends the executor's identifiers again on the live stream (Reregister): new assignments follow
-   * them, leases already held stay valid. Without a stream, the next Hello carries them.
-   */
-  reregister(): void {
-    const session = this.#session;
-    if (!session) return;
-    session.revision++;
-    session.outbox.push(
-      create(WorkRequestSchema, {
-        message: { case: "reregister", value: { identifiers: this.#executor.identifiers(), revision: session.revision } },
-      }),
-    );
-  }
-
   stop(): Promise<void> {
     if (this.#stopping) return this.#stopping;
     this.#stopping = this.#drain();
@@ -355,7 +387,7 @@ export class Runner {
     const max = this.#options.reconnect?.maxDelayMs ?? 15_000;
     let attempt = 0;
     while (!this.#closed.signal.aborted) {
-      const session: Session = { outbox: new AsyncQueue(), abort: new AbortController(), batches: false, revision: 0 };
+      const session: Session = { outbox: new AsyncQueue(), abort: new AbortController(), batches: false };
       this.#session = session;
       session.outbox.push(this.#hello());
       let welcomed = false;
@@ -441,7 +473,9 @@ export class Runner {
         if (m.value.lease) this.#apply(this.#state.onCancel(m.value.lease, m.value.reason));
         break;
       case "reregistered":
+        this.#apply(this.#state.onReregistered(m.value.revision));
         this.#events.emit("reregistered", m.value.revision);
+        this.#events.emit("change");
         break;
       case "drain":
         this.#logger.info({ reason: m.value.reason }, "the broker is draining: reconnecting elsewhere");

@@ -11,7 +11,8 @@ import {
   splitAttemptMember,
 } from "./keys.js";
 import { batch, type RedisClient } from "./connection.js";
-import { batchCalls, defineScripts, perItem, scripts } from "./scripts.js";
+import { CompleteLeasesCall, extendLeases, parseExpireLeases, queueExpireLeases, resumeLeases } from "./script-calls.js";
+import { batchCalls, defineScripts, perItem } from "./scripts.js";
 
 export interface LeaseKey {
   clusterId: string;
@@ -62,27 +63,19 @@ export interface LeaseStore {
 
 export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions): LeaseStore {
   defineScripts(redis);
-  // The batch scripts take their per-item keys in ARGV, where ioredis adds no prefix.
+  // Keys and key prefixes in ARGV get no prefix from ioredis: the caller adds it.
   const prefix = redis.options.keyPrefix ?? "";
   return {
-    async extend(clusterId, sessionId, members, expiryMs) {
-      if (members.length === 0) return [];
-      const lost = (await scripts.extendLeases(
-        redis,
-        [leasesKey(clusterId), attemptPrefix(clusterId)],
-        [sessionId, expiryMs, Date.now(), ...members],
-      )) as string[];
-      return lost;
+    extend(clusterId, sessionId, members, expiryMs) {
+      if (members.length === 0) return Promise.resolve([]);
+      const recordPrefix = prefix + attemptPrefix(clusterId);
+      return extendLeases(redis, { leasesKey: leasesKey(clusterId), recordPrefix, sessionId, expiryMs, nowMs: Date.now(), members });
     },
 
     async resume(clusterId, sessionId, brokerId, leases, expiryMs) {
-      const out = new Map<string, string>();
-      if (leases.length === 0) return out;
-      const args: Array<string | number> = [sessionId, brokerId, expiryMs, Date.now()];
-      for (const l of leases) args.push(l.member, l.token);
-      const flat = (await scripts.resumeLeases(redis, [leasesKey(clusterId), attemptPrefix(clusterId)], args)) as string[];
-      for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, flat[i + 1]!);
-      return out;
+      if (leases.length === 0) return new Map();
+      const recordPrefix = prefix + attemptPrefix(clusterId);
+      return resumeLeases(redis, { leasesKey: leasesKey(clusterId), recordPrefix, sessionId, brokerId, expiryMs, nowMs: Date.now(), leases });
     },
 
     async complete(leases) {
@@ -91,14 +84,15 @@ export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions)
       const calls = batchCalls(leases, (l) => l.clusterId);
       for (const call of calls) {
         const clusterId = leases[call[0]!]!.clusterId;
-        const args: Array<string | number> = [CONSUMER_GROUP, options.doneTtlSec];
+        const script = new CompleteLeasesCall(leasesKey(clusterId), CONSUMER_GROUP, options.doneTtlSec);
         for (const i of call) {
           const l = leases[i]!;
-          args.push(prefix + attemptKey(clusterId, l.taskId, l.attempt), l.token, attemptMember(l.taskId, l.attempt));
+          script.add(prefix + attemptKey(clusterId, l.taskId, l.attempt), l.token, attemptMember(l.taskId, l.attempt));
         }
-        scripts.completeLeases(pipe, [leasesKey(clusterId)], args);
+        script.queue(pipe);
       }
-      return perItem<number>((await pipe.exec()) ?? [], calls, leases.length).map((v) => v === 1);
+      const replies = ((await pipe.exec()) ?? []).map(([err, reply]): [Error | null, unknown] => [err, err ? reply : CompleteLeasesCall.parse(reply)]);
+      return perItem<boolean>(replies, calls, leases.length);
     },
 
     async expireDue(limitPerCluster, reportTimeoutMs) {
@@ -107,27 +101,24 @@ export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions)
       const now = Date.now();
       const pipe = batch(redis);
       for (const c of clusters) {
-        scripts.expireLeases(
-          pipe,
-          [leasesKey(c), expiringKey(c), attemptPrefix(c)],
-          [now, limitPerCluster, now + reportTimeoutMs, CONSUMER_GROUP, options.doneTtlSec],
-        );
+        queueExpireLeases(pipe, {
+          leasesKey: leasesKey(c),
+          expiringKey: expiringKey(c),
+          nowMs: now,
+          limit: limitPerCluster,
+          reportDeadlineMs: now + reportTimeoutMs,
+          group: CONSUMER_GROUP,
+          expiredTtlSec: options.doneTtlSec,
+          recordPrefix: prefix + attemptPrefix(c),
+        });
       }
       const results = (await pipe.exec()) ?? [];
       const out: ExpiredLease[] = [];
-      results.forEach(([err, flat], i) => {
+      results.forEach(([err, reply], i) => {
         if (err) throw err;
-        const list = flat as string[];
-        for (let j = 0; j + 3 < list.length; j += 4) {
-          const { taskId, attempt } = splitAttemptMember(list[j]!);
-          out.push({
-            clusterId: clusters[i]!,
-            taskId,
-            attempt,
-            jobId: list[j + 1]!,
-            sessionId: list[j + 2]!,
-            brokerId: list[j + 3]!,
-          });
+        for (const row of parseExpireLeases(reply)) {
+          const { taskId, attempt } = splitAttemptMember(row.member);
+          out.push({ clusterId: clusters[i]!, taskId, attempt, jobId: row.jobId, sessionId: row.sessionId, brokerId: row.brokerId });
         }
       });
       return out;

@@ -1,36 +1,42 @@
 // Loads the Lua scripts of `lua/` once per connection with ioredis `defineCommand` (EVALSHA with
-// a fallback to EVAL) and gives them typed signatures. The key count comes from the file name;
-// the batch scripts (one call per cluster and batch) declare one key and carry the rest in ARGV.
-// claim-entry.lua is no script of its own: it is put in front of the two claim scripts.
+// a fallback to EVAL). The key count comes from the file name; the batch scripts (one call per
+// cluster and batch) declare one key and carry the rest in ARGV. A script names shared Lua from
+// `lua/includes/` on an `--! include <name>` line. The typed calls are in script-calls.ts.
 import { readFileSync } from "node:fs";
 import type { ChainableCommander } from "ioredis";
 import type { RedisClient } from "./connection.js";
 
-const scriptNames = [
+export const scriptNames = [
   "enqueueTasks-1",
   "claimTasks-1",
   "readClaimTasks-1",
-  "extendLeases-2",
-  "resumeLeases-2",
+  "extendLeases-1",
+  "resumeLeases-1",
   "completeLeases-1",
-  "expireLeases-3",
-  "requeueEntry-2",
+  "expireLeases-2",
+  "requeueEntry-3",
   "dropEntries-1",
 ] as const;
 
-type ScriptName = (typeof scriptNames)[number];
-type Arg = string | number;
+export type ScriptName = (typeof scriptNames)[number];
+export type Arg = string | number;
 
 const readLua = (file: string) => readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), "utf8");
 
-/** Lua shared by several scripts, put in front of their source (Redis scripts cannot import). */
-const claimEntry = readLua("claim-entry");
-const preludes: Partial<Record<ScriptName, string>> = { "claimTasks-1": claimEntry, "readClaimTasks-1": claimEntry };
+/** The script's source with each `--! include <name>` line replaced by lua/includes/<name>.lua. */
+export function scriptSource(name: ScriptName): string {
+  return readLua(name).replace(/^--! include ([\w-]+)$/gm, (_, include: string) => readLua(`includes/${include}`));
+}
 
-const sources = new Map<ScriptName, string>(scriptNames.map((name) => [name, (preludes[name] ?? "") + readLua(name)]));
+const sources = new Map<ScriptName, string>(scriptNames.map((name) => [name, scriptSource(name)]));
 
 function commandName(name: ScriptName): string {
   return name.split("-")[0]!;
+}
+
+/** The key count a script's file name declares (`extendLeases-1`: one). */
+export function keyCount(name: ScriptName): number {
+  return Number(name.split("-")[1]);
 }
 
 const defined = new WeakSet<RedisClient>();
@@ -40,14 +46,12 @@ export function defineScripts(redis: RedisClient): void {
   if (defined.has(redis)) return;
   for (const name of scriptNames) {
     redis.defineCommand(commandName(name), {
-      numberOfKeys: Number(name.split("-")[1]),
+      numberOfKeys: keyCount(name),
       lua: sources.get(name)!,
     });
   }
   defined.add(redis);
 }
-
-type Target = RedisClient | ChainableCommander;
 
 function call(target: Target, name: ScriptName, keys: readonly string[], args: readonly Arg[]): Promise<unknown> {
   const fn = (target as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[commandName(name)];
@@ -96,15 +100,9 @@ export function perItem<V>(results: ReadonlyArray<[Error | null, unknown]>, call
   return out;
 }
 
-/** Typed entry points; on a pipeline they queue and resolve through `exec()`. */
-export const scripts = {
-  enqueueTasks: (t: Target, keys: string[], args: Arg[]) => call(t, "enqueueTasks-1", keys, args),
-  claimTasks: (t: Target, keys: string[], args: Arg[]) => call(t, "claimTasks-1", keys, args),
-  readClaimTasks: (t: Target, keys: string[], args: Arg[]) => call(t, "readClaimTasks-1", keys, args),
-  extendLeases: (t: Target, keys: [string, string], args: Arg[]) => call(t, "extendLeases-2", keys, args),
-  resumeLeases: (t: Target, keys: [string, string], args: Arg[]) => call(t, "resumeLeases-2", keys, args),
-  completeLeases: (t: Target, keys: string[], args: Arg[]) => call(t, "completeLeases-1", keys, args),
-  expireLeases: (t: Target, keys: [string, string, string], args: Arg[]) => call(t, "expireLeases-3", keys, args),
-  requeueEntry: (t: Target, keys: [string, string], args: Arg[]) => call(t, "requeueEntry-2", keys, args),
-  dropEntries: (t: Target, keys: string[], args: Arg[]) => call(t, "dropEntries-1", keys, args),
-};
+export type Target = RedisClient | ChainableCommander;
+
+/** Runs (or, on a pipeline, queues) script `name`; script-calls.ts builds the arguments. */
+export function runScript(target: Target, name: ScriptName, keys: readonly string[], args: readonly Arg[]): Promise<unknown> {
+  return call(target, name, keys, args);
+}

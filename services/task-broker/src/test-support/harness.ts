@@ -5,6 +5,7 @@ import { ConnectError, createClient, type Client, type Transport } from "@connec
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
   DispatchService,
+  RunnerKind,
   TaskBrokerService,
   WorkRequestSchema,
   type WorkRequest,
@@ -192,6 +193,7 @@ export function hello(options: {
   slots?: number;
   clusterSlug?: string;
   resume?: Array<{ taskId: string; attempt: number; token: string }>;
+  kind?: RunnerKind;
 }): MessageInitShape<typeof WorkRequestSchema>["message"] & { case: "hello" } {
   return {
     case: "hello",
@@ -204,6 +206,7 @@ export function hello(options: {
       }),
       slots: options.slots ?? 1,
       resumeLeases: options.resume ?? [],
+      kind: options.kind ?? RunnerKind.UNSPECIFIED,
     },
   };
 }

@@ -198,7 +198,8 @@ export class ReleaseRunner {
           break;
         }
         case "reregister":
-          this.runner.reregister();
+          // Resolves once the broker applied it; a stopping runner's refusal needs no answer.
+          this.runner.reregister().catch(() => {});
           break;
         case "report":
           report = true;

@@ -19,7 +19,7 @@
 
   Result: claimEntry's status per entry ('leased', 'revoked', 'duplicate', 'inflight').
 ]]
--- claimEntry: claim-entry.lua, put in front of this script by scripts.ts.
+--! include claim-entry
 local out = {}
 for i = 1, (#ARGV - 4) / 9 do
   local a = 4 + 9 * (i - 1)

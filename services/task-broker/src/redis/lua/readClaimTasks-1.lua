@@ -1,7 +1,7 @@
 --[[
   Reads new entries of a dispatch group's streams and leases them in the same call: the read, the
   revocation check and the claim cost one round trip. Each entry with a slot goes through
-  claimEntry (claim-entry.lua, put in front of this script by scripts.ts), as in claimTasks.
+  claimEntry (lua/includes/claim-entry.lua), as in claimTasks.
 
   KEYS[1] leases zset             corral:{<cluster>}:leases
 
@@ -24,6 +24,7 @@
   was left, or the entry carries no attempt member (an older broker wrote it); it stays pending
   for this consumer and the caller claims it later.
 ]]
+--! include claim-entry
 local base = ARGV[6]
 local n = tonumber(ARGV[7])
 local tokenBase = ARGV[8 + n]

@@ -6,13 +6,14 @@
 
   KEYS[1] leases zset       corral:{<cluster>}:leases
   KEYS[2] expiring zset     corral:{<cluster>}:expiring
-  KEYS[3] record prefix     corral:{<cluster>}:a:
 
   ARGV[1] now, ms since the epoch
   ARGV[2] most leases to expire in this call
   ARGV[3] report deadline, ms since the epoch
   ARGV[4] consumer group name
   ARGV[5] record TTL for the expired state, seconds
+  ARGV[6] record prefix     <key prefix>corral:{<cluster>}:a: (the record key is prefix .. member;
+          same hash tag as KEYS[1], key prefix applied by the caller)
 
   Result: flat list of member, job id, session id, broker id, per lease to report.
 ]]
@@ -20,7 +21,7 @@ local out = {}
 local stuck = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 for _, m in ipairs(stuck) do
   redis.call('ZADD', KEYS[2], ARGV[3], m)
-  local r = redis.call('HMGET', KEYS[3] .. m, 'j', 'sid', 'b')
+  local r = redis.call('HMGET', ARGV[6] .. m, 'j', 'sid', 'b')
   out[#out + 1] = m
   out[#out + 1] = r[1] or ''
   out[#out + 1] = r[2] or ''
@@ -29,7 +30,7 @@ end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 for _, m in ipairs(due) do
   redis.call('ZREM', KEYS[1], m)
-  local k = KEYS[3] .. m
+  local k = ARGV[6] .. m
   local r = redis.call('HMGET', k, 's', 'q', 'e', 'j', 'sid', 'b')
   if r[1] == 'leased' then
     redis.call('HSET', k, 's', 'expired')

@@ -5,9 +5,8 @@
 // out. It sleeps until a wake-up: credit from a runner, or a Pub/Sub message that one
 // of its queues got an entry (published by the enqueue script), with a slow poll as the safety
 // net. Redis connections therefore do not grow with runners or with dispatch groups.
-import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import { streamKey } from "./redis/keys.js";
+import { streamKey } from "../redis/keys.js";
 import {
   maxStreamsPerReadClaim,
   slotToken,
@@ -15,8 +14,12 @@ import {
   type ClaimStatus,
   type QueueStore,
   type StreamEntry,
-} from "./redis/queue-store.js";
-import type { RunnerSession } from "./runner-session.js";
+} from "../redis/queue-store.js";
+import type { RunnerSession } from "../runner-session.js";
+import type { SessionDispatch } from "../session-hub.js";
+import type { Assignments } from "../session/assignments.js";
+import { newLeaseToken } from "./lease-tokens.js";
+import type { Wakeups } from "./wakeups.js";
 
 export interface DispatcherOptions {
   queues: QueueStore;
@@ -31,17 +34,13 @@ export interface DispatcherOptions {
   subscribe(clusterId: string): Promise<void>;
   /** No dispatch group of this cluster is left. */
   unsubscribe(clusterId: string): void;
-  /** A lease was granted to `session`: record it and send Assign. */
-  onLeased(session: RunnerSession, entry: StreamEntry, token: string, expiryMs: number): void;
+  /** Where granted leases go (recorded, and sent to the runner as Assign). */
+  assignments: Assignments;
+  /** "A queue got entries" (this process's enqueues and the Pub/Sub wake-ups): wakes its readers. */
+  wakeups: Wakeups;
 }
 
-export interface Dispatcher {
-  join(session: RunnerSession): void;
-  leave(session: RunnerSession): void;
-  /** The session's credit grew: its group may read again. */
-  wake(session: RunnerSession): void;
-  /** A queue of the cluster got entries (a wake-up message). */
-  notify(clusterId: string, queue: string): void;
+export interface Dispatcher extends SessionDispatch {
   /** Number of dispatch groups (distinct cluster + queue sets) with a loop. */
   readonly groupCount: number;
   /** Stops every loop; entries read but not handed out go back to their streams. */
@@ -70,21 +69,6 @@ interface DispatchGroup {
   hotStreams: number;
   /** Wait before reading again after a failed read-and-claim (0 after a success). */
   errorBackoffMs: number;
-}
-
-// Tokens come from a pool refilled 256 at a time: one call into the CSPRNG per pool, not per lease.
-const tokenBytes = 12;
-let tokenPool = Buffer.alloc(0);
-let tokenOffset = 0;
-
-export function newLeaseToken(): string {
-  if (tokenOffset + tokenBytes > tokenPool.length) {
-    tokenPool = randomBytes(tokenBytes * 256);
-    tokenOffset = 0;
-  }
-  const token = tokenPool.toString("base64url", tokenOffset, tokenOffset + tokenBytes);
-  tokenOffset += tokenBytes;
-  return token;
 }
 
 /** Redis answered that a stream's consumer group is gone (Redis lost its data): create it again. */
@@ -197,7 +181,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         waiting.push(entry);
         continue;
       }
-      session.reserved++;
+      session.account.reserve();
       picked.push(entry);
       targets.push(session);
     }
@@ -217,12 +201,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     } catch (err) {
       // Nothing or part of it applied: claiming again is safe (a live lease answers 'inflight',
       // and its token is lost with this attempt: it expires and is re-queued).
-      for (const t of targets) t.reserved--;
+      for (const t of targets) t.account.unreserve();
       hold(g, picked);
       wakeGroup(g);
       throw err;
     }
-    for (const t of targets) t.reserved--;
+    for (const t of targets) t.account.unreserve();
     await settle(g, requests, targets, statuses);
   }
 
@@ -235,15 +219,21 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const orphaned: ClaimRequest[] = [];
     requests.forEach((r, i) => {
       if (statuses[i] !== "leased") unused = true;
-      // The stream ended while this entry was being claimed: nobody would run it.
-      else if (targets[i]!.state === "closed") orphaned.push(r);
-      else options.onLeased(targets[i]!, r.entry, r.token, r.expiryMs);
+      // The stream ended, or the runner reregistered away from this group, while this entry was
+      // being claimed: it goes back to its stream for the group that reads it now.
+      else if (targets[i]!.state === "closed" || bySession.get(targets[i]!.id) !== g) orphaned.push(r);
+      else options.assignments.granted(targets[i]!, r.entry, r.token, r.expiryMs);
     });
     if (orphaned.length > 0) {
       await queues.release(orphaned).catch((err: unknown) => {
         logger.warn({ err, count: orphaned.length }, "could not give back leases of a closed session; they expire");
       });
       unused = true;
+      // A session that moved to another group reads there with the credit this left open.
+      for (const r of orphaned) {
+        const moved = bySession.get(r.sessionId);
+        if (moved && moved !== g) wakeGroup(moved);
+      }
     }
     // Revoked, duplicate or in-flight entries left their session's credit open: read again.
     if (unused) wakeGroup(g);
@@ -258,7 +248,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     for (let i = 0; i < open; i++) {
       const session = pick(g);
       if (!session) break;
-      session.reserved++;
+      session.account.reserve();
       slots.push(session);
     }
     const tokenBase = newLeaseToken();
@@ -275,7 +265,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           expiryMs,
         );
       } finally {
-        for (const s of slots) s.reserved--;
+        for (const s of slots) s.account.unreserve();
       }
       noteHotStreams(g, read.map((r) => r.entry));
       const requests: ClaimRequest[] = [];
@@ -411,58 +401,55 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     }
   }
 
-  return {
-    join(session) {
-      const key = groupKey(session);
-      let g = groups.get(key);
-      if (!g) {
-        g = {
-          key,
-          clusterId: session.cluster.id,
-          queues: session.queues,
-          streams: session.queues.map((q) => streamKey(session.cluster.id, q)),
-          sessions: [],
-          rr: 0,
-          buffer: [],
-          bufferedAtMs: 0,
-          dirty: true,
-          wake: undefined,
-          lastRecoverMs: 0,
-          ready: false,
-          handling: new Set(),
-          hotStreams: session.queues.length,
-          errorBackoffMs: 0,
-        };
-        groups.set(key, g);
-        register(g);
-        g.sessions.push(session);
-        bySession.set(session.id, g);
-        const loop: Promise<void> = run(g).finally(() => loops.delete(loop));
-        loops.add(loop);
-        return;
-      }
-      g.sessions.push(session);
-      bySession.set(session.id, g);
+  function join(session: RunnerSession): void {
+    // A runner that registered nothing yet (a release runner before its Reregister) reads nothing.
+    if (session.queues.length === 0) return;
+    const key = groupKey(session);
+    const existing = groups.get(key);
+    if (existing) {
+      existing.sessions.push(session);
+      bySession.set(session.id, existing);
+      wakeGroup(existing);
+      return;
+    }
+    const g = newGroup(key, session);
+    groups.set(key, g);
+    register(g);
+    g.sessions.push(session);
+    bySession.set(session.id, g);
+    const loop: Promise<void> = run(g).finally(() => loops.delete(loop));
+    loops.add(loop);
+  }
+
+  function leave(session: RunnerSession): void {
+    const g = bySession.get(session.id);
+    if (!g) return;
+    bySession.delete(session.id);
+    g.sessions = g.sessions.filter((s) => s !== session);
+    if (g.sessions.length === 0) {
+      if (groups.get(g.key) === g) groups.delete(g.key);
+      unregister(g);
       wakeGroup(g);
-    },
-    leave(session) {
-      const g = bySession.get(session.id);
-      if (!g) return;
-      bySession.delete(session.id);
-      g.sessions = g.sessions.filter((s) => s !== session);
-      if (g.sessions.length === 0) {
-        if (groups.get(g.key) === g) groups.delete(g.key);
-        unregister(g);
-        wakeGroup(g);
-      }
+    }
+  }
+
+  function notify(clusterId: string, queue: string): void {
+    const set = readers.get(clusterId)?.get(queue);
+    if (set) for (const g of set) wakeGroup(g);
+  }
+  options.wakeups.listen(notify);
+
+  return {
+    join,
+    leave,
+    move(session) {
+      // Entries its old group is leasing to it right now go back to their streams (settle).
+      leave(session);
+      join(session);
     },
     wake(session) {
       const g = bySession.get(session.id);
       if (g) wakeGroup(g);
-    },
-    notify(clusterId, queue) {
-      const set = readers.get(clusterId)?.get(queue);
-      if (set) for (const g of set) wakeGroup(g);
     },
     get groupCount() {
       return groups.size;
@@ -472,5 +459,25 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       for (const g of groups.values()) wakeGroup(g);
       await Promise.allSettled([...loops]);
     },
+  };
+}
+
+function newGroup(key: string, session: RunnerSession): DispatchGroup {
+  return {
+    key,
+    clusterId: session.cluster.id,
+    queues: session.queues,
+    streams: session.queues.map((q) => streamKey(session.cluster.id, q)),
+    sessions: [],
+    rr: 0,
+    buffer: [],
+    bufferedAtMs: 0,
+    dirty: true,
+    wake: undefined,
+    lastRecoverMs: 0,
+    ready: false,
+    handling: new Set(),
+    hotStreams: session.queues.length,
+    errorBackoffMs: 0,
   };
 }

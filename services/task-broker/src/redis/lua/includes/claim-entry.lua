@@ -1,5 +1,6 @@
 --[[
-  Shared by claimTasks and readClaimTasks: scripts.ts puts this file in front of both.
+  Shared by claimTasks and readClaimTasks: each names it on an `--! include claim-entry` line,
+  which scripts.ts replaces with this file (Redis scripts cannot import).
 
   claimEntry leases one stream entry to a session, or drops it, and answers its status:
   'leased'; 'revoked' (its job or task was revoked after it was queued: a marker

@@ -6,6 +6,7 @@
 
   KEYS[1] stream
   KEYS[2] attempt record
+  KEYS[3] leases zset       corral:{<cluster>}:leases (touched only with a lease token)
 
   ARGV[1] consumer group name
   ARGV[2] entry id
@@ -16,7 +17,6 @@
   ARGV[7] attempt member <task id>:<attempt> (also the lease member)
   ARGV[8] job id
   ARGV[9] optional: the lease token to drop
-  ARGV[10] optional: the cluster's leases zset (key prefix applied; same hash tag as KEYS)
 
   Result: the new entry id, or false when the attempt is no longer queued (only acknowledged).
 ]]
@@ -26,7 +26,7 @@ if ARGV[9] and ARGV[9] ~= '' and s == 'leased' then
     -- Another lease or another entry: not ours to give back.
     return false
   end
-  redis.call('ZREM', ARGV[10], ARGV[7])
+  redis.call('ZREM', KEYS[3], ARGV[7])
   redis.call('HDEL', KEYS[2], 'tok', 'exp', 'sid', 'b')
   redis.call('HSET', KEYS[2], 's', 'queued')
   s = 'queued'

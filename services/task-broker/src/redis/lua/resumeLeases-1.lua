@@ -1,0 +1,29 @@
+--[[
+  Re-binds leases a runner held on an earlier stream to its new session, when they still exist,
+  have not expired and the token matches. Extends them as a heartbeat would.
+
+  KEYS[1] leases zset       corral:{<cluster>}:leases
+
+  ARGV[1] record prefix     <key prefix>corral:{<cluster>}:a: (the record key is prefix .. member;
+          same hash tag as KEYS[1], key prefix applied by the caller)
+  ARGV[2] session id
+  ARGV[3] broker id
+  ARGV[4] new expiry, ms since the epoch
+  ARGV[5] now, ms since the epoch
+  ARGV[6..] pairs: lease member <task id>:<attempt>, token
+
+  Result: flat list of member, job id for every resumed lease.
+]]
+local out = {}
+for i = 6, #ARGV, 2 do
+  local m = ARGV[i]
+  local k = ARGV[1] .. m
+  local r = redis.call('HMGET', k, 's', 'tok', 'exp', 'j')
+  if r[1] == 'leased' and r[2] == ARGV[i + 1] and tonumber(r[3]) > tonumber(ARGV[5]) then
+    redis.call('HSET', k, 'sid', ARGV[2], 'b', ARGV[3], 'exp', ARGV[4])
+    redis.call('ZADD', KEYS[1], ARGV[4], m)
+    out[#out + 1] = m
+    out[#out + 1] = r[4] or ''
+  end
+end
+return out

@@ -1,0 +1,257 @@
+// One typed call per Lua script of `lua/`: each builds its script's KEYS and ARGV (in the order the
+// script's header documents) and parses its reply, so no other module knows an argument position.
+// Batch scripts are built item by item (`add`) straight into the argument list: no object per item.
+import type { ChainableCommander } from "ioredis";
+import { runScript, type Arg, type Target } from "./scripts.js";
+
+/** What a claim script answers per entry (claimEntry in lua/includes/claim-entry.lua). */
+export type ClaimStatus = "leased" | "revoked" | "duplicate" | "inflight";
+
+/** enqueueTasks-1: adds attempts to their streams once; per item 1 (added) or 0 (known). */
+export class EnqueueTasksCall {
+  readonly #key: string;
+  readonly #args: Arg[];
+
+  constructor(queuesKey: string, group: string, recordTtlSec: number, nowMs: number) {
+    this.#key = queuesKey;
+    this.#args = [group, recordTtlSec, nowMs];
+  }
+
+  add(stream: string, record: string, jobId: string, teamId: string, envelope: string, queue: string, member: string): void {
+    this.#args.push(stream, record, jobId, teamId, envelope, queue, member);
+  }
+
+  queue(pipe: ChainableCommander): void {
+    void runScript(pipe, "enqueueTasks-1", [this.#key], this.#args);
+  }
+
+  static parse(reply: unknown): number[] {
+    return reply as number[];
+  }
+}
+
+/** claimTasks-1: turns entries read earlier into leases, or drops them; a ClaimStatus per item. */
+export class ClaimTasksCall {
+  readonly #key: string;
+  readonly #args: Arg[];
+
+  constructor(leasesKey: string, group: string, recordTtlSec: number, brokerId: string, clusterKeyBase: string) {
+    this.#key = leasesKey;
+    this.#args = [group, recordTtlSec, brokerId, clusterKeyBase];
+  }
+
+  add(
+    record: string,
+    stream: string,
+    entryId: string,
+    token: string,
+    expiryMs: number,
+    sessionId: string,
+    member: string,
+    jobId: string,
+    enqueuedAtMs: number,
+  ): void {
+    this.#args.push(record, stream, entryId, token, expiryMs, sessionId, member, jobId, enqueuedAtMs);
+  }
+
+  queue(pipe: ChainableCommander): void {
+    void runScript(pipe, "claimTasks-1", [this.#key], this.#args);
+  }
+
+  static parse(reply: unknown): ClaimStatus[] {
+    return reply as ClaimStatus[];
+  }
+}
+
+/**
+ * Receives each entry readClaimTasks-1 read: the index of its stream in the call (0-based), its id
+ * and fields, its status and its slot (0-based, -1 when it got none).
+ */
+export type ReadClaimRow = (stream: number, id: string, fields: string[], status: ClaimStatus | "unclaimed", slot: number) => void;
+
+export interface ReadClaimInput {
+  leasesKey: string;
+  group: string;
+  consumer: string;
+  countPerStream: number;
+  recordTtlSec: number;
+  expiryMs: number;
+  clusterKeyBase: string;
+  /** Stream keys with the key prefix applied. */
+  streams: readonly string[];
+  tokenBase: string;
+  /** Distinct session ids, and per slot the 1-based index of its session, four hex digits each. */
+  sessions: Iterable<string>;
+  sessionCount: number;
+  slotMap: string;
+}
+
+/** readClaimTasks-1: reads new entries of a group's streams and leases them into slots; answers how many it read. */
+export async function readClaimTasks(target: Target, input: ReadClaimInput, each: ReadClaimRow): Promise<number> {
+  const args: Arg[] = [
+    input.group,
+    input.consumer,
+    input.countPerStream,
+    input.recordTtlSec,
+    input.expiryMs,
+    input.clusterKeyBase,
+    input.streams.length,
+    ...input.streams,
+    input.tokenBase,
+    input.sessionCount,
+    ...input.sessions,
+    input.slotMap,
+  ];
+  const reply = (await runScript(target, "readClaimTasks-1", [input.leasesKey], args)) as Array<
+    [number, string, string, string, string, string, ClaimStatus | "unclaimed", number]
+  >;
+  for (const [stream, id, task, t, m, j, status, slot] of reply) {
+    const fields = ["task", task, "t", t];
+    if (m !== "") fields.push("m", m, "j", j);
+    each(stream - 1, id, fields, status, slot - 1);
+  }
+  return reply.length;
+}
+
+/** extendLeases-1: the heartbeat; answers the members the session no longer holds. */
+export async function extendLeases(
+  target: Target,
+  input: { leasesKey: string; recordPrefix: string; sessionId: string; expiryMs: number; nowMs: number; members: readonly string[] },
+): Promise<string[]> {
+  const args: Arg[] = [input.recordPrefix, input.sessionId, input.expiryMs, input.nowMs, ...input.members];
+  return (await runScript(target, "extendLeases-1", [input.leasesKey], args)) as string[];
+}
+
+/** resumeLeases-1: re-binds leases to a new session; answers member → job id of those resumed. */
+export async function resumeLeases(
+  target: Target,
+  input: {
+    leasesKey: string;
+    recordPrefix: string;
+    sessionId: string;
+    brokerId: string;
+    expiryMs: number;
+    nowMs: number;
+    leases: ReadonlyArray<{ member: string; token: string }>;
+  },
+): Promise<Map<string, string>> {
+  const args: Arg[] = [input.recordPrefix, input.sessionId, input.brokerId, input.expiryMs, input.nowMs];
+  for (const l of input.leases) args.push(l.member, l.token);
+  const flat = (await runScript(target, "resumeLeases-1", [input.leasesKey], args)) as string[];
+  const out = new Map<string, string>();
+  for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, flat[i + 1]!);
+  return out;
+}
+
+/** completeLeases-1: releases leases whose results are durable; per item true when the token matched. */
+export class CompleteLeasesCall {
+  readonly #key: string;
+  readonly #args: Arg[];
+
+  constructor(leasesKey: string, group: string, doneTtlSec: number) {
+    this.#key = leasesKey;
+    this.#args = [group, doneTtlSec];
+  }
+
+  add(record: string, token: string, member: string): void {
+    this.#args.push(record, token, member);
+  }
+
+  queue(pipe: ChainableCommander): void {
+    void runScript(pipe, "completeLeases-1", [this.#key], this.#args);
+  }
+
+  static parse(reply: unknown): boolean[] {
+    return (reply as number[]).map((v) => v === 1);
+  }
+}
+
+/** One lease expireLeases-2 took out of the lease set (or handed out again after a stalled report). */
+export interface ExpiredRow {
+  member: string;
+  jobId: string;
+  sessionId: string;
+  brokerId: string;
+}
+
+/** expireLeases-2: the reaper step of one cluster. */
+export function queueExpireLeases(
+  pipe: ChainableCommander,
+  input: {
+    leasesKey: string;
+    expiringKey: string;
+    nowMs: number;
+    limit: number;
+    reportDeadlineMs: number;
+    group: string;
+    expiredTtlSec: number;
+    recordPrefix: string;
+  },
+): void {
+  const args: Arg[] = [input.nowMs, input.limit, input.reportDeadlineMs, input.group, input.expiredTtlSec, input.recordPrefix];
+  void runScript(pipe, "expireLeases-2", [input.leasesKey, input.expiringKey], args);
+}
+
+export function parseExpireLeases(reply: unknown): ExpiredRow[] {
+  const list = reply as string[];
+  const out: ExpiredRow[] = [];
+  for (let j = 0; j + 3 < list.length; j += 4) {
+    out.push({ member: list[j]!, jobId: list[j + 1]!, sessionId: list[j + 2]!, brokerId: list[j + 3]! });
+  }
+  return out;
+}
+
+/** requeueEntry-3: puts an entry back at the end of its stream (dropping a just-granted lease with `token`). */
+export function queueRequeueEntry(
+  pipe: ChainableCommander,
+  input: {
+    stream: string;
+    record: string;
+    leasesKey: string;
+    group: string;
+    entryId: string;
+    envelope: string;
+    enqueuedAtMs: number;
+    wakeChannel: string;
+    queue: string;
+    member: string;
+    jobId: string;
+    token: string | undefined;
+  },
+): void {
+  const args: Arg[] = [
+    input.group,
+    input.entryId,
+    input.envelope,
+    input.enqueuedAtMs,
+    input.wakeChannel,
+    input.queue,
+    input.member,
+    input.jobId,
+  ];
+  if (input.token) args.push(input.token);
+  void runScript(pipe, "requeueEntry-3", [input.stream, input.record, input.leasesKey], args);
+}
+
+/** dropEntries-1: deletes the entries of queued attempts; answers how many were deleted. */
+export class DropEntriesCall {
+  readonly #key: string;
+  readonly #args: Arg[];
+
+  constructor(queuesKey: string, group: string, recordTtlSec: number) {
+    this.#key = queuesKey;
+    this.#args = [group, recordTtlSec];
+  }
+
+  add(record: string): void {
+    this.#args.push(record);
+  }
+
+  queue(pipe: ChainableCommander): void {
+    void runScript(pipe, "dropEntries-1", [this.#key], this.#args);
+  }
+
+  static parse(reply: unknown): number {
+    return Number(reply);
+  }
+}
