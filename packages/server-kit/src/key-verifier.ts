@@ -4,7 +4,7 @@
 // the TTL old, so callers of a busy key never wait for the registry. Good and bad answers live in
 // separate LRU caches: a flood of random keys churns the bad one and never pushes out good keys.
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ApiKeyService } from "@corral/proto";
+import { ApiKeyScope, ApiKeyService } from "@corral/proto";
 import type { ApiKeyVerifier, Caller } from "./auth.js";
 import { createServiceClient } from "./client.js";
 import { LruCache } from "./lru-cache.js";
@@ -32,7 +32,12 @@ function registryLookup(options: RegistryKeyVerifierOptions): (key: string) => P
   return async (key) => {
     try {
       const res = await client.verifyApiKey({ key });
-      return { kind: "user", teamId: res.teamId, keyId: res.keyId };
+      return {
+        kind: "user",
+        teamId: res.teamId,
+        keyId: res.keyId,
+        ...(res.scope === ApiKeyScope.RUNNER ? { clusterId: res.clusterId } : {}),
+      };
     } catch (err) {
       const ce = ConnectError.from(err);
       if (ce.code === Code.Unauthenticated || ce.code === Code.NotFound || ce.code === Code.InvalidArgument) return undefined;

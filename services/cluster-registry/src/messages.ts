@@ -2,6 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
+  ApiKeyScope,
   ApiKeySchema,
   ClusterSchema,
   ClusterSpecSchema,
@@ -88,6 +89,8 @@ export function apiKeyMessage(k: ApiKeyRecord): ApiKey {
     createTime: timestampFromDate(k.createTime),
     ...(k.revokeTime === undefined ? {} : { revokeTime: timestampFromDate(k.revokeTime) }),
     revoked: k.revokeTime !== undefined,
+    scope: k.clusterId === undefined ? ApiKeyScope.UNSPECIFIED : ApiKeyScope.RUNNER,
+    clusterId: k.clusterId ?? "",
   });
 }
 

@@ -19,7 +19,7 @@ import {
   type TaskResult,
   type WorkRequest,
 } from "@corral/proto";
-import { InvalidArgumentError, NotFoundError, ResourceExhaustedError, revokedKeyError, toConnectError } from "@corral/server-kit";
+import { InvalidArgumentError, NotFoundError, requireClusterAllowed, ResourceExhaustedError, revokedKeyError, toConnectError } from "@corral/server-kit";
 import type { Logger } from "pino";
 import type { Dispatcher } from "./dispatcher.js";
 import { BrokerDrainingError, ProtocolViolationError } from "./errors.js";
@@ -66,7 +66,8 @@ export interface RevokeCommand {
 export interface SessionHub {
   /** Wired after construction (the dispatcher calls back into the hub). */
   attach(dispatcher: Dispatcher): void;
-  open(teamId: string, hello: Hello): Promise<RunnerSession>;
+  /** `onlyClusterId`: the caller's key is runner-scoped to that cluster (PERMISSION_DENIED for any other). */
+  open(teamId: string, hello: Hello, onlyClusterId?: string): Promise<RunnerSession>;
   /** Applies one runner message; violations end that session's stream. */
   handle(session: RunnerSession, request: WorkRequest): Promise<void>;
   /** The runner's input ended: finish pending results, then end the stream. */
@@ -230,7 +231,7 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
       dispatcher = d;
     },
 
-    async open(teamId, hello) {
+    async open(teamId, hello, onlyClusterId) {
       if (draining) throw new BrokerDrainingError();
       checkTeamCap(teamId);
       // Until live registration (Reregister) is served, every runner names what it serves up front.
@@ -239,6 +240,7 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
       const slug = hello.clusterSlug;
       const cluster = (await options.clusters.resolve(teamId, [slug])).get(slug);
       if (!cluster) throw new NotFoundError("cluster", slug || "(default)");
+      requireClusterAllowed({ clusterId: onlyClusterId }, cluster.id);
       const session = new RunnerSession({
         id: randomUUID(),
         teamId,
