@@ -133,6 +133,13 @@ export function createAgentHub(options: AgentHubOptions): AgentHub {
     })();
   }
 
+  /** A host whose stream is open here is seen: its liveness is the stream's, not only its heartbeats'. */
+  async function touchAttached(): Promise<void> {
+    for (const [hostId, a] of hosts) {
+      await db.updateTable("hosts").set({ last_seen_time: new Date() }).where("id", "=", hostId).where("connection_id", "=", a.connectionId).execute();
+    }
+  }
+
   async function listen(): Promise<void> {
     if (!options.databaseUrl || closed) return;
     const client = new pg.Client({ connectionString: options.databaseUrl, application_name: "cluster-registry-listen" });
@@ -166,9 +173,13 @@ export function createAgentHub(options: AgentHubOptions): AgentHub {
     kick,
     attached: () => new Map([...hosts].map(([id, a]) => [id, a.connectionId])),
     async start() {
-      await listen();
+      await listen().catch((err: unknown) => {
+        options.logger?.warn({ err }, "LISTEN failed; commands placed by other replicas arrive on the sweep until it works");
+        if (!closed) setTimeout(() => void listen().catch(() => {}), options.sweepIntervalMs).unref();
+      });
       sweep = setInterval(() => {
         for (const id of hosts.keys()) kick(id);
+        void touchAttached().catch((err: unknown) => options.logger?.warn({ err }, "could not mark this replica's hosts seen"));
       }, options.sweepIntervalMs);
       sweep.unref();
     },
