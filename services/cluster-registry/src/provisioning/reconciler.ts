@@ -253,6 +253,10 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   }
 
   async function runOnce(): Promise<PassReport> {
+    const teams = await claimTeams();
+    const report: PassReport = { teams: 0, launches: 0, stops: 0 };
+    // A suite with no hosts never asks the broker anything.
+    if (teams.length === 0) return report;
     let work: Map<string, ClusterWork> | undefined;
     if (options.workSource) {
       try {
@@ -262,8 +266,6 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         options.logger?.warn({ err }, "could not read queue stats; idle and wake-up skipped this pass");
       }
     }
-    const teams = await claimTeams();
-    const report: PassReport = { teams: 0, launches: 0, stops: 0 };
     for (const teamId of teams) {
       if (closed) break;
       try {
