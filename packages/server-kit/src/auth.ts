@@ -8,6 +8,11 @@ export interface Caller {
   /** The team of a user key; empty for the service key. */
   teamId: string;
   keyId: string;
+  /**
+   * Set for a runner-scoped key (minted for one runner an agent launches): the only cluster it may
+   * work on. Such a caller passes `requireWorker`, never `requireTeam`.
+   */
+  clusterId?: string;
 }
 
 export const callerKey = createContextKey<Caller | undefined>(undefined, {
@@ -47,11 +52,33 @@ export function getCaller(ctx: HandlerContext): Caller {
   return caller;
 }
 
-/** The calling team; a public RPC answers PERMISSION_DENIED to the service key, which has none. */
+/**
+ * The calling team; a public RPC answers PERMISSION_DENIED to the service key, which has none, and
+ * to a runner-scoped key, which may only do what `requireWorker` lets it (deny by default).
+ */
 export function requireTeam(ctx: HandlerContext): string {
   const caller = getCaller(ctx);
   if (caller.kind !== "user") throw new PermissionDeniedError("this call needs a team's API key");
+  if (caller.clusterId !== undefined) throw new PermissionDeniedError("a runner's key may only work on its cluster");
   return caller.teamId;
+}
+
+/**
+ * For the calls a runner makes (the Work stream, its cluster's deployments and releases): the team,
+ * and for a runner-scoped key the one cluster it may name. Check the cluster a call names with
+ * `requireClusterAllowed`.
+ */
+export function requireWorker(ctx: HandlerContext): { teamId: string; clusterId: string | undefined } {
+  const caller = getCaller(ctx);
+  if (caller.kind !== "user") throw new PermissionDeniedError("this call needs a team's API key");
+  return { teamId: caller.teamId, clusterId: caller.clusterId };
+}
+
+/** PERMISSION_DENIED when a runner-scoped caller names a cluster other than its own. */
+export function requireClusterAllowed(worker: { clusterId: string | undefined }, clusterId: string): void {
+  if (worker.clusterId !== undefined && worker.clusterId !== clusterId) {
+    throw new PermissionDeniedError("a runner's key may only work on its cluster");
+  }
 }
 
 export function requireService(ctx: HandlerContext): void {

@@ -6,7 +6,7 @@
 // answer is half the TTL old, so callers do not wait for the registry every TTL; and while the
 // registry does not answer (a restart) clusters resolved before keep resolving for `staleMs`.
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { ApiKeyService, ClusterService } from "@corral/proto";
+import { ApiKeyScope, ApiKeyService, ClusterService } from "@corral/proto";
 import type { Caller } from "./auth.js";
 import { createServiceTransport } from "./client.js";
 import { UnavailableError } from "./errors.js";
@@ -135,7 +135,13 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
     async verifyApiKey(apiKey) {
       try {
         const res = await apiKeys.verifyApiKey({ key: apiKey }, { timeoutMs: 5_000 });
-        return { kind: "user", teamId: res.teamId, keyId: res.keyId };
+        return {
+          kind: "user",
+          teamId: res.teamId,
+          keyId: res.keyId,
+          // A runner's key: only its cluster's work (see requireWorker, requireClusterAllowed).
+          ...(res.scope === ApiKeyScope.RUNNER ? { clusterId: res.clusterId } : {}),
+        };
       } catch (err) {
         const ce = ConnectError.from(err);
         if (ce.code === Code.Unauthenticated || ce.code === Code.NotFound || ce.code === Code.InvalidArgument) return undefined;

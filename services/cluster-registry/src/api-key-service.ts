@@ -2,6 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
+  ApiKeyScope,
   ApiKeyService,
   CreateApiKeyResponseSchema,
   ListApiKeysResponseSchema,
@@ -42,6 +43,8 @@ export function createApiKeyService(apiKeys: ApiKeys): ServiceImpl<typeof ApiKey
         teamId: verified.teamId,
         keyId: verified.keyId,
         teamName: verified.teamName,
+        scope: verified.clusterId === undefined ? ApiKeyScope.UNSPECIFIED : ApiKeyScope.RUNNER,
+        clusterId: verified.clusterId ?? "",
       });
     },
   };

@@ -31,16 +31,20 @@ export interface ApiKeyRecord {
   teamId: string;
   createTime: Date;
   revokeTime: Date | undefined;
+  /** Set for a runner-scoped key: the one cluster it may work on. */
+  clusterId: string | undefined;
 }
 
 export interface VerifiedKey {
   teamId: string;
   teamName: string;
   keyId: string;
+  clusterId: string | undefined;
 }
 
 export interface ApiKeys extends ApiKeyVerifier {
-  create(teamId: string, name: string): Promise<{ apiKey: ApiKeyRecord; key: string }>;
+  /** A team key, or with `clusterId` a runner-scoped key that may only work on that cluster. */
+  create(teamId: string, name: string, clusterId?: string): Promise<{ apiKey: ApiKeyRecord; key: string; rowId: string }>;
   list(teamId: string, pageSize: number, pageToken: string): Promise<Page<ApiKeyRecord>>;
   revoke(teamId: string, keyId: string): Promise<ApiKeyRecord>;
   /** The team of a valid, unrevoked key; undefined for anything else. */
@@ -65,17 +69,25 @@ function toRecord(row: ApiKeyRow): ApiKeyRecord {
     teamId: row.team_id,
     createTime: row.create_time,
     revokeTime: row.revoke_time ?? undefined,
+    clusterId: row.scope === "runner" ? (row.cluster_id ?? "") : undefined,
   };
 }
 
 export function createApiKeys(db: Kysely<RegistryDatabase>): ApiKeys {
-  async function create(teamId: string, name: string) {
+  async function create(teamId: string, name: string, clusterId?: string) {
     // A 12-character base62 id collides with odds around 1 in 10^21 per pair; retry anyway.
     for (let attempt = 0; attempt < 5; attempt++) {
       const keyId = randomBase62(KEY_ID_LENGTH);
       const secret = randomBase62(SECRET_LENGTH);
-      const row = await insertApiKey(db, { id: newId(), keyId, teamId, name, secretHash: hashSecret(secret) });
-      if (row) return { apiKey: toRecord(row), key: `corral_${keyId}_${secret}` };
+      const row = await insertApiKey(db, {
+        id: newId(),
+        keyId,
+        teamId,
+        name,
+        secretHash: hashSecret(secret),
+        ...(clusterId === undefined ? {} : { clusterId }),
+      });
+      if (row) return { apiKey: toRecord(row), key: `corral_${keyId}_${secret}`, rowId: row.id };
     }
     throw new Error("could not draw an unused API key id");
   }
@@ -89,7 +101,12 @@ export function createApiKeys(db: Kysely<RegistryDatabase>): ApiKeys {
     if (!row || row.revoke_time !== null) return undefined;
     const given = hashSecret(parsed.secret);
     if (given.length !== row.secret_hash.length || !timingSafeEqual(given, row.secret_hash)) return undefined;
-    return { teamId: row.team_id, teamName: row.team_name, keyId: row.key_id };
+    return {
+      teamId: row.team_id,
+      teamName: row.team_name,
+      keyId: row.key_id,
+      clusterId: row.scope === "runner" ? (row.cluster_id ?? "") : undefined,
+    };
   }
 
   return {
@@ -98,7 +115,14 @@ export function createApiKeys(db: Kysely<RegistryDatabase>): ApiKeys {
 
     async verify(key: string): Promise<Caller | undefined> {
       const verified = await resolve(key);
-      return verified && { kind: "user", teamId: verified.teamId, keyId: verified.keyId };
+      return (
+        verified && {
+          kind: "user",
+          teamId: verified.teamId,
+          keyId: verified.keyId,
+          ...(verified.clusterId === undefined ? {} : { clusterId: verified.clusterId }),
+        }
+      );
     },
 
     async list(teamId, requestedSize, pageToken) {

@@ -2,20 +2,29 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
+  type Cluster,
   ClusterService,
   CreateClusterResponseSchema,
   DeleteClusterResponseSchema,
   GetClusterResponseSchema,
   ListClustersResponseSchema,
   ResolveClustersResponseSchema,
+  StartClusterResponseSchema,
+  StopClusterResponseSchema,
   UpdateClusterResponseSchema,
 } from "@corral/proto";
 import { requireService, requireTeam } from "@corral/server-kit";
 import type { Clusters } from "./clusters.js";
+import type { Provisioning } from "./provisioning/provisioning.js";
+import type { ClusterRecord } from "./store/cluster-repository.js";
 import { clusterMessage } from "./messages.js";
 import { pickSpec } from "./spec.js";
 
-export function createClusterService(clusters: Clusters): ServiceImpl<typeof ClusterService> {
+export function createClusterService(clusters: Clusters, provisioning: Provisioning): ServiceImpl<typeof ClusterService> {
+  async function withStatus(cluster: ClusterRecord): Promise<Cluster> {
+    return clusterMessage(cluster, (await provisioning.statusOf([cluster.id])).get(cluster.id));
+  }
+
   return {
     async createCluster(req, ctx) {
       const teamId = requireTeam(ctx);
@@ -33,7 +42,7 @@ export function createClusterService(clusters: Clusters): ServiceImpl<typeof Clu
 
     async getCluster(req, ctx) {
       const cluster = await clusters.get(requireTeam(ctx), req.slug);
-      return create(GetClusterResponseSchema, { cluster: clusterMessage(cluster) });
+      return create(GetClusterResponseSchema, { cluster: await withStatus(cluster) });
     },
 
     async updateCluster(req, ctx) {
@@ -42,7 +51,7 @@ export function createClusterService(clusters: Clusters): ServiceImpl<typeof Clu
         ...(req.description === undefined ? {} : { description: req.description }),
         spec: pickSpec(req.spec),
       });
-      return create(UpdateClusterResponseSchema, { cluster: clusterMessage(cluster) });
+      return create(UpdateClusterResponseSchema, { cluster: await withStatus(cluster) });
     },
 
     async deleteCluster(req, ctx) {
@@ -52,8 +61,9 @@ export function createClusterService(clusters: Clusters): ServiceImpl<typeof Clu
 
     async listClusters(req, ctx) {
       const page = await clusters.list(requireTeam(ctx), req.pageSize, req.pageToken);
+      const status = await provisioning.statusOf(page.items.map((c) => c.id));
       return create(ListClustersResponseSchema, {
-        clusters: page.items.map(clusterMessage),
+        clusters: page.items.map((c) => clusterMessage(c, status.get(c.id))),
         nextPageToken: page.nextPageToken,
       });
     },
@@ -61,15 +71,19 @@ export function createClusterService(clusters: Clusters): ServiceImpl<typeof Clu
     async resolveClusters(req, ctx) {
       requireService(ctx);
       const resolved = await clusters.resolve(req.teamId, req.slugs);
-      return create(ResolveClustersResponseSchema, { clusters: resolved.map(clusterMessage) });
+      return create(ResolveClustersResponseSchema, { clusters: resolved.map((c) => clusterMessage(c)) });
     },
 
-    stopCluster() {
-      throw new ConnectError("StopCluster is not served yet", Code.Unimplemented);
+    async stopCluster(req, ctx) {
+      const teamId = requireTeam(ctx);
+      await provisioning.stop(await clusters.get(teamId, req.slug));
+      return create(StopClusterResponseSchema, { cluster: await withStatus(await clusters.get(teamId, req.slug)) });
     },
 
-    startCluster() {
-      throw new ConnectError("StartCluster is not served yet", Code.Unimplemented);
+    async startCluster(req, ctx) {
+      const teamId = requireTeam(ctx);
+      await provisioning.start(await clusters.get(teamId, req.slug));
+      return create(StartClusterResponseSchema, { cluster: await withStatus(await clusters.get(teamId, req.slug)) });
     },
   };
 }

@@ -2,6 +2,7 @@
 import {
   ConfigError,
   createDatabase,
+  envDurationMs,
   envOptional,
   migrateToLatest,
   parseApiKey,
@@ -12,6 +13,8 @@ import {
 } from "@corral/server-kit";
 import { REGISTRY_SCHEMA, registryMigrations, createRegistry, type Registry, type RegistryDatabase } from "./index.js";
 import { MIN_INSTALLED_SECRET_LENGTH } from "./api-keys.js";
+import { createBrokerWorkSource } from "./provisioning/work-source.js";
+import { DEFAULT_PROVISIONING } from "./registry.js";
 
 /** Why CORRAL_BOOTSTRAP_KEY cannot be installed, or undefined when it can. */
 export function bootstrapKeyProblem(key: string): string | undefined {
@@ -39,7 +42,22 @@ export async function createRegistryComponent(config: ServiceConfig): Promise<Re
     await db.destroy();
     throw err;
   }
-  const registry = createRegistry({ db, runtime: { publicEndpoint: config.publicUrl } });
+  const registry = createRegistry({
+    db,
+    runtime: {
+      publicEndpoint: config.publicUrl,
+      // What the services actually use, not built-in defaults: the broker reads the same variable.
+      lease: { leaseDurationMs: envDurationMs("CORRAL_LEASE_DURATION", 30_000) },
+      limits: { maxMessageBytes: config.maxMessageBytes },
+    },
+    provisioning: {
+      databaseUrl: config.databaseUrl,
+      hostGraceMs: envDurationMs("CORRAL_HOST_GRACE", DEFAULT_PROVISIONING.hostGraceMs),
+      reconcileIntervalMs: envDurationMs("CORRAL_RECONCILE_INTERVAL", DEFAULT_PROVISIONING.reconcileIntervalMs),
+      stopGraceMs: envDurationMs("CORRAL_RUNNER_STOP_GRACE", DEFAULT_PROVISIONING.stopGraceMs),
+      workSource: createBrokerWorkSource({ brokerUrl: config.brokerUrl, serviceKey: config.serviceKey }),
+    },
+  });
   // Production bootstrap: a key from a secret, ensured on every start (nothing is printed).
   const bootstrapKey = envOptional("CORRAL_BOOTSTRAP_KEY");
   if (bootstrapKey !== undefined) {
@@ -57,6 +75,7 @@ export async function createRegistryComponent(config: ServiceConfig): Promise<Re
     mounts: registry.mounts,
     verifier: registry.verifier,
     check: () => pingDatabase(db),
-    close: () => (closed ??= db.destroy()),
+    start: () => void registry.start(),
+    close: () => (closed ??= registry.close().then(() => db.destroy())),
   };
 }

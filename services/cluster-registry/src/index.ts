@@ -1,8 +1,10 @@
 // @corral/cluster-registry: teams, API keys, clusters, locations, hardware profiles,
-// configurations and node presence (corral.registry.v1), stored in Postgres schema `registry`.
+// configurations, node presence, hosts and provisioning (corral.registry.v1), in Postgres schema `registry`.
 export { REGISTRY_SCHEMA, registryMigrations } from "./store/migrations/index.js";
 export type { RegistryDatabase } from "./store/database.js";
 export { createRegistry, type Registry, type RegistryOptions } from "./registry.js";
 export { DEFAULT_LEASE, DEFAULT_LIMITS, type RuntimeLimits, type RuntimeLeaseSettings, type RuntimeOptions } from "./runtime-service.js";
 export { DEFAULT_CONFIGURATION } from "./configurations.js";
 export { DEFAULT_NODE_TIMEOUT_MS } from "./nodes.js";
+export { DEFAULT_PROVISIONING, type ProvisioningOptions } from "./registry.js";
+export { createBrokerWorkSource, type ClusterWork, type WorkSource } from "./provisioning/work-source.js";

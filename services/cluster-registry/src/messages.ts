@@ -2,6 +2,8 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
+  ClusterState,
+  ApiKeyScope,
   ApiKeySchema,
   ClusterSchema,
   ClusterSpecSchema,
@@ -24,7 +26,7 @@ import type { ApiKeyRecord } from "./api-keys.js";
 import type { SpecFields } from "./spec.js";
 import type { ClusterRecord } from "./store/cluster-repository.js";
 import type { ConfigurationRecord } from "./store/configuration-repository.js";
-import type { StoredNodeState } from "./store/database.js";
+import type { ClusterProvisioningRow, StoredClusterState, StoredNodeState } from "./store/database.js";
 import type { HardwareRecord } from "./store/hardware-repository.js";
 import type { LocationRecord } from "./store/location-repository.js";
 import type { NodeRecord } from "./store/node-repository.js";
@@ -33,8 +35,26 @@ export function specMessage(spec: SpecFields): ClusterSpec {
   return create(ClusterSpecSchema, { ...spec });
 }
 
-export function clusterMessage(c: ClusterRecord): Cluster {
+const CLUSTER_STATES: Record<StoredClusterState, ClusterState> = {
+  pending: ClusterState.PENDING,
+  provisioning: ClusterState.PROVISIONING,
+  ready: ClusterState.READY,
+  degraded: ClusterState.DEGRADED,
+  stopping: ClusterState.STOPPING,
+  stopped: ClusterState.STOPPED,
+};
+
+/** A cluster; `status` is its provisioning row (none: not provisioned, state UNSPECIFIED). */
+export function clusterMessage(c: ClusterRecord, status?: ClusterProvisioningRow): Cluster {
   return create(ClusterSchema, {
+    ...(status
+      ? {
+          state: CLUSTER_STATES[status.state],
+          stateReason: status.state_reason,
+          desiredRunners: status.desired_runners,
+          runningRunners: status.running_runners,
+        }
+      : {}),
     id: c.id,
     slug: c.slug,
     name: c.name,
@@ -88,6 +108,8 @@ export function apiKeyMessage(k: ApiKeyRecord): ApiKey {
     createTime: timestampFromDate(k.createTime),
     ...(k.revokeTime === undefined ? {} : { revokeTime: timestampFromDate(k.revokeTime) }),
     revoked: k.revokeTime !== undefined,
+    scope: k.clusterId === undefined ? ApiKeyScope.UNSPECIFIED : ApiKeyScope.RUNNER,
+    clusterId: k.clusterId ?? "",
   });
 }
 

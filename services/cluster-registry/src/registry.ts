@@ -6,6 +6,7 @@ import {
   ClusterService,
   ConfigurationService,
   HardwareService,
+  HostService,
   LocationService,
   NodeService,
   RuntimeService,
@@ -23,7 +24,14 @@ import { createLocationService } from "./location-service.js";
 import { createLocations } from "./locations.js";
 import { createNodeService } from "./node-service.js";
 import { createNodes } from "./nodes.js";
+import { createHostService } from "./host-service.js";
+import { newId } from "./ids.js";
+import { createAgentHub } from "./provisioning/agent-hub.js";
+import { createProvisioning } from "./provisioning/provisioning.js";
+import { createReconciler, type Reconciler } from "./provisioning/reconciler.js";
+import type { WorkSource } from "./provisioning/work-source.js";
 import { createRuntimeService, type RuntimeOptions } from "./runtime-service.js";
+import type { Logger } from "pino";
 import type { RegistryDatabase } from "./store/database.js";
 
 export interface RegistryOptions {
@@ -31,7 +39,39 @@ export interface RegistryOptions {
   runtime?: RuntimeOptions;
   /** A node with no presence report for this long reads as OFFLINE (default 60 s). */
   nodeTimeoutMs?: number;
+  provisioning?: ProvisioningOptions;
+  logger?: Logger;
 }
+
+/** Hosts and provisioned clusters (docs/provisioning.md); every duration in milliseconds. */
+export interface ProvisioningOptions {
+  /** Names this replica in leases and host rows (default: a fresh id). */
+  replicaId?: string;
+  /** For LISTEN/NOTIFY between replicas; without it commands placed elsewhere arrive on the sweep. */
+  databaseUrl?: string;
+  /** A host whose stream has been gone this long is OFFLINE (CORRAL_HOST_GRACE, default 30 s). */
+  hostGraceMs?: number;
+  /** AgentWelcome.heartbeat_interval (default 5 s). */
+  agentHeartbeatMs?: number;
+  /** Reconcile pass and command sweep interval (CORRAL_RECONCILE_INTERVAL, default 5 s). */
+  reconcileIntervalMs?: number;
+  /** StopRunner's drain grace (CORRAL_RUNNER_STOP_GRACE, default 30 s). */
+  stopGraceMs?: number;
+  /** Kept tail of each runner's log (default 1,000 lines and 256 KiB). */
+  logMaxLines?: number;
+  logMaxBytes?: number;
+  /** Queued and running work per cluster (the broker's GetQueueStats); none: no idle stop or wake. */
+  workSource?: WorkSource;
+}
+
+export const DEFAULT_PROVISIONING = {
+  hostGraceMs: 30_000,
+  agentHeartbeatMs: 5_000,
+  reconcileIntervalMs: 5_000,
+  stopGraceMs: 30_000,
+  logMaxLines: 1_000,
+  logMaxBytes: 256 * 1024,
+} as const;
 
 export interface Registry {
   mounts: ServiceMount[];
@@ -45,6 +85,11 @@ export interface Registry {
    * run on every start; a revoked key stays revoked.
    */
   installKey(teamName: string, key: string, keyName?: string): Promise<{ teamId: string; created: boolean }>;
+  reconciler: Reconciler;
+  /** Starts listening for placements and the reconcile loop. */
+  start(): Promise<void>;
+  /** Stops both; safe twice. Agent streams end with the server. */
+  close(): Promise<void>;
 }
 
 export function createRegistry(options: RegistryOptions): Registry {
@@ -53,17 +98,61 @@ export function createRegistry(options: RegistryOptions): Registry {
   const configurations = createConfigurations(db);
   const clusters = createClusters(db, configurations);
   const nodes = createNodes(db, clusters, options.nodeTimeoutMs === undefined ? {} : { timeoutMs: options.nodeTimeoutMs });
-  const services = [ClusterService, LocationService, HardwareService, ConfigurationService, NodeService, RuntimeService, ApiKeyService];
+  const services = [ClusterService, LocationService, HardwareService, ConfigurationService, NodeService, HostService, RuntimeService, ApiKeyService];
+  const p = { ...DEFAULT_PROVISIONING, ...options.provisioning };
+  const replicaId = options.provisioning?.replicaId ?? newId();
+  const reconciler = createReconciler({
+    db,
+    replicaId,
+    intervalMs: p.reconcileIntervalMs,
+    graceMs: p.hostGraceMs,
+    ...(options.provisioning?.workSource ? { workSource: options.provisioning.workSource } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+  const hub = createAgentHub({
+    db,
+    apiKeys,
+    replicaId,
+    ...(options.provisioning?.databaseUrl ? { databaseUrl: options.provisioning.databaseUrl } : {}),
+    publicUrl: options.runtime?.publicEndpoint ?? "",
+    stopGraceMs: p.stopGraceMs,
+    sweepIntervalMs: p.reconcileIntervalMs,
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+  const provisioning = createProvisioning(db, () => reconciler.poke());
 
+  let started = false;
+  let closing: Promise<void> | undefined;
   const mounts: ServiceMount[] = [
-    { service: ClusterService, impl: createClusterService(clusters), internal: ["ResolveClusters"] },
+    { service: ClusterService, impl: createClusterService(clusters, provisioning), internal: ["ResolveClusters"] },
+    {
+      service: HostService,
+      impl: createHostService(db, hub, {
+        graceMs: p.hostGraceMs,
+        heartbeatIntervalMs: p.agentHeartbeatMs,
+        logLimits: { maxLines: p.logMaxLines, maxBytes: p.logMaxBytes },
+        poke: () => reconciler.poke(),
+        ...(options.logger ? { logger: options.logger } : {}),
+      }),
+    },
     { service: LocationService, impl: createLocationService(createLocations(db)) },
     { service: HardwareService, impl: createHardwareService(createHardwareProfiles(db)) },
     { service: ConfigurationService, impl: createConfigurationService(configurations) },
     { service: NodeService, impl: createNodeService(nodes), internal: ["ReportPresence"] },
     {
       service: RuntimeService,
-      impl: createRuntimeService(options.runtime ?? {}, services.map((s) => s.typeName)),
+      impl: createRuntimeService(
+        {
+          ...options.runtime,
+          provisioning: {
+            hostGraceMs: p.hostGraceMs,
+            agentHeartbeatMs: p.agentHeartbeatMs,
+            reconcileIntervalMs: p.reconcileIntervalMs,
+            stopGraceMs: p.stopGraceMs,
+          },
+        },
+        services.map((s) => s.typeName),
+      ),
     },
     { service: ApiKeyService, impl: createApiKeyService(apiKeys), internal: ["VerifyApiKey"] },
   ];
@@ -73,5 +162,13 @@ export function createRegistry(options: RegistryOptions): Registry {
     verifier: { verify: (key) => apiKeys.verify(key) },
     bootstrap: (teamName, keyName) => apiKeys.bootstrap(teamName, keyName),
     installKey: (teamName, key, keyName) => apiKeys.install(teamName, key, keyName),
+    reconciler,
+    async start() {
+      if (started) return;
+      started = true;
+      await hub.start();
+      reconciler.start();
+    },
+    close: () => (closing ??= Promise.all([reconciler.close(), hub.close()]).then(() => undefined)),
   };
 }

@@ -10,6 +10,7 @@ import {
   LimitsSchema,
   MAX_SUBTASKS_PER_RESULT,
   MAX_TASKS_PER_SUBMISSION,
+  ProvisioningSettingsSchema,
   RuntimeService,
 } from "@corral/proto";
 import { getCaller } from "@corral/server-kit";
@@ -41,6 +42,8 @@ export interface RuntimeOptions {
   /** Counts the contracts fix (tasks per submission, subtasks per result) are not settable here. */
   limits?: Partial<Omit<RuntimeLimits, "maxTasksPerSubmission" | "maxSubtasksPerResult">>;
   lease?: Partial<RuntimeLeaseSettings>;
+  /** What this registry uses for hosts and provisioned clusters (milliseconds). */
+  provisioning?: { hostGraceMs: number; agentHeartbeatMs: number; reconcileIntervalMs: number; stopGraceMs: number };
 }
 
 export const DEFAULT_LIMITS: RuntimeLimits = {
@@ -71,6 +74,16 @@ export function createRuntimeService(options: RuntimeOptions, ownServices: strin
       maxLeaseExpiries: lease.maxLeaseExpiries,
     }),
     publicEndpoint: options.publicEndpoint ?? "",
+    ...(options.provisioning
+      ? {
+          provisioning: create(ProvisioningSettingsSchema, {
+            hostGrace: durationFromMs(options.provisioning.hostGraceMs),
+            agentHeartbeatInterval: durationFromMs(options.provisioning.agentHeartbeatMs),
+            reconcileInterval: durationFromMs(options.provisioning.reconcileIntervalMs),
+            runnerStopGrace: durationFromMs(options.provisioning.stopGraceMs),
+          }),
+        }
+      : {}),
     services: options.services ?? ownServices,
   });
   const hostname = options.hostname ?? osHostname();

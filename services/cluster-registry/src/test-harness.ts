@@ -16,6 +16,8 @@ export interface Team {
 
 export interface RegistryHarness {
   url: string;
+  /** For a second replica over the same database. */
+  databaseUrl: string;
   db: Kysely<RegistryDatabase>;
   registry: Registry;
   teamA: Team;
@@ -34,7 +36,12 @@ export async function startRegistryHarness(
   const database = await createTestDatabase(label);
   const db = createDatabase<RegistryDatabase>({ url: database.url, schema: REGISTRY_SCHEMA, max: 20 });
   await migrateToLatest(db, REGISTRY_SCHEMA, registryMigrations);
-  const registry = createRegistry({ db, ...options });
+  const registry = createRegistry({
+    db,
+    ...options,
+    ...(options.provisioning ? { provisioning: { databaseUrl: database.url, ...options.provisioning } } : {}),
+  });
+  if (options.provisioning) await registry.start();
   const server = createServer({
     name: `test-${label}`,
     mounts: registry.mounts,
@@ -49,6 +56,7 @@ export async function startRegistryHarness(
   const teamB = await registry.bootstrap(`team-b-${label}`);
   return {
     url: server.url,
+    databaseUrl: database.url,
     db,
     registry,
     teamA,
@@ -56,6 +64,7 @@ export async function startRegistryHarness(
     client: (service, key = teamA.key) => createServiceClient(service, { baseUrl: server.url, apiKey: key }),
     serviceClient: (service) => createServiceClient(service, { baseUrl: server.url, apiKey: TEST_SERVICE_KEY }),
     async close() {
+      await registry.close();
       await server.close(1_000);
       await db.destroy();
       await database.drop();

@@ -7,7 +7,7 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { LeaseSchema, type Hello, type Lease, type WorkRequest } from "@corral/proto";
-import { NotFoundError, ResourceExhaustedError, revokedKeyError } from "@corral/server-kit";
+import { NotFoundError, requireClusterAllowed, ResourceExhaustedError, revokedKeyError } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { BrokerDrainingError } from "./errors.js";
 import type { BrokerMetrics } from "./metrics.js";
@@ -42,7 +42,8 @@ export interface RevokeCommand {
 }
 
 export interface SessionHub {
-  open(teamId: string, hello: Hello): Promise<RunnerSession>;
+  /** `onlyClusterId`: the caller's key is runner-scoped to that cluster (PERMISSION_DENIED for any other). */
+  open(teamId: string, hello: Hello, onlyClusterId?: string): Promise<RunnerSession>;
   /** Applies one runner message; violations end that session's stream. */
   handle(session: RunnerSession, request: WorkRequest): Promise<void>;
   /** The runner's input ended: finish pending results, then end the stream. */
@@ -208,13 +209,14 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
   const hub: SessionHub = {
     sessions,
 
-    async open(teamId, hello) {
+    async open(teamId, hello, onlyClusterId) {
       if (draining) throw new BrokerDrainingError();
       teams.check(teamId);
       const queues = helloQueues(hello, options);
       const slug = hello.clusterSlug;
       const cluster = (await options.clusters.resolve(teamId, [slug])).get(slug);
       if (!cluster) throw new NotFoundError("cluster", slug || "(default)");
+      requireClusterAllowed({ clusterId: onlyClusterId }, cluster.id);
       const session = new RunnerSession({
         id: randomUUID(),
         teamId,

@@ -9,6 +9,7 @@ import {
   CLUSTERS,
   connectRunner,
   dropRedisPrefix,
+  GPU_RUNNER_KEY,
   hello,
   OTHER_TEAM_KEY,
   runnerTransport,
@@ -166,6 +167,14 @@ describe("Work", () => {
     const err = await r.take("error");
     expect(err.code).toBe(Code.NotFound);
     expect((await r.done)?.code).toBe(Code.NotFound);
+  });
+
+  it("lets a runner-scoped key say Hello only to its cluster", async () => {
+    const wrong = runner({ runnerId: "r-scoped-wrong", identifiers: ["x@v1.0"] }, GPU_RUNNER_KEY);
+    expect((await wrong.take("error")).code).toBe(Code.PermissionDenied);
+    expect((await wrong.done)?.code).toBe(Code.PermissionDenied);
+    const right = runner({ runnerId: "r-scoped-right", identifiers: ["x@v1.0"], clusterSlug: "gpu" }, GPU_RUNNER_KEY);
+    expect((await right.take("welcome")).clusterId).toBe(GPU);
   });
 
   it("ends a stream that never says Hello", async () => {

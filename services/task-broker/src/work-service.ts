@@ -3,7 +3,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { WorkResponseSchema, type TaskBrokerService, type WorkRequest, type WorkResponse } from "@corral/proto";
-import { keyRevocation, requireTeam, toConnectError } from "@corral/server-kit";
+import { keyRevocation, requireWorker, toConnectError } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { ProtocolViolationError } from "./errors.js";
 import type { SessionHub } from "./session-hub.js";
@@ -25,7 +25,9 @@ export function createWorkService(
   const helloTimeoutMs = options.helloTimeoutMs ?? 30_000;
   return {
     async *work(requests: AsyncIterable<WorkRequest>, ctx: HandlerContext): AsyncIterable<WorkResponse> {
-      const teamId = requireTeam(ctx);
+      // A runner-scoped key (minted for a runner an agent launched) may say Hello only to its cluster.
+      const worker = requireWorker(ctx);
+      const teamId = worker.teamId;
       const input = requests[Symbol.asyncIterator]();
       let first: IteratorResult<WorkRequest>;
       // A stream that never says Hello would hold a connection slot forever.
@@ -56,7 +58,7 @@ export function createWorkService(
       }
       let session;
       try {
-        session = await hub.open(teamId, first.value.message.value);
+        session = await hub.open(teamId, first.value.message.value, worker.clusterId);
       } catch (err) {
         yield workError(err);
         throw err;

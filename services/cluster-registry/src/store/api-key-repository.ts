@@ -7,13 +7,22 @@ export interface NewApiKey {
   teamId: string;
   name: string;
   secretHash: Buffer;
+  /** A runner-scoped key's cluster. */
+  clusterId?: string;
 }
 
 /** Inserts the key; undefined when its key id is taken (the caller draws another). */
 export async function insertApiKey(db: Kysely<RegistryDatabase>, key: NewApiKey): Promise<ApiKeyRow | undefined> {
   return db
     .insertInto("api_keys")
-    .values({ id: key.id, key_id: key.keyId, team_id: key.teamId, name: key.name, secret_hash: key.secretHash })
+    .values({
+      id: key.id,
+      key_id: key.keyId,
+      team_id: key.teamId,
+      name: key.name,
+      secret_hash: key.secretHash,
+      ...(key.clusterId === undefined ? {} : { scope: "runner" as const, cluster_id: key.clusterId }),
+    })
     .onConflict((oc) => oc.column("key_id").doNothing())
     .returningAll()
     .executeTakeFirst();

@@ -24,7 +24,12 @@ export interface ApiKeysTable {
   secret_hash: Buffer;
   create_time: Generated<Date>;
   revoke_time: Timestamp | null;
+  /** 'runner': may only work on `cluster_id` (a key minted for a runner an agent launches). */
+  scope: Generated<ApiKeyScopeName>;
+  cluster_id: string | null;
 }
+
+export type ApiKeyScopeName = "team" | "runner";
 
 /** A cluster spec as stored in jsonb; memory is a decimal string so uint64 survives JSON. */
 export interface StoredSpec {
@@ -116,6 +121,84 @@ export interface NodesTable {
   report_time: Timestamp;
 }
 
+export interface HostsTable {
+  id: string;
+  team_id: string;
+  name: string;
+  cpu_cores: number;
+  memory_bytes: Uint64;
+  gpu_count: number;
+  gpu_type: string;
+  location_id: string | null;
+  labels: Json<Record<string, string>>;
+  agent_version: string;
+  draining: Generated<boolean>;
+  replica_id: string | null;
+  connection_id: string | null;
+  connect_time: Timestamp;
+  last_seen_time: Timestamp;
+}
+
+export type PlacementDesire = "run" | "stop";
+export type PlacementState = "starting" | "running" | "restarting" | "stopping" | "stopped";
+
+export interface PlacementsTable {
+  runner_id: string;
+  team_id: string;
+  cluster_id: string;
+  host_id: string;
+  cpu_cores: number;
+  memory_bytes: Uint64;
+  gpu_count: number;
+  gpu_type: string;
+  desired: PlacementDesire;
+  state: PlacementState;
+  sent: Generated<"" | "launch" | "stop">;
+  api_key_id: string | null;
+  pid: Generated<number>;
+  restarts: Generated<number>;
+  last_exit: Generated<string>;
+  create_time: Generated<Date>;
+  start_time: Timestamp | null;
+}
+
+export interface RunnerLogsTable {
+  runner_id: string;
+  seq: Generated<string>;
+  time: Timestamp;
+  stream: string;
+  text: string;
+}
+
+export interface RunnerLogStatsTable {
+  runner_id: string;
+  team_id: string;
+  lines: Generated<number>;
+  bytes: ColumnType<string, string | number | undefined, string | number>;
+  dropped: ColumnType<string, string | number | undefined, string | number>;
+  update_time: Generated<Date>;
+}
+
+export type StoredClusterState = "pending" | "provisioning" | "ready" | "degraded" | "stopping" | "stopped";
+
+export interface ClusterProvisioningTable {
+  cluster_id: string;
+  team_id: string;
+  stopped: Generated<boolean>;
+  stop_reason: Generated<string>;
+  state: Generated<StoredClusterState>;
+  state_reason: Generated<string>;
+  desired_runners: Generated<number>;
+  running_runners: Generated<number>;
+  last_work_time: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface ProvisioningLeasesTable {
+  team_id: string;
+  owner: string;
+  expire_time: Timestamp;
+}
+
 export interface RegistryDatabase {
   teams: TeamsTable;
   api_keys: ApiKeysTable;
@@ -124,6 +207,12 @@ export interface RegistryDatabase {
   hardware: HardwareTable;
   configurations: ConfigurationsTable;
   nodes: NodesTable;
+  hosts: HostsTable;
+  placements: PlacementsTable;
+  runner_logs: RunnerLogsTable;
+  runner_log_stats: RunnerLogStatsTable;
+  cluster_provisioning: ClusterProvisioningTable;
+  provisioning_leases: ProvisioningLeasesTable;
 }
 
 export type TeamRow = Selectable<TeamsTable>;
@@ -135,3 +224,6 @@ export type LocationRow = Selectable<LocationsTable>;
 export type HardwareRow = Selectable<HardwareTable>;
 export type ConfigurationRow = Selectable<ConfigurationsTable>;
 export type NodeRow = Selectable<NodesTable>;
+export type HostRow = Selectable<HostsTable>;
+export type PlacementRow = Selectable<PlacementsTable>;
+export type ClusterProvisioningRow = Selectable<ClusterProvisioningTable>;

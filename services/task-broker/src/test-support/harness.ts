@@ -20,6 +20,8 @@ import type { ClusterResolver } from "../session-hub.js";
 
 export const TEAM_KEY = "corral_teamone_aaaaaaaaaaaaaaaaaaaa";
 export const OTHER_TEAM_KEY = "corral_teamtwo_bbbbbbbbbbbbbbbbbbbb";
+/** A runner-scoped key of team-1, bound to its `gpu` cluster (as the registry mints for launched runners). */
+export const GPU_RUNNER_KEY = "corral_gpurunner_cccccccccccccccccccc";
 
 /** team-1 has a default cluster and `gpu`; team-2 has its own default cluster. */
 export const CLUSTERS: Record<string, Record<string, ClusterRef>> = {
@@ -67,6 +69,7 @@ export async function startBrokerServer(
     keys: {
       [TEAM_KEY]: { kind: "user", teamId: "team-1", keyId: "teamone" },
       [OTHER_TEAM_KEY]: { kind: "user", teamId: "team-2", keyId: "teamtwo" },
+      [GPU_RUNNER_KEY]: { kind: "user", teamId: "team-1", keyId: "gpurunner", clusterId: "c-gpu-1" },
     },
   });
   const dispatch = createClient(

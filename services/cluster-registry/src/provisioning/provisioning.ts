@@ -1,0 +1,42 @@
+// Stopping and starting provisioned clusters by hand, and reading their status for Cluster messages.
+import type { Kysely } from "kysely";
+import { FailedPreconditionError } from "@corral/server-kit";
+import type { ClusterRecord } from "../store/cluster-repository.js";
+import type { ClusterProvisioningRow, RegistryDatabase } from "../store/database.js";
+
+export interface Provisioning {
+  /** Status rows of the clusters that have one (provisioned clusters of teams with hosts). */
+  statusOf(clusterIds: string[]): Promise<Map<string, ClusterProvisioningRow>>;
+  stop(cluster: ClusterRecord): Promise<void>;
+  start(cluster: ClusterRecord): Promise<void>;
+}
+
+export function createProvisioning(db: Kysely<RegistryDatabase>, poke: () => void): Provisioning {
+  function requireProvisioned(cluster: ClusterRecord): void {
+    if (cluster.spec.runnerCount === undefined) {
+      throw new FailedPreconditionError(`cluster ${JSON.stringify(cluster.slug)} has no runner_count: its runners are started by hand`);
+    }
+  }
+
+  async function setStopped(cluster: ClusterRecord, stopped: boolean): Promise<void> {
+    requireProvisioned(cluster);
+    await db
+      .insertInto("cluster_provisioning")
+      .values({ cluster_id: cluster.id, team_id: cluster.teamId, stopped, stop_reason: stopped ? "manual" : "", last_work_time: new Date() })
+      .onConflict((oc) =>
+        oc.column("cluster_id").doUpdateSet({ stopped, stop_reason: stopped ? "manual" : "", last_work_time: new Date(), ...(stopped ? { state: "stopping" } : { state: "pending" }) }),
+      )
+      .execute();
+    poke();
+  }
+
+  return {
+    async statusOf(clusterIds) {
+      if (clusterIds.length === 0) return new Map();
+      const rows = await db.selectFrom("cluster_provisioning").selectAll().where("cluster_id", "in", clusterIds).execute();
+      return new Map(rows.map((r) => [r.cluster_id, r]));
+    },
+    stop: (cluster) => setStopped(cluster, true),
+    start: (cluster) => setStopped(cluster, false),
+  };
+}
