@@ -1,6 +1,7 @@
 // The `corral` command tree. Commands only parse flags, call the SDK and print.
 import { Command } from "commander";
 import { createCliContext, type CliContextOptions } from "./context.js";
+import { registerAgentCommands } from "./commands/agent.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerHardwareCommands } from "./commands/hardware.js";
@@ -37,6 +38,7 @@ export function createProgram(options: CliContextOptions & { extraCommands?: Com
     registerHardwareCommands,
     registerConfigCommands,
     registerKeyCommands,
+    registerAgentCommands,
     ...(options.extraCommands ?? []),
   ]) {
     register(program, ctx);

@@ -61,7 +61,8 @@ export {
 export { Runner, sdkVersion, type RunnerLifecycle, type RunnerOptions } from "./runner/runner.js";
 export { RunnerState, leaseKey, type RunnerEffect, type TaskOutcome } from "./runner/runner-state.js";
 export { TaskRegistry, executeTask, describeError } from "./runner/execute-task.js";
-export { detectHardware } from "./runner/hardware.js";
+export { detectHardware, detectNvidiaGpus } from "./runner/hardware.js";
+export { AsyncQueue } from "./async-queue.js";
 export { Echo, type EchoInput } from "./tasks/echo.js";
 export { RunScript, runCommand, type RunScriptInput, type RunScriptResult } from "./tasks/run-script.js";
 export {

@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { builtinTasks, LocalFileCache, resolveScriptPolicy, ScriptPolicyError, type TaskClass } from "@corral/sdk";
 import { collect, collectPairs, intArg, type CliContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
+import { watchParent } from "../agent/parent-watch.js";
 
 function isTaskClass(value: unknown): value is TaskClass {
   return (
@@ -56,6 +57,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
     .option("-t, --tasks <module>", "a module exporting task classes (repeatable)", collect, [])
     .option("--builtins", "also run the built-in tasks corral/Echo and corral/RunScript (see --allow-scripts)")
     .option("--concurrency <n>", "tasks run at once", intArg(1, 10000), 1)
+    .option("--runner-id <id>", "this runner's node id (default: hostname, pid and a random suffix)")
     .option("--label <key=value>", "a label shown on the node (repeatable)", collectPairs, {})
     .option("--cache-dir <dir>", "keep the job cache in this folder (default: in memory)")
     .option("--drain-grace <seconds>", "how long running tasks may finish on SIGTERM", intArg(0), 30)
@@ -72,6 +74,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           tasks: string[];
           builtins?: boolean;
           concurrency: number;
+          runnerId?: string;
           label: Record<string, string>;
           cacheDir?: string;
           drainGrace: number;
@@ -106,6 +109,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           cluster: o.cluster,
           tasks: classes,
           concurrency: o.concurrency,
+          runnerId: o.runnerId,
           labels: o.label,
           cache: o.cacheDir ? new LocalFileCache(resolve(ctx.cwd, o.cacheDir)) : undefined,
           drainGraceMs: o.drainGrace * 1000,
@@ -121,10 +125,18 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
         };
         process.on("SIGINT", force);
         process.on("SIGTERM", force);
+        // Started by `corral agent`: drain when the agent is gone (even after its kill -9), and do
+        // not outlive the drain grace doing it.
+        const parent = watchParent(() => {
+          ctx.io.err(`runner ${r.id}: its agent is gone, stopping`);
+          void r.stop();
+          setTimeout(() => process.exit(1), o.drainGrace * 1000 + 15_000).unref();
+        }, ctx.env);
         try {
           if (o.untilIdle) await r.runAll();
           else await r.runForever();
         } finally {
+          parent?.close();
           process.off("SIGINT", force);
           process.off("SIGTERM", force);
         }

@@ -1,0 +1,65 @@
+// The command line of a runner process the agent launches, in one place: which `corral runner
+// start` flags a LaunchRunner turns into, and the environment carrying the runner's own key.
+import { fileURLToPath } from "node:url";
+import type { LaunchSpec } from "./supervisor-state.js";
+
+export interface RunnerCommand {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+/** The fd on which a runner started by the agent sees end-of-file when the agent is gone. */
+export const parentPipeFd = 3;
+export const parentPipeEnv = "CORRAL_PARENT_PIPE_FD";
+
+/** This package's own `corral` executable, run with this Node. */
+export function defaultRunnerPrefix(): string[] {
+  return [process.execPath, fileURLToPath(new URL("../../bin/corral.js", import.meta.url))];
+}
+
+/**
+ * CORRAL_AGENT_RUNNER_COMMAND: the program (and leading arguments) to run instead of `corral`,
+ * as a JSON array of strings or as words separated by spaces. The runner arguments follow them.
+ */
+export function parseRunnerPrefix(text: string | undefined): string[] | undefined {
+  if (text === undefined || text.trim() === "") return undefined;
+  if (text.trim().startsWith("[")) {
+    const parsed = JSON.parse(text) as unknown;
+    if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((p) => typeof p === "string")) {
+      throw new Error("CORRAL_AGENT_RUNNER_COMMAND: a JSON value must be a non-empty array of strings");
+    }
+    return parsed as string[];
+  }
+  return text.trim().split(/\s+/);
+}
+
+/**
+ * `corral runner start` for one launch. The registry's launch carries the runner's id, cluster,
+ * concurrency and a key scoped to that cluster; the runner serves the built-in tasks (corral/Echo).
+ * Once release runners exist (`corral runner start` loading the cluster's deployed releases) this is
+ * the one line to change: drop `--builtins` for the release runner's flag.
+ */
+export function runnerCommand(launch: LaunchSpec, prefix: string[], agentUrl: string): RunnerCommand {
+  const [command, ...lead] = prefix;
+  return {
+    command: command!,
+    args: [
+      ...lead,
+      "runner",
+      "start",
+      "--cluster",
+      launch.clusterSlug,
+      "--runner-id",
+      launch.runnerId,
+      "--concurrency",
+      String(Math.max(1, launch.concurrency)),
+      "--builtins",
+    ],
+    env: {
+      CORRAL_URL: launch.url || agentUrl,
+      CORRAL_API_KEY: launch.apiKey,
+      [parentPipeEnv]: String(parentPipeFd),
+    },
+  };
+}
