@@ -5,6 +5,7 @@ import { registerAgentCommands } from "./commands/agent.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerHardwareCommands } from "./commands/hardware.js";
+import { registerHostCommands } from "./commands/host.js";
 import { registerJobCommands } from "./commands/job.js";
 import { registerKeyCommands } from "./commands/key.js";
 import { registerLocationCommands } from "./commands/location.js";
@@ -39,6 +40,7 @@ export function createProgram(options: CliContextOptions & { extraCommands?: Com
     registerConfigCommands,
     registerKeyCommands,
     registerAgentCommands,
+    registerHostCommands,
     ...(options.extraCommands ?? []),
   ]) {
     register(program, ctx);

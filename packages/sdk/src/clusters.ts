@@ -1,9 +1,20 @@
 // client.clusters(): create, list, find, update and delete the team's clusters.
 import { createClient, type Client as RpcClient, type Transport } from "@connectrpc/connect";
-import { ClusterService, type Cluster } from "@corral/proto";
+import { ClusterService, ClusterState, type Cluster } from "@corral/proto";
 import { toClusterSpec, type ClusterSpecInput } from "./cluster-spec.js";
-import { rpc } from "./errors.js";
+import { ClusterNotReadyError, rpc } from "./errors.js";
 import { collectPages } from "./paginate.js";
+import { sleep } from "./transport.js";
+
+export interface WaitReadyOptions {
+  /** Give up after this long with ClusterNotReadyError (default 5 minutes). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Called with the cluster each time its state or runner counts change. */
+  onProgress?: (cluster: Cluster) => void;
+  /** How often the cluster is fetched (default 500 ms). */
+  pollIntervalMs?: number;
+}
 
 export interface CreateClusterOptions {
   description?: string;
@@ -16,6 +27,16 @@ export interface CreateClusterOptions {
   configuration?: string;
   /** Return the team's cluster of this name when it exists instead of creating another. */
   getIfExists?: boolean;
+  /**
+   * Wait until the cluster is READY: as many runners running on the team's hosts as its spec asks
+   * (`waitReady`). Fails with ClusterNotReadyError, naming the cluster's state reason, after `timeoutMs`.
+   */
+  wait?: boolean;
+  /** With `wait`: how long to wait (default 5 minutes). */
+  timeoutMs?: number;
+  /** With `wait`: called as runners come up. */
+  onProgress?: (cluster: Cluster) => void;
+  signal?: AbortSignal;
 }
 
 export interface UpdateClusterOptions {
@@ -51,7 +72,35 @@ export class ClusterClient {
         getIfExists: options.getIfExists ?? false,
       }),
     );
-    return res.cluster!;
+    if (!options.wait) return res.cluster!;
+    return this.waitReady(res.cluster!.slug, options);
+  }
+
+  /**
+   * Waits until a provisioned cluster is READY and answers it. A cluster whose spec sets no runner
+   * count is not provisioned (its runners are started by hand): it is answered as it is.
+   * Throws ClusterNotReadyError (with the last state and its reason) after the timeout.
+   *
+   * @example
+   * const c = await client.clusters().create("etl", { spec: { runnerCount: 3, runnerCpuCores: 2, runnerMemory: "4 GiB" } });
+   * await client.clusters().waitReady(c.slug, { timeoutMs: 120_000 });
+   */
+  async waitReady(slug: string, options: WaitReadyOptions = {}): Promise<Cluster> {
+    const timeoutMs = options.timeoutMs ?? 300_000;
+    const deadline = Date.now() + timeoutMs;
+    let last = "";
+    for (;;) {
+      const cluster = await this.find(slug);
+      const seen = `${cluster.state}/${cluster.runningRunners}/${cluster.desiredRunners}/${cluster.stateReason}`;
+      if (seen !== last) {
+        last = seen;
+        options.onProgress?.(cluster);
+      }
+      if (cluster.state === ClusterState.READY || cluster.state === ClusterState.UNSPECIFIED) return cluster;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new ClusterNotReadyError(cluster, timeoutMs);
+      await sleep(Math.min(left, options.pollIntervalMs ?? 500), options.signal);
+    }
   }
 
   /** Every cluster of the team, in creation order. */

@@ -1,7 +1,8 @@
-// corral runner start --cluster X --tasks ./module.js --concurrency N [--allow-scripts ...]
+// corral runner start (run tasks on this machine) and corral runner logs (output of a runner an agent started)
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { builtinTasks, LocalFileCache, resolveScriptPolicy, ScriptPolicyError, type TaskClass } from "@corral/sdk";
 import { collect, collectPairs, intArg, type CliContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
@@ -142,4 +143,27 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
         }
       },
     );
+
+  runner
+    .command("logs <node>")
+    .description("the last lines a runner started by corral agent wrote to stdout and stderr")
+    .option("-n, --tail <n>", "at most this many lines, newest kept", intArg(1, 10000), 200)
+    .action(async (node: string, o: { tail: number }, cmd: Command) => {
+      const { lines, dropped } = await ctx.client(cmd).nodes().logs(node, { tail: o.tail });
+      if (ctx.json(cmd)) {
+        return ctx.io.out(
+          JSON.stringify(
+            {
+              lines: lines.map((l) => ({ time: l.time ? timestampDate(l.time).toISOString() : null, stream: l.stream, text: l.text })),
+              dropped: dropped.toString(),
+            },
+            null,
+            2,
+          ),
+        );
+      }
+      if (dropped > 0n) ctx.io.err(`(${dropped} earlier lines were dropped: the kept tail is bounded)`);
+      // Each line escaped by the Io: a runner's output cannot drive the terminal.
+      for (const l of lines) ctx.io.out(`${l.time ? timestampDate(l.time).toISOString() : "-"} ${l.stream === "stderr" ? "E" : " "} ${l.text}`);
+    });
 }

@@ -2,7 +2,7 @@
 // what agents send on their Connect streams and lets the test send launch and stop commands.
 import { EventEmitter } from "node:events";
 import { fileURLToPath } from "node:url";
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -23,7 +23,7 @@ export const agentKey = "corral_agentkey1_0123456789abcdef0123";
 export interface AgentStream {
   /** Everything the agent sent, in order. */
   received: ConnectRequest[];
-  send(message: ConnectResponse["message"]): void;
+  send(message: MessageInitShape<typeof ConnectResponseSchema>["message"]): void;
   /** Ends the stream from the registry's side with an error (the agent reconnects). */
   fail(code: Code): void;
   ended: boolean;
