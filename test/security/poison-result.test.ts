@@ -5,7 +5,7 @@ import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { JobService, JobState, TaskBrokerService, TaskState, WorkRequestSchema, type WorkRequest, type WorkResponse } from "@corral/proto";
 import { rawTask } from "@corral/sdk";
-import { AsyncQueue } from "@corral/sdk/async-queue";
+import { AsyncQueue } from "@corral/wire";
 import { createServiceClient } from "@corral/server-kit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnService, type ServiceProcess } from "../support/processes.js";

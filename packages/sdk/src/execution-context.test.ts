@@ -6,6 +6,7 @@ import { ExecutionContext } from "./execution-context.js";
 import { createJobCache, InMemoryCache, LocalFileCache, type CacheBackend } from "./cache.js";
 import { createSdkLogger } from "./logger.js";
 import { Task } from "./task.js";
+import { rawTask } from "./submission.js";
 import { ValidationError } from "./errors.js";
 
 class Dummy extends Task<number | undefined> {
@@ -110,5 +111,19 @@ describe("job cache", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("text the services cannot store", () => {
+  it("is refused where a task sets it: subtask display and identifier, progress label", () => {
+    const ctx = context();
+    class Bad extends Task<object> {
+      static override identifier = { name: "bad\u0000name", version: "v1.0" };
+      execute() {}
+    }
+    expect(() => ctx.submitSubtask(new Bad({}))).toThrow(/identifier.name: must not contain a NUL/);
+    expect(() => ctx.progress("a\u0000b")).toThrow(/progress.label: must not contain a NUL/);
+    expect(() => ctx.progress("a\ud800")).toThrow(/progress.label: must be well-formed/);
+    expect(() => rawTask({ name: "ok/Task", version: "v1.0" }, {}, { display: "x\u0000" })).toThrow(/display: must not contain a NUL/);
   });
 });

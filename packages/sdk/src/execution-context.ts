@@ -6,6 +6,7 @@ import { ValidationError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { ProgressRecorder, type Progress } from "./progress.js";
 import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
+import { checkStorableText } from "./storable-text.js";
 import type { Task } from "./task.js";
 import { scriptsDisallowed, type ScriptPolicy } from "./tasks/script-policy.js";
 
@@ -127,10 +128,7 @@ export class ExecutionContext {
     }
     // The broker refuses text Postgres cannot store, by ending the runner's stream: say it here,
     // where the task can see it, instead.
-    if (display.includes("\u0000")) throw ValidationError.field("display", "must not contain a NUL character (U+0000)");
-    if (!(display as string & { isWellFormed(): boolean }).isWellFormed()) {
-      throw ValidationError.field("display", "must be well-formed Unicode (no lone surrogate)");
-    }
+    checkStorableText("display", display);
     this.#display = display;
   }
 

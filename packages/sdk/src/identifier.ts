@@ -1,6 +1,7 @@
 // Task identifiers: a name and a version vMAJOR.MINOR, and the rule for which runner may take
 // which task.
 import { ValidationError } from "./errors.js";
+import { checkStorableText } from "./storable-text.js";
 
 export interface TaskIdentifierInit {
   name: string;
@@ -20,6 +21,7 @@ export function validateIdentifier(id: TaskIdentifierInit): TaskIdentifierInit {
   if (id.name.length === 0 || id.name.length > 256 || /\s/.test(id.name)) {
     throw ValidationError.field("identifier.name", `${JSON.stringify(id.name)} must be 1-256 characters without spaces`);
   }
+  checkStorableText("identifier.name", id.name);
   parseVersion(id.version);
   return id;
 }

@@ -2,6 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { ProgressIndicatorSchema, type ProgressIndicator } from "@corral/proto";
 import { ValidationError } from "./errors.js";
+import { checkStorableText } from "./storable-text.js";
 
 /** One indicator: `add` grows the total, `done` counts finished work. */
 export interface Progress {
@@ -24,6 +25,7 @@ export class ProgressRecorder {
 
   get(label: string): Progress {
     if (new TextEncoder().encode(label).length > 256) throw ValidationError.field("progress.label", "is longer than 256 bytes");
+    checkStorableText("progress.label", label);
     let entry = this.#indicators.get(label);
     if (!entry) this.#indicators.set(label, (entry = { total: 0, done: 0 }));
     const e = entry;

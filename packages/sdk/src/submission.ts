@@ -2,6 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { TaskSubmissionSchema, type TaskSubmission } from "@corral/proto";
 import { ValidationError } from "./errors.js";
+import { checkStorableText } from "./storable-text.js";
 import { validateIdentifier, type TaskIdentifierInit } from "./identifier.js";
 import { serializeTaskInput, taskIdentifier, type Task } from "./task.js";
 
@@ -23,6 +24,7 @@ function checkOptions(options: SubmissionOptions): void {
   if (options.cluster !== undefined && !/^[A-Za-z0-9-]*$/.test(options.cluster)) {
     throw ValidationError.field("cluster_slug", `${JSON.stringify(options.cluster)} is not a cluster slug`);
   }
+  if (options.display !== undefined) checkStorableText("display", options.display);
 }
 
 /** A task instance as a submission. `dependsOn` holds indices of earlier siblings. */

@@ -1,9 +1,9 @@
 // The HTTP/2 transport the Client talks over, with the API key and UNAVAILABLE retries as
-// interceptors: unary calls written straight onto an HTTP/2 session (h2-transport.ts), streams
-// over connect-node.
+// interceptors: unary calls written straight onto an HTTP/2 session (@corral/wire's h2-transport),
+// streams over connect-node.
 import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { createH2Transport, type WireProtocol } from "./h2-transport.js";
+import { createAuthInterceptor, createH2Transport, type WireProtocol } from "@corral/wire";
 
 export type Protocol = WireProtocol;
 
@@ -25,13 +25,8 @@ export interface TransportOptions {
   interceptors?: Interceptor[];
 }
 
-/** Adds `Authorization: Bearer <key>` to every request. */
-export function createAuthInterceptor(apiKey: string): Interceptor {
-  return (next) => async (req) => {
-    if (!req.header.has("authorization")) req.header.set("authorization", `Bearer ${apiKey}`);
-    return next(req);
-  };
-}
+/** Adds `Authorization: Bearer <key>` to every request (the one interceptor services use too). */
+export { createAuthInterceptor };
 
 /** Exponential backoff with full jitter: a delay in [d/2, d] where d = base * 2^attempt, capped. */
 export function backoffDelay(attempt: number, baseDelayMs: number, maxDelayMs: number, random = Math.random): number {

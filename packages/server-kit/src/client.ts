@@ -1,10 +1,10 @@
 // Clients for service-to-service calls: gRPC over h2c (or TLS) with the internal key. Unary calls
-// are written straight onto an HTTP/2 session (the SDK's h2-transport.ts, in gRPC); the client is
+// are written straight onto an HTTP/2 session (@corral/wire's h2-transport, in gRPC); the client is
 // Connect's, typed per service.
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { createH2Transport } from "@corral/sdk/h2-transport";
+import { createAuthInterceptor, createH2Transport } from "@corral/wire";
 
 export interface ServiceClientOptions {
   baseUrl: string;
@@ -14,17 +14,14 @@ export interface ServiceClientOptions {
   timeoutMs?: number;
 }
 
-export function bearer(apiKey: string): Interceptor {
-  return (next) => (req) => {
-    req.header.set("authorization", `Bearer ${apiKey}`);
-    return next(req);
-  };
-}
+/** Adds `Authorization: Bearer <key>` to every request: @corral/wire's auth interceptor. */
+export const bearer = createAuthInterceptor;
 
-export function createServiceClient<S extends DescService>(service: S, options: ServiceClientOptions): Client<S> {
+/** One HTTP/2 session to a service, for every client of its services (see createServiceClient). */
+export function createServiceTransport(options: ServiceClientOptions): Transport {
   const defaultTimeoutMs = options.timeoutMs ?? 30_000;
   const interceptors = [bearer(options.apiKey)];
-  const transport = createH2Transport({
+  return createH2Transport({
     baseUrl: options.baseUrl,
     protocol: "grpc",
     interceptors,
@@ -38,5 +35,8 @@ export function createServiceClient<S extends DescService>(service: S, options: 
         acceptCompression: [],
       }),
   });
-  return createClient(service, transport);
+}
+
+export function createServiceClient<S extends DescService>(service: S, options: ServiceClientOptions): Client<S> {
+  return createClient(service, createServiceTransport(options));
 }

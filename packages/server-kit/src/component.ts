@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { ApiKeyVerifier } from "./auth.js";
 import { createRegistryKeyVerifier } from "./key-verifier.js";
+import type { RegistryClient } from "./registry-client.js";
 import { createServer, type CorralServer, type ServiceMount } from "./server.js";
 import type { ServiceConfig } from "./service-config.js";
 import { createCloser, handleSignals } from "./shutdown.js";
@@ -15,6 +16,8 @@ export interface ServiceComponent {
   mounts: ServiceMount[];
   /** The registry verifies keys against its own store; other components leave this unset. */
   verifier?: ApiKeyVerifier;
+  /** The registry client the component resolves clusters with; keys are verified over it too. */
+  registryClient?: RegistryClient;
   /** Metrics of the component's own, served on /metrics beside the RPC metrics. */
   metrics?: Registry;
   /** Throws when a store the component needs does not answer. */
@@ -60,7 +63,12 @@ export async function runComponents(options: RunOptions): Promise<RunningProcess
   const local = components.find((c) => c.verifier)?.verifier;
   const verifier =
     local ??
-    createRegistryKeyVerifier({ baseUrl: config.registryUrl, serviceKey: config.serviceKey, ttlMs: config.keyCacheMs });
+    createRegistryKeyVerifier({
+      baseUrl: config.registryUrl,
+      serviceKey: config.serviceKey,
+      registry: components.find((c) => c.registryClient)?.registryClient,
+      ttlMs: config.keyCacheMs,
+    });
   const server = createServer({
     name: options.name,
     mounts: components.flatMap((c) => c.mounts),

@@ -8,7 +8,7 @@
 // decides and names the fields. It is exactly as strict as protovalidate or stricter, never
 // looser: a type whose rules (or whose nested types' rules) use anything outside the small set
 // below gets no fast pass at all.
-import { getOption, isFieldSet, ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
+import { getOption, isFieldSet, ScalarType, type DescEnum, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import {
   field as fieldRulesExt,
   message as messageRulesExt,
@@ -68,14 +68,20 @@ function all(checks: ValueCheck[]): ValueCheck {
 
 /**
  * The checks of one scalar or enum value's rules (a field's, or a list item's, map key's or
- * value's); `scalar` is undefined for an enum.
+ * value's); `scalar` is undefined for an enum, whose type is `enumType`.
  */
-function valueCheck(rules: FieldRules | undefined, scalar: ScalarType | undefined): ValueCheck {
+function valueCheck(rules: FieldRules | undefined, scalar: ScalarType | undefined, enumType?: DescEnum): ValueCheck {
   if (!rules) return pass;
   if (rules.required) throw new Unsupported("required on a value");
   const t = rules.type;
   if (t.case === undefined) return pass;
   const typeName = scalar === undefined ? "enum" : scalarName(scalar);
+  if (t.case === "enum" && typeName === "enum" && enumType) {
+    onlyRules(t.value, ruleSchema("enum"), ["definedOnly"]);
+    if (!t.value.definedOnly) return pass;
+    const defined = new Set(enumType.values.map((v) => v.number));
+    return (v) => defined.has(v as number);
+  }
   if (t.case === "string" && typeName === "string") {
     const r = t.value;
     const schema = ruleSchema("string");
@@ -176,7 +182,7 @@ export function createFastValidator(): FastValidator {
     switch (f.fieldKind) {
       case "scalar":
       case "enum": {
-        const check = valueCheck(rules, f.fieldKind === "scalar" ? f.scalar : undefined);
+        const check = f.fieldKind === "scalar" ? valueCheck(rules, f.scalar) : valueCheck(rules, undefined, f.enum);
         // Undefined is an unset field with explicit presence (`optional`): its rules do not apply.
         return check === pass ? pass : (v) => v === undefined || check(v);
       }
@@ -208,7 +214,7 @@ export function createFastValidator(): FastValidator {
           if (items && (items.type.case !== undefined || items.required)) throw new Unsupported("item rules on messages");
           item = messageCheck(f.message);
         } else {
-          item = valueCheck(items, f.listKind === "scalar" ? f.scalar : undefined);
+          item = f.listKind === "scalar" ? valueCheck(items, f.scalar) : valueCheck(items, undefined, f.enum);
         }
         return (v) => {
           const list = v as unknown[];
@@ -236,7 +242,7 @@ export function createFastValidator(): FastValidator {
           if (f.mapKind === "message") {
             if (t.value.values && t.value.values.type.case !== undefined) throw new Unsupported("value rules on messages");
           } else {
-            value = valueCheck(t.value.values, f.mapKind === "scalar" ? f.scalar : undefined);
+            value = f.mapKind === "scalar" ? valueCheck(t.value.values, f.scalar) : valueCheck(t.value.values, undefined, f.enum);
           }
         } else if (t.case !== undefined) {
           throw new Unsupported(`${t.case} rules on a map`);

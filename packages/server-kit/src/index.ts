@@ -11,6 +11,7 @@ export * from "./connection-guard.js";
 export { createConnectionBudget, defaultPerAddress, type ConnectionBudget } from "./connection-budget.js";
 export * from "./client.js";
 export * from "./key-verifier.js";
+export * from "./registry-client.js";
 export { createHealthState, HealthStatus, type HealthState } from "./health.js";
 export { publicServices, requestIdHeader } from "./interceptors.js";
 export * from "./service-config.js";

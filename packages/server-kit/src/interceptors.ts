@@ -177,6 +177,43 @@ async function* endOnRevocation<T>(source: AsyncIterable<T>, watched: WatchedStr
 export function createAuthInterceptor(options: AuthOptions): Interceptor {
   const recentlyGood = new LruCache<string, number>(10_000);
   const count = (result: KeyCheckResult) => options.metrics?.keyChecks.inc({ result });
+  /** Keys being checked now, so concurrent callers with one key share one check and one token. */
+  const checking = new Map<string, Promise<Caller | undefined>>();
+
+  /** Takes a throttle token of `address` (unless the key verified lately) and verifies the key. */
+  async function verifyThrottled(token: string, address: string): Promise<Caller | undefined> {
+    const good = recentlyGood.get(token);
+    const trusted = good !== undefined && Date.now() - good < recentlyGoodMs;
+    const throttle = trusted ? undefined : options.throttle;
+    const wait = throttle ? throttle.take(address) : 0;
+    if (wait > 0) {
+      count("throttled");
+      throw new ConnectError(
+        `too many failed API key checks from this address; retry after ${wait} ms`,
+        Code.ResourceExhausted,
+        { "retry-after-ms": String(wait) },
+      );
+    }
+    let caller: Caller | undefined;
+    try {
+      caller = await options.verifier.verify(token);
+    } catch (err) {
+      // The registry did not answer: not the client's failure.
+      throttle?.refund(address);
+      throw err;
+    }
+    if (caller) {
+      recentlyGood.set(token, Date.now());
+      throttle?.refund(address);
+    } else recentlyGood.delete(token);
+    return caller;
+  }
+
+  function checkKey(token: string, address: string): Promise<Caller | undefined> {
+    const p = verifyThrottled(token, address).finally(() => checking.delete(token));
+    checking.set(token, p);
+    return p;
+  }
   return (next) => async (req) => {
     const service = req.service.typeName;
     if (publicServices.has(service)) return next(req);
@@ -194,29 +231,12 @@ export function createAuthInterceptor(options: AuthOptions): Interceptor {
         throw new ConnectError("invalid API key: expected corral_<key id>_<secret>", Code.Unauthenticated);
       }
       const address = req.contextValues.get(peerAddressKey);
-      const good = recentlyGood.get(token);
-      const trusted = good !== undefined && Date.now() - good < recentlyGoodMs;
-      const throttle = trusted ? undefined : options.throttle;
-      const wait = throttle ? throttle.take(address) : 0;
-      if (wait > 0) {
-        count("throttled");
-        throw new ConnectError(
-          `too many failed API key checks from this address; retry after ${wait} ms`,
-          Code.ResourceExhausted,
-          { "retry-after-ms": String(wait) },
-        );
-      }
-      try {
-        caller = await options.verifier.verify(token);
-      } catch (err) {
-        // The registry did not answer: not the client's failure.
-        throttle?.refund(address);
-        throw err;
-      }
-      if (caller) {
-        recentlyGood.set(token, Date.now());
-        throttle?.refund(address);
-      } else recentlyGood.delete(token);
+      // A lookup of this key already under way holds a throttle token for it: callers arriving
+      // meanwhile (a fleet of runners starting with one key) wait for its answer instead of each
+      // taking a token of their own.
+      const joined = checking.get(token);
+      // A joined check refused for its own caller's address (throttled) is no answer for this one.
+      caller = joined ? await joined.catch(() => checkKey(token, address)) : await checkKey(token, address);
     }
     count(caller ? "ok" : "invalid");
     if (!caller) throw new ConnectError("invalid or revoked API key", Code.Unauthenticated);

@@ -4,14 +4,16 @@
 // the TTL old, so callers of a busy key never wait for the registry. Good and bad answers live in
 // separate LRU caches: a flood of random keys churns the bad one and never pushes out good keys.
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ApiKeyService } from "@corral/proto";
 import type { ApiKeyVerifier, Caller } from "./auth.js";
-import { createServiceClient } from "./client.js";
 import { LruCache } from "./lru-cache.js";
+import { createRegistryClient, type RegistryClient } from "./registry-client.js";
 
 export interface RegistryKeyVerifierOptions {
-  baseUrl: string;
-  serviceKey: string;
+  /** The registry's URL and the internal service key; unused when `registry` is given. */
+  baseUrl?: string;
+  serviceKey?: string;
+  /** The registry client the process already has (it resolves cluster slugs over the same session). */
+  registry?: RegistryClient;
   /** How long an answer is trusted (default 2 s). */
   ttlMs?: number;
   /** How long a key that does not resolve is answered from the cache (default 5 s). */
@@ -22,27 +24,17 @@ export interface RegistryKeyVerifierOptions {
   maxKeys?: number;
   /** Keys that did not resolve kept (default 10,000). */
   maxBadKeys?: number;
-  /** Asks the registry; a test seam (default: ApiKeyService.VerifyApiKey over HTTP/2). */
+  /** Asks the registry; a test seam (default: the registry client's VerifyApiKey). */
   lookup?: (key: string) => Promise<Caller | undefined>;
   now?: () => number;
 }
 
-function registryLookup(options: RegistryKeyVerifierOptions): (key: string) => Promise<Caller | undefined> {
-  const client = createServiceClient(ApiKeyService, { baseUrl: options.baseUrl, apiKey: options.serviceKey, timeoutMs: 5_000 });
-  return async (key) => {
-    try {
-      const res = await client.verifyApiKey({ key });
-      return { kind: "user", teamId: res.teamId, keyId: res.keyId };
-    } catch (err) {
-      const ce = ConnectError.from(err);
-      if (ce.code === Code.Unauthenticated || ce.code === Code.NotFound || ce.code === Code.InvalidArgument) return undefined;
-      throw ce;
-    }
-  };
-}
-
 export function createRegistryKeyVerifier(options: RegistryKeyVerifierOptions): ApiKeyVerifier {
-  const ask = options.lookup ?? registryLookup(options);
+  let ask = options.lookup;
+  if (!ask) {
+    const registry = options.registry ?? createRegistryClient({ baseUrl: options.baseUrl, serviceKey: options.serviceKey });
+    ask = (key) => registry.verifyApiKey(key);
+  }
   const now = options.now ?? Date.now;
   const ttl = options.ttlMs ?? 2_000;
   const negativeTtl = options.negativeTtlMs ?? 5_000;

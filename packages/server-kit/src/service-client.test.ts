@@ -1,5 +1,5 @@
 // Service clients (createServiceClient: unary calls as gRPC requests on an HTTP/2 session through
-// the SDK's h2-transport, streams over connect-node) against a real server-kit server: answers, headers both ways, error codes
+// @corral/wire's h2-transport, streams over connect-node) against a real server-kit server: answers, headers both ways, error codes
 // with their messages, deadlines, cancellation, a peer that is down and comes back; and against a
 // bare HTTP/2 server, the answers a gRPC server should not give.
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -15,7 +15,7 @@ import { Health, HealthCheckResponse_ServingStatus } from "@corral/proto/grpc";
 import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServiceClient, FailedPreconditionError, mount, NotFoundError, requireTeam, requestIdHeader } from "./index.js";
-import { createH2Transport, grpcTimeout } from "@corral/sdk/h2-transport";
+import { createH2Transport, grpcTimeout } from "@corral/wire";
 import { startTestServer, TEST_SERVICE_KEY, type TestServer } from "./testing/index.js";
 
 const KEY = "corral_gjs_0123456789abcdef0123";

@@ -1,6 +1,6 @@
 // corral.registry.v1.ClusterService handlers: translate messages, call the domain.
 import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   ClusterService,
   CreateClusterResponseSchema,
@@ -62,6 +62,14 @@ export function createClusterService(clusters: Clusters): ServiceImpl<typeof Clu
       requireService(ctx);
       const resolved = await clusters.resolve(req.teamId, req.slugs);
       return create(ResolveClustersResponseSchema, { clusters: resolved.map(clusterMessage) });
+    },
+
+    stopCluster() {
+      throw new ConnectError("StopCluster is not served yet", Code.Unimplemented);
+    },
+
+    startCluster() {
+      throw new ConnectError("StartCluster is not served yet", Code.Unimplemented);
     },
   };
 }

@@ -1,23 +1,21 @@
-// The job-service domain as one object over the database: each command commits, then performs its
-// effects outside the transaction (enqueue ready tasks, revoke leases). Handlers and tests use it;
-// it needs no server.
+// The ledger: job-service's record of jobs and tasks as one object over the database. Each command
+// commits, then performs its effects outside the transaction (enqueue ready tasks, revoke leases).
+// Handlers and tests use it; it needs no server.
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { applyResults, type ApplyResultsInput, type ApplyResultsOutput, type Revocation } from "./domain/apply-results.js";
-import { cancelJob, retryJob } from "./domain/job-commands.js";
-import { getJob, listTasks, queryJobs } from "./domain/job-queries.js";
-import type { ClusterResolver, Dispatcher, QueuedAttempt } from "./domain/ports.js";
+import { cancelJob, retryJob, type RetryJobResult } from "./domain/job-commands.js";
+import { getJob, listTasks, queryJobs, type JobPage, type JobWithProgress, type TaskPage } from "./domain/job-queries.js";
+import type { ClusterResolver, Dispatcher, JobChanges, OutboxKey, QueuedAttempt } from "./domain/ports.js";
 import { UNLIMITED_OPEN_TASKS } from "./domain/team-quota.js";
-import { submitJob, type SubmitJobInput } from "./domain/submit-job.js";
+import { submitJob, type SubmitJobInput, type SubmitJobResult } from "./domain/submit-job.js";
 import { DEFAULT_MAX_INPUT_BYTES } from "./domain/task-plan.js";
 import { visualizeJob } from "./domain/visualize-job.js";
-import { watchJob } from "./domain/watch-job.js";
-import type { JobNotifier } from "./job-notifier.js";
+import { watchJob, type JobChange } from "./domain/watch-job.js";
 import { resyncDispatch } from "./outbox/dispatch-resync.js";
 import { createOutboxRelay, type OutboxRelay } from "./outbox/outbox-relay.js";
-import type { JobsDatabase } from "./store/database.js";
-import type { JobRow } from "./store/job-repository.js";
-import type { OutboxKey } from "./store/outbox-repository.js";
+import type { JobRow, JobsDatabase } from "./store/database.js";
+import { createJobsStore } from "./store/jobs-store.js";
 import type { QueryJobsRequest } from "@corral/proto";
 import type { SubmitQuotas } from "./submit-quotas.js";
 
@@ -29,16 +27,36 @@ export interface JobLedgerOptions {
   sweepIntervalMs?: number;
   /** Age after which the sweeper re-sends an unacknowledged outbox row (default 5 s). */
   sweepAfterMs?: number;
-  notifier?: JobNotifier;
+  /** Job change notices for WatchJob (without: WatchJob polls). */
+  notifier?: JobChanges;
   /** Per-team limits on submissions (none when unset). */
   quotas?: SubmitQuotas;
   logger?: Logger;
 }
 
-export type JobLedger = ReturnType<typeof createJobLedger>;
+/** What the ledger offers: the commands and reads behind JobService and TaskLedgerService. */
+export interface JobLedger {
+  relay: OutboxRelay;
+  maxInputBytes: number;
+  submitJob(input: SubmitJobInput): Promise<SubmitJobResult>;
+  /** Applies a broker's batch of results, then revokes the leases it says to. */
+  reportResults(input: ApplyResultsInput): Promise<ApplyResultsOutput>;
+  /** A broker's Redis lost its data: expire attempts leased before `lostSince`, re-send queued tasks. */
+  resyncDispatch(reason: string, lostSince?: Date): Promise<{ expired: number; requeued: number }>;
+  /** The broker has the tasks in its streams: their outbox rows go. */
+  acknowledgeDispatch(keys: OutboxKey[]): Promise<number>;
+  cancelJob(teamId: string, jobId: string): Promise<JobRow>;
+  retryJob(teamId: string, jobId: string): Promise<RetryJobResult>;
+  getJob(teamId: string, jobId: string): Promise<JobWithProgress>;
+  queryJobs(teamId: string, q: QueryJobsRequest): Promise<JobPage>;
+  listTasks(teamId: string, q: Parameters<typeof listTasks>[2]): Promise<TaskPage>;
+  visualizeJob(teamId: string, jobId: string, maxTasks?: number): ReturnType<typeof visualizeJob>;
+  watchJob(teamId: string, jobId: string, signal: AbortSignal): AsyncGenerator<JobChange>;
+}
 
-export function createJobLedger(options: JobLedgerOptions) {
+export function createJobLedger(options: JobLedgerOptions): JobLedger {
   const { db, clusters, dispatcher, logger, notifier } = options;
+  const store = createJobsStore(db);
   const maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
   const maxOpenTasks = options.quotas?.limits.queuedTasks ?? UNLIMITED_OPEN_TASKS;
   const relay: OutboxRelay = createOutboxRelay({
@@ -64,18 +82,17 @@ export function createJobLedger(options: JobLedgerOptions) {
 
     async submitJob(input: SubmitJobInput) {
       options.quotas?.admit(input.teamId);
-      const result = await submitJob(db, clusters, input, { maxInputBytes, maxOpenTasks });
-      await relay.dispatch(result.ready);
+      const result = await submitJob(store, clusters, input, { maxInputBytes, maxOpenTasks });
+      await relay.enqueue(result.ready);
       return result;
     },
 
     async reportResults(input: ApplyResultsInput): Promise<ApplyResultsOutput> {
-      const out = await applyResults(db, clusters, input, { maxInputBytes, maxOpenTasks });
+      const out = await applyResults(store, clusters, input, { maxInputBytes, maxOpenTasks });
       for (const r of out.revocations) await revoke(r);
       return out;
     },
 
-    /** A broker's Redis lost its data: expire attempts leased before `lostSince`, re-send queued tasks. */
     resyncDispatch(reason: string, lostSince?: Date) {
       return resyncDispatch(
         { db, logger, reportResults: (input) => this.reportResults(input), requeueAll: () => relay.requeueAll() },
@@ -89,7 +106,7 @@ export function createJobLedger(options: JobLedgerOptions) {
     },
 
     async cancelJob(teamId: string, jobId: string): Promise<JobRow> {
-      const { job, dispatched } = await cancelJob(db, teamId, jobId);
+      const { job, dispatched } = await cancelJob(store, teamId, jobId);
       // Always revoke: besides stopping running tasks, it makes the broker delete the stream
       // entries of the queued tasks now (and drop any it missed when they are claimed).
       const queued = dispatched.map((t) => ({ clusterId: t.cluster_id, taskId: t.id, attempt: t.attempt }));
@@ -98,15 +115,15 @@ export function createJobLedger(options: JobLedgerOptions) {
     },
 
     async retryJob(teamId: string, jobId: string) {
-      const result = await retryJob(db, teamId, jobId, maxOpenTasks);
-      await relay.dispatch(result.ready);
+      const result = await retryJob(store, teamId, jobId, maxOpenTasks);
+      await relay.enqueue(result.ready);
       return result;
     },
 
-    getJob: (teamId: string, jobId: string) => getJob(db, teamId, jobId),
-    queryJobs: (teamId: string, q: QueryJobsRequest) => queryJobs(db, teamId, q),
-    listTasks: (teamId: string, q: Parameters<typeof listTasks>[2]) => listTasks(db, teamId, q),
-    visualizeJob: (teamId: string, jobId: string, maxTasks?: number) => visualizeJob(db, teamId, jobId, maxTasks),
-    watchJob: (teamId: string, jobId: string, signal: AbortSignal) => watchJob(db, notifier, teamId, jobId, signal),
+    getJob: (teamId: string, jobId: string) => getJob(store, teamId, jobId),
+    queryJobs: (teamId: string, q: QueryJobsRequest) => queryJobs(store, teamId, q),
+    listTasks: (teamId: string, q: Parameters<typeof listTasks>[2]) => listTasks(store, teamId, q),
+    visualizeJob: (teamId: string, jobId: string, maxTasks?: number) => visualizeJob(store, teamId, jobId, maxTasks),
+    watchJob: (teamId: string, jobId: string, signal: AbortSignal) => watchJob(store, notifier, teamId, jobId, signal),
   };
 }

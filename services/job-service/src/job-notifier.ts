@@ -1,11 +1,11 @@
 // One LISTEN connection per process for job changes, fanned out to in-process watchers by job id.
 // Writers NOTIFY (channel JOB_CHANGES_CHANNEL, payload = job id) inside their transactions.
 import pg from "pg";
+import type { JobChanges } from "./domain/ports.js";
 import { JOB_CHANGES_CHANNEL } from "./store/database.js";
 
-export interface JobNotifier {
-  /** Calls `onChange` whenever the job may have changed (also after a reconnect). */
-  subscribe(jobId: string, onChange: () => void): () => void;
+/** JobChanges over LISTEN; `onChange` is also called after a reconnect. */
+export interface JobNotifier extends JobChanges {
   close(): Promise<void>;
 }
 

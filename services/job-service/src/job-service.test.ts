@@ -13,7 +13,7 @@ import {
 import { createServiceClient } from "@corral/server-kit";
 import { startTestServer, type TestServer } from "@corral/server-kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createJobService, type JobServiceHandle } from "./create-job-service.js";
+import { createJobService, type JobServiceHandle } from "./component.js";
 import {
   completed,
   createJobsTestDb,

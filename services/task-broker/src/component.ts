@@ -6,7 +6,7 @@
 // is how often every connected runner is reported to the registry again. CORRAL_RESULT_STALL_TIMEOUT
 // (30 s): results pending with none delivered to job-service for this long make the broker NOT_SERVING.
 // CORRAL_MAX_SESSIONS_PER_TEAM (1,000) caps one team's open Work sessions on each replica.
-import { envDurationMs, envInt, type ServiceComponent, type ServiceConfig } from "@corral/server-kit";
+import { createRegistryClient, envDurationMs, envInt, type ServiceComponent, type ServiceConfig } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { createBroker, type Broker } from "./broker.js";
 import { createClusterResolverClient, createLedgerClient, createPresenceClient, createResyncClient } from "./clients.js";
@@ -31,6 +31,14 @@ export function createBrokerComponent(
   } = {},
 ): BrokerComponent {
   const env = options.env ?? process.env;
+  // One registry client: runners' cluster slugs resolve and API keys verify over it (runComponents).
+  const registry = createRegistryClient({
+    baseUrl: config.registryUrl,
+    serviceKey: config.serviceKey,
+    clusterTtlMs: 10_000,
+    refreshAhead: false,
+    clusterTimeoutMs: 10_000,
+  });
   const broker = createBroker({
     redis: {
       url: config.redisUrl,
@@ -38,8 +46,7 @@ export function createBrokerComponent(
       clusterNodes: parseClusterNodes(env.REDIS_CLUSTER_NODES),
     },
     ledger: options.ledger ?? createLedgerClient({ baseUrl: config.jobsUrl, serviceKey: config.serviceKey }),
-    clusters:
-      options.clusters ?? createClusterResolverClient({ baseUrl: config.registryUrl, serviceKey: config.serviceKey }),
+    clusters: options.clusters ?? createClusterResolverClient(registry),
     presence: options.presence ?? createPresenceClient({ baseUrl: config.registryUrl, serviceKey: config.serviceKey }),
     brokerId: options.brokerId ?? env.CORRAL_BROKER_ID,
     leaseDurationMs: envDurationMs("CORRAL_LEASE_DURATION", 30_000, env),
@@ -58,6 +65,7 @@ export function createBrokerComponent(
     broker,
     mounts: broker.mounts,
     metrics: broker.metrics.registry,
+    registryClient: registry,
     check: () => broker.ping(),
     watchReadiness: (recheck) => broker.onReadinessChange(recheck),
     start: () => broker.start(),

@@ -3,7 +3,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Code } from "@connectrpc/connect";
 import { WorkResponseSchema, type Hardware, type TaskIdentifier, type WorkResponse } from "@corral/proto";
-import { AsyncQueue } from "@corral/sdk/async-queue";
+import { AsyncQueue } from "@corral/wire";
 
 export interface ClusterRef {
   id: string;

@@ -13,7 +13,7 @@ import {
   type WorkRequest,
   type WorkResponse,
 } from "@corral/proto";
-import { AsyncQueue } from "../async-queue.js";
+import { AsyncQueue } from "@corral/wire";
 import { Runner } from "./runner.js";
 import { Client } from "../client.js";
 import { Echo } from "../tasks/echo.js";

@@ -15,12 +15,12 @@ import {
   type WorkRequest,
   type WorkResponse,
 } from "@corral/proto";
+import { AsyncQueue } from "@corral/wire";
 import { InMemoryCache, type CacheBackend } from "../cache.js";
 import { toApiError, UnavailableError } from "../errors.js";
 import { createSdkLogger, type Logger } from "../logger.js";
 import type { TaskClass } from "../task.js";
 import { backoffDelay, createAuthInterceptor, sleep } from "../transport.js";
-import { AsyncQueue } from "../async-queue.js";
 import { describeError, executeTask, TaskRegistry } from "./execute-task.js";
 import { detectHardware, type HardwareInput } from "./hardware.js";
 import { RunnerState, type RunnerEffect, type TaskOutcome } from "./runner-state.js";

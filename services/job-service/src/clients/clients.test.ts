@@ -1,11 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { ClusterSchema, ClusterService, DispatchService, ResolveClustersResponseSchema, TaskEnvelopeSchema } from "@corral/proto";
+import { createRegistryClient, type RegistryClientOptions } from "@corral/server-kit";
 import { describe, expect, it } from "vitest";
 import { createBrokerDispatcher } from "./broker-dispatcher.js";
 import { createRegistryClusterResolver } from "./registry-cluster-resolver.js";
 
-function registry(known: Record<string, string>, calls: string[][]) {
+function registry(known: Record<string, string>, calls: string[][], options: RegistryClientOptions = {}) {
   const transport = createRouterTransport(({ service }) => {
     service(ClusterService, {
       resolveClusters(req) {
@@ -19,7 +20,7 @@ function registry(known: Record<string, string>, calls: string[][]) {
       },
     });
   });
-  return createClient(ClusterService, transport);
+  return createRegistryClient({ ...options, transport });
 }
 
 describe("createRegistryClusterResolver", () => {
@@ -36,7 +37,7 @@ describe("createRegistryClusterResolver", () => {
   it("resolves a slug in use again in the background, before its answer expires", async () => {
     const calls: string[][] = [];
     const known: Record<string, string> = { "": "c0" };
-    const resolver = createRegistryClusterResolver(registry(known, calls), { ttlMs: 4_000 });
+    const resolver = createRegistryClusterResolver(registry(known, calls, { clusterTtlMs: 4_000 }));
     expect((await resolver.resolve("team", [""])).get("")?.id).toBe("c0");
     await new Promise((r) => setTimeout(r, 2_100));
     known[""] = "c0-renamed";
@@ -61,7 +62,7 @@ describe("createRegistryClusterResolver", () => {
         },
       });
     });
-    const resolver = createRegistryClusterResolver(createClient(ClusterService, transport));
+    const resolver = createRegistryClusterResolver(createRegistryClient({ transport }));
     await expect(resolver.resolve("team", [""])).rejects.toMatchObject({ code: Code.Unavailable });
   });
 });

@@ -15,10 +15,7 @@ import {
   type TaskEnvelope,
   type TaskStateCounts,
 } from "@corral/proto";
-import type { ProgressJson } from "../store/database.js";
-import type { JobRow } from "../store/job-repository.js";
-import type { EnvelopeRow } from "../store/outbox-repository.js";
-import type { TaskDetailRow } from "../store/task-query-repository.js";
+import type { EnvelopeRow, JobRow, ProgressJson, TaskDetailRow } from "../store/database.js";
 
 export function toEnvelope(r: EnvelopeRow): TaskEnvelope {
   return create(TaskEnvelopeSchema, {

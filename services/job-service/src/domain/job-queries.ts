@@ -2,9 +2,8 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { JobState, TaskState, type QueryJobsRequest } from "@corral/proto";
 import { InvalidArgumentError, NotFoundError } from "@corral/server-kit";
-import type { JobsDb, ProgressJson } from "../store/database.js";
-import { findJob, findJobWithProgress, queryJobs as queryJobRows, type JobRow } from "../store/job-repository.js";
-import { findTasks, listTaskLevel, type TaskDetailRow } from "../store/task-query-repository.js";
+import type { JobRow, ProgressJson, TaskDetailRow } from "../store/database.js";
+import type { JobsStore } from "./ports.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { stateCounterColumn } from "./states.js";
 
@@ -13,8 +12,8 @@ export interface JobWithProgress {
   progress: ProgressJson[];
 }
 
-export async function getJob(db: JobsDb, teamId: string, jobId: string): Promise<JobWithProgress> {
-  const found = await findJobWithProgress(db, teamId, jobId);
+export async function getJob(store: JobsStore, teamId: string, jobId: string): Promise<JobWithProgress> {
+  const found = await store.jobs.findJobWithProgress(teamId, jobId);
   if (!found) throw new NotFoundError("job", jobId);
   return found;
 }
@@ -28,7 +27,7 @@ export interface JobPage {
 
 const isIdToken = (v: Record<string, unknown>): v is { id: string } => typeof v.id === "string";
 
-export async function queryJobs(db: JobsDb, teamId: string, q: QueryJobsRequest): Promise<JobPage> {
+export async function queryJobs(store: JobsStore, teamId: string, q: QueryJobsRequest): Promise<JobPage> {
   const limit = q.pageSize === 0 ? DEFAULT_PAGE_SIZE : q.pageSize;
   const after = decodePageToken(q.pageToken, isIdToken);
   const startTime = q.startTime ? timestampDate(q.startTime) : undefined;
@@ -36,7 +35,7 @@ export async function queryJobs(db: JobsDb, teamId: string, q: QueryJobsRequest)
   if (startTime && endTime && endTime < startTime) {
     throw new InvalidArgumentError("end_time", "must not be before start_time");
   }
-  const rows = await queryJobRows(db, {
+  const rows = await store.jobs.queryJobs({
     teamId,
     startTime,
     endTime,
@@ -63,18 +62,18 @@ export interface TaskPage {
 const isPositionToken = (v: Record<string, unknown>): v is { p: number } => typeof v.p === "number";
 
 export async function listTasks(
-  db: JobsDb,
+  store: JobsStore,
   teamId: string,
   q: { jobId: string; parentId: string; pageSize: number; pageToken: string; includeInput: boolean },
 ): Promise<TaskPage> {
-  const job = await findJob(db, teamId, q.jobId);
+  const job = await store.jobs.findJob(teamId, q.jobId);
   if (!job) throw new NotFoundError("job", q.jobId);
-  if (q.parentId !== "" && (await findTasks(db, q.jobId, [q.parentId])).length === 0) {
+  if (q.parentId !== "" && (await store.reads.findTasks(q.jobId, [q.parentId])).length === 0) {
     throw new NotFoundError("task", q.parentId);
   }
   const limit = q.pageSize === 0 ? DEFAULT_PAGE_SIZE : q.pageSize;
   const after = decodePageToken(q.pageToken, isPositionToken);
-  const rows = await listTaskLevel(db, {
+  const rows = await store.reads.listTaskLevel({
     jobId: q.jobId,
     parentId: q.parentId === "" ? null : q.parentId,
     afterPosition: after?.p ?? -1,

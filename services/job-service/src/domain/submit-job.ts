@@ -3,17 +3,13 @@
 // the team's queued-task quota.
 import type { TaskSubmission } from "@corral/proto";
 import { InvalidArgumentError } from "@corral/server-kit";
-import type { Kysely } from "kysely";
 import { v7 as uuidv7 } from "uuid";
-import type { JobsDatabase } from "../store/database.js";
-import { findJobByIdempotencyKey, insertSubmission, type JobRow } from "../store/job-repository.js";
-import type { EnvelopeRow } from "../store/outbox-repository.js";
-import { INSERT_CHUNK, insertSubmittedTasks, yieldToEventLoop } from "../store/task-repository.js";
-import { readOpenTasks, reserveOpenTasks } from "../store/team-usage-repository.js";
-import type { ClusterResolver } from "./ports.js";
+import type { EnvelopeRow, JobRow } from "../store/database.js";
+import type { ClusterResolver, JobsStore } from "./ports.js";
 import { QUEUED } from "./states.js";
 import { clusterOverrides, newTaskEnvelopes, planTasks, validateSubmissions } from "./task-plan.js";
 import { quotaExceededError } from "./team-quota.js";
+import { INSERT_CHUNK, yieldToEventLoop } from "./write-chunks.js";
 
 export interface SubmitJobInput {
   teamId: string;
@@ -32,7 +28,7 @@ export interface SubmitJobResult {
 }
 
 export async function submitJob(
-  db: Kysely<JobsDatabase>,
+  store: JobsStore,
   clusters: ClusterResolver,
   input: SubmitJobInput,
   options: {
@@ -46,7 +42,7 @@ export async function submitJob(
   validateSubmissions(input.tasks, "tasks", options.maxInputBytes);
   const key = input.idempotencyKey ? input.idempotencyKey : null;
   if (key !== null) {
-    const existing = await findJobByIdempotencyKey(db, input.teamId, key);
+    const existing = await store.jobs.findJobByIdempotencyKey(input.teamId, key);
     if (existing) return { job: existing, created: false, ready: [] };
   }
   const slugs = [...new Set([input.clusterSlug, ...clusterOverrides(input.tasks)])];
@@ -58,14 +54,13 @@ export async function submitJob(
   const plan = planTasks(input.tasks, { jobId, parentId: null, defaultCluster: jobCluster, clusters: resolved, state: QUEUED });
   const n = plan.tasks.length;
   // An early answer from the current count; the reservation below is what admits.
-  const before = (await readOpenTasks(db, [input.teamId])).get(input.teamId) ?? 0;
+  const before = (await store.usage.readOpenTasks([input.teamId])).get(input.teamId) ?? 0;
   if (before + n > options.maxOpenTasks) throw quotaExceededError(options.maxOpenTasks, before, n);
-  const job = await db.transaction().execute(async (tx) => {
+  const job = await store.transaction(async (tx) => {
     // A small submission is one statement; a large one continues in chunks (see INSERT_CHUNK).
     const head = plan.tasks.slice(0, INSERT_CHUNK);
     const headIds = new Set(head.map((t) => t.id));
-    const inserted = await insertSubmission(
-      tx,
+    const inserted = await tx.jobs.insertSubmission(
       {
         id: jobId,
         team_id: input.teamId,
@@ -82,19 +77,19 @@ export async function submitJob(
     if (!inserted) return undefined;
     if (n > head.length) {
       await yieldToEventLoop();
-      await insertSubmittedTasks(tx, plan.tasks.slice(head.length), plan.edges.filter((e) => !headIds.has(e.task_id)));
+      await tx.tasks.insertSubmittedTasks(plan.tasks.slice(head.length), plan.edges.filter((e) => !headIds.has(e.task_id)));
     }
     // Reserved last, so the team's row is locked only for the commit: concurrent submissions of
     // the team admit exactly what fits, and a failure rolls the reservation back with the rest.
-    if (!(await reserveOpenTasks(tx, input.teamId, n, options.maxOpenTasks))) {
-      const open = (await readOpenTasks(tx, [input.teamId])).get(input.teamId) ?? 0;
+    if (!(await tx.usage.reserveOpenTasks(input.teamId, n, options.maxOpenTasks))) {
+      const open = (await tx.usage.readOpenTasks([input.teamId])).get(input.teamId) ?? 0;
       throw quotaExceededError(options.maxOpenTasks, open, n);
     }
     return inserted;
   });
   if (job) return { job, created: true, ready: sortById(newTaskEnvelopes(job, plan.tasks)) };
   // A submission with the same key won: answer with that job.
-  const existing = key === null ? undefined : await findJobByIdempotencyKey(db, input.teamId, key);
+  const existing = key === null ? undefined : await store.jobs.findJobByIdempotencyKey(input.teamId, key);
   if (!existing) throw new Error(`job ${jobId} was not inserted and no job has its idempotency key`);
   return { job: existing, created: false, ready: [] };
 }

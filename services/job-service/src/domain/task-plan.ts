@@ -3,8 +3,7 @@
 import type { TaskSubmission } from "@corral/proto";
 import { InvalidArgumentError } from "@corral/server-kit";
 import { v7 as uuidv7 } from "uuid";
-import type { JobRow } from "../store/job-repository.js";
-import type { EnvelopeRow } from "../store/outbox-repository.js";
+import type { EnvelopeRow, JobRow, NewTaskRow, TaskEdgeRow } from "../store/database.js";
 import type { ResolvedCluster } from "./ports.js";
 import { QUEUED } from "./states.js";
 
@@ -12,29 +11,11 @@ export const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024;
 const versionPattern = /^v\d+\.\d+$/;
 const namePattern = /^[^\s]+$/;
 
-export interface NewTask {
-  id: string;
-  job_id: string;
-  parent_id: string | null;
-  position: number;
-  cluster_id: string;
-  cluster_slug: string;
-  identifier_name: string;
-  identifier_version: string;
-  input: Buffer;
-  display: string;
-  state: number;
-  max_retries: number;
-  optional: boolean;
-  waiting_deps: number;
-  /** Another task of the plan depends on this one. */
-  has_dependants: boolean;
-}
+/** A task row to insert. */
+export type NewTask = NewTaskRow;
 
-export interface TaskEdge {
-  task_id: string;
-  depends_on_id: string;
-}
+/** A dependency edge to insert. */
+export type TaskEdge = TaskEdgeRow;
 
 export interface PlannedTasks {
   tasks: NewTask[];

@@ -1,23 +1,21 @@
 // VisualizeJob: the whole graph up to max_tasks tasks, beyond that one box per identifier and state.
 import { NotFoundError } from "@corral/server-kit";
-import type { JobsDb } from "../store/database.js";
-import { findJob } from "../store/job-repository.js";
-import { graphEdges, graphSummary, graphTasks } from "../store/task-query-repository.js";
+import type { JobsStore } from "./ports.js";
 import { renderGraph, stateLabel, type GraphEdge, type GraphNode, type RenderedGraph } from "./render-graph.js";
 
 export const DEFAULT_VISUALIZE_MAX_TASKS = 200;
 
 export async function visualizeJob(
-  db: JobsDb,
+  store: JobsStore,
   teamId: string,
   jobId: string,
   maxTasks = DEFAULT_VISUALIZE_MAX_TASKS,
 ): Promise<RenderedGraph & { summarized: boolean }> {
-  const job = await findJob(db, teamId, jobId);
+  const job = await store.jobs.findJob(teamId, jobId);
   if (!job) throw new NotFoundError("job", jobId);
   const limit = maxTasks === 0 ? DEFAULT_VISUALIZE_MAX_TASKS : maxTasks;
   if (job.total <= limit) {
-    const tasks = await graphTasks(db, jobId, limit);
+    const tasks = await store.reads.graphTasks(jobId, limit);
     const nodes: GraphNode[] = tasks.map((t) => ({
       id: t.id,
       label: t.display,
@@ -26,10 +24,10 @@ export async function visualizeJob(
     }));
     const edges: GraphEdge[] = [];
     for (const t of tasks) if (t.parent_id) edges.push({ from: t.parent_id, to: t.id, kind: "parent" });
-    for (const d of await graphEdges(db, jobId)) edges.push({ from: d.depends_on_id, to: d.task_id, kind: "dependency" });
+    for (const d of await store.reads.graphEdges(jobId)) edges.push({ from: d.depends_on_id, to: d.task_id, kind: "dependency" });
     return { ...renderGraph(nodes, edges), summarized: false };
   }
-  const { groups, links } = await graphSummary(db, jobId);
+  const { groups, links } = await store.reads.graphSummary(jobId);
   const nodes: GraphNode[] = groups.map((g) => ({
     id: `${g.identifier_name} ${g.identifier_version} ${g.state}`,
     label: `${g.identifier_name} ${g.identifier_version}`,

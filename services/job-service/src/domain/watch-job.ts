@@ -1,11 +1,8 @@
 // WatchJob: the job now, then the job and its changed tasks after every change, until the job ends
 // or the caller goes away. Woken by LISTEN/NOTIFY; a slow timer covers a lost notification.
 import { NotFoundError } from "@corral/server-kit";
-import type { Kysely } from "kysely";
-import type { JobsDatabase, ProgressJson } from "../store/database.js";
-import type { JobRow } from "../store/job-repository.js";
-import { watchSnapshot, type TaskDetailRow } from "../store/task-query-repository.js";
-import type { JobNotifier } from "../job-notifier.js";
+import type { JobRow, ProgressJson, TaskDetailRow } from "../store/database.js";
+import type { JobChanges, JobsStore } from "./ports.js";
 import { isJobEnded } from "./states.js";
 
 export interface JobChange {
@@ -17,8 +14,8 @@ export interface JobChange {
 const CHANGED_TASKS_PER_MESSAGE = 1_000;
 
 export async function* watchJob(
-  db: Kysely<JobsDatabase>,
-  notifier: JobNotifier | undefined,
+  store: JobsStore,
+  notifier: JobChanges | undefined,
   teamId: string,
   jobId: string,
   signal: AbortSignal,
@@ -36,7 +33,7 @@ export async function* watchJob(
   signal.addEventListener("abort", poke);
   try {
     // Each read is one statement: the job, its progress and its changed tasks agree with each other.
-    const first = await watchSnapshot(db, teamId, jobId, null, CHANGED_TASKS_PER_MESSAGE);
+    const first = await store.reads.watchSnapshot(teamId, jobId, null, CHANGED_TASKS_PER_MESSAGE);
     if (!first) throw new NotFoundError("job", jobId);
     let seq = first.lastSeq;
     let job = first.job;
@@ -54,7 +51,7 @@ export async function* watchJob(
       }
       if (signal.aborted) return;
       dirty = false;
-      const snapshot = await watchSnapshot(db, teamId, jobId, seq, CHANGED_TASKS_PER_MESSAGE);
+      const snapshot = await store.reads.watchSnapshot(teamId, jobId, seq, CHANGED_TASKS_PER_MESSAGE);
       if (!snapshot) return;
       seq = snapshot.lastSeq;
       const moved = snapshot.job.state !== job.state || snapshot.job.total !== job.total || snapshot.tasks.length > 0;

@@ -5,19 +5,13 @@
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { toEnvelope } from "../domain/convert.js";
-import type { Dispatcher } from "../domain/ports.js";
-import type { JobsDatabase } from "../store/database.js";
-import {
-  claimDueOutbox,
-  deleteOutbox,
-  queuedEnvelopesPage,
-  type EnvelopeRow,
-  type OutboxKey,
-} from "../store/outbox-repository.js";
+import type { Dispatcher, OutboxKey } from "../domain/ports.js";
+import type { EnvelopeRow, JobsDatabase } from "../store/database.js";
+import { claimDueOutbox, deleteOutbox, queuedEnvelopesPage } from "../store/outbox-repository.js";
 
 export interface OutboxRelay {
   /** Enqueues now and deletes the outbox rows on success; on failure the sweeper retries later. */
-  dispatch(rows: EnvelopeRow[]): Promise<boolean>;
+  enqueue(rows: EnvelopeRow[]): Promise<boolean>;
   acknowledge(keys: OutboxKey[]): Promise<number>;
   /** Re-sends outbox rows older than the sweep timeout; returns how many were sent. */
   sweepOnce(): Promise<number>;
@@ -43,29 +37,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const intervalMs = options.sweepIntervalMs ?? 2_000;
   const afterMs = options.sweepAfterMs ?? 5_000;
   const batchSize = options.batchSize ?? 1_000;
-  const parallelBatches = 3;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let closed = false;
 
-  // A few Enqueue calls in flight at once: encoding here, decoding in the broker and the scripts in
-  // Redis then overlap instead of taking turns (order across batches never mattered: every
-  // enqueue is idempotent and runners take tasks in any order).
-  // Rows become envelopes a batch at a time, so the first batch leaves before the rest is built.
-  const send = async (rows: EnvelopeRow[]) => {
-    let next = 0;
-    const lane = async () => {
-      while (next < rows.length) {
-        const start = next;
-        next += batchSize;
-        await dispatcher.enqueue(rows.slice(start, start + batchSize).map(toEnvelope));
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(parallelBatches, Math.ceil(rows.length / batchSize)) }, lane));
-  };
+  const send = (rows: EnvelopeRow[]) => sendInLanes(dispatcher, rows, batchSize);
 
   const relay: OutboxRelay = {
-    async dispatch(rows) {
+    async enqueue(rows) {
       if (rows.length === 0) return true;
       try {
         await send(rows);
@@ -127,4 +106,25 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     },
   };
   return relay;
+}
+
+/** Enqueue calls in flight at once. */
+const PARALLEL_BATCHES = 3;
+
+/**
+ * A few Enqueue calls in flight at once: encoding here, decoding in the broker and the scripts in
+ * Redis then overlap instead of taking turns (order across batches never mattered: every enqueue
+ * is idempotent and runners take tasks in any order). Rows become envelopes a batch at a time, so
+ * the first batch leaves before the rest is built.
+ */
+async function sendInLanes(dispatcher: Dispatcher, rows: EnvelopeRow[], batchSize: number): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < rows.length) {
+      const start = next;
+      next += batchSize;
+      await dispatcher.enqueue(rows.slice(start, start + batchSize).map(toEnvelope));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_BATCHES, Math.ceil(rows.length / batchSize)) }, lane));
 }

@@ -1,5 +1,7 @@
-// Row types of the `jobs` schema. Task and job states are stored as the proto enum numbers.
-import type { ColumnType, Generated, Kysely, Transaction } from "kysely";
+// The `jobs` schema as kysely sees it, and every row type derived from it: a renamed column fails
+// to compile wherever a row is read or written. Task and job states are stored as the proto enum
+// numbers (see domain/states.ts).
+import type { ColumnType, Generated, Kysely, Selectable, Transaction } from "kysely";
 
 export interface JobsTable {
   id: string;
@@ -87,6 +89,112 @@ export interface JobsDatabase {
   task_deps: TaskDepsTable;
   outbox: OutboxTable;
 }
+
+/** A job as read (every column). */
+export type JobRow = Selectable<JobsTable>;
+
+/** The columns a job is inserted with. */
+export type NewJob = Pick<JobRow, "id" | "team_id" | "name" | "cluster_id" | "cluster_slug" | "idempotency_key" | "queued" | "total">;
+
+type Task = Selectable<TasksTable>;
+
+/** The columns the result state machine reads and writes. */
+export type TaskStateRow = Pick<
+  Task,
+  | "id"
+  | "job_id"
+  | "parent_id"
+  | "state"
+  | "attempt"
+  | "retry_count"
+  | "lease_expiry_count"
+  | "max_retries"
+  | "optional"
+  | "waiting_deps"
+  | "has_dependants"
+  | "open_children"
+  | "subtask_count"
+  | "runner_id"
+  | "start_time"
+  | "stop_time"
+  | "error"
+  | "display"
+  | "progress"
+  | "compute_ms"
+  | "cluster_id"
+  | "cluster_slug"
+>;
+
+/** The columns a new task is inserted with. */
+export type NewTaskRow = Pick<
+  Task,
+  | "id"
+  | "job_id"
+  | "parent_id"
+  | "position"
+  | "cluster_id"
+  | "cluster_slug"
+  | "identifier_name"
+  | "identifier_version"
+  | "input"
+  | "display"
+  | "state"
+  | "max_retries"
+  | "optional"
+  | "waiting_deps"
+  | "has_dependants"
+>;
+
+/** One dependency edge: `task_id` waits for `depends_on_id`. */
+export type TaskEdgeRow = Selectable<TaskDepsTable>;
+
+/** A task as the public API shows it: its columns, its dependencies, and its input when asked for. */
+export type TaskDetailRow = Pick<
+  Task,
+  | "id"
+  | "job_id"
+  | "parent_id"
+  | "position"
+  | "identifier_name"
+  | "identifier_version"
+  | "display"
+  | "state"
+  | "cluster_slug"
+  | "attempt"
+  | "retry_count"
+  | "lease_expiry_count"
+  | "max_retries"
+  | "optional"
+  | "runner_id"
+  | "start_time"
+  | "stop_time"
+  | "error"
+  | "progress"
+  | "subtask_count"
+> & { depends_on: string[] | null; input: Task["input"] | null };
+
+/** A task as a graph node. */
+export type GraphTaskRow = Pick<Task, "id" | "parent_id" | "identifier_name" | "identifier_version" | "display" | "state">;
+
+/** Everything a TaskEnvelope carries: the task's columns and its job's team and name. */
+export type EnvelopeRow = Pick<
+  Task,
+  | "id"
+  | "job_id"
+  | "cluster_id"
+  | "cluster_slug"
+  | "identifier_name"
+  | "identifier_version"
+  | "attempt"
+  | "input"
+  | "display"
+  | "parent_id"
+  | "retry_count"
+  | "max_retries"
+> & { team_id: JobRow["team_id"]; job_name: JobRow["name"] };
+
+/** A queued task a cancel or a failed job canceled. */
+export type CanceledTaskRow = Pick<Task, "id" | "job_id" | "attempt" | "cluster_id" | "waiting_deps">;
 
 /** Repositories take either the pool or an open transaction. */
 export type JobsDb = Kysely<JobsDatabase> | Transaction<JobsDatabase>;

@@ -1,33 +1,9 @@
 // Jobs rows: creation, row locks that serialise every writer of a job, counters, reads and queries.
 import { sql, type RawBuilder } from "kysely";
-import type { JobDelta } from "../domain/states.js";
-import type { NewTask, TaskEdge } from "../domain/task-plan.js";
+import type { JobQuery } from "../domain/ports.js";
+import { QUEUED, type JobDelta } from "../domain/states.js";
 import { newEdgeRows, newTaskColumns, newTaskRows } from "./task-repository.js";
-import { JOB_CHANGES_CHANNEL, type JobsDb, type ProgressJson } from "./database.js";
-
-export interface JobRow {
-  id: string;
-  team_id: string;
-  name: string;
-  cluster_id: string;
-  cluster_slug: string;
-  idempotency_key: string | null;
-  canceled: boolean;
-  submit_time: Date;
-  end_time: Date | null;
-  first_start_time: Date | null;
-  last_stop_time: Date | null;
-  compute_ms: number;
-  queued: number;
-  running: number;
-  computed: number;
-  failed: number;
-  skipped: number;
-  failed_optional: number;
-  canceled_tasks: number;
-  total: number;
-  state: number;
-}
+import { JOB_CHANGES_CHANNEL, type JobRow, type JobsDb, type NewJob, type NewTaskRow, type ProgressJson, type TaskEdgeRow } from "./database.js";
 
 /**
  * JobRow's columns, named: prepared statements (see PREPARED) keep their result shape when a later
@@ -38,17 +14,6 @@ export const jobColumns = sql.raw(`id, team_id, name, cluster_id, cluster_slug, 
   first_start_time, last_stop_time, compute_ms, queued, running, computed, failed, skipped, failed_optional, canceled_tasks,
   total, state`);
 
-export interface NewJob {
-  id: string;
-  team_id: string;
-  name: string;
-  cluster_id: string;
-  cluster_slug: string;
-  idempotency_key: string | null;
-  queued: number;
-  total: number;
-}
-
 /**
  * A submission in one statement (so one round trip for a small one): the job, its tasks (a large
  * submission's first chunk, see insertSubmittedTasks for the rest), their dependency edges and the
@@ -56,7 +21,7 @@ export interface NewJob {
  * a job with this idempotency key (then nothing is written). The job's state is a generated
  * column, final as inserted.
  */
-export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTask[], edges: TaskEdge[]): Promise<JobRow | undefined> {
+export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTaskRow[], edges: TaskEdgeRow[]): Promise<JobRow | undefined> {
   const { rows } = await sql<JobRow & { notified: unknown }>`/* prepared */
     with j as (
       insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total)
@@ -78,7 +43,7 @@ export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTask[]
     ),
     o as (
       insert into outbox (task_id, attempt, job_id)
-      select id, attempt, job_id from t where state = 1 and waiting_deps = 0
+      select id, attempt, job_id from t where state = ${sql.lit(QUEUED)} and waiting_deps = 0
     ),
     n as (select pg_notify(${JOB_CHANGES_CHANNEL}, id) from j)
     select ${jobColumns}, (select count(*) from n) as notified from j`.execute(db);
@@ -156,20 +121,6 @@ export async function settleJobs(db: JobsDb, jobIds: string[], deltas: JobDelta[
 
 export async function setJobCanceled(db: JobsDb, jobId: string, canceled: boolean): Promise<void> {
   await sql`update jobs set canceled = ${canceled} where id = ${jobId}`.execute(db);
-}
-
-export interface JobQuery {
-  teamId: string;
-  startTime?: Date;
-  endTime?: Date;
-  states: number[];
-  name: string;
-  clusterSlugs: string[];
-  /** Counter columns of which at least one must be non-zero. */
-  taskStateColumns: string[];
-  afterId?: string;
-  ascending: boolean;
-  limit: number;
 }
 
 export async function queryJobs(db: JobsDb, q: JobQuery): Promise<JobRow[]> {

@@ -1,30 +1,9 @@
 // The dispatch outbox: one row per (task, attempt) that is ready and not yet acknowledged by the
 // broker. Rows are written in the transaction that made the task ready and deleted on ack.
 import { sql } from "kysely";
-import type { JobsDb } from "./database.js";
-
-/** Everything a TaskEnvelope carries. */
-export interface EnvelopeRow {
-  id: string;
-  job_id: string;
-  team_id: string;
-  cluster_id: string;
-  cluster_slug: string;
-  identifier_name: string;
-  identifier_version: string;
-  attempt: number;
-  input: Buffer;
-  display: string;
-  parent_id: string | null;
-  job_name: string;
-  retry_count: number;
-  max_retries: number;
-}
-
-export interface OutboxKey {
-  taskId: string;
-  attempt: number;
-}
+import type { OutboxKey } from "../domain/ports.js";
+import { QUEUED } from "../domain/states.js";
+import type { EnvelopeRow, JobsDb } from "./database.js";
 
 const envelopeColumns = sql`t.id, t.job_id, j.team_id, t.cluster_id, t.cluster_slug, t.identifier_name,
   t.identifier_version, t.attempt, t.input, t.display, t.parent_id, j.name as job_name, t.retry_count, t.max_retries`;
@@ -33,13 +12,13 @@ const envelopeColumns = sql`t.id, t.job_id, j.team_id, t.cluster_id, t.cluster_s
  * Of the candidate tasks, those that are queued with every dependency met get an outbox row for
  * their current attempt; returns their envelopes.
  */
-export async function enqueueReady(db: JobsDb, candidateIds: string[]): Promise<EnvelopeRow[]> {
+export async function addReadyToOutbox(db: JobsDb, candidateIds: string[]): Promise<EnvelopeRow[]> {
   if (candidateIds.length === 0) return [];
   const { rows } = await sql<EnvelopeRow>`/* prepared */
     with r as (
       select ${envelopeColumns}
       from tasks t join jobs j on j.id = t.job_id
-      where t.id = any(${candidateIds}::text[]) and t.state = 1 and t.waiting_deps = 0
+      where t.id = any(${candidateIds}::text[]) and t.state = ${sql.lit(QUEUED)} and t.waiting_deps = 0
     ),
     o as (
       insert into outbox (task_id, attempt, job_id) select id, attempt, job_id from r
@@ -95,7 +74,7 @@ export async function claimDueOutbox(db: JobsDb, olderThanMs: number, limit: num
       where o.task_id = due.task_id and o.attempt = due.attempt
       returning o.task_id, o.attempt
     )
-    select ${envelopeColumns}, (t.state = 1 and t.attempt = c.attempt and j.failed = 0 and not j.canceled) as live
+    select ${envelopeColumns}, (t.state = ${sql.lit(QUEUED)} and t.attempt = c.attempt and j.failed = 0 and not j.canceled) as live
     from claimed c join tasks t on t.id = c.task_id join jobs j on j.id = t.job_id`.execute(db);
   const dead = rows.filter((r) => !r.live);
   if (dead.length > 0) await deleteOutbox(db, dead.map((r) => ({ taskId: r.id, attempt: r.attempt })));
@@ -107,7 +86,7 @@ export async function queuedEnvelopesPage(db: JobsDb, afterId: string, limit: nu
   const { rows } = await sql<EnvelopeRow>`
     select ${envelopeColumns}
     from tasks t join jobs j on j.id = t.job_id
-    where t.state = 1 and t.waiting_deps = 0 and t.id > ${afterId} and j.failed = 0 and not j.canceled
+    where t.state = ${sql.lit(QUEUED)} and t.waiting_deps = 0 and t.id > ${afterId} and j.failed = 0 and not j.canceled
     order by t.id limit ${limit}`.execute(db);
   return rows;
 }

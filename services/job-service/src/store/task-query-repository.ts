@@ -1,32 +1,7 @@
 // Reads of tasks for the public API: one level of the tree, and whole graphs for rendering.
 import { sql } from "kysely";
-import type { JobsDb, ProgressJson } from "./database.js";
-import { jobColumns, progressJson, type JobRow } from "./job-repository.js";
-
-export interface TaskDetailRow {
-  id: string;
-  job_id: string;
-  parent_id: string | null;
-  position: number;
-  identifier_name: string;
-  identifier_version: string;
-  display: string;
-  state: number;
-  cluster_slug: string;
-  attempt: number;
-  retry_count: number;
-  lease_expiry_count: number;
-  max_retries: number;
-  optional: boolean;
-  depends_on: string[] | null;
-  runner_id: string;
-  start_time: Date | null;
-  stop_time: Date | null;
-  error: string;
-  progress: ProgressJson[] | null;
-  subtask_count: number;
-  input: Buffer | null;
-}
+import type { GraphTaskRow, JobRow, JobsDb, ProgressJson, TaskDetailRow, TaskEdgeRow } from "./database.js";
+import { jobColumns, progressJson } from "./job-repository.js";
 
 const detailColumns = (includeInput: boolean) => sql`
   t.id, t.job_id, t.parent_id, t.position, t.identifier_name, t.identifier_version, t.display, t.state,
@@ -57,15 +32,6 @@ export async function findTasks(db: JobsDb, jobId: string, taskIds: string[]): P
   return rows;
 }
 
-export interface GraphTaskRow {
-  id: string;
-  parent_id: string | null;
-  identifier_name: string;
-  identifier_version: string;
-  display: string;
-  state: number;
-}
-
 /** Up to `limit` tasks of a job in creation order (ids are time ordered), for drawing. */
 export async function graphTasks(db: JobsDb, jobId: string, limit: number): Promise<GraphTaskRow[]> {
   const { rows } = await sql<GraphTaskRow>`
@@ -74,8 +40,8 @@ export async function graphTasks(db: JobsDb, jobId: string, limit: number): Prom
   return rows;
 }
 
-export async function graphEdges(db: JobsDb, jobId: string): Promise<{ task_id: string; depends_on_id: string }[]> {
-  const { rows } = await sql<{ task_id: string; depends_on_id: string }>`
+export async function graphEdges(db: JobsDb, jobId: string): Promise<TaskEdgeRow[]> {
+  const { rows } = await sql<TaskEdgeRow>`
     select d.task_id, d.depends_on_id from task_deps d join tasks t on t.id = d.task_id
     where t.job_id = ${jobId}`.execute(db);
   return rows;

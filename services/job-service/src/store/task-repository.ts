@@ -1,40 +1,16 @@
 // Set-based statements over tasks and their dependency edges: every function is one statement
 // (or a few), whatever the number of tasks it touches.
 import { sql } from "kysely";
-import type { NewTask, TaskEdge } from "../domain/task-plan.js";
-import type { JobsDb, ProgressJson } from "./database.js";
-
-/** The columns the state machine reads and writes. */
-export interface TaskRow {
-  id: string;
-  job_id: string;
-  parent_id: string | null;
-  state: number;
-  attempt: number;
-  retry_count: number;
-  lease_expiry_count: number;
-  max_retries: number;
-  optional: boolean;
-  waiting_deps: number;
-  has_dependants: boolean;
-  open_children: number;
-  subtask_count: number;
-  runner_id: string;
-  start_time: Date | null;
-  stop_time: Date | null;
-  error: string;
-  display: string;
-  progress: ProgressJson[] | null;
-  compute_ms: number;
-  cluster_id: string;
-  cluster_slug: string;
-}
+import type { ReleasedDependant, ReleasedParent, SkippedBranches } from "../domain/ports.js";
+import { INSERT_CHUNK, yieldToEventLoop } from "../domain/write-chunks.js";
+import { CANCELED, COMPUTED, FAILED, FAILED_OPTIONAL, QUEUED, RUNNING, SKIPPED } from "../domain/states.js";
+import type { CanceledTaskRow, JobsDb, NewTaskRow, TaskEdgeRow, TaskStateRow } from "./database.js";
 
 /** The columns a new task is inserted with, and those columns' values for `tasks` (unnest rows). */
 export const newTaskColumns = sql`(id, job_id, parent_id, position, cluster_id, cluster_slug, identifier_name,
   identifier_version, input, display, state, max_retries, optional, waiting_deps, has_dependants)`;
 
-export function newTaskRows(tasks: NewTask[]) {
+export function newTaskRows(tasks: NewTaskRow[]) {
   return sql`select * from unnest(
     ${tasks.map((t) => t.id)}::text[], ${tasks.map((t) => t.job_id)}::text[],
     ${tasks.map((t) => t.parent_id)}::text[], ${tasks.map((t) => t.position)}::int[],
@@ -46,18 +22,7 @@ export function newTaskRows(tasks: NewTask[]) {
     ${tasks.map((t) => t.has_dependants)}::bool[])`;
 }
 
-/**
- * Tasks per insert statement: a large fan-out is written in several statements of one
- * transaction, yielding to the event loop between them, so other requests of the process (other
- * teams' small submissions and results) are served meanwhile instead of waiting for one huge
- * statement to be built, sent and parsed.
- */
-export const INSERT_CHUNK = 2_000;
-
-/** Lets queued I/O callbacks run between the chunks of a large write. */
-export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-export async function insertTasks(db: JobsDb, tasks: NewTask[]): Promise<void> {
+export async function insertTasks(db: JobsDb, tasks: NewTaskRow[]): Promise<void> {
   for (let i = 0; i < tasks.length; i += INSERT_CHUNK) {
     if (i > 0) await yieldToEventLoop();
     await sql`/* prepared */ insert into tasks ${newTaskColumns} ${newTaskRows(tasks.slice(i, i + INSERT_CHUNK))}`.execute(db);
@@ -68,7 +33,7 @@ export async function insertTasks(db: JobsDb, tasks: NewTask[]): Promise<void> {
  * More tasks of a submission whose job row is written: the tasks, their edges and the outbox rows
  * of those that can start, in statements of INSERT_CHUNK tasks.
  */
-export async function insertSubmittedTasks(db: JobsDb, tasks: NewTask[], edges: TaskEdge[]): Promise<void> {
+export async function insertSubmittedTasks(db: JobsDb, tasks: NewTaskRow[], edges: TaskEdgeRow[]): Promise<void> {
   for (let i = 0; i < tasks.length; i += INSERT_CHUNK) {
     if (i > 0) await yieldToEventLoop();
     await sql`/* prepared */
@@ -76,17 +41,17 @@ export async function insertSubmittedTasks(db: JobsDb, tasks: NewTask[], edges: 
         insert into tasks ${newTaskColumns} ${newTaskRows(tasks.slice(i, i + INSERT_CHUNK))}
         returning id, attempt, job_id, state, waiting_deps
       )
-      insert into outbox (task_id, attempt, job_id) select id, attempt, job_id from t where state = 1 and waiting_deps = 0`.execute(db);
+      insert into outbox (task_id, attempt, job_id) select id, attempt, job_id from t where state = ${sql.lit(QUEUED)} and waiting_deps = 0`.execute(db);
   }
   await insertEdges(db, edges);
 }
 
 /** The rows of `edges` for `task_deps (task_id, depends_on_id)` (unnest rows). */
-export function newEdgeRows(edges: TaskEdge[]) {
+export function newEdgeRows(edges: TaskEdgeRow[]) {
   return sql`select * from unnest(${edges.map((e) => e.task_id)}::text[], ${edges.map((e) => e.depends_on_id)}::text[])`;
 }
 
-export async function insertEdges(db: JobsDb, edges: TaskEdge[]): Promise<void> {
+export async function insertEdges(db: JobsDb, edges: TaskEdgeRow[]): Promise<void> {
   for (let i = 0; i < edges.length; i += INSERT_CHUNK) {
     if (i > 0) await yieldToEventLoop();
     await sql`/* prepared */ insert into task_deps (task_id, depends_on_id) ${newEdgeRows(edges.slice(i, i + INSERT_CHUNK))}`.execute(db);
@@ -94,9 +59,9 @@ export async function insertEdges(db: JobsDb, edges: TaskEdge[]): Promise<void> 
 }
 
 /** Reads tasks for the state machine; callers hold their jobs' row locks, which serialise writers. */
-export async function loadTasks(db: JobsDb, taskIds: string[]): Promise<TaskRow[]> {
+export async function loadTasks(db: JobsDb, taskIds: string[]): Promise<TaskStateRow[]> {
   if (taskIds.length === 0) return [];
-  const { rows } = await sql<TaskRow>`/* prepared */
+  const { rows } = await sql<TaskStateRow>`/* prepared */
     select id, job_id, parent_id, state, attempt, retry_count, lease_expiry_count, max_retries, optional,
       waiting_deps, has_dependants, open_children, subtask_count, runner_id, start_time, stop_time, error, display, progress,
       compute_ms, cluster_id, cluster_slug
@@ -105,7 +70,7 @@ export async function loadTasks(db: JobsDb, taskIds: string[]): Promise<TaskRow[
 }
 
 /** Writes the state machine's columns of many tasks in one statement. */
-export async function updateTasks(db: JobsDb, rows: TaskRow[]): Promise<void> {
+export async function updateTasks(db: JobsDb, rows: TaskStateRow[]): Promise<void> {
   if (rows.length === 0) return;
   await sql`/* prepared */
     update tasks t set
@@ -147,15 +112,6 @@ export async function nearestOptionalAncestors(db: JobsDb, taskIds: string[]): P
   return new Map(rows.map((r) => [r.origin, r.ancestor]));
 }
 
-export interface SkippedBranches {
-  /** Every task below the branch roots (not the roots themselves). */
-  subtreeIds: string[];
-  /** Tasks that were queued, running or canceled and are now SKIPPED, with their state before. */
-  skipped: { id: string; job_id: string; old_state: number }[];
-  /** Branch roots that turned from COMPUTED to FAILED_OPTIONAL. */
-  failedRoots: { id: string; job_id: string }[];
-}
-
 /**
  * Marks optional branches failed: the root becomes FAILED_OPTIONAL, what is left below it (queued,
  * running, or canceled by a job cancel and so waiting for a retry) SKIPPED.
@@ -171,34 +127,26 @@ export async function skipBranches(db: JobsDb, rootIds: string[], now: Date): Pr
   const subtreeIds = subtree.map((r) => r.id);
   const { rows: skipped } = await sql<{ id: string; job_id: string; old_state: number }>`
     with s as (
-      select id, state from tasks where id = any(${subtreeIds}::text[]) and state in (1, 2, 7) for update
+      select id, state from tasks where id = any(${subtreeIds}::text[]) and state in (${sql.lit(QUEUED)}, ${sql.lit(RUNNING)}, ${sql.lit(CANCELED)}) for update
     )
-    update tasks t set state = 5, open_children = 0, change_seq = nextval('task_change_seq'), stop_time = coalesce(t.stop_time, ${now}::timestamptz)
+    update tasks t set state = ${sql.lit(SKIPPED)}, open_children = 0, change_seq = nextval('task_change_seq'), stop_time = coalesce(t.stop_time, ${now}::timestamptz)
     from s where t.id = s.id
     returning t.id, t.job_id, s.state as old_state`.execute(db);
   // Nothing below a failed optional branch is waited for any more.
   await sql`update tasks set open_children = 0 where id = any(${subtreeIds}::text[]) and open_children <> 0`.execute(db);
   const { rows: failedRoots } = await sql<{ id: string; job_id: string }>`
-    update tasks set state = 6, open_children = 0, change_seq = nextval('task_change_seq')
-    where id = any(${rootIds}::text[]) and state = 3
+    update tasks set state = ${sql.lit(FAILED_OPTIONAL)}, open_children = 0, change_seq = nextval('task_change_seq')
+    where id = any(${rootIds}::text[]) and state = ${sql.lit(COMPUTED)}
     returning id, job_id`.execute(db);
   return { subtreeIds, skipped, failedRoots };
 }
 
-export interface CanceledTask {
-  id: string;
-  job_id: string;
-  attempt: number;
-  cluster_id: string;
-  /** Non-zero: the task never reached the broker's streams. */
-  waiting_deps: number;
-}
-
 /** Cancels the queued tasks of the given jobs (a failed or canceled job starts nothing more). */
-export async function cancelQueuedTasks(db: JobsDb, jobIds: string[]): Promise<CanceledTask[]> {
+export async function cancelQueuedTasks(db: JobsDb, jobIds: string[]): Promise<CanceledTaskRow[]> {
   if (jobIds.length === 0) return [];
-  const { rows } = await sql<CanceledTask>`
-    update tasks set state = 7, change_seq = nextval('task_change_seq') where job_id = any(${jobIds}::text[]) and state = 1
+  const { rows } = await sql<CanceledTaskRow>`
+    update tasks set state = ${sql.lit(CANCELED)}, change_seq = nextval('task_change_seq')
+    where job_id = any(${jobIds}::text[]) and state = ${sql.lit(QUEUED)}
     returning id, job_id, attempt, cluster_id, waiting_deps`.execute(db);
   return rows;
 }
@@ -207,9 +155,9 @@ export async function cancelQueuedTasks(db: JobsDb, jobIds: string[]): Promise<C
 export async function releaseDependants(
   db: JobsDb,
   doneIds: string[],
-): Promise<{ id: string; waiting_deps: number; state: number }[]> {
+): Promise<ReleasedDependant[]> {
   if (doneIds.length === 0) return [];
-  const { rows } = await sql<{ id: string; waiting_deps: number; state: number }>`/* prepared */
+  const { rows } = await sql<ReleasedDependant>`/* prepared */
     update tasks t set waiting_deps = t.waiting_deps - d.n
     from (
       select task_id, count(*)::int as n from task_deps where depends_on_id = any(${doneIds}::text[]) group by task_id
@@ -223,9 +171,9 @@ export async function releaseDependants(
 export async function releaseParents(
   db: JobsDb,
   doneIds: string[],
-): Promise<{ id: string; parent_id: string | null; open_children: number; state: number; has_dependants: boolean }[]> {
+): Promise<ReleasedParent[]> {
   if (doneIds.length === 0) return [];
-  const { rows } = await sql<{ id: string; parent_id: string | null; open_children: number; state: number; has_dependants: boolean }>`/* prepared */
+  const { rows } = await sql<ReleasedParent>`/* prepared */
     update tasks t set open_children = t.open_children - d.n
     from (
       select parent_id, count(*)::int as n from tasks
@@ -245,8 +193,8 @@ export async function requeueFailedTasks(
   jobId: string,
 ): Promise<{ requeued: { id: string; old_state: number }[]; dropped: { state: number; n: number }[] }> {
   const { rows: requeued } = await sql<{ id: string; old_state: number }>`
-    with r as (select id, state from tasks where job_id = ${jobId} and state in (4, 7) for update)
-    update tasks t set state = 1, attempt = t.attempt + 1, retry_count = 0, lease_expiry_count = 0,
+    with r as (select id, state from tasks where job_id = ${jobId} and state in (${sql.lit(FAILED)}, ${sql.lit(CANCELED)}) for update)
+    update tasks t set state = ${sql.lit(QUEUED)}, attempt = t.attempt + 1, retry_count = 0, lease_expiry_count = 0,
       error = '', runner_id = '', open_children = 0, subtask_count = 0,
       change_seq = nextval('task_change_seq')
     from r where t.id = r.id
@@ -268,13 +216,13 @@ export async function requeueFailedTasks(
 /** Queued tasks of a job whose dependencies are met, e.g. to hand them to the broker. */
 export async function readyTaskIdsOfJob(db: JobsDb, jobId: string): Promise<string[]> {
   const { rows } = await sql<{ id: string }>`
-    select id from tasks where job_id = ${jobId} and state = 1 and waiting_deps = 0`.execute(db);
+    select id from tasks where job_id = ${jobId} and state = ${sql.lit(QUEUED)} and waiting_deps = 0`.execute(db);
   return rows.map((r) => r.id);
 }
 
 /** Running tasks of a job (to revoke their leases). */
 export async function runningTaskIdsOfJob(db: JobsDb, jobId: string): Promise<string[]> {
-  const { rows } = await sql<{ id: string }>`select id from tasks where job_id = ${jobId} and state = 2`.execute(db);
+  const { rows } = await sql<{ id: string }>`select id from tasks where job_id = ${jobId} and state = ${sql.lit(RUNNING)}`.execute(db);
   return rows.map((r) => r.id);
 }
 

@@ -12,7 +12,7 @@ import {
 } from "@corral/proto";
 import { bearer, createLogger } from "@corral/server-kit";
 import { dropTestRedisPrefix, startTestServer, TEST_REDIS_URL, TEST_SERVICE_KEY, type TestServer } from "@corral/server-kit/testing";
-import { AsyncQueue } from "@corral/sdk/async-queue";
+import { AsyncQueue } from "@corral/wire";
 import { createBroker, type Broker, type BrokerOptions } from "../broker.js";
 import type { ClusterRef } from "../runner-session.js";
 import type { ClusterResolver } from "../session-hub.js";

@@ -2,8 +2,8 @@
 // @generated from file corral/registry/v1/api_key.proto (package corral.registry.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/registry/v1/api_key.proto.
  */
 export const file_corral_registry_v1_api_key: GenFile = /*@__PURE__*/
-  fileDesc("CiBjb3JyYWwvcmVnaXN0cnkvdjEvYXBpX2tleS5wcm90bxISY29ycmFsLnJlZ2lzdHJ5LnYxIqYBCgZBcGlLZXkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd0ZWFtX2lkGAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcmV2b2tlZBgGIAEoCCIuChNDcmVhdGVBcGlLZXlSZXF1ZXN0EhcKBG5hbWUYASABKAlCCbpIBnIEEAEYZCJQChRDcmVhdGVBcGlLZXlSZXNwb25zZRIrCgdhcGlfa2V5GAEgASgLMhouY29ycmFsLnJlZ2lzdHJ5LnYxLkFwaUtleRILCgNrZXkYAiABKAkiTwoSTGlzdEFwaUtleXNSZXF1ZXN0EhsKCXBhZ2Vfc2l6ZRgBIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiXAoTTGlzdEFwaUtleXNSZXNwb25zZRIsCghhcGlfa2V5cxgBIAMoCzIaLmNvcnJhbC5yZWdpc3RyeS52MS5BcGlLZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiwKE1Jldm9rZUFwaUtleVJlcXVlc3QSFQoCaWQYASABKAlCCbpIBnIEEAEYQCJDChRSZXZva2VBcGlLZXlSZXNwb25zZRIrCgdhcGlfa2V5GAEgASgLMhouY29ycmFsLnJlZ2lzdHJ5LnYxLkFwaUtleSIuChNWZXJpZnlBcGlLZXlSZXF1ZXN0EhcKA2tleRgBIAEoCUIKukgHcgUQARiAAiJKChRWZXJpZnlBcGlLZXlSZXNwb25zZRIPCgd0ZWFtX2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRIRCgl0ZWFtX25hbWUYAyABKAkymAMKDUFwaUtleVNlcnZpY2USYQoMQ3JlYXRlQXBpS2V5EicuY29ycmFsLnJlZ2lzdHJ5LnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaKC5jb3JyYWwucmVnaXN0cnkudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USXgoLTGlzdEFwaUtleXMSJi5jb3JyYWwucmVnaXN0cnkudjEuTGlzdEFwaUtleXNSZXF1ZXN0GicuY29ycmFsLnJlZ2lzdHJ5LnYxLkxpc3RBcGlLZXlzUmVzcG9uc2USYQoMUmV2b2tlQXBpS2V5EicuY29ycmFsLnJlZ2lzdHJ5LnYxLlJldm9rZUFwaUtleVJlcXVlc3QaKC5jb3JyYWwucmVnaXN0cnkudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2USYQoMVmVyaWZ5QXBpS2V5EicuY29ycmFsLnJlZ2lzdHJ5LnYxLlZlcmlmeUFwaUtleVJlcXVlc3QaKC5jb3JyYWwucmVnaXN0cnkudjEuVmVyaWZ5QXBpS2V5UmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiBjb3JyYWwvcmVnaXN0cnkvdjEvYXBpX2tleS5wcm90bxISY29ycmFsLnJlZ2lzdHJ5LnYxIuoBCgZBcGlLZXkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd0ZWFtX2lkGAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcmV2b2tlZBgGIAEoCBIuCgVzY29wZRgHIAEoDjIfLmNvcnJhbC5yZWdpc3RyeS52MS5BcGlLZXlTY29wZRISCgpjbHVzdGVyX2lkGAggASgJIi4KE0NyZWF0ZUFwaUtleVJlcXVlc3QSFwoEbmFtZRgBIAEoCUIJukgGcgQQARhkIlAKFENyZWF0ZUFwaUtleVJlc3BvbnNlEisKB2FwaV9rZXkYASABKAsyGi5jb3JyYWwucmVnaXN0cnkudjEuQXBpS2V5EgsKA2tleRgCIAEoCSJPChJMaXN0QXBpS2V5c1JlcXVlc3QSGwoJcGFnZV9zaXplGAEgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJcChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiwKCGFwaV9rZXlzGAEgAygLMhouY29ycmFsLnJlZ2lzdHJ5LnYxLkFwaUtleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLAoTUmV2b2tlQXBpS2V5UmVxdWVzdBIVCgJpZBgBIAEoCUIJukgGcgQQARhAIkMKFFJldm9rZUFwaUtleVJlc3BvbnNlEisKB2FwaV9rZXkYASABKAsyGi5jb3JyYWwucmVnaXN0cnkudjEuQXBpS2V5Ii4KE1ZlcmlmeUFwaUtleVJlcXVlc3QSFwoDa2V5GAEgASgJQgq6SAdyBRABGIACIo4BChRWZXJpZnlBcGlLZXlSZXNwb25zZRIPCgd0ZWFtX2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRIRCgl0ZWFtX25hbWUYAyABKAkSLgoFc2NvcGUYBCABKA4yHy5jb3JyYWwucmVnaXN0cnkudjEuQXBpS2V5U2NvcGUSEgoKY2x1c3Rlcl9pZBgFIAEoCSpGCgtBcGlLZXlTY29wZRIdChlBUElfS0VZX1NDT1BFX1VOU1BFQ0lGSUVEEAASGAoUQVBJX0tFWV9TQ09QRV9SVU5ORVIQATKYAwoNQXBpS2V5U2VydmljZRJhCgxDcmVhdGVBcGlLZXkSJy5jb3JyYWwucmVnaXN0cnkudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBooLmNvcnJhbC5yZWdpc3RyeS52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJeCgtMaXN0QXBpS2V5cxImLmNvcnJhbC5yZWdpc3RyeS52MS5MaXN0QXBpS2V5c1JlcXVlc3QaJy5jb3JyYWwucmVnaXN0cnkudjEuTGlzdEFwaUtleXNSZXNwb25zZRJhCgxSZXZva2VBcGlLZXkSJy5jb3JyYWwucmVnaXN0cnkudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBooLmNvcnJhbC5yZWdpc3RyeS52MS5SZXZva2VBcGlLZXlSZXNwb25zZRJhCgxWZXJpZnlBcGlLZXkSJy5jb3JyYWwucmVnaXN0cnkudjEuVmVyaWZ5QXBpS2V5UmVxdWVzdBooLmNvcnJhbC5yZWdpc3RyeS52MS5WZXJpZnlBcGlLZXlSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message corral.registry.v1.ApiKey
@@ -48,6 +48,18 @@ export type ApiKey = Message<"corral.registry.v1.ApiKey"> & {
    * @generated from field: bool revoked = 6;
    */
   revoked: boolean;
+
+  /**
+   * @generated from field: corral.registry.v1.ApiKeyScope scope = 7;
+   */
+  scope: ApiKeyScope;
+
+  /**
+   * The cluster a runner-scoped key is bound to.
+   *
+   * @generated from field: string cluster_id = 8;
+   */
+  clusterId: string;
 };
 
 /**
@@ -211,6 +223,18 @@ export type VerifyApiKeyResponse = Message<"corral.registry.v1.VerifyApiKeyRespo
    * @generated from field: string team_name = 3;
    */
   teamName: string;
+
+  /**
+   * @generated from field: corral.registry.v1.ApiKeyScope scope = 4;
+   */
+  scope: ApiKeyScope;
+
+  /**
+   * The cluster a runner-scoped key is bound to; empty for a team key.
+   *
+   * @generated from field: string cluster_id = 5;
+   */
+  clusterId: string;
 };
 
 /**
@@ -219,6 +243,34 @@ export type VerifyApiKeyResponse = Message<"corral.registry.v1.VerifyApiKeyRespo
  */
 export const VerifyApiKeyResponseSchema: GenMessage<VerifyApiKeyResponse> = /*@__PURE__*/
   messageDesc(file_corral_registry_v1_api_key, 8);
+
+/**
+ * ApiKeyScope: what a key may do within its team.
+ *
+ * @generated from enum corral.registry.v1.ApiKeyScope
+ */
+export enum ApiKeyScope {
+  /**
+   * Everything the team may do (every key created before scopes existed).
+   *
+   * @generated from enum value: API_KEY_SCOPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A key minted for one runner launched on a host: it may only work on its cluster (open Work
+   * streams, watch its deployments, download its releases, report their load status).
+   *
+   * @generated from enum value: API_KEY_SCOPE_RUNNER = 1;
+   */
+  RUNNER = 1,
+}
+
+/**
+ * Describes the enum corral.registry.v1.ApiKeyScope.
+ */
+export const ApiKeyScopeSchema: GenEnum<ApiKeyScope> = /*@__PURE__*/
+  enumDesc(file_corral_registry_v1_api_key, 0);
 
 /**
  * ApiKeyService manages the caller's team's API keys. Keys look like corral_<key id>_<secret>;

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/registry/v1/runtime.proto.
  */
 export const file_corral_registry_v1_runtime: GenFile = /*@__PURE__*/
-  fileDesc("CiBjb3JyYWwvcmVnaXN0cnkvdjEvcnVudGltZS5wcm90bxISY29ycmFsLnJlZ2lzdHJ5LnYxIhkKF0dldFJ1bnRpbWVDb25maWdSZXF1ZXN0IsABCgZMaW1pdHMSHAoUbWF4X3Rhc2tfaW5wdXRfYnl0ZXMYASABKAQSIAoYbWF4X3Rhc2tzX3Blcl9zdWJtaXNzaW9uGAIgASgNEh8KF21heF9zdWJ0YXNrc19wZXJfcmVzdWx0GAMgASgNEhkKEW1heF9kaXNwbGF5X2J5dGVzGAQgASgNEh8KF21heF9wcm9ncmVzc19pbmRpY2F0b3JzGAUgASgNEhkKEW1heF9tZXNzYWdlX2J5dGVzGAYgASgNIpUBCg1MZWFzZVNldHRpbmdzEjEKDmxlYXNlX2R1cmF0aW9uGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIaChJtYXhfbGVhc2VfZXhwaXJpZXMYAyABKA0iuwEKGEdldFJ1bnRpbWVDb25maWdSZXNwb25zZRIWCg5zZXJ2ZXJfdmVyc2lvbhgBIAEoCRIqCgZsaW1pdHMYAiABKAsyGi5jb3JyYWwucmVnaXN0cnkudjEuTGltaXRzEjAKBWxlYXNlGAMgASgLMiEuY29ycmFsLnJlZ2lzdHJ5LnYxLkxlYXNlU2V0dGluZ3MSFwoPcHVibGljX2VuZHBvaW50GAQgASgJEhAKCHNlcnZpY2VzGAUgAygJIhQKEkdldEhvc3RuYW1lUmVxdWVzdCInChNHZXRIb3N0bmFtZVJlc3BvbnNlEhAKCGhvc3RuYW1lGAEgASgJMt8BCg5SdW50aW1lU2VydmljZRJtChBHZXRSdW50aW1lQ29uZmlnEisuY29ycmFsLnJlZ2lzdHJ5LnYxLkdldFJ1bnRpbWVDb25maWdSZXF1ZXN0GiwuY29ycmFsLnJlZ2lzdHJ5LnYxLkdldFJ1bnRpbWVDb25maWdSZXNwb25zZRJeCgtHZXRIb3N0bmFtZRImLmNvcnJhbC5yZWdpc3RyeS52MS5HZXRIb3N0bmFtZVJlcXVlc3QaJy5jb3JyYWwucmVnaXN0cnkudjEuR2V0SG9zdG5hbWVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration]);
+  fileDesc("CiBjb3JyYWwvcmVnaXN0cnkvdjEvcnVudGltZS5wcm90bxISY29ycmFsLnJlZ2lzdHJ5LnYxIhkKF0dldFJ1bnRpbWVDb25maWdSZXF1ZXN0IsABCgZMaW1pdHMSHAoUbWF4X3Rhc2tfaW5wdXRfYnl0ZXMYASABKAQSIAoYbWF4X3Rhc2tzX3Blcl9zdWJtaXNzaW9uGAIgASgNEh8KF21heF9zdWJ0YXNrc19wZXJfcmVzdWx0GAMgASgNEhkKEW1heF9kaXNwbGF5X2J5dGVzGAQgASgNEh8KF21heF9wcm9ncmVzc19pbmRpY2F0b3JzGAUgASgNEhkKEW1heF9tZXNzYWdlX2J5dGVzGAYgASgNIpUBCg1MZWFzZVNldHRpbmdzEjEKDmxlYXNlX2R1cmF0aW9uGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIaChJtYXhfbGVhc2VfZXhwaXJpZXMYAyABKA0i7wEKFFByb3Zpc2lvbmluZ1NldHRpbmdzEi0KCmhvc3RfZ3JhY2UYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SOwoYYWdlbnRfaGVhcnRiZWF0X2ludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKEnJlY29uY2lsZV9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFydW5uZXJfc3RvcF9ncmFjZRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiL7AQoYR2V0UnVudGltZUNvbmZpZ1Jlc3BvbnNlEhYKDnNlcnZlcl92ZXJzaW9uGAEgASgJEioKBmxpbWl0cxgCIAEoCzIaLmNvcnJhbC5yZWdpc3RyeS52MS5MaW1pdHMSMAoFbGVhc2UYAyABKAsyIS5jb3JyYWwucmVnaXN0cnkudjEuTGVhc2VTZXR0aW5ncxIXCg9wdWJsaWNfZW5kcG9pbnQYBCABKAkSEAoIc2VydmljZXMYBSADKAkSPgoMcHJvdmlzaW9uaW5nGAYgASgLMiguY29ycmFsLnJlZ2lzdHJ5LnYxLlByb3Zpc2lvbmluZ1NldHRpbmdzIhQKEkdldEhvc3RuYW1lUmVxdWVzdCInChNHZXRIb3N0bmFtZVJlc3BvbnNlEhAKCGhvc3RuYW1lGAEgASgJMt8BCg5SdW50aW1lU2VydmljZRJtChBHZXRSdW50aW1lQ29uZmlnEisuY29ycmFsLnJlZ2lzdHJ5LnYxLkdldFJ1bnRpbWVDb25maWdSZXF1ZXN0GiwuY29ycmFsLnJlZ2lzdHJ5LnYxLkdldFJ1bnRpbWVDb25maWdSZXNwb25zZRJeCgtHZXRIb3N0bmFtZRImLmNvcnJhbC5yZWdpc3RyeS52MS5HZXRIb3N0bmFtZVJlcXVlc3QaJy5jb3JyYWwucmVnaXN0cnkudjEuR2V0SG9zdG5hbWVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration]);
 
 /**
  * @generated from message corral.registry.v1.GetRuntimeConfigRequest
@@ -97,6 +97,48 @@ export const LeaseSettingsSchema: GenMessage<LeaseSettings> = /*@__PURE__*/
   messageDesc(file_corral_registry_v1_runtime, 2);
 
 /**
+ * ProvisioningSettings: how the registry runs hosts and provisioned clusters.
+ *
+ * @generated from message corral.registry.v1.ProvisioningSettings
+ */
+export type ProvisioningSettings = Message<"corral.registry.v1.ProvisioningSettings"> & {
+  /**
+   * A host whose agent stream has been gone this long is OFFLINE; its runners are placed elsewhere.
+   *
+   * @generated from field: google.protobuf.Duration host_grace = 1;
+   */
+  hostGrace?: Duration | undefined;
+
+  /**
+   * How often an agent sends AgentHeartbeat.
+   *
+   * @generated from field: google.protobuf.Duration agent_heartbeat_interval = 2;
+   */
+  agentHeartbeatInterval?: Duration | undefined;
+
+  /**
+   * How often each registry replica reconciles clusters to their specs.
+   *
+   * @generated from field: google.protobuf.Duration reconcile_interval = 3;
+   */
+  reconcileInterval?: Duration | undefined;
+
+  /**
+   * How long a runner told to stop may drain its tasks.
+   *
+   * @generated from field: google.protobuf.Duration runner_stop_grace = 4;
+   */
+  runnerStopGrace?: Duration | undefined;
+};
+
+/**
+ * Describes the message corral.registry.v1.ProvisioningSettings.
+ * Use `create(ProvisioningSettingsSchema)` to create a new message.
+ */
+export const ProvisioningSettingsSchema: GenMessage<ProvisioningSettings> = /*@__PURE__*/
+  messageDesc(file_corral_registry_v1_runtime, 3);
+
+/**
  * @generated from message corral.registry.v1.GetRuntimeConfigResponse
  */
 export type GetRuntimeConfigResponse = Message<"corral.registry.v1.GetRuntimeConfigResponse"> & {
@@ -124,6 +166,11 @@ export type GetRuntimeConfigResponse = Message<"corral.registry.v1.GetRuntimeCon
    * @generated from field: repeated string services = 5;
    */
   services: string[];
+
+  /**
+   * @generated from field: corral.registry.v1.ProvisioningSettings provisioning = 6;
+   */
+  provisioning?: ProvisioningSettings | undefined;
 };
 
 /**
@@ -131,7 +178,7 @@ export type GetRuntimeConfigResponse = Message<"corral.registry.v1.GetRuntimeCon
  * Use `create(GetRuntimeConfigResponseSchema)` to create a new message.
  */
 export const GetRuntimeConfigResponseSchema: GenMessage<GetRuntimeConfigResponse> = /*@__PURE__*/
-  messageDesc(file_corral_registry_v1_runtime, 3);
+  messageDesc(file_corral_registry_v1_runtime, 4);
 
 /**
  * @generated from message corral.registry.v1.GetHostnameRequest
@@ -144,7 +191,7 @@ export type GetHostnameRequest = Message<"corral.registry.v1.GetHostnameRequest"
  * Use `create(GetHostnameRequestSchema)` to create a new message.
  */
 export const GetHostnameRequestSchema: GenMessage<GetHostnameRequest> = /*@__PURE__*/
-  messageDesc(file_corral_registry_v1_runtime, 4);
+  messageDesc(file_corral_registry_v1_runtime, 5);
 
 /**
  * @generated from message corral.registry.v1.GetHostnameResponse
@@ -161,7 +208,7 @@ export type GetHostnameResponse = Message<"corral.registry.v1.GetHostnameRespons
  * Use `create(GetHostnameResponseSchema)` to create a new message.
  */
 export const GetHostnameResponseSchema: GenMessage<GetHostnameResponse> = /*@__PURE__*/
-  messageDesc(file_corral_registry_v1_runtime, 5);
+  messageDesc(file_corral_registry_v1_runtime, 6);
 
 /**
  * RuntimeService tells clients what the server they talk to is and allows.

@@ -1,7 +1,7 @@
-// The SDK's HTTP/2 unary transport in both wire protocols against a real server-kit server, call
+// The HTTP/2 unary transport in both wire protocols against a real server-kit server (a test-only
+// dependency: the transport must answer as connect-node's do against the server Corral runs), call
 // for call against connect-node's transports with the same interceptors: answers, headers and
-// trailers, error codes, messages, details and metadata, deadlines, cancellation; and the SDK's
-// transport retrying a peer that is not up yet.
+// trailers, error codes, messages, details and metadata, deadlines, cancellation.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
@@ -15,10 +15,8 @@ import {
 } from "@corral/proto";
 import { mount, NotFoundError, requireTeam } from "@corral/server-kit";
 import { startTestServer, TEST_SERVICE_KEY, type TestServer } from "@corral/server-kit/testing";
-import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createH2Transport, type WireProtocol } from "./h2-transport.js";
-import { createTransport } from "./transport.js";
 
 const KEY = "corral_h2t_0123456789abcdef0123";
 
@@ -157,34 +155,5 @@ describe.each<WireProtocol>(["connect", "grpc"])("h2 transport over %s", (protoc
     const internal = createClient(ClusterService, h2(TEST_SERVICE_KEY, 7_000));
     const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => internal.resolveClusters({ teamId: "t", slugs: [`s${i}`] })));
     expect(answers.map((a) => a.clusters[0]!.id)).toEqual(Array.from({ length: 300 }, (_, i) => `id-s${i}`));
-  });
-});
-
-describe("the SDK's transport", () => {
-  it("retries UNAVAILABLE until the peer is up", async () => {
-    // A free port, closed again: nothing listens on it until the server starts there.
-    const port = await new Promise<number>((resolve) => {
-      const probe = createServer().listen(0, "127.0.0.1", () => {
-        const p = (probe.address() as { port: number }).port;
-        probe.close(() => resolve(p));
-      });
-    });
-    const transport = createTransport({
-      baseUrl: `http://127.0.0.1:${port}`,
-      apiKey: KEY,
-      retry: { maxAttempts: 30, baseDelayMs: 50, maxDelayMs: 100 },
-    });
-    const call = createClient(RuntimeService, transport).getHostname({});
-    await new Promise((r) => setTimeout(r, 200));
-    const srv = await startTestServer({
-      port,
-      keys: { [KEY]: { kind: "user", teamId: "team-late", keyId: "h2t" } },
-      mounts: [mount(RuntimeService, { getHostname: (_req, ctx) => create(GetHostnameResponseSchema, { hostname: requireTeam(ctx) }) })],
-    });
-    try {
-      expect((await call).hostname).toBe("team-late");
-    } finally {
-      await srv.close();
-    }
   });
 });

@@ -1,0 +1,311 @@
+// The rules a broker's task result obeys, over plain values and with no I/O: a task's current row
+// and one result in, the task's next row and what must follow out (its answer to the broker, a
+// retry to enqueue, subtasks to insert, a failure to weigh). Batch-wide rules (the open-task quota
+// of subtasks, failures under optional branches or in canceled jobs) follow below.
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { ResultStatus, type TaskResult, type TaskStarted, type TaskSubmission } from "@corral/proto";
+import type { ProgressJson, TaskStateRow } from "../store/database.js";
+import { CANCELED, COMPUTED, FAILED, FAILED_OPTIONAL, MAX_LEASE_EXPIRIES, QUEUED, RUNNING, SKIPPED } from "./states.js";
+import { quotaText } from "./team-quota.js";
+
+/** What a result carries besides itself: found before the transaction, from the whole batch. */
+export interface ResultContext {
+  now: Date;
+  /** Why the result holds text Postgres cannot store; its task fails instead. */
+  unstorable?: string;
+  /** Why the result's subtasks break a rule; its task fails instead. */
+  invalidSubtasks?: string;
+}
+
+/** One attempt's run, for the job's statistics (a start alone has no stop yet). */
+export interface AttemptRun {
+  start: Date | null;
+  stop: Date | null;
+}
+
+export interface ResultDecision {
+  /** The task after the result: the row given when nothing changed, else a new one. */
+  task: TaskStateRow | undefined;
+  status: ResultStatus;
+  reason: string;
+  /** A new attempt is queued: it goes to the outbox once its dependencies are met. */
+  requeued: boolean;
+  /** COMPUTED with no subtasks, or FAILED_OPTIONAL: it releases its dependants and its parent. */
+  done: boolean;
+  /** Failed out of retries and not optional: fails the job, unless a batch rule says otherwise. */
+  failed: boolean;
+  /** Subtasks reported with the completion, inserted once the team's quota admits them. */
+  subtasks: TaskSubmission[];
+  /** Attempt runs for the job's statistics. */
+  runs: AttemptRun[];
+}
+
+/** Decides one result against its task's current row (undefined: no such task). */
+export function decideResult(current: TaskStateRow | undefined, result: TaskResult, ctx: ResultContext): ResultDecision {
+  const d = emptyDecision(current);
+  if (!current) return answer(d, ResultStatus.NOT_FOUND, "no such task");
+  if (result.attempt !== current.attempt) {
+    return answer(d, ResultStatus.STALE, `attempt ${result.attempt} is not the current attempt ${current.attempt}`);
+  }
+  // A batch the broker re-sends because our answer was lost: report the result as durable again
+  // instead of stale, so the runner gets its ack. (A retried failure has a new attempt by then and
+  // answers stale; its re-queued task reaches the broker through the outbox.)
+  if (isDuplicate(current, result)) return answer(d, ResultStatus.APPLIED, "already applied");
+  if (ctx.unstorable !== undefined) return decideUnstorable(d, current, ctx.unstorable, ctx.now);
+  switch (result.outcome.case) {
+    case "started":
+      if (current.state !== QUEUED || current.waiting_deps > 0) return stale(d, current);
+      begin(d, { ...current }, result.outcome.value, ctx.now);
+      return answer(d, ResultStatus.APPLIED);
+    case "completed":
+      return isActive(current) ? decideCompleted(d, { ...current }, result.outcome.value, ctx) : stale(d, current);
+    case "failed":
+      return isActive(current) ? decideFailed(d, { ...current }, result.outcome.value, ctx.now) : stale(d, current);
+    case "expired":
+      return isActive(current) ? decideExpired(d, { ...current }, ctx.now) : stale(d, current);
+    default:
+      return answer(d, ResultStatus.INVALID, "a result needs an outcome");
+  }
+}
+
+/**
+ * A completion may arrive without its start report (lost or in a later batch): a queued task whose
+ * current attempt was dispatched counts as running for results.
+ */
+export function isActive(t: TaskStateRow): boolean {
+  return t.state === RUNNING || (t.state === QUEUED && t.waiting_deps === 0);
+}
+
+type Completed = Extract<TaskResult["outcome"], { case: "completed" }>["value"];
+type Failed = Extract<TaskResult["outcome"], { case: "failed" }>["value"];
+
+function decideUnstorable(d: ResultDecision, current: TaskStateRow, why: string, now: Date): ResultDecision {
+  if (!isActive(current)) return stale(d, current);
+  // The attempt ends failed, not retried: the same code would report the same text again.
+  const w = { ...current };
+  endAttempt(d, w, now, undefined);
+  w.error = `the task's result could not be stored: ${why}`;
+  fail(d, w);
+  return answer(d, ResultStatus.INVALID, w.error);
+}
+
+function decideCompleted(d: ResultDecision, w: TaskStateRow, c: Completed, ctx: ResultContext): ResultDecision {
+  beginFolded(d, w, c.started, ctx.now);
+  endAttempt(d, w, c.stopTime ? timestampDate(c.stopTime) : ctx.now, c.progress.map(progressJson));
+  if (ctx.invalidSubtasks !== undefined) {
+    w.error = ctx.invalidSubtasks;
+    fail(d, w);
+    return answer(d, ResultStatus.INVALID, ctx.invalidSubtasks);
+  }
+  w.state = COMPUTED;
+  w.error = "";
+  if (c.display !== "") w.display = c.display;
+  w.subtask_count = c.subtasks.length;
+  w.open_children = c.subtasks.length;
+  d.task = w;
+  if (c.subtasks.length > 0) d.subtasks = c.subtasks;
+  else d.done = true;
+  return answer(d, ResultStatus.APPLIED);
+}
+
+/**
+ * A failure the runner reports as its own fault (`counts_as_retry` false: shutdown, unknown
+ * identifier) re-queues without counting; one that counts uses up a retry; an unrecoverable one,
+ * or one out of retries, ends the task.
+ */
+function decideFailed(d: ResultDecision, w: TaskStateRow, f: Failed, now: Date): ResultDecision {
+  beginFolded(d, w, f.started, now);
+  endAttempt(d, w, f.stopTime ? timestampDate(f.stopTime) : now, f.progress.map(progressJson));
+  w.error = f.error;
+  if (f.display !== "") w.display = f.display;
+  if (!f.unrecoverable && !f.countsAsRetry) requeue(d, w);
+  else if (!f.unrecoverable && w.retry_count < w.max_retries) {
+    w.retry_count += 1;
+    requeue(d, w);
+  } else fail(d, w);
+  return answer(d, ResultStatus.APPLIED);
+}
+
+/** A lease that expires counts against its own cap (MAX_LEASE_EXPIRIES), not against max_retries. */
+function decideExpired(d: ResultDecision, w: TaskStateRow, now: Date): ResultDecision {
+  endAttempt(d, w, now, undefined);
+  w.lease_expiry_count += 1;
+  if (w.lease_expiry_count > MAX_LEASE_EXPIRIES) {
+    w.error = `the lease expired ${w.lease_expiry_count} times`;
+    fail(d, w);
+  } else requeue(d, w);
+  return answer(d, ResultStatus.APPLIED);
+}
+
+function isDuplicate(t: TaskStateRow, r: TaskResult): boolean {
+  switch (r.outcome.case) {
+    case "started":
+      return (
+        (t.state === RUNNING || t.state === COMPUTED || t.state === FAILED || t.state === FAILED_OPTIONAL) &&
+        t.runner_id === r.outcome.value.runnerId
+      );
+    case "completed":
+      return t.state === COMPUTED;
+    case "failed":
+      return (t.state === FAILED || t.state === FAILED_OPTIONAL) && t.error === r.outcome.value.error;
+    default:
+      return false;
+  }
+}
+
+function emptyDecision(task: TaskStateRow | undefined): ResultDecision {
+  return { task, status: ResultStatus.UNSPECIFIED, reason: "", requeued: false, done: false, failed: false, subtasks: [], runs: [] };
+}
+
+function answer(d: ResultDecision, status: ResultStatus, reason = ""): ResultDecision {
+  d.status = status;
+  d.reason = reason;
+  return d;
+}
+
+function stale(d: ResultDecision, t: TaskStateRow): ResultDecision {
+  const waits = t.state === QUEUED && t.waiting_deps > 0 ? " and waits for dependencies" : "";
+  return answer(d, ResultStatus.STALE, `the task is ${stateName(t.state)}${waits}`);
+}
+
+function begin(d: ResultDecision, w: TaskStateRow, s: TaskStarted, now: Date): void {
+  w.state = RUNNING;
+  w.runner_id = s.runnerId;
+  w.start_time = s.startTime ? timestampDate(s.startTime) : now;
+  w.stop_time = null;
+  w.error = "";
+  d.runs.push({ start: w.start_time, stop: null });
+  d.task = w;
+}
+
+/** An end that carries its attempt's start (never sent on its own): apply the start first. */
+function beginFolded(d: ResultDecision, w: TaskStateRow, s: TaskStarted | undefined, now: Date): void {
+  if (s && w.state === QUEUED && w.waiting_deps === 0) begin(d, w, s, now);
+}
+
+function endAttempt(d: ResultDecision, w: TaskStateRow, stop: Date, progress: ProgressJson[] | undefined): void {
+  w.stop_time = stop;
+  if (w.start_time) w.compute_ms += Math.max(0, stop.getTime() - w.start_time.getTime());
+  d.runs.push({ start: w.start_time, stop });
+  // Progress is per task and only the last reported attempt counts.
+  if (progress) w.progress = progress;
+  d.task = w;
+}
+
+function requeue(d: ResultDecision, w: TaskStateRow): void {
+  w.attempt += 1;
+  w.state = QUEUED;
+  w.start_time = null;
+  w.runner_id = "";
+  d.requeued = true;
+}
+
+/** Out of retries: an optional task fails alone, any other one fails (see settleFailures). */
+function fail(d: ResultDecision, w: TaskStateRow): void {
+  if (w.optional) {
+    w.state = FAILED_OPTIONAL;
+    d.done = true;
+  } else {
+    w.state = FAILED;
+    d.failed = true;
+  }
+  d.task = w;
+}
+
+function stateName(state: number): string {
+  return ["unspecified", "queued", "running", "computed", "failed", "skipped", "failed optional", "canceled"][state] ?? String(state);
+}
+
+function progressJson(p: { label: string; total: bigint; done: bigint }): ProgressJson {
+  return { label: p.label, total: Number(p.total), done: Number(p.done) };
+}
+
+// ---- Batch-wide rules --------------------------------------------------------------------------
+
+/** A completion's subtasks waiting for the quota's word. */
+export interface SubtaskRequest {
+  parentId: string;
+  teamId: string;
+  count: number;
+}
+
+/**
+ * Subtasks count against their team's quota of open (queued + running) tasks, with what the batch
+ * already changed (`openChange`, per team). Requests are admitted in order; one that does not fit
+ * is refused with the limit named. `open` is each team's count before the batch.
+ */
+export function admitSubtasks(
+  requests: readonly SubtaskRequest[],
+  open: ReadonlyMap<string, number>,
+  openChange: ReadonlyMap<string, number>,
+  maxOpenTasks: number,
+): { admitted: Set<string>; refused: Map<string, string> } {
+  const count = new Map<string, number>();
+  for (const [team, n] of open) count.set(team, n + (openChange.get(team) ?? 0));
+  const admitted = new Set<string>();
+  const refused = new Map<string, string>();
+  for (const r of requests) {
+    const current = count.get(r.teamId) ?? 0;
+    if (current + r.count <= maxOpenTasks) {
+      count.set(r.teamId, current + r.count);
+      admitted.add(r.parentId);
+    } else refused.set(r.parentId, `its ${r.count} subtasks would exceed ${quotaText(maxOpenTasks, current)}`);
+  }
+  return { admitted, refused };
+}
+
+/** A parent whose subtasks were refused fails like one with invalid subtasks. */
+export function refuseSubtasks(task: TaskStateRow, why: string): { task: TaskStateRow; done: boolean; failed: boolean } {
+  const d = emptyDecision(task);
+  const w = { ...task, error: why, subtask_count: 0, open_children: 0 };
+  fail(d, w);
+  return { task: w, done: d.done, failed: d.failed };
+}
+
+/** 1 for a state the quota counts as open. */
+export function openCount(state: number): number {
+  return state === QUEUED || state === RUNNING ? 1 : 0;
+}
+
+export type FailureVerdict =
+  /** Under an optional ancestor: that branch fails (the root), not the job. */
+  | { kind: "branch"; root: string }
+  /** A running task of a canceled job stopped by the cancel (its signal aborted). */
+  | { kind: "canceled" }
+  /** The job fails. */
+  | { kind: "job" };
+
+/** What a non-optional task out of retries fails: its optional branch, nothing (canceled job), or its job. */
+export function weighFailure(optionalAncestor: string | undefined, jobCanceled: boolean): FailureVerdict {
+  if (optionalAncestor !== undefined) return { kind: "branch", root: optionalAncestor };
+  return jobCanceled ? { kind: "canceled" } : { kind: "job" };
+}
+
+/** The state a failed task ends in for each verdict. */
+export function failedState(v: FailureVerdict): number {
+  return v.kind === "branch" ? FAILED_OPTIONAL : v.kind === "canceled" ? CANCELED : FAILED;
+}
+
+/** Whether the broker should tell the runner its task was canceled, as the batch left things. */
+export function isCanceledForRunner(task: TaskStateRow, jobCanceled: boolean, stoppedByBatch: boolean): boolean {
+  return jobCanceled || stoppedByBatch || task.state === CANCELED || task.state === SKIPPED;
+}
+
+/** Whether the state machine's columns differ (only changed rows are written). */
+export function isTaskChanged(a: TaskStateRow, b: TaskStateRow): boolean {
+  return (
+    a.state !== b.state ||
+    a.attempt !== b.attempt ||
+    a.retry_count !== b.retry_count ||
+    a.lease_expiry_count !== b.lease_expiry_count ||
+    a.open_children !== b.open_children ||
+    a.subtask_count !== b.subtask_count ||
+    a.runner_id !== b.runner_id ||
+    a.start_time?.getTime() !== b.start_time?.getTime() ||
+    a.stop_time?.getTime() !== b.stop_time?.getTime() ||
+    a.error !== b.error ||
+    a.display !== b.display ||
+    a.progress !== b.progress ||
+    a.compute_ms !== b.compute_ms
+  );
+}

@@ -1,0 +1,88 @@
+// The JobsStore port over Postgres: each repository function bound to the pool, or to one
+// transaction inside `transaction`.
+import type { Kysely } from "kysely";
+import type { JobsStore } from "../domain/ports.js";
+import type { JobsDatabase, JobsDb } from "./database.js";
+import {
+  findJob,
+  findJobByIdempotencyKey,
+  findJobWithProgress,
+  insertSubmission,
+  lockJob,
+  lockJobsOfTasks,
+  queryJobs,
+  setJobCanceled,
+  settleJobs,
+} from "./job-repository.js";
+import { addReadyToOutbox, deleteOutbox, deleteOutboxOfJob, insertOutbox } from "./outbox-repository.js";
+import { findTasks, graphEdges, graphSummary, graphTasks, listTaskLevel, watchSnapshot } from "./task-query-repository.js";
+import {
+  cancelQueuedTasks,
+  insertEdges,
+  insertSubmittedTasks,
+  insertTasks,
+  loadTasks,
+  nearestOptionalAncestors,
+  releaseDependants,
+  releaseParents,
+  requeueFailedTasks,
+  runningTaskIdsOfJob,
+  skipBranches,
+  teamsOfTasks,
+  updateTasks,
+} from "./task-repository.js";
+import { addOpenTasks, readOpenTasks, reserveOpenTasks } from "./team-usage-repository.js";
+
+export function createJobsStore(db: Kysely<JobsDatabase>): JobsStore {
+  return {
+    ...repositories(db),
+    transaction: (work) => db.transaction().execute((tx) => work({ ...repositories(tx), transaction: nested })),
+  };
+}
+
+const nested = (): never => {
+  throw new Error("job-service transactions do not nest");
+};
+
+/** Repository functions with their first argument, the database, bound. */
+type Bound<T> = { [K in keyof T]: T[K] extends (db: JobsDb, ...args: infer A) => infer R ? (...args: A) => R : never };
+
+function bind<T extends Record<string, (db: JobsDb, ...args: never[]) => unknown>>(db: JobsDb, fns: T): Bound<T> {
+  const out: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(fns)) out[name] = (...args: never[]) => fn(db, ...args);
+  return out as Bound<T>;
+}
+
+function repositories(db: JobsDb): Omit<JobsStore, "transaction"> {
+  return {
+    jobs: bind(db, {
+      insertSubmission,
+      findJob,
+      findJobByIdempotencyKey,
+      findJobWithProgress,
+      queryJobs,
+      lockJob,
+      lockJobsOfTasks,
+      setJobCanceled,
+      settleJobs,
+    }),
+    tasks: bind(db, {
+      insertTasks,
+      insertSubmittedTasks,
+      insertEdges,
+      loadTasks,
+      updateTasks,
+      teamsOfTasks,
+      nearestOptionalAncestors,
+      skipBranches,
+      cancelQueuedTasks,
+      releaseDependants,
+      releaseParents,
+      requeueFailedTasks,
+      runningTaskIdsOfJob,
+    }),
+    outbox: bind(db, { addReady: addReadyToOutbox, insert: insertOutbox, delete: deleteOutbox, deleteOfJob: deleteOutboxOfJob }),
+    usage: bind(db, { readOpenTasks, reserveOpenTasks, addOpenTasks }),
+    reads: bind(db, { listTaskLevel, findTasks, graphTasks, graphEdges, graphSummary, watchSnapshot }),
+  };
+}
