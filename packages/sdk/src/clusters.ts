@@ -37,7 +37,24 @@ export interface CreateClusterOptions {
   /** With `wait`: called as runners come up. */
   onProgress?: (cluster: Cluster) => void;
   signal?: AbortSignal;
+  /**
+   * Stop the cluster (its runners drain and stop) when `close()` is called on what `create`
+   * answers, as Coiled's shutdown_on_close. Only a cluster this call created is stopped: one that
+   * `getIfExists` found running belongs to someone else (default false).
+   */
+  shutdownOnClose?: boolean;
 }
+
+/**
+ * A cluster as `create` answers it: the Cluster message, plus `close()` that stops it when it was
+ * created with `shutdownOnClose` (otherwise a no-op), also as `await using`.
+ */
+export type ClusterHandle = Cluster & {
+  /** True when this call created the cluster; false when `getIfExists` found it. */
+  readonly created: boolean;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+};
 
 export interface UpdateClusterOptions {
   name?: string;
@@ -56,11 +73,23 @@ export class ClusterClient {
   /**
    * Creates a cluster.
    *
+   * With `wait: true` it resolves once the registry has the cluster's runners running on the team's
+   * hosts (READY), or fails with ClusterNotReadyError naming the reason after `timeoutMs`.
+   *
    * @example
    * const cluster = await client.clusters().create("testing", { spec: { runnerMemory: "16 GiB" } });
    * console.log(cluster.slug); // testing-CvufcSxcC9SKfe
+   *
+   * @example
+   * // Three runners of 2 CPUs and 4 GiB, stopped again by close().
+   * await using etl = await client.clusters().create("etl", {
+   *   spec: { runnerCount: 3, runnerCpuCores: 2, runnerMemory: "4 GiB" },
+   *   wait: true,
+   *   timeoutMs: 120_000,
+   *   shutdownOnClose: true,
+   * });
    */
-  async create(name: string, options: CreateClusterOptions = {}): Promise<Cluster> {
+  async create(name: string, options: CreateClusterOptions = {}): Promise<ClusterHandle> {
     const res = await rpc(() =>
       this.#rpc.createCluster({
         name,
@@ -72,8 +101,44 @@ export class ClusterClient {
         getIfExists: options.getIfExists ?? false,
       }),
     );
+    const created = res.created;
+    const shutdown = options.shutdownOnClose === true && created;
+    let closing: Promise<void> | undefined;
+    const close = () => (closing ??= shutdown ? this.stop(res.cluster!.slug).then(() => undefined) : Promise.resolve());
+    const handle = (cluster: Cluster): ClusterHandle =>
+      // Non-enumerable: the handle still prints, compares and serializes as the Cluster message.
+      Object.defineProperties(cluster, {
+        created: { value: created, enumerable: false },
+        close: { value: close, enumerable: false },
+        [Symbol.asyncDispose]: { value: close, enumerable: false },
+      }) as ClusterHandle;
+    if (!options.wait) return handle(res.cluster!);
+    try {
+      return handle(await this.waitReady(res.cluster!.slug, options));
+    } catch (err) {
+      // A cluster we would stop on close is not left running when the wait fails.
+      if (shutdown) await close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Stops a provisioned cluster: its runners drain and stop, and it stays STOPPED until `start()`
+   * or a submitted job wakes it. FailedPreconditionError for a cluster without a runner count.
+   *
+   * @example
+   * await client.clusters().stop("etl-CvufcSxcC9SKfe");
+   */
+  async stop(slug: string): Promise<Cluster> {
+    const res = await rpc(() => this.#rpc.stopCluster({ slug }));
+    return res.cluster!;
+  }
+
+  /** Brings a stopped cluster back to its spec's runner count; with `wait`, until READY. */
+  async start(slug: string, options: WaitReadyOptions & { wait?: boolean } = {}): Promise<Cluster> {
+    const res = await rpc(() => this.#rpc.startCluster({ slug }));
     if (!options.wait) return res.cluster!;
-    return this.waitReady(res.cluster!.slug, options);
+    return this.waitReady(slug, options);
   }
 
   /**

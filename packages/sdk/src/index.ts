@@ -1,6 +1,6 @@
 // @corral/sdk: the Client, tasks and the runner.
 export { Client, defaultUrl, type ClientOptions } from "./client.js";
-export { ClusterClient, type CreateClusterOptions, type UpdateClusterOptions, type WaitReadyOptions } from "./clusters.js";
+export { ClusterClient, type CreateClusterOptions, type UpdateClusterOptions, type WaitReadyOptions, type ClusterHandle } from "./clusters.js";
 export { toClusterSpec, type ClusterSpecInput } from "./cluster-spec.js";
 export { JobClient, type JobQuery, type JobUpdate, type SubmitJobOptions, type WaitOptions } from "./jobs.js";
 export { LocationClient, type LocationInput } from "./locations.js";
@@ -71,7 +71,6 @@ export { Runner, sdkVersion, type RunnerLifecycle, type RunnerOptions } from "./
 export { RunnerState, leaseKey, type RunnerEffect, type TaskOutcome } from "./runner/runner-state.js";
 export { TaskRegistry, executeTask, describeError } from "./runner/execute-task.js";
 export { detectHardware, detectNvidiaGpus } from "./runner/hardware.js";
-export { AsyncQueue } from "./async-queue.js";
 export { Echo, type EchoInput } from "./tasks/echo.js";
 export { RunScript, runCommand, type RunScriptInput, type RunScriptResult } from "./tasks/run-script.js";
 export {

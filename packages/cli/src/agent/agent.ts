@@ -13,7 +13,8 @@ import {
   type ConnectRequest,
   type ConnectResponse,
 } from "@corral/proto";
-import { AsyncQueue, backoffDelay, createAuthInterceptor, sdkVersion, sleep } from "@corral/sdk";
+import { backoffDelay, sdkVersion, sleep } from "@corral/sdk";
+import { AsyncQueue, createAuthInterceptor } from "@corral/wire";
 import { Supervisor } from "./supervisor.js";
 import type { RunnerCommand } from "./runner-command.js";
 import type { LaunchSpec, RunnerReport, SupervisedPhase } from "./supervisor-state.js";

@@ -1,4 +1,4 @@
-// corral cluster create|list|get|update|scale|manifests|delete
+// corral cluster create|list|get|update|scale|stop|start|manifests|delete
 import { create } from "@bufbuild/protobuf";
 import { Option, type Command } from "commander";
 import { ClusterSchema, ClusterState, ProgressIndicatorSchema, type Cluster } from "@corral/proto";
@@ -119,7 +119,7 @@ export function registerClusterCommands(program: Command, ctx: CliContext): void
       .option("-w, --wait", "wait until its runners are running (READY), showing them come up")
       .option("--timeout <seconds>", "with --wait: fail with the cluster's reason after this long", intArg(1), 300),
   ).action(async (name: string, o: SpecFlags & Record<string, string | boolean | number | undefined>, cmd: Command) => {
-    let c = await ctx.client(cmd).clusters().create(name, {
+    let c: Cluster = await ctx.client(cmd).clusters().create(name, {
       description: o.description as string | undefined,
       slug: o.slug as string | undefined,
       location: o.location as string | undefined,
@@ -180,6 +180,24 @@ export function registerClusterCommands(program: Command, ctx: CliContext): void
     .action(async (slug: string, runners: string, o: { wait?: boolean; timeout: number }, cmd: Command) => {
       const count = intArg(0, 100000)(runners);
       let c = await ctx.client(cmd).clusters().update(slug, { spec: { runnerCount: count } });
+      if (o.wait) c = await waitReady(ctx, cmd, c.slug, o.timeout);
+      show(ctx, cmd, c);
+    });
+
+  cluster
+    .command("stop <slug>")
+    .description("stop a provisioned cluster: its runners drain and stop; a submitted job wakes it")
+    .action(async (slug: string, _o: unknown, cmd: Command) => {
+      show(ctx, cmd, await ctx.client(cmd).clusters().stop(slug));
+    });
+
+  cluster
+    .command("start <slug>")
+    .description("bring a stopped cluster back to its spec's runner count")
+    .option("-w, --wait", "wait until its runners are running (READY)")
+    .option("--timeout <seconds>", "with --wait: fail with the cluster's reason after this long", intArg(1), 300)
+    .action(async (slug: string, o: { wait?: boolean; timeout: number }, cmd: Command) => {
+      let c = await ctx.client(cmd).clusters().start(slug);
       if (o.wait) c = await waitReady(ctx, cmd, c.slug, o.timeout);
       show(ctx, cmd, c);
     });

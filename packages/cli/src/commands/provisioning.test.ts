@@ -39,9 +39,11 @@ function routes(router: ConnectRouter) {
   router.service(ClusterService, {
     createCluster: (req) => ({ cluster: cluster({ name: req.name, spec: req.spec, state: ClusterState.PENDING, desiredRunners: req.spec?.runnerCount ?? 0 }), created: true }),
     getCluster: () => ({ cluster: cluster(script.length > 1 ? script.shift()! : (script[0] ?? {})) }),
+    stopCluster: (req) => ({ cluster: cluster({ slug: req.slug, state: ClusterState.STOPPING, desiredRunners: 0, runningRunners: 3 }) }),
+    startCluster: (req) => ({ cluster: cluster({ slug: req.slug, state: ClusterState.PROVISIONING, desiredRunners: 3 }) }),
     updateCluster(req) {
       updates.push(req);
-      return { cluster: cluster({ spec: { runnerCount: req.spec?.runnerCount }, state: ClusterState.PROVISIONING, desiredRunners: req.spec?.runnerCount ?? 0 }) };
+      return { cluster: cluster({ spec: { runnerCount: req.spec?.runnerCount } as never, state: ClusterState.PROVISIONING, desiredRunners: req.spec?.runnerCount ?? 0 }) };
     },
   });
   router.service(HostService, {
@@ -119,6 +121,14 @@ describe("corral cluster (provisioning)", () => {
     expect(updates[0]!.spec?.runnerCount).toBe(5);
     expect(updates[0]!.spec?.runnerCpuCores).toBeUndefined();
     expect((await cli(["cluster", "scale", "etl-AAAAAAAAAAAAAA", "many"])).code).toBe(ExitCode.usage);
+  });
+
+  it("stop and start answer the cluster's new state", async () => {
+    const stop = await cli(["cluster", "stop", "etl-AAAAAAAAAAAAAA"]);
+    expect(stop.code).toBe(ExitCode.ok);
+    expect(stop.out).toMatch(/state:\s+stopping/);
+    const start = await cli(["cluster", "start", "etl-AAAAAAAAAAAAAA"]);
+    expect(start.out).toMatch(/state:\s+provisioning/);
   });
 
   it("get shows state, reason and runner counts", async () => {

@@ -15,7 +15,7 @@ import {
 } from "@corral/proto";
 import { mount } from "@corral/server-kit";
 import { startTestServer, type TestServer } from "@corral/server-kit/testing";
-import { AsyncQueue } from "@corral/sdk";
+import { AsyncQueue } from "@corral/wire";
 
 export const fakeRunnerPath = fileURLToPath(new URL("./fake-runner.mjs", import.meta.url));
 export const agentKey = "corral_agentkey1_0123456789abcdef0123";
