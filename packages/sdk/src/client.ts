@@ -9,6 +9,7 @@ import { JobClient } from "./jobs.js";
 import { LocationClient } from "./locations.js";
 import { NodeClient } from "./nodes.js";
 import { Runner, type RunnerOptions } from "./runner/runner.js";
+import { ReleaseRunner, type ReleaseRunnerOptions } from "./runner/release/release-runner.js";
 import { RuntimeClient } from "./runtime.js";
 import { createTransport, type Protocol, type RetryOptions } from "./transport.js";
 
@@ -100,5 +101,23 @@ export class Client {
    */
   runner(options: Omit<RunnerOptions, "url" | "apiKey">): Runner {
     return new Runner({ ...options, url: this.url, apiKey: this.apiKey, transport: options.transport ?? this.#given });
+  }
+
+  /**
+   * A release runner: loads the releases deployed to its cluster, each version in its own child
+   * process, and follows their deployments without restarting (no task classes of its own).
+   *
+   * @example
+   * const runner = client.releaseRunner({ cluster: "testing-CvufcSxcC9SKfe", concurrency: 8 });
+   * await runner.runForever({ signal });
+   */
+  releaseRunner(options: Omit<ReleaseRunnerOptions, "url" | "apiKey">): ReleaseRunner {
+    return new ReleaseRunner({
+      ...options,
+      url: this.url,
+      apiKey: this.apiKey,
+      transport: options.transport ?? this.#given,
+      apiTransport: options.apiTransport ?? this.transport,
+    });
   }
 }

@@ -70,6 +70,11 @@ export {
 export { Runner, sdkVersion, type RunnerLifecycle, type RunnerOptions } from "./runner/runner.js";
 export { RunnerState, leaseKey, type RunnerEffect, type TaskOutcome } from "./runner/runner-state.js";
 export { TaskRegistry, executeTask, describeError } from "./runner/execute-task.js";
+export { DirectExecutor, type TaskExecutor } from "./runner/task-executor.js";
+export { ReleaseRunner, type ReleaseRunnerOptions } from "./runner/release/release-runner.js";
+export { BundleCache, BundleDigestError, defaultBundleDir } from "./runner/release/bundle-cache.js";
+export { satisfiesEngine } from "./runner/release/node-engine.js";
+export { collectTaskClasses } from "./task-module.js";
 export { detectHardware, detectNvidiaGpus } from "./runner/hardware.js";
 export { Echo, type EchoInput } from "./tasks/echo.js";
 export { RunScript, runCommand, type RunScriptInput, type RunScriptResult } from "./tasks/run-script.js";

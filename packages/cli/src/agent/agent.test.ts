@@ -34,7 +34,7 @@ function startAgent(options: { apiKey?: string; name?: string; stopGraceMs?: num
     name: options.name ?? "test-host",
     capacity: create(CapacitySchema, { cpuCores: 4, memoryBytes: 8n * 1024n ** 3n }),
     labels: { rack: "r1" },
-    runnerCommand: (launch) => runnerCommand(launch, [process.execPath, fakeRunnerPath], registry.url),
+    runnerCommand: (launch) => runnerCommand(launch, [process.execPath, fakeRunnerPath], registry.url, "builtins"),
     stopGraceMs: options.stopGraceMs ?? 5000,
     restartBackoff: { baseMs: 50, maxMs: 400 },
     reconnect: { baseDelayMs: 20, maxDelayMs: 200 },

@@ -35,12 +35,17 @@ export function parseRunnerPrefix(text: string | undefined): string[] | undefine
 }
 
 /**
- * `corral runner start` for one launch. The registry's launch carries the runner's id, cluster,
- * concurrency and a key scoped to that cluster; the runner serves the built-in tasks (corral/Echo).
- * Once release runners exist (`corral runner start` loading the cluster's deployed releases) this is
- * the one line to change: drop `--builtins` for the release runner's flag.
+ * What the launched runners serve: "release" runners load the releases deployed to their cluster
+ * (`corral runner start` without --tasks); "builtins" runners serve the built-in tasks (corral/Echo;
+ * corral/RunScript is refused as scripts are not allowed) for clusters without releases.
  */
-export function runnerCommand(launch: LaunchSpec, prefix: string[], agentUrl: string): RunnerCommand {
+export type RunnerKindChoice = "release" | "builtins";
+
+/**
+ * `corral runner start` for one launch, the one place that turns a LaunchRunner into flags. The
+ * registry's launch carries the runner's id, cluster, concurrency and a key scoped to that cluster.
+ */
+export function runnerCommand(launch: LaunchSpec, prefix: string[], agentUrl: string, kind: RunnerKindChoice = "release"): RunnerCommand {
   const [command, ...lead] = prefix;
   return {
     command: command!,
@@ -54,7 +59,7 @@ export function runnerCommand(launch: LaunchSpec, prefix: string[], agentUrl: st
       launch.runnerId,
       "--concurrency",
       String(Math.max(1, launch.concurrency)),
-      "--builtins",
+      ...(kind === "builtins" ? ["--builtins"] : []),
     ],
     env: {
       CORRAL_URL: launch.url || agentUrl,

@@ -17,15 +17,18 @@ interface AgentFlags {
   gpus?: string;
   gpuType?: string;
   stopGrace: number;
+  builtinRunners?: boolean;
 }
 
 const agentHelp = `
 The agent keeps one stream to the registry. The registry places runners of the team's clusters on
-hosts with free capacity and tells the agent to launch them (\`corral runner start\` with a key
-scoped to the runner's cluster); the agent restarts a runner that crashes (backoff 1 s doubling to
-60 s) and ships its output (\`corral runner logs <node>\`). On SIGINT/SIGTERM the runners drain and
-stop (SIGKILL after --stop-grace), then the agent exits; a second signal kills them at once. A
-runner also stops by itself when its agent dies, even by kill -9.`;
+hosts with free capacity and tells the agent to launch them: \`corral runner start\` with a key
+scoped to the runner's cluster, a release runner loading the cluster's deployed releases (or, with
+--builtin-runners, one serving the built-in tasks). A runner that crashes is restarted (backoff 1 s
+doubling to 60 s); its output is shipped to the registry (\`corral runner logs <node>\`). On
+SIGINT/SIGTERM the runners drain and stop (SIGKILL after --stop-grace), then the agent exits; a
+second signal kills them at once. A runner also stops by itself when its agent dies, even by kill -9.
+Malformed flags and a key the registry refuses end the agent with exit code 1.`;
 
 export function registerAgentCommands(program: Command, ctx: CliContext): void {
   program
@@ -39,6 +42,7 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
     .option("--gpus <n>", "GPUs offered (default: detected from the NVIDIA driver)")
     .option("--gpu-type <type>", "GPU model, e.g. A100")
     .option("--stop-grace <seconds>", "how long runners may drain when stopped", intArg(0, 86_400), 30)
+    .option("--builtin-runners", "launch runners serving the built-in tasks (corral/Echo) instead of release runners")
     .addHelpText("after", agentHelp)
     .action(async (o: AgentFlags, cmd: Command) => {
       // Flags first: a malformed one fails before anything connects.
@@ -56,7 +60,7 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         location: o.location,
         labels,
         stopGraceMs: o.stopGrace * 1000,
-        runnerCommand: (launch) => runnerCommand(launch, prefix, conn.url),
+        runnerCommand: (launch) => runnerCommand(launch, prefix, conn.url, o.builtinRunners ? "builtins" : "release"),
         log: (line) => ctx.io.err(`agent: ${line}`),
       });
       ctx.io.err(

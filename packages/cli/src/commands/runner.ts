@@ -53,7 +53,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
 
   runner
     .command("start")
-    .description("connect to a cluster and run its tasks until SIGTERM")
+    .description("connect to a cluster and run its tasks until SIGTERM (without --tasks: the releases deployed to it)")
     .option("-c, --cluster <slug>", "cluster (default: the team's default cluster)")
     .option("-t, --tasks <module>", "a module exporting task classes (repeatable)", collect, [])
     .option("--builtins", "also run the built-in tasks corral/Echo and corral/RunScript (see --allow-scripts)")
@@ -105,7 +105,46 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
         const classes: TaskClass[] = [];
         for (const path of o.tasks) classes.push(...(await loadTaskModule(path, ctx.cwd)));
         if (o.builtins) classes.push(...builtinTasks);
-        if (classes.length === 0) throw new UsageError("no tasks to run: give --tasks <module> and/or --builtins");
+        // Started by `corral agent`: drain when the agent is gone (even after its kill -9), and do
+        // not outlive the drain grace doing it.
+        const stopWhenAgentGone = (stop: () => Promise<void>, id: string) =>
+          watchParent(() => {
+            ctx.io.err(`runner ${id}: its agent is gone, stopping`);
+            void stop();
+            setTimeout(() => process.exit(1), o.drainGrace * 1000 + 15_000).unref();
+          }, ctx.env);
+        // The runner drains on the first SIGINT/SIGTERM; a second one means "now".
+        let signals = 0;
+        const force = () => {
+          if (++signals > 1) process.exit(130);
+        };
+        if (classes.length === 0) {
+          // No task module: a release runner, serving what is deployed to the cluster.
+          if (o.untilIdle) throw new UsageError("--until-idle needs --tasks (a release runner follows its deployments until stopped)");
+          const rr = ctx.client(cmd).releaseRunner({
+            cluster: o.cluster,
+            concurrency: o.concurrency,
+            runnerId: o.runnerId,
+            labels: o.label,
+            cache: o.cacheDir ? new LocalFileCache(resolve(ctx.cwd, o.cacheDir)) : undefined,
+            drainGraceMs: o.drainGrace * 1000,
+            ...scripts,
+          });
+          ctx.io.err(
+            `release runner ${rr.id}: the releases deployed to ${o.cluster || "the default cluster"}, concurrency ${o.concurrency}${scripts.allowScripts ? `, scripts allowed (environment: ${scripts.scriptEnv})` : ""}`,
+          );
+          process.on("SIGINT", force);
+          process.on("SIGTERM", force);
+          const parent = stopWhenAgentGone(() => rr.stop(), rr.runner.id);
+          try {
+            await rr.runForever();
+          } finally {
+            parent?.close();
+            process.off("SIGINT", force);
+            process.off("SIGTERM", force);
+          }
+          return;
+        }
         const r = ctx.client(cmd).runner({
           cluster: o.cluster,
           tasks: classes,
@@ -119,20 +158,9 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
         ctx.io.err(
           `runner ${r.id}: ${r.identifiers.map((i) => `${i.name}@${i.version}`).join(", ")} on ${o.cluster || "the default cluster"}, concurrency ${o.concurrency}${scripts.allowScripts ? `, scripts allowed (environment: ${scripts.scriptEnv})` : ""}`,
         );
-        // The runner drains on the first SIGINT/SIGTERM; a second one means "now".
-        let signals = 0;
-        const force = () => {
-          if (++signals > 1) process.exit(130);
-        };
         process.on("SIGINT", force);
         process.on("SIGTERM", force);
-        // Started by `corral agent`: drain when the agent is gone (even after its kill -9), and do
-        // not outlive the drain grace doing it.
-        const parent = watchParent(() => {
-          ctx.io.err(`runner ${r.id}: its agent is gone, stopping`);
-          void r.stop();
-          setTimeout(() => process.exit(1), o.drainGrace * 1000 + 15_000).unref();
-        }, ctx.env);
+        const parent = stopWhenAgentGone(() => r.stop(), r.id);
         try {
           if (o.untilIdle) await r.runAll();
           else await r.runForever();

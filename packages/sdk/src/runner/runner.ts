@@ -9,6 +9,7 @@ import { Code, ConnectError, createClient, type Transport } from "@connectrpc/co
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
   HeartbeatSchema,
+  RunnerKind,
   TaskBrokerService,
   WorkRequestSchema,
   type Assign,
@@ -21,7 +22,8 @@ import { toApiError, UnavailableError } from "../errors.js";
 import { createSdkLogger, type Logger } from "../logger.js";
 import type { TaskClass } from "../task.js";
 import { backoffDelay, createAuthInterceptor, sleep } from "../transport.js";
-import { describeError, executeTask, TaskRegistry } from "./execute-task.js";
+import { describeError, TaskRegistry } from "./execute-task.js";
+import { DirectExecutor, type TaskExecutor } from "./task-executor.js";
 import { detectHardware, type HardwareInput } from "./hardware.js";
 import { RunnerState, type RunnerEffect, type TaskOutcome } from "./runner-state.js";
 import { resolveScriptPolicy, type ScriptOptions, type ScriptPolicy } from "../tasks/script-policy.js";
@@ -42,7 +44,15 @@ export interface RunnerOptions extends ScriptOptions {
   transport?: Transport;
   /** Cluster slug; empty: the team's default cluster. */
   cluster?: string;
-  tasks: TaskClass[];
+  /** The task classes this runner serves (a direct runner); not with `executor`. */
+  tasks?: TaskClass[];
+  /**
+   * Where tasks run instead of in this process with `tasks` (a release runner's child
+   * processes). Its identifiers may change; call `reregister()` when they do.
+   */
+  executor?: TaskExecutor;
+  /** What Hello says about where the code comes from (default: direct). */
+  kind?: RunnerKind;
   /** Tasks run at once (default 1). */
   concurrency?: number;
   /** Backend of ctx.cache (default: in this process's memory). */
@@ -69,6 +79,8 @@ interface Session {
   abort: AbortController;
   /** The broker's Welcome said it reads WorkRequest.batch. */
   batches: boolean;
+  /** The last Reregister revision sent on this stream (they count from 1 per stream). */
+  revision: number;
 }
 
 /** Messages per WorkRequest batch. */
@@ -104,7 +116,7 @@ export class Runner {
   readonly cluster: string;
   readonly concurrency: number;
   readonly #options: RunnerOptions;
-  readonly #registry: TaskRegistry;
+  readonly #executor: TaskExecutor;
   readonly #scripts: ScriptPolicy;
   readonly #state: RunnerState;
   readonly #transport: Transport;
@@ -131,15 +143,18 @@ export class Runner {
     this.cluster = options.cluster ?? "";
     this.concurrency = options.concurrency ?? 1;
     this.id = options.runnerId ?? `${os.hostname()}-${process.pid}-${randomBytes(4).toString("hex")}`;
-    this.#registry = new TaskRegistry(options.tasks);
     // Throws here, before connecting, when scripts would run as root without allowScriptsAsRoot.
     this.#scripts = resolveScriptPolicy(options);
-    this.#state = new RunnerState({
-      capacity: this.concurrency,
-      canRun: (id) => this.#registry.resolve(id) !== undefined,
-    });
     this.#cache = options.cache ?? new InMemoryCache();
     this.#logger = (options.logger ?? createSdkLogger("corral-runner")).child({ runnerId: this.id });
+    if (options.executor && options.tasks) throw new Error("a runner takes tasks or an executor, not both");
+    this.#executor =
+      options.executor ??
+      new DirectExecutor({ registry: new TaskRegistry(options.tasks ?? []), cache: this.#cache, logger: this.#logger, scripts: this.#scripts });
+    this.#state = new RunnerState({
+      capacity: this.concurrency,
+      canRun: (id) => this.#executor.canRun(id),
+    });
     this.#transport =
       options.transport ??
       createGrpcTransport({
@@ -160,7 +175,7 @@ export class Runner {
 
   /** The identifiers this runner registers. */
   get identifiers() {
-    return this.#registry.identifiers;
+    return this.#executor.identifiers();
   }
 
   /** Protocol state, for inspection (tests, status output). */
@@ -171,6 +186,7 @@ export class Runner {
   /** Subscribe to lifecycle changes and protocol events ("lifecycle", "change", "welcome", "disconnected"). */
   on(event: "lifecycle", listener: (state: RunnerLifecycle) => void): this;
   on(event: "change" | "welcome" | "disconnected", listener: () => void): this;
+  on(event: "reregistered", listener: (revision: number) => void): this;
   on(event: string, listener: (...args: never[]) => void): this {
     this.#events.on(event, listener as (...args: unknown[]) => void);
     return this;
@@ -252,6 +268,21 @@ export class Runner {
    * runner's fault (they re-queue without counting a retry), waits for the last Acks, closes.
    * Safe to call more than once.
    */
+  /**
+   * Sends the executor's identifiers again on the live stream (Reregister): new assignments follow
+   * them, leases already held stay valid. Without a stream, the next Hello carries them.
+   */
+  reregister(): void {
+    const session = this.#session;
+    if (!session) return;
+    session.revision++;
+    session.outbox.push(
+      create(WorkRequestSchema, {
+        message: { case: "reregister", value: { identifiers: this.#executor.identifiers(), revision: session.revision } },
+      }),
+    );
+  }
+
   stop(): Promise<void> {
     if (this.#stopping) return this.#stopping;
     this.#stopping = this.#drain();
@@ -324,7 +355,7 @@ export class Runner {
     const max = this.#options.reconnect?.maxDelayMs ?? 15_000;
     let attempt = 0;
     while (!this.#closed.signal.aborted) {
-      const session: Session = { outbox: new AsyncQueue(), abort: new AbortController(), batches: false };
+      const session: Session = { outbox: new AsyncQueue(), abort: new AbortController(), batches: false, revision: 0 };
       this.#session = session;
       session.outbox.push(this.#hello());
       let welcomed = false;
@@ -363,13 +394,14 @@ export class Runner {
         value: {
           runnerId: this.id,
           clusterSlug: this.cluster,
-          identifiers: this.#registry.identifiers,
+          identifiers: this.#executor.identifiers(),
           slots: this.concurrency,
           hardware: detectHardware(this.#options.hardware),
           labels: this.#options.labels ?? {},
           resumeLeases: this.#state.resumeLeases(),
           sdkVersion,
           batches: true,
+          kind: this.#options.kind ?? RunnerKind.DIRECT,
         },
       },
     });
@@ -407,6 +439,9 @@ export class Runner {
         break;
       case "cancel":
         if (m.value.lease) this.#apply(this.#state.onCancel(m.value.lease, m.value.reason));
+        break;
+      case "reregistered":
+        this.#events.emit("reregistered", m.value.revision);
         break;
       case "drain":
         this.#logger.info({ reason: m.value.reason }, "the broker is draining: reconnecting elsewhere");
@@ -508,15 +543,8 @@ export class Runner {
   #execute(key: string, assign: Assign): void {
     const controller = new AbortController();
     this.#controllers.set(key, controller);
-    void executeTask({
-      envelope: assign.task!,
-      attempt: assign.lease!.attempt,
-      registry: this.#registry,
-      cache: this.#cache,
-      logger: this.#logger,
-      signal: controller.signal,
-      scripts: this.#scripts,
-    })
+    void this.#executor
+      .execute(key, assign, controller.signal)
       .catch((err: unknown): TaskOutcome => ({
         kind: "failed",
         error: describeError(err),
