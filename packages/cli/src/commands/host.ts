@@ -20,7 +20,7 @@ function usedText(h: Host): string {
 }
 
 export function registerHostCommands(program: Command, ctx: CliContext): void {
-  const host = program.command("host").description("machines running corral agent, where the registry places runners");
+  const host = program.command("host").alias("hosts").description("machines running corral agent, where the registry places runners");
 
   host
     .command("list")
