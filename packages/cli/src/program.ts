@@ -1,9 +1,11 @@
 // The `corral` command tree. Commands only parse flags, call the SDK and print.
 import { Command } from "commander";
 import { createCliContext, type CliContextOptions } from "./context.js";
+import { registerAgentCommands } from "./commands/agent.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerHardwareCommands } from "./commands/hardware.js";
+import { registerHostCommands } from "./commands/host.js";
 import { registerJobCommands } from "./commands/job.js";
 import { registerKeyCommands } from "./commands/key.js";
 import { registerLocationCommands } from "./commands/location.js";
@@ -37,6 +39,8 @@ export function createProgram(options: CliContextOptions & { extraCommands?: Com
     registerHardwareCommands,
     registerConfigCommands,
     registerKeyCommands,
+    registerAgentCommands,
+    registerHostCommands,
     ...(options.extraCommands ?? []),
   ]) {
     register(program, ctx);

@@ -4,6 +4,7 @@ import { ApiKeyClient } from "./api-keys.js";
 import { ClusterClient } from "./clusters.js";
 import { ConfigurationClient } from "./configurations.js";
 import { HardwareClient } from "./hardware.js";
+import { HostClient } from "./hosts.js";
 import { JobClient } from "./jobs.js";
 import { LocationClient } from "./locations.js";
 import { NodeClient } from "./nodes.js";
@@ -76,6 +77,11 @@ export class Client {
 
   nodes(): NodeClient {
     return new NodeClient(this.transport);
+  }
+
+  /** Machines running `corral agent`: capacity, state and the runners placed on them. */
+  hosts(): HostClient {
+    return new HostClient(this.transport);
   }
 
   runtime(): RuntimeClient {

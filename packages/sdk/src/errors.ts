@@ -2,7 +2,8 @@
 // gRPC code, so callers branch on the class or on `err.code`, never on message text.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { Job } from "@corral/proto";
+import type { Cluster, Job } from "@corral/proto";
+import { clusterStateName } from "./cluster-states.js";
 
 export { Code };
 
@@ -166,6 +167,22 @@ export class JobCanceledError extends JobFailedError {
   constructor(job: Job) {
     super(job, `job ${job.id} (${job.name}) was canceled`);
     this.name = "JobCanceledError";
+  }
+}
+
+/**
+ * Thrown by `clusters().create(..., { wait: true })` and `clusters().waitReady()` when the cluster is
+ * not READY within the timeout: `cluster` is its last state, `cluster.stateReason` says why.
+ */
+export class ClusterNotReadyError extends Error {
+  readonly cluster: Cluster;
+  constructor(cluster: Cluster, timeoutMs: number) {
+    const running = `${cluster.runningRunners} of ${cluster.desiredRunners} runners running`;
+    super(
+      `cluster ${cluster.slug} is not ready after ${Math.round(timeoutMs / 1000)} s (${clusterStateName(cluster.state)}, ${running})${cluster.stateReason ? `: ${cluster.stateReason}` : ""}`,
+    );
+    this.name = "ClusterNotReadyError";
+    this.cluster = cluster;
   }
 }
 

@@ -1,12 +1,21 @@
 // @corral/sdk: the Client, tasks and the runner.
 export { Client, defaultUrl, type ClientOptions } from "./client.js";
-export { ClusterClient, type CreateClusterOptions, type UpdateClusterOptions } from "./clusters.js";
+export { ClusterClient, type CreateClusterOptions, type UpdateClusterOptions, type WaitReadyOptions, type ClusterHandle } from "./clusters.js";
 export { toClusterSpec, type ClusterSpecInput } from "./cluster-spec.js";
 export { JobClient, type JobQuery, type JobUpdate, type SubmitJobOptions, type WaitOptions } from "./jobs.js";
 export { LocationClient, type LocationInput } from "./locations.js";
 export { HardwareClient, type HardwareInput } from "./hardware.js";
 export { ConfigurationClient } from "./configurations.js";
 export { NodeClient, type NodeStateName } from "./nodes.js";
+export { HostClient } from "./hosts.js";
+export {
+  clusterStateName,
+  hostStateName,
+  hostedRunnerStateName,
+  hostStates,
+  type ClusterStateName,
+  type HostStateName,
+} from "./cluster-states.js";
 export { RuntimeClient } from "./runtime.js";
 export { ApiKeyClient } from "./api-keys.js";
 export {
@@ -66,7 +75,7 @@ export { ReleaseRunner, type ReleaseRunnerOptions } from "./runner/release/relea
 export { BundleCache, BundleDigestError, defaultBundleDir } from "./runner/release/bundle-cache.js";
 export { satisfiesEngine } from "./runner/release/node-engine.js";
 export { collectTaskClasses } from "./task-module.js";
-export { detectHardware } from "./runner/hardware.js";
+export { detectHardware, detectNvidiaGpus } from "./runner/hardware.js";
 export { Echo, type EchoInput } from "./tasks/echo.js";
 export { RunScript, runCommand, type RunScriptInput, type RunScriptResult } from "./tasks/run-script.js";
 export {

@@ -1,6 +1,6 @@
 // client.nodes(): the runners connected to the suite, as brokers report them.
 import { createClient, type Client as RpcClient, type Transport } from "@connectrpc/connect";
-import { NodeService, NodeState, type Node } from "@corral/proto";
+import { HostService, NodeService, NodeState, type LogLine, type Node } from "@corral/proto";
 import { rpc } from "./errors.js";
 import { collectPages } from "./paginate.js";
 
@@ -14,9 +14,11 @@ const states: Record<NodeStateName, NodeState> = {
 
 export class NodeClient {
   readonly #rpc: RpcClient<typeof NodeService>;
+  readonly #hosts: RpcClient<typeof HostService>;
 
   constructor(transport: Transport) {
     this.#rpc = createClient(NodeService, transport);
+    this.#hosts = createClient(HostService, transport);
   }
 
   /**
@@ -48,5 +50,18 @@ export class NodeClient {
   async find(id: string): Promise<Node> {
     const res = await rpc(() => this.#rpc.getNode({ id }));
     return res.node!;
+  }
+
+  /**
+   * The last lines a runner launched by `corral agent` wrote to stdout and stderr, oldest first.
+   * `dropped` counts lines lost because the kept tail is bounded.
+   *
+   * @example
+   * const { lines } = await client.nodes().logs("gpu-01-r-7Hq2", { tail: 50 });
+   * for (const l of lines) console.log(l.stream, l.text);
+   */
+  async logs(id: string, options: { tail?: number } = {}): Promise<{ lines: LogLine[]; dropped: bigint }> {
+    const res = await rpc(() => this.#hosts.getRunnerLogs({ runnerId: id, tail: options.tail ?? 0 }));
+    return { lines: res.lines, dropped: res.dropped };
   }
 }

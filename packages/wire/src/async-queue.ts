@@ -11,6 +11,11 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     return this.#closed;
   }
 
+  /** Values queued and not yet pulled: a producer that must stay bounded checks this. */
+  get size(): number {
+    return this.#items.length;
+  }
+
   /** Queues a value; false (and dropped) once the queue has ended or its consumer stopped. */
   push(value: T): boolean {
     if (this.#closed) return false;

@@ -1,10 +1,12 @@
-// corral runner start --cluster X --tasks ./module.js --concurrency N [--allow-scripts ...]
+// corral runner start (run tasks on this machine) and corral runner logs (output of a runner an agent started)
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { builtinTasks, LocalFileCache, resolveScriptPolicy, ScriptPolicyError, type TaskClass } from "@corral/sdk";
 import { collect, collectPairs, intArg, type CliContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
+import { watchParent } from "../agent/parent-watch.js";
 
 function isTaskClass(value: unknown): value is TaskClass {
   return (
@@ -56,6 +58,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
     .option("-t, --tasks <module>", "a module exporting task classes (repeatable)", collect, [])
     .option("--builtins", "also run the built-in tasks corral/Echo and corral/RunScript (see --allow-scripts)")
     .option("--concurrency <n>", "tasks run at once", intArg(1, 10000), 1)
+    .option("--runner-id <id>", "this runner's node id (default: hostname, pid and a random suffix)")
     .option("--label <key=value>", "a label shown on the node (repeatable)", collectPairs, {})
     .option("--cache-dir <dir>", "keep the job cache in this folder (default: in memory)")
     .option("--drain-grace <seconds>", "how long running tasks may finish on SIGTERM", intArg(0), 30)
@@ -72,6 +75,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           tasks: string[];
           builtins?: boolean;
           concurrency: number;
+          runnerId?: string;
           label: Record<string, string>;
           cacheDir?: string;
           drainGrace: number;
@@ -101,6 +105,14 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
         const classes: TaskClass[] = [];
         for (const path of o.tasks) classes.push(...(await loadTaskModule(path, ctx.cwd)));
         if (o.builtins) classes.push(...builtinTasks);
+        // Started by `corral agent`: drain when the agent is gone (even after its kill -9), and do
+        // not outlive the drain grace doing it.
+        const stopWhenAgentGone = (stop: () => Promise<void>, id: string) =>
+          watchParent(() => {
+            ctx.io.err(`runner ${id}: its agent is gone, stopping`);
+            void stop();
+            setTimeout(() => process.exit(1), o.drainGrace * 1000 + 15_000).unref();
+          }, ctx.env);
         // The runner drains on the first SIGINT/SIGTERM; a second one means "now".
         let signals = 0;
         const force = () => {
@@ -112,6 +124,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           const rr = ctx.client(cmd).releaseRunner({
             cluster: o.cluster,
             concurrency: o.concurrency,
+            runnerId: o.runnerId,
             labels: o.label,
             cache: o.cacheDir ? new LocalFileCache(resolve(ctx.cwd, o.cacheDir)) : undefined,
             drainGraceMs: o.drainGrace * 1000,
@@ -122,9 +135,11 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           );
           process.on("SIGINT", force);
           process.on("SIGTERM", force);
+          const parent = stopWhenAgentGone(() => rr.stop(), rr.runner.id);
           try {
             await rr.runForever();
           } finally {
+            parent?.close();
             process.off("SIGINT", force);
             process.off("SIGTERM", force);
           }
@@ -134,6 +149,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           cluster: o.cluster,
           tasks: classes,
           concurrency: o.concurrency,
+          runnerId: o.runnerId,
           labels: o.label,
           cache: o.cacheDir ? new LocalFileCache(resolve(ctx.cwd, o.cacheDir)) : undefined,
           drainGraceMs: o.drainGrace * 1000,
@@ -144,13 +160,38 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
         );
         process.on("SIGINT", force);
         process.on("SIGTERM", force);
+        const parent = stopWhenAgentGone(() => r.stop(), r.id);
         try {
           if (o.untilIdle) await r.runAll();
           else await r.runForever();
         } finally {
+          parent?.close();
           process.off("SIGINT", force);
           process.off("SIGTERM", force);
         }
       },
     );
+
+  runner
+    .command("logs <node>")
+    .description("the last lines a runner started by corral agent wrote to stdout and stderr")
+    .option("-n, --tail <n>", "at most this many lines, newest kept", intArg(1, 10000), 200)
+    .action(async (node: string, o: { tail: number }, cmd: Command) => {
+      const { lines, dropped } = await ctx.client(cmd).nodes().logs(node, { tail: o.tail });
+      if (ctx.json(cmd)) {
+        return ctx.io.out(
+          JSON.stringify(
+            {
+              lines: lines.map((l) => ({ time: l.time ? timestampDate(l.time).toISOString() : null, stream: l.stream, text: l.text })),
+              dropped: dropped.toString(),
+            },
+            null,
+            2,
+          ),
+        );
+      }
+      if (dropped > 0n) ctx.io.err(`(${dropped} earlier lines were dropped: the kept tail is bounded)`);
+      // Each line escaped by the Io: a runner's output cannot drive the terminal.
+      for (const l of lines) ctx.io.out(`${l.time ? timestampDate(l.time).toISOString() : "-"} ${l.stream === "stderr" ? "E" : " "} ${l.text}`);
+    });
 }
