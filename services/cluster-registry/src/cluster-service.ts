@@ -12,10 +12,19 @@ import {
 } from "@corral/proto";
 import { requireService, requireTeam } from "@corral/server-kit";
 import type { Clusters } from "./clusters.js";
+import type { Deployments } from "./deployments.js";
 import { clusterMessage } from "./messages.js";
+import { deploymentMessage } from "./release-messages.js";
+import type { ClusterRecord } from "./store/cluster-repository.js";
 import { pickSpec } from "./spec.js";
 
-export function createClusterService(clusters: Clusters): ServiceImpl<typeof ClusterService> {
+export function createClusterService(clusters: Clusters, deployments: Deployments): ServiceImpl<typeof ClusterService> {
+  /** The clusters as messages with their deployments (one query for all of them). */
+  async function withDeployments(teamId: string, list: ClusterRecord[]) {
+    const byCluster = await deployments.ofClusters(teamId, list.map((c) => c.id));
+    return list.map((c) => clusterMessage(c, (byCluster.get(c.id) ?? []).map(deploymentMessage)));
+  }
+
   return {
     async createCluster(req, ctx) {
       const teamId = requireTeam(ctx);
@@ -32,17 +41,21 @@ export function createClusterService(clusters: Clusters): ServiceImpl<typeof Clu
     },
 
     async getCluster(req, ctx) {
-      const cluster = await clusters.get(requireTeam(ctx), req.slug);
-      return create(GetClusterResponseSchema, { cluster: clusterMessage(cluster) });
+      const teamId = requireTeam(ctx);
+      const cluster = await clusters.get(teamId, req.slug);
+      const [message] = await withDeployments(teamId, [cluster]);
+      return create(GetClusterResponseSchema, { cluster: message });
     },
 
     async updateCluster(req, ctx) {
-      const cluster = await clusters.update(requireTeam(ctx), req.slug, {
+      const teamId = requireTeam(ctx);
+      const cluster = await clusters.update(teamId, req.slug, {
         ...(req.name === undefined ? {} : { name: req.name }),
         ...(req.description === undefined ? {} : { description: req.description }),
         spec: pickSpec(req.spec),
       });
-      return create(UpdateClusterResponseSchema, { cluster: clusterMessage(cluster) });
+      const [message] = await withDeployments(teamId, [cluster]);
+      return create(UpdateClusterResponseSchema, { cluster: message });
     },
 
     async deleteCluster(req, ctx) {
@@ -51,9 +64,10 @@ export function createClusterService(clusters: Clusters): ServiceImpl<typeof Clu
     },
 
     async listClusters(req, ctx) {
-      const page = await clusters.list(requireTeam(ctx), req.pageSize, req.pageToken);
+      const teamId = requireTeam(ctx);
+      const page = await clusters.list(teamId, req.pageSize, req.pageToken);
       return create(ListClustersResponseSchema, {
-        clusters: page.items.map(clusterMessage),
+        clusters: await withDeployments(teamId, page.items),
         nextPageToken: page.nextPageToken,
       });
     },
@@ -61,7 +75,7 @@ export function createClusterService(clusters: Clusters): ServiceImpl<typeof Clu
     async resolveClusters(req, ctx) {
       requireService(ctx);
       const resolved = await clusters.resolve(req.teamId, req.slugs);
-      return create(ResolveClustersResponseSchema, { clusters: resolved.map(clusterMessage) });
+      return create(ResolveClustersResponseSchema, { clusters: resolved.map((c) => clusterMessage(c)) });
     },
   };
 }

@@ -2,6 +2,7 @@
 import {
   ConfigError,
   createDatabase,
+  envInt,
   envOptional,
   migrateToLatest,
   parseApiKey,
@@ -12,6 +13,7 @@ import {
 } from "@corral/server-kit";
 import { REGISTRY_SCHEMA, registryMigrations, createRegistry, type Registry, type RegistryDatabase } from "./index.js";
 import { MIN_INSTALLED_SECRET_LENGTH } from "./api-keys.js";
+import { DEFAULT_MAX_RELEASE_BYTES } from "./releases.js";
 
 /** Why CORRAL_BOOTSTRAP_KEY cannot be installed, or undefined when it can. */
 export function bootstrapKeyProblem(key: string): string | undefined {
@@ -39,7 +41,12 @@ export async function createRegistryComponent(config: ServiceConfig): Promise<Re
     await db.destroy();
     throw err;
   }
-  const registry = createRegistry({ db, runtime: { publicEndpoint: config.publicUrl } });
+  const registry = createRegistry({
+    db,
+    runtime: { publicEndpoint: config.publicUrl },
+    databaseUrl: config.databaseUrl,
+    maxReleaseBytes: envInt("CORRAL_MAX_RELEASE_BYTES", DEFAULT_MAX_RELEASE_BYTES, { min: 1, max: Number.MAX_SAFE_INTEGER }),
+  });
   // Production bootstrap: a key from a secret, ensured on every start (nothing is printed).
   const bootstrapKey = envOptional("CORRAL_BOOTSTRAP_KEY");
   if (bootstrapKey !== undefined) {
@@ -57,6 +64,12 @@ export async function createRegistryComponent(config: ServiceConfig): Promise<Re
     mounts: registry.mounts,
     verifier: registry.verifier,
     check: () => pingDatabase(db),
-    close: () => (closed ??= db.destroy()),
+    start: () => registry.start(),
+    drain: async () => registry.drain(),
+    close: () =>
+      (closed ??= (async () => {
+        await registry.close().catch(() => {});
+        await db.destroy();
+      })()),
   };
 }

@@ -16,6 +16,7 @@ import {
   type Cluster,
   type ClusterSpec,
   type Configuration,
+  type Deployment,
   type HardwareProfile,
   type Location,
   type Node,
@@ -33,7 +34,8 @@ export function specMessage(spec: SpecFields): ClusterSpec {
   return create(ClusterSpecSchema, { ...spec });
 }
 
-export function clusterMessage(c: ClusterRecord): Cluster {
+/** The cluster; `deployments` fills Cluster.deployments (calls that show them pass them). */
+export function clusterMessage(c: ClusterRecord, deployments: Deployment[] = []): Cluster {
   return create(ClusterSchema, {
     id: c.id,
     slug: c.slug,
@@ -44,6 +46,7 @@ export function clusterMessage(c: ClusterRecord): Cluster {
     createTime: timestampFromDate(c.createTime),
     updateTime: timestampFromDate(c.updateTime),
     teamId: c.teamId,
+    deployments,
   });
 }
 

@@ -7,6 +7,7 @@ import * as m0004 from "./0004-create-configurations.js";
 import * as m0005 from "./0005-create-clusters.js";
 import * as m0006 from "./0006-create-nodes.js";
 import * as m0007 from "./0007-spec-reference-keys.js";
+import * as m0008 from "./0008-create-releases.js";
 
 /** The Postgres schema the registry's tables live in. */
 export const REGISTRY_SCHEMA = "registry";
@@ -19,4 +20,5 @@ export const registryMigrations: Record<string, Migration> = {
   "0005-create-clusters": m0005,
   "0006-create-nodes": m0006,
   "0007-spec-reference-keys": m0007,
+  "0008-create-releases": m0008,
 };
