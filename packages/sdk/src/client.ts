@@ -7,6 +7,7 @@ import { HardwareClient } from "./hardware.js";
 import { JobClient } from "./jobs.js";
 import { LocationClient } from "./locations.js";
 import { NodeClient } from "./nodes.js";
+import { ReleaseClient } from "./releases.js";
 import { Runner, type RunnerOptions } from "./runner/runner.js";
 import { RuntimeClient } from "./runtime.js";
 import { createTransport, type Protocol, type RetryOptions } from "./transport.js";
@@ -75,6 +76,16 @@ export class Client {
 
   nodes(): NodeClient {
     return new NodeClient(this.transport);
+  }
+
+  /**
+   * Releases (bundles of task code), their deployments to clusters and how runners loaded them.
+   *
+   * @example
+   * await client.releases().deploy("render", "1.4.0", { cluster: "render-farm-CvufcSxcC9SKfe" });
+   */
+  releases(): ReleaseClient {
+    return new ReleaseClient(this.transport);
   }
 
   runtime(): RuntimeClient {

@@ -8,6 +8,18 @@ export { HardwareClient, type HardwareInput } from "./hardware.js";
 export { ConfigurationClient } from "./configurations.js";
 export { NodeClient, type NodeStateName } from "./nodes.js";
 export { RuntimeClient } from "./runtime.js";
+export {
+  ReleaseClient,
+  ReleaseDigestError,
+  RELEASE_CHUNK_BYTES,
+  releaseLoadStateName,
+  type PublishReleaseOptions,
+  type ReleaseBundle,
+  type ReleaseLoadStateName,
+  type ReleaseLoadStatusInput,
+  type ReleaseManifestInput,
+  type ReleaseSourceInput,
+} from "./releases.js";
 export { ApiKeyClient } from "./api-keys.js";
 export {
   createTransport,
