@@ -49,6 +49,7 @@ export {
   instantiateTask,
   type TaskClass,
 } from "./task.js";
+export { isTaskClass, taskClassesOf, taskIdentifiersOf } from "./task-module.js";
 export { toTaskSubmission, rawTask, type SubmissionOptions } from "./submission.js";
 export {
   ExecutionContext,
