@@ -6,6 +6,9 @@ import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { PublishReleaseRequestSchema, PublishReleaseResponseSchema, type PublishReleaseResponse } from "@corral/proto";
 import { createDatabase } from "@corral/server-kit";
 import { createTestDatabase, type TestDatabase } from "@corral/server-kit/testing";
 import { createRegistry, REGISTRY_SCHEMA, type RegistryDatabase } from "@corral/cluster-registry";
@@ -170,6 +173,42 @@ describe("corral release", { timeout: 300_000 }, () => {
     const none = await runCli(["release", "publish", empty], { env: env() });
     expect(none.code).toBe(2);
     expect(none.stderr).toContain("exports no task classes");
+  });
+
+  it("takes a publish from a plain @grpc/grpc-js client stream", async () => {
+    const bundle = Buffer.from("export class Plain { static identifier = { name: 'plain', version: 'v1.0' }; execute() {} }\n".repeat(40_000));
+    const digest = `sha256:${createHash("sha256").update(bundle).digest("hex")}`;
+    const grpcClient = new grpc.Client(registry.url.replace("http://", ""), grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${apiKey}`);
+    try {
+      const res = await new Promise<PublishReleaseResponse>((resolve, reject) => {
+        const call = grpcClient.makeClientStreamRequest(
+          "/corral.registry.v1.ReleaseService/PublishRelease",
+          (m: unknown) => Buffer.from(toBinary(PublishReleaseRequestSchema, m as never)),
+          (b: Buffer) => fromBinary(PublishReleaseResponseSchema, b),
+          metadata,
+          (err, value) => (err ? reject(err) : resolve(value!)),
+        );
+        call.write(
+          create(PublishReleaseRequestSchema, {
+            part: {
+              case: "header",
+              value: { name: "plain", version: "1.0.0", digest, sizeBytes: BigInt(bundle.length), manifest: { identifiers: [{ name: "plain", version: "v1.0" }] } },
+            },
+          }),
+        );
+        for (let at = 0; at < bundle.length; at += 1024 * 1024) {
+          call.write(create(PublishReleaseRequestSchema, { part: { case: "chunk", value: bundle.subarray(at, at + 1024 * 1024) } }));
+        }
+        call.end();
+      });
+      expect(res.created).toBe(true);
+      expect(res.release?.sizeBytes).toBe(BigInt(bundle.length));
+      expect((await client.releases().get("plain", "1.0.0")).digest).toBe(digest);
+    } finally {
+      grpcClient.close();
+    }
   });
 
   it("deploys, shows deployments and status, refuses deleting a deployed release, then undeploys and deletes", async () => {

@@ -54,11 +54,16 @@ export function createPostgresBlobStore(
     const hash = createHash("sha256");
     let total = 0;
     let seq = 0;
-    let row = Buffer.allocUnsafe(Math.min(chunkBytes, expected.sizeBytes));
+    let flushed = 0;
+    // Rows are sized for what is still to come (within the expected size), so a small bundle
+    // never takes a whole chunk of memory.
+    const newRow = () => Buffer.allocUnsafe(Math.min(chunkBytes, Math.max(1, expected.sizeBytes - flushed)));
+    let row = newRow();
     let filled = 0;
     const flush = async () => {
       await db.insertInto("release_blob_chunks").values({ blob_id: blobId, seq: seq++, data: row.subarray(0, filled) }).execute();
-      row = Buffer.allocUnsafe(Math.min(chunkBytes, Math.max(1, expected.sizeBytes - total)));
+      flushed += filled;
+      row = newRow();
       filled = 0;
     };
     for await (const chunk of chunks) {
