@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import {
+  ApiKeyService,
   ClusterService,
   PublishReleaseRequestSchema,
   ReleaseLoadState,
@@ -360,6 +361,16 @@ describe("WatchDeployments", () => {
     expect(seen[0]).not.toBe("1.0.0");
     expect(seen.length).toBeLessThanOrEqual(2);
     controller.abort();
+  });
+
+  it("ends with UNAUTHENTICATED when its key is revoked", async () => {
+    const keys = h.client(ApiKeyService);
+    const { apiKey, key } = await keys.createApiKey({ name: "release-runner" });
+    const stream = h.client(ReleaseService, key).watchDeployments({})[Symbol.asyncIterator]();
+    expect((await stream.next()).done).toBe(false);
+    const ended = stream.next();
+    await keys.revokeApiKey({ id: apiKey!.id });
+    expect(await codeOf(ended)).toBe(Code.Unauthenticated);
   });
 
   it("ends cleanly when the registry drains, and answers NOT_FOUND for another team's cluster", async () => {
