@@ -206,6 +206,31 @@ describe("ReleaseService", () => {
     });
   });
 
+  it("takes at most four uploads of a team at once; another team's go on", async () => {
+    const controllers = Array.from({ length: 4 }, () => new AbortController());
+    async function* stalled(n: number): AsyncGenerator<PublishInit> {
+      const bundle = randomBytes(2 * MiB);
+      let first = true;
+      for await (const m of publishStream(`stalled-${n}`, "1.0.0", bundle)) {
+        yield m;
+        if (m.part?.case === "chunk" && first) {
+          first = false;
+          await new Promise(() => {});
+        }
+      }
+    }
+    const calls = controllers.map((c, n) => codeOf(releases.publishRelease(stalled(n), { signal: c.signal })));
+    // The four are on the server once their blobs are in the database.
+    await vi.waitFor(async () => expect((await sql<{ n: string }>`select count(*)::text as n from release_blobs where state = 'uploading'`.execute(h.db)).rows[0]!.n).toBe("4"));
+    const refused = await releases.publishRelease(publishStream("fifth", "1.0.0", randomBytes(10))).catch((e: unknown) => ConnectError.from(e));
+    expect((refused as ConnectError).code).toBe(Code.ResourceExhausted);
+    expect((refused as ConnectError).metadata.get("retry-after-ms")).toBe("1000");
+    expect((await releasesB.publishRelease(publishStream("other-team", "1.0.0", randomBytes(10)))).created).toBe(true);
+    for (const c of controllers) c.abort();
+    expect(await Promise.all(calls)).toEqual([Code.Canceled, Code.Canceled, Code.Canceled, Code.Canceled]);
+    await vi.waitFor(async () => expect((await releases.publishRelease(publishStream("fifth", "1.0.0", randomBytes(10)))).created).toBe(true));
+  });
+
   it("keeps releases to their team", async () => {
     const bundle = randomBytes(100);
     await releases.publishRelease(publishStream("private", "1.0.0", bundle));
@@ -213,7 +238,8 @@ describe("ReleaseService", () => {
     expect(await codeOf(download(releasesB, "private", "1.0.0"))).toBe(Code.NotFound);
     expect(await codeOf(releasesB.deployRelease({ name: "private", version: "1.0.0" }))).toBe(Code.NotFound);
     expect(await codeOf(releasesB.deleteRelease({ name: "private", version: "1.0.0" }))).toBe(Code.NotFound);
-    expect((await releasesB.listReleases({})).releases).toEqual([]);
+    expect((await releasesB.listReleases({})).releases.map((r) => r.name)).not.toContain("private");
+    expect((await releasesB.listReleases({ name: "private" })).releases).toEqual([]);
     // Team B may publish the same name and version with its own content.
     expect((await releasesB.publishRelease(publishStream("private", "1.0.0", randomBytes(100)))).created).toBe(true);
   });

@@ -57,7 +57,12 @@ export interface Releases {
 export interface ReleasesOptions {
   /** Largest bundle accepted (CORRAL_MAX_RELEASE_BYTES, default 50 MiB). */
   maxReleaseBytes?: number;
+  /** Uploads one team may have in progress on this process at once (default 4). */
+  maxUploadsPerTeam?: number;
 }
+
+/** How long a team over its upload cap is told to wait. */
+const UPLOAD_RETRY_AFTER_MS = 1_000;
 
 const FOREIGN_KEY_VIOLATION = "23503";
 
@@ -90,6 +95,10 @@ function parseCursor(token: string): ReleaseCursor | undefined {
 
 export function createReleases(db: Kysely<RegistryDatabase>, blobs: BlobStore, options: ReleasesOptions = {}): Releases {
   const maxBytes = options.maxReleaseBytes ?? DEFAULT_MAX_RELEASE_BYTES;
+  const maxUploads = options.maxUploadsPerTeam ?? 4;
+  // Each upload holds a row of memory and writes as its client sends: one team's many slow
+  // uploads must not crowd out another's.
+  const uploading = new Map<string, number>();
 
   async function find(teamId: string, name: string, version: string): Promise<ReleaseRecord> {
     const found = version === "" ? await findNewestRelease(db, teamId, name) : await findRelease(db, teamId, name, version);
@@ -108,7 +117,21 @@ export function createReleases(db: Kysely<RegistryDatabase>, blobs: BlobStore, o
       const before = await findRelease(db, teamId, input.name, input.version);
       if (before) return sameRelease(before, input);
 
-      const blob = await blobs.put(teamId, chunks, { digest: input.digest, sizeBytes: input.sizeBytes }, signal);
+      const inFlight = uploading.get(teamId) ?? 0;
+      if (inFlight >= maxUploads) {
+        throw new ResourceExhaustedError(`the team has ${inFlight} release uploads in progress, the most at once; retry when one ends`, {
+          retryAfterMs: UPLOAD_RETRY_AFTER_MS,
+        });
+      }
+      uploading.set(teamId, inFlight + 1);
+      let blob;
+      try {
+        blob = await blobs.put(teamId, chunks, { digest: input.digest, sizeBytes: input.sizeBytes }, signal);
+      } finally {
+        const left = (uploading.get(teamId) ?? 1) - 1;
+        if (left > 0) uploading.set(teamId, left);
+        else uploading.delete(teamId);
+      }
       let inserted: ReleaseRecord | undefined;
       try {
         inserted = await insertRelease(db, {
