@@ -39,8 +39,9 @@ function writeTaskPackage(dir: string, options: { name?: string; version?: strin
   writeFileSync(
     join(dir, "src/index.js"),
     `import { greet } from "tiny-dep";
+import { Task } from "@corral/sdk";
 ${options.throwOnImport ? 'throw new Error("config file missing");' : ""}
-export class RenderTile {
+export class RenderTile extends Task {
   static identifier = { name: "render/Tile", version: "v1.2" };
   async execute(ctx) { ctx.logger.info(greet("/tiles/1")); }
 }
@@ -106,13 +107,15 @@ describe("corral release", { timeout: 300_000 }, () => {
     expect(out.release.manifest.entry).toBe("src/index.js");
     expect(out.release.manifest.source).toEqual({ directory: { path: pkg } });
 
-    // The bundle stands alone: the dependency is inside, and it runs without the package's node_modules.
+    // The bundle stands alone: the dependency is inside; only the SDK, which runners provide, is imported.
     const bundlePath = join(work, "downloaded.mjs");
     const release = await client.releases().download("render", "1.4.0", bundlePath);
     const bytes = readFileSync(bundlePath);
     expect(`sha256:${createHash("sha256").update(bytes).digest("hex")}`).toBe(release.digest);
-    const mod = (await import(bundlePath)) as { helper: () => string };
-    expect(mod.helper()).toBe("hello x");
+    const text = bytes.toString("utf8");
+    expect(text).toContain('path.basename(who)');
+    expect(text).not.toMatch(/from ["']tiny-dep["']/);
+    expect(text).toMatch(/from ["']@corral\/sdk["']/);
 
     // Again with the same content: nothing changes. Other content under the same version: refused.
     const again = await runCli(["release", "publish", pkg, "--version", "1.4.0"], { env: env() });

@@ -49,7 +49,6 @@ export {
   instantiateTask,
   type TaskClass,
 } from "./task.js";
-export { isTaskClass, taskClassesOf, taskIdentifiersOf } from "./task-module.js";
 export { toTaskSubmission, rawTask, type SubmissionOptions } from "./submission.js";
 export {
   ExecutionContext,
@@ -72,6 +71,7 @@ export {
   type TaskStateName,
 } from "./job-states.js";
 export { Runner, sdkVersion, type RunnerLifecycle, type RunnerOptions } from "./runner/runner.js";
+export { taskIdentifiersOf } from "./task-module.js";
 export { RunnerState, leaseKey, type RunnerEffect, type TaskOutcome } from "./runner/runner-state.js";
 export { TaskRegistry, executeTask, describeError } from "./runner/execute-task.js";
 export { detectHardware } from "./runner/hardware.js";

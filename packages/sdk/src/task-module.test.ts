@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Task } from "./task.js";
-import { taskClassesOf, taskIdentifiersOf } from "./task-module.js";
+import { collectTaskClasses as taskClassesOf, taskIdentifiersOf } from "./task-module.js";
 
 class A extends Task {
   static override identifier = { name: "a", version: "v1.0" };
@@ -16,7 +16,7 @@ class Foreign {
   execute() {}
 }
 
-describe("taskClassesOf", () => {
+describe("collectTaskClasses", () => {
   it("finds named exports, arrays, and a default export that is a class, an array or an object", () => {
     expect(taskClassesOf({ A, other: 3, helper: () => 1 })).toEqual([A]);
     expect(taskClassesOf({ tasks: [A, B] })).toEqual([A, B]);

@@ -1,38 +1,36 @@
-// The task classes a module exports, found the same way wherever a module is loaded (a runner's
-// --tasks module, a release bundle at publish time and in a release runner): named exports that are
-// task classes or arrays of them, and a default export that is a task class, an array or an object
-// of them. A class is recognised by shape (a constructor whose prototype has `execute`), not by
-// `instanceof Task`: a bundle carries its own copy of the SDK.
-import { taskIdentifier, type TaskClass } from "./task.js";
+// The task classes a module exports, found the way publishing finds them: exported classes with a
+// static `identifier` (or any class with an execute method), and arrays or objects of them (a
+// default export `[A, B]` or `{ A, B }`).
 import { formatIdentifier, type TaskIdentifierInit } from "./identifier.js";
+import { taskIdentifier, type TaskClass } from "./task.js";
 
-export function isTaskClass(value: unknown): value is TaskClass {
+function isTaskClass(value: unknown): value is TaskClass {
   return typeof value === "function" && typeof (value as { prototype?: { execute?: unknown } }).prototype?.execute === "function";
 }
 
-function candidates(value: unknown, objects: boolean): unknown[] {
-  if (Array.isArray(value)) return value;
-  if (objects && typeof value === "object" && value !== null) return Object.values(value);
-  return [value];
-}
-
-/** Every task class `mod` (a module namespace) exports, each once, in export order. */
-export function taskClassesOf(mod: Record<string, unknown>): TaskClass[] {
+/** Every distinct task class among a module's exports, in export order. */
+export function collectTaskClasses(mod: Record<string, unknown>): TaskClass[] {
   const found = new Set<TaskClass>();
-  for (const [name, value] of Object.entries(mod)) {
-    for (const v of candidates(value, name === "default")) if (isTaskClass(v)) found.add(v);
-  }
+  const visit = (value: unknown, depth: number) => {
+    if (isTaskClass(value)) found.add(value);
+    else if (depth > 0 && Array.isArray(value)) for (const v of value) visit(v, depth - 1);
+    else if (depth > 0 && typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+      for (const v of Object.values(value)) visit(v, depth - 1);
+    }
+  };
+  for (const value of Object.values(mod)) visit(value, 1);
   return [...found];
 }
 
 /**
- * The identifiers of the module's task classes; throws when two classes claim one identifier or an
- * identifier is malformed (a ValidationError naming it).
+ * The identifiers of the module's task classes (what `corral release publish` puts in a release's
+ * manifest); throws when two classes claim one identifier or an identifier is malformed (a
+ * ValidationError naming it).
  */
 export function taskIdentifiersOf(mod: Record<string, unknown>): TaskIdentifierInit[] {
   const seen = new Map<string, string>();
   const out: TaskIdentifierInit[] = [];
-  for (const cls of taskClassesOf(mod)) {
+  for (const cls of collectTaskClasses(mod)) {
     const id = taskIdentifier(cls);
     const key = formatIdentifier(id);
     const other = seen.get(key);

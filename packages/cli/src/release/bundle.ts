@@ -1,5 +1,6 @@
 // Builds a task package into one self-contained ESM file with esbuild: its npm dependencies inside,
-// Node's built-in modules left as imports, for the Node versions the release declares.
+// Node's built-in modules and @corral/* left as imports (the release runner provides the SDK, so a
+// task's Task and ExecutionContext are the runner's own), for Node 20 and later.
 import { join, resolve } from "node:path";
 import { build, type Message } from "esbuild";
 import { UsageError } from "../exit-codes.js";
@@ -29,6 +30,7 @@ export async function bundlePackage(dir: string, entry: string, outfile: string)
       format: "esm",
       target: "node20",
       banner: { js: requireShim },
+      external: ["@corral/*"],
       logLevel: "silent",
       write: true,
     });

@@ -1,7 +1,10 @@
 // Run in a child process by `corral release publish` (inspect-bundle.ts): imports the bundle and
 // sends back, over IPC, the task identifiers it exports, or why it could not be loaded.
+import { register } from "node:module";
 import { pathToFileURL } from "node:url";
-import { taskIdentifiersOf } from "@corral/sdk/task-module";
+import { taskIdentifiersOf } from "@corral/sdk";
+
+register(new URL("./corral-resolve-hooks.mjs", import.meta.url));
 
 const send = (message: unknown) =>
   new Promise<void>((resolve) => {
