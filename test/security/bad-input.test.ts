@@ -15,6 +15,7 @@ import {
   JobState,
   LocationService,
   NodeService,
+  ReleaseService,
   RuntimeService,
   TaskBrokerService,
   TaskLedgerService,
@@ -39,6 +40,7 @@ const services: Array<{ service: DescService; where: Where }> = [
   { service: ConfigurationService, where: "registry" },
   { service: NodeService, where: "registry" },
   { service: RuntimeService, where: "registry" },
+  { service: ReleaseService, where: "registry" },
   { service: ApiKeyService, where: "registry" },
   { service: JobService, where: "jobs" },
   { service: TaskLedgerService, where: "jobs" },
@@ -71,6 +73,14 @@ const baselines: Record<string, (schema: DescMessage) => Message> = {
   ResolveClusters: (s) => create(s, { teamId: "t", slugs: ["a"] } as never),
   Revoke: (s) => create(s, { teamId: "t", jobId: "j", taskIds: ["a"] } as never),
   AcknowledgeDispatch: (s) => create(s, { tasks: [{ taskId: "a" }] } as never),
+  PublishRelease: (s) =>
+    create(s, {
+      part: {
+        case: "header",
+        value: { name: "ok", version: "1.0.0", digest: `sha256:${"0".repeat(64)}`, sizeBytes: 1n, manifest: { identifiers: [identifier] } },
+      },
+    } as never),
+  ReportReleaseStatus: (s) => create(s, { runnerId: "r", releases: [{ name: "ok", version: "1.0.0", state: 1 }] } as never),
 };
 
 async function codeOf(run: () => Promise<unknown>): Promise<Code | "ok"> {
@@ -140,6 +150,11 @@ describe("bad input", () => {
           const got = await codeOf(async () => {
             if (method.methodKind === "server_streaming") {
               for await (const _ of keyed[method.localName](c.message)) break;
+            } else if (method.methodKind === "client_streaming") {
+              // The invalid message first, as a header would come: it must be refused as it arrives.
+              await keyed[method.localName]((async function* () {
+                yield c.message;
+              })());
             } else await keyed[method.localName](c.message);
           });
           expect(got, `${service.name}.${method.name}: ${c.what}`).toBe(Code.InvalidArgument);

@@ -10,6 +10,7 @@ import { registerJobCommands } from "./commands/job.js";
 import { registerKeyCommands } from "./commands/key.js";
 import { registerLocationCommands } from "./commands/location.js";
 import { registerNodeCommands } from "./commands/node.js";
+import { registerReleaseCommands } from "./commands/release.js";
 import { registerRunnerCommands } from "./commands/runner.js";
 import { sdkVersion } from "@corral/sdk";
 import type { CliContext } from "./context.js";
@@ -35,6 +36,7 @@ export function createProgram(options: CliContextOptions & { extraCommands?: Com
     registerJobCommands,
     registerRunnerCommands,
     registerNodeCommands,
+    registerReleaseCommands,
     registerLocationCommands,
     registerHardwareCommands,
     registerConfigCommands,

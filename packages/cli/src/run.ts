@@ -1,5 +1,6 @@
 // Runs the CLI for argv and answers the exit code, printing errors the way a person can act on.
 import { CommanderError } from "commander";
+import { renameReleaseVersionFlag } from "./commands/release.js";
 import { createProgram, type CommandRegistrar } from "./program.js";
 import type { CliContextOptions } from "./context.js";
 import { exitCodeFor, ExitCode, UsageError } from "./exit-codes.js";
@@ -14,7 +15,7 @@ export async function runCli(
   options = { ...options, io: printableIo(options.io) };
   const program = createProgram(options);
   try {
-    await program.parseAsync(argv, { from: "user" });
+    await program.parseAsync(renameReleaseVersionFlag(argv), { from: "user" });
     return ExitCode.ok;
   } catch (err) {
     const code = exitCodeFor(err);

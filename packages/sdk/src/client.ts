@@ -8,6 +8,7 @@ import { HostClient } from "./hosts.js";
 import { JobClient } from "./jobs.js";
 import { LocationClient } from "./locations.js";
 import { NodeClient } from "./nodes.js";
+import { ReleaseClient } from "./releases.js";
 import { Runner, type RunnerOptions } from "./runner/runner.js";
 import { ReleaseRunner, type ReleaseRunnerOptions } from "./runner/release/release-runner.js";
 import { RuntimeClient } from "./runtime.js";
@@ -82,6 +83,16 @@ export class Client {
   /** Machines running `corral agent`: capacity, state and the runners placed on them. */
   hosts(): HostClient {
     return new HostClient(this.transport);
+  }
+
+  /**
+   * Releases (bundles of task code), their deployments to clusters and how runners loaded them.
+   *
+   * @example
+   * await client.releases().deploy("render", "1.4.0", { cluster: "render-farm-CvufcSxcC9SKfe" });
+   */
+  releases(): ReleaseClient {
+    return new ReleaseClient(this.transport);
   }
 
   runtime(): RuntimeClient {

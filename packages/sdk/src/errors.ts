@@ -88,6 +88,14 @@ export class LocationNotFoundError extends NotFoundError {
   }
 }
 
+export class ReleaseNotFoundError extends NotFoundError {
+  /** `name@version`, or the name alone when the newest version was asked for. */
+  constructor(id: string, message = `release ${JSON.stringify(id)} not found`, options: ApiErrorOptions = {}) {
+    super("release", id, message, options);
+    this.name = "ReleaseNotFoundError";
+  }
+}
+
 /** RESOURCE_EXHAUSTED: a quota or payload limit. */
 export class ResourceError extends ApiError {
   /** The server's hint for when to try again, when it sent one. */
@@ -256,6 +264,7 @@ export function toApiError(err: unknown): unknown {
       if (kind === "cluster") return new ClusterNotFoundError(id, message, options);
       if (kind === "job") return new JobNotFoundError(id, message, options);
       if (kind === "location") return new LocationNotFoundError(id, message, options);
+      if (kind === "release") return new ReleaseNotFoundError(id, message, options);
       return new NotFoundError(kind, id, message, options);
     }
     case Code.ResourceExhausted:

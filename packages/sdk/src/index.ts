@@ -17,6 +17,18 @@ export {
   type HostStateName,
 } from "./cluster-states.js";
 export { RuntimeClient } from "./runtime.js";
+export {
+  ReleaseClient,
+  ReleaseDigestError,
+  RELEASE_CHUNK_BYTES,
+  releaseLoadStateName,
+  type PublishReleaseOptions,
+  type ReleaseBundle,
+  type ReleaseLoadStateName,
+  type ReleaseLoadStatusInput,
+  type ReleaseManifestInput,
+  type ReleaseSourceInput,
+} from "./releases.js";
 export { ApiKeyClient } from "./api-keys.js";
 export {
   createTransport,
@@ -68,6 +80,7 @@ export {
   type TaskStateName,
 } from "./job-states.js";
 export { Runner, sdkVersion, type RunnerLifecycle, type RunnerOptions } from "./runner/runner.js";
+export { taskIdentifiersOf } from "./task-module.js";
 export { RunnerState, leaseKey, type RunnerEffect, type TaskOutcome } from "./runner/runner-state.js";
 export { TaskRegistry, executeTask, describeError } from "./runner/execute-task.js";
 export { DirectExecutor, type TaskExecutor } from "./runner/task-executor.js";

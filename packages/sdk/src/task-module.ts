@@ -1,7 +1,8 @@
 // The task classes a module exports, found the way publishing finds them: exported classes with a
 // static `identifier` (or any class with an execute method), and arrays or objects of them (a
 // default export `[A, B]` or `{ A, B }`).
-import type { TaskClass } from "./task.js";
+import { formatIdentifier, type TaskIdentifierInit } from "./identifier.js";
+import { taskIdentifier, type TaskClass } from "./task.js";
 
 function isTaskClass(value: unknown): value is TaskClass {
   return typeof value === "function" && typeof (value as { prototype?: { execute?: unknown } }).prototype?.execute === "function";
@@ -19,4 +20,23 @@ export function collectTaskClasses(mod: Record<string, unknown>): TaskClass[] {
   };
   for (const value of Object.values(mod)) visit(value, 1);
   return [...found];
+}
+
+/**
+ * The identifiers of the module's task classes (what `corral release publish` puts in a release's
+ * manifest); throws when two classes claim one identifier or an identifier is malformed (a
+ * ValidationError naming it).
+ */
+export function taskIdentifiersOf(mod: Record<string, unknown>): TaskIdentifierInit[] {
+  const seen = new Map<string, string>();
+  const out: TaskIdentifierInit[] = [];
+  for (const cls of collectTaskClasses(mod)) {
+    const id = taskIdentifier(cls);
+    const key = formatIdentifier(id);
+    const other = seen.get(key);
+    if (other !== undefined) throw new Error(`task classes ${other} and ${cls.name} both claim ${key}`);
+    seen.set(key, cls.name);
+    out.push(id);
+  }
+  return out;
 }

@@ -15,14 +15,21 @@ import {
 } from "@corral/proto";
 import { requireService, requireTeam } from "@corral/server-kit";
 import type { Clusters } from "./clusters.js";
+import type { Deployments } from "./deployments.js";
 import type { Provisioning } from "./provisioning/provisioning.js";
-import type { ClusterRecord } from "./store/cluster-repository.js";
 import { clusterMessage } from "./messages.js";
+import { deploymentMessage } from "./release-messages.js";
+import type { ClusterRecord } from "./store/cluster-repository.js";
 import { pickSpec } from "./spec.js";
 
-export function createClusterService(clusters: Clusters, provisioning: Provisioning): ServiceImpl<typeof ClusterService> {
-  async function withStatus(cluster: ClusterRecord): Promise<Cluster> {
-    return clusterMessage(cluster, (await provisioning.statusOf([cluster.id])).get(cluster.id));
+export function createClusterService(clusters: Clusters, provisioning: Provisioning, deployments: Deployments): ServiceImpl<typeof ClusterService> {
+  /** The clusters as messages with their provisioning state and deployments (one query each for all of them). */
+  async function withStatus(teamId: string, list: ClusterRecord[]): Promise<Cluster[]> {
+    const [status, byCluster] = await Promise.all([
+      provisioning.statusOf(list.map((c) => c.id)),
+      deployments.ofClusters(teamId, list.map((c) => c.id)),
+    ]);
+    return list.map((c) => clusterMessage(c, status.get(c.id), (byCluster.get(c.id) ?? []).map(deploymentMessage)));
   }
 
   return {
@@ -37,21 +44,25 @@ export function createClusterService(clusters: Clusters, provisioning: Provision
         ...(req.configuration === undefined ? {} : { configuration: req.configuration }),
         getIfExists: req.getIfExists,
       });
-      return create(CreateClusterResponseSchema, { cluster: clusterMessage(cluster), created });
+      return create(CreateClusterResponseSchema, { cluster: (await withStatus(teamId, [cluster]))[0], created });
     },
 
     async getCluster(req, ctx) {
-      const cluster = await clusters.get(requireTeam(ctx), req.slug);
-      return create(GetClusterResponseSchema, { cluster: await withStatus(cluster) });
+      const teamId = requireTeam(ctx);
+      const cluster = await clusters.get(teamId, req.slug);
+      const [message] = await withStatus(teamId, [cluster]);
+      return create(GetClusterResponseSchema, { cluster: message });
     },
 
     async updateCluster(req, ctx) {
-      const cluster = await clusters.update(requireTeam(ctx), req.slug, {
+      const teamId = requireTeam(ctx);
+      const cluster = await clusters.update(teamId, req.slug, {
         ...(req.name === undefined ? {} : { name: req.name }),
         ...(req.description === undefined ? {} : { description: req.description }),
         spec: pickSpec(req.spec),
       });
-      return create(UpdateClusterResponseSchema, { cluster: await withStatus(cluster) });
+      const [message] = await withStatus(teamId, [cluster]);
+      return create(UpdateClusterResponseSchema, { cluster: message });
     },
 
     async deleteCluster(req, ctx) {
@@ -60,10 +71,10 @@ export function createClusterService(clusters: Clusters, provisioning: Provision
     },
 
     async listClusters(req, ctx) {
-      const page = await clusters.list(requireTeam(ctx), req.pageSize, req.pageToken);
-      const status = await provisioning.statusOf(page.items.map((c) => c.id));
+      const teamId = requireTeam(ctx);
+      const page = await clusters.list(teamId, req.pageSize, req.pageToken);
       return create(ListClustersResponseSchema, {
-        clusters: page.items.map((c) => clusterMessage(c, status.get(c.id))),
+        clusters: await withStatus(teamId, page.items),
         nextPageToken: page.nextPageToken,
       });
     },
@@ -77,13 +88,13 @@ export function createClusterService(clusters: Clusters, provisioning: Provision
     async stopCluster(req, ctx) {
       const teamId = requireTeam(ctx);
       await provisioning.stop(await clusters.get(teamId, req.slug));
-      return create(StopClusterResponseSchema, { cluster: await withStatus(await clusters.get(teamId, req.slug)) });
+      return create(StopClusterResponseSchema, { cluster: (await withStatus(teamId, [await clusters.get(teamId, req.slug)]))[0] });
     },
 
     async startCluster(req, ctx) {
       const teamId = requireTeam(ctx);
       await provisioning.start(await clusters.get(teamId, req.slug));
-      return create(StartClusterResponseSchema, { cluster: await withStatus(await clusters.get(teamId, req.slug)) });
+      return create(StartClusterResponseSchema, { cluster: (await withStatus(teamId, [await clusters.get(teamId, req.slug)]))[0] });
     },
   };
 }

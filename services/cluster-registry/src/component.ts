@@ -3,6 +3,7 @@ import {
   ConfigError,
   createDatabase,
   envDurationMs,
+  envInt,
   envOptional,
   migrateToLatest,
   parseApiKey,
@@ -15,6 +16,7 @@ import { REGISTRY_SCHEMA, registryMigrations, createRegistry, type Registry, typ
 import { MIN_INSTALLED_SECRET_LENGTH } from "./api-keys.js";
 import { createBrokerWorkSource } from "./provisioning/work-source.js";
 import { DEFAULT_PROVISIONING } from "./registry.js";
+import { DEFAULT_MAX_RELEASE_BYTES } from "./releases.js";
 
 /** Why CORRAL_BOOTSTRAP_KEY cannot be installed, or undefined when it can. */
 export function bootstrapKeyProblem(key: string): string | undefined {
@@ -57,6 +59,8 @@ export async function createRegistryComponent(config: ServiceConfig): Promise<Re
       stopGraceMs: envDurationMs("CORRAL_RUNNER_STOP_GRACE", DEFAULT_PROVISIONING.stopGraceMs),
       workSource: createBrokerWorkSource({ brokerUrl: config.brokerUrl, serviceKey: config.serviceKey }),
     },
+    databaseUrl: config.databaseUrl,
+    maxReleaseBytes: envInt("CORRAL_MAX_RELEASE_BYTES", DEFAULT_MAX_RELEASE_BYTES, { min: 1, max: Number.MAX_SAFE_INTEGER }),
   });
   // Production bootstrap: a key from a secret, ensured on every start (nothing is printed).
   const bootstrapKey = envOptional("CORRAL_BOOTSTRAP_KEY");
@@ -76,6 +80,11 @@ export async function createRegistryComponent(config: ServiceConfig): Promise<Re
     verifier: registry.verifier,
     check: () => pingDatabase(db),
     start: () => void registry.start(),
-    close: () => (closed ??= registry.close().then(() => db.destroy())),
+    drain: async () => registry.drain(),
+    close: () =>
+      (closed ??= (async () => {
+        await registry.close().catch(() => {});
+        await db.destroy();
+      })()),
   };
 }

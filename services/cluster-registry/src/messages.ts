@@ -18,6 +18,7 @@ import {
   type Cluster,
   type ClusterSpec,
   type Configuration,
+  type Deployment,
   type HardwareProfile,
   type Location,
   type Node,
@@ -44,8 +45,11 @@ const CLUSTER_STATES: Record<StoredClusterState, ClusterState> = {
   stopped: ClusterState.STOPPED,
 };
 
-/** A cluster; `status` is its provisioning row (none: not provisioned, state UNSPECIFIED). */
-export function clusterMessage(c: ClusterRecord, status?: ClusterProvisioningRow): Cluster {
+/**
+ * A cluster; `status` is its provisioning row (none: not provisioned, state UNSPECIFIED), and
+ * `deployments` fills Cluster.deployments (calls that show them pass them).
+ */
+export function clusterMessage(c: ClusterRecord, status?: ClusterProvisioningRow, deployments: Deployment[] = []): Cluster {
   return create(ClusterSchema, {
     ...(status
       ? {
@@ -64,6 +68,7 @@ export function clusterMessage(c: ClusterRecord, status?: ClusterProvisioningRow
     createTime: timestampFromDate(c.createTime),
     updateTime: timestampFromDate(c.updateTime),
     teamId: c.teamId,
+    deployments,
   });
 }
 

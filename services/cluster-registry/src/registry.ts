@@ -9,15 +9,20 @@ import {
   HostService,
   LocationService,
   NodeService,
+  ReleaseService,
   RuntimeService,
 } from "@corral/proto";
 import type { ApiKeyVerifier, ServiceMount } from "@corral/server-kit";
+import type { Logger } from "pino";
+import type { BlobStore } from "./blob-store.js";
 import { createApiKeyService } from "./api-key-service.js";
 import { createApiKeys } from "./api-keys.js";
 import { createClusterService } from "./cluster-service.js";
 import { createClusters } from "./clusters.js";
 import { createConfigurationService } from "./configuration-service.js";
 import { createConfigurations } from "./configurations.js";
+import { createDeploymentNotifier } from "./deployment-notifier.js";
+import { createDeployments } from "./deployments.js";
 import { createHardwareService } from "./hardware-service.js";
 import { createHardwareProfiles } from "./hardware.js";
 import { createLocationService } from "./location-service.js";
@@ -30,9 +35,12 @@ import { createAgentHub } from "./provisioning/agent-hub.js";
 import { createProvisioning } from "./provisioning/provisioning.js";
 import { createReconciler, type Reconciler } from "./provisioning/reconciler.js";
 import type { WorkSource } from "./provisioning/work-source.js";
+import { createReleaseService } from "./release-service.js";
+import { createReleaseStatus } from "./release-status.js";
+import { createReleases } from "./releases.js";
 import { createRuntimeService, type RuntimeOptions } from "./runtime-service.js";
-import type { Logger } from "pino";
 import type { RegistryDatabase } from "./store/database.js";
+import { createPostgresBlobStore } from "./store/postgres-blob-store.js";
 
 export interface RegistryOptions {
   db: Kysely<RegistryDatabase>;
@@ -40,6 +48,17 @@ export interface RegistryOptions {
   /** A node with no presence report for this long reads as OFFLINE (default 60 s). */
   nodeTimeoutMs?: number;
   provisioning?: ProvisioningOptions;
+  /**
+   * The registry database's connection string, for the LISTEN connection behind WatchDeployments
+   * (so a deploy on one replica reaches watchers on all). Unset: only this process's changes wake them.
+   */
+  databaseUrl?: string;
+  /** Largest release bundle in bytes (CORRAL_MAX_RELEASE_BYTES, default 50 MiB). */
+  maxReleaseBytes?: number;
+  /** Where release bundles live (default: Postgres, in the registry's schema). */
+  blobs?: BlobStore;
+  /** Uploads that never finished are deleted after this long (default 1 h). */
+  staleUploadMs?: number;
   logger?: Logger;
 }
 
@@ -86,9 +105,11 @@ export interface Registry {
    */
   installKey(teamName: string, key: string, keyName?: string): Promise<{ teamId: string; created: boolean }>;
   reconciler: Reconciler;
-  /** Starts listening for placements and the reconcile loop. */
+  /** Starts listening for placements, the reconcile loop and the sweep of abandoned release uploads. */
   start(): Promise<void>;
-  /** Stops both; safe twice. Agent streams end with the server. */
+  /** Ends open deployment watches cleanly (the server is going away). */
+  drain(): void;
+  /** Stops the loops and the LISTEN connections; safe twice. Agent streams end with the server; the database stays open (the caller owns it). */
   close(): Promise<void>;
 }
 
@@ -98,7 +119,6 @@ export function createRegistry(options: RegistryOptions): Registry {
   const configurations = createConfigurations(db);
   const clusters = createClusters(db, configurations);
   const nodes = createNodes(db, clusters, options.nodeTimeoutMs === undefined ? {} : { timeoutMs: options.nodeTimeoutMs });
-  const services = [ClusterService, LocationService, HardwareService, ConfigurationService, NodeService, HostService, RuntimeService, ApiKeyService];
   const p = { ...DEFAULT_PROVISIONING, ...options.provisioning };
   const replicaId = options.provisioning?.replicaId ?? newId();
   const reconciler = createReconciler({
@@ -120,11 +140,31 @@ export function createRegistry(options: RegistryOptions): Registry {
     ...(options.logger ? { logger: options.logger } : {}),
   });
   const provisioning = createProvisioning(db, () => reconciler.poke());
+  const blobs = options.blobs ?? createPostgresBlobStore(db);
+  const releases = createReleases(db, blobs, options.maxReleaseBytes === undefined ? {} : { maxReleaseBytes: options.maxReleaseBytes });
+  const notifier = createDeploymentNotifier({
+    ...(options.databaseUrl === undefined ? {} : { url: options.databaseUrl }),
+    onError: (err) => options.logger?.warn({ err }, "deployment change listener failed; reconnecting"),
+  });
+  const deployments = createDeployments(db, clusters, releases, notifier);
+  const services = [
+    ClusterService,
+    LocationService,
+    HardwareService,
+    ConfigurationService,
+    NodeService,
+    HostService,
+    ReleaseService,
+    RuntimeService,
+    ApiKeyService,
+  ];
+
+  let sweepTimer: NodeJS.Timeout | undefined;
 
   let started = false;
   let closing: Promise<void> | undefined;
   const mounts: ServiceMount[] = [
-    { service: ClusterService, impl: createClusterService(clusters, provisioning), internal: ["ResolveClusters"] },
+    { service: ClusterService, impl: createClusterService(clusters, provisioning, deployments), internal: ["ResolveClusters"] },
     {
       service: HostService,
       impl: createHostService(db, hub, {
@@ -139,6 +179,7 @@ export function createRegistry(options: RegistryOptions): Registry {
     { service: HardwareService, impl: createHardwareService(createHardwareProfiles(db)) },
     { service: ConfigurationService, impl: createConfigurationService(configurations) },
     { service: NodeService, impl: createNodeService(nodes), internal: ["ReportPresence"] },
+    { service: ReleaseService, impl: createReleaseService(releases, deployments, createReleaseStatus(db, clusters), clusters) },
     {
       service: RuntimeService,
       impl: createRuntimeService(
@@ -166,9 +207,22 @@ export function createRegistry(options: RegistryOptions): Registry {
     async start() {
       if (started) return;
       started = true;
+      const staleMs = options.staleUploadMs ?? 60 * 60_000;
+      const sweep = () =>
+        void blobs.sweep(staleMs).catch((err: unknown) => options.logger?.warn({ err }, "release upload sweep failed"));
+      sweep();
+      sweepTimer = setInterval(sweep, Math.min(staleMs, 10 * 60_000));
+      sweepTimer.unref();
       await hub.start();
       reconciler.start();
     },
-    close: () => (closing ??= Promise.all([reconciler.close(), hub.close()]).then(() => undefined)),
+    drain: () => deployments.drain(),
+    close: () =>
+      (closing ??= (async () => {
+        clearInterval(sweepTimer);
+        sweepTimer = undefined;
+        deployments.drain();
+        await Promise.all([reconciler.close(), hub.close(), notifier.close()]);
+      })()),
   };
 }

@@ -16,7 +16,7 @@ export interface Team {
 
 export interface RegistryHarness {
   url: string;
-  /** For a second replica over the same database. */
+  /** The test database's connection string (a second registry on it is another replica). */
   databaseUrl: string;
   db: Kysely<RegistryDatabase>;
   registry: Registry;
@@ -24,6 +24,11 @@ export interface RegistryHarness {
   teamB: Team;
   /** A client calling as `key` (default: team A's). */
   client<S extends DescService>(service: S, key?: string): Client<S>;
+  /**
+   * Another registry process on the same database (its own pool, LISTEN connection and server),
+   * as a second replica behind a load balancer would be.
+   */
+  startReplica(): Promise<{ url: string; client<S extends DescService>(service: S, key?: string): Client<S>; close(): Promise<void> }>;
   /** A client calling with the internal service key. */
   serviceClient<S extends DescService>(service: S): Client<S>;
   close(): Promise<void>;
@@ -36,12 +41,7 @@ export async function startRegistryHarness(
   const database = await createTestDatabase(label);
   const db = createDatabase<RegistryDatabase>({ url: database.url, schema: REGISTRY_SCHEMA, max: 20 });
   await migrateToLatest(db, REGISTRY_SCHEMA, registryMigrations);
-  const registry = createRegistry({
-    db,
-    ...options,
-    ...(options.provisioning ? { provisioning: { databaseUrl: database.url, ...options.provisioning } } : {}),
-  });
-  if (options.provisioning) await registry.start();
+  const registry = createRegistry({ db, databaseUrl: database.url, ...options });
   const server = createServer({
     name: `test-${label}`,
     mounts: registry.mounts,
@@ -52,6 +52,7 @@ export async function startRegistryHarness(
   });
   await server.listen();
   server.setServing(true);
+  const replicas: Array<() => Promise<void>> = [];
   const teamA = await registry.bootstrap(`team-a-${label}`);
   const teamB = await registry.bootstrap(`team-b-${label}`);
   return {
@@ -62,10 +63,40 @@ export async function startRegistryHarness(
     teamA,
     teamB,
     client: (service, key = teamA.key) => createServiceClient(service, { baseUrl: server.url, apiKey: key }),
+    async startReplica() {
+      const replicaDb = createDatabase<RegistryDatabase>({ url: database.url, schema: REGISTRY_SCHEMA, max: 5 });
+      const replica = createRegistry({ db: replicaDb, databaseUrl: database.url, ...options });
+      const replicaServer = createServer({
+        name: `test-${label}-replica`,
+        mounts: replica.mounts,
+        verifier: replica.verifier,
+        serviceKey: TEST_SERVICE_KEY,
+        port: 0,
+        logger: createLogger(`test-${label}-replica`, "silent"),
+      });
+      await replicaServer.listen();
+      replicaServer.setServing(true);
+      let closed: Promise<void> | undefined;
+      const close = () =>
+        (closed ??= (async () => {
+          replica.drain();
+          await replicaServer.close(1_000);
+          await replica.close();
+          await replicaDb.destroy();
+        })());
+      replicas.push(close);
+      return {
+        url: replicaServer.url,
+        client: (service, key = teamA.key) => createServiceClient(service, { baseUrl: replicaServer.url, apiKey: key }),
+        close,
+      };
+    },
     serviceClient: (service) => createServiceClient(service, { baseUrl: server.url, apiKey: TEST_SERVICE_KEY }),
     async close() {
-      await registry.close();
+      for (const closeReplica of replicas) await closeReplica();
+      registry.drain();
       await server.close(1_000);
+      await registry.close();
       await db.destroy();
       await database.drop();
     },

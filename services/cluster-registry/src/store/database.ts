@@ -199,6 +199,78 @@ export interface ProvisioningLeasesTable {
   expire_time: Timestamp;
 }
 
+export type StoredBlobState = "uploading" | "stored";
+
+export interface ReleaseBlobsTable {
+  id: string;
+  team_id: string;
+  /** "sha256:" and 64 lowercase hex digits. */
+  digest: string;
+  /** bigint; pg hands it back as a decimal string. */
+  size_bytes: ColumnType<string, number | string, number | string>;
+  state: StoredBlobState;
+  create_time: Generated<Date>;
+}
+
+export interface ReleaseBlobChunksTable {
+  blob_id: string;
+  seq: number;
+  data: Buffer;
+}
+
+/** What publishing found in a bundle, as stored in jsonb. */
+export interface StoredManifest {
+  identifiers: { name: string; version: string }[];
+  nodeEngine: string;
+  entry: string;
+  source?:
+    | { directory: { path: string } }
+    | { git: { url: string; ref: string; commit: string; dir: string } };
+}
+
+export interface ReleasesTable {
+  id: string;
+  team_id: string;
+  name: string;
+  version: string;
+  /** Sorts versions by semver precedence under the C collation (release-version.ts). */
+  version_key: string;
+  digest: string;
+  size_bytes: ColumnType<string, number | string, number | string>;
+  blob_id: string;
+  manifest: Json<StoredManifest>;
+  create_time: Generated<Date>;
+}
+
+export interface DeploymentsTable {
+  team_id: string;
+  cluster_id: string;
+  name: string;
+  release_id: string;
+  deploy_time: Generated<Date>;
+}
+
+export type StoredLoadState = "loading" | "loaded" | "failed" | "draining";
+
+export interface StoredLoadStatus {
+  name: string;
+  version: string;
+  state: StoredLoadState;
+  error: string;
+  restarts: number;
+}
+
+export interface ReleaseStatusTable {
+  team_id: string;
+  runner_id: string;
+  cluster_id: string;
+  releases: Json<StoredLoadStatus[]>;
+  report_time: Generated<Date>;
+}
+
+/** The channel the deployments trigger NOTIFYs on; the payload is the cluster id. */
+export const DEPLOYMENT_CHANGES_CHANNEL = "corral_deployments";
+
 export interface RegistryDatabase {
   teams: TeamsTable;
   api_keys: ApiKeysTable;
@@ -213,6 +285,11 @@ export interface RegistryDatabase {
   runner_log_stats: RunnerLogStatsTable;
   cluster_provisioning: ClusterProvisioningTable;
   provisioning_leases: ProvisioningLeasesTable;
+  release_blobs: ReleaseBlobsTable;
+  release_blob_chunks: ReleaseBlobChunksTable;
+  releases: ReleasesTable;
+  deployments: DeploymentsTable;
+  release_status: ReleaseStatusTable;
 }
 
 export type TeamRow = Selectable<TeamsTable>;
@@ -227,3 +304,5 @@ export type NodeRow = Selectable<NodesTable>;
 export type HostRow = Selectable<HostsTable>;
 export type PlacementRow = Selectable<PlacementsTable>;
 export type ClusterProvisioningRow = Selectable<ClusterProvisioningTable>;
+export type ReleaseRow = Selectable<ReleasesTable>;
+export type DeploymentRow = Selectable<DeploymentsTable>;

@@ -7,6 +7,7 @@ import * as m0004 from "./0004-create-configurations.js";
 import * as m0005 from "./0005-create-clusters.js";
 import * as m0006 from "./0006-create-nodes.js";
 import * as m0007 from "./0007-spec-reference-keys.js";
+import * as m0008 from "./0008-create-releases.js";
 import * as m0009 from "./0009-create-hosts.js";
 
 /** The Postgres schema the registry's tables live in. */
@@ -20,6 +21,6 @@ export const registryMigrations: Record<string, Migration> = {
   "0005-create-clusters": m0005,
   "0006-create-nodes": m0006,
   "0007-spec-reference-keys": m0007,
-  // 0008 is the releases migration (another branch); kysely orders by name, so 0009 stays after it.
+  "0008-create-releases": m0008,
   "0009-create-hosts": m0009,
 };
