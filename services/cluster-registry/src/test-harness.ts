@@ -41,7 +41,13 @@ export async function startRegistryHarness(
   const database = await createTestDatabase(label);
   const db = createDatabase<RegistryDatabase>({ url: database.url, schema: REGISTRY_SCHEMA, max: 20 });
   await migrateToLatest(db, REGISTRY_SCHEMA, registryMigrations);
-  const registry = createRegistry({ db, databaseUrl: database.url, ...options });
+  const registry = createRegistry({
+    db,
+    databaseUrl: database.url,
+    ...options,
+    ...(options.provisioning ? { provisioning: { databaseUrl: database.url, ...options.provisioning } } : {}),
+  });
+  if (options.provisioning) await registry.start();
   const server = createServer({
     name: `test-${label}`,
     mounts: registry.mounts,
