@@ -70,6 +70,7 @@ export interface JobQuery {
   states: number[];
   name: string;
   clusterSlugs: string[];
+  automationId?: string;
   /** Counter columns of which at least one must be non-zero. */
   taskStateColumns: string[];
   afterId?: string;
