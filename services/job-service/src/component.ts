@@ -187,8 +187,8 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
   return {
     mounts: [
       { service: JobService, impl: createJobServiceImpl(ledger) },
-      { service: AutomationService, impl: createAutomationServiceImpl(automationCtx, () => scheduler.wake()) },
       { service: TaskLedgerService, impl: createTaskLedgerServiceImpl(ledger), internal: true },
+      { service: AutomationService, impl: createAutomationServiceImpl(automationCtx, () => scheduler.wake()) },
     ],
     ledger,
     automations: scheduler,
