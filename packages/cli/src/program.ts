@@ -1,6 +1,7 @@
 // The `corral` command tree. Commands only parse flags, call the SDK and print.
 import { Command } from "commander";
 import { createCliContext, type CliContextOptions } from "./context.js";
+import { registerAutomationCommands } from "./commands/automation.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerHardwareCommands } from "./commands/hardware.js";
@@ -31,6 +32,7 @@ export function createProgram(options: CliContextOptions & { extraCommands?: Com
   for (const register of [
     registerClusterCommands,
     registerJobCommands,
+    registerAutomationCommands,
     registerRunnerCommands,
     registerNodeCommands,
     registerLocationCommands,
