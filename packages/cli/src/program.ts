@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { createCliContext, type CliContextOptions } from "./context.js";
 import { registerAgentCommands } from "./commands/agent.js";
+import { registerAutomationCommands } from "./commands/automation.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerHardwareCommands } from "./commands/hardware.js";
@@ -34,6 +35,7 @@ export function createProgram(options: CliContextOptions & { extraCommands?: Com
   for (const register of [
     registerClusterCommands,
     registerJobCommands,
+    registerAutomationCommands,
     registerRunnerCommands,
     registerNodeCommands,
     registerReleaseCommands,

@@ -2,6 +2,7 @@
 export * from "./gen/corral/broker/v1/dispatch_pb.js";
 export * from "./gen/corral/broker/v1/work_pb.js";
 export * from "./gen/corral/common/v1/common_pb.js";
+export * from "./gen/corral/jobs/v1/automation_pb.js";
 export * from "./gen/corral/jobs/v1/job_pb.js";
 export * from "./gen/corral/jobs/v1/ledger_pb.js";
 export * from "./gen/corral/registry/v1/api_key_pb.js";

@@ -1,6 +1,7 @@
 // The entry point: one Client per server and API key, handing out the per-area clients.
 import type { Transport } from "@connectrpc/connect";
 import { ApiKeyClient } from "./api-keys.js";
+import { AutomationClient } from "./automations.js";
 import { ClusterClient } from "./clusters.js";
 import { ConfigurationClient } from "./configurations.js";
 import { HardwareClient } from "./hardware.js";
@@ -62,6 +63,11 @@ export class Client {
 
   jobs(): JobClient {
     return new JobClient(this.transport);
+  }
+
+  /** Automations: cron schedules and new storage objects that submit jobs. */
+  automations(): AutomationClient {
+    return new AutomationClient(this.transport);
   }
 
   locations(): LocationClient {

@@ -4,6 +4,7 @@ export { ClusterClient, type CreateClusterOptions, type UpdateClusterOptions, ty
 export { toClusterSpec, type ClusterSpecInput } from "./cluster-spec.js";
 export { JobClient, type JobQuery, type JobUpdate, type SubmitJobOptions, type WaitOptions } from "./jobs.js";
 export { LocationClient, type LocationInput } from "./locations.js";
+export { AutomationClient, type AutomationInput, type TriggerInput } from "./automations.js";
 export { HardwareClient, type HardwareInput } from "./hardware.js";
 export { ConfigurationClient } from "./configurations.js";
 export { NodeClient, type NodeStateName } from "./nodes.js";

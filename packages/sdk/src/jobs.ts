@@ -37,6 +37,8 @@ export interface JobQuery {
   /** Jobs whose name contains this text. */
   name?: string;
   clusters?: string[];
+  /** Jobs an automation submitted. */
+  automation?: string;
   /** Jobs with at least one task in one of these states. */
   taskStates?: TaskStateName[];
   /** Submitted at or after. */
@@ -119,6 +121,7 @@ export class JobClient {
           states: (filters.states ?? []).map((s) => jobStates[s]),
           name: filters.name ?? "",
           clusterSlugs: filters.clusters ?? [],
+          automationId: filters.automation ?? "",
           taskStates: (filters.taskStates ?? []).map((s) => taskStates[s]),
           startTime: filters.since ? timestampFromDate(filters.since) : undefined,
           endTime: filters.until ? timestampFromDate(filters.until) : undefined,

@@ -1,12 +1,14 @@
 // job-service's wiring: as a process component (its database and migrations, the registry and
 // broker clients) and, inside it, the service (the ledger over the store, the outbox sweeper, the
 // LISTEN connection for WatchJob, and the RPC mounts, TaskLedgerService internal).
-import { DispatchService, JobService, TaskLedgerService } from "@corral/proto";
+import { AutomationService, DispatchService, JobService, TaskLedgerService } from "@corral/proto";
 import {
   createDatabase,
   createRegistryClient,
   createServiceClient,
+  envDurationMs,
   envInt,
+  envOptional,
   migrateToLatest,
   pingDatabase,
   type ServiceComponent,
@@ -15,7 +17,13 @@ import {
 } from "@corral/server-kit";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
+import { createAutomationScheduler, type AutomationScheduler } from "./automation-scheduler.js";
+import { createAutomationServiceImpl } from "./automation-service.js";
 import { createBrokerDispatcher } from "./clients/broker-dispatcher.js";
+import { createStorageLister } from "./clients/storage-lister.js";
+import type { StoragePolicy } from "./domain/automations/automation-spec.js";
+import { UNLIMITED_OPEN_TASKS } from "./domain/team-quota.js";
+import { createJobsStore } from "./store/jobs-store.js";
 import { createRegistryClusterResolver } from "./clients/registry-cluster-resolver.js";
 import type { ClusterResolver, Dispatcher } from "./domain/ports.js";
 import { DEFAULT_MAX_INPUT_BYTES } from "./domain/task-plan.js";
@@ -60,6 +68,7 @@ export async function createJobsComponent(
     databaseUrl: config.databaseUrl,
     maxInputBytes: envInt("CORRAL_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES, { min: 1, max: 64 * 1024 * 1024 }, env),
     quotas: createSubmitQuotas(readSubmitQuotas(env)),
+    automations: readAutomationSettings(env),
     logger: options.logger,
   });
   let closed: Promise<void> | undefined;
@@ -75,6 +84,37 @@ export async function createJobsComponent(
         await jobs.close();
         await db.destroy();
       })()),
+  };
+}
+
+/** The automation scheduler's settings (see docs/automations.md). */
+export interface AutomationSettings {
+  storage: StoragePolicy;
+  /** A fire time older than this when a replica first sees it was missed (default 60 s). */
+  misfireGraceMs: number;
+  /** How often storage triggers list without a watch event (default 10 s). */
+  storagePollMs: number;
+  /** How long a file must be unchanged before it fires (default 1 s). */
+  settleMs: number;
+  /** Scheduler tick (default 1 s). */
+  tickMs: number;
+  /** Where env: secret references are read (default process.env). */
+  env: Record<string, string | undefined>;
+  /** The scheduler's clock (tests). */
+  now?: () => Date;
+  /** Run the scheduler loop (default true; tests that tick by hand turn it off). */
+  run?: boolean;
+}
+
+export function readAutomationSettings(env: Record<string, string | undefined> = process.env): AutomationSettings {
+  const list = (name: string) => (envOptional(name, env) ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+  return {
+    storage: { directoryRoots: list("CORRAL_AUTOMATION_DIRS"), secretsDir: envOptional("CORRAL_AUTOMATION_SECRETS_DIR", env) ?? "/run/secrets" },
+    misfireGraceMs: envDurationMs("CORRAL_AUTOMATION_MISFIRE_GRACE", 60_000, env),
+    storagePollMs: envDurationMs("CORRAL_AUTOMATION_STORAGE_POLL", 10_000, env),
+    settleMs: envDurationMs("CORRAL_AUTOMATION_SETTLE", 1_000, env),
+    tickMs: envDurationMs("CORRAL_AUTOMATION_TICK", 1_000, env),
+    env,
   };
 }
 
@@ -95,13 +135,16 @@ export interface JobServiceOptions {
   databaseUrl?: string;
   /** Per-team submission quotas (none when unset). */
   quotas?: SubmitQuotas;
+  /** Automation settings (default: readAutomationSettings() of an empty environment). */
+  automations?: AutomationSettings;
   logger?: Logger;
 }
 
 export interface JobServiceHandle {
   mounts: ServiceMount[];
   ledger: JobLedger;
-  /** Starts the outbox sweeper. */
+  automations: AutomationScheduler;
+  /** Starts the outbox sweeper and the automation scheduler. */
   start(): void;
   /** Stops the sweeper and the LISTEN connection; the database stays open (the caller owns it). Idempotent. */
   close(): Promise<void>;
@@ -119,17 +162,43 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
       })
     : undefined;
   const ledger = createJobLedger({ ...options, notifier });
+  const settings = options.automations ?? readAutomationSettings({});
+  const store = createJobsStore(options.db);
+  const now = settings.now ?? (() => new Date());
+  const scheduler = createAutomationScheduler({
+    fire: {
+      store,
+      clusters: options.clusters,
+      limits: { maxInputBytes: ledger.maxInputBytes, maxOpenTasks: options.quotas?.limits.queuedTasks ?? UNLIMITED_OPEN_TASKS },
+      lister: createStorageLister({ settleMs: settings.settleMs, env: settings.env }),
+      misfireGraceMs: settings.misfireGraceMs,
+      storagePollMs: settings.storagePollMs,
+    },
+    enqueue: async (ready) => {
+      await ledger.relay.enqueue(ready);
+    },
+    now,
+    tickMs: settings.tickMs,
+    watchDelayMs: settings.settleMs + 100,
+    logger: options.logger,
+  });
+  const automationCtx = { store, clusters: options.clusters, maxInputBytes: ledger.maxInputBytes, storage: settings.storage, now };
   let closing: Promise<void> | undefined;
   return {
     mounts: [
       { service: JobService, impl: createJobServiceImpl(ledger) },
       { service: TaskLedgerService, impl: createTaskLedgerServiceImpl(ledger), internal: true },
+      { service: AutomationService, impl: createAutomationServiceImpl(automationCtx, () => scheduler.wake()) },
     ],
     ledger,
-    start: () => ledger.relay.start(),
+    automations: scheduler,
+    start: () => {
+      ledger.relay.start();
+      if (settings.run !== false) scheduler.start();
+    },
     close() {
       closing ??= (async () => {
-        const results = await Promise.allSettled([ledger.relay.close(), notifier?.close()]);
+        const results = await Promise.allSettled([scheduler.close(), ledger.relay.close(), notifier?.close()]);
         for (const r of results) if (r.status === "rejected") options.logger?.warn({ err: r.reason }, "job-service close step failed");
       })();
       return closing;

@@ -138,8 +138,9 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
     .option("--state <state>", `only jobs in this state: ${Object.keys(jobStates).join(", ")} (repeatable)`, collect, [])
     .option("-c, --cluster <slug>", "only jobs of this cluster (repeatable)", collect, [])
     .option("--name <text>", "only jobs whose name contains this")
+    .option("--automation <id>", "only jobs this automation submitted")
     .option("--limit <n>", "at most this many", intArg(1, 100000), 50)
-    .action(async (o: { state: string[]; cluster: string[]; name?: string; limit: number }, cmd: Command) => {
+    .action(async (o: { state: string[]; cluster: string[]; name?: string; automation?: string; limit: number }, cmd: Command) => {
       for (const s of o.state) {
         if (!(s in jobStates)) throw new UsageError(`unknown state ${JSON.stringify(s)}: use ${Object.keys(jobStates).join(", ")}`);
       }
@@ -147,6 +148,7 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
         states: o.state as JobStateName[],
         clusters: o.cluster,
         name: o.name,
+        automation: o.automation,
         limit: o.limit,
       });
       if (ctx.json(cmd)) return ctx.io.out(messageJson(JobSchema, jobs));

@@ -72,6 +72,7 @@ export function toJob(j: JobRow, progress: ProgressJson[] | null = null, now = n
     idempotencyKey: j.idempotency_key ?? "",
     teamId: j.team_id,
     endTime: j.end_time ? timestampFromDate(j.end_time) : undefined,
+    automationId: j.automation_id ?? "",
     progress: toProgress(progress),
     stats: create(ExecutionStatsSchema, {
       firstTaskStartTime: j.first_start_time ? timestampFromDate(j.first_start_time) : undefined,

@@ -42,6 +42,7 @@ export async function queryJobs(store: JobsStore, teamId: string, q: QueryJobsRe
     states: q.states.filter((s) => s !== JobState.UNSPECIFIED),
     name: q.name,
     clusterSlugs: q.clusterSlugs.filter((s) => s !== ""),
+    automationId: q.automationId === "" ? undefined : q.automationId,
     taskStateColumns: q.taskStates
       .filter((s) => s !== TaskState.UNSPECIFIED)
       .map((s) => stateCounterColumn[s as keyof typeof stateCounterColumn]),

@@ -3,6 +3,10 @@
 // domain names only the schema's row types, never a repository).
 import type { TaskEnvelope } from "@corral/proto";
 import type {
+  AutomationRow,
+  FireRow,
+  TriggerRow,
+  TriggerSpec,
   CanceledTaskRow,
   EnvelopeRow,
   GraphTaskRow,
@@ -59,6 +63,7 @@ export interface JobsStore {
   outbox: OutboxStore;
   usage: TeamUsageStore;
   reads: TaskReads;
+  automations: AutomationStore;
   /** Runs `work` in one transaction (commit on return, rollback on throw). */
   transaction<T>(work: (tx: JobsStore) => Promise<T>): Promise<T>;
 }
@@ -70,6 +75,7 @@ export interface JobQuery {
   states: number[];
   name: string;
   clusterSlugs: string[];
+  automationId?: string;
   /** Counter columns of which at least one must be non-zero. */
   taskStateColumns: string[];
   afterId?: string;
@@ -163,4 +169,71 @@ export interface TaskReads {
     afterSeq: number | null,
     limit: number,
   ): Promise<{ job: JobRow; progress: ProgressJson[]; lastSeq: number; tasks: TaskDetailRow[] } | undefined>;
+}
+
+/** An automation's columns as written; the store stamps the times. */
+export type NewAutomationRow = Omit<AutomationRow, "paused" | "create_time" | "update_time" | "cron_cursor"> & { paused: boolean };
+
+export type AutomationChanges = Partial<
+  Pick<AutomationRow, "name" | "identifier_name" | "identifier_version" | "input" | "display" | "max_retries" | "cluster_slug" | "overlap" | "catch_up" | "paused" | "cron_cursor" | "next_fire">
+>;
+
+/** One fire's unique row: a cron fire time or a storage object of one automation. */
+export interface FireClaim {
+  automationId: string;
+  /** Unique per automation: the fire time for cron, the object and its version for storage. */
+  fireKey: string;
+  triggerId: string;
+  fireTime: Date;
+  object: string;
+  skippedReason: string;
+}
+
+/** Automations, triggers and fires. Scheduler reads lock their rows with SKIP LOCKED. */
+export interface AutomationStore {
+  insertAutomation(a: NewAutomationRow, triggers: { id: string; spec: TriggerSpec }[], now: Date): Promise<void>;
+  insertTriggers(automationId: string, triggers: { id: string; spec: TriggerSpec }[], nextPoll: Date | null, since: Date): Promise<void>;
+  deleteTriggers(automationId: string): Promise<void>;
+  findAutomation(teamId: string, id: string, lock?: boolean): Promise<AutomationRow | undefined>;
+  findAutomationById(id: string): Promise<AutomationRow | undefined>;
+  triggersOf(automationIds: string[]): Promise<TriggerRow[]>;
+  listAutomations(teamId: string, afterId: string | undefined, limit: number): Promise<AutomationRow[]>;
+  updateAutomation(id: string, changes: AutomationChanges, now: Date): Promise<void>;
+  setTriggersNextPoll(automationId: string, nextPoll: Date | null): Promise<void>;
+  deleteAutomation(teamId: string, id: string): Promise<boolean>;
+  recentFires(automationId: string, limit: number): Promise<FireRow[]>;
+  /** The earliest next fire or poll time over all automations (null: none). */
+  nextDue(): Promise<Date | null>;
+  lockDueAutomations(now: Date, limit: number): Promise<AutomationRow[]>;
+  /** Due storage triggers, or only `onlyId` whatever its time (a watch event), locked. */
+  lockDueTriggers(now: Date, limit: number, onlyId?: string): Promise<TriggerRow[]>;
+  advanceTrigger(id: string, cursor: string, nextPoll: Date): Promise<void>;
+  claimFire(fire: FireClaim): Promise<boolean>;
+  setFireJob(automationId: string, fireKey: string, jobId: string): Promise<void>;
+  setFireSkipped(automationId: string, fireKey: string, reason: string): Promise<void>;
+  seenFireKeys(automationId: string, keys: string[]): Promise<Set<string>>;
+  hasOpenJob(automationId: string): Promise<boolean>;
+  /** Directory triggers of unpaused automations, for the replica's watchers. */
+  watchedDirectories(): Promise<{ id: string; path: string }[]>;
+}
+
+/** An object a storage trigger found: a file or an S3 object. */
+export interface StorageObject {
+  /** Where it is: an absolute path, or s3://bucket/key. */
+  location: string;
+  /** The key within the listing (S3 key, or the path relative to the directory). */
+  key: string;
+  size: number;
+  lastModified: Date;
+  /** The S3 ETag, or `<mtime ms>-<size>` for a file: a new version is a new object. */
+  version: string;
+}
+
+/** Lists what a storage trigger watches, after its cursor. */
+export interface StorageLister {
+  /**
+   * Objects after `cursor` (the S3 start-after key or a directory's change-time watermark), and
+   * the cursor to store once they are fired.
+   */
+  list(spec: TriggerSpec, cursor: string, since: Date, now: Date, signal?: AbortSignal): Promise<{ objects: StorageObject[]; cursor: string }>;
 }

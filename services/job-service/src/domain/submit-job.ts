@@ -4,10 +4,10 @@
 import type { TaskSubmission } from "@corral/proto";
 import { InvalidArgumentError } from "@corral/server-kit";
 import { v7 as uuidv7 } from "uuid";
-import type { EnvelopeRow, JobRow } from "../store/database.js";
+import type { EnvelopeRow, JobRow, NewJob } from "../store/database.js";
 import type { ClusterResolver, JobsStore } from "./ports.js";
 import { QUEUED } from "./states.js";
-import { clusterOverrides, newTaskEnvelopes, planTasks, validateSubmissions } from "./task-plan.js";
+import { clusterOverrides, newTaskEnvelopes, planTasks, validateSubmissions, type PlannedTasks } from "./task-plan.js";
 import { quotaExceededError } from "./team-quota.js";
 import { INSERT_CHUNK, yieldToEventLoop } from "./write-chunks.js";
 
@@ -27,70 +27,107 @@ export interface SubmitJobResult {
   ready: EnvelopeRow[];
 }
 
+export interface SubmitJobLimits {
+  maxInputBytes: number;
+  /** The team's quota of open (queued + running) tasks. */
+  maxOpenTasks: number;
+}
+
+/** A submission checked, its clusters resolved and its rows planned: ready to write in a transaction. */
+export interface PlannedSubmission {
+  input: SubmitJobInput;
+  job: NewJob;
+  plan: PlannedTasks;
+}
+
+function checkSubmission(input: SubmitJobInput, options: SubmitJobLimits): void {
+  if (input.name.trim() === "") throw new InvalidArgumentError("name", "must not be empty");
+  if (input.tasks.length === 0) throw new InvalidArgumentError("tasks", "a job needs at least one task");
+  validateSubmissions(input.tasks, "tasks", options.maxInputBytes);
+}
+
+/** Validation and cluster resolution (a call to the registry), outside any transaction. */
+export async function planSubmission(
+  clusters: ClusterResolver,
+  input: SubmitJobInput,
+  options: SubmitJobLimits,
+  automationId: string | null = null,
+): Promise<PlannedSubmission> {
+  checkSubmission(input, options);
+  const slugs = [...new Set([input.clusterSlug, ...clusterOverrides(input.tasks)])];
+  const resolved = await clusters.resolve(input.teamId, slugs);
+  const jobCluster = resolved.get(input.clusterSlug);
+  if (!jobCluster) throw new Error(`cluster resolver returned no cluster for ${JSON.stringify(input.clusterSlug)}`);
+  const jobId = uuidv7();
+  const plan = planTasks(input.tasks, { jobId, parentId: null, defaultCluster: jobCluster, clusters: resolved, state: QUEUED });
+  const n = plan.tasks.length;
+  const job: NewJob = {
+    id: jobId,
+    team_id: input.teamId,
+    name: input.name,
+    cluster_id: jobCluster.id,
+    cluster_slug: jobCluster.slug,
+    idempotency_key: input.idempotencyKey ? input.idempotencyKey : null,
+    queued: n,
+    total: n,
+    automation_id: automationId,
+  };
+  return { input, job, plan };
+}
+
+/**
+ * Writes a planned submission inside the caller's transaction `tx`: the job, its tasks, their
+ * edges and outbox rows, and the reservation of the team's open-task quota (throws
+ * RESOURCE_EXHAUSTED when it does not fit, which rolls back the caller's transaction). Returns
+ * undefined when the team already has a job with the idempotency key (nothing written).
+ */
+export async function writeSubmission(tx: JobsStore, planned: PlannedSubmission, maxOpenTasks: number): Promise<JobRow | undefined> {
+  const { job, plan } = planned;
+  const n = plan.tasks.length;
+  // A small submission is one statement; a large one continues in chunks (see INSERT_CHUNK).
+  const head = plan.tasks.slice(0, INSERT_CHUNK);
+  const headIds = new Set(head.map((t) => t.id));
+  const inserted = await tx.jobs.insertSubmission(job, head, plan.edges.filter((e) => headIds.has(e.task_id)));
+  if (!inserted) return undefined;
+  if (n > head.length) {
+    await yieldToEventLoop();
+    await tx.tasks.insertSubmittedTasks(plan.tasks.slice(head.length), plan.edges.filter((e) => !headIds.has(e.task_id)));
+  }
+  // Reserved last, so the team's row is locked only for the commit: concurrent submissions of
+  // the team admit exactly what fits, and a failure rolls the reservation back with the rest.
+  if (!(await tx.usage.reserveOpenTasks(job.team_id, n, maxOpenTasks))) {
+    const open = (await tx.usage.readOpenTasks([job.team_id])).get(job.team_id) ?? 0;
+    throw quotaExceededError(maxOpenTasks, open, n);
+  }
+  return inserted;
+}
+
+/** The envelopes to hand to the broker after the submission committed, in id order. */
+export const readyOfSubmission = (job: JobRow, planned: PlannedSubmission): EnvelopeRow[] =>
+  sortById(newTaskEnvelopes(job, planned.plan.tasks));
+
 export async function submitJob(
   store: JobsStore,
   clusters: ClusterResolver,
   input: SubmitJobInput,
-  options: {
-    maxInputBytes: number;
-    /** The team's quota of open (queued + running) tasks. */
-    maxOpenTasks: number;
-  },
+  options: SubmitJobLimits,
 ): Promise<SubmitJobResult> {
-  if (input.name.trim() === "") throw new InvalidArgumentError("name", "must not be empty");
-  if (input.tasks.length === 0) throw new InvalidArgumentError("tasks", "a job needs at least one task");
-  validateSubmissions(input.tasks, "tasks", options.maxInputBytes);
+  checkSubmission(input, options);
   const key = input.idempotencyKey ? input.idempotencyKey : null;
   if (key !== null) {
     const existing = await store.jobs.findJobByIdempotencyKey(input.teamId, key);
     if (existing) return { job: existing, created: false, ready: [] };
   }
-  const slugs = [...new Set([input.clusterSlug, ...clusterOverrides(input.tasks)])];
-  const resolved = await clusters.resolve(input.teamId, slugs);
-  const jobCluster = resolved.get(input.clusterSlug);
-  if (!jobCluster) throw new Error(`cluster resolver returned no cluster for ${JSON.stringify(input.clusterSlug)}`);
-
-  const jobId = uuidv7();
-  const plan = planTasks(input.tasks, { jobId, parentId: null, defaultCluster: jobCluster, clusters: resolved, state: QUEUED });
-  const n = plan.tasks.length;
+  const planned = await planSubmission(clusters, input, options);
+  const n = planned.plan.tasks.length;
   // An early answer from the current count; the reservation below is what admits.
   const before = (await store.usage.readOpenTasks([input.teamId])).get(input.teamId) ?? 0;
   if (before + n > options.maxOpenTasks) throw quotaExceededError(options.maxOpenTasks, before, n);
-  const job = await store.transaction(async (tx) => {
-    // A small submission is one statement; a large one continues in chunks (see INSERT_CHUNK).
-    const head = plan.tasks.slice(0, INSERT_CHUNK);
-    const headIds = new Set(head.map((t) => t.id));
-    const inserted = await tx.jobs.insertSubmission(
-      {
-        id: jobId,
-        team_id: input.teamId,
-        name: input.name,
-        cluster_id: jobCluster.id,
-        cluster_slug: jobCluster.slug,
-        idempotency_key: key,
-        queued: n,
-        total: n,
-      },
-      head,
-      plan.edges.filter((e) => headIds.has(e.task_id)),
-    );
-    if (!inserted) return undefined;
-    if (n > head.length) {
-      await yieldToEventLoop();
-      await tx.tasks.insertSubmittedTasks(plan.tasks.slice(head.length), plan.edges.filter((e) => !headIds.has(e.task_id)));
-    }
-    // Reserved last, so the team's row is locked only for the commit: concurrent submissions of
-    // the team admit exactly what fits, and a failure rolls the reservation back with the rest.
-    if (!(await tx.usage.reserveOpenTasks(input.teamId, n, options.maxOpenTasks))) {
-      const open = (await tx.usage.readOpenTasks([input.teamId])).get(input.teamId) ?? 0;
-      throw quotaExceededError(options.maxOpenTasks, open, n);
-    }
-    return inserted;
-  });
-  if (job) return { job, created: true, ready: sortById(newTaskEnvelopes(job, plan.tasks)) };
+  const job = await store.transaction((tx) => writeSubmission(tx, planned, options.maxOpenTasks));
+  if (job) return { job, created: true, ready: readyOfSubmission(job, planned) };
   // A submission with the same key won: answer with that job.
   const existing = key === null ? undefined : await store.jobs.findJobByIdempotencyKey(input.teamId, key);
-  if (!existing) throw new Error(`job ${jobId} was not inserted and no job has its idempotency key`);
+  if (!existing) throw new Error(`job ${planned.job.id} was not inserted and no job has its idempotency key`);
   return { job: existing, created: false, ready: [] };
 }
 

@@ -24,6 +24,8 @@ export interface JobsTable {
   failed_optional: Generated<number>;
   canceled_tasks: Generated<number>;
   total: Generated<number>;
+  /** The automation that submitted the job. */
+  automation_id: ColumnType<string | null, string | null | undefined, never>;
   /** Derived from the counters and the cancel flag (a stored generated column). */
   state: ColumnType<number, never, never>;
 }
@@ -82,7 +84,59 @@ export interface TeamUsageTable {
   open_tasks: Generated<number>;
 }
 
+export interface AutomationsTable {
+  id: string;
+  team_id: string;
+  name: string;
+  identifier_name: string;
+  identifier_version: string;
+  /** The prototype input, a JSON object as UTF-8. */
+  input: Buffer;
+  display: string;
+  max_retries: number;
+  cluster_slug: string;
+  /** OverlapPolicy and CatchUpPolicy numbers (never UNSPECIFIED). */
+  overlap: number;
+  catch_up: number;
+  paused: Generated<boolean>;
+  create_time: Generated<Date>;
+  update_time: Generated<Date>;
+  cron_cursor: Generated<Date>;
+  next_fire: Date | null;
+}
+
+/** A trigger's settings as stored (spec column). */
+export type TriggerSpec =
+  | { kind: "cron"; schedule: string; timeZone: string }
+  | { kind: "directory"; path: string }
+  | { kind: "s3"; bucket: string; prefix: string; endpoint: string; region: string; accessKeyId: string; secretAccessKeyRef: string };
+
+export interface AutomationTriggersTable {
+  id: string;
+  automation_id: string;
+  position: number;
+  kind: TriggerSpec["kind"];
+  spec: ColumnType<TriggerSpec, string, string>;
+  since: Generated<Date>;
+  cursor: Generated<string>;
+  next_poll: Date | null;
+}
+
+export interface AutomationFiresTable {
+  automation_id: string;
+  fire_key: string;
+  trigger_id: string;
+  fire_time: Date;
+  object: Generated<string>;
+  job_id: string | null;
+  skipped_reason: Generated<string>;
+  create_time: Generated<Date>;
+}
+
 export interface JobsDatabase {
+  automations: AutomationsTable;
+  automation_triggers: AutomationTriggersTable;
+  automation_fires: AutomationFiresTable;
   team_usage: TeamUsageTable;
   jobs: JobsTable;
   tasks: TasksTable;
@@ -94,7 +148,14 @@ export interface JobsDatabase {
 export type JobRow = Selectable<JobsTable>;
 
 /** The columns a job is inserted with. */
-export type NewJob = Pick<JobRow, "id" | "team_id" | "name" | "cluster_id" | "cluster_slug" | "idempotency_key" | "queued" | "total">;
+export type NewJob = Pick<JobRow, "id" | "team_id" | "name" | "cluster_id" | "cluster_slug" | "idempotency_key" | "queued" | "total"> & {
+  automation_id?: string | null;
+};
+
+export type AutomationRow = Selectable<AutomationsTable>;
+export type TriggerRow = Selectable<AutomationTriggersTable>;
+/** A fire with its job's state (null when skipped or the job is gone). */
+export type FireRow = Selectable<AutomationFiresTable> & { job_state: number | null };
 
 type Task = Selectable<TasksTable>;
 

@@ -12,7 +12,7 @@ import { JOB_CHANGES_CHANNEL, type JobRow, type JobsDb, type NewJob, type NewTas
  */
 export const jobColumns = sql.raw(`id, team_id, name, cluster_id, cluster_slug, idempotency_key, canceled, submit_time, end_time,
   first_start_time, last_stop_time, compute_ms, queued, running, computed, failed, skipped, failed_optional, canceled_tasks,
-  total, state`);
+  total, state, automation_id`);
 
 /**
  * A submission in one statement (so one round trip for a small one): the job, its tasks (a large
@@ -24,9 +24,9 @@ export const jobColumns = sql.raw(`id, team_id, name, cluster_id, cluster_slug, 
 export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTaskRow[], edges: TaskEdgeRow[]): Promise<JobRow | undefined> {
   const { rows } = await sql<JobRow & { notified: unknown }>`/* prepared */
     with j as (
-      insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total)
+      insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total, automation_id)
       values (${job.id}, ${job.team_id}, ${job.name}, ${job.cluster_id}, ${job.cluster_slug}, ${job.idempotency_key},
-        ${job.queued}, ${job.total})
+        ${job.queued}, ${job.total}, ${job.automation_id ?? null})
       on conflict (team_id, idempotency_key) where idempotency_key is not null do nothing
       returning ${jobColumns}
     ),
@@ -129,6 +129,7 @@ export async function queryJobs(db: JobsDb, q: JobQuery): Promise<JobRow[]> {
   if (q.endTime) conditions.push(sql`submit_time < ${q.endTime}`);
   if (q.states.length > 0) conditions.push(sql`state = any(${q.states}::smallint[])`);
   if (q.name !== "") conditions.push(sql`strpos(lower(name), lower(${q.name})) > 0`);
+  if (q.automationId) conditions.push(sql`automation_id = ${q.automationId}`);
   if (q.clusterSlugs.length > 0) conditions.push(sql`cluster_slug = any(${q.clusterSlugs}::text[])`);
   if (q.taskStateColumns.length > 0) {
     conditions.push(sql`(${sql.join(q.taskStateColumns.map((c) => sql`${sql.ref(c)} > 0`), sql` or `)})`);

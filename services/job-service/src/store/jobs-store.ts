@@ -14,6 +14,7 @@ import {
   setJobCanceled,
   settleJobs,
 } from "./job-repository.js";
+import * as automations from "./automation-repository.js";
 import { addReadyToOutbox, deleteOutbox, deleteOutboxOfJob, insertOutbox } from "./outbox-repository.js";
 import { findTasks, graphEdges, graphSummary, graphTasks, listTaskLevel, watchSnapshot } from "./task-query-repository.js";
 import {
@@ -84,5 +85,28 @@ function repositories(db: JobsDb): Omit<JobsStore, "transaction"> {
     outbox: bind(db, { addReady: addReadyToOutbox, insert: insertOutbox, delete: deleteOutbox, deleteOfJob: deleteOutboxOfJob }),
     usage: bind(db, { readOpenTasks, reserveOpenTasks, addOpenTasks }),
     reads: bind(db, { listTaskLevel, findTasks, graphTasks, graphEdges, graphSummary, watchSnapshot }),
+    automations: bind(db, {
+      insertAutomation: automations.insertAutomation,
+      insertTriggers: automations.insertTriggers,
+      deleteTriggers: automations.deleteTriggers,
+      findAutomation: automations.findAutomation,
+      findAutomationById: automations.findAutomationById,
+      triggersOf: automations.triggersOf,
+      listAutomations: automations.listAutomations,
+      updateAutomation: automations.updateAutomation,
+      setTriggersNextPoll: automations.setTriggersNextPoll,
+      deleteAutomation: automations.deleteAutomation,
+      recentFires: automations.recentFires,
+      nextDue: automations.nextDue,
+      lockDueAutomations: automations.lockDueAutomations,
+      lockDueTriggers: automations.lockDueTriggers,
+      advanceTrigger: automations.advanceTrigger,
+      claimFire: automations.claimFire,
+      setFireJob: automations.setFireJob,
+      setFireSkipped: automations.setFireSkipped,
+      seenFireKeys: automations.seenFireKeys,
+      hasOpenJob: automations.hasOpenJob,
+      watchedDirectories: automations.watchedDirectories,
+    }),
   };
 }
