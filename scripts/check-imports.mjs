@@ -10,6 +10,7 @@
 //   @corral/server-kit  proto, wire
 //   services/*          proto, wire, server-kit; never another service: services meet over RPC
 //   @corral/cli         all of the above (it runs `corral dev`)
+//   @corral/console     @corral/proto     (the web console, bundled for the browser)
 // Tests (*.test.ts, src/testing/, src/test-support/) may also import @corral/server-kit and
 // @corral/sdk as dev dependencies, to run against a real server or client; a service's tests still
 // never import another service. Files outside the workspaces (test/, examples/, scripts/) answer
@@ -20,7 +21,7 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
 
-const SOURCE = /\.(?:ts|mts|cts|js|mjs|cjs)$/;
+const SOURCE = /\.(?:ts|tsx|mts|cts|js|mjs|cjs)$/;
 const SKIP_DIRS = new Set(["node_modules", ".git", "dist", "coverage"]);
 const builtins = new Set(builtinModules);
 
@@ -32,6 +33,7 @@ const allowedInSource = {
   "server-kit": ["proto", "wire"],
   service: ["proto", "wire", "server-kit"],
   cli: ["proto", "wire", "sdk", "server-kit", "service"],
+  console: ["proto"],
 };
 /** What tests may import besides: a real server to talk to, a real client to talk with. */
 const extraInTests = ["server-kit", "sdk"];
@@ -49,6 +51,7 @@ const layerRule = {
   "server-kit": "@corral/server-kit never imports the SDK or a service",
   service: "a service imports packages (proto, wire, server-kit), never the SDK or another service: services meet over RPC",
   cli: "the CLI imports only Corral's workspaces",
+  console: "the web console runs in a browser: of ours it imports only @corral/proto",
 };
 
 function listSources(dir) {

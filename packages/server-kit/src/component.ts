@@ -86,6 +86,7 @@ export async function runComponents(options: RunOptions): Promise<RunningProcess
     readMaxBytes: config.maxMessageBytes,
     compressMinBytes: config.compressMinBytes,
     connectionLimits: config.connectionLimits,
+    consoleDir: config.consoleDir,
   });
   await server.listen();
   closer.add("server", () => server.close(config.shutdownGraceMs));

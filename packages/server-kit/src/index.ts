@@ -7,6 +7,7 @@ export * from "./shutdown.js";
 export * from "./postgres.js";
 export * from "./redis.js";
 export * from "./server.js";
+export { consoleContentSecurityPolicy, defaultConsoleDir, loadConsoleFiles, type ConsoleFiles } from "./console-files.js";
 export * from "./connection-guard.js";
 export { createConnectionBudget, defaultPerAddress, type ConnectionBudget } from "./connection-budget.js";
 export * from "./client.js";

@@ -28,6 +28,7 @@ import { answerParseErrorsAsInvalidArgument } from "./parse-errors.js";
 import { createRpcMetrics, type RpcMetrics } from "./metrics.js";
 import { createReflection } from "./reflection.js";
 import { createUnaryFastPath } from "./unary-fast-path.js";
+import { loadConsoleFiles } from "./console-files.js";
 
 export interface ServiceMount {
   service: DescService;
@@ -86,6 +87,11 @@ export interface ServerOptions {
   unaryFastPath?: boolean;
   /** Connection caps and the deadlines idle or slow connections get (defaults: `defaultConnectionLimits`). */
   connectionLimits?: Partial<ConnectionLimits>;
+  /**
+   * The built web console to serve at / (a folder holding index.html and assets/); unset or
+   * missing: no console, / answers 404.
+   */
+  consoleDir?: string;
 }
 
 export interface CorralServer {
@@ -152,6 +158,7 @@ export function createServer(options: ServerOptions): CorralServer {
     createValidationInterceptor(),
   ];
   const readMaxBytes = options.readMaxBytes ?? 8 * 1024 * 1024;
+  const consoleFiles = loadConsoleFiles(options.consoleDir);
   const peerContext = (req: http.IncomingMessage | http2.Http2ServerRequest): ContextValues =>
     createContextValues().set(peerAddressKey, peerAddress(req, options.trustForwardedFor ?? false));
   const fastPath = createUnaryFastPath({
@@ -192,6 +199,7 @@ export function createServer(options: ServerOptions): CorralServer {
         res.end(ok ? "SERVING\n" : "NOT_SERVING\n");
         return;
       }
+      if (consoleFiles.handle(req, res)) return;
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("not found\n");
     },
@@ -311,7 +319,7 @@ export function createServer(options: ServerOptions): CorralServer {
           const address = front.address();
           if (address && typeof address === "object") port = address.port;
           streamKeys.start();
-          logger.info({ port, host, services: serviceNames }, "listening");
+          logger.info({ port, host, services: serviceNames, console: consoleFiles.size > 0 }, "listening");
           resolve();
         });
       });

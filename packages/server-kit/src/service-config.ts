@@ -6,6 +6,7 @@ import { ConfigError, envBool, envDurationMs, envInt, envOptional, envString, en
 import { refusePlaceholder, refusePlaceholderPassword } from "./secret-placeholders.js";
 import { defaultPerAddress } from "./connection-budget.js";
 import { defaultConnectionLimits, type ConnectionLimits } from "./connection-guard.js";
+import { defaultConsoleDir } from "./console-files.js";
 
 export interface ServiceConfig {
   host: string;
@@ -54,6 +55,11 @@ export interface ServiceConfig {
   parallelScavenge: boolean;
   /** Connection caps and the deadlines of idle or slow connections (readConnectionLimits). */
   connectionLimits: ConnectionLimits;
+  /**
+   * The built web console served at / (`CORRAL_CONSOLE_DIR`; default packages/console/dist, which
+   * `npm install` builds; `off`: no console).
+   */
+  consoleDir?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -107,6 +113,7 @@ export function readServiceConfig(defaultPort: number, env: Env = process.env): 
     compressMinBytes: envInt("CORRAL_COMPRESS_MIN_BYTES", 0, { min: 0, max: 2 ** 31 - 1 }, env),
     parallelScavenge: envBool("CORRAL_GC_PARALLEL_SCAVENGE", availableParallelism() > 4, env),
     connectionLimits: readConnectionLimits(env),
+    consoleDir: readConsoleDir(env),
   };
 }
 
@@ -143,4 +150,9 @@ export function readConnectionLimits(env: Env = process.env): ConnectionLimits {
     );
   }
   return limits;
+}
+
+function readConsoleDir(env: Env): string | undefined {
+  const dir = envString("CORRAL_CONSOLE_DIR", defaultConsoleDir, env);
+  return dir === "off" ? undefined : dir;
 }

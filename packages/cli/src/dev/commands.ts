@@ -28,6 +28,9 @@ export function registerServiceCommands(program: Command, ctx: CliContext): void
       const suite = await startDevSuite({ ...opts, say: (line) => ctx.io.err(line) });
       const lines = [
         `Corral is serving at ${suite.url} (gRPC, gRPC-Web and Connect; health, reflection, /metrics)`,
+        suite.consoleServed
+          ? `Web console: ${suite.url}/ (sign in with the API key below)`
+          : "Web console: not built (run npm install, or npm run build -w @corral/console)",
         suite.keyCreated ? `API key (shown once, saved to ${opts.dataDir}/credentials.json): ${suite.apiKey}` : `API key: saved in ${opts.dataDir}/credentials.json`,
         `Postgres: ${suite.databaseUrl.replace(/\/\/([^:]+):[^@]+@/, "//$1:***@")}   Redis: ${suite.redisUrl}`,
         opts.runner ? "Sample runners: default cluster and demo-tiles, with corral/Echo and the demo tasks (they refuse corral/RunScript: scripts are off)" : "No sample runner (--no-runner)",

@@ -26,6 +26,8 @@ export interface DevSuite {
   keyCreated: boolean;
   databaseUrl: string;
   redisUrl: string;
+  /** Whether the web console is served at / (it is built by `npm install`). */
+  consoleServed: boolean;
   close(): Promise<void>;
 }
 
@@ -145,6 +147,7 @@ export async function startDevSuite(options: DevOptions): Promise<DevSuite> {
       keyCreated,
       databaseUrl,
       redisUrl: redis.url,
+      consoleServed: config.consoleDir !== undefined && existsSync(join(config.consoleDir, "index.html")),
       close: stopAll,
     };
   } catch (err) {
