@@ -5,6 +5,7 @@ export * from "./logger.js";
 export * from "./metrics.js";
 export * from "./shutdown.js";
 export * from "./postgres.js";
+export { createPgChannel, type PgChannel, type PgChannelOptions } from "./pg-channel.js";
 export * from "./redis.js";
 export * from "./server.js";
 export { consoleContentSecurityPolicy, defaultConsoleDir, loadConsoleFiles, type ConsoleFiles } from "./console-files.js";
