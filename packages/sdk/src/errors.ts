@@ -170,6 +170,23 @@ export class JobFailedError extends Error {
   }
 }
 
+/**
+ * Thrown by `jobs().result()` and `jobs().run()` when the job failed: names the failing task, its
+ * attempt and its error. A JobFailedError, so one catch covers both.
+ */
+export class TaskFailedError extends JobFailedError {
+  readonly taskId: string;
+  readonly attempt: number;
+  readonly error: string;
+  constructor(job: Job, task: { id: string; attempt: number; error: string }) {
+    super(job, `job ${job.id} (${job.name}) failed: task ${task.id} attempt ${task.attempt}: ${task.error.split("\n")[0]}`);
+    this.name = "TaskFailedError";
+    this.taskId = task.id;
+    this.attempt = task.attempt;
+    this.error = task.error;
+  }
+}
+
 /** Thrown by `jobs().wait()` when the job ends CANCELED; a JobFailedError so one catch covers both. */
 export class JobCanceledError extends JobFailedError {
   constructor(job: Job) {

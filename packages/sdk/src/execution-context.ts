@@ -1,13 +1,14 @@
 // What a running task sees: its job and attempt, a signal, subtasks to submit with its result,
 // progress, a display text, a logger and the job cache.
-import type { TaskSubmission } from "@corral/proto";
+import type { DependencyOutput, TaskSubmission } from "@corral/proto";
 import type { JobCache } from "./cache.js";
 import { ValidationError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { ProgressRecorder, type Progress } from "./progress.js";
 import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
 import { checkStorableText } from "./storable-text.js";
-import type { Task } from "./task.js";
+import { taskIdentifier, type OutputOf, type Task, type TaskClass } from "./task.js";
+import { decodeOutput } from "./task-output.js";
 import { scriptsDisallowed, type ScriptPolicy } from "./tasks/script-policy.js";
 
 /** A subtask submitted from this context; pass it in `dependsOn` of later subtasks. */
@@ -48,6 +49,17 @@ export interface ExecutionContextInit {
   cache: JobCache;
   /** What the runner lets scripts do (default: no scripts). */
   scripts?: ScriptPolicy;
+  /** The outputs of the task's dependencies, as its envelope carried them. */
+  dependencyOutputs?: DependencyOutput[];
+  /** The envelope left them out: together they were over the server's bound. */
+  dependencyOutputsOmitted?: boolean;
+}
+
+/** A dependency's output as a task reads it. */
+export interface DependencyResult {
+  taskId: string;
+  identifier: { name: string; version: string };
+  output: unknown;
 }
 
 const maxDisplayBytes = 1024;
@@ -67,6 +79,8 @@ export class ExecutionContext {
   readonly #progress = new ProgressRecorder();
   #display: string | undefined;
   #logger: Logger | (() => Logger);
+  readonly #dependencies: DependencyOutput[];
+  readonly #dependenciesOmitted: boolean;
 
   constructor(init: ExecutionContextInit) {
     this.job = init.job;
@@ -75,6 +89,49 @@ export class ExecutionContext {
     this.#logger = init.logger;
     this.cache = init.cache;
     this.scripts = init.scripts ?? scriptsDisallowed;
+    this.#dependencies = init.dependencyOutputs ?? [];
+    this.#dependenciesOmitted = init.dependencyOutputsOmitted ?? false;
+  }
+
+  /**
+   * The outputs of this task's dependencies (the `dependsOn` of its submission), in the order they
+   * were submitted. Dependencies that returned nothing are not listed.
+   *
+   * @example
+   * const [first, second] = ctx.dependencyOutputs().map((d) => d.output);
+   */
+  dependencyOutputs(): DependencyResult[] {
+    this.#checkDependenciesDelivered();
+    return this.#dependencies.map((d) => ({
+      taskId: d.taskId,
+      identifier: { name: d.identifier?.name ?? "", version: d.identifier?.version ?? "" },
+      output: decodeOutput(d.output),
+    }));
+  }
+
+  /**
+   * The output of this task's dependency of the given class (the first, when several are), typed
+   * from the class's `Task<Input, Output>`. Throws when no dependency of that class returned one.
+   *
+   * @example
+   * class Sum extends Task<void, number> {
+   *   override execute(ctx: ExecutionContext) {
+   *     return ctx.outputOf(Count) + 1; // Count extends Task<..., number>
+   *   }
+   * }
+   */
+  outputOf<C extends TaskClass>(cls: C): OutputOf<InstanceType<C>> {
+    this.#checkDependenciesDelivered();
+    const name = taskIdentifier(cls).name;
+    const dep = this.#dependencies.find((d) => d.identifier?.name === name);
+    if (!dep) throw new Error(`no dependency of this task of ${name} returned an output`);
+    return decodeOutput(dep.output) as OutputOf<InstanceType<C>>;
+  }
+
+  #checkDependenciesDelivered(): void {
+    if (this.#dependenciesOmitted) {
+      throw new Error("the outputs of this task's dependencies were over the bound an envelope carries (4 MiB together)");
+    }
   }
 
   get logger(): Logger {

@@ -58,6 +58,7 @@ export {
   deserializeTaskInput,
   instantiateTask,
   type TaskClass,
+  type OutputOf,
 } from "./task.js";
 export { toTaskSubmission, rawTask, type SubmissionOptions } from "./submission.js";
 export {
@@ -67,6 +68,7 @@ export {
   type TaskInfo,
   type SubtaskHandle,
   type SubtaskOptions,
+  type DependencyResult,
 } from "./execution-context.js";
 export type { Progress } from "./progress.js";
 export { InMemoryCache, LocalFileCache, createJobCache, type CacheBackend, type JobCache } from "./cache.js";
@@ -80,6 +82,13 @@ export {
   type JobStateName,
   type TaskStateName,
 } from "./job-states.js";
+export {
+  decodeOutput,
+  encodeOutput,
+  DEFAULT_MAX_OUTPUT_BYTES,
+  OutputNotSerializableError,
+  OutputTooLargeError,
+} from "./task-output.js";
 export { Runner, sdkVersion, type RunnerLifecycle, type RunnerOptions } from "./runner/runner.js";
 export { taskIdentifiersOf } from "./task-module.js";
 export { RunnerState, leaseKey, type RunnerEffect, type TaskOutcome } from "./runner/runner-state.js";
@@ -90,7 +99,7 @@ export { BundleCache, BundleDigestError, defaultBundleDir } from "./runner/relea
 export { satisfiesEngine } from "./runner/release/node-engine.js";
 export { collectTaskClasses } from "./task-module.js";
 export { detectHardware, detectNvidiaGpus } from "./runner/hardware.js";
-export { Echo, type EchoInput } from "./tasks/echo.js";
+export { Echo, type EchoInput, type EchoOutput } from "./tasks/echo.js";
 export { RunScript, runCommand, type RunScriptInput, type RunScriptResult } from "./tasks/run-script.js";
 export {
   ScriptPolicyError,

@@ -5,6 +5,7 @@ import { Code, createClient, type Client as RpcClient, type Transport } from "@c
 import {
   JobService,
   JobState,
+  TaskState,
   TaskSubmissionSchema,
   type GetJobProgressResponse,
   type Job,
@@ -13,11 +14,12 @@ import {
   type VisualizeJobResponse,
   type WatchJobResponse,
 } from "@corral/proto";
-import { ApiError, JobCanceledError, JobFailedError, rpc, toApiError } from "./errors.js";
+import { ApiError, JobCanceledError, JobFailedError, TaskFailedError, rpc, toApiError } from "./errors.js";
 import { isTerminalJobState, jobStates, taskStates, type JobStateName, type TaskStateName } from "./job-states.js";
 import { collectPages } from "./paginate.js";
 import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
-import { Task } from "./task.js";
+import { Task, type OutputOf } from "./task.js";
+import { decodeOutput } from "./task-output.js";
 import { backoffDelay, sleep } from "./transport.js";
 
 /** Errors after which wait() looks at the job again instead of giving up. */
@@ -134,14 +136,70 @@ export class JobClient {
     }, limit);
   }
 
+  /** One task of the job, with its input and its output (see `decodeOutput`). */
+  async task(jobId: string, taskId: string): Promise<TaskRecord> {
+    const res = await rpc(() => this.#rpc.getTask({ jobId, taskId }));
+    return res.task!;
+  }
+
+  /**
+   * Waits for the job and returns its result: the output of its (first) root task, decoded (JSON as
+   * its value, bytes as a Uint8Array, nothing as undefined). Rejects with TaskFailedError naming the
+   * failing task when the job failed, JobCanceledError when it was canceled.
+   *
+   * @example
+   * const out = await client.jobs().result<{ echoed: string }>(job.id);
+   */
+  async result<O = unknown>(id: string, options: WaitOptions = {}): Promise<O> {
+    try {
+      await this.wait(id, options);
+    } catch (err) {
+      if (err instanceof JobFailedError && !(err instanceof JobCanceledError)) throw await this.#taskFailure(err.job);
+      throw err;
+    }
+    const [root] = await this.#rpc.listTasks({ jobId: id, pageSize: 1, includeOutput: true }).then((r) => r.tasks, (e: unknown) => {
+      throw toApiError(e);
+    });
+    return decodeOutput(root?.output) as O;
+  }
+
+  /**
+   * Submits a job of one task, waits for it and returns the task's output, typed from its class
+   * (`Task<Input, Output>`): Mindtrace's `submit_job` in one call.
+   *
+   * @example
+   * const { echoed } = await client.jobs().run("hello", new Echo({ message: "hi" }));
+   */
+  async run<T extends Task<any, any>>(name: string, task: T, options: SubmitJobOptions & WaitOptions = {}): Promise<OutputOf<T>> {
+    const job = await this.submit(name, task, options);
+    return this.result<OutputOf<T>>(job.id, options);
+  }
+
+  /** The failed task of a failed job, found breadth-first from the roots (bounded), as a TaskFailedError. */
+  async #taskFailure(job: Job): Promise<JobFailedError> {
+    let level = await this.tasks(job.id);
+    for (let depth = 0; depth < 32 && level.length > 0; depth++) {
+      const failed = level.find((t) => t.state === TaskState.FAILED);
+      if (failed) {
+        // A parent whose subtree failed may itself be computed: look below it first.
+        return new TaskFailedError(job, { id: failed.id, attempt: failed.attempt, error: failed.error });
+      }
+      const next: TaskRecord[] = [];
+      for (const t of level) if (t.subtaskCount > 0 && next.length < 10_000) next.push(...(await this.tasks(job.id, { parentId: t.id })));
+      level = next;
+    }
+    return new JobFailedError(job);
+  }
+
   /** One level of the job's task tree: the roots, or the subtasks of `parentId`. */
-  async tasks(id: string, options: { parentId?: string; includeInput?: boolean } = {}): Promise<TaskRecord[]> {
+  async tasks(id: string, options: { parentId?: string; includeInput?: boolean; includeOutput?: boolean } = {}): Promise<TaskRecord[]> {
     return collectPages(async (pageToken) => {
       const res = await rpc(() =>
         this.#rpc.listTasks({
           jobId: id,
           parentId: options.parentId ?? "",
           includeInput: options.includeInput ?? false,
+          includeOutput: options.includeOutput ?? false,
           pageSize: 1000,
           pageToken,
         }),

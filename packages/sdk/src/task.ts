@@ -9,15 +9,16 @@ import { validateIdentifier, type TaskIdentifierInit } from "./identifier.js";
  * A unit of work. Subclass it, give it an identifier and implement `execute`.
  *
  * @example
- * class Resize extends Task<{ url: string; width: number }> {
+ * class Resize extends Task<{ url: string; width: number }, { bytes: number }> {
  *   static override identifier = { name: "images/Resize", version: "v1.0" };
  *   override async execute(ctx: ExecutionContext) {
  *     ctx.logger.info(`resizing ${this.input.url}`);
+ *     return { bytes: 1234 };
  *   }
  * }
- * await client.jobs().submit("resize", new Resize({ url: "s3://...", width: 640 }));
+ * const { bytes } = await client.jobs().run("resize", new Resize({ url: "s3://...", width: 640 }));
  */
-export abstract class Task<I = unknown> {
+export abstract class Task<I = unknown, O = unknown> {
   /** Name and version (`vMAJOR.MINOR`); defaults to the class name and `v0.0`. */
   static identifier?: TaskIdentifierInit;
   /** When set, the input is a message of this schema and travels as binary protobuf. */
@@ -30,11 +31,21 @@ export abstract class Task<I = unknown> {
     this.input = args[0] as I;
   }
 
-  abstract execute(ctx: ExecutionContext): Promise<void> | void;
+  /**
+   * Runs the task. What it returns (JSON-serialisable, or a Uint8Array) is stored as the
+   * attempt's output: `jobs().result()` reads a root's, `ctx.outputOf()` a dependency's.
+   */
+  abstract execute(ctx: ExecutionContext): Promise<O> | O;
+
+  /** @internal Type-only: the output type, for `jobs().run()` and `ctx.outputOf()`. */
+  declare readonly __output?: O;
 }
 
+/** The output type of a task class or instance. */
+export type OutputOf<T> = T extends Task<any, infer O> ? Awaited<O> : T extends abstract new (...args: any[]) => Task<any, infer O> ? Awaited<O> : unknown;
+
 /** A task class as runners register it. */
-export type TaskClass<I = any> = (new (input: I) => Task<I>) & {
+export type TaskClass<I = any, O = any> = (new (input: I) => Task<I, O>) & {
   identifier?: TaskIdentifierInit;
   inputSchema?: DescMessage;
   readonly name: string;

@@ -26,7 +26,7 @@ import { UNLIMITED_OPEN_TASKS } from "./domain/team-quota.js";
 import { createJobsStore } from "./store/jobs-store.js";
 import { createRegistryClusterResolver } from "./clients/registry-cluster-resolver.js";
 import type { ClusterResolver, Dispatcher } from "./domain/ports.js";
-import { DEFAULT_MAX_INPUT_BYTES } from "./domain/task-plan.js";
+import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_OUTPUT_BYTES } from "./domain/task-plan.js";
 import { createJobLedger, type JobLedger } from "./job-ledger.js";
 import { createJobNotifier } from "./job-notifier.js";
 import { createJobServiceImpl } from "./job-service.js";
@@ -67,6 +67,8 @@ export async function createJobsComponent(
     dispatcher,
     databaseUrl: config.databaseUrl,
     maxInputBytes: envInt("CORRAL_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES, { min: 1, max: 64 * 1024 * 1024 }, env),
+    // Below the message limit (CORRAL_MAX_MESSAGE_BYTES, 8 MiB) with room for the rest of a result.
+    maxOutputBytes: envInt("CORRAL_MAX_OUTPUT_BYTES", DEFAULT_MAX_OUTPUT_BYTES, { min: 1, max: 4 * 1024 * 1024 }, env),
     quotas: createSubmitQuotas(readSubmitQuotas(env)),
     automations: readAutomationSettings(env),
     logger: options.logger,
@@ -124,6 +126,8 @@ export interface JobServiceOptions {
   dispatcher: Dispatcher;
   /** Largest task input in bytes (default 1 MiB). */
   maxInputBytes?: number;
+  /** Largest task output stored inline in bytes (default 1 MiB). */
+  maxOutputBytes?: number;
   /** How often the outbox sweeper runs (default 2 s). */
   sweepIntervalMs?: number;
   /** Age after which the sweeper re-sends an unacknowledged outbox row (default 5 s). */

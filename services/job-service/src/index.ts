@@ -9,7 +9,7 @@ export { cancelJob, retryJob } from "./domain/job-commands.js";
 export { getJob, listTasks, queryJobs } from "./domain/job-queries.js";
 export { visualizeJob } from "./domain/visualize-job.js";
 export { watchJob } from "./domain/watch-job.js";
-export { DEFAULT_MAX_INPUT_BYTES } from "./domain/task-plan.js";
+export { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_OUTPUT_BYTES } from "./domain/task-plan.js";
 export { MAX_LEASE_EXPIRIES } from "./domain/states.js";
 export { jobsMigrations } from "./store/migrations/index.js";
 export { JOBS_SCHEMA, JOB_CHANGES_CHANNEL, type JobsDatabase } from "./store/database.js";

@@ -5,16 +5,16 @@ import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { applyResults, type ApplyResultsInput, type ApplyResultsOutput, type Revocation } from "./domain/apply-results.js";
 import { cancelJob, retryJob, type RetryJobResult } from "./domain/job-commands.js";
-import { getJob, listTasks, queryJobs, type JobPage, type JobWithProgress, type TaskPage } from "./domain/job-queries.js";
+import { getJob, getTask, listTasks, queryJobs, type JobPage, type JobWithProgress, type TaskPage } from "./domain/job-queries.js";
 import type { ClusterResolver, Dispatcher, JobChanges, OutboxKey, QueuedAttempt } from "./domain/ports.js";
 import { UNLIMITED_OPEN_TASKS } from "./domain/team-quota.js";
 import { submitJob, type SubmitJobInput, type SubmitJobResult } from "./domain/submit-job.js";
-import { DEFAULT_MAX_INPUT_BYTES } from "./domain/task-plan.js";
+import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_OUTPUT_BYTES } from "./domain/task-plan.js";
 import { visualizeJob } from "./domain/visualize-job.js";
 import { watchJob, type JobChange } from "./domain/watch-job.js";
 import { resyncDispatch } from "./outbox/dispatch-resync.js";
 import { createOutboxRelay, type OutboxRelay } from "./outbox/outbox-relay.js";
-import type { JobRow, JobsDatabase } from "./store/database.js";
+import type { TaskDetailRow, JobRow, JobsDatabase } from "./store/database.js";
 import { createJobsStore } from "./store/jobs-store.js";
 import type { QueryJobsRequest } from "@corral/proto";
 import type { SubmitQuotas } from "./submit-quotas.js";
@@ -24,6 +24,8 @@ export interface JobLedgerOptions {
   clusters: ClusterResolver;
   dispatcher: Dispatcher;
   maxInputBytes?: number;
+  /** Largest task output stored inline (default 1 MiB); a larger one fails its task. */
+  maxOutputBytes?: number;
   sweepIntervalMs?: number;
   /** Age after which the sweeper re-sends an unacknowledged outbox row (default 5 s). */
   sweepAfterMs?: number;
@@ -50,6 +52,7 @@ export interface JobLedger {
   getJob(teamId: string, jobId: string): Promise<JobWithProgress>;
   queryJobs(teamId: string, q: QueryJobsRequest): Promise<JobPage>;
   listTasks(teamId: string, q: Parameters<typeof listTasks>[2]): Promise<TaskPage>;
+  getTask(teamId: string, jobId: string, taskId: string): Promise<TaskDetailRow>;
   visualizeJob(teamId: string, jobId: string, maxTasks?: number): ReturnType<typeof visualizeJob>;
   watchJob(teamId: string, jobId: string, signal: AbortSignal): AsyncGenerator<JobChange>;
 }
@@ -59,6 +62,7 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
   const store = createJobsStore(db);
   const maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
   const maxOpenTasks = options.quotas?.limits.queuedTasks ?? UNLIMITED_OPEN_TASKS;
+  const maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
   const relay: OutboxRelay = createOutboxRelay({
     db,
     dispatcher,
@@ -88,7 +92,7 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     },
 
     async reportResults(input: ApplyResultsInput): Promise<ApplyResultsOutput> {
-      const out = await applyResults(store, clusters, input, { maxInputBytes, maxOpenTasks });
+      const out = await applyResults(store, clusters, input, { maxInputBytes, maxOpenTasks, maxOutputBytes });
       for (const r of out.revocations) await revoke(r);
       return out;
     },
@@ -123,6 +127,7 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     getJob: (teamId: string, jobId: string) => getJob(store, teamId, jobId),
     queryJobs: (teamId: string, q: QueryJobsRequest) => queryJobs(store, teamId, q),
     listTasks: (teamId: string, q: Parameters<typeof listTasks>[2]) => listTasks(store, teamId, q),
+    getTask: (teamId: string, jobId: string, taskId: string) => getTask(store, teamId, jobId, taskId),
     visualizeJob: (teamId: string, jobId: string, maxTasks?: number) => visualizeJob(store, teamId, jobId, maxTasks),
     watchJob: (teamId: string, jobId: string, signal: AbortSignal) => watchJob(store, notifier, teamId, jobId, signal),
   };

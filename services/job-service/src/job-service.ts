@@ -6,6 +6,7 @@ import {
   CancelJobResponseSchema,
   GetJobProgressResponseSchema,
   GetJobResponseSchema,
+  GetTaskResponseSchema,
   type JobService,
   ListTasksResponseSchema,
   QueryJobsResponseSchema,
@@ -58,8 +59,14 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
         pageSize: req.pageSize,
         pageToken: req.pageToken,
         includeInput: req.includeInput,
+        includeOutput: req.includeOutput,
       });
       return create(ListTasksResponseSchema, { tasks: page.tasks.map(toTask), nextPageToken: page.nextPageToken });
+    },
+
+    async getTask(req, ctx) {
+      const task = await ledger.getTask(requireTeam(ctx), req.jobId, req.taskId);
+      return create(GetTaskResponseSchema, { task: toTask(task) });
     },
 
     async cancelJob(req, ctx) {

@@ -42,6 +42,11 @@ export interface ResultBatcherOptions {
   brokerId: string;
   windowMs: number;
   batchSize: number;
+  /**
+   * Bytes of outputs, inputs and errors per ReportResults call (default 4 MiB): results may carry
+   * outputs of a megabyte each, and a call must stay under the message limit (8 MiB by default).
+   */
+  batchBytes?: number;
   /** Acks of ready tasks wait this long for a batch to ride on before going out alone. */
   ackFlushMs: number;
   /** Start reports wait this long for their task's end (default 0: sent like any result). */
@@ -115,9 +120,23 @@ export function refusalMessage(err: unknown): string {
   return `the task's result could not be stored: job-service refused it (${Code[e.code] ?? e.code}: ${why})`;
 }
 
+const DEFAULT_BATCH_BYTES = 4 * 1024 * 1024;
+
+/** Roughly what a result weighs on the wire: its output, its subtasks' inputs, its error. */
+export function resultBytes(r: TaskResult): number {
+  let n = 128;
+  const o = r.outcome;
+  if (o.case === "completed") {
+    n += o.value.output?.data.length ?? 0;
+    for (const s of o.value.subtasks) n += 64 + s.input.length;
+  } else if (o.case === "failed") n += o.value.error.length;
+  return n;
+}
+
 export function createResultBatcher(options: ResultBatcherOptions): ResultBatcher {
   const { logger, metrics } = options;
   const holdMs = options.startHoldMs ?? 0;
+  const batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
   let queue: Item[] = [];
   /** Start reports held back, oldest first (a Map keeps insertion order). */
   let held = new Map<string, HeldStart>();
@@ -354,9 +373,20 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
     item.resolve(outcome);
   }
 
+  /** How many queued items the next call takes: up to batchSize, and batchBytes (one at least). */
+  function nextBatchLength(): number {
+    let bytes = 0;
+    const max = Math.min(queue.length, options.batchSize);
+    for (let i = 0; i < max; i++) {
+      bytes += resultBytes(queue[i]!.result);
+      if (i > 0 && bytes > batchBytes) return i;
+    }
+    return max;
+  }
+
   async function flushOne(): Promise<void> {
     if (held.size > 0) releaseHeld();
-    const taken = queue.splice(0, options.batchSize);
+    const taken = queue.splice(0, nextBatchLength());
     for (const item of taken) if (item.result.outcome.case === "started") queuedStarts.delete(attemptMember(item.result.taskId, item.result.attempt));
     const items = taken.filter((item) => !item.folded);
     const dispatched = acks.splice(0, 100_000);

@@ -1,9 +1,10 @@
-// corral job submit|list|get|cancel|retry|wait|visualize
+// corral job submit|list|get|result|cancel|retry|wait|visualize
 import { writeFile } from "node:fs/promises";
 import { toJson } from "@bufbuild/protobuf";
 import type { Command } from "commander";
 import { JobSchema, TaskSchema, type Job, type TaskSubmission } from "@corral/proto";
 import {
+  decodeOutput,
   jobStateName,
   jobStates,
   parseIdentifier,
@@ -188,6 +189,24 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
           ]),
         ),
       );
+    });
+
+  job
+    .command("result <id>")
+    .description("wait for a job and print its result (its root task's output), or one task's output")
+    .option("--task <taskId>", "print this task's output instead (without waiting)")
+    .action(async (id: string, o: { task?: string }, cmd: Command) => {
+      const jobs = ctx.client(cmd).jobs();
+      let value: unknown;
+      if (o.task) value = decodeOutput((await jobs.task(id, o.task)).output);
+      else value = await jobs.result(id);
+      if (value instanceof Uint8Array) {
+        // Bytes: base64, so a terminal never receives raw binary.
+        if (ctx.json(cmd)) return ctx.io.out(jsonText({ encoding: "bytes", base64: Buffer.from(value).toString("base64") }));
+        return ctx.io.out(Buffer.from(value).toString("base64"));
+      }
+      if (value === undefined) return ctx.json(cmd) ? ctx.io.out("null") : undefined;
+      ctx.io.out(ctx.json(cmd) ? jsonText(value) : typeof value === "string" ? value : JSON.stringify(value, null, 2));
     });
 
   job

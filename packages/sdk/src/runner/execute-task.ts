@@ -9,6 +9,7 @@ import type { Logger } from "../logger.js";
 import { instantiateTask, taskIdentifier, type Task, type TaskClass } from "../task.js";
 import type { TaskOutcome } from "./runner-state.js";
 import type { ScriptPolicy } from "../tasks/script-policy.js";
+import { encodeOutput, maxOutputBytesFromEnv } from "../task-output.js";
 
 const maxErrorBytes = 60 * 1024;
 
@@ -52,6 +53,8 @@ export interface ExecuteTaskOptions {
   logger: Logger;
   signal: AbortSignal;
   scripts?: ScriptPolicy;
+  /** The largest output sent (default CORRAL_MAX_OUTPUT_BYTES or 1 MiB); over it the task fails. */
+  maxOutputBytes?: number;
 }
 
 /** Describes an error for the task's record: its stack (or message), cause included, bounded. */
@@ -120,11 +123,21 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
     logger,
     cache: createJobCache(options.cache, env.jobId),
     scripts: options.scripts,
+    dependencyOutputs: env.dependencyOutputs,
+    dependencyOutputsOmitted: env.dependencyOutputsOmitted,
   });
   try {
-    await task.execute(ctx);
+    const value: unknown = await task.execute(ctx);
     const r = ctx.result;
-    return { kind: "completed", display: r.display ?? "", subtasks: r.subtasks, progress: r.progress };
+    let output;
+    try {
+      output = encodeOutput(value, options.maxOutputBytes ?? maxOutputBytesFromEnv());
+    } catch (err) {
+      // The same code returns the same output: retrying cannot help.
+      logger().warn({ err }, "task output refused");
+      return { kind: "failed", error: describeError(err), unrecoverable: true, countsAsRetry: true, display: r.display ?? "", progress: r.progress };
+    }
+    return { kind: "completed", display: r.display ?? "", subtasks: r.subtasks, progress: r.progress, output };
   } catch (err) {
     const r = ctx.result;
     const unrecoverable = err instanceof UnrecoverableTaskError || (err as Error | undefined)?.name === "UnrecoverableTaskError";

@@ -17,6 +17,7 @@ import {
   ReregisterSchema,
   type Assign,
   type ProgressIndicator,
+  type TaskOutput,
   type TaskSubmission,
   type Welcome,
   type WorkRequest,
@@ -31,7 +32,7 @@ export type RunnerEffect =
   | { kind: "abort"; key: string; reason: string };
 
 export type TaskOutcome =
-  | { kind: "completed"; display: string; subtasks: TaskSubmission[]; progress: ProgressIndicator[] }
+  | { kind: "completed"; display: string; subtasks: TaskSubmission[]; progress: ProgressIndicator[]; output?: TaskOutput }
   | {
       kind: "failed";
       error: string;
@@ -306,7 +307,13 @@ function toMessage(ref: HeldLease["ref"], outcome: TaskOutcome): OutgoingMessage
   if (outcome.kind === "completed") {
     return {
       case: "completed",
-      value: create(CompletedSchema, { lease, display: outcome.display, subtasks: outcome.subtasks, progress: outcome.progress }),
+      value: create(CompletedSchema, {
+        lease,
+        display: outcome.display,
+        subtasks: outcome.subtasks,
+        progress: outcome.progress,
+        output: outcome.output,
+      }),
     };
   }
   return {

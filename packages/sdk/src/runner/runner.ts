@@ -84,11 +84,46 @@ interface Session {
 /** Messages per WorkRequest batch. */
 const maxBatch = 256;
 
+/**
+ * Bytes of outputs and subtask inputs per batch: results may carry outputs of a megabyte each, and
+ * a frame must stay under the broker's message limit (8 MiB by default).
+ */
+const maxBatchBytes = 4 * 1024 * 1024;
+
+/** Roughly what a message weighs on the wire. */
+function messageBytes(m: WorkRequest): number {
+  if (m.message.case !== "completed") return 64;
+  let n = 64 + (m.message.value.output?.data.length ?? 0);
+  for (const s of m.message.value.subtasks) n += 64 + s.input.length;
+  return n;
+}
+
+/** Splits messages into runs under maxBatchBytes (one message per run at least). */
+function byBytes(messages: WorkRequest[]): WorkRequest[][] {
+  const runs: WorkRequest[][] = [];
+  let run: WorkRequest[] = [];
+  let bytes = 0;
+  for (const m of messages) {
+    const n = messageBytes(m);
+    if (run.length > 0 && bytes + n > maxBatchBytes) {
+      runs.push(run);
+      run = [];
+      bytes = 0;
+    }
+    run.push(m);
+    bytes += n;
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
+
 /** The request stream: what queued up while the last frame was written goes out as one batch. */
 async function* frames(session: Session): AsyncGenerator<WorkRequest> {
-  for await (const messages of session.outbox.chunks(maxBatch)) {
-    if (messages.length === 1 || !session.batches) yield* messages;
-    else yield create(WorkRequestSchema, { message: { case: "batch", value: { messages } } });
+  for await (const chunk of session.outbox.chunks(maxBatch)) {
+    for (const messages of byBytes(chunk)) {
+      if (messages.length === 1 || !session.batches) yield* messages;
+      else yield create(WorkRequestSchema, { message: { case: "batch", value: { messages } } });
+    }
   }
 }
 

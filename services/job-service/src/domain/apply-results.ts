@@ -5,7 +5,7 @@
 import { create } from "@bufbuild/protobuf";
 import { ResultOutcomeSchema, ResultStatus, type DispatchAck, type ResultOutcome, type TaskEnvelope, type TaskResult, type TaskSubmission } from "@corral/proto";
 import { UnavailableError } from "@corral/server-kit";
-import type { EnvelopeRow, JobRow, TaskStateRow } from "../store/database.js";
+import type { EnvelopeRow, JobRow, NewTaskOutputRow, TaskStateRow } from "../store/database.js";
 import { toEnvelope } from "./convert.js";
 import type { ClusterResolver, JobsStore } from "./ports.js";
 import {
@@ -49,6 +49,8 @@ export interface ApplyResultsOptions {
   maxInputBytes: number;
   /** Each team's quota of open (queued + running) tasks, which subtasks count against. */
   maxOpenTasks: number;
+  /** The largest output a task may return (CORRAL_MAX_OUTPUT_BYTES); unset: no limit. */
+  maxOutputBytes?: number;
   now?: () => Date;
 }
 
@@ -63,7 +65,7 @@ export async function applyResults(
   const unstorable = unstorableResults(input.results);
   // Cluster lookups are remote calls: do them before taking any lock.
   const checked = await checkSubtasks(store, resolver, input.results, options.maxInputBytes, unstorable);
-  const out = await store.transaction((tx) => applyBatch(tx, input.results, checked, now(), options.maxOpenTasks));
+  const out = await store.transaction((tx) => applyBatch(tx, input.results, checked, now(), options.maxOpenTasks, options.maxOutputBytes));
   // Acks are idempotent and independent of the results: outside the job locks, so they never
   // lengthen the critical section. (An id Postgres cannot hold names no task: dropped.)
   const acks = (input.dispatched ?? []).filter((a) => !a.taskId.includes("\0"));
@@ -91,14 +93,25 @@ interface Batch {
   outcomes: ResultOutcome[];
   /** Tasks this batch skipped (a failed optional branch) or canceled (a halted job). */
   stopped: Set<string>;
+  maxOutputBytes: number | undefined;
+  /** Outputs of completed attempts, written before dependants are released (their envelopes carry them). */
+  outputs: NewTaskOutputRow[];
 }
 
-async function applyBatch(tx: JobsStore, results: TaskResult[], checked: CheckedSubtasks, now: Date, maxOpenTasks: number) {
-  const batch = await loadBatch(tx, results, now, maxOpenTasks);
+async function applyBatch(
+  tx: JobsStore,
+  results: TaskResult[],
+  checked: CheckedSubtasks,
+  now: Date,
+  maxOpenTasks: number,
+  maxOutputBytes: number | undefined,
+) {
+  const batch = await loadBatch(tx, results, now, maxOpenTasks, maxOutputBytes);
   decideAll(batch, results, checked);
   if (batch.subtasks.length > 0) await admitBatchSubtasks(batch);
   const { branchRoots, failedJobs } = await weighFailures(batch);
   await writeTasks(batch);
+  await writeOutputs(batch);
   const newReady = await insertSubtasks(batch, checked);
   const revocations = branchRoots.size > 0 ? await skipFailedBranches(batch, branchRoots) : [];
   await cancelHaltedJobs(batch, failedJobs);
@@ -112,7 +125,13 @@ async function applyBatch(tx: JobsStore, results: TaskResult[], checked: Checked
   return { outcomes: batch.outcomes, ready, revocations };
 }
 
-async function loadBatch(tx: JobsStore, results: TaskResult[], now: Date, maxOpenTasks: number): Promise<Batch> {
+async function loadBatch(
+  tx: JobsStore,
+  results: TaskResult[],
+  now: Date,
+  maxOpenTasks: number,
+  maxOutputBytes: number | undefined,
+): Promise<Batch> {
   // An id holding a NUL names no task (and Postgres would refuse the whole statement for it).
   const taskIds = [...new Set(results.map((r) => r.taskId).filter((id) => !id.includes("\0")))];
   // Lock the jobs first, in id order: every writer of a job does, so batches touching the same job
@@ -133,6 +152,8 @@ async function loadBatch(tx: JobsStore, results: TaskResult[], now: Date, maxOpe
     subtasks: [],
     outcomes: [],
     stopped: new Set(),
+    maxOutputBytes,
+    outputs: [],
   };
 }
 
@@ -140,7 +161,12 @@ async function loadBatch(tx: JobsStore, results: TaskResult[], now: Date, maxOpe
 function decideAll(batch: Batch, results: TaskResult[], checked: CheckedSubtasks): void {
   results.forEach((r, index) => {
     const current = batch.after.get(r.taskId);
-    const d = decideResult(current, r, { now: batch.now, unstorable: checked.unstorable.get(index), invalidSubtasks: checked.invalid.get(index) });
+    const d = decideResult(current, r, {
+      now: batch.now,
+      unstorable: checked.unstorable.get(index),
+      invalidSubtasks: checked.invalid.get(index),
+      maxOutputBytes: batch.maxOutputBytes,
+    });
     const outcome = create(ResultOutcomeSchema, { taskId: r.taskId, attempt: r.attempt, status: d.status, reason: d.reason });
     batch.outcomes.push(outcome);
     if (!d.task) return;
@@ -149,6 +175,7 @@ function decideAll(batch: Batch, results: TaskResult[], checked: CheckedSubtasks
     if (d.requeued) batch.candidates.add(d.task.id);
     if (d.done) batch.done.add(d.task.id);
     if (d.failed) batch.failed.add(d.task.id);
+    if (d.output) batch.outputs.push({ task_id: d.task.id, attempt: r.attempt, encoding: d.output.encoding, data: Buffer.from(d.output.data) });
     if (d.subtasks.length > 0) batch.subtasks.push({ parentId: d.task.id, subs: d.subtasks, outcome });
   });
 }
@@ -207,6 +234,14 @@ async function writeTasks(batch: Batch): Promise<void> {
     }
   }
   await batch.tx.tasks.updateTasks(changed);
+}
+
+/**
+ * Outputs of the batch's completed attempts. Only an attempt that ends computed keeps its output:
+ * a parent whose subtasks the quota refused failed after all.
+ */
+async function writeOutputs(batch: Batch): Promise<void> {
+  await batch.tx.tasks.insertOutputs(batch.outputs.filter((o) => batch.after.get(o.task_id)?.state === COMPUTED));
 }
 
 /** Subtasks queue now that their parent is COMPUTED; they inherit its cluster unless they name one. */

@@ -2,6 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { DurationSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
+  DependencyOutputSchema,
   ExecutionStatsSchema,
   JobSchema,
   ProgressIndicatorSchema,
@@ -9,6 +10,7 @@ import {
   TaskIdentifierSchema,
   TaskSchema,
   TaskStateCountsSchema,
+  TaskOutputSchema,
   type Job,
   type ProgressIndicator,
   type Task,
@@ -32,6 +34,14 @@ export function toEnvelope(r: EnvelopeRow): TaskEnvelope {
     jobName: r.job_name,
     retryCount: r.retry_count,
     maxRetries: r.max_retries,
+    dependencyOutputs: (r.dependency_outputs ?? []).map((d) =>
+      create(DependencyOutputSchema, {
+        taskId: d.task_id,
+        identifier: create(TaskIdentifierSchema, { name: d.name, version: d.version }),
+        output: create(TaskOutputSchema, { encoding: d.encoding, data: new Uint8Array(Buffer.from(d.data, "base64")) }),
+      }),
+    ),
+    dependencyOutputsOmitted: r.dependency_outputs_omitted ?? false,
   });
 }
 
@@ -107,5 +117,7 @@ export function toTask(t: TaskDetailRow): Task {
     progress: toProgress(t.progress),
     subtaskCount: t.subtask_count,
     input: t.input ? new Uint8Array(t.input) : new Uint8Array(),
+    output: t.output_data ? create(TaskOutputSchema, { encoding: t.output_encoding ?? 0, data: new Uint8Array(t.output_data) }) : undefined,
+    outputAttempt: t.output_data ? t.attempt : 0,
   });
 }

@@ -65,7 +65,7 @@ const isPositionToken = (v: Record<string, unknown>): v is { p: number } => type
 export async function listTasks(
   store: JobsStore,
   teamId: string,
-  q: { jobId: string; parentId: string; pageSize: number; pageToken: string; includeInput: boolean },
+  q: { jobId: string; parentId: string; pageSize: number; pageToken: string; includeInput: boolean; includeOutput?: boolean },
 ): Promise<TaskPage> {
   const job = await store.jobs.findJob(teamId, q.jobId);
   if (!job) throw new NotFoundError("job", q.jobId);
@@ -80,8 +80,18 @@ export async function listTasks(
     afterPosition: after?.p ?? -1,
     limit: limit + 1,
     includeInput: q.includeInput,
+    includeOutput: q.includeOutput ?? false,
   });
   const more = rows.length > limit;
   const tasks = rows.slice(0, limit);
   return { tasks, nextPageToken: more ? encodePageToken({ p: tasks[tasks.length - 1]!.position }) : "" };
+}
+
+/** One task of a team's job with its input and its current attempt's output. */
+export async function getTask(store: JobsStore, teamId: string, jobId: string, taskId: string): Promise<TaskDetailRow> {
+  const job = await store.jobs.findJob(teamId, jobId);
+  if (!job) throw new NotFoundError("job", jobId);
+  const [task] = await store.reads.findTasks(jobId, [taskId], true);
+  if (!task) throw new NotFoundError("task", taskId);
+  return task;
 }

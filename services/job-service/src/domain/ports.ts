@@ -13,6 +13,7 @@ import type {
   JobRow,
   NewJob,
   NewTaskRow,
+  NewTaskOutputRow,
   ProgressJson,
   TaskDetailRow,
   TaskEdgeRow,
@@ -128,6 +129,8 @@ export interface TaskStore {
   releaseParents(doneIds: string[]): Promise<ReleasedParent[]>;
   requeueFailedTasks(jobId: string): Promise<{ requeued: { id: string; old_state: number }[]; dropped: { state: number; n: number }[] }>;
   runningTaskIdsOfJob(jobId: string): Promise<string[]>;
+  /** Stores what task attempts returned (once per attempt). */
+  insertOutputs(rows: NewTaskOutputRow[]): Promise<void>;
 }
 
 /** An outbox row's key: one attempt of one task. */
@@ -155,8 +158,16 @@ export interface TeamUsageStore {
 
 /** Reads of tasks for the public API. */
 export interface TaskReads {
-  listTaskLevel(q: { jobId: string; parentId: string | null; afterPosition: number; limit: number; includeInput: boolean }): Promise<TaskDetailRow[]>;
-  findTasks(jobId: string, taskIds: string[]): Promise<TaskDetailRow[]>;
+  listTaskLevel(q: {
+    jobId: string;
+    parentId: string | null;
+    afterPosition: number;
+    limit: number;
+    includeInput: boolean;
+    includeOutput?: boolean;
+  }): Promise<TaskDetailRow[]>;
+  /** Tasks of a job by id; `full` adds their input and current attempt's output. */
+  findTasks(jobId: string, taskIds: string[], full?: boolean): Promise<TaskDetailRow[]>;
   graphTasks(jobId: string, limit: number): Promise<GraphTaskRow[]>;
   graphEdges(jobId: string): Promise<TaskEdgeRow[]>;
   graphSummary(jobId: string): Promise<{

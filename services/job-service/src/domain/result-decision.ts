@@ -15,6 +15,14 @@ export interface ResultContext {
   unstorable?: string;
   /** Why the result's subtasks break a rule; its task fails instead. */
   invalidSubtasks?: string;
+  /** The largest output stored inline (CORRAL_MAX_OUTPUT_BYTES); unset: no limit. */
+  maxOutputBytes?: number;
+}
+
+/** What a completed attempt returned, to store with its result. */
+export interface AttemptOutput {
+  encoding: number;
+  data: Uint8Array;
 }
 
 /** One attempt's run, for the job's statistics (a start alone has no stop yet). */
@@ -38,6 +46,8 @@ export interface ResultDecision {
   subtasks: TaskSubmission[];
   /** Attempt runs for the job's statistics. */
   runs: AttemptRun[];
+  /** The completed attempt's output, stored keyed by its attempt. */
+  output?: AttemptOutput;
 }
 
 /** Decides one result against its task's current row (undefined: no such task). */
@@ -97,6 +107,15 @@ function decideCompleted(d: ResultDecision, w: TaskStateRow, c: Completed, ctx: 
     fail(d, w);
     return answer(d, ResultStatus.INVALID, ctx.invalidSubtasks);
   }
+  const output = c.output;
+  const size = output?.data.length ?? 0;
+  if (ctx.maxOutputBytes !== undefined && size > ctx.maxOutputBytes) {
+    // Not retried: the same code returns the same output again.
+    w.error = outputTooLarge(size, ctx.maxOutputBytes);
+    fail(d, w);
+    return answer(d, ResultStatus.INVALID, w.error);
+  }
+  if (output && (output.encoding !== 0 || size > 0)) d.output = { encoding: output.encoding, data: output.data };
   w.state = COMPUTED;
   w.error = "";
   if (c.display !== "") w.display = c.display;
@@ -135,6 +154,11 @@ function decideExpired(d: ResultDecision, w: TaskStateRow, now: Date): ResultDec
     fail(d, w);
   } else requeue(d, w);
   return answer(d, ResultStatus.APPLIED);
+}
+
+/** The error of a task whose output is over the inline limit; names the limit and its setting. */
+export function outputTooLarge(size: number, limit: number): string {
+  return `the task's output is ${size} bytes, over the limit of ${limit} bytes (CORRAL_MAX_OUTPUT_BYTES)`;
 }
 
 function isDuplicate(t: TaskStateRow, r: TaskResult): boolean {

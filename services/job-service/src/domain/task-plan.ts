@@ -8,6 +8,8 @@ import type { ResolvedCluster } from "./ports.js";
 import { QUEUED } from "./states.js";
 
 export const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024;
+/** The largest output a task may return inline, by default (CORRAL_MAX_OUTPUT_BYTES). */
+export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 const versionPattern = /^v\d+\.\d+$/;
 const namePattern = /^[^\s]+$/;
 

@@ -78,6 +78,15 @@ export interface OutboxTable {
   created_at: Generated<Date>;
 }
 
+/** What one task attempt returned (encoding: the OutputEncoding number). */
+export interface TaskOutputsTable {
+  task_id: string;
+  attempt: number;
+  encoding: number;
+  data: Buffer;
+  create_time: Generated<Date>;
+}
+
 /** A team's queued + running tasks over all its jobs (the queued-task quota's count). */
 export interface TeamUsageTable {
   team_id: string;
@@ -142,6 +151,7 @@ export interface JobsDatabase {
   tasks: TasksTable;
   task_deps: TaskDepsTable;
   outbox: OutboxTable;
+  task_outputs: TaskOutputsTable;
 }
 
 /** A job as read (every column). */
@@ -232,7 +242,25 @@ export type TaskDetailRow = Pick<
   | "error"
   | "progress"
   | "subtask_count"
-> & { depends_on: string[] | null; input: Task["input"] | null };
+> & {
+  depends_on: string[] | null;
+  input: Task["input"] | null;
+  /** The current attempt's output, when asked for and there is one. */
+  output_encoding?: number | null;
+  output_data?: Buffer | null;
+};
+
+/** An output as written with its result. */
+export type NewTaskOutputRow = Omit<Selectable<TaskOutputsTable>, "create_time">;
+
+/** A dependency's output as an envelope carries it (data in base64, from a JSON aggregate). */
+export interface DependencyOutputJson {
+  task_id: string;
+  name: string;
+  version: string;
+  encoding: number;
+  data: string;
+}
 
 /** A task as a graph node. */
 export type GraphTaskRow = Pick<Task, "id" | "parent_id" | "identifier_name" | "identifier_version" | "display" | "state">;
@@ -252,7 +280,13 @@ export type EnvelopeRow = Pick<
   | "parent_id"
   | "retry_count"
   | "max_retries"
-> & { team_id: JobRow["team_id"]; job_name: JobRow["name"] };
+> & {
+  team_id: JobRow["team_id"];
+  job_name: JobRow["name"];
+  /** Outputs of the task's dependencies by position; null when none or over the bound (see `dependency_outputs_omitted`). */
+  dependency_outputs?: DependencyOutputJson[] | null;
+  dependency_outputs_omitted?: boolean;
+};
 
 /** A queued task a cancel or a failed job canceled. */
 export type CanceledTaskRow = Pick<Task, "id" | "job_id" | "attempt" | "cluster_id" | "waiting_deps">;

@@ -15,6 +15,7 @@ import {
   settleJobs,
 } from "./job-repository.js";
 import * as automations from "./automation-repository.js";
+import { insertOutputs } from "./output-repository.js";
 import { addReadyToOutbox, deleteOutbox, deleteOutboxOfJob, insertOutbox } from "./outbox-repository.js";
 import { findTasks, graphEdges, graphSummary, graphTasks, listTaskLevel, watchSnapshot } from "./task-query-repository.js";
 import {
@@ -81,6 +82,7 @@ function repositories(db: JobsDb): Omit<JobsStore, "transaction"> {
       releaseParents,
       requeueFailedTasks,
       runningTaskIdsOfJob,
+      insertOutputs,
     }),
     outbox: bind(db, { addReady: addReadyToOutbox, insert: insertOutbox, delete: deleteOutbox, deleteOfJob: deleteOutboxOfJob }),
     usage: bind(db, { readOpenTasks, reserveOpenTasks, addOpenTasks }),

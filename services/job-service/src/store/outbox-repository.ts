@@ -5,8 +5,30 @@ import type { OutboxKey } from "../domain/ports.js";
 import { QUEUED } from "../domain/states.js";
 import type { EnvelopeRow, JobsDb } from "./database.js";
 
+/**
+ * The most bytes of dependency outputs one envelope carries: with a 1 MiB input it stays well under
+ * the 8 MiB message limit (the dispatcher sends envelopes in calls bounded by bytes too).
+ */
+export const MAX_DEPENDENCY_OUTPUT_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The outputs of a task's dependencies (their computed attempts), by position, as one JSON value;
+ * null when there are none, or when together they are over MAX_DEPENDENCY_OUTPUT_BYTES (then
+ * `dependency_outputs_omitted`). Most tasks have no dependencies: the lateral finds no edge.
+ */
+const dependencyOutputs = sql`left join lateral (
+    select case when sum(length(o.data)) <= ${sql.lit(MAX_DEPENDENCY_OUTPUT_BYTES)} then json_agg(json_build_object(
+        'task_id', d.id, 'name', d.identifier_name, 'version', d.identifier_version,
+        'encoding', o.encoding, 'data', encode(o.data, 'base64')) order by d.position, d.id) end as dependency_outputs,
+      coalesce(sum(length(o.data)) > ${sql.lit(MAX_DEPENDENCY_OUTPUT_BYTES)}, false) as dependency_outputs_omitted
+    from task_deps e join tasks d on d.id = e.depends_on_id
+    join task_outputs o on o.task_id = d.id and o.attempt = d.attempt
+    where e.task_id = t.id and t.waiting_deps = 0
+  ) dep on true`;
+
 const envelopeColumns = sql`t.id, t.job_id, j.team_id, t.cluster_id, t.cluster_slug, t.identifier_name,
-  t.identifier_version, t.attempt, t.input, t.display, t.parent_id, j.name as job_name, t.retry_count, t.max_retries`;
+  t.identifier_version, t.attempt, t.input, t.display, t.parent_id, j.name as job_name, t.retry_count, t.max_retries,
+  dep.dependency_outputs, dep.dependency_outputs_omitted`;
 
 /**
  * Of the candidate tasks, those that are queued with every dependency met get an outbox row for
@@ -17,7 +39,7 @@ export async function addReadyToOutbox(db: JobsDb, candidateIds: string[]): Prom
   const { rows } = await sql<EnvelopeRow>`/* prepared */
     with r as (
       select ${envelopeColumns}
-      from tasks t join jobs j on j.id = t.job_id
+      from tasks t join jobs j on j.id = t.job_id ${dependencyOutputs}
       where t.id = any(${candidateIds}::text[]) and t.state = ${sql.lit(QUEUED)} and t.waiting_deps = 0
     ),
     o as (
@@ -75,7 +97,7 @@ export async function claimDueOutbox(db: JobsDb, olderThanMs: number, limit: num
       returning o.task_id, o.attempt
     )
     select ${envelopeColumns}, (t.state = ${sql.lit(QUEUED)} and t.attempt = c.attempt and j.failed = 0 and not j.canceled) as live
-    from claimed c join tasks t on t.id = c.task_id join jobs j on j.id = t.job_id`.execute(db);
+    from claimed c join tasks t on t.id = c.task_id join jobs j on j.id = t.job_id ${dependencyOutputs}`.execute(db);
   const dead = rows.filter((r) => !r.live);
   if (dead.length > 0) await deleteOutbox(db, dead.map((r) => ({ taskId: r.id, attempt: r.attempt })));
   return rows.filter((r) => r.live);
@@ -85,7 +107,7 @@ export async function claimDueOutbox(db: JobsDb, olderThanMs: number, limit: num
 export async function queuedEnvelopesPage(db: JobsDb, afterId: string, limit: number): Promise<EnvelopeRow[]> {
   const { rows } = await sql<EnvelopeRow>`
     select ${envelopeColumns}
-    from tasks t join jobs j on j.id = t.job_id
+    from tasks t join jobs j on j.id = t.job_id ${dependencyOutputs}
     where t.state = ${sql.lit(QUEUED)} and t.waiting_deps = 0 and t.id > ${afterId} and j.failed = 0 and not j.canceled
     order by t.id limit ${limit}`.execute(db);
   return rows;

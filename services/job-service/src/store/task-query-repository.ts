@@ -3,31 +3,35 @@ import { sql } from "kysely";
 import type { GraphTaskRow, JobRow, JobsDb, ProgressJson, TaskDetailRow, TaskEdgeRow } from "./database.js";
 import { jobColumns, progressJson } from "./job-repository.js";
 
-const detailColumns = (includeInput: boolean) => sql`
+const detailColumns = (includeInput: boolean, includeOutput = false) => sql`
   t.id, t.job_id, t.parent_id, t.position, t.identifier_name, t.identifier_version, t.display, t.state,
   t.cluster_slug, t.attempt, t.retry_count, t.lease_expiry_count, t.max_retries, t.optional, t.runner_id,
   t.start_time, t.stop_time, t.error, t.progress, t.subtask_count,
   ${includeInput ? sql`t.input` : sql`null::bytea as input`},
+  ${includeOutput ? sql`o.encoding as output_encoding, o.data as output_data,` : sql``}
   (select array_agg(d.depends_on_id order by d.depends_on_id) from task_deps d where d.task_id = t.id) as depends_on`;
 
 /** One level of a job's tree (roots when parentId is null), ordered by position, after `afterPosition`. */
 export async function listTaskLevel(
   db: JobsDb,
-  q: { jobId: string; parentId: string | null; afterPosition: number; limit: number; includeInput: boolean },
+  q: { jobId: string; parentId: string | null; afterPosition: number; limit: number; includeInput: boolean; includeOutput?: boolean },
 ): Promise<TaskDetailRow[]> {
   const parent = q.parentId === null ? sql`t.parent_id is null` : sql`t.parent_id = ${q.parentId}`;
   const { rows } = await sql<TaskDetailRow>`
-    select ${detailColumns(q.includeInput)}
-    from tasks t
+    select ${detailColumns(q.includeInput, q.includeOutput)}
+    from tasks t ${q.includeOutput ? outputJoin : sql``}
     where t.job_id = ${q.jobId} and ${parent} and t.position > ${q.afterPosition}
     order by t.position limit ${q.limit}`.execute(db);
   return rows;
 }
 
-export async function findTasks(db: JobsDb, jobId: string, taskIds: string[]): Promise<TaskDetailRow[]> {
+/** The output of the task's current attempt (a computed task's; a failed attempt stores none). */
+const outputJoin = sql`left join task_outputs o on o.task_id = t.id and o.attempt = t.attempt`;
+
+export async function findTasks(db: JobsDb, jobId: string, taskIds: string[], full = false): Promise<TaskDetailRow[]> {
   if (taskIds.length === 0) return [];
   const { rows } = await sql<TaskDetailRow>`
-    select ${detailColumns(false)} from tasks t
+    select ${detailColumns(full, full)} from tasks t ${full ? outputJoin : sql``}
     where t.job_id = ${jobId} and t.id = any(${taskIds}::text[]) order by t.id`.execute(db);
   return rows;
 }

@@ -58,7 +58,10 @@ function resultOf(decision: Extract<Decision, { kind: "report" }>): TaskResult {
     const c = m.value;
     return create(TaskResultSchema, {
       ...base,
-      outcome: { case: "completed", value: { display: c.display, subtasks: c.subtasks, progress: c.progress, stopTime: timestampNow() } },
+      outcome: {
+        case: "completed",
+        value: { display: c.display, subtasks: c.subtasks, progress: c.progress, stopTime: timestampNow(), output: c.output },
+      },
     });
   }
   const f = m.value;

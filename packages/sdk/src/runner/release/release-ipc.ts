@@ -51,8 +51,8 @@ export function decodeEnvelope(bytes: Uint8Array): TaskEnvelope {
 /** A completed outcome rides in a Completed message, a failed one in a Failed message, without their lease. */
 export function encodeOutcome(outcome: TaskOutcome): EncodedOutcome {
   if (outcome.kind === "completed") {
-    const { display, subtasks, progress } = outcome;
-    return { kind: "completed", bytes: toBinary(CompletedSchema, create(CompletedSchema, { display, subtasks, progress })) };
+    const { display, subtasks, progress, output } = outcome;
+    return { kind: "completed", bytes: toBinary(CompletedSchema, create(CompletedSchema, { display, subtasks, progress, output })) };
   }
   const { error, unrecoverable, countsAsRetry, display, progress } = outcome;
   return {
@@ -64,7 +64,7 @@ export function encodeOutcome(outcome: TaskOutcome): EncodedOutcome {
 export function decodeOutcome(encoded: EncodedOutcome): TaskOutcome {
   if (encoded.kind === "completed") {
     const m = fromBinary(CompletedSchema, encoded.bytes);
-    return { kind: "completed", display: m.display, subtasks: m.subtasks, progress: m.progress };
+    return { kind: "completed", display: m.display, subtasks: m.subtasks, progress: m.progress, output: m.output };
   }
   const m = fromBinary(FailedSchema, encoded.bytes);
   return {

@@ -2,8 +2,8 @@
 // @generated from file corral/common/v1/common.proto (package corral.common.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -11,7 +11,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/common/v1/common.proto.
  */
 export const file_corral_common_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jb3JyYWwvY29tbW9uL3YxL2NvbW1vbi5wcm90bxIQY29ycmFsLmNvbW1vbi52MSJZCg5UYXNrSWRlbnRpZmllchIiCgRuYW1lGAEgASgJQhS6SBFyDxABGIACMgheW15cc10rJBIjCgd2ZXJzaW9uGAIgASgJQhK6SA9yDTILXnZcZCtcLlxkKyQivwEKCEhhcmR3YXJlEhwKCWNwdV9jb3JlcxgBIAEoDUIJukgGKgQYoI0GEhsKCWdwdV9jb3VudBgCIAEoDUIIukgFKgMYgAgSGgoIZ3B1X3R5cGUYAyABKAlCCLpIBXIDGIABEhQKDG1lbW9yeV9ieXRlcxgEIAEoBBIaCghob3N0bmFtZRgFIAEoCUIIukgFcgMY/QESEwoCb3MYBiABKAlCB7pIBHICGEASFQoEYXJjaBgHIAEoCUIHukgEcgIYQCJJChFQcm9ncmVzc0luZGljYXRvchIXCgVsYWJlbBgBIAEoCUIIukgFcgMYgAISDQoFdG90YWwYAiABKAQSDAoEZG9uZRgDIAEoBCL4AQoOVGFza1N1Ym1pc3Npb24SPAoKaWRlbnRpZmllchgBIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCBrpIA8gBARINCgVpbnB1dBgCIAEoDBIZCgdkaXNwbGF5GAMgASgJQgi6SAVyAxiACBIdCgttYXhfcmV0cmllcxgEIAEoDUIIukgFKgMY6AcSEAoIb3B0aW9uYWwYBSABKAgSLgoMY2x1c3Rlcl9zbHVnGAYgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSHQoKZGVwZW5kc19vbhgHIAMoDUIJukgGkgEDEOgHIswCCgxUYXNrRW52ZWxvcGUSGAoHdGFza19pZBgBIAEoCUIHukgEcgIQARIXCgZqb2JfaWQYAiABKAlCB7pIBHICEAESGAoHdGVhbV9pZBgDIAEoCUIHukgEcgIQARIbCgpjbHVzdGVyX2lkGAQgASgJQge6SARyAhABEhQKDGNsdXN0ZXJfc2x1ZxgFIAEoCRI8CgppZGVudGlmaWVyGAYgASgLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllckIGukgDyAEBEg8KB2F0dGVtcHQYByABKA0SDQoFaW5wdXQYCCABKAwSDwoHZGlzcGxheRgJIAEoCRIRCglwYXJlbnRfaWQYCiABKAkSEAoIam9iX25hbWUYCyABKAkSEwoLcmV0cnlfY291bnQYDCABKA0SEwoLbWF4X3JldHJpZXMYDSABKA1iBnByb3RvMw", [file_buf_validate_validate]);
+  fileDesc("Ch1jb3JyYWwvY29tbW9uL3YxL2NvbW1vbi5wcm90bxIQY29ycmFsLmNvbW1vbi52MSJZCg5UYXNrSWRlbnRpZmllchIiCgRuYW1lGAEgASgJQhS6SBFyDxABGIACMgheW15cc10rJBIjCgd2ZXJzaW9uGAIgASgJQhK6SA9yDTILXnZcZCtcLlxkKyQivwEKCEhhcmR3YXJlEhwKCWNwdV9jb3JlcxgBIAEoDUIJukgGKgQYoI0GEhsKCWdwdV9jb3VudBgCIAEoDUIIukgFKgMYgAgSGgoIZ3B1X3R5cGUYAyABKAlCCLpIBXIDGIABEhQKDG1lbW9yeV9ieXRlcxgEIAEoBBIaCghob3N0bmFtZRgFIAEoCUIIukgFcgMY/QESEwoCb3MYBiABKAlCB7pIBHICGEASFQoEYXJjaBgHIAEoCUIHukgEcgIYQCJJChFQcm9ncmVzc0luZGljYXRvchIXCgVsYWJlbBgBIAEoCUIIukgFcgMYgAISDQoFdG90YWwYAiABKAQSDAoEZG9uZRgDIAEoBCL4AQoOVGFza1N1Ym1pc3Npb24SPAoKaWRlbnRpZmllchgBIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCBrpIA8gBARINCgVpbnB1dBgCIAEoDBIZCgdkaXNwbGF5GAMgASgJQgi6SAVyAxiACBIdCgttYXhfcmV0cmllcxgEIAEoDUIIukgFKgMY6AcSEAoIb3B0aW9uYWwYBSABKAgSLgoMY2x1c3Rlcl9zbHVnGAYgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSHQoKZGVwZW5kc19vbhgHIAMoDUIJukgGkgEDEOgHIrADCgxUYXNrRW52ZWxvcGUSGAoHdGFza19pZBgBIAEoCUIHukgEcgIQARIXCgZqb2JfaWQYAiABKAlCB7pIBHICEAESGAoHdGVhbV9pZBgDIAEoCUIHukgEcgIQARIbCgpjbHVzdGVyX2lkGAQgASgJQge6SARyAhABEhQKDGNsdXN0ZXJfc2x1ZxgFIAEoCRI8CgppZGVudGlmaWVyGAYgASgLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllckIGukgDyAEBEg8KB2F0dGVtcHQYByABKA0SDQoFaW5wdXQYCCABKAwSDwoHZGlzcGxheRgJIAEoCRIRCglwYXJlbnRfaWQYCiABKAkSEAoIam9iX25hbWUYCyABKAkSEwoLcmV0cnlfY291bnQYDCABKA0SEwoLbWF4X3JldHJpZXMYDSABKA0SPgoSZGVwZW5kZW5jeV9vdXRwdXRzGA4gAygLMiIuY29ycmFsLmNvbW1vbi52MS5EZXBlbmRlbmN5T3V0cHV0EiIKGmRlcGVuZGVuY3lfb3V0cHV0c19vbWl0dGVkGA8gASgIIlgKClRhc2tPdXRwdXQSPAoIZW5jb2RpbmcYASABKA4yIC5jb3JyYWwuY29tbW9uLnYxLk91dHB1dEVuY29kaW5nQgi6SAWCAQIQARIMCgRkYXRhGAIgASgMIocBChBEZXBlbmRlbmN5T3V0cHV0Eg8KB3Rhc2tfaWQYASABKAkSNAoKaWRlbnRpZmllchgCIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXISLAoGb3V0cHV0GAMgASgLMhwuY29ycmFsLmNvbW1vbi52MS5UYXNrT3V0cHV0KmYKDk91dHB1dEVuY29kaW5nEh8KG09VVFBVVF9FTkNPRElOR19VTlNQRUNJRklFRBAAEhgKFE9VVFBVVF9FTkNPRElOR19KU09OEAESGQoVT1VUUFVUX0VOQ09ESU5HX0JZVEVTEAJiBnByb3RvMw", [file_buf_validate_validate]);
 
 /**
  * TaskIdentifier names the code a task runs: a name and a version vMAJOR.MINOR. A runner may take
@@ -246,6 +246,19 @@ export type TaskEnvelope = Message<"corral.common.v1.TaskEnvelope"> & {
    * @generated from field: uint32 max_retries = 13;
    */
   maxRetries: number;
+
+  /**
+   * The outputs of the task's dependencies, in the order they were submitted; empty when their
+   * total is over the server's bound (dependency_outputs_omitted is then set).
+   *
+   * @generated from field: repeated corral.common.v1.DependencyOutput dependency_outputs = 14;
+   */
+  dependencyOutputs: DependencyOutput[];
+
+  /**
+   * @generated from field: bool dependency_outputs_omitted = 15;
+   */
+  dependencyOutputsOmitted: boolean;
 };
 
 /**
@@ -254,4 +267,89 @@ export type TaskEnvelope = Message<"corral.common.v1.TaskEnvelope"> & {
  */
 export const TaskEnvelopeSchema: GenMessage<TaskEnvelope> = /*@__PURE__*/
   messageDesc(file_corral_common_v1_common, 4);
+
+/**
+ * TaskOutput is what one task attempt returned; its size limit is a server setting (default 1 MiB).
+ *
+ * @generated from message corral.common.v1.TaskOutput
+ */
+export type TaskOutput = Message<"corral.common.v1.TaskOutput"> & {
+  /**
+   * @generated from field: corral.common.v1.OutputEncoding encoding = 1;
+   */
+  encoding: OutputEncoding;
+
+  /**
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message corral.common.v1.TaskOutput.
+ * Use `create(TaskOutputSchema)` to create a new message.
+ */
+export const TaskOutputSchema: GenMessage<TaskOutput> = /*@__PURE__*/
+  messageDesc(file_corral_common_v1_common, 5);
+
+/**
+ * DependencyOutput is the output of a dependency of a task, delivered with the task.
+ *
+ * @generated from message corral.common.v1.DependencyOutput
+ */
+export type DependencyOutput = Message<"corral.common.v1.DependencyOutput"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: corral.common.v1.TaskIdentifier identifier = 2;
+   */
+  identifier?: TaskIdentifier | undefined;
+
+  /**
+   * @generated from field: corral.common.v1.TaskOutput output = 3;
+   */
+  output?: TaskOutput | undefined;
+};
+
+/**
+ * Describes the message corral.common.v1.DependencyOutput.
+ * Use `create(DependencyOutputSchema)` to create a new message.
+ */
+export const DependencyOutputSchema: GenMessage<DependencyOutput> = /*@__PURE__*/
+  messageDesc(file_corral_common_v1_common, 6);
+
+/**
+ * OutputEncoding says how a task output's bytes read.
+ *
+ * @generated from enum corral.common.v1.OutputEncoding
+ */
+export enum OutputEncoding {
+  /**
+   * @generated from enum value: OUTPUT_ENCODING_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * UTF-8 JSON text.
+   *
+   * @generated from enum value: OUTPUT_ENCODING_JSON = 1;
+   */
+  JSON = 1,
+
+  /**
+   * Opaque bytes.
+   *
+   * @generated from enum value: OUTPUT_ENCODING_BYTES = 2;
+   */
+  BYTES = 2,
+}
+
+/**
+ * Describes the enum corral.common.v1.OutputEncoding.
+ */
+export const OutputEncodingSchema: GenEnum<OutputEncoding> = /*@__PURE__*/
+  enumDesc(file_corral_common_v1_common, 0);
 

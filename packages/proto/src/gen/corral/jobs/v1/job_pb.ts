@@ -5,7 +5,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { ProgressIndicator, TaskIdentifier, TaskSubmission } from "../../common/v1/common_pb.js";
+import type { ProgressIndicator, TaskIdentifier, TaskOutput, TaskSubmission } from "../../common/v1/common_pb.js";
 import { file_corral_common_v1_common } from "../../common/v1/common_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/jobs/v1/job.proto.
  */
 export const file_corral_jobs_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("Chhjb3JyYWwvam9icy92MS9qb2IucHJvdG8SDmNvcnJhbC5qb2JzLnYxIrQCCg5FeGVjdXRpb25TdGF0cxI5ChVmaXJzdF90YXNrX3N0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE2xhc3RfdGFza19zdG9wX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDGNvbXB1dGVfdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxlbGFwc2VkX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLcGFyYWxsZWxpc20YBSABKAESNwoOdGFza3NfYnlfc3RhdGUYBiABKAsyHy5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVDb3VudHMinwEKD1Rhc2tTdGF0ZUNvdW50cxIOCgZxdWV1ZWQYASABKA0SDwoHcnVubmluZxgCIAEoDRIQCghjb21wdXRlZBgDIAEoDRIOCgZmYWlsZWQYBCABKA0SDwoHc2tpcHBlZBgFIAEoDRIXCg9mYWlsZWRfb3B0aW9uYWwYBiABKA0SEAoIY2FuY2VsZWQYByABKA0SDQoFdG90YWwYCCABKA0i9gIKA0pvYhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhQKDGNsdXN0ZXJfc2x1ZxgDIAEoCRInCgVzdGF0ZRgEIAEoDjIYLmNvcnJhbC5qb2JzLnYxLkpvYlN0YXRlEi8KC3N1Ym1pdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghjYW5jZWxlZBgGIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkSLQoFc3RhdHMYCCABKAsyHi5jb3JyYWwuam9icy52MS5FeGVjdXRpb25TdGF0cxI1Cghwcm9ncmVzcxgJIAMoCzIjLmNvcnJhbC5jb21tb24udjEuUHJvZ3Jlc3NJbmRpY2F0b3ISDwoHdGVhbV9pZBgKIAEoCRIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNYXV0b21hdGlvbl9pZBgMIAEoCSKXBAoEVGFzaxIKCgJpZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEQoJcGFyZW50X2lkGAMgASgJEjQKCmlkZW50aWZpZXIYBCABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyEg8KB2Rpc3BsYXkYBSABKAkSKAoFc3RhdGUYBiABKA4yGS5jb3JyYWwuam9icy52MS5UYXNrU3RhdGUSFAoMY2x1c3Rlcl9zbHVnGAcgASgJEg8KB2F0dGVtcHQYCCABKA0SEwoLcmV0cnlfY291bnQYCSABKA0SGgoSbGVhc2VfZXhwaXJ5X2NvdW50GAogASgNEhMKC21heF9yZXRyaWVzGAsgASgNEhAKCG9wdGlvbmFsGAwgASgIEhIKCmRlcGVuZHNfb24YDSADKAkSEQoJcnVubmVyX2lkGA4gASgJEi4KCnN0YXJ0X3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXN0b3BfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFZXJyb3IYESABKAkSNQoIcHJvZ3Jlc3MYEiADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yEhUKDXN1YnRhc2tfY291bnQYEyABKA0SDQoFaW5wdXQYFCABKAwivQEKEFN1Ym1pdEpvYlJlcXVlc3QSGAoEbmFtZRgBIAEoCUIKukgHcgUQARiAAhIuCgxjbHVzdGVyX3NsdWcYAiABKAlCGLpIFXITGGQyD15bQS1aYS16MC05LV0qJBI8CgV0YXNrcxgDIAMoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza1N1Ym1pc3Npb25CC7pICJIBBQgBEJBOEiEKD2lkZW1wb3RlbmN5X2tleRgEIAEoCUIIukgFcgMYgAIiRgoRU3VibWl0Sm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiKgoNR2V0Sm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCIyCg5HZXRKb2JSZXNwb25zZRIgCgNqb2IYASABKAsyEy5jb3JyYWwuam9icy52MS5Kb2IiMgoVR2V0Sm9iUHJvZ3Jlc3NSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAIrEBChZHZXRKb2JQcm9ncmVzc1Jlc3BvbnNlEicKBXN0YXRlGAEgASgOMhguY29ycmFsLmpvYnMudjEuSm9iU3RhdGUSNQoIcHJvZ3Jlc3MYAiADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yEjcKDnRhc2tzX2J5X3N0YXRlGAMgASgLMh8uY29ycmFsLmpvYnMudjEuVGFza1N0YXRlQ291bnRzIqoDChBRdWVyeUpvYnNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5CgZzdGF0ZXMYAyADKA4yGC5jb3JyYWwuam9icy52MS5Kb2JTdGF0ZUIPukgMkgEJEBAiBYIBAhABEhYKBG5hbWUYBCABKAlCCLpIBXIDGIACEjYKDWNsdXN0ZXJfc2x1Z3MYBSADKAlCH7pIHJIBGRBkIhVyExhkMg9eW0EtWmEtejAtOS1dKiQSPwoLdGFza19zdGF0ZXMYBiADKA4yGS5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVCD7pIDJIBCRAQIgWCAQIQARIbCglwYWdlX3NpemUYByABKA1CCLpIBSoDGOgHEhwKCnBhZ2VfdG9rZW4YCCABKAlCCLpIBXIDGIAEEhEKCWFzY2VuZGluZxgJIAEoCBIeCg1hdXRvbWF0aW9uX2lkGAogASgJQge6SARyAhhAIk8KEVF1ZXJ5Sm9ic1Jlc3BvbnNlEiEKBGpvYnMYASADKAsyEy5jb3JyYWwuam9icy52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpsBChBMaXN0VGFza3NSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAEhoKCXBhcmVudF9pZBgCIAEoCUIHukgEcgIYQBIbCglwYWdlX3NpemUYAyABKA1CCLpIBSoDGOgHEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAEEhUKDWluY2x1ZGVfaW5wdXQYBSABKAgiUQoRTGlzdFRhc2tzUmVzcG9uc2USIwoFdGFza3MYASADKAsyFC5jb3JyYWwuam9icy52MS5UYXNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSItChBDYW5jZWxKb2JSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAIjUKEUNhbmNlbEpvYlJlc3BvbnNlEiAKA2pvYhgBIAEoCzITLmNvcnJhbC5qb2JzLnYxLkpvYiIsCg9SZXRyeUpvYlJlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEAiTwoQUmV0cnlKb2JSZXNwb25zZRIZChFyZXNjaGVkdWxlZF9jb3VudBgBIAEoDRIgCgNqb2IYAiABKAsyEy5jb3JyYWwuam9icy52MS5Kb2IiTQoTVmlzdWFsaXplSm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQBIbCgltYXhfdGFza3MYAiABKA1CCLpIBSoDGIgnIlUKFFZpc3VhbGl6ZUpvYlJlc3BvbnNlEgsKA3N2ZxgBIAEoCRIPCgdtZXJtYWlkGAIgASgJEgsKA2RvdBgDIAEoCRISCgpzdW1tYXJpemVkGAQgASgIIiwKD1dhdGNoSm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCJhChBXYXRjaEpvYlJlc3BvbnNlEiAKA2pvYhgBIAEoCzITLmNvcnJhbC5qb2JzLnYxLkpvYhIrCg1jaGFuZ2VkX3Rhc2tzGAIgAygLMhQuY29ycmFsLmpvYnMudjEuVGFzayrXAQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFUQVNLX1NUQVRFX1FVRVVFRBABEhYKElRBU0tfU1RBVEVfUlVOTklORxACEhcKE1RBU0tfU1RBVEVfQ09NUFVURUQQAxIVChFUQVNLX1NUQVRFX0ZBSUxFRBAEEhYKElRBU0tfU1RBVEVfU0tJUFBFRBAFEh4KGlRBU0tfU1RBVEVfRkFJTEVEX09QVElPTkFMEAYSFwoTVEFTS19TVEFURV9DQU5DRUxFRBAHKrMBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNKT0JfU1RBVEVfU1VCTUlUVEVEEAESFQoRSk9CX1NUQVRFX1JVTk5JTkcQAhIVChFKT0JfU1RBVEVfU1RBUlRFRBADEhcKE0pPQl9TVEFURV9DT01QTEVURUQQBBIUChBKT0JfU1RBVEVfRkFJTEVEEAUSFgoSSk9CX1NUQVRFX0NBTkNFTEVEEAYy+QUKCkpvYlNlcnZpY2USUAoJU3VibWl0Sm9iEiAuY29ycmFsLmpvYnMudjEuU3VibWl0Sm9iUmVxdWVzdBohLmNvcnJhbC5qb2JzLnYxLlN1Ym1pdEpvYlJlc3BvbnNlEkcKBkdldEpvYhIdLmNvcnJhbC5qb2JzLnYxLkdldEpvYlJlcXVlc3QaHi5jb3JyYWwuam9icy52MS5HZXRKb2JSZXNwb25zZRJfCg5HZXRKb2JQcm9ncmVzcxIlLmNvcnJhbC5qb2JzLnYxLkdldEpvYlByb2dyZXNzUmVxdWVzdBomLmNvcnJhbC5qb2JzLnYxLkdldEpvYlByb2dyZXNzUmVzcG9uc2USUAoJUXVlcnlKb2JzEiAuY29ycmFsLmpvYnMudjEuUXVlcnlKb2JzUmVxdWVzdBohLmNvcnJhbC5qb2JzLnYxLlF1ZXJ5Sm9ic1Jlc3BvbnNlElAKCUxpc3RUYXNrcxIgLmNvcnJhbC5qb2JzLnYxLkxpc3RUYXNrc1JlcXVlc3QaIS5jb3JyYWwuam9icy52MS5MaXN0VGFza3NSZXNwb25zZRJQCglDYW5jZWxKb2ISIC5jb3JyYWwuam9icy52MS5DYW5jZWxKb2JSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuQ2FuY2VsSm9iUmVzcG9uc2USTQoIUmV0cnlKb2ISHy5jb3JyYWwuam9icy52MS5SZXRyeUpvYlJlcXVlc3QaIC5jb3JyYWwuam9icy52MS5SZXRyeUpvYlJlc3BvbnNlElkKDFZpc3VhbGl6ZUpvYhIjLmNvcnJhbC5qb2JzLnYxLlZpc3VhbGl6ZUpvYlJlcXVlc3QaJC5jb3JyYWwuam9icy52MS5WaXN1YWxpemVKb2JSZXNwb25zZRJPCghXYXRjaEpvYhIfLmNvcnJhbC5qb2JzLnYxLldhdGNoSm9iUmVxdWVzdBogLmNvcnJhbC5qb2JzLnYxLldhdGNoSm9iUmVzcG9uc2UwAWIGcHJvdG8z", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chhjb3JyYWwvam9icy92MS9qb2IucHJvdG8SDmNvcnJhbC5qb2JzLnYxIrQCCg5FeGVjdXRpb25TdGF0cxI5ChVmaXJzdF90YXNrX3N0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE2xhc3RfdGFza19zdG9wX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDGNvbXB1dGVfdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxlbGFwc2VkX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLcGFyYWxsZWxpc20YBSABKAESNwoOdGFza3NfYnlfc3RhdGUYBiABKAsyHy5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVDb3VudHMinwEKD1Rhc2tTdGF0ZUNvdW50cxIOCgZxdWV1ZWQYASABKA0SDwoHcnVubmluZxgCIAEoDRIQCghjb21wdXRlZBgDIAEoDRIOCgZmYWlsZWQYBCABKA0SDwoHc2tpcHBlZBgFIAEoDRIXCg9mYWlsZWRfb3B0aW9uYWwYBiABKA0SEAoIY2FuY2VsZWQYByABKA0SDQoFdG90YWwYCCABKA0i9gIKA0pvYhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhQKDGNsdXN0ZXJfc2x1ZxgDIAEoCRInCgVzdGF0ZRgEIAEoDjIYLmNvcnJhbC5qb2JzLnYxLkpvYlN0YXRlEi8KC3N1Ym1pdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghjYW5jZWxlZBgGIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkSLQoFc3RhdHMYCCABKAsyHi5jb3JyYWwuam9icy52MS5FeGVjdXRpb25TdGF0cxI1Cghwcm9ncmVzcxgJIAMoCzIjLmNvcnJhbC5jb21tb24udjEuUHJvZ3Jlc3NJbmRpY2F0b3ISDwoHdGVhbV9pZBgKIAEoCRIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNYXV0b21hdGlvbl9pZBgMIAEoCSLdBAoEVGFzaxIKCgJpZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEQoJcGFyZW50X2lkGAMgASgJEjQKCmlkZW50aWZpZXIYBCABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyEg8KB2Rpc3BsYXkYBSABKAkSKAoFc3RhdGUYBiABKA4yGS5jb3JyYWwuam9icy52MS5UYXNrU3RhdGUSFAoMY2x1c3Rlcl9zbHVnGAcgASgJEg8KB2F0dGVtcHQYCCABKA0SEwoLcmV0cnlfY291bnQYCSABKA0SGgoSbGVhc2VfZXhwaXJ5X2NvdW50GAogASgNEhMKC21heF9yZXRyaWVzGAsgASgNEhAKCG9wdGlvbmFsGAwgASgIEhIKCmRlcGVuZHNfb24YDSADKAkSEQoJcnVubmVyX2lkGA4gASgJEi4KCnN0YXJ0X3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXN0b3BfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFZXJyb3IYESABKAkSNQoIcHJvZ3Jlc3MYEiADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yEhUKDXN1YnRhc2tfY291bnQYEyABKA0SDQoFaW5wdXQYFCABKAwSLAoGb3V0cHV0GBUgASgLMhwuY29ycmFsLmNvbW1vbi52MS5UYXNrT3V0cHV0EhYKDm91dHB1dF9hdHRlbXB0GBYgASgNIr0BChBTdWJtaXRKb2JSZXF1ZXN0EhgKBG5hbWUYASABKAlCCrpIB3IFEAEYgAISLgoMY2x1c3Rlcl9zbHVnGAIgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSPAoFdGFza3MYAyADKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tTdWJtaXNzaW9uQgu6SAiSAQUIARCQThIhCg9pZGVtcG90ZW5jeV9rZXkYBCABKAlCCLpIBXIDGIACIkYKEVN1Ym1pdEpvYlJlc3BvbnNlEiAKA2pvYhgBIAEoCzITLmNvcnJhbC5qb2JzLnYxLkpvYhIPCgdjcmVhdGVkGAIgASgIIioKDUdldEpvYlJlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEAiMgoOR2V0Sm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iIjIKFUdldEpvYlByb2dyZXNzUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCKxAQoWR2V0Sm9iUHJvZ3Jlc3NSZXNwb25zZRInCgVzdGF0ZRgBIAEoDjIYLmNvcnJhbC5qb2JzLnYxLkpvYlN0YXRlEjUKCHByb2dyZXNzGAIgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvchI3Cg50YXNrc19ieV9zdGF0ZRgDIAEoCzIfLmNvcnJhbC5qb2JzLnYxLlRhc2tTdGF0ZUNvdW50cyKqAwoQUXVlcnlKb2JzUmVxdWVzdBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoGc3RhdGVzGAMgAygOMhguY29ycmFsLmpvYnMudjEuSm9iU3RhdGVCD7pIDJIBCRAQIgWCAQIQARIWCgRuYW1lGAQgASgJQgi6SAVyAxiAAhI2Cg1jbHVzdGVyX3NsdWdzGAUgAygJQh+6SBySARkQZCIVchMYZDIPXltBLVphLXowLTktXSokEj8KC3Rhc2tfc3RhdGVzGAYgAygOMhkuY29ycmFsLmpvYnMudjEuVGFza1N0YXRlQg+6SAySAQkQECIFggECEAESGwoJcGFnZV9zaXplGAcgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAggASgJQgi6SAVyAxiABBIRCglhc2NlbmRpbmcYCSABKAgSHgoNYXV0b21hdGlvbl9pZBgKIAEoCUIHukgEcgIYQCJPChFRdWVyeUpvYnNSZXNwb25zZRIhCgRqb2JzGAEgAygLMhMuY29ycmFsLmpvYnMudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKzAQoQTGlzdFRhc2tzUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQBIaCglwYXJlbnRfaWQYAiABKAlCB7pIBHICGEASGwoJcGFnZV9zaXplGAMgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAQgASgJQgi6SAVyAxiABBIVCg1pbmNsdWRlX2lucHV0GAUgASgIEhYKDmluY2x1ZGVfb3V0cHV0GAYgASgIIkcKDkdldFRhc2tSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAEhoKB3Rhc2tfaWQYAiABKAlCCbpIBnIEEAEYQCI1Cg9HZXRUYXNrUmVzcG9uc2USIgoEdGFzaxgBIAEoCzIULmNvcnJhbC5qb2JzLnYxLlRhc2siUQoRTGlzdFRhc2tzUmVzcG9uc2USIwoFdGFza3MYASADKAsyFC5jb3JyYWwuam9icy52MS5UYXNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSItChBDYW5jZWxKb2JSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAIjUKEUNhbmNlbEpvYlJlc3BvbnNlEiAKA2pvYhgBIAEoCzITLmNvcnJhbC5qb2JzLnYxLkpvYiIsCg9SZXRyeUpvYlJlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEAiTwoQUmV0cnlKb2JSZXNwb25zZRIZChFyZXNjaGVkdWxlZF9jb3VudBgBIAEoDRIgCgNqb2IYAiABKAsyEy5jb3JyYWwuam9icy52MS5Kb2IiTQoTVmlzdWFsaXplSm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQBIbCgltYXhfdGFza3MYAiABKA1CCLpIBSoDGIgnIlUKFFZpc3VhbGl6ZUpvYlJlc3BvbnNlEgsKA3N2ZxgBIAEoCRIPCgdtZXJtYWlkGAIgASgJEgsKA2RvdBgDIAEoCRISCgpzdW1tYXJpemVkGAQgASgIIiwKD1dhdGNoSm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCJhChBXYXRjaEpvYlJlc3BvbnNlEiAKA2pvYhgBIAEoCzITLmNvcnJhbC5qb2JzLnYxLkpvYhIrCg1jaGFuZ2VkX3Rhc2tzGAIgAygLMhQuY29ycmFsLmpvYnMudjEuVGFzayrXAQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFUQVNLX1NUQVRFX1FVRVVFRBABEhYKElRBU0tfU1RBVEVfUlVOTklORxACEhcKE1RBU0tfU1RBVEVfQ09NUFVURUQQAxIVChFUQVNLX1NUQVRFX0ZBSUxFRBAEEhYKElRBU0tfU1RBVEVfU0tJUFBFRBAFEh4KGlRBU0tfU1RBVEVfRkFJTEVEX09QVElPTkFMEAYSFwoTVEFTS19TVEFURV9DQU5DRUxFRBAHKrMBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNKT0JfU1RBVEVfU1VCTUlUVEVEEAESFQoRSk9CX1NUQVRFX1JVTk5JTkcQAhIVChFKT0JfU1RBVEVfU1RBUlRFRBADEhcKE0pPQl9TVEFURV9DT01QTEVURUQQBBIUChBKT0JfU1RBVEVfRkFJTEVEEAUSFgoSSk9CX1NUQVRFX0NBTkNFTEVEEAYyxQYKCkpvYlNlcnZpY2USUAoJU3VibWl0Sm9iEiAuY29ycmFsLmpvYnMudjEuU3VibWl0Sm9iUmVxdWVzdBohLmNvcnJhbC5qb2JzLnYxLlN1Ym1pdEpvYlJlc3BvbnNlEkcKBkdldEpvYhIdLmNvcnJhbC5qb2JzLnYxLkdldEpvYlJlcXVlc3QaHi5jb3JyYWwuam9icy52MS5HZXRKb2JSZXNwb25zZRJfCg5HZXRKb2JQcm9ncmVzcxIlLmNvcnJhbC5qb2JzLnYxLkdldEpvYlByb2dyZXNzUmVxdWVzdBomLmNvcnJhbC5qb2JzLnYxLkdldEpvYlByb2dyZXNzUmVzcG9uc2USUAoJUXVlcnlKb2JzEiAuY29ycmFsLmpvYnMudjEuUXVlcnlKb2JzUmVxdWVzdBohLmNvcnJhbC5qb2JzLnYxLlF1ZXJ5Sm9ic1Jlc3BvbnNlElAKCUxpc3RUYXNrcxIgLmNvcnJhbC5qb2JzLnYxLkxpc3RUYXNrc1JlcXVlc3QaIS5jb3JyYWwuam9icy52MS5MaXN0VGFza3NSZXNwb25zZRJKCgdHZXRUYXNrEh4uY29ycmFsLmpvYnMudjEuR2V0VGFza1JlcXVlc3QaHy5jb3JyYWwuam9icy52MS5HZXRUYXNrUmVzcG9uc2USUAoJQ2FuY2VsSm9iEiAuY29ycmFsLmpvYnMudjEuQ2FuY2VsSm9iUmVxdWVzdBohLmNvcnJhbC5qb2JzLnYxLkNhbmNlbEpvYlJlc3BvbnNlEk0KCFJldHJ5Sm9iEh8uY29ycmFsLmpvYnMudjEuUmV0cnlKb2JSZXF1ZXN0GiAuY29ycmFsLmpvYnMudjEuUmV0cnlKb2JSZXNwb25zZRJZCgxWaXN1YWxpemVKb2ISIy5jb3JyYWwuam9icy52MS5WaXN1YWxpemVKb2JSZXF1ZXN0GiQuY29ycmFsLmpvYnMudjEuVmlzdWFsaXplSm9iUmVzcG9uc2USTwoIV2F0Y2hKb2ISHy5jb3JyYWwuam9icy52MS5XYXRjaEpvYlJlcXVlc3QaIC5jb3JyYWwuam9icy52MS5XYXRjaEpvYlJlc3BvbnNlMAFiBnByb3RvMw", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message corral.jobs.v1.ExecutionStats
@@ -298,6 +298,20 @@ export type Task = Message<"corral.jobs.v1.Task"> & {
    * @generated from field: bytes input = 20;
    */
   input: Uint8Array;
+
+  /**
+   * What the task's computed attempt returned (GetTask, or ListTasks include_output).
+   *
+   * @generated from field: corral.common.v1.TaskOutput output = 21;
+   */
+  output?: TaskOutput | undefined;
+
+  /**
+   * The attempt that produced the output.
+   *
+   * @generated from field: uint32 output_attempt = 22;
+   */
+  outputAttempt: number;
 };
 
 /**
@@ -565,6 +579,11 @@ export type ListTasksRequest = Message<"corral.jobs.v1.ListTasksRequest"> & {
    * @generated from field: bool include_input = 5;
    */
   includeInput: boolean;
+
+  /**
+   * @generated from field: bool include_output = 6;
+   */
+  includeOutput: boolean;
 };
 
 /**
@@ -573,6 +592,45 @@ export type ListTasksRequest = Message<"corral.jobs.v1.ListTasksRequest"> & {
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
   messageDesc(file_corral_jobs_v1_job, 12);
+
+/**
+ * @generated from message corral.jobs.v1.GetTaskRequest
+ */
+export type GetTaskRequest = Message<"corral.jobs.v1.GetTaskRequest"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: string task_id = 2;
+   */
+  taskId: string;
+};
+
+/**
+ * Describes the message corral.jobs.v1.GetTaskRequest.
+ * Use `create(GetTaskRequestSchema)` to create a new message.
+ */
+export const GetTaskRequestSchema: GenMessage<GetTaskRequest> = /*@__PURE__*/
+  messageDesc(file_corral_jobs_v1_job, 13);
+
+/**
+ * @generated from message corral.jobs.v1.GetTaskResponse
+ */
+export type GetTaskResponse = Message<"corral.jobs.v1.GetTaskResponse"> & {
+  /**
+   * @generated from field: corral.jobs.v1.Task task = 1;
+   */
+  task?: Task | undefined;
+};
+
+/**
+ * Describes the message corral.jobs.v1.GetTaskResponse.
+ * Use `create(GetTaskResponseSchema)` to create a new message.
+ */
+export const GetTaskResponseSchema: GenMessage<GetTaskResponse> = /*@__PURE__*/
+  messageDesc(file_corral_jobs_v1_job, 14);
 
 /**
  * @generated from message corral.jobs.v1.ListTasksResponse
@@ -594,7 +652,7 @@ export type ListTasksResponse = Message<"corral.jobs.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 13);
+  messageDesc(file_corral_jobs_v1_job, 15);
 
 /**
  * @generated from message corral.jobs.v1.CancelJobRequest
@@ -611,7 +669,7 @@ export type CancelJobRequest = Message<"corral.jobs.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 14);
+  messageDesc(file_corral_jobs_v1_job, 16);
 
 /**
  * @generated from message corral.jobs.v1.CancelJobResponse
@@ -628,7 +686,7 @@ export type CancelJobResponse = Message<"corral.jobs.v1.CancelJobResponse"> & {
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 15);
+  messageDesc(file_corral_jobs_v1_job, 17);
 
 /**
  * @generated from message corral.jobs.v1.RetryJobRequest
@@ -645,7 +703,7 @@ export type RetryJobRequest = Message<"corral.jobs.v1.RetryJobRequest"> & {
  * Use `create(RetryJobRequestSchema)` to create a new message.
  */
 export const RetryJobRequestSchema: GenMessage<RetryJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 16);
+  messageDesc(file_corral_jobs_v1_job, 18);
 
 /**
  * @generated from message corral.jobs.v1.RetryJobResponse
@@ -667,7 +725,7 @@ export type RetryJobResponse = Message<"corral.jobs.v1.RetryJobResponse"> & {
  * Use `create(RetryJobResponseSchema)` to create a new message.
  */
 export const RetryJobResponseSchema: GenMessage<RetryJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 17);
+  messageDesc(file_corral_jobs_v1_job, 19);
 
 /**
  * @generated from message corral.jobs.v1.VisualizeJobRequest
@@ -691,7 +749,7 @@ export type VisualizeJobRequest = Message<"corral.jobs.v1.VisualizeJobRequest"> 
  * Use `create(VisualizeJobRequestSchema)` to create a new message.
  */
 export const VisualizeJobRequestSchema: GenMessage<VisualizeJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 18);
+  messageDesc(file_corral_jobs_v1_job, 20);
 
 /**
  * @generated from message corral.jobs.v1.VisualizeJobResponse
@@ -723,7 +781,7 @@ export type VisualizeJobResponse = Message<"corral.jobs.v1.VisualizeJobResponse"
  * Use `create(VisualizeJobResponseSchema)` to create a new message.
  */
 export const VisualizeJobResponseSchema: GenMessage<VisualizeJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 19);
+  messageDesc(file_corral_jobs_v1_job, 21);
 
 /**
  * @generated from message corral.jobs.v1.WatchJobRequest
@@ -740,7 +798,7 @@ export type WatchJobRequest = Message<"corral.jobs.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 20);
+  messageDesc(file_corral_jobs_v1_job, 22);
 
 /**
  * @generated from message corral.jobs.v1.WatchJobResponse
@@ -762,7 +820,7 @@ export type WatchJobResponse = Message<"corral.jobs.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 21);
+  messageDesc(file_corral_jobs_v1_job, 23);
 
 /**
  * @generated from enum corral.jobs.v1.TaskState
@@ -918,6 +976,16 @@ export const JobService: GenService<{
     methodKind: "unary";
     input: typeof ListTasksRequestSchema;
     output: typeof ListTasksResponseSchema;
+  },
+  /**
+   * One task of a job, with its input and the output of its last computed attempt.
+   *
+   * @generated from rpc corral.jobs.v1.JobService.GetTask
+   */
+  getTask: {
+    methodKind: "unary";
+    input: typeof GetTaskRequestSchema;
+    output: typeof GetTaskResponseSchema;
   },
   /**
    * Queued tasks never start, later subtasks are dropped, running tasks are told to stop.

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/registry/v1/node.proto.
  */
 export const file_corral_registry_v1_node: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jb3JyYWwvcmVnaXN0cnkvdjEvbm9kZS5wcm90bxISY29ycmFsLnJlZ2lzdHJ5LnYxIvYDCgROb2RlEgoKAmlkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSEgoKY2x1c3Rlcl9pZBgDIAEoCRIUCgxjbHVzdGVyX3NsdWcYBCABKAkSEAoIaG9zdG5hbWUYBSABKAkSLAoIaGFyZHdhcmUYBiABKAsyGi5jb3JyYWwuY29tbW9uLnYxLkhhcmR3YXJlEjUKC2lkZW50aWZpZXJzGAcgAygLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllchINCgVzbG90cxgIIAEoDRISCgpidXN5X3Nsb3RzGAkgASgNEiwKBXN0YXRlGAogASgOMh0uY29ycmFsLnJlZ2lzdHJ5LnYxLk5vZGVTdGF0ZRI0CgZsYWJlbHMYCyADKAsyJC5jb3JyYWwucmVnaXN0cnkudjEuTm9kZS5MYWJlbHNFbnRyeRIRCglicm9rZXJfaWQYDCABKAkSMAoMY29ubmVjdF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3NlZW5fdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK1AQoQTGlzdE5vZGVzUmVxdWVzdBIuCgxjbHVzdGVyX3NsdWcYASABKAlCGLpIFXITGGQyD15bQS1aYS16MC05LV0qJBI2CgVzdGF0ZRgCIAEoDjIdLmNvcnJhbC5yZWdpc3RyeS52MS5Ob2RlU3RhdGVCCLpIBYIBAhABEhsKCXBhZ2Vfc2l6ZRgDIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgEIAEoCUIIukgFcgMYgAQiVQoRTGlzdE5vZGVzUmVzcG9uc2USJwoFbm9kZXMYASADKAsyGC5jb3JyYWwucmVnaXN0cnkudjEuTm9kZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKAoOR2V0Tm9kZVJlcXVlc3QSFgoCaWQYASABKAlCCrpIB3IFEAEYgAEiOQoPR2V0Tm9kZVJlc3BvbnNlEiYKBG5vZGUYASABKAsyGC5jb3JyYWwucmVnaXN0cnkudjEuTm9kZSJJChdMaXN0UnVubmluZ05vZGVzUmVxdWVzdBIuCgxjbHVzdGVyX3NsdWcYASABKAlCGLpIFXITGGQyD15bQS1aYS16MC05LV0qJCJDChhMaXN0UnVubmluZ05vZGVzUmVzcG9uc2USJwoFbm9kZXMYASADKAsyGC5jb3JyYWwucmVnaXN0cnkudjEuTm9kZSKYAQoOUHJlc2VuY2VSZXBvcnQSGAoHdGVhbV9pZBgBIAEoCUIHukgEcgIQARI8CgVldmVudBgCIAEoDjIhLmNvcnJhbC5yZWdpc3RyeS52MS5QcmVzZW5jZUV2ZW50Qgq6SAeCAQQQASAAEi4KBG5vZGUYAyABKAsyGC5jb3JyYWwucmVnaXN0cnkudjEuTm9kZUIGukgDyAEBIlcKFVJlcG9ydFByZXNlbmNlUmVxdWVzdBI+CgdyZXBvcnRzGAEgAygLMiIuY29ycmFsLnJlZ2lzdHJ5LnYxLlByZXNlbmNlUmVwb3J0Qgm6SAaSAQMQkE4iGAoWUmVwb3J0UHJlc2VuY2VSZXNwb25zZSpvCglOb2RlU3RhdGUSGgoWTk9ERV9TVEFURV9VTlNQRUNJRklFRBAAEhUKEU5PREVfU1RBVEVfT05MSU5FEAESFwoTTk9ERV9TVEFURV9EUkFJTklORxACEhYKEk5PREVfU1RBVEVfT0ZGTElORRADKqcBCg1QcmVzZW5jZUV2ZW50Eh4KGlBSRVNFTkNFX0VWRU5UX1VOU1BFQ0lGSUVEEAASHAoYUFJFU0VOQ0VfRVZFTlRfQ09OTkVDVEVEEAESGgoWUFJFU0VOQ0VfRVZFTlRfVVBEQVRFRBACEhsKF1BSRVNFTkNFX0VWRU5UX0RSQUlOSU5HEAMSHwobUFJFU0VOQ0VfRVZFTlRfRElTQ09OTkVDVEVEEAQykwMKC05vZGVTZXJ2aWNlElgKCUxpc3ROb2RlcxIkLmNvcnJhbC5yZWdpc3RyeS52MS5MaXN0Tm9kZXNSZXF1ZXN0GiUuY29ycmFsLnJlZ2lzdHJ5LnYxLkxpc3ROb2Rlc1Jlc3BvbnNlElIKB0dldE5vZGUSIi5jb3JyYWwucmVnaXN0cnkudjEuR2V0Tm9kZVJlcXVlc3QaIy5jb3JyYWwucmVnaXN0cnkudjEuR2V0Tm9kZVJlc3BvbnNlEm0KEExpc3RSdW5uaW5nTm9kZXMSKy5jb3JyYWwucmVnaXN0cnkudjEuTGlzdFJ1bm5pbmdOb2Rlc1JlcXVlc3QaLC5jb3JyYWwucmVnaXN0cnkudjEuTGlzdFJ1bm5pbmdOb2Rlc1Jlc3BvbnNlEmcKDlJlcG9ydFByZXNlbmNlEikuY29ycmFsLnJlZ2lzdHJ5LnYxLlJlcG9ydFByZXNlbmNlUmVxdWVzdBoqLmNvcnJhbC5yZWdpc3RyeS52MS5SZXBvcnRQcmVzZW5jZVJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("Ch1jb3JyYWwvcmVnaXN0cnkvdjEvbm9kZS5wcm90bxISY29ycmFsLnJlZ2lzdHJ5LnYxIrgECgROb2RlEgoKAmlkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSEgoKY2x1c3Rlcl9pZBgDIAEoCRIUCgxjbHVzdGVyX3NsdWcYBCABKAkSEAoIaG9zdG5hbWUYBSABKAkSLAoIaGFyZHdhcmUYBiABKAsyGi5jb3JyYWwuY29tbW9uLnYxLkhhcmR3YXJlEjUKC2lkZW50aWZpZXJzGAcgAygLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllchINCgVzbG90cxgIIAEoDRISCgpidXN5X3Nsb3RzGAkgASgNEiwKBXN0YXRlGAogASgOMh0uY29ycmFsLnJlZ2lzdHJ5LnYxLk5vZGVTdGF0ZRI0CgZsYWJlbHMYCyADKAsyJC5jb3JyYWwucmVnaXN0cnkudjEuTm9kZS5MYWJlbHNFbnRyeRIRCglicm9rZXJfaWQYDCABKAkSMAoMY29ubmVjdF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3NlZW5fdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASQAoNcnVubmluZ190YXNrcxgPIAMoCzIfLmNvcnJhbC5yZWdpc3RyeS52MS5SdW5uaW5nVGFza0IIukgFkgECEGQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKyAQoLUnVubmluZ1Rhc2sSGAoHdGFza19pZBgBIAEoCUIHukgEcgIYQBIPCgdhdHRlbXB0GAIgASgNEjQKCmlkZW50aWZpZXIYAyABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyEhcKBmpvYl9pZBgEIAEoCUIHukgEcgIYQBIpCgVzaW5jZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitQEKEExpc3ROb2Rlc1JlcXVlc3QSLgoMY2x1c3Rlcl9zbHVnGAEgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSNgoFc3RhdGUYAiABKA4yHS5jb3JyYWwucmVnaXN0cnkudjEuTm9kZVN0YXRlQgi6SAWCAQIQARIbCglwYWdlX3NpemUYAyABKA1CCLpIBSoDGOgHEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAEIlUKEUxpc3ROb2Rlc1Jlc3BvbnNlEicKBW5vZGVzGAEgAygLMhguY29ycmFsLnJlZ2lzdHJ5LnYxLk5vZGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIigKDkdldE5vZGVSZXF1ZXN0EhYKAmlkGAEgASgJQgq6SAdyBRABGIABIjkKD0dldE5vZGVSZXNwb25zZRImCgRub2RlGAEgASgLMhguY29ycmFsLnJlZ2lzdHJ5LnYxLk5vZGUiSQoXTGlzdFJ1bm5pbmdOb2Rlc1JlcXVlc3QSLgoMY2x1c3Rlcl9zbHVnGAEgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQiQwoYTGlzdFJ1bm5pbmdOb2Rlc1Jlc3BvbnNlEicKBW5vZGVzGAEgAygLMhguY29ycmFsLnJlZ2lzdHJ5LnYxLk5vZGUimAEKDlByZXNlbmNlUmVwb3J0EhgKB3RlYW1faWQYASABKAlCB7pIBHICEAESPAoFZXZlbnQYAiABKA4yIS5jb3JyYWwucmVnaXN0cnkudjEuUHJlc2VuY2VFdmVudEIKukgHggEEEAEgABIuCgRub2RlGAMgASgLMhguY29ycmFsLnJlZ2lzdHJ5LnYxLk5vZGVCBrpIA8gBASJXChVSZXBvcnRQcmVzZW5jZVJlcXVlc3QSPgoHcmVwb3J0cxgBIAMoCzIiLmNvcnJhbC5yZWdpc3RyeS52MS5QcmVzZW5jZVJlcG9ydEIJukgGkgEDEJBOIhgKFlJlcG9ydFByZXNlbmNlUmVzcG9uc2UqbwoJTm9kZVN0YXRlEhoKFk5PREVfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFOT0RFX1NUQVRFX09OTElORRABEhcKE05PREVfU1RBVEVfRFJBSU5JTkcQAhIWChJOT0RFX1NUQVRFX09GRkxJTkUQAyqnAQoNUHJlc2VuY2VFdmVudBIeChpQUkVTRU5DRV9FVkVOVF9VTlNQRUNJRklFRBAAEhwKGFBSRVNFTkNFX0VWRU5UX0NPTk5FQ1RFRBABEhoKFlBSRVNFTkNFX0VWRU5UX1VQREFURUQQAhIbChdQUkVTRU5DRV9FVkVOVF9EUkFJTklORxADEh8KG1BSRVNFTkNFX0VWRU5UX0RJU0NPTk5FQ1RFRBAEMpMDCgtOb2RlU2VydmljZRJYCglMaXN0Tm9kZXMSJC5jb3JyYWwucmVnaXN0cnkudjEuTGlzdE5vZGVzUmVxdWVzdBolLmNvcnJhbC5yZWdpc3RyeS52MS5MaXN0Tm9kZXNSZXNwb25zZRJSCgdHZXROb2RlEiIuY29ycmFsLnJlZ2lzdHJ5LnYxLkdldE5vZGVSZXF1ZXN0GiMuY29ycmFsLnJlZ2lzdHJ5LnYxLkdldE5vZGVSZXNwb25zZRJtChBMaXN0UnVubmluZ05vZGVzEisuY29ycmFsLnJlZ2lzdHJ5LnYxLkxpc3RSdW5uaW5nTm9kZXNSZXF1ZXN0GiwuY29ycmFsLnJlZ2lzdHJ5LnYxLkxpc3RSdW5uaW5nTm9kZXNSZXNwb25zZRJnCg5SZXBvcnRQcmVzZW5jZRIpLmNvcnJhbC5yZWdpc3RyeS52MS5SZXBvcnRQcmVzZW5jZVJlcXVlc3QaKi5jb3JyYWwucmVnaXN0cnkudjEuUmVwb3J0UHJlc2VuY2VSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message corral.registry.v1.Node
@@ -92,6 +92,13 @@ export type Node = Message<"corral.registry.v1.Node"> & {
    * @generated from field: google.protobuf.Timestamp last_seen_time = 14;
    */
   lastSeenTime?: Timestamp | undefined;
+
+  /**
+   * The tasks the runner holds leases for now (at most 100, oldest first).
+   *
+   * @generated from field: repeated corral.registry.v1.RunningTask running_tasks = 15;
+   */
+  runningTasks: RunningTask[];
 };
 
 /**
@@ -100,6 +107,45 @@ export type Node = Message<"corral.registry.v1.Node"> & {
  */
 export const NodeSchema: GenMessage<Node> = /*@__PURE__*/
   messageDesc(file_corral_registry_v1_node, 0);
+
+/**
+ * RunningTask is a task a node runs now.
+ *
+ * @generated from message corral.registry.v1.RunningTask
+ */
+export type RunningTask = Message<"corral.registry.v1.RunningTask"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: uint32 attempt = 2;
+   */
+  attempt: number;
+
+  /**
+   * @generated from field: corral.common.v1.TaskIdentifier identifier = 3;
+   */
+  identifier?: TaskIdentifier | undefined;
+
+  /**
+   * @generated from field: string job_id = 4;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp since = 5;
+   */
+  since?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message corral.registry.v1.RunningTask.
+ * Use `create(RunningTaskSchema)` to create a new message.
+ */
+export const RunningTaskSchema: GenMessage<RunningTask> = /*@__PURE__*/
+  messageDesc(file_corral_registry_v1_node, 1);
 
 /**
  * @generated from message corral.registry.v1.ListNodesRequest
@@ -133,7 +179,7 @@ export type ListNodesRequest = Message<"corral.registry.v1.ListNodesRequest"> & 
  * Use `create(ListNodesRequestSchema)` to create a new message.
  */
 export const ListNodesRequestSchema: GenMessage<ListNodesRequest> = /*@__PURE__*/
-  messageDesc(file_corral_registry_v1_node, 1);
+  messageDesc(file_corral_registry_v1_node, 2);
 
 /**
  * @generated from message corral.registry.v1.ListNodesResponse
@@ -155,7 +201,7 @@ export type ListNodesResponse = Message<"corral.registry.v1.ListNodesResponse"> 
  * Use `create(ListNodesResponseSchema)` to create a new message.
  */
 export const ListNodesResponseSchema: GenMessage<ListNodesResponse> = /*@__PURE__*/
-  messageDesc(file_corral_registry_v1_node, 2);
+  messageDesc(file_corral_registry_v1_node, 3);
 
 /**
  * @generated from message corral.registry.v1.GetNodeRequest
@@ -172,7 +218,7 @@ export type GetNodeRequest = Message<"corral.registry.v1.GetNodeRequest"> & {
  * Use `create(GetNodeRequestSchema)` to create a new message.
  */
 export const GetNodeRequestSchema: GenMessage<GetNodeRequest> = /*@__PURE__*/
-  messageDesc(file_corral_registry_v1_node, 3);
+  messageDesc(file_corral_registry_v1_node, 4);
 
 /**
  * @generated from message corral.registry.v1.GetNodeResponse
@@ -189,7 +235,7 @@ export type GetNodeResponse = Message<"corral.registry.v1.GetNodeResponse"> & {
  * Use `create(GetNodeResponseSchema)` to create a new message.
  */
 export const GetNodeResponseSchema: GenMessage<GetNodeResponse> = /*@__PURE__*/
-  messageDesc(file_corral_registry_v1_node, 4);
+  messageDesc(file_corral_registry_v1_node, 5);
 
 /**
  * @generated from message corral.registry.v1.ListRunningNodesRequest
@@ -206,7 +252,7 @@ export type ListRunningNodesRequest = Message<"corral.registry.v1.ListRunningNod
  * Use `create(ListRunningNodesRequestSchema)` to create a new message.
  */
 export const ListRunningNodesRequestSchema: GenMessage<ListRunningNodesRequest> = /*@__PURE__*/
-  messageDesc(file_corral_registry_v1_node, 5);
+  messageDesc(file_corral_registry_v1_node, 6);
 
 /**
  * @generated from message corral.registry.v1.ListRunningNodesResponse
@@ -223,7 +269,7 @@ export type ListRunningNodesResponse = Message<"corral.registry.v1.ListRunningNo
  * Use `create(ListRunningNodesResponseSchema)` to create a new message.
  */
 export const ListRunningNodesResponseSchema: GenMessage<ListRunningNodesResponse> = /*@__PURE__*/
-  messageDesc(file_corral_registry_v1_node, 6);
+  messageDesc(file_corral_registry_v1_node, 7);
 
 /**
  * @generated from message corral.registry.v1.PresenceReport
@@ -250,7 +296,7 @@ export type PresenceReport = Message<"corral.registry.v1.PresenceReport"> & {
  * Use `create(PresenceReportSchema)` to create a new message.
  */
 export const PresenceReportSchema: GenMessage<PresenceReport> = /*@__PURE__*/
-  messageDesc(file_corral_registry_v1_node, 7);
+  messageDesc(file_corral_registry_v1_node, 8);
 
 /**
  * @generated from message corral.registry.v1.ReportPresenceRequest
@@ -267,7 +313,7 @@ export type ReportPresenceRequest = Message<"corral.registry.v1.ReportPresenceRe
  * Use `create(ReportPresenceRequestSchema)` to create a new message.
  */
 export const ReportPresenceRequestSchema: GenMessage<ReportPresenceRequest> = /*@__PURE__*/
-  messageDesc(file_corral_registry_v1_node, 8);
+  messageDesc(file_corral_registry_v1_node, 9);
 
 /**
  * @generated from message corral.registry.v1.ReportPresenceResponse
@@ -280,7 +326,7 @@ export type ReportPresenceResponse = Message<"corral.registry.v1.ReportPresenceR
  * Use `create(ReportPresenceResponseSchema)` to create a new message.
  */
 export const ReportPresenceResponseSchema: GenMessage<ReportPresenceResponse> = /*@__PURE__*/
-  messageDesc(file_corral_registry_v1_node, 9);
+  messageDesc(file_corral_registry_v1_node, 10);
 
 /**
  * @generated from enum corral.registry.v1.NodeState
