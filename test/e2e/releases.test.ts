@@ -13,6 +13,7 @@ import { Task, type Client } from "@corral/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBalancer, type Balancer } from "../scale/support/h2-balancer.js";
 import { runCli, spawnCli } from "../support/cli.js";
+import { releaseChildren } from "../support/release-children.js";
 import { suiteClient, waitUntil } from "../support/clients.js";
 import { startSuite, type Suite } from "../support/suite.js";
 
@@ -57,35 +58,6 @@ export class Hello extends Task {
   );
   mkdirSync(join(dir, "node_modules"), { recursive: true });
   execFileSync("ln", ["-sfn", "../ran-on", join(dir, "node_modules/ran-on")]);
-}
-
-/** The child processes of `pid` with the release each runs (its CORRAL_RELEASE), from /proc. */
-function releaseChildren(pid: number): Map<string, number> {
-  const found = new Map<string, number>();
-  let tasks: string[] = [];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return found;
-  }
-  for (const tid of tasks) {
-    let children = "";
-    try {
-      children = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8");
-    } catch {
-      continue;
-    }
-    for (const child of children.split(" ").filter((c) => c !== "").map(Number)) {
-      try {
-        const env = readFileSync(`/proc/${child}/environ`, "utf8").split("\0");
-        const release = env.find((e) => e.startsWith("CORRAL_RELEASE="))?.slice("CORRAL_RELEASE=".length);
-        if (release) found.set(release, child);
-      } catch {
-        // Gone between the two reads.
-      }
-    }
-  }
-  return found;
 }
 
 interface RunnerProcess {
@@ -280,8 +252,7 @@ describe("releases end to end", { timeout: 150_000 }, () => {
       'import { Task } from "@corral/sdk";\nthrow new Error("config file missing");\nexport class Broken extends Task { static identifier = { name: "e2e/Broken", version: "v1.0" }; execute() {} }\n',
     );
     await client.releases().publish(broken, { name: "broken", version: "1.0.0", manifest: { identifiers: ["e2e/Broken@v1.0"], nodeEngine: ">=20" } });
-    const deployed = await cli(["release", "deploy", "broken", "1.0.0", "--cluster", clusterA.slug]);
-    expect(deployed.code, deployed.stderr).toBe(0);
+    await client.releases().deploy("broken", "1.0.0", { cluster: clusterA.slug });
     await waitUntil("broken@1.0.0 reported failed", async () =>
       (await statusOf(clusterA.slug, runnerA.id)).some((s) => s.name === "broken" && s.state === ReleaseLoadState.FAILED),
     );
@@ -295,10 +266,9 @@ describe("releases end to end", { timeout: 150_000 }, () => {
   });
 
   it("after undeploy the runner advertises nothing and new tasks stay queued until a release serves them", async () => {
-    for (const name of ["hello", "broken"]) {
-      const undeployed = await cli(["release", "undeploy", name, "--cluster", clusterA.slug]);
-      expect(undeployed.code, undeployed.stderr).toBe(0);
-    }
+    const undeployed = await cli(["release", "undeploy", "hello", "--cluster", clusterA.slug]);
+    expect(undeployed.code, undeployed.stderr).toBe(0);
+    await client.releases().undeploy("broken", { cluster: clusterA.slug });
     await waitUntil("runner A to advertise nothing", async () => (await identifiersOf(runnerA.id)).length === 0);
     await waitUntil("its release processes to exit", async () => releaseChildren(runnerA.child.pid!).size === 0);
     await waitUntil("an empty report", async () => (await statusOf(clusterA.slug, runnerA.id)).length === 0);
@@ -307,8 +277,7 @@ describe("releases end to end", { timeout: 150_000 }, () => {
     const [task] = await client.jobs().tasks(queued);
     expect(task!.state).toBe(TaskState.QUEUED);
     // The queued task waited for code to run it: deployed again, it runs.
-    const redeployed = await cli(["release", "deploy", "hello", "1.1.0", "--cluster", clusterA.slug]);
-    expect(redeployed.code, redeployed.stderr).toBe(0);
+    await client.releases().deploy("hello", "1.1.0", { cluster: clusterA.slug });
     expect(await displayOf(queued)).toBe("ran on 1.1.0");
     expect(runnerA.child.exitCode).toBeNull();
   });
