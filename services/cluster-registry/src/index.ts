@@ -8,3 +8,6 @@ export { DEFAULT_CONFIGURATION } from "./configurations.js";
 export { DEFAULT_NODE_TIMEOUT_MS } from "./nodes.js";
 export { DEFAULT_PROVISIONING, type ProvisioningOptions } from "./registry.js";
 export { createBrokerWorkSource, type ClusterWork, type WorkSource } from "./provisioning/work-source.js";
+// For operator tools and cross-service tests that mint keys as the registry does (a runner-scoped
+// key as the provisioning agent hub mints one for each runner it launches).
+export { createApiKeys, type ApiKeys } from "./api-keys.js";

@@ -11,6 +11,7 @@ import {
 } from "@corral/proto";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { createApiKeys } from "./api-keys.js";
 import { codeOf, startRegistryHarness, type RegistryHarness } from "./test-harness.js";
 
 type PublishInit = MessageInitShape<typeof PublishReleaseRequestSchema>;
@@ -314,6 +315,48 @@ describe("ReleaseService", () => {
     expect(
       await codeOf(releases.reportReleaseStatus({ runnerId: "r", releases: [{ name: "x", version: "1.0.0", state: ReleaseLoadState.UNSPECIFIED }] })),
     ).toBe(Code.InvalidArgument);
+  });
+
+  it("lets a runner-scoped key watch, download and report for its own cluster's deployed releases, and nothing more", async () => {
+    const { cluster: own } = await clusters.createCluster({ name: "runner own" });
+    const { cluster: other } = await clusters.createCluster({ name: "runner other" });
+    const deployed = randomBytes(2000);
+    await releases.publishRelease(publishStream("scoped", "1.0.0", deployed));
+    await releases.publishRelease(publishStream("scoped-elsewhere", "1.0.0", randomBytes(10)));
+    await releases.deployRelease({ name: "scoped", version: "1.0.0", clusterSlug: own!.slug });
+    await releases.deployRelease({ name: "scoped-elsewhere", version: "1.0.0", clusterSlug: other!.slug });
+    // Minted as the provisioning agent hub mints one for a runner it launches.
+    const { key } = await createApiKeys(h.db).create(h.teamA.teamId, "runner of own", own!.id);
+    const runner = h.client(ReleaseService, key);
+
+    const controller = new AbortController();
+    const watch = runner.watchDeployments({ clusterSlug: own!.slug }, { signal: controller.signal })[Symbol.asyncIterator]();
+    const first = await watch.next();
+    expect(first.value?.deployments.map((d: Deployment) => `${d.release?.name}@${d.release?.version}`)).toEqual(["scoped@1.0.0"]);
+    controller.abort();
+
+    const got = await download(runner, "scoped", "1.0.0");
+    expect(got.bytes.equals(deployed)).toBe(true);
+    await runner.reportReleaseStatus({
+      runnerId: "scoped-runner",
+      clusterSlug: own!.slug,
+      releases: [{ name: "scoped", version: "1.0.0", state: ReleaseLoadState.LOADED }],
+    });
+    const status = await releases.listReleaseStatus({ clusterSlug: own!.slug });
+    expect(status.runners.map((r) => r.runnerId)).toEqual(["scoped-runner"]);
+
+    // A release of the team that is not deployed to its cluster does not exist for it.
+    expect(await codeOf(download(runner, "scoped-elsewhere", "1.0.0"))).toBe(Code.NotFound);
+    // Another cluster of the same team: refused.
+    expect(await codeOf(runner.watchDeployments({ clusterSlug: other!.slug })[Symbol.asyncIterator]().next())).toBe(Code.PermissionDenied);
+    expect(
+      await codeOf(runner.reportReleaseStatus({ runnerId: "scoped-runner", clusterSlug: other!.slug, releases: [] })),
+    ).toBe(Code.PermissionDenied);
+    // Publishing and deploying need a team key.
+    expect(await codeOf(runner.publishRelease(publishStream("scoped", "2.0.0", randomBytes(10))))).toBe(Code.PermissionDenied);
+    expect(await codeOf(runner.deployRelease({ name: "scoped", version: "1.0.0", clusterSlug: own!.slug }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(runner.undeployRelease({ name: "scoped", clusterSlug: own!.slug }))).toBe(Code.PermissionDenied);
+    expect((await releases.listDeployments({ clusterSlug: own!.slug })).deployments).toHaveLength(1);
   });
 });
 

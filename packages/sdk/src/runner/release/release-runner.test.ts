@@ -251,4 +251,15 @@ describe("ReleaseRunner", () => {
     suite.deploy([]);
     await suite.until(() => (reregisters().at(-1)?.identifiers.length === 0 && runner.identifiers.length === 0 ? true : undefined));
   });
+
+  it("stops its release processes on stop() without taking their exit for a crash", async () => {
+    suite.deploy(["geo@1.1.0"]);
+    await suite.until(() => (runner.identifiers.length === 1 ? true : undefined));
+    const pid = runner.pidOf("geo@1.1.0")!;
+    const restarts = runner.statuses().find((s) => s.version === "1.1.0")!.restarts;
+    await runner.stop();
+    expect(() => process.kill(pid, 0)).toThrow();
+    // Still the state it had: not "loading" again with one more restart counted.
+    expect(runner.statuses().find((s) => s.version === "1.1.0")).toMatchObject({ state: "loaded", restarts });
+  });
 });

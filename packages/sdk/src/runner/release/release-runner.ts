@@ -152,7 +152,10 @@ export class ReleaseRunner {
   async #close(): Promise<void> {
     this.#closed.abort();
     for (const load of this.#loads.values()) load.abort();
-    await Promise.all([...this.#processes.values()].map((p) => p.stop()));
+    // Out of the map first, as a "stop" effect does: their exits are ours, not crashes to restart.
+    const processes = [...this.#processes.values()];
+    this.#processes.clear();
+    await Promise.all(processes.map((p) => p.stop()));
     await this.#watching;
   }
 
