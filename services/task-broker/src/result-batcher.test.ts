@@ -1,5 +1,6 @@
 // The batcher against an in-memory ledger: group commit, retries until durable, ready tasks
-// enqueued and acknowledged on the next call, and close failing what never left.
+// enqueued and acknowledged on the next call, close failing what never left, and lanes: one team's
+// fan-out does not hold up another team's results.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -22,7 +23,26 @@ const started = (taskId: string) =>
 const completed = (taskId: string) =>
   create(TaskResultSchema, { taskId, attempt: 1, outcome: { case: "completed", value: {} } });
 
-function setup(ledger: Ledger, batchSize = 100, startHoldMs = 0) {
+const fannedOut = (taskId: string, subtasks: number) =>
+  create(TaskResultSchema, {
+    taskId,
+    attempt: 1,
+    outcome: { case: "completed", value: { subtasks: Array.from({ length: subtasks }, (_, i) => ({ display: `${taskId}.${i}` })) } },
+  });
+
+/** A promise to hold a call or an enqueue on, and its release. */
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
+function setup(
+  ledger: Ledger,
+  batchSize = 100,
+  startHoldMs = 0,
+  extra: { maxSubtasksPerCall?: number; enqueue?: (tasks: TaskEnvelope[]) => Promise<void> } = {},
+) {
   const enqueued: TaskEnvelope[] = [];
   const batcher = createResultBatcher({
     ledger,
@@ -31,7 +51,9 @@ function setup(ledger: Ledger, batchSize = 100, startHoldMs = 0) {
     batchSize,
     ackFlushMs: 10,
     startHoldMs,
+    maxSubtasksPerCall: extra.maxSubtasksPerCall,
     enqueue: async (tasks) => {
+      await extra.enqueue?.(tasks);
       enqueued.push(...tasks);
     },
     logger: createLogger("test", "silent"),
@@ -312,5 +334,85 @@ describe("result batcher", () => {
     await expect(second).rejects.toMatchObject({ code: Code.Unavailable });
     await expect(batcher.submit(started("c"))).rejects.toMatchObject({ code: Code.Unavailable });
     void first.catch(() => {});
+  });
+  it("applies another lane's result while a lane's fan-out is still being applied", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const held = gate();
+    const ok = okLedger(requests);
+    const { batcher } = setup({
+      async reportResults(req) {
+        if (req.results.some((r) => r.taskId === "fan-out")) await held.opened;
+        return ok.reportResults(req);
+      },
+    });
+    const big = batcher.submit(fannedOut("fan-out", 10_000), "team-a");
+    let bigDone = false;
+    void big.then(() => (bigDone = true));
+    const other = await batcher.submit(completed("ping"), "team-b");
+    expect(other.status).toBe(ResultStatus.APPLIED);
+    expect(bigDone).toBe(false);
+    held.open();
+    expect((await big).status).toBe(ResultStatus.APPLIED);
+    await batcher.close();
+  });
+
+  it("answers another lane's result while a fan-out's ready tasks are still being enqueued", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const held = gate();
+    const children = Array.from({ length: 1_000 }, (_, i) => create(TaskEnvelopeSchema, { taskId: `child-${i}`, attempt: 1 }));
+    const { batcher, enqueued } = setup(
+      okLedger(requests, (req) => (req.results.some((r) => r.taskId === "fan-out") ? children : [])),
+      100,
+      0,
+      { enqueue: (tasks) => (tasks.length > 1 ? held.opened : Promise.resolve()) },
+    );
+    const big = batcher.submit(fannedOut("fan-out", 1_000), "team-a");
+    await expect.poll(() => requests.length).toBe(1);
+    await batcher.submit(completed("ping"), "team-b");
+    expect(enqueued).toHaveLength(0);
+    held.open();
+    await big;
+    expect(enqueued).toHaveLength(1_000);
+    await batcher.close();
+  });
+
+  it("sends a lane's results one call at a time, in order", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const held = gate();
+    let inCall = 0;
+    let most = 0;
+    const ok = okLedger(requests);
+    const { batcher } = setup({
+      async reportResults(req) {
+        most = Math.max(most, ++inCall);
+        if (req.results.some((r) => r.taskId === "a")) await held.opened;
+        inCall--;
+        return ok.reportResults(req);
+      },
+    });
+    const first = batcher.submit(started("a"), "team-a");
+    await expect.poll(() => inCall).toBe(1);
+    const later = [batcher.submit(completed("a"), "team-a"), batcher.submit(started("b"), "team-a")];
+    held.open();
+    await Promise.all([first, ...later]);
+    expect(most).toBe(1);
+    expect(requests.map((r) => r.results.map((x) => `${x.taskId}:${x.outcome.case}`))).toEqual([["a:started"], ["a:completed", "b:started"]]);
+    await batcher.close();
+  });
+
+  it("sends a result with more subtasks than a call carries on its own", async () => {
+    const requests: ReportResultsRequest[] = [];
+    const { batcher } = setup(okLedger(requests), 100, 0, { maxSubtasksPerCall: 2_000 });
+    await Promise.all([
+      batcher.submit(fannedOut("small-1", 10), "team-a"),
+      batcher.submit(fannedOut("big", 5_000), "team-a"),
+      batcher.submit(fannedOut("small-2", 10), "team-a"),
+      batcher.submit(completed("other"), "team-b"),
+    ]);
+    const calls = requests.map((r) => r.results.map((x) => x.taskId));
+    expect(calls).toContainEqual(["big"]);
+    // Per lane, the order of submission.
+    expect(calls.flat().filter((id) => id !== "other")).toEqual(["small-1", "big", "small-2"]);
+    await batcher.close();
   });
 });

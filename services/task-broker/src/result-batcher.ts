@@ -8,6 +8,13 @@
 // runner still gets its Ack) and the rest are applied. One bad entry among N costs O(log N) calls,
 // so a poison result never holds up the results behind it.
 //
+// Results travel in lanes (one per cluster, so one team's results never share a lane with another
+// team's): each lane has at most one call in flight, and a call takes results round-robin from the
+// lanes that have none, up to `batchSize` results and `maxSubtasksPerCall` subtasks (a result with
+// more travels alone). Up to `maxCalls` calls are in flight, so one team's fan-out of 10,000
+// subtasks, applied and enqueued in its own call, does not hold up another team's results; a task's
+// results keep their order because its lane sends them one call at a time.
+//
 // A task's start that has not left yet when its end comes is folded into the end (TaskCompleted
 // or TaskFailed `started`): one result instead of two to encode, validate, apply and answer. Start
 // reports can be held back for `startHoldMs` so that short tasks fold more often.
@@ -54,6 +61,10 @@ export interface ResultBatcherOptions {
   enqueue(tasks: TaskEnvelope[]): Promise<unknown>;
   logger: Logger;
   metrics: BrokerMetrics;
+  /** ReportResults calls in flight at once, each for other lanes (default 4). */
+  maxCalls?: number;
+  /** Subtasks one call carries at most, unless a single result has more (default 2,000). */
+  maxSubtasksPerCall?: number;
   /** Results pending with no delivery for this long count as stalled (default 30 s). */
   stallTimeoutMs?: number;
   /** Called when results start or stop being stalled. */
@@ -61,8 +72,11 @@ export interface ResultBatcherOptions {
 }
 
 export interface ResultBatcher {
-  /** Resolves with job-service's outcome once the result is durable there. */
-  submit(result: TaskResult): Promise<ResultOutcome>;
+  /**
+   * Resolves with job-service's outcome once the result is durable there. `lane` (the cluster's
+   * id) keeps teams apart: a task's results must always name the same lane.
+   */
+  submit(result: TaskResult, lane?: string): Promise<ResultOutcome>;
   /** Results submitted and not yet answered. */
   readonly pending: number;
   /** Results are pending and none was delivered for longer than the stall timeout. */
@@ -75,6 +89,7 @@ export interface ResultBatcher {
 
 interface Item {
   result: TaskResult;
+  lane: string;
   resolve(outcome: ResultOutcome): void;
   reject(err: unknown): void;
   /** A start folded into its end: skipped when its batch is sent, settled with the end. */
@@ -110,6 +125,11 @@ export function classifyFailure(err: unknown): Failure {
   return suspect.has(err.code) ? "suspect" : "refused";
 }
 
+/** Subtasks a result adds, which is what makes its call long. */
+function subtaskCount(result: TaskResult): number {
+  return result.outcome.case === "completed" ? result.outcome.value.subtasks.length : 0;
+}
+
 /** Calls of a whole batch that fails with a suspect code before it is split. */
 const suspectAttempts = 3;
 
@@ -137,17 +157,23 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
   const { logger, metrics } = options;
   const holdMs = options.startHoldMs ?? 0;
   const batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
-  let queue: Item[] = [];
+  const maxCalls = Math.max(1, options.maxCalls ?? 4);
+  const maxSubtasks = options.maxSubtasksPerCall ?? 2_000;
+  /** Results waiting to leave, per lane; the map's order is the round-robin order. */
+  let lanes = new Map<string, Item[]>();
+  let queued = 0;
+  /** Lanes with a call in flight. */
+  const busy = new Set<string>();
+  let calls = 0;
   /** Start reports held back, oldest first (a Map keeps insertion order). */
   let held = new Map<string, HeldStart>();
-  /** Start reports in `queue`, by attempt, until their batch leaves. */
+  /** Start reports in `lanes`, by attempt, until their batch leaves. */
   const queuedStarts = new Map<string, Item>();
   let holdTimer: NodeJS.Timeout | undefined;
   let acks: DispatchAck[] = [];
   let timer: NodeJS.Timeout | undefined;
   /** The pending timer only flushes acks: a result must not wait for it. */
   let ackTimer = false;
-  let flushing: Promise<void> | undefined;
   let inFlight = 0;
   let closed = false;
   const abort = new AbortController();
@@ -159,7 +185,21 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
   let stalled = false;
   let stallTimer: NodeJS.Timeout | undefined;
 
-  const pendingCount = () => queue.length + held.size + inFlight;
+  const pendingCount = () => queued + held.size + inFlight;
+
+  function push(item: Item) {
+    const lane = lanes.get(item.lane);
+    if (lane) lane.push(item);
+    else lanes.set(item.lane, [item]);
+    queued++;
+  }
+
+  /** Results that could leave now: those of lanes without a call in flight. */
+  function sendable(): number {
+    let n = 0;
+    for (const [key, items] of lanes) if (!busy.has(key)) n += items.length;
+    return n;
+  }
 
   /** Re-evaluates the stall state, and wakes up again when it would change without a call. */
   function watchStall() {
@@ -186,7 +226,7 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
     for (const [key, item] of held) {
       if (item.heldAtMs > due) break;
       held.delete(key);
-      queue.push(item);
+      push(item);
       queuedStarts.set(key, item);
     }
     if (holdTimer) clearTimeout(holdTimer);
@@ -208,23 +248,40 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
     idleWaiters.clear();
   }
 
-  function schedule() {
-    if (timer && ackTimer && queue.length > 0) {
-      clearTimeout(timer);
-      timer = undefined;
-    }
-    if (flushing || timer || closed) return;
-    if (queue.length >= options.batchSize) {
-      flushing = flushLoop();
+  function clearTimer() {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+  }
+
+  /**
+   * Starts calls when results can leave: at once when `now` (a call just ended: what came meanwhile
+   * has waited long enough) or a batch is full, else after the window. Acks alone wait longer.
+   */
+  function schedule(now = false) {
+    if (closed) return;
+    const ready = calls < maxCalls ? sendable() : 0;
+    if (ready > 0) {
+      if (now || ready >= options.batchSize) {
+        clearTimer();
+        startCalls();
+        return;
+      }
+      if (timer && !ackTimer) return;
+      clearTimer();
+      ackTimer = false;
+      timer = setTimeout(() => {
+        timer = undefined;
+        startCalls();
+      }, options.windowMs);
+      timer.unref();
       return;
     }
-    const delay = queue.length > 0 ? options.windowMs : acks.length > 0 ? options.ackFlushMs : -1;
-    if (delay < 0) return;
-    ackTimer = queue.length === 0;
+    if (timer || calls > 0 || acks.length === 0) return;
+    ackTimer = true;
     timer = setTimeout(() => {
       timer = undefined;
-      flushing ??= flushLoop();
-    }, delay);
+      startCalls();
+    }, options.ackFlushMs);
     timer.unref();
   }
 
@@ -373,20 +430,58 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
     item.resolve(outcome);
   }
 
-  /** How many queued items the next call takes: up to batchSize, and batchBytes (one at least). */
-  function nextBatchLength(): number {
+  /**
+   * The next call's results: round-robin over the lanes without a call in flight, each lane's
+   * results in order, up to `batchSize` results, `batchBytes` bytes and `maxSubtasks` subtasks (a
+   * bigger result alone).
+   */
+  function takeBatch(): { items: Item[]; lanes: string[] } {
+    const taken: Item[] = [];
+    const from: string[] = [];
+    let subtasks = 0;
     let bytes = 0;
-    const max = Math.min(queue.length, options.batchSize);
-    for (let i = 0; i < max; i++) {
-      bytes += resultBytes(queue[i]!.result);
-      if (i > 0 && bytes > batchBytes) return i;
+    for (const [key, items] of [...lanes]) {
+      if (busy.has(key)) continue;
+      let n = 0;
+      for (const item of items) {
+        if (taken.length >= options.batchSize) break;
+        const size = item.folded ? 0 : subtaskCount(item.result);
+        if (size > 0 && subtasks + size > maxSubtasks && taken.length > 0) break;
+        const itemBytes = item.folded ? 0 : resultBytes(item.result);
+        if (taken.length > 0 && bytes + itemBytes > batchBytes) break;
+        taken.push(item);
+        n++;
+        subtasks += size;
+        bytes += itemBytes;
+        if (subtasks >= maxSubtasks) break;
+      }
+      if (n === 0) break;
+      from.push(key);
+      items.splice(0, n);
+      queued -= n;
+      // A lane served goes to the back of the round.
+      lanes.delete(key);
+      if (items.length > 0) lanes.set(key, items);
+      if (taken.length >= options.batchSize || subtasks >= maxSubtasks || bytes >= batchBytes || items.length > 0) break;
     }
-    return max;
+    return { items: taken, lanes: from };
   }
 
-  async function flushOne(): Promise<void> {
+  function startCalls() {
     if (held.size > 0) releaseHeld();
-    const taken = queue.splice(0, nextBatchLength());
+    while (calls < maxCalls && !closed) {
+      const next = takeBatch();
+      if (next.items.length === 0) {
+        if (acks.length > 0 && calls === 0) void runCall([], []);
+        return;
+      }
+      void runCall(next.items, next.lanes);
+    }
+  }
+
+  async function runCall(taken: Item[], from: string[]): Promise<void> {
+    calls++;
+    for (const key of from) busy.add(key);
     for (const item of taken) if (item.result.outcome.case === "started") queuedStarts.delete(attemptMember(item.result.taskId, item.result.attempt));
     const items = taken.filter((item) => !item.folded);
     const dispatched = acks.splice(0, 100_000);
@@ -405,31 +500,21 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
       open.clear();
     } finally {
       inFlight -= items.length;
-    }
-  }
-
-  async function flushLoop(): Promise<void> {
-    try {
-      while (queue.length > 0 || (acks.length > 0 && !closed)) {
-        await flushOne();
-        // Results that arrived during the call have waited long enough: go again at once.
-        if (queue.length === 0) break;
-      }
-    } finally {
-      flushing = undefined;
+      calls--;
+      for (const key of from) busy.delete(key);
       notifyIdle();
-      schedule();
+      schedule(true);
       watchStall();
     }
   }
 
   return {
-    submit(result) {
+    submit(result, lane = "") {
       if (closed) return Promise.reject(new UnavailableError("the broker is closed"));
       if (pendingCount() === 0) busySinceMs = Date.now();
       const answer = new Promise<ResultOutcome>((resolve, reject) => {
         if (holdMs > 0 && result.outcome.case === "started") {
-          held.set(attemptMember(result.taskId, result.attempt), { result, resolve, reject, heldAtMs: Date.now() });
+          held.set(attemptMember(result.taskId, result.attempt), { result, lane, resolve, reject, heldAtMs: Date.now() });
           if (!holdTimer) releaseHeld();
           return;
         }
@@ -442,8 +527,9 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
           queuedStarts.delete(key);
           start.folded = true;
           end.started = start.result.outcome.value;
-          queue.push({
+          push({
             result,
+            lane,
             resolve: (outcome) => {
               start.resolve(outcome);
               resolve(outcome);
@@ -454,13 +540,9 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
             },
           });
         } else {
-          const item: Item = { result, resolve, reject };
-          queue.push(item);
+          const item: Item = { result, lane, resolve, reject };
+          push(item);
           if (result.outcome.case === "started") queuedStarts.set(key, item);
-        }
-        if (queue.length >= options.batchSize && timer) {
-          clearTimeout(timer);
-          timer = undefined;
         }
         schedule();
       });
@@ -496,8 +578,9 @@ export function createResultBatcher(options: ResultBatcherOptions): ResultBatche
       if (stallTimer) clearTimeout(stallTimer);
       stallTimer = undefined;
       // An in-flight call settles on its own; what never left is failed now.
-      const left = [...queue.filter((item) => !item.folded), ...held.values()];
-      queue = [];
+      const left = [...[...lanes.values()].flat().filter((item) => !item.folded), ...held.values()];
+      lanes = new Map();
+      queued = 0;
       held = new Map();
       queuedStarts.clear();
       for (const item of left) item.reject(new UnavailableError("the broker closed before the result was reported"));

@@ -136,7 +136,7 @@ export function createResultReporter(deps: ResultReporterDeps): ResultReporter {
     // A repeated result while the first is on its way: one Ack answers both.
     if (!holdings.beginReport(session, member)) return;
     try {
-      const outcome = await batcher.submit(resultOf(decision));
+      const outcome = await batcher.submit(resultOf(decision), session.cluster.id);
       try {
         await completeLease({ clusterId: session.cluster.id, taskId: held.taskId, attempt: held.attempt, token: held.token });
       } catch (err) {
@@ -183,6 +183,7 @@ export function createResultReporter(deps: ResultReporterDeps): ResultReporter {
             attempt,
             outcome: { case: "started", value: { runnerId: session.runnerId, startTime: timestampNow() } },
           }),
+          clusterId,
         )
         .then(
           (outcome) => afterStarted(clusterId, attemptMember(taskId, attempt), outcome),
@@ -200,7 +201,7 @@ export function createResultReporter(deps: ResultReporterDeps): ResultReporter {
           release(owner.session, member);
         }
         batcher
-          .submit(create(TaskResultSchema, { taskId: l.taskId, attempt: l.attempt, outcome: { case: "expired", value: {} } }))
+          .submit(create(TaskResultSchema, { taskId: l.taskId, attempt: l.attempt, outcome: { case: "expired", value: {} } }), l.clusterId)
           .then(() => leases.expiryReported([l]))
           .catch((err: unknown) => logger.warn({ err, task: l.taskId }, "lease expiry not reported; another pass retries"));
       }
