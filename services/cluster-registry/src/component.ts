@@ -14,6 +14,7 @@ import {
 import { REGISTRY_SCHEMA, registryMigrations, createRegistry, type Registry, type RegistryDatabase } from "./index.js";
 import { MIN_INSTALLED_SECRET_LENGTH } from "./api-keys.js";
 import { createBrokerWorkSource } from "./provisioning/work-source.js";
+import type { RunnerUrls } from "./provisioning/agent-hub.js";
 import { DEFAULT_PROVISIONING } from "./registry.js";
 
 /** Why CORRAL_BOOTSTRAP_KEY cannot be installed, or undefined when it can. */
@@ -28,6 +29,16 @@ export function bootstrapKeyProblem(key: string): string | undefined {
     return (err as Error).message;
   }
   return undefined;
+}
+
+/**
+ * Where launched runners connect. CORRAL_PUBLIC_URL, when given, is the one URL that routes the whole
+ * suite (an ingress); without it the services sit on their own ports, so a runner's Work stream
+ * goes to CORRAL_BROKER_URL and its release calls to this registry.
+ */
+export function runnerUrls(config: ServiceConfig, env: Record<string, string | undefined> = process.env): RunnerUrls {
+  const suiteUrl = envOptional("CORRAL_PUBLIC_URL", env);
+  return suiteUrl !== undefined ? { work: suiteUrl, registry: suiteUrl } : { work: config.brokerUrl, registry: config.publicUrl };
 }
 
 export interface RegistryComponent extends ServiceComponent {
@@ -56,6 +67,7 @@ export async function createRegistryComponent(config: ServiceConfig): Promise<Re
       reconcileIntervalMs: envDurationMs("CORRAL_RECONCILE_INTERVAL", DEFAULT_PROVISIONING.reconcileIntervalMs),
       stopGraceMs: envDurationMs("CORRAL_RUNNER_STOP_GRACE", DEFAULT_PROVISIONING.stopGraceMs),
       workSource: createBrokerWorkSource({ brokerUrl: config.brokerUrl, serviceKey: config.serviceKey }),
+      runnerUrls: runnerUrls(config),
     },
   });
   // Production bootstrap: a key from a secret, ensured on every start (nothing is printed).
