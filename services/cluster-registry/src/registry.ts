@@ -23,7 +23,7 @@ import { createHardwareProfiles } from "./hardware.js";
 import { createLocationService } from "./location-service.js";
 import { createLocations } from "./locations.js";
 import { createNodeService } from "./node-service.js";
-import { createNodes } from "./nodes.js";
+import { createNodes, DEFAULT_NODE_TIMEOUT_MS } from "./nodes.js";
 import { createHostService } from "./host-service.js";
 import { newId } from "./ids.js";
 import { createAgentHub, type RunnerUrls } from "./provisioning/agent-hub.js";
@@ -111,6 +111,7 @@ export function createRegistry(options: RegistryOptions): Registry {
     replicaId,
     intervalMs: p.reconcileIntervalMs,
     graceMs: p.hostGraceMs,
+    nodeTimeoutMs: options.nodeTimeoutMs ?? DEFAULT_NODE_TIMEOUT_MS,
     ...(options.provisioning?.workSource ? { workSource: options.provisioning.workSource } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   });

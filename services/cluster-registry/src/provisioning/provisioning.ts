@@ -13,8 +13,8 @@ export interface Provisioning {
 
 export function createProvisioning(db: Kysely<RegistryDatabase>, poke: () => void): Provisioning {
   function requireProvisioned(cluster: ClusterRecord): void {
-    if (cluster.spec.runnerCount === undefined) {
-      throw new FailedPreconditionError(`cluster ${JSON.stringify(cluster.slug)} has no runner_count: its runners are started by hand`);
+    if (!cluster.provisioned || cluster.spec.runnerCount === undefined) {
+      throw new FailedPreconditionError(`cluster ${JSON.stringify(cluster.slug)} was created without a runner_count: its runners are started by hand`);
     }
   }
 
