@@ -37,7 +37,8 @@ export function createClusterService(clusters: Clusters, provisioning: Provision
         ...(req.configuration === undefined ? {} : { configuration: req.configuration }),
         getIfExists: req.getIfExists,
       });
-      return create(CreateClusterResponseSchema, { cluster: clusterMessage(cluster), created });
+      if (created) await provisioning.specChanged(cluster);
+      return create(CreateClusterResponseSchema, { cluster: await withStatus(cluster), created });
     },
 
     async getCluster(req, ctx) {
@@ -51,6 +52,7 @@ export function createClusterService(clusters: Clusters, provisioning: Provision
         ...(req.description === undefined ? {} : { description: req.description }),
         spec: pickSpec(req.spec),
       });
+      await provisioning.specChanged(cluster);
       return create(UpdateClusterResponseSchema, { cluster: await withStatus(cluster) });
     },
 

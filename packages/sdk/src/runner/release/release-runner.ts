@@ -188,6 +188,15 @@ export class ReleaseRunner {
       } catch (err) {
         if (this.#closed.signal.aborted) return;
         const ce = ConnectError.from(err);
+        if (ce.code === Code.Unimplemented) {
+          // A registry that serves no releases has none deployed: the fallback tasks, if any, run
+          // meanwhile, and the watch is tried again in case the registry is upgraded.
+          this.#setFallback(true);
+          if (attempt === 0) this.#logger.info("the registry serves no releases; watching again later");
+          await sleep(backoffDelay(Math.max(attempt, 6), 500, 60_000), this.#closed.signal).catch(() => undefined);
+          attempt = Math.min(attempt + 1, 20);
+          continue;
+        }
         if (fatalCodes.has(ce.code)) {
           this.#logger.error({ err: toApiError(err) }, "cannot follow the cluster's deployments");
           void this.runner.stop();
