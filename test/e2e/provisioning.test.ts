@@ -25,7 +25,7 @@ function alive(pid: number): boolean {
 }
 
 /** Polls until `check` holds: the registry's state is the event; no fixed sleeps. */
-async function until<T>(check: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 60_000): Promise<T> {
+async function until<T>(check: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
