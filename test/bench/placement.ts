@@ -96,7 +96,7 @@ try {
       )
       .execute();
   }
-  const reconciler = createReconciler({ db, replicaId: "bench", intervalMs: 60_000, graceMs: 3_600_000 });
+  const reconciler = createReconciler({ db, replicaId: "bench", intervalMs: 60_000, graceMs: 3_600_000, nodeTimeoutMs: 60_000 });
   let t = performance.now();
   const firstPass = await reconciler.runOnce();
   const firstPassMs = performance.now() - t;

@@ -44,6 +44,7 @@ export function createClusterService(clusters: Clusters, provisioning: Provision
         ...(req.configuration === undefined ? {} : { configuration: req.configuration }),
         getIfExists: req.getIfExists,
       });
+      if (created) await provisioning.specChanged(cluster);
       return create(CreateClusterResponseSchema, { cluster: (await withStatus(teamId, [cluster]))[0], created });
     },
 
@@ -61,6 +62,7 @@ export function createClusterService(clusters: Clusters, provisioning: Provision
         ...(req.description === undefined ? {} : { description: req.description }),
         spec: pickSpec(req.spec),
       });
+      await provisioning.specChanged(cluster);
       const [message] = await withStatus(teamId, [cluster]);
       return create(UpdateClusterResponseSchema, { cluster: message });
     },

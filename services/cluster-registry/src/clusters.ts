@@ -124,13 +124,13 @@ export function createClusters(db: Kysely<RegistryDatabase>, configurations: Con
     if (input.locationId !== undefined) explicit.locationId = input.locationId;
     // Everything below runs on `tx`: a second pool connection while holding the lock could
     // exhaust the pool under concurrent calls.
-    const spec = await fillSpec(
-      tx,
-      teamId,
-      input.configuration ?? input.spec.configuration ?? DEFAULT_CONFIGURATION,
-      explicit,
-    );
-    const fields = { teamId, name: input.name, description: input.description, spec, isDefault: false };
+    const named = input.configuration ?? input.spec.configuration;
+    const spec = await fillSpec(tx, teamId, named ?? DEFAULT_CONFIGURATION, explicit);
+    // Provisioned when the caller asked for runners: in the spec, or through a configuration they
+    // named. corral/default's runner_count, filled into every cluster, does not count: a cluster
+    // whose runners are started by hand must not get agent-launched ones when its team adds a host.
+    const provisioned = explicit.runnerCount !== undefined || (named !== undefined && spec.runnerCount !== undefined);
+    const fields = { teamId, name: input.name, description: input.description, spec, isDefault: false, provisioned };
     if (input.slug !== undefined) {
       const created = await insertCluster(tx, { ...fields, id: newId(), slug: input.slug });
       if (!created) throw new AlreadyExistsError(`cluster slug ${JSON.stringify(input.slug)} is taken`);
@@ -171,6 +171,7 @@ export function createClusters(db: Kysely<RegistryDatabase>, configurations: Con
         ...(changes.name === undefined ? {} : { name: changes.name }),
         ...(changes.description === undefined ? {} : { description: changes.description }),
         spec,
+        ...(changes.spec.runnerCount === undefined ? {} : { provisioned: true as const }),
       });
       if (!updated) throw new NotFoundError("cluster", slug);
       return updated;

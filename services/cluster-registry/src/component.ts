@@ -15,6 +15,7 @@ import {
 import { REGISTRY_SCHEMA, registryMigrations, createRegistry, type Registry, type RegistryDatabase } from "./index.js";
 import { MIN_INSTALLED_SECRET_LENGTH } from "./api-keys.js";
 import { createBrokerWorkSource } from "./provisioning/work-source.js";
+import type { RunnerUrls } from "./provisioning/agent-hub.js";
 import { DEFAULT_PROVISIONING } from "./registry.js";
 import { DEFAULT_MAX_RELEASE_BYTES } from "./releases.js";
 
@@ -30,6 +31,16 @@ export function bootstrapKeyProblem(key: string): string | undefined {
     return (err as Error).message;
   }
   return undefined;
+}
+
+/**
+ * Where launched runners connect. CORRAL_PUBLIC_URL, when given, is the one URL that routes the whole
+ * suite (an ingress); without it the services sit on their own ports, so a runner's Work stream
+ * goes to CORRAL_BROKER_URL and its release calls to this registry.
+ */
+export function runnerUrls(config: ServiceConfig, env: Record<string, string | undefined> = process.env): RunnerUrls {
+  const suiteUrl = envOptional("CORRAL_PUBLIC_URL", env);
+  return suiteUrl !== undefined ? { work: suiteUrl, registry: suiteUrl } : { work: config.brokerUrl, registry: config.publicUrl };
 }
 
 export interface RegistryComponent extends ServiceComponent {
@@ -58,6 +69,7 @@ export async function createRegistryComponent(config: ServiceConfig): Promise<Re
       reconcileIntervalMs: envDurationMs("CORRAL_RECONCILE_INTERVAL", DEFAULT_PROVISIONING.reconcileIntervalMs),
       stopGraceMs: envDurationMs("CORRAL_RUNNER_STOP_GRACE", DEFAULT_PROVISIONING.stopGraceMs),
       workSource: createBrokerWorkSource({ brokerUrl: config.brokerUrl, serviceKey: config.serviceKey }),
+      runnerUrls: runnerUrls(config),
     },
     databaseUrl: config.databaseUrl,
     maxReleaseBytes: envInt("CORRAL_MAX_RELEASE_BYTES", DEFAULT_MAX_RELEASE_BYTES, { min: 1, max: Number.MAX_SAFE_INTEGER }),

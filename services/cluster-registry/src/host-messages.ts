@@ -21,7 +21,8 @@ const RUNNER_STATES: Record<PlacementState, HostedRunnerState> = {
   stopped: HostedRunnerState.STOPPED,
 };
 
-export function hostMessage(h: HostRow, placements: PlacementRow[], liveness: HostLiveness): Host {
+/** `slugs`: cluster slug by cluster id, for the runners' cluster_slug. */
+export function hostMessage(h: HostRow, placements: PlacementRow[], liveness: HostLiveness, slugs: ReadonlyMap<string, string> = new Map()): Host {
   const mine = placements.filter((p) => p.host_id === h.id);
   const used = { cpuCores: 0, memoryBytes: 0n, gpuCount: 0 };
   for (const p of mine) {
@@ -45,6 +46,7 @@ export function hostMessage(h: HostRow, placements: PlacementRow[], liveness: Ho
         runnerId: p.runner_id,
         hostId: p.host_id,
         clusterId: p.cluster_id,
+        clusterSlug: slugs.get(p.cluster_id) ?? "",
         state: p.desired === "stop" && p.state !== "stopped" ? HostedRunnerState.STOPPING : RUNNER_STATES[p.state],
         capacity: create(CapacitySchema, { cpuCores: p.cpu_cores, memoryBytes: BigInt(p.memory_bytes), gpuCount: p.gpu_count, gpuType: p.gpu_type }),
         pid: p.pid,

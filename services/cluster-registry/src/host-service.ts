@@ -33,7 +33,7 @@ import { isUuid, newId } from "./ids.js";
 import type { AgentHub } from "./provisioning/agent-hub.js";
 import { CommandQueue } from "./provisioning/command-queue.js";
 import { hostLiveness } from "./provisioning/host-liveness.js";
-import type { PlacementState, RegistryDatabase } from "./store/database.js";
+import type { PlacementRow, PlacementState, RegistryDatabase } from "./store/database.js";
 import {
   appendRunnerLogs,
   findHost,
@@ -81,6 +81,14 @@ function storable(text: string): string {
 }
 
 export function createHostService(db: Kysely<RegistryDatabase>, hub: AgentHub, options: HostServiceOptions): ServiceImpl<typeof HostService> {
+  /** Slugs of the clusters these runners belong to, by cluster id. */
+  async function clusterSlugs(placements: PlacementRow[]): Promise<Map<string, string>> {
+    const ids = [...new Set(placements.map((p) => p.cluster_id))];
+    if (ids.length === 0) return new Map();
+    const rows = await db.selectFrom("clusters").select(["id", "slug"]).where("id", "in", ids).execute();
+    return new Map(rows.map((r) => [r.id, r.slug]));
+  }
+
   async function resolveLocation(teamId: string, location: string): Promise<string | null> {
     if (location === "") return null;
     let q = db.selectFrom("locations").select("id").where("team_id", "=", teamId);
@@ -241,8 +249,9 @@ export function createHostService(db: Kysely<RegistryDatabase>, hub: AgentHub, o
       const after = decodePageToken(req.pageToken);
       const now = Date.now();
       const placements = await listPlacements(db, teamId);
+      const slugs = await clusterSlugs(placements);
       const all = (await listTeamHosts(db, teamId))
-        .map((h) => hostMessage(h, placements, hostLiveness(h, now, options.graceMs)))
+        .map((h) => hostMessage(h, placements, hostLiveness(h, now, options.graceMs), slugs))
         .filter((h) => req.state === HostState.UNSPECIFIED || h.state === req.state)
         .filter((h) => after === undefined || h.name > after);
       const page = all.slice(0, limit);
@@ -254,7 +263,7 @@ export function createHostService(db: Kysely<RegistryDatabase>, hub: AgentHub, o
       const h = await findHost(db, teamId, req.host, isUuid(req.host));
       if (!h) throw new NotFoundError("host", req.host);
       const placements = await listHostPlacements(db, h.id);
-      return create(GetHostResponseSchema, { host: hostMessage(h, placements, hostLiveness(h, Date.now(), options.graceMs)) });
+      return create(GetHostResponseSchema, { host: hostMessage(h, placements, hostLiveness(h, Date.now(), options.graceMs), await clusterSlugs(placements)) });
     },
 
     async getRunnerLogs(req, ctx) {

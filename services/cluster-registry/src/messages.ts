@@ -58,7 +58,10 @@ export function clusterMessage(c: ClusterRecord, status?: ClusterProvisioningRow
           desiredRunners: status.desired_runners,
           runningRunners: status.running_runners,
         }
-      : {}),
+      : c.provisioned
+        ? // Not reconciled yet (a status row comes with the first pass).
+          { state: ClusterState.PENDING, desiredRunners: c.spec.runnerCount ?? 0 }
+        : {}),
     id: c.id,
     slug: c.slug,
     name: c.name,

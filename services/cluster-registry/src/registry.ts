@@ -28,10 +28,10 @@ import { createHardwareProfiles } from "./hardware.js";
 import { createLocationService } from "./location-service.js";
 import { createLocations } from "./locations.js";
 import { createNodeService } from "./node-service.js";
-import { createNodes } from "./nodes.js";
+import { createNodes, DEFAULT_NODE_TIMEOUT_MS } from "./nodes.js";
 import { createHostService } from "./host-service.js";
 import { newId } from "./ids.js";
-import { createAgentHub } from "./provisioning/agent-hub.js";
+import { createAgentHub, type RunnerUrls } from "./provisioning/agent-hub.js";
 import { createProvisioning } from "./provisioning/provisioning.js";
 import { createReconciler, type Reconciler } from "./provisioning/reconciler.js";
 import type { WorkSource } from "./provisioning/work-source.js";
@@ -81,6 +81,11 @@ export interface ProvisioningOptions {
   logMaxBytes?: number;
   /** Queued and running work per cluster (the broker's GetQueueStats); none: no idle stop or wake. */
   workSource?: WorkSource;
+  /**
+   * Where launched runners connect: `work` routes their Work stream (the broker), `registry` their
+   * deployments watch and release downloads. Default: the runtime's public endpoint for both.
+   */
+  runnerUrls?: RunnerUrls;
 }
 
 export const DEFAULT_PROVISIONING = {
@@ -126,6 +131,7 @@ export function createRegistry(options: RegistryOptions): Registry {
     replicaId,
     intervalMs: p.reconcileIntervalMs,
     graceMs: p.hostGraceMs,
+    nodeTimeoutMs: options.nodeTimeoutMs ?? DEFAULT_NODE_TIMEOUT_MS,
     ...(options.provisioning?.workSource ? { workSource: options.provisioning.workSource } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   });
@@ -134,7 +140,7 @@ export function createRegistry(options: RegistryOptions): Registry {
     apiKeys,
     replicaId,
     ...(options.provisioning?.databaseUrl ? { databaseUrl: options.provisioning.databaseUrl } : {}),
-    publicUrl: options.runtime?.publicEndpoint ?? "",
+    runnerUrls: options.provisioning?.runnerUrls ?? { work: options.runtime?.publicEndpoint ?? "", registry: options.runtime?.publicEndpoint ?? "" },
     stopGraceMs: p.stopGraceMs,
     sweepIntervalMs: p.reconcileIntervalMs,
     ...(options.logger ? { logger: options.logger } : {}),

@@ -226,6 +226,7 @@ export class Agent {
           clusterSlug: l.clusterSlug,
           apiKey: l.apiKey,
           url: l.url,
+          registryUrl: l.registryUrl,
           concurrency: l.concurrency,
         });
         break;

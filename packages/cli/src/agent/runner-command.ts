@@ -36,8 +36,10 @@ export function parseRunnerPrefix(text: string | undefined): string[] | undefine
 
 /**
  * What the launched runners serve: "release" runners load the releases deployed to their cluster
- * (`corral runner start` without --tasks); "builtins" runners serve the built-in tasks (corral/Echo;
- * corral/RunScript is refused as scripts are not allowed) for clusters without releases.
+ * (`corral runner start` without --tasks) and, while none is deployed, the built-in tasks
+ * (`--fallback-builtins`: corral/Echo; corral/RunScript is refused as scripts are not allowed), so a
+ * fresh cluster runs something and a deployment takes over without a restart; "builtins" runners
+ * serve only the built-in tasks, whatever is deployed.
  */
 export type RunnerKindChoice = "release" | "builtins";
 
@@ -59,10 +61,13 @@ export function runnerCommand(launch: LaunchSpec, prefix: string[], agentUrl: st
       launch.runnerId,
       "--concurrency",
       String(Math.max(1, launch.concurrency)),
-      ...(kind === "builtins" ? ["--builtins"] : []),
+      ...(kind === "builtins" ? ["--builtins"] : ["--fallback-builtins"]),
     ],
     env: {
+      // The Work stream goes to `url` (the broker, or the one suite URL); deployments and release
+      // downloads to the registry, which is where this agent itself connects unless told otherwise.
       CORRAL_URL: launch.url || agentUrl,
+      CORRAL_REGISTRY_URL: launch.registryUrl || agentUrl,
       CORRAL_API_KEY: launch.apiKey,
       [parentPipeEnv]: String(parentPipeFd),
     },

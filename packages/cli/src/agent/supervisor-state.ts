@@ -16,6 +16,8 @@ export interface LaunchSpec {
   clusterSlug: string;
   apiKey: string;
   url: string;
+  /** Where the runner follows deployments (the registry); empty: the agent's own registry URL. */
+  registryUrl?: string;
   concurrency: number;
 }
 

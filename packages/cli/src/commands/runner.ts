@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { builtinTasks, LocalFileCache, resolveScriptPolicy, ScriptPolicyError, type TaskClass } from "@corral/sdk";
+import { builtinTasks, Client, LocalFileCache, resolveScriptPolicy, ScriptPolicyError, type TaskClass } from "@corral/sdk";
 import { collect, collectPairs, intArg, type CliContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
 import { watchParent } from "../agent/parent-watch.js";
@@ -57,6 +57,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
     .option("-c, --cluster <slug>", "cluster (default: the team's default cluster)")
     .option("-t, --tasks <module>", "a module exporting task classes (repeatable)", collect, [])
     .option("--builtins", "also run the built-in tasks corral/Echo and corral/RunScript (see --allow-scripts)")
+    .option("--fallback-builtins", "a release runner: run the built-in tasks while no release is deployed to the cluster (what corral agent starts)")
     .option("--concurrency <n>", "tasks run at once", intArg(1, 10000), 1)
     .option("--runner-id <id>", "this runner's node id (default: hostname, pid and a random suffix)")
     .option("--label <key=value>", "a label shown on the node (repeatable)", collectPairs, {})
@@ -74,6 +75,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           cluster?: string;
           tasks: string[];
           builtins?: boolean;
+          fallbackBuiltins?: boolean;
           concurrency: number;
           runnerId?: string;
           label: Record<string, string>;
@@ -118,10 +120,17 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
         const force = () => {
           if (++signals > 1) process.exit(130);
         };
+        if (o.fallbackBuiltins && classes.length > 0) throw new UsageError("--fallback-builtins is for a release runner (without --tasks and --builtins)");
         if (classes.length === 0) {
           // No task module: a release runner, serving what is deployed to the cluster.
           if (o.untilIdle) throw new UsageError("--until-idle needs --tasks (a release runner follows its deployments until stopped)");
-          const rr = ctx.client(cmd).releaseRunner({
+          // CORRAL_REGISTRY_URL: the registry when CORRAL_URL routes only the broker (services on
+          // their own ports, as `corral agent` may launch runners).
+          const registryUrl = ctx.env.CORRAL_REGISTRY_URL;
+          const client = ctx.client(cmd);
+          const rr = client.releaseRunner({
+            ...(registryUrl ? { apiTransport: new Client({ url: registryUrl, apiKey: client.apiKey }).transport } : {}),
+            ...(o.fallbackBuiltins ? { fallbackTasks: [...builtinTasks] } : {}),
             cluster: o.cluster,
             concurrency: o.concurrency,
             runnerId: o.runnerId,
@@ -131,7 +140,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
             ...scripts,
           });
           ctx.io.err(
-            `release runner ${rr.id}: the releases deployed to ${o.cluster || "the default cluster"}, concurrency ${o.concurrency}${scripts.allowScripts ? `, scripts allowed (environment: ${scripts.scriptEnv})` : ""}`,
+            `release runner ${rr.id}: the releases deployed to ${o.cluster || "the default cluster"}${o.fallbackBuiltins ? " (the built-in tasks while none is)" : ""}, concurrency ${o.concurrency}${scripts.allowScripts ? `, scripts allowed (environment: ${scripts.scriptEnv})` : ""}`,
           );
           process.on("SIGINT", force);
           process.on("SIGTERM", force);

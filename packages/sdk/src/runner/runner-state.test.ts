@@ -229,7 +229,20 @@ describe("RunnerState registration", () => {
     const s = machine(1);
     const { revision, effects } = s.reregister(known);
     expect(effects).toEqual([]);
-    s.onWelcome({ resumed: [] });
+    s.onHelloSent();
+    expect(sends(s.onWelcome({ resumed: [] }))).toEqual([]);
+    expect(s.appliedRevision).toBe(revision);
+  });
+
+  it("a change asked for between Hello and Welcome goes out as Reregister once welcomed", () => {
+    const s = machine(1);
+    s.onHelloSent();
+    const { revision, effects } = s.reregister(known);
+    expect(effects).toEqual([]);
+    const [message] = sends(s.onWelcome({ resumed: [] }));
+    expect(message?.case === "reregister" && message.value).toMatchObject({ revision, identifiers: known });
+    expect(s.appliedRevision).toBeLessThan(revision);
+    s.onReregistered(revision);
     expect(s.appliedRevision).toBe(revision);
   });
 });

@@ -79,6 +79,10 @@ export class RunnerState {
   /** The last registration change asked for, and the last the broker applied (Reregister revisions). */
   #requestedRevision = 0;
   #appliedRevision = 0;
+  /** The revision the last Hello's identifiers were current at. */
+  #helloRevision = 0;
+  /** The identifiers of the last change asked for (what a late Reregister sends). */
+  #latestIdentifiers: TaskIdentifierInit[] | undefined;
 
   constructor(options: RunnerStateOptions) {
     if (!Number.isInteger(options.capacity) || options.capacity < 1) throw new RangeError("capacity must be a whole number >= 1");
@@ -150,9 +154,15 @@ export class RunnerState {
    */
   reregister(identifiers: TaskIdentifierInit[]): { revision: number; effects: RunnerEffect[] } {
     const revision = ++this.#requestedRevision;
+    this.#latestIdentifiers = identifiers;
     if (!this.#connected) return { revision, effects: [] };
     const message = create(ReregisterSchema, { identifiers, revision });
     return { revision, effects: [{ kind: "send", message: { case: "reregister", value: message } }] };
+  }
+
+  /** A Hello naming the identifiers as they are now is going out on a new stream. */
+  onHelloSent(): void {
+    this.#helloRevision = this.#requestedRevision;
   }
 
   /** The broker applied the Reregister of `revision` (and every one before it on this stream). */
@@ -165,8 +175,13 @@ export class RunnerState {
   onWelcome(welcome: Pick<Welcome, "resumed">): RunnerEffect[] {
     const effects: RunnerEffect[] = [];
     this.#connected = true;
-    // Hello named the identifiers as they are now: every change asked for so far is in effect.
-    this.#appliedRevision = this.#requestedRevision;
+    // Hello named the identifiers as they were when it was sent: the changes asked for until then
+    // are in effect; one asked for while it was on its way goes out now.
+    this.#appliedRevision = Math.max(this.#appliedRevision, this.#helloRevision);
+    if (this.#requestedRevision > this.#helloRevision && this.#latestIdentifiers !== undefined) {
+      const message = create(ReregisterSchema, { identifiers: this.#latestIdentifiers, revision: this.#requestedRevision });
+      effects.push({ kind: "send", message: { case: "reregister", value: message } });
+    }
     const resumed = new Set(welcome.resumed.map((l) => leaseKey(l)));
     for (const [key, lease] of [...this.#leases]) {
       if (resumed.has(key)) continue;

@@ -455,6 +455,7 @@ export class Runner {
   }
 
   #hello(): WorkRequest {
+    this.#state.onHelloSent();
     return create(WorkRequestSchema, {
       message: {
         case: "hello",

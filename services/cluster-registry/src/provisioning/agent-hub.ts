@@ -14,14 +14,24 @@ import { markSent, pendingCommands, removePlacements } from "../store/host-repos
 
 export const HOSTS_CHANNEL = "corral_hosts";
 
+/**
+ * Where a launched runner connects: `work` must route corral.broker.* (its Work stream) and
+ * `registry` corral.registry.* (deployments, releases). Behind one suite URL (an ingress, `corral
+ * dev`) both are that URL; services on their own ports give the broker's and the registry's.
+ */
+export interface RunnerUrls {
+  work: string;
+  registry: string;
+}
+
 export interface AgentHubOptions {
   db: Kysely<RegistryDatabase>;
   apiKeys: ApiKeys;
   replicaId: string;
   /** For LISTEN; without it only the sweep delivers commands placed by other replicas. */
   databaseUrl?: string;
-  /** The suite's URL runners connect to. */
-  publicUrl: string;
+  /** The URLs launched runners connect to. */
+  runnerUrls: RunnerUrls;
   stopGraceMs: number;
   sweepIntervalMs: number;
   logger?: Logger;
@@ -81,7 +91,8 @@ export function createAgentHub(options: AgentHubOptions): AgentHub {
             clusterId: p.cluster_id,
             clusterSlug: cluster.slug,
             apiKey: key,
-            url: options.publicUrl,
+            url: options.runnerUrls.work,
+            registryUrl: options.runnerUrls.registry,
             capacity: create(CapacitySchema, {
               cpuCores: p.cpu_cores,
               memoryBytes: BigInt(p.memory_bytes),

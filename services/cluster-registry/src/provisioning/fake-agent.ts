@@ -16,6 +16,11 @@ export interface FakeAgentOptions {
   /** Report RUNNING as soon as a launch arrives (default true). */
   autoRun?: boolean;
   runningRunnerIds?: string[];
+  /**
+   * What a launched runner does once RUNNING: connect to a broker, which reports it ONLINE
+   * (NodeService.ReportPresence). The registry counts a runner as running only then.
+   */
+  connect?: (launch: LaunchRunner) => Promise<void>;
 }
 
 export class FakeAgent {
@@ -53,7 +58,10 @@ export class FakeAgent {
             this.#heartbeat = setInterval(() => this.send({ case: "heartbeat", value: {} }), 100);
           } else if (m.case === "launch") {
             this.launches.push(m.value);
-            if (this.options.autoRun !== false) this.report(m.value.runnerId, HostedRunnerState.RUNNING);
+            if (this.options.autoRun !== false) {
+              this.report(m.value.runnerId, HostedRunnerState.RUNNING);
+              await this.options.connect?.(m.value);
+            }
           } else if (m.case === "stop") {
             this.stops.push(m.value);
             this.report(m.value.runnerId, HostedRunnerState.STOPPED);

@@ -1,5 +1,19 @@
 import { Code } from "@connectrpc/connect";
-import { ApiKeyScope, ApiKeyService, ClusterService, ClusterState, HostService, HostState, RuntimeService } from "@corral/proto";
+import { create } from "@bufbuild/protobuf";
+import {
+  ApiKeyScope,
+  ApiKeyService,
+  ClusterService,
+  ClusterState,
+  HostService,
+  HostState,
+  HostedRunnerState,
+  NodeSchema,
+  NodeService,
+  PresenceEvent,
+  RuntimeService,
+  type LaunchRunner,
+} from "@corral/proto";
 import { createLogger, createServer, createServiceClient } from "@corral/server-kit";
 import { TEST_SERVICE_KEY } from "@corral/server-kit/testing";
 import { afterEach, describe, expect, it } from "vitest";
@@ -25,8 +39,17 @@ describe("provisioning", () => {
     return h;
   }
 
-  function agent(h: { url: string }, key: string, options: FakeAgentOptions): FakeAgent {
-    const a = new FakeAgent(createServiceClient(HostService, { baseUrl: h.url, apiKey: key }), options);
+  /** A broker's presence report for a launched runner: its node is ONLINE. */
+  function brokerSees(h: RegistryHarness, teamId: string) {
+    return async (l: LaunchRunner) => {
+      const node = create(NodeSchema, { id: l.runnerId, sessionId: `s-${l.runnerId}`, clusterId: l.clusterId, clusterSlug: l.clusterSlug, slots: l.concurrency, brokerId: "broker-1" });
+      await h.serviceClient(NodeService).reportPresence({ reports: [{ teamId, event: PresenceEvent.CONNECTED, node }] });
+    };
+  }
+
+  function agent(h: RegistryHarness, key: string, options: FakeAgentOptions, url = h.url): FakeAgent {
+    const teamId = key === h.teamB.key ? h.teamB.teamId : h.teamA.teamId;
+    const a = new FakeAgent(createServiceClient(HostService, { baseUrl: url, apiKey: key }), { connect: brokerSees(h, teamId), ...options });
     cleanup.push(() => a.close());
     return a;
   }
@@ -120,7 +143,7 @@ describe("provisioning", () => {
 
     // One agent on each replica: commands placed by either replica reach both.
     const a1 = agent(h, h.teamA.key, { name: "h1", cpuCores: 8 });
-    const a2 = agent({ url: server.url }, h.teamA.key, { name: "h2", cpuCores: 8 });
+    const a2 = agent(h, h.teamA.key, { name: "h2", cpuCores: 8 }, server.url);
     const clusters = await Promise.all([1, 2, 3].map((i) => createCluster(h, `pair-${i}`, { runnerCount: 2, runnerCpuCores: 1 })));
     // Passes on both replicas at once, over and over, besides their own loops.
     for (let i = 0; i < 5; i++) await Promise.all([h.registry.reconciler.runOnce(), second.reconciler.runOnce(), h.registry.reconciler.runOnce()]);
@@ -157,6 +180,52 @@ describe("provisioning", () => {
     }, "woken READY");
     expect(woken.runningRunners).toBe(2);
     expect(a1.launches).toHaveLength(4);
+  });
+
+  it("provisions only clusters created or scaled with a runner count, not those corral/default filled one into", async () => {
+    const h = await harness("prov_which");
+    const byHand = (await h.client(ClusterService).createCluster({ name: "by hand" })).cluster!;
+    // corral/default fills runner_count 1 into the stored spec; that alone asks for nothing.
+    expect(byHand.spec?.runnerCount).toBe(1);
+    const asked = await createCluster(h, "asked", { runnerCount: 1, runnerCpuCores: 1 });
+    // A team with no host: the asked-for cluster is reconciled and says why nothing runs.
+    const degraded = await eventually(async () => {
+      const got = await clusterState(h, asked.slug);
+      return got.state === ClusterState.DEGRADED && got;
+    }, "DEGRADED without hosts");
+    expect(degraded.stateReason).toBe("0 of 1 runners placed: no online host");
+    const a1 = agent(h, h.teamA.key, { name: "h1", cpuCores: 8 });
+    await eventually(async () => (await clusterState(h, asked.slug)).state === ClusterState.READY, "READY once a host comes");
+    expect(a1.launches.map((l) => l.clusterId)).toEqual([asked.id]);
+    expect((await clusterState(h, byHand.slug)).state).toBe(ClusterState.UNSPECIFIED);
+    expect(await codeOf(h.client(ClusterService).stopCluster({ slug: byHand.slug }))).toBe(Code.FailedPrecondition);
+    // Scaling it is asking: from then on its runners are placed.
+    await h.client(ClusterService).updateCluster({ slug: byHand.slug, spec: { runnerCount: 2 } });
+    await eventually(async () => (await clusterState(h, byHand.slug)).state === ClusterState.READY, "the scaled cluster READY");
+    expect(a1.launches.filter((l) => l.clusterId === byHand.id)).toHaveLength(2);
+  });
+
+  it("counts a runner as running only once a broker reports it connected", async () => {
+    const h = await harness("prov_presence");
+    const unseen: LaunchRunner[] = [];
+    const a1 = agent(h, h.teamA.key, { name: "h1", cpuCores: 4, connect: async (l) => void unseen.push(l) });
+    const c = await createCluster(h, "unseen", { runnerCount: 1, runnerCpuCores: 1 });
+    const launched = await eventually(() => unseen[0], "the launch");
+    await eventually(async () => {
+      const hosts = (await h.client(HostService).listHosts({})).hosts;
+      return hosts[0]?.runners[0]?.state === HostedRunnerState.RUNNING;
+    }, "the agent's RUNNING recorded");
+    await h.registry.reconciler.runOnce();
+    const waiting = await clusterState(h, c.slug);
+    expect(waiting.state).toBe(ClusterState.PROVISIONING);
+    expect(waiting.runningRunners).toBe(0);
+    await brokerSees(h, h.teamA.teamId)(launched);
+    const ready = await eventually(async () => {
+      const got = await clusterState(h, c.slug);
+      return got.state === ClusterState.READY && got;
+    }, "READY once connected");
+    expect(ready.runningRunners).toBe(1);
+    expect(a1.launches).toHaveLength(1);
   });
 
   it("StopCluster drains a cluster's runners and StartCluster brings them back", async () => {

@@ -25,6 +25,8 @@ export interface ReconcilerOptions {
   graceMs: number;
   /** How long a team's lease lasts without renewal (default 3 intervals, at least 5 s). */
   leaseMs?: number;
+  /** A node no broker reported within this long is not running (the registry's node timeout). */
+  nodeTimeoutMs: number;
   /** Without one, clusters never idle out or wake on work (nothing tells the registry of work). */
   workSource?: WorkSource;
   logger?: Logger;
@@ -62,6 +64,20 @@ function resourcesOf(spec: ReturnType<typeof specFromJson>, profile: { cpu_cores
   };
 }
 
+/** Of these runner ids, those a broker reports connected (ONLINE, reported within the node timeout). */
+async function connectedRunners(tx: Tx, teamId: string, runnerIds: string[], nodeTimeoutMs: number): Promise<Set<string>> {
+  if (runnerIds.length === 0) return new Set();
+  const rows = await tx
+    .selectFrom("nodes")
+    .select("runner_id")
+    .where("team_id", "=", teamId)
+    .where("runner_id", "in", runnerIds)
+    .where("state", "=", "online")
+    .where("report_time", ">=", sql<Date>`now() - ${nodeTimeoutMs} * interval '1 millisecond'`)
+    .execute();
+  return new Set(rows.map((r) => r.runner_id));
+}
+
 export function createReconciler(options: ReconcilerOptions): Reconciler {
   const { db } = options;
   const leaseMs = options.leaseMs ?? Math.max(5_000, options.intervalMs * 3);
@@ -73,7 +89,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   async function claimTeams(): Promise<string[]> {
     const rows = await sql<{ team_id: string }>`
       insert into provisioning_leases (team_id, owner, expire_time)
-      select distinct team_id, ${options.replicaId}, now() + ${`${leaseMs} milliseconds`}::interval from hosts
+      select team_id, ${options.replicaId}, now() + ${`${leaseMs} milliseconds`}::interval
+        from (select team_id from hosts union select team_id from clusters where provisioned) as teams
       on conflict (team_id) do update set owner = excluded.owner, expire_time = excluded.expire_time
         where provisioning_leases.owner = excluded.owner or provisioning_leases.expire_time < now()
       returning team_id`.execute(db);
@@ -101,7 +118,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       .execute();
 
     const hosts = await listTeamHosts(tx, teamId);
-    const clusters = (await tx.selectFrom("clusters").selectAll().where("team_id", "=", teamId).orderBy("id").execute())
+    const clusters = (await tx.selectFrom("clusters").selectAll().where("team_id", "=", teamId).where("provisioned", "=", true).orderBy("id").execute())
       .map((c) => ({ row: c, spec: specFromJson(c.spec) }))
       .filter((c) => c.spec.runnerCount !== undefined);
     if (clusters.length > 0) {
@@ -217,7 +234,10 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       }
     }
 
-    // Status: from the plan and what the runners report; written only when it changed.
+    // Status: from the plan and what the runners report; written only when it changed. A runner
+    // counts as running when its agent says so *and* a broker has it connected (its node ONLINE):
+    // a runner that started but cannot reach the broker is not serving its cluster.
+    const connected = await connectedRunners(tx, teamId, placements.filter((p) => p.state === "running").map((p) => p.runner_id), options.nodeTimeoutMs);
     const stopSet = new Set(plan.stops);
     for (const c of clusterViews) {
       const p = provisioning.get(c.id)!;
@@ -228,7 +248,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         stopReason: p.stop_reason,
         desired: c.desired,
         placed: plan.outcomes.get(c.id)?.placed ?? active.length,
-        running: active.filter((r) => r.state === "running").length,
+        running: active.filter((r) => r.state === "running" && connected.has(r.runner_id)).length,
         remaining: mine.length + plan.launches.filter((l) => l.clusterId === c.id).length,
         placementReason: plan.outcomes.get(c.id)?.reason ?? "",
       });
@@ -255,7 +275,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   async function runOnce(): Promise<PassReport> {
     const teams = await claimTeams();
     const report: PassReport = { teams: 0, launches: 0, stops: 0 };
-    // A suite with no hosts never asks the broker anything.
+    // A suite with no hosts and no provisioned cluster never asks the broker anything.
     if (teams.length === 0) return report;
     let work: Map<string, ClusterWork> | undefined;
     if (options.workSource) {

@@ -11,6 +11,8 @@ export interface ClusterRecord {
   description: string;
   spec: SpecFields;
   isDefault: boolean;
+  /** Runners placed by the registry on hosts (its creator asked for a runner count). */
+  provisioned: boolean;
   createTime: Date;
   updateTime: Date;
 }
@@ -23,6 +25,7 @@ export interface NewClusterRecord {
   description: string;
   spec: SpecFields;
   isDefault: boolean;
+  provisioned?: boolean;
 }
 
 function toRecord(row: ClusterRow): ClusterRecord {
@@ -34,6 +37,7 @@ function toRecord(row: ClusterRow): ClusterRecord {
     description: row.description,
     spec: specFromJson(row.spec),
     isDefault: row.is_default,
+    provisioned: row.provisioned,
     createTime: row.create_time,
     updateTime: row.update_time,
   };
@@ -57,6 +61,7 @@ export async function insertCluster(
       description: cluster.description,
       spec: specToJson(cluster.spec),
       is_default: cluster.isDefault,
+      provisioned: cluster.provisioned ?? false,
     })
     .onConflict((oc) => oc.doNothing())
     .returningAll()
@@ -139,6 +144,8 @@ export interface ClusterChanges {
   name?: string;
   description?: string;
   spec?: SpecFields;
+  /** Only ever turned on: asking for a runner count makes a cluster provisioned. */
+  provisioned?: true;
 }
 
 export async function updateCluster(
@@ -153,6 +160,7 @@ export async function updateCluster(
       ...(changes.name === undefined ? {} : { name: changes.name }),
       ...(changes.description === undefined ? {} : { description: changes.description }),
       ...(changes.spec === undefined ? {} : { spec: specToJson(changes.spec) }),
+      ...(changes.provisioned ? { provisioned: true } : {}),
       update_time: eb.fn<Date>("now", []),
     }))
     .where("team_id", "=", teamId)

@@ -52,6 +52,8 @@ export interface ClustersTable {
   description: string;
   spec: Json<StoredSpec>;
   is_default: boolean;
+  /** Its spec or a configuration its creator named set runner_count: the registry places its runners. */
+  provisioned: Generated<boolean>;
   create_time: Generated<Date>;
   update_time: Generated<Date>;
 }

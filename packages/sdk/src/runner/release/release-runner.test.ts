@@ -27,6 +27,7 @@ import { AsyncQueue } from "@corral/wire";
 import { InMemoryCache } from "../../cache.js";
 import { createSdkLogger } from "../../logger.js";
 import { ReleaseRunner } from "./release-runner.js";
+import { Echo } from "../../tasks/echo.js";
 
 /** A release bundle whose task says which version ran it; `wait` holds it until the job cache has "go". */
 function bundle(version: string, taskVersion: string, pad = ""): string {
@@ -261,5 +262,66 @@ describe("ReleaseRunner", () => {
     expect(() => process.kill(pid, 0)).toThrow();
     // Still the state it had: not "loading" again with one more restart counted.
     expect(runner.statuses().find((s) => s.version === "1.1.0")).toMatchObject({ state: "loaded", restarts });
+  });
+});
+
+describe("ReleaseRunner with fallback tasks", () => {
+  let server: http2.Http2Server;
+  let suite: Suite;
+  let dir: string;
+  let runner: ReleaseRunner;
+  let running: Promise<void>;
+
+  beforeAll(async () => {
+    suite = new Suite();
+    dir = await mkdtemp(join(os.tmpdir(), "corral-release-fallback-"));
+    server = http2.createServer(connectNodeAdapter({ routes: (r) => suite.routes(r) }));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    runner = new ReleaseRunner({
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      apiKey: "corral_test_secret",
+      cluster: "testing",
+      bundleDir: dir,
+      fallbackTasks: [Echo],
+      logger: createSdkLogger("release-fallback-test", "silent"),
+      drainGraceMs: 2000,
+      ackTimeoutMs: 200,
+    });
+    running = runner.runForever({ handleSignals: false });
+  });
+
+  afterAll(async () => {
+    await runner.stop();
+    await running.catch(() => undefined);
+    server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const registered = () => {
+    const last = suite.received.findLast((m) => m.message.case === "reregister" || m.message.case === "hello");
+    return (last?.message.value as { identifiers: Array<{ name: string; version: string }> } | undefined)?.identifiers;
+  };
+
+  it("serves the fallback tasks while nothing is deployed and withdraws them live once a release is", async () => {
+    await suite.until(() => suite.received.find((m) => m.message.case === "hello"));
+    suite.send({ case: "welcome", value: { sessionId: "s1", leaseDuration: durationFromMs(30_000), heartbeatInterval: durationFromMs(1000) } });
+    await suite.until(() => (registered()?.some((i) => i.name === "corral/Echo") ? true : undefined));
+
+    suite.send({
+      case: "assign",
+      value: {
+        lease: { taskId: "echo-1", attempt: 1, token: "tok-echo-1" },
+        task: { taskId: "echo-1", jobId: "job-1", teamId: "team", clusterId: "c1", identifier: { name: "corral/Echo", version: "v1.0" }, attempt: 1, input: new TextEncoder().encode(JSON.stringify({ message: "hi" })) },
+      },
+    });
+    const done = await suite.until(() => suite.received.find((m) => m.message.case === "completed" && m.message.value.lease?.taskId === "echo-1"));
+    expect(done.message.case).toBe("completed");
+
+    suite.publish("geo", "1.0.0", bundle("1.0.0", "v1.0"));
+    suite.deploy(["geo@1.0.0"]);
+    await suite.until(() => (registered()?.some((i) => i.name === "t/Work") ? true : undefined));
+    expect(registered()).toMatchObject([tile("v1.0")]);
+    expect(runner.identifiers).toEqual([tile("v1.0")]);
+    expect(suite.received.filter((m) => m.message.case === "hello")).toHaveLength(1);
   });
 });

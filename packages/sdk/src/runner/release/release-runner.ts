@@ -17,10 +17,12 @@ import { toApiError } from "../../errors.js";
 import type { TaskIdentifierInit } from "../../identifier.js";
 import { createSdkLogger, type Logger } from "../../logger.js";
 import { backoffDelay, createTransport, sleep } from "../../transport.js";
-import { describeError } from "../execute-task.js";
+import { describeError, TaskRegistry } from "../execute-task.js";
 import { Runner, type RunnerLifecycle, type RunnerOptions } from "../runner.js";
 import type { TaskOutcome } from "../runner-state.js";
-import type { TaskExecutor } from "../task-executor.js";
+import { DirectExecutor, type TaskExecutor } from "../task-executor.js";
+import type { TaskClass } from "../../task.js";
+import { resolveScriptPolicy } from "../../tasks/script-policy.js";
 import { BundleCache } from "./bundle-cache.js";
 import { satisfiesEngine } from "./node-engine.js";
 import { releaseFault } from "./release-ipc.js";
@@ -34,6 +36,12 @@ export interface ReleaseRunnerOptions extends Omit<RunnerOptions, "tasks" | "exe
   bundleDir?: string;
   /** Child restart backoff after a crash (defaults 500 ms doubling to 30 s, reset after 60 s healthy). */
   restart?: { baseDelayMs?: number; maxDelayMs?: number; healthyAfterMs?: number };
+  /**
+   * Task classes served in this process while no release is deployed to the cluster (`corral agent`
+   * passes the built-in tasks): registered once the deployments watch says there is none, withdrawn
+   * live (Reregister) as soon as one is deployed. Tasks already running still finish.
+   */
+  fallbackTasks?: TaskClass[];
 }
 
 const loadStates: Record<VersionState, ReleaseLoadState> = {
@@ -81,6 +89,9 @@ export class ReleaseRunner {
   #reporting: Promise<void> | undefined;
   #reportAgain = false;
   #lastDeployments: DeployedRelease[] | undefined;
+  readonly #fallback: DirectExecutor | undefined;
+  /** True while the cluster has no release deployed and fallback tasks were given. */
+  #fallbackActive = false;
 
   constructor(options: ReleaseRunnerOptions) {
     this.#options = options;
@@ -93,12 +104,17 @@ export class ReleaseRunner {
     this.#cache = options.cache ?? new InMemoryCache();
     const logger = options.logger ?? createSdkLogger("corral-runner");
     const executor: TaskExecutor = {
-      identifiers: () => this.#set.identifiers(),
-      canRun: (id) => this.#set.route(id) !== undefined,
+      identifiers: () => (this.#fallbackActive ? this.#fallback!.identifiers() : this.#set.identifiers()),
+      canRun: (id) => this.#set.route(id) !== undefined || (this.#fallbackActive && this.#fallback!.canRun(id)),
       execute: (key, assign, signal) => this.#execute(key, assign, signal),
     };
-    this.runner = new Runner({ ...options, logger, cache: this.#cache, executor, kind: RunnerKind.RELEASE });
+    const { fallbackTasks, ...runnerOptions } = options;
+    this.runner = new Runner({ ...runnerOptions, logger, cache: this.#cache, executor, kind: RunnerKind.RELEASE });
     this.#logger = logger.child({ runnerId: this.runner.id });
+    this.#fallback =
+      fallbackTasks && fallbackTasks.length > 0
+        ? new DirectExecutor({ registry: new TaskRegistry(fallbackTasks), cache: this.#cache, logger: this.#logger, scripts: resolveScriptPolicy(options) })
+        : undefined;
     const apiKey = options.apiKey ?? process.env.CORRAL_API_KEY;
     this.#api = createClient(
       ReleaseService,
@@ -170,10 +186,20 @@ export class ReleaseRunner {
           this.#logger.info({ releases: deployed.map((d) => `${d.name}@${d.version}`) }, "deployments of %s", res.clusterSlug);
           this.#lastDeployments = deployed;
           this.#apply(this.#set.onDeployments(deployed));
+          this.#setFallback(deployed.length === 0);
         }
       } catch (err) {
         if (this.#closed.signal.aborted) return;
         const ce = ConnectError.from(err);
+        if (ce.code === Code.Unimplemented) {
+          // A registry that serves no releases has none deployed: the fallback tasks, if any, run
+          // meanwhile, and the watch is tried again in case the registry is upgraded.
+          this.#setFallback(true);
+          if (attempt === 0) this.#logger.info("the registry serves no releases; watching again later");
+          await sleep(backoffDelay(Math.max(attempt, 6), 500, 60_000), this.#closed.signal).catch(() => undefined);
+          attempt = Math.min(attempt + 1, 20);
+          continue;
+        }
         if (fatalCodes.has(ce.code)) {
           this.#logger.error({ err: toApiError(err) }, "cannot follow the cluster's deployments");
           void this.runner.stop();
@@ -184,6 +210,14 @@ export class ReleaseRunner {
       await sleep(backoffDelay(attempt, 500, 15_000), this.#closed.signal).catch(() => undefined);
       attempt = Math.min(attempt + 1, 20);
     }
+  }
+
+  /** Serves the fallback tasks (or stops serving them) and registers the change on the live stream. */
+  #setFallback(active: boolean): void {
+    if (!this.#fallback || this.#fallbackActive === active) return;
+    this.#fallbackActive = active;
+    this.#logger.info({ identifiers: this.#fallback.identifiers().map((i) => `${i.name}@${i.version}`) }, active ? "no release deployed: serving the fallback tasks" : "a release is deployed: fallback tasks withdrawn");
+    this.runner.reregister().catch(() => {});
   }
 
   #apply(effects: ReleaseEffect[]): void {
@@ -271,6 +305,8 @@ export class ReleaseRunner {
   async #execute(_key: string, assign: Assign, signal: AbortSignal): Promise<TaskOutcome> {
     const identifier = assign.task!.identifier!;
     const version = this.#set.route(identifier);
+    // A fallback task assigned before a deployment withdrew the fallback still runs here.
+    if (version === undefined && this.#fallback?.canRun(identifier)) return this.#fallback.execute(_key, assign, signal);
     const proc = version === undefined ? undefined : this.#processes.get(version);
     if (!version || !proc) return releaseFault(`no release loaded here serves ${identifier.name}@${identifier.version}`);
     this.#set.onTaskStarted(version);
