@@ -3,7 +3,7 @@
 // the task graph, cancel, another team's job, API keys, accessibility (axe-core), CSP, and the
 // time a 5,000-task job's graph takes to draw (printed, not asserted).
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,7 @@ import { Client, Echo, createSdkLogger, type Runner } from "@corral/sdk";
 import { createDatabase } from "@corral/server-kit";
 import { createTestDatabase, dropTestRedisPrefix, testRedisPrefix, TEST_REDIS_URL, type TestDatabase } from "@corral/server-kit/testing";
 import { createRegistry, REGISTRY_SCHEMA, type RegistryDatabase } from "@corral/cluster-registry";
+import { waitUntil } from "../support/clients.js";
 import { freePort, repoRoot, spawnService, type ServiceProcess } from "../support/processes.js";
 
 const chromiumPath = process.env.CORRAL_CHROMIUM ?? "/usr/bin/chromium";
@@ -84,7 +85,20 @@ beforeAll(async () => {
     env: { DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, CORRAL_REDIS_PREFIX: redisPrefix, CORRAL_SHUTDOWN_GRACE: "2s" },
     port,
   });
-  apiKey = (JSON.parse(readFileSync(join(dataDir, "credentials.json"), "utf8")) as { apiKey: string }).apiKey;
+  // corral dev writes its credentials once the team is bootstrapped, which may come after it serves.
+  const credentials = join(dataDir, "credentials.json");
+  apiKey = await waitUntil(
+    "corral dev's credentials",
+    async () => {
+      if (!existsSync(credentials)) return undefined;
+      try {
+        return (JSON.parse(readFileSync(credentials, "utf8")) as { apiKey?: string }).apiKey;
+      } catch {
+        return undefined; // still being written
+      }
+    },
+    60_000,
+  );
   client = new Client({ url: dev.url, apiKey });
 
   const db = createDatabase<RegistryDatabase>({ url: database.url, schema: REGISTRY_SCHEMA, max: 1 });
