@@ -95,6 +95,12 @@ export interface JobServiceOptions {
   databaseUrl?: string;
   /** Per-team submission quotas (none when unset). */
   quotas?: SubmitQuotas;
+  /** How often queued attempts are checked against their schedule-to-start deadline (default 1 s). */
+  startTimeoutSweepMs?: number;
+  /** The clock of delays, backoff and deadlines (tests inject one). */
+  now?: () => Date;
+  /** Draws retry jitter (default Math.random). */
+  random?: () => number;
   logger?: Logger;
 }
 
@@ -126,10 +132,13 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
       { service: TaskLedgerService, impl: createTaskLedgerServiceImpl(ledger), internal: true },
     ],
     ledger,
-    start: () => ledger.relay.start(),
+    start: () => {
+      ledger.relay.start();
+      ledger.startTimeouts.start();
+    },
     close() {
       closing ??= (async () => {
-        const results = await Promise.allSettled([ledger.relay.close(), notifier?.close()]);
+        const results = await Promise.allSettled([ledger.relay.close(), ledger.startTimeouts.close(), notifier?.close()]);
         for (const r of results) if (r.status === "rejected") options.logger?.warn({ err: r.reason }, "job-service close step failed");
       })();
       return closing;

@@ -28,6 +28,7 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
         clusterSlug: req.clusterSlug,
         tasks: req.tasks,
         idempotencyKey: req.idempotencyKey,
+        taskDefaults: req.taskDefaults,
       });
       return create(SubmitJobResponseSchema, { job: toJob(job), created });
     },
@@ -59,7 +60,7 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
         pageToken: req.pageToken,
         includeInput: req.includeInput,
       });
-      return create(ListTasksResponseSchema, { tasks: page.tasks.map(toTask), nextPageToken: page.nextPageToken });
+      return create(ListTasksResponseSchema, { tasks: page.tasks.map((t) => toTask(t)), nextPageToken: page.nextPageToken });
     },
 
     async cancelJob(req, ctx) {
@@ -86,7 +87,7 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
       for await (const change of ledger.watchJob(teamId, req.jobId, signal)) {
         yield create(WatchJobResponseSchema, {
           job: toJob(change.job, change.progress),
-          changedTasks: change.changedTasks.map(toTask),
+          changedTasks: change.changedTasks.map((t) => toTask(t)),
         });
       }
       if (revoked?.aborted) throw revoked.reason;

@@ -16,6 +16,8 @@ import {
   type TaskStateCounts,
 } from "@corral/proto";
 import type { EnvelopeRow, JobRow, ProgressJson, TaskDetailRow } from "../store/database.js";
+import { backoffMessage, durationOfMs, waitReason } from "./scheduling.js";
+import { QUEUED } from "./states.js";
 
 export function toEnvelope(r: EnvelopeRow): TaskEnvelope {
   return create(TaskEnvelopeSchema, {
@@ -32,6 +34,7 @@ export function toEnvelope(r: EnvelopeRow): TaskEnvelope {
     jobName: r.job_name,
     retryCount: r.retry_count,
     maxRetries: r.max_retries,
+    executionTimeout: durationOfMs(r.exec_timeout_ms),
   });
 }
 
@@ -84,7 +87,7 @@ export function toJob(j: JobRow, progress: ProgressJson[] | null = null, now = n
   });
 }
 
-export function toTask(t: TaskDetailRow): Task {
+export function toTask(t: TaskDetailRow, now = new Date()): Task {
   return create(TaskSchema, {
     id: t.id,
     jobId: t.job_id,
@@ -106,5 +109,12 @@ export function toTask(t: TaskDetailRow): Task {
     progress: toProgress(t.progress),
     subtaskCount: t.subtask_count,
     input: t.input ? new Uint8Array(t.input) : new Uint8Array(),
+    executionTimeout: durationOfMs(t.exec_timeout_ms),
+    scheduleToStartTimeout: durationOfMs(t.start_timeout_ms),
+    retryBackoff: backoffMessage(t.retry_backoff),
+    notBefore: t.state === QUEUED && t.not_before ? timestampFromDate(t.not_before) : undefined,
+    errorKind: t.error_kind,
+    waitReason: t.state === QUEUED ? waitReason(t, now) : "",
+    startDeadline: t.state === QUEUED && t.start_deadline ? timestampFromDate(t.start_deadline) : undefined,
   });
 }

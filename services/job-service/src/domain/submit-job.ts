@@ -1,13 +1,14 @@
 // SubmitJob: validation, cluster resolution, then one transaction for the job, its tasks, their
 // dependency edges, the outbox rows of the tasks that can start right away and the reservation of
 // the team's queued-task quota.
-import type { TaskSubmission } from "@corral/proto";
+import type { TaskDefaults, TaskSubmission } from "@corral/proto";
 import { InvalidArgumentError } from "@corral/server-kit";
 import { v7 as uuidv7 } from "uuid";
 import type { EnvelopeRow, JobRow } from "../store/database.js";
 import type { ClusterResolver, JobsStore } from "./ports.js";
 import { QUEUED } from "./states.js";
 import { clusterOverrides, newTaskEnvelopes, planTasks, validateSubmissions } from "./task-plan.js";
+import { isDue, taskDefaultsJson } from "./scheduling.js";
 import { quotaExceededError } from "./team-quota.js";
 import { INSERT_CHUNK, yieldToEventLoop } from "./write-chunks.js";
 
@@ -18,6 +19,8 @@ export interface SubmitJobInput {
   clusterSlug: string;
   tasks: TaskSubmission[];
   idempotencyKey?: string;
+  /** Timeouts and backoff for the job's tasks that set none. */
+  taskDefaults?: TaskDefaults;
 }
 
 export interface SubmitJobResult {
@@ -35,6 +38,7 @@ export async function submitJob(
     maxInputBytes: number;
     /** The team's quota of open (queued + running) tasks. */
     maxOpenTasks: number;
+    now?: () => Date;
   },
 ): Promise<SubmitJobResult> {
   if (input.name.trim() === "") throw new InvalidArgumentError("name", "must not be empty");
@@ -51,7 +55,9 @@ export async function submitJob(
   if (!jobCluster) throw new Error(`cluster resolver returned no cluster for ${JSON.stringify(input.clusterSlug)}`);
 
   const jobId = uuidv7();
-  const plan = planTasks(input.tasks, { jobId, parentId: null, defaultCluster: jobCluster, clusters: resolved, state: QUEUED });
+  const defaults = taskDefaultsJson(input.taskDefaults);
+  const now = options.now?.() ?? new Date();
+  const plan = planTasks(input.tasks, { jobId, parentId: null, defaultCluster: jobCluster, clusters: resolved, state: QUEUED, defaults, now });
   const n = plan.tasks.length;
   // An early answer from the current count; the reservation below is what admits.
   const before = (await store.usage.readOpenTasks([input.teamId])).get(input.teamId) ?? 0;
@@ -70,6 +76,7 @@ export async function submitJob(
         idempotency_key: key,
         queued: n,
         total: n,
+        task_defaults: defaults === null ? null : JSON.stringify(defaults),
       },
       head,
       plan.edges.filter((e) => headIds.has(e.task_id)),
@@ -87,7 +94,7 @@ export async function submitJob(
     }
     return inserted;
   });
-  if (job) return { job, created: true, ready: sortById(newTaskEnvelopes(job, plan.tasks)) };
+  if (job) return { job, created: true, ready: sortById(newTaskEnvelopes(job, plan.tasks).filter((e) => isDue(e.not_before, now))) };
   // A submission with the same key won: answer with that job.
   const existing = key === null ? undefined : await store.jobs.findJobByIdempotencyKey(input.teamId, key);
   if (!existing) throw new Error(`job ${jobId} was not inserted and no job has its idempotency key`);

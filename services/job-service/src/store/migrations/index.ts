@@ -2,10 +2,12 @@ import type { Migration } from "kysely";
 import * as createJobs from "./0001-create-jobs.js";
 import * as taskHasDependants from "./0002-task-has-dependants.js";
 import * as teamOpenTasks from "./0003-team-open-tasks.js";
+import * as taskScheduling from "./0004-task-scheduling.js";
 
 /** Numbered migrations of the `jobs` schema, for `migrateToLatest(db, JOBS_SCHEMA, jobsMigrations)`. */
 export const jobsMigrations: Record<string, Migration> = {
   "0001_create_jobs": createJobs,
   "0002_task_has_dependants": taskHasDependants,
   "0003_team_open_tasks": teamOpenTasks,
+  "0004_task_scheduling": taskScheduling,
 };

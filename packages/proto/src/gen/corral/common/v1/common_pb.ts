@@ -2,16 +2,18 @@
 // @generated from file corral/common/v1/common.proto (package corral.common.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file corral/common/v1/common.proto.
  */
 export const file_corral_common_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jb3JyYWwvY29tbW9uL3YxL2NvbW1vbi5wcm90bxIQY29ycmFsLmNvbW1vbi52MSJZCg5UYXNrSWRlbnRpZmllchIiCgRuYW1lGAEgASgJQhS6SBFyDxABGIACMgheW15cc10rJBIjCgd2ZXJzaW9uGAIgASgJQhK6SA9yDTILXnZcZCtcLlxkKyQivwEKCEhhcmR3YXJlEhwKCWNwdV9jb3JlcxgBIAEoDUIJukgGKgQYoI0GEhsKCWdwdV9jb3VudBgCIAEoDUIIukgFKgMYgAgSGgoIZ3B1X3R5cGUYAyABKAlCCLpIBXIDGIABEhQKDG1lbW9yeV9ieXRlcxgEIAEoBBIaCghob3N0bmFtZRgFIAEoCUIIukgFcgMY/QESEwoCb3MYBiABKAlCB7pIBHICGEASFQoEYXJjaBgHIAEoCUIHukgEcgIYQCJJChFQcm9ncmVzc0luZGljYXRvchIXCgVsYWJlbBgBIAEoCUIIukgFcgMYgAISDQoFdG90YWwYAiABKAQSDAoEZG9uZRgDIAEoBCL4AQoOVGFza1N1Ym1pc3Npb24SPAoKaWRlbnRpZmllchgBIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCBrpIA8gBARINCgVpbnB1dBgCIAEoDBIZCgdkaXNwbGF5GAMgASgJQgi6SAVyAxiACBIdCgttYXhfcmV0cmllcxgEIAEoDUIIukgFKgMY6AcSEAoIb3B0aW9uYWwYBSABKAgSLgoMY2x1c3Rlcl9zbHVnGAYgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSHQoKZGVwZW5kc19vbhgHIAMoDUIJukgGkgEDEOgHIswCCgxUYXNrRW52ZWxvcGUSGAoHdGFza19pZBgBIAEoCUIHukgEcgIQARIXCgZqb2JfaWQYAiABKAlCB7pIBHICEAESGAoHdGVhbV9pZBgDIAEoCUIHukgEcgIQARIbCgpjbHVzdGVyX2lkGAQgASgJQge6SARyAhABEhQKDGNsdXN0ZXJfc2x1ZxgFIAEoCRI8CgppZGVudGlmaWVyGAYgASgLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllckIGukgDyAEBEg8KB2F0dGVtcHQYByABKA0SDQoFaW5wdXQYCCABKAwSDwoHZGlzcGxheRgJIAEoCRIRCglwYXJlbnRfaWQYCiABKAkSEAoIam9iX25hbWUYCyABKAkSEwoLcmV0cnlfY291bnQYDCABKA0SEwoLbWF4X3JldHJpZXMYDSABKA1iBnByb3RvMw", [file_buf_validate_validate]);
+  fileDesc("Ch1jb3JyYWwvY29tbW9uL3YxL2NvbW1vbi5wcm90bxIQY29ycmFsLmNvbW1vbi52MSJZCg5UYXNrSWRlbnRpZmllchIiCgRuYW1lGAEgASgJQhS6SBFyDxABGIACMgheW15cc10rJBIjCgd2ZXJzaW9uGAIgASgJQhK6SA9yDTILXnZcZCtcLlxkKyQivwEKCEhhcmR3YXJlEhwKCWNwdV9jb3JlcxgBIAEoDUIJukgGKgQYoI0GEhsKCWdwdV9jb3VudBgCIAEoDUIIukgFKgMYgAgSGgoIZ3B1X3R5cGUYAyABKAlCCLpIBXIDGIABEhQKDG1lbW9yeV9ieXRlcxgEIAEoBBIaCghob3N0bmFtZRgFIAEoCUIIukgFcgMY/QESEwoCb3MYBiABKAlCB7pIBHICGEASFQoEYXJjaBgHIAEoCUIHukgEcgIYQCJJChFQcm9ncmVzc0luZGljYXRvchIXCgVsYWJlbBgBIAEoCUIIukgFcgMYgAISDQoFdG90YWwYAiABKAQSDAoEZG9uZRgDIAEoBCK1BAoOVGFza1N1Ym1pc3Npb24SPAoKaWRlbnRpZmllchgBIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCBrpIA8gBARINCgVpbnB1dBgCIAEoDBIZCgdkaXNwbGF5GAMgASgJQgi6SAVyAxiACBIdCgttYXhfcmV0cmllcxgEIAEoDUIIukgFKgMY6AcSEAoIb3B0aW9uYWwYBSABKAgSLgoMY2x1c3Rlcl9zbHVnGAYgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSHQoKZGVwZW5kc19vbhgHIAMoDUIJukgGkgEDEOgHEkQKEWV4ZWN1dGlvbl90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiA9SQyABJNChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg+6SAyqAQkiBQiA54QPMgASNQoNcmV0cnlfYmFja29mZhgKIAEoCzIeLmNvcnJhbC5jb21tb24udjEuUmV0cnlCYWNrb2ZmEi4KCm5vdF9iZWZvcmUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj8KC3N0YXJ0X2RlbGF5GAwgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg+6SAyqAQkiBQiA54QPMgAi8AEKDFJldHJ5QmFja29mZhJEChBpbml0aWFsX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg+6SAyqAQkiBQiA54QPMgASKwoKbXVsdGlwbGllchgCIAEoAUIXukgUEhIZAAAAAAAAWUApAAAAAAAAAAASRAoQbWF4aW11bV9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIPukgMqgEJIgUIgOeEDzIAEicKBmppdHRlchgEIAEoAUIXukgUEhIZAAAAAAAA8D8pAAAAAAAAAAAi2gEKDFRhc2tEZWZhdWx0cxJEChFleGVjdXRpb25fdGltZW91dBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIOukgLqgEIIgQIgPUkMgASTQoZc2NoZWR1bGVfdG9fc3RhcnRfdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIPukgMqgEJIgUIgOeEDzIAEjUKDXJldHJ5X2JhY2tvZmYYAyABKAsyHi5jb3JyYWwuY29tbW9uLnYxLlJldHJ5QmFja29mZiKCAwoMVGFza0VudmVsb3BlEhgKB3Rhc2tfaWQYASABKAlCB7pIBHICEAESFwoGam9iX2lkGAIgASgJQge6SARyAhABEhgKB3RlYW1faWQYAyABKAlCB7pIBHICEAESGwoKY2x1c3Rlcl9pZBgEIAEoCUIHukgEcgIQARIUCgxjbHVzdGVyX3NsdWcYBSABKAkSPAoKaWRlbnRpZmllchgGIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCBrpIA8gBARIPCgdhdHRlbXB0GAcgASgNEg0KBWlucHV0GAggASgMEg8KB2Rpc3BsYXkYCSABKAkSEQoJcGFyZW50X2lkGAogASgJEhAKCGpvYl9uYW1lGAsgASgJEhMKC3JldHJ5X2NvdW50GAwgASgNEhMKC21heF9yZXRyaWVzGA0gASgNEjQKEWV4ZWN1dGlvbl90aW1lb3V0GA4gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uKr4BCg1UYXNrRXJyb3JLaW5kEh8KG1RBU0tfRVJST1JfS0lORF9VTlNQRUNJRklFRBAAEhkKFVRBU0tfRVJST1JfS0lORF9FUlJPUhABEh0KGVRBU0tfRVJST1JfS0lORF9USU1FRF9PVVQQAhIvCitUQVNLX0VSUk9SX0tJTkRfU0NIRURVTEVfVE9fU1RBUlRfVElNRURfT1VUEAMSIQodVEFTS19FUlJPUl9LSU5EX0xFQVNFX0VYUElSRUQQBGIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * TaskIdentifier names the code a task runs: a name and a version vMAJOR.MINOR. A runner may take
@@ -165,6 +167,46 @@ export type TaskSubmission = Message<"corral.common.v1.TaskSubmission"> & {
    * @generated from field: repeated uint32 depends_on = 7;
    */
   dependsOn: number[];
+
+  /**
+   * How long one attempt may run: the runner's signal aborts at the deadline and the broker does
+   * not extend the lease past it; the attempt fails as TIMED_OUT (counted against max_retries).
+   * Unset: the job's default, else none.
+   *
+   * @generated from field: google.protobuf.Duration execution_timeout = 8;
+   */
+  executionTimeout?: Duration | undefined;
+
+  /**
+   * How long an attempt may wait in the queue once it could start; past it the task fails as
+   * SCHEDULE_TO_START_TIMED_OUT without a retry. Unset: the job's default, else none.
+   *
+   * @generated from field: google.protobuf.Duration schedule_to_start_timeout = 9;
+   */
+  scheduleToStartTimeout?: Duration | undefined;
+
+  /**
+   * How long a failed attempt waits before its retry is queued. Unset: the job's default, else
+   * the retry is queued at once.
+   *
+   * @generated from field: corral.common.v1.RetryBackoff retry_backoff = 10;
+   */
+  retryBackoff?: RetryBackoff | undefined;
+
+  /**
+   * The task starts no earlier than this (a delayed start). The later of not_before and
+   * submit time + start_delay wins.
+   *
+   * @generated from field: google.protobuf.Timestamp not_before = 11;
+   */
+  notBefore?: Timestamp | undefined;
+
+  /**
+   * The task starts no earlier than this long after it is submitted.
+   *
+   * @generated from field: google.protobuf.Duration start_delay = 12;
+   */
+  startDelay?: Duration | undefined;
 };
 
 /**
@@ -173,6 +215,76 @@ export type TaskSubmission = Message<"corral.common.v1.TaskSubmission"> & {
  */
 export const TaskSubmissionSchema: GenMessage<TaskSubmission> = /*@__PURE__*/
   messageDesc(file_corral_common_v1_common, 3);
+
+/**
+ * RetryBackoff spaces retries: retry n (from 1) waits min(initial_interval * multiplier^(n-1),
+ * maximum_interval), then jitter takes off a random share of up to `jitter` of it.
+ *
+ * @generated from message corral.common.v1.RetryBackoff
+ */
+export type RetryBackoff = Message<"corral.common.v1.RetryBackoff"> & {
+  /**
+   * @generated from field: google.protobuf.Duration initial_interval = 1;
+   */
+  initialInterval?: Duration | undefined;
+
+  /**
+   * 0 means 2.
+   *
+   * @generated from field: double multiplier = 2;
+   */
+  multiplier: number;
+
+  /**
+   * 0 means 100 times initial_interval.
+   *
+   * @generated from field: google.protobuf.Duration maximum_interval = 3;
+   */
+  maximumInterval?: Duration | undefined;
+
+  /**
+   * 0 to 1: the delay is drawn uniformly from [delay * (1 - jitter), delay].
+   *
+   * @generated from field: double jitter = 4;
+   */
+  jitter: number;
+};
+
+/**
+ * Describes the message corral.common.v1.RetryBackoff.
+ * Use `create(RetryBackoffSchema)` to create a new message.
+ */
+export const RetryBackoffSchema: GenMessage<RetryBackoff> = /*@__PURE__*/
+  messageDesc(file_corral_common_v1_common, 4);
+
+/**
+ * TaskDefaults apply to every task of a job (its roots and its subtasks) that does not set its own.
+ *
+ * @generated from message corral.common.v1.TaskDefaults
+ */
+export type TaskDefaults = Message<"corral.common.v1.TaskDefaults"> & {
+  /**
+   * @generated from field: google.protobuf.Duration execution_timeout = 1;
+   */
+  executionTimeout?: Duration | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Duration schedule_to_start_timeout = 2;
+   */
+  scheduleToStartTimeout?: Duration | undefined;
+
+  /**
+   * @generated from field: corral.common.v1.RetryBackoff retry_backoff = 3;
+   */
+  retryBackoff?: RetryBackoff | undefined;
+};
+
+/**
+ * Describes the message corral.common.v1.TaskDefaults.
+ * Use `create(TaskDefaultsSchema)` to create a new message.
+ */
+export const TaskDefaultsSchema: GenMessage<TaskDefaults> = /*@__PURE__*/
+  messageDesc(file_corral_common_v1_common, 5);
 
 /**
  * TaskEnvelope is a ready task as the broker queues it and a runner receives it.
@@ -246,6 +358,13 @@ export type TaskEnvelope = Message<"corral.common.v1.TaskEnvelope"> & {
    * @generated from field: uint32 max_retries = 13;
    */
   maxRetries: number;
+
+  /**
+   * How long this attempt may run (unset: no limit); the broker's lease ends at the deadline too.
+   *
+   * @generated from field: google.protobuf.Duration execution_timeout = 14;
+   */
+  executionTimeout?: Duration | undefined;
 };
 
 /**
@@ -253,5 +372,51 @@ export type TaskEnvelope = Message<"corral.common.v1.TaskEnvelope"> & {
  * Use `create(TaskEnvelopeSchema)` to create a new message.
  */
 export const TaskEnvelopeSchema: GenMessage<TaskEnvelope> = /*@__PURE__*/
-  messageDesc(file_corral_common_v1_common, 4);
+  messageDesc(file_corral_common_v1_common, 6);
+
+/**
+ * TaskErrorKind says why an attempt ended without a result.
+ *
+ * @generated from enum corral.common.v1.TaskErrorKind
+ */
+export enum TaskErrorKind {
+  /**
+   * @generated from enum value: TASK_ERROR_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The task reported an error (threw).
+   *
+   * @generated from enum value: TASK_ERROR_KIND_ERROR = 1;
+   */
+  ERROR = 1,
+
+  /**
+   * The attempt ran past its execution timeout.
+   *
+   * @generated from enum value: TASK_ERROR_KIND_TIMED_OUT = 2;
+   */
+  TIMED_OUT = 2,
+
+  /**
+   * The attempt waited in the queue past its schedule-to-start timeout (never retried).
+   *
+   * @generated from enum value: TASK_ERROR_KIND_SCHEDULE_TO_START_TIMED_OUT = 3;
+   */
+  SCHEDULE_TO_START_TIMED_OUT = 3,
+
+  /**
+   * The runner stopped heartbeating and its lease expired.
+   *
+   * @generated from enum value: TASK_ERROR_KIND_LEASE_EXPIRED = 4;
+   */
+  LEASE_EXPIRED = 4,
+}
+
+/**
+ * Describes the enum corral.common.v1.TaskErrorKind.
+ */
+export const TaskErrorKindSchema: GenEnum<TaskErrorKind> = /*@__PURE__*/
+  enumDesc(file_corral_common_v1_common, 0);
 
