@@ -17,8 +17,9 @@ export class EnqueueTasksCall {
     this.#args = [group, recordTtlSec, nowMs];
   }
 
-  add(stream: string, record: string, jobId: string, teamId: string, envelope: string, queue: string, member: string): void {
-    this.#args.push(stream, record, jobId, teamId, envelope, queue, member);
+  /** `timeoutMs`: the attempt's execution timeout, 0 for none. */
+  add(stream: string, record: string, jobId: string, teamId: string, envelope: string, queue: string, member: string, timeoutMs: number): void {
+    this.#args.push(stream, record, jobId, teamId, envelope, queue, member, timeoutMs);
   }
 
   queue(pipe: ChainableCommander): void {
@@ -172,6 +173,7 @@ export interface ExpiredRow {
   jobId: string;
   sessionId: string;
   brokerId: string;
+  timedOut: boolean;
 }
 
 /** expireLeases-2: the reaper step of one cluster. */
@@ -195,8 +197,8 @@ export function queueExpireLeases(
 export function parseExpireLeases(reply: unknown): ExpiredRow[] {
   const list = reply as string[];
   const out: ExpiredRow[] = [];
-  for (let j = 0; j + 3 < list.length; j += 4) {
-    out.push({ member: list[j]!, jobId: list[j + 1]!, sessionId: list[j + 2]!, brokerId: list[j + 3]! });
+  for (let j = 0; j + 4 < list.length; j += 5) {
+    out.push({ member: list[j]!, jobId: list[j + 1]!, sessionId: list[j + 2]!, brokerId: list[j + 3]!, timedOut: list[j + 4] === "1" });
   }
   return out;
 }

@@ -86,7 +86,8 @@ async function enqueuePipeline(ctx: StreamWriteContext, tasks: readonly TaskEnve
       const message = isMessage(t, TaskEnvelopeSchema) ? t : create(TaskEnvelopeSchema, t);
       const raw = Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
       const record = prefix + attemptKey(clusterId, t.taskId, t.attempt);
-      script.add(prefix + streamKey(clusterId, queue), record, t.jobId, t.teamId, raw, queue, attemptMember(t.taskId, t.attempt));
+      const timeoutMs = t.executionTimeout ? Number(t.executionTimeout.seconds) * 1000 + Math.floor(t.executionTimeout.nanos / 1e6) : 0;
+      script.add(prefix + streamKey(clusterId, queue), record, t.jobId, t.teamId, raw, queue, attemptMember(t.taskId, t.attempt), timeoutMs);
     }
     script.queue(pipe);
   }
