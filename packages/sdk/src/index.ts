@@ -45,8 +45,10 @@ export {
   deserializeTaskInput,
   instantiateTask,
   type TaskClass,
+  type TaskScheduling,
 } from "./task.js";
 export { toTaskSubmission, rawTask, type SubmissionOptions } from "./submission.js";
+export { parseDurationMs, type BackoffOptions, type DurationInput, type TaskRetryOptions, type SchedulingOptions } from "./scheduling.js";
 export {
   ExecutionContext,
   type ExecutionContextInit,

@@ -16,6 +16,7 @@ import {
 import { ApiError, JobCanceledError, JobFailedError, rpc, toApiError } from "./errors.js";
 import { isTerminalJobState, jobStates, taskStates, type JobStateName, type TaskStateName } from "./job-states.js";
 import { collectPages } from "./paginate.js";
+import { schedulingFields, taskDefaultsMessage, type DurationInput, type TaskRetryOptions } from "./scheduling.js";
 import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
 import { Task } from "./task.js";
 import { backoffDelay, sleep } from "./transport.js";
@@ -30,6 +31,16 @@ export interface SubmitJobOptions {
   maxRetries?: number;
   /** Repeating a submission with the same key returns the first job instead of a new one. */
   idempotencyKey?: string;
+  /** Timeout of each attempt of every task of the job (subtasks too) that sets none. */
+  timeout?: DurationInput;
+  /** How long any task of the job may wait for a runner before it fails (unless it sets its own). */
+  scheduleToStartTimeout?: DurationInput;
+  /** Backoff of every task of the job that sets none; `max` sets the root tasks' retries. */
+  retry?: TaskRetryOptions;
+  /** The root tasks start no earlier than this. */
+  notBefore?: Date;
+  /** The root tasks start no earlier than this long after submission. */
+  delay?: DurationInput;
 }
 
 export interface JobQuery {
@@ -82,18 +93,28 @@ export class JobClient {
     const submissions = list.map((t) => {
       // A TaskSubmission message carries its type name; anything else is a task instance.
       if (t instanceof Task || !isMessage(t, TaskSubmissionSchema)) {
-        return toTaskSubmission(t as Task<unknown>, { maxRetries: options.maxRetries });
+        return toTaskSubmission(t as Task<unknown>, {
+          maxRetries: options.maxRetries ?? options.retry?.max,
+          notBefore: options.notBefore,
+          delay: options.delay,
+        });
       }
       const s = clone(TaskSubmissionSchema, t);
-      if (options.maxRetries !== undefined && s.maxRetries === 0) s.maxRetries = options.maxRetries;
+      const maxRetries = options.maxRetries ?? options.retry?.max;
+      if (maxRetries !== undefined && s.maxRetries === 0) s.maxRetries = maxRetries;
+      const start = schedulingFields({ notBefore: options.notBefore, delay: options.delay });
+      s.notBefore ??= start.notBefore;
+      s.startDelay ??= start.startDelay;
       return s;
     });
+    const taskDefaults = taskDefaultsMessage(options);
     const res = await rpc(() =>
       this.#rpc.submitJob({
         name,
         clusterSlug: options.cluster ?? "",
         tasks: submissions,
         idempotencyKey: options.idempotencyKey ?? "",
+        taskDefaults,
       }),
     );
     return res.job!;
