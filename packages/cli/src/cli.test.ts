@@ -141,6 +141,7 @@ describe("corral job", () => {
     const r = await cli([
       "job", "submit", "--task", "corral/Echo@v1.0",
       "--timeout", "30s", "--start-timeout", "5m", "--retry-backoff", "1s", "--not-before", "2030-01-01T00:00:00Z", "--delay", "90s",
+      "--priority", "7",
     ]);
     expect(r.code).toBe(ExitCode.ok);
     const req = submitted[0]!;
@@ -149,11 +150,13 @@ describe("corral job", () => {
     expect(req.taskDefaults?.retryBackoff?.initialInterval).toEqual(durationFromMs(1_000));
     expect(req.tasks[0]!.notBefore).toEqual(timestampFromDate(new Date("2030-01-01T00:00:00Z")));
     expect(req.tasks[0]!.startDelay).toEqual(durationFromMs(90_000));
+    expect(req.tasks[0]!.priority).toBe(7);
   });
 
   it("rejects a duration or a time it cannot read with exit 2", async () => {
     expect((await cli(["job", "submit", "--task", "a@v1.0", "--timeout", "soon"])).code).toBe(ExitCode.usage);
     expect((await cli(["job", "submit", "--task", "a@v1.0", "--not-before", "tomorrow"])).code).toBe(ExitCode.usage);
+    expect((await cli(["job", "submit", "--task", "a@v1.0", "--priority", "10"])).code).toBe(ExitCode.usage);
   });
 
   it("shows why each task waits, and how attempts ended, in job get --tasks", async () => {

@@ -41,6 +41,8 @@ export interface SubmitJobOptions {
   notBefore?: Date;
   /** The root tasks start no earlier than this long after submission. */
   delay?: DurationInput;
+  /** Priority of the root tasks, 0 (default) to 9. */
+  priority?: number;
 }
 
 export interface JobQuery {
@@ -97,14 +99,16 @@ export class JobClient {
           maxRetries: options.maxRetries ?? options.retry?.max,
           notBefore: options.notBefore,
           delay: options.delay,
+          priority: options.priority,
         });
       }
       const s = clone(TaskSubmissionSchema, t);
       const maxRetries = options.maxRetries ?? options.retry?.max;
       if (maxRetries !== undefined && s.maxRetries === 0) s.maxRetries = maxRetries;
-      const start = schedulingFields({ notBefore: options.notBefore, delay: options.delay });
+      const start = schedulingFields({ notBefore: options.notBefore, delay: options.delay, priority: options.priority });
       s.notBefore ??= start.notBefore;
       s.startDelay ??= start.startDelay;
+      if (s.priority === 0) s.priority = start.priority;
       return s;
     });
     const taskDefaults = taskDefaultsMessage(options);

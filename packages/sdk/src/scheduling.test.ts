@@ -54,6 +54,12 @@ describe("toTaskSubmission scheduling", () => {
     expect(s.scheduleToStartTimeout).toEqual(durationFromMs(60_000));
   });
 
+  it("carries a priority from 0 to 9 and refuses others, naming the field", () => {
+    expect(toTaskSubmission(new Fetch({ url: "u" }), { priority: 9 }).priority).toBe(9);
+    expect(toTaskSubmission(new Fetch({ url: "u" })).priority).toBe(0);
+    expect(() => toTaskSubmission(new Fetch({ url: "u" }), { priority: 10 })).toThrow(/priority/);
+  });
+
   it("refuses a jitter outside 0 to 1, naming it", () => {
     expect(() => toTaskSubmission(new Fetch({ url: "u" }), { retry: { backoff: { initial: "1s", jitter: 2 } } })).toThrow(/jitter/);
   });

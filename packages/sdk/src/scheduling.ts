@@ -36,6 +36,8 @@ export interface SchedulingOptions {
   notBefore?: Date;
   /** Starts no earlier than this long after submission. */
   delay?: DurationInput;
+  /** 0 (default) to 9: higher runs first on its runners; lower ones keep a bounded share. */
+  priority?: number;
 }
 
 const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -88,6 +90,7 @@ export function schedulingFields(o: SchedulingOptions): {
   retryBackoff?: RetryBackoff;
   notBefore?: Timestamp;
   startDelay?: Duration;
+  priority: number;
 } {
   if (o.notBefore !== undefined && !(o.notBefore instanceof Date && Number.isFinite(o.notBefore.getTime()))) {
     throw ValidationError.field("not_before", "must be a valid Date");
@@ -98,7 +101,14 @@ export function schedulingFields(o: SchedulingOptions): {
     retryBackoff: backoffMessage(o.retry?.backoff),
     notBefore: o.notBefore ? timestampFromDate(o.notBefore) : undefined,
     startDelay: duration(o.delay, "start_delay", YEAR_MS),
+    priority: priorityOf(o.priority),
   };
+}
+
+function priorityOf(p: number | undefined): number {
+  if (p === undefined) return 0;
+  if (!Number.isInteger(p) || p < 0 || p > 9) throw ValidationError.field("priority", "must be a whole number from 0 to 9");
+  return p;
 }
 
 /** A job's defaults for every task that sets none (SubmitJobRequest.task_defaults). */

@@ -118,6 +118,7 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
     .option("--retry-backoff <duration>", "wait before each retry, doubling up to 100 times it (e.g. 1s)", durationArg)
     .option("--delay <duration>", "start the root tasks this long after submission", durationArg)
     .option("--not-before <time>", "start the root tasks no earlier than this (ISO 8601)", timeArg)
+    .option("--priority <n>", "priority of the root tasks, 0 (default) to 9: higher runs first", intArg(0, 9))
     .option("-w, --wait", "wait for the job to end (exit code 1 when it fails)")
     .action(
       async (
@@ -134,6 +135,7 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
           retryBackoff?: number;
           delay?: number;
           notBefore?: Date;
+          priority?: number;
           wait?: boolean;
         },
         cmd: Command,
@@ -164,6 +166,7 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
           retry: o.retryBackoff === undefined ? undefined : { backoff: { initial: o.retryBackoff } },
           delay: o.delay,
           notBefore: o.notBefore,
+          priority: o.priority,
         });
         if (!o.wait) return showJob(ctx, cmd, submitted);
         if (!ctx.json(cmd)) ctx.io.out(`submitted job ${submitted.id}`);

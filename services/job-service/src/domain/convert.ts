@@ -35,6 +35,7 @@ export function toEnvelope(r: EnvelopeRow): TaskEnvelope {
     retryCount: r.retry_count,
     maxRetries: r.max_retries,
     executionTimeout: durationOfMs(r.exec_timeout_ms),
+    priority: r.priority,
   });
 }
 
@@ -116,5 +117,6 @@ export function toTask(t: TaskDetailRow, now = new Date()): Task {
     errorKind: t.error_kind,
     waitReason: t.state === QUEUED ? waitReason(t, now) : "",
     startDeadline: t.state === QUEUED && t.start_deadline ? timestampFromDate(t.start_deadline) : undefined,
+    priority: t.priority,
   });
 }

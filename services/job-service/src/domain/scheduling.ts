@@ -12,6 +12,7 @@ export interface TaskSchedule {
   start_timeout_ms: number;
   retry_backoff: RetryBackoffJson | null;
   not_before: Date | null;
+  priority: number;
 }
 
 export function durationMs(d: Duration | undefined): number {
@@ -65,6 +66,7 @@ export function scheduleOf(s: TaskSubmission, defaults: TaskDefaultsJson | null,
     start_timeout_ms: durationMs(s.scheduleToStartTimeout) || (defaults?.startTimeoutMs ?? 0),
     retry_backoff: backoff,
     not_before: at > now.getTime() ? new Date(at) : null,
+    priority: Math.min(9, s.priority),
   };
 }
 

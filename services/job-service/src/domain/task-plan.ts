@@ -38,6 +38,7 @@ export function validateSubmissions(subs: readonly TaskSubmission[], field: stri
     if (!versionPattern.test(s.identifier?.version ?? "")) {
       throw new InvalidArgumentError(`${at}.identifier.version`, "must look like vMAJOR.MINOR");
     }
+    if (s.priority > 9) throw new InvalidArgumentError(`${at}.priority`, "must be 0 to 9");
     if (s.input.byteLength > maxInputBytes) {
       throw new InvalidArgumentError(`${at}.input`, `is ${s.input.byteLength} bytes, the limit is ${maxInputBytes}`);
     }
@@ -133,5 +134,6 @@ export function newTaskEnvelopes(job: JobRow, tasks: readonly NewTask[]): Envelo
       max_retries: t.max_retries,
       exec_timeout_ms: t.exec_timeout_ms,
       not_before: t.not_before,
+      priority: t.priority,
     }));
 }

@@ -213,6 +213,23 @@ describe("execution timeout", () => {
   });
 });
 
+describe("priority", () => {
+  it("carries each task's priority to the broker and into the task view", async () => {
+    const { job } = await ledger.submitJob({ teamId: team, name: "prio", clusterSlug: "", tasks: [task("hi", { priority: 9 }), task("lo")] });
+    const [hi, lo] = sentFor(job.id);
+    expect([hi!.priority, lo!.priority]).toEqual([9, 0]);
+    const out = await ledger.reportResults({ results: [started(hi!), completed(hi!, { subtasks: [task("sub", { priority: 4 })] })] });
+    expect(out.ready[0]!.priority).toBe(4);
+    expect((await taskOf(job.id, hi!.taskId)).priority).toBe(9);
+  });
+
+  it("refuses a priority above 9, naming the field", async () => {
+    await expect(ledger.submitJob({ teamId: team, name: "prio", clusterSlug: "", tasks: [task("x", { priority: 10 })] })).rejects.toThrow(
+      /tasks\[0\]\.priority/,
+    );
+  });
+});
+
 describe("schedule-to-start timeout", () => {
   it("fails a task no runner took in time, ends its job and revokes its queued entry", async () => {
     const { job } = await ledger.submitJob({

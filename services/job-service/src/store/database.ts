@@ -69,6 +69,8 @@ export interface TasksTable {
   start_deadline: Date | null;
   /** TaskErrorKind of the last attempt that ended without a result (0: none). */
   error_kind: Generated<number>;
+  /** 0 to 9, higher first (the broker queues each level above 0 in its own stream). */
+  priority: Generated<number>;
 }
 
 export interface RetryBackoffJson {
@@ -184,6 +186,7 @@ export type NewTaskRow = Pick<
   | "retry_backoff"
   | "not_before"
   | "start_deadline"
+  | "priority"
 >;
 
 /** One dependency edge: `task_id` waits for `depends_on_id`. */
@@ -219,6 +222,7 @@ export type TaskDetailRow = Pick<
   | "start_deadline"
   | "error_kind"
   | "waiting_deps"
+  | "priority"
 > & { depends_on: string[] | null; input: Task["input"] | null };
 
 /** A task as a graph node. */
@@ -241,6 +245,7 @@ export type EnvelopeRow = Pick<
   | "max_retries"
   | "exec_timeout_ms"
   | "not_before"
+  | "priority"
 > & { team_id: JobRow["team_id"]; job_name: JobRow["name"] };
 
 /** A queued task a cancel or a failed job canceled. */

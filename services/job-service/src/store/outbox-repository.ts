@@ -7,7 +7,7 @@ import type { EnvelopeRow, JobsDb } from "./database.js";
 
 const envelopeColumns = sql`t.id, t.job_id, j.team_id, t.cluster_id, t.cluster_slug, t.identifier_name,
   t.identifier_version, t.attempt, t.input, t.display, t.parent_id, j.name as job_name, t.retry_count, t.max_retries,
-  t.exec_timeout_ms, t.not_before`;
+  t.exec_timeout_ms, t.not_before, t.priority`;
 
 /**
  * Of the candidate tasks, those that are queued with every dependency met get an outbox row for

@@ -7,7 +7,7 @@ const detailColumns = (includeInput: boolean) => sql`
   t.id, t.job_id, t.parent_id, t.position, t.identifier_name, t.identifier_version, t.display, t.state,
   t.cluster_slug, t.attempt, t.retry_count, t.lease_expiry_count, t.max_retries, t.optional, t.runner_id,
   t.start_time, t.stop_time, t.error, t.progress, t.subtask_count, t.exec_timeout_ms, t.start_timeout_ms, t.retry_backoff,
-  t.not_before, t.start_deadline, t.error_kind, t.waiting_deps,
+  t.not_before, t.start_deadline, t.error_kind, t.waiting_deps, t.priority,
   ${includeInput ? sql`t.input` : sql`null::bytea as input`},
   (select array_agg(d.depends_on_id order by d.depends_on_id) from task_deps d where d.task_id = t.id) as depends_on`;
 

@@ -87,8 +87,12 @@ export interface ReadClaimInput {
   slotMap: string;
 }
 
-/** readClaimTasks-1: reads new entries of a group's streams and leases them into slots; answers how many it read. */
-export async function readClaimTasks(target: Target, input: ReadClaimInput, each: ReadClaimRow): Promise<number> {
+/**
+ * readClaimTasks-1: reads new entries of a group's streams and leases them into slots; answers how
+ * many it read. With `inOrder`, readClaimBands-1: the streams are read one after the other, in the
+ * order given, for only the slots left (priority bands).
+ */
+export async function readClaimTasks(target: Target, input: ReadClaimInput, each: ReadClaimRow, inOrder = false): Promise<number> {
   const args: Arg[] = [
     input.group,
     input.consumer,
@@ -103,7 +107,7 @@ export async function readClaimTasks(target: Target, input: ReadClaimInput, each
     ...input.sessions,
     input.slotMap,
   ];
-  const reply = (await runScript(target, "readClaimTasks-1", [input.leasesKey], args)) as Array<
+  const reply = (await runScript(target, inOrder ? "readClaimBands-1" : "readClaimTasks-1", [input.leasesKey], args)) as Array<
     [number, string, string, string, string, string, ClaimStatus | "unclaimed", number]
   >;
   for (const [stream, id, task, t, m, j, status, slot] of reply) {

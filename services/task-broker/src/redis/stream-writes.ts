@@ -3,7 +3,7 @@
 // revocation markers. Every state change is one Lua call (script-calls.ts).
 import { create, isMessage, toBinary } from "@bufbuild/protobuf";
 import { TaskEnvelopeSchema, type TaskEnvelope } from "@corral/proto";
-import { queueName } from "../task-identifier.js";
+import { bandQueue, queueName } from "../task-identifier.js";
 import { batch, type RedisClient } from "./connection.js";
 import {
   attemptKey,
@@ -71,7 +71,7 @@ async function enqueuePipeline(ctx: StreamWriteContext, tasks: readonly TaskEnve
   const clusters = new Set<string>();
   /** One wake-up per cluster and queue of the batch, after its entries. */
   const wakes = new Map<string, [channel: string, clusterId: string, queue: string]>();
-  const queueOf = tasks.map((t) => queueName(t.identifier!.name, t.identifier!.version));
+  const queueOf = tasks.map((t) => bandQueue(queueName(t.identifier!.name, t.identifier!.version), t.priority));
   const calls = batchCalls(tasks, (t) => t.clusterId);
   for (const call of calls) {
     const clusterId = tasks[call[0]!]!.clusterId;

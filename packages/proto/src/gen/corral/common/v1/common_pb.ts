@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/common/v1/common.proto.
  */
 export const file_corral_common_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jb3JyYWwvY29tbW9uL3YxL2NvbW1vbi5wcm90bxIQY29ycmFsLmNvbW1vbi52MSJZCg5UYXNrSWRlbnRpZmllchIiCgRuYW1lGAEgASgJQhS6SBFyDxABGIACMgheW15cc10rJBIjCgd2ZXJzaW9uGAIgASgJQhK6SA9yDTILXnZcZCtcLlxkKyQivwEKCEhhcmR3YXJlEhwKCWNwdV9jb3JlcxgBIAEoDUIJukgGKgQYoI0GEhsKCWdwdV9jb3VudBgCIAEoDUIIukgFKgMYgAgSGgoIZ3B1X3R5cGUYAyABKAlCCLpIBXIDGIABEhQKDG1lbW9yeV9ieXRlcxgEIAEoBBIaCghob3N0bmFtZRgFIAEoCUIIukgFcgMY/QESEwoCb3MYBiABKAlCB7pIBHICGEASFQoEYXJjaBgHIAEoCUIHukgEcgIYQCJJChFQcm9ncmVzc0luZGljYXRvchIXCgVsYWJlbBgBIAEoCUIIukgFcgMYgAISDQoFdG90YWwYAiABKAQSDAoEZG9uZRgDIAEoBCK1BAoOVGFza1N1Ym1pc3Npb24SPAoKaWRlbnRpZmllchgBIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCBrpIA8gBARINCgVpbnB1dBgCIAEoDBIZCgdkaXNwbGF5GAMgASgJQgi6SAVyAxiACBIdCgttYXhfcmV0cmllcxgEIAEoDUIIukgFKgMY6AcSEAoIb3B0aW9uYWwYBSABKAgSLgoMY2x1c3Rlcl9zbHVnGAYgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSHQoKZGVwZW5kc19vbhgHIAMoDUIJukgGkgEDEOgHEkQKEWV4ZWN1dGlvbl90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiA9SQyABJNChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg+6SAyqAQkiBQiA54QPMgASNQoNcmV0cnlfYmFja29mZhgKIAEoCzIeLmNvcnJhbC5jb21tb24udjEuUmV0cnlCYWNrb2ZmEi4KCm5vdF9iZWZvcmUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj8KC3N0YXJ0X2RlbGF5GAwgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg+6SAyqAQkiBQiA54QPMgAi8AEKDFJldHJ5QmFja29mZhJEChBpbml0aWFsX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg+6SAyqAQkiBQiA54QPMgASKwoKbXVsdGlwbGllchgCIAEoAUIXukgUEhIZAAAAAAAAWUApAAAAAAAAAAASRAoQbWF4aW11bV9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIPukgMqgEJIgUIgOeEDzIAEicKBmppdHRlchgEIAEoAUIXukgUEhIZAAAAAAAA8D8pAAAAAAAAAAAi2gEKDFRhc2tEZWZhdWx0cxJEChFleGVjdXRpb25fdGltZW91dBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIOukgLqgEIIgQIgPUkMgASTQoZc2NoZWR1bGVfdG9fc3RhcnRfdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIPukgMqgEJIgUIgOeEDzIAEjUKDXJldHJ5X2JhY2tvZmYYAyABKAsyHi5jb3JyYWwuY29tbW9uLnYxLlJldHJ5QmFja29mZiKCAwoMVGFza0VudmVsb3BlEhgKB3Rhc2tfaWQYASABKAlCB7pIBHICEAESFwoGam9iX2lkGAIgASgJQge6SARyAhABEhgKB3RlYW1faWQYAyABKAlCB7pIBHICEAESGwoKY2x1c3Rlcl9pZBgEIAEoCUIHukgEcgIQARIUCgxjbHVzdGVyX3NsdWcYBSABKAkSPAoKaWRlbnRpZmllchgGIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCBrpIA8gBARIPCgdhdHRlbXB0GAcgASgNEg0KBWlucHV0GAggASgMEg8KB2Rpc3BsYXkYCSABKAkSEQoJcGFyZW50X2lkGAogASgJEhAKCGpvYl9uYW1lGAsgASgJEhMKC3JldHJ5X2NvdW50GAwgASgNEhMKC21heF9yZXRyaWVzGA0gASgNEjQKEWV4ZWN1dGlvbl90aW1lb3V0GA4gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uKr4BCg1UYXNrRXJyb3JLaW5kEh8KG1RBU0tfRVJST1JfS0lORF9VTlNQRUNJRklFRBAAEhkKFVRBU0tfRVJST1JfS0lORF9FUlJPUhABEh0KGVRBU0tfRVJST1JfS0lORF9USU1FRF9PVVQQAhIvCitUQVNLX0VSUk9SX0tJTkRfU0NIRURVTEVfVE9fU1RBUlRfVElNRURfT1VUEAMSIQodVEFTS19FUlJPUl9LSU5EX0xFQVNFX0VYUElSRUQQBGIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch1jb3JyYWwvY29tbW9uL3YxL2NvbW1vbi5wcm90bxIQY29ycmFsLmNvbW1vbi52MSJZCg5UYXNrSWRlbnRpZmllchIiCgRuYW1lGAEgASgJQhS6SBFyDxABGIACMgheW15cc10rJBIjCgd2ZXJzaW9uGAIgASgJQhK6SA9yDTILXnZcZCtcLlxkKyQivwEKCEhhcmR3YXJlEhwKCWNwdV9jb3JlcxgBIAEoDUIJukgGKgQYoI0GEhsKCWdwdV9jb3VudBgCIAEoDUIIukgFKgMYgAgSGgoIZ3B1X3R5cGUYAyABKAlCCLpIBXIDGIABEhQKDG1lbW9yeV9ieXRlcxgEIAEoBBIaCghob3N0bmFtZRgFIAEoCUIIukgFcgMY/QESEwoCb3MYBiABKAlCB7pIBHICGEASFQoEYXJjaBgHIAEoCUIHukgEcgIYQCJJChFQcm9ncmVzc0luZGljYXRvchIXCgVsYWJlbBgBIAEoCUIIukgFcgMYgAISDQoFdG90YWwYAiABKAQSDAoEZG9uZRgDIAEoBCLPBAoOVGFza1N1Ym1pc3Npb24SPAoKaWRlbnRpZmllchgBIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCBrpIA8gBARINCgVpbnB1dBgCIAEoDBIZCgdkaXNwbGF5GAMgASgJQgi6SAVyAxiACBIdCgttYXhfcmV0cmllcxgEIAEoDUIIukgFKgMY6AcSEAoIb3B0aW9uYWwYBSABKAgSLgoMY2x1c3Rlcl9zbHVnGAYgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSHQoKZGVwZW5kc19vbhgHIAMoDUIJukgGkgEDEOgHEkQKEWV4ZWN1dGlvbl90aW1lb3V0GBQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiA9SQyABJMChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GBUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiAvGkyABI1Cg1yZXRyeV9iYWNrb2ZmGBYgASgLMh4uY29ycmFsLmNvbW1vbi52MS5SZXRyeUJhY2tvZmYSLgoKbm90X2JlZm9yZRgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPwoLc3RhcnRfZGVsYXkYGCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CD7pIDKoBCSIFCIDnhA8yABIZCghwcmlvcml0eRgZIAEoDUIHukgEKgIYCSLwAQoMUmV0cnlCYWNrb2ZmEkQKEGluaXRpYWxfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CD7pIDKoBCSIFCIDnhA8yABIrCgptdWx0aXBsaWVyGAIgASgBQhe6SBQSEhkAAAAAAABZQCkAAAAAAAAAABJEChBtYXhpbXVtX2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg+6SAyqAQkiBQiA54QPMgASJwoGaml0dGVyGAQgASgBQhe6SBQSEhkAAAAAAADwPykAAAAAAAAAACLZAQoMVGFza0RlZmF1bHRzEkQKEWV4ZWN1dGlvbl90aW1lb3V0GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiA9SQyABJMChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiAvGkyABI1Cg1yZXRyeV9iYWNrb2ZmGAMgASgLMh4uY29ycmFsLmNvbW1vbi52MS5SZXRyeUJhY2tvZmYilAMKDFRhc2tFbnZlbG9wZRIYCgd0YXNrX2lkGAEgASgJQge6SARyAhABEhcKBmpvYl9pZBgCIAEoCUIHukgEcgIQARIYCgd0ZWFtX2lkGAMgASgJQge6SARyAhABEhsKCmNsdXN0ZXJfaWQYBCABKAlCB7pIBHICEAESFAoMY2x1c3Rlcl9zbHVnGAUgASgJEjwKCmlkZW50aWZpZXIYBiABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyQga6SAPIAQESDwoHYXR0ZW1wdBgHIAEoDRINCgVpbnB1dBgIIAEoDBIPCgdkaXNwbGF5GAkgASgJEhEKCXBhcmVudF9pZBgKIAEoCRIQCghqb2JfbmFtZRgLIAEoCRITCgtyZXRyeV9jb3VudBgMIAEoDRITCgttYXhfcmV0cmllcxgNIAEoDRI0ChFleGVjdXRpb25fdGltZW91dBgeIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghwcmlvcml0eRgfIAEoDSq+AQoNVGFza0Vycm9yS2luZBIfChtUQVNLX0VSUk9SX0tJTkRfVU5TUEVDSUZJRUQQABIZChVUQVNLX0VSUk9SX0tJTkRfRVJST1IQARIdChlUQVNLX0VSUk9SX0tJTkRfVElNRURfT1VUEAISLworVEFTS19FUlJPUl9LSU5EX1NDSEVEVUxFX1RPX1NUQVJUX1RJTUVEX09VVBADEiEKHVRBU0tfRVJST1JfS0lORF9MRUFTRV9FWFBJUkVEEARiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * TaskIdentifier names the code a task runs: a name and a version vMAJOR.MINOR. A runner may take
@@ -173,7 +173,7 @@ export type TaskSubmission = Message<"corral.common.v1.TaskSubmission"> & {
    * not extend the lease past it; the attempt fails as TIMED_OUT (counted against max_retries).
    * Unset: the job's default, else none.
    *
-   * @generated from field: google.protobuf.Duration execution_timeout = 8;
+   * @generated from field: google.protobuf.Duration execution_timeout = 20;
    */
   executionTimeout?: Duration | undefined;
 
@@ -181,7 +181,7 @@ export type TaskSubmission = Message<"corral.common.v1.TaskSubmission"> & {
    * How long an attempt may wait in the queue once it could start; past it the task fails as
    * SCHEDULE_TO_START_TIMED_OUT without a retry. Unset: the job's default, else none.
    *
-   * @generated from field: google.protobuf.Duration schedule_to_start_timeout = 9;
+   * @generated from field: google.protobuf.Duration schedule_to_start_timeout = 21;
    */
   scheduleToStartTimeout?: Duration | undefined;
 
@@ -189,7 +189,7 @@ export type TaskSubmission = Message<"corral.common.v1.TaskSubmission"> & {
    * How long a failed attempt waits before its retry is queued. Unset: the job's default, else
    * the retry is queued at once.
    *
-   * @generated from field: corral.common.v1.RetryBackoff retry_backoff = 10;
+   * @generated from field: corral.common.v1.RetryBackoff retry_backoff = 22;
    */
   retryBackoff?: RetryBackoff | undefined;
 
@@ -197,16 +197,24 @@ export type TaskSubmission = Message<"corral.common.v1.TaskSubmission"> & {
    * The task starts no earlier than this (a delayed start). The later of not_before and
    * submit time + start_delay wins.
    *
-   * @generated from field: google.protobuf.Timestamp not_before = 11;
+   * @generated from field: google.protobuf.Timestamp not_before = 23;
    */
   notBefore?: Timestamp | undefined;
 
   /**
    * The task starts no earlier than this long after it is submitted.
    *
-   * @generated from field: google.protobuf.Duration start_delay = 12;
+   * @generated from field: google.protobuf.Duration start_delay = 24;
    */
   startDelay?: Duration | undefined;
+
+  /**
+   * 0 (default) to 9: a runner takes higher priorities first among the tasks it may run, while
+   * lower ones keep a bounded share of its claims (they are never starved).
+   *
+   * @generated from field: uint32 priority = 25;
+   */
+  priority: number;
 };
 
 /**
@@ -362,9 +370,16 @@ export type TaskEnvelope = Message<"corral.common.v1.TaskEnvelope"> & {
   /**
    * How long this attempt may run (unset: no limit); the broker's lease ends at the deadline too.
    *
-   * @generated from field: google.protobuf.Duration execution_timeout = 14;
+   * @generated from field: google.protobuf.Duration execution_timeout = 30;
    */
   executionTimeout?: Duration | undefined;
+
+  /**
+   * 0 to 9; the broker queues each priority above 0 in its own stream.
+   *
+   * @generated from field: uint32 priority = 31;
+   */
+  priority: number;
 };
 
 /**
