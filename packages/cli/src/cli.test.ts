@@ -4,7 +4,8 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
-import { ClusterService, JobService, JobState, type SubmitJobRequest } from "@corral/proto";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { ClusterService, JobService, JobState, TaskErrorKind, TaskState, type SubmitJobRequest } from "@corral/proto";
 import { Client, Echo } from "@corral/sdk";
 import { runCli } from "./run.js";
 import { ExitCode } from "./exit-codes.js";
@@ -34,6 +35,22 @@ function routes(router: ConnectRouter) {
       submitted.push(req);
       return { job: { id: `job-${submitted.length}`, name: req.name, clusterSlug: req.clusterSlug, state: JobState.SUBMITTED }, created: true };
     },
+    getJob: (req) => ({ job: { id: req.jobId, name: "waits", state: JobState.SUBMITTED } }),
+    listTasks: () => ({
+      tasks: [
+        { id: "t-delayed", identifier: { name: "a", version: "v1.0" }, state: TaskState.QUEUED, attempt: 1, waitReason: "delayed until 2030-01-01T00:00:00.000Z" },
+        {
+          id: "t-retry",
+          identifier: { name: "b", version: "v1.0" },
+          state: TaskState.QUEUED,
+          attempt: 2,
+          waitReason: "delayed until 2030-01-01T00:00:02.000Z",
+          error: "too slow",
+          errorKind: TaskErrorKind.TIMED_OUT,
+        },
+        { id: "t-failed", identifier: { name: "c", version: "v1.0" }, state: TaskState.FAILED, attempt: 1, error: "not started", errorKind: TaskErrorKind.SCHEDULE_TO_START_TIMED_OUT },
+      ],
+    }),
     async *watchJob(req) {
       yield { job: { id: req.jobId, state: JobState.RUNNING, progress: [{ label: "tiles", total: 4n, done: 1n }] } };
       yield {
@@ -117,6 +134,38 @@ describe("corral job", () => {
     expect(req.tasks.map((t) => [t.identifier?.name, t.maxRetries])).toEqual([["corral/Echo", 2], ["corral/RunScript", 2]]);
     expect(JSON.parse(new TextDecoder().decode(req.tasks[0]!.input))).toEqual({ message: "hi" });
     expect(r.out).toContain("job-1");
+  });
+
+  it("submits scheduling flags as the job's task defaults and its roots' start time", async () => {
+    submitted.length = 0;
+    const r = await cli([
+      "job", "submit", "--task", "corral/Echo@v1.0",
+      "--timeout", "30s", "--start-timeout", "5m", "--retry-backoff", "1s", "--not-before", "2030-01-01T00:00:00Z", "--delay", "90s",
+      "--priority", "7",
+    ]);
+    expect(r.code).toBe(ExitCode.ok);
+    const req = submitted[0]!;
+    expect(req.taskDefaults?.executionTimeout).toEqual(durationFromMs(30_000));
+    expect(req.taskDefaults?.scheduleToStartTimeout).toEqual(durationFromMs(300_000));
+    expect(req.taskDefaults?.retryBackoff?.initialInterval).toEqual(durationFromMs(1_000));
+    expect(req.tasks[0]!.notBefore).toEqual(timestampFromDate(new Date("2030-01-01T00:00:00Z")));
+    expect(req.tasks[0]!.startDelay).toEqual(durationFromMs(90_000));
+    expect(req.tasks[0]!.priority).toBe(7);
+  });
+
+  it("rejects a duration or a time it cannot read with exit 2", async () => {
+    expect((await cli(["job", "submit", "--task", "a@v1.0", "--timeout", "soon"])).code).toBe(ExitCode.usage);
+    expect((await cli(["job", "submit", "--task", "a@v1.0", "--not-before", "tomorrow"])).code).toBe(ExitCode.usage);
+    expect((await cli(["job", "submit", "--task", "a@v1.0", "--priority", "10"])).code).toBe(ExitCode.usage);
+  });
+
+  it("shows why each task waits, and how attempts ended, in job get --tasks", async () => {
+    const r = await cli(["job", "get", "j-1", "--tasks"]);
+    expect(r.code).toBe(ExitCode.ok);
+    const text = r.out;
+    expect(text).toContain("delayed until 2030-01-01T00:00:00.000Z");
+    expect(text).toContain("delayed until 2030-01-01T00:00:02.000Z (last attempt: timed out)");
+    expect(text).toContain("not started in time: not started");
   });
 
   it("rejects input that is not JSON and a bad identifier with exit 2", async () => {

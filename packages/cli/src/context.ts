@@ -50,6 +50,21 @@ export function intArg(min = 0, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+/** A duration option: milliseconds, or "500ms", "30s", "5m", "2h", "1d". */
+export function durationArg(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(value);
+  if (!m) throw new InvalidArgumentError('not a duration: use e.g. "500ms", "30s", "5m", "2h"');
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "ms") as "ms"];
+  return Math.round(Number(m[1]) * unit);
+}
+
+/** A point in time: ISO 8601 ("2026-12-24T18:00:00Z"). */
+export function timeArg(value: string): Date {
+  const d = new Date(value);
+  if (!Number.isFinite(d.getTime())) throw new InvalidArgumentError('not a time: use ISO 8601, e.g. "2026-12-24T18:00:00Z"');
+  return d;
+}
+
 /** Commander collector for repeatable options. */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

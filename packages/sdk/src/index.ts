@@ -59,8 +59,10 @@ export {
   instantiateTask,
   type TaskClass,
   type OutputOf,
+  type TaskScheduling,
 } from "./task.js";
 export { toTaskSubmission, rawTask, type SubmissionOptions } from "./submission.js";
+export { parseDurationMs, type BackoffOptions, type DurationInput, type TaskRetryOptions, type SchedulingOptions } from "./scheduling.js";
 export {
   ExecutionContext,
   type ExecutionContextInit,

@@ -17,6 +17,7 @@ import {
 import { ApiError, JobCanceledError, JobFailedError, TaskFailedError, rpc, toApiError } from "./errors.js";
 import { isTerminalJobState, jobStates, taskStates, type JobStateName, type TaskStateName } from "./job-states.js";
 import { collectPages } from "./paginate.js";
+import { schedulingFields, taskDefaultsMessage, type DurationInput, type TaskRetryOptions } from "./scheduling.js";
 import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
 import { Task, type OutputOf } from "./task.js";
 import { decodeOutput } from "./task-output.js";
@@ -32,6 +33,18 @@ export interface SubmitJobOptions {
   maxRetries?: number;
   /** Repeating a submission with the same key returns the first job instead of a new one. */
   idempotencyKey?: string;
+  /** Timeout of each attempt of every task of the job (subtasks too) that sets none. */
+  timeout?: DurationInput;
+  /** How long any task of the job may wait for a runner before it fails (unless it sets its own). */
+  scheduleToStartTimeout?: DurationInput;
+  /** Backoff of every task of the job that sets none; `max` sets the root tasks' retries. */
+  retry?: TaskRetryOptions;
+  /** The root tasks start no earlier than this. */
+  notBefore?: Date;
+  /** The root tasks start no earlier than this long after submission. */
+  delay?: DurationInput;
+  /** Priority of the root tasks, 0 (default) to 9. */
+  priority?: number;
 }
 
 export interface JobQuery {
@@ -86,18 +99,30 @@ export class JobClient {
     const submissions = list.map((t) => {
       // A TaskSubmission message carries its type name; anything else is a task instance.
       if (t instanceof Task || !isMessage(t, TaskSubmissionSchema)) {
-        return toTaskSubmission(t as Task<unknown>, { maxRetries: options.maxRetries });
+        return toTaskSubmission(t as Task<unknown>, {
+          maxRetries: options.maxRetries ?? options.retry?.max,
+          notBefore: options.notBefore,
+          delay: options.delay,
+          priority: options.priority,
+        });
       }
       const s = clone(TaskSubmissionSchema, t);
-      if (options.maxRetries !== undefined && s.maxRetries === 0) s.maxRetries = options.maxRetries;
+      const maxRetries = options.maxRetries ?? options.retry?.max;
+      if (maxRetries !== undefined && s.maxRetries === 0) s.maxRetries = maxRetries;
+      const start = schedulingFields({ notBefore: options.notBefore, delay: options.delay, priority: options.priority });
+      s.notBefore ??= start.notBefore;
+      s.startDelay ??= start.startDelay;
+      if (s.priority === 0) s.priority = start.priority;
       return s;
     });
+    const taskDefaults = taskDefaultsMessage(options);
     const res = await rpc(() =>
       this.#rpc.submitJob({
         name,
         clusterSlug: options.cluster ?? "",
         tasks: submissions,
         idempotencyKey: options.idempotencyKey ?? "",
+        taskDefaults,
       }),
     );
     return res.job!;

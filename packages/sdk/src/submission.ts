@@ -4,9 +4,10 @@ import { TaskSubmissionSchema, type TaskSubmission } from "@corral/proto";
 import { ValidationError } from "./errors.js";
 import { checkStorableText } from "./storable-text.js";
 import { validateIdentifier, type TaskIdentifierInit } from "./identifier.js";
-import { serializeTaskInput, taskIdentifier, type Task } from "./task.js";
+import { schedulingFields, type SchedulingOptions } from "./scheduling.js";
+import { serializeTaskInput, taskIdentifier, type Task, type TaskClass } from "./task.js";
 
-export interface SubmissionOptions {
+export interface SubmissionOptions extends SchedulingOptions {
   /** Another cluster of the team to run on; by default the parent's (or the job's). */
   cluster?: string;
   maxRetries?: number;
@@ -17,7 +18,7 @@ export interface SubmissionOptions {
 }
 
 function checkOptions(options: SubmissionOptions): void {
-  const r = options.maxRetries;
+  const r = options.maxRetries ?? options.retry?.max;
   if (r !== undefined && (!Number.isInteger(r) || r < 0 || r > 1000)) {
     throw ValidationError.field("max_retries", "must be a whole number from 0 to 1000");
   }
@@ -27,18 +28,28 @@ function checkOptions(options: SubmissionOptions): void {
   if (options.display !== undefined) checkStorableText("display", options.display);
 }
 
-/** A task instance as a submission. `dependsOn` holds indices of earlier siblings. */
+/**
+ * A task instance as a submission. `dependsOn` holds indices of earlier siblings. Options the call
+ * leaves out come from the task class's static `scheduling` defaults.
+ */
 export function toTaskSubmission(task: Task<unknown>, options: SubmissionOptions = {}, dependsOn: number[] = []): TaskSubmission {
-  checkOptions(options);
+  const defaults = (task.constructor as TaskClass).scheduling ?? {};
+  const o: SubmissionOptions = { ...defaults, ...definedOnly(options), retry: { ...defaults.retry, ...definedOnly(options.retry ?? {}) } };
+  checkOptions(o);
   return create(TaskSubmissionSchema, {
     identifier: taskIdentifier(task),
     input: serializeTaskInput(task),
-    display: options.display ?? "",
-    maxRetries: options.maxRetries ?? 0,
-    optional: options.optional ?? false,
-    clusterSlug: options.cluster ?? "",
+    display: o.display ?? "",
+    maxRetries: o.maxRetries ?? o.retry?.max ?? 0,
+    optional: o.optional ?? false,
+    clusterSlug: o.cluster ?? "",
     dependsOn,
+    ...schedulingFields(o),
   });
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /**
@@ -57,8 +68,9 @@ export function rawTask(identifier: TaskIdentifierInit, input?: unknown, options
     identifier: { name: identifier.name, version: identifier.version },
     input: bytes,
     display: options.display ?? "",
-    maxRetries: options.maxRetries ?? 0,
+    maxRetries: options.maxRetries ?? options.retry?.max ?? 0,
     optional: options.optional ?? false,
     clusterSlug: options.cluster ?? "",
+    ...schedulingFields(options),
   });
 }

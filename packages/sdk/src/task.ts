@@ -2,6 +2,7 @@
 // the class declares an input schema), and execute(ctx).
 import { fromBinary, toBinary, type DescMessage, type Message } from "@bufbuild/protobuf";
 import type { ExecutionContext } from "./execution-context.js";
+import type { SchedulingOptions } from "./scheduling.js";
 import { ValidationError } from "./errors.js";
 import { validateIdentifier, type TaskIdentifierInit } from "./identifier.js";
 
@@ -23,6 +24,15 @@ export abstract class Task<I = unknown, O = unknown> {
   static identifier?: TaskIdentifierInit;
   /** When set, the input is a message of this schema and travels as binary protobuf. */
   static inputSchema?: DescMessage;
+  /**
+   * Defaults for every submission of this task (a submission's own options win).
+   *
+   * @example
+   * class Fetch extends Task<{ url: string }> {
+   *   static override scheduling = { timeout: "30s", retry: { max: 5, backoff: { initial: "1s", max: "1m", jitter: 0.2 } } };
+   * }
+   */
+  static scheduling?: TaskScheduling;
 
   readonly input: I;
 
@@ -48,6 +58,7 @@ export type OutputOf<T> = T extends Task<any, infer O> ? Awaited<O> : T extends 
 export type TaskClass<I = any, O = any> = (new (input: I) => Task<I, O>) & {
   identifier?: TaskIdentifierInit;
   inputSchema?: DescMessage;
+  scheduling?: TaskScheduling;
   readonly name: string;
 };
 
@@ -59,6 +70,9 @@ export function taskIdentifier(task: TaskClass | Task<unknown>): TaskIdentifierI
     : { name: cls.name, version: "v0.0" };
   return validateIdentifier({ name: id.name, version: id.version });
 }
+
+/** A task class's scheduling defaults: SchedulingOptions plus maxRetries. */
+export type TaskScheduling = SchedulingOptions & { maxRetries?: number };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });

@@ -141,6 +141,12 @@ export interface JobServiceOptions {
   quotas?: SubmitQuotas;
   /** Automation settings (default: readAutomationSettings() of an empty environment). */
   automations?: AutomationSettings;
+  /** How often queued attempts are checked against their schedule-to-start deadline (default 1 s). */
+  startTimeoutSweepMs?: number;
+  /** The clock of delays, backoff and deadlines (tests inject one). */
+  now?: () => Date;
+  /** Draws retry jitter (default Math.random). */
+  random?: () => number;
   logger?: Logger;
 }
 
@@ -198,11 +204,12 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
     automations: scheduler,
     start: () => {
       ledger.relay.start();
+      ledger.startTimeouts.start();
       if (settings.run !== false) scheduler.start();
     },
     close() {
       closing ??= (async () => {
-        const results = await Promise.allSettled([scheduler.close(), ledger.relay.close(), notifier?.close()]);
+        const results = await Promise.allSettled([scheduler.close(), ledger.relay.close(), ledger.startTimeouts.close(), notifier?.close()]);
         for (const r of results) if (r.status === "rejected") options.logger?.warn({ err: r.reason }, "job-service close step failed");
       })();
       return closing;

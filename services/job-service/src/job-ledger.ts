@@ -14,6 +14,7 @@ import { visualizeJob } from "./domain/visualize-job.js";
 import { watchJob, type JobChange } from "./domain/watch-job.js";
 import { resyncDispatch } from "./outbox/dispatch-resync.js";
 import { createOutboxRelay, type OutboxRelay } from "./outbox/outbox-relay.js";
+import { createStartTimeoutSweeper, type StartTimeoutSweeper } from "./scheduling/start-timeout-sweeper.js";
 import type { TaskDetailRow, JobRow, JobsDatabase } from "./store/database.js";
 import { createJobsStore } from "./store/jobs-store.js";
 import type { QueryJobsRequest } from "@corral/proto";
@@ -33,12 +34,19 @@ export interface JobLedgerOptions {
   notifier?: JobChanges;
   /** Per-team limits on submissions (none when unset). */
   quotas?: SubmitQuotas;
+  /** How often queued attempts are checked against their schedule-to-start deadline (default 1 s). */
+  startTimeoutSweepMs?: number;
+  /** The clock of delays, backoff and deadlines (tests inject one). */
+  now?: () => Date;
+  /** Draws retry jitter (default Math.random). */
+  random?: () => number;
   logger?: Logger;
 }
 
 /** What the ledger offers: the commands and reads behind JobService and TaskLedgerService. */
 export interface JobLedger {
   relay: OutboxRelay;
+  startTimeouts: StartTimeoutSweeper;
   maxInputBytes: number;
   submitJob(input: SubmitJobInput): Promise<SubmitJobResult>;
   /** Applies a broker's batch of results, then revokes the leases it says to. */
@@ -68,8 +76,10 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     dispatcher,
     sweepIntervalMs: options.sweepIntervalMs,
     sweepAfterMs: options.sweepAfterMs,
+    now: options.now,
     logger,
   });
+  const now = options.now ?? (() => new Date());
 
   const revoke = async (r: Revocation, queued: QueuedAttempt[] = []) => {
     try {
@@ -80,19 +90,22 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     }
   };
 
-  return {
+  const ledger: JobLedger = {
     relay,
+    get startTimeouts() {
+      return startTimeouts;
+    },
     maxInputBytes,
 
     async submitJob(input: SubmitJobInput) {
       options.quotas?.admit(input.teamId);
-      const result = await submitJob(store, clusters, input, { maxInputBytes, maxOpenTasks });
+      const result = await submitJob(store, clusters, input, { maxInputBytes, maxOpenTasks, now });
       await relay.enqueue(result.ready);
       return result;
     },
 
     async reportResults(input: ApplyResultsInput): Promise<ApplyResultsOutput> {
-      const out = await applyResults(store, clusters, input, { maxInputBytes, maxOpenTasks, maxOutputBytes });
+      const out = await applyResults(store, clusters, input, { maxInputBytes, maxOpenTasks, maxOutputBytes, now, random: options.random });
       for (const r of out.revocations) await revoke(r);
       return out;
     },
@@ -119,7 +132,7 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     },
 
     async retryJob(teamId: string, jobId: string) {
-      const result = await retryJob(store, teamId, jobId, maxOpenTasks);
+      const result = await retryJob(store, teamId, jobId, maxOpenTasks, now());
       await relay.enqueue(result.ready);
       return result;
     },
@@ -131,4 +144,13 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     visualizeJob: (teamId: string, jobId: string, maxTasks?: number) => visualizeJob(store, teamId, jobId, maxTasks),
     watchJob: (teamId: string, jobId: string, signal: AbortSignal) => watchJob(store, notifier, teamId, jobId, signal),
   };
+  const startTimeouts = createStartTimeoutSweeper({
+    db,
+    reportResults: (input) => ledger.reportResults(input),
+    revokeQueued: (teamId, jobId, queued) => revoke({ teamId, jobId, taskIds: [], reason: "schedule-to-start timeout" }, queued),
+    now,
+    intervalMs: options.startTimeoutSweepMs,
+    logger,
+  });
+  return ledger;
 }

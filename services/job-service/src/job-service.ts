@@ -29,6 +29,7 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
         clusterSlug: req.clusterSlug,
         tasks: req.tasks,
         idempotencyKey: req.idempotencyKey,
+        taskDefaults: req.taskDefaults,
       });
       return create(SubmitJobResponseSchema, { job: toJob(job), created });
     },
@@ -61,7 +62,7 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
         includeInput: req.includeInput,
         includeOutput: req.includeOutput,
       });
-      return create(ListTasksResponseSchema, { tasks: page.tasks.map(toTask), nextPageToken: page.nextPageToken });
+      return create(ListTasksResponseSchema, { tasks: page.tasks.map((t) => toTask(t)), nextPageToken: page.nextPageToken });
     },
 
     async getTask(req, ctx) {
@@ -93,7 +94,7 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
       for await (const change of ledger.watchJob(teamId, req.jobId, signal)) {
         yield create(WatchJobResponseSchema, {
           job: toJob(change.job, change.progress),
-          changedTasks: change.changedTasks.map(toTask),
+          changedTasks: change.changedTasks.map((t) => toTask(t)),
         });
       }
       if (revoked?.aborted) throw revoked.reason;

@@ -47,8 +47,29 @@ export function queueName(name: string, version: string): string {
   return `${name}:${version}`;
 }
 
-/** Splits `<name>:<version>`; a name may hold `:` but a version never does. */
+/** Splits `<name>:<version>` (a band's `!p<N>` dropped); a name may hold `:` but a version never does. */
 export function splitQueueName(queue: string): { name: string; version: string } {
-  const i = queue.lastIndexOf(":");
-  return { name: queue.slice(0, i), version: queue.slice(i + 1) };
+  const base = baseQueue(queue);
+  const i = base.lastIndexOf(":");
+  return { name: base.slice(0, i), version: base.slice(i + 1) };
+}
+
+/**
+ * The queue of a priority band: priority 0 is the queue itself (the default path is unchanged),
+ * priorities 1 to 9 each have their own stream `<name>:<version>!p<N>`.
+ */
+export function bandQueue(queue: string, priority: number): string {
+  return priority > 0 ? `${queue}!p${Math.min(9, priority)}` : queue;
+}
+
+/** The queue a band belongs to (the queue itself when it is not a band). */
+export function baseQueue(queue: string): string {
+  const i = queue.lastIndexOf("!p");
+  return i > 0 && /^!p[1-9]$/.test(queue.slice(i)) ? queue.slice(0, i) : queue;
+}
+
+/** A band's priority; 0 for a plain queue. */
+export function bandPriority(queue: string): number {
+  const m = /!p([1-9])$/.exec(queue);
+  return m ? Number(m[1]) : 0;
 }

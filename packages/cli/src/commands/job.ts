@@ -2,7 +2,7 @@
 import { writeFile } from "node:fs/promises";
 import { toJson } from "@bufbuild/protobuf";
 import type { Command } from "commander";
-import { JobSchema, TaskSchema, type Job, type TaskSubmission } from "@corral/proto";
+import { JobSchema, TaskErrorKind, TaskSchema, TaskState, type Job, type Task as TaskView, type TaskSubmission } from "@corral/proto";
 import {
   decodeOutput,
   jobStateName,
@@ -13,11 +13,28 @@ import {
   type JobStateName,
   type Task,
 } from "@corral/sdk";
-import { collect, intArg, type CliContext } from "../context.js";
+import { collect, durationArg, intArg, timeArg, type CliContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
 import { details, duration, jsonText, messageJson, orDash, table, time } from "../output.js";
 import { createProgressView } from "../progress-bars.js";
 import { getJobTemplate, listJobTemplates } from "../templates.js";
+
+const errorKindText: Partial<Record<TaskErrorKind, string>> = {
+  [TaskErrorKind.TIMED_OUT]: "timed out",
+  [TaskErrorKind.SCHEDULE_TO_START_TIMED_OUT]: "not started in time",
+  [TaskErrorKind.LEASE_EXPIRED]: "lease expired",
+};
+
+/** Why a task waits (queued) or how its last attempt ended, on one line. */
+function whyText(t: TaskView): string {
+  if (t.state === TaskState.QUEUED) {
+    const last = t.error === "" ? "" : ` (last attempt: ${errorKindText[t.errorKind] ?? t.error.split("\n")[0]})`;
+    return t.waitReason + last;
+  }
+  const kind = errorKindText[t.errorKind];
+  const first = t.error.split("\n")[0] ?? "";
+  return kind ? `${kind}: ${first}` : first;
+}
 
 function progressText(job: Job): string {
   if (job.progress.length === 0) return "-";
@@ -97,11 +114,31 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
     .option("-c, --cluster <slug>", "cluster (default: the team's default cluster)")
     .option("--max-retries <n>", "retries per root task", intArg(0, 1000))
     .option("--idempotency-key <key>", "repeat-safe submission key")
+    .option("--timeout <duration>", "execution timeout of each attempt of every task (e.g. 30s, 5m)", durationArg)
+    .option("--start-timeout <duration>", "fail a task that waits this long for a runner (schedule-to-start)", durationArg)
+    .option("--retry-backoff <duration>", "wait before each retry, doubling up to 100 times it (e.g. 1s)", durationArg)
+    .option("--delay <duration>", "start the root tasks this long after submission", durationArg)
+    .option("--not-before <time>", "start the root tasks no earlier than this (ISO 8601)", timeArg)
+    .option("--priority <n>", "priority of the root tasks, 0 (default) to 9: higher runs first", intArg(0, 9))
     .option("-w, --wait", "wait for the job to end (exit code 1 when it fails)")
     .action(
       async (
         template: string | undefined,
-        o: { task: string[]; input: string[]; name?: string; cluster?: string; maxRetries?: number; idempotencyKey?: string; wait?: boolean },
+        o: {
+          task: string[];
+          input: string[];
+          name?: string;
+          cluster?: string;
+          maxRetries?: number;
+          idempotencyKey?: string;
+          timeout?: number;
+          startTimeout?: number;
+          retryBackoff?: number;
+          delay?: number;
+          notBefore?: Date;
+          priority?: number;
+          wait?: boolean;
+        },
         cmd: Command,
       ) => {
         let name = o.name;
@@ -125,6 +162,12 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
           cluster: o.cluster,
           maxRetries: o.maxRetries,
           idempotencyKey: o.idempotencyKey,
+          timeout: o.timeout,
+          scheduleToStartTimeout: o.startTimeout,
+          retry: o.retryBackoff === undefined ? undefined : { backoff: { initial: o.retryBackoff } },
+          delay: o.delay,
+          notBefore: o.notBefore,
+          priority: o.priority,
         });
         if (!o.wait) return showJob(ctx, cmd, submitted);
         if (!ctx.json(cmd)) ctx.io.out(`submitted job ${submitted.id}`);
@@ -177,7 +220,7 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
       ctx.io.out("");
       ctx.io.out(
         table(
-          ["TASK", "IDENTIFIER", "STATE", "ATTEMPT", "SUBTASKS", "DISPLAY", "ERROR"],
+          ["TASK", "IDENTIFIER", "STATE", "ATTEMPT", "SUBTASKS", "DISPLAY", "WHY"],
           tasks.map((t) => [
             t.id,
             t.identifier ? `${t.identifier.name}@${t.identifier.version}` : "-",
@@ -185,7 +228,7 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
             String(t.attempt),
             String(t.subtaskCount),
             orDash(t.display.split("\n")[0]),
-            orDash(t.error.split("\n")[0]),
+            orDash(whyText(t)),
           ]),
         ),
       );

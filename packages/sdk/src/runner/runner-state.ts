@@ -15,6 +15,7 @@ import {
   FailedSchema,
   LeaseRefSchema,
   ReregisterSchema,
+  TaskErrorKind,
   type Assign,
   type ProgressIndicator,
   type TaskOutput,
@@ -41,6 +42,8 @@ export type TaskOutcome =
       countsAsRetry: boolean;
       display: string;
       progress: ProgressIndicator[];
+      /** The task ran past its execution timeout (reported as TIMED_OUT). */
+      timedOut?: boolean;
     };
 
 type Phase = "queued" | "running" | "reported";
@@ -340,6 +343,7 @@ function toMessage(ref: HeldLease["ref"], outcome: TaskOutcome): OutgoingMessage
       unrecoverable: outcome.unrecoverable,
       display: outcome.display,
       progress: outcome.progress,
+      kind: outcome.timedOut ? TaskErrorKind.TIMED_OUT : TaskErrorKind.UNSPECIFIED,
     }),
   };
 }

@@ -9,6 +9,7 @@ import { Code, ConnectError, createRouterTransport, type ConnectRouter } from "@
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
   TaskBrokerService,
+  TaskErrorKind,
   WorkResponseSchema,
   type WorkRequest,
   type WorkResponse,
@@ -313,6 +314,34 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     const failed = await s.take("failed");
     expect(failed.lease?.taskId).toBe("long");
     expect(failed.error).toMatch(/job canceled|abort/i);
+  });
+
+  it("aborts a task's signal at its execution timeout and reports the attempt TIMED_OUT", async () => {
+    const { runner } = startRunner(1);
+    const s = await broker.session(1);
+    await s.take("hello");
+    welcome(s);
+    s.send({
+      case: "assign",
+      value: {
+        lease: { taskId: "slow", attempt: 1, token: "tok-slow" },
+        task: {
+          taskId: "slow",
+          jobId: "job-1",
+          clusterId: "c1",
+          identifier: { name: "corral/Echo", version: "v1.0" },
+          attempt: 1,
+          input: new TextEncoder().encode(JSON.stringify({ message: "never", delayMs: 60_000 })),
+          executionTimeout: durationFromMs(100),
+        },
+      },
+    });
+    const failed = await s.take("failed");
+    expect(failed.lease?.taskId).toBe("slow");
+    expect(failed.kind).toBe(TaskErrorKind.TIMED_OUT);
+    expect(failed.countsAsRetry).toBe(true);
+    expect(failed.error).toMatch(/execution timeout/);
+    expect(runner.state.executingCount).toBe(0);
   });
 
   it("reconnects after the broker ends the stream, resuming running and unacknowledged leases", async () => {

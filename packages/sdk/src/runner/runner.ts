@@ -613,6 +613,7 @@ export class Runner {
   #execute(key: string, assign: Assign): void {
     const controller = new AbortController();
     this.#controllers.set(key, controller);
+    const timeout = executionDeadline(assign, controller);
     void this.#executor
       .execute(key, assign, controller.signal)
       .catch((err: unknown): TaskOutcome => ({
@@ -625,7 +626,42 @@ export class Runner {
       }))
       .then((outcome) => {
         this.#controllers.delete(key);
-        this.#apply(this.#state.onTaskFinished(key, outcome));
+        timeout?.clear();
+        this.#apply(this.#state.onTaskFinished(key, timeout?.fired ? timedOutOutcome(outcome, timeout.ms) : outcome));
       });
   }
+}
+
+/**
+ * Aborts the task's signal at its execution timeout (a DOMException named TimeoutError, as
+ * AbortSignal.timeout gives). The broker stops extending the lease then too.
+ */
+function executionDeadline(assign: Assign, controller: AbortController): { ms: number; fired: boolean; clear(): void } | undefined {
+  const d = assign.task?.executionTimeout;
+  const ms = d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) : 0;
+  if (ms <= 0) return undefined;
+  const state = {
+    ms,
+    fired: false,
+    clear: () => clearTimeout(timer),
+  };
+  const timer = setTimeout(() => {
+    state.fired = true;
+    controller.abort(new DOMException(`the task ran past its execution timeout of ${ms / 1000} s`, "TimeoutError"));
+  }, ms);
+  timer.unref?.();
+  return state;
+}
+
+/** Past its deadline an attempt failed as TIMED_OUT, whatever it returned after. */
+function timedOutOutcome(outcome: TaskOutcome, ms: number): TaskOutcome {
+  return {
+    kind: "failed",
+    error: outcome.kind === "failed" ? outcome.error : `the task ran past its execution timeout of ${ms / 1000} s`,
+    unrecoverable: false,
+    countsAsRetry: true,
+    display: outcome.display,
+    progress: outcome.progress,
+    timedOut: true,
+  };
 }

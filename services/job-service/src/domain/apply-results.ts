@@ -19,6 +19,7 @@ import {
   weighFailure,
 } from "./result-decision.js";
 import { COMPUTED, FAILED_OPTIONAL, JobDeltas, QUEUED, RUNNING, SKIPPED, CANCELED } from "./states.js";
+import { isDue } from "./scheduling.js";
 import { unstorableResults } from "./storable-text.js";
 import { checkSubtasks, type CheckedSubtasks } from "./subtask-check.js";
 import { newTaskEnvelopes, planTasks, type NewTask, type TaskEdge } from "./task-plan.js";
@@ -52,6 +53,8 @@ export interface ApplyResultsOptions {
   /** The largest output a task may return (CORRAL_MAX_OUTPUT_BYTES); unset: no limit. */
   maxOutputBytes?: number;
   now?: () => Date;
+  /** Draws retry jitter (default Math.random). */
+  random?: () => number;
 }
 
 export async function applyResults(
@@ -65,7 +68,7 @@ export async function applyResults(
   const unstorable = unstorableResults(input.results);
   // Cluster lookups are remote calls: do them before taking any lock.
   const checked = await checkSubtasks(store, resolver, input.results, options.maxInputBytes, unstorable);
-  const out = await store.transaction((tx) => applyBatch(tx, input.results, checked, now(), options.maxOpenTasks, options.maxOutputBytes));
+  const out = await store.transaction((tx) => applyBatch(tx, input.results, checked, now(), options.maxOpenTasks, options.maxOutputBytes, options.random));
   // Acks are idempotent and independent of the results: outside the job locks, so they never
   // lengthen the critical section. (An id Postgres cannot hold names no task: dropped.)
   const acks = (input.dispatched ?? []).filter((a) => !a.taskId.includes("\0"));
@@ -77,6 +80,7 @@ export async function applyResults(
 interface Batch {
   tx: JobsStore;
   now: Date;
+  random?: () => number;
   maxOpenTasks: number;
   jobs: Map<string, JobRow>;
   /** Tasks as loaded, and as the batch leaves them. */
@@ -105,8 +109,10 @@ async function applyBatch(
   now: Date,
   maxOpenTasks: number,
   maxOutputBytes: number | undefined,
+  random: (() => number) | undefined,
 ) {
   const batch = await loadBatch(tx, results, now, maxOpenTasks, maxOutputBytes);
+  batch.random = random;
   decideAll(batch, results, checked);
   if (batch.subtasks.length > 0) await admitBatchSubtasks(batch);
   const { branchRoots, failedJobs } = await weighFailures(batch);
@@ -163,6 +169,7 @@ function decideAll(batch: Batch, results: TaskResult[], checked: CheckedSubtasks
     const current = batch.after.get(r.taskId);
     const d = decideResult(current, r, {
       now: batch.now,
+      random: batch.random,
       unstorable: checked.unstorable.get(index),
       invalidSubtasks: checked.invalid.get(index),
       maxOutputBytes: batch.maxOutputBytes,
@@ -258,6 +265,8 @@ async function insertSubtasks(batch: Batch, checked: CheckedSubtasks): Promise<E
       defaultCluster: { id: parent.cluster_id, slug: parent.cluster_slug },
       clusters: checked.clusters.get(checked.teams.get(parent.id) ?? "") ?? new Map(),
       state: QUEUED,
+      defaults: batch.jobs.get(parent.job_id)?.task_defaults ?? null,
+      now: batch.now,
     });
     newTasks.push(...plan.tasks);
     newEdges.push(...plan.edges);
@@ -338,8 +347,10 @@ async function releaseDone(batch: Batch): Promise<void> {
  */
 async function fillOutbox(batch: Batch, newReady: EnvelopeRow[]): Promise<TaskEnvelope[]> {
   const startNow = newReady.filter((e) => !batch.stopped.has(e.id));
-  await batch.tx.outbox.insert(startNow.map((e) => ({ taskId: e.id, attempt: e.attempt, jobId: e.job_id })));
-  return [...startNow, ...(await batch.tx.outbox.addReady([...batch.candidates]))].map(toEnvelope);
+  await batch.tx.outbox.insert(startNow.map((e) => ({ taskId: e.id, attempt: e.attempt, jobId: e.job_id, notBefore: e.not_before })));
+  // A delayed start or a retry's backoff keeps its outbox row until due: the sweeper sends it then.
+  const ready = [...startNow, ...(await batch.tx.outbox.addReady([...batch.candidates], batch.now))];
+  return ready.filter((e) => isDue(e.not_before, batch.now)).map(toEnvelope);
 }
 
 /** The jobs' counters, then the teams' open tasks, from the batch's moves between states. */

@@ -18,6 +18,8 @@ import {
   type TaskStateCounts,
 } from "@corral/proto";
 import type { EnvelopeRow, JobRow, ProgressJson, TaskDetailRow } from "../store/database.js";
+import { backoffMessage, durationOfMs, waitReason } from "./scheduling.js";
+import { QUEUED } from "./states.js";
 
 export function toEnvelope(r: EnvelopeRow): TaskEnvelope {
   return create(TaskEnvelopeSchema, {
@@ -42,6 +44,8 @@ export function toEnvelope(r: EnvelopeRow): TaskEnvelope {
       }),
     ),
     dependencyOutputsOmitted: r.dependency_outputs_omitted ?? false,
+    executionTimeout: durationOfMs(r.exec_timeout_ms),
+    priority: r.priority,
   });
 }
 
@@ -95,7 +99,7 @@ export function toJob(j: JobRow, progress: ProgressJson[] | null = null, now = n
   });
 }
 
-export function toTask(t: TaskDetailRow): Task {
+export function toTask(t: TaskDetailRow, now = new Date()): Task {
   return create(TaskSchema, {
     id: t.id,
     jobId: t.job_id,
@@ -119,5 +123,13 @@ export function toTask(t: TaskDetailRow): Task {
     input: t.input ? new Uint8Array(t.input) : new Uint8Array(),
     output: t.output_data ? create(TaskOutputSchema, { encoding: t.output_encoding ?? 0, data: new Uint8Array(t.output_data) }) : undefined,
     outputAttempt: t.output_data ? t.attempt : 0,
+    executionTimeout: durationOfMs(t.exec_timeout_ms),
+    scheduleToStartTimeout: durationOfMs(t.start_timeout_ms),
+    retryBackoff: backoffMessage(t.retry_backoff),
+    notBefore: t.state === QUEUED && t.not_before ? timestampFromDate(t.not_before) : undefined,
+    errorKind: t.error_kind,
+    waitReason: t.state === QUEUED ? waitReason(t, now) : "",
+    startDeadline: t.state === QUEUED && t.start_deadline ? timestampFromDate(t.start_deadline) : undefined,
+    priority: t.priority,
   });
 }

@@ -49,6 +49,7 @@ export async function retryJob(
   teamId: string,
   jobId: string,
   maxOpenTasks = UNLIMITED_OPEN_TASKS,
+  now = new Date(),
 ): Promise<RetryJobResult> {
   return store.transaction(async (tx) => {
     const job = await tx.jobs.lockJob(teamId, jobId);
@@ -58,7 +59,7 @@ export async function retryJob(
     for (const r of requeued) deltas.move(jobId, r.old_state, QUEUED);
     for (const d of dropped) deltas.move(jobId, d.state, null, d.n);
     if (job.canceled) await tx.jobs.setJobCanceled(jobId, false);
-    const ready = await tx.outbox.addReady(requeued.map((r) => r.id));
+    const ready = await tx.outbox.addReady(requeued.map((r) => r.id), now);
     await tx.jobs.settleJobs([jobId], deltas.all());
     // Re-queued tasks are open again: they count against the quota like a submission.
     const opened = openTaskDeltas(deltas.all(), () => teamId);

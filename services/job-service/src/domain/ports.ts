@@ -141,9 +141,12 @@ export interface OutboxKey {
 
 /** The outbox: one row per ready task attempt the broker has not acknowledged yet. */
 export interface OutboxStore {
-  /** Of the candidates, those queued with every dependency met get an outbox row; returns their envelopes. */
-  addReady(candidateIds: string[]): Promise<EnvelopeRow[]>;
-  insert(rows: ReadonlyArray<{ taskId: string; attempt: number; jobId: string }>): Promise<void>;
+  /**
+   * Of the candidates, those queued with every dependency met get an outbox row (held until their
+   * not_before when that is after `now`) and their schedule-to-start deadline; returns their envelopes.
+   */
+  addReady(candidateIds: string[], now: Date): Promise<EnvelopeRow[]>;
+  insert(rows: ReadonlyArray<{ taskId: string; attempt: number; jobId: string; notBefore: Date | null }>): Promise<void>;
   delete(keys: OutboxKey[]): Promise<number>;
   deleteOfJob(jobId: string): Promise<void>;
 }

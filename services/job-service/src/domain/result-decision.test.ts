@@ -44,6 +44,11 @@ function row(over: Partial<TaskStateRow> = {}): TaskStateRow {
     compute_ms: 0,
     cluster_id: "c1",
     cluster_slug: "default",
+    exec_timeout_ms: 0,
+    start_timeout_ms: 0,
+    retry_backoff: null,
+    not_before: null,
+    error_kind: 0,
     ...over,
   };
 }

@@ -3,14 +3,17 @@
 // retry to enqueue, subtasks to insert, a failure to weigh). Batch-wide rules (the open-task quota
 // of subtasks, failures under optional branches or in canceled jobs) follow below.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { ResultStatus, type TaskResult, type TaskStarted, type TaskSubmission } from "@corral/proto";
+import { ResultStatus, TaskErrorKind, type TaskResult, type TaskStarted, type TaskSubmission } from "@corral/proto";
 import type { ProgressJson, TaskStateRow } from "../store/database.js";
 import { CANCELED, COMPUTED, FAILED, FAILED_OPTIONAL, MAX_LEASE_EXPIRIES, QUEUED, RUNNING, SKIPPED } from "./states.js";
+import { backoffDelayMs, failureKind } from "./scheduling.js";
 import { quotaText } from "./team-quota.js";
 
 /** What a result carries besides itself: found before the transaction, from the whole batch. */
 export interface ResultContext {
   now: Date;
+  /** Draws a retry's jitter (default Math.random). */
+  random?: () => number;
   /** Why the result holds text Postgres cannot store; its task fails instead. */
   unstorable?: string;
   /** Why the result's subtasks break a rule; its task fails instead. */
@@ -70,9 +73,9 @@ export function decideResult(current: TaskStateRow | undefined, result: TaskResu
     case "completed":
       return isActive(current) ? decideCompleted(d, { ...current }, result.outcome.value, ctx) : stale(d, current);
     case "failed":
-      return isActive(current) ? decideFailed(d, { ...current }, result.outcome.value, ctx.now) : stale(d, current);
+      return isActive(current) ? decideFailed(d, { ...current }, result.outcome.value, ctx) : stale(d, current);
     case "expired":
-      return isActive(current) ? decideExpired(d, { ...current }, ctx.now) : stale(d, current);
+      return isActive(current) ? decideExpired(d, { ...current }, result.outcome.value.timedOut, ctx) : stale(d, current);
     default:
       return answer(d, ResultStatus.INVALID, "a result needs an outcome");
   }
@@ -118,6 +121,7 @@ function decideCompleted(d: ResultDecision, w: TaskStateRow, c: Completed, ctx: 
   if (output && (output.encoding !== 0 || size > 0)) d.output = { encoding: output.encoding, data: output.data };
   w.state = COMPUTED;
   w.error = "";
+  w.error_kind = TaskErrorKind.UNSPECIFIED;
   if (c.display !== "") w.display = c.display;
   w.subtask_count = c.subtasks.length;
   w.open_children = c.subtasks.length;
@@ -129,26 +133,37 @@ function decideCompleted(d: ResultDecision, w: TaskStateRow, c: Completed, ctx: 
 
 /**
  * A failure the runner reports as its own fault (`counts_as_retry` false: shutdown, unknown
- * identifier) re-queues without counting; one that counts uses up a retry; an unrecoverable one,
- * or one out of retries, ends the task.
+ * identifier) re-queues at once without counting; one that counts (a timeout always does) uses up
+ * a retry, queued after its backoff; an unrecoverable one, or one out of retries, ends the task.
  */
-function decideFailed(d: ResultDecision, w: TaskStateRow, f: Failed, now: Date): ResultDecision {
+function decideFailed(d: ResultDecision, w: TaskStateRow, f: Failed, ctx: ResultContext): ResultDecision {
+  const { now } = ctx;
   beginFolded(d, w, f.started, now);
   endAttempt(d, w, f.stopTime ? timestampDate(f.stopTime) : now, f.progress.map(progressJson));
   w.error = f.error;
+  w.error_kind = failureKind(f.kind);
   if (f.display !== "") w.display = f.display;
-  if (!f.unrecoverable && !f.countsAsRetry) requeue(d, w);
-  else if (!f.unrecoverable && w.retry_count < w.max_retries) {
-    w.retry_count += 1;
-    requeue(d, w);
-  } else fail(d, w);
+  const counts = f.countsAsRetry || w.error_kind === TaskErrorKind.TIMED_OUT;
+  if (!f.unrecoverable && !counts) requeue(d, w);
+  else if (!f.unrecoverable) retryOrFail(d, w, ctx);
+  else fail(d, w);
   return answer(d, ResultStatus.APPLIED);
 }
 
-/** A lease that expires counts against its own cap (MAX_LEASE_EXPIRIES), not against max_retries. */
-function decideExpired(d: ResultDecision, w: TaskStateRow, now: Date): ResultDecision {
-  endAttempt(d, w, now, undefined);
+/**
+ * A lease that expires counts against its own cap (MAX_LEASE_EXPIRIES), not against max_retries;
+ * one that ended at the attempt's execution deadline is a timeout and counts as a retry.
+ */
+function decideExpired(d: ResultDecision, w: TaskStateRow, timedOut: boolean, ctx: ResultContext): ResultDecision {
+  endAttempt(d, w, ctx.now, undefined);
+  if (timedOut) {
+    w.error = `the attempt ran past its execution timeout of ${w.exec_timeout_ms / 1000} s and its runner did not stop it`;
+    w.error_kind = TaskErrorKind.TIMED_OUT;
+    retryOrFail(d, w, ctx);
+    return answer(d, ResultStatus.APPLIED);
+  }
   w.lease_expiry_count += 1;
+  w.error_kind = TaskErrorKind.LEASE_EXPIRED;
   if (w.lease_expiry_count > MAX_LEASE_EXPIRIES) {
     w.error = `the lease expired ${w.lease_expiry_count} times`;
     fail(d, w);
@@ -159,6 +174,14 @@ function decideExpired(d: ResultDecision, w: TaskStateRow, now: Date): ResultDec
 /** The error of a task whose output is over the inline limit; names the limit and its setting. */
 export function outputTooLarge(size: number, limit: number): string {
   return `the task's output is ${size} bytes, over the limit of ${limit} bytes (CORRAL_MAX_OUTPUT_BYTES)`;
+}
+
+/** Uses up a retry, queued once its backoff has passed; out of retries, the task fails. */
+function retryOrFail(d: ResultDecision, w: TaskStateRow, ctx: ResultContext): void {
+  if (w.retry_count >= w.max_retries) return fail(d, w);
+  w.retry_count += 1;
+  requeue(d, w);
+  if (w.retry_backoff) w.not_before = new Date(ctx.now.getTime() + backoffDelayMs(w.retry_backoff, w.retry_count, ctx.random));
 }
 
 function isDuplicate(t: TaskStateRow, r: TaskResult): boolean {
@@ -221,6 +244,7 @@ function requeue(d: ResultDecision, w: TaskStateRow): void {
   w.state = QUEUED;
   w.start_time = null;
   w.runner_id = "";
+  w.not_before = null;
   d.requeued = true;
 }
 
@@ -330,6 +354,8 @@ export function isTaskChanged(a: TaskStateRow, b: TaskStateRow): boolean {
     a.error !== b.error ||
     a.display !== b.display ||
     a.progress !== b.progress ||
-    a.compute_ms !== b.compute_ms
+    a.compute_ms !== b.compute_ms ||
+    a.not_before?.getTime() !== b.not_before?.getTime() ||
+    a.error_kind !== b.error_kind
   );
 }

@@ -1,13 +1,14 @@
 // SubmitJob: validation, cluster resolution, then one transaction for the job, its tasks, their
 // dependency edges, the outbox rows of the tasks that can start right away and the reservation of
 // the team's queued-task quota.
-import type { TaskSubmission } from "@corral/proto";
+import type { TaskDefaults, TaskSubmission } from "@corral/proto";
 import { InvalidArgumentError } from "@corral/server-kit";
 import { v7 as uuidv7 } from "uuid";
 import type { EnvelopeRow, JobRow, NewJob } from "../store/database.js";
 import type { ClusterResolver, JobsStore } from "./ports.js";
 import { QUEUED } from "./states.js";
 import { clusterOverrides, newTaskEnvelopes, planTasks, validateSubmissions, type PlannedTasks } from "./task-plan.js";
+import { isDue, taskDefaultsJson } from "./scheduling.js";
 import { quotaExceededError } from "./team-quota.js";
 import { INSERT_CHUNK, yieldToEventLoop } from "./write-chunks.js";
 
@@ -18,6 +19,8 @@ export interface SubmitJobInput {
   clusterSlug: string;
   tasks: TaskSubmission[];
   idempotencyKey?: string;
+  /** Timeouts and backoff for the job's tasks that set none. */
+  taskDefaults?: TaskDefaults;
 }
 
 export interface SubmitJobResult {
@@ -31,6 +34,8 @@ export interface SubmitJobLimits {
   maxInputBytes: number;
   /** The team's quota of open (queued + running) tasks. */
   maxOpenTasks: number;
+  /** The clock of delayed starts and deadlines (tests inject one). */
+  now?: () => Date;
 }
 
 /** A submission checked, its clusters resolved and its rows planned: ready to write in a transaction. */
@@ -38,6 +43,8 @@ export interface PlannedSubmission {
   input: SubmitJobInput;
   job: NewJob;
   plan: PlannedTasks;
+  /** When it was planned: the start of its tasks' delays and deadlines. */
+  now: Date;
 }
 
 function checkSubmission(input: SubmitJobInput, options: SubmitJobLimits): void {
@@ -59,7 +66,9 @@ export async function planSubmission(
   const jobCluster = resolved.get(input.clusterSlug);
   if (!jobCluster) throw new Error(`cluster resolver returned no cluster for ${JSON.stringify(input.clusterSlug)}`);
   const jobId = uuidv7();
-  const plan = planTasks(input.tasks, { jobId, parentId: null, defaultCluster: jobCluster, clusters: resolved, state: QUEUED });
+  const defaults = taskDefaultsJson(input.taskDefaults);
+  const now = options.now?.() ?? new Date();
+  const plan = planTasks(input.tasks, { jobId, parentId: null, defaultCluster: jobCluster, clusters: resolved, state: QUEUED, defaults, now });
   const n = plan.tasks.length;
   const job: NewJob = {
     id: jobId,
@@ -71,8 +80,9 @@ export async function planSubmission(
     queued: n,
     total: n,
     automation_id: automationId,
+    task_defaults: defaults === null ? null : JSON.stringify(defaults),
   };
-  return { input, job, plan };
+  return { input, job, plan, now };
 }
 
 /**
@@ -102,9 +112,9 @@ export async function writeSubmission(tx: JobsStore, planned: PlannedSubmission,
   return inserted;
 }
 
-/** The envelopes to hand to the broker after the submission committed, in id order. */
+/** The envelopes to hand to the broker after the submission committed (those due now), in id order. */
 export const readyOfSubmission = (job: JobRow, planned: PlannedSubmission): EnvelopeRow[] =>
-  sortById(newTaskEnvelopes(job, planned.plan.tasks));
+  sortById(newTaskEnvelopes(job, planned.plan.tasks).filter((e) => isDue(e.not_before, planned.now)));
 
 export async function submitJob(
   store: JobsStore,

@@ -3,8 +3,9 @@
 import type { TaskSubmission } from "@corral/proto";
 import { InvalidArgumentError } from "@corral/server-kit";
 import { v7 as uuidv7 } from "uuid";
-import type { EnvelopeRow, JobRow, NewTaskRow, TaskEdgeRow } from "../store/database.js";
+import type { EnvelopeRow, JobRow, NewTaskRow, TaskDefaultsJson, TaskEdgeRow } from "../store/database.js";
 import type { ResolvedCluster } from "./ports.js";
+import { scheduleOf, startDeadline } from "./scheduling.js";
 import { QUEUED } from "./states.js";
 
 export const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024;
@@ -39,6 +40,7 @@ export function validateSubmissions(subs: readonly TaskSubmission[], field: stri
     if (!versionPattern.test(s.identifier?.version ?? "")) {
       throw new InvalidArgumentError(`${at}.identifier.version`, "must look like vMAJOR.MINOR");
     }
+    if (s.priority > 9) throw new InvalidArgumentError(`${at}.priority`, "must be 0 to 9");
     if (s.input.byteLength > maxInputBytes) {
       throw new InvalidArgumentError(`${at}.input`, `is ${s.input.byteLength} bytes, the limit is ${maxInputBytes}`);
     }
@@ -69,6 +71,9 @@ export function planTasks(
     defaultCluster: ResolvedCluster;
     clusters: ReadonlyMap<string, ResolvedCluster>;
     state: number;
+    /** The job's defaults for timeouts and backoff. */
+    defaults: TaskDefaultsJson | null;
+    now: Date;
   },
 ): PlannedTasks {
   const ids = subs.map(() => uuidv7());
@@ -80,6 +85,7 @@ export function planTasks(
     const cluster = s.clusterSlug === "" ? options.defaultCluster : options.clusters.get(s.clusterSlug);
     if (!cluster) throw new Error(`cluster ${s.clusterSlug} was not resolved`);
     const deps = [...new Set(s.dependsOn)];
+    const schedule = scheduleOf(s, options.defaults, options.now);
     for (const d of deps) edges.push({ task_id: ids[i]!, depends_on_id: ids[d]! });
     tasks.push({
       id: ids[i]!,
@@ -97,14 +103,18 @@ export function planTasks(
       optional: s.optional,
       waiting_deps: deps.length,
       has_dependants: dependedOn.has(i),
+      ...schedule,
+      // A task waiting for dependencies gets its deadline when they are met (addReadyToOutbox).
+      start_deadline: deps.length === 0 ? startDeadline(schedule.start_timeout_ms, schedule.not_before, options.now) : null,
     });
   });
   return { tasks, edges };
 }
 
 /**
- * The envelopes of new tasks of `job` that can start now (queued, nothing to wait for), built from
- * the plan itself: a submission or a batch of subtasks need not read its own rows back.
+ * The envelopes of new tasks of `job` that are ready (queued, nothing to wait for), built from
+ * the plan itself: a submission or a batch of subtasks need not read its own rows back. A delayed
+ * one (not_before) is ready but not due: its outbox row waits for the sweeper.
  */
 export function newTaskEnvelopes(job: JobRow, tasks: readonly NewTask[]): EnvelopeRow[] {
   return tasks
@@ -124,5 +134,8 @@ export function newTaskEnvelopes(job: JobRow, tasks: readonly NewTask[]): Envelo
       job_name: job.name,
       retry_count: 0,
       max_retries: t.max_retries,
+      exec_timeout_ms: t.exec_timeout_ms,
+      not_before: t.not_before,
+      priority: t.priority,
     }));
 }

@@ -7,13 +7,16 @@ import type { Logger } from "pino";
 import { toEnvelope } from "../domain/convert.js";
 import type { Dispatcher, OutboxKey } from "../domain/ports.js";
 import type { EnvelopeRow, JobsDatabase } from "../store/database.js";
-import { claimDueOutbox, deleteOutbox, queuedEnvelopesPage } from "../store/outbox-repository.js";
+import { claimDelayedOutbox, claimDueOutbox, deleteOutbox, nextDelayedOutbox, queuedEnvelopesPage } from "../store/outbox-repository.js";
 
 export interface OutboxRelay {
   /** Enqueues now and deletes the outbox rows on success; on failure the sweeper retries later. */
   enqueue(rows: EnvelopeRow[]): Promise<boolean>;
   acknowledge(keys: OutboxKey[]): Promise<number>;
-  /** Re-sends outbox rows older than the sweep timeout; returns how many were sent. */
+  /**
+   * Re-sends outbox rows older than the sweep timeout, and sends held rows (a delayed start, a
+   * retry's backoff) whose time has come; returns how many were sent.
+   */
   sweepOnce(): Promise<number>;
   /** Enqueues every queued, dispatchable task again (Redis lost its data); returns the count. */
   requeueAll(): Promise<number>;
@@ -29,6 +32,8 @@ export interface OutboxRelayOptions {
   /** Age after which an unacknowledged row is sent again (default 5 s). */
   sweepAfterMs?: number;
   batchSize?: number;
+  /** The clock held rows fall due by. */
+  now?: () => Date;
   logger?: Logger;
 }
 
@@ -37,6 +42,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const intervalMs = options.sweepIntervalMs ?? 2_000;
   const afterMs = options.sweepAfterMs ?? 5_000;
   const batchSize = options.batchSize ?? 1_000;
+  const now = options.now ?? (() => new Date());
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let closed = false;
@@ -68,6 +74,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         sent += rows.length;
         if (rows.length < batchSize) break;
       }
+      for (;;) {
+        const rows = await claimDelayedOutbox(db, now(), batchSize);
+        if (rows.length === 0) break;
+        await send(rows);
+        await deleteOutbox(db, rows.map((r) => ({ taskId: r.id, attempt: r.attempt })));
+        sent += rows.length;
+        if (rows.length < batchSize) break;
+      }
       return sent;
     },
     async requeueAll() {
@@ -91,10 +105,17 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
             if (n > 0) options.logger?.info({ tasks: n }, "outbox sweeper re-sent tasks");
           })
           .catch((err: unknown) => options.logger?.warn({ err }, "outbox sweep failed"))
-          .finally(() => {
+          .then(() => untilNextDelayed())
+          .catch(() => intervalMs)
+          .then((waitMs) => {
             running = undefined;
-            if (!closed) timer = setTimeout(tick, intervalMs).unref();
+            if (!closed) timer = setTimeout(tick, waitMs).unref();
           });
+      };
+      // A held row falling due before the next regular sweep wakes the sweeper at its time.
+      const untilNextDelayed = async () => {
+        const at = await nextDelayedOutbox(db);
+        return at === undefined ? intervalMs : Math.max(10, Math.min(intervalMs, at.getTime() - now().getTime()));
       };
       timer = setTimeout(tick, intervalMs).unref();
     },

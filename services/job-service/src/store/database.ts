@@ -26,6 +26,8 @@ export interface JobsTable {
   total: Generated<number>;
   /** The automation that submitted the job. */
   automation_id: ColumnType<string | null, string | null | undefined, never>;
+  /** Timeouts and backoff for the job's tasks that set none (SubmitJobRequest.task_defaults). */
+  task_defaults: ColumnType<TaskDefaultsJson | null, string | null, string | null>;
   /** Derived from the counters and the cancel flag (a stored generated column). */
   state: ColumnType<number, never, never>;
 }
@@ -58,6 +60,32 @@ export interface TasksTable {
   progress: ColumnType<ProgressJson[] | null, string | null, string | null>;
   compute_ms: Generated<number>;
   change_seq: Generated<number>;
+  /** 0: no execution timeout. */
+  exec_timeout_ms: Generated<number>;
+  /** 0: no schedule-to-start timeout. */
+  start_timeout_ms: Generated<number>;
+  retry_backoff: ColumnType<RetryBackoffJson | null, string | null, string | null>;
+  /** The current attempt starts no earlier (a delayed start or a retry's backoff). */
+  not_before: Date | null;
+  /** The current attempt, queued and ready, fails when it has not started by then. */
+  start_deadline: Date | null;
+  /** TaskErrorKind of the last attempt that ended without a result (0: none). */
+  error_kind: Generated<number>;
+  /** 0 to 9, higher first (the broker queues each level above 0 in its own stream). */
+  priority: Generated<number>;
+}
+
+export interface RetryBackoffJson {
+  initialMs: number;
+  multiplier: number;
+  maxMs: number;
+  jitter: number;
+}
+
+export interface TaskDefaultsJson {
+  execTimeoutMs: number;
+  startTimeoutMs: number;
+  retryBackoff: RetryBackoffJson | null;
 }
 
 export interface ProgressJson {
@@ -76,6 +104,8 @@ export interface OutboxTable {
   attempt: number;
   job_id: string;
   created_at: Generated<Date>;
+  /** Not sent before then (a delayed start or a retry's backoff); null: send now. */
+  not_before: Generated<Date | null>;
 }
 
 /** What one task attempt returned (encoding: the OutputEncoding number). */
@@ -160,6 +190,8 @@ export type JobRow = Selectable<JobsTable>;
 /** The columns a job is inserted with. */
 export type NewJob = Pick<JobRow, "id" | "team_id" | "name" | "cluster_id" | "cluster_slug" | "idempotency_key" | "queued" | "total"> & {
   automation_id?: string | null;
+  /** TaskDefaultsJson as JSON text. */
+  task_defaults: string | null;
 };
 
 export type AutomationRow = Selectable<AutomationsTable>;
@@ -194,6 +226,11 @@ export type TaskStateRow = Pick<
   | "compute_ms"
   | "cluster_id"
   | "cluster_slug"
+  | "exec_timeout_ms"
+  | "start_timeout_ms"
+  | "retry_backoff"
+  | "not_before"
+  | "error_kind"
 >;
 
 /** The columns a new task is inserted with. */
@@ -214,6 +251,12 @@ export type NewTaskRow = Pick<
   | "optional"
   | "waiting_deps"
   | "has_dependants"
+  | "exec_timeout_ms"
+  | "start_timeout_ms"
+  | "retry_backoff"
+  | "not_before"
+  | "start_deadline"
+  | "priority"
 >;
 
 /** One dependency edge: `task_id` waits for `depends_on_id`. */
@@ -242,6 +285,14 @@ export type TaskDetailRow = Pick<
   | "error"
   | "progress"
   | "subtask_count"
+  | "exec_timeout_ms"
+  | "start_timeout_ms"
+  | "retry_backoff"
+  | "not_before"
+  | "start_deadline"
+  | "error_kind"
+  | "waiting_deps"
+  | "priority"
 > & {
   depends_on: string[] | null;
   input: Task["input"] | null;
@@ -280,6 +331,9 @@ export type EnvelopeRow = Pick<
   | "parent_id"
   | "retry_count"
   | "max_retries"
+  | "exec_timeout_ms"
+  | "not_before"
+  | "priority"
 > & {
   team_id: JobRow["team_id"];
   job_name: JobRow["name"];

@@ -12,7 +12,7 @@ import { JOB_CHANGES_CHANNEL, type JobRow, type JobsDb, type NewJob, type NewTas
  */
 export const jobColumns = sql.raw(`id, team_id, name, cluster_id, cluster_slug, idempotency_key, canceled, submit_time, end_time,
   first_start_time, last_stop_time, compute_ms, queued, running, computed, failed, skipped, failed_optional, canceled_tasks,
-  total, state, automation_id`);
+  total, state, automation_id, task_defaults`);
 
 /**
  * A submission in one statement (so one round trip for a small one): the job, its tasks (a large
@@ -24,9 +24,9 @@ export const jobColumns = sql.raw(`id, team_id, name, cluster_id, cluster_slug, 
 export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTaskRow[], edges: TaskEdgeRow[]): Promise<JobRow | undefined> {
   const { rows } = await sql<JobRow & { notified: unknown }>`/* prepared */
     with j as (
-      insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total, automation_id)
+      insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total, automation_id, task_defaults)
       values (${job.id}, ${job.team_id}, ${job.name}, ${job.cluster_id}, ${job.cluster_slug}, ${job.idempotency_key},
-        ${job.queued}, ${job.total}, ${job.automation_id ?? null})
+        ${job.queued}, ${job.total}, ${job.automation_id ?? null}, ${job.task_defaults ?? null}::jsonb)
       on conflict (team_id, idempotency_key) where idempotency_key is not null do nothing
       returning ${jobColumns}
     ),
@@ -34,7 +34,7 @@ export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTaskRo
       insert into tasks ${newTaskColumns}
       ${newTaskRows(tasks)}
       where exists (select 1 from j)
-      returning id, attempt, job_id, state, waiting_deps
+      returning id, attempt, job_id, state, waiting_deps, not_before
     ),
     e as (
       insert into task_deps (task_id, depends_on_id)
@@ -42,8 +42,8 @@ export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTaskRo
       where exists (select 1 from j)
     ),
     o as (
-      insert into outbox (task_id, attempt, job_id)
-      select id, attempt, job_id from t where state = ${sql.lit(QUEUED)} and waiting_deps = 0
+      insert into outbox (task_id, attempt, job_id, not_before)
+      select id, attempt, job_id, not_before from t where state = ${sql.lit(QUEUED)} and waiting_deps = 0
     ),
     n as (select pg_notify(${JOB_CHANGES_CHANNEL}, id) from j)
     select ${jobColumns}, (select count(*) from n) as notified from j`.execute(db);

@@ -28,33 +28,45 @@ const dependencyOutputs = sql`left join lateral (
 
 const envelopeColumns = sql`t.id, t.job_id, j.team_id, t.cluster_id, t.cluster_slug, t.identifier_name,
   t.identifier_version, t.attempt, t.input, t.display, t.parent_id, j.name as job_name, t.retry_count, t.max_retries,
-  dep.dependency_outputs, dep.dependency_outputs_omitted`;
+  dep.dependency_outputs, dep.dependency_outputs_omitted,
+  t.exec_timeout_ms, t.not_before, t.priority`;
 
 /**
  * Of the candidate tasks, those that are queued with every dependency met get an outbox row for
- * their current attempt; returns their envelopes.
+ * their current attempt (held until its not_before when that is later than `now`), and those with
+ * a schedule-to-start timeout their deadline; returns their envelopes.
  */
-export async function addReadyToOutbox(db: JobsDb, candidateIds: string[]): Promise<EnvelopeRow[]> {
+export async function addReadyToOutbox(db: JobsDb, candidateIds: string[], now: Date): Promise<EnvelopeRow[]> {
   if (candidateIds.length === 0) return [];
   const { rows } = await sql<EnvelopeRow>`/* prepared */
     with r as (
-      select ${envelopeColumns}
+      select ${envelopeColumns}, t.start_timeout_ms
       from tasks t join jobs j on j.id = t.job_id ${dependencyOutputs}
       where t.id = any(${candidateIds}::text[]) and t.state = ${sql.lit(QUEUED)} and t.waiting_deps = 0
     ),
     o as (
-      insert into outbox (task_id, attempt, job_id) select id, attempt, job_id from r
+      insert into outbox (task_id, attempt, job_id, not_before)
+      select id, attempt, job_id, case when not_before > ${now}::timestamptz then not_before end from r
       on conflict do nothing
+    ),
+    d as (
+      update tasks t set start_deadline = greatest(${now}::timestamptz, coalesce(r.not_before, ${now}::timestamptz))
+        + make_interval(secs => r.start_timeout_ms / 1000.0)
+      from r where t.id = r.id and r.start_timeout_ms > 0
     )
     select * from r order by id`.execute(db);
   return rows;
 }
 
 /** Outbox rows for tasks known to be ready (new tasks with nothing to wait for). */
-export async function insertOutbox(db: JobsDb, rows: ReadonlyArray<{ taskId: string; attempt: number; jobId: string }>): Promise<void> {
+export async function insertOutbox(
+  db: JobsDb,
+  rows: ReadonlyArray<{ taskId: string; attempt: number; jobId: string; notBefore: Date | null }>,
+): Promise<void> {
   if (rows.length === 0) return;
-  await sql`/* prepared */ insert into outbox (task_id, attempt, job_id)
-    select * from unnest(${rows.map((r) => r.taskId)}::text[], ${rows.map((r) => r.attempt)}::int[], ${rows.map((r) => r.jobId)}::text[])
+  await sql`/* prepared */ insert into outbox (task_id, attempt, job_id, not_before)
+    select * from unnest(${rows.map((r) => r.taskId)}::text[], ${rows.map((r) => r.attempt)}::int[], ${rows.map((r) => r.jobId)}::text[],
+      ${rows.map((r) => r.notBefore)}::timestamptz[])
     on conflict do nothing`.execute(db);
 }
 
@@ -87,7 +99,7 @@ export async function claimDueOutbox(db: JobsDb, olderThanMs: number, limit: num
   const { rows } = await sql<EnvelopeRow & { live: boolean }>`
     with due as (
       select task_id, attempt from outbox
-      where created_at < now() - make_interval(secs => ${olderThanMs / 1000})
+      where created_at < now() - make_interval(secs => ${olderThanMs / 1000}) and not_before is null
       order by created_at limit ${limit}
       for update skip locked
     ),
@@ -103,12 +115,43 @@ export async function claimDueOutbox(db: JobsDb, olderThanMs: number, limit: num
   return rows.filter((r) => r.live);
 }
 
+/**
+ * Claims held rows whose time has come (a delayed start, a retry's backoff): they become plain
+ * rows sent now (and again by the sweeper until acknowledged); returns the envelopes to send.
+ */
+export async function claimDelayedOutbox(db: JobsDb, now: Date, limit: number): Promise<EnvelopeRow[]> {
+  const { rows } = await sql<EnvelopeRow & { live: boolean }>`
+    with due as (
+      select task_id, attempt from outbox
+      where not_before <= ${now}::timestamptz
+      order by not_before limit ${limit}
+      for update skip locked
+    ),
+    claimed as (
+      update outbox o set not_before = null, created_at = now() from due
+      where o.task_id = due.task_id and o.attempt = due.attempt
+      returning o.task_id, o.attempt
+    )
+    select ${envelopeColumns}, (t.state = ${sql.lit(QUEUED)} and t.attempt = c.attempt and j.failed = 0 and not j.canceled) as live
+    from claimed c join tasks t on t.id = c.task_id join jobs j on j.id = t.job_id ${dependencyOutputs}`.execute(db);
+  const dead = rows.filter((r) => !r.live);
+  if (dead.length > 0) await deleteOutbox(db, dead.map((r) => ({ taskId: r.id, attempt: r.attempt })));
+  return rows.filter((r) => r.live);
+}
+
+/** When the next held row falls due (undefined: none is held). */
+export async function nextDelayedOutbox(db: JobsDb): Promise<Date | undefined> {
+  const { rows } = await sql<{ at: Date | null }>`select min(not_before) as at from outbox where not_before is not null`.execute(db);
+  return rows[0]?.at ?? undefined;
+}
+
 /** A page of every queued, dispatchable task of live jobs, by task id (to rebuild lost Redis queues). */
 export async function queuedEnvelopesPage(db: JobsDb, afterId: string, limit: number): Promise<EnvelopeRow[]> {
   const { rows } = await sql<EnvelopeRow>`
     select ${envelopeColumns}
     from tasks t join jobs j on j.id = t.job_id ${dependencyOutputs}
     where t.state = ${sql.lit(QUEUED)} and t.waiting_deps = 0 and t.id > ${afterId} and j.failed = 0 and not j.canceled
+      and (t.not_before is null or t.not_before <= now())
     order by t.id limit ${limit}`.execute(db);
   return rows;
 }

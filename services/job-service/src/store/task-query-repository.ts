@@ -6,7 +6,8 @@ import { jobColumns, progressJson } from "./job-repository.js";
 const detailColumns = (includeInput: boolean, includeOutput = false) => sql`
   t.id, t.job_id, t.parent_id, t.position, t.identifier_name, t.identifier_version, t.display, t.state,
   t.cluster_slug, t.attempt, t.retry_count, t.lease_expiry_count, t.max_retries, t.optional, t.runner_id,
-  t.start_time, t.stop_time, t.error, t.progress, t.subtask_count,
+  t.start_time, t.stop_time, t.error, t.progress, t.subtask_count, t.exec_timeout_ms, t.start_timeout_ms, t.retry_backoff,
+  t.not_before, t.start_deadline, t.error_kind, t.waiting_deps, t.priority,
   ${includeInput ? sql`t.input` : sql`null::bytea as input`},
   ${includeOutput ? sql`o.encoding as output_encoding, o.data as output_data,` : sql``}
   (select array_agg(d.depends_on_id order by d.depends_on_id) from task_deps d where d.task_id = t.id) as depends_on`;
@@ -96,14 +97,23 @@ export async function watchSnapshot(
   const row = rows[0];
   if (!row) return undefined;
   const { progress_json: progress, max_seq, changed, ...job } = row;
-  const tasks = (changed ?? []).map(({ change_seq: _, start_time, stop_time, ...t }) => ({
+  const date = (s: string | null) => (s === null ? null : new Date(s));
+  const tasks = (changed ?? []).map(({ change_seq: _, start_time, stop_time, not_before, start_deadline, ...t }) => ({
     ...t,
-    start_time: start_time === null ? null : new Date(start_time),
-    stop_time: stop_time === null ? null : new Date(stop_time),
+    start_time: date(start_time),
+    stop_time: date(stop_time),
+    not_before: date(not_before),
+    start_deadline: date(start_deadline),
   }));
   const lastSeq = afterSeq === null ? (max_seq ?? 0) : changed && changed.length > 0 ? changed[changed.length - 1]!.change_seq : afterSeq;
   return { job, progress, lastSeq, tasks };
 }
 
 /** A TaskDetailRow as json_agg gives it: timestamps as text. */
-type ChangedTaskJson = Omit<TaskDetailRow, "start_time" | "stop_time"> & { start_time: string | null; stop_time: string | null; change_seq: number };
+type ChangedTaskJson = Omit<TaskDetailRow, "start_time" | "stop_time" | "not_before" | "start_deadline"> & {
+  start_time: string | null;
+  stop_time: string | null;
+  not_before: string | null;
+  start_deadline: string | null;
+  change_seq: number;
+};

@@ -8,7 +8,8 @@ import type { CanceledTaskRow, JobsDb, NewTaskRow, TaskEdgeRow, TaskStateRow } f
 
 /** The columns a new task is inserted with, and those columns' values for `tasks` (unnest rows). */
 export const newTaskColumns = sql`(id, job_id, parent_id, position, cluster_id, cluster_slug, identifier_name,
-  identifier_version, input, display, state, max_retries, optional, waiting_deps, has_dependants)`;
+  identifier_version, input, display, state, max_retries, optional, waiting_deps, has_dependants,
+  exec_timeout_ms, start_timeout_ms, retry_backoff, not_before, start_deadline, priority)`;
 
 export function newTaskRows(tasks: NewTaskRow[]) {
   return sql`select * from unnest(
@@ -19,7 +20,10 @@ export function newTaskRows(tasks: NewTaskRow[]) {
     ${tasks.map((t) => t.input)}::bytea[], ${tasks.map((t) => t.display)}::text[],
     ${tasks.map((t) => t.state)}::smallint[], ${tasks.map((t) => t.max_retries)}::int[],
     ${tasks.map((t) => t.optional)}::bool[], ${tasks.map((t) => t.waiting_deps)}::int[],
-    ${tasks.map((t) => t.has_dependants)}::bool[])`;
+    ${tasks.map((t) => t.has_dependants)}::bool[], ${tasks.map((t) => t.exec_timeout_ms)}::int[],
+    ${tasks.map((t) => t.start_timeout_ms)}::int[], ${tasks.map((t) => (t.retry_backoff === null ? null : JSON.stringify(t.retry_backoff)))}::jsonb[],
+    ${tasks.map((t) => t.not_before)}::timestamptz[], ${tasks.map((t) => t.start_deadline)}::timestamptz[],
+    ${tasks.map((t) => t.priority)}::smallint[])`;
 }
 
 export async function insertTasks(db: JobsDb, tasks: NewTaskRow[]): Promise<void> {
@@ -39,9 +43,10 @@ export async function insertSubmittedTasks(db: JobsDb, tasks: NewTaskRow[], edge
     await sql`/* prepared */
       with t as (
         insert into tasks ${newTaskColumns} ${newTaskRows(tasks.slice(i, i + INSERT_CHUNK))}
-        returning id, attempt, job_id, state, waiting_deps
+        returning id, attempt, job_id, state, waiting_deps, not_before
       )
-      insert into outbox (task_id, attempt, job_id) select id, attempt, job_id from t where state = ${sql.lit(QUEUED)} and waiting_deps = 0`.execute(db);
+      insert into outbox (task_id, attempt, job_id, not_before)
+      select id, attempt, job_id, not_before from t where state = ${sql.lit(QUEUED)} and waiting_deps = 0`.execute(db);
   }
   await insertEdges(db, edges);
 }
@@ -64,7 +69,7 @@ export async function loadTasks(db: JobsDb, taskIds: string[]): Promise<TaskStat
   const { rows } = await sql<TaskStateRow>`/* prepared */
     select id, job_id, parent_id, state, attempt, retry_count, lease_expiry_count, max_retries, optional,
       waiting_deps, has_dependants, open_children, subtask_count, runner_id, start_time, stop_time, error, display, progress,
-      compute_ms, cluster_id, cluster_slug
+      compute_ms, cluster_id, cluster_slug, exec_timeout_ms, start_timeout_ms, retry_backoff, not_before, error_kind
     from tasks where id = any(${taskIds}::text[])`.execute(db);
   return rows;
 }
@@ -77,7 +82,8 @@ export async function updateTasks(db: JobsDb, rows: TaskStateRow[]): Promise<voi
       state = u.state, attempt = u.attempt, retry_count = u.retry_count, lease_expiry_count = u.lease_expiry_count,
       open_children = u.open_children, subtask_count = u.subtask_count, runner_id = u.runner_id,
       start_time = u.start_time, stop_time = u.stop_time, error = u.error, display = u.display,
-      progress = u.progress::jsonb, compute_ms = u.compute_ms, change_seq = nextval('task_change_seq')
+      progress = u.progress::jsonb, compute_ms = u.compute_ms, not_before = u.not_before, error_kind = u.error_kind,
+      change_seq = nextval('task_change_seq')
     from unnest(
       ${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.state)}::smallint[],
       ${rows.map((r) => r.attempt)}::int[], ${rows.map((r) => r.retry_count)}::int[],
@@ -86,9 +92,10 @@ export async function updateTasks(db: JobsDb, rows: TaskStateRow[]): Promise<voi
       ${rows.map((r) => r.start_time)}::timestamptz[], ${rows.map((r) => r.stop_time)}::timestamptz[],
       ${rows.map((r) => r.error)}::text[], ${rows.map((r) => r.display)}::text[],
       ${rows.map((r) => (r.progress === null ? null : JSON.stringify(r.progress)))}::text[],
-      ${rows.map((r) => r.compute_ms)}::bigint[]
+      ${rows.map((r) => r.compute_ms)}::bigint[], ${rows.map((r) => r.not_before)}::timestamptz[],
+      ${rows.map((r) => r.error_kind)}::smallint[]
     ) as u(id, state, attempt, retry_count, lease_expiry_count, open_children, subtask_count, runner_id,
-      start_time, stop_time, error, display, progress, compute_ms)
+      start_time, stop_time, error, display, progress, compute_ms, not_before, error_kind)
     where t.id = u.id`.execute(db);
 }
 
@@ -195,7 +202,7 @@ export async function requeueFailedTasks(
   const { rows: requeued } = await sql<{ id: string; old_state: number }>`
     with r as (select id, state from tasks where job_id = ${jobId} and state in (${sql.lit(FAILED)}, ${sql.lit(CANCELED)}) for update)
     update tasks t set state = ${sql.lit(QUEUED)}, attempt = t.attempt + 1, retry_count = 0, lease_expiry_count = 0,
-      error = '', runner_id = '', open_children = 0, subtask_count = 0,
+      error = '', error_kind = 0, runner_id = '', open_children = 0, subtask_count = 0, not_before = null,
       change_seq = nextval('task_change_seq')
     from r where t.id = r.id
     returning t.id, r.state as old_state`.execute(db);

@@ -5,6 +5,10 @@
 // out. It sleeps until a wake-up: credit from a runner, or a Pub/Sub message that one
 // of its queues got an entry (published by the enqueue script), with a slow poll as the safety
 // net. Redis connections therefore do not grow with runners or with dispatch groups.
+// Priority bands (tasks of priority 1 to 9, each level a stream of its own next to its queue's) are
+// read highest first, one stream after the other for the slots left; every STARVATION_TURN-th read
+// of a group goes lowest first, so priority 0 keeps a bounded share. A group without bands reads
+// exactly as before.
 import type { Logger } from "pino";
 import { streamKey } from "../redis/keys.js";
 import {
@@ -20,6 +24,10 @@ import type { SessionDispatch } from "../session-hub.js";
 import type { Assignments } from "../session/assignments.js";
 import { newLeaseToken } from "./lease-tokens.js";
 import type { Wakeups } from "./wakeups.js";
+import { bandPriority, baseQueue } from "../task-identifier.js";
+
+/** Every this many reads of a group with priority bands, the lowest priority is read first. */
+export const STARVATION_TURN = 4;
 
 export interface DispatcherOptions {
   queues: QueueStore;
@@ -52,6 +60,10 @@ interface DispatchGroup {
   clusterId: string;
   queues: string[];
   streams: string[];
+  /** Priority band queues (`<queue>!p<N>`) of the group's queues that exist, highest first. */
+  bands: string[];
+  /** Reads of the band streams so far (the starvation turn). */
+  bandReads: number;
   sessions: RunnerSession[];
   rr: number;
   /** Entries read (a read returns up to COUNT per stream) that no session had credit for. */
@@ -151,6 +163,21 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       readers.delete(g.clusterId);
       options.unsubscribe(g.clusterId);
     }
+  }
+
+  /** Adds a band queue the group did not read yet (kept highest priority first). */
+  function addBand(g: DispatchGroup, band: string): boolean {
+    if (g.bands.includes(band)) return false;
+    g.bands.push(band);
+    g.bands.sort((a, b) => bandPriority(b) - bandPriority(a) || (a < b ? -1 : 1));
+    return true;
+  }
+
+  /** The streams of a read: bands highest first then the plain queues, reversed on the starvation turn. */
+  function bandedStreams(g: DispatchGroup): string[] {
+    const ordered = [...g.bands.map((b) => streamKey(g.clusterId, b)), ...g.streams];
+    g.bandReads += 1;
+    return g.bandReads % STARVATION_TURN === 0 ? ordered.reverse() : ordered;
   }
 
   /** Remembers how many streams the last read found entries in (all of them when none). */
@@ -253,16 +280,19 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     }
     const tokenBase = newLeaseToken();
     const expiryMs = Date.now() + options.leaseDurationMs;
+    const banded = g.bands.length > 0;
+    const streams = banded ? bandedStreams(g) : g.streams;
     const p: Promise<void> = (async () => {
       let read;
       try {
         read = await queues.readClaim(
           options.brokerId,
           g.clusterId,
-          g.streams,
+          streams,
           count,
           { sessions: slots.map((s) => s.id), tokenBase },
           expiryMs,
+          banded,
         );
       } finally {
         for (const s of slots) s.account.unreserve();
@@ -323,7 +353,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   async function recover(g: DispatchGroup, count: number): Promise<StreamEntry[]> {
     g.lastRecoverMs = Date.now();
     const out: StreamEntry[] = [];
-    for (const stream of g.streams) {
+    for (const stream of [...g.bands.map((b) => streamKey(g.clusterId, b)), ...g.streams]) {
       if (out.length >= count) break;
       out.push(...(await queues.autoclaim(options.brokerId, stream, options.recoverIdleMs, count - out.length)));
     }
@@ -336,7 +366,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       try {
         if (!g.ready) {
           await options.subscribe(g.clusterId);
-          await queues.ensureGroups(g.clusterId, g.queues);
+          const readable = new Set(g.queues);
+          for (const q of await queues.queueNames(g.clusterId)) {
+            if (q !== baseQueue(q) && readable.has(baseQueue(q))) addBand(g, q);
+          }
+          await queues.ensureGroups(g.clusterId, [...g.queues, ...g.bands]);
           g.ready = true;
         }
         const open = available(g);
@@ -370,7 +404,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         // time, so a group never holds much more than it can hand out (other groups and
         // replicas could run what sits in its buffer).
         const count = Math.max(1, Math.ceil(open / Math.max(1, g.hotStreams)));
-        if (g.streams.length <= maxStreamsPerReadClaim) {
+        if (g.streams.length + g.bands.length <= maxStreamsPerReadClaim) {
           startReadClaim(g, open, count);
           if (g.handling.size >= maxHandling) await Promise.race(g.handling);
           continue;
@@ -434,8 +468,14 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   }
 
   function notify(clusterId: string, queue: string): void {
-    const set = readers.get(clusterId)?.get(queue);
-    if (set) for (const g of set) wakeGroup(g);
+    const base = baseQueue(queue);
+    const set = readers.get(clusterId)?.get(base);
+    if (!set) return;
+    for (const g of set) {
+      // A band seen for the first time: its stream and consumer group were created by the enqueue.
+      if (base !== queue) addBand(g, queue);
+      wakeGroup(g);
+    }
   }
   options.wakeups.listen(notify);
 
@@ -468,6 +508,8 @@ function newGroup(key: string, session: RunnerSession): DispatchGroup {
     clusterId: session.cluster.id,
     queues: session.queues,
     streams: session.queues.map((q) => streamKey(session.cluster.id, q)),
+    bands: [],
+    bandReads: 0,
     sessions: [],
     rr: 0,
     buffer: [],

@@ -28,6 +28,8 @@ export interface ExpiredLease {
   jobId: string;
   sessionId: string;
   brokerId: string;
+  /** The lease ran out after the attempt's execution deadline: a timeout, not a lost runner. */
+  timedOut: boolean;
 }
 
 export interface AttemptRecord {
@@ -118,7 +120,7 @@ export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions)
         if (err) throw err;
         for (const row of parseExpireLeases(reply)) {
           const { taskId, attempt } = splitAttemptMember(row.member);
-          out.push({ clusterId: clusters[i]!, taskId, attempt, jobId: row.jobId, sessionId: row.sessionId, brokerId: row.brokerId });
+          out.push({ clusterId: clusters[i]!, taskId, attempt, jobId: row.jobId, sessionId: row.sessionId, brokerId: row.brokerId, timedOut: row.timedOut });
         }
       });
       return out;

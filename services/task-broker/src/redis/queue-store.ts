@@ -4,6 +4,7 @@
 // queue-stats.ts, and each Lua call in script-calls.ts.
 import type { TaskEnvelope } from "@corral/proto";
 import type { RedisClient } from "./connection.js";
+import { queuesKey } from "./keys.js";
 import { readQueueStats, type QueueStat } from "./queue-stats.js";
 import type { ClaimStatus } from "./script-calls.js";
 import { defineScripts } from "./scripts.js";
@@ -81,7 +82,11 @@ export interface QueueStore {
     count: number,
     slots: ClaimSlots,
     expiryMs: number,
+    /** Read the streams one after the other in this order, for the slots left (priority bands). */
+    inOrder?: boolean,
   ): Promise<ReadClaimed[]>;
+  /** The queue names of a cluster (priority bands included). */
+  queueNames(clusterId: string): Promise<string[]>;
   /** Takes over entries pending longer than `minIdleMs` (read by a broker that died before leasing them). */
   autoclaim(consumer: string, stream: string, minIdleMs: number, count: number): Promise<StreamEntry[]>;
   /**
@@ -119,7 +124,9 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
     ensureGroups: (clusterId, queues) => ensureGroups(reads, clusterId, queues),
     read: (consumer, streams, count) => readEntries(reads, consumer, streams, count),
     autoclaim: (consumer, stream, minIdleMs, count) => autoclaimEntries(reads, consumer, stream, minIdleMs, count),
-    readClaim: (consumer, clusterId, streams, count, slots, expiryMs) => readClaim(reads, consumer, clusterId, streams, count, slots, expiryMs),
+    readClaim: (consumer, clusterId, streams, count, slots, expiryMs, inOrder) =>
+      readClaim(reads, consumer, clusterId, streams, count, slots, expiryMs, inOrder),
+    queueNames: (clusterId) => redis.smembers(queuesKey(clusterId)),
     markRevoked: (jobId, taskIds, ttlSec) => markRevoked(redis, jobId, taskIds, ttlSec),
     drop: (attempts) => dropEntries(writes, attempts),
     claim: (requests) => claimEntries(reads, requests),

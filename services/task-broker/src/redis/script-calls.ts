@@ -17,8 +17,9 @@ export class EnqueueTasksCall {
     this.#args = [group, recordTtlSec, nowMs];
   }
 
-  add(stream: string, record: string, jobId: string, teamId: string, envelope: string, queue: string, member: string): void {
-    this.#args.push(stream, record, jobId, teamId, envelope, queue, member);
+  /** `timeoutMs`: the attempt's execution timeout, 0 for none. */
+  add(stream: string, record: string, jobId: string, teamId: string, envelope: string, queue: string, member: string, timeoutMs: number): void {
+    this.#args.push(stream, record, jobId, teamId, envelope, queue, member, timeoutMs);
   }
 
   queue(pipe: ChainableCommander): void {
@@ -86,8 +87,12 @@ export interface ReadClaimInput {
   slotMap: string;
 }
 
-/** readClaimTasks-1: reads new entries of a group's streams and leases them into slots; answers how many it read. */
-export async function readClaimTasks(target: Target, input: ReadClaimInput, each: ReadClaimRow): Promise<number> {
+/**
+ * readClaimTasks-1: reads new entries of a group's streams and leases them into slots; answers how
+ * many it read. With `inOrder`, readClaimBands-1: the streams are read one after the other, in the
+ * order given, for only the slots left (priority bands).
+ */
+export async function readClaimTasks(target: Target, input: ReadClaimInput, each: ReadClaimRow, inOrder = false): Promise<number> {
   const args: Arg[] = [
     input.group,
     input.consumer,
@@ -102,7 +107,7 @@ export async function readClaimTasks(target: Target, input: ReadClaimInput, each
     ...input.sessions,
     input.slotMap,
   ];
-  const reply = (await runScript(target, "readClaimTasks-1", [input.leasesKey], args)) as Array<
+  const reply = (await runScript(target, inOrder ? "readClaimBands-1" : "readClaimTasks-1", [input.leasesKey], args)) as Array<
     [number, string, string, string, string, string, ClaimStatus | "unclaimed", number]
   >;
   for (const [stream, id, task, t, m, j, status, slot] of reply) {
@@ -172,6 +177,7 @@ export interface ExpiredRow {
   jobId: string;
   sessionId: string;
   brokerId: string;
+  timedOut: boolean;
 }
 
 /** expireLeases-2: the reaper step of one cluster. */
@@ -195,8 +201,8 @@ export function queueExpireLeases(
 export function parseExpireLeases(reply: unknown): ExpiredRow[] {
   const list = reply as string[];
   const out: ExpiredRow[] = [];
-  for (let j = 0; j + 3 < list.length; j += 4) {
-    out.push({ member: list[j]!, jobId: list[j + 1]!, sessionId: list[j + 2]!, brokerId: list[j + 3]! });
+  for (let j = 0; j + 4 < list.length; j += 5) {
+    out.push({ member: list[j]!, jobId: list[j + 1]!, sessionId: list[j + 2]!, brokerId: list[j + 3]!, timedOut: list[j + 4] === "1" });
   }
   return out;
 }

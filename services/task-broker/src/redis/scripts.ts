@@ -10,6 +10,7 @@ export const scriptNames = [
   "enqueueTasks-1",
   "claimTasks-1",
   "readClaimTasks-1",
+  "readClaimBands-1",
   "extendLeases-1",
   "resumeLeases-1",
   "completeLeases-1",

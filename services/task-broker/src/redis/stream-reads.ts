@@ -95,6 +95,7 @@ export async function readClaim(
   count: number,
   slots: ClaimSlots,
   expiryMs: number,
+  inOrder = false,
 ): Promise<ReadClaimed[]> {
   if (streams.length > maxStreamsPerReadClaim) throw new Error(`readClaim takes at most ${maxStreamsPerReadClaim} streams`);
   const index = new Map<string, number>();
@@ -130,6 +131,7 @@ export async function readClaim(
       const entry = decodeEntry(of[stream]!, [id, fields]);
       if (entry) out.push({ entry, status, slot });
     },
+    inOrder,
   );
   return out;
 }

@@ -3,7 +3,7 @@
 // revocation markers. Every state change is one Lua call (script-calls.ts).
 import { create, isMessage, toBinary } from "@bufbuild/protobuf";
 import { TaskEnvelopeSchema, type TaskEnvelope } from "@corral/proto";
-import { queueName } from "../task-identifier.js";
+import { bandQueue, queueName } from "../task-identifier.js";
 import { batch, type RedisClient } from "./connection.js";
 import {
   attemptKey,
@@ -71,7 +71,7 @@ async function enqueuePipeline(ctx: StreamWriteContext, tasks: readonly TaskEnve
   const clusters = new Set<string>();
   /** One wake-up per cluster and queue of the batch, after its entries. */
   const wakes = new Map<string, [channel: string, clusterId: string, queue: string]>();
-  const queueOf = tasks.map((t) => queueName(t.identifier!.name, t.identifier!.version));
+  const queueOf = tasks.map((t) => bandQueue(queueName(t.identifier!.name, t.identifier!.version), t.priority));
   const calls = batchCalls(tasks, (t) => t.clusterId);
   for (const call of calls) {
     const clusterId = tasks[call[0]!]!.clusterId;
@@ -86,7 +86,8 @@ async function enqueuePipeline(ctx: StreamWriteContext, tasks: readonly TaskEnve
       const message = isMessage(t, TaskEnvelopeSchema) ? t : create(TaskEnvelopeSchema, t);
       const raw = Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
       const record = prefix + attemptKey(clusterId, t.taskId, t.attempt);
-      script.add(prefix + streamKey(clusterId, queue), record, t.jobId, t.teamId, raw, queue, attemptMember(t.taskId, t.attempt));
+      const timeoutMs = t.executionTimeout ? Number(t.executionTimeout.seconds) * 1000 + Math.floor(t.executionTimeout.nanos / 1e6) : 0;
+      script.add(prefix + streamKey(clusterId, queue), record, t.jobId, t.teamId, raw, queue, attemptMember(t.taskId, t.attempt), timeoutMs);
     }
     script.queue(pipe);
   }

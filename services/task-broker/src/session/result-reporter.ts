@@ -75,6 +75,7 @@ function resultOf(decision: Extract<Decision, { kind: "report" }>): TaskResult {
         progress: f.progress,
         unrecoverable: f.unrecoverable,
         display: f.display,
+        kind: f.kind,
         stopTime: timestampNow(),
       },
     },
@@ -197,11 +198,11 @@ export function createResultReporter(deps: ResultReporterDeps): ResultReporter {
         const member = attemptMember(l.taskId, l.attempt);
         const owner = holdings.ownerOf(l.clusterId, member);
         if (owner && !owner.held.reporting) {
-          cancelLease(owner.session, owner.held, "lease expired");
+          cancelLease(owner.session, owner.held, l.timedOut ? "execution timeout" : "lease expired");
           release(owner.session, member);
         }
         batcher
-          .submit(create(TaskResultSchema, { taskId: l.taskId, attempt: l.attempt, outcome: { case: "expired", value: {} } }), l.clusterId)
+          .submit(create(TaskResultSchema, { taskId: l.taskId, attempt: l.attempt, outcome: { case: "expired", value: { timedOut: l.timedOut } } }), l.clusterId)
           .then(() => leases.expiryReported([l]))
           .catch((err: unknown) => logger.warn({ err, task: l.taskId }, "lease expiry not reported; another pass retries"));
       }

@@ -4,6 +4,7 @@ import * as taskHasDependants from "./0002-task-has-dependants.js";
 import * as teamOpenTasks from "./0003-team-open-tasks.js";
 import * as automations from "./0004-automations.js";
 import * as taskOutputs from "./0005-task-outputs.js";
+import * as taskScheduling from "./0006-task-scheduling.js";
 
 /** Numbered migrations of the `jobs` schema, for `migrateToLatest(db, JOBS_SCHEMA, jobsMigrations)`. */
 export const jobsMigrations: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const jobsMigrations: Record<string, Migration> = {
   "0003_team_open_tasks": teamOpenTasks,
   "0004_automations": automations,
   "0005_task_outputs": taskOutputs,
+  "0006_task_scheduling": taskScheduling,
 };

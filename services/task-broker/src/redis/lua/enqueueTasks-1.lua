@@ -7,10 +7,11 @@
   ARGV[1] consumer group name
   ARGV[2] record TTL, seconds
   ARGV[3] enqueue time, ms since the epoch (dispatch latency)
-  then 7 per task, from ARGV[4 + 7(i-1)]: its stream corral:{<cluster>}:q:<name>:<version>, its
+  then 8 per task, from ARGV[4 + 8(i-1)]: its stream corral:{<cluster>}:q:<name>:<version>, its
   attempt record corral:{<cluster>}:a:<task id>:<attempt> (both with the key prefix applied by the
   caller, same hash tag as KEYS[1]), job id, team id, the TaskEnvelope (base64 protobuf), queue
-  name <name>:<version>, attempt member <task id>:<attempt>
+  name <name>:<version>, attempt member <task id>:<attempt>, execution timeout in ms (0: none;
+  kept in the record as x, the claim turns it into the lease's deadline dl)
 
   Each entry holds the envelope (task), the enqueue time (t), the attempt member (m) and the job id
   (j): a reader claims and checks revocations without decoding the envelope.
@@ -20,8 +21,8 @@
 ]]
 local out = {}
 local known = {}
-for i = 1, (#ARGV - 3) / 7 do
-  local a = 3 + 7 * (i - 1)
+for i = 1, (#ARGV - 3) / 8 do
+  local a = 3 + 8 * (i - 1)
   local stream, record = ARGV[a + 1], ARGV[a + 2]
   if redis.call('EXISTS', record) == 1 then
     out[i] = 0
@@ -35,7 +36,11 @@ for i = 1, (#ARGV - 3) / 7 do
       known[stream] = true
     end
     local id = redis.call('XADD', stream, '*', 'task', ARGV[a + 5], 't', ARGV[3], 'm', ARGV[a + 7], 'j', ARGV[a + 3])
-    redis.call('HSET', record, 's', 'queued', 'j', ARGV[a + 3], 'tm', ARGV[a + 4], 'q', stream, 'e', id)
+    if ARGV[a + 8] ~= '0' then
+      redis.call('HSET', record, 's', 'queued', 'j', ARGV[a + 3], 'tm', ARGV[a + 4], 'q', stream, 'e', id, 'x', ARGV[a + 8])
+    else
+      redis.call('HSET', record, 's', 'queued', 'j', ARGV[a + 3], 'tm', ARGV[a + 4], 'q', stream, 'e', id)
+    end
     redis.call('EXPIRE', record, ARGV[2])
     out[i] = 1
   end

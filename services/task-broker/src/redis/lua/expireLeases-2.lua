@@ -15,25 +15,29 @@
   ARGV[6] record prefix     <key prefix>corral:{<cluster>}:a: (the record key is prefix .. member;
           same hash tag as KEYS[1], key prefix applied by the caller)
 
-  Result: flat list of member, job id, session id, broker id, per lease to report.
+  Result: flat list of member, job id, session id, broker id, timed out ('1' when the lease ran
+  out after the attempt's execution deadline dl, else ''), per lease to report.
 ]]
 local out = {}
 local stuck = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 for _, m in ipairs(stuck) do
   redis.call('ZADD', KEYS[2], ARGV[3], m)
-  local r = redis.call('HMGET', ARGV[6] .. m, 'j', 'sid', 'b')
+  local r = redis.call('HMGET', ARGV[6] .. m, 'j', 'sid', 'b', 'to')
   out[#out + 1] = m
   out[#out + 1] = r[1] or ''
   out[#out + 1] = r[2] or ''
   out[#out + 1] = r[3] or ''
+  out[#out + 1] = r[4] or ''
 end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 for _, m in ipairs(due) do
   redis.call('ZREM', KEYS[1], m)
   local k = ARGV[6] .. m
-  local r = redis.call('HMGET', k, 's', 'q', 'e', 'j', 'sid', 'b')
+  local r = redis.call('HMGET', k, 's', 'q', 'e', 'j', 'sid', 'b', 'dl')
   if r[1] == 'leased' then
-    redis.call('HSET', k, 's', 'expired')
+    local timedOut = ''
+    if r[7] and tonumber(r[7]) <= tonumber(ARGV[1]) then timedOut = '1' end
+    redis.call('HSET', k, 's', 'expired', 'to', timedOut)
     redis.call('EXPIRE', k, ARGV[5])
     if r[2] and r[3] then
       redis.call('XACK', r[2], ARGV[4], r[3])
@@ -44,6 +48,7 @@ for _, m in ipairs(due) do
     out[#out + 1] = r[4] or ''
     out[#out + 1] = r[5] or ''
     out[#out + 1] = r[6] or ''
+    out[#out + 1] = timedOut
   end
 end
 return out

@@ -18,10 +18,14 @@ local out = {}
 for i = 6, #ARGV, 2 do
   local m = ARGV[i]
   local k = ARGV[1] .. m
-  local r = redis.call('HMGET', k, 's', 'tok', 'exp', 'j')
+  local r = redis.call('HMGET', k, 's', 'tok', 'exp', 'j', 'dl')
   if r[1] == 'leased' and r[2] == ARGV[i + 1] and tonumber(r[3]) > tonumber(ARGV[5]) then
-    redis.call('HSET', k, 'sid', ARGV[2], 'b', ARGV[3], 'exp', ARGV[4])
-    redis.call('ZADD', KEYS[1], ARGV[4], m)
+    redis.call('HSET', k, 'sid', ARGV[2], 'b', ARGV[3])
+    -- Past its execution deadline a lease is not extended (see extendLeases).
+    if not r[5] or tonumber(r[5]) > tonumber(ARGV[5]) then
+      redis.call('HSET', k, 'exp', ARGV[4])
+      redis.call('ZADD', KEYS[1], ARGV[4], m)
+    end
     out[#out + 1] = m
     out[#out + 1] = r[4] or ''
   end

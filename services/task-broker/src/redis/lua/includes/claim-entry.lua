@@ -7,6 +7,9 @@
   <base>rv:j:<job id> or <base>rv:t:<task id> holds the revocation time, ms) or 'duplicate'
   (acknowledged and deleted, nothing to run); 'inflight' (this very entry already backs a live
   lease: left pending, nothing to run).
+
+  An attempt with an execution timeout (x, ms, in its record) gets its deadline dl (ms, Redis'
+  clock) when leased: heartbeats stop extending the lease after it.
 ]]
 local function claimEntry(base, leases, group, ttl, broker, record, stream, entry, token, expiry, session, member, job, enqueued)
   local queuedAt = tonumber(string.match(entry, '^(%d+)'))
@@ -14,7 +17,8 @@ local function claimEntry(base, leases, group, ttl, broker, record, stream, entr
   if t and t > 0 and t < queuedAt then queuedAt = t end
   local rj = redis.call('GET', base .. 'rv:j:' .. job)
   local rt = redis.call('GET', base .. 'rv:t:' .. string.match(member, '^(.*):%d+$'))
-  local s = redis.call('HGET', record, 's')
+  local rec = redis.call('HMGET', record, 's', 'x')
+  local s = rec[1]
   if (rj and tonumber(rj) >= queuedAt) or (rt and tonumber(rt) >= queuedAt) then
     if s == false or s == 'queued' then
       redis.call('HSET', record, 's', 'revoked', 'q', stream, 'e', entry, 'j', job)
@@ -28,6 +32,10 @@ local function claimEntry(base, leases, group, ttl, broker, record, stream, entr
     -- fences results by attempt anyway.
     redis.call('HSET', record, 's', 'leased', 'tok', token, 'exp', expiry, 'sid', session,
       'b', broker, 'q', stream, 'e', entry, 'j', job)
+    if rec[2] then
+      local t = redis.call('TIME')
+      redis.call('HSET', record, 'dl', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(rec[2]))
+    end
     redis.call('EXPIRE', record, ttl)
     redis.call('ZADD', leases, expiry, member)
     return 'leased'

@@ -5,13 +5,15 @@
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file corral/common/v1/common.proto.
  */
 export const file_corral_common_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jb3JyYWwvY29tbW9uL3YxL2NvbW1vbi5wcm90bxIQY29ycmFsLmNvbW1vbi52MSJZCg5UYXNrSWRlbnRpZmllchIiCgRuYW1lGAEgASgJQhS6SBFyDxABGIACMgheW15cc10rJBIjCgd2ZXJzaW9uGAIgASgJQhK6SA9yDTILXnZcZCtcLlxkKyQivwEKCEhhcmR3YXJlEhwKCWNwdV9jb3JlcxgBIAEoDUIJukgGKgQYoI0GEhsKCWdwdV9jb3VudBgCIAEoDUIIukgFKgMYgAgSGgoIZ3B1X3R5cGUYAyABKAlCCLpIBXIDGIABEhQKDG1lbW9yeV9ieXRlcxgEIAEoBBIaCghob3N0bmFtZRgFIAEoCUIIukgFcgMY/QESEwoCb3MYBiABKAlCB7pIBHICGEASFQoEYXJjaBgHIAEoCUIHukgEcgIYQCJJChFQcm9ncmVzc0luZGljYXRvchIXCgVsYWJlbBgBIAEoCUIIukgFcgMYgAISDQoFdG90YWwYAiABKAQSDAoEZG9uZRgDIAEoBCL4AQoOVGFza1N1Ym1pc3Npb24SPAoKaWRlbnRpZmllchgBIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCBrpIA8gBARINCgVpbnB1dBgCIAEoDBIZCgdkaXNwbGF5GAMgASgJQgi6SAVyAxiACBIdCgttYXhfcmV0cmllcxgEIAEoDUIIukgFKgMY6AcSEAoIb3B0aW9uYWwYBSABKAgSLgoMY2x1c3Rlcl9zbHVnGAYgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSHQoKZGVwZW5kc19vbhgHIAMoDUIJukgGkgEDEOgHIrADCgxUYXNrRW52ZWxvcGUSGAoHdGFza19pZBgBIAEoCUIHukgEcgIQARIXCgZqb2JfaWQYAiABKAlCB7pIBHICEAESGAoHdGVhbV9pZBgDIAEoCUIHukgEcgIQARIbCgpjbHVzdGVyX2lkGAQgASgJQge6SARyAhABEhQKDGNsdXN0ZXJfc2x1ZxgFIAEoCRI8CgppZGVudGlmaWVyGAYgASgLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllckIGukgDyAEBEg8KB2F0dGVtcHQYByABKA0SDQoFaW5wdXQYCCABKAwSDwoHZGlzcGxheRgJIAEoCRIRCglwYXJlbnRfaWQYCiABKAkSEAoIam9iX25hbWUYCyABKAkSEwoLcmV0cnlfY291bnQYDCABKA0SEwoLbWF4X3JldHJpZXMYDSABKA0SPgoSZGVwZW5kZW5jeV9vdXRwdXRzGA4gAygLMiIuY29ycmFsLmNvbW1vbi52MS5EZXBlbmRlbmN5T3V0cHV0EiIKGmRlcGVuZGVuY3lfb3V0cHV0c19vbWl0dGVkGA8gASgIIlgKClRhc2tPdXRwdXQSPAoIZW5jb2RpbmcYASABKA4yIC5jb3JyYWwuY29tbW9uLnYxLk91dHB1dEVuY29kaW5nQgi6SAWCAQIQARIMCgRkYXRhGAIgASgMIocBChBEZXBlbmRlbmN5T3V0cHV0Eg8KB3Rhc2tfaWQYASABKAkSNAoKaWRlbnRpZmllchgCIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXISLAoGb3V0cHV0GAMgASgLMhwuY29ycmFsLmNvbW1vbi52MS5UYXNrT3V0cHV0KmYKDk91dHB1dEVuY29kaW5nEh8KG09VVFBVVF9FTkNPRElOR19VTlNQRUNJRklFRBAAEhgKFE9VVFBVVF9FTkNPRElOR19KU09OEAESGQoVT1VUUFVUX0VOQ09ESU5HX0JZVEVTEAJiBnByb3RvMw", [file_buf_validate_validate]);
+  fileDesc("Ch1jb3JyYWwvY29tbW9uL3YxL2NvbW1vbi5wcm90bxIQY29ycmFsLmNvbW1vbi52MSJZCg5UYXNrSWRlbnRpZmllchIiCgRuYW1lGAEgASgJQhS6SBFyDxABGIACMgheW15cc10rJBIjCgd2ZXJzaW9uGAIgASgJQhK6SA9yDTILXnZcZCtcLlxkKyQivwEKCEhhcmR3YXJlEhwKCWNwdV9jb3JlcxgBIAEoDUIJukgGKgQYoI0GEhsKCWdwdV9jb3VudBgCIAEoDUIIukgFKgMYgAgSGgoIZ3B1X3R5cGUYAyABKAlCCLpIBXIDGIABEhQKDG1lbW9yeV9ieXRlcxgEIAEoBBIaCghob3N0bmFtZRgFIAEoCUIIukgFcgMY/QESEwoCb3MYBiABKAlCB7pIBHICGEASFQoEYXJjaBgHIAEoCUIHukgEcgIYQCJJChFQcm9ncmVzc0luZGljYXRvchIXCgVsYWJlbBgBIAEoCUIIukgFcgMYgAISDQoFdG90YWwYAiABKAQSDAoEZG9uZRgDIAEoBCLPBAoOVGFza1N1Ym1pc3Npb24SPAoKaWRlbnRpZmllchgBIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCBrpIA8gBARINCgVpbnB1dBgCIAEoDBIZCgdkaXNwbGF5GAMgASgJQgi6SAVyAxiACBIdCgttYXhfcmV0cmllcxgEIAEoDUIIukgFKgMY6AcSEAoIb3B0aW9uYWwYBSABKAgSLgoMY2x1c3Rlcl9zbHVnGAYgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSHQoKZGVwZW5kc19vbhgHIAMoDUIJukgGkgEDEOgHEkQKEWV4ZWN1dGlvbl90aW1lb3V0GBQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiA9SQyABJMChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GBUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiAvGkyABI1Cg1yZXRyeV9iYWNrb2ZmGBYgASgLMh4uY29ycmFsLmNvbW1vbi52MS5SZXRyeUJhY2tvZmYSLgoKbm90X2JlZm9yZRgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPwoLc3RhcnRfZGVsYXkYGCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CD7pIDKoBCSIFCIDnhA8yABIZCghwcmlvcml0eRgZIAEoDUIHukgEKgIYCSLwAQoMUmV0cnlCYWNrb2ZmEkQKEGluaXRpYWxfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CD7pIDKoBCSIFCIDnhA8yABIrCgptdWx0aXBsaWVyGAIgASgBQhe6SBQSEhkAAAAAAABZQCkAAAAAAAAAABJEChBtYXhpbXVtX2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg+6SAyqAQkiBQiA54QPMgASJwoGaml0dGVyGAQgASgBQhe6SBQSEhkAAAAAAADwPykAAAAAAAAAACLZAQoMVGFza0RlZmF1bHRzEkQKEWV4ZWN1dGlvbl90aW1lb3V0GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiA9SQyABJMChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiAvGkyABI1Cg1yZXRyeV9iYWNrb2ZmGAMgASgLMh4uY29ycmFsLmNvbW1vbi52MS5SZXRyeUJhY2tvZmYi+AMKDFRhc2tFbnZlbG9wZRIYCgd0YXNrX2lkGAEgASgJQge6SARyAhABEhcKBmpvYl9pZBgCIAEoCUIHukgEcgIQARIYCgd0ZWFtX2lkGAMgASgJQge6SARyAhABEhsKCmNsdXN0ZXJfaWQYBCABKAlCB7pIBHICEAESFAoMY2x1c3Rlcl9zbHVnGAUgASgJEjwKCmlkZW50aWZpZXIYBiABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyQga6SAPIAQESDwoHYXR0ZW1wdBgHIAEoDRINCgVpbnB1dBgIIAEoDBIPCgdkaXNwbGF5GAkgASgJEhEKCXBhcmVudF9pZBgKIAEoCRIQCghqb2JfbmFtZRgLIAEoCRITCgtyZXRyeV9jb3VudBgMIAEoDRITCgttYXhfcmV0cmllcxgNIAEoDRI+ChJkZXBlbmRlbmN5X291dHB1dHMYDiADKAsyIi5jb3JyYWwuY29tbW9uLnYxLkRlcGVuZGVuY3lPdXRwdXQSIgoaZGVwZW5kZW5jeV9vdXRwdXRzX29taXR0ZWQYDyABKAgSNAoRZXhlY3V0aW9uX3RpbWVvdXQYHiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIcHJpb3JpdHkYHyABKA0iWAoKVGFza091dHB1dBI8CghlbmNvZGluZxgBIAEoDjIgLmNvcnJhbC5jb21tb24udjEuT3V0cHV0RW5jb2RpbmdCCLpIBYIBAhABEgwKBGRhdGEYAiABKAwihwEKEERlcGVuZGVuY3lPdXRwdXQSDwoHdGFza19pZBgBIAEoCRI0CgppZGVudGlmaWVyGAIgASgLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllchIsCgZvdXRwdXQYAyABKAsyHC5jb3JyYWwuY29tbW9uLnYxLlRhc2tPdXRwdXQqvgEKDVRhc2tFcnJvcktpbmQSHwobVEFTS19FUlJPUl9LSU5EX1VOU1BFQ0lGSUVEEAASGQoVVEFTS19FUlJPUl9LSU5EX0VSUk9SEAESHQoZVEFTS19FUlJPUl9LSU5EX1RJTUVEX09VVBACEi8KK1RBU0tfRVJST1JfS0lORF9TQ0hFRFVMRV9UT19TVEFSVF9USU1FRF9PVVQQAxIhCh1UQVNLX0VSUk9SX0tJTkRfTEVBU0VfRVhQSVJFRBAEKmYKDk91dHB1dEVuY29kaW5nEh8KG09VVFBVVF9FTkNPRElOR19VTlNQRUNJRklFRBAAEhgKFE9VVFBVVF9FTkNPRElOR19KU09OEAESGQoVT1VUUFVUX0VOQ09ESU5HX0JZVEVTEAJiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * TaskIdentifier names the code a task runs: a name and a version vMAJOR.MINOR. A runner may take
@@ -165,6 +167,54 @@ export type TaskSubmission = Message<"corral.common.v1.TaskSubmission"> & {
    * @generated from field: repeated uint32 depends_on = 7;
    */
   dependsOn: number[];
+
+  /**
+   * How long one attempt may run: the runner's signal aborts at the deadline and the broker does
+   * not extend the lease past it; the attempt fails as TIMED_OUT (counted against max_retries).
+   * Unset: the job's default, else none.
+   *
+   * @generated from field: google.protobuf.Duration execution_timeout = 20;
+   */
+  executionTimeout?: Duration | undefined;
+
+  /**
+   * How long an attempt may wait in the queue once it could start; past it the task fails as
+   * SCHEDULE_TO_START_TIMED_OUT without a retry. Unset: the job's default, else none.
+   *
+   * @generated from field: google.protobuf.Duration schedule_to_start_timeout = 21;
+   */
+  scheduleToStartTimeout?: Duration | undefined;
+
+  /**
+   * How long a failed attempt waits before its retry is queued. Unset: the job's default, else
+   * the retry is queued at once.
+   *
+   * @generated from field: corral.common.v1.RetryBackoff retry_backoff = 22;
+   */
+  retryBackoff?: RetryBackoff | undefined;
+
+  /**
+   * The task starts no earlier than this (a delayed start). The later of not_before and
+   * submit time + start_delay wins.
+   *
+   * @generated from field: google.protobuf.Timestamp not_before = 23;
+   */
+  notBefore?: Timestamp | undefined;
+
+  /**
+   * The task starts no earlier than this long after it is submitted.
+   *
+   * @generated from field: google.protobuf.Duration start_delay = 24;
+   */
+  startDelay?: Duration | undefined;
+
+  /**
+   * 0 (default) to 9: a runner takes higher priorities first among the tasks it may run, while
+   * lower ones keep a bounded share of its claims (they are never starved).
+   *
+   * @generated from field: uint32 priority = 25;
+   */
+  priority: number;
 };
 
 /**
@@ -173,6 +223,76 @@ export type TaskSubmission = Message<"corral.common.v1.TaskSubmission"> & {
  */
 export const TaskSubmissionSchema: GenMessage<TaskSubmission> = /*@__PURE__*/
   messageDesc(file_corral_common_v1_common, 3);
+
+/**
+ * RetryBackoff spaces retries: retry n (from 1) waits min(initial_interval * multiplier^(n-1),
+ * maximum_interval), then jitter takes off a random share of up to `jitter` of it.
+ *
+ * @generated from message corral.common.v1.RetryBackoff
+ */
+export type RetryBackoff = Message<"corral.common.v1.RetryBackoff"> & {
+  /**
+   * @generated from field: google.protobuf.Duration initial_interval = 1;
+   */
+  initialInterval?: Duration | undefined;
+
+  /**
+   * 0 means 2.
+   *
+   * @generated from field: double multiplier = 2;
+   */
+  multiplier: number;
+
+  /**
+   * 0 means 100 times initial_interval.
+   *
+   * @generated from field: google.protobuf.Duration maximum_interval = 3;
+   */
+  maximumInterval?: Duration | undefined;
+
+  /**
+   * 0 to 1: the delay is drawn uniformly from [delay * (1 - jitter), delay].
+   *
+   * @generated from field: double jitter = 4;
+   */
+  jitter: number;
+};
+
+/**
+ * Describes the message corral.common.v1.RetryBackoff.
+ * Use `create(RetryBackoffSchema)` to create a new message.
+ */
+export const RetryBackoffSchema: GenMessage<RetryBackoff> = /*@__PURE__*/
+  messageDesc(file_corral_common_v1_common, 4);
+
+/**
+ * TaskDefaults apply to every task of a job (its roots and its subtasks) that does not set its own.
+ *
+ * @generated from message corral.common.v1.TaskDefaults
+ */
+export type TaskDefaults = Message<"corral.common.v1.TaskDefaults"> & {
+  /**
+   * @generated from field: google.protobuf.Duration execution_timeout = 1;
+   */
+  executionTimeout?: Duration | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Duration schedule_to_start_timeout = 2;
+   */
+  scheduleToStartTimeout?: Duration | undefined;
+
+  /**
+   * @generated from field: corral.common.v1.RetryBackoff retry_backoff = 3;
+   */
+  retryBackoff?: RetryBackoff | undefined;
+};
+
+/**
+ * Describes the message corral.common.v1.TaskDefaults.
+ * Use `create(TaskDefaultsSchema)` to create a new message.
+ */
+export const TaskDefaultsSchema: GenMessage<TaskDefaults> = /*@__PURE__*/
+  messageDesc(file_corral_common_v1_common, 5);
 
 /**
  * TaskEnvelope is a ready task as the broker queues it and a runner receives it.
@@ -259,6 +379,20 @@ export type TaskEnvelope = Message<"corral.common.v1.TaskEnvelope"> & {
    * @generated from field: bool dependency_outputs_omitted = 15;
    */
   dependencyOutputsOmitted: boolean;
+
+  /**
+   * How long this attempt may run (unset: no limit); the broker's lease ends at the deadline too.
+   *
+   * @generated from field: google.protobuf.Duration execution_timeout = 30;
+   */
+  executionTimeout?: Duration | undefined;
+
+  /**
+   * 0 to 9; the broker queues each priority above 0 in its own stream.
+   *
+   * @generated from field: uint32 priority = 31;
+   */
+  priority: number;
 };
 
 /**
@@ -266,7 +400,7 @@ export type TaskEnvelope = Message<"corral.common.v1.TaskEnvelope"> & {
  * Use `create(TaskEnvelopeSchema)` to create a new message.
  */
 export const TaskEnvelopeSchema: GenMessage<TaskEnvelope> = /*@__PURE__*/
-  messageDesc(file_corral_common_v1_common, 4);
+  messageDesc(file_corral_common_v1_common, 6);
 
 /**
  * TaskOutput is what one task attempt returned; its size limit is a server setting (default 1 MiB).
@@ -290,7 +424,7 @@ export type TaskOutput = Message<"corral.common.v1.TaskOutput"> & {
  * Use `create(TaskOutputSchema)` to create a new message.
  */
 export const TaskOutputSchema: GenMessage<TaskOutput> = /*@__PURE__*/
-  messageDesc(file_corral_common_v1_common, 5);
+  messageDesc(file_corral_common_v1_common, 7);
 
 /**
  * DependencyOutput is the output of a dependency of a task, delivered with the task.
@@ -319,7 +453,53 @@ export type DependencyOutput = Message<"corral.common.v1.DependencyOutput"> & {
  * Use `create(DependencyOutputSchema)` to create a new message.
  */
 export const DependencyOutputSchema: GenMessage<DependencyOutput> = /*@__PURE__*/
-  messageDesc(file_corral_common_v1_common, 6);
+  messageDesc(file_corral_common_v1_common, 8);
+
+/**
+ * TaskErrorKind says why an attempt ended without a result.
+ *
+ * @generated from enum corral.common.v1.TaskErrorKind
+ */
+export enum TaskErrorKind {
+  /**
+   * @generated from enum value: TASK_ERROR_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The task reported an error (threw).
+   *
+   * @generated from enum value: TASK_ERROR_KIND_ERROR = 1;
+   */
+  ERROR = 1,
+
+  /**
+   * The attempt ran past its execution timeout.
+   *
+   * @generated from enum value: TASK_ERROR_KIND_TIMED_OUT = 2;
+   */
+  TIMED_OUT = 2,
+
+  /**
+   * The attempt waited in the queue past its schedule-to-start timeout (never retried).
+   *
+   * @generated from enum value: TASK_ERROR_KIND_SCHEDULE_TO_START_TIMED_OUT = 3;
+   */
+  SCHEDULE_TO_START_TIMED_OUT = 3,
+
+  /**
+   * The runner stopped heartbeating and its lease expired.
+   *
+   * @generated from enum value: TASK_ERROR_KIND_LEASE_EXPIRED = 4;
+   */
+  LEASE_EXPIRED = 4,
+}
+
+/**
+ * Describes the enum corral.common.v1.TaskErrorKind.
+ */
+export const TaskErrorKindSchema: GenEnum<TaskErrorKind> = /*@__PURE__*/
+  enumDesc(file_corral_common_v1_common, 0);
 
 /**
  * OutputEncoding says how a task output's bytes read.
@@ -351,5 +531,5 @@ export enum OutputEncoding {
  * Describes the enum corral.common.v1.OutputEncoding.
  */
 export const OutputEncodingSchema: GenEnum<OutputEncoding> = /*@__PURE__*/
-  enumDesc(file_corral_common_v1_common, 0);
+  enumDesc(file_corral_common_v1_common, 1);
 
