@@ -1,20 +1,12 @@
 // Turning a dispatch group's entries into leases of its sessions: read-and-claim in one Lua call
-// (credit set aside as slots first), or claim entries read earlier; then the granted leases go to
-// Assignments, and leases of a session that left meanwhile go back to their streams. Batches run
-// while the group's loop reads on; this module owns them (and the backoff after a failed one).
-import type { Logger } from "pino";
-import {
-  slotToken,
-  type ClaimRequest,
-  type ClaimStatus,
-  type QueueStore,
-  type StreamEntry,
-} from "../redis/queue-store.js";
+// (credit set aside as slots first), or claim entries read earlier; then lease-grants.ts hands out
+// what was leased. Batches run while the group's loop reads on; this module owns them (and the
+// backoff after a failed one).
+import { slotToken, type ClaimRequest, type ClaimStatus, type StreamEntry } from "../redis/queue-store.js";
 import type { RunnerSession } from "../runner-session.js";
-import type { Assignments } from "../session/assignments.js";
 import type { DispatchGroup } from "./dispatch-group.js";
-import type { GroupMembership } from "./dispatch-groups.js";
 import { unreserve } from "./group-members.js";
+import { grantLeases, type GrantContext } from "./lease-grants.js";
 import { newLeaseToken } from "./lease-tokens.js";
 
 export interface GroupLeasing {
@@ -39,128 +31,103 @@ export interface GroupLeasing {
 }
 
 /** What every group's leasing shares. */
-export interface LeasingContext {
-  queues: QueueStore;
+export interface LeasingContext extends GrantContext {
   brokerId: string;
   leaseDurationMs: number;
-  membership: GroupMembership;
-  assignments: Assignments;
-  logger: Logger;
+}
+
+/**
+ * Claims entries read earlier for sessions with credit. Sessions are reserved before the first
+ * await, so a read that runs meanwhile only asks for the credit still open; credit that ends up
+ * unused (revoked or duplicate entries, a failed claim) wakes the group again.
+ */
+async function lease(g: DispatchGroup, ctx: LeasingContext, entries: StreamEntry[]): Promise<void> {
+  const picked: StreamEntry[] = [];
+  const targets: RunnerSession[] = [];
+  const waiting: StreamEntry[] = [];
+  for (const entry of entries) {
+    const session = g.members.reserveNext();
+    if (!session) {
+      waiting.push(entry);
+      continue;
+    }
+    picked.push(entry);
+    targets.push(session);
+  }
+  g.buffer.hold(waiting);
+  if (picked.length === 0) return;
+  const now = Date.now();
+  const requests: ClaimRequest[] = picked.map((entry, i) => ({
+    entry,
+    token: newLeaseToken(),
+    expiryMs: now + ctx.leaseDurationMs,
+    sessionId: targets[i]!.id,
+    brokerId: ctx.brokerId,
+  }));
+  let statuses: ClaimStatus[];
+  try {
+    statuses = await ctx.queues.claim(requests);
+  } catch (err) {
+    // Nothing or part of it applied: claiming again is safe (a live lease answers 'inflight',
+    // and its token is lost with this attempt: it expires and is re-queued).
+    unreserve(targets);
+    g.buffer.hold(picked);
+    g.signal.wake();
+    throw err;
+  }
+  unreserve(targets);
+  await grantLeases(g, ctx, requests, targets, statuses);
+}
+
+/** Reads and leases into `slots` (reserved by the caller) in one call, then hands out the leases. */
+async function readClaim(
+  g: DispatchGroup,
+  ctx: LeasingContext,
+  slots: RunnerSession[],
+  count: number,
+  tokenBase: string,
+  expiryMs: number,
+): Promise<void> {
+  let read;
+  try {
+    read = await ctx.queues.readClaim(
+      ctx.brokerId,
+      g.clusterId,
+      g.streams,
+      count,
+      { sessions: slots.map((s) => s.id), tokenBase },
+      expiryMs,
+    );
+  } finally {
+    unreserve(slots);
+  }
+  g.noteRead(read.map((r) => r.entry));
+  const requests: ClaimRequest[] = [];
+  const targets: RunnerSession[] = [];
+  const statuses: ClaimStatus[] = [];
+  const unclaimed: StreamEntry[] = [];
+  for (const r of read) {
+    if (r.status === "unclaimed") {
+      unclaimed.push(r.entry);
+      continue;
+    }
+    const session = slots[r.slot]!;
+    requests.push({ entry: r.entry, token: slotToken(tokenBase, r.slot), expiryMs, sessionId: session.id, brokerId: ctx.brokerId });
+    targets.push(session);
+    statuses.push(r.status);
+  }
+  g.buffer.hold(unclaimed);
+  await grantLeases(g, ctx, requests, targets, statuses);
+  // There may be more: read again. An empty read leaves the loop asleep until a wake-up.
+  if (read.length > 0) g.signal.markDirty();
 }
 
 export function createGroupLeasing(g: DispatchGroup, ctx: LeasingContext): GroupLeasing {
-  const { queues, logger } = ctx;
+  const { logger } = ctx;
   /** Batches being leased (claim and revocation check) while the loop reads on. */
   const handling = new Set<Promise<void>>();
   /** Wait before reading again after a failed read-and-claim (0 after a success). */
   let errorBackoffMs = 0;
-
-  /**
-   * Sessions are reserved before the first await, so a read that runs meanwhile only asks for the
-   * credit still open; credit that ends up unused (revoked or duplicate entries, a failed claim)
-   * wakes the group again.
-   */
-  async function lease(entries: StreamEntry[]): Promise<void> {
-    const picked: StreamEntry[] = [];
-    const targets: RunnerSession[] = [];
-    const waiting: StreamEntry[] = [];
-    for (const entry of entries) {
-      const session = g.members.reserveNext();
-      if (!session) {
-        waiting.push(entry);
-        continue;
-      }
-      picked.push(entry);
-      targets.push(session);
-    }
-    g.buffer.hold(waiting);
-    if (picked.length === 0) return;
-    const now = Date.now();
-    const requests: ClaimRequest[] = picked.map((entry, i) => ({
-      entry,
-      token: newLeaseToken(),
-      expiryMs: now + ctx.leaseDurationMs,
-      sessionId: targets[i]!.id,
-      brokerId: ctx.brokerId,
-    }));
-    let statuses: ClaimStatus[];
-    try {
-      statuses = await queues.claim(requests);
-    } catch (err) {
-      // Nothing or part of it applied: claiming again is safe (a live lease answers 'inflight',
-      // and its token is lost with this attempt: it expires and is re-queued).
-      unreserve(targets);
-      g.buffer.hold(picked);
-      g.signal.wake();
-      throw err;
-    }
-    unreserve(targets);
-    await settle(requests, targets, statuses);
-  }
-
-  /**
-   * Hands out what a claim leased (the sessions' reservations are already undone); leases of a
-   * session that closed meanwhile go back to their streams.
-   */
-  async function settle(requests: ClaimRequest[], targets: RunnerSession[], statuses: ClaimStatus[]) {
-    let unused = false;
-    const orphaned: ClaimRequest[] = [];
-    requests.forEach((r, i) => {
-      if (statuses[i] !== "leased") unused = true;
-      // The stream ended, or the runner reregistered away from this group, while this entry was
-      // being claimed: it goes back to its stream for the group that reads it now.
-      else if (targets[i]!.state === "closed" || ctx.membership.groupOf(targets[i]!.id) !== g) orphaned.push(r);
-      else ctx.assignments.granted(targets[i]!, r.entry, r.token, r.expiryMs);
-    });
-    if (orphaned.length > 0) {
-      await queues.release(orphaned).catch((err: unknown) => {
-        logger.warn({ err, count: orphaned.length }, "could not give back leases of a closed session; they expire");
-      });
-      unused = true;
-      // A session that moved to another group reads there with the credit this left open.
-      for (const r of orphaned) {
-        const moved = ctx.membership.groupOf(r.sessionId);
-        if (moved && moved !== g) moved.signal.wake();
-      }
-    }
-    // Revoked, duplicate or in-flight entries left their session's credit open: read again.
-    if (unused) g.signal.wake();
-  }
-
-  async function readClaim(slots: RunnerSession[], count: number, tokenBase: string, expiryMs: number): Promise<void> {
-    let read;
-    try {
-      read = await queues.readClaim(
-        ctx.brokerId,
-        g.clusterId,
-        g.streams,
-        count,
-        { sessions: slots.map((s) => s.id), tokenBase },
-        expiryMs,
-      );
-    } finally {
-      unreserve(slots);
-    }
-    g.noteRead(read.map((r) => r.entry));
-    const requests: ClaimRequest[] = [];
-    const targets: RunnerSession[] = [];
-    const statuses: ClaimStatus[] = [];
-    const unclaimed: StreamEntry[] = [];
-    for (const r of read) {
-      if (r.status === "unclaimed") {
-        unclaimed.push(r.entry);
-        continue;
-      }
-      const session = slots[r.slot]!;
-      requests.push({ entry: r.entry, token: slotToken(tokenBase, r.slot), expiryMs, sessionId: session.id, brokerId: ctx.brokerId });
-      targets.push(session);
-      statuses.push(r.status);
-    }
-    g.buffer.hold(unclaimed);
-    await settle(requests, targets, statuses);
-    // There may be more: read again. An empty read leaves the loop asleep until a wake-up.
-    if (read.length > 0) g.signal.markDirty();
-  }
 
   return {
     get inFlight() {
@@ -168,9 +135,9 @@ export function createGroupLeasing(g: DispatchGroup, ctx: LeasingContext): Group
     },
     oneSettled: () => Promise.race(handling),
     allSettled: () => Promise.allSettled([...handling]),
-    lease,
+    lease: (entries) => lease(g, ctx, entries),
     startLease(entries) {
-      const p: Promise<void> = lease(entries)
+      const p: Promise<void> = lease(g, ctx, entries)
         .catch((err: unknown) => {
           g.failed(err);
           logger.warn({ err, cluster: g.clusterId }, "leasing a batch failed; its entries wait in the buffer");
@@ -185,7 +152,7 @@ export function createGroupLeasing(g: DispatchGroup, ctx: LeasingContext): Group
       const slots = g.members.reserveSlots(open);
       const tokenBase = newLeaseToken();
       const expiryMs = Date.now() + ctx.leaseDurationMs;
-      const p: Promise<void> = readClaim(slots, count, tokenBase, expiryMs)
+      const p: Promise<void> = readClaim(g, ctx, slots, count, tokenBase, expiryMs)
         .then(() => {
           errorBackoffMs = 0;
         })
