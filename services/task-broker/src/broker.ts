@@ -1,30 +1,31 @@
-// createBroker wires the task-broker: two Redis connections (commands, and a subscriber for wake-ups
-// and replica requests) whatever the number of runners, then each part once, in the order data
-// flows: wake-ups → queue store → result batcher → lease holdings, result reporter, assignments →
-// dispatcher → session hub → Work handler. Nothing is wired after construction.
+// createBroker wires the task-broker: two Redis connections (broker-connections.ts), then each part
+// once, in the order data flows: wake-ups → queue store → result batcher → lease holdings, result
+// reporter, assignments → dispatcher → session hub → Work handler. Nothing is wired after
+// construction; parts with options of their own are built by the small functions below it.
 import { randomUUID } from "node:crypto";
 import { DispatchService, TaskBrokerService } from "@corral/proto";
 import { createLogger, type ServiceMount } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { createDispatchService, sessionToJson, type BusRequest } from "./dispatch-service.js";
-import { createDispatcher } from "./dispatch/dispatcher.js";
-import { createWakeups } from "./dispatch/wakeups.js";
-import { createLeaseReaper } from "./lease-reaper.js";
+import { createDispatcher, type Dispatcher } from "./dispatch/dispatcher.js";
+import { createWakeSubscriptions, type WakeSubscriptions } from "./dispatch/wake-subscriptions.js";
+import { createWakeups, type Wakeups } from "./dispatch/wakeups.js";
+import { createLeaseReaper, type LeaseReaper } from "./lease-reaper.js";
 import { createBrokerMetrics, type BrokerMetrics } from "./metrics.js";
-import { createPresencePublisher, type PresenceReporter } from "./presence-publisher.js";
-import { createRedisTemplate, duplicateConnection, isRedisClient, type RedisClient, type RedisTarget } from "./redis/connection.js";
-import { wakeChannel } from "./redis/keys.js";
-import { createLeaseStore } from "./redis/lease-store.js";
-import { createQueueStore } from "./redis/queue-store.js";
-import { createReplicaBus } from "./replica-bus.js";
+import { createPresencePublisher, type PresencePublisher, type PresenceReporter } from "./presence-publisher.js";
+import { openBrokerConnections, type BrokerConnections } from "./broker-connections.js";
+import type { RedisClient, RedisTarget } from "./redis/connection.js";
+import { createLeaseStore, type ExpiredLease, type LeaseStore } from "./redis/lease-store.js";
+import { createQueueStore, type QueueStore } from "./redis/queue-store.js";
+import { createReplicaBus, type ReplicaBus } from "./replica-bus.js";
 import { ResultsStalledError } from "./errors.js";
-import { createResultBatcher, type Ledger } from "./result-batcher.js";
+import { createResultBatcher, type Ledger, type ResultBatcher } from "./result-batcher.js";
 import type { RunnerSession } from "./runner-session.js";
-import { createSessionHub, type ClusterResolver } from "./session-hub.js";
-import { createAssignments } from "./session/assignments.js";
+import { createSessionHub, type ClusterResolver, type SessionHub, type SessionHubOptions } from "./session-hub.js";
+import { createAssignments, type Assignments } from "./session/assignments.js";
 import { createLeaseHoldings } from "./session/lease-holdings.js";
 import { createResultReporter } from "./session/result-reporter.js";
-import { createStoreMarkerWatch, type ResyncRequest } from "./store-marker.js";
+import { createStoreMarkerWatch, type ResyncRequest, type StoreMarkerWatch } from "./store-marker.js";
 import { maxQueuesPerSession } from "./task-identifier.js";
 import { createWorkService } from "./work-service.js";
 
@@ -110,178 +111,40 @@ export interface Broker {
 }
 
 export function createBroker(options: BrokerOptions): Broker {
-  const brokerId = options.brokerId ?? `broker-${randomUUID().slice(0, 8)}`;
-  const logger = options.logger ?? createLogger("task-broker");
-  const leaseDurationMs = options.leaseDurationMs ?? 30_000;
-  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.max(100, Math.floor(leaseDurationMs / 3));
-  const connectionName = `corral-broker-${brokerId}`;
+  const settings = brokerSettings(options);
+  const { brokerId, logger, connectionName } = settings;
   const metrics = createBrokerMetrics();
-
-  const ownsBase = !isRedisClient(options.redis);
-  // Only a template for the connections below; it never connects itself.
-  const base: RedisClient = isRedisClient(options.redis) ? options.redis : createRedisTemplate(options.redis);
-  const own = (suffix: string, extra: { enableAutoPipelining?: boolean } = {}) => {
-    const c = duplicateConnection(base, `${connectionName}:${suffix}`, extra);
-    c.on("error", () => {});
-    return c;
-  };
-  // Concurrent sessions' Lua calls in one tick go out as one pipeline.
-  const redis = own("cmd", { enableAutoPipelining: true });
-  const subscriber = own("sub");
-  const channelPrefix = base.options.keyPrefix ?? "";
+  const connections = openBrokerConnections(options.redis, connectionName);
+  const { redis, subscriber, channelPrefix } = connections;
 
   const wakeups = createWakeups();
-  const queues = createQueueStore(redis, {
-    recordTtlSec: 7 * 24 * 3600,
-    channelPrefix,
-    // Readers in this process start at once (the Pub/Sub wake-up still reaches every replica).
-    onQueued: wakeups.queued,
-  });
+  const queues = buildQueueStore(connections, wakeups);
   const leases = createLeaseStore(redis, { doneTtlSec: 24 * 3600 });
-  const resultStallTimeoutMs = options.resultStallTimeoutMs ?? 30_000;
   const readinessListeners = new Set<() => void>();
-  const batcher = createResultBatcher({
-    ledger: options.ledger,
-    brokerId,
-    windowMs: options.batchWindowMs ?? 3,
-    batchSize: options.batchSize ?? 500,
-    ackFlushMs: 1_000,
-    startHoldMs: options.startReportDelayMs ?? 0,
-    enqueue: (tasks) => queues.enqueue(tasks),
-    logger,
-    metrics,
-    stallTimeoutMs: resultStallTimeoutMs,
-    onStallChange: () => {
-      for (const l of readinessListeners) l();
-    },
-  });
-  const presence = createPresencePublisher({
-    reporter: options.presence,
-    brokerId,
-    throttleMs: options.presenceThrottleMs ?? 2_000,
-    refreshMs: options.presenceRefreshMs ?? 20_000,
-    logger,
-  });
+  const batcher = buildResultBatcher(options, settings, queues, metrics, readinessListeners);
+  const presence = buildPresence(options, settings);
   const holdings = createLeaseHoldings();
   const reporter = createResultReporter({ leases, batcher, holdings, metrics, logger, onReleased: (s) => presence.updated(s) });
   const assignments = createAssignments({ holdings, reporter, presence, metrics, logger });
-  /** wake channel → cluster id, for the clusters this replica dispatches. */
-  const wakeChannels = new Map<string, string>();
-  const dispatcher = createDispatcher({
-    queues,
-    brokerId,
-    leaseDurationMs,
-    pollIntervalMs: options.pollIntervalMs ?? 2_000,
-    recoverIdleMs: Math.max(leaseDurationMs * 2, 10_000),
-    logger,
-    async subscribe(clusterId) {
-      const channel = wakeChannel(channelPrefix, clusterId);
-      if (wakeChannels.has(channel)) return;
-      wakeChannels.set(channel, clusterId);
-      await subscriber.subscribe(channel);
-    },
-    unsubscribe(clusterId) {
-      const channel = wakeChannel(channelPrefix, clusterId);
-      if (!wakeChannels.delete(channel)) return;
-      subscriber.unsubscribe(channel).catch(() => {});
-    },
-    assignments,
-    wakeups,
-  });
-  const hub = createSessionHub({
-    brokerId,
-    leaseDurationMs,
-    heartbeatIntervalMs,
-    clusters: options.clusters,
-    leases,
-    holdings,
-    reporter,
-    dispatch: dispatcher,
-    presence,
-    metrics,
-    logger,
-    maxQueuesPerSession,
-    maxSessionsPerTeam: options.maxSessionsPerTeam,
-  });
-  subscriber.on("message", (channel: string, queue: string) => {
-    const clusterId = wakeChannels.get(channel);
-    if (clusterId !== undefined) wakeups.queued(clusterId, queue);
-  });
-  const reaper = createLeaseReaper({
-    leases,
-    intervalMs: options.reapIntervalMs ?? 1_000,
-    batchLimit: 1_000,
-    reportTimeoutMs: Math.max(leaseDurationMs, 10_000),
-    logger,
-    onExpired: (expired) => reporter.expired(expired),
-  });
-  const bus = createReplicaBus({
-    redis,
-    subscriber,
-    channelPrefix,
-    brokerId,
-    logger,
-    async handle(body) {
-      const req = body as BusRequest;
-      if (req.type === "revoke") return hub.revokeLocal(req);
-      if (req.type === "sessions") {
-        return [...hub.sessions.values()]
-          .filter((s) => (!req.clusterId || s.cluster.id === req.clusterId) && (!req.teamId || s.teamId === req.teamId))
-          .map((s) => sessionToJson(s, brokerId));
-      }
-      return null;
-    },
-  });
-
+  const wakeSubscriptions = createWakeSubscriptions(subscriber, channelPrefix, wakeups);
+  const dispatcher = buildDispatcher(options, settings, { queues, assignments, wakeups, wakeSubscriptions });
+  const hub = buildSessionHub(options, settings, { leases, holdings, reporter, dispatcher, presence, metrics });
+  const reaper = buildReaper(options, settings, leases, (expired) => reporter.expired(expired));
+  const bus = buildReplicaBus(connections, settings, hub);
   const markerWatch = options.resync
     ? createStoreMarkerWatch({ redis, brokerId, intervalMs: options.reapIntervalMs ?? 1_000, logger, resync: options.resync })
     : undefined;
+  const startBus = busStarter(bus, logger);
+  const parts: BrokerParts = { connections, hub, dispatcher, batcher, reaper, markerWatch, presence, bus };
 
   let state: BrokerState = "created";
-  let busReady: Promise<void> | undefined;
   let closing: Promise<void> | undefined;
-
-  const startBus = () => {
-    busReady ??= bus.start().catch((err: unknown) => {
-      logger.error({ err }, "replica bus did not start");
-      busReady = undefined;
-      throw err;
-    });
-    return busReady;
-  };
-
-  const mounts: ServiceMount[] = [
-    { service: TaskBrokerService, impl: createWorkService(hub, logger, { helloTimeoutMs: options.helloTimeoutMs }) },
-    {
-      service: DispatchService,
-      impl: createDispatchService({
-        queues,
-        fanout: async (body, timeoutMs) => {
-          await startBus();
-          return bus.request(body, timeoutMs);
-        },
-        brokerId,
-        revokedTtlSec: 7 * 24 * 3600,
-        fanoutTimeoutMs: 2_000,
-      }),
-      internal: true,
-    },
-  ];
-
-  async function step(name: string, fn: () => Promise<unknown> | unknown) {
-    try {
-      await fn();
-    } catch (err) {
-      logger.error({ err, step: name }, "broker close step failed");
-    }
-  }
-
   return {
     brokerId,
     get state() {
       return state;
     },
-    mounts,
+    mounts: buildMounts(options, settings, hub, queues, bus, startBus),
     metrics,
     connectionName,
     start() {
@@ -297,25 +160,7 @@ export function createBroker(options: BrokerOptions): Broker {
     close(graceMs = 10_000) {
       closing ??= (async () => {
         state = "draining";
-        const deadline = Date.now() + graceMs;
-        await step("drain sessions", () => hub.drain("broker is stopping"));
-        await step("stop dispatch", () => dispatcher.stop());
-        // Runners answer Drain by sending what they have and ending their stream; each stream
-        // closes once its results are acknowledged. Whatever is left at the deadline is cut.
-        await step("wait for runners", () => hub.empty(deadline));
-        await step("wait for reports", () => batcher.idle(deadline));
-        await step("stop reaper", () => reaper.stop());
-        await step("stop marker watch", () => markerWatch?.close());
-        await step("close batcher", () => batcher.close());
-        await step("end streams", () => {
-          for (const s of [...hub.sessions.values()]) hub.detach(s);
-        });
-        await step("presence", () => presence.close());
-        await step("bus", () => bus.close());
-        await step("redis", async () => {
-          await Promise.allSettled([redis.quit(), subscriber.quit()]);
-          if (ownsBase) base.disconnect();
-        });
+        await drainAndClose(parts, Date.now() + graceMs, logger);
         state = "stopped";
       })();
       return closing;
@@ -331,10 +176,235 @@ export function createBroker(options: BrokerOptions): Broker {
     },
     async ping() {
       await redis.ping();
-      if (batcher.stalled) throw new ResultsStalledError(resultStallTimeoutMs);
+      if (batcher.stalled) throw new ResultsStalledError(settings.resultStallTimeoutMs);
     },
     onReadinessChange(listener) {
       readinessListeners.add(listener);
     },
   };
+}
+
+/** The options every part shares, defaults applied. */
+interface BrokerSettings {
+  brokerId: string;
+  logger: Logger;
+  leaseDurationMs: number;
+  heartbeatIntervalMs: number;
+  resultStallTimeoutMs: number;
+  connectionName: string;
+}
+
+function brokerSettings(options: BrokerOptions): BrokerSettings {
+  const brokerId = options.brokerId ?? `broker-${randomUUID().slice(0, 8)}`;
+  const leaseDurationMs = options.leaseDurationMs ?? 30_000;
+  return {
+    brokerId,
+    logger: options.logger ?? createLogger("task-broker"),
+    leaseDurationMs,
+    heartbeatIntervalMs: options.heartbeatIntervalMs ?? Math.max(100, Math.floor(leaseDurationMs / 3)),
+    resultStallTimeoutMs: options.resultStallTimeoutMs ?? 30_000,
+    connectionName: `corral-broker-${brokerId}`,
+  };
+}
+
+function buildQueueStore(connections: BrokerConnections, wakeups: Wakeups): QueueStore {
+  return createQueueStore(connections.redis, {
+    recordTtlSec: 7 * 24 * 3600,
+    channelPrefix: connections.channelPrefix,
+    // Readers in this process start at once (the Pub/Sub wake-up still reaches every replica).
+    onQueued: wakeups.queued,
+  });
+}
+
+function buildDispatcher(
+  options: BrokerOptions,
+  settings: BrokerSettings,
+  parts: { queues: QueueStore; assignments: Assignments; wakeups: Wakeups; wakeSubscriptions: WakeSubscriptions },
+): Dispatcher {
+  const { leaseDurationMs } = settings;
+  return createDispatcher({
+    queues: parts.queues,
+    brokerId: settings.brokerId,
+    leaseDurationMs,
+    pollIntervalMs: options.pollIntervalMs ?? 2_000,
+    recoverIdleMs: Math.max(leaseDurationMs * 2, 10_000),
+    logger: settings.logger,
+    subscribe: parts.wakeSubscriptions.subscribe,
+    unsubscribe: parts.wakeSubscriptions.unsubscribe,
+    assignments: parts.assignments,
+    wakeups: parts.wakeups,
+  });
+}
+
+function buildSessionHub(
+  options: BrokerOptions,
+  settings: BrokerSettings,
+  parts: Pick<SessionHubOptions, "leases" | "holdings" | "reporter" | "presence" | "metrics"> & { dispatcher: Dispatcher },
+): SessionHub {
+  return createSessionHub({
+    brokerId: settings.brokerId,
+    leaseDurationMs: settings.leaseDurationMs,
+    heartbeatIntervalMs: settings.heartbeatIntervalMs,
+    clusters: options.clusters,
+    leases: parts.leases,
+    holdings: parts.holdings,
+    reporter: parts.reporter,
+    dispatch: parts.dispatcher,
+    presence: parts.presence,
+    metrics: parts.metrics,
+    logger: settings.logger,
+    maxQueuesPerSession,
+    maxSessionsPerTeam: options.maxSessionsPerTeam,
+  });
+}
+
+function buildResultBatcher(
+  options: BrokerOptions,
+  settings: BrokerSettings,
+  queues: QueueStore,
+  metrics: BrokerMetrics,
+  readinessListeners: ReadonlySet<() => void>,
+): ResultBatcher {
+  return createResultBatcher({
+    ledger: options.ledger,
+    brokerId: settings.brokerId,
+    windowMs: options.batchWindowMs ?? 3,
+    batchSize: options.batchSize ?? 500,
+    ackFlushMs: 1_000,
+    startHoldMs: options.startReportDelayMs ?? 0,
+    enqueue: (tasks) => queues.enqueue(tasks),
+    logger: settings.logger,
+    metrics,
+    stallTimeoutMs: settings.resultStallTimeoutMs,
+    onStallChange: () => {
+      for (const l of readinessListeners) l();
+    },
+  });
+}
+
+function buildPresence(options: BrokerOptions, settings: BrokerSettings): PresencePublisher {
+  return createPresencePublisher({
+    reporter: options.presence,
+    brokerId: settings.brokerId,
+    throttleMs: options.presenceThrottleMs ?? 2_000,
+    refreshMs: options.presenceRefreshMs ?? 20_000,
+    logger: settings.logger,
+  });
+}
+
+function buildReaper(
+  options: BrokerOptions,
+  settings: BrokerSettings,
+  leases: LeaseStore,
+  onExpired: (expired: ExpiredLease[]) => void,
+): LeaseReaper {
+  return createLeaseReaper({
+    leases,
+    intervalMs: options.reapIntervalMs ?? 1_000,
+    batchLimit: 1_000,
+    reportTimeoutMs: Math.max(settings.leaseDurationMs, 10_000),
+    logger: settings.logger,
+    onExpired,
+  });
+}
+
+/** Answers other replicas' requests from this replica's sessions (Revoke, ListSessions). */
+function buildReplicaBus(connections: BrokerConnections, settings: BrokerSettings, hub: SessionHub): ReplicaBus {
+  const { brokerId } = settings;
+  return createReplicaBus({
+    redis: connections.redis,
+    subscriber: connections.subscriber,
+    channelPrefix: connections.channelPrefix,
+    brokerId,
+    logger: settings.logger,
+    async handle(body) {
+      const req = body as BusRequest;
+      if (req.type === "revoke") return hub.revokeLocal(req);
+      if (req.type === "sessions") {
+        return [...hub.sessions.values()]
+          .filter((s) => (!req.clusterId || s.cluster.id === req.clusterId) && (!req.teamId || s.teamId === req.teamId))
+          .map((s) => sessionToJson(s, brokerId));
+      }
+      return null;
+    },
+  });
+}
+
+/** Starts the bus once (again after a failed start); resolves once it listens. */
+function busStarter(bus: ReplicaBus, logger: Logger): () => Promise<void> {
+  let busReady: Promise<void> | undefined;
+  return () => {
+    busReady ??= bus.start().catch((err: unknown) => {
+      logger.error({ err }, "replica bus did not start");
+      busReady = undefined;
+      throw err;
+    });
+    return busReady;
+  };
+}
+
+function buildMounts(
+  options: BrokerOptions,
+  settings: BrokerSettings,
+  hub: SessionHub,
+  queues: QueueStore,
+  bus: ReplicaBus,
+  startBus: () => Promise<void>,
+): ServiceMount[] {
+  return [
+    { service: TaskBrokerService, impl: createWorkService(hub, settings.logger, { helloTimeoutMs: options.helloTimeoutMs }) },
+    {
+      service: DispatchService,
+      impl: createDispatchService({
+        queues,
+        fanout: async (body, timeoutMs) => {
+          await startBus();
+          return bus.request(body, timeoutMs);
+        },
+        brokerId: settings.brokerId,
+        revokedTtlSec: 7 * 24 * 3600,
+        fanoutTimeoutMs: 2_000,
+      }),
+      internal: true,
+    },
+  ];
+}
+
+/** What close() stops, in the order it stops them. */
+interface BrokerParts {
+  connections: BrokerConnections;
+  hub: SessionHub;
+  dispatcher: Dispatcher;
+  batcher: ResultBatcher;
+  reaper: LeaseReaper;
+  markerWatch: StoreMarkerWatch | undefined;
+  presence: PresencePublisher;
+  bus: ReplicaBus;
+}
+
+/** The drain: every step runs even when one before it failed; Redis closes last. */
+async function drainAndClose(parts: BrokerParts, deadline: number, logger: Logger): Promise<void> {
+  const { hub, batcher } = parts;
+  async function step(name: string, fn: () => Promise<unknown> | unknown) {
+    try {
+      await fn();
+    } catch (err) {
+      logger.error({ err, step: name }, "broker close step failed");
+    }
+  }
+  await step("drain sessions", () => hub.drain("broker is stopping"));
+  await step("stop dispatch", () => parts.dispatcher.stop());
+  // Runners answer Drain by sending what they have and ending their stream; each stream
+  // closes once its results are acknowledged. Whatever is left at the deadline is cut.
+  await step("wait for runners", () => hub.empty(deadline));
+  await step("wait for reports", () => batcher.idle(deadline));
+  await step("stop reaper", () => parts.reaper.stop());
+  await step("stop marker watch", () => parts.markerWatch?.close());
+  await step("close batcher", () => batcher.close());
+  await step("end streams", () => {
+    for (const s of [...hub.sessions.values()]) hub.detach(s);
+  });
+  await step("presence", () => parts.presence.close());
+  await step("bus", () => parts.bus.close());
+  await step("redis", () => parts.connections.close());
 }
