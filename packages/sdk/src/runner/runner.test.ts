@@ -414,6 +414,23 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     expect(runner.lifecycle).toBe("stopped");
   });
 
+  it("runAll returns when no task ever arrives", async () => {
+    const runner = new Runner({
+      url,
+      apiKey: "k",
+      tasks: [Echo],
+      logger: createSdkLogger("runner-test", "silent"),
+      idleMs: 100,
+    });
+    runners.push(runner);
+    const finished = runner.runAll({ handleSignals: false });
+    const s = await broker.session(1);
+    await s.take("hello");
+    welcome(s);
+    await finished;
+    expect(runner.lifecycle).toBe("stopped");
+  });
+
   it("runs on the transport of the client that created it", async () => {
     const client = new Client({ url: "http://127.0.0.1:9", transport: createRouterTransport((r) => broker.routes(r)) });
     const runner = client.runner({ tasks: [Echo], logger: createSdkLogger("runner-test", "silent"), drainGraceMs: 500 });

@@ -299,7 +299,10 @@ export class Runner {
         else check();
       }, Math.max(wait, idleMs / 4));
     };
+    // The Welcome's state change comes while the runner is still "starting": the move to
+    // "running" must arm the idle clock too, or a runner no task ever reaches would never return.
     this.#events.on("change", check);
+    this.#events.on("lifecycle", check);
     watchOffline();
     try {
       await this.runForever(options);
@@ -307,6 +310,7 @@ export class Runner {
       clearTimeout(timer);
       clearTimeout(offlineTimer);
       this.#events.off("change", check);
+      this.#events.off("lifecycle", check);
     }
   }
 
