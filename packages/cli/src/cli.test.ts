@@ -184,6 +184,12 @@ describe("connection settings", () => {
     expect(resolveConnection({}, {}, tmpdir()).url).toBe("http://127.0.0.1:7700");
   });
 
+  it("find .corral/credentials.json in a parent directory", async () => {
+    const sub = join(dir, "src", "tasks");
+    await mkdir(sub, { recursive: true });
+    expect(resolveConnection({}, {}, sub)).toMatchObject({ url: "http://dev:7700", apiKey: "corral_dev_key" });
+  });
+
   it("loads task classes from a module", async () => {
     const file = join(dir, "tasks.mjs");
     await writeFile(

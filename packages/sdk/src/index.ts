@@ -1,5 +1,16 @@
 // @corral/sdk: the Client, tasks and the runner.
 export { Client, defaultUrl, type ClientOptions } from "./client.js";
+export {
+  resolveConnection,
+  findCredentials,
+  readCredentialsFile,
+  userCredentialsFile,
+  describeConnection,
+  apiKeyId,
+  credentialsPath,
+  type Connection,
+  type Credentials,
+} from "./credentials.js";
 export { ClusterClient, type CreateClusterOptions, type UpdateClusterOptions, type WaitReadyOptions, type ClusterHandle } from "./clusters.js";
 export { toClusterSpec, type ClusterSpecInput } from "./cluster-spec.js";
 export { JobClient, type JobQuery, type JobUpdate, type SubmitJobOptions, type WaitOptions } from "./jobs.js";
@@ -35,6 +46,7 @@ export {
   createTransport,
   createAuthInterceptor,
   createRetryInterceptor,
+  createConnectionHintInterceptor,
   backoffDelay,
   sleep,
   type Protocol,

@@ -14,6 +14,7 @@ import {
   type WorkResponse,
 } from "@corral/proto";
 import { AsyncQueue } from "@corral/wire";
+import { pino } from "pino";
 import { Runner } from "./runner.js";
 import { Client } from "../client.js";
 import { Echo } from "../tasks/echo.js";
@@ -457,6 +458,33 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     runners.push(runner);
     await expect(runner.runAll({ handleSignals: false, unreachableMs: 300 })).rejects.toBeInstanceOf(UnavailableError);
     expect(runner.lifecycle).toBe("failed");
+  });
+
+  it("warns, naming the URL, when it cannot reach the suite after a few attempts, and keeps retrying", async () => {
+    const lines: string[] = [];
+    let warned: () => void = () => {};
+    const warning = new Promise<void>((resolve) => (warned = resolve));
+    const logger = pino({ level: "warn" }, { write: (line: string) => {
+      lines.push(line);
+      if (line.includes("cannot reach the Corral suite")) warned();
+    } });
+    const runner = new Runner({
+      url: "http://127.0.0.1:9", // nothing listens there
+      apiKey: "corral_warn1_0123456789abcdef0123",
+      tasks: [Echo],
+      logger,
+      reconnect: { baseDelayMs: 5, maxDelayMs: 20 },
+    });
+    runners.push(runner);
+    const done = runner.runForever({ handleSignals: false });
+    await warning;
+    const line = lines.find((l) => l.includes("cannot reach the Corral suite"))!;
+    expect(line).toContain("http://127.0.0.1:9");
+    expect(line).toContain("warn1");
+    expect(line).not.toContain("0123456789abcdef0123");
+    expect(runner.lifecycle).toBe("starting");
+    await runner.stop();
+    await done;
   });
 
   it("fails for good when the broker refuses the runner", async () => {

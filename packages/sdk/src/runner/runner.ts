@@ -19,6 +19,7 @@ import {
 import { AsyncQueue } from "@corral/wire";
 import { InMemoryCache, type CacheBackend } from "../cache.js";
 import { toApiError, UnavailableError } from "../errors.js";
+import { describeConnection, resolveConnection, type Connection } from "../credentials.js";
 import { createSdkLogger, type Logger } from "../logger.js";
 import type { TaskClass } from "../task.js";
 import { backoffDelay, createAuthInterceptor, sleep } from "../transport.js";
@@ -72,6 +73,8 @@ export interface RunnerOptions extends ScriptOptions {
   reconnect?: { baseDelayMs?: number; maxDelayMs?: number };
   /** Heartbeat interval when the broker's Welcome names none (default 10 s). */
   heartbeatIntervalMs?: number;
+  /** Failed connection attempts in a row before the runner warns that it cannot reach the suite (default 3). */
+  unreachableWarnAfter?: number;
 }
 
 interface Session {
@@ -118,6 +121,8 @@ export class Runner {
   readonly #scripts: ScriptPolicy;
   readonly #state: RunnerState;
   readonly #transport: Transport;
+  /** The URL and key (by id) the runner connects with: what the can't-reach warning names. */
+  readonly #connection: Connection;
   readonly #cache: CacheBackend;
   readonly #logger: Logger;
   readonly #events = new EventEmitter();
@@ -153,11 +158,16 @@ export class Runner {
       capacity: this.concurrency,
       canRun: (id) => this.#executor.canRun(id),
     });
+    // The same resolution as the Client: options, environment, then the credentials files.
+    const connection = (this.#connection = resolveConnection({ url: options.url, apiKey: options.apiKey }, process.env, process.cwd(), {
+      url: "the url option",
+      apiKey: "the apiKey option",
+    }));
     this.#transport =
       options.transport ??
       createGrpcTransport({
-        baseUrl: (options.url ?? process.env.CORRAL_URL ?? "http://127.0.0.1:7700").replace(/\/+$/, ""),
-        interceptors: options.apiKey ?? process.env.CORRAL_API_KEY ? [createAuthInterceptor((options.apiKey ?? process.env.CORRAL_API_KEY)!)] : [],
+        baseUrl: connection.url,
+        interceptors: connection.apiKey ? [createAuthInterceptor(connection.apiKey)] : [],
         // Notice a dead connection well within a lease.
         pingIntervalMs: 15_000,
         pingTimeoutMs: 10_000,
@@ -390,6 +400,9 @@ export class Runner {
     const base = this.#options.reconnect?.baseDelayMs ?? 250;
     const max = this.#options.reconnect?.maxDelayMs ?? 15_000;
     let attempt = 0;
+    /** Sessions in a row that ended without a Welcome; at `warnAfter` the runner says it cannot reach the suite. */
+    let failures = 0;
+    const warnAfter = this.#options.unreachableWarnAfter ?? 3;
     while (!this.#closed.signal.aborted) {
       const session: Session = { outbox: new AsyncQueue(), abort: new AbortController(), batches: false };
       this.#session = session;
@@ -414,6 +427,18 @@ export class Runner {
         this.#disconnect(session);
       }
       if (this.#closed.signal.aborted) return;
+      failures = welcomed ? 0 : failures + 1;
+      if (failures === warnAfter) {
+        // Said once per outage: a runner started where no credentials apply would otherwise
+        // retry ECONNREFUSED quietly for ever.
+        this.#logger.warn(
+          { url: this.#connection.url, keyId: this.#connection.keyId, attempts: failures },
+          "cannot reach the Corral suite at %s after %d attempts (%s): is it running? Set CORRAL_URL and CORRAL_API_KEY, or run where .corral/credentials.json applies. Still retrying with backoff.",
+          this.#connection.url,
+          failures,
+          describeConnection(this.#connection),
+        );
+      }
       // Reconnect: to another broker replica when this one drains or died. A session that never
       // got a Welcome counts toward the backoff.
       const delay = backoffDelay(welcomed ? 0 : attempt, base, max);
