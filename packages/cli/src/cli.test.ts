@@ -122,6 +122,9 @@ describe("corral job", () => {
   it("rejects input that is not JSON and a bad identifier with exit 2", async () => {
     expect((await cli(["job", "submit", "--task", "a@v1.0", "--input", "{nope"])).code).toBe(ExitCode.usage);
     expect((await cli(["job", "submit", "--task", "a@1"])).code).toBe(ExitCode.usage);
+    const bare = await cli(["job", "submit", "--task", "corral/Echo"]);
+    expect(bare.code).toBe(ExitCode.usage);
+    expect(bare.err).toContain("no version");
     expect((await cli(["job", "submit", "unknown-template"])).code).toBe(ExitCode.usage);
   });
 
