@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
-import { ClusterService, JobService, JobState, type SubmitJobRequest } from "@corral/proto";
+import { ClusterService, JobService, JobState, NodeService, TaskState, type SubmitJobRequest } from "@corral/proto";
 import { Client, Echo } from "@corral/sdk";
 import { runCli } from "./run.js";
 import { ExitCode } from "./exit-codes.js";
@@ -29,10 +29,34 @@ function routes(router: ConnectRouter) {
       throw new ConnectError(`cluster ${JSON.stringify(req.slug)} not found`, Code.NotFound);
     },
   });
+  router.service(NodeService, {
+    listRunningNodes: (req) => ({
+      nodes: req.clusterSlug === "busy" ? [{ id: "r-1", clusterSlug: "busy", identifiers: [{ name: "corral/Echo", version: "v1.1" }] }] : [],
+    }),
+  });
   router.service(JobService, {
     submitJob(req) {
       submitted.push(req);
       return { job: { id: `job-${submitted.length}`, name: req.name, clusterSlug: req.clusterSlug, state: JobState.SUBMITTED }, created: true };
+    },
+    getJob(req) {
+      return { job: { id: req.jobId, name: "stuck", state: JobState.SUBMITTED, stats: { tasksByState: { queued: 2, total: 2 } } } };
+    },
+    listTasks(req) {
+      if (req.jobId === "stuck") {
+        return {
+          tasks: [
+            { id: "t-1", jobId: "stuck", identifier: { name: "my/Leaf", version: "v1.0" }, clusterSlug: "busy", state: TaskState.QUEUED },
+            { id: "t-2", jobId: "stuck", identifier: { name: "corral/Echo", version: "v1.0" }, clusterSlug: "nobody", state: TaskState.QUEUED },
+          ],
+        };
+      }
+      if (req.jobId === "bad") {
+        return {
+          tasks: [{ id: "t-9", jobId: "bad", identifier: { name: "my/Leaf", version: "v1.0" }, state: TaskState.FAILED, attempt: 3, maxRetries: 2, error: "boom" }],
+        };
+      }
+      return { tasks: [] };
     },
     async *watchJob(req) {
       yield { job: { id: req.jobId, state: JobState.RUNNING, progress: [{ label: "tiles", total: 4n, done: 1n }] } };
@@ -147,8 +171,19 @@ describe("corral job", () => {
     const bad = await cli(["job", "wait", "bad"]);
     expect(bad.code).toBe(ExitCode.failed);
     expect(bad.err).toContain("failed");
+    // Why it failed: the failing task, its attempt and its error.
+    expect(bad.err).toContain("task t-9 (my/Leaf@v1.0) failed on attempt 3 of 3: boom");
     const submitWait = await cli(["job", "submit", "--task", "x@v1.0", "--wait"]);
     expect(submitWait.code).toBe(ExitCode.ok);
+  });
+});
+
+describe("why a job waits", () => {
+  it("job get names the cluster without runners and the task class no runner serves", async () => {
+    const r = await cli(["job", "get", "stuck"]);
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.out).toContain("waiting: no online runner on cluster busy serves my/Leaf@v1.0 (1 queued task wait)");
+    expect(r.out).toContain("waiting: no online runner on cluster nobody (1 queued task wait)");
   });
 });
 
