@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
-import { ClusterService, JobService, JobState, NodeService, TaskState, type SubmitJobRequest } from "@corral/proto";
+import { ClusterService, JobService, JobState, NodeService, RuntimeService, TaskState, type SubmitJobRequest } from "@corral/proto";
 import { Client, Echo } from "@corral/sdk";
 import { runCli } from "./run.js";
 import { ExitCode } from "./exit-codes.js";
@@ -28,6 +28,14 @@ function routes(router: ConnectRouter) {
       if (ctx.requestHeader.get("authorization") !== "Bearer good") throw new ConnectError("invalid or revoked API key", Code.Unauthenticated);
       throw new ConnectError(`cluster ${JSON.stringify(req.slug)} not found`, Code.NotFound);
     },
+  });
+  router.service(RuntimeService, {
+    getRuntimeConfig: () => ({
+      serverVersion: "0.1.0",
+      services: ["cluster-registry", "job-service", "task-broker"],
+      limits: { maxTaskInputBytes: 1048576n, maxTasksPerSubmission: 10000 },
+      lease: { leaseDuration: { seconds: 30n, nanos: 0 }, maxLeaseExpiries: 3 },
+    }),
   });
   router.service(NodeService, {
     listRunningNodes: (req) => ({
@@ -175,6 +183,21 @@ describe("corral job", () => {
     expect(bad.err).toContain("task t-9 (my/Leaf@v1.0) failed on attempt 3 of 3: boom");
     const submitWait = await cli(["job", "submit", "--task", "x@v1.0", "--wait"]);
     expect(submitWait.code).toBe(ExitCode.ok);
+  });
+});
+
+describe("corral runtime", () => {
+  it("prints the suite's runtime config and where the URL and key came from", async () => {
+    const r = await cli(["runtime"], { env: { CORRAL_URL: "http://suite:7700", CORRAL_API_KEY: "corral_rt1_0123456789abcdef0123" } });
+    expect(r.code, r.err).toBe(ExitCode.ok);
+    expect(r.out).toMatch(/server version:\s+0\.1\.0/);
+    expect(r.out).toMatch(/max task input:\s+1 MiB/);
+    expect(r.out).toMatch(/lease duration:\s+30\.0s/);
+    expect(r.out).toMatch(/max lease expiries:\s+3/);
+    expect(r.out).toContain("rt1 (from CORRAL_API_KEY)");
+    expect(r.out).not.toContain("0123456789abcdef0123");
+    const json = await cli(["runtime", "--json"]);
+    expect(JSON.parse(json.out)).toMatchObject({ serverVersion: "0.1.0", lease: { leaseDuration: "30s" } });
   });
 });
 
