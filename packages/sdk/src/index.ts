@@ -83,7 +83,8 @@ export {
 } from "./execution-context.js";
 export type { Progress } from "./progress.js";
 export { InMemoryCache, LocalFileCache, createJobCache, type CacheBackend, type JobCache } from "./cache.js";
-export { createSdkLogger, type Logger } from "./logger.js";
+export { createSdkLogger, type Logger, type LogFormat } from "./logger.js";
+export { formatLogLine, prettyDestination } from "./log-format.js";
 export {
   jobStates,
   taskStates,

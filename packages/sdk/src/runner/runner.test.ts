@@ -395,6 +395,25 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     expect(runner.lifecycle).toBe("stopped");
   });
 
+  it("hands running tasks back at once on handBack() during a drain, without waiting out the grace", async () => {
+    // A grace far longer than the test's timeout: only handBack() can end this drain in time.
+    const { runner } = startRunner(1, { drainGraceMs: 10 * 60_000 });
+    const s = await broker.session(1);
+    await s.take("hello");
+    welcome(s);
+    assignEcho(s, "long", { message: "x", delayMs: 10 * 60_000 });
+    await expect.poll(() => runner.state.executingCount, { timeout: 10_000 }).toBe(1);
+    const stopped = runner.stop();
+    await expect.poll(() => runner.lifecycle).toBe("draining");
+    void runner.handBack();
+    const failed = await s.take("failed");
+    expect(failed.lease?.taskId).toBe("long");
+    expect(failed.countsAsRetry).toBe(false);
+    s.send({ case: "ack", value: { lease: failed.lease, accepted: true } });
+    await stopped;
+    expect(runner.lifecycle).toBe("stopped");
+  });
+
   it("runAll returns once there is nothing left to do", async () => {
     const runner = new Runner({
       url,

@@ -138,6 +138,8 @@ export class Runner {
   #fatal: unknown;
   /** When the broker last welcomed, assigned or acknowledged: runAll's idle clock. */
   #lastActivityAt = 0;
+  /** handBack() was called: the drain stops waiting for running tasks and reports them at once. */
+  #handingBack = false;
   /** Credit waiting for the end of this event-loop turn (see #credit). */
   #pendingCredit: { session: Session; n: number } | undefined;
 
@@ -335,6 +337,29 @@ export class Runner {
     return this.#stopping;
   }
 
+  /**
+   * Stops at once instead of waiting out the drain grace: the tasks still running are reported
+   * as the runner's fault, so they go back to the queue (no retry counted) for another runner;
+   * then it waits for the broker's Acks and closes. What a second Ctrl-C does. Safe to call
+   * more than once, and before or after stop().
+   *
+   * @example
+   * process.once("SIGINT", () => void runner.stop());
+   * // ...and on the second one:
+   * await runner.handBack();
+   */
+  handBack(): Promise<void> {
+    this.#handingBack = true;
+    const stopping = this.stop();
+    this.#events.emit("change");
+    return stopping;
+  }
+
+  /** Tasks running now: what a drain waits for. */
+  get runningTasks(): number {
+    return this.#controllers.size;
+  }
+
   #setLifecycle(next: RunnerLifecycle): void {
     if (this.#lifecycle === next) return;
     this.#lifecycle = next;
@@ -364,8 +389,8 @@ export class Runner {
     this.#setLifecycle("draining");
     this.#apply(this.#state.startDrain());
     const grace = this.#options.drainGraceMs ?? 30_000;
-    if (!(await this.#waitFor(() => !this.#state.hasRunningTasks(), grace))) {
-      this.#logger.warn("drain grace period over: reporting the tasks still running");
+    if (!(await this.#waitFor(() => !this.#state.hasRunningTasks(), grace, () => this.#handingBack))) {
+      this.#logger.warn(this.#handingBack ? "handing the tasks still running back to the queue" : "drain grace period over: reporting the tasks still running");
       this.#apply(this.#state.onGraceExpired());
     }
     await this.#waitFor(() => this.#state.heldCount === 0, this.#options.ackTimeoutMs ?? 10_000);
@@ -378,9 +403,10 @@ export class Runner {
     if ((this.#lifecycle as RunnerLifecycle) !== "failed") this.#setLifecycle("stopped");
   }
 
-  /** Resolves true once the predicate holds, false after the timeout. */
-  #waitFor(predicate: () => boolean, timeoutMs: number): Promise<boolean> {
+  /** Resolves true once the predicate holds, false after the timeout or once `giveUp` holds. */
+  #waitFor(predicate: () => boolean, timeoutMs: number, giveUp: () => boolean = () => false): Promise<boolean> {
     if (predicate()) return Promise.resolve(true);
+    if (giveUp()) return Promise.resolve(false);
     return new Promise((resolve) => {
       const done = (ok: boolean) => {
         clearTimeout(timer);
@@ -389,6 +415,7 @@ export class Runner {
       };
       const onChange = () => {
         if (predicate()) done(true);
+        else if (giveUp()) done(false);
       };
       const timer = setTimeout(() => done(false), timeoutMs);
       this.#events.on("change", onChange);
