@@ -14,6 +14,7 @@ export {
 export { ClusterClient, type CreateClusterOptions, type UpdateClusterOptions, type WaitReadyOptions, type ClusterHandle } from "./clusters.js";
 export { toClusterSpec, type ClusterSpecInput } from "./cluster-spec.js";
 export { waitingReasons, describeFailedTask, type WaitingReason } from "./job-diagnosis.js";
+export { jobView, taskView } from "./printable.js";
 export { JobClient, type JobQuery, type JobUpdate, type SubmitJobOptions, type WaitOptions } from "./jobs.js";
 export { LocationClient, type LocationInput } from "./locations.js";
 export { AutomationClient, type AutomationInput, type TriggerInput } from "./automations.js";

@@ -20,6 +20,7 @@ import { ApiError, JobCanceledError, JobFailedError, rpc, toApiError } from "./e
 import { isTerminalJobState, jobStates, taskStates, type JobStateName, type TaskStateName } from "./job-states.js";
 import { collectPages } from "./paginate.js";
 import { waitingReasons, type WaitingReason } from "./job-diagnosis.js";
+import { printableJob, printableTask, printableUpdate } from "./printable.js";
 import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
 import { Task } from "./task.js";
 import { backoffDelay, sleep } from "./transport.js";
@@ -148,13 +149,13 @@ export class JobClient {
         idempotencyKey: options.idempotencyKey ?? "",
       }),
     );
-    return res.job!;
+    return printableJob(res.job!);
   }
 
   /** Throws JobNotFoundError when there is none. */
   async find(id: string): Promise<Job> {
     const res = await rpc(() => this.#rpc.getJob({ jobId: id }));
-    return res.job!;
+    return printableJob(res.job!);
   }
 
   /**
@@ -180,7 +181,7 @@ export class JobClient {
           pageToken,
         }),
       );
-      return { items: res.jobs, nextPageToken: res.nextPageToken };
+      return { items: res.jobs.map(printableJob), nextPageToken: res.nextPageToken };
     }, limit);
   }
 
@@ -196,20 +197,20 @@ export class JobClient {
           pageToken,
         }),
       );
-      return { items: res.tasks, nextPageToken: res.nextPageToken };
+      return { items: res.tasks.map(printableTask), nextPageToken: res.nextPageToken };
     });
   }
 
   /** Queued tasks never start, running tasks are told to stop. */
   async cancel(id: string): Promise<Job> {
     const res = await rpc(() => this.#rpc.cancelJob({ jobId: id }));
-    return res.job!;
+    return printableJob(res.job!);
   }
 
   /** Re-queues the failed and canceled tasks; answers how many. */
   async retry(id: string): Promise<{ rescheduled: number; job: Job }> {
     const res = await rpc(() => this.#rpc.retryJob({ jobId: id }));
-    return { rescheduled: res.rescheduledCount, job: res.job! };
+    return { rescheduled: res.rescheduledCount, job: printableJob(res.job!) };
   }
 
   async progress(id: string): Promise<GetJobProgressResponse> {
@@ -248,7 +249,7 @@ export class JobClient {
           return;
         }
         terminal = next.value.job !== undefined && isTerminalJobState(next.value.job.state);
-        yield next.value;
+        yield printableUpdate(next.value);
       }
     } catch (err) {
       ended = true;
