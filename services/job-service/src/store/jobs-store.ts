@@ -15,6 +15,7 @@ import {
   settleJobs,
 } from "./job-repository.js";
 import * as automations from "./automation-repository.js";
+import { findSubmissionDigest, saveSubmissionDigest } from "./submission-digest-repository.js";
 import { addReadyToOutbox, deleteOutbox, deleteOutboxOfJob, insertOutbox } from "./outbox-repository.js";
 import { findTasks, graphEdges, graphSummary, graphTasks, listTaskLevel, watchSnapshot } from "./task-query-repository.js";
 import {
@@ -66,6 +67,8 @@ function repositories(db: JobsDb): Omit<JobsStore, "transaction"> {
       lockJobsOfTasks,
       setJobCanceled,
       settleJobs,
+      saveSubmissionDigest,
+      findSubmissionDigest,
     }),
     tasks: bind(db, {
       insertTasks,

@@ -3,6 +3,7 @@ import * as createJobs from "./0001-create-jobs.js";
 import * as taskHasDependants from "./0002-task-has-dependants.js";
 import * as teamOpenTasks from "./0003-team-open-tasks.js";
 import * as automations from "./0004-automations.js";
+import * as submissionDigests from "./0005-submission-digests.js";
 
 /** Numbered migrations of the `jobs` schema, for `migrateToLatest(db, JOBS_SCHEMA, jobsMigrations)`. */
 export const jobsMigrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const jobsMigrations: Record<string, Migration> = {
   "0002_task_has_dependants": taskHasDependants,
   "0003_team_open_tasks": teamOpenTasks,
   "0004_automations": automations,
+  "0005_submission_digests": submissionDigests,
 };
