@@ -75,7 +75,13 @@ export function createConfigurations(db: Kysely<RegistryDatabase>): Configuratio
     async delete(teamId, name) {
       const found = await get(teamId, name);
       if (found.builtin) throw new FailedPreconditionError(`configuration ${JSON.stringify(name)} is built in`);
-      if (!(await deleteConfiguration(db, teamId, name))) throw new NotFoundError("configuration", name);
+      const result = await deleteConfiguration(db, teamId, name);
+      if (result.outcome === "missing") throw new NotFoundError("configuration", name);
+      if (result.outcome === "in use") {
+        throw new FailedPreconditionError(
+          `configuration ${JSON.stringify(name)} is used by cluster ${result.clusters.join(", ")}: delete those clusters first`,
+        );
+      }
     },
   };
 }
