@@ -11,7 +11,7 @@ import {
 } from "@corral/server-kit";
 import { DEFAULT_CONFIGURATION, type Configurations } from "./configurations.js";
 import { generateSlug, isUuid, newId } from "./ids.js";
-import { checkSpecReferences } from "./spec-references.js";
+import { resolveSpecReferences } from "./spec-references.js";
 import { mergeSpec, type SpecFields } from "./spec.js";
 import {
   deleteCluster,
@@ -71,8 +71,7 @@ export function createClusters(db: Kysely<RegistryDatabase>, configurations: Con
     if (!configuration) throw new NotFoundError("configuration", configurationName);
     const spec = mergeSpec(configuration.spec, explicit);
     spec.configuration = configuration.name;
-    await checkSpecReferences(executor, teamId, spec);
-    return spec;
+    return resolveSpecReferences(executor, teamId, spec);
   }
 
   async function insertWithFreshSlug(
@@ -161,12 +160,9 @@ export function createClusters(db: Kysely<RegistryDatabase>, configurations: Con
 
     async update(teamId, slug, changes) {
       const cluster = await findBySlug(teamId, slug);
-      const spec = mergeSpec(cluster.spec, changes.spec);
       if (changes.spec.configuration !== undefined) await configurations.get(teamId, changes.spec.configuration);
-      await checkSpecReferences(db, teamId, {
-        ...(changes.spec.locationId === undefined ? {} : { locationId: changes.spec.locationId }),
-        ...(changes.spec.hardwareId === undefined ? {} : { hardwareId: changes.spec.hardwareId }),
-      });
+      // Only the references this update names are resolved (a name becomes the id stored).
+      const spec = mergeSpec(cluster.spec, await resolveSpecReferences(db, teamId, changes.spec));
       const updated = await updateCluster(db, teamId, cluster.id, {
         ...(changes.name === undefined ? {} : { name: changes.name }),
         ...(changes.description === undefined ? {} : { description: changes.description }),
