@@ -15,6 +15,8 @@ import { loadTaskModule } from "./commands/runner.js";
 import { createProgressView } from "./progress-bars.js";
 
 const submitted: SubmitJobRequest[] = [];
+const deleted: Array<{ slug: string; force: boolean; canceledBefore: string[] }> = [];
+const canceled: string[] = [];
 
 function routes(router: ConnectRouter) {
   router.service(ClusterService, {
@@ -24,6 +26,10 @@ function routes(router: ConnectRouter) {
         { slug: "testing-CvufcSxcC9SKfe", name: "testing" },
       ],
     }),
+    deleteCluster(req) {
+      deleted.push({ slug: req.slug, force: req.force, canceledBefore: [...canceled] });
+      return {};
+    },
     getCluster(req, ctx) {
       if (ctx.requestHeader.get("authorization") !== "Bearer good") throw new ConnectError("invalid or revoked API key", Code.Unauthenticated);
       throw new ConnectError(`cluster ${JSON.stringify(req.slug)} not found`, Code.NotFound);
@@ -46,6 +52,13 @@ function routes(router: ConnectRouter) {
     submitJob(req) {
       submitted.push(req);
       return { job: { id: `job-${submitted.length}`, name: req.name, clusterSlug: req.clusterSlug, state: JobState.SUBMITTED }, created: true };
+    },
+    queryJobs: (req) => ({
+      jobs: req.clusterSlugs.includes("busy-x") ? [{ id: "open-1", clusterSlug: "busy-x", state: JobState.RUNNING }] : [],
+    }),
+    cancelJob(req) {
+      canceled.push(req.jobId);
+      return { job: { id: req.jobId, state: JobState.CANCELED } };
     },
     getJob(req) {
       return { job: { id: req.jobId, name: "stuck", state: JobState.SUBMITTED, stats: { tasksByState: { queued: 2, total: 2 } } } };
@@ -183,6 +196,18 @@ describe("corral job", () => {
     expect(bad.err).toContain("task t-9 (my/Leaf@v1.0) failed on attempt 3 of 3: boom");
     const submitWait = await cli(["job", "submit", "--task", "x@v1.0", "--wait"]);
     expect(submitWait.code).toBe(ExitCode.ok);
+  });
+});
+
+describe("corral cluster delete", () => {
+  it("--force cancels the cluster's unfinished jobs, then deletes it with force", async () => {
+    const r = await cli(["cluster", "delete", "busy-x", "--force"]);
+    expect(r.code, r.err).toBe(ExitCode.ok);
+    expect(deleted.at(-1)).toEqual({ slug: "busy-x", force: true, canceledBefore: ["open-1"] });
+    expect(r.out).toContain("canceled 1 job: open-1");
+    const plain = await cli(["cluster", "delete", "quiet-x"]);
+    expect(plain.code).toBe(ExitCode.ok);
+    expect(deleted.at(-1)).toMatchObject({ slug: "quiet-x", force: false });
   });
 });
 

@@ -7,11 +7,13 @@ import {
   NotFoundError,
   pageSize,
   toPage,
+  UnavailableError,
   type Page,
 } from "@corral/server-kit";
 import { DEFAULT_CONFIGURATION, type Configurations } from "./configurations.js";
 import { generateSlug, isUuid, newId } from "./ids.js";
 import { resolveSpecReferences } from "./spec-references.js";
+import type { ClusterWork, WorkSource } from "./provisioning/work-source.js";
 import { mergeSpec, type SpecFields } from "./spec.js";
 import {
   deleteCluster,
@@ -53,13 +55,22 @@ export interface Clusters {
     slug: string,
     changes: { name?: string; description?: string; spec: SpecFields },
   ): Promise<ClusterRecord>;
-  delete(teamId: string, slug: string): Promise<void>;
+  /**
+   * FAILED_PRECONDITION while the cluster has queued or running tasks (as the broker counts
+   * them), unless `force`; UNAVAILABLE when the broker cannot say.
+   */
+  delete(teamId: string, slug: string, options?: { force?: boolean }): Promise<void>;
   list(teamId: string, pageSize: number, pageToken: string): Promise<Page<ClusterRecord>>;
   /** One cluster per slug, in order; NOT_FOUND for an unknown team or slug. */
   resolve(teamId: string, slugs: string[]): Promise<ClusterRecord[]>;
 }
 
-export function createClusters(db: Kysely<RegistryDatabase>, configurations: Configurations): Clusters {
+export function createClusters(
+  db: Kysely<RegistryDatabase>,
+  configurations: Configurations,
+  /** The broker's work per cluster id; without it a delete does not check for work. */
+  workSource?: WorkSource,
+): Clusters {
   /** The configuration's spec under the explicit fields; records which configuration it was. */
   async function fillSpec(
     executor: Kysely<RegistryDatabase>,
@@ -172,9 +183,22 @@ export function createClusters(db: Kysely<RegistryDatabase>, configurations: Con
       return updated;
     },
 
-    async delete(teamId, slug) {
+    async delete(teamId, slug, options = {}) {
       const cluster = await findBySlug(teamId, slug);
       if (cluster.isDefault) throw new FailedPreconditionError("the default cluster cannot be deleted");
+      if (!options.force && workSource) {
+        let work: ClusterWork | undefined;
+        try {
+          work = (await workSource()).get(cluster.id);
+        } catch (err) {
+          throw new UnavailableError(`cannot tell whether cluster ${slug} has work (the broker did not answer): retry, or delete with force`, { cause: err });
+        }
+        if (work && work.queued + work.running > 0) {
+          throw new FailedPreconditionError(
+            `cluster ${slug} has ${work.queued} queued and ${work.running} running tasks: cancel its jobs first, or delete with force (corral cluster delete --force cancels them)`,
+          );
+        }
+      }
       if (!(await deleteCluster(db, teamId, cluster.id))) throw new NotFoundError("cluster", slug);
     },
 

@@ -123,7 +123,7 @@ export function createRegistry(options: RegistryOptions): Registry {
   const { db } = options;
   const apiKeys = createApiKeys(db);
   const configurations = createConfigurations(db);
-  const clusters = createClusters(db, configurations);
+  const clusters = createClusters(db, configurations, options.provisioning?.workSource);
   const nodes = createNodes(db, clusters, options.nodeTimeoutMs === undefined ? {} : { timeoutMs: options.nodeTimeoutMs });
   const p = { ...DEFAULT_PROVISIONING, ...options.provisioning };
   const replicaId = options.provisioning?.replicaId ?? newId();
