@@ -113,7 +113,7 @@ export function registerClusterCommands(program: Command, ctx: CliContext): void
       .description("create a cluster")
       .option("-d, --description <text>", "description")
       .option("--slug <slug>", "choose the slug instead of name-<random>")
-      .option("--location <id>", "location id")
+      .option("--location <id or name>", "location, by id or name")
       .option("--configuration <name>", "fill the spec from a saved configuration")
       .option("--get-if-exists", "return the existing cluster of this name")
       .option("-w, --wait", "wait until its runners are running (READY), showing them come up")
