@@ -15,7 +15,7 @@ const readmes = ["README.md", "packages/cli/README.md", "packages/sdk/README.md"
 
 /** Lines safe to run against a throwaway suite: they end by themselves and need nothing else. */
 const safe = [
-  /^(npx )?corral (job (submit|wait|list|get|visualize)|cluster (create|list)|runtime)\b/,
+  /^(npx )?corral (job (submit|wait|list|get|visualize)|cluster (create|list)|node list|key create|runtime)\b/,
   /^(npx )?corral runner start .*--until-idle/,
   /^[A-Z]+=\$\((npx )?corral (cluster create|job submit)\b/,
   /^(export )?[A-Z_]+=\$\(node -p 'require\("\.\/\.corral\/credentials\.json"\)\.apiKey'\)$/,
@@ -48,16 +48,16 @@ function runnableBlocks(): Block[] {
   return out;
 }
 
-function run(script: string, cwd: string, env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+function run(script: string, cwd: string, env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
   return new Promise((resolve) => {
     const child = spawn("bash", ["-euo", "pipefail", "-c", script], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));
     const timer = setTimeout(() => child.kill("SIGKILL"), 150_000);
-    child.once("close", (code) => {
+    child.once("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, output });
+      resolve({ code, signal, output });
     });
   });
 }
@@ -119,8 +119,8 @@ describe("the READMEs' shell commands", () => {
       // The docs say port 7700; this suite runs on a free port.
       const script = block.lines.join("\n").replaceAll("127.0.0.1:7700", `127.0.0.1:${port}`);
       const env = cleanEnv({ LOG_LEVEL: "warn", PATH: `${join(repoRoot, "node_modules/.bin")}:${process.env.PATH ?? ""}` });
-      const { code, output } = await run(script, root, env);
-      expect(code, `${script}\n---\n${output}`).toBe(0);
+      const { code, signal, output } = await run(script, root, env);
+      expect(code, `${script}\n--- (signal ${signal ?? "none"})\n${output}`).toBe(0);
     });
   }
 });
