@@ -121,6 +121,16 @@ describe("NodeService", () => {
     expect((await nodes.getNode({ id: "runner-recent" })).node?.state).toBe(NodeState.OFFLINE);
   });
 
+  it("forgets a deleted cluster's nodes", async () => {
+    const { cluster: doomed } = await h.client(ClusterService).createCluster({ name: "doomed" });
+    await presence(report(PresenceEvent.CONNECTED, { id: "runner-doomed", clusterId: doomed!.id, clusterSlug: doomed!.slug }));
+    const nodes = h.client(NodeService);
+    expect((await nodes.getNode({ id: "runner-doomed" })).node?.clusterSlug).toBe(doomed!.slug);
+    await h.client(ClusterService).deleteCluster({ slug: doomed!.slug, force: true });
+    expect(await codeOf(nodes.getNode({ id: "runner-doomed" }))).toBe(Code.NotFound);
+    expect((await nodes.listNodes({})).nodes.map((n) => n.id)).not.toContain("runner-doomed");
+  });
+
   it("keeps the last of several reports for one runner in a batch", async () => {
     await presence(
       report(PresenceEvent.CONNECTED, { id: "runner-3" }),
