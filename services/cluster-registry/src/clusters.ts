@@ -18,6 +18,7 @@ import { mergeSpec, type SpecFields } from "./spec.js";
 import {
   deleteCluster,
   findClusterByName,
+  findClusterById,
   findClusterBySlug,
   findClustersBySlugs,
   findDefaultCluster,
@@ -119,8 +120,9 @@ export function createClusters(
     throw new Error("could not create the default cluster");
   }
 
+  /** By slug, or by id (a UUID that is no slug of the team): Get, Update and Delete take either. */
   async function findBySlug(teamId: string, slug: string): Promise<ClusterRecord> {
-    const found = await findClusterBySlug(db, teamId, slug);
+    const found = (await findClusterBySlug(db, teamId, slug)) ?? (isUuid(slug) ? await findClusterById(db, teamId, slug) : undefined);
     if (!found) throw new NotFoundError("cluster", slug);
     return found;
   }

@@ -78,6 +78,12 @@ export async function findClusterBySlug(
   return row && toRecord(row);
 }
 
+/** The team's cluster with this id (UUID), for callers that name a cluster by id. */
+export async function findClusterById(db: Kysely<RegistryDatabase>, teamId: string, id: string): Promise<ClusterRecord | undefined> {
+  const row = await db.selectFrom("clusters").selectAll().where("team_id", "=", teamId).where("id", "=", id).executeTakeFirst();
+  return row && toRecord(row);
+}
+
 export async function findClustersBySlugs(
   db: Kysely<RegistryDatabase>,
   teamId: string,
