@@ -96,6 +96,13 @@ describe("corral dev on the embedded Postgres", () => {
     expect(credentials.url).toBe(`http://127.0.0.1:${port}`);
     expect(credentials.apiKey).toMatch(/^corral_/);
     expect(output).toContain(credentials.apiKey);
+    // The banner says what to export for a shell or a runner started elsewhere.
+    expect(output).toContain(`export CORRAL_URL=http://127.0.0.1:${port} CORRAL_API_KEY=${credentials.apiKey}`);
+    // A command run from a subdirectory of dev's folder finds .corral/credentials.json upwards.
+    const subdirectory = join(root, "src", "tasks");
+    mkdirSync(subdirectory, { recursive: true });
+    const listed = await runCli(["cluster", "list", "--json"], { cwd: subdirectory, env: { LOG_LEVEL: "warn" } });
+    expect(listed.code, listed.stderr).toBe(0);
 
     // A second terminal elsewhere submits with the saved URL and key as flags...
     const elsewhere = join(root, "elsewhere");

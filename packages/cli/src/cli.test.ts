@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { ClusterService, JobService, JobState, TaskErrorKind, TaskState, type SubmitJobRequest } from "@corral/proto";
+import { ClusterService, JobService, JobState, NodeService, RuntimeService, TaskErrorKind, TaskState, type SubmitJobRequest } from "@corral/proto";
 import { Client, Echo } from "@corral/sdk";
 import { runCli } from "./run.js";
 import { ExitCode } from "./exit-codes.js";
@@ -16,6 +16,8 @@ import { loadTaskModule } from "./commands/runner.js";
 import { createProgressView } from "./progress-bars.js";
 
 const submitted: SubmitJobRequest[] = [];
+const deleted: Array<{ slug: string; force: boolean; canceledBefore: string[] }> = [];
+const canceled: string[] = [];
 
 function routes(router: ConnectRouter) {
   router.service(ClusterService, {
@@ -25,32 +27,79 @@ function routes(router: ConnectRouter) {
         { slug: "testing-CvufcSxcC9SKfe", name: "testing" },
       ],
     }),
+    deleteCluster(req) {
+      deleted.push({ slug: req.slug, force: req.force, canceledBefore: [...canceled] });
+      return {};
+    },
     getCluster(req, ctx) {
       if (ctx.requestHeader.get("authorization") !== "Bearer good") throw new ConnectError("invalid or revoked API key", Code.Unauthenticated);
       throw new ConnectError(`cluster ${JSON.stringify(req.slug)} not found`, Code.NotFound);
     },
+  });
+  router.service(RuntimeService, {
+    getRuntimeConfig: () => ({
+      serverVersion: "0.1.0",
+      services: ["cluster-registry", "job-service", "task-broker"],
+      limits: { maxTaskInputBytes: 1048576n, maxTasksPerSubmission: 10000 },
+      lease: { leaseDuration: { seconds: 30n, nanos: 0 }, maxLeaseExpiries: 3 },
+    }),
+  });
+  router.service(NodeService, {
+    listRunningNodes: (req) => ({
+      nodes: req.clusterSlug === "busy" ? [{ id: "r-1", clusterSlug: "busy", identifiers: [{ name: "corral/Echo", version: "v1.1" }] }] : [],
+    }),
   });
   router.service(JobService, {
     submitJob(req) {
       submitted.push(req);
       return { job: { id: `job-${submitted.length}`, name: req.name, clusterSlug: req.clusterSlug, state: JobState.SUBMITTED }, created: true };
     },
-    getJob: (req) => ({ job: { id: req.jobId, name: "waits", state: JobState.SUBMITTED } }),
-    listTasks: () => ({
-      tasks: [
-        { id: "t-delayed", identifier: { name: "a", version: "v1.0" }, state: TaskState.QUEUED, attempt: 1, waitReason: "delayed until 2030-01-01T00:00:00.000Z" },
-        {
-          id: "t-retry",
-          identifier: { name: "b", version: "v1.0" },
-          state: TaskState.QUEUED,
-          attempt: 2,
-          waitReason: "delayed until 2030-01-01T00:00:02.000Z",
-          error: "too slow",
-          errorKind: TaskErrorKind.TIMED_OUT,
-        },
-        { id: "t-failed", identifier: { name: "c", version: "v1.0" }, state: TaskState.FAILED, attempt: 1, error: "not started", errorKind: TaskErrorKind.SCHEDULE_TO_START_TIMED_OUT },
-      ],
+    queryJobs: (req) => ({
+      jobs: req.clusterSlugs.includes("busy-x") ? [{ id: "open-1", clusterSlug: "busy-x", state: JobState.RUNNING }] : [],
     }),
+    cancelJob(req) {
+      canceled.push(req.jobId);
+      return { job: { id: req.jobId, state: JobState.CANCELED } };
+    },
+    getJob(req) {
+      if (req.jobId === "stuck") {
+        return { job: { id: req.jobId, name: "stuck", state: JobState.SUBMITTED, stats: { tasksByState: { queued: 2, total: 2 } } } };
+      }
+      return { job: { id: req.jobId, name: "waits", state: JobState.SUBMITTED } };
+    },
+    listTasks(req) {
+      if (req.jobId === "stuck") {
+        return {
+          tasks: [
+            { id: "t-1", jobId: "stuck", identifier: { name: "my/Leaf", version: "v1.0" }, clusterSlug: "busy", state: TaskState.QUEUED },
+            { id: "t-2", jobId: "stuck", identifier: { name: "corral/Echo", version: "v1.0" }, clusterSlug: "nobody", state: TaskState.QUEUED },
+          ],
+        };
+      }
+      if (req.jobId === "bad") {
+        return {
+          tasks: [{ id: "t-9", jobId: "bad", identifier: { name: "my/Leaf", version: "v1.0" }, state: TaskState.FAILED, attempt: 3, maxRetries: 2, error: "boom" }],
+        };
+      }
+      if (req.jobId === "j-1") {
+        return {
+          tasks: [
+            { id: "t-delayed", identifier: { name: "a", version: "v1.0" }, state: TaskState.QUEUED, attempt: 1, waitReason: "delayed until 2030-01-01T00:00:00.000Z" },
+            {
+              id: "t-retry",
+              identifier: { name: "b", version: "v1.0" },
+              state: TaskState.QUEUED,
+              attempt: 2,
+              waitReason: "delayed until 2030-01-01T00:00:02.000Z",
+              error: "too slow",
+              errorKind: TaskErrorKind.TIMED_OUT,
+            },
+            { id: "t-failed", identifier: { name: "c", version: "v1.0" }, state: TaskState.FAILED, attempt: 1, error: "not started", errorKind: TaskErrorKind.SCHEDULE_TO_START_TIMED_OUT },
+          ],
+        };
+      }
+      return { tasks: [] };
+    },
     async *watchJob(req) {
       yield { job: { id: req.jobId, state: JobState.RUNNING, progress: [{ label: "tiles", total: 4n, done: 1n }] } };
       yield {
@@ -171,6 +220,9 @@ describe("corral job", () => {
   it("rejects input that is not JSON and a bad identifier with exit 2", async () => {
     expect((await cli(["job", "submit", "--task", "a@v1.0", "--input", "{nope"])).code).toBe(ExitCode.usage);
     expect((await cli(["job", "submit", "--task", "a@1"])).code).toBe(ExitCode.usage);
+    const bare = await cli(["job", "submit", "--task", "corral/Echo"]);
+    expect(bare.code).toBe(ExitCode.usage);
+    expect(bare.err).toContain("no version");
     expect((await cli(["job", "submit", "unknown-template"])).code).toBe(ExitCode.usage);
   });
 
@@ -193,8 +245,46 @@ describe("corral job", () => {
     const bad = await cli(["job", "wait", "bad"]);
     expect(bad.code).toBe(ExitCode.failed);
     expect(bad.err).toContain("failed");
+    // Why it failed: the failing task, its attempt and its error.
+    expect(bad.err).toContain("task t-9 (my/Leaf@v1.0) failed on attempt 3 of 3: boom");
     const submitWait = await cli(["job", "submit", "--task", "x@v1.0", "--wait"]);
     expect(submitWait.code).toBe(ExitCode.ok);
+  });
+});
+
+describe("corral cluster delete", () => {
+  it("--force cancels the cluster's unfinished jobs, then deletes it with force", async () => {
+    const r = await cli(["cluster", "delete", "busy-x", "--force"]);
+    expect(r.code, r.err).toBe(ExitCode.ok);
+    expect(deleted.at(-1)).toEqual({ slug: "busy-x", force: true, canceledBefore: ["open-1"] });
+    expect(r.out).toContain("canceled 1 job: open-1");
+    const plain = await cli(["cluster", "delete", "quiet-x"]);
+    expect(plain.code).toBe(ExitCode.ok);
+    expect(deleted.at(-1)).toMatchObject({ slug: "quiet-x", force: false });
+  });
+});
+
+describe("corral runtime", () => {
+  it("prints the suite's runtime config and where the URL and key came from", async () => {
+    const r = await cli(["runtime"], { env: { CORRAL_URL: "http://suite:7700", CORRAL_API_KEY: "corral_rt1_0123456789abcdef0123" } });
+    expect(r.code, r.err).toBe(ExitCode.ok);
+    expect(r.out).toMatch(/server version:\s+0\.1\.0/);
+    expect(r.out).toMatch(/max task input:\s+1 MiB/);
+    expect(r.out).toMatch(/lease duration:\s+30\.0s/);
+    expect(r.out).toMatch(/max lease expiries:\s+3/);
+    expect(r.out).toContain("rt1 (from CORRAL_API_KEY)");
+    expect(r.out).not.toContain("0123456789abcdef0123");
+    const json = await cli(["runtime", "--json"]);
+    expect(JSON.parse(json.out)).toMatchObject({ serverVersion: "0.1.0", lease: { leaseDuration: "30s" } });
+  });
+});
+
+describe("why a job waits", () => {
+  it("job get names the cluster without runners and the task class no runner serves", async () => {
+    const r = await cli(["job", "get", "stuck"]);
+    expect(r.code).toBe(ExitCode.ok);
+    expect(r.out).toContain("waiting: no online runner on cluster busy serves my/Leaf@v1.0 (1 queued task wait)");
+    expect(r.out).toContain("waiting: no online runner on cluster nobody (1 queued task wait)");
   });
 });
 
@@ -231,6 +321,12 @@ describe("connection settings", () => {
       apiKey: "flagkey",
     });
     expect(resolveConnection({}, {}, tmpdir()).url).toBe("http://127.0.0.1:7700");
+  });
+
+  it("find .corral/credentials.json in a parent directory", async () => {
+    const sub = join(dir, "src", "tasks");
+    await mkdir(sub, { recursive: true });
+    expect(resolveConnection({}, {}, sub)).toMatchObject({ url: "http://dev:7700", apiKey: "corral_dev_key" });
   });
 
   it("loads task classes from a module", async () => {

@@ -8,6 +8,8 @@ export interface CliContext {
   io: Io;
   /** A client for the connection the command's (global) flags name. */
   client(cmd: Command): Client;
+  /** The URL and key the command's flags, the environment and the credentials files resolve to. */
+  connection(cmd: Command): Connection;
   /** True when --json was given. */
   json(cmd: Command): boolean;
   env: NodeJS.ProcessEnv;
@@ -31,8 +33,11 @@ export function createCliContext(options: CliContextOptions): CliContext {
     env,
     cwd,
     client(cmd) {
+      return make(this.connection(cmd));
+    },
+    connection(cmd) {
       const o = cmd.optsWithGlobals<{ url?: string; apiKey?: string }>();
-      return make(resolveConnection({ url: o.url, apiKey: o.apiKey }, env, cwd));
+      return resolveConnection({ url: o.url, apiKey: o.apiKey }, env, cwd);
     },
     json(cmd) {
       return Boolean(cmd.optsWithGlobals<{ json?: boolean }>().json);

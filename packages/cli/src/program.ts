@@ -13,6 +13,7 @@ import { registerLocationCommands } from "./commands/location.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerReleaseCommands } from "./commands/release.js";
 import { registerRunnerCommands } from "./commands/runner.js";
+import { registerRuntimeCommands } from "./commands/runtime.js";
 import { sdkVersion } from "@corral/sdk";
 import type { CliContext } from "./context.js";
 
@@ -45,6 +46,7 @@ export function createProgram(options: CliContextOptions & { extraCommands?: Com
     registerKeyCommands,
     registerAgentCommands,
     registerHostCommands,
+    registerRuntimeCommands,
     ...(options.extraCommands ?? []),
   ]) {
     register(program, ctx);

@@ -14,13 +14,17 @@ import { Runner, type RunnerOptions } from "./runner/runner.js";
 import { ReleaseRunner, type ReleaseRunnerOptions } from "./runner/release/release-runner.js";
 import { RuntimeClient } from "./runtime.js";
 import { createTransport, type Protocol, type RetryOptions } from "./transport.js";
+import { defaultUrl, describeConnection, resolveConnection, type Connection } from "./credentials.js";
 
-export const defaultUrl = "http://127.0.0.1:7700";
+export { defaultUrl };
 
 export interface ClientOptions {
-  /** Base URL of the suite (default `CORRAL_URL` or http://127.0.0.1:7700). */
+  /**
+   * Base URL of the suite (default `CORRAL_URL`, else the nearest `.corral/credentials.json` from
+   * the working directory upwards, else `~/.config/corral/credentials.json`, else http://127.0.0.1:7700).
+   */
   url?: string;
-  /** API key (default `CORRAL_API_KEY`). */
+  /** API key (default `CORRAL_API_KEY`, else the same credentials files as `url`). */
   apiKey?: string;
   /** Wire protocol for API calls (default connect). Runners always use gRPC for their stream. */
   protocol?: Protocol;
@@ -44,17 +48,29 @@ export interface ClientOptions {
 export class Client {
   readonly url: string;
   readonly apiKey: string | undefined;
+  /** Where the URL and key came from (the key by id only): what errors and runners report. */
+  readonly connection: Connection;
   readonly transport: Transport;
   /** The transport the caller gave, which runners use too (a built one speaks Connect, not gRPC). */
   readonly #given: Transport | undefined;
 
   constructor(options: ClientOptions = {}) {
-    this.url = options.url ?? process.env.CORRAL_URL ?? defaultUrl;
-    this.apiKey = options.apiKey ?? process.env.CORRAL_API_KEY;
+    this.connection = resolveConnection({ url: options.url, apiKey: options.apiKey }, process.env, process.cwd(), {
+      url: "the url option",
+      apiKey: "the apiKey option",
+    });
+    this.url = this.connection.url;
+    this.apiKey = this.connection.apiKey;
     this.#given = options.transport;
     this.transport =
       options.transport ??
-      createTransport({ baseUrl: this.url, apiKey: this.apiKey, protocol: options.protocol, retry: options.retry });
+      createTransport({
+        baseUrl: this.url,
+        apiKey: this.apiKey,
+        protocol: options.protocol,
+        retry: options.retry,
+        connection: describeConnection(this.connection),
+      });
   }
 
   clusters(): ClusterClient {

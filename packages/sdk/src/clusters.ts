@@ -197,8 +197,15 @@ export class ClusterClient {
     return res.cluster!;
   }
 
-  /** Deletes a cluster. The default cluster cannot be deleted (FailedPreconditionError). */
-  async delete(slug: string): Promise<void> {
-    await rpc(() => this.#rpc.deleteCluster({ slug }));
+  /**
+   * Deletes a cluster. The default cluster cannot be deleted, nor one with queued or running
+   * tasks (FailedPreconditionError) unless `force`, which deletes it all the same: cancel its
+   * jobs first (`client.jobs().cancel`), or their remaining tasks wait for a cluster that is gone.
+   *
+   * @example
+   * await client.clusters().delete("testing-CvufcSxcC9SKfe");
+   */
+  async delete(slug: string, options: { force?: boolean } = {}): Promise<void> {
+    await rpc(() => this.#rpc.deleteCluster({ slug, force: options.force ?? false }));
   }
 }

@@ -27,15 +27,18 @@ export function validateIdentifier(id: TaskIdentifierInit): TaskIdentifierInit {
 }
 
 /**
- * Parses `name@v1.2` (or a bare `name`, which means `v0.0`).
+ * Parses `name@v1.2`. A bare name is INVALID_ARGUMENT (ValidationError on `identifier.version`):
+ * the contract requires a version, and guessing `v0.0` would queue a task no runner serves.
  *
  * @example
  * parseIdentifier("corral/Echo@v1.0"); // { name: "corral/Echo", version: "v1.0" }
  */
 export function parseIdentifier(text: string): TaskIdentifierInit {
   const at = text.lastIndexOf("@");
-  const id = at < 0 ? { name: text, version: "v0.0" } : { name: text.slice(0, at), version: text.slice(at + 1) };
-  return validateIdentifier(id);
+  if (at < 0) {
+    throw ValidationError.field("identifier.version", `${JSON.stringify(text)} has no version: write ${text}@v1.0 (name@vMAJOR.MINOR)`);
+  }
+  return validateIdentifier({ name: text.slice(0, at), version: text.slice(at + 1) });
 }
 
 export function formatIdentifier(id: TaskIdentifierInit): string {

@@ -1,7 +1,20 @@
 // @corral/sdk: the Client, tasks and the runner.
 export { Client, defaultUrl, type ClientOptions } from "./client.js";
+export {
+  resolveConnection,
+  findCredentials,
+  readCredentialsFile,
+  userCredentialsFile,
+  describeConnection,
+  apiKeyId,
+  credentialsPath,
+  type Connection,
+  type Credentials,
+} from "./credentials.js";
 export { ClusterClient, type CreateClusterOptions, type UpdateClusterOptions, type WaitReadyOptions, type ClusterHandle } from "./clusters.js";
 export { toClusterSpec, type ClusterSpecInput } from "./cluster-spec.js";
+export { waitingReasons, describeFailedTask, type WaitingReason } from "./job-diagnosis.js";
+export { jobView, taskView } from "./printable.js";
 export { JobClient, type JobQuery, type JobUpdate, type SubmitJobOptions, type WaitOptions } from "./jobs.js";
 export { LocationClient, type LocationInput } from "./locations.js";
 export { AutomationClient, type AutomationInput, type TriggerInput } from "./automations.js";
@@ -35,6 +48,7 @@ export {
   createTransport,
   createAuthInterceptor,
   createRetryInterceptor,
+  createConnectionHintInterceptor,
   backoffDelay,
   sleep,
   type Protocol,
@@ -74,7 +88,8 @@ export {
 } from "./execution-context.js";
 export type { Progress } from "./progress.js";
 export { InMemoryCache, LocalFileCache, createJobCache, type CacheBackend, type JobCache } from "./cache.js";
-export { createSdkLogger, type Logger } from "./logger.js";
+export { createSdkLogger, type Logger, type LogFormat } from "./logger.js";
+export { formatLogLine, prettyDestination } from "./log-format.js";
 export {
   jobStates,
   taskStates,

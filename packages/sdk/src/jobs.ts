@@ -5,7 +5,9 @@ import { Code, createClient, type Client as RpcClient, type Transport } from "@c
 import {
   JobService,
   JobState,
+  NodeService,
   TaskState,
+  type Node,
   TaskSubmissionSchema,
   type GetJobProgressResponse,
   type Job,
@@ -18,6 +20,8 @@ import { ApiError, JobCanceledError, JobFailedError, TaskFailedError, rpc, toApi
 import { isTerminalJobState, jobStates, taskStates, type JobStateName, type TaskStateName } from "./job-states.js";
 import { collectPages } from "./paginate.js";
 import { schedulingFields, taskDefaultsMessage, type DurationInput, type TaskRetryOptions } from "./scheduling.js";
+import { waitingReasons, type WaitingReason } from "./job-diagnosis.js";
+import { printableJob, printableTask, printableUpdate } from "./printable.js";
 import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
 import { Task, type OutputOf } from "./task.js";
 import { decodeOutput } from "./task-output.js";
@@ -77,11 +81,57 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
+/** Tasks a diagnosis reads at most: enough for the jobs a person looks at by hand. */
+const diagnosisTaskLimit = 5000;
+
 export class JobClient {
   readonly #rpc: RpcClient<typeof JobService>;
+  readonly #nodes: RpcClient<typeof NodeService>;
 
   constructor(transport: Transport) {
     this.#rpc = createClient(JobService, transport);
+    this.#nodes = createClient(NodeService, transport);
+  }
+
+  /**
+   * Why the job's queued tasks do not start: a cluster with no online runner, or a task class
+   * no online runner there serves. Empty when every queued task has a runner that could take it
+   * (it then waits for a free slot or its dependencies).
+   *
+   * @example
+   * for (const r of await client.jobs().whyWaiting(job.id)) console.log(r.message);
+   * // no online runner on cluster gpu-farm-CvufcSxcC9SKfe serves my/Leaf@v1.0
+   */
+  async whyWaiting(id: string): Promise<WaitingReason[]> {
+    const queued = (await this.#allTasks(id)).filter((t) => t.state === TaskState.QUEUED);
+    const runners = new Map<string, Node[]>();
+    for (const slug of new Set(queued.map((t) => t.clusterSlug))) {
+      const res = await rpc(() => this.#nodes.listRunningNodes({ clusterSlug: slug }));
+      runners.set(slug, res.nodes);
+    }
+    return waitingReasons(queued, runners);
+  }
+
+  /**
+   * The job's FAILED tasks (at any depth), for saying why a job failed.
+   *
+   * @example
+   * for (const t of await client.jobs().failedTasks(job.id)) console.log(t.id, t.attempt, t.error);
+   */
+  async failedTasks(id: string): Promise<TaskRecord[]> {
+    return (await this.#allTasks(id)).filter((t) => t.state === TaskState.FAILED);
+  }
+
+  /** The task tree breadth first, up to `diagnosisTaskLimit` tasks. */
+  async #allTasks(id: string): Promise<TaskRecord[]> {
+    const out: TaskRecord[] = [];
+    const parents: string[] = [""];
+    while (parents.length > 0 && out.length < diagnosisTaskLimit) {
+      const level = await this.tasks(id, { parentId: parents.shift()! });
+      out.push(...level);
+      for (const t of level) if (t.subtaskCount > 0) parents.push(t.id);
+    }
+    return out.slice(0, diagnosisTaskLimit);
   }
 
   /**
@@ -125,13 +175,13 @@ export class JobClient {
         taskDefaults,
       }),
     );
-    return res.job!;
+    return printableJob(res.job!);
   }
 
   /** Throws JobNotFoundError when there is none. */
   async find(id: string): Promise<Job> {
     const res = await rpc(() => this.#rpc.getJob({ jobId: id }));
-    return res.job!;
+    return printableJob(res.job!);
   }
 
   /**
@@ -157,7 +207,7 @@ export class JobClient {
           pageToken,
         }),
       );
-      return { items: res.jobs, nextPageToken: res.nextPageToken };
+      return { items: res.jobs.map(printableJob), nextPageToken: res.nextPageToken };
     }, limit);
   }
 
@@ -229,20 +279,20 @@ export class JobClient {
           pageToken,
         }),
       );
-      return { items: res.tasks, nextPageToken: res.nextPageToken };
+      return { items: res.tasks.map(printableTask), nextPageToken: res.nextPageToken };
     });
   }
 
   /** Queued tasks never start, running tasks are told to stop. */
   async cancel(id: string): Promise<Job> {
     const res = await rpc(() => this.#rpc.cancelJob({ jobId: id }));
-    return res.job!;
+    return printableJob(res.job!);
   }
 
   /** Re-queues the failed and canceled tasks; answers how many. */
   async retry(id: string): Promise<{ rescheduled: number; job: Job }> {
     const res = await rpc(() => this.#rpc.retryJob({ jobId: id }));
-    return { rescheduled: res.rescheduledCount, job: res.job! };
+    return { rescheduled: res.rescheduledCount, job: printableJob(res.job!) };
   }
 
   async progress(id: string): Promise<GetJobProgressResponse> {
@@ -281,7 +331,7 @@ export class JobClient {
           return;
         }
         terminal = next.value.job !== undefined && isTerminalJobState(next.value.job.state);
-        yield next.value;
+        yield printableUpdate(next.value);
       }
     } catch (err) {
       ended = true;

@@ -48,7 +48,8 @@ describe("task identifiers", () => {
 
   it("parse name@version and match by major and minor", () => {
     expect(parseIdentifier("corral/Echo@v1.0")).toEqual({ name: "corral/Echo", version: "v1.0" });
-    expect(parseIdentifier("Plain")).toEqual({ name: "Plain", version: "v0.0" });
+    expect(() => parseIdentifier("Plain")).toThrow(expect.objectContaining({ code: Code.InvalidArgument }) as Error);
+    expect(() => parseIdentifier("Plain")).toThrow(/identifier\.version.*no version/);
     const runner = { name: "t", version: "v1.4" };
     expect(identifierMatches(runner, { name: "t", version: "v1.2" })).toBe(true);
     expect(identifierMatches(runner, { name: "t", version: "v1.4" })).toBe(true);

@@ -21,6 +21,11 @@ export interface TransportOptions {
   apiKey?: string;
   protocol?: Protocol;
   retry?: RetryOptions;
+  /**
+   * Which URL and key this is (`describeConnection`), appended to UNAUTHENTICATED and UNAVAILABLE
+   * errors so a newcomer sees which server and which key (by id, never the secret) were tried.
+   */
+  connection?: string;
   /** Extra interceptors, run inside the auth and retry ones. */
   interceptors?: Interceptor[];
 }
@@ -77,9 +82,33 @@ export function createRetryInterceptor(options: RetryOptions = {}): Interceptor 
   };
 }
 
+/** Codes whose cause is usually the connection itself: a wrong URL, a suite not started, a wrong key. */
+const connectionCodes = new Set([Code.Unauthenticated, Code.Unavailable]);
+
+/**
+ * Appends `(url …, key <id> from <source>)` to UNAUTHENTICATED and UNAVAILABLE errors of unary
+ * calls; the code, metadata and details stay as they were, so callers still branch on the code.
+ */
+export function createConnectionHintInterceptor(connection: string): Interceptor {
+  return (next) => async (req) => {
+    try {
+      return await next(req);
+    } catch (err) {
+      const ce = ConnectError.from(err);
+      if (!connectionCodes.has(ce.code)) throw err;
+      const hinted = new ConnectError(`${ce.rawMessage} (${connection})`, ce.code, ce.metadata, undefined, ce.cause);
+      hinted.details.push(...ce.details);
+      throw hinted;
+    }
+  };
+}
+
 /** A Connect or gRPC transport over HTTP/2 (h2c for http:// URLs) with auth and retries. */
 export function createTransport(options: TransportOptions): Transport {
-  const interceptors: Interceptor[] = [createRetryInterceptor(options.retry)];
+  const interceptors: Interceptor[] = [];
+  // Outermost, so the hint is added once, after the retries gave up.
+  if (options.connection) interceptors.push(createConnectionHintInterceptor(options.connection));
+  interceptors.push(createRetryInterceptor(options.retry));
   if (options.apiKey) interceptors.push(createAuthInterceptor(options.apiKey));
   interceptors.push(...(options.interceptors ?? []));
   const baseUrl = options.baseUrl.replace(/\/+$/, "");

@@ -15,6 +15,13 @@ describe("ClusterService", () => {
   });
   afterAll(() => h?.close());
 
+  it("gets a cluster by id as well as by slug", async () => {
+    const clusters = h.client(ClusterService);
+    const { cluster } = await clusters.createCluster({ name: "by id" });
+    expect((await clusters.getCluster({ slug: cluster!.id })).cluster?.slug).toBe(cluster!.slug);
+    expect(await codeOf(h.client(ClusterService, h.teamB.key).getCluster({ slug: cluster!.id }))).toBe(Code.NotFound);
+  });
+
   it("makes a slug from the name, a dash and 14 base62 characters", async () => {
     const { cluster, created } = await clusters.createCluster({ name: "testing", description: "d" });
     expect(created).toBe(true);

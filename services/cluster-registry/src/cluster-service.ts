@@ -68,7 +68,7 @@ export function createClusterService(clusters: Clusters, provisioning: Provision
     },
 
     async deleteCluster(req, ctx) {
-      await clusters.delete(requireTeam(ctx), req.slug);
+      await clusters.delete(requireTeam(ctx), req.slug, { force: req.force });
       return create(DeleteClusterResponseSchema, {});
     },
 

@@ -7,15 +7,18 @@ import {
   NotFoundError,
   pageSize,
   toPage,
+  UnavailableError,
   type Page,
 } from "@corral/server-kit";
 import { DEFAULT_CONFIGURATION, type Configurations } from "./configurations.js";
 import { generateSlug, isUuid, newId } from "./ids.js";
-import { checkSpecReferences } from "./spec-references.js";
+import { resolveSpecReferences } from "./spec-references.js";
+import type { ClusterWork, WorkSource } from "./provisioning/work-source.js";
 import { mergeSpec, type SpecFields } from "./spec.js";
 import {
   deleteCluster,
   findClusterByName,
+  findClusterById,
   findClusterBySlug,
   findClustersBySlugs,
   findDefaultCluster,
@@ -53,13 +56,22 @@ export interface Clusters {
     slug: string,
     changes: { name?: string; description?: string; spec: SpecFields },
   ): Promise<ClusterRecord>;
-  delete(teamId: string, slug: string): Promise<void>;
+  /**
+   * FAILED_PRECONDITION while the cluster has queued or running tasks (as the broker counts
+   * them), unless `force`; UNAVAILABLE when the broker cannot say.
+   */
+  delete(teamId: string, slug: string, options?: { force?: boolean }): Promise<void>;
   list(teamId: string, pageSize: number, pageToken: string): Promise<Page<ClusterRecord>>;
   /** One cluster per slug, in order; NOT_FOUND for an unknown team or slug. */
   resolve(teamId: string, slugs: string[]): Promise<ClusterRecord[]>;
 }
 
-export function createClusters(db: Kysely<RegistryDatabase>, configurations: Configurations): Clusters {
+export function createClusters(
+  db: Kysely<RegistryDatabase>,
+  configurations: Configurations,
+  /** The broker's work per cluster id; without it a delete does not check for work. */
+  workSource?: WorkSource,
+): Clusters {
   /** The configuration's spec under the explicit fields; records which configuration it was. */
   async function fillSpec(
     executor: Kysely<RegistryDatabase>,
@@ -71,8 +83,7 @@ export function createClusters(db: Kysely<RegistryDatabase>, configurations: Con
     if (!configuration) throw new NotFoundError("configuration", configurationName);
     const spec = mergeSpec(configuration.spec, explicit);
     spec.configuration = configuration.name;
-    await checkSpecReferences(executor, teamId, spec);
-    return spec;
+    return resolveSpecReferences(executor, teamId, spec);
   }
 
   async function insertWithFreshSlug(
@@ -109,8 +120,9 @@ export function createClusters(db: Kysely<RegistryDatabase>, configurations: Con
     throw new Error("could not create the default cluster");
   }
 
+  /** By slug, or by id (a UUID that is no slug of the team): Get, Update and Delete take either. */
   async function findBySlug(teamId: string, slug: string): Promise<ClusterRecord> {
-    const found = await findClusterBySlug(db, teamId, slug);
+    const found = (await findClusterBySlug(db, teamId, slug)) ?? (isUuid(slug) ? await findClusterById(db, teamId, slug) : undefined);
     if (!found) throw new NotFoundError("cluster", slug);
     return found;
   }
@@ -161,12 +173,9 @@ export function createClusters(db: Kysely<RegistryDatabase>, configurations: Con
 
     async update(teamId, slug, changes) {
       const cluster = await findBySlug(teamId, slug);
-      const spec = mergeSpec(cluster.spec, changes.spec);
       if (changes.spec.configuration !== undefined) await configurations.get(teamId, changes.spec.configuration);
-      await checkSpecReferences(db, teamId, {
-        ...(changes.spec.locationId === undefined ? {} : { locationId: changes.spec.locationId }),
-        ...(changes.spec.hardwareId === undefined ? {} : { hardwareId: changes.spec.hardwareId }),
-      });
+      // Only the references this update names are resolved (a name becomes the id stored).
+      const spec = mergeSpec(cluster.spec, await resolveSpecReferences(db, teamId, changes.spec));
       const updated = await updateCluster(db, teamId, cluster.id, {
         ...(changes.name === undefined ? {} : { name: changes.name }),
         ...(changes.description === undefined ? {} : { description: changes.description }),
@@ -177,9 +186,22 @@ export function createClusters(db: Kysely<RegistryDatabase>, configurations: Con
       return updated;
     },
 
-    async delete(teamId, slug) {
+    async delete(teamId, slug, options = {}) {
       const cluster = await findBySlug(teamId, slug);
       if (cluster.isDefault) throw new FailedPreconditionError("the default cluster cannot be deleted");
+      if (!options.force && workSource) {
+        let work: ClusterWork | undefined;
+        try {
+          work = (await workSource()).get(cluster.id);
+        } catch (err) {
+          throw new UnavailableError(`cannot tell whether cluster ${slug} has work (the broker did not answer): retry, or delete with force`, { cause: err });
+        }
+        if (work && work.queued + work.running > 0) {
+          throw new FailedPreconditionError(
+            `cluster ${slug} has ${work.queued} queued and ${work.running} running tasks: cancel its jobs first, or delete with force (corral cluster delete --force cancels them)`,
+          );
+        }
+      }
       if (!(await deleteCluster(db, teamId, cluster.id))) throw new NotFoundError("cluster", slug);
     },
 

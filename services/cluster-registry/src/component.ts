@@ -16,7 +16,7 @@ import { REGISTRY_SCHEMA, registryMigrations, createRegistry, type Registry, typ
 import { MIN_INSTALLED_SECRET_LENGTH } from "./api-keys.js";
 import { createBrokerWorkSource } from "./provisioning/work-source.js";
 import type { RunnerUrls } from "./provisioning/agent-hub.js";
-import { DEFAULT_PROVISIONING } from "./registry.js";
+import { DEFAULT_NODE_RETENTION_MS, DEFAULT_PROVISIONING } from "./registry.js";
 import { DEFAULT_MAX_RELEASE_BYTES } from "./releases.js";
 
 /** Why CORRAL_BOOTSTRAP_KEY cannot be installed, or undefined when it can. */
@@ -72,6 +72,7 @@ export async function createRegistryComponent(config: ServiceConfig): Promise<Re
       runnerUrls: runnerUrls(config),
     },
     databaseUrl: config.databaseUrl,
+    nodeRetentionMs: envDurationMs("CORRAL_NODE_RETENTION", DEFAULT_NODE_RETENTION_MS),
     maxReleaseBytes: envInt("CORRAL_MAX_RELEASE_BYTES", DEFAULT_MAX_RELEASE_BYTES, { min: 1, max: Number.MAX_SAFE_INTEGER }),
   });
   // Production bootstrap: a key from a secret, ensured on every start (nothing is printed).

@@ -1,5 +1,5 @@
-import { Code } from "@connectrpc/connect";
-import { ConfigurationService, LocationService } from "@corral/proto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ClusterService, ConfigurationService, LocationService } from "@corral/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { codeOf, startRegistryHarness, type RegistryHarness } from "./test-harness.js";
 
@@ -22,6 +22,19 @@ describe("ConfigurationService", () => {
     expect(
       await codeOf(h.client(ConfigurationService).createConfiguration({ name: "corral/default", spec: {} })),
     ).toBe(Code.InvalidArgument);
+  });
+
+  it("refuses to delete a configuration a cluster was made from, naming the cluster", async () => {
+    const configs = h.client(ConfigurationService);
+    await configs.createConfiguration({ name: "team/in-use", spec: { runnerCount: 1 } });
+    const { cluster } = await h.client(ClusterService).createCluster({ name: "made from it", configuration: "team/in-use" });
+    const err = await configs.deleteConfiguration({ name: "team/in-use" }).catch((e: unknown) => ConnectError.from(e));
+    expect(err).toMatchObject({ code: Code.FailedPrecondition });
+    expect((err as ConnectError).rawMessage).toContain(cluster!.slug);
+    expect((await configs.getConfiguration({ name: "team/in-use" })).configuration?.name).toBe("team/in-use");
+    await h.client(ClusterService).deleteCluster({ slug: cluster!.slug });
+    await configs.deleteConfiguration({ name: "team/in-use" });
+    expect(await codeOf(configs.getConfiguration({ name: "team/in-use" }))).toBe(Code.NotFound);
   });
 
   it("creates, gets, lists and deletes a team's configurations", async () => {

@@ -12,7 +12,7 @@ import {
   type Page,
 } from "@corral/server-kit";
 import { newId } from "./ids.js";
-import { checkSpecReferences } from "./spec-references.js";
+import { resolveSpecReferences } from "./spec-references.js";
 import type { SpecFields } from "./spec.js";
 import {
   deleteConfiguration,
@@ -52,8 +52,8 @@ export function createConfigurations(db: Kysely<RegistryDatabase>): Configuratio
         throw new InvalidArgumentError("name", `the prefix ${BUILTIN_PREFIX} is reserved for built-in configurations`);
       }
       // A configuration is not made from another one, so it records none.
-      const { configuration: _ignored, ...spec } = input.spec;
-      await checkSpecReferences(db, teamId, spec);
+      const { configuration: _ignored, ...named } = input.spec;
+      const spec = await resolveSpecReferences(db, teamId, named);
       const created = await insertConfiguration(db, {
         id: newId(),
         teamId,
@@ -75,7 +75,13 @@ export function createConfigurations(db: Kysely<RegistryDatabase>): Configuratio
     async delete(teamId, name) {
       const found = await get(teamId, name);
       if (found.builtin) throw new FailedPreconditionError(`configuration ${JSON.stringify(name)} is built in`);
-      if (!(await deleteConfiguration(db, teamId, name))) throw new NotFoundError("configuration", name);
+      const result = await deleteConfiguration(db, teamId, name);
+      if (result.outcome === "missing") throw new NotFoundError("configuration", name);
+      if (result.outcome === "in use") {
+        throw new FailedPreconditionError(
+          `configuration ${JSON.stringify(name)} is used by cluster ${result.clusters.join(", ")}: delete those clusters first`,
+        );
+      }
     },
   };
 }

@@ -2,7 +2,7 @@
 import type { Kysely } from "kysely";
 import { decodePageToken, NotFoundError, pageSize, toPage, type Page } from "@corral/server-kit";
 import { isUuid, newId } from "./ids.js";
-import { deleteSpecTarget } from "./spec-references.js";
+import { deleteSpecTarget, resolveSpecTarget } from "./spec-references.js";
 import type { RegistryDatabase } from "./store/database.js";
 import { findHardware, insertHardware, listHardware, type HardwareRecord } from "./store/hardware-repository.js";
 
@@ -28,9 +28,9 @@ export function createHardwareProfiles(db: Kysely<RegistryDatabase>): HardwarePr
       return insertHardware(db, { id: newId(), teamId, ...input });
     },
 
-    async get(teamId, id) {
-      const found = isUuid(id) ? await findHardware(db, teamId, id) : undefined;
-      if (!found) throw new NotFoundError("hardware", id);
+    async get(teamId, idOrName) {
+      const found = await findHardware(db, teamId, await resolveSpecTarget(db, teamId, "hardware", idOrName));
+      if (!found) throw new NotFoundError("hardware", idOrName);
       return found;
     },
 

@@ -87,6 +87,32 @@ describe("LocationService", () => {
     expect((await locations.getLocation({ id: theirs!.id })).location?.name).toBe("kept");
   });
 
+  it("accepts locations and hardware profiles by name wherever an id goes, stored by id", async () => {
+    const locations = h.client(LocationService);
+    const hardware = h.client(HardwareService);
+    const { location } = await locations.createLocation({ name: "by-name-eu", provider: "aws", region: "eu-west-1" });
+    const { hardware: box } = await hardware.createHardware({ name: "by-name-box", gpuCount: 1, gpuType: "a100", cpuCores: 8, memoryBytes: 1n << 34n });
+    expect((await locations.getLocation({ id: "by-name-eu" })).location?.id).toBe(location!.id);
+    expect((await hardware.getHardware({ id: "by-name-box" })).hardware?.id).toBe(box!.id);
+
+    const { cluster } = await h.client(ClusterService).createCluster({ name: "named refs", locationId: "by-name-eu", spec: { hardwareId: "by-name-box" } });
+    expect(cluster?.spec).toMatchObject({ locationId: location!.id, hardwareId: box!.id });
+    const { configuration } = await h.client(ConfigurationService).createConfiguration({ name: "team/named", spec: { hardwareId: "by-name-box" } });
+    expect(configuration?.spec?.hardwareId).toBe(box!.id);
+    expect(await codeOf(h.client(ClusterService).createCluster({ name: "x", locationId: "no-such-place" }))).toBe(Code.NotFound);
+
+    // A name two locations share says which only by id.
+    await locations.createLocation({ name: "twice", provider: "p" });
+    await locations.createLocation({ name: "twice", provider: "q" });
+    expect(await codeOf(locations.getLocation({ id: "twice" }))).toBe(Code.FailedPrecondition);
+
+    await h.client(ClusterService).deleteCluster({ slug: cluster!.slug });
+    await h.client(ConfigurationService).deleteConfiguration({ name: "team/named" });
+    await locations.deleteLocation({ id: "by-name-eu" });
+    await hardware.deleteHardware({ id: "by-name-box" });
+    expect(await codeOf(locations.getLocation({ id: location!.id }))).toBe(Code.NotFound);
+  });
+
   it("rejects invalid input for every bounded field", async () => {
     const locations = h.client(LocationService);
     const bad = [

@@ -2,7 +2,7 @@
 import type { Kysely } from "kysely";
 import { decodePageToken, NotFoundError, pageSize, toPage, type Page } from "@corral/server-kit";
 import { isUuid, newId } from "./ids.js";
-import { deleteSpecTarget } from "./spec-references.js";
+import { deleteSpecTarget, resolveSpecTarget } from "./spec-references.js";
 import type { RegistryDatabase } from "./store/database.js";
 import {
   findLocation,
@@ -31,15 +31,15 @@ export function createLocations(db: Kysely<RegistryDatabase>): Locations {
       return insertLocation(db, { id: newId(), teamId, ...input });
     },
 
-    async update(teamId, id, changes) {
-      const updated = isUuid(id) ? await updateLocation(db, teamId, id, changes) : undefined;
-      if (!updated) throw new NotFoundError("location", id);
+    async update(teamId, idOrName, changes) {
+      const updated = await updateLocation(db, teamId, await resolveSpecTarget(db, teamId, "location", idOrName), changes);
+      if (!updated) throw new NotFoundError("location", idOrName);
       return updated;
     },
 
-    async get(teamId, id) {
-      const found = isUuid(id) ? await findLocation(db, teamId, id) : undefined;
-      if (!found) throw new NotFoundError("location", id);
+    async get(teamId, idOrName) {
+      const found = await findLocation(db, teamId, await resolveSpecTarget(db, teamId, "location", idOrName));
+      if (!found) throw new NotFoundError("location", idOrName);
       return found;
     },
 

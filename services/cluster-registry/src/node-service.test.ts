@@ -12,6 +12,7 @@ import {
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { codeOf, startRegistryHarness, type RegistryHarness } from "./test-harness.js";
+import { deleteRetiredNodes } from "./store/node-repository.js";
 
 describe("NodeService", () => {
   let h: RegistryHarness;
@@ -108,6 +109,26 @@ describe("NodeService", () => {
 
     await presence(report(PresenceEvent.DISCONNECTED, s3));
     expect((await nodes.getNode({ id: "runner-2" })).node?.state).toBe(NodeState.OFFLINE);
+  });
+
+  it("deletes nodes offline for longer than the retention, keeps the others", async () => {
+    await presence(report(PresenceEvent.CONNECTED, { id: "runner-retired" }), report(PresenceEvent.CONNECTED, { id: "runner-recent" }));
+    await sql`update nodes set report_time = now() - interval '2 days' where runner_id = 'runner-retired'`.execute(h.db);
+    await sql`update nodes set report_time = now() - interval '1 hour' where runner_id = 'runner-recent'`.execute(h.db);
+    expect(await deleteRetiredNodes(h.db, 24 * 60 * 60_000)).toBe(1);
+    const nodes = h.client(NodeService);
+    expect(await codeOf(nodes.getNode({ id: "runner-retired" }))).toBe(Code.NotFound);
+    expect((await nodes.getNode({ id: "runner-recent" })).node?.state).toBe(NodeState.OFFLINE);
+  });
+
+  it("forgets a deleted cluster's nodes", async () => {
+    const { cluster: doomed } = await h.client(ClusterService).createCluster({ name: "doomed" });
+    await presence(report(PresenceEvent.CONNECTED, { id: "runner-doomed", clusterId: doomed!.id, clusterSlug: doomed!.slug }));
+    const nodes = h.client(NodeService);
+    expect((await nodes.getNode({ id: "runner-doomed" })).node?.clusterSlug).toBe(doomed!.slug);
+    await h.client(ClusterService).deleteCluster({ slug: doomed!.slug, force: true });
+    expect(await codeOf(nodes.getNode({ id: "runner-doomed" }))).toBe(Code.NotFound);
+    expect((await nodes.listNodes({})).nodes.map((n) => n.id)).not.toContain("runner-doomed");
   });
 
   it("keeps the last of several reports for one runner in a batch", async () => {

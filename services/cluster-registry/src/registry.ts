@@ -29,6 +29,7 @@ import { createLocationService } from "./location-service.js";
 import { createLocations } from "./locations.js";
 import { createNodeService } from "./node-service.js";
 import { createNodes, DEFAULT_NODE_TIMEOUT_MS } from "./nodes.js";
+import { deleteRetiredNodes } from "./store/node-repository.js";
 import { createHostService } from "./host-service.js";
 import { newId } from "./ids.js";
 import { createAgentHub, type RunnerUrls } from "./provisioning/agent-hub.js";
@@ -42,11 +43,16 @@ import { createRuntimeService, type RuntimeOptions } from "./runtime-service.js"
 import type { RegistryDatabase } from "./store/database.js";
 import { createPostgresBlobStore } from "./store/postgres-blob-store.js";
 
+/** How long an offline node is kept before the sweep deletes it. */
+export const DEFAULT_NODE_RETENTION_MS = 24 * 60 * 60_000;
+
 export interface RegistryOptions {
   db: Kysely<RegistryDatabase>;
   runtime?: RuntimeOptions;
   /** A node with no presence report for this long reads as OFFLINE (default 60 s). */
   nodeTimeoutMs?: number;
+  /** An offline node with no report for this long is deleted (CORRAL_NODE_RETENTION, default 24 h). */
+  nodeRetentionMs?: number;
   provisioning?: ProvisioningOptions;
   /**
    * The registry database's connection string, for the LISTEN connection behind WatchDeployments
@@ -122,7 +128,7 @@ export function createRegistry(options: RegistryOptions): Registry {
   const { db } = options;
   const apiKeys = createApiKeys(db);
   const configurations = createConfigurations(db);
-  const clusters = createClusters(db, configurations);
+  const clusters = createClusters(db, configurations, options.provisioning?.workSource);
   const nodes = createNodes(db, clusters, options.nodeTimeoutMs === undefined ? {} : { timeoutMs: options.nodeTimeoutMs });
   const p = { ...DEFAULT_PROVISIONING, ...options.provisioning };
   const replicaId = options.provisioning?.replicaId ?? newId();
@@ -214,8 +220,12 @@ export function createRegistry(options: RegistryOptions): Registry {
       if (started) return;
       started = true;
       const staleMs = options.staleUploadMs ?? 60 * 60_000;
-      const sweep = () =>
+      const nodeRetentionMs = options.nodeRetentionMs ?? DEFAULT_NODE_RETENTION_MS;
+      const sweep = () => {
         void blobs.sweep(staleMs).catch((err: unknown) => options.logger?.warn({ err }, "release upload sweep failed"));
+        // Offline nodes would otherwise pile up for ever: every runner restart is a new node id.
+        void deleteRetiredNodes(db, nodeRetentionMs).catch((err: unknown) => options.logger?.warn({ err }, "offline node sweep failed"));
+      };
       sweep();
       sweepTimer = setInterval(sweep, Math.min(staleMs, 10 * 60_000));
       sweepTimer.unref();

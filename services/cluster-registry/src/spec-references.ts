@@ -1,5 +1,5 @@
-// A spec may name a location and a hardware profile; both must be the team's own, and neither can
-// be deleted while a spec names it.
+// A spec may name a location and a hardware profile (by id or by name, stored by id); both must
+// be the team's own, and neither can be deleted while a spec names it.
 import { sql, type Kysely } from "kysely";
 import { FailedPreconditionError, NotFoundError } from "@corral/server-kit";
 import { isUuid } from "./ids.js";
@@ -8,23 +8,44 @@ import type { RegistryDatabase } from "./store/database.js";
 import { findHardware } from "./store/hardware-repository.js";
 import { findLocation } from "./store/location-repository.js";
 
-/** Throws NOT_FOUND naming the location or hardware profile the team does not have. */
-export async function checkSpecReferences(
+/**
+ * The id of the team's location or hardware profile named by `idOrName`: an id, or a name that
+ * one of them has. NOT_FOUND when none matches; FAILED_PRECONDITION when several share the name
+ * (names are not unique, so then only the id says which).
+ */
+export async function resolveSpecTarget(
   db: Kysely<RegistryDatabase>,
   teamId: string,
-  spec: SpecFields,
-): Promise<void> {
-  const { locationId, hardwareId } = spec;
-  if (locationId !== undefined && locationId !== "") {
-    if (!isUuid(locationId) || !(await findLocation(db, teamId, locationId))) {
-      throw new NotFoundError("location", locationId);
-    }
+  kind: "location" | "hardware",
+  idOrName: string,
+): Promise<string> {
+  if (isUuid(idOrName)) {
+    const found = kind === "location" ? await findLocation(db, teamId, idOrName) : await findHardware(db, teamId, idOrName);
+    if (found) return idOrName;
   }
-  if (hardwareId !== undefined && hardwareId !== "") {
-    if (!isUuid(hardwareId) || !(await findHardware(db, teamId, hardwareId))) {
-      throw new NotFoundError("hardware", hardwareId);
-    }
+  const table = kind === "location" ? "locations" : "hardware";
+  const { rows } = await sql<{ id: string }>`
+    select id from ${sql.table(table)} where team_id = ${teamId} and name = ${idOrName} order by id limit 2`.execute(db);
+  if (rows.length === 0) throw new NotFoundError(kind, idOrName);
+  if (rows.length > 1) {
+    throw new FailedPreconditionError(`several ${kind === "location" ? "locations" : "hardware profiles"} are named ${JSON.stringify(idOrName)}: use the id`);
   }
+  return rows[0]!.id;
+}
+
+/**
+ * The spec with its location and hardware profile named by id (a name is resolved); NOT_FOUND
+ * naming one the team does not have.
+ */
+export async function resolveSpecReferences<S extends Pick<SpecFields, "locationId" | "hardwareId">>(
+  db: Kysely<RegistryDatabase>,
+  teamId: string,
+  spec: S,
+): Promise<S> {
+  const out = { ...spec };
+  if (spec.locationId !== undefined && spec.locationId !== "") out.locationId = await resolveSpecTarget(db, teamId, "location", spec.locationId);
+  if (spec.hardwareId !== undefined && spec.hardwareId !== "") out.hardwareId = await resolveSpecTarget(db, teamId, "hardware", spec.hardwareId);
+  return out;
 }
 
 /**
@@ -36,9 +57,9 @@ export async function deleteSpecTarget(
   db: Kysely<RegistryDatabase>,
   teamId: string,
   kind: "location" | "hardware",
-  id: string,
+  idOrName: string,
 ): Promise<void> {
-  if (!isUuid(id)) throw new NotFoundError(kind, id);
+  const id = await resolveSpecTarget(db, teamId, kind, idOrName);
   const table = kind === "location" ? "locations" : "hardware";
   const column = kind === "location" ? "location_id" : "hardware_id";
   try {

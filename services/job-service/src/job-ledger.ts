@@ -138,7 +138,7 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     },
 
     getJob: (teamId: string, jobId: string) => getJob(store, teamId, jobId),
-    queryJobs: (teamId: string, q: QueryJobsRequest) => queryJobs(store, teamId, q),
+    queryJobs: (teamId: string, q: QueryJobsRequest) => queryJobs(store, teamId, q, clusters),
     listTasks: (teamId: string, q: Parameters<typeof listTasks>[2]) => listTasks(store, teamId, q),
     getTask: (teamId: string, jobId: string, taskId: string) => getTask(store, teamId, jobId, taskId),
     visualizeJob: (teamId: string, jobId: string, maxTasks?: number) => visualizeJob(store, teamId, jobId, maxTasks),

@@ -113,7 +113,7 @@ export function registerClusterCommands(program: Command, ctx: CliContext): void
       .description("create a cluster")
       .option("-d, --description <text>", "description")
       .option("--slug <slug>", "choose the slug instead of name-<random>")
-      .option("--location <id>", "location id")
+      .option("--location <id or name>", "location, by id or name")
       .option("--configuration <name>", "fill the spec from a saved configuration")
       .option("--get-if-exists", "return the existing cluster of this name")
       .option("-w, --wait", "wait until its runners are running (READY), showing them come up")
@@ -219,10 +219,22 @@ export function registerClusterCommands(program: Command, ctx: CliContext): void
   cluster
     .command("delete <slug>")
     .alias("rm")
-    .description("delete a cluster")
-    .action(async (slug: string, _o: unknown, cmd: Command) => {
-      await ctx.client(cmd).clusters().delete(slug);
-      if (ctx.json(cmd)) return ctx.io.out(JSON.stringify({ deleted: slug }));
-      ctx.io.out(`deleted ${slug}`);
+    .description("delete a cluster (refused while it has queued or running tasks, unless --force)")
+    .option("--force", "cancel the cluster's unfinished jobs, then delete it")
+    .action(async (slug: string, o: { force?: boolean }, cmd: Command) => {
+      const client = ctx.client(cmd);
+      const canceled: string[] = [];
+      if (o.force) {
+        // Jobs first, so no task is left waiting for a cluster that is gone; then the registry
+        // deletes without asking the broker (whose counts may still show the canceled work).
+        const open = await client.jobs().query({ clusters: [slug], states: ["submitted", "running", "started"], limit: 100_000 });
+        for (const j of open) {
+          await client.jobs().cancel(j.id);
+          canceled.push(j.id);
+        }
+      }
+      await client.clusters().delete(slug, { force: o.force });
+      if (ctx.json(cmd)) return ctx.io.out(JSON.stringify({ deleted: slug, canceledJobs: canceled }));
+      ctx.io.out(`deleted ${slug}${canceled.length ? ` (canceled ${canceled.length} job${canceled.length === 1 ? "" : "s"}: ${canceled.join(", ")})` : ""}`);
     });
 }

@@ -5,8 +5,12 @@ import type { Command } from "commander";
 import { JobSchema, TaskErrorKind, TaskSchema, TaskState, type Job, type Task as TaskView, type TaskSubmission } from "@corral/proto";
 import {
   decodeOutput,
+  describeFailedTask,
+  JobCanceledError,
+  JobFailedError,
   jobStateName,
   jobStates,
+  type Client,
   parseIdentifier,
   rawTask,
   taskStateName,
@@ -82,21 +86,70 @@ export function submissionsFromFlags(tasks: string[], inputs: string[]): TaskSub
   });
 }
 
+/** Failed tasks printed when a job fails: the first few say why; the rest are counted. */
+const failedTasksShown = 5;
+
+/**
+ * Why a job's queued tasks wait (no runner on the cluster, or none serving the task class), one
+ * line each; empty when nothing is stuck or the diagnosis is not available (it is advice, so a
+ * failure to work it out never fails the command).
+ */
+async function waitingLines(client: Client, job: Job): Promise<string[]> {
+  if (isTerminal(job) || (job.stats?.tasksByState?.queued ?? 1) === 0) return [];
+  try {
+    return (await client.jobs().whyWaiting(job.id)).map((r) => `${r.message} (${r.tasks} queued task${r.tasks === 1 ? "" : "s"} wait)`);
+  } catch {
+    return [];
+  }
+}
+
+function isTerminal(job: Job): boolean {
+  const state = jobStateName(job.state);
+  return state === "completed" || state === "failed" || state === "canceled";
+}
+
+/** The failed tasks of a failed job, one line each (task, identifier, attempt, error). */
+async function failureLines(client: Client, jobId: string): Promise<string[]> {
+  try {
+    const failed = await client.jobs().failedTasks(jobId);
+    // Leaves first: a parent fails because a subtask did, and the subtask's error says why.
+    const leaves = [...failed.filter((t) => t.subtaskCount === 0), ...failed.filter((t) => t.subtaskCount > 0)];
+    const lines = leaves.slice(0, failedTasksShown).map(describeFailedTask);
+    if (leaves.length > failedTasksShown) lines.push(`... and ${leaves.length - failedTasksShown} more failed tasks (corral job get ${jobId} --tasks)`);
+    return lines;
+  } catch {
+    return [];
+  }
+}
+
 async function waitForJob(ctx: CliContext, cmd: Command, id: string, timeoutSeconds?: number): Promise<void> {
   const view = ctx.json(cmd) ? undefined : createProgressView(ctx.io);
   const signal = timeoutSeconds ? AbortSignal.timeout(timeoutSeconds * 1000) : undefined;
+  const client = ctx.client(cmd);
+  // Said once, on the first update: why queued work cannot start (to stderr, beside the bars).
+  let diagnosis: Promise<void> | undefined;
   try {
-    const job = await ctx.client(cmd).jobs().wait(id, {
+    const job = await client.jobs().wait(id, {
       signal,
-      onProgress: ({ job }) => view?.update(jobStateName(job.state), job.progress),
+      onProgress: ({ job }) => {
+        diagnosis ??= waitingLines(client, job).then((lines) => {
+          for (const line of lines) ctx.io.err(`waiting: ${line}`);
+        });
+        view?.update(jobStateName(job.state), job.progress);
+      },
     });
+    await diagnosis;
     view?.finish();
     if (ctx.json(cmd)) ctx.io.out(messageJson(JobSchema, job));
     else ctx.io.out(`job ${job.id} completed`);
   } catch (err) {
+    await diagnosis;
     view?.finish();
     if (signal?.aborted && (err as Error).name === "TimeoutError") {
       throw new UsageError(`job ${id} did not end within ${timeoutSeconds}s`);
+    }
+    if (err instanceof JobFailedError && !(err instanceof JobCanceledError)) {
+      for (const line of await failureLines(client, id)) ctx.io.err(line);
     }
     throw err;
   }
@@ -169,7 +222,12 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
           notBefore: o.notBefore,
           priority: o.priority,
         });
-        if (!o.wait) return showJob(ctx, cmd, submitted);
+        if (!o.wait) {
+          showJob(ctx, cmd, submitted);
+          // Submitting to a cluster no runner serves is accepted (a runner may come), but say so.
+          for (const line of await waitingLines(ctx.client(cmd), submitted)) ctx.io.err(`warning: ${line}; the job waits until one connects`);
+          return;
+        }
         if (!ctx.json(cmd)) ctx.io.out(`submitted job ${submitted.id}`);
         await waitForJob(ctx, cmd, submitted.id);
       },
@@ -211,12 +269,18 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
     .action(async (id: string, o: { tasks?: boolean }, cmd: Command) => {
       const client = ctx.client(cmd);
       const found = await client.jobs().find(id);
-      if (!o.tasks) return showJob(ctx, cmd, found);
+      const waiting = ctx.json(cmd) ? [] : await waitingLines(client, found);
+      if (!o.tasks) {
+        showJob(ctx, cmd, found);
+        for (const line of waiting) ctx.io.out(`waiting: ${line}`);
+        return;
+      }
       const tasks = await client.jobs().tasks(id);
       if (ctx.json(cmd)) {
         return ctx.io.out(jsonText({ job: toJson(JobSchema, found), tasks: tasks.map((t) => toJson(TaskSchema, t)) }));
       }
       showJob(ctx, cmd, found);
+      for (const line of waiting) ctx.io.out(`waiting: ${line}`);
       ctx.io.out("");
       ctx.io.out(
         table(

@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { builtinTasks, Client, LocalFileCache, resolveScriptPolicy, ScriptPolicyError, type TaskClass } from "@corral/sdk";
+import { builtinTasks, Client, createSdkLogger, LocalFileCache, resolveScriptPolicy, ScriptPolicyError, type LogFormat, type Runner, type TaskClass } from "@corral/sdk";
 import { collect, collectPairs, intArg, type CliContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
 import { watchParent } from "../agent/parent-watch.js";
@@ -43,6 +43,29 @@ runner's environment (not its keys or passwords) unless --script-env inherit or 
 says more; and a runner running as root refuses to start unless --allow-scripts-as-root is given.
 Allow scripts only on runners whose host and environment every holder of a team key may use.`;
 
+/**
+ * Ctrl-C (or SIGTERM) handling of `runner start`: the first signal drains (saying for how long),
+ * the second hands the running tasks back to the queue at once, a third exits.
+ */
+export function createStopSignals(runner: Pick<Runner, "stop" | "handBack" | "runningTasks">, graceSeconds: number, say: (line: string) => void) {
+  let signals = 0;
+  return (signal: string) => {
+    signals += 1;
+    if (signals === 1) {
+      say(
+        `${signal}: draining: no new tasks; the ${runner.runningTasks} running may finish for up to ${graceSeconds}s. ` +
+          "Press Ctrl-C again to hand them back to the queue at once (another runner takes them, no retry counted).",
+      );
+      void runner.stop();
+    } else if (signals === 2) {
+      say(`${signal}: handing ${runner.runningTasks} running task${runner.runningTasks === 1 ? "" : "s"} back to the queue now`);
+      void runner.handBack();
+    } else {
+      process.exit(130);
+    }
+  };
+}
+
 /** Commander parser for a comma-separated list (repeatable). */
 function commaList(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(",").map((v) => v.trim()).filter((v) => v !== "")];
@@ -68,6 +91,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
     .option("--allow-scripts-as-root", "allow scripts even when this runner runs as root")
     .option("--script-env <mode>", "what scripts see of this runner's environment: minimal or inherit", "minimal")
     .option("--script-env-pass <names>", "also pass these variables to scripts (comma-separated, repeatable)", commaList, [])
+    .option("--log-format <format>", "pretty (plain lines) or json (default: pretty on a terminal, json when piped)")
     .addHelpText("after", scriptsHelp)
     .action(
       async (
@@ -86,9 +110,15 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           allowScriptsAsRoot?: boolean;
           scriptEnv: string;
           scriptEnvPass: string[];
+          logFormat?: string;
         },
         cmd: Command,
       ) => {
+        if (o.logFormat !== undefined && o.logFormat !== "pretty" && o.logFormat !== "json") {
+          throw new UsageError(`unknown --log-format ${JSON.stringify(o.logFormat)}: use pretty or json`);
+        }
+        const format: LogFormat = (o.logFormat as LogFormat | undefined) ?? (process.stdout.isTTY ? "pretty" : "json");
+        const logger = createSdkLogger("corral-runner", ctx.env.CORRAL_LOG_LEVEL ?? "info", { format });
         const scripts = {
           allowScripts: o.allowScripts === true,
           allowScriptsAsRoot: o.allowScriptsAsRoot === true,
@@ -115,11 +145,6 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
             void stop();
             setTimeout(() => process.exit(1), o.drainGrace * 1000 + 15_000).unref();
           }, ctx.env);
-        // The runner drains on the first SIGINT/SIGTERM; a second one means "now".
-        let signals = 0;
-        const force = () => {
-          if (++signals > 1) process.exit(130);
-        };
         if (o.fallbackBuiltins && classes.length > 0) throw new UsageError("--fallback-builtins is for a release runner (without --tasks and --builtins)");
         if (classes.length === 0) {
           // No task module: a release runner, serving what is deployed to the cluster.
@@ -137,20 +162,29 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
             labels: o.label,
             cache: o.cacheDir ? new LocalFileCache(resolve(ctx.cwd, o.cacheDir)) : undefined,
             drainGraceMs: o.drainGrace * 1000,
+            logger,
             ...scripts,
           });
           ctx.io.err(
             `release runner ${rr.id}: the releases deployed to ${o.cluster || "the default cluster"}${o.fallbackBuiltins ? " (the built-in tasks while none is)" : ""}, concurrency ${o.concurrency}${scripts.allowScripts ? `, scripts allowed (environment: ${scripts.scriptEnv})` : ""}`,
           );
-          process.on("SIGINT", force);
-          process.on("SIGTERM", force);
+          // The release runner's stop() also stops its child processes once the runner drained.
+          const onSignal = createStopSignals(
+            { stop: () => rr.stop(), handBack: () => rr.runner.handBack(), get runningTasks() { return rr.runner.runningTasks; } },
+            o.drainGrace,
+            (line) => ctx.io.err(line),
+          );
+          const onInt = () => onSignal("SIGINT");
+          const onTerm = () => onSignal("SIGTERM");
+          process.on("SIGINT", onInt);
+          process.on("SIGTERM", onTerm);
           const parent = stopWhenAgentGone(() => rr.stop(), rr.runner.id);
           try {
-            await rr.runForever();
+            await rr.runForever({ handleSignals: false });
           } finally {
             parent?.close();
-            process.off("SIGINT", force);
-            process.off("SIGTERM", force);
+            process.off("SIGINT", onInt);
+            process.off("SIGTERM", onTerm);
           }
           return;
         }
@@ -162,21 +196,25 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           labels: o.label,
           cache: o.cacheDir ? new LocalFileCache(resolve(ctx.cwd, o.cacheDir)) : undefined,
           drainGraceMs: o.drainGrace * 1000,
+          logger,
           ...scripts,
         });
         ctx.io.err(
           `runner ${r.id}: ${r.identifiers.map((i) => `${i.name}@${i.version}`).join(", ")} on ${o.cluster || "the default cluster"}, concurrency ${o.concurrency}${scripts.allowScripts ? `, scripts allowed (environment: ${scripts.scriptEnv})` : ""}`,
         );
-        process.on("SIGINT", force);
-        process.on("SIGTERM", force);
+        const onSignal = createStopSignals(r, o.drainGrace, (line) => ctx.io.err(line));
+        const onInt = () => onSignal("SIGINT");
+        const onTerm = () => onSignal("SIGTERM");
+        process.on("SIGINT", onInt);
+        process.on("SIGTERM", onTerm);
         const parent = stopWhenAgentGone(() => r.stop(), r.id);
         try {
-          if (o.untilIdle) await r.runAll();
-          else await r.runForever();
+          if (o.untilIdle) await r.runAll({ handleSignals: false });
+          else await r.runForever({ handleSignals: false });
         } finally {
           parent?.close();
-          process.off("SIGINT", force);
-          process.off("SIGTERM", force);
+          process.off("SIGINT", onInt);
+          process.off("SIGTERM", onTerm);
         }
       },
     );

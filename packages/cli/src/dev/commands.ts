@@ -32,6 +32,9 @@ export function registerServiceCommands(program: Command, ctx: CliContext): void
           ? `Web console: ${suite.url}/ (sign in with the API key below)`
           : "Web console: not built (run npm install, or npm run build -w @corral/console)",
         suite.keyCreated ? `API key (shown once, saved to ${opts.dataDir}/credentials.json): ${suite.apiKey}` : `API key: saved in ${opts.dataDir}/credentials.json`,
+        // For a shell, a tasks file or a runner started outside this directory (the CLI and the
+        // SDK also find ${opts.dataDir}/credentials.json from a subdirectory when it is .corral).
+        `Environment: export CORRAL_URL=${suite.url} CORRAL_API_KEY=${suite.apiKey}`,
         `Postgres: ${suite.databaseUrl.replace(/\/\/([^:]+):[^@]+@/, "//$1:***@")}   Redis: ${suite.redisUrl}`,
         opts.runner ? "Sample runners: default cluster and demo-tiles, with corral/Echo and the demo tasks (they refuse corral/RunScript: scripts are off)" : "No sample runner (--no-runner)",
         "",

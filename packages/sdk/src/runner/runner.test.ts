@@ -15,6 +15,7 @@ import {
   type WorkResponse,
 } from "@corral/proto";
 import { AsyncQueue } from "@corral/wire";
+import { pino } from "pino";
 import { Runner } from "./runner.js";
 import { Client } from "../client.js";
 import { Echo } from "../tasks/echo.js";
@@ -423,6 +424,25 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     expect(runner.lifecycle).toBe("stopped");
   });
 
+  it("hands running tasks back at once on handBack() during a drain, without waiting out the grace", async () => {
+    // A grace far longer than the test's timeout: only handBack() can end this drain in time.
+    const { runner } = startRunner(1, { drainGraceMs: 10 * 60_000 });
+    const s = await broker.session(1);
+    await s.take("hello");
+    welcome(s);
+    assignEcho(s, "long", { message: "x", delayMs: 10 * 60_000 });
+    await expect.poll(() => runner.state.executingCount, { timeout: 10_000 }).toBe(1);
+    const stopped = runner.stop();
+    await expect.poll(() => runner.lifecycle).toBe("draining");
+    void runner.handBack();
+    const failed = await s.take("failed");
+    expect(failed.lease?.taskId).toBe("long");
+    expect(failed.countsAsRetry).toBe(false);
+    s.send({ case: "ack", value: { lease: failed.lease, accepted: true } });
+    await stopped;
+    expect(runner.lifecycle).toBe("stopped");
+  });
+
   it("runAll returns once there is nothing left to do", async () => {
     const runner = new Runner({
       url,
@@ -439,6 +459,23 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     assignEcho(s, "one", { message: "1" });
     const c = await s.take("completed");
     s.send({ case: "ack", value: { lease: c.lease, accepted: true } });
+    await finished;
+    expect(runner.lifecycle).toBe("stopped");
+  });
+
+  it("runAll returns when no task ever arrives", async () => {
+    const runner = new Runner({
+      url,
+      apiKey: "k",
+      tasks: [Echo],
+      logger: createSdkLogger("runner-test", "silent"),
+      idleMs: 100,
+    });
+    runners.push(runner);
+    const finished = runner.runAll({ handleSignals: false });
+    const s = await broker.session(1);
+    await s.take("hello");
+    welcome(s);
     await finished;
     expect(runner.lifecycle).toBe("stopped");
   });
@@ -469,6 +506,33 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     runners.push(runner);
     await expect(runner.runAll({ handleSignals: false, unreachableMs: 300 })).rejects.toBeInstanceOf(UnavailableError);
     expect(runner.lifecycle).toBe("failed");
+  });
+
+  it("warns, naming the URL, when it cannot reach the suite after a few attempts, and keeps retrying", async () => {
+    const lines: string[] = [];
+    let warned: () => void = () => {};
+    const warning = new Promise<void>((resolve) => (warned = resolve));
+    const logger = pino({ level: "warn" }, { write: (line: string) => {
+      lines.push(line);
+      if (line.includes("cannot reach the Corral suite")) warned();
+    } });
+    const runner = new Runner({
+      url: "http://127.0.0.1:9", // nothing listens there
+      apiKey: "corral_warn1_0123456789abcdef0123",
+      tasks: [Echo],
+      logger,
+      reconnect: { baseDelayMs: 5, maxDelayMs: 20 },
+    });
+    runners.push(runner);
+    const done = runner.runForever({ handleSignals: false });
+    await warning;
+    const line = lines.find((l) => l.includes("cannot reach the Corral suite"))!;
+    expect(line).toContain("http://127.0.0.1:9");
+    expect(line).toContain("warn1");
+    expect(line).not.toContain("0123456789abcdef0123");
+    expect(runner.lifecycle).toBe("starting");
+    await runner.stop();
+    await done;
   });
 
   it("fails for good when the broker refuses the runner", async () => {

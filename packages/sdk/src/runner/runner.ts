@@ -19,6 +19,7 @@ import {
 import { AsyncQueue } from "@corral/wire";
 import { InMemoryCache, type CacheBackend } from "../cache.js";
 import { toApiError, UnavailableError } from "../errors.js";
+import { describeConnection, resolveConnection, type Connection } from "../credentials.js";
 import { createSdkLogger, type Logger } from "../logger.js";
 import type { TaskClass } from "../task.js";
 import { backoffDelay, createAuthInterceptor, sleep } from "../transport.js";
@@ -72,6 +73,8 @@ export interface RunnerOptions extends ScriptOptions {
   reconnect?: { baseDelayMs?: number; maxDelayMs?: number };
   /** Heartbeat interval when the broker's Welcome names none (default 10 s). */
   heartbeatIntervalMs?: number;
+  /** Failed connection attempts in a row before the runner warns that it cannot reach the suite (default 3). */
+  unreachableWarnAfter?: number;
 }
 
 interface Session {
@@ -153,6 +156,8 @@ export class Runner {
   readonly #scripts: ScriptPolicy;
   readonly #state: RunnerState;
   readonly #transport: Transport;
+  /** The URL and key (by id) the runner connects with: what the can't-reach warning names. */
+  readonly #connection: Connection;
   readonly #cache: CacheBackend;
   readonly #logger: Logger;
   readonly #events = new EventEmitter();
@@ -168,6 +173,8 @@ export class Runner {
   #fatal: unknown;
   /** When the broker last welcomed, assigned or acknowledged: runAll's idle clock. */
   #lastActivityAt = 0;
+  /** handBack() was called: the drain stops waiting for running tasks and reports them at once. */
+  #handingBack = false;
   /** Credit waiting for the end of this event-loop turn (see #credit). */
   #pendingCredit: { session: Session; n: number } | undefined;
 
@@ -188,11 +195,16 @@ export class Runner {
       capacity: this.concurrency,
       canRun: (id) => this.#executor.canRun(id),
     });
+    // The same resolution as the Client: options, environment, then the credentials files.
+    const connection = (this.#connection = resolveConnection({ url: options.url, apiKey: options.apiKey }, process.env, process.cwd(), {
+      url: "the url option",
+      apiKey: "the apiKey option",
+    }));
     this.#transport =
       options.transport ??
       createGrpcTransport({
-        baseUrl: (options.url ?? process.env.CORRAL_URL ?? "http://127.0.0.1:7700").replace(/\/+$/, ""),
-        interceptors: options.apiKey ?? process.env.CORRAL_API_KEY ? [createAuthInterceptor((options.apiKey ?? process.env.CORRAL_API_KEY)!)] : [],
+        baseUrl: connection.url,
+        interceptors: connection.apiKey ? [createAuthInterceptor(connection.apiKey)] : [],
         // Notice a dead connection well within a lease.
         pingIntervalMs: 15_000,
         pingTimeoutMs: 10_000,
@@ -334,7 +346,10 @@ export class Runner {
         else check();
       }, Math.max(wait, idleMs / 4));
     };
+    // The Welcome's state change comes while the runner is still "starting": the move to
+    // "running" must arm the idle clock too, or a runner no task ever reaches would never return.
     this.#events.on("change", check);
+    this.#events.on("lifecycle", check);
     watchOffline();
     try {
       await this.runForever(options);
@@ -342,6 +357,7 @@ export class Runner {
       clearTimeout(timer);
       clearTimeout(offlineTimer);
       this.#events.off("change", check);
+      this.#events.off("lifecycle", check);
     }
   }
 
@@ -354,6 +370,29 @@ export class Runner {
     if (this.#stopping) return this.#stopping;
     this.#stopping = this.#drain();
     return this.#stopping;
+  }
+
+  /**
+   * Stops at once instead of waiting out the drain grace: the tasks still running are reported
+   * as the runner's fault, so they go back to the queue (no retry counted) for another runner;
+   * then it waits for the broker's Acks and closes. What a second Ctrl-C does. Safe to call
+   * more than once, and before or after stop().
+   *
+   * @example
+   * process.once("SIGINT", () => void runner.stop());
+   * // ...and on the second one:
+   * await runner.handBack();
+   */
+  handBack(): Promise<void> {
+    this.#handingBack = true;
+    const stopping = this.stop();
+    this.#events.emit("change");
+    return stopping;
+  }
+
+  /** Tasks running now: what a drain waits for. */
+  get runningTasks(): number {
+    return this.#controllers.size;
   }
 
   #setLifecycle(next: RunnerLifecycle): void {
@@ -385,8 +424,8 @@ export class Runner {
     this.#setLifecycle("draining");
     this.#apply(this.#state.startDrain());
     const grace = this.#options.drainGraceMs ?? 30_000;
-    if (!(await this.#waitFor(() => !this.#state.hasRunningTasks(), grace))) {
-      this.#logger.warn("drain grace period over: reporting the tasks still running");
+    if (!(await this.#waitFor(() => !this.#state.hasRunningTasks(), grace, () => this.#handingBack))) {
+      this.#logger.warn(this.#handingBack ? "handing the tasks still running back to the queue" : "drain grace period over: reporting the tasks still running");
       this.#apply(this.#state.onGraceExpired());
     }
     await this.#waitFor(() => this.#state.heldCount === 0, this.#options.ackTimeoutMs ?? 10_000);
@@ -399,9 +438,10 @@ export class Runner {
     if ((this.#lifecycle as RunnerLifecycle) !== "failed") this.#setLifecycle("stopped");
   }
 
-  /** Resolves true once the predicate holds, false after the timeout. */
-  #waitFor(predicate: () => boolean, timeoutMs: number): Promise<boolean> {
+  /** Resolves true once the predicate holds, false after the timeout or once `giveUp` holds. */
+  #waitFor(predicate: () => boolean, timeoutMs: number, giveUp: () => boolean = () => false): Promise<boolean> {
     if (predicate()) return Promise.resolve(true);
+    if (giveUp()) return Promise.resolve(false);
     return new Promise((resolve) => {
       const done = (ok: boolean) => {
         clearTimeout(timer);
@@ -410,6 +450,7 @@ export class Runner {
       };
       const onChange = () => {
         if (predicate()) done(true);
+        else if (giveUp()) done(false);
       };
       const timer = setTimeout(() => done(false), timeoutMs);
       this.#events.on("change", onChange);
@@ -421,6 +462,9 @@ export class Runner {
     const base = this.#options.reconnect?.baseDelayMs ?? 250;
     const max = this.#options.reconnect?.maxDelayMs ?? 15_000;
     let attempt = 0;
+    /** Sessions in a row that ended without a Welcome; at `warnAfter` the runner says it cannot reach the suite. */
+    let failures = 0;
+    const warnAfter = this.#options.unreachableWarnAfter ?? 3;
     while (!this.#closed.signal.aborted) {
       const session: Session = { outbox: new AsyncQueue(), abort: new AbortController(), batches: false };
       this.#session = session;
@@ -445,6 +489,18 @@ export class Runner {
         this.#disconnect(session);
       }
       if (this.#closed.signal.aborted) return;
+      failures = welcomed ? 0 : failures + 1;
+      if (failures === warnAfter) {
+        // Said once per outage: a runner started where no credentials apply would otherwise
+        // retry ECONNREFUSED quietly for ever.
+        this.#logger.warn(
+          { url: this.#connection.url, keyId: this.#connection.keyId, attempts: failures },
+          "cannot reach the Corral suite at %s after %d attempts (%s): is it running? Set CORRAL_URL and CORRAL_API_KEY, or run where .corral/credentials.json applies. Still retrying with backoff.",
+          this.#connection.url,
+          failures,
+          describeConnection(this.#connection),
+        );
+      }
       // Reconnect: to another broker replica when this one drains or died. A session that never
       // got a Welcome counts toward the backoff.
       const delay = backoffDelay(welcomed ? 0 : attempt, base, max);

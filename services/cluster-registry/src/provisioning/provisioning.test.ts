@@ -1,4 +1,4 @@
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import {
   ApiKeyScope,
@@ -300,6 +300,23 @@ describe("provisioning", () => {
     expect(logs.lines.at(-1)?.text).toBe("line 1499");
     expect((await h.client(HostService).getRunnerLogs({ runnerId })).lines).toHaveLength(200);
     expect(await codeOf(h.client(HostService, h.teamB.key).getRunnerLogs({ runnerId }))).toBe(Code.NotFound);
+  });
+
+  it("DeleteCluster refuses a cluster with queued or running tasks unless forced", async () => {
+    const work = new Map<string, ClusterWork>();
+    const h = await harness("delete-busy", work);
+    const clusters = h.client(ClusterService);
+    const { cluster } = await clusters.createCluster({ name: "busy" });
+    work.set(cluster!.id, { queued: 2, running: 1 });
+    const err = await clusters.deleteCluster({ slug: cluster!.slug }).catch((e: unknown) => ConnectError.from(e));
+    expect(err).toMatchObject({ code: Code.FailedPrecondition });
+    expect((err as ConnectError).rawMessage).toContain("2 queued and 1 running");
+    expect((await clusters.getCluster({ slug: cluster!.slug })).cluster?.id).toBe(cluster!.id);
+    await clusters.deleteCluster({ slug: cluster!.slug, force: true });
+    expect(await codeOf(clusters.getCluster({ slug: cluster!.slug }))).toBe(Code.NotFound);
+    // Idle clusters go without force.
+    const { cluster: idle } = await clusters.createCluster({ name: "idle" });
+    await clusters.deleteCluster({ slug: idle!.slug });
   });
 
   it("GetRuntimeConfig reports the host grace and intervals this registry uses", async () => {

@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { SpecFields } from "../spec.js";
 import type { ClusterRow, RegistryDatabase } from "./database.js";
 import { specFromJson, specToJson } from "./spec-json.js";
@@ -80,6 +80,12 @@ export async function findClusterBySlug(
     .where("team_id", "=", teamId)
     .where("slug", "=", slug)
     .executeTakeFirst();
+  return row && toRecord(row);
+}
+
+/** The team's cluster with this id (UUID), for callers that name a cluster by id. */
+export async function findClusterById(db: Kysely<RegistryDatabase>, teamId: string, id: string): Promise<ClusterRecord | undefined> {
+  const row = await db.selectFrom("clusters").selectAll().where("team_id", "=", teamId).where("id", "=", id).executeTakeFirst();
   return row && toRecord(row);
 }
 
@@ -170,13 +176,18 @@ export async function updateCluster(
   return row && toRecord(row);
 }
 
-/** Deletes a non-default cluster; false when there was none to delete. */
+/**
+ * Deletes a non-default cluster and the nodes recorded for it (a node list naming a cluster that
+ * is gone helps nobody), in one statement; false when there was none to delete.
+ */
 export async function deleteCluster(db: Kysely<RegistryDatabase>, teamId: string, id: string): Promise<boolean> {
-  const result = await db
-    .deleteFrom("clusters")
-    .where("team_id", "=", teamId)
-    .where("id", "=", id)
-    .where("is_default", "=", false)
-    .executeTakeFirst();
-  return result.numDeletedRows > 0n;
+  const { rows } = await sql<{ id: string }>`
+    with c as (
+      delete from clusters where team_id = ${teamId} and id = ${id} and is_default = false returning id
+    ),
+    n as (
+      delete from nodes where team_id = ${teamId} and cluster_id = ${id} and exists (select 1 from c)
+    )
+    select id from c`.execute(db);
+  return rows.length > 0;
 }

@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { SpecFields } from "../spec.js";
 import type { ConfigurationRow, RegistryDatabase } from "./database.js";
 import { specFromJson, specToJson } from "./spec-json.js";
@@ -74,15 +74,29 @@ export async function listConfigurations(
 }
 
 /** Deletes the team's own configuration; false when it has none of that name. */
+/**
+ * Deletes the team's configuration unless a cluster of the team was made from it (its spec
+ * records the name): "deleted", "missing", or "in use" with up to ten of those clusters' slugs.
+ * One statement, so a check and a delete cannot interleave with another replica's delete.
+ */
 export async function deleteConfiguration(
   db: Kysely<RegistryDatabase>,
   teamId: string,
   name: string,
-): Promise<boolean> {
-  const result = await db
-    .deleteFrom("configurations")
-    .where("team_id", "=", teamId)
-    .where("name", "=", name)
-    .executeTakeFirst();
-  return result.numDeletedRows > 0n;
+): Promise<{ outcome: "deleted" | "missing" } | { outcome: "in use"; clusters: string[] }> {
+  const { rows } = await sql<{ deleted: boolean; users: string[] | null; found: boolean }>`
+    with users as (
+      select slug from clusters where team_id = ${teamId} and spec->>'configuration' = ${name} order by slug limit 10
+    ),
+    d as (
+      delete from configurations where team_id = ${teamId} and name = ${name} and not exists (select 1 from users)
+      returning id
+    )
+    select exists (select 1 from d) as deleted,
+           (select array_agg(slug) from users) as users,
+           exists (select 1 from configurations where team_id = ${teamId} and name = ${name}) as found`.execute(db);
+  const row = rows[0]!;
+  if (row.deleted) return { outcome: "deleted" };
+  if (!row.found) return { outcome: "missing" };
+  return { outcome: "in use", clusters: row.users ?? [] };
 }

@@ -212,3 +212,14 @@ export async function listNodes(
   const rows = await query.orderBy("runner_id").limit(filter.limit).execute();
   return rows.map(toRecord);
 }
+
+/**
+ * Deletes the nodes with no report for `retentionMs` (all of them OFFLINE long since: the
+ * presence timeout is far shorter), across teams; answers how many went. A runner that comes
+ * back later registers afresh.
+ */
+export async function deleteRetiredNodes(db: Kysely<RegistryDatabase>, retentionMs: number): Promise<number> {
+  const result = await sql`
+    delete from nodes where report_time < now() - ${retentionMs} * interval '1 millisecond'`.execute(db);
+  return Number(result.numAffectedRows ?? 0n);
+}

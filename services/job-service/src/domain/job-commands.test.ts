@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { JobState, QueryJobsRequestSchema, ResultStatus, TaskState, type TaskEnvelope } from "@corral/proto";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJobLedger, type JobLedger } from "../job-ledger.js";
 import {
@@ -183,6 +184,8 @@ describe("queries", () => {
     expect((await ledger.queryJobs(teamQ, q({ states: [JobState.SUBMITTED] }))).jobs).toHaveLength(4);
     expect((await ledger.queryJobs(teamQ, q({ clusterSlugs: ["default-AbCdEfGhIjKlMn"] }))).jobs).toHaveLength(5);
     expect((await ledger.queryJobs(teamQ, q({ clusterSlugs: ["gpu"] }))).jobs).toHaveLength(0);
+    // A slug the team has no cluster for is a typo, not "no jobs".
+    await expect(ledger.queryJobs(teamQ, q({ clusterSlugs: ["gpu", "typo"] }))).rejects.toMatchObject({ code: Code.NotFound });
     const future = timestampFromDate(new Date(Date.now() + 60_000));
     expect((await ledger.queryJobs(teamQ, q({ startTime: future }))).jobs).toHaveLength(0);
     expect((await ledger.queryJobs(teamQ, q({ endTime: future }))).jobs).toHaveLength(5);

@@ -3,7 +3,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { JobState, TaskState, type QueryJobsRequest } from "@corral/proto";
 import { InvalidArgumentError, NotFoundError } from "@corral/server-kit";
 import type { JobRow, ProgressJson, TaskDetailRow } from "../store/database.js";
-import type { JobsStore } from "./ports.js";
+import type { ClusterResolver, JobsStore } from "./ports.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { stateCounterColumn } from "./states.js";
 
@@ -27,7 +27,12 @@ export interface JobPage {
 
 const isIdToken = (v: Record<string, unknown>): v is { id: string } => typeof v.id === "string";
 
-export async function queryJobs(store: JobsStore, teamId: string, q: QueryJobsRequest): Promise<JobPage> {
+/**
+ * A page of the team's jobs. With `clusters`, a first page that comes back empty for cluster
+ * slugs the team does not have is NOT_FOUND naming the slug (a typo is not "no jobs"); jobs of
+ * a deleted cluster are still listed by its slug.
+ */
+export async function queryJobs(store: JobsStore, teamId: string, q: QueryJobsRequest, clusters?: ClusterResolver): Promise<JobPage> {
   const limit = q.pageSize === 0 ? DEFAULT_PAGE_SIZE : q.pageSize;
   const after = decodePageToken(q.pageToken, isIdToken);
   const startTime = q.startTime ? timestampDate(q.startTime) : undefined;
@@ -50,6 +55,9 @@ export async function queryJobs(store: JobsStore, teamId: string, q: QueryJobsRe
     ascending: q.ascending,
     limit: limit + 1,
   });
+  const slugs = q.clusterSlugs.filter((s) => s !== "");
+  // Resolving throws NotFoundError for a slug that names none of the team's clusters.
+  if (rows.length === 0 && !after && slugs.length > 0 && clusters) await clusters.resolve(teamId, slugs);
   const more = rows.length > limit;
   const jobs = rows.slice(0, limit);
   return { jobs, nextPageToken: more ? encodePageToken({ id: jobs[jobs.length - 1]!.id }) : "" };

@@ -89,6 +89,10 @@ export interface JobStore {
   insertSubmission(job: NewJob, tasks: NewTaskRow[], edges: TaskEdgeRow[]): Promise<JobRow | undefined>;
   findJob(teamId: string, jobId: string): Promise<JobRow | undefined>;
   findJobByIdempotencyKey(teamId: string, key: string): Promise<JobRow | undefined>;
+  /** Records what an idempotency key was first used for (the first digest stays). */
+  saveSubmissionDigest(teamId: string, key: string, digest: string): Promise<void>;
+  /** What the key was first used for; undefined for keys used before digests were recorded. */
+  findSubmissionDigest(teamId: string, key: string): Promise<string | undefined>;
   findJobWithProgress(teamId: string, jobId: string): Promise<{ job: JobRow; progress: ProgressJson[] } | undefined>;
   queryJobs(q: JobQuery): Promise<JobRow[]>;
   lockJob(teamId: string, jobId: string): Promise<JobRow | undefined>;

@@ -94,6 +94,16 @@ describe("submitJob", () => {
     expect(other.created).toBe(true);
   });
 
+  it("answers ALREADY_EXISTS when an idempotency key is reused for a different request", async () => {
+    const input = { teamId: "team-a", name: "idem-diff", clusterSlug: "", tasks: [task("a")], idempotencyKey: "key-diff" };
+    const first = await ledger.submitJob(input);
+    expect(first.created).toBe(true);
+    expect((await ledger.submitJob(input)).job.id).toBe(first.job.id);
+    expect(await codeOf(ledger.submitJob({ ...input, name: "other name" }))).toBe(Code.AlreadyExists);
+    await expect(ledger.submitJob({ ...input, name: "other name" })).rejects.toThrow(first.job.id);
+    expect(await codeOf(ledger.submitJob({ ...input, tasks: [task("b")] }))).toBe(Code.AlreadyExists);
+  });
+
   it("rejects dependencies on later or the same tasks, oversized inputs and bad identifiers", async () => {
     const base = { teamId: "team-a", name: "bad", clusterSlug: "" };
     const err = await errorOf(ledger.submitJob({ ...base, tasks: [task("a"), task("b"), task("c"), task("d", { dependsOn: [3] })] }));

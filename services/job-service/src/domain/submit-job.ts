@@ -1,8 +1,10 @@
 // SubmitJob: validation, cluster resolution, then one transaction for the job, its tasks, their
 // dependency edges, the outbox rows of the tasks that can start right away and the reservation of
 // the team's queued-task quota.
-import type { TaskDefaults, TaskSubmission } from "@corral/proto";
-import { InvalidArgumentError } from "@corral/server-kit";
+import { createHash } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { SubmitJobRequestSchema, type TaskDefaults, type TaskSubmission } from "@corral/proto";
+import { AlreadyExistsError, InvalidArgumentError } from "@corral/server-kit";
 import { v7 as uuidv7 } from "uuid";
 import type { EnvelopeRow, JobRow, NewJob } from "../store/database.js";
 import type { ClusterResolver, JobsStore } from "./ports.js";
@@ -124,21 +126,47 @@ export async function submitJob(
 ): Promise<SubmitJobResult> {
   checkSubmission(input, options);
   const key = input.idempotencyKey ? input.idempotencyKey : null;
+  const digest = key === null ? "" : submissionDigest(input);
   if (key !== null) {
     const existing = await store.jobs.findJobByIdempotencyKey(input.teamId, key);
-    if (existing) return { job: existing, created: false, ready: [] };
+    if (existing) return replayed(store, input.teamId, key, digest, existing);
   }
   const planned = await planSubmission(clusters, input, options);
   const n = planned.plan.tasks.length;
   // An early answer from the current count; the reservation below is what admits.
   const before = (await store.usage.readOpenTasks([input.teamId])).get(input.teamId) ?? 0;
   if (before + n > options.maxOpenTasks) throw quotaExceededError(options.maxOpenTasks, before, n);
-  const job = await store.transaction((tx) => writeSubmission(tx, planned, options.maxOpenTasks));
+  const job = await store.transaction(async (tx) => {
+    const written = await writeSubmission(tx, planned, options.maxOpenTasks);
+    if (written && key !== null) await tx.jobs.saveSubmissionDigest(input.teamId, key, digest);
+    return written;
+  });
   if (job) return { job, created: true, ready: readyOfSubmission(job, planned) };
   // A submission with the same key won: answer with that job.
   const existing = key === null ? undefined : await store.jobs.findJobByIdempotencyKey(input.teamId, key);
-  if (!existing) throw new Error(`job ${planned.job.id} was not inserted and no job has its idempotency key`);
+  if (!existing || key === null) throw new Error(`job ${planned.job.id} was not inserted and no job has its idempotency key`);
+  return replayed(store, input.teamId, key, digest, existing);
+}
+
+/**
+ * The answer to a submission whose idempotency key has a job already: that job when the request
+ * is the same (a retry), ALREADY_EXISTS when it differs (a key reused by mistake must not pass
+ * for a submission of the new request).
+ */
+async function replayed(store: JobsStore, teamId: string, key: string, digest: string, existing: JobRow): Promise<SubmitJobResult> {
+  const first = await store.jobs.findSubmissionDigest(teamId, key);
+  if (first !== undefined && first !== digest) {
+    throw new AlreadyExistsError(
+      `idempotency key ${JSON.stringify(key)} was used for job ${existing.id} with a different request (name, cluster or tasks): use a new key`,
+    );
+  }
   return { job: existing, created: false, ready: [] };
+}
+
+/** A digest of what a submission asks for: its name, cluster and tasks (inputs included). */
+export function submissionDigest(input: SubmitJobInput): string {
+  const request = create(SubmitJobRequestSchema, { name: input.name, clusterSlug: input.clusterSlug, tasks: input.tasks });
+  return createHash("sha256").update(toBinary(SubmitJobRequestSchema, request)).digest("hex");
 }
 
 const sortById = (rows: EnvelopeRow[]) => rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

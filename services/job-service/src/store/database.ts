@@ -172,7 +172,15 @@ export interface AutomationFiresTable {
   create_time: Generated<Date>;
 }
 
+/** The request digest of each idempotency key's first submission. */
+export interface SubmissionDigestsTable {
+  team_id: string;
+  idempotency_key: string;
+  digest: string;
+}
+
 export interface JobsDatabase {
+  submission_digests: SubmissionDigestsTable;
   automations: AutomationsTable;
   automation_triggers: AutomationTriggersTable;
   automation_fires: AutomationFiresTable;

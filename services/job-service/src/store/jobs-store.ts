@@ -16,6 +16,7 @@ import {
 } from "./job-repository.js";
 import * as automations from "./automation-repository.js";
 import { insertOutputs } from "./output-repository.js";
+import { findSubmissionDigest, saveSubmissionDigest } from "./submission-digest-repository.js";
 import { addReadyToOutbox, deleteOutbox, deleteOutboxOfJob, insertOutbox } from "./outbox-repository.js";
 import { findTasks, graphEdges, graphSummary, graphTasks, listTaskLevel, watchSnapshot } from "./task-query-repository.js";
 import {
@@ -67,6 +68,8 @@ function repositories(db: JobsDb): Omit<JobsStore, "transaction"> {
       lockJobsOfTasks,
       setJobCanceled,
       settleJobs,
+      saveSubmissionDigest,
+      findSubmissionDigest,
     }),
     tasks: bind(db, {
       insertTasks,

@@ -5,6 +5,7 @@ import * as teamOpenTasks from "./0003-team-open-tasks.js";
 import * as automations from "./0004-automations.js";
 import * as taskOutputs from "./0005-task-outputs.js";
 import * as taskScheduling from "./0006-task-scheduling.js";
+import * as submissionDigests from "./0007-submission-digests.js";
 
 /** Numbered migrations of the `jobs` schema, for `migrateToLatest(db, JOBS_SCHEMA, jobsMigrations)`. */
 export const jobsMigrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const jobsMigrations: Record<string, Migration> = {
   "0004_automations": automations,
   "0005_task_outputs": taskOutputs,
   "0006_task_scheduling": taskScheduling,
+  "0007_submission_digests": submissionDigests,
 };
