@@ -112,7 +112,51 @@ function valueCheck(rules: FieldRules | undefined, scalar: ScalarType | undefine
     if (gt.case === "gte") checks.push((v) => (v as number) >= (gt.value as number));
     return all(checks);
   }
+  if ((t.case === "double" || t.case === "float") && typeName === t.case) {
+    const r = t.value;
+    onlyRules(r, ruleSchema(t.case), ["lessThan", "greaterThan"]);
+    const checks: ValueCheck[] = [];
+    const lt = r.lessThan;
+    const gt = r.greaterThan;
+    // A NaN fails every comparison, as it fails protovalidate's.
+    if (lt.case === "lt") checks.push((v) => (v as number) < (lt.value as number));
+    if (lt.case === "lte") checks.push((v) => (v as number) <= (lt.value as number));
+    if (gt.case === "gt") checks.push((v) => (v as number) > (gt.value as number));
+    if (gt.case === "gte") checks.push((v) => (v as number) >= (gt.value as number));
+    return all(checks);
+  }
   throw new Unsupported(`${t.case} rules on a ${typeName}`);
+}
+
+interface DurationValue {
+  seconds: bigint;
+  nanos: number;
+}
+
+/** Durations as one comparable number of nanoseconds (a bigint: no rounding near the limits). */
+const nanosOf = (d: DurationValue | undefined) => (d ? d.seconds * 1_000_000_000n + BigInt(d.nanos) : 0n);
+
+/** `gte`/`gt`/`lte`/`lt` of a Duration field; anything else in its rules has no fast pass. */
+function durationCheck(rules: FieldRules["type"]["value"]): (d: DurationValue) => boolean {
+  const r = rules as { lessThan: { case?: string; value?: DurationValue }; greaterThan: { case?: string; value?: DurationValue } };
+  onlyRules(rules as never, ruleSchema("duration"), ["lessThan", "greaterThan"]);
+  const checks: Array<(n: bigint) => boolean> = [];
+  const lt = r.lessThan;
+  const gt = r.greaterThan;
+  if (lt.case === "lt") checks.push((n) => n < nanosOf(lt.value));
+  else if (lt.case === "lte") checks.push((n) => n <= nanosOf(lt.value));
+  else if (lt.case !== undefined) throw new Unsupported(`duration ${lt.case}`);
+  if (gt.case === "gt") checks.push((n) => n > nanosOf(gt.value));
+  else if (gt.case === "gte") checks.push((n) => n >= nanosOf(gt.value));
+  else if (gt.case !== undefined) throw new Unsupported(`duration ${gt.case}`);
+  return (d) => {
+    // protovalidate refuses a malformed Duration (nanos out of range or of the other sign).
+    if (d.nanos <= -1_000_000_000 || d.nanos >= 1_000_000_000) return false;
+    if ((d.seconds > 0n && d.nanos < 0) || (d.seconds < 0n && d.nanos > 0)) return false;
+    const n = nanosOf(d);
+    for (const c of checks) if (!c(n)) return false;
+    return true;
+  };
 }
 
 /** The schema of one kind of rules (`StringRules` for "string"), from FieldRules' own fields. */
@@ -187,6 +231,12 @@ export function createFastValidator(): FastValidator {
         return check === pass ? pass : (v) => v === undefined || check(v);
       }
       case "message": {
+        if (rules.type.case === "duration" && f.message.typeName === "google.protobuf.Duration") {
+          const check = durationCheck(rules.type.value);
+          const required = rules.required;
+          // An unset field's rules do not apply (protovalidate checks a set Duration only).
+          return (v) => (v === undefined ? !required : check(v as DurationValue));
+        }
         if (rules.type.case !== undefined) throw new Unsupported(`${f.name}: rules on a message field`);
         const nested = messageCheck(f.message);
         const required = rules.required;
