@@ -80,6 +80,16 @@ export function createReleaseService(
         chunksOf(it),
         ctx.signal,
       );
+      // An unchanged republish is answered without reading the upload: read the rest anyway (at
+      // most the declared size) before answering, since a client still sending would otherwise
+      // wait on flow control for a stream nobody reads.
+      if (!created) {
+        let left = Number(header.sizeBytes);
+        for await (const chunk of chunksOf(it)) {
+          left -= chunk.byteLength;
+          if (left < 0) break;
+        }
+      }
       return create(PublishReleaseResponseSchema, { release: releaseMessage(release), created });
     },
 
