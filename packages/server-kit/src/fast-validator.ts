@@ -100,25 +100,14 @@ function valueCheck(rules: FieldRules | undefined, scalar: ScalarType | undefine
     }
     return all(checks);
   }
-  if ((t.case === "uint32" || t.case === "int32" || t.case === "uint64" || t.case === "int64") && typeName === t.case) {
-    const r = t.value;
-    onlyRules(r, ruleSchema(t.case), ["lessThan", "greaterThan"]);
+  const numeric = ["uint32", "int32", "uint64", "int64", "double", "float"];
+  if (numeric.includes(t.case) && typeName === t.case) {
+    const r = t.value as { lessThan: { case?: string; value?: unknown }; greaterThan: { case?: string; value?: unknown } };
+    onlyRules(t.value, ruleSchema(t.case), ["lessThan", "greaterThan"]);
     const checks: ValueCheck[] = [];
     const lt = r.lessThan;
     const gt = r.greaterThan;
-    if (lt.case === "lt") checks.push((v) => (v as number) < (lt.value as number));
-    if (lt.case === "lte") checks.push((v) => (v as number) <= (lt.value as number));
-    if (gt.case === "gt") checks.push((v) => (v as number) > (gt.value as number));
-    if (gt.case === "gte") checks.push((v) => (v as number) >= (gt.value as number));
-    return all(checks);
-  }
-  if ((t.case === "double" || t.case === "float") && typeName === t.case) {
-    const r = t.value;
-    onlyRules(r, ruleSchema(t.case), ["lessThan", "greaterThan"]);
-    const checks: ValueCheck[] = [];
-    const lt = r.lessThan;
-    const gt = r.greaterThan;
-    // A NaN fails every comparison, as it fails protovalidate's.
+    // A NaN (double, float) fails every comparison, as it fails protovalidate's.
     if (lt.case === "lt") checks.push((v) => (v as number) < (lt.value as number));
     if (lt.case === "lte") checks.push((v) => (v as number) <= (lt.value as number));
     if (gt.case === "gt") checks.push((v) => (v as number) > (gt.value as number));
