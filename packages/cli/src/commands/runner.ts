@@ -145,6 +145,28 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
             void stop();
             setTimeout(() => process.exit(1), o.drainGrace * 1000 + 15_000).unref();
           }, ctx.env);
+        // Runs `run` with Ctrl-C/SIGTERM draining `target` (see createStopSignals) and the agent watch.
+        const runUntilStopped = async (
+          target: Pick<Runner, "stop" | "handBack" | "runningTasks">,
+          id: string,
+          graceSeconds: number,
+          say: (line: string) => void,
+          run: () => Promise<void>,
+        ): Promise<void> => {
+          const onSignal = createStopSignals(target, graceSeconds, say);
+          const onInt = () => onSignal("SIGINT");
+          const onTerm = () => onSignal("SIGTERM");
+          process.on("SIGINT", onInt);
+          process.on("SIGTERM", onTerm);
+          const parent = stopWhenAgentGone(() => target.stop(), id);
+          try {
+            await run();
+          } finally {
+            parent?.close();
+            process.off("SIGINT", onInt);
+            process.off("SIGTERM", onTerm);
+          }
+        };
         if (o.fallbackBuiltins && classes.length > 0) throw new UsageError("--fallback-builtins is for a release runner (without --tasks and --builtins)");
         if (classes.length === 0) {
           // No task module: a release runner, serving what is deployed to the cluster.
@@ -169,23 +191,8 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
             `release runner ${rr.id}: the releases deployed to ${o.cluster || "the default cluster"}${o.fallbackBuiltins ? " (the built-in tasks while none is)" : ""}, concurrency ${o.concurrency}${scripts.allowScripts ? `, scripts allowed (environment: ${scripts.scriptEnv})` : ""}`,
           );
           // The release runner's stop() also stops its child processes once the runner drained.
-          const onSignal = createStopSignals(
-            { stop: () => rr.stop(), handBack: () => rr.runner.handBack(), get runningTasks() { return rr.runner.runningTasks; } },
-            o.drainGrace,
-            (line) => ctx.io.err(line),
-          );
-          const onInt = () => onSignal("SIGINT");
-          const onTerm = () => onSignal("SIGTERM");
-          process.on("SIGINT", onInt);
-          process.on("SIGTERM", onTerm);
-          const parent = stopWhenAgentGone(() => rr.stop(), rr.runner.id);
-          try {
-            await rr.runForever({ handleSignals: false });
-          } finally {
-            parent?.close();
-            process.off("SIGINT", onInt);
-            process.off("SIGTERM", onTerm);
-          }
+          const target = { stop: () => rr.stop(), handBack: () => rr.runner.handBack(), get runningTasks() { return rr.runner.runningTasks; } };
+          await runUntilStopped(target, rr.runner.id, o.drainGrace, (line) => ctx.io.err(line), () => rr.runForever({ handleSignals: false }));
           return;
         }
         const r = ctx.client(cmd).runner({
@@ -202,20 +209,9 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
         ctx.io.err(
           `runner ${r.id}: ${r.identifiers.map((i) => `${i.name}@${i.version}`).join(", ")} on ${o.cluster || "the default cluster"}, concurrency ${o.concurrency}${scripts.allowScripts ? `, scripts allowed (environment: ${scripts.scriptEnv})` : ""}`,
         );
-        const onSignal = createStopSignals(r, o.drainGrace, (line) => ctx.io.err(line));
-        const onInt = () => onSignal("SIGINT");
-        const onTerm = () => onSignal("SIGTERM");
-        process.on("SIGINT", onInt);
-        process.on("SIGTERM", onTerm);
-        const parent = stopWhenAgentGone(() => r.stop(), r.id);
-        try {
-          if (o.untilIdle) await r.runAll({ handleSignals: false });
-          else await r.runForever({ handleSignals: false });
-        } finally {
-          parent?.close();
-          process.off("SIGINT", onInt);
-          process.off("SIGTERM", onTerm);
-        }
+        await runUntilStopped(r, r.id, o.drainGrace, (line) => ctx.io.err(line), () =>
+          o.untilIdle ? r.runAll({ handleSignals: false }) : r.runForever({ handleSignals: false }),
+        );
       },
     );
 
