@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/common/v1/common.proto.
  */
 export const file_corral_common_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jb3JyYWwvY29tbW9uL3YxL2NvbW1vbi5wcm90bxIQY29ycmFsLmNvbW1vbi52MSJZCg5UYXNrSWRlbnRpZmllchIiCgRuYW1lGAEgASgJQhS6SBFyDxABGIACMgheW15cc10rJBIjCgd2ZXJzaW9uGAIgASgJQhK6SA9yDTILXnZcZCtcLlxkKyQivwEKCEhhcmR3YXJlEhwKCWNwdV9jb3JlcxgBIAEoDUIJukgGKgQYoI0GEhsKCWdwdV9jb3VudBgCIAEoDUIIukgFKgMYgAgSGgoIZ3B1X3R5cGUYAyABKAlCCLpIBXIDGIABEhQKDG1lbW9yeV9ieXRlcxgEIAEoBBIaCghob3N0bmFtZRgFIAEoCUIIukgFcgMY/QESEwoCb3MYBiABKAlCB7pIBHICGEASFQoEYXJjaBgHIAEoCUIHukgEcgIYQCJJChFQcm9ncmVzc0luZGljYXRvchIXCgVsYWJlbBgBIAEoCUIIukgFcgMYgAISDQoFdG90YWwYAiABKAQSDAoEZG9uZRgDIAEoBCLPBAoOVGFza1N1Ym1pc3Npb24SPAoKaWRlbnRpZmllchgBIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCBrpIA8gBARINCgVpbnB1dBgCIAEoDBIZCgdkaXNwbGF5GAMgASgJQgi6SAVyAxiACBIdCgttYXhfcmV0cmllcxgEIAEoDUIIukgFKgMY6AcSEAoIb3B0aW9uYWwYBSABKAgSLgoMY2x1c3Rlcl9zbHVnGAYgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSHQoKZGVwZW5kc19vbhgHIAMoDUIJukgGkgEDEOgHEkQKEWV4ZWN1dGlvbl90aW1lb3V0GBQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiA9SQyABJMChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GBUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiAvGkyABI1Cg1yZXRyeV9iYWNrb2ZmGBYgASgLMh4uY29ycmFsLmNvbW1vbi52MS5SZXRyeUJhY2tvZmYSLgoKbm90X2JlZm9yZRgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPwoLc3RhcnRfZGVsYXkYGCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CD7pIDKoBCSIFCIDnhA8yABIZCghwcmlvcml0eRgZIAEoDUIHukgEKgIYCSLwAQoMUmV0cnlCYWNrb2ZmEkQKEGluaXRpYWxfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CD7pIDKoBCSIFCIDnhA8yABIrCgptdWx0aXBsaWVyGAIgASgBQhe6SBQSEhkAAAAAAABZQCkAAAAAAAAAABJEChBtYXhpbXVtX2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg+6SAyqAQkiBQiA54QPMgASJwoGaml0dGVyGAQgASgBQhe6SBQSEhkAAAAAAADwPykAAAAAAAAAACLZAQoMVGFza0RlZmF1bHRzEkQKEWV4ZWN1dGlvbl90aW1lb3V0GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiA9SQyABJMChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiAvGkyABI1Cg1yZXRyeV9iYWNrb2ZmGAMgASgLMh4uY29ycmFsLmNvbW1vbi52MS5SZXRyeUJhY2tvZmYi+AMKDFRhc2tFbnZlbG9wZRIYCgd0YXNrX2lkGAEgASgJQge6SARyAhABEhcKBmpvYl9pZBgCIAEoCUIHukgEcgIQARIYCgd0ZWFtX2lkGAMgASgJQge6SARyAhABEhsKCmNsdXN0ZXJfaWQYBCABKAlCB7pIBHICEAESFAoMY2x1c3Rlcl9zbHVnGAUgASgJEjwKCmlkZW50aWZpZXIYBiABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyQga6SAPIAQESDwoHYXR0ZW1wdBgHIAEoDRINCgVpbnB1dBgIIAEoDBIPCgdkaXNwbGF5GAkgASgJEhEKCXBhcmVudF9pZBgKIAEoCRIQCghqb2JfbmFtZRgLIAEoCRITCgtyZXRyeV9jb3VudBgMIAEoDRITCgttYXhfcmV0cmllcxgNIAEoDRI+ChJkZXBlbmRlbmN5X291dHB1dHMYDiADKAsyIi5jb3JyYWwuY29tbW9uLnYxLkRlcGVuZGVuY3lPdXRwdXQSIgoaZGVwZW5kZW5jeV9vdXRwdXRzX29taXR0ZWQYDyABKAgSNAoRZXhlY3V0aW9uX3RpbWVvdXQYHiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIcHJpb3JpdHkYHyABKA0iWAoKVGFza091dHB1dBI8CghlbmNvZGluZxgBIAEoDjIgLmNvcnJhbC5jb21tb24udjEuT3V0cHV0RW5jb2RpbmdCCLpIBYIBAhABEgwKBGRhdGEYAiABKAwihwEKEERlcGVuZGVuY3lPdXRwdXQSDwoHdGFza19pZBgBIAEoCRI0CgppZGVudGlmaWVyGAIgASgLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllchIsCgZvdXRwdXQYAyABKAsyHC5jb3JyYWwuY29tbW9uLnYxLlRhc2tPdXRwdXQqvgEKDVRhc2tFcnJvcktpbmQSHwobVEFTS19FUlJPUl9LSU5EX1VOU1BFQ0lGSUVEEAASGQoVVEFTS19FUlJPUl9LSU5EX0VSUk9SEAESHQoZVEFTS19FUlJPUl9LSU5EX1RJTUVEX09VVBACEi8KK1RBU0tfRVJST1JfS0lORF9TQ0hFRFVMRV9UT19TVEFSVF9USU1FRF9PVVQQAxIhCh1UQVNLX0VSUk9SX0tJTkRfTEVBU0VfRVhQSVJFRBAEKmYKDk91dHB1dEVuY29kaW5nEh8KG09VVFBVVF9FTkNPRElOR19VTlNQRUNJRklFRBAAEhgKFE9VVFBVVF9FTkNPRElOR19KU09OEAESGQoVT1VUUFVUX0VOQ09ESU5HX0JZVEVTEAJiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch1jb3JyYWwvY29tbW9uL3YxL2NvbW1vbi5wcm90bxIQY29ycmFsLmNvbW1vbi52MSJZCg5UYXNrSWRlbnRpZmllchIiCgRuYW1lGAEgASgJQhS6SBFyDxABGIACMgheW15cc10rJBIjCgd2ZXJzaW9uGAIgASgJQhK6SA9yDTILXnZcZCtcLlxkKyQivwEKCEhhcmR3YXJlEhwKCWNwdV9jb3JlcxgBIAEoDUIJukgGKgQYoI0GEhsKCWdwdV9jb3VudBgCIAEoDUIIukgFKgMYgAgSGgoIZ3B1X3R5cGUYAyABKAlCCLpIBXIDGIABEhQKDG1lbW9yeV9ieXRlcxgEIAEoBBIaCghob3N0bmFtZRgFIAEoCUIIukgFcgMY/QESEwoCb3MYBiABKAlCB7pIBHICGEASFQoEYXJjaBgHIAEoCUIHukgEcgIYQCJJChFQcm9ncmVzc0luZGljYXRvchIXCgVsYWJlbBgBIAEoCUIIukgFcgMYgAISDQoFdG90YWwYAiABKAQSDAoEZG9uZRgDIAEoBCK5BQoOVGFza1N1Ym1pc3Npb24SPAoKaWRlbnRpZmllchgBIAEoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCBrpIA8gBARINCgVpbnB1dBgCIAEoDBIZCgdkaXNwbGF5GAMgASgJQgi6SAVyAxiACBIdCgttYXhfcmV0cmllcxgEIAEoDUIIukgFKgMY6AcSEAoIb3B0aW9uYWwYBSABKAgSLgoMY2x1c3Rlcl9zbHVnGAYgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSHQoKZGVwZW5kc19vbhgHIAMoDUIJukgGkgEDEOgHEkQKEWV4ZWN1dGlvbl90aW1lb3V0GBQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiA9SQyABJMChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GBUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiAvGkyABI1Cg1yZXRyeV9iYWNrb2ZmGBYgASgLMh4uY29ycmFsLmNvbW1vbi52MS5SZXRyeUJhY2tvZmYSLgoKbm90X2JlZm9yZRgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPwoLc3RhcnRfZGVsYXkYGCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CD7pIDKoBCSIFCIDnhA8yABIZCghwcmlvcml0eRgZIAEoDUIHukgEKgIYCRI3Cgtjb25jdXJyZW5jeRhaIAEoCzIiLmNvcnJhbC5jb21tb24udjEuQ29uY3VycmVuY3lMaW1pdBIvCgpyYXRlX2xpbWl0GFsgASgLMhsuY29ycmFsLmNvbW1vbi52MS5SYXRlTGltaXQiXAoQQ29uY3VycmVuY3lMaW1pdBIsCgNrZXkYASABKAlCH7pIHHIaEAEYgAIyE15bXlx4MDAtXHgxZlx4N2ZdKyQSGgoFbGltaXQYAiABKA1CC7pICCoGGKCNBigBIpgBCglSYXRlTGltaXQSLQoEbmFtZRgBIAEoCUIfukgcchoQARiAAjITXlteXHgwMC1ceDFmXHg3Zl0rJBIaCgVsaW1pdBgCIAEoDUILukgIKgYYoI0GKAESQAoGcGVyaW9kGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQhW6SBLIAQGqAQwiBAiAowUyBBDAhD0i8AEKDFJldHJ5QmFja29mZhJEChBpbml0aWFsX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg+6SAyqAQkiBQiA54QPMgASKwoKbXVsdGlwbGllchgCIAEoAUIXukgUEhIZAAAAAAAAWUApAAAAAAAAAAASRAoQbWF4aW11bV9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIPukgMqgEJIgUIgOeEDzIAEicKBmppdHRlchgEIAEoAUIXukgUEhIZAAAAAAAA8D8pAAAAAAAAAAAi2QEKDFRhc2tEZWZhdWx0cxJEChFleGVjdXRpb25fdGltZW91dBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIOukgLqgEIIgQIgPUkMgASTAoZc2NoZWR1bGVfdG9fc3RhcnRfdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIOukgLqgEIIgQIgLxpMgASNQoNcmV0cnlfYmFja29mZhgDIAEoCzIeLmNvcnJhbC5jb21tb24udjEuUmV0cnlCYWNrb2ZmIuIECgxUYXNrRW52ZWxvcGUSGAoHdGFza19pZBgBIAEoCUIHukgEcgIQARIXCgZqb2JfaWQYAiABKAlCB7pIBHICEAESGAoHdGVhbV9pZBgDIAEoCUIHukgEcgIQARIbCgpjbHVzdGVyX2lkGAQgASgJQge6SARyAhABEhQKDGNsdXN0ZXJfc2x1ZxgFIAEoCRI8CgppZGVudGlmaWVyGAYgASgLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllckIGukgDyAEBEg8KB2F0dGVtcHQYByABKA0SDQoFaW5wdXQYCCABKAwSDwoHZGlzcGxheRgJIAEoCRIRCglwYXJlbnRfaWQYCiABKAkSEAoIam9iX25hbWUYCyABKAkSEwoLcmV0cnlfY291bnQYDCABKA0SEwoLbWF4X3JldHJpZXMYDSABKA0SPgoSZGVwZW5kZW5jeV9vdXRwdXRzGA4gAygLMiIuY29ycmFsLmNvbW1vbi52MS5EZXBlbmRlbmN5T3V0cHV0EiIKGmRlcGVuZGVuY3lfb3V0cHV0c19vbWl0dGVkGA8gASgIEjQKEWV4ZWN1dGlvbl90aW1lb3V0GB4gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCHByaW9yaXR5GB8gASgNEjcKC2NvbmN1cnJlbmN5GFogASgLMiIuY29ycmFsLmNvbW1vbi52MS5Db25jdXJyZW5jeUxpbWl0Ei8KCnJhdGVfbGltaXQYWyABKAsyGy5jb3JyYWwuY29tbW9uLnYxLlJhdGVMaW1pdCJYCgpUYXNrT3V0cHV0EjwKCGVuY29kaW5nGAEgASgOMiAuY29ycmFsLmNvbW1vbi52MS5PdXRwdXRFbmNvZGluZ0IIukgFggECEAESDAoEZGF0YRgCIAEoDCKHAQoQRGVwZW5kZW5jeU91dHB1dBIPCgd0YXNrX2lkGAEgASgJEjQKCmlkZW50aWZpZXIYAiABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyEiwKBm91dHB1dBgDIAEoCzIcLmNvcnJhbC5jb21tb24udjEuVGFza091dHB1dCq+AQoNVGFza0Vycm9yS2luZBIfChtUQVNLX0VSUk9SX0tJTkRfVU5TUEVDSUZJRUQQABIZChVUQVNLX0VSUk9SX0tJTkRfRVJST1IQARIdChlUQVNLX0VSUk9SX0tJTkRfVElNRURfT1VUEAISLworVEFTS19FUlJPUl9LSU5EX1NDSEVEVUxFX1RPX1NUQVJUX1RJTUVEX09VVBADEiEKHVRBU0tfRVJST1JfS0lORF9MRUFTRV9FWFBJUkVEEAQqZgoOT3V0cHV0RW5jb2RpbmcSHwobT1VUUFVUX0VOQ09ESU5HX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX0VOQ09ESU5HX0pTT04QARIZChVPVVRQVVRfRU5DT0RJTkdfQllURVMQAmIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * TaskIdentifier names the code a task runs: a name and a version vMAJOR.MINOR. A runner may take
@@ -215,6 +215,21 @@ export type TaskSubmission = Message<"corral.common.v1.TaskSubmission"> & {
    * @generated from field: uint32 priority = 25;
    */
   priority: number;
+
+  /**
+   * At most `limit` tasks naming this key run at once in the task's cluster; the others wait,
+   * taking turns with the other keys. Unset: no limit.
+   *
+   * @generated from field: corral.common.v1.ConcurrencyLimit concurrency = 90;
+   */
+  concurrency?: ConcurrencyLimit | undefined;
+
+  /**
+   * The task starts only while the named rate limit of its cluster allows another start.
+   *
+   * @generated from field: corral.common.v1.RateLimit rate_limit = 91;
+   */
+  rateLimit?: RateLimit | undefined;
 };
 
 /**
@@ -223,6 +238,63 @@ export type TaskSubmission = Message<"corral.common.v1.TaskSubmission"> & {
  */
 export const TaskSubmissionSchema: GenMessage<TaskSubmission> = /*@__PURE__*/
   messageDesc(file_corral_common_v1_common, 3);
+
+/**
+ * ConcurrencyLimit caps the running tasks that share a key (a customer id, say) across a cluster.
+ * Each task carries the limit it starts under: a task starts while fewer than its own limit of
+ * its key's tasks run.
+ *
+ * @generated from message corral.common.v1.ConcurrencyLimit
+ */
+export type ConcurrencyLimit = Message<"corral.common.v1.ConcurrencyLimit"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message corral.common.v1.ConcurrencyLimit.
+ * Use `create(ConcurrencyLimitSchema)` to create a new message.
+ */
+export const ConcurrencyLimitSchema: GenMessage<ConcurrencyLimit> = /*@__PURE__*/
+  messageDesc(file_corral_common_v1_common, 4);
+
+/**
+ * RateLimit caps the starts of the tasks that name it: at most `limit` in any window of `period`,
+ * across a cluster and every broker replica. Each task carries the limit and period it starts
+ * under; tasks naming one limit should agree on them.
+ *
+ * @generated from message corral.common.v1.RateLimit
+ */
+export type RateLimit = Message<"corral.common.v1.RateLimit"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+
+  /**
+   * @generated from field: google.protobuf.Duration period = 3;
+   */
+  period?: Duration | undefined;
+};
+
+/**
+ * Describes the message corral.common.v1.RateLimit.
+ * Use `create(RateLimitSchema)` to create a new message.
+ */
+export const RateLimitSchema: GenMessage<RateLimit> = /*@__PURE__*/
+  messageDesc(file_corral_common_v1_common, 5);
 
 /**
  * RetryBackoff spaces retries: retry n (from 1) waits min(initial_interval * multiplier^(n-1),
@@ -263,7 +335,7 @@ export type RetryBackoff = Message<"corral.common.v1.RetryBackoff"> & {
  * Use `create(RetryBackoffSchema)` to create a new message.
  */
 export const RetryBackoffSchema: GenMessage<RetryBackoff> = /*@__PURE__*/
-  messageDesc(file_corral_common_v1_common, 4);
+  messageDesc(file_corral_common_v1_common, 6);
 
 /**
  * TaskDefaults apply to every task of a job (its roots and its subtasks) that does not set its own.
@@ -292,7 +364,7 @@ export type TaskDefaults = Message<"corral.common.v1.TaskDefaults"> & {
  * Use `create(TaskDefaultsSchema)` to create a new message.
  */
 export const TaskDefaultsSchema: GenMessage<TaskDefaults> = /*@__PURE__*/
-  messageDesc(file_corral_common_v1_common, 5);
+  messageDesc(file_corral_common_v1_common, 7);
 
 /**
  * TaskEnvelope is a ready task as the broker queues it and a runner receives it.
@@ -393,6 +465,18 @@ export type TaskEnvelope = Message<"corral.common.v1.TaskEnvelope"> & {
    * @generated from field: uint32 priority = 31;
    */
   priority: number;
+
+  /**
+   * The task's concurrency key and rate limit: the broker holds it back until both allow a start.
+   *
+   * @generated from field: corral.common.v1.ConcurrencyLimit concurrency = 90;
+   */
+  concurrency?: ConcurrencyLimit | undefined;
+
+  /**
+   * @generated from field: corral.common.v1.RateLimit rate_limit = 91;
+   */
+  rateLimit?: RateLimit | undefined;
 };
 
 /**
@@ -400,7 +484,7 @@ export type TaskEnvelope = Message<"corral.common.v1.TaskEnvelope"> & {
  * Use `create(TaskEnvelopeSchema)` to create a new message.
  */
 export const TaskEnvelopeSchema: GenMessage<TaskEnvelope> = /*@__PURE__*/
-  messageDesc(file_corral_common_v1_common, 6);
+  messageDesc(file_corral_common_v1_common, 8);
 
 /**
  * TaskOutput is what one task attempt returned; its size limit is a server setting (default 1 MiB).
@@ -424,7 +508,7 @@ export type TaskOutput = Message<"corral.common.v1.TaskOutput"> & {
  * Use `create(TaskOutputSchema)` to create a new message.
  */
 export const TaskOutputSchema: GenMessage<TaskOutput> = /*@__PURE__*/
-  messageDesc(file_corral_common_v1_common, 7);
+  messageDesc(file_corral_common_v1_common, 9);
 
 /**
  * DependencyOutput is the output of a dependency of a task, delivered with the task.
@@ -453,7 +537,7 @@ export type DependencyOutput = Message<"corral.common.v1.DependencyOutput"> & {
  * Use `create(DependencyOutputSchema)` to create a new message.
  */
 export const DependencyOutputSchema: GenMessage<DependencyOutput> = /*@__PURE__*/
-  messageDesc(file_corral_common_v1_common, 8);
+  messageDesc(file_corral_common_v1_common, 10);
 
 /**
  * TaskErrorKind says why an attempt ended without a result.
