@@ -119,7 +119,7 @@ export function createBroker(options: BrokerOptions): Broker {
 
   const wakeups = createWakeups();
   const queues = buildQueueStore(connections, wakeups);
-  const leases = createLeaseStore(redis, { doneTtlSec: 24 * 3600 });
+  const leases = createLeaseStore(redis, { doneTtlSec: 24 * 3600, channelPrefix });
   const readinessListeners = new Set<() => void>();
   const batcher = buildResultBatcher(options, settings, queues, metrics, readinessListeners);
   const presence = buildPresence(options, settings);

@@ -62,14 +62,33 @@ export function bandQueue(queue: string, priority: number): string {
   return priority > 0 ? `${queue}!p${Math.min(9, priority)}` : queue;
 }
 
-/** The queue a band belongs to (the queue itself when it is not a band). */
+/**
+ * The gated queue of a band queue: the name under which the cluster's queue set lists a band queue
+ * whose tasks wait behind a concurrency key or a rate limit (in Redis lists, not a stream), and
+ * the wake-up message when one of them may start.
+ */
+export function gateQueue(bandQueue: string): string {
+  return `${bandQueue}!g`;
+}
+
+export function isGateQueue(queue: string): boolean {
+  return queue.endsWith("!g");
+}
+
+/** The band queue of a gated queue (the queue itself when it is not one). */
+export function gatedBand(queue: string): string {
+  return isGateQueue(queue) ? queue.slice(0, -2) : queue;
+}
+
+/** The queue a band or gated queue belongs to (the queue itself when it is neither). */
 export function baseQueue(queue: string): string {
+  queue = gatedBand(queue);
   const i = queue.lastIndexOf("!p");
   return i > 0 && /^!p[1-9]$/.test(queue.slice(i)) ? queue.slice(0, i) : queue;
 }
 
-/** A band's priority; 0 for a plain queue. */
+/** A band's priority (of a gated queue too); 0 for a plain queue. */
 export function bandPriority(queue: string): number {
-  const m = /!p([1-9])$/.exec(queue);
+  const m = /!p([1-9])(!g)?$/.exec(queue);
   return m ? Number(m[1]) : 0;
 }

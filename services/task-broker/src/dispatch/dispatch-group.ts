@@ -2,7 +2,7 @@
 // its loop and its leasing share: the members and their credit, the wake signal, the buffer of
 // entries read ahead, whether its consumer groups exist, and how many streams are busy.
 import { streamKey } from "../redis/keys.js";
-import { bandPriority } from "../task-identifier.js";
+import { bandPriority, gatedBand } from "../task-identifier.js";
 import type { StreamEntry } from "../redis/queue-store.js";
 import type { RunnerSession } from "../runner-session.js";
 import { createEntryBuffer, type EntryBuffer } from "./entry-buffer.js";
@@ -26,6 +26,24 @@ export interface DispatchGroup {
   readStreams(): { streams: string[]; banded: boolean };
   /** Every stream the group reads, bands included (recovery of orphaned entries). */
   allStreams(): string[];
+  /**
+   * Band queues (`<queue>` or `<queue>!p<N>`) of the group's queues that have gated attempts (a
+   * concurrency key or a rate limit, waiting in Redis lists), highest priority first.
+   */
+  readonly gates: readonly string[];
+  /** Adds the band of a gated queue (`<band>!g`) the group does not claim from yet; false when it does. */
+  addGate(gateQueue: string): boolean;
+  /** The gated band queues in claiming order: highest first, every STARVATION_TURN-th claim lowest first. */
+  gateOrder(): string[];
+  /** A gated attempt may start (enqueued, a slot freed, a rate window opened): claim on the next turn. */
+  markGateDirty(): void;
+  /**
+   * Whether gated attempts may start now; clears it (before each gate claim). A group that has not
+   * claimed for `pollMs` looks again (a wake-up can be lost).
+   */
+  takeGateDirty(pollMs: number): boolean;
+  /** A rate limit lets a held-back attempt start in `ms`: claim again then. */
+  gateRetryIn(ms: number): void;
   readonly members: GroupMembers;
   readonly signal: WakeSignal;
   readonly buffer: EntryBuffer;
@@ -67,6 +85,12 @@ export function createDispatchGroup(session: RunnerSession): DispatchGroup {
   const bands: string[] = [];
   let bandReads = 0;
   const bandStreams = () => bands.map((b) => streamKey(clusterId, b));
+  const gates: string[] = [];
+  let gateClaims = 0;
+  let gateDirty = true;
+  let lastGateClaimMs = 0;
+  let retryTimer: { at: number; timer: NodeJS.Timeout } | undefined;
+  const signal = createWakeSignal();
   return {
     key: groupKey(session),
     clusterId,
@@ -86,8 +110,44 @@ export function createDispatchGroup(session: RunnerSession): DispatchGroup {
       return { streams: bandReads % STARVATION_TURN === 0 ? ordered.reverse() : ordered, banded: true };
     },
     allStreams: () => [...bandStreams(), ...streams],
+    gates,
+    addGate(gateQueue) {
+      const band = gatedBand(gateQueue);
+      if (gates.includes(band)) return false;
+      gates.push(band);
+      gates.sort((a, b) => bandPriority(b) - bandPriority(a) || (a < b ? -1 : 1));
+      return true;
+    },
+    gateOrder() {
+      gateClaims += 1;
+      return gateClaims % STARVATION_TURN === 0 ? [...gates].reverse() : [...gates];
+    },
+    markGateDirty() {
+      gateDirty = true;
+    },
+    takeGateDirty(pollMs) {
+      const now = Date.now();
+      const due = gateDirty || now - lastGateClaimMs >= pollMs;
+      if (due) {
+        gateDirty = false;
+        lastGateClaimMs = now;
+      }
+      return due;
+    },
+    gateRetryIn(ms) {
+      const at = Date.now() + ms;
+      if (retryTimer && retryTimer.at <= at) return;
+      if (retryTimer) clearTimeout(retryTimer.timer);
+      const timer = setTimeout(() => {
+        retryTimer = undefined;
+        gateDirty = true;
+        signal.poke();
+      }, ms);
+      timer.unref();
+      retryTimer = { at, timer };
+    },
     members: createGroupMembers(),
-    signal: createWakeSignal(),
+    signal,
     buffer: createEntryBuffer(),
     get ready() {
       return ready;

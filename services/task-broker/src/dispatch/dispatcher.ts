@@ -17,7 +17,7 @@ import { createDispatchGroups } from "./dispatch-groups.js";
 import { createGroupLeasing, type LeasingContext } from "./group-leasing.js";
 import { runGroupLoop, type LoopContext } from "./group-loop.js";
 import type { Wakeups } from "./wakeups.js";
-import { baseQueue } from "../task-identifier.js";
+import { baseQueue, isGateQueue } from "../task-identifier.js";
 
 export { STARVATION_TURN } from "./dispatch-group.js";
 
@@ -79,6 +79,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const set = groups.readersOf(clusterId, base);
     if (!set) return;
     for (const g of set) {
+      if (isGateQueue(queue)) {
+        // A gated attempt may start: claim from its band (new or not); the streams need no read.
+        g.addGate(queue);
+        g.markGateDirty();
+        g.signal.poke();
+        continue;
+      }
       // A band seen for the first time: its stream and consumer group were created by the enqueue.
       if (base !== queue) g.addBand(queue);
       g.signal.wake();

@@ -28,6 +28,11 @@ export interface GroupLeasing {
    * call, without waiting: the loop goes on with credit that opens meanwhile.
    */
   startReadClaim(open: number, count: number): void;
+  /**
+   * Sets `open` credit aside as slots and leases gated attempts (concurrency keys, rate limits)
+   * into them in one call, without waiting.
+   */
+  startGateClaim(open: number): void;
 }
 
 /** What every group's leasing shares. */
@@ -124,6 +129,37 @@ async function readClaim(
   if (read.length > 0) g.signal.markDirty();
 }
 
+/** Leases gated attempts into `slots` (reserved by the caller) in one call, then hands them out. */
+async function gateClaim(g: DispatchGroup, ctx: LeasingContext, slots: RunnerSession[], tokenBase: string, now: number): Promise<void> {
+  const expiryMs = now + ctx.leaseDurationMs;
+  let claimed;
+  try {
+    // A concurrency slot whose lease has not been extended for a lease duration past its expiry
+    // was lost with its record: it no longer counts.
+    claimed = await ctx.queues.claimGated(
+      ctx.brokerId,
+      g.clusterId,
+      g.gateOrder(),
+      { sessions: slots.map((s) => s.id), tokenBase },
+      expiryMs,
+      now - ctx.leaseDurationMs,
+    );
+  } finally {
+    unreserve(slots);
+  }
+  // Every slot taken: more may be startable.
+  if (claimed.leased.length === slots.length) g.markGateDirty();
+  if (claimed.retryInMs !== undefined) g.gateRetryIn(claimed.retryInMs);
+  const requests: ClaimRequest[] = [];
+  const targets: RunnerSession[] = [];
+  for (const { entry, slot } of claimed.leased) {
+    const session = slots[slot]!;
+    requests.push({ entry, token: slotToken(tokenBase, slot), expiryMs, sessionId: session.id, brokerId: ctx.brokerId });
+    targets.push(session);
+  }
+  await grantLeases(g, ctx, requests, targets, requests.map(() => "leased" as const));
+}
+
 export function createGroupLeasing(g: DispatchGroup, ctx: LeasingContext): GroupLeasing {
   const { logger } = ctx;
   /** Batches being leased (claim and revocation check) while the loop reads on. */
@@ -147,6 +183,22 @@ export function createGroupLeasing(g: DispatchGroup, ctx: LeasingContext): Group
         .finally(() => {
           handling.delete(p);
           g.signal.wake();
+        });
+      handling.add(p);
+    },
+    startGateClaim(open) {
+      const slots = g.members.reserveSlots(open);
+      if (slots.length === 0) return;
+      const p: Promise<void> = gateClaim(g, ctx, slots, newLeaseToken(), Date.now())
+        .catch((err: unknown) => {
+          g.markGateDirty();
+          errorBackoffMs = Math.min(Math.max(50, errorBackoffMs * 2), 2_000);
+          logger.warn({ err, cluster: g.clusterId, retryInMs: errorBackoffMs }, "leasing gated tasks failed");
+          setTimeout(() => g.signal.poke(), errorBackoffMs).unref();
+        })
+        .finally(() => {
+          handling.delete(p);
+          g.signal.poke();
         });
       handling.add(p);
     },

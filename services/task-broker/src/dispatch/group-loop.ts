@@ -3,7 +3,7 @@
 // or read (read-and-claim, or read then claim for many streams) with the group's open credit; and
 // sleep until a wake-up when there is nothing to do. On exit, entries still buffered are re-queued.
 import type { Logger } from "pino";
-import { baseQueue } from "../task-identifier.js";
+import { baseQueue, isGateQueue } from "../task-identifier.js";
 import { maxStreamsPerReadClaim, type QueueStore, type StreamEntry } from "../redis/queue-store.js";
 import type { DispatchGroup } from "./dispatch-group.js";
 import type { GroupLeasing } from "./group-leasing.js";
@@ -73,7 +73,9 @@ function createTurn(g: DispatchGroup, leasing: GroupLeasing, ctx: LoopContext): 
       // Priority bands of the group's queues that exist already (later ones come with their wake-up).
       const readable = new Set(g.queues);
       for (const q of await queues.queueNames(g.clusterId)) {
-        if (q !== baseQueue(q) && readable.has(baseQueue(q))) g.addBand(q);
+        if (!readable.has(baseQueue(q))) continue;
+        if (isGateQueue(q)) g.addGate(q);
+        else if (q !== baseQueue(q)) g.addBand(q);
       }
       await queues.ensureGroups(g.clusterId, [...g.queues, ...g.bands]);
       g.markReady();
@@ -97,6 +99,13 @@ function createTurn(g: DispatchGroup, leasing: GroupLeasing, ctx: LoopContext): 
         await leasing.lease(orphans);
         return false;
       }
+    }
+    // Gated attempts (a concurrency key or a rate limit) are claimed on their own turn, only when
+    // one may start; a group without any never gets here.
+    if (g.gates.length > 0 && g.takeGateDirty(pollIntervalMs)) {
+      leasing.startGateClaim(open);
+      if (leasing.inFlight >= maxHandling) await leasing.oneSettled();
+      return false;
     }
     if (!g.signal.takeDirty()) {
       await g.signal.sleep(pollIntervalMs);

@@ -43,8 +43,8 @@ beforeAll(() => {
   r1 = createRedis({ url: TEST_REDIS_URL, keyPrefix: prefix });
   r2 = createRedis({ url: TEST_REDIS_URL, keyPrefix: prefix });
   queues = createQueueStore(r1, { recordTtlSec: 3600, channelPrefix: prefix });
-  leases = createLeaseStore(r1, { doneTtlSec: 3600 });
-  leases2 = createLeaseStore(r2, { doneTtlSec: 3600 });
+  leases = createLeaseStore(r1, { doneTtlSec: 3600, channelPrefix: prefix });
+  leases2 = createLeaseStore(r2, { doneTtlSec: 3600, channelPrefix: prefix });
 });
 
 afterAll(async () => {

@@ -4,11 +4,13 @@ import {
   attemptKey,
   attemptMember,
   attemptPrefix,
+  clusterKeyBase,
   clustersKey,
   CONSUMER_GROUP,
   expiringKey,
   leasesKey,
   splitAttemptMember,
+  wakeChannel,
 } from "./keys.js";
 import { batch, type RedisClient } from "./connection.js";
 import { CompleteLeasesCall, extendLeases, parseExpireLeases, queueExpireLeases, resumeLeases } from "./script-calls.js";
@@ -41,6 +43,8 @@ export interface AttemptRecord {
 export interface LeaseStoreOptions {
   /** How long a done or expired attempt record is kept, seconds (answers late results). */
   doneTtlSec: number;
+  /** Pub/Sub channels ignore the key prefix; wake channels carry this one (a freed concurrency slot wakes its key's readers). */
+  channelPrefix: string;
 }
 
 export interface LeaseStore {
@@ -86,7 +90,13 @@ export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions)
       const calls = batchCalls(leases, (l) => l.clusterId);
       for (const call of calls) {
         const clusterId = leases[call[0]!]!.clusterId;
-        const script = new CompleteLeasesCall(leasesKey(clusterId), CONSUMER_GROUP, options.doneTtlSec);
+        const script = new CompleteLeasesCall(
+          leasesKey(clusterId),
+          CONSUMER_GROUP,
+          options.doneTtlSec,
+          prefix + clusterKeyBase(clusterId),
+          wakeChannel(options.channelPrefix, clusterId),
+        );
         for (const i of call) {
           const l = leases[i]!;
           script.add(prefix + attemptKey(clusterId, l.taskId, l.attempt), l.token, attemptMember(l.taskId, l.attempt));
@@ -112,6 +122,8 @@ export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions)
           group: CONSUMER_GROUP,
           expiredTtlSec: options.doneTtlSec,
           recordPrefix: prefix + attemptPrefix(c),
+          clusterKeyBase: prefix + clusterKeyBase(c),
+          wakeChannel: wakeChannel(options.channelPrefix, c),
         });
       }
       const results = (await pipe.exec()) ?? [];

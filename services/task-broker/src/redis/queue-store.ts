@@ -11,11 +11,13 @@ import { defineScripts } from "./scripts.js";
 import type { StreamEntry } from "./stream-entries.js";
 import { autoclaimEntries, claimEntries, ensureGroups, readClaim, readEntries, type StreamReadContext } from "./stream-reads.js";
 import { dropEntries, enqueueTasks, markRevoked, requeueEntries, type StreamWriteContext } from "./stream-writes.js";
+import { claimGatedAttempts, releaseGated, type GateClaimed, type GateContext } from "./gate-claims.js";
 
 export type { ClaimStatus } from "./script-calls.js";
 export type { QueueStat } from "./queue-stats.js";
 export type { StreamEntry } from "./stream-entries.js";
 export { maxStreamsPerReadClaim } from "./stream-reads.js";
+export type { GateClaimed } from "./gate-claims.js";
 
 
 /**
@@ -85,7 +87,21 @@ export interface QueueStore {
     /** Read the streams one after the other in this order, for the slots left (priority bands). */
     inOrder?: boolean,
   ): Promise<ReadClaimed[]>;
-  /** The queue names of a cluster (priority bands included). */
+  /**
+   * Leases waiting gated attempts (a concurrency key or a rate limit) of `bands` (band queues of
+   * one cluster, in reading order) into the slots, keys taking turns; each starts only while its
+   * key runs fewer than its limit and its rate limit allows. Concurrency slots whose lease expired
+   * before `holderCutoffMs` count as lost and are freed.
+   */
+  claimGated(
+    consumer: string,
+    clusterId: string,
+    bands: readonly string[],
+    slots: ClaimSlots,
+    expiryMs: number,
+    holderCutoffMs: number,
+  ): Promise<GateClaimed>;
+  /** The queue names of a cluster (priority bands and gated queues `<band>!g` included). */
   queueNames(clusterId: string): Promise<string[]>;
   /** Takes over entries pending longer than `minIdleMs` (read by a broker that died before leasing them). */
   autoclaim(consumer: string, stream: string, minIdleMs: number, count: number): Promise<StreamEntry[]>;
@@ -119,6 +135,7 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
   const prefix = redis.options.keyPrefix ?? "";
   const reads: StreamReadContext = { redis, prefix, recordTtlSec: options.recordTtlSec };
   const writes: StreamWriteContext = { redis, prefix, recordTtlSec: options.recordTtlSec, channelPrefix: options.channelPrefix, onQueued: options.onQueued };
+  const gates: GateContext = { redis, prefix, recordTtlSec: options.recordTtlSec, channelPrefix: options.channelPrefix };
   return {
     enqueue: (tasks) => enqueueTasks(writes, tasks),
     ensureGroups: (clusterId, queues) => ensureGroups(reads, clusterId, queues),
@@ -126,12 +143,21 @@ export function createQueueStore(redis: RedisClient, options: QueueStoreOptions)
     autoclaim: (consumer, stream, minIdleMs, count) => autoclaimEntries(reads, consumer, stream, minIdleMs, count),
     readClaim: (consumer, clusterId, streams, count, slots, expiryMs, inOrder) =>
       readClaim(reads, consumer, clusterId, streams, count, slots, expiryMs, inOrder),
+    claimGated: (consumer, clusterId, bands, slots, expiryMs, holderCutoffMs) =>
+      claimGatedAttempts(gates, consumer, clusterId, bands, slots, expiryMs, holderCutoffMs),
     queueNames: (clusterId) => redis.smembers(queuesKey(clusterId)),
     markRevoked: (jobId, taskIds, ttlSec) => markRevoked(redis, jobId, taskIds, ttlSec),
     drop: (attempts) => dropEntries(writes, attempts),
     claim: (requests) => claimEntries(reads, requests),
     requeue: (entries) => requeueEntries(writes, entries.map((entry) => ({ entry }))),
-    release: (requests) => requeueEntries(writes, requests.map((r) => ({ entry: r.entry, token: r.token }))),
+    async release(requests) {
+      const gated = requests.filter((r) => r.entry.gated);
+      const streamed = gated.length === 0 ? requests : requests.filter((r) => !r.entry.gated);
+      await Promise.all([
+        requeueEntries(writes, streamed.map((r) => ({ entry: r.entry, token: r.token }))),
+        releaseGated(gates, gated),
+      ]);
+    },
     stats: (clusterId) => readQueueStats(redis, prefix, clusterId),
   };
 }

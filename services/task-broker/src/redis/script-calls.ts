@@ -153,9 +153,10 @@ export class CompleteLeasesCall {
   readonly #key: string;
   readonly #args: Arg[];
 
-  constructor(leasesKey: string, group: string, doneTtlSec: number) {
+  /** `clusterKeyBase` (key prefix applied) and `wakeChannel`: where a gated attempt's slot frees. */
+  constructor(leasesKey: string, group: string, doneTtlSec: number, clusterKeyBase: string, wakeChannel: string) {
     this.#key = leasesKey;
-    this.#args = [group, doneTtlSec];
+    this.#args = [group, doneTtlSec, clusterKeyBase, wakeChannel];
   }
 
   add(record: string, token: string, member: string): void {
@@ -192,9 +193,21 @@ export function queueExpireLeases(
     group: string;
     expiredTtlSec: number;
     recordPrefix: string;
+    /** Key prefix applied; with `wakeChannel`, where a gated attempt's slot frees. */
+    clusterKeyBase: string;
+    wakeChannel: string;
   },
 ): void {
-  const args: Arg[] = [input.nowMs, input.limit, input.reportDeadlineMs, input.group, input.expiredTtlSec, input.recordPrefix];
+  const args: Arg[] = [
+    input.nowMs,
+    input.limit,
+    input.reportDeadlineMs,
+    input.group,
+    input.expiredTtlSec,
+    input.recordPrefix,
+    input.clusterKeyBase,
+    input.wakeChannel,
+  ];
   void runScript(pipe, "expireLeases-2", [input.leasesKey, input.expiringKey], args);
 }
 
@@ -260,4 +273,124 @@ export class DropEntriesCall {
   static parse(reply: unknown): number {
     return Number(reply);
   }
+}
+
+/** A gated attempt's concurrency key and rate limit, as enqueueGated-1 stores them. */
+export interface GateSpec {
+  /** '' for none. */
+  concurrencyKey: string;
+  concurrencyLimit: number;
+  /** '' for none. */
+  rateLimitName: string;
+  rateLimit: number;
+  ratePeriodMs: number;
+}
+
+/** enqueueGated-1: adds gated attempts to their keys' waiting lists once; per item 1 (added) or 0 (known). */
+export class EnqueueGatedCall {
+  readonly #key: string;
+  readonly #args: Arg[];
+
+  constructor(queuesKey: string, clusterKeyBase: string, nowMs: number) {
+    this.#key = queuesKey;
+    this.#args = [clusterKeyBase, nowMs];
+  }
+
+  add(member: string, jobId: string, teamId: string, envelope: string, bandQueue: string, timeoutMs: number, gate: GateSpec): void {
+    this.#args.push(
+      member,
+      jobId,
+      teamId,
+      envelope,
+      bandQueue,
+      timeoutMs,
+      gate.concurrencyKey,
+      gate.concurrencyLimit,
+      gate.rateLimitName,
+      gate.rateLimit,
+      gate.ratePeriodMs,
+    );
+  }
+
+  queue(pipe: ChainableCommander): void {
+    void runScript(pipe, "enqueueGated-1", [this.#key], this.#args);
+  }
+
+  static parse(reply: unknown): number[] {
+    return reply as number[];
+  }
+}
+
+export interface ClaimGatedInput {
+  leasesKey: string;
+  /** Key prefix applied. */
+  clusterKeyBase: string;
+  brokerId: string;
+  recordTtlSec: number;
+  expiryMs: number;
+  /** Concurrency slots whose lease expired before this (ms) are lost: dropped. */
+  holderCutoffMs: number;
+  wakeChannel: string;
+  /** Band queues in reading order. */
+  bands: readonly string[];
+  tokenBase: string;
+  sessions: Iterable<string>;
+  sessionCount: number;
+  slotMap: string;
+}
+
+/** One attempt claimGated-1 leased: its band (index into the call's), member, envelope and slot (0-based). */
+export interface GatedClaim {
+  band: number;
+  member: string;
+  task: string;
+  enqueuedAtMs: number;
+  jobId: string;
+  slot: number;
+}
+
+export interface ClaimGatedReply {
+  /** Redis' clock when the call ran: the start time of every attempt it leased. */
+  nowMs: number;
+  /** When (Redis' clock) a rate limit lets the next held-back attempt start; 0: none was held back. */
+  retryAtMs: number;
+  claims: GatedClaim[];
+}
+
+/** claimGated-1: leases waiting gated attempts into slots, keys taking turns. */
+export async function claimGated(target: Target, input: ClaimGatedInput): Promise<ClaimGatedReply> {
+  const args: Arg[] = [
+    input.clusterKeyBase,
+    input.brokerId,
+    input.recordTtlSec,
+    input.expiryMs,
+    input.holderCutoffMs,
+    input.wakeChannel,
+    input.bands.length,
+    ...input.bands,
+    input.tokenBase,
+    input.sessionCount,
+    ...input.sessions,
+    input.slotMap,
+  ];
+  const [nowMs, retryAtMs, rows] = (await runScript(target, "claimGated-1", [input.leasesKey], args)) as [
+    number,
+    number,
+    Array<[number, string, string, string, string, number]>,
+  ];
+  return {
+    nowMs: Number(nowMs),
+    retryAtMs: Number(retryAtMs),
+    claims: rows.map(([band, member, task, t, jobId, slot]) => ({ band: band - 1, member, task, enqueuedAtMs: Number(t), jobId, slot: slot - 1 })),
+  };
+}
+
+/** requeueGated-1: gives back gated leases of a closed session; answers how many. */
+export async function requeueGated(
+  target: Target,
+  input: { leasesKey: string; clusterKeyBase: string; wakeChannel: string; leases: ReadonlyArray<{ member: string; token: string }> },
+): Promise<number> {
+  const args: Arg[] = [input.clusterKeyBase, input.wakeChannel];
+  for (const l of input.leases) args.push(l.member, l.token);
+  return Number(await runScript(target, "requeueGated-1", [input.leasesKey], args));
 }

@@ -17,6 +17,9 @@ export const scriptNames = [
   "expireLeases-2",
   "requeueEntry-3",
   "dropEntries-1",
+  "enqueueGated-1",
+  "claimGated-1",
+  "requeueGated-1",
 ] as const;
 
 export type ScriptName = (typeof scriptNames)[number];
@@ -67,7 +70,7 @@ export const scriptBatchSize = 200;
  * Splits `items` into calls of a batch script: grouped by `group` (the cluster: every key of a
  * call must share its hash tag) and cut at `scriptBatchSize`. Each call lists its items' indices.
  */
-export function batchCalls<T>(items: readonly T[], group: (item: T) => string): number[][] {
+export function batchCalls<T>(items: readonly T[], group: (item: T, index: number) => string): number[][] {
   const calls: number[][] = [];
   for (const list of groupIndices(items, group).values()) {
     for (let i = 0; i < list.length; i += scriptBatchSize) calls.push(list.slice(i, i + scriptBatchSize));
@@ -76,10 +79,10 @@ export function batchCalls<T>(items: readonly T[], group: (item: T) => string): 
 }
 
 /** The indices of `items` by group, groups in order of first appearance. */
-export function groupIndices<T>(items: readonly T[], group: (item: T) => string): Map<string, number[]> {
+export function groupIndices<T>(items: readonly T[], group: (item: T, index: number) => string): Map<string, number[]> {
   const groups = new Map<string, number[]>();
   items.forEach((item, i) => {
-    const key = group(item);
+    const key = group(item, i);
     const list = groups.get(key);
     if (list) list.push(i);
     else groups.set(key, [i]);

@@ -19,6 +19,12 @@ export interface StreamEntry {
   /** The envelope as stored (base64 protobuf), for re-queueing. */
   raw: string;
   enqueuedAtMs: number;
+  /**
+   * Set for a gated attempt (a concurrency key or a rate limit): it waited in its key's list, not
+   * a stream (`stream` and `id` are empty), and was leased at `startedAtMs` (Redis' clock, the
+   * time its rate limit counted), which is reported as its start.
+   */
+  gated?: { startedAtMs: number };
 }
 
 /** An entry as Redis answers it: id and flat field list (null when deleted while pending). */

@@ -87,6 +87,22 @@ export async function autoclaimEntries(
   return out;
 }
 
+/** The distinct sessions of a claim call's slots and, per slot, its session's 1-based index (four hex digits). */
+export function slotMapOf(sessions: readonly string[]): { index: Map<string, number>; slotMap: string } {
+  const index = new Map<string, number>();
+  let slotMap = "";
+  for (const session of sessions) {
+    let i = index.get(session);
+    if (i === undefined) {
+      i = index.size + 1;
+      if (i > maxSessionsPerReadClaim) break;
+      index.set(session, i);
+    }
+    slotMap += i.toString(16).padStart(4, "0");
+  }
+  return { index, slotMap };
+}
+
 export async function readClaim(
   ctx: StreamReadContext,
   consumer: string,
@@ -98,17 +114,7 @@ export async function readClaim(
   inOrder = false,
 ): Promise<ReadClaimed[]> {
   if (streams.length > maxStreamsPerReadClaim) throw new Error(`readClaim takes at most ${maxStreamsPerReadClaim} streams`);
-  const index = new Map<string, number>();
-  let slotMap = "";
-  for (const session of slots.sessions) {
-    let i = index.get(session);
-    if (i === undefined) {
-      i = index.size + 1;
-      if (i > maxSessionsPerReadClaim) break;
-      index.set(session, i);
-    }
-    slotMap += i.toString(16).padStart(4, "0");
-  }
+  const { index, slotMap } = slotMapOf(slots.sessions);
   const of = streams.map(parseStreamKey);
   const out: ReadClaimed[] = [];
   await readClaimTasks(

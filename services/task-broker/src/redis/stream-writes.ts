@@ -3,11 +3,12 @@
 // revocation markers. Every state change is one Lua call (script-calls.ts).
 import { create, isMessage, toBinary } from "@bufbuild/protobuf";
 import { TaskEnvelopeSchema, type TaskEnvelope } from "@corral/proto";
-import { bandQueue, queueName } from "../task-identifier.js";
+import { bandQueue, gateQueue, queueName } from "../task-identifier.js";
 import { batch, type RedisClient } from "./connection.js";
 import {
   attemptKey,
   attemptMember,
+  clusterKeyBase,
   clustersKey,
   CONSUMER_GROUP,
   leasesKey,
@@ -17,7 +18,7 @@ import {
   streamKey,
   wakeChannel,
 } from "./keys.js";
-import { DropEntriesCall, EnqueueTasksCall, queueRequeueEntry } from "./script-calls.js";
+import { DropEntriesCall, EnqueueGatedCall, EnqueueTasksCall, queueRequeueEntry, type GateSpec } from "./script-calls.js";
 import { batchCalls, perItem } from "./scripts.js";
 import type { StreamEntry } from "./stream-entries.js";
 
@@ -72,22 +73,32 @@ async function enqueuePipeline(ctx: StreamWriteContext, tasks: readonly TaskEnve
   /** One wake-up per cluster and queue of the batch, after its entries. */
   const wakes = new Map<string, [channel: string, clusterId: string, queue: string]>();
   const queueOf = tasks.map((t) => bandQueue(queueName(t.identifier!.name, t.identifier!.version), t.priority));
-  const calls = batchCalls(tasks, (t) => t.clusterId);
+  const gates = tasks.map(gateOf);
+  // Gated attempts (a concurrency key or a rate limit) wait in their keys' lists (enqueueGated);
+  // the others take the streams as they always did. Calls are per cluster and kind.
+  const calls = batchCalls(tasks, (t, i) => (gates[i] ? `${t.clusterId}\ng` : t.clusterId));
   for (const call of calls) {
     const clusterId = tasks[call[0]!]!.clusterId;
     clusters.add(clusterId);
     const channel = wakeChannel(ctx.channelPrefix, clusterId);
+    if (gates[call[0]!]) {
+      const script = new EnqueueGatedCall(queuesKey(clusterId), prefix + clusterKeyBase(clusterId), now);
+      for (const i of call) {
+        const t = tasks[i]!;
+        const wake = gateQueue(queueOf[i]!);
+        wakes.set(`${channel}\n${wake}`, [channel, clusterId, wake]);
+        script.add(attemptMember(t.taskId, t.attempt), t.jobId, t.teamId, encode(t), queueOf[i]!, timeoutMsOf(t), gates[i]!);
+      }
+      script.queue(pipe);
+      continue;
+    }
     const script = new EnqueueTasksCall(queuesKey(clusterId), CONSUMER_GROUP, ctx.recordTtlSec, now);
     for (const i of call) {
       const t = tasks[i]!;
       const queue = queueOf[i]!;
       wakes.set(`${channel}\n${queue}`, [channel, clusterId, queue]);
-      // Envelopes from a request or a ledger answer are messages already: no copy before encoding.
-      const message = isMessage(t, TaskEnvelopeSchema) ? t : create(TaskEnvelopeSchema, t);
-      const raw = Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
       const record = prefix + attemptKey(clusterId, t.taskId, t.attempt);
-      const timeoutMs = t.executionTimeout ? Number(t.executionTimeout.seconds) * 1000 + Math.floor(t.executionTimeout.nanos / 1e6) : 0;
-      script.add(prefix + streamKey(clusterId, queue), record, t.jobId, t.teamId, raw, queue, attemptMember(t.taskId, t.attempt), timeoutMs);
+      script.add(prefix + streamKey(clusterId, queue), record, t.jobId, t.teamId, encode(t), queue, attemptMember(t.taskId, t.attempt), timeoutMsOf(t));
     }
     script.queue(pipe);
   }
@@ -98,6 +109,32 @@ async function enqueuePipeline(ctx: StreamWriteContext, tasks: readonly TaskEnve
   const added = perItem<number>((await sent) ?? [], calls, tasks.length);
   const enqueued = added.filter((v) => v === 1).length;
   return { enqueued, duplicates: tasks.length - enqueued };
+}
+
+/** The envelope as stored: base64 protobuf. */
+function encode(t: TaskEnvelope): string {
+  // Envelopes from a request or a ledger answer are messages already: no copy before encoding.
+  const message = isMessage(t, TaskEnvelopeSchema) ? t : create(TaskEnvelopeSchema, t);
+  return Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
+}
+
+function timeoutMsOf(t: TaskEnvelope): number {
+  return t.executionTimeout ? Number(t.executionTimeout.seconds) * 1000 + Math.floor(t.executionTimeout.nanos / 1e6) : 0;
+}
+
+/** The gate of an attempt that names a concurrency key or a rate limit; undefined for the others. */
+export function gateOf(t: TaskEnvelope): GateSpec | undefined {
+  const c = t.concurrency?.key ? t.concurrency : undefined;
+  const r = t.rateLimit?.name ? t.rateLimit : undefined;
+  if (!c && !r) return undefined;
+  const periodMs = r?.period ? Number(r.period.seconds) * 1000 + Math.floor(r.period.nanos / 1e6) : 0;
+  return {
+    concurrencyKey: c?.key ?? "",
+    concurrencyLimit: Math.max(1, c?.limit ?? 1),
+    rateLimitName: r?.name ?? "",
+    rateLimit: Math.max(1, r?.limit ?? 1),
+    ratePeriodMs: Math.max(1, periodMs),
+  };
 }
 
 /** Puts entries back at the end of their streams; with a token, the lease just granted is dropped first. */

@@ -52,7 +52,7 @@ export function createAssignments(deps: {
       metrics.assignments.inc();
       if (entry.enqueuedAtMs > 0) metrics.dispatchLatency.observe(Math.max(0, Date.now() - entry.enqueuedAtMs) / 1000);
       presence.updated(session);
-      reporter.started(session, entry.taskId, entry.attempt);
+      reporter.started(session, entry.taskId, entry.attempt, entry.gated?.startedAtMs);
     },
   };
 }

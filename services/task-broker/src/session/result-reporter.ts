@@ -3,7 +3,7 @@
 // pipeline per event-loop turn) and is answered with an Ack. Owns each session's count of
 // results still on their way, which decides when an ended input stream may close.
 import { create } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { LeaseRefSchema, ResultStatus, TaskResultSchema, type LeaseRef, type ResultOutcome, type TaskResult } from "@corral/proto";
 import { toConnectError } from "@corral/server-kit";
@@ -20,8 +20,11 @@ import type { HeldLease, LeaseHoldings } from "./lease-holdings.js";
 export interface ResultReporter {
   /** A runner's result (fire and forget: the answer is an Ack, or the stream's end). */
   report(session: RunnerSession, decision: Extract<Decision, { kind: "report" }>): void;
-  /** A lease went out: job-service hears the start; a canceled or stale attempt is cancelled. */
-  started(session: RunnerSession, taskId: string, attempt: number): void;
+  /**
+   * A lease went out: job-service hears the start (at `startMs` when given: a gated attempt's
+   * lease time, the one its rate limit counted; else now); a canceled or stale attempt is cancelled.
+   */
+  started(session: RunnerSession, taskId: string, attempt: number, startMs?: number): void;
   /** The reaper expired these leases: cancel local holders and report the expiries. */
   expired(leases: readonly ExpiredLease[]): void;
   /** Calls `fn` once no result of `session` is on its way (at once when none is). */
@@ -175,14 +178,14 @@ export function createResultReporter(deps: ResultReporterDeps): ResultReporter {
         .finally(() => settled(session));
     },
 
-    started(session, taskId, attempt) {
+    started(session, taskId, attempt, startMs) {
       const clusterId = session.cluster.id;
       batcher
         .submit(
           create(TaskResultSchema, {
             taskId,
             attempt,
-            outcome: { case: "started", value: { runnerId: session.runnerId, startTime: timestampNow() } },
+            outcome: { case: "started", value: { runnerId: session.runnerId, startTime: startMs ? timestampFromMs(startMs) : timestampNow() } },
           }),
           clusterId,
         )

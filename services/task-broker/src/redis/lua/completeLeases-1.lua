@@ -7,28 +7,36 @@
 
   ARGV[1] consumer group name
   ARGV[2] record TTL for the done state, seconds
-  then 3 per lease, from ARGV[3 + 3(i-1)]: its attempt record corral:{<cluster>}:a:<task id>:<attempt>
+  ARGV[3] the cluster's key base <key prefix>corral:{<cluster>}: (concurrency slots, gate-slots.lua)
+  ARGV[4] wake channel of the cluster
+  then 3 per lease, from ARGV[5 + 3(i-1)]: its attempt record corral:{<cluster>}:a:<task id>:<attempt>
   (key prefix applied by the caller, same hash tag as KEYS[1]), lease token, lease member
   <task id>:<attempt>
+
+  A gated attempt's lease frees its concurrency slot here (unless it expired: the reaper did).
 
   Result: per lease 1 when released, 0 when the token does not match (nothing changed).
   The stream key is read from the record: it shares the cluster's hash tag, so it lives in the
   same slot.
 ]]
+--! include gate-slots
 local out = {}
-for i = 1, (#ARGV - 2) / 3 do
-  local a = 2 + 3 * (i - 1)
+for i = 1, (#ARGV - 4) / 3 do
+  local a = 4 + 3 * (i - 1)
   local record, token, member = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local r = redis.call('HMGET', record, 's', 'tok', 'q', 'e')
+  local r = redis.call('HMGET', record, 's', 'tok', 'q', 'e', 'ck', 'gq')
   if r[2] ~= token then
     out[i] = 0
   else
     if r[1] == 'leased' then
       redis.call('ZREM', KEYS[1], member)
+      if r[5] then freeSlot(ARGV[3], member, r[5], ARGV[4]) end
     end
     if r[1] ~= 'expired' then
       redis.call('HSET', record, 's', 'done')
     end
+    -- A gated attempt's record kept its envelope for a give-back (requeueGated): done with it.
+    if r[6] then redis.call('HDEL', record, 'task') end
     redis.call('EXPIRE', record, ARGV[2])
     if r[3] and r[4] then
       redis.call('XACK', r[3], ARGV[1], r[4])

@@ -14,12 +14,19 @@
   attempt is a duplicate). A leased attempt is left to the lease revocation; an unknown one (never
   enqueued, or its record expired) has nothing to delete.
 
+  A gated attempt still 'waiting' turns 'revoked'; claimGated drops it from its key's list.
+
   Result: the number of entries deleted.
 ]]
 local deleted = 0
 for i = 3, #ARGV do
   local record = ARGV[i]
-  if redis.call('HGET', record, 's') == 'queued' then
+  local s = redis.call('HGET', record, 's')
+  if s == 'waiting' then
+    redis.call('HSET', record, 's', 'revoked')
+    redis.call('EXPIRE', record, ARGV[2])
+    deleted = deleted + 1
+  elseif s == 'queued' then
     local stream, entry = redis.call('HGET', record, 'q'), redis.call('HGET', record, 'e')
     if stream and entry then
       redis.call('XACK', stream, ARGV[1], entry)

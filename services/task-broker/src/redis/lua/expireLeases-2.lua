@@ -14,10 +14,14 @@
   ARGV[5] record TTL for the expired state, seconds
   ARGV[6] record prefix     <key prefix>corral:{<cluster>}:a: (the record key is prefix .. member;
           same hash tag as KEYS[1], key prefix applied by the caller)
+  ARGV[7] the cluster's key base <key prefix>corral:{<cluster>}: (a gated attempt's expired lease
+          frees its concurrency slot, gate-slots.lua)
+  ARGV[8] wake channel of the cluster
 
   Result: flat list of member, job id, session id, broker id, timed out ('1' when the lease ran
   out after the attempt's execution deadline dl, else ''), per lease to report.
 ]]
+--! include gate-slots
 local out = {}
 local stuck = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 for _, m in ipairs(stuck) do
@@ -33,8 +37,9 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, AR
 for _, m in ipairs(due) do
   redis.call('ZREM', KEYS[1], m)
   local k = ARGV[6] .. m
-  local r = redis.call('HMGET', k, 's', 'q', 'e', 'j', 'sid', 'b', 'dl')
+  local r = redis.call('HMGET', k, 's', 'q', 'e', 'j', 'sid', 'b', 'dl', 'ck')
   if r[1] == 'leased' then
+    if r[8] then freeSlot(ARGV[7], m, r[8], ARGV[8]) end
     local timedOut = ''
     if r[7] and tonumber(r[7]) <= tonumber(ARGV[1]) then timedOut = '1' end
     redis.call('HSET', k, 's', 'expired', 'to', timedOut)

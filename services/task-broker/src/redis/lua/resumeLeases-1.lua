@@ -18,13 +18,17 @@ local out = {}
 for i = 6, #ARGV, 2 do
   local m = ARGV[i]
   local k = ARGV[1] .. m
-  local r = redis.call('HMGET', k, 's', 'tok', 'exp', 'j', 'dl')
+  local r = redis.call('HMGET', k, 's', 'tok', 'exp', 'j', 'dl', 'ck')
   if r[1] == 'leased' and r[2] == ARGV[i + 1] and tonumber(r[3]) > tonumber(ARGV[5]) then
     redis.call('HSET', k, 'sid', ARGV[2], 'b', ARGV[3])
     -- Past its execution deadline a lease is not extended (see extendLeases).
     if not r[5] or tonumber(r[5]) > tonumber(ARGV[5]) then
       redis.call('HSET', k, 'exp', ARGV[4])
       redis.call('ZADD', KEYS[1], ARGV[4], m)
+      -- A gated attempt's concurrency slot follows its lease (see extendLeases).
+      if r[6] then
+        redis.call('ZADD', string.sub(ARGV[1], 1, -3) .. 'cc:' .. r[6], 'XX', ARGV[4], m)
+      end
     end
     out[#out + 1] = m
     out[#out + 1] = r[4] or ''
