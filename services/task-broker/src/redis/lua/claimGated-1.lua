@@ -1,8 +1,9 @@
 --[[
   Leases waiting gated attempts (enqueueGated) of a dispatch group's band queues into its slots,
   in one call: per band queue (in the order given: highest priority first, or lowest on the
-  caller's starvation turn) it takes turns on the ring of gate keys, so each key starts at most
-  one attempt per turn (one key's burst does not hold up the others). The head of a key's list
+  caller's starvation turn) it takes turns on the ring of gate keys, each key starting at most
+  one attempt per pass over the ring (one key's burst does not hold up the others), passes going
+  on while the last one started something and slots are left. The head of a key's list
   starts when
     - its concurrency key runs fewer than the attempt's limit (the running attempts are
       <base>cc:<key>, lease member -> lease expiry; members whose lease expired before the cutoff
@@ -54,8 +55,16 @@ for i = 1, n do
   if used >= slots then break end
   local bq = ARGV[7 + i]
   local ring = base .. 'gr:' .. bq
+  -- A pass gives every key on the ring one turn; passes go on while one of them started something.
   local turns = redis.call('LLEN', ring)
-  while used < slots and turns > 0 do
+  local started = false
+  while used < slots do
+    if turns == 0 then
+      if not started then break end
+      turns = redis.call('LLEN', ring)
+      started = false
+      if turns == 0 then break end
+    end
     turns = turns - 1
     local gk = redis.call('LPOP', ring)
     if not gk then break end
@@ -108,6 +117,7 @@ for i = 1, n do
       else
         redis.call('LPOP', list)
         used = used + 1
+        started = true
         local session = ARGV[9 + n + tonumber(string.sub(slotMap, 4 * used - 3, 4 * used), 16)]
         local record = base .. 'a:' .. member
         redis.call('HSET', record, 's', 'leased', 'tok', tokenBase .. '.' .. (used - 1), 'exp', ARGV[4],

@@ -7,7 +7,7 @@
 
   ARGV[1] the cluster's key base <key prefix>corral:{<cluster>}:
   ARGV[2] enqueue time, ms since the epoch
-  then 12 per task, from ARGV[3 + 12(i-1)]: attempt member <task id>:<attempt>, job id, team id,
+  then 11 per task, from ARGV[3 + 11(i-1)]: attempt member <task id>:<attempt>, job id, team id,
   the TaskEnvelope (base64 protobuf), band queue <name>:<version>[!p<N>], execution timeout ms
   (0: none), concurrency key ('' none), its limit, rate limit name ('' none), its limit, its
   period ms
@@ -24,8 +24,8 @@
 local base = ARGV[1]
 local out = {}
 local known = {}
-for i = 1, (#ARGV - 2) / 12 do
-  local a = 2 + 12 * (i - 1)
+for i = 1, (#ARGV - 2) / 11 do
+  local a = 2 + 11 * (i - 1)
   local member, bq, ck, rn = ARGV[a + 1], ARGV[a + 5], ARGV[a + 7], ARGV[a + 9]
   local record = base .. 'a:' .. member
   if redis.call('EXISTS', record) == 1 then
