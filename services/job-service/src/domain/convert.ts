@@ -2,7 +2,9 @@
 import { create } from "@bufbuild/protobuf";
 import { DurationSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
+  ConcurrencyLimitSchema,
   DependencyOutputSchema,
+  RateLimitSchema,
   ExecutionStatsSchema,
   JobSchema,
   ProgressIndicatorSchema,
@@ -16,6 +18,8 @@ import {
   type Task,
   type TaskEnvelope,
   type TaskStateCounts,
+  type ConcurrencyLimit,
+  type RateLimit,
 } from "@corral/proto";
 import type { EnvelopeRow, JobRow, ProgressJson, TaskDetailRow } from "../store/database.js";
 import { backoffMessage, durationOfMs, waitReason } from "./scheduling.js";
@@ -46,7 +50,21 @@ export function toEnvelope(r: EnvelopeRow): TaskEnvelope {
     dependencyOutputsOmitted: r.dependency_outputs_omitted ?? false,
     executionTimeout: durationOfMs(r.exec_timeout_ms),
     priority: r.priority,
+    concurrency: concurrencyOf(r),
+    rateLimit: rateLimitOf(r),
   });
+}
+
+/** A task's concurrency key as a message (undefined without one). */
+export function concurrencyOf(r: Pick<EnvelopeRow, "concurrency_key" | "concurrency_limit">): ConcurrencyLimit | undefined {
+  return r.concurrency_key === null ? undefined : create(ConcurrencyLimitSchema, { key: r.concurrency_key, limit: r.concurrency_limit });
+}
+
+/** A task's rate limit as a message (undefined without one). */
+export function rateLimitOf(r: Pick<EnvelopeRow, "rate_limit_name" | "rate_limit" | "rate_period_ms">): RateLimit | undefined {
+  return r.rate_limit_name === null
+    ? undefined
+    : create(RateLimitSchema, { name: r.rate_limit_name, limit: r.rate_limit, period: durationOfMs(r.rate_period_ms) });
 }
 
 export function toProgress(p: ProgressJson[] | null): ProgressIndicator[] {
@@ -131,5 +149,7 @@ export function toTask(t: TaskDetailRow, now = new Date()): Task {
     waitReason: t.state === QUEUED ? waitReason(t, now) : "",
     startDeadline: t.state === QUEUED && t.start_deadline ? timestampFromDate(t.start_deadline) : undefined,
     priority: t.priority,
+    concurrency: concurrencyOf(t),
+    rateLimit: rateLimitOf(t),
   });
 }

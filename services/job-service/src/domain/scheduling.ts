@@ -13,6 +13,11 @@ export interface TaskSchedule {
   retry_backoff: RetryBackoffJson | null;
   not_before: Date | null;
   priority: number;
+  concurrency_key: string | null;
+  concurrency_limit: number;
+  rate_limit_name: string | null;
+  rate_limit: number;
+  rate_period_ms: number;
 }
 
 export function durationMs(d: Duration | undefined): number {
@@ -67,7 +72,32 @@ export function scheduleOf(s: TaskSubmission, defaults: TaskDefaultsJson | null,
     retry_backoff: backoff,
     not_before: at > now.getTime() ? new Date(at) : null,
     priority: Math.min(9, s.priority),
+    ...gateOf(s),
   };
+}
+
+/** A submission's concurrency key and rate limit as stored (null and 0 for none). */
+export function gateOf(s: Pick<TaskSubmission, "concurrency" | "rateLimit">): Pick<
+  TaskSchedule,
+  "concurrency_key" | "concurrency_limit" | "rate_limit_name" | "rate_limit" | "rate_period_ms"
+> {
+  const c = s.concurrency?.key ? s.concurrency : undefined;
+  const r = s.rateLimit?.name ? s.rateLimit : undefined;
+  return {
+    concurrency_key: c ? c.key : null,
+    concurrency_limit: c ? Math.max(1, c.limit) : 0,
+    rate_limit_name: r ? r.name : null,
+    rate_limit: r ? Math.max(1, r.limit) : 0,
+    rate_period_ms: r ? Math.max(1, durationMs(r.period)) : 0,
+  };
+}
+
+/** A rate limit's period for people: "1s", "500ms", "1m", "1h" when whole, else milliseconds. */
+export function periodText(ms: number): string {
+  for (const [unit, size] of [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1_000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }
 
 /**
@@ -101,10 +131,34 @@ export function failureKind(kind: TaskErrorKind): TaskErrorKind {
   return kind === TaskErrorKind.UNSPECIFIED ? TaskErrorKind.ERROR : kind;
 }
 
+/** What waitReason reads of a queued task. */
+export interface WaitingTask {
+  waiting_deps: number;
+  not_before: Date | null;
+  start_deadline: Date | null;
+  concurrency_key?: string | null;
+  concurrency_limit?: number;
+  /** Tasks of its key running in its cluster now (read with the task). */
+  concurrency_running?: number | null;
+  rate_limit_name?: string | null;
+  rate_limit?: number;
+  rate_period_ms?: number;
+  /** Starts of its rate limit in its cluster within the last period (read with the task). */
+  rate_recent_starts?: number | null;
+}
+
 /** Why a queued task is not running yet, for people (empty when it is not queued). */
-export function waitReason(t: { waiting_deps: number; not_before: Date | null; start_deadline: Date | null }, now: Date): string {
+export function waitReason(t: WaitingTask, now: Date): string {
   if (t.waiting_deps > 0) return `waits for ${t.waiting_deps} ${t.waiting_deps === 1 ? "dependency" : "dependencies"}`;
   if (t.not_before && t.not_before.getTime() > now.getTime()) return `delayed until ${t.not_before.toISOString()}`;
+  const limit = t.concurrency_limit ?? 0;
+  if (t.concurrency_key && t.concurrency_running != null && t.concurrency_running >= limit) {
+    return `key ${t.concurrency_key} at its limit ${t.concurrency_running}/${limit}`;
+  }
+  const rate = t.rate_limit ?? 0;
+  if (t.rate_limit_name && t.rate_recent_starts != null && t.rate_recent_starts >= rate) {
+    return `rate limit ${t.rate_limit_name} ${rate}/${periodText(t.rate_period_ms ?? 0)}`;
+  }
   if (t.start_deadline) return `waits for a runner (fails if not started by ${t.start_deadline.toISOString()})`;
   return "waits for a runner";
 }

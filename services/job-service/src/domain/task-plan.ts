@@ -5,7 +5,7 @@ import { InvalidArgumentError } from "@corral/server-kit";
 import { v7 as uuidv7 } from "uuid";
 import type { EnvelopeRow, JobRow, NewTaskRow, TaskDefaultsJson, TaskEdgeRow } from "../store/database.js";
 import type { ResolvedCluster } from "./ports.js";
-import { scheduleOf, startDeadline } from "./scheduling.js";
+import { durationMs, scheduleOf, startDeadline } from "./scheduling.js";
 import { QUEUED } from "./states.js";
 
 export const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024;
@@ -41,6 +41,7 @@ export function validateSubmissions(subs: readonly TaskSubmission[], field: stri
       throw new InvalidArgumentError(`${at}.identifier.version`, "must look like vMAJOR.MINOR");
     }
     if (s.priority > 9) throw new InvalidArgumentError(`${at}.priority`, "must be 0 to 9");
+    validateGate(s, at);
     if (s.input.byteLength > maxInputBytes) {
       throw new InvalidArgumentError(`${at}.input`, `is ${s.input.byteLength} bytes, the limit is ${maxInputBytes}`);
     }
@@ -53,6 +54,26 @@ export function validateSubmissions(subs: readonly TaskSubmission[], field: stri
       }
     }
   });
+}
+
+const gateNamePattern = /^[^\x00-\x1f\x7f]{1,256}$/;
+
+/** A concurrency key and a rate limit, as the proto rules say (also without the interceptor). */
+function validateGate(s: TaskSubmission, at: string): void {
+  if (s.concurrency) {
+    if (!gateNamePattern.test(s.concurrency.key)) {
+      throw new InvalidArgumentError(`${at}.concurrency.key`, "must be 1 to 256 characters without control characters");
+    }
+    if (s.concurrency.limit < 1 || s.concurrency.limit > 100_000) throw new InvalidArgumentError(`${at}.concurrency.limit`, "must be 1 to 100000");
+  }
+  if (s.rateLimit) {
+    if (!gateNamePattern.test(s.rateLimit.name)) {
+      throw new InvalidArgumentError(`${at}.rate_limit.name`, "must be 1 to 256 characters without control characters");
+    }
+    if (s.rateLimit.limit < 1 || s.rateLimit.limit > 100_000) throw new InvalidArgumentError(`${at}.rate_limit.limit`, "must be 1 to 100000");
+    const periodMs = durationMs(s.rateLimit.period);
+    if (periodMs < 1 || periodMs > 86_400_000) throw new InvalidArgumentError(`${at}.rate_limit.period`, "must be 1ms to 1 day");
+  }
 }
 
 /** The non-empty cluster overrides of a submission. */
@@ -137,5 +158,10 @@ export function newTaskEnvelopes(job: JobRow, tasks: readonly NewTask[]): Envelo
       exec_timeout_ms: t.exec_timeout_ms,
       not_before: t.not_before,
       priority: t.priority,
+      concurrency_key: t.concurrency_key,
+      concurrency_limit: t.concurrency_limit,
+      rate_limit_name: t.rate_limit_name,
+      rate_limit: t.rate_limit,
+      rate_period_ms: t.rate_period_ms,
     }));
 }

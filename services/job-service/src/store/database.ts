@@ -73,6 +73,15 @@ export interface TasksTable {
   error_kind: Generated<number>;
   /** 0 to 9, higher first (the broker queues each level above 0 in its own stream). */
   priority: Generated<number>;
+  /** The key whose running tasks in the cluster this one counts against (null: none). */
+  concurrency_key: string | null;
+  /** The most tasks of the key that may run when this one starts (0 without a key). */
+  concurrency_limit: Generated<number>;
+  /** The named rate limit of the cluster this task's starts count against (null: none). */
+  rate_limit_name: string | null;
+  /** Starts per period (0 without a rate limit). */
+  rate_limit: Generated<number>;
+  rate_period_ms: Generated<number>;
 }
 
 export interface RetryBackoffJson {
@@ -265,6 +274,11 @@ export type NewTaskRow = Pick<
   | "not_before"
   | "start_deadline"
   | "priority"
+  | "concurrency_key"
+  | "concurrency_limit"
+  | "rate_limit_name"
+  | "rate_limit"
+  | "rate_period_ms"
 >;
 
 /** One dependency edge: `task_id` waits for `depends_on_id`. */
@@ -301,8 +315,17 @@ export type TaskDetailRow = Pick<
   | "error_kind"
   | "waiting_deps"
   | "priority"
+  | "concurrency_key"
+  | "concurrency_limit"
+  | "rate_limit_name"
+  | "rate_limit"
+  | "rate_period_ms"
 > & {
   depends_on: string[] | null;
+  /** A queued task's key: how many tasks of its key run in its cluster now (null otherwise). */
+  concurrency_running?: number | null;
+  /** A queued task's rate limit: how many tasks naming it started in its cluster in the last period (null otherwise). */
+  rate_recent_starts?: number | null;
   input: Task["input"] | null;
   /** The current attempt's output, when asked for and there is one. */
   output_encoding?: number | null;
@@ -342,6 +365,11 @@ export type EnvelopeRow = Pick<
   | "exec_timeout_ms"
   | "not_before"
   | "priority"
+  | "concurrency_key"
+  | "concurrency_limit"
+  | "rate_limit_name"
+  | "rate_limit"
+  | "rate_period_ms"
 > & {
   team_id: JobRow["team_id"];
   job_name: JobRow["name"];

@@ -2,12 +2,31 @@
 import { sql } from "kysely";
 import type { GraphTaskRow, JobRow, JobsDb, ProgressJson, TaskDetailRow, TaskEdgeRow } from "./database.js";
 import { jobColumns, progressJson } from "./job-repository.js";
+import { QUEUED, RUNNING } from "../domain/states.js";
+
+/**
+ * Why a queued task with a concurrency key or a rate limit may wait: the running tasks of its key
+ * and the recent starts of its rate limit in its cluster (partial indexes of migration 0010);
+ * null for every other task, which costs nothing.
+ */
+const gateOccupancy = sql`
+  case when t.state = ${sql.lit(QUEUED)} and t.concurrency_key is not null then (
+    select count(*)::int from tasks r
+    where r.cluster_id = t.cluster_id and r.concurrency_key = t.concurrency_key and r.state = ${sql.lit(RUNNING)}
+  ) end as concurrency_running,
+  case when t.state = ${sql.lit(QUEUED)} and t.rate_limit_name is not null then (
+    select count(*)::int from tasks r
+    where r.cluster_id = t.cluster_id and r.rate_limit_name = t.rate_limit_name
+      and r.start_time > now() - t.rate_period_ms * interval '1 millisecond'
+  ) end as rate_recent_starts`;
 
 const detailColumns = (includeInput: boolean, includeOutput = false) => sql`
   t.id, t.job_id, t.parent_id, t.position, t.identifier_name, t.identifier_version, t.display, t.state,
   t.cluster_slug, t.attempt, t.retry_count, t.lease_expiry_count, t.max_retries, t.optional, t.runner_id,
   t.start_time, t.stop_time, t.error, t.progress, t.subtask_count, t.exec_timeout_ms, t.start_timeout_ms, t.retry_backoff,
   t.not_before, t.start_deadline, t.error_kind, t.waiting_deps, t.priority,
+  t.concurrency_key, t.concurrency_limit, t.rate_limit_name, t.rate_limit, t.rate_period_ms,
+  ${gateOccupancy},
   ${includeInput ? sql`t.input` : sql`null::bytea as input`},
   ${includeOutput ? sql`o.encoding as output_encoding, o.data as output_data,` : sql``}
   (select array_agg(d.depends_on_id order by d.depends_on_id) from task_deps d where d.task_id = t.id) as depends_on`;

@@ -9,7 +9,8 @@ import type { CanceledTaskRow, JobsDb, NewTaskRow, TaskEdgeRow, TaskStateRow } f
 /** The columns a new task is inserted with, and those columns' values for `tasks` (unnest rows). */
 export const newTaskColumns = sql`(id, job_id, parent_id, position, cluster_id, cluster_slug, identifier_name,
   identifier_version, input, display, state, max_retries, optional, waiting_deps, has_dependants,
-  exec_timeout_ms, start_timeout_ms, retry_backoff, not_before, start_deadline, priority)`;
+  exec_timeout_ms, start_timeout_ms, retry_backoff, not_before, start_deadline, priority,
+  concurrency_key, concurrency_limit, rate_limit_name, rate_limit, rate_period_ms)`;
 
 export function newTaskRows(tasks: NewTaskRow[]) {
   return sql`select * from unnest(
@@ -23,7 +24,10 @@ export function newTaskRows(tasks: NewTaskRow[]) {
     ${tasks.map((t) => t.has_dependants)}::bool[], ${tasks.map((t) => t.exec_timeout_ms)}::int[],
     ${tasks.map((t) => t.start_timeout_ms)}::int[], ${tasks.map((t) => (t.retry_backoff === null ? null : JSON.stringify(t.retry_backoff)))}::jsonb[],
     ${tasks.map((t) => t.not_before)}::timestamptz[], ${tasks.map((t) => t.start_deadline)}::timestamptz[],
-    ${tasks.map((t) => t.priority)}::smallint[])`;
+    ${tasks.map((t) => t.priority)}::smallint[],
+    ${tasks.map((t) => t.concurrency_key)}::text[], ${tasks.map((t) => t.concurrency_limit)}::int[],
+    ${tasks.map((t) => t.rate_limit_name)}::text[], ${tasks.map((t) => t.rate_limit)}::int[],
+    ${tasks.map((t) => t.rate_period_ms)}::int[])`;
 }
 
 export async function insertTasks(db: JobsDb, tasks: NewTaskRow[]): Promise<void> {
