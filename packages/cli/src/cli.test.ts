@@ -202,6 +202,19 @@ describe("corral job", () => {
     expect(req.tasks[0]!.priority).toBe(7);
   });
 
+  it("submits a concurrency key with its limit and a rate limit for the root tasks", async () => {
+    submitted.length = 0;
+    const r = await cli([
+      "job", "submit", "--task", "corral/Echo@v1.0", "--concurrency-key", "acme", "--concurrency-limit", "2", "--rate-limit", "emails:10/1s",
+    ]);
+    expect(r.code).toBe(ExitCode.ok);
+    const t = submitted[0]!.tasks[0]!;
+    expect(t.concurrency).toMatchObject({ key: "acme", limit: 2 });
+    expect(t.rateLimit).toMatchObject({ name: "emails", limit: 10, period: durationFromMs(1_000) });
+    expect((await cli(["job", "submit", "--task", "a@v1.0", "--rate-limit", "emails"])).code).toBe(ExitCode.usage);
+    expect((await cli(["job", "submit", "--task", "a@v1.0", "--concurrency-limit", "2"])).code).toBe(ExitCode.usage);
+  });
+
   it("rejects a duration or a time it cannot read with exit 2", async () => {
     expect((await cli(["job", "submit", "--task", "a@v1.0", "--timeout", "soon"])).code).toBe(ExitCode.usage);
     expect((await cli(["job", "submit", "--task", "a@v1.0", "--not-before", "tomorrow"])).code).toBe(ExitCode.usage);

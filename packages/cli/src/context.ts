@@ -63,6 +63,15 @@ export function durationArg(value: string): number {
   return Math.round(Number(m[1]) * unit);
 }
 
+/** A rate limit: "name:N/period" ("emails:10/1s", "api:100/m"). */
+export function rateLimitArg(value: string): { name: string; limit: number; period: string } {
+  const m = /^(.+):(\d+)\/(\d*(?:\.\d+)?\s*(?:ms|s|m|h|d))$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError('not a rate limit: use name:N/period, e.g. "emails:10/1s"');
+  const limit = Number(m[2]);
+  if (limit < 1 || limit > 100_000) throw new InvalidArgumentError("the limit must be between 1 and 100000");
+  return { name: m[1]!, limit, period: /^\d/.test(m[3]!) ? m[3]! : `1${m[3]!}` };
+}
+
 /** A point in time: ISO 8601 ("2026-12-24T18:00:00Z"). */
 export function timeArg(value: string): Date {
   const d = new Date(value);

@@ -76,7 +76,16 @@ export {
   type TaskScheduling,
 } from "./task.js";
 export { toTaskSubmission, rawTask, type SubmissionOptions } from "./submission.js";
-export { parseDurationMs, type BackoffOptions, type DurationInput, type TaskRetryOptions, type SchedulingOptions } from "./scheduling.js";
+export {
+  parseDurationMs,
+  parseRateLimit,
+  type BackoffOptions,
+  type ConcurrencyOption,
+  type DurationInput,
+  type RateLimitOption,
+  type TaskRetryOptions,
+  type SchedulingOptions,
+} from "./scheduling.js";
 export {
   ExecutionContext,
   type ExecutionContextInit,

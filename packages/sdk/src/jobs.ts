@@ -19,7 +19,14 @@ import {
 import { ApiError, JobCanceledError, JobFailedError, TaskFailedError, rpc, toApiError } from "./errors.js";
 import { isTerminalJobState, jobStates, taskStates, type JobStateName, type TaskStateName } from "./job-states.js";
 import { collectPages } from "./paginate.js";
-import { schedulingFields, taskDefaultsMessage, type DurationInput, type TaskRetryOptions } from "./scheduling.js";
+import {
+  gateFields,
+  schedulingFields,
+  taskDefaultsMessage,
+  type DurationInput,
+  type SchedulingOptions,
+  type TaskRetryOptions,
+} from "./scheduling.js";
 import { waitingReasons, type WaitingReason } from "./job-diagnosis.js";
 import { printableJob, printableTask, printableUpdate } from "./printable.js";
 import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
@@ -49,6 +56,11 @@ export interface SubmitJobOptions {
   delay?: DurationInput;
   /** Priority of the root tasks, 0 (default) to 9. */
   priority?: number;
+  /** Concurrency key of the root tasks (see SchedulingOptions.concurrency). */
+  concurrency?: SchedulingOptions["concurrency"];
+  concurrencyKey?: string;
+  /** Rate limit of the root tasks' starts. */
+  rateLimit?: SchedulingOptions["rateLimit"];
 }
 
 export interface JobQuery {
@@ -154,6 +166,9 @@ export class JobClient {
           notBefore: options.notBefore,
           delay: options.delay,
           priority: options.priority,
+          concurrency: options.concurrency,
+          concurrencyKey: options.concurrencyKey,
+          rateLimit: options.rateLimit,
         });
       }
       const s = clone(TaskSubmissionSchema, t);
@@ -163,6 +178,9 @@ export class JobClient {
       s.notBefore ??= start.notBefore;
       s.startDelay ??= start.startDelay;
       if (s.priority === 0) s.priority = start.priority;
+      const gate = gateFields({ concurrency: options.concurrency, concurrencyKey: options.concurrencyKey, rateLimit: options.rateLimit });
+      s.concurrency ??= gate.concurrency;
+      s.rateLimit ??= gate.rateLimit;
       return s;
     });
     const taskDefaults = taskDefaultsMessage(options);

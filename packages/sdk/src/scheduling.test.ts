@@ -1,7 +1,7 @@
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { ValidationError } from "./errors.js";
-import { parseDurationMs, taskDefaultsMessage } from "./scheduling.js";
+import { parseDurationMs, parseRateLimit, taskDefaultsMessage } from "./scheduling.js";
 import { toTaskSubmission } from "./submission.js";
 import { Task } from "./task.js";
 
@@ -62,6 +62,39 @@ describe("toTaskSubmission scheduling", () => {
 
   it("refuses a jitter outside 0 to 1, naming it", () => {
     expect(() => toTaskSubmission(new Fetch({ url: "u" }), { retry: { backoff: { initial: "1s", jitter: 2 } } })).toThrow(/jitter/);
+  });
+});
+
+class Invoice extends Task<{ customer: string }> {
+  static override identifier = { name: "test/Invoice", version: "v1.0" };
+  static override scheduling = {
+    concurrency: { key: (t: Invoice) => t.input.customer, limit: 2 },
+    rateLimit: { name: "mail", limit: 10, period: "1s" },
+  };
+  override execute() {}
+}
+
+describe("concurrency keys and rate limits", () => {
+  it("reads a class default's key from the task, and keeps its limit under a submission's own key", () => {
+    const s = toTaskSubmission(new Invoice({ customer: "acme" }));
+    expect(s.concurrency).toMatchObject({ key: "acme", limit: 2 });
+    expect(s.rateLimit).toMatchObject({ name: "mail", limit: 10, period: durationFromMs(1_000) });
+    expect(toTaskSubmission(new Invoice({ customer: "acme" }), { concurrencyKey: "globex" }).concurrency).toMatchObject({ key: "globex", limit: 2 });
+    expect(toTaskSubmission(new Invoice({ customer: "acme" }), { concurrency: { key: "x", limit: 5 } }).concurrency).toMatchObject({ key: "x", limit: 5 });
+    expect(toTaskSubmission(new Fetch({ url: "u" }), { concurrencyKey: "k" }).concurrency).toMatchObject({ key: "k", limit: 1 });
+    expect(toTaskSubmission(new Fetch({ url: "u" })).concurrency).toBeUndefined();
+  });
+
+  it("refuses an empty key, a limit of 0 and a rate period over a day, naming the option", () => {
+    expect(() => toTaskSubmission(new Fetch({ url: "u" }), { concurrencyKey: "" })).toThrow(/concurrency\.key/);
+    expect(() => toTaskSubmission(new Fetch({ url: "u" }), { concurrency: { key: "k", limit: 0 } })).toThrow(/concurrency\.limit/);
+    expect(() => toTaskSubmission(new Fetch({ url: "u" }), { rateLimit: { name: "r", limit: 1, period: "2d" } })).toThrow(/rate_limit\.period/);
+  });
+
+  it("reads a rate limit written as name:N/period", () => {
+    expect(parseRateLimit("emails:10/1s")).toEqual({ name: "emails", limit: 10, period: "1s" });
+    expect(parseRateLimit("api:v2:100/m")).toEqual({ name: "api:v2", limit: 100, period: "1m" });
+    expect(() => parseRateLimit("emails/10")).toThrow(/rate_limit/);
   });
 });
 

@@ -2,7 +2,16 @@
 // durations, timestamps and backoff policy, checked here so a mistake names its option.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { RetryBackoffSchema, TaskDefaultsSchema, type RetryBackoff, type TaskDefaults } from "@corral/proto";
+import {
+  ConcurrencyLimitSchema,
+  RateLimitSchema,
+  RetryBackoffSchema,
+  TaskDefaultsSchema,
+  type ConcurrencyLimit,
+  type RateLimit,
+  type RetryBackoff,
+  type TaskDefaults,
+} from "@corral/proto";
 import { ValidationError } from "./errors.js";
 
 /** Milliseconds, or text such as "500ms", "30s", "5m", "2h", "1d". */
@@ -38,6 +47,31 @@ export interface SchedulingOptions {
   delay?: DurationInput;
   /** 0 (default) to 9: higher runs first on its runners; lower ones keep a bounded share. */
   priority?: number;
+  /**
+   * At most `limit` (default 1) tasks with this key run at once in the task's cluster; the others
+   * wait, keys taking turns. In a task class's defaults the key may be read from the task:
+   * `{ key: (t) => t.input.customer, limit: 2 }`.
+   */
+  concurrency?: ConcurrencyOption;
+  /** Shorthand for `concurrency.key`, keeping the limit of `concurrency` (or the class default, else 1). */
+  concurrencyKey?: string;
+  /** The task starts only while the cluster's named rate limit allows: at most `limit` starts in any `period`. */
+  rateLimit?: RateLimitOption;
+}
+
+export interface ConcurrencyOption {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  key: string | ((task: any) => string);
+  /** 1 to 100000; default 1. */
+  limit?: number;
+}
+
+export interface RateLimitOption {
+  name: string;
+  /** Starts per period, 1 to 100000. */
+  limit: number;
+  /** 1ms to 1 day, e.g. "1s", "1m". */
+  period: DurationInput;
 }
 
 const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -103,6 +137,45 @@ export function schedulingFields(o: SchedulingOptions): {
     startDelay: duration(o.delay, "start_delay", YEAR_MS),
     priority: priorityOf(o.priority),
   };
+}
+
+const gateName = /^[^\x00-\x1f\x7f]{1,256}$/;
+
+/** The TaskSubmission fields of a concurrency key and a rate limit; `task` resolves a key read from it. */
+export function gateFields(o: Pick<SchedulingOptions, "concurrency" | "concurrencyKey" | "rateLimit">, task?: unknown): {
+  concurrency?: ConcurrencyLimit;
+  rateLimit?: RateLimit;
+} {
+  const out: { concurrency?: ConcurrencyLimit; rateLimit?: RateLimit } = {};
+  const rawKey = o.concurrencyKey ?? o.concurrency?.key;
+  if (rawKey !== undefined) {
+    const key = typeof rawKey === "function" ? rawKey(task) : rawKey;
+    if (typeof key !== "string" || !gateName.test(key)) {
+      throw ValidationError.field("concurrency.key", "must be 1 to 256 characters without control characters");
+    }
+    const limit = o.concurrency?.limit ?? 1;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw ValidationError.field("concurrency.limit", "must be a whole number from 1 to 100000");
+    out.concurrency = create(ConcurrencyLimitSchema, { key, limit });
+  }
+  if (o.rateLimit) {
+    const { name, limit } = o.rateLimit;
+    if (typeof name !== "string" || !gateName.test(name)) {
+      throw ValidationError.field("rate_limit.name", "must be 1 to 256 characters without control characters");
+    }
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw ValidationError.field("rate_limit.limit", "must be a whole number from 1 to 100000");
+    const period = duration(o.rateLimit.period, "rate_limit.period", 86_400_000);
+    if (!period) throw ValidationError.field("rate_limit.period", "must be 1ms to 1 day");
+    out.rateLimit = create(RateLimitSchema, { name, limit, period });
+  }
+  return out;
+}
+
+/** A rate limit written as text: `name:N/period` (`emails:10/1s`, `api:100/1m`). */
+export function parseRateLimit(text: string, field = "rate_limit"): RateLimitOption {
+  const m = /^(.+):(\d+)\/(\d*(?:\.\d+)?\s*(?:ms|s|m|h|d))$/.exec(text.trim());
+  if (!m) throw ValidationError.field(field, `${JSON.stringify(text)} is not a rate limit like "emails:10/1s"`);
+  const period = /^\d/.test(m[3]!) ? m[3]! : `1${m[3]!}`;
+  return { name: m[1]!, limit: Number(m[2]), period };
 }
 
 function priorityOf(p: number | undefined): number {

@@ -4,7 +4,7 @@ import { TaskSubmissionSchema, type TaskSubmission } from "@corral/proto";
 import { ValidationError } from "./errors.js";
 import { checkStorableText } from "./storable-text.js";
 import { validateIdentifier, type TaskIdentifierInit } from "./identifier.js";
-import { schedulingFields, type SchedulingOptions } from "./scheduling.js";
+import { gateFields, schedulingFields, type SchedulingOptions } from "./scheduling.js";
 import { serializeTaskInput, taskIdentifier, type Task, type TaskClass } from "./task.js";
 
 export interface SubmissionOptions extends SchedulingOptions {
@@ -34,7 +34,13 @@ function checkOptions(options: SubmissionOptions): void {
  */
 export function toTaskSubmission(task: Task<unknown>, options: SubmissionOptions = {}, dependsOn: number[] = []): TaskSubmission {
   const defaults = (task.constructor as TaskClass).scheduling ?? {};
-  const o: SubmissionOptions = { ...defaults, ...definedOnly(options), retry: { ...defaults.retry, ...definedOnly(options.retry ?? {}) } };
+  const o: SubmissionOptions = {
+    ...defaults,
+    ...definedOnly(options),
+    retry: { ...defaults.retry, ...definedOnly(options.retry ?? {}) },
+    // A submission's key keeps the class's limit; its own `concurrency` replaces both.
+    concurrency: options.concurrency ?? defaults.concurrency,
+  };
   checkOptions(o);
   return create(TaskSubmissionSchema, {
     identifier: taskIdentifier(task),
@@ -45,6 +51,7 @@ export function toTaskSubmission(task: Task<unknown>, options: SubmissionOptions
     clusterSlug: o.cluster ?? "",
     dependsOn,
     ...schedulingFields(o),
+    ...gateFields(o, task),
   });
 }
 
@@ -72,5 +79,6 @@ export function rawTask(identifier: TaskIdentifierInit, input?: unknown, options
     optional: options.optional ?? false,
     clusterSlug: options.cluster ?? "",
     ...schedulingFields(options),
+    ...gateFields(options),
   });
 }

@@ -17,7 +17,7 @@ import {
   type JobStateName,
   type Task,
 } from "@corral/sdk";
-import { collect, durationArg, intArg, timeArg, type CliContext } from "../context.js";
+import { collect, durationArg, intArg, rateLimitArg, timeArg, type CliContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
 import { details, duration, jsonText, messageJson, orDash, table, time } from "../output.js";
 import { createProgressView } from "../progress-bars.js";
@@ -173,6 +173,9 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
     .option("--delay <duration>", "start the root tasks this long after submission", durationArg)
     .option("--not-before <time>", "start the root tasks no earlier than this (ISO 8601)", timeArg)
     .option("--priority <n>", "priority of the root tasks, 0 (default) to 9: higher runs first", intArg(0, 9))
+    .option("--concurrency-key <key>", "run at most --concurrency-limit root tasks with this key at once in the cluster")
+    .option("--concurrency-limit <n>", "running tasks per --concurrency-key (default 1)", intArg(1, 100_000))
+    .option("--rate-limit <name:N/period>", "start the root tasks at most N per period under this named limit (e.g. emails:10/1s)", rateLimitArg)
     .option("-w, --wait", "wait for the job to end (exit code 1 when it fails)")
     .action(
       async (
@@ -190,10 +193,16 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
           delay?: number;
           notBefore?: Date;
           priority?: number;
+          concurrencyKey?: string;
+          concurrencyLimit?: number;
+          rateLimit?: { name: string; limit: number; period: string };
           wait?: boolean;
         },
         cmd: Command,
       ) => {
+        if (o.concurrencyLimit !== undefined && o.concurrencyKey === undefined) {
+          throw new UsageError("--concurrency-limit needs --concurrency-key");
+        }
         let name = o.name;
         let tasks: Array<Task<unknown> | TaskSubmission>;
         if (template !== undefined) {
@@ -221,6 +230,8 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
           delay: o.delay,
           notBefore: o.notBefore,
           priority: o.priority,
+          concurrency: o.concurrencyKey === undefined ? undefined : { key: o.concurrencyKey, limit: o.concurrencyLimit ?? 1 },
+          rateLimit: o.rateLimit,
         });
         if (!o.wait) {
           showJob(ctx, cmd, submitted);
