@@ -4,7 +4,7 @@
 //
 //   npm run bench -- [--tasks 20000] [--runners 2] [--slots 50] [--latency-tasks 1000] [--latency-warmup 200]
 //                    [--depth 1000000] [--drain 10000] [--idle 1000,5000] [--warmup 2000] [--repeat 3]
-//                    [--latency-wait poll|watch] [--only corral,bullmq,...] [--smoke]
+//                    [--latency-wait poll|watch] [--only corral,keys,bullmq,...] [--smoke]
 //                    [--profile DIR] (CPU profiles of the three services, written when they stop)
 //   BENCH_SERVICE_NODE_OPTIONS: extra NODE_OPTIONS for the three service processes (experiments).
 //
@@ -13,6 +13,8 @@
 // Rates run from the submission to the last completion; `cpu_s` is each process's CPU time
 // during a Corral run (postgres and redis-server: every process of those servers, so other
 // users of the machine count too). The machine is usually shared: compare rows of one run.
+// `throughput-keys` runs the roots shape with scheduling controls: every task names one of 100
+// concurrency keys (limit 2 each) and a priority 0-9, so it shows the gated path beside the default.
 import { fork, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -74,7 +76,7 @@ const opts = {
   idle: (args.idle ?? (smoke ? "100" : "1000,5000")).split(",").map(Number).filter((n) => n > 0),
   warmup: num(args.warmup, smoke ? 100 : 2_000),
   repeat: Math.max(1, num(args.repeat, smoke ? 1 : 3)),
-  only: new Set((args.only ?? "corral,bullmq,graphile,latency,depth,idle").split(",")),
+  only: new Set((args.only ?? "corral,keys,bullmq,graphile,latency,depth,idle").split(",")),
   idleSampleMs: smoke ? 2_000 : 10_000,
 };
 
@@ -191,9 +193,20 @@ async function waitJob(client: Client, jobId: string, pollMs: number, timeoutMs 
 
 let cpuPids: Record<string, number[]> = {};
 
-async function corralThroughput(client: Client, shape: "roots" | "fanout", n: number): Promise<Row> {
+/** Concurrency keys of the `keys` shape, and the limit of each. */
+const BENCH_KEYS = 100;
+const BENCH_KEY_LIMIT = 2;
+
+async function corralThroughput(client: Client, shape: "roots" | "fanout" | "keys", n: number): Promise<Row> {
   const noop = { name: "bench/Noop", version: "v1.0" };
-  const tasks = shape === "roots" ? Array.from({ length: n }, () => rawTask(noop)) : [rawTask({ name: "bench/FanOut", version: "v1.0" }, { n })];
+  const tasks =
+    shape === "roots"
+      ? Array.from({ length: n }, () => rawTask(noop))
+      : shape === "keys"
+        ? Array.from({ length: n }, (_, i) =>
+            rawTask(noop, undefined, { concurrency: { key: `customer-${i % BENCH_KEYS}`, limit: BENCH_KEY_LIMIT }, priority: i % 10 }),
+          )
+        : [rawTask({ name: "bench/FanOut", version: "v1.0" }, { n })];
   const cpu0 = cpuSnapshot(cpuPids);
   const t0 = now();
   const job = await client.jobs().submit(`bench-${shape}-${n}`, tasks);
@@ -201,9 +214,9 @@ async function corralThroughput(client: Client, shape: "roots" | "fanout", n: nu
   const state = await waitJob(client, job.id, 20);
   const seconds = (now() - t0) / 1000;
   if (state !== JobState.COMPLETED) throw new Error(`bench job ended ${JobState[state]}`);
-  const executed = shape === "roots" ? n : n + 1;
+  const executed = shape === "fanout" ? n + 1 : n;
   return {
-    scenario: shape === "roots" ? "throughput" : "throughput-fanout",
+    scenario: shape === "roots" ? "throughput" : shape === "keys" ? "throughput-keys" : "throughput-fanout",
     system: "corral",
     tasks: executed,
     seconds: round(seconds),
@@ -211,6 +224,7 @@ async function corralThroughput(client: Client, shape: "roots" | "fanout", n: nu
     submit_ms: Math.round(submitMs),
     runners: opts.runners,
     slots: opts.slots,
+    ...(shape === "keys" ? { keys: BENCH_KEYS, key_limit: BENCH_KEY_LIMIT, priorities: 10 } : {}),
     // CPU seconds per process during the run; postgres and redis-server count every process of
     // those servers on the machine, other users' work included.
     cpu_s: cpuDelta(cpu0, cpuSnapshot(cpuPids)),
@@ -559,6 +573,9 @@ function table(): string {
       if (r.scenario === "throughput" && r.system !== "corral" && corral) {
         result += `; Corral/peer ${round((corral.tasks_per_s as number) / (r.tasks_per_s as number))}`;
       }
+      if (r.scenario === "throughput-keys" && corral) {
+        result += `; ${r.keys} keys (limit ${r.key_limit} each) and ${r.priorities} priorities: ${round((r.tasks_per_s as number) / (corral.tasks_per_s as number))}× the default path`;
+      }
       if (r.scenario === "queue-depth") result += `; backlog ${r.backlog}`;
       if (r.scenario === "queue-depth" && r.backlog) result += `: ${r.ratio_to_empty}× the empty rate, ${r.cpu_ratio_to_empty}× its CPU per task`;
     } else if (r.scenario === "latency") {
@@ -588,7 +605,7 @@ async function main(): Promise<void> {
   const client = new Client({ url: suite.jobs.url, apiKey: suite.apiKey });
   let runners: Child[] = [];
   try {
-    const wantsCorral = ["corral", "latency", "depth"].some((s) => opts.only.has(s));
+    const wantsCorral = ["corral", "keys", "latency", "depth"].some((s) => opts.only.has(s));
     if (wantsCorral) {
       runners = await forkChildren("corral-runner.ts", opts.runners, {
         BENCH_BROKER_URL: suite.broker.url,
@@ -616,6 +633,12 @@ async function main(): Promise<void> {
       }
       emit(medianRun(roots));
       emit(medianRun(fanout));
+    }
+    if (opts.only.has("keys")) {
+      note("corral throughput with 100 concurrency keys and priorities");
+      const keyed: Row[] = [];
+      for (let i = 0; i < opts.repeat; i++) keyed.push(await corralThroughput(client, "keys", opts.tasks));
+      emit(medianRun(keyed));
     }
     if (opts.only.has("bullmq") || opts.only.has("latency")) {
       note("bullmq");
