@@ -47,6 +47,9 @@ export class AnswerTooLargeError extends Error {
   }
 }
 
+/** How much of a non-2xx answer's body is read. */
+const ERROR_BODY_BYTES = 8 * 1024;
+
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
 /**
@@ -107,18 +110,24 @@ export async function httpCall(req: HttpRequest, policy: EgressPolicy, options: 
       (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
+        const status = res.statusCode ?? 0;
+        const answer = () => ({ status, contentType: String(res.headers["content-type"] ?? ""), body: Buffer.concat(chunks) });
+        // Only a 2xx body becomes an output; of any other, the start is enough to quote.
+        const ok = status >= 200 && status <= 299;
         res.on("data", (chunk: Buffer) => {
           size += chunk.length;
-          if (size > options.maxBodyBytes) {
+          if (ok && size > options.maxBodyBytes) {
             res.destroy(new AnswerTooLargeError(options.maxBodyBytes));
             return;
           }
           chunks.push(chunk);
+          if (!ok && size >= ERROR_BODY_BYTES) {
+            resolve(answer());
+            res.destroy();
+          }
         });
         res.on("error", fail);
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, contentType: String(res.headers["content-type"] ?? ""), body: Buffer.concat(chunks) }),
-        );
+        res.on("end", () => resolve(answer()));
       },
     );
     request.on("error", fail);
