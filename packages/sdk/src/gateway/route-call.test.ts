@@ -33,39 +33,50 @@ describe("executeRoute", () => {
           case "/echo/run": {
             const input = JSON.parse(body) as { message: string };
             res.writeHead(200, { "content-type": "application/json; charset=utf-8" });
-            return res.end(JSON.stringify({ status: "completed", output: { echoed: input.message } }));
+            res.end(JSON.stringify({ status: "completed", output: { echoed: input.message } }));
+            return;
           }
           case "/text":
             res.writeHead(200, { "content-type": "text/plain" });
-            return res.end("plain answer");
+            res.end("plain answer");
+            return;
           case "/bytes":
             res.writeHead(200, { "content-type": "application/octet-stream" });
-            return res.end(Buffer.from([0, 1, 2, 255]));
+            res.end(Buffer.from([0, 1, 2, 255]));
+            return;
           case "/empty":
             res.writeHead(204);
-            return res.end();
+            res.end();
+            return;
           case "/flaky":
             if (flakyFailures-- > 0) {
               res.writeHead(503, { "content-type": "text/plain" });
-              return res.end("busy");
+              res.end("busy");
+            return;
             }
             res.writeHead(200, { "content-type": "application/json" });
-            return res.end(JSON.stringify({ ok: true }));
+            res.end(JSON.stringify({ ok: true }));
+            return;
           case "/broken":
             res.writeHead(500, { "content-type": "text/plain" });
-            return res.end(`database\nexploded ${"x".repeat(2000)}`);
+            res.end(`database\nexploded ${"x".repeat(2000)}`);
+            return;
           case "/missing":
             res.writeHead(404);
-            return res.end("no such thing");
+            res.end("no such thing");
+            return;
           case "/redirect":
             res.writeHead(302, { location: "http://169.254.169.254/latest/meta-data" });
-            return res.end();
+            res.end();
+            return;
           case "/not-json":
             res.writeHead(200, { "content-type": "application/json" });
-            return res.end("{oops");
+            res.end("{oops");
+            return;
           case "/big":
             res.writeHead(200, { "content-type": "application/json" });
-            return res.end(JSON.stringify("y".repeat(5000)));
+            res.end(JSON.stringify("y".repeat(5000)));
+            return;
           case "/hang":
             hung.push(res);
             return;
