@@ -1,6 +1,6 @@
 // corral gateway: a runner that executes the team's routes by calling their HTTP endpoints.
 import type { Command } from "commander";
-import { AllowListError, createSdkLogger, type LogFormat } from "@corral/sdk";
+import { AllowListError, Client, createSdkLogger, type LogFormat } from "@corral/sdk";
 import { collectPairs, durationArg, intArg, type CliContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
 import { createStopSignals } from "./runner.js";
@@ -43,9 +43,14 @@ export function registerGatewayCommands(program: Command, ctx: CliContext): void
         if (o.refresh < 100) throw new UsageError("--refresh must be at least 100ms");
         const format: LogFormat = (o.logFormat as LogFormat | undefined) ?? (process.stdout.isTTY ? "pretty" : "json");
         const logger = createSdkLogger("corral-gateway", ctx.env.CORRAL_LOG_LEVEL ?? "info", { format });
+        // CORRAL_REGISTRY_URL: the registry when CORRAL_URL routes only the broker (services on
+        // their own ports, no ingress in front).
+        const registryUrl = ctx.env.CORRAL_REGISTRY_URL;
+        const client = ctx.client(cmd);
         let gateway;
         try {
-          gateway = ctx.client(cmd).gateway({
+          gateway = client.gateway({
+            ...(registryUrl ? { apiTransport: new Client({ url: registryUrl, apiKey: client.apiKey }).transport } : {}),
             cluster: o.cluster,
             allow: o.allow,
             concurrency: o.concurrency,
