@@ -329,7 +329,7 @@ export const RouteService: GenService<{
     output: typeof GetRouteResponseSchema;
   },
   /**
-   * The team's routes, by identifier.
+   * The team's routes, oldest first.
    *
    * @generated from rpc corral.registry.v1.RouteService.ListRoutes
    */
