@@ -134,7 +134,7 @@ export class GitCheckouts {
       const sha = refs.get(name);
       if (sha) return sha;
     }
-    const what = ref.kind === "head" ? "a HEAD" : ref.kind === "branch" ? `the branch ${JSON.stringify(ref.name)}` : `the ref ${JSON.stringify(ref.name)}`;
+    const what = ref.kind === "head" ? "HEAD" : ref.kind === "branch" ? `branch ${JSON.stringify(ref.name)}` : `ref ${JSON.stringify(ref.name)}`;
     throw new UnrecoverableTaskError(`corral/RunScript environment.git: ${url} has no ${what}`);
   }
 
