@@ -121,7 +121,7 @@ export { RunScript, runCommand, type RunScriptInput, type RunScriptOutput, type 
 export { parseRunScriptInput, type DockerEnvironmentInput, type GitEnvironmentInput, type RunScriptSpec } from "./tasks/run-script-input.js";
 export { formatScriptFailure, parseScriptFailure, ScriptFailedError } from "./tasks/script-failure.js";
 export { containerRunArgv, findContainerEngine, type ContainerEngine, type ContainerRun } from "./tasks/container-engine.js";
-export { GitCheckouts, gitCheckouts, type Checkout } from "./tasks/git-checkouts.js";
+export { GitCheckouts, GitEnvironmentError, gitCheckouts, type Checkout } from "./tasks/git-checkouts.js";
 export {
   ScriptPolicyError,
   defaultScriptCacheDir,

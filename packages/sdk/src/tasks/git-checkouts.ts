@@ -21,6 +21,9 @@ export interface Checkout {
 /** Protocols git may use for a script's repository, submodules and redirects included. */
 const gitProtocols = "https:ssh:git:file";
 
+/** How long cloning and preparing one commit may take before it is stopped (and the task fails, to be retried). */
+const prepareTimeoutMs = 30 * 60_000;
+
 /** How long a lock file without a pid in it may be young before it counts as left by a crash. */
 const emptyLockStaleMs = 10_000;
 
@@ -135,7 +138,7 @@ export class GitCheckouts {
       if (sha) return sha;
     }
     const what = ref.kind === "head" ? "HEAD" : ref.kind === "branch" ? `branch ${JSON.stringify(ref.name)}` : `ref ${JSON.stringify(ref.name)}`;
-    throw new UnrecoverableTaskError(`corral/RunScript environment.git: ${url} has no ${what}`);
+    throw new UnrecoverableTaskError(`corral/RunScript environment.git: ${withoutPassword(url)} has no ${what}`);
   }
 
   /** The real path of a complete checkout, or undefined. */
@@ -157,11 +160,12 @@ export class GitCheckouts {
       await removeLeftovers(parent, commit);
       const dir = `${key}.d-${randomBytes(6).toString("hex")}`;
       try {
-        const never = new AbortController().signal;
-        await git(["clone", "--no-checkout", "--quiet", "--", url, dir], env, never);
+        // Not any one task's signal: the tasks waiting for this commit share it.
+        const signal = AbortSignal.timeout(prepareTimeoutMs);
+        await git(["clone", "--no-checkout", "--quiet", "--", url, dir], env, signal);
         this.#clones += 1;
-        await git(["-C", dir, "checkout", "--quiet", "--detach", commit, "--"], env, never);
-        await install(dir, env, never);
+        await git(["-C", dir, "checkout", "--quiet", "--detach", commit, "--"], env, signal);
+        await install(dir, env, signal);
         // Visible only now, complete: the link appears whole (rename) or not at all.
         const link = `${key}.link-${randomBytes(6).toString("hex")}`;
         await symlink(basename(dir), link);
@@ -250,9 +254,22 @@ async function git(args: string[], env: Record<string, string>, signal: AbortSig
   }
   const r = await spawnCommand({ argv: [program, ...args], env, tailBytes: 65536 }, signal);
   if (r.exitCode !== 0) {
-    throw new GitEnvironmentError(`corral/RunScript environment.git: git ${args[0]} failed (exit code ${r.exitCode ?? r.signal}): ${r.stderrTail.trim()}`);
+    const why = r.stderrTail.trim().replaceAll(/(\/\/[^/@\s:]*:)[^/@\s]*@/g, "$1***@");
+    throw new GitEnvironmentError(`corral/RunScript environment.git: git ${args[0]} failed (exit code ${r.exitCode ?? r.signal}): ${why}`);
   }
   return r.stdoutTail;
+}
+
+/** A repository URL as messages show it: a password in it replaced by `***`. */
+export function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password === "") return url;
+    parsed.password = "***";
+    return parsed.href;
+  } catch {
+    return url;
+  }
 }
 
 /** The workdir inside a checkout, checked to be a folder there. */
@@ -263,7 +280,9 @@ export async function checkoutWorkdir(checkout: Checkout, workdir: string, url: 
     () => false,
   );
   if (!isDir) {
-    throw new UnrecoverableTaskError(`corral/RunScript input.environment.git.workdir: ${JSON.stringify(workdir)} is not a folder of ${url} at ${checkout.commit}`);
+    throw new UnrecoverableTaskError(
+      `corral/RunScript input.environment.git.workdir: ${JSON.stringify(workdir)} is not a folder of ${withoutPassword(url)} at ${checkout.commit}`,
+    );
   }
   return path;
 }

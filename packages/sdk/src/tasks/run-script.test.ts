@@ -9,7 +9,7 @@ import { createJobCache, InMemoryCache } from "../cache.js";
 import { UnrecoverableTaskError } from "../errors.js";
 import { ExecutionContext } from "../execution-context.js";
 import { createSdkLogger } from "../logger.js";
-import { gitCheckouts } from "./git-checkouts.js";
+import { GitEnvironmentError, gitCheckouts } from "./git-checkouts.js";
 import { findOnPath } from "./run-command.js";
 import { RunScript, type RunScriptInput } from "./run-script.js";
 import { parseScriptFailure, ScriptFailedError } from "./script-failure.js";
@@ -148,6 +148,14 @@ describe("corral/RunScript git environment", { timeout: 120_000 }, () => {
     const noBranch = await run({ command: "true", environment: { git: { url: repo.url, branch: "nope" } } }, cacheDir).catch((e: unknown) => e);
     expect(noBranch).toBeInstanceOf(UnrecoverableTaskError);
     expect((noBranch as Error).message).toBe(`corral/RunScript environment.git: ${repo.url} has no branch "nope"`);
+  });
+
+  it("fails a repository it cannot reach as a retryable failure, without the URL's password", async () => {
+    const url = "https://someone:s3cret-token@127.0.0.1:1/app.git";
+    const err = await run({ command: "true", environment: { git: { url, branch: "main" } } }, join(root, "cache-unreachable")).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GitEnvironmentError);
+    expect((err as Error).message).toContain("corral/RunScript environment.git: git ls-remote failed");
+    expect((err as Error).message).not.toContain("s3cret-token");
   });
 
   it("does not use what a crashed clone left, and takes over its lock", async () => {

@@ -8,8 +8,8 @@ import { UnrecoverableTaskError } from "../errors.js";
 import { Task } from "../task.js";
 import { containerRunArgv, resolveContainerEngine } from "./container-engine.js";
 import { tailBytes, truncateBytes } from "./echo.js";
-import { checkoutWorkdir, gitCheckouts, gitEnv } from "./git-checkouts.js";
-import { spawnCommand } from "./run-command.js";
+import { checkoutWorkdir, gitCheckouts, gitEnv, withoutPassword } from "./git-checkouts.js";
+import { spawnCommand, type CommandResult } from "./run-command.js";
 import { parseRunScriptInput, type RunScriptInput } from "./run-script-input.js";
 import { ScriptFailedError, type RunScriptOutput } from "./script-failure.js";
 import { scriptBaseEnv, scriptsDisallowed, type ScriptPolicy } from "./script-policy.js";
@@ -17,15 +17,8 @@ import { scriptBaseEnv, scriptsDisallowed, type ScriptPolicy } from "./script-po
 export type { RunScriptInput } from "./run-script-input.js";
 export type { RunScriptOutput } from "./script-failure.js";
 
-/** What {@link runCommand} answers. */
-export interface RunScriptResult {
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  /** The last ~4 KiB of stdout and stderr, interleaved as they arrived. */
-  output: string;
-  stdoutTail: string;
-  stderrTail: string;
-}
+/** What {@link runCommand} answers: the exit, the output tails and both streams interleaved. */
+export type RunScriptResult = CommandResult;
 
 /**
  * Runs a command on the runner's host as the runner's user: a shell command line, or a program
@@ -58,7 +51,7 @@ export class RunScript extends Task<RunScriptInput, RunScriptOutput> {
     let env = spec.inheritEnv ? { ...baseEnv, ...spec.env } : { ...spec.env };
     let commit: string | undefined;
     if (spec.git) {
-      ctx.setDisplay(truncateBytes(`preparing ${spec.git.url}`, 1000));
+      ctx.setDisplay(truncateBytes(`preparing ${withoutPassword(spec.git.url)}`, 1000));
       const checkout = await gitCheckouts(ctx.scripts.cacheDir).checkout(spec.git.url, spec.git.ref, gitEnv(baseEnv), ctx.signal);
       commit = checkout.commit;
       cwd = await checkoutWorkdir(checkout, spec.git.workdir, spec.git.url);
