@@ -151,6 +151,19 @@ describe("RunScript on a runner started with --allow-scripts", { timeout: 180_00
     expect(entries[1]).toMatch(new RegExp(`^${repo.commit}\\.d-[0-9a-f]+$`));
   });
 
+  it("corral runner start --help lists the built-in tasks' inputs and the script cache", async () => {
+    const help = await runCli(["runner", "start", "--help"]);
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toContain("--script-cache-dir <dir>");
+    expect(help.stdout).toContain("corral/Echo@v1.0       { message, delay?: seconds, delayMs?, fail? }  returns { echoed }");
+    expect(help.stdout).toContain('corral/RunScript@v1.0  { command: "a shell line" | ["program", "arg", ...],');
+    expect(help.stdout).toContain("environment?: { git: { url, branch? | ref?, workdir? } }");
+    expect(help.stdout).toContain("returns { exitCode, stdoutTail, stderrTail }");
+    const without = await runCli(["runner", "start", "--builtins", "--script-cache-dir", cacheDir], { env: cliEnv() });
+    expect(without.code).toBe(2);
+    expect(without.stderr).toContain("--script-cache-dir need --allow-scripts");
+  });
+
   it("fails a docker environment at once, not retried, on a runner without docker or podman", async () => {
     const job = await client.jobs().submit("container", new RunScript({ command: "python -V", environment: { docker: { image: "python:3.12" } } }), {
       cluster,
