@@ -1,6 +1,6 @@
 // corral/RunScript with real processes and real git: shell strings and argv, output tails, failures,
 // and git environments from a bare repository on disk (file:// URL), cloned once per commit.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -172,6 +172,41 @@ describe("corral/RunScript git environment", { timeout: 120_000 }, () => {
     expect(checkouts.clones).toBe(1);
     expect(existsSync(join(repoDir, `${commit}.d-deadbeef0000`))).toBe(false);
     expect(existsSync(join(repoDir, `${commit}.lock`))).toBe(false);
+  });
+
+  it("lets runner processes sharing a cache folder clone a commit once between them", async () => {
+    const cacheDir = join(root, "cache-processes");
+    // Each process checks out the same commit with its own GitCheckouts and prints its clone count.
+    const script = `
+      import { gitCheckouts, gitEnv } from ${JSON.stringify(new URL("./git-checkouts.ts", import.meta.url).href)};
+      const c = gitCheckouts(${JSON.stringify(cacheDir)});
+      // Loaded: say so, and start when told (all processes at once).
+      console.log("ready");
+      await new Promise((r) => process.stdin.once("data", r));
+      const out = await c.checkout(${JSON.stringify(repo.url)}, { kind: "branch", name: "feature" }, gitEnv({ PATH: process.env.PATH, HOME: process.env.HOME }), new AbortController().signal);
+      console.log(JSON.stringify({ clones: c.clones, dir: out.dir }));`;
+    const children = [0, 1, 2].map(() => {
+      const p = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["pipe", "pipe", "inherit"] });
+      let out = "";
+      const ready = new Promise<void>((resolve) => {
+        p.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+          if (out.startsWith("ready\n")) resolve();
+        });
+      });
+      const done = new Promise<{ clones: number; dir: string }>((resolve, reject) => {
+        p.on("error", reject);
+        p.on("close", (code) => (code === 0 ? resolve(JSON.parse(out.slice("ready\n".length)) as { clones: number; dir: string }) : reject(new Error(`exit ${code}: ${out}`))));
+      });
+      return { p, ready, done };
+    });
+    await Promise.all(children.map((c) => c.ready));
+    for (const c of children) c.p.stdin.end("go\n");
+    const results = await Promise.all(children.map((c) => c.done));
+    expect(results.reduce((n, r) => n + r.clones, 0)).toBe(1);
+    expect(new Set(results.map((r) => r.dir)).size).toBe(1);
+    const repoDir = gitCheckouts(cacheDir).repositoryDir(repo.url);
+    expect(readdirSync(repoDir)).toHaveLength(2); // the checkout and its link, no lock left
   });
 
   it("runs npm ci once when the checkout has a package-lock.json", async () => {
