@@ -121,6 +121,21 @@ describe("JobService over HTTP/2", () => {
     ).toBe(Code.InvalidArgument);
   });
 
+  it("answers INVALID_ARGUMENT naming the field for a malformed concurrency key or rate limit", async () => {
+    const bad = [
+      [{ concurrency: { key: "a\u0000b", limit: 1 } }, "tasks[0].concurrency.key"],
+      [{ concurrency: { key: "acme", limit: 0 } }, "tasks[0].concurrency.limit"],
+      [{ rateLimit: { name: "mail", limit: 5 } }, "tasks[0].rate_limit.period"],
+    ] as const;
+    for (const [options, field] of bad) {
+      const err = await jobs()
+        .submitJob(create(SubmitJobRequestSchema, { name: "x", tasks: [task("a", options as never)] }))
+        .then(() => undefined, (e: unknown) => ConnectError.from(e));
+      expect(err?.code, field).toBe(Code.InvalidArgument);
+      expect(err?.rawMessage, field).toContain(field);
+    }
+  });
+
   it("answers NOT_FOUND for unknown clusters and other teams' jobs", async () => {
     expect(
       await codeOf(jobs().submitJob(create(SubmitJobRequestSchema, { name: "x", clusterSlug: "nope", tasks: [task("a")] }))),
