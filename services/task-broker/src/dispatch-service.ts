@@ -13,7 +13,7 @@ import {
 import { decodePageToken, InvalidArgumentError, pageSize, requireService, toPage } from "@corral/server-kit";
 import type { QueueStore } from "./redis/queue-store.js";
 import type { RunnerSession } from "./runner-session.js";
-import { maxQueuesPerSession, parseVersion, readableQueues, splitQueueName } from "./task-identifier.js";
+import { baseQueue, maxQueuesPerSession, parseVersion, readableQueues, splitQueueName } from "./task-identifier.js";
 
 export interface DispatchServiceDeps {
   queues: QueueStore;
@@ -104,8 +104,10 @@ export function createDispatchService(deps: DispatchServiceDeps): Partial<Servic
             length: BigInt(s.length),
             pending: BigInt(s.pending),
             oldestAgeMs: BigInt(s.oldestAgeMs),
-            consumers: readers.get(`${s.clusterId}\n${s.queue}`) ?? 0,
+            // A priority band or a gated queue is read by the sessions reading its queue.
+            consumers: readers.get(`${s.clusterId}\n${baseQueue(s.queue)}`) ?? 0,
             lag: BigInt(s.lag),
+            gated: s.gated ?? false,
           });
         }),
       };

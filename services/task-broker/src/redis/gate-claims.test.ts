@@ -59,7 +59,10 @@ function lease(c: GateClaimed & { tokenBase: string }, i: number) {
 describe("gate scripts", () => {
   it("starts at most the limit of a key and frees a slot exactly once when its lease completes", async () => {
     await queues.enqueue(["k1", "k2", "k3"].map((id) => keyed(id, "once", 2)));
+    const waiting = async () => (await queues.stats(CLUSTER)).find((s) => s.queue === "gate:v1.0!g");
+    expect(await waiting()).toMatchObject({ length: 3, lag: 3, gated: true });
     const first = await claim(5);
+    expect(await waiting()).toMatchObject({ length: 1, gated: true });
     expect(first.leased.map((l) => l.entry.taskId)).toEqual(["k1", "k2"]);
     expect(first.leased[0]!.entry.gated?.startedAtMs).toBeGreaterThan(0);
     expect(await running("once")).toBe(2);

@@ -1,6 +1,7 @@
 // GetQueueStats' numbers: per queue its length, entries pending (read, not acknowledged), lag
 // (not read yet) and the age of its oldest unread entry, read in three pipelines.
-import { CONSUMER_GROUP, clustersKey, queuesKey, streamKey } from "./keys.js";
+import { CONSUMER_GROUP, clusterKeyBase, clustersKey, queuesKey, streamKey } from "./keys.js";
+import { gatedBand, isGateQueue } from "../task-identifier.js";
 import { batch, type RedisClient } from "./connection.js";
 import { ageOfId, type RawEntry } from "./stream-entries.js";
 
@@ -11,6 +12,8 @@ export interface QueueStat {
   pending: number;
   oldestAgeMs: number;
   lag: number;
+  /** Waiting behind concurrency keys or rate limits (counted, not in a stream). */
+  gated?: boolean;
 }
 
 interface Target {
@@ -43,8 +46,11 @@ async function listQueues(redis: RedisClient, clusterId: string | undefined): Pr
 
 /** Per queue stats; `prefix` is the connection's key prefix (XINFO gets it by hand). */
 export async function readQueueStats(redis: RedisClient, prefix: string, clusterId?: string): Promise<QueueStat[]> {
-  const targets = await listQueues(redis, clusterId);
-  if (targets.length === 0) return [];
+  const all = await listQueues(redis, clusterId);
+  const gated = all.filter((t) => isGateQueue(t.queue));
+  const targets = gated.length === 0 ? all : all.filter((t) => !isGateQueue(t.queue));
+  const waiting = await gatedStats(redis, gated);
+  if (targets.length === 0) return waiting;
   const info = batch(redis);
   for (const t of targets) {
     info.xinfo("STREAM", prefix + t.key);
@@ -79,5 +85,18 @@ export async function readQueueStats(redis: RedisClient, prefix: string, cluster
       if (first) stats[statIndex]!.oldestAgeMs = ageOfId(first[0], now);
     });
   }
-  return stats;
+  if (waiting.length === 0) return stats;
+  return [...stats, ...waiting].sort((a, b) => (a.clusterId < b.clusterId ? -1 : a.clusterId > b.clusterId ? 1 : a.queue < b.queue ? -1 : 1));
+}
+
+/** Gated queues (`<band>!g`): the attempts waiting in their keys' lists, as counted by the gate scripts. */
+async function gatedStats(redis: RedisClient, targets: Target[]): Promise<QueueStat[]> {
+  if (targets.length === 0) return [];
+  const pipe = batch(redis);
+  for (const t of targets) pipe.hget(`${clusterKeyBase(t.clusterId)}gn`, gatedBand(t.queue));
+  const replies = (await pipe.exec()) ?? [];
+  return targets.map((t, i) => {
+    const n = Math.max(0, Number(replies[i]?.[1] ?? 0));
+    return { clusterId: t.clusterId, queue: t.queue, length: n, pending: 0, lag: n, oldestAgeMs: 0, gated: true };
+  });
 }

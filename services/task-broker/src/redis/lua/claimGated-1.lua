@@ -11,7 +11,8 @@
     - its rate limit had fewer than its limit of starts in the last period (<base>rl:<name>,
       member -> start time at Redis' clock, ms; a start at t counts the starts after t - period).
   A key at its concurrency limit is parked off the ring (gate-slots.lua) until one of its slots
-  frees; a key held by its rate limit stays on the ring and the call answers when the limit
+  frees (<base>gn counts the waiting attempts per band queue down as they leave their lists);
+  a key held by its rate limit stays on the ring and the call answers when the limit
   allows the next start. Each call also checks one parked key for lost leases.
 
   KEYS[1] leases zset             corral:{<cluster>}:leases
@@ -88,6 +89,7 @@ for i = 1, n do
         end
       end
       redis.call('LPOP', list)
+      redis.call('HINCRBY', base .. 'gn', bq, -1)
     end
     if member then
       local verdict = 'start'
@@ -116,6 +118,7 @@ for i = 1, n do
         redis.call('RPUSH', ring, gk)
       else
         redis.call('LPOP', list)
+        redis.call('HINCRBY', base .. 'gn', bq, -1)
         used = used + 1
         started = true
         local session = ARGV[9 + n + tonumber(string.sub(slotMap, 4 * used - 3, 4 * used), 16)]

@@ -16,7 +16,8 @@
   the only copy until claimed). Its gate key is 'k:<concurrency key>', else 'r:<rate limit name>';
   the member goes to the end of <base>gw:<band queue>|<gate key>, and a gate key whose list was
   empty (and that is not parked) joins the ring <base>gr:<band queue> that claimGated takes turns
-  on. The queue set learns '<band queue>!g' (the dispatch groups find gated queues there).
+  on. The queue set learns '<band queue>!g' (the dispatch groups find gated queues there), and
+  the hash <base>gn counts the attempts waiting per band queue (queue statistics).
 
   Result: per task 1 when added, 0 when the attempt was already known. The caller publishes one
   wake-up '<band queue>!g' per queue and batch.
@@ -47,6 +48,7 @@ for i = 1, (#ARGV - 2) / 11 do
       redis.call('HSET', record, 'rn', rn, 'rl', ARGV[a + 10], 'rp', ARGV[a + 11])
       gk = gk or ('r:' .. rn)
     end
+    redis.call('HINCRBY', base .. 'gn', bq, 1)
     local list = base .. 'gw:' .. bq .. '|' .. gk
     if redis.call('RPUSH', list, member) == 1 then
       if ck == '' or redis.call('SISMEMBER', base .. 'cp:' .. ck, bq) == 0 then

@@ -25,6 +25,7 @@ for i = 3, #ARGV, 2 do
     redis.call('PERSIST', record)
     if r[4] then freeSlot(base, member, r[4], channel) end
     if r[5] then redis.call('ZREM', base .. 'rl:' .. r[5], member) end
+    redis.call('HINCRBY', base .. 'gn', r[3], 1)
     local gk = r[4] and ('k:' .. r[4]) or ('r:' .. r[5])
     if redis.call('LPUSH', base .. 'gw:' .. r[3] .. '|' .. gk, member) == 1 then
       redis.call('LPUSH', base .. 'gr:' .. r[3], gk)
