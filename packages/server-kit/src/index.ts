@@ -23,3 +23,4 @@ export * from "./page-token.js";
 export { LruCache } from "./lru-cache.js";
 export { createAuthThrottle, type AuthThrottle, type AuthThrottleOptions } from "./auth-throttle.js";
 export { createStreamKeyWatch, revokedKeyError, type StreamKeyWatch, type WatchedStream } from "./stream-key-watch.js";
+export * from "./tracing/index.js";

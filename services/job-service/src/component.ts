@@ -10,6 +10,8 @@ import {
   envInt,
   envOptional,
   migrateToLatest,
+  tracingFromEnv,
+  type Tracing,
   pingDatabase,
   type ServiceComponent,
   type ServiceConfig,
@@ -34,6 +36,7 @@ import { JOBS_SCHEMA, type JobsDatabase } from "./store/database.js";
 import { jobsMigrations } from "./store/migrations/index.js";
 import { createSubmitQuotas, readSubmitQuotas, type SubmitQuotas } from "./submit-quotas.js";
 import { createTaskLedgerServiceImpl } from "./task-ledger-service.js";
+import { createSpanExport } from "./traces/span-export.js";
 
 export interface JobsComponent extends ServiceComponent {
   jobs: JobServiceHandle;
@@ -62,6 +65,7 @@ export async function createJobsComponent(
       createServiceClient(DispatchService, { baseUrl: config.brokerUrl, apiKey: config.serviceKey, timeoutMs: 5_000 }),
     );
   const jobs = createJobService({
+    tracing: tracingFromEnv("job-service", options.logger),
     db,
     clusters,
     dispatcher,
@@ -148,6 +152,8 @@ export interface JobServiceOptions {
   /** Draws retry jitter (default Math.random). */
   random?: () => number;
   logger?: Logger;
+  /** When set, task attempt spans are exported as attempts end. */
+  tracing?: Tracing;
 }
 
 export interface JobServiceHandle {
@@ -171,7 +177,10 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
         onError: (err) => options.logger?.warn({ err }, "job change listener failed; reconnecting"),
       })
     : undefined;
-  const ledger = createJobLedger({ ...options, notifier });
+  const spanExport = options.tracing
+    ? createSpanExport({ tracing: options.tracing, currentAttempts: (ids) => createJobsStore(options.db).spans.currentAttempts(ids), logger: options.logger })
+    : undefined;
+  const ledger = createJobLedger({ ...options, notifier, spanExport });
   const settings = options.automations ?? readAutomationSettings({});
   const store = createJobsStore(options.db);
   const now = settings.now ?? (() => new Date());
@@ -197,7 +206,7 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
   return {
     mounts: [
       { service: JobService, impl: createJobServiceImpl(ledger) },
-      { service: TaskLedgerService, impl: createTaskLedgerServiceImpl(ledger), internal: true },
+      { service: TaskLedgerService, impl: createTaskLedgerServiceImpl(ledger, spanExport), internal: true },
       { service: AutomationService, impl: createAutomationServiceImpl(automationCtx, () => scheduler.wake()) },
     ],
     ledger,
