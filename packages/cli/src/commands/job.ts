@@ -22,6 +22,7 @@ import { UsageError } from "../exit-codes.js";
 import { details, duration, jsonText, messageJson, orDash, table, time } from "../output.js";
 import { createProgressView } from "../progress-bars.js";
 import { getJobTemplate, listJobTemplates } from "../templates.js";
+import { registerJobSpansCommand } from "./job-spans.js";
 
 const errorKindText: Partial<Record<TaskErrorKind, string>> = {
   [TaskErrorKind.TIMED_OUT]: "timed out",
@@ -357,4 +358,5 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
         ctx.io.out(text);
       }
     });
+  registerJobSpansCommand(job, ctx);
 }
