@@ -160,6 +160,16 @@ describe("traces exported over OTLP/HTTP", { timeout: 120_000 }, () => {
     expect(JSON.parse(json.stdout)).toEqual(JSON.parse(JSON.stringify(stored)));
   });
 
+  it("serves task run times by identifier and per-cluster queue depth on /metrics", async () => {
+    const job = await client.jobs().submit("metrics", new Leaf({ ok: true }), { cluster });
+    await client.jobs().wait(job.id);
+    const jobsMetrics = await (await fetch(`${suite.jobs.url}/metrics`)).text();
+    expect(jobsMetrics).toMatch(/corral_task_duration_seconds_count\{identifier="traces\/Leaf@v1.0",outcome="computed"\} [1-9]/);
+    expect(jobsMetrics).toMatch(/corral_task_duration_seconds_count\{identifier="traces\/Mid@v1.0",outcome="retried"\} 1/);
+    const brokerMetrics = await (await fetch(`${suite.broker.url}/metrics`)).text();
+    expect(brokerMetrics).toMatch(/corral_queue_depth\{cluster_id="[^"]+"\} 0/);
+  });
+
   it("continues the trace of a submission that carries a traceparent", async () => {
     const callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736";
     const callerSpan = "00f067aa0ba902b7";

@@ -37,6 +37,8 @@ import { jobsMigrations } from "./store/migrations/index.js";
 import { createSubmitQuotas, readSubmitQuotas, type SubmitQuotas } from "./submit-quotas.js";
 import { createTaskLedgerServiceImpl } from "./task-ledger-service.js";
 import { createSpanExport } from "./traces/span-export.js";
+import { createTaskMetrics, type TaskMetrics } from "./task-metrics.js";
+import type { Registry } from "prom-client";
 
 export interface JobsComponent extends ServiceComponent {
   jobs: JobServiceHandle;
@@ -82,6 +84,7 @@ export async function createJobsComponent(
     name: "job-service",
     jobs,
     mounts: jobs.mounts,
+    metrics: jobs.metrics,
     registryClient: registry,
     check: () => pingDatabase(db),
     start: () => jobs.start(),
@@ -154,10 +157,14 @@ export interface JobServiceOptions {
   logger?: Logger;
   /** When set, task attempt spans are exported as attempts end. */
   tracing?: Tracing;
+  /** Task run times by identifier (default: a registry of its own, served with the component). */
+  taskMetrics?: TaskMetrics;
 }
 
 export interface JobServiceHandle {
   mounts: ServiceMount[];
+  /** Served on /metrics with the RPC metrics. */
+  metrics: Registry;
   ledger: JobLedger;
   automations: AutomationScheduler;
   /** Starts the outbox sweeper and the automation scheduler. */
@@ -180,7 +187,8 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
   const spanExport = options.tracing
     ? createSpanExport({ tracing: options.tracing, currentAttempts: (ids) => createJobsStore(options.db).spans.currentAttempts(ids), logger: options.logger })
     : undefined;
-  const ledger = createJobLedger({ ...options, notifier, spanExport });
+  const taskMetrics = options.taskMetrics ?? createTaskMetrics();
+  const ledger = createJobLedger({ ...options, notifier, spanExport, taskMetrics });
   const settings = options.automations ?? readAutomationSettings({});
   const store = createJobsStore(options.db);
   const now = settings.now ?? (() => new Date());
@@ -210,6 +218,7 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
       { service: AutomationService, impl: createAutomationServiceImpl(automationCtx, () => scheduler.wake()) },
     ],
     ledger,
+    metrics: taskMetrics.registry,
     automations: scheduler,
     start: () => {
       ledger.relay.start();

@@ -14,6 +14,7 @@ import { visualizeJob } from "./domain/visualize-job.js";
 import { watchJob, type JobChange } from "./domain/watch-job.js";
 import { getJobSpans, type JobSpansPage } from "./domain/traces/job-spans.js";
 import type { SpanExport } from "./traces/span-export.js";
+import type { TaskMetrics } from "./task-metrics.js";
 import { resyncDispatch } from "./outbox/dispatch-resync.js";
 import { createOutboxRelay, type OutboxRelay } from "./outbox/outbox-relay.js";
 import { createStartTimeoutSweeper, type StartTimeoutSweeper } from "./scheduling/start-timeout-sweeper.js";
@@ -45,6 +46,8 @@ export interface JobLedgerOptions {
   logger?: Logger;
   /** Exports ended attempts' spans (tracing on). */
   spanExport?: SpanExport;
+  /** Observes ended attempts' run times. */
+  taskMetrics?: TaskMetrics;
 }
 
 /** What the ledger offers: the commands and reads behind JobService and TaskLedgerService. */
@@ -112,6 +115,7 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     async reportResults(input: ApplyResultsInput): Promise<ApplyResultsOutput> {
       const out = await applyResults(store, clusters, input, { maxInputBytes, maxOpenTasks, maxOutputBytes, now, random: options.random });
       for (const r of out.revocations) await revoke(r);
+      options.taskMetrics?.observe(out.ended);
       // Not awaited: the broker's answer does not wait for the exporter's queue.
       if (options.spanExport && out.ended.length > 0) void options.spanExport.attempts(out.ended);
       return out;
