@@ -66,6 +66,7 @@ function showJob(ctx: CliContext, cmd: Command, job: Job): void {
       ],
       ["compute time", duration(job.stats?.computeTime)],
       ["elapsed", duration(job.stats?.elapsedTime)],
+      ["trace", `${orDash(job.traceId)} (corral job spans ${job.id})`],
     ]),
   );
 }
