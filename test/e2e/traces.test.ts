@@ -6,12 +6,30 @@
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { context, trace } from "@opentelemetry/api";
-import { Task, type Client, type ExecutionContext, type Runner } from "@corral/sdk";
+import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { GetJobSpansRequestSchema, GetJobSpansResponseSchema, SpanOutcome, SubmitJobRequestSchema, SubmitJobResponseSchema, type GetJobSpansResponse, type SubmitJobResponse } from "@corral/proto";
+import { rawTask, Task, type Client, type ExecutionContext, type Runner } from "@corral/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../support/cli.js";
 import { startRunner, suiteClient, suiteRunner, waitUntil } from "../support/clients.js";
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../support/otlp-receiver.js";
+import { grpcMethod } from "../support/grpc-js.js";
 import { startSuite, type Suite } from "../support/suite.js";
+
+const GrpcJobs = grpc.makeGenericClientConstructor(
+  {
+    submitJob: grpcMethod("/corral.jobs.v1.JobService/SubmitJob", SubmitJobRequestSchema, SubmitJobResponseSchema),
+    getJobSpans: grpcMethod("/corral.jobs.v1.JobService/GetJobSpans", GetJobSpansRequestSchema, GetJobSpansResponseSchema),
+  },
+  "Jobs",
+);
+
+function unary<T>(client: grpc.Client, name: string, req: unknown, metadata: grpc.Metadata): Promise<T> {
+  return new Promise((resolve, reject) =>
+    (client as any)[name](req, metadata, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res))),
+  );
+}
 
 /** Level 3: does its work in a span of its own; `ok: false` throws. */
 class Leaf extends Task<{ ok: boolean }, string> {
@@ -186,5 +204,29 @@ describe("traces exported over OTLP/HTTP", { timeout: 120_000 }, () => {
     const stored = await client.jobs().spans(job.id);
     expect(stored).toMatchObject({ traceId: callerTrace, parentSpanId: callerSpan });
     expect(stored.spans.map((s) => s.parentSpanId)).toEqual([callerSpan]);
+  });
+
+  it("continues a traceparent sent as gRPC metadata by a plain @grpc/grpc-js client", async () => {
+    const jobs = new GrpcJobs(`127.0.0.1:${suite.jobs.port}`, grpc.credentials.createInsecure());
+    try {
+      const md = new grpc.Metadata();
+      md.set("authorization", `Bearer ${suite.apiKey}`);
+      md.set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+      const submitted = await unary<SubmitJobResponse>(
+        jobs,
+        "submitJob",
+        create(SubmitJobRequestSchema, { name: "grpc", clusterSlug: cluster, tasks: [rawTask(Leaf.identifier, { ok: true })] }),
+        md,
+      );
+      expect(submitted.job!.traceId).toBe("0af7651916cd43dd8448eb211c80319c");
+      const auth = new grpc.Metadata();
+      auth.set("authorization", `Bearer ${suite.apiKey}`);
+      const spans = await unary<GetJobSpansResponse>(jobs, "getJobSpans", create(GetJobSpansRequestSchema, { jobId: submitted.job!.id }), auth);
+      expect(spans).toMatchObject({ traceId: "0af7651916cd43dd8448eb211c80319c", parentSpanId: "b7ad6b7169203331" });
+      expect(spans.spans.map((s) => [s.parentSpanId, s.attempt])).toEqual([["b7ad6b7169203331", 1]]);
+      expect([SpanOutcome.QUEUED, SpanOutcome.RUNNING, SpanOutcome.COMPUTED]).toContain(spans.spans[0]!.outcome);
+    } finally {
+      jobs.close();
+    }
   });
 });
