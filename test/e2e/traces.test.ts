@@ -204,6 +204,12 @@ describe("traces exported over OTLP/HTTP", { timeout: 120_000 }, () => {
     const stored = await client.jobs().spans(job.id);
     expect(stored).toMatchObject({ traceId: callerTrace, parentSpanId: callerSpan });
     expect(stored.spans.map((s) => s.parentSpanId)).toEqual([callerSpan]);
+
+    // The CLI continues $TRACEPARENT (as a traced CI step sets it).
+    const env = { CORRAL_URL: suite.jobs.url, CORRAL_API_KEY: suite.apiKey, TRACEPARENT: `00-${callerTrace}-${"1".repeat(16)}-01` };
+    const submitted = await runCli(["job", "submit", "--task", "traces/Leaf@v1.0", "--input", '{"ok":true}', "--cluster", cluster, "--json"], { env });
+    expect(submitted.stderr).toBe("");
+    expect(JSON.parse(submitted.stdout)).toMatchObject({ traceId: callerTrace });
   });
 
   it("continues a traceparent sent as gRPC metadata by a plain @grpc/grpc-js client", async () => {
