@@ -185,7 +185,7 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
       })
     : undefined;
   const spanExport = options.tracing
-    ? createSpanExport({ tracing: options.tracing, currentAttempts: (ids) => createJobsStore(options.db).spans.currentAttempts(ids), logger: options.logger })
+    ? createSpanExport({ tracing: options.tracing, currentAttempts: createJobsStore(options.db).spans.currentAttempts, logger: options.logger })
     : undefined;
   const taskMetrics = options.taskMetrics ?? createTaskMetrics();
   const ledger = createJobLedger({ ...options, notifier, spanExport, taskMetrics });

@@ -5,7 +5,7 @@ import { context, propagation, trace, SpanKind, SpanStatusCode, TraceFlags, type
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator, millisToHrTime, hrTimeDuration } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { resourceFromAttributes, type Resource } from "@opentelemetry/resources";
+import { defaultResource, resourceFromAttributes, type Resource } from "@opentelemetry/resources";
 import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { Logger } from "pino";
 
@@ -59,7 +59,8 @@ export function tracingEnabled(env: Record<string, string | undefined> = process
  * (AsyncLocalStorage, so a handler's spans nest under its RPC's) and W3C propagator.
  */
 export function createTracing(options: TracingOptions): Tracing {
-  const resource = resourceFromAttributes({ "service.name": process.env.OTEL_SERVICE_NAME || options.serviceName });
+  // The SDK's own attributes (telemetry.sdk.*), with our service name over its default.
+  const resource = defaultResource().merge(resourceFromAttributes({ "service.name": process.env.OTEL_SERVICE_NAME || options.serviceName }));
   // The exporter reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, _HEADERS and _TIMEOUT itself; the
   // batch processor OTEL_BSP_SCHEDULE_DELAY and OTEL_BSP_MAX_QUEUE_SIZE (over it, spans are dropped).
   const processor = new BatchSpanProcessor(options.exporter ?? new OTLPTraceExporter());
