@@ -178,6 +178,19 @@ describe("traces exported over OTLP/HTTP", { timeout: 120_000 }, () => {
     expect(JSON.parse(json.stdout)).toEqual(JSON.parse(JSON.stringify(stored)));
   });
 
+  it("exports the span of a task canceled before it started", async () => {
+    const idle = (await client.clusters().create("traces without runners")).slug;
+    const job = await client.jobs().submit("canceled", new Leaf({ ok: true }), { cluster: idle });
+    await client.jobs().cancel(job.id);
+    const [span] = await waitUntil("the canceled task's span", async () => {
+      const found = attemptsOf(job.traceId);
+      return found.length >= 1 && found;
+    });
+    expect(span).toMatchObject({ name: "traces/Leaf", events: [], status: { code: STATUS_OK } });
+    expect(span!.attributes).toMatchObject({ "corral.task.outcome": "canceled", "corral.node": "", "corral.cluster": idle });
+    expect((await client.jobs().spans(job.id)).spans.map((s) => s.outcome)).toEqual(["canceled"]);
+  });
+
   it("serves task run times by identifier and per-cluster queue depth on /metrics", async () => {
     const job = await client.jobs().submit("metrics", new Leaf({ ok: true }), { cluster });
     await client.jobs().wait(job.id);

@@ -184,8 +184,9 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
         onError: (err) => options.logger?.warn({ err }, "job change listener failed; reconnecting"),
       })
     : undefined;
+  const spans = createJobsStore(options.db).spans;
   const spanExport = options.tracing
-    ? createSpanExport({ tracing: options.tracing, currentAttempts: createJobsStore(options.db).spans.currentAttempts, logger: options.logger })
+    ? createSpanExport({ tracing: options.tracing, currentAttempts: spans.currentAttempts, stoppedTasks: spans.stoppedSpanTasks, logger: options.logger })
     : undefined;
   const taskMetrics = options.taskMetrics ?? createTaskMetrics();
   const ledger = createJobLedger({ ...options, notifier, spanExport, taskMetrics });

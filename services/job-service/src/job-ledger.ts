@@ -118,6 +118,7 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
       options.taskMetrics?.observe(out.ended);
       // Not awaited: the broker's answer does not wait for the exporter's queue.
       if (options.spanExport && out.ended.length > 0) void options.spanExport.attempts(out.ended);
+      if (options.spanExport && out.stopped.length > 0) void options.spanExport.stopped(out.stopped);
       return out;
     },
 
@@ -134,7 +135,8 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     },
 
     async cancelJob(teamId: string, jobId: string): Promise<JobRow> {
-      const { job, dispatched } = await cancelJob(store, teamId, jobId);
+      const { job, dispatched, canceled } = await cancelJob(store, teamId, jobId);
+      if (options.spanExport && canceled.length > 0) void options.spanExport.stopped(canceled);
       // Always revoke: besides stopping running tasks, it makes the broker delete the stream
       // entries of the queued tasks now (and drop any it missed when they are claimed).
       const queued = dispatched.map((t) => ({ clusterId: t.cluster_id, taskId: t.id, attempt: t.attempt }));

@@ -48,6 +48,8 @@ export interface ApplyResultsOutput {
   revocations: Revocation[];
   /** Attempts the batch ended, as their spans record them. */
   ended: EndedAttemptOfTask[];
+  /** Tasks the batch skipped (a failed optional branch) or canceled (a halted job) without a result. */
+  stopped: string[];
 }
 
 export interface ApplyResultsOptions {
@@ -136,7 +138,7 @@ async function applyBatch(
     const w = batch.after.get(o.taskId);
     if (w) o.canceled = isCanceledForRunner(w, batch.jobs.get(w.job_id)?.canceled ?? false, batch.stopped.has(w.id));
   }
-  return { outcomes: batch.outcomes, ready, revocations, ended };
+  return { outcomes: batch.outcomes, ready, revocations, ended, stopped: [...batch.stopped] };
 }
 
 async function loadBatch(

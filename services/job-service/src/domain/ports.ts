@@ -21,6 +21,7 @@ import type {
   TaskSpanRow,
 } from "../store/database.js";
 import type { SpanTask } from "./traces/attempt-spans.js";
+import type { StoppedSpanTask } from "../store/span-repository.js";
 import type { JobDelta } from "./states.js";
 
 export interface ResolvedCluster {
@@ -147,6 +148,7 @@ export interface SpanStore {
   spanTasksPage(jobId: string, afterId: string, limit: number): Promise<SpanTask[]>;
   supersededSpans(jobId: string, taskIds: readonly string[]): Promise<TaskSpanRow[]>;
   currentAttempts(taskIds: readonly string[]): Promise<Map<string, number>>;
+  stoppedSpanTasks(taskIds: readonly string[]): Promise<StoppedSpanTask[]>;
 }
 
 /** An outbox row's key: one attempt of one task. */

@@ -2,7 +2,7 @@
 // and the task columns the current attempts' spans are read from. Deleted with their tasks.
 import { sql } from "kysely";
 import type { SpanTask } from "../domain/traces/attempt-spans.js";
-import type { JobsDb, TaskSpanRow } from "./database.js";
+import type { JobRow, JobsDb, TaskSpanRow } from "./database.js";
 
 /** Keeps superseded attempts as spans; a re-applied batch writes nothing twice. */
 export async function insertSpans(db: JobsDb, rows: readonly TaskSpanRow[]): Promise<void> {
@@ -35,6 +35,21 @@ export async function supersededSpans(db: JobsDb, jobId: string, taskIds: readon
     select task_id, attempt, job_id, runner_id, queue_time, start_time, stop_time, outcome, error
     from task_spans where job_id = ${jobId} and task_id = any(${taskIds as string[]}::text[])
     order by task_id, attempt`.execute(db);
+  return rows;
+}
+
+/** A stopped task's span columns with its job's trace. */
+export type StoppedSpanTask = SpanTask & { job_id: string } & Pick<JobRow, "trace_id" | "trace_parent_span_id" | "trace_flags">;
+
+/** Tasks a cancel or a failed branch stopped, with their jobs' traces (to export their spans). */
+export async function stoppedSpanTasks(db: JobsDb, taskIds: readonly string[]): Promise<StoppedSpanTask[]> {
+  if (taskIds.length === 0) return [];
+  const { rows } = await sql<StoppedSpanTask>`
+    select t.id, t.parent_id, t.identifier_name, t.identifier_version, t.display, t.cluster_slug, t.state, t.attempt,
+      t.runner_id, t.queue_time, t.start_time, t.stop_time, t.error, t.error_kind, p.attempt as parent_attempt,
+      t.job_id, j.trace_id, j.trace_parent_span_id, j.trace_flags
+    from tasks t join jobs j on j.id = t.job_id left join tasks p on p.id = t.parent_id
+    where t.id = any(${taskIds as string[]}::text[])`.execute(db);
   return rows;
 }
 

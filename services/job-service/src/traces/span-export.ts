@@ -5,12 +5,15 @@ import { SpanKind } from "@opentelemetry/api";
 import { SpanOutcome } from "@corral/proto";
 import { isSampled, type SpanRecord, type Tracing } from "@corral/server-kit";
 import type { Logger } from "pino";
-import { attemptSpanId, isErrorOutcome, jobTraceId, parentSpanOf } from "../domain/traces/attempt-spans.js";
+import { attemptSpanId, endedAttemptSpan, isErrorOutcome, jobTraceId, spansOfTasks, type AttemptSpan } from "../domain/traces/attempt-spans.js";
 import type { EndedAttemptOfTask } from "../domain/traces/ended-attempts.js";
+import type { StoppedSpanTask } from "../store/span-repository.js";
 
 export interface SpanExport {
-  /** Exports the spans of attempts that ended (their parents' attempts are read from `store`). */
+  /** Exports the spans of attempts results ended (their parents' attempts are read from the store). */
   attempts(ended: readonly EndedAttemptOfTask[]): Promise<void>;
+  /** Exports the spans of tasks a cancel or a failed branch stopped without a result (skipped, canceled). */
+  stopped(taskIds: readonly string[]): Promise<void>;
   /** The call that reported `ended` as a server span under each attempt's span. */
   reportCall(ended: readonly EndedAttemptOfTask[], start: Date, end: Date, rpc?: { traceId: string; spanId: string }): void;
 }
@@ -18,23 +21,39 @@ export interface SpanExport {
 export interface SpanExportOptions {
   tracing: Tracing;
   currentAttempts(taskIds: readonly string[]): Promise<Map<string, number>>;
+  stoppedTasks(taskIds: readonly string[]): Promise<StoppedSpanTask[]>;
+  now?: () => Date;
   logger?: Logger;
 }
 
 export function createSpanExport(options: SpanExportOptions): SpanExport {
   const { tracing } = options;
+  const now = options.now ?? (() => new Date());
+  const failed = (what: string) => (err: unknown) => options.logger?.warn({ err }, `reading ${what} failed; their spans are not exported`);
   return {
     async attempts(ended) {
       const sampled = ended.filter((e) => isSampled(e.job.trace_flags));
       if (sampled.length === 0) return;
-      let parents: Map<string, number>;
-      try {
-        parents = await options.currentAttempts([...new Set(sampled.flatMap((e) => (e.task.parent_id ? [e.task.parent_id] : [])))]);
-      } catch (err) {
-        options.logger?.warn({ err }, "reading the parents of ended attempts failed; their spans are not exported");
-        return;
+      const parentIds = [...new Set(sampled.flatMap((e) => (e.task.parent_id ? [e.task.parent_id] : [])))];
+      const parents = await options.currentAttempts(parentIds).catch(failed("the parents of ended attempts"));
+      if (!parents) return;
+      tracing.record(sampled.map((e) => spanRecord(endedAttemptSpan(e, e.task.parent_id ? (parents.get(e.task.parent_id) ?? null) : null))));
+    },
+
+    async stopped(taskIds) {
+      if (taskIds.length === 0) return;
+      const rows = await options.stoppedTasks(taskIds).catch(failed("stopped tasks"));
+      if (!rows) return;
+      const end = now();
+      const records: SpanRecord[] = [];
+      for (const row of rows) {
+        if (!isSampled(row.trace_flags)) continue;
+        const [span] = spansOfTasks({ id: row.job_id, trace_id: row.trace_id, trace_parent_span_id: row.trace_parent_span_id }, [row], []);
+        // Read after the commit: a RetryJob since may have queued it again.
+        if (!span || (span.outcome !== SpanOutcome.SKIPPED && span.outcome !== SpanOutcome.CANCELED)) continue;
+        records.push(spanRecord({ ...span, endTime: span.endTime ?? end }));
       }
-      tracing.record(sampled.map((e) => attemptRecord(e, parents)));
+      if (records.length > 0) tracing.record(records);
     },
 
     reportCall(ended, start, end, rpc) {
@@ -61,30 +80,30 @@ export function createSpanExport(options: SpanExportOptions): SpanExport {
 /** The lowercase name of an outcome, as the attribute and the CLI show it. */
 export const outcomeName = (o: SpanOutcome): string => (SpanOutcome[o] ?? "unspecified").toLowerCase();
 
-function attemptRecord(e: EndedAttemptOfTask, parents: ReadonlyMap<string, number>): SpanRecord {
-  const { task, attempt, job } = e;
-  const parentAttempt = task.parent_id === null ? null : (parents.get(task.parent_id) ?? null);
+/** An ended attempt's span as OpenTelemetry records it: from its queue time to its end, "started" as an event. */
+export function spanRecord(s: AttemptSpan): SpanRecord {
+  const end = s.endTime ?? s.startTime ?? s.queueTime;
   return {
-    traceId: jobTraceId(job),
-    spanId: attemptSpanId(task.id, attempt.attempt),
-    parentSpanId: parentSpanOf(job, task.parent_id, parentAttempt),
-    name: task.identifier_name,
+    traceId: s.traceId,
+    spanId: s.spanId,
+    parentSpanId: s.parentSpanId,
+    name: s.identifier.name,
     kind: SpanKind.CONSUMER,
-    start: attempt.queueTime,
-    end: attempt.stop,
+    start: s.queueTime,
+    end,
     attributes: {
-      "corral.job.id": job.id,
-      "corral.task.id": task.id,
-      "corral.task.identifier": `${task.identifier_name}@${task.identifier_version}`,
-      "corral.task.display": task.display,
-      "corral.cluster": task.cluster_slug,
-      "corral.node": attempt.runnerId,
-      "corral.task.attempt": attempt.attempt,
-      "corral.task.outcome": outcomeName(attempt.outcome),
-      ...(attempt.start ? { "corral.task.queue_ms": Math.max(0, attempt.start.getTime() - attempt.queueTime.getTime()) } : {}),
+      "corral.job.id": s.jobId,
+      "corral.task.id": s.taskId,
+      "corral.task.identifier": `${s.identifier.name}@${s.identifier.version}`,
+      "corral.task.display": s.display,
+      "corral.cluster": s.clusterSlug,
+      "corral.node": s.runnerId,
+      "corral.task.attempt": s.attempt,
+      "corral.task.outcome": outcomeName(s.outcome),
+      ...(s.startTime ? { "corral.task.queue_ms": Math.max(0, s.startTime.getTime() - s.queueTime.getTime()) } : {}),
     },
-    error: isErrorOutcome(attempt.outcome) ? attempt.error || outcomeName(attempt.outcome) : undefined,
-    events: attempt.start ? [{ name: "started", time: attempt.start, attributes: { "corral.node": attempt.runnerId } }] : [],
+    error: isErrorOutcome(s.outcome) ? s.error || outcomeName(s.outcome) : undefined,
+    events: s.startTime ? [{ name: "started", time: s.startTime, attributes: { "corral.node": s.runnerId } }] : [],
   };
 }
 

@@ -4,10 +4,12 @@
 import { createHash } from "node:crypto";
 import { SpanOutcome, TaskErrorKind } from "@corral/proto";
 import type { JobRow, SpanTaskRow, TaskSpanRow } from "../../store/database.js";
+import type { EndedAttemptOfTask } from "./ended-attempts.js";
 import { CANCELED, COMPUTED, FAILED, FAILED_OPTIONAL, QUEUED, RUNNING, SKIPPED } from "../states.js";
 
 /** One task attempt as a span. Times are null while they have not happened. */
 export interface AttemptSpan {
+  jobId: string;
   traceId: string;
   spanId: string;
   /** Empty: a root span. */
@@ -83,6 +85,29 @@ export function isErrorOutcome(o: SpanOutcome): boolean {
   return o === SpanOutcome.FAILED || o === SpanOutcome.RETRIED || o === SpanOutcome.LEASE_EXPIRED || o === SpanOutcome.TIMED_OUT;
 }
 
+/** The span of an attempt a result ended, with its task as the batch left it. */
+export function endedAttemptSpan(e: EndedAttemptOfTask, parentAttempt: number | null): AttemptSpan {
+  const { task, attempt, job } = e;
+  return {
+    jobId: job.id,
+    traceId: jobTraceId(job),
+    spanId: attemptSpanId(task.id, attempt.attempt),
+    parentSpanId: parentSpanOf(job, task.parent_id, parentAttempt),
+    taskId: task.id,
+    parentTaskId: task.parent_id ?? "",
+    attempt: attempt.attempt,
+    identifier: { name: task.identifier_name, version: task.identifier_version },
+    display: task.display,
+    clusterSlug: task.cluster_slug,
+    runnerId: attempt.runnerId,
+    queueTime: attempt.queueTime,
+    startTime: attempt.start,
+    endTime: attempt.stop,
+    outcome: attempt.outcome,
+    error: attempt.error,
+  };
+}
+
 /** A task's span columns with its parent's current attempt (null for a root). */
 export type SpanTask = SpanTaskRow & { parent_attempt: number | null };
 
@@ -97,6 +122,7 @@ export function spansOfTasks(job: Pick<JobRow, "id" | "trace_id" | "trace_parent
   const out: AttemptSpan[] = [];
   for (const t of tasks) {
     const base = {
+      jobId: job.id,
       traceId,
       parentSpanId: parentSpanOf(job, t.parent_id, t.parent_attempt),
       taskId: t.id,
