@@ -25,6 +25,7 @@ import { details, duration, jsonText, messageJson, orDash, table, time } from ".
 import { createProgressView } from "../progress-bars.js";
 import { getJobTemplate, listJobTemplates } from "../templates.js";
 import { firstErrorLine, scriptFailureLines } from "../script-failure-view.js";
+import { registerJobSpansCommand } from "./job-spans.js";
 
 const errorKindText: Partial<Record<TaskErrorKind, string>> = {
   [TaskErrorKind.TIMED_OUT]: "timed out",
@@ -68,6 +69,7 @@ function showJob(ctx: CliContext, cmd: Command, job: Job): void {
       ],
       ["compute time", duration(job.stats?.computeTime)],
       ["elapsed", duration(job.stats?.elapsedTime)],
+      ["trace", `${orDash(job.traceId)} (corral job spans ${job.id})`],
     ]),
   );
 }
@@ -185,6 +187,7 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
     .option("--concurrency-limit <n>", "running tasks per --concurrency-key (default 1)", intArg(1, 100_000))
     .option("--rate-limit <name:N/period>", "start the root tasks at most N per period under this named limit (e.g. emails:10/1s)", rateLimitArg)
     .option("-w, --wait", "wait for the job to end (exit code 1 when it fails)")
+    .option("--traceparent <value>", "continue this W3C trace (default: $TRACEPARENT, as a CI job or a traced script sets it)")
     .action(
       async (
         template: string | undefined,
@@ -205,6 +208,7 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
           concurrencyLimit?: number;
           rateLimit?: { name: string; limit: number; period: string };
           wait?: boolean;
+          traceparent?: string;
         },
         cmd: Command,
       ) => {
@@ -240,6 +244,7 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
           priority: o.priority,
           concurrency: o.concurrencyKey === undefined ? undefined : { key: o.concurrencyKey, limit: o.concurrencyLimit ?? 1 },
           rateLimit: o.rateLimit,
+          traceparent: o.traceparent ?? (process.env.TRACEPARENT || undefined),
         });
         if (!o.wait) {
           showJob(ctx, cmd, submitted);
@@ -394,4 +399,5 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
         ctx.io.out(text);
       }
     });
+  registerJobSpansCommand(job, ctx);
 }
