@@ -48,6 +48,8 @@ describe("npm run bench -- --smoke", () => {
       expect(row?.tasks_per_s, system).toBeGreaterThan(0);
     }
     expect(find("throughput-fanout", "corral")[0]?.tasks_per_s).toBeGreaterThan(0);
+    // Concurrency keys and priorities, beside the default path.
+    expect(find("throughput-keys", "corral")[0]?.tasks_per_s).toBeGreaterThan(0);
     for (const system of ["corral", "bullmq"]) {
       const [row] = find("latency", system);
       expect(row?.samples, system).toBeGreaterThan(0);
