@@ -13,14 +13,14 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/common/v1/log.proto.
  */
 export const file_corral_common_v1_log: GenFile = /*@__PURE__*/
-  fileDesc("Chpjb3JyYWwvY29tbW9uL3YxL2xvZy5wcm90bxIQY29ycmFsLmNvbW1vbi52MSKkAQoHTG9nTGluZRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCgVsZXZlbBgCIAEoDjIaLmNvcnJhbC5jb21tb24udjEuTG9nTGV2ZWxCCLpIBYIBAhABEhoKB21lc3NhZ2UYAyABKAlCCbpIBnIEGICAARIeCgtmaWVsZHNfanNvbhgEIAEoCUIJukgGcgQYgIACKqEBCghMb2dMZXZlbBIZChVMT0dfTEVWRUxfVU5TUEVDSUZJRUQQABITCg9MT0dfTEVWRUxfVFJBQ0UQARITCg9MT0dfTEVWRUxfREVCVUcQAhISCg5MT0dfTEVWRUxfSU5GTxADEhIKDkxPR19MRVZFTF9XQVJOEAQSEwoPTE9HX0xFVkVMX0VSUk9SEAUSEwoPTE9HX0xFVkVMX0ZBVEFMEAZiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("Chpjb3JyYWwvY29tbW9uL3YxL2xvZy5wcm90bxIQY29ycmFsLmNvbW1vbi52MSKlAQoITG9nRW50cnkSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoFbGV2ZWwYAiABKA4yGi5jb3JyYWwuY29tbW9uLnYxLkxvZ0xldmVsQgi6SAWCAQIQARIaCgdtZXNzYWdlGAMgASgJQgm6SAZyBBiAgAESHgoLZmllbGRzX2pzb24YBCABKAlCCbpIBnIEGICAAiqhAQoITG9nTGV2ZWwSGQoVTE9HX0xFVkVMX1VOU1BFQ0lGSUVEEAASEwoPTE9HX0xFVkVMX1RSQUNFEAESEwoPTE9HX0xFVkVMX0RFQlVHEAISEgoOTE9HX0xFVkVMX0lORk8QAxISCg5MT0dfTEVWRUxfV0FSThAEEhMKD0xPR19MRVZFTF9FUlJPUhAFEhMKD0xPR19MRVZFTF9GQVRBTBAGYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
- * LogLine is one line a task attempt wrote with ctx.logger.
+ * LogEntry is one line a task attempt wrote with ctx.logger.
  *
- * @generated from message corral.common.v1.LogLine
+ * @generated from message corral.common.v1.LogEntry
  */
-export type LogLine = Message<"corral.common.v1.LogLine"> & {
+export type LogEntry = Message<"corral.common.v1.LogEntry"> & {
   /**
    * @generated from field: google.protobuf.Timestamp time = 1;
    */
@@ -45,10 +45,10 @@ export type LogLine = Message<"corral.common.v1.LogLine"> & {
 };
 
 /**
- * Describes the message corral.common.v1.LogLine.
- * Use `create(LogLineSchema)` to create a new message.
+ * Describes the message corral.common.v1.LogEntry.
+ * Use `create(LogEntrySchema)` to create a new message.
  */
-export const LogLineSchema: GenMessage<LogLine> = /*@__PURE__*/
+export const LogEntrySchema: GenMessage<LogEntry> = /*@__PURE__*/
   messageDesc(file_corral_common_v1_log, 0);
 
 /**
