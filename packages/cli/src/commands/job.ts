@@ -22,6 +22,7 @@ import { UsageError } from "../exit-codes.js";
 import { details, duration, jsonText, messageJson, orDash, table, time } from "../output.js";
 import { createProgressView } from "../progress-bars.js";
 import { getJobTemplate, listJobTemplates } from "../templates.js";
+import { registerJobLogsCommand } from "./job-logs.js";
 
 const errorKindText: Partial<Record<TaskErrorKind, string>> = {
   [TaskErrorKind.TIMED_OUT]: "timed out",
@@ -157,6 +158,7 @@ async function waitForJob(ctx: CliContext, cmd: Command, id: string, timeoutSeco
 
 export function registerJobCommands(program: Command, ctx: CliContext): void {
   const job = program.command("job").description("submit and follow jobs");
+  registerJobLogsCommand(job, ctx);
 
   job
     .command("submit [template]")
