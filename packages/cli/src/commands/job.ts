@@ -1,4 +1,4 @@
-// corral job submit|list|get|result|cancel|retry|wait|visualize
+// corral job submit|list|get|result|cancel|retry|wait|visualize (and logs, in job-logs.ts)
 import { writeFile } from "node:fs/promises";
 import { toJson } from "@bufbuild/protobuf";
 import type { Command } from "commander";
@@ -158,7 +158,6 @@ async function waitForJob(ctx: CliContext, cmd: Command, id: string, timeoutSeco
 
 export function registerJobCommands(program: Command, ctx: CliContext): void {
   const job = program.command("job").description("submit and follow jobs");
-  registerJobLogsCommand(job, ctx);
 
   job
     .command("submit [template]")
@@ -359,4 +358,6 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
         ctx.io.out(text);
       }
     });
+
+  registerJobLogsCommand(job, ctx);
 }

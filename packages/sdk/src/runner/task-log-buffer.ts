@@ -1,11 +1,13 @@
-// The runner's buffer of task log lines not yet sent, free of I/O: lines per attempt in the order
+// The runner's buffer of task log lines not yet sent, free of I/O: lines (pino's JSON records, as
+// written; turned into LogEntry only when sent, so lines dropped cost nothing more) per attempt in the order
 // written, bounded (the oldest lines go first, counted per attempt so the stored log's marker says
 // how many), taken in batches under a byte bound, or all of one attempt before its result.
-import type { LeaseRef, LogEntry } from "@corral/proto";
+import type { LeaseRef } from "@corral/proto";
 
 export interface AttemptLines {
   lease: Pick<LeaseRef, "taskId" | "attempt" | "token">;
-  lines: LogEntry[];
+  /** The JSON records, oldest first. */
+  lines: string[];
   droppedCount: number;
 }
 
@@ -18,15 +20,16 @@ export interface TaskLogBufferLimits {
 
 interface Held {
   key: string;
-  entry: LogEntry;
+  entry: string;
   bytes: number;
 }
 
 /** Lines per message: under the Work stream's limit of 10,000 per attempt. */
 const MAX_LINES_PER_TAKE = 5_000;
 
-export function logEntryBytes(e: LogEntry): number {
-  return 32 + e.message.length * 2 + e.fieldsJson.length * 2;
+/** What a held line weighs (UTF-16 in memory). */
+export function lineBytes(json: string): number {
+  return 32 + json.length * 2;
 }
 
 export class TaskLogBuffer {
@@ -58,10 +61,10 @@ export class TaskLogBuffer {
     return this.size > 0 || this.#dropped.size > 0;
   }
 
-  add(lease: AttemptLines["lease"], entry: LogEntry): void {
+  add(lease: AttemptLines["lease"], entry: string): void {
     const key = `${lease.taskId}:${lease.attempt}`;
     if (!this.#leases.has(key)) this.#leases.set(key, { taskId: lease.taskId, attempt: lease.attempt, token: lease.token });
-    const bytes = logEntryBytes(entry);
+    const bytes = lineBytes(entry);
     this.#lines.push({ key, entry, bytes });
     this.#bytes += bytes;
     while (this.size > this.#maxLines || (this.#bytes > this.#maxBytes && this.size > 1)) {

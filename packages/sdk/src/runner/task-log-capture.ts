@@ -1,9 +1,7 @@
 // ctx.logger for a task whose lines the runner collects: a pino logger writing each JSON record to
 // a sink (the runner's task log buffer) and, at the runner's own level, to the runner's output.
 // Also turns one pino record into the LogEntry sent over the Work stream.
-import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { LogEntrySchema, LogLevel, type LogEntry } from "@corral/proto";
+import { LogLevel, type LogEntry } from "@corral/proto";
 import { pino } from "pino";
 import type { Logger } from "../logger.js";
 
@@ -57,12 +55,15 @@ export function toLogEntry(line: string): LogEntry | undefined {
   }
   let fieldsJson = any ? storableLogText(JSON.stringify(fields), Number.MAX_SAFE_INTEGER) : "";
   if (fieldsJson.length > MAX_FIELDS_CHARS) fieldsJson = JSON.stringify({ fieldsTruncated: fieldsJson.length });
-  return create(LogEntrySchema, {
-    time: timestampFromMs(typeof record.time === "number" ? record.time : Date.now()),
+  const ms = typeof record.time === "number" ? record.time : Date.now();
+  // A plain message object (what create() would build, without its reflection: many lines pass here).
+  return {
+    $typeName: "corral.common.v1.LogEntry",
+    time: { $typeName: "google.protobuf.Timestamp", seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 },
     level: levelOf(record.level),
     message: storableLogText(typeof record.msg === "string" ? record.msg : record.msg === undefined ? "" : String(record.msg), MAX_MESSAGE_CHARS),
     fieldsJson,
-  });
+  };
 }
 
 /** The lowest level collected from tasks (CORRAL_TASK_LOG_LEVEL, default info). */

@@ -35,9 +35,7 @@ export class TaskLogSender {
 
   /** One JSON record ctx.logger wrote for this attempt. */
   line(lease: Pick<LeaseRef, "taskId" | "attempt" | "token">, json: string): void {
-    const entry = toLogEntry(json);
-    if (!entry) return;
-    this.#buffer.add(lease, entry);
+    this.#buffer.add(lease, json);
     this.#schedule(this.#buffer.bytes >= MESSAGE_BYTES ? 0 : (this.#options.windowMs ?? 200));
   }
 
@@ -87,7 +85,7 @@ function message(attempts: AttemptLines[]): WorkRequest {
         attempts: attempts.map((a) =>
           create(AttemptLogsSchema, {
             lease: { taskId: a.lease.taskId, attempt: a.lease.attempt, token: a.lease.token },
-            lines: a.lines,
+            lines: a.lines.map(toLogEntry).filter((e) => e !== undefined),
             droppedCount: a.droppedCount,
           }),
         ),
