@@ -118,9 +118,14 @@ export { satisfiesEngine } from "./runner/release/node-engine.js";
 export { collectTaskClasses } from "./task-module.js";
 export { detectHardware, detectNvidiaGpus } from "./runner/hardware.js";
 export { Echo, type EchoInput, type EchoOutput } from "./tasks/echo.js";
-export { RunScript, runCommand, type RunScriptInput, type RunScriptResult } from "./tasks/run-script.js";
+export { RunScript, runCommand, type RunScriptInput, type RunScriptOutput, type RunScriptResult } from "./tasks/run-script.js";
+export { parseRunScriptInput, type DockerEnvironmentInput, type GitEnvironmentInput, type RunScriptSpec } from "./tasks/run-script-input.js";
+export { formatScriptFailure, parseScriptFailure, ScriptFailedError } from "./tasks/script-failure.js";
+export { containerRunArgv, findContainerEngine, type ContainerEngine, type ContainerRun } from "./tasks/container-engine.js";
+export { GitCheckouts, GitEnvironmentError, gitCheckouts, type Checkout } from "./tasks/git-checkouts.js";
 export {
   ScriptPolicyError,
+  defaultScriptCacheDir,
   minimalScriptEnv,
   resolveScriptPolicy,
   scriptBaseEnv,
