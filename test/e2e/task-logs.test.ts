@@ -6,11 +6,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { TaskState } from "@corral/proto";
+import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { ListTaskLogsRequestSchema, ListTaskLogsResponseSchema, TaskState, type ListTaskLogsResponse } from "@corral/proto";
 import { Task, type Client, type ExecutionContext, type Runner, type TaskLogLine } from "@corral/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startBalancer, type Balancer } from "../scale/support/h2-balancer.js";
 import { runCli, spawnCli } from "../support/cli.js";
+import { grpcMethod } from "../support/grpc-js.js";
 import { repoRoot } from "../support/processes.js";
 import { startRunner, suiteClient, suiteRunner, waitUntil } from "../support/clients.js";
 import { startSuite, type Suite } from "../support/suite.js";
@@ -59,6 +62,11 @@ class Crashy extends Task<void> {
     ctx.logger.info("attempt %d runs here", ctx.task.attempt);
   }
 }
+
+const TaskLogClient = grpc.makeGenericClientConstructor(
+  { listTaskLogs: grpcMethod("/corral.jobs.v1.TaskLogService/ListTaskLogs", ListTaskLogsRequestSchema, ListTaskLogsResponseSchema) },
+  "TaskLogService",
+);
 
 describe("task logs over separate service processes", { timeout: 180_000 }, () => {
   let suite: Suite;
@@ -136,6 +144,21 @@ describe("task logs over separate service processes", { timeout: 180_000 }, () =
     expect(printed.every((p) => p.taskId === task!.id)).toBe(true);
     const text = await runCli(["job", "logs", job.id], { env: cliEnv() });
     expect(text.stdout).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z INFO  logs\/Flaky \S+ #1  attempt 1 starts step=1$/m);
+
+    // A plain @grpc/grpc-js client reads the same lines.
+    const grpcClient = new TaskLogClient(`127.0.0.1:${suite.jobs.port}`, grpc.credentials.createInsecure());
+    try {
+      const md = new grpc.Metadata();
+      md.set("authorization", `Bearer ${suite.apiKey}`);
+      const res = await new Promise<ListTaskLogsResponse>((resolve, reject) =>
+        (grpcClient as unknown as {
+          listTaskLogs(req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: ListTaskLogsResponse) => void): void;
+        }).listTaskLogs(create(ListTaskLogsRequestSchema, { jobId: job.id, taskId: task!.id, attempt: 3 }), md, (e, r) => (e ? reject(e) : resolve(r))),
+      );
+      expect(res.lines.map((l) => l.line!.message)).toEqual(["attempt 3 starts", "attempt 3 is about to end"]);
+    } finally {
+      grpcClient.close();
+    }
   });
 
   it("`corral job logs --follow` shows lines while the task runs and ends with the job", async () => {
