@@ -20,6 +20,7 @@ import { createServiceClient } from "@corral/server-kit";
 import { startTestServer, type TestServer } from "@corral/server-kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJobService, type JobServiceHandle } from "./component.js";
+import { createLogRetention } from "./domain/task-logs/log-retention.js";
 import {
   completed,
   createJobsTestDb,
@@ -179,5 +180,19 @@ describe("task logs over HTTP/2", () => {
     }
     expect(seen).toEqual(["before", "while running", "last"]);
     expect((await errorOf(logs(otherKey).followJobLogs({ jobId: env!.jobId })[Symbol.asyncIterator]().next()))?.code).toBe(Code.NotFound);
+  });
+
+  it("retention deletes the logs of jobs that ended longer ago, and nothing of running jobs", async () => {
+    const [ended] = await submit("logs retention ended");
+    const [running] = await submit("logs retention running");
+    await ledger().reportResults(create(ReportResultsRequestSchema, { results: [started(ended!), started(running!)] }));
+    await ingest().appendTaskLogs({ attempts: [lines(ended!, 1, ["old"]), lines(running!, 1, ["still running"])] });
+    await ledger().reportResults(create(ReportResultsRequestSchema, { results: [completed(ended!)] }));
+    const inAnHour = () => new Date(Date.now() + 3_600_000);
+    const retention = createLogRetention({ db: t.db }, { retentionMs: 60_000, now: inAnHour });
+    expect(await retention.sweepOnce()).toBeGreaterThanOrEqual(1);
+    await retention.close();
+    expect((await logs().listTaskLogs({ jobId: ended!.jobId })).lines).toEqual([]);
+    expect((await logs().listTaskLogs({ jobId: running!.jobId })).lines.map((l) => l.line!.message)).toEqual(["still running"]);
   });
 });
