@@ -113,6 +113,10 @@ export { RunnerState, leaseKey, type RunnerEffect, type TaskOutcome } from "./ru
 export { TaskRegistry, executeTask, describeError } from "./runner/execute-task.js";
 export { DirectExecutor, type TaskExecutor } from "./runner/task-executor.js";
 export { ReleaseRunner, type ReleaseRunnerOptions } from "./runner/release/release-runner.js";
+export { GatewayRunner, toGatewayRoute, type GatewayRunnerOptions } from "./gateway/gateway-runner.js";
+export { AllowListError, createEgressPolicy, EgressRefusedError, parseAllowEntry, restrictedKind, type AllowEntry, type EgressPolicy } from "./gateway/egress-policy.js";
+export type { GatewayRoute } from "./gateway/route-call.js";
+export { RoutesClient, type HttpMethod, type RouteInput } from "./routes.js";
 export { BundleCache, BundleDigestError, defaultBundleDir } from "./runner/release/bundle-cache.js";
 export { satisfiesEngine } from "./runner/release/node-engine.js";
 export { collectTaskClasses } from "./task-module.js";
