@@ -6,6 +6,7 @@ export * from "./gen/corral/common/v1/log_pb.js";
 export * from "./gen/corral/jobs/v1/automation_pb.js";
 export * from "./gen/corral/jobs/v1/job_pb.js";
 export * from "./gen/corral/jobs/v1/ledger_pb.js";
+export * from "./gen/corral/jobs/v1/span_pb.js";
 export * from "./gen/corral/jobs/v1/task_log_pb.js";
 export * from "./gen/corral/registry/v1/api_key_pb.js";
 export * from "./gen/corral/registry/v1/cluster_pb.js";

@@ -11,6 +11,8 @@ import {
   envInt,
   envOptional,
   migrateToLatest,
+  tracingFromEnv,
+  type Tracing,
   pingDatabase,
   type ServiceComponent,
   type ServiceConfig,
@@ -39,6 +41,9 @@ import { DEFAULT_TASK_LOG_LIMITS, type TaskLogLimits } from "./domain/task-logs/
 import { createLogRetention } from "./domain/task-logs/log-retention.js";
 import { createTaskLogIngestServiceImpl, createTaskLogServiceImpl } from "./task-log-service.js";
 import { TASK_LOGS_CHANNEL } from "./store/task-log-repository.js";
+import { createSpanExport } from "./traces/span-export.js";
+import { createTaskMetrics, type TaskMetrics } from "./task-metrics.js";
+import type { Registry } from "prom-client";
 
 export interface JobsComponent extends ServiceComponent {
   jobs: JobServiceHandle;
@@ -67,6 +72,7 @@ export async function createJobsComponent(
       createServiceClient(DispatchService, { baseUrl: config.brokerUrl, apiKey: config.serviceKey, timeoutMs: 5_000 }),
     );
   const jobs = createJobService({
+    tracing: tracingFromEnv("job-service", options.logger),
     db,
     clusters,
     dispatcher,
@@ -84,6 +90,7 @@ export async function createJobsComponent(
     name: "job-service",
     jobs,
     mounts: jobs.mounts,
+    metrics: jobs.metrics,
     registryClient: registry,
     check: () => pingDatabase(db),
     start: () => jobs.start(),
@@ -170,10 +177,16 @@ export interface JobServiceOptions {
   /** Draws retry jitter (default Math.random). */
   random?: () => number;
   logger?: Logger;
+  /** When set, task attempt spans are exported as attempts end. */
+  tracing?: Tracing;
+  /** Task run times by identifier (default: a registry of its own, served with the component). */
+  taskMetrics?: TaskMetrics;
 }
 
 export interface JobServiceHandle {
   mounts: ServiceMount[];
+  /** Served on /metrics with the RPC metrics. */
+  metrics: Registry;
   ledger: JobLedger;
   automations: AutomationScheduler;
   /** Starts the outbox sweeper and the automation scheduler. */
@@ -193,7 +206,12 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
         onError: (err) => options.logger?.warn({ err }, "job change listener failed; reconnecting"),
       })
     : undefined;
-  const ledger = createJobLedger({ ...options, notifier });
+  const spans = createJobsStore(options.db).spans;
+  const spanExport = options.tracing
+    ? createSpanExport({ tracing: options.tracing, currentAttempts: spans.currentAttempts, stoppedTasks: spans.stoppedSpanTasks, logger: options.logger })
+    : undefined;
+  const taskMetrics = options.taskMetrics ?? createTaskMetrics();
+  const ledger = createJobLedger({ ...options, notifier, spanExport, taskMetrics });
   const logChanges = options.databaseUrl
     ? createPgChannel({
         url: options.databaseUrl,
@@ -244,12 +262,13 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
   return {
     mounts: [
       { service: JobService, impl: createJobServiceImpl(ledger) },
-      { service: TaskLedgerService, impl: createTaskLedgerServiceImpl(ledger), internal: true },
+      { service: TaskLedgerService, impl: createTaskLedgerServiceImpl(ledger, spanExport), internal: true },
       { service: AutomationService, impl: createAutomationServiceImpl(automationCtx, () => scheduler.wake()) },
       { service: TaskLogService, impl: createTaskLogServiceImpl(logs) },
       { service: TaskLogIngestService, impl: createTaskLogIngestServiceImpl(logs), internal: true },
     ],
     ledger,
+    metrics: taskMetrics.registry,
     automations: scheduler,
     start: () => {
       ledger.relay.start();

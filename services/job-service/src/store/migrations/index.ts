@@ -7,6 +7,7 @@ import * as taskOutputs from "./0005-task-outputs.js";
 import * as taskScheduling from "./0006-task-scheduling.js";
 import * as submissionDigests from "./0007-submission-digests.js";
 import * as taskLogs from "./0008-task-logs.js";
+import * as taskSpans from "./0009-task-spans.js";
 
 /** Numbered migrations of the `jobs` schema, for `migrateToLatest(db, JOBS_SCHEMA, jobsMigrations)`. */
 export const jobsMigrations: Record<string, Migration> = {
@@ -18,4 +19,5 @@ export const jobsMigrations: Record<string, Migration> = {
   "0006_task_scheduling": taskScheduling,
   "0007_submission_digests": submissionDigests,
   "0008_task_logs": taskLogs,
+  "0009_task_spans": taskSpans,
 };
