@@ -20,6 +20,8 @@ import {
   RuntimeService,
   TaskBrokerService,
   TaskLedgerService,
+  TaskLogIngestService,
+  TaskLogService,
   WorkRequestSchema,
   type WorkRequest,
 } from "@corral/proto";
@@ -46,6 +48,8 @@ const services: Array<{ service: DescService; where: Where }> = [
   { service: ApiKeyService, where: "registry" },
   { service: JobService, where: "jobs" },
   { service: TaskLedgerService, where: "jobs" },
+  { service: TaskLogService, where: "jobs" },
+  { service: TaskLogIngestService, where: "jobs" },
   { service: DispatchService, where: "broker" },
 ];
 const internal = new Set([
@@ -54,7 +58,7 @@ const internal = new Set([
   "corral.registry.v1.NodeService.ReportPresence",
 ]);
 const isInternal = (s: DescService, m: DescMethod) =>
-  s === TaskLedgerService || s === DispatchService || internal.has(`${s.typeName}.${m.name}`);
+  s === TaskLedgerService || s === TaskLogIngestService || s === DispatchService || internal.has(`${s.typeName}.${m.name}`);
 
 const identifier = { name: "bad/Input", version: "v1.0" };
 /** Valid requests to mutate, where an empty one would hide nested rules. */
@@ -76,6 +80,7 @@ const baselines: Record<string, (schema: DescMessage) => Message> = {
   ResolveClusters: (s) => create(s, { teamId: "t", slugs: ["a"] } as never),
   Revoke: (s) => create(s, { teamId: "t", jobId: "j", taskIds: ["a"] } as never),
   AcknowledgeDispatch: (s) => create(s, { tasks: [{ taskId: "a" }] } as never),
+  AppendTaskLogs: (s) => create(s, { attempts: [{ taskId: "t", attempt: 1, clusterId: "c", lines: [{ message: "m", fieldsJson: "{}" }] }] } as never),
   PublishRelease: (s) =>
     create(s, {
       part: {

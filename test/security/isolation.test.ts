@@ -17,6 +17,8 @@ import {
   NodeService,
   TaskBrokerService,
   TaskLedgerService,
+  TaskLogIngestService,
+  TaskLogService,
   TaskState,
   WorkRequestSchema,
 } from "@corral/proto";
@@ -183,6 +185,7 @@ describe("isolation between teams", () => {
 
   it("hides team B's jobs and tasks from team A, and refuses B's cluster for A's submissions", async () => {
     const jobs = clients(JobService, () => suite.jobs.url, suite.apiKey);
+    const logs = clients(TaskLogService, () => suite.jobs.url, suite.apiKey);
     const guess = uuidv7();
     const calls: Array<[string, () => Promise<unknown>]> = [
       ["GetJob", () => jobs.getJob({ jobId: b.jobId })],
@@ -200,6 +203,14 @@ describe("isolation between teams", () => {
         "WatchJob",
         async () => {
           for await (const _ of jobs.watchJob({ jobId: b.jobId })) break;
+        },
+      ],
+      ["ListTaskLogs", () => logs.listTaskLogs({ jobId: b.jobId })],
+      ["ListTaskLogs of a task", () => logs.listTaskLogs({ jobId: b.jobId, taskId: b.taskId, attempt: 1 })],
+      [
+        "FollowJobLogs",
+        async () => {
+          for await (const _ of logs.followJobLogs({ jobId: b.jobId })) break;
         },
       ],
     ];
@@ -236,6 +247,7 @@ describe("isolation between teams", () => {
       ["ReportResults", () => clients(TaskLedgerService, () => suite.jobs.url, key).reportResults({ results: [] })],
       ["AcknowledgeDispatch", () => clients(TaskLedgerService, () => suite.jobs.url, key).acknowledgeDispatch({ tasks: [] })],
       ["ResyncDispatch", () => clients(TaskLedgerService, () => suite.jobs.url, key).resyncDispatch({})],
+      ["AppendTaskLogs", () => clients(TaskLogIngestService, () => suite.jobs.url, key).appendTaskLogs({ attempts: [] })],
       ["Enqueue", () => clients(DispatchService, () => suite.broker.url, key).enqueue({ tasks: [] })],
       ["Revoke", () => clients(DispatchService, () => suite.broker.url, key).revoke({ teamId: teamB.teamId, jobId: b.jobId })],
       ["GetQueueStats", () => clients(DispatchService, () => suite.broker.url, key).getQueueStats({})],

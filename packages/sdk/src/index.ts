@@ -17,6 +17,7 @@ export { waitingReasons, describeFailedTask, type WaitingReason } from "./job-di
 export { jobView, taskView } from "./printable.js";
 export { JobClient, type JobQuery, type JobUpdate, type SubmitJobOptions, type WaitOptions } from "./jobs.js";
 export { toTaskSpan, type JobTrace, type SpanOutcomeName, type TaskSpan } from "./job-spans.js";
+export { type TaskLogLevel, type TaskLogLine, type TaskLogOptions } from "./task-logs.js";
 export { LocationClient, type LocationInput } from "./locations.js";
 export { AutomationClient, type AutomationInput, type TriggerInput } from "./automations.js";
 export { HardwareClient, type HardwareInput } from "./hardware.js";

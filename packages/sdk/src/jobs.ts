@@ -34,6 +34,7 @@ import { Task, type OutputOf } from "./task.js";
 import { decodeOutput } from "./task-output.js";
 import { toTaskSpan, traceHeaders, type JobTrace } from "./job-spans.js";
 import { backoffDelay, sleep } from "./transport.js";
+import { TaskLogReader, type TaskLogLine, type TaskLogOptions } from "./task-logs.js";
 
 /** Errors after which wait() looks at the job again instead of giving up. */
 const followUpCodes = new Set([Code.Unavailable, Code.Internal, Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented]);
@@ -105,10 +106,26 @@ const diagnosisTaskLimit = 5000;
 export class JobClient {
   readonly #rpc: RpcClient<typeof JobService>;
   readonly #nodes: RpcClient<typeof NodeService>;
+  readonly #logs: TaskLogReader;
 
   constructor(transport: Transport) {
     this.#rpc = createClient(JobService, transport);
     this.#nodes = createClient(NodeService, transport);
+    this.#logs = new TaskLogReader(transport);
+  }
+
+  /**
+   * The lines the job's tasks wrote with ctx.logger, each attempt's in order (bounded per
+   * attempt: a marker line with `droppedCount` stands for the oldest lines dropped). With
+   * `follow`, new lines come as they are stored until the job ends.
+   *
+   * @example
+   * for await (const line of client.jobs().logs(job.id, { follow: true })) {
+   *   console.log(line.time.toISOString(), line.level, line.taskName, line.message, line.fields);
+   * }
+   */
+  logs(id: string, options: TaskLogOptions = {}): AsyncGenerator<TaskLogLine> {
+    return this.#logs.read(id, options);
   }
 
   /**

@@ -19,7 +19,7 @@ describe("createJobsComponent", () => {
     const [a, b] = await Promise.all([createJobsComponent(config, options), createJobsComponent(config, options)]);
     try {
       await a.check();
-      expect(a.mounts.map((m) => m.service.typeName)).toEqual(["corral.jobs.v1.JobService", "corral.jobs.v1.TaskLedgerService", "corral.jobs.v1.AutomationService"]);
+      expect(a.mounts.map((m) => m.service.typeName)).toEqual(["corral.jobs.v1.JobService", "corral.jobs.v1.TaskLedgerService", "corral.jobs.v1.AutomationService", "corral.jobs.v1.TaskLogService", "corral.jobs.v1.TaskLogIngestService"]);
       expect(a.mounts[1]!.internal).toBe(true);
       a.start?.();
       const { created } = await a.jobs.ledger.submitJob({ teamId: "t", name: "n", clusterSlug: "", tasks: [task("x")] });

@@ -1,9 +1,10 @@
 // job-service's wiring: as a process component (its database and migrations, the registry and
 // broker clients) and, inside it, the service (the ledger over the store, the outbox sweeper, the
 // LISTEN connection for WatchJob, and the RPC mounts, TaskLedgerService internal).
-import { AutomationService, DispatchService, JobService, TaskLedgerService } from "@corral/proto";
+import { AutomationService, DispatchService, JobService, TaskLedgerService, TaskLogIngestService, TaskLogService } from "@corral/proto";
 import {
   createDatabase,
+  createPgChannel,
   createRegistryClient,
   createServiceClient,
   envDurationMs,
@@ -36,6 +37,10 @@ import { JOBS_SCHEMA, type JobsDatabase } from "./store/database.js";
 import { jobsMigrations } from "./store/migrations/index.js";
 import { createSubmitQuotas, readSubmitQuotas, type SubmitQuotas } from "./submit-quotas.js";
 import { createTaskLedgerServiceImpl } from "./task-ledger-service.js";
+import { DEFAULT_TASK_LOG_LIMITS, type TaskLogLimits } from "./domain/task-logs/log-bounds.js";
+import { createLogRetention } from "./domain/task-logs/log-retention.js";
+import { createTaskLogIngestServiceImpl, createTaskLogServiceImpl } from "./task-log-service.js";
+import { TASK_LOGS_CHANNEL } from "./store/task-log-repository.js";
 import { createSpanExport } from "./traces/span-export.js";
 import { createTaskMetrics, type TaskMetrics } from "./task-metrics.js";
 import type { Registry } from "prom-client";
@@ -77,6 +82,7 @@ export async function createJobsComponent(
     maxOutputBytes: envInt("CORRAL_MAX_OUTPUT_BYTES", DEFAULT_MAX_OUTPUT_BYTES, { min: 1, max: 4 * 1024 * 1024 }, env),
     quotas: createSubmitQuotas(readSubmitQuotas(env)),
     automations: readAutomationSettings(env),
+    taskLogs: readTaskLogSettings(env),
     logger: options.logger,
   });
   let closed: Promise<void> | undefined;
@@ -127,6 +133,20 @@ export function readAutomationSettings(env: Record<string, string | undefined> =
   };
 }
 
+/** How task logs are bounded and kept (see docs/observability.md). */
+export interface TaskLogSettings extends TaskLogLimits {
+  /** Logs of jobs that ended longer ago are deleted; 0 (default): kept as long as their task. */
+  retentionMs: number;
+}
+
+export function readTaskLogSettings(env: Record<string, string | undefined> = process.env): TaskLogSettings {
+  return {
+    maxLines: envInt("CORRAL_TASK_LOG_MAX_LINES", DEFAULT_TASK_LOG_LIMITS.maxLines, { min: 2, max: 10_000_000 }, env),
+    maxBytes: envInt("CORRAL_TASK_LOG_MAX_BYTES", DEFAULT_TASK_LOG_LIMITS.maxBytes, { min: 1024, max: 1024 * 1024 * 1024 }, env),
+    retentionMs: envDurationMs("CORRAL_TASK_LOG_RETENTION", 0, env),
+  };
+}
+
 export interface JobServiceOptions {
   db: Kysely<JobsDatabase>;
   clusters: ClusterResolver;
@@ -148,6 +168,8 @@ export interface JobServiceOptions {
   quotas?: SubmitQuotas;
   /** Automation settings (default: readAutomationSettings() of an empty environment). */
   automations?: AutomationSettings;
+  /** Task log bounds and retention (default 10,000 lines or 1 MiB per attempt, no retention). */
+  taskLogs?: Partial<TaskLogSettings>;
   /** How often queued attempts are checked against their schedule-to-start deadline (default 1 s). */
   startTimeoutSweepMs?: number;
   /** The clock of delays, backoff and deadlines (tests inject one). */
@@ -190,6 +212,31 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
     : undefined;
   const taskMetrics = options.taskMetrics ?? createTaskMetrics();
   const ledger = createJobLedger({ ...options, notifier, spanExport, taskMetrics });
+  const logChanges = options.databaseUrl
+    ? createPgChannel({
+        url: options.databaseUrl,
+        channel: TASK_LOGS_CHANNEL,
+        applicationName: "job-service-logs-listen",
+        onError: (err) => options.logger?.warn({ err }, "task log listener failed; reconnecting"),
+      })
+    : undefined;
+  const logSettings = { ...DEFAULT_TASK_LOG_LIMITS, retentionMs: 0, ...options.taskLogs };
+  // Followers wake on new lines and on job changes (the job's end ends their stream).
+  const changes =
+    logChanges && notifier
+      ? {
+          subscribe(jobId: string, onChange: () => void) {
+            const offLines = logChanges.subscribe(jobId, onChange);
+            const offJob = notifier.subscribe(jobId, onChange);
+            return () => {
+              offLines();
+              offJob();
+            };
+          },
+        }
+      : undefined;
+  const logs = { db: options.db, limits: { maxLines: logSettings.maxLines, maxBytes: logSettings.maxBytes }, changes };
+  const logRetention = createLogRetention(logs, { retentionMs: logSettings.retentionMs, logger: options.logger });
   const settings = options.automations ?? readAutomationSettings({});
   const store = createJobsStore(options.db);
   const now = settings.now ?? (() => new Date());
@@ -217,6 +264,8 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
       { service: JobService, impl: createJobServiceImpl(ledger) },
       { service: TaskLedgerService, impl: createTaskLedgerServiceImpl(ledger, spanExport), internal: true },
       { service: AutomationService, impl: createAutomationServiceImpl(automationCtx, () => scheduler.wake()) },
+      { service: TaskLogService, impl: createTaskLogServiceImpl(logs) },
+      { service: TaskLogIngestService, impl: createTaskLogIngestServiceImpl(logs), internal: true },
     ],
     ledger,
     metrics: taskMetrics.registry,
@@ -225,10 +274,11 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
       ledger.relay.start();
       ledger.startTimeouts.start();
       if (settings.run !== false) scheduler.start();
+      logRetention.start();
     },
     close() {
       closing ??= (async () => {
-        const results = await Promise.allSettled([scheduler.close(), ledger.relay.close(), ledger.startTimeouts.close(), notifier?.close()]);
+        const results = await Promise.allSettled([scheduler.close(), ledger.relay.close(), ledger.startTimeouts.close(), notifier?.close(), logChanges?.close(), logRetention.close()]);
         for (const r of results) if (r.status === "rejected") options.logger?.warn({ err: r.reason }, "job-service close step failed");
       })();
       return closing;

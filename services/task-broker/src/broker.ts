@@ -28,6 +28,8 @@ import { createResultReporter } from "./session/result-reporter.js";
 import { createStoreMarkerWatch, type ResyncRequest, type StoreMarkerWatch } from "./store-marker.js";
 import { maxQueuesPerSession } from "./task-identifier.js";
 import { createWorkService } from "./work-service.js";
+import { createTaskLogForwarder, type TaskLogForwarder, type TaskLogSink } from "./task-logs/log-forwarder.js";
+import { reportAfterLogs } from "./task-logs/logs-before-results.js";
 
 export interface BrokerOptions {
   /**
@@ -36,6 +38,8 @@ export interface BrokerOptions {
    */
   redis: RedisClient | RedisTarget;
   ledger: Ledger;
+  /** Where runners' task log lines go (job-service's AppendTaskLogs); unset: runners are told not to send them. */
+  taskLogs?: TaskLogSink;
   clusters: ClusterResolver;
   presence?: PresenceReporter;
   /** Names this replica in leases, sessions and Redis connection names (default: random). */
@@ -125,18 +129,20 @@ export function createBroker(options: BrokerOptions): Broker {
   const batcher = buildResultBatcher(options, settings, queues, metrics, readinessListeners);
   const presence = buildPresence(options, settings);
   const holdings = createLeaseHoldings();
-  const reporter = createResultReporter({ leases, batcher, holdings, metrics, logger, onReleased: (s) => presence.updated(s) });
+  const logs = options.taskLogs ? createTaskLogForwarder({ sink: options.taskLogs, leases, logger }) : undefined;
+  const results = createResultReporter({ leases, batcher, holdings, metrics, logger, onReleased: (s) => presence.updated(s) });
+  const reporter = logs ? reportAfterLogs(results, logs) : results;
   const assignments = createAssignments({ holdings, reporter, presence, metrics, logger });
   const wakeSubscriptions = createWakeSubscriptions(subscriber, channelPrefix, wakeups);
   const dispatcher = buildDispatcher(options, settings, { queues, assignments, wakeups, wakeSubscriptions });
-  const hub = buildSessionHub(options, settings, { leases, holdings, reporter, dispatcher, presence, metrics });
+  const hub = buildSessionHub(options, settings, { leases, holdings, reporter, dispatcher, presence, metrics, logs });
   const reaper = buildReaper(options, settings, leases, (expired) => reporter.expired(expired));
   const bus = buildReplicaBus(connections, settings, hub);
   const markerWatch = options.resync
     ? createStoreMarkerWatch({ redis, brokerId, intervalMs: options.reapIntervalMs ?? 1_000, logger, resync: options.resync })
     : undefined;
   const startBus = busStarter(bus, logger);
-  const parts: BrokerParts = { connections, hub, dispatcher, batcher, reaper, markerWatch, presence, bus };
+  const parts: BrokerParts = { connections, hub, dispatcher, batcher, reaper, markerWatch, presence, bus, logs };
 
   let state: BrokerState = "created";
   let closing: Promise<void> | undefined;
@@ -240,7 +246,7 @@ function buildDispatcher(
 function buildSessionHub(
   options: BrokerOptions,
   settings: BrokerSettings,
-  parts: Pick<SessionHubOptions, "leases" | "holdings" | "reporter" | "presence" | "metrics"> & { dispatcher: Dispatcher },
+  parts: Pick<SessionHubOptions, "leases" | "holdings" | "reporter" | "presence" | "metrics" | "logs"> & { dispatcher: Dispatcher },
 ): SessionHub {
   return createSessionHub({
     brokerId: settings.brokerId,
@@ -254,6 +260,7 @@ function buildSessionHub(
     presence: parts.presence,
     metrics: parts.metrics,
     logger: settings.logger,
+    logs: parts.logs,
     maxQueuesPerSession,
     maxSessionsPerTeam: options.maxSessionsPerTeam,
   });
@@ -381,6 +388,7 @@ interface BrokerParts {
   markerWatch: StoreMarkerWatch | undefined;
   presence: PresencePublisher;
   bus: ReplicaBus;
+  logs: TaskLogForwarder | undefined;
 }
 
 /** The drain: every step runs even when one before it failed; Redis closes last. */
@@ -401,6 +409,7 @@ async function drainAndClose(parts: BrokerParts, deadline: number, logger: Logge
   await step("wait for reports", () => batcher.idle(deadline));
   await step("stop reaper", () => parts.reaper.stop());
   await step("stop marker watch", () => parts.markerWatch?.close());
+  await step("send task logs", () => parts.logs?.close(Math.max(deadline, Date.now() + 1_000)));
   await step("close batcher", () => batcher.close());
   await step("end streams", () => {
     for (const s of [...hub.sessions.values()]) hub.detach(s);

@@ -14,6 +14,8 @@ import type { PresenceReporter } from "./presence-publisher.js";
 import { parseClusterNodes } from "./redis/connection.js";
 import type { Ledger } from "./result-batcher.js";
 import type { ClusterResolver } from "./session-hub.js";
+import { createTaskLogClient } from "./task-logs/task-log-client.js";
+import type { TaskLogSink } from "./task-logs/log-forwarder.js";
 
 export interface BrokerComponent extends ServiceComponent {
   broker: Broker;
@@ -24,6 +26,8 @@ export function createBrokerComponent(
   options: {
     logger?: Logger;
     ledger?: Ledger;
+    /** Where task logs go (default: job-service's TaskLogIngestService; none when `ledger` is given without it). */
+    taskLogs?: TaskLogSink;
     clusters?: ClusterResolver;
     presence?: PresenceReporter;
     brokerId?: string;
@@ -46,6 +50,7 @@ export function createBrokerComponent(
       clusterNodes: parseClusterNodes(env.REDIS_CLUSTER_NODES),
     },
     ledger: options.ledger ?? createLedgerClient({ baseUrl: config.jobsUrl, serviceKey: config.serviceKey }),
+    taskLogs: options.taskLogs ?? (options.ledger ? undefined : createTaskLogClient({ baseUrl: config.jobsUrl, serviceKey: config.serviceKey })),
     clusters: options.clusters ?? createClusterResolverClient(registry),
     presence: options.presence ?? createPresenceClient({ baseUrl: config.registryUrl, serviceKey: config.serviceKey }),
     brokerId: options.brokerId ?? env.CORRAL_BROKER_ID,

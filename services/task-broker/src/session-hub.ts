@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { LeaseSchema, type Hello, type Lease, type WorkRequest } from "@corral/proto";
+import { LeaseSchema, type Hello, type Lease, type TaskLogs, type WorkRequest } from "@corral/proto";
 import { NotFoundError, requireClusterAllowed, ResourceExhaustedError, revokedKeyError } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { BrokerDrainingError } from "./errors.js";
@@ -73,6 +73,8 @@ export interface SessionHubOptions extends ProtocolLimits {
   presence: PresencePublisher;
   metrics: BrokerMetrics;
   logger: Logger;
+  /** Takes the task log lines runners send (Welcome says so); unset: the broker takes none. */
+  logs?: { accept(session: RunnerSession, logs: TaskLogs): Promise<void> };
   /**
    * Most open Work sessions of one team on this replica (default 1,000); counted per replica, as
    * sessions live in their replica's memory only.
@@ -136,6 +138,7 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
         resumed,
         brokerId: options.brokerId,
         batches: true,
+        taskLogs: options.logs !== undefined,
       },
     });
   }
@@ -189,6 +192,8 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
         return;
       case "reregister":
         return reregister(session, d);
+      case "taskLogs":
+        return options.logs?.accept(session, d.logs);
       case "batch":
         for (const inner of d.messages) {
           await apply(session, decideInBatch(view(session), inner, options));

@@ -1,4 +1,4 @@
-// corral job submit|list|get|result|cancel|retry|wait|visualize
+// corral job submit|list|get|result|cancel|retry|wait|visualize (and logs, in job-logs.ts)
 import { writeFile } from "node:fs/promises";
 import { toJson } from "@bufbuild/protobuf";
 import type { Command } from "commander";
@@ -25,6 +25,7 @@ import { details, duration, jsonText, messageJson, orDash, table, time } from ".
 import { createProgressView } from "../progress-bars.js";
 import { getJobTemplate, listJobTemplates } from "../templates.js";
 import { firstErrorLine, scriptFailureLines } from "../script-failure-view.js";
+import { registerJobLogsCommand } from "./job-logs.js";
 import { registerJobSpansCommand } from "./job-spans.js";
 
 const errorKindText: Partial<Record<TaskErrorKind, string>> = {
@@ -399,5 +400,6 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
         ctx.io.out(text);
       }
     });
+  registerJobLogsCommand(job, ctx);
   registerJobSpansCommand(job, ctx);
 }

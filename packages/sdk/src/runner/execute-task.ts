@@ -11,6 +11,7 @@ import { instantiateTask, taskIdentifier, type Task, type TaskClass } from "../t
 import type { TaskOutcome } from "./runner-state.js";
 import type { ScriptPolicy } from "../tasks/script-policy.js";
 import { encodeOutput, maxOutputBytesFromEnv } from "../task-output.js";
+import { createTaskLogger } from "./task-log-capture.js";
 
 const maxErrorBytes = 60 * 1024;
 
@@ -56,6 +57,8 @@ export interface ExecuteTaskOptions {
   scripts?: ScriptPolicy;
   /** The largest output sent (default CORRAL_MAX_OUTPUT_BYTES or 1 MiB); over it the task fails. */
   maxOutputBytes?: number;
+  /** Collects ctx.logger's JSON records (the runner sends them as the attempt's task log). */
+  onLog?: (line: string) => void;
 }
 
 /** Describes an error for the task's record: its stack (or message), cause included, bounded. */
@@ -94,7 +97,11 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
   }
   // A child logger serializes its bindings when made: only for tasks that log.
   let child: Logger | undefined;
-  const logger = () => (child ??= options.logger.child({ jobId: env.jobId, taskId: env.taskId, attempt: options.attempt, task: identifier.name }));
+  const logger = () => {
+    if (child) return child;
+    const bindings = { jobId: env.jobId, taskId: env.taskId, attempt: options.attempt, task: identifier.name };
+    return (child = options.onLog ? createTaskLogger(options.logger, bindings, options.onLog) : options.logger.child(bindings));
+  };
   let task: Task<unknown>;
   try {
     task = instantiateTask(cls, env.input);

@@ -28,6 +28,7 @@ import { DirectExecutor, type TaskExecutor } from "./task-executor.js";
 import { detectHardware, type HardwareInput } from "./hardware.js";
 import { RunnerState, type RunnerEffect, type TaskOutcome } from "./runner-state.js";
 import { resolveScriptPolicy, type ScriptOptions, type ScriptPolicy } from "../tasks/script-policy.js";
+import { TaskLogSender } from "./task-log-sender.js";
 
 export const sdkVersion = "0.1.0";
 
@@ -82,6 +83,8 @@ interface Session {
   abort: AbortController;
   /** The broker's Welcome said it reads WorkRequest.batch. */
   batches: boolean;
+  /** The broker's Welcome said it takes task logs. */
+  taskLogs: boolean;
 }
 
 /** Messages per WorkRequest batch. */
@@ -95,6 +98,11 @@ const maxBatchBytes = 4 * 1024 * 1024;
 
 /** Roughly what a message weighs on the wire. */
 function messageBytes(m: WorkRequest): number {
+  if (m.message.case === "taskLogs") {
+    let n = 64;
+    for (const a of m.message.value.attempts) for (const l of a.lines) n += 32 + l.message.length * 2 + l.fieldsJson.length * 2;
+    return n;
+  }
   if (m.message.case !== "completed") return 64;
   let n = 64 + (m.message.value.output?.data.length ?? 0);
   for (const s of m.message.value.subtasks) n += 64 + s.input.length;
@@ -177,6 +185,15 @@ export class Runner {
   #handingBack = false;
   /** Credit waiting for the end of this event-loop turn (see #credit). */
   #pendingCredit: { session: Session; n: number } | undefined;
+  /** ctx.logger lines of the tasks, on their way to the broker. */
+  readonly #taskLogs = new TaskLogSender({
+    ready: () => {
+      const s = this.#session;
+      // A backed-up stream (slow broker) leaves lines in the bounded buffer instead of the outbox.
+      return s !== undefined && s.taskLogs && this.#state.connected && s.outbox.size < 8;
+    },
+    send: (m) => this.#session?.outbox.push(m) ?? false,
+  });
 
   constructor(options: RunnerOptions) {
     this.#options = options;
@@ -432,6 +449,9 @@ export class Runner {
     if (this.#state.heldCount > 0) {
       this.#logger.warn({ unacknowledged: this.#state.count("reported") }, "stopping without the broker's Ack for some results");
     }
+    // Lines still held go out ahead of the stream's end.
+    this.#taskLogs.flush();
+    this.#taskLogs.close();
     this.#closed.abort();
     this.#closeSession();
     await this.#loopDone;
@@ -466,7 +486,7 @@ export class Runner {
     let failures = 0;
     const warnAfter = this.#options.unreachableWarnAfter ?? 3;
     while (!this.#closed.signal.aborted) {
-      const session: Session = { outbox: new AsyncQueue(), abort: new AbortController(), batches: false };
+      const session: Session = { outbox: new AsyncQueue(), abort: new AbortController(), batches: false, taskLogs: false };
       this.#session = session;
       session.outbox.push(this.#hello());
       let welcomed = false;
@@ -537,6 +557,7 @@ export class Runner {
     switch (m.case) {
       case "welcome": {
         session.batches = m.value.batches;
+        session.taskLogs = m.value.taskLogs;
         const interval = m.value.heartbeatInterval;
         const ms = interval ? Number(interval.seconds) * 1000 + Math.floor(interval.nanos / 1e6) : 0;
         this.#startHeartbeat(ms > 0 ? ms : (this.#options.heartbeatIntervalMs ?? 10_000), session);
@@ -547,6 +568,7 @@ export class Runner {
         this.#lastActivityAt = Date.now();
         this.#apply(this.#state.onWelcome(m.value));
         if (this.#lifecycle === "starting") this.#setLifecycle("running");
+        this.#taskLogs.connected();
         this.#events.emit("welcome");
         break;
       }
@@ -670,8 +692,9 @@ export class Runner {
     const controller = new AbortController();
     this.#controllers.set(key, controller);
     const timeout = executionDeadline(assign, controller);
+    const lease = assign.lease!;
     void this.#executor
-      .execute(key, assign, controller.signal)
+      .execute(key, assign, controller.signal, (line) => this.#taskLogs.line(lease, line))
       .catch((err: unknown): TaskOutcome => ({
         kind: "failed",
         error: describeError(err),
@@ -683,6 +706,8 @@ export class Runner {
       .then((outcome) => {
         this.#controllers.delete(key);
         timeout?.clear();
+        // The attempt's last lines go just ahead of its result.
+        this.#taskLogs.beforeResult(lease.taskId, lease.attempt);
         this.#apply(this.#state.onTaskFinished(key, timeout?.fired ? timedOutOutcome(outcome, timeout.ms) : outcome));
       });
   }

@@ -14,8 +14,11 @@ export interface TaskExecutor {
   identifiers(): TaskIdentifierInit[];
   /** True when a task of this identifier can start here now. */
   canRun(identifier: TaskIdentifierInit): boolean;
-  /** Runs one assigned task to its outcome (never rejects for the task's own errors). */
-  execute(key: string, assign: Assign, signal: AbortSignal): Promise<TaskOutcome>;
+  /**
+   * Runs one assigned task to its outcome (never rejects for the task's own errors). `onLog`, when
+   * the executor supports it, receives ctx.logger's JSON records for the attempt's task log.
+   */
+  execute(key: string, assign: Assign, signal: AbortSignal, onLog?: (line: string) => void): Promise<TaskOutcome>;
 }
 
 /** The direct runner's executor: the task classes it was given, run in this process. */
@@ -40,7 +43,7 @@ export class DirectExecutor implements TaskExecutor {
     return this.registry.resolve(identifier) !== undefined;
   }
 
-  execute(_key: string, assign: Assign, signal: AbortSignal): Promise<TaskOutcome> {
+  execute(_key: string, assign: Assign, signal: AbortSignal, onLog?: (line: string) => void): Promise<TaskOutcome> {
     return executeTask({
       envelope: assign.task!,
       attempt: assign.lease!.attempt,
@@ -49,6 +52,7 @@ export class DirectExecutor implements TaskExecutor {
       logger: this.#logger,
       signal,
       scripts: this.#scripts,
+      onLog,
     });
   }
 }

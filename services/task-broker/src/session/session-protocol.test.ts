@@ -123,3 +123,13 @@ describe("Reregister", () => {
     expect(decide(active, reregister(1, "a@1.0"), limits)).toMatchObject({ kind: "violation", message: /version/ });
   });
 });
+
+describe("TaskLogs", () => {
+  it("task log lines go to the log forwarder, also from a draining session and inside a batch; a closed session's are ignored", () => {
+    const logs = request({ case: "taskLogs", value: { $typeName: "corral.broker.v1.TaskLogs", attempts: [] } });
+    expect(decide(active, logs, limits).kind).toBe("taskLogs");
+    expect(decide({ ...active, state: "draining" }, logs, limits).kind).toBe("taskLogs");
+    expect(decideInBatch(active, logs, limits).kind).toBe("taskLogs");
+    expect(decide({ ...active, state: "closed" }, logs, limits).kind).toBe("none");
+  });
+});

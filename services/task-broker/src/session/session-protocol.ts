@@ -2,7 +2,7 @@
 // runner message means for its session (messages in, decisions out). The session hub carries the
 // decisions out (Redis, job-service, the dispatcher); every rule here has a test named for it.
 import { Code } from "@connectrpc/connect";
-import { RunnerKind, type Hello, type LeaseRef, type TaskIdentifier, type WorkRequest } from "@corral/proto";
+import { RunnerKind, type Hello, type LeaseRef, type TaskIdentifier, type TaskLogs, type WorkRequest } from "@corral/proto";
 import { InvalidArgumentError } from "@corral/server-kit";
 import { readableQueues } from "../task-identifier.js";
 
@@ -32,6 +32,8 @@ export type Decision =
   | { kind: "report"; lease: LeaseRef | undefined; message: Extract<WorkRequest["message"], { case: "completed" | "failed" }> }
   | { kind: "drain" }
   | { kind: "reregister"; identifiers: TaskIdentifier[]; queues: string[]; revision: number }
+  /** Lines of task attempts, for the task log forwarder (it checks each attempt's lease). */
+  | { kind: "taskLogs"; logs: TaskLogs }
   /** Apply each inner message in order, each judged by decideInBatch. */
   | { kind: "batch"; messages: WorkRequest[] };
 
@@ -96,6 +98,8 @@ export function decide(view: SessionView, request: WorkRequest, limits: Protocol
       return view.state === "active" ? { kind: "drain" } : none;
     case "reregister":
       return reregister(view, m.value.identifiers, m.value.revision, limits);
+    case "taskLogs":
+      return { kind: "taskLogs", logs: m.value };
     default:
       return violation(Code.InvalidArgument, "empty message");
   }

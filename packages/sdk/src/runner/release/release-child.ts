@@ -79,6 +79,7 @@ async function execute(key: string, attempt: number, envelopeBytes: Uint8Array):
       logger,
       signal: controller.signal,
       scripts,
+      onLog: (line) => send({ type: "task-log", key, line }),
     }).catch((err: unknown) => ({
       kind: "failed" as const,
       error: describeError(err),

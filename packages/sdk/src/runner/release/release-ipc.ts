@@ -35,7 +35,9 @@ export type ChildMessage =
   | { type: "result"; key: string; outcome: EncodedOutcome }
   | { type: "cache"; id: number; op: CacheOp; jobId: string; key: string; value?: Uint8Array }
   /** One pino line of the child's logger, forwarded to the runner's. */
-  | { type: "log"; line: string };
+  | { type: "log"; line: string }
+  /** One ctx.logger record of the task `key`, for the attempt's task log (sent before its result). */
+  | { type: "task-log"; key: string; line: string };
 
 /** A TaskOutcome as it crosses the channel. */
 export type EncodedOutcome = { kind: "completed"; bytes: Uint8Array } | { kind: "failed"; bytes: Uint8Array };
@@ -83,7 +85,7 @@ export function releaseFault(error: string): TaskOutcome {
 }
 
 const parentTypes = new Set(["load", "execute", "cancel", "cache-reply", "stop"]);
-const childTypes = new Set(["loaded", "load-failed", "result", "cache", "log"]);
+const childTypes = new Set(["loaded", "load-failed", "result", "cache", "log", "task-log"]);
 
 /** True for a message the parent may send (the child ignores anything else). */
 export function isParentMessage(value: unknown): value is ParentMessage {

@@ -105,6 +105,19 @@ describe("ReleaseProcess", () => {
     }
   });
 
+  it("sends the task's ctx.logger records to the attempt's task log, before its result", async () => {
+    const p = new ReleaseProcess(options(join(dir, "good.mjs")));
+    try {
+      await p.loaded();
+      const taskLog: string[] = [];
+      const outcome = await p.execute("b#1", assign("b", { n: 3 }), new AbortController().signal, (line) => taskLog.push(line));
+      expect(outcome.kind).toBe("completed");
+      expect(taskLog.map((l) => JSON.parse(l) as Record<string, unknown>)).toMatchObject([{ msg: "working", n: 3, taskId: "b", level: 30 }]);
+    } finally {
+      await p.stop();
+    }
+  });
+
   it("a cancel aborts the task's signal", async () => {
     const p = new ReleaseProcess(options(join(dir, "good.mjs")));
     try {

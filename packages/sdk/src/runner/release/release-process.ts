@@ -49,6 +49,8 @@ export class ReleaseProcess {
   readonly #options: ReleaseProcessOptions;
   readonly #child: ChildProcess;
   readonly #pending = new Map<string, (outcome: TaskOutcome) => void>();
+  /** Where each running task's ctx.logger records go (the runner's task log). */
+  readonly #taskLogs = new Map<string, (line: string) => void>();
   readonly #exited: Promise<string>;
   #loaded: Promise<TaskIdentifierInit[]>;
   #exitReason: string | undefined;
@@ -124,13 +126,15 @@ export class ReleaseProcess {
   }
 
   /** Runs a task in the child; an outcome always comes back (a runner fault if the child dies). */
-  execute(key: string, assign: Assign, signal: AbortSignal): Promise<TaskOutcome> {
+  execute(key: string, assign: Assign, signal: AbortSignal, onLog?: (line: string) => void): Promise<TaskOutcome> {
     if (!this.alive) return Promise.resolve(releaseFault(`the process of release ${this.release} is not running`));
     return new Promise((resolve) => {
       const onAbort = () => this.#send({ type: "cancel", key, reason: describeReason(signal.reason) });
       signal.addEventListener("abort", onAbort, { once: true });
+      if (onLog) this.#taskLogs.set(key, onLog);
       this.#pending.set(key, (outcome) => {
         signal.removeEventListener("abort", onAbort);
+        this.#taskLogs.delete(key);
         resolve(outcome);
       });
       this.#send({ type: "execute", key, attempt: assign.lease!.attempt, envelope: encodeEnvelope(assign.task!) });
@@ -182,6 +186,9 @@ export class ReleaseProcess {
         break;
       case "log":
         this.#log(m.line);
+        break;
+      case "task-log":
+        this.#taskLogs.get(m.key)?.(m.line);
         break;
       default:
         break;

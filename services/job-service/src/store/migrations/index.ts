@@ -6,6 +6,7 @@ import * as automations from "./0004-automations.js";
 import * as taskOutputs from "./0005-task-outputs.js";
 import * as taskScheduling from "./0006-task-scheduling.js";
 import * as submissionDigests from "./0007-submission-digests.js";
+import * as taskLogs from "./0008-task-logs.js";
 import * as taskSpans from "./0009-task-spans.js";
 import * as taskGates from "./0010-task-gates.js";
 
@@ -18,6 +19,7 @@ export const jobsMigrations: Record<string, Migration> = {
   "0005_task_outputs": taskOutputs,
   "0006_task_scheduling": taskScheduling,
   "0007_submission_digests": submissionDigests,
+  "0008_task_logs": taskLogs,
   "0009_task_spans": taskSpans,
   "0010_task_gates": taskGates,
 };
