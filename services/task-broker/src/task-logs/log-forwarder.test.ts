@@ -24,7 +24,7 @@ let leases: LeaseStore;
 beforeAll(() => {
   redis = createRedis({ url: TEST_REDIS_URL, keyPrefix: prefix });
   queues = createQueueStore(redis, { recordTtlSec: 3600, channelPrefix: prefix });
-  leases = createLeaseStore(redis, { doneTtlSec: 3600 });
+  leases = createLeaseStore(redis, { doneTtlSec: 3600, channelPrefix: prefix });
 });
 afterAll(async () => {
   await dropRedisPrefix(prefix);
