@@ -118,7 +118,8 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
     for (const l of hello.resumeLeases) {
       const member = attemptMember(l.taskId, l.attempt);
       if (!resumed.has(member) || session.leases.has(member)) continue;
-      holdings.hold(session, member, { taskId: l.taskId, attempt: l.attempt, token: l.token, jobId: resumed.get(member)!, expireMs: expiryMs });
+      const { jobId, queue } = resumed.get(member)!;
+      holdings.hold(session, member, { taskId: l.taskId, attempt: l.attempt, token: l.token, jobId, queue, sinceMs: Date.now(), expireMs: expiryMs });
       out.push(create(LeaseSchema, { taskId: l.taskId, attempt: l.attempt, token: l.token, expireTime: timestampFromMs(expiryMs) }));
     }
     return out;
