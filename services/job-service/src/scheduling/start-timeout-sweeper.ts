@@ -6,6 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ResultStatus, TaskErrorKind, TaskResultSchema, type TaskResult } from "@corral/proto";
+import { createPeriodicLoop } from "@corral/server-kit";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { ApplyResultsInput, ApplyResultsOutput } from "../domain/apply-results.js";
@@ -36,9 +37,6 @@ export function createStartTimeoutSweeper(options: StartTimeoutSweeperOptions): 
   const now = options.now ?? (() => new Date());
   const intervalMs = options.intervalMs ?? 1_000;
   const batchSize = options.batchSize ?? 500;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> | undefined;
-  let closed = false;
 
   const sweeper: StartTimeoutSweeper = {
     async sweepOnce() {
@@ -59,29 +57,17 @@ export function createStartTimeoutSweeper(options: StartTimeoutSweeperOptions): 
       }
       return failed;
     },
-    start() {
-      if (timer || closed) return;
-      const tick = () => {
-        running = sweeper
-          .sweepOnce()
-          .then((n) => {
-            if (n > 0) options.logger?.info({ tasks: n }, "tasks failed: not started within their schedule-to-start timeout");
-          })
-          .catch((err: unknown) => options.logger?.warn({ err }, "schedule-to-start sweep failed"))
-          .finally(() => {
-            running = undefined;
-            if (!closed) timer = setTimeout(tick, intervalMs).unref();
-          });
-      };
-      timer = setTimeout(tick, intervalMs).unref();
-    },
-    async close() {
-      closed = true;
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      await running;
-    },
+    start: () => loop.start(),
+    close: () => loop.close(),
   };
+  const loop = createPeriodicLoop({
+    intervalMs,
+    run: async () => {
+      const n = await sweeper.sweepOnce();
+      if (n > 0) options.logger?.info({ tasks: n }, "tasks failed: not started within their schedule-to-start timeout");
+    },
+    onError: (err) => options.logger?.warn({ err }, "schedule-to-start sweep failed"),
+  });
   return sweeper;
 }
 
