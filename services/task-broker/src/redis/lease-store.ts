@@ -39,6 +39,13 @@ export interface ResumedLease {
   queue: string;
 }
 
+/** The queue of each resumed lease, from the stream key its record names. */
+function withQueues(resumed: ReadonlyMap<string, { jobId: string; stream: string }>): Map<string, ResumedLease> {
+  const out = new Map<string, ResumedLease>();
+  for (const [member, r] of resumed) out.set(member, { jobId: r.jobId, queue: r.stream ? parseStreamKey(r.stream).queue : "" });
+  return out;
+}
+
 export interface AttemptRecord {
   state: "queued" | "leased" | "done" | "expired" | "revoked";
   token: string;
@@ -84,10 +91,7 @@ export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions)
     async resume(clusterId, sessionId, brokerId, leases, expiryMs) {
       if (leases.length === 0) return new Map();
       const recordPrefix = prefix + attemptPrefix(clusterId);
-      const resumed = await resumeLeases(redis, { leasesKey: leasesKey(clusterId), recordPrefix, sessionId, brokerId, expiryMs, nowMs: Date.now(), leases });
-      const out = new Map<string, ResumedLease>();
-      for (const [member, r] of resumed) out.set(member, { jobId: r.jobId, queue: r.stream ? parseStreamKey(r.stream).queue : "" });
-      return out;
+      return withQueues(await resumeLeases(redis, { leasesKey: leasesKey(clusterId), recordPrefix, sessionId, brokerId, expiryMs, nowMs: Date.now(), leases }));
     },
 
     async complete(leases) {
