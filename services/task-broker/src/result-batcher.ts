@@ -16,6 +16,7 @@
 import type { ResultOutcome, TaskEnvelope, TaskResult } from "@corral/proto";
 import { UnavailableError } from "@corral/server-kit";
 import type { Logger } from "pino";
+import { DeadlineWaiters } from "./deadline-waiters.js";
 import type { BrokerMetrics } from "./metrics.js";
 import { attemptMember } from "./redis/keys.js";
 import { deliver, type Delivery, type Ledger } from "./result-batching/delivery.js";
@@ -118,7 +119,7 @@ class LanedResultBatcher implements ResultBatcher {
   readonly #stall: StallWatch;
   readonly #delivery: Delivery;
   readonly #abort = new AbortController();
-  readonly #idleWaiters = new Set<() => void>();
+  readonly #idleWaiters = new DeadlineWaiters();
   /** Calls in flight, and the results they carry. */
   #calls = 0;
   #inFlight = 0;
@@ -175,16 +176,7 @@ class LanedResultBatcher implements ResultBatcher {
   }
 
   idle(deadline: number): Promise<void> {
-    if (this.pending === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        this.#idleWaiters.delete(done);
-        resolve();
-      };
-      const t = setTimeout(done, Math.max(0, deadline - Date.now()));
-      this.#idleWaiters.add(done);
-    });
+    return this.#idleWaiters.wait(this.pending === 0, deadline);
   }
 
   async close(): Promise<void> {
@@ -292,9 +284,7 @@ class LanedResultBatcher implements ResultBatcher {
   }
 
   #notifyIdle(): void {
-    if (this.pending > 0) return;
-    for (const w of this.#idleWaiters) w();
-    this.#idleWaiters.clear();
+    if (this.pending === 0) this.#idleWaiters.notify();
   }
 
   async #sleep(ms: number): Promise<void> {

@@ -8,6 +8,7 @@ import { Code } from "@connectrpc/connect";
 import type { Hello, WorkRequest } from "@corral/proto";
 import { NotFoundError, requireClusterAllowed, revokedKeyError } from "@corral/server-kit";
 import type { Logger } from "pino";
+import { DeadlineWaiters } from "./deadline-waiters.js";
 import { BrokerDrainingError } from "./errors.js";
 import type { BrokerMetrics } from "./metrics.js";
 import type { PresencePublisher } from "./presence-publisher.js";
@@ -82,7 +83,7 @@ class Hub implements SessionHub {
   readonly #options: SessionHubOptions;
   readonly #ports: DecisionPorts;
   readonly #teams: TeamCounts;
-  readonly #emptyWaiters = new Set<() => void>();
+  readonly #emptyWaiters = new DeadlineWaiters();
   #draining = false;
 
   constructor(options: SessionHubOptions) {
@@ -166,7 +167,7 @@ class Hub implements SessionHub {
     o.holdings.forget(session);
     o.metrics.sessions.set(this.sessions.size);
     o.presence.disconnected(session);
-    if (this.sessions.size === 0) for (const w of [...this.#emptyWaiters]) w();
+    if (this.sessions.size === 0) this.#emptyWaiters.notify();
   }
 
   revokeLocal(command: RevokeCommand): number {
@@ -185,16 +186,7 @@ class Hub implements SessionHub {
   }
 
   empty(deadline: number): Promise<void> {
-    if (this.sessions.size === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#emptyWaiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
-      this.#emptyWaiters.add(done);
-    });
+    return this.#emptyWaiters.wait(this.sessions.size === 0, deadline);
   }
 
   drain(reason: string): void {

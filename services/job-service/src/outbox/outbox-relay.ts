@@ -2,12 +2,12 @@
 // and by a sweeper for rows the broker has not acknowledged in time (a crash between commit and
 // enqueue, a broker that was down, a ready list whose ack never came). Enqueue is idempotent per
 // task attempt on the broker side, so sending twice is safe.
-import { createPeriodicLoop } from "@corral/server-kit";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { toEnvelope } from "../domain/convert.js";
 import type { Dispatcher, OutboxKey } from "../domain/ports.js";
 import type { EnvelopeRow, JobsDatabase } from "../store/database.js";
+import { createSweepLoop } from "../sweep-loop.js";
 import { claimDelayedOutbox, claimDueOutbox, deleteOutbox, nextDelayedOutbox, queuedEnvelopesPage } from "../store/outbox-repository.js";
 
 export interface OutboxRelay {
@@ -94,17 +94,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     close: () => loop.close(),
   };
   // A held row falling due before the next regular sweep wakes the sweeper at its time.
-  const loop = createPeriodicLoop({
+  const loop = createSweepLoop({
+    sweep: () => relay.sweepOnce(),
     intervalMs,
-    run: async () => {
-      const n = await relay.sweepOnce();
-      if (n > 0) options.logger?.info({ tasks: n }, "outbox sweeper re-sent tasks");
-    },
     nextDelayMs: async () => {
       const at = await nextDelayedOutbox(db);
       return at === undefined ? intervalMs : Math.max(10, Math.min(intervalMs, at.getTime() - now().getTime()));
     },
-    onError: (err) => options.logger?.warn({ err }, "outbox sweep failed"),
+    logger: options.logger,
+    messages: { swept: "outbox sweeper re-sent tasks", failed: "outbox sweep failed" },
   });
   return relay;
 }

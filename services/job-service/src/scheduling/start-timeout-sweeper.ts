@@ -6,13 +6,13 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ResultStatus, TaskErrorKind, TaskResultSchema, type TaskResult } from "@corral/proto";
-import { createPeriodicLoop } from "@corral/server-kit";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { ApplyResultsInput, ApplyResultsOutput } from "../domain/apply-results.js";
 import type { QueuedAttempt } from "../domain/ports.js";
 import type { JobsDatabase } from "../store/database.js";
 import { overdueStarts, type OverdueStart } from "../store/schedule-repository.js";
+import { createSweepLoop } from "../sweep-loop.js";
 
 export interface StartTimeoutSweeper {
   /** Fails every overdue attempt now; returns how many failed. */
@@ -60,13 +60,11 @@ export function createStartTimeoutSweeper(options: StartTimeoutSweeperOptions): 
     start: () => loop.start(),
     close: () => loop.close(),
   };
-  const loop = createPeriodicLoop({
+  const loop = createSweepLoop({
+    sweep: () => sweeper.sweepOnce(),
     intervalMs,
-    run: async () => {
-      const n = await sweeper.sweepOnce();
-      if (n > 0) options.logger?.info({ tasks: n }, "tasks failed: not started within their schedule-to-start timeout");
-    },
-    onError: (err) => options.logger?.warn({ err }, "schedule-to-start sweep failed"),
+    logger: options.logger,
+    messages: { swept: "tasks failed: not started within their schedule-to-start timeout", failed: "schedule-to-start sweep failed" },
   });
   return sweeper;
 }

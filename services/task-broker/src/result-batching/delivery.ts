@@ -4,17 +4,8 @@
 // anyone is told the batch is durable.
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import {
-  ReportResultsRequestSchema,
-  ResultOutcomeSchema,
-  ResultStatus,
-  TaskResultSchema,
-  type DispatchAck,
-  type ReportResultsRequest,
-  type ReportResultsResponse,
-  type TaskEnvelope,
-  type TaskResult,
-} from "@corral/proto";
+import { ReportResultsRequestSchema, ResultOutcomeSchema, ResultStatus, TaskResultSchema } from "@corral/proto";
+import type { DispatchAck, ReportResultsRequest, ReportResultsResponse, TaskEnvelope, TaskResult } from "@corral/proto";
 import { UnavailableError } from "@corral/server-kit";
 import type { Logger } from "pino";
 import type { BrokerMetrics } from "../metrics.js";
