@@ -22,5 +22,7 @@ export * from "./component.js";
 export * from "./page-token.js";
 export { createPeriodicLoop, type PeriodicLoop, type PeriodicLoopOptions } from "./periodic-loop.js";
 export { LruCache } from "./lru-cache.js";
+export { createLabelCap, OTHER_LABEL, topLabels, type LabelCap } from "./bounded-labels.js";
 export { createAuthThrottle, type AuthThrottle, type AuthThrottleOptions } from "./auth-throttle.js";
 export { createStreamKeyWatch, revokedKeyError, type StreamKeyWatch, type WatchedStream } from "./stream-key-watch.js";
+export * from "./tracing/index.js";

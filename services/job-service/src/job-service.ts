@@ -14,9 +14,10 @@ import {
   SubmitJobResponseSchema,
   VisualizeJobResponseSchema,
   WatchJobResponseSchema,
+  GetJobSpansResponseSchema,
 } from "@corral/proto";
-import { keyRevocation, requireTeam } from "@corral/server-kit";
-import { toJob, toProgress, toStateCounts, toTask } from "./domain/convert.js";
+import { callerTrace, keyRevocation, requireTeam } from "@corral/server-kit";
+import { toJob, toProgress, toStateCounts, toTask, toTaskSpan } from "./domain/convert.js";
 import type { JobLedger } from "./job-ledger.js";
 
 export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobService> {
@@ -30,6 +31,7 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
         tasks: req.tasks,
         idempotencyKey: req.idempotencyKey,
         taskDefaults: req.taskDefaults,
+        trace: callerTrace(ctx),
       });
       return create(SubmitJobResponseSchema, { job: toJob(job), created });
     },
@@ -83,6 +85,16 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
     async visualizeJob(req, ctx) {
       const g = await ledger.visualizeJob(requireTeam(ctx), req.jobId, req.maxTasks);
       return create(VisualizeJobResponseSchema, { svg: g.svg, mermaid: g.mermaid, dot: g.dot, summarized: g.summarized });
+    },
+
+    async getJobSpans(req, ctx) {
+      const page = await ledger.getJobSpans(requireTeam(ctx), req.jobId, req.pageSize, req.pageToken);
+      return create(GetJobSpansResponseSchema, {
+        traceId: page.traceId,
+        parentSpanId: page.job.trace_parent_span_id ?? "",
+        spans: page.spans.map(toTaskSpan),
+        nextPageToken: page.nextPageToken,
+      });
     },
 
     async *watchJob(req, ctx) {
