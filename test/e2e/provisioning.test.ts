@@ -143,6 +143,10 @@ describe("clusters that provision themselves (agents, registry, broker, runners)
     // READY counts runners the broker has connected: their nodes are ONLINE in the cluster.
     const nodes = await client.nodes().all({ cluster: slug, state: "online" });
     expect(nodes.map((n) => n.id).sort()).toEqual([...(await runnerPids()).keys()].sort());
+    // Each node names the agent host that launched it.
+    const hostOf = new Map((await hosts()).flatMap((h) => h.runners.map((r) => [r.runnerId, { id: h.id, name: h.name }] as const)));
+    expect(nodes.every((n) => n.hostName !== "" && n.hostId !== "")).toBe(true);
+    expect(nodes.map((n) => [n.id, n.hostId, n.hostName])).toEqual(nodes.map((n) => [n.id, hostOf.get(n.id)?.id, hostOf.get(n.id)?.name]));
 
     const job = await echo("hello");
     const done = await client.jobs().wait(job.id, { signal: AbortSignal.timeout(90_000) });

@@ -20,6 +20,7 @@ export * from "./service-config.js";
 export * from "./secret-placeholders.js";
 export * from "./component.js";
 export * from "./page-token.js";
+export { createPeriodicLoop, type PeriodicLoop, type PeriodicLoopOptions } from "./periodic-loop.js";
 export { LruCache } from "./lru-cache.js";
 export { createLabelCap, OTHER_LABEL, topLabels, type LabelCap } from "./bounded-labels.js";
 export { createAuthThrottle, type AuthThrottle, type AuthThrottleOptions } from "./auth-throttle.js";

@@ -1,6 +1,6 @@
 // Domain records to the corral.registry.v1 messages clients see.
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   ClusterState,
   ApiKeyScope,
@@ -13,6 +13,7 @@ import {
   LocationSchema,
   NodeSchema,
   NodeState,
+  RunningTaskSchema,
   TaskIdentifierSchema,
   type ApiKey,
   type Cluster,
@@ -156,5 +157,16 @@ export function nodeMessage(n: NodeRecord): Node {
     brokerId: n.brokerId,
     connectTime: timestampFromDate(n.connectTime),
     lastSeenTime: timestampFromDate(n.lastSeenTime),
+    runningTasks: n.runningTasks.map((t) =>
+      create(RunningTaskSchema, {
+        taskId: t.taskId,
+        attempt: t.attempt,
+        identifier: create(TaskIdentifierSchema, { name: t.name, version: t.version }),
+        jobId: t.jobId,
+        since: timestampFromMs(t.sinceMs),
+      }),
+    ),
+    hostId: n.host?.id ?? "",
+    hostName: n.host?.name ?? "",
   });
 }

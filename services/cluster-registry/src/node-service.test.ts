@@ -111,6 +111,51 @@ describe("NodeService", () => {
     expect((await nodes.getNode({ id: "runner-2" })).node?.state).toBe(NodeState.OFFLINE);
   });
 
+  it("shows the tasks a node runs now, as its last report named them, and none once it is offline", async () => {
+    const nodes = h.client(NodeService);
+    const since = new Date("2026-12-01T10:00:00Z");
+    const task = { taskId: "task-1", attempt: 2, identifier: { name: "Train", version: "v1.2" }, jobId: "job-1", since: timestampFromDate(since) };
+    await presence(report(PresenceEvent.CONNECTED, { id: "runner-busy", busySlots: 1, runningTasks: [task] }));
+    const [running] = (await nodes.getNode({ id: "runner-busy" })).node!.runningTasks;
+    expect(running).toMatchObject({ taskId: "task-1", attempt: 2, identifier: { name: "Train", version: "v1.2" }, jobId: "job-1" });
+    expect(running!.since).toEqual(timestampFromDate(since));
+    const listed = (await nodes.listNodes({ clusterSlug: cluster.slug })).nodes.find((n) => n.id === "runner-busy");
+    expect(listed?.runningTasks.map((t) => t.taskId)).toEqual(["task-1"]);
+
+    // The next report replaces the list: the task ended.
+    await presence(report(PresenceEvent.UPDATED, { id: "runner-busy", busySlots: 0, runningTasks: [] }));
+    expect((await nodes.getNode({ id: "runner-busy" })).node!.runningTasks).toEqual([]);
+
+    // A node no broker reported for a while runs nothing anyone knows of.
+    await presence(report(PresenceEvent.UPDATED, { id: "runner-busy", busySlots: 1, runningTasks: [task] }));
+    await sql`update nodes set report_time = now() - interval '1 hour' where runner_id = 'runner-busy'`.execute(h.db);
+    expect((await nodes.getNode({ id: "runner-busy" })).node).toMatchObject({ state: NodeState.OFFLINE, runningTasks: [] });
+  });
+
+  it("refuses a report naming more than 100 running tasks for a node, naming the field", async () => {
+    const task = { taskId: "t", attempt: 1, identifier: { name: "Train", version: "v1.2" }, jobId: "j" };
+    const err = await presence(report(PresenceEvent.UPDATED, { id: "runner-many", runningTasks: Array.from({ length: 101 }, () => task) })).then(
+      () => undefined,
+      (e: unknown) => e as { code: Code; rawMessage: string },
+    );
+    expect(err?.code).toBe(Code.InvalidArgument);
+    expect(err?.rawMessage).toContain("running_tasks");
+  });
+
+  it("names the host of a runner an agent launched, and no host for one started by hand", async () => {
+    const hostId = "0193a000-0000-7000-8000-00000000b001";
+    await sql`insert into hosts (id, team_id, name, cpu_cores, memory_bytes, gpu_count, gpu_type, labels, agent_version, connect_time, last_seen_time)
+      values (${hostId}, ${h.teamA.teamId}, 'rack-7', 4, 0, 0, '', '{}', 'test', now(), now())`.execute(h.db);
+    await sql`insert into placements (runner_id, team_id, cluster_id, host_id, cpu_cores, memory_bytes, gpu_count, gpu_type, desired, state)
+      values ('runner-placed', ${h.teamA.teamId}, ${cluster.id}, ${hostId}, 1, 0, 0, '', 'run', 'running')`.execute(h.db);
+    await presence(report(PresenceEvent.CONNECTED, { id: "runner-placed" }), report(PresenceEvent.CONNECTED, { id: "runner-by-hand" }));
+    const nodes = h.client(NodeService);
+    expect((await nodes.getNode({ id: "runner-placed" })).node).toMatchObject({ hostId, hostName: "rack-7" });
+    expect((await nodes.getNode({ id: "runner-by-hand" })).node).toMatchObject({ hostId: "", hostName: "" });
+    const listed = (await nodes.listNodes({ clusterSlug: cluster.slug })).nodes.find((n) => n.id === "runner-placed");
+    expect(listed?.hostName).toBe("rack-7");
+  });
+
   it("deletes nodes offline for longer than the retention, keeps the others", async () => {
     await presence(report(PresenceEvent.CONNECTED, { id: "runner-retired" }), report(PresenceEvent.CONNECTED, { id: "runner-recent" }));
     await sql`update nodes set report_time = now() - interval '2 days' where runner_id = 'runner-retired'`.execute(h.db);

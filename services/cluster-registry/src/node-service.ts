@@ -1,6 +1,6 @@
 // corral.registry.v1.NodeService handlers.
 import { create } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   GetNodeResponseSchema,
@@ -50,6 +50,14 @@ function presenceInput(report: PresenceReport, index: number): PresenceInput {
     labels: { ...node.labels },
     slots: node.slots,
     busySlots: node.busySlots,
+    runningTasks: node.runningTasks.map((t) => ({
+      taskId: t.taskId,
+      attempt: t.attempt,
+      name: t.identifier?.name ?? "",
+      version: t.identifier?.version ?? "",
+      jobId: t.jobId,
+      sinceMs: t.since ? timestampMs(t.since) : 0,
+    })),
     brokerId: node.brokerId,
     connectTime: node.connectTime && timestampDate(node.connectTime),
     lastSeenTime: node.lastSeenTime && timestampDate(node.lastSeenTime),

@@ -2,8 +2,8 @@
 // automation or storage trigger is due; due ones are fired one transaction each (rows locked with
 // SKIP LOCKED, so replicas share the work and a restart loses nothing: all state is in Postgres).
 // Directory triggers are also watched with fs.watch, which makes a trigger list sooner.
-import { watch, type FSWatcher } from "node:fs";
 import type { Logger } from "pino";
+import { createDirectoryWatchers } from "./directory-watchers.js";
 import { fireDueAutomation, pollDueTrigger, type FireContext, type Fired } from "./domain/automations/fire-automations.js";
 import type { EnvelopeRow } from "./store/database.js";
 
@@ -42,14 +42,37 @@ const MAX_ROUNDS_PER_TICK = 100;
 /** How often the replica re-reads which directories to watch. */
 const WATCH_SYNC_TICKS = 10;
 
+/** Fires what `next` finds until nothing is due, at most MAX_ROUNDS_PER_TICK rounds (a backlog drains over ticks). */
+async function fireRounds(next: () => Promise<Fired | undefined>, settle: (f: Fired) => Promise<void>, signal: AbortSignal): Promise<void> {
+  for (let round = 0; round < MAX_ROUNDS_PER_TICK && !signal.aborted; round++) {
+    const f = await next();
+    if (!f) return;
+    await settle(f);
+  }
+}
+
+/** Waits `ms`, or until woken (through the function handed to `onWake`, unset after) or stopped. */
+function pause(ms: number, signal: AbortSignal, onWake: (wake: (() => void) | undefined) => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      onWake(undefined);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    onWake(done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
 export function createAutomationScheduler(options: AutomationSchedulerOptions): AutomationScheduler {
   const { fire, logger } = options;
   const store = fire.store;
   const clock = options.now ?? (() => new Date());
   const tickMs = options.tickMs ?? 1_000;
   const stop = new AbortController();
-  const watchers = new Map<string, FSWatcher>();
-  const pendingScans = new Map<string, NodeJS.Timeout>();
+  const watchers = createDirectoryWatchers({ delayMs: options.watchDelayMs ?? 1_100, onChange: (id) => void scanNow(id) });
   let wakeUp: (() => void) | undefined;
   let loop: Promise<void> | undefined;
   let ticks = 0;
@@ -65,22 +88,14 @@ export function createAutomationScheduler(options: AutomationSchedulerOptions): 
     const result: TickResult = { jobs: 0, skipped: 0 };
     const next = await store.automations.nextDue();
     if (next === null || next > now) return result;
-    for (let round = 0; round < MAX_ROUNDS_PER_TICK && !stop.signal.aborted; round++) {
-      const f = await fireDueAutomation(fire, now);
-      if (!f) break;
-      await settle(f, result);
-    }
-    for (let round = 0; round < MAX_ROUNDS_PER_TICK && !stop.signal.aborted; round++) {
-      let f: Fired | undefined;
-      try {
-        f = await pollDueTrigger(fire, now, undefined, stop.signal);
-      } catch (err) {
+    const each = (f: Fired) => settle(f, result);
+    await fireRounds(() => fireDueAutomation(fire, now), each, stop.signal);
+    const poll = () =>
+      pollDueTrigger(fire, now, undefined, stop.signal).catch((err: unknown) => {
         logger?.warn({ err }, "a storage trigger could not be listed; it is retried");
-        break;
-      }
-      if (!f) break;
-      await settle(f, result);
-    }
+        return undefined;
+      });
+    await fireRounds(poll, each, stop.signal);
     return result;
   }
 
@@ -93,35 +108,7 @@ export function createAutomationScheduler(options: AutomationSchedulerOptions): 
   }
 
   async function syncWatchers() {
-    const wanted = new Map((await store.automations.watchedDirectories()).map((d) => [d.id, d.path]));
-    for (const [id, w] of watchers) {
-      if (!wanted.has(id)) {
-        w.close();
-        watchers.delete(id);
-      }
-    }
-    for (const [id, path] of wanted) {
-      if (watchers.has(id)) continue;
-      try {
-        const w = watch(path, { recursive: true }, () => {
-          if (pendingScans.has(id) || stop.signal.aborted) return;
-          pendingScans.set(
-            id,
-            setTimeout(() => {
-              pendingScans.delete(id);
-              void scanNow(id);
-            }, options.watchDelayMs ?? 1_100),
-          );
-        });
-        w.on("error", () => {
-          w.close();
-          watchers.delete(id);
-        });
-        watchers.set(id, w);
-      } catch {
-        // Not there (yet) on this replica: the periodic listing still covers it.
-      }
-    }
+    watchers.sync(new Map((await store.automations.watchedDirectories()).map((d) => [d.id, d.path])));
   }
 
   async function run() {
@@ -132,17 +119,7 @@ export function createAutomationScheduler(options: AutomationSchedulerOptions): 
       } catch (err) {
         logger?.warn({ err }, "automation tick failed; retrying");
       }
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          stop.signal.removeEventListener("abort", done);
-          wakeUp = undefined;
-          resolve();
-        };
-        const timer = setTimeout(done, tickMs);
-        wakeUp = done;
-        stop.signal.addEventListener("abort", done, { once: true });
-      });
+      await pause(tickMs, stop.signal, (wake) => (wakeUp = wake));
     }
   }
 
@@ -156,9 +133,7 @@ export function createAutomationScheduler(options: AutomationSchedulerOptions): 
     close() {
       closing ??= (async () => {
         stop.abort();
-        for (const t of pendingScans.values()) clearTimeout(t);
-        for (const w of watchers.values()) w.close();
-        watchers.clear();
+        watchers.close();
         await loop;
       })();
       return closing;

@@ -73,6 +73,16 @@ export interface JobLedger {
   getJobSpans(teamId: string, jobId: string, pageSize: number, pageToken: string): Promise<JobSpansPage>;
 }
 
+/** Asks the broker to cancel leases and drop queued entries; a failure is only logged. */
+async function revokeQuietly(dispatcher: Dispatcher, logger: Logger | undefined, r: Revocation, queued: QueuedAttempt[]): Promise<void> {
+  try {
+    await dispatcher.revoke(r.teamId, r.jobId, r.taskIds, r.reason, queued);
+  } catch (err) {
+    // The runner's later result is stale or lands on a canceled task either way.
+    logger?.warn({ err, jobId: r.jobId }, "revoking leases failed");
+  }
+}
+
 export function createJobLedger(options: JobLedgerOptions): JobLedger {
   const { db, clusters, dispatcher, logger, notifier } = options;
   const store = createJobsStore(db);
@@ -89,14 +99,7 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
   });
   const now = options.now ?? (() => new Date());
 
-  const revoke = async (r: Revocation, queued: QueuedAttempt[] = []) => {
-    try {
-      await dispatcher.revoke(r.teamId, r.jobId, r.taskIds, r.reason, queued);
-    } catch (err) {
-      // The runner's later result is stale or lands on a canceled task either way.
-      logger?.warn({ err, jobId: r.jobId }, "revoking leases failed");
-    }
-  };
+  const revoke = (r: Revocation, queued: QueuedAttempt[] = []) => revokeQuietly(dispatcher, logger, r, queued);
 
   const ledger: JobLedger = {
     relay,

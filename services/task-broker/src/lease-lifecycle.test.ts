@@ -126,6 +126,8 @@ describe("leases", () => {
     expect(welcome.resumed.map((l) => l.taskId)).toEqual(["t-resume"]);
     const session = srv.broker.sessions().find((s) => s.id === welcome.sessionId)!;
     expect(session.credit).toBe(1);
+    // The resumed lease still knows its task's identifier and job (presence shows them).
+    expect([...session.leases.values()].map((l) => [l.taskId, l.queue, l.jobId])).toEqual([["t-resume", "resume:v1.0", "job-1"]]);
     r2.send({ case: "completed", value: { lease: ref(a.lease!) } });
     expect((await r2.take("ack")).accepted).toBe(true);
     expect(ledger.task("t-resume")?.state).toBe("computed");
@@ -201,8 +203,14 @@ describe("leases", () => {
     await srv.dispatch.enqueue({ tasks: [ledger.add({ taskId: "t-presence", clusterId: DEFAULT, name: "presence", version: "v1.0" })] });
     const a = await r.take("assign");
     await eventually(() => presence.some((p) => p.node?.id === "r-presence" && p.node.busySlots === 1));
+    const busy = presence.find((p) => p.node?.id === "r-presence" && p.node.busySlots === 1)!;
+    expect(busy.node!.runningTasks.map((t) => [t.taskId, t.attempt, t.identifier?.name, t.identifier?.version])).toEqual([
+      ["t-presence", 1, "presence", "v1.0"],
+    ]);
     r.send({ case: "completed", value: { lease: ref(a.lease!) } });
     await r.take("ack");
+    // The lease released: the next report names no running task.
+    await eventually(() => presence.some((p) => p.node?.id === "r-presence" && p.node.busySlots === 0 && p.node.runningTasks.length === 0 && p.event === PresenceEvent.UPDATED));
     r.end();
     await r.done;
     await eventually(() =>

@@ -1,21 +1,20 @@
-// Tells the registry which runners are connected (NodeService.ReportPresence through an injected
-// reporter): on connect, on busy-slot changes (throttled per session), on draining, on disconnect,
-// and again for every connected runner each `refreshMs` (the registry shows a node that no broker
-// reported for a while as OFFLINE). Best effort: a failed report is logged and dropped, the next
-// one carries the state.
-import { create } from "@bufbuild/protobuf";
-import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
-import { NodeSchema, NodeState, PresenceEvent, PresenceReportSchema, type PresenceReport } from "@corral/proto";
+// Tells the registry which runners are connected and what they run (NodeService.ReportPresence
+// through an injected reporter): on connect, on lease changes (throttled per session), on draining,
+// on disconnect, and again for every connected runner each `refreshMs` (the registry shows a node
+// that no broker reported for a while as OFFLINE). The report is built by presence/presence-report.ts,
+// sent in coalesced batches by presence/report-outbox.ts, throttled by presence/update-throttle.ts.
+import { PresenceEvent } from "@corral/proto";
 import type { Logger } from "pino";
+import { presenceReport } from "./presence/presence-report.js";
+import { createReportOutbox, type PresenceReporter, type ReportOutbox } from "./presence/report-outbox.js";
+import { createUpdateThrottle, type UpdateThrottle } from "./presence/update-throttle.js";
 import type { RunnerSession } from "./runner-session.js";
 
-export interface PresenceReporter {
-  report(reports: PresenceReport[]): Promise<void>;
-}
+export type { PresenceReporter } from "./presence/report-outbox.js";
 
 export interface PresencePublisher {
   connected(session: RunnerSession): void;
-  /** Busy slots changed; sent at most once per throttle interval per session. */
+  /** Leases (busy slots, running tasks) changed; sent at most once per throttle interval per session. */
   updated(session: RunnerSession): void;
   draining(session: RunnerSession): void;
   disconnected(session: RunnerSession): void;
@@ -24,136 +23,110 @@ export interface PresencePublisher {
   close(): Promise<void>;
 }
 
-export function createPresencePublisher(options: {
+export interface PresencePublisherOptions {
   reporter: PresenceReporter | undefined;
   brokerId: string;
   throttleMs: number;
   /** Every connected session is reported again this often (default 20 s; 0 turns it off). */
   refreshMs?: number;
   logger: Logger;
-}): PresencePublisher {
-  const { reporter, logger } = options;
-  const refreshMs = options.refreshMs ?? 20_000;
-  const queued = new Map<string, PresenceReport>();
-  const lastSent = new Map<string, number>();
-  const trailing = new Map<string, NodeJS.Timeout>();
-  /** Connected sessions, for the periodic refresh. */
-  const live = new Map<string, RunnerSession>();
-  let refreshTimer: NodeJS.Timeout | undefined;
-  let flushTimer: NodeJS.Timeout | undefined;
-  let sending: Promise<void> = Promise.resolve();
+}
 
-  function report(session: RunnerSession, event: PresenceEvent): PresenceReport {
-    const state =
-      event === PresenceEvent.DISCONNECTED
-        ? NodeState.OFFLINE
-        : session.state === "draining" || event === PresenceEvent.DRAINING
-          ? NodeState.DRAINING
-          : NodeState.ONLINE;
-    return create(PresenceReportSchema, {
-      teamId: session.teamId,
-      event,
-      node: create(NodeSchema, {
-        id: session.runnerId,
-        sessionId: session.id,
-        clusterId: session.cluster.id,
-        clusterSlug: session.cluster.slug,
-        hostname: session.hardware?.hostname ?? "",
-        hardware: session.hardware,
-        identifiers: session.identifiers,
-        slots: session.slots,
-        busySlots: session.leases.size,
-        state,
-        labels: session.labels,
-        brokerId: options.brokerId,
-        connectTime: timestampFromDate(session.connectTime),
-        lastSeenTime: timestampNow(),
-      }),
-    });
-  }
+/** The event a periodic refresh reports: a draining runner stays DRAINING (UPDATED would read ONLINE). */
+export function refreshEvent(session: Pick<RunnerSession, "state">): PresenceEvent {
+  return session.state === "draining" ? PresenceEvent.DRAINING : PresenceEvent.UPDATED;
+}
 
-  function enqueue(session: RunnerSession, event: PresenceEvent) {
-    if (!reporter) return;
-    queued.set(session.id, report(session, event));
-    lastSent.set(session.id, Date.now());
-    flushTimer ??= setTimeout(() => {
-      flushTimer = undefined;
-      void publisher.flush();
-    }, 20);
-    flushTimer.unref?.();
-  }
+const inert: PresencePublisher = {
+  connected() {},
+  updated() {},
+  draining() {},
+  disconnected() {},
+  flush: () => Promise.resolve(),
+  close: () => Promise.resolve(),
+};
 
-  function refresh() {
-    for (const session of live.values()) {
-      if (session.state === "closed" || trailing.has(session.id)) continue;
-      // A draining runner stays DRAINING: an UPDATED report would read as ONLINE again.
-      enqueue(session, session.state === "draining" ? PresenceEvent.DRAINING : PresenceEvent.UPDATED);
-    }
-  }
+export function createPresencePublisher(options: PresencePublisherOptions): PresencePublisher {
+  if (!options.reporter) return inert;
+  const outbox = createReportOutbox({ reporter: options.reporter, logger: options.logger });
+  const throttle = createUpdateThrottle(options.throttleMs);
+  const send = (session: RunnerSession, event: PresenceEvent) => {
+    const now = Date.now();
+    outbox.put(session.id, presenceReport(session, event, options.brokerId, now));
+    throttle.sent(session.id, now);
+  };
+  const refresher = createRefresher(options.refreshMs ?? 20_000, (session) => {
+    if (session.state !== "closed" && !throttle.pending(session.id)) send(session, refreshEvent(session));
+  });
+  return publisherOver(outbox, throttle, refresher, send);
+}
 
-  function clearTrailing(id: string) {
-    const t = trailing.get(id);
-    if (t) clearTimeout(t);
-    trailing.delete(id);
-  }
-
-  const publisher: PresencePublisher = {
+function publisherOver(
+  outbox: ReportOutbox,
+  throttle: UpdateThrottle,
+  refresher: Refresher,
+  send: (session: RunnerSession, event: PresenceEvent) => void,
+): PresencePublisher {
+  return {
     connected(session) {
-      enqueue(session, PresenceEvent.CONNECTED);
-      if (!reporter || refreshMs <= 0) return;
-      live.set(session.id, session);
-      if (!refreshTimer) {
-        refreshTimer = setInterval(refresh, refreshMs);
-        refreshTimer.unref();
-      }
+      send(session, PresenceEvent.CONNECTED);
+      refresher.add(session);
     },
     updated(session) {
-      if (!reporter || trailing.has(session.id)) return;
-      const since = Date.now() - (lastSent.get(session.id) ?? 0);
-      if (since >= options.throttleMs) {
-        enqueue(session, PresenceEvent.UPDATED);
-        return;
-      }
-      const t = setTimeout(() => {
-        trailing.delete(session.id);
-        if (session.state !== "closed") enqueue(session, PresenceEvent.UPDATED);
-      }, options.throttleMs - since);
-      t.unref();
-      trailing.set(session.id, t);
+      throttle.update(session.id, Date.now(), () => {
+        if (session.state !== "closed") send(session, PresenceEvent.UPDATED);
+      });
     },
     draining(session) {
-      clearTrailing(session.id);
-      enqueue(session, PresenceEvent.DRAINING);
+      throttle.cancel(session.id);
+      send(session, PresenceEvent.DRAINING);
     },
     disconnected(session) {
-      clearTrailing(session.id);
-      enqueue(session, PresenceEvent.DISCONNECTED);
-      lastSent.delete(session.id);
-      live.delete(session.id);
-      if (live.size === 0 && refreshTimer) {
-        clearInterval(refreshTimer);
-        refreshTimer = undefined;
-      }
+      throttle.cancel(session.id);
+      send(session, PresenceEvent.DISCONNECTED);
+      throttle.cancel(session.id, true);
+      refresher.remove(session);
     },
-    flush() {
-      if (flushTimer) clearTimeout(flushTimer);
-      flushTimer = undefined;
-      if (!reporter || queued.size === 0) return sending;
-      const batch = [...queued.values()];
-      queued.clear();
-      sending = sending
-        .then(() => reporter.report(batch))
-        .catch((err: unknown) => logger.warn({ err, count: batch.length }, "presence report failed"));
-      return sending;
-    },
+    flush: () => outbox.flush(),
     async close() {
-      for (const t of trailing.values()) clearTimeout(t);
-      trailing.clear();
-      if (refreshTimer) clearInterval(refreshTimer);
-      refreshTimer = undefined;
-      live.clear();
-      await publisher.flush();
+      throttle.close();
+      refresher.close();
+      await outbox.flush();
     },
   };
-  return publisher;
+}
+
+/** The connected sessions, each passed to `visit` every `everyMs` while there is one. */
+interface Refresher {
+  add(session: RunnerSession): void;
+  remove(session: RunnerSession): void;
+  close(): void;
+}
+
+function createRefresher(everyMs: number, visit: (session: RunnerSession) => void): Refresher {
+  const live = new Map<string, RunnerSession>();
+  let timer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    if (timer) clearInterval(timer);
+    timer = undefined;
+  };
+  return {
+    add(session) {
+      if (everyMs <= 0) return;
+      live.set(session.id, session);
+      if (timer) return;
+      timer = setInterval(() => {
+        for (const s of live.values()) visit(s);
+      }, everyMs);
+      timer.unref();
+    },
+    remove(session) {
+      live.delete(session.id);
+      if (live.size === 0) stop();
+    },
+    close() {
+      stop();
+      live.clear();
+    },
+  };
 }

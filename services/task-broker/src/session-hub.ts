@@ -1,37 +1,31 @@
-// The broker's runner side: opens sessions from Hello, applies what runners send (each message
-// judged by the session protocol, the decision carried out here), and ends sessions. Leases are
-// held through LeaseHoldings, credit through each session's CreditAccount, results through the
-// ResultReporter; the dispatcher is told which sessions read which queues.
+// The broker's runner side: opens sessions from Hello (session/session-start.ts resumes their
+// leases), applies what runners send (each message judged by the session protocol, the decision
+// carried out by session/apply-decision.ts), and ends sessions. The hub owns the set of open
+// sessions and their lifecycle; leases are held through LeaseHoldings, credit through each
+// session's CreditAccount, results through the ResultReporter.
 import { randomUUID } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
-import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { LeaseSchema, type Hello, type Lease, type TaskLogs, type WorkRequest } from "@corral/proto";
-import { NotFoundError, requireClusterAllowed, ResourceExhaustedError, revokedKeyError } from "@corral/server-kit";
+import type { Hello, WorkRequest } from "@corral/proto";
+import { NotFoundError, requireClusterAllowed, revokedKeyError } from "@corral/server-kit";
 import type { Logger } from "pino";
+import { DeadlineWaiters } from "./deadline-waiters.js";
 import { BrokerDrainingError } from "./errors.js";
 import type { BrokerMetrics } from "./metrics.js";
 import type { PresencePublisher } from "./presence-publisher.js";
-import { attemptMember } from "./redis/keys.js";
 import type { LeaseStore } from "./redis/lease-store.js";
 import { RunnerSession, type ClusterRef } from "./runner-session.js";
+import { applyDecision, sessionView, type DecisionPorts, type SessionDispatch, type TaskLogSink } from "./session/apply-decision.js";
 import type { LeaseHoldings } from "./session/lease-holdings.js";
-import { cancelLease, endForViolation, type ResultReporter } from "./session/result-reporter.js";
-import { decide, decideInBatch, helloQueues, type Decision, type ProtocolLimits } from "./session/session-protocol.js";
+import { cancelLease, type ResultReporter } from "./session/result-reporter.js";
+import { resumeLeases, welcome } from "./session/session-start.js";
+import { decide, helloQueues, type ProtocolLimits } from "./session/session-protocol.js";
+import { createTeamCounts, type TeamCounts } from "./session/team-counts.js";
+
+export type { SessionDispatch } from "./session/apply-decision.js";
 
 /** Resolves cluster slugs of a team (empty slug: the team's default cluster). */
 export interface ClusterResolver {
   resolve(teamId: string, slugs: readonly string[]): Promise<Map<string, ClusterRef>>;
-}
-
-/** What the hub tells the dispatcher: which sessions read which queues, and when credit opens. */
-export interface SessionDispatch {
-  join(session: RunnerSession): void;
-  leave(session: RunnerSession): void;
-  /** The session's credit grew: its group may read again. */
-  wake(session: RunnerSession): void;
-  /** The session's queues changed (Reregister): it moves to the group of its new queues. */
-  move(session: RunnerSession): void;
 }
 
 export interface RevokeCommand {
@@ -74,7 +68,7 @@ export interface SessionHubOptions extends ProtocolLimits {
   metrics: BrokerMetrics;
   logger: Logger;
   /** Takes the task log lines runners send (Welcome says so); unset: the broker takes none. */
-  logs?: { accept(session: RunnerSession, logs: TaskLogs): Promise<void> };
+  logs?: TaskLogSink;
   /**
    * Most open Work sessions of one team on this replica (default 1,000); counted per replica, as
    * sessions live in their replica's memory only.
@@ -82,244 +76,127 @@ export interface SessionHubOptions extends ProtocolLimits {
   maxSessionsPerTeam?: number;
 }
 
-/** Open sessions per team, for the per-team cap. */
-function createTeamCounts(max: number) {
-  const perTeam = new Map<string, number>();
-  return {
-    check(teamId: string) {
-      if ((perTeam.get(teamId) ?? 0) >= max) {
-        throw new ResourceExhaustedError(
-          `the team already holds ${max} open Work sessions on this broker (CORRAL_MAX_SESSIONS_PER_TEAM)`,
-        );
-      }
-    },
-    add(teamId: string) {
-      perTeam.set(teamId, (perTeam.get(teamId) ?? 0) + 1);
-    },
-    remove(teamId: string) {
-      const left = (perTeam.get(teamId) ?? 1) - 1;
-      if (left > 0) perTeam.set(teamId, left);
-      else perTeam.delete(teamId);
-    },
-  };
+export function createSessionHub(options: SessionHubOptions): SessionHub {
+  return new Hub(options);
 }
 
-export function createSessionHub(options: SessionHubOptions): SessionHub {
-  const { leases, holdings, reporter, dispatch, presence, metrics, logger } = options;
-  const sessions = new Map<string, RunnerSession>();
-  const teams = createTeamCounts(options.maxSessionsPerTeam ?? 1_000);
-  let draining = false;
-  const emptyWaiters = new Set<() => void>();
+class Hub implements SessionHub {
+  readonly sessions = new Map<string, RunnerSession>();
+  readonly #options: SessionHubOptions;
+  readonly #ports: DecisionPorts;
+  readonly #teams: TeamCounts;
+  readonly #emptyWaiters = new DeadlineWaiters();
+  #draining = false;
 
-  /** Re-binds the leases Hello names that are still valid; answers them for Welcome. */
-  async function resume(session: RunnerSession, hello: Hello): Promise<Lease[]> {
-    const expiryMs = Date.now() + options.leaseDurationMs;
-    const wanted = hello.resumeLeases.map((l) => ({ member: attemptMember(l.taskId, l.attempt), token: l.token }));
-    const resumed = await leases.resume(session.cluster.id, session.id, options.brokerId, wanted, expiryMs);
-    const out: Lease[] = [];
-    for (const l of hello.resumeLeases) {
-      const member = attemptMember(l.taskId, l.attempt);
-      if (!resumed.has(member) || session.leases.has(member)) continue;
-      holdings.hold(session, member, { taskId: l.taskId, attempt: l.attempt, token: l.token, jobId: resumed.get(member)!, expireMs: expiryMs });
-      out.push(create(LeaseSchema, { taskId: l.taskId, attempt: l.attempt, token: l.token, expireTime: timestampFromMs(expiryMs) }));
-    }
-    return out;
+  constructor(options: SessionHubOptions) {
+    this.#options = options;
+    this.#teams = createTeamCounts(options.maxSessionsPerTeam ?? 1_000);
+    const { leases, holdings, reporter, dispatch, presence, logger, leaseDurationMs, logs } = options;
+    this.#ports = { leases, holdings, reporter, dispatch, presence, logger, leaseDurationMs, limits: options, logs };
   }
 
-  function welcome(session: RunnerSession, resumed: Lease[]): void {
-    session.send({
-      case: "welcome",
-      value: {
-        sessionId: session.id,
-        leaseDuration: durationFromMs(options.leaseDurationMs),
-        heartbeatInterval: durationFromMs(options.heartbeatIntervalMs),
-        clusterId: session.cluster.id,
-        clusterSlug: session.cluster.slug,
-        resumed,
-        brokerId: options.brokerId,
-        batches: true,
-        taskLogs: options.logs !== undefined,
-      },
+  async open(teamId: string, hello: Hello, onlyClusterId?: string): Promise<RunnerSession> {
+    const o = this.#options;
+    if (this.#draining) throw new BrokerDrainingError();
+    this.#teams.check(teamId);
+    const queues = helloQueues(hello, o);
+    const slug = hello.clusterSlug;
+    const cluster = (await o.clusters.resolve(teamId, [slug])).get(slug);
+    if (!cluster) throw new NotFoundError("cluster", slug || "(default)");
+    requireClusterAllowed({ clusterId: onlyClusterId }, cluster.id);
+    const session = new RunnerSession({
+      id: randomUUID(),
+      teamId,
+      runnerId: hello.runnerId,
+      cluster,
+      identifiers: hello.identifiers,
+      queues,
+      slots: hello.slots,
+      hardware: hello.hardware,
+      labels: { ...hello.labels },
+      sdkVersion: hello.sdkVersion,
+      batches: hello.batches,
+      kind: hello.kind,
     });
+    const resumed = await resumeLeases(o, session, hello);
+    // Resumed tasks occupy slots: the open credit is what is left.
+    session.account.openWith(hello.slots, session.leases.size);
+    this.#admit(session);
+    welcome(session, resumed, { ...o, taskLogs: o.logs !== undefined });
+    o.dispatch.join(session);
+    o.presence.connected(session);
+    return session;
   }
 
-  async function heartbeat(session: RunnerSession): Promise<void> {
-    const members = [...session.leases.keys()];
-    if (members.length === 0) return;
-    const expiryMs = Date.now() + options.leaseDurationMs;
-    const lost = new Set(await leases.extend(session.cluster.id, session.id, members, expiryMs));
-    holdings.extended(session, members.filter((m) => !lost.has(m)), expiryMs);
-    for (const m of lost) {
-      const held = session.leases.get(m);
-      if (!held || held.reporting) continue;
-      cancelLease(session, held, "lease lost");
-      holdings.release(session, m);
-      presence.updated(session);
-    }
-  }
-
-  function reregister(session: RunnerSession, d: Extract<Decision, { kind: "reregister" }>): void {
-    session.reregister({ identifiers: d.identifiers, queues: d.queues, revision: d.revision });
-    // Leases already held stay with the session; new assignments follow the new queues at once.
-    dispatch.move(session);
-    presence.updated(session);
-    session.send({ case: "reregistered", value: { revision: d.revision } });
-  }
-
-  async function apply(session: RunnerSession, d: Decision): Promise<void> {
-    switch (d.kind) {
-      case "none":
-        return;
-      case "violation":
-        return endForViolation(session, logger, d.code, d.message);
-      case "grantCredit":
-        session.account.grant(d.n);
-        dispatch.wake(session);
-        return;
-      case "heartbeat":
-        try {
-          await heartbeat(session);
-        } catch (err) {
-          // The next heartbeat tries again; a lease that expires meanwhile is cancelled then.
-          logger.warn({ err, session: session.id }, "heartbeat could not extend leases");
-        }
-        return;
-      case "report":
-        return reporter.report(session, d);
-      case "drain":
-        session.state = "draining";
-        presence.draining(session);
-        return;
-      case "reregister":
-        return reregister(session, d);
-      case "taskLogs":
-        return options.logs?.accept(session, d.logs);
-      case "batch":
-        for (const inner of d.messages) {
-          await apply(session, decideInBatch(view(session), inner, options));
-          if ((session.state as string) === "closed") return;
-        }
-        return;
-    }
-  }
-
-  const view = (s: RunnerSession) => ({
-    state: s.state,
-    kind: s.kind,
-    credit: s.credit,
-    maxCredit: s.maxCredit,
-    revision: s.registration.revision,
-  });
-
-  const hub: SessionHub = {
-    sessions,
-
-    async open(teamId, hello, onlyClusterId) {
-      if (draining) throw new BrokerDrainingError();
-      teams.check(teamId);
-      const queues = helloQueues(hello, options);
-      const slug = hello.clusterSlug;
-      const cluster = (await options.clusters.resolve(teamId, [slug])).get(slug);
-      if (!cluster) throw new NotFoundError("cluster", slug || "(default)");
-      requireClusterAllowed({ clusterId: onlyClusterId }, cluster.id);
-      const session = new RunnerSession({
-        id: randomUUID(),
-        teamId,
-        runnerId: hello.runnerId,
-        cluster,
-        identifiers: hello.identifiers,
-        queues,
-        slots: hello.slots,
-        hardware: hello.hardware,
-        labels: { ...hello.labels },
-        sdkVersion: hello.sdkVersion,
-        batches: hello.batches,
-        kind: hello.kind,
-      });
-      const resumed = await resume(session, hello);
-      // Resumed tasks occupy slots: the open credit is what is left.
-      session.account.openWith(hello.slots, session.leases.size);
-      if (draining) throw new BrokerDrainingError();
+  /** Adds the session unless the broker began draining or the team filled its cap meanwhile. */
+  #admit(session: RunnerSession): void {
+    if (this.#draining) throw new BrokerDrainingError();
+    try {
       // Checked again: other Hellos of the team may have been answered while this one waited.
-      try {
-        teams.check(teamId);
-      } catch (err) {
-        // Resumed leases stay with their records in Redis; they expire or the runner resumes them elsewhere.
-        holdings.forget(session);
-        throw err;
+      this.#teams.check(session.teamId);
+    } catch (err) {
+      // Resumed leases stay with their records in Redis; they expire or the runner resumes them elsewhere.
+      this.#options.holdings.forget(session);
+      throw err;
+    }
+    this.sessions.set(session.id, session);
+    this.#teams.add(session.teamId);
+    this.#options.metrics.sessions.set(this.sessions.size);
+  }
+
+  async handle(session: RunnerSession, request: WorkRequest): Promise<void> {
+    await applyDecision(this.#ports, session, decide(sessionView(session), request, this.#options));
+  }
+
+  inputEnded(session: RunnerSession): void {
+    this.#options.reporter.whenIdle(session, () => session.outbox.end());
+  }
+
+  revoked(session: RunnerSession): void {
+    if (session.state === "closed") return;
+    this.#options.logger.info({ session: session.id, runner: session.runnerId, team: session.teamId }, "API key revoked; ending the session");
+    session.fail(Code.Unauthenticated, "the API key was revoked", revokedKeyError());
+    this.detach(session);
+  }
+
+  detach(session: RunnerSession): void {
+    if (session.state === "closed") return;
+    const o = this.#options;
+    session.state = "closed";
+    session.outbox.end();
+    o.dispatch.leave(session);
+    if (this.sessions.delete(session.id)) this.#teams.remove(session.teamId);
+    o.holdings.forget(session);
+    o.metrics.sessions.set(this.sessions.size);
+    o.presence.disconnected(session);
+    if (this.sessions.size === 0) this.#emptyWaiters.notify();
+  }
+
+  revokeLocal(command: RevokeCommand): number {
+    const only = command.taskIds.length > 0 ? new Set(command.taskIds) : undefined;
+    let count = 0;
+    for (const session of this.sessions.values()) {
+      if (session.teamId !== command.teamId) continue;
+      for (const held of session.leases.values()) {
+        if (held.jobId !== command.jobId) continue;
+        if (only && !only.has(held.taskId)) continue;
+        cancelLease(session, held, command.reason || "job canceled");
+        count++;
       }
-      sessions.set(session.id, session);
-      teams.add(teamId);
-      metrics.sessions.set(sessions.size);
-      welcome(session, resumed);
-      dispatch.join(session);
-      presence.connected(session);
-      return session;
-    },
+    }
+    return count;
+  }
 
-    async handle(session, request) {
-      await apply(session, decide(view(session), request, options));
-    },
+  empty(deadline: number): Promise<void> {
+    return this.#emptyWaiters.wait(this.sessions.size === 0, deadline);
+  }
 
-    inputEnded(session) {
-      reporter.whenIdle(session, () => session.outbox.end());
-    },
-
-    revoked(session) {
-      if (session.state === "closed") return;
-      logger.info({ session: session.id, runner: session.runnerId, team: session.teamId }, "API key revoked; ending the session");
-      session.fail(Code.Unauthenticated, "the API key was revoked", revokedKeyError());
-      hub.detach(session);
-    },
-
-    detach(session) {
-      if (session.state === "closed") return;
-      session.state = "closed";
-      session.outbox.end();
-      dispatch.leave(session);
-      if (sessions.delete(session.id)) teams.remove(session.teamId);
-      holdings.forget(session);
-      metrics.sessions.set(sessions.size);
-      presence.disconnected(session);
-      if (sessions.size === 0) for (const w of [...emptyWaiters]) w();
-    },
-
-    revokeLocal(command) {
-      const only = command.taskIds.length > 0 ? new Set(command.taskIds) : undefined;
-      let count = 0;
-      for (const session of sessions.values()) {
-        if (session.teamId !== command.teamId) continue;
-        for (const held of session.leases.values()) {
-          if (held.jobId !== command.jobId) continue;
-          if (only && !only.has(held.taskId)) continue;
-          cancelLease(session, held, command.reason || "job canceled");
-          count++;
-        }
-      }
-      return count;
-    },
-
-    empty(deadline) {
-      if (sessions.size === 0) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          emptyWaiters.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
-        emptyWaiters.add(done);
-      });
-    },
-
-    drain(reason) {
-      draining = true;
-      for (const session of sessions.values()) {
-        if (session.state === "active") session.state = "draining";
-        session.send({ case: "drain", value: { reason } });
-        presence.draining(session);
-      }
-    },
-  };
-  return hub;
+  drain(reason: string): void {
+    this.#draining = true;
+    for (const session of this.sessions.values()) {
+      if (session.state === "active") session.state = "draining";
+      session.send({ case: "drain", value: { reason } });
+      this.#options.presence.draining(session);
+    }
+  }
 }

@@ -12,6 +12,7 @@
 // be tried again (job-service not up yet when the broker starts): by the retry this broker has
 // handed out work, which an unbounded resync would expire and run a second time.
 import { randomUUID } from "node:crypto";
+import { createPeriodicLoop } from "@corral/server-kit";
 import type { RedisClient } from "./redis/connection.js";
 import type { Logger } from "pino";
 import { clustersKey } from "./redis/keys.js";
@@ -35,94 +36,94 @@ export interface StoreMarkerWatch {
   readonly resyncs: number;
 }
 
-export function createStoreMarkerWatch(options: {
+export interface StoreMarkerOptions {
   redis: RedisClient;
   brokerId: string;
   intervalMs: number;
   logger: Logger;
   /** Asks job-service to resynchronise; throws when it did not answer. */
   resync(request: ResyncRequest): Promise<void>;
-}): StoreMarkerWatch {
-  const { redis, logger } = options;
-  let known: string | undefined;
-  let timer: NodeJS.Timeout | undefined;
+}
+
+/** What this replica knows of the marker: the value it last saw, and since when it has been missing. */
+interface MarkerState {
+  known: string | undefined;
+  missingSince: Date | undefined;
+}
+
+/** The marker is there (again): remember it. */
+function seen(state: MarkerState, value: string): void {
+  state.known = value;
+  state.missingSince = undefined;
+}
+
+export function createStoreMarkerWatch(options: StoreMarkerOptions): StoreMarkerWatch {
+  const state: MarkerState = { known: undefined, missingSince: undefined };
   let running: Promise<void> | undefined;
-  let closed = false;
   let resyncs = 0;
-  /** When the marker was first seen missing, until a resync succeeds or another replica's marker appears. */
-  let missingSince: Date | undefined;
 
   async function check(): Promise<void> {
-    const value = await redis.get(markerKey);
-    if (value !== null) {
-      known = value;
-      missingSince = undefined;
-      return;
-    }
-    missingSince ??= new Date();
-    const atStart = known === undefined;
-    const lock = await redis.set(resyncLockKey, options.brokerId, "PX", 60_000, "NX");
-    if (lock === null) return; // another replica is resynchronising
-    try {
-      // Another replica may have resynchronised between our read and our lock (it writes the new
-      // marker before it lets go of the lock): its marker stands for this wipe.
-      const again = await redis.get(markerKey);
-      if (again !== null) {
-        known = again;
-        missingSince = undefined;
-        return;
-      }
-      if (atStart) {
-        logger.info(
-          { broker: options.brokerId, hadQueues: (await redis.exists(clustersKey)) === 1 },
-          "no redis marker at start (a new deployment, or data lost while no broker ran): asking job-service to resynchronise",
-        );
-      } else {
-        logger.warn({ broker: options.brokerId }, "redis lost its data (marker missing): asking job-service to resynchronise");
-      }
-      await options.resync({
-        reason: atStart ? "redis marker missing at broker start" : "redis marker missing",
-        brokerId: options.brokerId,
-        lostSince: missingSince,
-      });
-      const next = `${Date.now()}-${randomUUID()}`;
-      await redis.set(markerKey, next);
-      known = next;
-      missingSince = undefined;
-      resyncs++;
-    } finally {
-      await redis.del(resyncLockKey).catch(() => 0);
-    }
+    const value = await options.redis.get(markerKey);
+    if (value !== null) return seen(state, value);
+    state.missingSince ??= new Date();
+    if (await resyncUnderLock(options, state)) resyncs++;
   }
 
   const watch: StoreMarkerWatch = {
     checkOnce() {
       running ??= check()
-        .catch((err: unknown) => logger.warn({ err }, "redis marker check failed; retrying"))
+        .catch((err: unknown) => options.logger.warn({ err }, "redis marker check failed; retrying"))
         .finally(() => (running = undefined));
       return running;
     },
-    start() {
-      if (timer || closed) return;
-      const tick = () => {
-        timer = setTimeout(async () => {
-          await watch.checkOnce();
-          if (!closed) tick();
-        }, options.intervalMs);
-        timer.unref();
-      };
-      void watch.checkOnce();
-      tick();
-    },
+    start: () => loop.start(),
     async close() {
-      closed = true;
-      if (timer) clearTimeout(timer);
-      timer = undefined;
+      await loop.close();
       await running;
     },
     get resyncs() {
       return resyncs;
     },
   };
+  const loop = createPeriodicLoop({ intervalMs: options.intervalMs, immediate: true, run: () => watch.checkOnce() });
   return watch;
+}
+
+/**
+ * The marker is missing: under a short lock (another replica holding it is resynchronising), asks
+ * job-service to resynchronise and writes a new marker. True when this call did the resync.
+ */
+async function resyncUnderLock(options: StoreMarkerOptions, state: MarkerState): Promise<boolean> {
+  const { redis, logger, brokerId } = options;
+  const atStart = state.known === undefined;
+  const lock = await redis.set(resyncLockKey, brokerId, "PX", 60_000, "NX");
+  if (lock === null) return false; // another replica is resynchronising
+  try {
+    // Another replica may have resynchronised between our read and our lock (it writes the new
+    // marker before it lets go of the lock): its marker stands for this wipe.
+    const again = await redis.get(markerKey);
+    if (again !== null) {
+      seen(state, again);
+      return false;
+    }
+    if (atStart) {
+      logger.info(
+        { broker: brokerId, hadQueues: (await redis.exists(clustersKey)) === 1 },
+        "no redis marker at start (a new deployment, or data lost while no broker ran): asking job-service to resynchronise",
+      );
+    } else {
+      logger.warn({ broker: brokerId }, "redis lost its data (marker missing): asking job-service to resynchronise");
+    }
+    await options.resync({
+      reason: atStart ? "redis marker missing at broker start" : "redis marker missing",
+      brokerId,
+      lostSince: state.missingSince!,
+    });
+    const next = `${Date.now()}-${randomUUID()}`;
+    await redis.set(markerKey, next);
+    seen(state, next);
+    return true;
+  } finally {
+    await redis.del(resyncLockKey).catch(() => 0);
+  }
 }

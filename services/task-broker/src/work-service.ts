@@ -2,10 +2,11 @@
 // then pump runner messages into the session hub while yielding the session's outgoing messages.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { WorkResponseSchema, type TaskBrokerService, type WorkRequest, type WorkResponse } from "@corral/proto";
+import { WorkResponseSchema, type Hello, type TaskBrokerService, type WorkRequest, type WorkResponse } from "@corral/proto";
 import { keyRevocation, requireWorker, toConnectError } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { ProtocolViolationError } from "./errors.js";
+import type { RunnerSession } from "./runner-session.js";
 import type { SessionHub } from "./session-hub.js";
 
 function workError(err: unknown): WorkResponse {
@@ -27,88 +28,107 @@ export function createWorkService(
     async *work(requests: AsyncIterable<WorkRequest>, ctx: HandlerContext): AsyncIterable<WorkResponse> {
       // A runner-scoped key (minted for a runner an agent launched) may say Hello only to its cluster.
       const worker = requireWorker(ctx);
-      const teamId = worker.teamId;
       const input = requests[Symbol.asyncIterator]();
-      let first: IteratorResult<WorkRequest>;
-      // A stream that never says Hello would hold a connection slot forever.
-      let timer: NodeJS.Timeout | undefined;
-      const silent = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new ProtocolViolationError(Code.DeadlineExceeded, `no Hello within ${helloTimeoutMs} ms`)),
-          helloTimeoutMs,
-        );
-      });
+      const hello = yield* expectHello(input, helloTimeoutMs);
+      if (!hello) return;
+      let s: RunnerSession;
       try {
-        first = await Promise.race([input.next(), silent]);
-      } catch (err) {
-        // Hello failed validation or never came: answered like every other stream error.
-        const answered =
-          err instanceof ProtocolViolationError || (err instanceof ConnectError && err.code === Code.InvalidArgument);
-        if (!answered) throw err;
-        yield workError(err);
-        throw err;
-      } finally {
-        clearTimeout(timer);
-      }
-      if (first.done) return;
-      if (first.value.message.case !== "hello") {
-        const err = new ProtocolViolationError(Code.InvalidArgument, "the first message must be Hello");
-        yield workError(err);
-        throw err;
-      }
-      let session;
-      try {
-        session = await hub.open(teamId, first.value.message.value, worker.clusterId);
+        s = await hub.open(worker.teamId, hello, worker.clusterId);
       } catch (err) {
         yield workError(err);
         throw err;
       }
-      const s = session;
-      const onAbort = () => hub.detach(s);
       if (ctx.signal.aborted) {
         // The runner left while its Hello was being answered.
         hub.detach(s);
         return;
       }
-      ctx.signal.addEventListener("abort", onAbort);
-      // A revoked key ends the session at once: nothing more is assigned, results sent from now on
-      // are not taken, and its leases expire and go to other runners as for any dropped stream.
-      const revoked = keyRevocation(ctx);
-      const onRevoked = () => hub.revoked(s);
-      if (revoked?.aborted) onRevoked();
-      revoked?.addEventListener("abort", onRevoked);
+      const unwatch = watchStreamEnd(hub, s, ctx);
       // Runner messages are applied as they come, while this generator yields the answers.
-      void (async () => {
-        try {
-          for (;;) {
-            const next = await input.next();
-            if (next.done || s.state === "closed") break;
-            await hub.handle(s, next.value);
-          }
-          hub.inputEnded(s);
-        } catch (err) {
-          if (err instanceof ConnectError && err.code === Code.InvalidArgument) {
-            // A message failed validation: answer like any protocol violation.
-            s.fail(err.code, err.rawMessage, err);
-            return;
-          }
-          // The client went away: the stream is over, its leases are not.
-          logger.debug({ err, session: s.id }, "runner input ended with an error");
-          hub.detach(s);
-        }
-      })();
+      void pumpInput(hub, s, input, logger);
       try {
-        // What queued up while the last frame was written goes out as one batch.
-        for await (const messages of s.outbox.chunks(s.batches ? maxBatch : 1)) {
-          yield messages.length === 1
-            ? messages[0]!
-            : create(WorkResponseSchema, { message: { case: "batch", value: { messages } } });
-        }
+        yield* outgoing(s);
       } finally {
-        ctx.signal.removeEventListener("abort", onAbort);
-        revoked?.removeEventListener("abort", onRevoked);
+        unwatch();
         hub.detach(s);
       }
     },
   };
+}
+
+/**
+ * The stream's first message, which must be Hello within `timeoutMs` (a stream that never says
+ * Hello would hold a connection slot forever); undefined when the stream ended first. Anything
+ * else is answered with a WorkError and ends the stream.
+ */
+async function* expectHello(input: AsyncIterator<WorkRequest>, timeoutMs: number): AsyncGenerator<WorkResponse, Hello | undefined> {
+  let first: IteratorResult<WorkRequest>;
+  let timer: NodeJS.Timeout | undefined;
+  const silent = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ProtocolViolationError(Code.DeadlineExceeded, `no Hello within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    first = await Promise.race([input.next(), silent]);
+  } catch (err) {
+    // Hello failed validation or never came: answered like every other stream error.
+    const answered = err instanceof ProtocolViolationError || (err instanceof ConnectError && err.code === Code.InvalidArgument);
+    if (!answered) throw err;
+    yield workError(err);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (first.done) return undefined;
+  if (first.value.message.case !== "hello") {
+    const err = new ProtocolViolationError(Code.InvalidArgument, "the first message must be Hello");
+    yield workError(err);
+    throw err;
+  }
+  return first.value.message.value;
+}
+
+/**
+ * Ends the session when the runner goes away, and at once when its API key is revoked (nothing
+ * more is assigned, results sent from then on are not taken, and its leases expire and go to other
+ * runners as for any dropped stream). Answers the function that stops watching.
+ */
+function watchStreamEnd(hub: SessionHub, s: RunnerSession, ctx: HandlerContext): () => void {
+  const onAbort = () => hub.detach(s);
+  ctx.signal.addEventListener("abort", onAbort);
+  const revoked = keyRevocation(ctx);
+  const onRevoked = () => hub.revoked(s);
+  if (revoked?.aborted) onRevoked();
+  revoked?.addEventListener("abort", onRevoked);
+  return () => {
+    ctx.signal.removeEventListener("abort", onAbort);
+    revoked?.removeEventListener("abort", onRevoked);
+  };
+}
+
+/** Applies the runner's messages in order until its input ends. */
+async function pumpInput(hub: SessionHub, s: RunnerSession, input: AsyncIterator<WorkRequest>, logger: Logger): Promise<void> {
+  try {
+    for (;;) {
+      const next = await input.next();
+      if (next.done || s.state === "closed") break;
+      await hub.handle(s, next.value);
+    }
+    hub.inputEnded(s);
+  } catch (err) {
+    if (err instanceof ConnectError && err.code === Code.InvalidArgument) {
+      // A message failed validation: answer like any protocol violation.
+      s.fail(err.code, err.rawMessage, err);
+      return;
+    }
+    // The client went away: the stream is over, its leases are not.
+    logger.debug({ err, session: s.id }, "runner input ended with an error");
+    hub.detach(s);
+  }
+}
+
+/** The session's outgoing messages; what queued up while the last frame was written goes out as one batch. */
+async function* outgoing(s: RunnerSession): AsyncGenerator<WorkResponse> {
+  for await (const messages of s.outbox.chunks(s.batches ? maxBatch : 1)) {
+    yield messages.length === 1 ? messages[0]! : create(WorkResponseSchema, { message: { case: "batch", value: { messages } } });
+  }
 }

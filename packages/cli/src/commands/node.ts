@@ -5,6 +5,7 @@ import { formatMemory, type NodeStateName } from "@corral/sdk";
 import type { CliContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
 import { details, messageJson, orDash, table, time } from "../output.js";
+import { hostOf, runningLines, runningSummary } from "./node-running.js";
 
 const stateNames: Record<number, string> = {
   [NodeState.ONLINE]: "online",
@@ -36,14 +37,15 @@ export function registerNodeCommands(program: Command, ctx: CliContext): void {
       if (ctx.json(cmd)) return ctx.io.out(messageJson(NodeSchema, nodes));
       ctx.io.out(
         table(
-          ["ID", "CLUSTER", "STATE", "SLOTS", "BUSY", "HOST", "TASKS", "LAST SEEN"],
+          ["ID", "CLUSTER", "STATE", "SLOTS", "BUSY", "HOST", "RUNNING", "TASKS", "LAST SEEN"],
           nodes.map((n) => [
             n.id,
             n.clusterSlug,
             stateNames[n.state] ?? "-",
             String(n.slots),
             String(n.busySlots),
-            orDash(n.hostname),
+            orDash(n.hostName || n.hostname),
+            runningSummary(n),
             identifiers(n),
             time(n.lastSeenTime),
           ]),
@@ -64,9 +66,11 @@ export function registerNodeCommands(program: Command, ctx: CliContext): void {
           ["cluster", n.clusterSlug],
           ["state", stateNames[n.state] ?? "-"],
           ["slots", `${n.busySlots}/${n.slots} busy`],
-          ["host", orDash(n.hostname)],
+          ["host", hostOf(n)],
+          ["hostname", orDash(n.hostname)],
           ["hardware", hw ? `${hw.cpuCores} cpu, ${formatMemory(hw.memoryBytes)}, ${hw.gpuCount} gpu ${hw.gpuType}`.trim() : "-"],
           ["tasks", identifiers(n)],
+          ["running", runningLines(n, new Date())],
           ["labels", Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(", ") || "-"],
           ["connected", time(n.connectTime)],
           ["last seen", time(n.lastSeenTime)],

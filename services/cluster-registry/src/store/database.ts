@@ -121,6 +121,18 @@ export interface NodesTable {
   last_seen_time: Timestamp;
   /** The registry's clock when the last report arrived, so broker clock skew cannot hide a node. */
   report_time: Timestamp;
+  /** The tasks the node ran at its last report (at most 100, oldest first). */
+  running_tasks: ColumnType<StoredRunningTask[], string | undefined, string>;
+}
+
+export interface StoredRunningTask {
+  taskId: string;
+  attempt: number;
+  name: string;
+  version: string;
+  jobId: string;
+  /** ms since the epoch. */
+  sinceMs: number;
 }
 
 export interface HostsTable {

@@ -2,7 +2,7 @@
 // within the timeout, whatever the last report said; that is computed here in SQL so filters and
 // pages agree with what is shown.
 import { sql, type Expression, type Kysely, type SqlBool } from "kysely";
-import type { NodeRow, RegistryDatabase, StoredHardware, StoredNodeState } from "./database.js";
+import type { NodeRow, RegistryDatabase, StoredHardware, StoredNodeState, StoredRunningTask } from "./database.js";
 
 export interface NodeHardware {
   cpuCores: number;
@@ -30,6 +30,10 @@ export interface NodeRecord {
   state: StoredNodeState;
   connectTime: Date;
   lastSeenTime: Date;
+  /** What it ran at its last report; none while OFFLINE. */
+  runningTasks: StoredRunningTask[];
+  /** The agent host that launched it (its placement), or undefined for a runner started by hand. */
+  host: { id: string; name: string } | undefined;
 }
 
 export interface NodeReport {
@@ -44,6 +48,7 @@ export interface NodeReport {
   labels: Record<string, string>;
   slots: number;
   busySlots: number;
+  runningTasks: StoredRunningTask[];
   brokerId: string;
   state: StoredNodeState;
   /** A CONNECTED report: a new session, which replaces whatever session was stored. */
@@ -110,6 +115,7 @@ async function upsertChunks(db: Kysely<RegistryDatabase>, reports: NodeReport[],
           labels: JSON.stringify(r.labels),
           slots: r.slots,
           busy_slots: r.busySlots,
+          running_tasks: JSON.stringify(r.runningTasks),
           broker_id: r.brokerId,
           state: r.state,
           connect_time: r.connectTime ?? sql<Date>`now()`,
@@ -130,6 +136,7 @@ async function upsertChunks(db: Kysely<RegistryDatabase>, reports: NodeReport[],
             labels: sql`excluded.labels`,
             slots: sql`excluded.slots`,
             busy_slots: sql`excluded.busy_slots`,
+            running_tasks: sql`excluded.running_tasks`,
             broker_id: sql`excluded.broker_id`,
             // An update from a draining session does not bring it back online.
             state: sql`case when nodes.session_id = excluded.session_id and nodes.state = 'draining'
@@ -149,19 +156,23 @@ async function upsertChunks(db: Kysely<RegistryDatabase>, reports: NodeReport[],
 export type NodeStateFilter = StoredNodeState | "running" | undefined;
 
 function selectNodes(db: Kysely<RegistryDatabase>, timeoutMs: number) {
-  const stale = sql<SqlBool>`report_time < now() - ${timeoutMs} * interval '1 millisecond'`;
+  const stale = sql<SqlBool>`nodes.report_time < now() - ${timeoutMs} * interval '1 millisecond'`;
   return {
     stale,
     query: db
       .selectFrom("nodes")
-      .selectAll()
-      .select(sql<StoredNodeState>`case when state <> 'offline' and ${stale} then 'offline' else state end`.as(
+      // The host of a runner an agent launched: its placement names it (runner ids are unique there).
+      .leftJoin("placements", (j) => j.onRef("placements.runner_id", "=", "nodes.runner_id").onRef("placements.team_id", "=", "nodes.team_id"))
+      .leftJoin("hosts", "hosts.id", "placements.host_id")
+      .selectAll("nodes")
+      .select(["hosts.id as host_id", "hosts.name as host_name"])
+      .select(sql<StoredNodeState>`case when nodes.state <> 'offline' and ${stale} then 'offline' else nodes.state end`.as(
         "effective_state",
       )),
   };
 }
 
-function toRecord(row: NodeRow & { effective_state: StoredNodeState }): NodeRecord {
+function toRecord(row: NodeRow & { effective_state: StoredNodeState; host_id: string | null; host_name: string | null }): NodeRecord {
   return {
     teamId: row.team_id,
     runnerId: row.runner_id,
@@ -178,6 +189,8 @@ function toRecord(row: NodeRow & { effective_state: StoredNodeState }): NodeReco
     state: row.effective_state,
     connectTime: row.connect_time,
     lastSeenTime: row.last_seen_time,
+    runningTasks: row.effective_state === "offline" ? [] : row.running_tasks,
+    host: row.host_id === null ? undefined : { id: row.host_id, name: row.host_name ?? "" },
   };
 }
 
@@ -188,7 +201,7 @@ export async function findNode(
   runnerId: string,
 ): Promise<NodeRecord | undefined> {
   const { query } = selectNodes(db, timeoutMs);
-  const row = await query.where("team_id", "=", teamId).where("runner_id", "=", runnerId).executeTakeFirst();
+  const row = await query.where("nodes.team_id", "=", teamId).where("nodes.runner_id", "=", runnerId).executeTakeFirst();
   return row && toRecord(row);
 }
 
@@ -198,18 +211,18 @@ export async function listNodes(
   filter: { teamId: string; clusterId?: string; state?: NodeStateFilter; after?: string; limit: number },
 ): Promise<NodeRecord[]> {
   const { query: base, stale } = selectNodes(db, timeoutMs);
-  let query = base.where("team_id", "=", filter.teamId);
-  if (filter.clusterId !== undefined) query = query.where("cluster_id", "=", filter.clusterId);
+  let query = base.where("nodes.team_id", "=", filter.teamId);
+  if (filter.clusterId !== undefined) query = query.where("nodes.cluster_id", "=", filter.clusterId);
   const fresh = sql<SqlBool>`not (${stale})`;
   const stateCondition: Record<Exclude<NodeStateFilter, undefined>, Expression<SqlBool>> = {
-    online: sql<SqlBool>`state = 'online' and ${fresh}`,
-    draining: sql<SqlBool>`state = 'draining' and ${fresh}`,
-    running: sql<SqlBool>`state in ('online', 'draining') and ${fresh}`,
-    offline: sql<SqlBool>`(state = 'offline' or ${stale})`,
+    online: sql<SqlBool>`nodes.state = 'online' and ${fresh}`,
+    draining: sql<SqlBool>`nodes.state = 'draining' and ${fresh}`,
+    running: sql<SqlBool>`nodes.state in ('online', 'draining') and ${fresh}`,
+    offline: sql<SqlBool>`(nodes.state = 'offline' or ${stale})`,
   };
   if (filter.state !== undefined) query = query.where(stateCondition[filter.state]);
-  if (filter.after !== undefined) query = query.where("runner_id", ">", filter.after);
-  const rows = await query.orderBy("runner_id").limit(filter.limit).execute();
+  if (filter.after !== undefined) query = query.where("nodes.runner_id", ">", filter.after);
+  const rows = await query.orderBy("nodes.runner_id").limit(filter.limit).execute();
   return rows.map(toRecord);
 }
 

@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import { toEnvelope } from "../domain/convert.js";
 import type { Dispatcher, OutboxKey } from "../domain/ports.js";
 import type { EnvelopeRow, JobsDatabase } from "../store/database.js";
+import { createSweepLoop } from "../sweep-loop.js";
 import { claimDelayedOutbox, claimDueOutbox, deleteOutbox, nextDelayedOutbox, queuedEnvelopesPage } from "../store/outbox-repository.js";
 
 export interface OutboxRelay {
@@ -43,11 +44,20 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const afterMs = options.sweepAfterMs ?? 5_000;
   const batchSize = options.batchSize ?? 1_000;
   const now = options.now ?? (() => new Date());
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> | undefined;
-  let closed = false;
-
   const send = (rows: EnvelopeRow[]) => sendInLanes(dispatcher, rows, batchSize);
+  /** Sends what `claim` hands out, a batch at a time, deleting each batch's rows once sent. */
+  async function sendClaimed(claim: () => Promise<EnvelopeRow[]>): Promise<number> {
+    let sent = 0;
+    for (;;) {
+      const rows = await claim();
+      if (rows.length === 0) break;
+      await send(rows);
+      await deleteOutbox(db, rows.map((r) => ({ taskId: r.id, attempt: r.attempt })));
+      sent += rows.length;
+      if (rows.length < batchSize) break;
+    }
+    return sent;
+  }
 
   const relay: OutboxRelay = {
     async enqueue(rows) {
@@ -65,24 +75,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       return deleteOutbox(db, keys);
     },
     async sweepOnce() {
-      let sent = 0;
-      for (;;) {
-        const rows = await claimDueOutbox(db, afterMs, batchSize);
-        if (rows.length === 0) break;
-        await send(rows);
-        await deleteOutbox(db, rows.map((r) => ({ taskId: r.id, attempt: r.attempt })));
-        sent += rows.length;
-        if (rows.length < batchSize) break;
-      }
-      for (;;) {
-        const rows = await claimDelayedOutbox(db, now(), batchSize);
-        if (rows.length === 0) break;
-        await send(rows);
-        await deleteOutbox(db, rows.map((r) => ({ taskId: r.id, attempt: r.attempt })));
-        sent += rows.length;
-        if (rows.length < batchSize) break;
-      }
-      return sent;
+      const overdue = await sendClaimed(() => claimDueOutbox(db, afterMs, batchSize));
+      return overdue + (await sendClaimed(() => claimDelayedOutbox(db, now(), batchSize)));
     },
     async requeueAll() {
       let after = "";
@@ -96,36 +90,20 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
       return sent;
     },
-    start() {
-      if (timer || closed) return;
-      const tick = () => {
-        running = relay
-          .sweepOnce()
-          .then((n) => {
-            if (n > 0) options.logger?.info({ tasks: n }, "outbox sweeper re-sent tasks");
-          })
-          .catch((err: unknown) => options.logger?.warn({ err }, "outbox sweep failed"))
-          .then(() => untilNextDelayed())
-          .catch(() => intervalMs)
-          .then((waitMs) => {
-            running = undefined;
-            if (!closed) timer = setTimeout(tick, waitMs).unref();
-          });
-      };
-      // A held row falling due before the next regular sweep wakes the sweeper at its time.
-      const untilNextDelayed = async () => {
-        const at = await nextDelayedOutbox(db);
-        return at === undefined ? intervalMs : Math.max(10, Math.min(intervalMs, at.getTime() - now().getTime()));
-      };
-      timer = setTimeout(tick, intervalMs).unref();
-    },
-    async close() {
-      closed = true;
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      await running;
-    },
+    start: () => loop.start(),
+    close: () => loop.close(),
   };
+  // A held row falling due before the next regular sweep wakes the sweeper at its time.
+  const loop = createSweepLoop({
+    sweep: () => relay.sweepOnce(),
+    intervalMs,
+    nextDelayMs: async () => {
+      const at = await nextDelayedOutbox(db);
+      return at === undefined ? intervalMs : Math.max(10, Math.min(intervalMs, at.getTime() - now().getTime()));
+    },
+    logger: options.logger,
+    messages: { swept: "outbox sweeper re-sent tasks", failed: "outbox sweep failed" },
+  });
   return relay;
 }
 

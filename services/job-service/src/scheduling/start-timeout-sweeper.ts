@@ -12,6 +12,7 @@ import type { ApplyResultsInput, ApplyResultsOutput } from "../domain/apply-resu
 import type { QueuedAttempt } from "../domain/ports.js";
 import type { JobsDatabase } from "../store/database.js";
 import { overdueStarts, type OverdueStart } from "../store/schedule-repository.js";
+import { createSweepLoop } from "../sweep-loop.js";
 
 export interface StartTimeoutSweeper {
   /** Fails every overdue attempt now; returns how many failed. */
@@ -36,9 +37,6 @@ export function createStartTimeoutSweeper(options: StartTimeoutSweeperOptions): 
   const now = options.now ?? (() => new Date());
   const intervalMs = options.intervalMs ?? 1_000;
   const batchSize = options.batchSize ?? 500;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> | undefined;
-  let closed = false;
 
   const sweeper: StartTimeoutSweeper = {
     async sweepOnce() {
@@ -59,29 +57,15 @@ export function createStartTimeoutSweeper(options: StartTimeoutSweeperOptions): 
       }
       return failed;
     },
-    start() {
-      if (timer || closed) return;
-      const tick = () => {
-        running = sweeper
-          .sweepOnce()
-          .then((n) => {
-            if (n > 0) options.logger?.info({ tasks: n }, "tasks failed: not started within their schedule-to-start timeout");
-          })
-          .catch((err: unknown) => options.logger?.warn({ err }, "schedule-to-start sweep failed"))
-          .finally(() => {
-            running = undefined;
-            if (!closed) timer = setTimeout(tick, intervalMs).unref();
-          });
-      };
-      timer = setTimeout(tick, intervalMs).unref();
-    },
-    async close() {
-      closed = true;
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      await running;
-    },
+    start: () => loop.start(),
+    close: () => loop.close(),
   };
+  const loop = createSweepLoop({
+    sweep: () => sweeper.sweepOnce(),
+    intervalMs,
+    logger: options.logger,
+    messages: { swept: "tasks failed: not started within their schedule-to-start timeout", failed: "schedule-to-start sweep failed" },
+  });
   return sweeper;
 }
 

@@ -250,7 +250,7 @@ describe("lease scripts", () => {
     const none = await leases.resume(CLUSTER, "s-new", "b", [{ member: attemptMember("res", 1), token: "bad" }], Date.now() + 1000);
     expect(none.size).toBe(0);
     const ok = await leases.resume(CLUSTER, "s-new", "b", [{ member: attemptMember("res", 1), token: "good" }], Date.now() + 1000);
-    expect(ok.get(attemptMember("res", 1))).toBe("job");
+    expect(ok.get(attemptMember("res", 1))).toEqual({ jobId: "job", queue: "lua:v1.0" });
     expect(await leases.extend(CLUSTER, "s-old", [attemptMember("res", 1)], Date.now() + 1000)).toEqual([attemptMember("res", 1)]);
   });
 

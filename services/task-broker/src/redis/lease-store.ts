@@ -15,6 +15,7 @@ import {
 import { batch, type RedisClient } from "./connection.js";
 import { CompleteLeasesCall, extendLeases, parseExpireLeases, queueExpireLeases, resumeLeases } from "./script-calls.js";
 import { batchCalls, defineScripts, perItem } from "./scripts.js";
+import { parseStreamKey } from "./stream-entries.js";
 
 export interface LeaseKey {
   clusterId: string;
@@ -34,6 +35,19 @@ export interface ExpiredLease {
   timedOut: boolean;
 }
 
+export interface ResumedLease {
+  jobId: string;
+  /** The queue (`<name>:<version>`, a band's suffix kept) the lease was read from; '' if unknown. */
+  queue: string;
+}
+
+/** The queue of each resumed lease, from the stream key its record names. */
+function withQueues(resumed: ReadonlyMap<string, { jobId: string; stream: string }>): Map<string, ResumedLease> {
+  const out = new Map<string, ResumedLease>();
+  for (const [member, r] of resumed) out.set(member, { jobId: r.jobId, queue: r.stream ? parseStreamKey(r.stream).queue : "" });
+  return out;
+}
+
 export interface AttemptRecord {
   state: "queued" | "leased" | "done" | "expired" | "revoked";
   token: string;
@@ -50,14 +64,14 @@ export interface LeaseStoreOptions {
 export interface LeaseStore {
   /** Extends the session's leases of one cluster; returns the members it no longer holds. */
   extend(clusterId: string, sessionId: string, members: readonly string[], expiryMs: number): Promise<string[]>;
-  /** Re-binds still-valid leases to `sessionId`; returns member → job id of those resumed. */
+  /** Re-binds still-valid leases to `sessionId`; returns member → job and queue of those resumed. */
   resume(
     clusterId: string,
     sessionId: string,
     brokerId: string,
     leases: ReadonlyArray<{ member: string; token: string }>,
     expiryMs: number,
-  ): Promise<Map<string, string>>;
+  ): Promise<Map<string, ResumedLease>>;
   /** Releases leases whose results are durable; true per lease when the token still matched. */
   complete(leases: readonly LeaseKey[]): Promise<boolean[]>;
   /** Expires due leases of every cluster; each is returned to exactly one caller. */
@@ -81,7 +95,7 @@ export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions)
     async resume(clusterId, sessionId, brokerId, leases, expiryMs) {
       if (leases.length === 0) return new Map();
       const recordPrefix = prefix + attemptPrefix(clusterId);
-      return resumeLeases(redis, { leasesKey: leasesKey(clusterId), recordPrefix, sessionId, brokerId, expiryMs, nowMs: Date.now(), leases });
+      return withQueues(await resumeLeases(redis, { leasesKey: leasesKey(clusterId), recordPrefix, sessionId, brokerId, expiryMs, nowMs: Date.now(), leases }));
     },
 
     async complete(leases) {

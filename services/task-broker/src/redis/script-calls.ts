@@ -127,7 +127,14 @@ export async function extendLeases(
   return (await runScript(target, "extendLeases-1", [input.leasesKey], args)) as string[];
 }
 
-/** resumeLeases-1: re-binds leases to a new session; answers member → job id of those resumed. */
+/** A lease resumeLeases re-bound: its job and the stream it was read from. */
+export interface ResumedLease {
+  jobId: string;
+  /** The stream key as stored in the record (with the key prefix); '' when the record has none. */
+  stream: string;
+}
+
+/** resumeLeases-1: re-binds leases to a new session; answers member → job and stream of those resumed. */
 export async function resumeLeases(
   target: Target,
   input: {
@@ -139,12 +146,12 @@ export async function resumeLeases(
     nowMs: number;
     leases: ReadonlyArray<{ member: string; token: string }>;
   },
-): Promise<Map<string, string>> {
+): Promise<Map<string, ResumedLease>> {
   const args: Arg[] = [input.recordPrefix, input.sessionId, input.brokerId, input.expiryMs, input.nowMs];
   for (const l of input.leases) args.push(l.member, l.token);
   const flat = (await runScript(target, "resumeLeases-1", [input.leasesKey], args)) as string[];
-  const out = new Map<string, string>();
-  for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, flat[i + 1]!);
+  const out = new Map<string, ResumedLease>();
+  for (let i = 0; i + 2 < flat.length; i += 3) out.set(flat[i]!, { jobId: flat[i + 1]!, stream: flat[i + 2]! });
   return out;
 }
 

@@ -38,7 +38,7 @@ export function createAssignments(deps: {
       }
       session.account.spend();
       const member = attemptMember(entry.taskId, entry.attempt);
-      holdings.hold(session, member, { taskId: entry.taskId, attempt: entry.attempt, token, jobId: entry.jobId, expireMs: expiryMs });
+      holdings.hold(session, member, { taskId: entry.taskId, attempt: entry.attempt, token, jobId: entry.jobId, queue: entry.queue, sinceMs: Date.now(), expireMs: expiryMs });
       const assign = create(AssignSchema, {
         lease: { taskId: entry.taskId, attempt: entry.attempt, token, expireTime: timestampFromMs(expiryMs) },
       });

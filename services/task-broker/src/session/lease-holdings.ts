@@ -8,6 +8,10 @@ export interface HeldLease {
   readonly attempt: number;
   readonly token: string;
   readonly jobId: string;
+  /** The queue (`<name>:<version>`, a band's suffix kept) it came from: its task's identifier. */
+  readonly queue: string;
+  /** When this replica handed it out (or the runner resumed it here), ms since the epoch. */
+  readonly sinceMs: number;
   readonly expireMs: number;
   /** A result for it is on its way to job-service. */
   readonly reporting: boolean;
@@ -18,6 +22,8 @@ interface MutableLease {
   attempt: number;
   token: string;
   jobId: string;
+  queue: string;
+  sinceMs: number;
   expireMs: number;
   reporting: boolean;
 }
@@ -85,6 +91,8 @@ export function createLeaseHoldings(): LeaseHoldings {
         attempt: lease.attempt,
         token: lease.token,
         jobId: lease.jobId,
+        queue: lease.queue,
+        sinceMs: lease.sinceMs,
         expireMs: lease.expireMs,
         reporting: false,
       });

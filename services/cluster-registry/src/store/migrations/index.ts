@@ -11,6 +11,7 @@ import * as m0008 from "./0008-create-releases.js";
 import * as m0009 from "./0009-create-hosts.js";
 import * as m0010 from "./0010-clusters-provisioned.js";
 import * as m0011 from "./0011-create-routes.js";
+import * as m0012 from "./0012-node-running-tasks.js";
 
 /** The Postgres schema the registry's tables live in. */
 export const REGISTRY_SCHEMA = "registry";
@@ -27,4 +28,5 @@ export const registryMigrations: Record<string, Migration> = {
   "0009-create-hosts": m0009,
   "0010-clusters-provisioned": m0010,
   "0011-create-routes": m0011,
+  "0012-node-running-tasks": m0012,
 };

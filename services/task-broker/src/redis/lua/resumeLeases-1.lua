@@ -12,13 +12,14 @@
   ARGV[5] now, ms since the epoch
   ARGV[6..] pairs: lease member <task id>:<attempt>, token
 
-  Result: flat list of member, job id for every resumed lease.
+  Result: flat list of member, job id, stream key (the record's q, with the key prefix) for every
+  resumed lease.
 ]]
 local out = {}
 for i = 6, #ARGV, 2 do
   local m = ARGV[i]
   local k = ARGV[1] .. m
-  local r = redis.call('HMGET', k, 's', 'tok', 'exp', 'j', 'dl', 'ck')
+  local r = redis.call('HMGET', k, 's', 'tok', 'exp', 'j', 'dl', 'q', 'ck')
   if r[1] == 'leased' and r[2] == ARGV[i + 1] and tonumber(r[3]) > tonumber(ARGV[5]) then
     redis.call('HSET', k, 'sid', ARGV[2], 'b', ARGV[3])
     -- Past its execution deadline a lease is not extended (see extendLeases).
@@ -26,12 +27,13 @@ for i = 6, #ARGV, 2 do
       redis.call('HSET', k, 'exp', ARGV[4])
       redis.call('ZADD', KEYS[1], ARGV[4], m)
       -- A gated attempt's concurrency slot follows its lease (see extendLeases).
-      if r[6] then
-        redis.call('ZADD', string.sub(ARGV[1], 1, -3) .. 'cc:' .. r[6], 'XX', ARGV[4], m)
+      if r[7] then
+        redis.call('ZADD', string.sub(ARGV[1], 1, -3) .. 'cc:' .. r[7], 'XX', ARGV[4], m)
       end
     end
     out[#out + 1] = m
     out[#out + 1] = r[4] or ''
+    out[#out + 1] = r[6] or ''
   end
 end
 return out
