@@ -17,7 +17,9 @@ import { createOutboxRelay, type OutboxRelay } from "./outbox/outbox-relay.js";
 import { createStartTimeoutSweeper, type StartTimeoutSweeper } from "./scheduling/start-timeout-sweeper.js";
 import type { TaskDetailRow, JobRow, JobsDatabase } from "./store/database.js";
 import { createJobsStore } from "./store/jobs-store.js";
-import type { QueryJobsRequest } from "@corral/proto";
+import type { QueryJobsRequest, RunningProgress } from "@corral/proto";
+import { runningProgressRows } from "./domain/running-progress.js";
+import { writeRunningProgress } from "./store/progress-repository.js";
 import type { SubmitQuotas } from "./submit-quotas.js";
 
 export interface JobLedgerOptions {
@@ -53,6 +55,8 @@ export interface JobLedger {
   reportResults(input: ApplyResultsInput): Promise<ApplyResultsOutput>;
   /** A broker's Redis lost its data: expire attempts leased before `lostSince`, re-send queued tasks. */
   resyncDispatch(reason: string, lostSince?: Date): Promise<{ expired: number; requeued: number }>;
+  /** Progress of running tasks, as reported while they run; returns the entries written. */
+  reportProgress(entries: readonly RunningProgress[]): Promise<number>;
   /** The broker has the tasks in its streams: their outbox rows go. */
   acknowledgeDispatch(keys: OutboxKey[]): Promise<number>;
   cancelJob(teamId: string, jobId: string): Promise<JobRow>;
@@ -108,6 +112,10 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
       const out = await applyResults(store, clusters, input, { maxInputBytes, maxOpenTasks, maxOutputBytes, now, random: options.random });
       for (const r of out.revocations) await revoke(r);
       return out;
+    },
+
+    reportProgress(entries: readonly RunningProgress[]) {
+      return writeRunningProgress(db, runningProgressRows(entries));
     },
 
     resyncDispatch(reason: string, lostSince?: Date) {

@@ -50,7 +50,7 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
 
     async queryJobs(req, ctx) {
       const page = await ledger.queryJobs(requireTeam(ctx), req);
-      return create(QueryJobsResponseSchema, { jobs: page.jobs.map((j) => toJob(j)), nextPageToken: page.nextPageToken });
+      return create(QueryJobsResponseSchema, { jobs: page.jobs.map(({ progress_json, ...j }) => toJob(j, progress_json)), nextPageToken: page.nextPageToken });
     },
 
     async listTasks(req, ctx) {
@@ -71,8 +71,11 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
     },
 
     async cancelJob(req, ctx) {
-      const job = await ledger.cancelJob(requireTeam(ctx), req.jobId);
-      return create(CancelJobResponseSchema, { job: toJob(job) });
+      const teamId = requireTeam(ctx);
+      await ledger.cancelJob(teamId, req.jobId);
+      // Read again with its progress: what the job had done when it was canceled.
+      const { job, progress } = await ledger.getJob(teamId, req.jobId);
+      return create(CancelJobResponseSchema, { job: toJob(job, progress) });
     },
 
     async retryJob(req, ctx) {

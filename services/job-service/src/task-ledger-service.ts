@@ -4,6 +4,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   AcknowledgeDispatchResponseSchema,
+  ReportProgressResponseSchema,
   ReportResultsResponseSchema,
   ResyncDispatchResponseSchema,
   type TaskLedgerService,
@@ -17,6 +18,12 @@ export function createTaskLedgerServiceImpl(ledger: JobLedger): ServiceImpl<type
       requireService(ctx);
       const out = await ledger.reportResults({ results: req.results, dispatched: req.dispatched });
       return create(ReportResultsResponseSchema, { outcomes: out.outcomes, ready: out.ready });
+    },
+
+    async reportProgress(req, ctx) {
+      requireService(ctx);
+      const applied = await ledger.reportProgress(req.tasks);
+      return create(ReportProgressResponseSchema, { appliedCount: applied });
     },
 
     async acknowledgeDispatch(req, ctx) {

@@ -24,6 +24,7 @@ import type { RunnerSession } from "./runner-session.js";
 import { createSessionHub, type ClusterResolver, type SessionHub, type SessionHubOptions } from "./session-hub.js";
 import { createAssignments, type Assignments } from "./session/assignments.js";
 import { createLeaseHoldings } from "./session/lease-holdings.js";
+import { createProgressForwarder, type ProgressForwarder, type ProgressLedger } from "./session/progress-forwarder.js";
 import { createResultReporter } from "./session/result-reporter.js";
 import { createStoreMarkerWatch, type ResyncRequest, type StoreMarkerWatch } from "./store-marker.js";
 import { maxQueuesPerSession } from "./task-identifier.js";
@@ -36,6 +37,8 @@ export interface BrokerOptions {
    */
   redis: RedisClient | RedisTarget;
   ledger: Ledger;
+  /** Where live progress of running tasks goes (TaskLedgerService.ReportProgress); without it, dropped. */
+  progress?: ProgressLedger;
   clusters: ClusterResolver;
   presence?: PresenceReporter;
   /** Names this replica in leases, sessions and Redis connection names (default: random). */
@@ -128,14 +131,15 @@ export function createBroker(options: BrokerOptions): Broker {
   const assignments = createAssignments({ holdings, reporter, presence, metrics, logger });
   const wakeSubscriptions = createWakeSubscriptions(subscriber, channelPrefix, wakeups);
   const dispatcher = buildDispatcher(options, settings, { queues, assignments, wakeups, wakeSubscriptions });
-  const hub = buildSessionHub(options, settings, { leases, holdings, reporter, dispatcher, presence, metrics });
+  const progress = createProgressForwarder({ ledger: options.progress, brokerId, logger });
+  const hub = buildSessionHub(options, settings, { leases, holdings, reporter, progress, dispatcher, presence, metrics });
   const reaper = buildReaper(options, settings, leases, (expired) => reporter.expired(expired));
   const bus = buildReplicaBus(connections, settings, hub);
   const markerWatch = options.resync
     ? createStoreMarkerWatch({ redis, brokerId, intervalMs: options.reapIntervalMs ?? 1_000, logger, resync: options.resync })
     : undefined;
   const startBus = busStarter(bus, logger);
-  const parts: BrokerParts = { connections, hub, dispatcher, batcher, reaper, markerWatch, presence, bus };
+  const parts: BrokerParts = { connections, hub, dispatcher, batcher, progress, reaper, markerWatch, presence, bus };
 
   let state: BrokerState = "created";
   let closing: Promise<void> | undefined;
@@ -239,7 +243,7 @@ function buildDispatcher(
 function buildSessionHub(
   options: BrokerOptions,
   settings: BrokerSettings,
-  parts: Pick<SessionHubOptions, "leases" | "holdings" | "reporter" | "presence" | "metrics"> & { dispatcher: Dispatcher },
+  parts: Pick<SessionHubOptions, "leases" | "holdings" | "reporter" | "progress" | "presence" | "metrics"> & { dispatcher: Dispatcher },
 ): SessionHub {
   return createSessionHub({
     brokerId: settings.brokerId,
@@ -249,6 +253,7 @@ function buildSessionHub(
     leases: parts.leases,
     holdings: parts.holdings,
     reporter: parts.reporter,
+    progress: parts.progress,
     dispatch: parts.dispatcher,
     presence: parts.presence,
     metrics: parts.metrics,
@@ -376,6 +381,7 @@ interface BrokerParts {
   hub: SessionHub;
   dispatcher: Dispatcher;
   batcher: ResultBatcher;
+  progress: ProgressForwarder;
   reaper: LeaseReaper;
   markerWatch: StoreMarkerWatch | undefined;
   presence: PresencePublisher;
@@ -401,6 +407,7 @@ async function drainAndClose(parts: BrokerParts, deadline: number, logger: Logge
   await step("stop reaper", () => parts.reaper.stop());
   await step("stop marker watch", () => parts.markerWatch?.close());
   await step("close batcher", () => batcher.close());
+  await step("close progress", () => parts.progress.close());
   await step("end streams", () => {
     for (const s of [...hub.sessions.values()]) hub.detach(s);
   });

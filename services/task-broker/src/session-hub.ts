@@ -16,6 +16,7 @@ import { attemptMember } from "./redis/keys.js";
 import type { LeaseStore } from "./redis/lease-store.js";
 import { RunnerSession, type ClusterRef } from "./runner-session.js";
 import type { LeaseHoldings } from "./session/lease-holdings.js";
+import type { ProgressForwarder } from "./session/progress-forwarder.js";
 import { cancelLease, endForViolation, type ResultReporter } from "./session/result-reporter.js";
 import { decide, decideInBatch, helloQueues, type Decision, type ProtocolLimits } from "./session/session-protocol.js";
 
@@ -69,6 +70,8 @@ export interface SessionHubOptions extends ProtocolLimits {
   leases: LeaseStore;
   holdings: LeaseHoldings;
   reporter: ResultReporter;
+  /** Where live progress of running tasks goes (to job-service, batched). */
+  progress: ProgressForwarder;
   dispatch: SessionDispatch;
   presence: PresencePublisher;
   metrics: BrokerMetrics;
@@ -136,6 +139,7 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
         resumed,
         brokerId: options.brokerId,
         batches: true,
+        progress: true,
       },
     });
   }
@@ -183,6 +187,8 @@ export function createSessionHub(options: SessionHubOptions): SessionHub {
         return;
       case "report":
         return reporter.report(session, d);
+      case "progress":
+        return options.progress.forward(session, d.progress);
       case "drain":
         session.state = "draining";
         presence.draining(session);

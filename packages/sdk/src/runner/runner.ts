@@ -26,6 +26,7 @@ import { backoffDelay, createAuthInterceptor, sleep } from "../transport.js";
 import { describeError, TaskRegistry } from "./execute-task.js";
 import { DirectExecutor, type TaskExecutor } from "./task-executor.js";
 import { detectHardware, type HardwareInput } from "./hardware.js";
+import { ProgressThrottle } from "./progress-throttle.js";
 import { RunnerState, type RunnerEffect, type TaskOutcome } from "./runner-state.js";
 import { resolveScriptPolicy, type ScriptOptions, type ScriptPolicy } from "../tasks/script-policy.js";
 
@@ -75,6 +76,11 @@ export interface RunnerOptions extends ScriptOptions {
   heartbeatIntervalMs?: number;
   /** Failed connection attempts in a row before the runner warns that it cannot reach the suite (default 3). */
   unreachableWarnAfter?: number;
+  /**
+   * Live progress: a running task's progress and display go to the broker at most this often
+   * (default 1 s), so `corral job wait` shows them before the task ends.
+   */
+  progressIntervalMs?: number;
 }
 
 interface Session {
@@ -82,6 +88,8 @@ interface Session {
   abort: AbortController;
   /** The broker's Welcome said it reads WorkRequest.batch. */
   batches: boolean;
+  /** The broker's Welcome said it reads WorkRequest.progress. */
+  progress: boolean;
 }
 
 /** Messages per WorkRequest batch. */
@@ -177,6 +185,8 @@ export class Runner {
   #handingBack = false;
   /** Credit waiting for the end of this event-loop turn (see #credit). */
   #pendingCredit: { session: Session; n: number } | undefined;
+  /** Running tasks' progress, sent at most once per interval. */
+  readonly #progress: ProgressThrottle;
 
   constructor(options: RunnerOptions) {
     this.#options = options;
@@ -212,6 +222,10 @@ export class Runner {
         acceptCompression: [],
       });
     this.#events.setMaxListeners(0);
+    this.#progress = new ProgressThrottle(options.progressIntervalMs ?? 1000, (key, snapshot) => {
+      // A broker that does not read progress would end the stream over an unknown message.
+      if (this.#session?.progress) this.#apply(this.#state.progressUpdate(key, snapshot));
+    });
   }
 
   get lifecycle(): RunnerLifecycle {
@@ -432,6 +446,7 @@ export class Runner {
     if (this.#state.heldCount > 0) {
       this.#logger.warn({ unacknowledged: this.#state.count("reported") }, "stopping without the broker's Ack for some results");
     }
+    this.#progress.close();
     this.#closed.abort();
     this.#closeSession();
     await this.#loopDone;
@@ -466,7 +481,7 @@ export class Runner {
     let failures = 0;
     const warnAfter = this.#options.unreachableWarnAfter ?? 3;
     while (!this.#closed.signal.aborted) {
-      const session: Session = { outbox: new AsyncQueue(), abort: new AbortController(), batches: false };
+      const session: Session = { outbox: new AsyncQueue(), abort: new AbortController(), batches: false, progress: false };
       this.#session = session;
       session.outbox.push(this.#hello());
       let welcomed = false;
@@ -537,6 +552,7 @@ export class Runner {
     switch (m.case) {
       case "welcome": {
         session.batches = m.value.batches;
+        session.progress = m.value.progress;
         const interval = m.value.heartbeatInterval;
         const ms = interval ? Number(interval.seconds) * 1000 + Math.floor(interval.nanos / 1e6) : 0;
         this.#startHeartbeat(ms > 0 ? ms : (this.#options.heartbeatIntervalMs ?? 10_000), session);
@@ -671,7 +687,7 @@ export class Runner {
     this.#controllers.set(key, controller);
     const timeout = executionDeadline(assign, controller);
     void this.#executor
-      .execute(key, assign, controller.signal)
+      .execute(key, assign, controller.signal, (read) => this.#progress.note(key, read))
       .catch((err: unknown): TaskOutcome => ({
         kind: "failed",
         error: describeError(err),
@@ -682,6 +698,7 @@ export class Runner {
       }))
       .then((outcome) => {
         this.#controllers.delete(key);
+        this.#progress.forget(key);
         timeout?.clear();
         this.#apply(this.#state.onTaskFinished(key, timeout?.fired ? timedOutOutcome(outcome, timeout.ms) : outcome));
       });

@@ -6,7 +6,7 @@ import type { CacheBackend } from "../cache.js";
 import type { TaskIdentifierInit } from "../identifier.js";
 import type { Logger } from "../logger.js";
 import type { ScriptPolicy } from "../tasks/script-policy.js";
-import { executeTask, TaskRegistry } from "./execute-task.js";
+import { executeTask, TaskRegistry, type ProgressListener } from "./execute-task.js";
 import type { TaskOutcome } from "./runner-state.js";
 
 export interface TaskExecutor {
@@ -14,8 +14,11 @@ export interface TaskExecutor {
   identifiers(): TaskIdentifierInit[];
   /** True when a task of this identifier can start here now. */
   canRun(identifier: TaskIdentifierInit): boolean;
-  /** Runs one assigned task to its outcome (never rejects for the task's own errors). */
-  execute(key: string, assign: Assign, signal: AbortSignal): Promise<TaskOutcome>;
+  /**
+   * Runs one assigned task to its outcome (never rejects for the task's own errors). An executor
+   * that can tells `onProgress` when the task's progress or display changes while it runs.
+   */
+  execute(key: string, assign: Assign, signal: AbortSignal, onProgress?: ProgressListener): Promise<TaskOutcome>;
 }
 
 /** The direct runner's executor: the task classes it was given, run in this process. */
@@ -40,7 +43,7 @@ export class DirectExecutor implements TaskExecutor {
     return this.registry.resolve(identifier) !== undefined;
   }
 
-  execute(_key: string, assign: Assign, signal: AbortSignal): Promise<TaskOutcome> {
+  execute(_key: string, assign: Assign, signal: AbortSignal, onProgress?: ProgressListener): Promise<TaskOutcome> {
     return executeTask({
       envelope: assign.task!,
       attempt: assign.lease!.attempt,
@@ -49,6 +52,7 @@ export class DirectExecutor implements TaskExecutor {
       logger: this.#logger,
       signal,
       scripts: this.#scripts,
+      onProgress,
     });
   }
 }

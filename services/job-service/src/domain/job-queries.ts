@@ -21,7 +21,7 @@ export async function getJob(store: JobsStore, teamId: string, jobId: string): P
 export const DEFAULT_PAGE_SIZE = 100;
 
 export interface JobPage {
-  jobs: JobRow[];
+  jobs: Array<JobRow & { progress_json: ProgressJson[] }>;
   nextPageToken: string;
 }
 

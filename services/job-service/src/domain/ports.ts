@@ -94,7 +94,8 @@ export interface JobStore {
   /** What the key was first used for; undefined for keys used before digests were recorded. */
   findSubmissionDigest(teamId: string, key: string): Promise<string | undefined>;
   findJobWithProgress(teamId: string, jobId: string): Promise<{ job: JobRow; progress: ProgressJson[] } | undefined>;
-  queryJobs(q: JobQuery): Promise<JobRow[]>;
+  /** With each job's progress, as findJobWithProgress sums it. */
+  queryJobs(q: JobQuery): Promise<Array<JobRow & { progress_json: ProgressJson[] }>>;
   lockJob(teamId: string, jobId: string): Promise<JobRow | undefined>;
   lockJobsOfTasks(taskIds: string[]): Promise<JobRow[]>;
   setJobCanceled(jobId: string, canceled: boolean): Promise<void>;
