@@ -21,6 +21,7 @@ import { isTerminalJobState, jobStates, taskStates, type JobStateName, type Task
 import { collectPages } from "./paginate.js";
 import { schedulingFields, taskDefaultsMessage, type DurationInput, type TaskRetryOptions } from "./scheduling.js";
 import { waitingReasons, type WaitingReason } from "./job-diagnosis.js";
+import { formatIdentifier } from "./identifier.js";
 import { printableJob, printableTask, printableUpdate } from "./printable.js";
 import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
 import { Task, type OutputOf } from "./task.js";
@@ -103,6 +104,18 @@ export class JobClient {
    * // no online runner on cluster gpu-farm-CvufcSxcC9SKfe serves my/Leaf@v1.0
    */
   async whyWaiting(id: string): Promise<WaitingReason[]> {
+    // The server says it (GetJob's wait_reasons, from the broker's live sessions); a server that
+    // gives none is asked the long way: the queued tasks against the registry's running nodes.
+    const job = await this.find(id);
+    if (job.waitReasons.length > 0) {
+      return job.waitReasons.map((r) => ({
+        clusterSlug: r.clusterSlug,
+        identifier: r.identifier ? formatIdentifier(r.identifier) : undefined,
+        tasks: r.tasks,
+        message: r.message,
+      }));
+    }
+    if ((job.stats?.tasksByState?.queued ?? 1) === 0) return [];
     const queued = (await this.#allTasks(id)).filter((t) => t.state === TaskState.QUEUED);
     const runners = new Map<string, Node[]>();
     for (const slug of new Set(queued.map((t) => t.clusterSlug))) {

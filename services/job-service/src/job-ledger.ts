@@ -6,7 +6,9 @@ import type { Logger } from "pino";
 import { applyResults, type ApplyResultsInput, type ApplyResultsOutput, type Revocation } from "./domain/apply-results.js";
 import { cancelJob, retryJob, type RetryJobResult } from "./domain/job-commands.js";
 import { getJob, getTask, listTasks, queryJobs, type JobPage, type JobWithProgress, type TaskPage } from "./domain/job-queries.js";
-import type { ClusterResolver, Dispatcher, JobChanges, OutboxKey, QueuedAttempt } from "./domain/ports.js";
+import type { ClusterResolver, Dispatcher, JobChanges, OutboxKey, QueuedAttempt, RunnerPresence } from "./domain/ports.js";
+import { jobWaitReasons, type OnlineRunners, type WaitReasonRow } from "./domain/wait-reasons.js";
+import { readyQueuedGroups } from "./store/waiting-repository.js";
 import { UNLIMITED_OPEN_TASKS } from "./domain/team-quota.js";
 import { submitJob, type SubmitJobInput, type SubmitJobResult } from "./domain/submit-job.js";
 import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_OUTPUT_BYTES } from "./domain/task-plan.js";
@@ -36,6 +38,8 @@ export interface JobLedgerOptions {
   notifier?: JobChanges;
   /** Per-team limits on submissions (none when unset). */
   quotas?: SubmitQuotas;
+  /** Which runners are online (the broker's sessions), for why queued work waits; without it no reasons are given. */
+  presence?: RunnerPresence;
   /** How often queued attempts are checked against their schedule-to-start deadline (default 1 s). */
   startTimeoutSweepMs?: number;
   /** The clock of delays, backoff and deadlines (tests inject one). */
@@ -62,6 +66,13 @@ export interface JobLedger {
   cancelJob(teamId: string, jobId: string): Promise<JobRow>;
   retryJob(teamId: string, jobId: string): Promise<RetryJobResult>;
   getJob(teamId: string, jobId: string): Promise<JobWithProgress>;
+  /**
+   * Why the job's queued tasks that could start do not (no online runner on their cluster, or none
+   * serving their identifier). Advice: empty when the broker does not answer.
+   */
+  waitReasons(teamId: string, job: JobRow): Promise<WaitReasonRow[]>;
+  /** The team's online runners, when there are queued tasks to explain and the broker answers. */
+  onlineRunners(teamId: string): Promise<OnlineRunners | undefined>;
   queryJobs(teamId: string, q: QueryJobsRequest): Promise<JobPage>;
   listTasks(teamId: string, q: Parameters<typeof listTasks>[2]): Promise<TaskPage>;
   getTask(teamId: string, jobId: string, taskId: string): Promise<TaskDetailRow>;
@@ -112,6 +123,24 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
       const out = await applyResults(store, clusters, input, { maxInputBytes, maxOpenTasks, maxOutputBytes, now, random: options.random });
       for (const r of out.revocations) await revoke(r);
       return out;
+    },
+
+    async waitReasons(teamId: string, job: JobRow) {
+      if (job.queued === 0 || job.canceled) return [];
+      const groups = await readyQueuedGroups(db, job.id, now());
+      if (groups.length === 0) return [];
+      const online = await this.onlineRunners(teamId);
+      return online ? jobWaitReasons(groups, online) : [];
+    },
+
+    async onlineRunners(teamId: string) {
+      if (!options.presence) return undefined;
+      try {
+        return await options.presence.online(teamId);
+      } catch (err) {
+        logger?.debug({ err }, "online runners unknown: the broker did not answer");
+        return undefined;
+      }
     },
 
     reportProgress(entries: readonly RunningProgress[]) {

@@ -16,10 +16,17 @@ import {
   WatchJobResponseSchema,
 } from "@corral/proto";
 import { keyRevocation, requireTeam } from "@corral/server-kit";
-import { toJob, toProgress, toStateCounts, toTask } from "./domain/convert.js";
+import { toJob, toJobWaitReason, toProgress, toStateCounts, toTask } from "./domain/convert.js";
+import { isDue } from "./domain/scheduling.js";
+import { QUEUED } from "./domain/states.js";
+import type { TaskDetailRow } from "./store/database.js";
 import type { JobLedger } from "./job-ledger.js";
 
 export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobService> {
+  /** The online runners, asked for only when a task could start but is queued (its wait reason names what is missing). */
+  const onlineFor = async (teamId: string, tasks: readonly TaskDetailRow[], now: Date) =>
+    tasks.some((t) => t.state === QUEUED && t.waiting_deps === 0 && isDue(t.not_before, now)) ? ledger.onlineRunners(teamId) : undefined;
+
   return {
     async submitJob(req, ctx) {
       const teamId = requireTeam(ctx);
@@ -35,8 +42,11 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
     },
 
     async getJob(req, ctx) {
-      const { job, progress } = await ledger.getJob(requireTeam(ctx), req.jobId);
-      return create(GetJobResponseSchema, { job: toJob(job, progress) });
+      const teamId = requireTeam(ctx);
+      const { job, progress } = await ledger.getJob(teamId, req.jobId);
+      const out = toJob(job, progress);
+      out.waitReasons = (await ledger.waitReasons(teamId, job)).map(toJobWaitReason);
+      return create(GetJobResponseSchema, { job: out });
     },
 
     async getJobProgress(req, ctx) {
@@ -54,7 +64,8 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
     },
 
     async listTasks(req, ctx) {
-      const page = await ledger.listTasks(requireTeam(ctx), {
+      const teamId = requireTeam(ctx);
+      const page = await ledger.listTasks(teamId, {
         jobId: req.jobId,
         parentId: req.parentId,
         pageSize: req.pageSize,
@@ -62,12 +73,16 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
         includeInput: req.includeInput,
         includeOutput: req.includeOutput,
       });
-      return create(ListTasksResponseSchema, { tasks: page.tasks.map((t) => toTask(t)), nextPageToken: page.nextPageToken });
+      const now = new Date();
+      const online = await onlineFor(teamId, page.tasks, now);
+      return create(ListTasksResponseSchema, { tasks: page.tasks.map((t) => toTask(t, now, online)), nextPageToken: page.nextPageToken });
     },
 
     async getTask(req, ctx) {
-      const task = await ledger.getTask(requireTeam(ctx), req.jobId, req.taskId);
-      return create(GetTaskResponseSchema, { task: toTask(task) });
+      const teamId = requireTeam(ctx);
+      const task = await ledger.getTask(teamId, req.jobId, req.taskId);
+      const now = new Date();
+      return create(GetTaskResponseSchema, { task: toTask(task, now, await onlineFor(teamId, [task], now)) });
     },
 
     async cancelJob(req, ctx) {

@@ -1,6 +1,7 @@
 // What job-service's domain needs from the outside, as interfaces: the registry's clusters, the
 // broker's dispatch plane, job change notices, and the jobs database (store/ implements it; the
 // domain names only the schema's row types, never a repository).
+import type { OnlineRunners } from "./wait-reasons.js";
 import type { TaskEnvelope } from "@corral/proto";
 import type {
   AutomationRow,
@@ -49,6 +50,12 @@ export interface Dispatcher {
    * broker deletes now.
    */
   revoke(teamId: string, jobId: string, taskIds: string[], reason: string, queued?: QueuedAttempt[]): Promise<void>;
+}
+
+/** Which runners are online now, for saying why queued work waits (the broker's sessions). */
+export interface RunnerPresence {
+  /** The team's online (not draining) runners by cluster slug, each as the identifiers it serves. */
+  online(teamId: string): Promise<OnlineRunners>;
 }
 
 /** Tells watchers of a job that it may have changed (the real one LISTENs to Postgres). */

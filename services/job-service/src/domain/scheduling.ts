@@ -101,11 +101,19 @@ export function failureKind(kind: TaskErrorKind): TaskErrorKind {
   return kind === TaskErrorKind.UNSPECIFIED ? TaskErrorKind.ERROR : kind;
 }
 
-/** Why a queued task is not running yet, for people (empty when it is not queued). */
-export function waitReason(t: { waiting_deps: number; not_before: Date | null; start_deadline: Date | null }, now: Date): string {
+/**
+ * Why a queued task is not running yet, for people (empty when it is not queued). `noRunner`: why
+ * no runner takes it ("no online runner on cluster X serves my/Leaf@v1.2"), when that is known.
+ */
+export function waitReason(
+  t: { waiting_deps: number; not_before: Date | null; start_deadline: Date | null },
+  now: Date,
+  noRunner?: string,
+): string {
   if (t.waiting_deps > 0) return `waits for ${t.waiting_deps} ${t.waiting_deps === 1 ? "dependency" : "dependencies"}`;
   if (t.not_before && t.not_before.getTime() > now.getTime()) return `delayed until ${t.not_before.toISOString()}`;
-  if (t.start_deadline) return `waits for a runner (fails if not started by ${t.start_deadline.toISOString()})`;
-  return "waits for a runner";
+  const why = noRunner ?? "waits for a runner";
+  if (t.start_deadline) return `${why} (fails if not started by ${t.start_deadline.toISOString()})`;
+  return why;
 }
 

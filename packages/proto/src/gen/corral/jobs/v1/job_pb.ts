@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/jobs/v1/job.proto.
  */
 export const file_corral_jobs_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("Chhjb3JyYWwvam9icy92MS9qb2IucHJvdG8SDmNvcnJhbC5qb2JzLnYxIrQCCg5FeGVjdXRpb25TdGF0cxI5ChVmaXJzdF90YXNrX3N0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE2xhc3RfdGFza19zdG9wX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDGNvbXB1dGVfdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxlbGFwc2VkX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLcGFyYWxsZWxpc20YBSABKAESNwoOdGFza3NfYnlfc3RhdGUYBiABKAsyHy5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVDb3VudHMinwEKD1Rhc2tTdGF0ZUNvdW50cxIOCgZxdWV1ZWQYASABKA0SDwoHcnVubmluZxgCIAEoDRIQCghjb21wdXRlZBgDIAEoDRIOCgZmYWlsZWQYBCABKA0SDwoHc2tpcHBlZBgFIAEoDRIXCg9mYWlsZWRfb3B0aW9uYWwYBiABKA0SEAoIY2FuY2VsZWQYByABKA0SDQoFdG90YWwYCCABKA0i9gIKA0pvYhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhQKDGNsdXN0ZXJfc2x1ZxgDIAEoCRInCgVzdGF0ZRgEIAEoDjIYLmNvcnJhbC5qb2JzLnYxLkpvYlN0YXRlEi8KC3N1Ym1pdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghjYW5jZWxlZBgGIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkSLQoFc3RhdHMYCCABKAsyHi5jb3JyYWwuam9icy52MS5FeGVjdXRpb25TdGF0cxI1Cghwcm9ncmVzcxgJIAMoCzIjLmNvcnJhbC5jb21tb24udjEuUHJvZ3Jlc3NJbmRpY2F0b3ISDwoHdGVhbV9pZBgKIAEoCRIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNYXV0b21hdGlvbl9pZBgMIAEoCSLIBwoEVGFzaxIKCgJpZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEQoJcGFyZW50X2lkGAMgASgJEjQKCmlkZW50aWZpZXIYBCABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyEg8KB2Rpc3BsYXkYBSABKAkSKAoFc3RhdGUYBiABKA4yGS5jb3JyYWwuam9icy52MS5UYXNrU3RhdGUSFAoMY2x1c3Rlcl9zbHVnGAcgASgJEg8KB2F0dGVtcHQYCCABKA0SEwoLcmV0cnlfY291bnQYCSABKA0SGgoSbGVhc2VfZXhwaXJ5X2NvdW50GAogASgNEhMKC21heF9yZXRyaWVzGAsgASgNEhAKCG9wdGlvbmFsGAwgASgIEhIKCmRlcGVuZHNfb24YDSADKAkSEQoJcnVubmVyX2lkGA4gASgJEi4KCnN0YXJ0X3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXN0b3BfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFZXJyb3IYESABKAkSNQoIcHJvZ3Jlc3MYEiADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yEhUKDXN1YnRhc2tfY291bnQYEyABKA0SDQoFaW5wdXQYFCABKAwSLAoGb3V0cHV0GBUgASgLMhwuY29ycmFsLmNvbW1vbi52MS5UYXNrT3V0cHV0EhYKDm91dHB1dF9hdHRlbXB0GBYgASgNEjQKEWV4ZWN1dGlvbl90aW1lb3V0GCggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjwKGXNjaGVkdWxlX3RvX3N0YXJ0X3RpbWVvdXQYKSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoNcmV0cnlfYmFja29mZhgqIAEoCzIeLmNvcnJhbC5jb21tb24udjEuUmV0cnlCYWNrb2ZmEi4KCm5vdF9iZWZvcmUYKyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKCmVycm9yX2tpbmQYLCABKA4yHy5jb3JyYWwuY29tbW9uLnYxLlRhc2tFcnJvcktpbmQSEwoLd2FpdF9yZWFzb24YLSABKAkSMgoOc3RhcnRfZGVhZGxpbmUYLiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHByaW9yaXR5GC8gASgNIvQBChBTdWJtaXRKb2JSZXF1ZXN0EhgKBG5hbWUYASABKAlCCrpIB3IFEAEYgAISLgoMY2x1c3Rlcl9zbHVnGAIgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSPAoFdGFza3MYAyADKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tTdWJtaXNzaW9uQgu6SAiSAQUIARCQThIhCg9pZGVtcG90ZW5jeV9rZXkYBCABKAlCCLpIBXIDGIACEjUKDXRhc2tfZGVmYXVsdHMYFCABKAsyHi5jb3JyYWwuY29tbW9uLnYxLlRhc2tEZWZhdWx0cyJGChFTdWJtaXRKb2JSZXNwb25zZRIgCgNqb2IYASABKAsyEy5jb3JyYWwuam9icy52MS5Kb2ISDwoHY3JlYXRlZBgCIAEoCCIqCg1HZXRKb2JSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAIjIKDkdldEpvYlJlc3BvbnNlEiAKA2pvYhgBIAEoCzITLmNvcnJhbC5qb2JzLnYxLkpvYiIyChVHZXRKb2JQcm9ncmVzc1JlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEAisQEKFkdldEpvYlByb2dyZXNzUmVzcG9uc2USJwoFc3RhdGUYASABKA4yGC5jb3JyYWwuam9icy52MS5Kb2JTdGF0ZRI1Cghwcm9ncmVzcxgCIAMoCzIjLmNvcnJhbC5jb21tb24udjEuUHJvZ3Jlc3NJbmRpY2F0b3ISNwoOdGFza3NfYnlfc3RhdGUYAyABKAsyHy5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVDb3VudHMiqgMKEFF1ZXJ5Sm9ic1JlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKBnN0YXRlcxgDIAMoDjIYLmNvcnJhbC5qb2JzLnYxLkpvYlN0YXRlQg+6SAySAQkQECIFggECEAESFgoEbmFtZRgEIAEoCUIIukgFcgMYgAISNgoNY2x1c3Rlcl9zbHVncxgFIAMoCUIfukgckgEZEGQiFXITGGQyD15bQS1aYS16MC05LV0qJBI/Cgt0YXNrX3N0YXRlcxgGIAMoDjIZLmNvcnJhbC5qb2JzLnYxLlRhc2tTdGF0ZUIPukgMkgEJEBAiBYIBAhABEhsKCXBhZ2Vfc2l6ZRgHIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgIIAEoCUIIukgFcgMYgAQSEQoJYXNjZW5kaW5nGAkgASgIEh4KDWF1dG9tYXRpb25faWQYCiABKAlCB7pIBHICGEAiTwoRUXVlcnlKb2JzUmVzcG9uc2USIQoEam9icxgBIAMoCzITLmNvcnJhbC5qb2JzLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiswEKEExpc3RUYXNrc1JlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEASGgoJcGFyZW50X2lkGAIgASgJQge6SARyAhhAEhsKCXBhZ2Vfc2l6ZRgDIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgEIAEoCUIIukgFcgMYgAQSFQoNaW5jbHVkZV9pbnB1dBgFIAEoCBIWCg5pbmNsdWRlX291dHB1dBgGIAEoCCJHCg5HZXRUYXNrUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQBIaCgd0YXNrX2lkGAIgASgJQgm6SAZyBBABGEAiNQoPR2V0VGFza1Jlc3BvbnNlEiIKBHRhc2sYASABKAsyFC5jb3JyYWwuam9icy52MS5UYXNrIlEKEUxpc3RUYXNrc1Jlc3BvbnNlEiMKBXRhc2tzGAEgAygLMhQuY29ycmFsLmpvYnMudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLQoQQ2FuY2VsSm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCI1ChFDYW5jZWxKb2JSZXNwb25zZRIgCgNqb2IYASABKAsyEy5jb3JyYWwuam9icy52MS5Kb2IiLAoPUmV0cnlKb2JSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAIk8KEFJldHJ5Sm9iUmVzcG9uc2USGQoRcmVzY2hlZHVsZWRfY291bnQYASABKA0SIAoDam9iGAIgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iIk0KE1Zpc3VhbGl6ZUpvYlJlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEASGwoJbWF4X3Rhc2tzGAIgASgNQgi6SAUqAxiIJyJVChRWaXN1YWxpemVKb2JSZXNwb25zZRILCgNzdmcYASABKAkSDwoHbWVybWFpZBgCIAEoCRILCgNkb3QYAyABKAkSEgoKc3VtbWFyaXplZBgEIAEoCCIsCg9XYXRjaEpvYlJlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEAiYQoQV2F0Y2hKb2JSZXNwb25zZRIgCgNqb2IYASABKAsyEy5jb3JyYWwuam9icy52MS5Kb2ISKwoNY2hhbmdlZF90YXNrcxgCIAMoCzIULmNvcnJhbC5qb2JzLnYxLlRhc2sq1wEKCVRhc2tTdGF0ZRIaChZUQVNLX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRVEFTS19TVEFURV9RVUVVRUQQARIWChJUQVNLX1NUQVRFX1JVTk5JTkcQAhIXChNUQVNLX1NUQVRFX0NPTVBVVEVEEAMSFQoRVEFTS19TVEFURV9GQUlMRUQQBBIWChJUQVNLX1NUQVRFX1NLSVBQRUQQBRIeChpUQVNLX1NUQVRFX0ZBSUxFRF9PUFRJT05BTBAGEhcKE1RBU0tfU1RBVEVfQ0FOQ0VMRUQQByqzAQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTSk9CX1NUQVRFX1NVQk1JVFRFRBABEhUKEUpPQl9TVEFURV9SVU5OSU5HEAISFQoRSk9CX1NUQVRFX1NUQVJURUQQAxIXChNKT0JfU1RBVEVfQ09NUExFVEVEEAQSFAoQSk9CX1NUQVRFX0ZBSUxFRBAFEhYKEkpPQl9TVEFURV9DQU5DRUxFRBAGMsUGCgpKb2JTZXJ2aWNlElAKCVN1Ym1pdEpvYhIgLmNvcnJhbC5qb2JzLnYxLlN1Ym1pdEpvYlJlcXVlc3QaIS5jb3JyYWwuam9icy52MS5TdWJtaXRKb2JSZXNwb25zZRJHCgZHZXRKb2ISHS5jb3JyYWwuam9icy52MS5HZXRKb2JSZXF1ZXN0Gh4uY29ycmFsLmpvYnMudjEuR2V0Sm9iUmVzcG9uc2USXwoOR2V0Sm9iUHJvZ3Jlc3MSJS5jb3JyYWwuam9icy52MS5HZXRKb2JQcm9ncmVzc1JlcXVlc3QaJi5jb3JyYWwuam9icy52MS5HZXRKb2JQcm9ncmVzc1Jlc3BvbnNlElAKCVF1ZXJ5Sm9icxIgLmNvcnJhbC5qb2JzLnYxLlF1ZXJ5Sm9ic1JlcXVlc3QaIS5jb3JyYWwuam9icy52MS5RdWVyeUpvYnNSZXNwb25zZRJQCglMaXN0VGFza3MSIC5jb3JyYWwuam9icy52MS5MaXN0VGFza3NSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuTGlzdFRhc2tzUmVzcG9uc2USSgoHR2V0VGFzaxIeLmNvcnJhbC5qb2JzLnYxLkdldFRhc2tSZXF1ZXN0Gh8uY29ycmFsLmpvYnMudjEuR2V0VGFza1Jlc3BvbnNlElAKCUNhbmNlbEpvYhIgLmNvcnJhbC5qb2JzLnYxLkNhbmNlbEpvYlJlcXVlc3QaIS5jb3JyYWwuam9icy52MS5DYW5jZWxKb2JSZXNwb25zZRJNCghSZXRyeUpvYhIfLmNvcnJhbC5qb2JzLnYxLlJldHJ5Sm9iUmVxdWVzdBogLmNvcnJhbC5qb2JzLnYxLlJldHJ5Sm9iUmVzcG9uc2USWQoMVmlzdWFsaXplSm9iEiMuY29ycmFsLmpvYnMudjEuVmlzdWFsaXplSm9iUmVxdWVzdBokLmNvcnJhbC5qb2JzLnYxLlZpc3VhbGl6ZUpvYlJlc3BvbnNlEk8KCFdhdGNoSm9iEh8uY29ycmFsLmpvYnMudjEuV2F0Y2hKb2JSZXF1ZXN0GiAuY29ycmFsLmpvYnMudjEuV2F0Y2hKb2JSZXNwb25zZTABYgZwcm90bzM", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chhjb3JyYWwvam9icy92MS9qb2IucHJvdG8SDmNvcnJhbC5qb2JzLnYxIrQCCg5FeGVjdXRpb25TdGF0cxI5ChVmaXJzdF90YXNrX3N0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE2xhc3RfdGFza19zdG9wX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDGNvbXB1dGVfdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxlbGFwc2VkX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLcGFyYWxsZWxpc20YBSABKAESNwoOdGFza3NfYnlfc3RhdGUYBiABKAsyHy5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVDb3VudHMinwEKD1Rhc2tTdGF0ZUNvdW50cxIOCgZxdWV1ZWQYASABKA0SDwoHcnVubmluZxgCIAEoDRIQCghjb21wdXRlZBgDIAEoDRIOCgZmYWlsZWQYBCABKA0SDwoHc2tpcHBlZBgFIAEoDRIXCg9mYWlsZWRfb3B0aW9uYWwYBiABKA0SEAoIY2FuY2VsZWQYByABKA0SDQoFdG90YWwYCCABKA0iqwMKA0pvYhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhQKDGNsdXN0ZXJfc2x1ZxgDIAEoCRInCgVzdGF0ZRgEIAEoDjIYLmNvcnJhbC5qb2JzLnYxLkpvYlN0YXRlEi8KC3N1Ym1pdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghjYW5jZWxlZBgGIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkSLQoFc3RhdHMYCCABKAsyHi5jb3JyYWwuam9icy52MS5FeGVjdXRpb25TdGF0cxI1Cghwcm9ncmVzcxgJIAMoCzIjLmNvcnJhbC5jb21tb24udjEuUHJvZ3Jlc3NJbmRpY2F0b3ISDwoHdGVhbV9pZBgKIAEoCRIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNYXV0b21hdGlvbl9pZBgMIAEoCRIzCgx3YWl0X3JlYXNvbnMYZCADKAsyHS5jb3JyYWwuam9icy52MS5Kb2JXYWl0UmVhc29uInsKDUpvYldhaXRSZWFzb24SFAoMY2x1c3Rlcl9zbHVnGAEgASgJEjQKCmlkZW50aWZpZXIYAiABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyEg0KBXRhc2tzGAMgASgNEg8KB21lc3NhZ2UYBCABKAkiyAcKBFRhc2sSCgoCaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhEKCXBhcmVudF9pZBgDIAEoCRI0CgppZGVudGlmaWVyGAQgASgLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllchIPCgdkaXNwbGF5GAUgASgJEigKBXN0YXRlGAYgASgOMhkuY29ycmFsLmpvYnMudjEuVGFza1N0YXRlEhQKDGNsdXN0ZXJfc2x1ZxgHIAEoCRIPCgdhdHRlbXB0GAggASgNEhMKC3JldHJ5X2NvdW50GAkgASgNEhoKEmxlYXNlX2V4cGlyeV9jb3VudBgKIAEoDRITCgttYXhfcmV0cmllcxgLIAEoDRIQCghvcHRpb25hbBgMIAEoCBISCgpkZXBlbmRzX29uGA0gAygJEhEKCXJ1bm5lcl9pZBgOIAEoCRIuCgpzdGFydF90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglzdG9wX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWVycm9yGBEgASgJEjUKCHByb2dyZXNzGBIgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvchIVCg1zdWJ0YXNrX2NvdW50GBMgASgNEg0KBWlucHV0GBQgASgMEiwKBm91dHB1dBgVIAEoCzIcLmNvcnJhbC5jb21tb24udjEuVGFza091dHB1dBIWCg5vdXRwdXRfYXR0ZW1wdBgWIAEoDRI0ChFleGVjdXRpb25fdGltZW91dBgoIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI8ChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GCkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKDXJldHJ5X2JhY2tvZmYYKiABKAsyHi5jb3JyYWwuY29tbW9uLnYxLlJldHJ5QmFja29mZhIuCgpub3RfYmVmb3JlGCsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCgplcnJvcl9raW5kGCwgASgOMh8uY29ycmFsLmNvbW1vbi52MS5UYXNrRXJyb3JLaW5kEhMKC3dhaXRfcmVhc29uGC0gASgJEjIKDnN0YXJ0X2RlYWRsaW5lGC4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcmlvcml0eRgvIAEoDSL0AQoQU3VibWl0Sm9iUmVxdWVzdBIYCgRuYW1lGAEgASgJQgq6SAdyBRABGIACEi4KDGNsdXN0ZXJfc2x1ZxgCIAEoCUIYukgVchMYZDIPXltBLVphLXowLTktXSokEjwKBXRhc2tzGAMgAygLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrU3VibWlzc2lvbkILukgIkgEFCAEQkE4SIQoPaWRlbXBvdGVuY3lfa2V5GAQgASgJQgi6SAVyAxiAAhI1Cg10YXNrX2RlZmF1bHRzGBQgASgLMh4uY29ycmFsLmNvbW1vbi52MS5UYXNrRGVmYXVsdHMiRgoRU3VibWl0Sm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiKgoNR2V0Sm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCIyCg5HZXRKb2JSZXNwb25zZRIgCgNqb2IYASABKAsyEy5jb3JyYWwuam9icy52MS5Kb2IiMgoVR2V0Sm9iUHJvZ3Jlc3NSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAIrEBChZHZXRKb2JQcm9ncmVzc1Jlc3BvbnNlEicKBXN0YXRlGAEgASgOMhguY29ycmFsLmpvYnMudjEuSm9iU3RhdGUSNQoIcHJvZ3Jlc3MYAiADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yEjcKDnRhc2tzX2J5X3N0YXRlGAMgASgLMh8uY29ycmFsLmpvYnMudjEuVGFza1N0YXRlQ291bnRzIqoDChBRdWVyeUpvYnNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5CgZzdGF0ZXMYAyADKA4yGC5jb3JyYWwuam9icy52MS5Kb2JTdGF0ZUIPukgMkgEJEBAiBYIBAhABEhYKBG5hbWUYBCABKAlCCLpIBXIDGIACEjYKDWNsdXN0ZXJfc2x1Z3MYBSADKAlCH7pIHJIBGRBkIhVyExhkMg9eW0EtWmEtejAtOS1dKiQSPwoLdGFza19zdGF0ZXMYBiADKA4yGS5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVCD7pIDJIBCRAQIgWCAQIQARIbCglwYWdlX3NpemUYByABKA1CCLpIBSoDGOgHEhwKCnBhZ2VfdG9rZW4YCCABKAlCCLpIBXIDGIAEEhEKCWFzY2VuZGluZxgJIAEoCBIeCg1hdXRvbWF0aW9uX2lkGAogASgJQge6SARyAhhAIk8KEVF1ZXJ5Sm9ic1Jlc3BvbnNlEiEKBGpvYnMYASADKAsyEy5jb3JyYWwuam9icy52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrMBChBMaXN0VGFza3NSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAEhoKCXBhcmVudF9pZBgCIAEoCUIHukgEcgIYQBIbCglwYWdlX3NpemUYAyABKA1CCLpIBSoDGOgHEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAEEhUKDWluY2x1ZGVfaW5wdXQYBSABKAgSFgoOaW5jbHVkZV9vdXRwdXQYBiABKAgiRwoOR2V0VGFza1JlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEASGgoHdGFza19pZBgCIAEoCUIJukgGcgQQARhAIjUKD0dldFRhc2tSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuY29ycmFsLmpvYnMudjEuVGFzayJRChFMaXN0VGFza3NSZXNwb25zZRIjCgV0YXNrcxgBIAMoCzIULmNvcnJhbC5qb2JzLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi0KEENhbmNlbEpvYlJlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEAiNQoRQ2FuY2VsSm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iIiwKD1JldHJ5Sm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCJPChBSZXRyeUpvYlJlc3BvbnNlEhkKEXJlc2NoZWR1bGVkX2NvdW50GAEgASgNEiAKA2pvYhgCIAEoCzITLmNvcnJhbC5qb2JzLnYxLkpvYiJNChNWaXN1YWxpemVKb2JSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAEhsKCW1heF90YXNrcxgCIAEoDUIIukgFKgMYiCciVQoUVmlzdWFsaXplSm9iUmVzcG9uc2USCwoDc3ZnGAEgASgJEg8KB21lcm1haWQYAiABKAkSCwoDZG90GAMgASgJEhIKCnN1bW1hcml6ZWQYBCABKAgiLAoPV2F0Y2hKb2JSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAImEKEFdhdGNoSm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iEisKDWNoYW5nZWRfdGFza3MYAiADKAsyFC5jb3JyYWwuam9icy52MS5UYXNrKtcBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhUKEVRBU0tfU1RBVEVfUVVFVUVEEAESFgoSVEFTS19TVEFURV9SVU5OSU5HEAISFwoTVEFTS19TVEFURV9DT01QVVRFRBADEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAQSFgoSVEFTS19TVEFURV9TS0lQUEVEEAUSHgoaVEFTS19TVEFURV9GQUlMRURfT1BUSU9OQUwQBhIXChNUQVNLX1NUQVRFX0NBTkNFTEVEEAcqswEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0pPQl9TVEFURV9TVUJNSVRURUQQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhUKEUpPQl9TVEFURV9TVEFSVEVEEAMSFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBAEEhQKEEpPQl9TVEFURV9GQUlMRUQQBRIWChJKT0JfU1RBVEVfQ0FOQ0VMRUQQBjLFBgoKSm9iU2VydmljZRJQCglTdWJtaXRKb2ISIC5jb3JyYWwuam9icy52MS5TdWJtaXRKb2JSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuU3VibWl0Sm9iUmVzcG9uc2USRwoGR2V0Sm9iEh0uY29ycmFsLmpvYnMudjEuR2V0Sm9iUmVxdWVzdBoeLmNvcnJhbC5qb2JzLnYxLkdldEpvYlJlc3BvbnNlEl8KDkdldEpvYlByb2dyZXNzEiUuY29ycmFsLmpvYnMudjEuR2V0Sm9iUHJvZ3Jlc3NSZXF1ZXN0GiYuY29ycmFsLmpvYnMudjEuR2V0Sm9iUHJvZ3Jlc3NSZXNwb25zZRJQCglRdWVyeUpvYnMSIC5jb3JyYWwuam9icy52MS5RdWVyeUpvYnNSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuUXVlcnlKb2JzUmVzcG9uc2USUAoJTGlzdFRhc2tzEiAuY29ycmFsLmpvYnMudjEuTGlzdFRhc2tzUmVxdWVzdBohLmNvcnJhbC5qb2JzLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEkoKB0dldFRhc2sSHi5jb3JyYWwuam9icy52MS5HZXRUYXNrUmVxdWVzdBofLmNvcnJhbC5qb2JzLnYxLkdldFRhc2tSZXNwb25zZRJQCglDYW5jZWxKb2ISIC5jb3JyYWwuam9icy52MS5DYW5jZWxKb2JSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuQ2FuY2VsSm9iUmVzcG9uc2USTQoIUmV0cnlKb2ISHy5jb3JyYWwuam9icy52MS5SZXRyeUpvYlJlcXVlc3QaIC5jb3JyYWwuam9icy52MS5SZXRyeUpvYlJlc3BvbnNlElkKDFZpc3VhbGl6ZUpvYhIjLmNvcnJhbC5qb2JzLnYxLlZpc3VhbGl6ZUpvYlJlcXVlc3QaJC5jb3JyYWwuam9icy52MS5WaXN1YWxpemVKb2JSZXNwb25zZRJPCghXYXRjaEpvYhIfLmNvcnJhbC5qb2JzLnYxLldhdGNoSm9iUmVxdWVzdBogLmNvcnJhbC5qb2JzLnYxLldhdGNoSm9iUmVzcG9uc2UwAWIGcHJvdG8z", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message corral.jobs.v1.ExecutionStats
@@ -182,6 +182,15 @@ export type Job = Message<"corral.jobs.v1.Job"> & {
    * @generated from field: string automation_id = 12;
    */
   automationId: string;
+
+  /**
+   * Why queued tasks that could start cannot: no online runner on their cluster, or none there
+   * serves their identifier. Filled by GetJob only; empty when every such task has a runner (or the
+   * broker did not answer in time: it is advice).
+   *
+   * @generated from field: repeated corral.jobs.v1.JobWaitReason wait_reasons = 100;
+   */
+  waitReasons: JobWaitReason[];
 };
 
 /**
@@ -190,6 +199,46 @@ export type Job = Message<"corral.jobs.v1.Job"> & {
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
   messageDesc(file_corral_jobs_v1_job, 2);
+
+/**
+ * JobWaitReason is one reason a job's queued tasks wait, with how many it holds back.
+ *
+ * @generated from message corral.jobs.v1.JobWaitReason
+ */
+export type JobWaitReason = Message<"corral.jobs.v1.JobWaitReason"> & {
+  /**
+   * @generated from field: string cluster_slug = 1;
+   */
+  clusterSlug: string;
+
+  /**
+   * Unset: the cluster has no online runner at all.
+   *
+   * @generated from field: corral.common.v1.TaskIdentifier identifier = 2;
+   */
+  identifier?: TaskIdentifier | undefined;
+
+  /**
+   * Queued tasks this reason holds back.
+   *
+   * @generated from field: uint32 tasks = 3;
+   */
+  tasks: number;
+
+  /**
+   * One line for a person: "no online runner on cluster gpu-CvufcSxcC9SKfe serves my/Leaf@v1.2".
+   *
+   * @generated from field: string message = 4;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message corral.jobs.v1.JobWaitReason.
+ * Use `create(JobWaitReasonSchema)` to create a new message.
+ */
+export const JobWaitReasonSchema: GenMessage<JobWaitReason> = /*@__PURE__*/
+  messageDesc(file_corral_jobs_v1_job, 3);
 
 /**
  * @generated from message corral.jobs.v1.Task
@@ -344,7 +393,8 @@ export type Task = Message<"corral.jobs.v1.Task"> & {
 
   /**
    * Why a queued task is not running yet, for people: "delayed until 2026-12-04T21:30:00Z",
-   * "waits for 2 dependencies", "waits for a runner". Empty unless queued.
+   * "waits for 2 dependencies", "no online runner on cluster X serves my/Leaf@v1.2", "waits for a
+   * runner". Empty unless queued.
    *
    * @generated from field: string wait_reason = 45;
    */
@@ -368,7 +418,7 @@ export type Task = Message<"corral.jobs.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 3);
+  messageDesc(file_corral_jobs_v1_job, 4);
 
 /**
  * @generated from message corral.jobs.v1.SubmitJobRequest
@@ -411,7 +461,7 @@ export type SubmitJobRequest = Message<"corral.jobs.v1.SubmitJobRequest"> & {
  * Use `create(SubmitJobRequestSchema)` to create a new message.
  */
 export const SubmitJobRequestSchema: GenMessage<SubmitJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 4);
+  messageDesc(file_corral_jobs_v1_job, 5);
 
 /**
  * @generated from message corral.jobs.v1.SubmitJobResponse
@@ -435,7 +485,7 @@ export type SubmitJobResponse = Message<"corral.jobs.v1.SubmitJobResponse"> & {
  * Use `create(SubmitJobResponseSchema)` to create a new message.
  */
 export const SubmitJobResponseSchema: GenMessage<SubmitJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 5);
+  messageDesc(file_corral_jobs_v1_job, 6);
 
 /**
  * @generated from message corral.jobs.v1.GetJobRequest
@@ -452,7 +502,7 @@ export type GetJobRequest = Message<"corral.jobs.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 6);
+  messageDesc(file_corral_jobs_v1_job, 7);
 
 /**
  * @generated from message corral.jobs.v1.GetJobResponse
@@ -469,7 +519,7 @@ export type GetJobResponse = Message<"corral.jobs.v1.GetJobResponse"> & {
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 7);
+  messageDesc(file_corral_jobs_v1_job, 8);
 
 /**
  * @generated from message corral.jobs.v1.GetJobProgressRequest
@@ -486,7 +536,7 @@ export type GetJobProgressRequest = Message<"corral.jobs.v1.GetJobProgressReques
  * Use `create(GetJobProgressRequestSchema)` to create a new message.
  */
 export const GetJobProgressRequestSchema: GenMessage<GetJobProgressRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 8);
+  messageDesc(file_corral_jobs_v1_job, 9);
 
 /**
  * @generated from message corral.jobs.v1.GetJobProgressResponse
@@ -513,7 +563,7 @@ export type GetJobProgressResponse = Message<"corral.jobs.v1.GetJobProgressRespo
  * Use `create(GetJobProgressResponseSchema)` to create a new message.
  */
 export const GetJobProgressResponseSchema: GenMessage<GetJobProgressResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 9);
+  messageDesc(file_corral_jobs_v1_job, 10);
 
 /**
  * @generated from message corral.jobs.v1.QueryJobsRequest
@@ -581,7 +631,7 @@ export type QueryJobsRequest = Message<"corral.jobs.v1.QueryJobsRequest"> & {
  * Use `create(QueryJobsRequestSchema)` to create a new message.
  */
 export const QueryJobsRequestSchema: GenMessage<QueryJobsRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 10);
+  messageDesc(file_corral_jobs_v1_job, 11);
 
 /**
  * @generated from message corral.jobs.v1.QueryJobsResponse
@@ -603,7 +653,7 @@ export type QueryJobsResponse = Message<"corral.jobs.v1.QueryJobsResponse"> & {
  * Use `create(QueryJobsResponseSchema)` to create a new message.
  */
 export const QueryJobsResponseSchema: GenMessage<QueryJobsResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 11);
+  messageDesc(file_corral_jobs_v1_job, 12);
 
 /**
  * @generated from message corral.jobs.v1.ListTasksRequest
@@ -647,7 +697,7 @@ export type ListTasksRequest = Message<"corral.jobs.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 12);
+  messageDesc(file_corral_jobs_v1_job, 13);
 
 /**
  * @generated from message corral.jobs.v1.GetTaskRequest
@@ -669,7 +719,7 @@ export type GetTaskRequest = Message<"corral.jobs.v1.GetTaskRequest"> & {
  * Use `create(GetTaskRequestSchema)` to create a new message.
  */
 export const GetTaskRequestSchema: GenMessage<GetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 13);
+  messageDesc(file_corral_jobs_v1_job, 14);
 
 /**
  * @generated from message corral.jobs.v1.GetTaskResponse
@@ -686,7 +736,7 @@ export type GetTaskResponse = Message<"corral.jobs.v1.GetTaskResponse"> & {
  * Use `create(GetTaskResponseSchema)` to create a new message.
  */
 export const GetTaskResponseSchema: GenMessage<GetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 14);
+  messageDesc(file_corral_jobs_v1_job, 15);
 
 /**
  * @generated from message corral.jobs.v1.ListTasksResponse
@@ -708,7 +758,7 @@ export type ListTasksResponse = Message<"corral.jobs.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 15);
+  messageDesc(file_corral_jobs_v1_job, 16);
 
 /**
  * @generated from message corral.jobs.v1.CancelJobRequest
@@ -725,7 +775,7 @@ export type CancelJobRequest = Message<"corral.jobs.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 16);
+  messageDesc(file_corral_jobs_v1_job, 17);
 
 /**
  * @generated from message corral.jobs.v1.CancelJobResponse
@@ -742,7 +792,7 @@ export type CancelJobResponse = Message<"corral.jobs.v1.CancelJobResponse"> & {
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 17);
+  messageDesc(file_corral_jobs_v1_job, 18);
 
 /**
  * @generated from message corral.jobs.v1.RetryJobRequest
@@ -759,7 +809,7 @@ export type RetryJobRequest = Message<"corral.jobs.v1.RetryJobRequest"> & {
  * Use `create(RetryJobRequestSchema)` to create a new message.
  */
 export const RetryJobRequestSchema: GenMessage<RetryJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 18);
+  messageDesc(file_corral_jobs_v1_job, 19);
 
 /**
  * @generated from message corral.jobs.v1.RetryJobResponse
@@ -781,7 +831,7 @@ export type RetryJobResponse = Message<"corral.jobs.v1.RetryJobResponse"> & {
  * Use `create(RetryJobResponseSchema)` to create a new message.
  */
 export const RetryJobResponseSchema: GenMessage<RetryJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 19);
+  messageDesc(file_corral_jobs_v1_job, 20);
 
 /**
  * @generated from message corral.jobs.v1.VisualizeJobRequest
@@ -805,7 +855,7 @@ export type VisualizeJobRequest = Message<"corral.jobs.v1.VisualizeJobRequest"> 
  * Use `create(VisualizeJobRequestSchema)` to create a new message.
  */
 export const VisualizeJobRequestSchema: GenMessage<VisualizeJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 20);
+  messageDesc(file_corral_jobs_v1_job, 21);
 
 /**
  * @generated from message corral.jobs.v1.VisualizeJobResponse
@@ -837,7 +887,7 @@ export type VisualizeJobResponse = Message<"corral.jobs.v1.VisualizeJobResponse"
  * Use `create(VisualizeJobResponseSchema)` to create a new message.
  */
 export const VisualizeJobResponseSchema: GenMessage<VisualizeJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 21);
+  messageDesc(file_corral_jobs_v1_job, 22);
 
 /**
  * @generated from message corral.jobs.v1.WatchJobRequest
@@ -854,7 +904,7 @@ export type WatchJobRequest = Message<"corral.jobs.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 22);
+  messageDesc(file_corral_jobs_v1_job, 23);
 
 /**
  * @generated from message corral.jobs.v1.WatchJobResponse
@@ -876,7 +926,7 @@ export type WatchJobResponse = Message<"corral.jobs.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 23);
+  messageDesc(file_corral_jobs_v1_job, 24);
 
 /**
  * @generated from enum corral.jobs.v1.TaskState
