@@ -12,7 +12,7 @@ import { readyQueuedGroups } from "./store/waiting-repository.js";
 import { UNLIMITED_OPEN_TASKS } from "./domain/team-quota.js";
 import { submitJob, type SubmitJobInput, type SubmitJobResult } from "./domain/submit-job.js";
 import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_OUTPUT_BYTES } from "./domain/task-plan.js";
-import { visualizeJob } from "./domain/visualize-job.js";
+import { visualizeJob, type VisualizeOptions } from "./domain/visualize-job.js";
 import { watchJob, type JobChange } from "./domain/watch-job.js";
 import { resyncDispatch } from "./outbox/dispatch-resync.js";
 import { createOutboxRelay, type OutboxRelay } from "./outbox/outbox-relay.js";
@@ -21,6 +21,7 @@ import type { TaskDetailRow, JobRow, JobsDatabase } from "./store/database.js";
 import { createJobsStore } from "./store/jobs-store.js";
 import type { QueryJobsRequest, RunningProgress } from "@corral/proto";
 import { runningProgressRows } from "./domain/running-progress.js";
+import { readCloneSubmission, type CloneOptions } from "./domain/clone-job.js";
 import { writeRunningProgress } from "./store/progress-repository.js";
 import type { SubmitQuotas } from "./submit-quotas.js";
 
@@ -65,6 +66,8 @@ export interface JobLedger {
   acknowledgeDispatch(keys: OutboxKey[]): Promise<number>;
   cancelJob(teamId: string, jobId: string): Promise<JobRow>;
   retryJob(teamId: string, jobId: string): Promise<RetryJobResult>;
+  /** Submits the job's root tasks again as a new job, on their clusters or on `clusterSlug`. */
+  cloneJob(teamId: string, jobId: string, options: CloneOptions): Promise<SubmitJobResult>;
   getJob(teamId: string, jobId: string): Promise<JobWithProgress>;
   /**
    * Why the job's queued tasks that could start do not (no online runner on their cluster, or none
@@ -76,7 +79,7 @@ export interface JobLedger {
   queryJobs(teamId: string, q: QueryJobsRequest): Promise<JobPage>;
   listTasks(teamId: string, q: Parameters<typeof listTasks>[2]): Promise<TaskPage>;
   getTask(teamId: string, jobId: string, taskId: string): Promise<TaskDetailRow>;
-  visualizeJob(teamId: string, jobId: string, maxTasks?: number): ReturnType<typeof visualizeJob>;
+  visualizeJob(teamId: string, jobId: string, maxTasks?: number, options?: VisualizeOptions): ReturnType<typeof visualizeJob>;
   watchJob(teamId: string, jobId: string, signal: AbortSignal): AsyncGenerator<JobChange>;
 }
 
@@ -123,6 +126,10 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
       const out = await applyResults(store, clusters, input, { maxInputBytes, maxOpenTasks, maxOutputBytes, now, random: options.random });
       for (const r of out.revocations) await revoke(r);
       return out;
+    },
+
+    async cloneJob(teamId: string, jobId: string, options: CloneOptions) {
+      return this.submitJob(await readCloneSubmission(store, teamId, jobId, options));
     },
 
     async waitReasons(teamId: string, job: JobRow) {
@@ -178,7 +185,8 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     queryJobs: (teamId: string, q: QueryJobsRequest) => queryJobs(store, teamId, q, clusters),
     listTasks: (teamId: string, q: Parameters<typeof listTasks>[2]) => listTasks(store, teamId, q),
     getTask: (teamId: string, jobId: string, taskId: string) => getTask(store, teamId, jobId, taskId),
-    visualizeJob: (teamId: string, jobId: string, maxTasks?: number) => visualizeJob(store, teamId, jobId, maxTasks),
+    visualizeJob: (teamId: string, jobId: string, maxTasks?: number, options?: VisualizeOptions) =>
+      visualizeJob(store, teamId, jobId, maxTasks, options),
     watchJob: (teamId: string, jobId: string, signal: AbortSignal) => watchJob(store, notifier, teamId, jobId, signal),
   };
   const startTimeouts = createStartTimeoutSweeper({

@@ -4,6 +4,9 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   CancelJobResponseSchema,
+  CloneJobResponseSchema,
+  GraphDirection,
+  GraphTheme,
   GetJobProgressResponseSchema,
   GetJobResponseSchema,
   GetTaskResponseSchema,
@@ -98,8 +101,17 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
       return create(RetryJobResponseSchema, { job: toJob(job), rescheduledCount: rescheduled });
     },
 
+    async cloneJob(req, ctx) {
+      const { job } = await ledger.cloneJob(requireTeam(ctx), req.jobId, { clusterSlug: req.clusterSlug, name: req.name });
+      return create(CloneJobResponseSchema, { job: toJob(job) });
+    },
+
     async visualizeJob(req, ctx) {
-      const g = await ledger.visualizeJob(requireTeam(ctx), req.jobId, req.maxTasks);
+      const g = await ledger.visualizeJob(requireTeam(ctx), req.jobId, req.maxTasks, {
+        direction: req.direction === GraphDirection.LEFT_RIGHT ? "right" : "down",
+        theme: req.theme === GraphTheme.DARK ? "dark" : "light",
+        includeJobName: req.includeJobName,
+      });
       return create(VisualizeJobResponseSchema, { svg: g.svg, mermaid: g.mermaid, dot: g.dot, summarized: g.summarized });
     },
 

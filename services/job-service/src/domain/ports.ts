@@ -78,6 +78,10 @@ export interface JobsStore {
 
 export interface JobQuery {
   teamId: string;
+  /** Ids at least this. */
+  idFrom?: string;
+  /** Ids below this. */
+  idTo?: string;
   startTime?: Date;
   endTime?: Date;
   states: number[];

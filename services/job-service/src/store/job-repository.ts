@@ -135,6 +135,8 @@ export async function queryJobs(db: JobsDb, q: JobQuery): Promise<Array<JobRow &
   if (q.taskStateColumns.length > 0) {
     conditions.push(sql`(${sql.join(q.taskStateColumns.map((c) => sql`${sql.ref(c)} > 0`), sql` or `)})`);
   }
+  if (q.idFrom) conditions.push(sql`id >= ${q.idFrom}`);
+  if (q.idTo) conditions.push(sql`id < ${q.idTo}`);
   if (q.afterId) conditions.push(q.ascending ? sql`id > ${q.afterId}` : sql`id < ${q.afterId}`);
   const { rows } = await sql<JobRow & { progress_json: ProgressJson[] }>`
     select jobs.*, ${progressJson(sql.ref("jobs.id"))} as progress_json

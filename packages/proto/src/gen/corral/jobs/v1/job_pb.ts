@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/jobs/v1/job.proto.
  */
 export const file_corral_jobs_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("Chhjb3JyYWwvam9icy92MS9qb2IucHJvdG8SDmNvcnJhbC5qb2JzLnYxIrQCCg5FeGVjdXRpb25TdGF0cxI5ChVmaXJzdF90YXNrX3N0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE2xhc3RfdGFza19zdG9wX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDGNvbXB1dGVfdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxlbGFwc2VkX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLcGFyYWxsZWxpc20YBSABKAESNwoOdGFza3NfYnlfc3RhdGUYBiABKAsyHy5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVDb3VudHMinwEKD1Rhc2tTdGF0ZUNvdW50cxIOCgZxdWV1ZWQYASABKA0SDwoHcnVubmluZxgCIAEoDRIQCghjb21wdXRlZBgDIAEoDRIOCgZmYWlsZWQYBCABKA0SDwoHc2tpcHBlZBgFIAEoDRIXCg9mYWlsZWRfb3B0aW9uYWwYBiABKA0SEAoIY2FuY2VsZWQYByABKA0SDQoFdG90YWwYCCABKA0iqwMKA0pvYhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhQKDGNsdXN0ZXJfc2x1ZxgDIAEoCRInCgVzdGF0ZRgEIAEoDjIYLmNvcnJhbC5qb2JzLnYxLkpvYlN0YXRlEi8KC3N1Ym1pdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghjYW5jZWxlZBgGIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkSLQoFc3RhdHMYCCABKAsyHi5jb3JyYWwuam9icy52MS5FeGVjdXRpb25TdGF0cxI1Cghwcm9ncmVzcxgJIAMoCzIjLmNvcnJhbC5jb21tb24udjEuUHJvZ3Jlc3NJbmRpY2F0b3ISDwoHdGVhbV9pZBgKIAEoCRIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNYXV0b21hdGlvbl9pZBgMIAEoCRIzCgx3YWl0X3JlYXNvbnMYZCADKAsyHS5jb3JyYWwuam9icy52MS5Kb2JXYWl0UmVhc29uInsKDUpvYldhaXRSZWFzb24SFAoMY2x1c3Rlcl9zbHVnGAEgASgJEjQKCmlkZW50aWZpZXIYAiABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyEg0KBXRhc2tzGAMgASgNEg8KB21lc3NhZ2UYBCABKAkiyAcKBFRhc2sSCgoCaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhEKCXBhcmVudF9pZBgDIAEoCRI0CgppZGVudGlmaWVyGAQgASgLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllchIPCgdkaXNwbGF5GAUgASgJEigKBXN0YXRlGAYgASgOMhkuY29ycmFsLmpvYnMudjEuVGFza1N0YXRlEhQKDGNsdXN0ZXJfc2x1ZxgHIAEoCRIPCgdhdHRlbXB0GAggASgNEhMKC3JldHJ5X2NvdW50GAkgASgNEhoKEmxlYXNlX2V4cGlyeV9jb3VudBgKIAEoDRITCgttYXhfcmV0cmllcxgLIAEoDRIQCghvcHRpb25hbBgMIAEoCBISCgpkZXBlbmRzX29uGA0gAygJEhEKCXJ1bm5lcl9pZBgOIAEoCRIuCgpzdGFydF90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglzdG9wX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWVycm9yGBEgASgJEjUKCHByb2dyZXNzGBIgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvchIVCg1zdWJ0YXNrX2NvdW50GBMgASgNEg0KBWlucHV0GBQgASgMEiwKBm91dHB1dBgVIAEoCzIcLmNvcnJhbC5jb21tb24udjEuVGFza091dHB1dBIWCg5vdXRwdXRfYXR0ZW1wdBgWIAEoDRI0ChFleGVjdXRpb25fdGltZW91dBgoIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI8ChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GCkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKDXJldHJ5X2JhY2tvZmYYKiABKAsyHi5jb3JyYWwuY29tbW9uLnYxLlJldHJ5QmFja29mZhIuCgpub3RfYmVmb3JlGCsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCgplcnJvcl9raW5kGCwgASgOMh8uY29ycmFsLmNvbW1vbi52MS5UYXNrRXJyb3JLaW5kEhMKC3dhaXRfcmVhc29uGC0gASgJEjIKDnN0YXJ0X2RlYWRsaW5lGC4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcmlvcml0eRgvIAEoDSL0AQoQU3VibWl0Sm9iUmVxdWVzdBIYCgRuYW1lGAEgASgJQgq6SAdyBRABGIACEi4KDGNsdXN0ZXJfc2x1ZxgCIAEoCUIYukgVchMYZDIPXltBLVphLXowLTktXSokEjwKBXRhc2tzGAMgAygLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrU3VibWlzc2lvbkILukgIkgEFCAEQkE4SIQoPaWRlbXBvdGVuY3lfa2V5GAQgASgJQgi6SAVyAxiAAhI1Cg10YXNrX2RlZmF1bHRzGBQgASgLMh4uY29ycmFsLmNvbW1vbi52MS5UYXNrRGVmYXVsdHMiRgoRU3VibWl0Sm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiKgoNR2V0Sm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCIyCg5HZXRKb2JSZXNwb25zZRIgCgNqb2IYASABKAsyEy5jb3JyYWwuam9icy52MS5Kb2IiMgoVR2V0Sm9iUHJvZ3Jlc3NSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAIrEBChZHZXRKb2JQcm9ncmVzc1Jlc3BvbnNlEicKBXN0YXRlGAEgASgOMhguY29ycmFsLmpvYnMudjEuSm9iU3RhdGUSNQoIcHJvZ3Jlc3MYAiADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yEjcKDnRhc2tzX2J5X3N0YXRlGAMgASgLMh8uY29ycmFsLmpvYnMudjEuVGFza1N0YXRlQ291bnRzIqoDChBRdWVyeUpvYnNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5CgZzdGF0ZXMYAyADKA4yGC5jb3JyYWwuam9icy52MS5Kb2JTdGF0ZUIPukgMkgEJEBAiBYIBAhABEhYKBG5hbWUYBCABKAlCCLpIBXIDGIACEjYKDWNsdXN0ZXJfc2x1Z3MYBSADKAlCH7pIHJIBGRBkIhVyExhkMg9eW0EtWmEtejAtOS1dKiQSPwoLdGFza19zdGF0ZXMYBiADKA4yGS5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVCD7pIDJIBCRAQIgWCAQIQARIbCglwYWdlX3NpemUYByABKA1CCLpIBSoDGOgHEhwKCnBhZ2VfdG9rZW4YCCABKAlCCLpIBXIDGIAEEhEKCWFzY2VuZGluZxgJIAEoCBIeCg1hdXRvbWF0aW9uX2lkGAogASgJQge6SARyAhhAIk8KEVF1ZXJ5Sm9ic1Jlc3BvbnNlEiEKBGpvYnMYASADKAsyEy5jb3JyYWwuam9icy52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrMBChBMaXN0VGFza3NSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAEhoKCXBhcmVudF9pZBgCIAEoCUIHukgEcgIYQBIbCglwYWdlX3NpemUYAyABKA1CCLpIBSoDGOgHEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAEEhUKDWluY2x1ZGVfaW5wdXQYBSABKAgSFgoOaW5jbHVkZV9vdXRwdXQYBiABKAgiRwoOR2V0VGFza1JlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEASGgoHdGFza19pZBgCIAEoCUIJukgGcgQQARhAIjUKD0dldFRhc2tSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuY29ycmFsLmpvYnMudjEuVGFzayJRChFMaXN0VGFza3NSZXNwb25zZRIjCgV0YXNrcxgBIAMoCzIULmNvcnJhbC5qb2JzLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi0KEENhbmNlbEpvYlJlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEAiNQoRQ2FuY2VsSm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iIiwKD1JldHJ5Sm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCJPChBSZXRyeUpvYlJlc3BvbnNlEhkKEXJlc2NoZWR1bGVkX2NvdW50GAEgASgNEiAKA2pvYhgCIAEoCzITLmNvcnJhbC5qb2JzLnYxLkpvYiJNChNWaXN1YWxpemVKb2JSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAEhsKCW1heF90YXNrcxgCIAEoDUIIukgFKgMYiCciVQoUVmlzdWFsaXplSm9iUmVzcG9uc2USCwoDc3ZnGAEgASgJEg8KB21lcm1haWQYAiABKAkSCwoDZG90GAMgASgJEhIKCnN1bW1hcml6ZWQYBCABKAgiLAoPV2F0Y2hKb2JSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAImEKEFdhdGNoSm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iEisKDWNoYW5nZWRfdGFza3MYAiADKAsyFC5jb3JyYWwuam9icy52MS5UYXNrKtcBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhUKEVRBU0tfU1RBVEVfUVVFVUVEEAESFgoSVEFTS19TVEFURV9SVU5OSU5HEAISFwoTVEFTS19TVEFURV9DT01QVVRFRBADEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAQSFgoSVEFTS19TVEFURV9TS0lQUEVEEAUSHgoaVEFTS19TVEFURV9GQUlMRURfT1BUSU9OQUwQBhIXChNUQVNLX1NUQVRFX0NBTkNFTEVEEAcqswEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0pPQl9TVEFURV9TVUJNSVRURUQQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhUKEUpPQl9TVEFURV9TVEFSVEVEEAMSFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBAEEhQKEEpPQl9TVEFURV9GQUlMRUQQBRIWChJKT0JfU1RBVEVfQ0FOQ0VMRUQQBjLFBgoKSm9iU2VydmljZRJQCglTdWJtaXRKb2ISIC5jb3JyYWwuam9icy52MS5TdWJtaXRKb2JSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuU3VibWl0Sm9iUmVzcG9uc2USRwoGR2V0Sm9iEh0uY29ycmFsLmpvYnMudjEuR2V0Sm9iUmVxdWVzdBoeLmNvcnJhbC5qb2JzLnYxLkdldEpvYlJlc3BvbnNlEl8KDkdldEpvYlByb2dyZXNzEiUuY29ycmFsLmpvYnMudjEuR2V0Sm9iUHJvZ3Jlc3NSZXF1ZXN0GiYuY29ycmFsLmpvYnMudjEuR2V0Sm9iUHJvZ3Jlc3NSZXNwb25zZRJQCglRdWVyeUpvYnMSIC5jb3JyYWwuam9icy52MS5RdWVyeUpvYnNSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuUXVlcnlKb2JzUmVzcG9uc2USUAoJTGlzdFRhc2tzEiAuY29ycmFsLmpvYnMudjEuTGlzdFRhc2tzUmVxdWVzdBohLmNvcnJhbC5qb2JzLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEkoKB0dldFRhc2sSHi5jb3JyYWwuam9icy52MS5HZXRUYXNrUmVxdWVzdBofLmNvcnJhbC5qb2JzLnYxLkdldFRhc2tSZXNwb25zZRJQCglDYW5jZWxKb2ISIC5jb3JyYWwuam9icy52MS5DYW5jZWxKb2JSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuQ2FuY2VsSm9iUmVzcG9uc2USTQoIUmV0cnlKb2ISHy5jb3JyYWwuam9icy52MS5SZXRyeUpvYlJlcXVlc3QaIC5jb3JyYWwuam9icy52MS5SZXRyeUpvYlJlc3BvbnNlElkKDFZpc3VhbGl6ZUpvYhIjLmNvcnJhbC5qb2JzLnYxLlZpc3VhbGl6ZUpvYlJlcXVlc3QaJC5jb3JyYWwuam9icy52MS5WaXN1YWxpemVKb2JSZXNwb25zZRJPCghXYXRjaEpvYhIfLmNvcnJhbC5qb2JzLnYxLldhdGNoSm9iUmVxdWVzdBogLmNvcnJhbC5qb2JzLnYxLldhdGNoSm9iUmVzcG9uc2UwAWIGcHJvdG8z", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chhjb3JyYWwvam9icy92MS9qb2IucHJvdG8SDmNvcnJhbC5qb2JzLnYxIrQCCg5FeGVjdXRpb25TdGF0cxI5ChVmaXJzdF90YXNrX3N0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE2xhc3RfdGFza19zdG9wX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDGNvbXB1dGVfdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxlbGFwc2VkX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLcGFyYWxsZWxpc20YBSABKAESNwoOdGFza3NfYnlfc3RhdGUYBiABKAsyHy5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVDb3VudHMinwEKD1Rhc2tTdGF0ZUNvdW50cxIOCgZxdWV1ZWQYASABKA0SDwoHcnVubmluZxgCIAEoDRIQCghjb21wdXRlZBgDIAEoDRIOCgZmYWlsZWQYBCABKA0SDwoHc2tpcHBlZBgFIAEoDRIXCg9mYWlsZWRfb3B0aW9uYWwYBiABKA0SEAoIY2FuY2VsZWQYByABKA0SDQoFdG90YWwYCCABKA0iqwMKA0pvYhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhQKDGNsdXN0ZXJfc2x1ZxgDIAEoCRInCgVzdGF0ZRgEIAEoDjIYLmNvcnJhbC5qb2JzLnYxLkpvYlN0YXRlEi8KC3N1Ym1pdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghjYW5jZWxlZBgGIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkSLQoFc3RhdHMYCCABKAsyHi5jb3JyYWwuam9icy52MS5FeGVjdXRpb25TdGF0cxI1Cghwcm9ncmVzcxgJIAMoCzIjLmNvcnJhbC5jb21tb24udjEuUHJvZ3Jlc3NJbmRpY2F0b3ISDwoHdGVhbV9pZBgKIAEoCRIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNYXV0b21hdGlvbl9pZBgMIAEoCRIzCgx3YWl0X3JlYXNvbnMYZCADKAsyHS5jb3JyYWwuam9icy52MS5Kb2JXYWl0UmVhc29uInsKDUpvYldhaXRSZWFzb24SFAoMY2x1c3Rlcl9zbHVnGAEgASgJEjQKCmlkZW50aWZpZXIYAiABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyEg0KBXRhc2tzGAMgASgNEg8KB21lc3NhZ2UYBCABKAkiyAcKBFRhc2sSCgoCaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhEKCXBhcmVudF9pZBgDIAEoCRI0CgppZGVudGlmaWVyGAQgASgLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllchIPCgdkaXNwbGF5GAUgASgJEigKBXN0YXRlGAYgASgOMhkuY29ycmFsLmpvYnMudjEuVGFza1N0YXRlEhQKDGNsdXN0ZXJfc2x1ZxgHIAEoCRIPCgdhdHRlbXB0GAggASgNEhMKC3JldHJ5X2NvdW50GAkgASgNEhoKEmxlYXNlX2V4cGlyeV9jb3VudBgKIAEoDRITCgttYXhfcmV0cmllcxgLIAEoDRIQCghvcHRpb25hbBgMIAEoCBISCgpkZXBlbmRzX29uGA0gAygJEhEKCXJ1bm5lcl9pZBgOIAEoCRIuCgpzdGFydF90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglzdG9wX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWVycm9yGBEgASgJEjUKCHByb2dyZXNzGBIgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvchIVCg1zdWJ0YXNrX2NvdW50GBMgASgNEg0KBWlucHV0GBQgASgMEiwKBm91dHB1dBgVIAEoCzIcLmNvcnJhbC5jb21tb24udjEuVGFza091dHB1dBIWCg5vdXRwdXRfYXR0ZW1wdBgWIAEoDRI0ChFleGVjdXRpb25fdGltZW91dBgoIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI8ChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GCkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKDXJldHJ5X2JhY2tvZmYYKiABKAsyHi5jb3JyYWwuY29tbW9uLnYxLlJldHJ5QmFja29mZhIuCgpub3RfYmVmb3JlGCsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCgplcnJvcl9raW5kGCwgASgOMh8uY29ycmFsLmNvbW1vbi52MS5UYXNrRXJyb3JLaW5kEhMKC3dhaXRfcmVhc29uGC0gASgJEjIKDnN0YXJ0X2RlYWRsaW5lGC4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcmlvcml0eRgvIAEoDSL0AQoQU3VibWl0Sm9iUmVxdWVzdBIYCgRuYW1lGAEgASgJQgq6SAdyBRABGIACEi4KDGNsdXN0ZXJfc2x1ZxgCIAEoCUIYukgVchMYZDIPXltBLVphLXowLTktXSokEjwKBXRhc2tzGAMgAygLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrU3VibWlzc2lvbkILukgIkgEFCAEQkE4SIQoPaWRlbXBvdGVuY3lfa2V5GAQgASgJQgi6SAVyAxiAAhI1Cg10YXNrX2RlZmF1bHRzGBQgASgLMh4uY29ycmFsLmNvbW1vbi52MS5UYXNrRGVmYXVsdHMiRgoRU3VibWl0Sm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiKgoNR2V0Sm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCIyCg5HZXRKb2JSZXNwb25zZRIgCgNqb2IYASABKAsyEy5jb3JyYWwuam9icy52MS5Kb2IiMgoVR2V0Sm9iUHJvZ3Jlc3NSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAIrEBChZHZXRKb2JQcm9ncmVzc1Jlc3BvbnNlEicKBXN0YXRlGAEgASgOMhguY29ycmFsLmpvYnMudjEuSm9iU3RhdGUSNQoIcHJvZ3Jlc3MYAiADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yEjcKDnRhc2tzX2J5X3N0YXRlGAMgASgLMh8uY29ycmFsLmpvYnMudjEuVGFza1N0YXRlQ291bnRzItwDChBRdWVyeUpvYnNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5CgZzdGF0ZXMYAyADKA4yGC5jb3JyYWwuam9icy52MS5Kb2JTdGF0ZUIPukgMkgEJEBAiBYIBAhABEhYKBG5hbWUYBCABKAlCCLpIBXIDGIACEjYKDWNsdXN0ZXJfc2x1Z3MYBSADKAlCH7pIHJIBGRBkIhVyExhkMg9eW0EtWmEtejAtOS1dKiQSPwoLdGFza19zdGF0ZXMYBiADKA4yGS5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVCD7pIDJIBCRAQIgWCAQIQARIbCglwYWdlX3NpemUYByABKA1CCLpIBSoDGOgHEhwKCnBhZ2VfdG9rZW4YCCABKAlCCLpIBXIDGIAEEhEKCWFzY2VuZGluZxgJIAEoCBIeCg1hdXRvbWF0aW9uX2lkGAogASgJQge6SARyAhhAEhgKB2lkX2Zyb20YZCABKAlCB7pIBHICGEASFgoFaWRfdG8YZSABKAlCB7pIBHICGEAiTwoRUXVlcnlKb2JzUmVzcG9uc2USIQoEam9icxgBIAMoCzITLmNvcnJhbC5qb2JzLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiswEKEExpc3RUYXNrc1JlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEASGgoJcGFyZW50X2lkGAIgASgJQge6SARyAhhAEhsKCXBhZ2Vfc2l6ZRgDIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgEIAEoCUIIukgFcgMYgAQSFQoNaW5jbHVkZV9pbnB1dBgFIAEoCBIWCg5pbmNsdWRlX291dHB1dBgGIAEoCCJHCg5HZXRUYXNrUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQBIaCgd0YXNrX2lkGAIgASgJQgm6SAZyBBABGEAiNQoPR2V0VGFza1Jlc3BvbnNlEiIKBHRhc2sYASABKAsyFC5jb3JyYWwuam9icy52MS5UYXNrIlEKEUxpc3RUYXNrc1Jlc3BvbnNlEiMKBXRhc2tzGAEgAygLMhQuY29ycmFsLmpvYnMudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLQoQQ2FuY2VsSm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCI1ChFDYW5jZWxKb2JSZXNwb25zZRIgCgNqb2IYASABKAsyEy5jb3JyYWwuam9icy52MS5Kb2IiLAoPUmV0cnlKb2JSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAIk8KEFJldHJ5Sm9iUmVzcG9uc2USGQoRcmVzY2hlZHVsZWRfY291bnQYASABKA0SIAoDam9iGAIgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iInQKD0Nsb25lSm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQBIuCgxjbHVzdGVyX3NsdWcYAiABKAlCGLpIFXITGGQyD15bQS1aYS16MC05LV0qJBIWCgRuYW1lGAMgASgJQgi6SAVyAxiAAiI0ChBDbG9uZUpvYlJlc3BvbnNlEiAKA2pvYhgBIAEoCzITLmNvcnJhbC5qb2JzLnYxLkpvYiLZAQoTVmlzdWFsaXplSm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQBIbCgltYXhfdGFza3MYAiABKA1CCLpIBSoDGIgnEjsKCWRpcmVjdGlvbhhkIAEoDjIeLmNvcnJhbC5qb2JzLnYxLkdyYXBoRGlyZWN0aW9uQgi6SAWCAQIQARIzCgV0aGVtZRhlIAEoDjIaLmNvcnJhbC5qb2JzLnYxLkdyYXBoVGhlbWVCCLpIBYIBAhABEhgKEGluY2x1ZGVfam9iX25hbWUYZiABKAgiVQoUVmlzdWFsaXplSm9iUmVzcG9uc2USCwoDc3ZnGAEgASgJEg8KB21lcm1haWQYAiABKAkSCwoDZG90GAMgASgJEhIKCnN1bW1hcml6ZWQYBCABKAgiLAoPV2F0Y2hKb2JSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAImEKEFdhdGNoSm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iEisKDWNoYW5nZWRfdGFza3MYAiADKAsyFC5jb3JyYWwuam9icy52MS5UYXNrKtcBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhUKEVRBU0tfU1RBVEVfUVVFVUVEEAESFgoSVEFTS19TVEFURV9SVU5OSU5HEAISFwoTVEFTS19TVEFURV9DT01QVVRFRBADEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAQSFgoSVEFTS19TVEFURV9TS0lQUEVEEAUSHgoaVEFTS19TVEFURV9GQUlMRURfT1BUSU9OQUwQBhIXChNUQVNLX1NUQVRFX0NBTkNFTEVEEAcqswEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0pPQl9TVEFURV9TVUJNSVRURUQQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhUKEUpPQl9TVEFURV9TVEFSVEVEEAMSFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBAEEhQKEEpPQl9TVEFURV9GQUlMRUQQBRIWChJKT0JfU1RBVEVfQ0FOQ0VMRUQQBipvCg5HcmFwaERpcmVjdGlvbhIfChtHUkFQSF9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIcChhHUkFQSF9ESVJFQ1RJT05fVE9QX0RPV04QARIeChpHUkFQSF9ESVJFQ1RJT05fTEVGVF9SSUdIVBACKlYKCkdyYXBoVGhlbWUSGwoXR1JBUEhfVEhFTUVfVU5TUEVDSUZJRUQQABIVChFHUkFQSF9USEVNRV9MSUdIVBABEhQKEEdSQVBIX1RIRU1FX0RBUksQAjKUBwoKSm9iU2VydmljZRJQCglTdWJtaXRKb2ISIC5jb3JyYWwuam9icy52MS5TdWJtaXRKb2JSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuU3VibWl0Sm9iUmVzcG9uc2USRwoGR2V0Sm9iEh0uY29ycmFsLmpvYnMudjEuR2V0Sm9iUmVxdWVzdBoeLmNvcnJhbC5qb2JzLnYxLkdldEpvYlJlc3BvbnNlEl8KDkdldEpvYlByb2dyZXNzEiUuY29ycmFsLmpvYnMudjEuR2V0Sm9iUHJvZ3Jlc3NSZXF1ZXN0GiYuY29ycmFsLmpvYnMudjEuR2V0Sm9iUHJvZ3Jlc3NSZXNwb25zZRJQCglRdWVyeUpvYnMSIC5jb3JyYWwuam9icy52MS5RdWVyeUpvYnNSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuUXVlcnlKb2JzUmVzcG9uc2USUAoJTGlzdFRhc2tzEiAuY29ycmFsLmpvYnMudjEuTGlzdFRhc2tzUmVxdWVzdBohLmNvcnJhbC5qb2JzLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEkoKB0dldFRhc2sSHi5jb3JyYWwuam9icy52MS5HZXRUYXNrUmVxdWVzdBofLmNvcnJhbC5qb2JzLnYxLkdldFRhc2tSZXNwb25zZRJQCglDYW5jZWxKb2ISIC5jb3JyYWwuam9icy52MS5DYW5jZWxKb2JSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuQ2FuY2VsSm9iUmVzcG9uc2USTQoIUmV0cnlKb2ISHy5jb3JyYWwuam9icy52MS5SZXRyeUpvYlJlcXVlc3QaIC5jb3JyYWwuam9icy52MS5SZXRyeUpvYlJlc3BvbnNlEk0KCENsb25lSm9iEh8uY29ycmFsLmpvYnMudjEuQ2xvbmVKb2JSZXF1ZXN0GiAuY29ycmFsLmpvYnMudjEuQ2xvbmVKb2JSZXNwb25zZRJZCgxWaXN1YWxpemVKb2ISIy5jb3JyYWwuam9icy52MS5WaXN1YWxpemVKb2JSZXF1ZXN0GiQuY29ycmFsLmpvYnMudjEuVmlzdWFsaXplSm9iUmVzcG9uc2USTwoIV2F0Y2hKb2ISHy5jb3JyYWwuam9icy52MS5XYXRjaEpvYlJlcXVlc3QaIC5jb3JyYWwuam9icy52MS5XYXRjaEpvYlJlc3BvbnNlMAFiBnByb3RvMw", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message corral.jobs.v1.ExecutionStats
@@ -624,6 +624,20 @@ export type QueryJobsRequest = Message<"corral.jobs.v1.QueryJobsRequest"> & {
    * @generated from field: string automation_id = 10;
    */
   automationId: string;
+
+  /**
+   * Jobs whose id is at least this (ids are time-ordered UUIDv7: an id range is a submit-time range).
+   *
+   * @generated from field: string id_from = 100;
+   */
+  idFrom: string;
+
+  /**
+   * Jobs whose id is below this.
+   *
+   * @generated from field: string id_to = 101;
+   */
+  idTo: string;
 };
 
 /**
@@ -834,6 +848,56 @@ export const RetryJobResponseSchema: GenMessage<RetryJobResponse> = /*@__PURE__*
   messageDesc(file_corral_jobs_v1_job, 20);
 
 /**
+ * @generated from message corral.jobs.v1.CloneJobRequest
+ */
+export type CloneJobRequest = Message<"corral.jobs.v1.CloneJobRequest"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * Empty: each root task on the cluster it was on. Else every root task on this cluster.
+   *
+   * @generated from field: string cluster_slug = 2;
+   */
+  clusterSlug: string;
+
+  /**
+   * Empty: the job's name.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message corral.jobs.v1.CloneJobRequest.
+ * Use `create(CloneJobRequestSchema)` to create a new message.
+ */
+export const CloneJobRequestSchema: GenMessage<CloneJobRequest> = /*@__PURE__*/
+  messageDesc(file_corral_jobs_v1_job, 21);
+
+/**
+ * @generated from message corral.jobs.v1.CloneJobResponse
+ */
+export type CloneJobResponse = Message<"corral.jobs.v1.CloneJobResponse"> & {
+  /**
+   * The new job.
+   *
+   * @generated from field: corral.jobs.v1.Job job = 1;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message corral.jobs.v1.CloneJobResponse.
+ * Use `create(CloneJobResponseSchema)` to create a new message.
+ */
+export const CloneJobResponseSchema: GenMessage<CloneJobResponse> = /*@__PURE__*/
+  messageDesc(file_corral_jobs_v1_job, 22);
+
+/**
  * @generated from message corral.jobs.v1.VisualizeJobRequest
  */
 export type VisualizeJobRequest = Message<"corral.jobs.v1.VisualizeJobRequest"> & {
@@ -848,6 +912,27 @@ export type VisualizeJobRequest = Message<"corral.jobs.v1.VisualizeJobRequest"> 
    * @generated from field: uint32 max_tasks = 2;
    */
   maxTasks: number;
+
+  /**
+   * Which way edges point (unspecified: top down).
+   *
+   * @generated from field: corral.jobs.v1.GraphDirection direction = 100;
+   */
+  direction: GraphDirection;
+
+  /**
+   * Colours for a light or dark background (unspecified: light).
+   *
+   * @generated from field: corral.jobs.v1.GraphTheme theme = 101;
+   */
+  theme: GraphTheme;
+
+  /**
+   * Draw the job's name as the graph's title.
+   *
+   * @generated from field: bool include_job_name = 102;
+   */
+  includeJobName: boolean;
 };
 
 /**
@@ -855,7 +940,7 @@ export type VisualizeJobRequest = Message<"corral.jobs.v1.VisualizeJobRequest"> 
  * Use `create(VisualizeJobRequestSchema)` to create a new message.
  */
 export const VisualizeJobRequestSchema: GenMessage<VisualizeJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 21);
+  messageDesc(file_corral_jobs_v1_job, 23);
 
 /**
  * @generated from message corral.jobs.v1.VisualizeJobResponse
@@ -887,7 +972,7 @@ export type VisualizeJobResponse = Message<"corral.jobs.v1.VisualizeJobResponse"
  * Use `create(VisualizeJobResponseSchema)` to create a new message.
  */
 export const VisualizeJobResponseSchema: GenMessage<VisualizeJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 22);
+  messageDesc(file_corral_jobs_v1_job, 24);
 
 /**
  * @generated from message corral.jobs.v1.WatchJobRequest
@@ -904,7 +989,7 @@ export type WatchJobRequest = Message<"corral.jobs.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 23);
+  messageDesc(file_corral_jobs_v1_job, 25);
 
 /**
  * @generated from message corral.jobs.v1.WatchJobResponse
@@ -926,7 +1011,7 @@ export type WatchJobResponse = Message<"corral.jobs.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 24);
+  messageDesc(file_corral_jobs_v1_job, 26);
 
 /**
  * @generated from enum corral.jobs.v1.TaskState
@@ -1032,6 +1117,62 @@ export const JobStateSchema: GenEnum<JobState> = /*@__PURE__*/
   enumDesc(file_corral_jobs_v1_job, 1);
 
 /**
+ * GraphDirection is the way a drawn task graph flows.
+ *
+ * @generated from enum corral.jobs.v1.GraphDirection
+ */
+export enum GraphDirection {
+  /**
+   * @generated from enum value: GRAPH_DIRECTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: GRAPH_DIRECTION_TOP_DOWN = 1;
+   */
+  TOP_DOWN = 1,
+
+  /**
+   * @generated from enum value: GRAPH_DIRECTION_LEFT_RIGHT = 2;
+   */
+  LEFT_RIGHT = 2,
+}
+
+/**
+ * Describes the enum corral.jobs.v1.GraphDirection.
+ */
+export const GraphDirectionSchema: GenEnum<GraphDirection> = /*@__PURE__*/
+  enumDesc(file_corral_jobs_v1_job, 2);
+
+/**
+ * GraphTheme is the palette of a drawn task graph.
+ *
+ * @generated from enum corral.jobs.v1.GraphTheme
+ */
+export enum GraphTheme {
+  /**
+   * @generated from enum value: GRAPH_THEME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: GRAPH_THEME_LIGHT = 1;
+   */
+  LIGHT = 1,
+
+  /**
+   * @generated from enum value: GRAPH_THEME_DARK = 2;
+   */
+  DARK = 2,
+}
+
+/**
+ * Describes the enum corral.jobs.v1.GraphTheme.
+ */
+export const GraphThemeSchema: GenEnum<GraphTheme> = /*@__PURE__*/
+  enumDesc(file_corral_jobs_v1_job, 3);
+
+/**
  * JobService submits jobs (trees of tasks) to clusters and reports on them.
  *
  * @generated from service corral.jobs.v1.JobService
@@ -1112,6 +1253,17 @@ export const JobService: GenService<{
     methodKind: "unary";
     input: typeof RetryJobRequestSchema;
     output: typeof RetryJobResponseSchema;
+  },
+  /**
+   * Submits a job's root tasks again as a new job (same identifiers, inputs, retries and
+   * scheduling), on the same clusters or on the one named.
+   *
+   * @generated from rpc corral.jobs.v1.JobService.CloneJob
+   */
+  cloneJob: {
+    methodKind: "unary";
+    input: typeof CloneJobRequestSchema;
+    output: typeof CloneJobResponseSchema;
   },
   /**
    * The task graph as SVG and as Mermaid text; large jobs are summarised.
