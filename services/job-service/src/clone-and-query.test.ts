@@ -1,5 +1,5 @@
 // CloneJob and QueryJobs' id range and direction, through the ledger against Postgres.
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { InvalidArgumentError, NotFoundError } from "@corral/server-kit";
@@ -89,7 +89,7 @@ describe("QueryJobs by id range and direction", () => {
     for (const name of ["r1", "r2", "r3", "r4"]) {
       ids.push((await ledger.submitJob({ teamId: "team-range", name, clusterSlug: "", tasks: [task("my/Root")] })).job.id);
     }
-    const q = (init: Partial<Parameters<typeof create<typeof QueryJobsRequestSchema>>[1]>) =>
+    const q = (init: MessageInitShape<typeof QueryJobsRequestSchema>) =>
       ledger.queryJobs("team-range", create(QueryJobsRequestSchema, init)).then((p) => p.jobs.map((j) => j.name));
     expect(await q({ idFrom: ids[1], idTo: ids[3] })).toEqual(["r3", "r2"]);
     expect(await q({ idFrom: ids[1], idTo: ids[3], ascending: true })).toEqual(["r2", "r3"]);
