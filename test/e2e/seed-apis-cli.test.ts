@@ -1,6 +1,7 @@
-// The Tilebox seed's job commands as a user runs them (issue 24): `corral job clone` onto another
-// cluster, `corral job list` by id range in either direction, and `corral job visualize` flowing
-// right in the dark theme with the job's name, over the three services as processes.
+// The seeds' APIs as their users know them, from the CLI (issue 24): Tilebox's `corral job clone`
+// onto another cluster, `corral job list` by id range in either direction and `corral job visualize`
+// flowing right in the dark theme with the job's name; Kamiwaza's GPU-only hardware entry. Over the
+// three services as processes.
 import { JobState } from "@corral/proto";
 import { Task, type Client, type Runner } from "@corral/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,7 +16,7 @@ class Tile extends Task<{ n: number }> {
   }
 }
 
-describe("job clone, list by id range and visualize options from the CLI", { timeout: 120_000 }, () => {
+describe("the seeds' APIs from the CLI", { timeout: 180_000 }, () => {
   let suite: Suite;
   let client: Client;
   const runners: Runner[] = [];
@@ -66,5 +67,15 @@ describe("job clone, list by id range and visualize options from the CLI", { tim
     expect(drawn.stdout).toContain('title: "tiles"');
     expect(drawn.stdout).toContain("theme: dark");
     expect(drawn.stdout).toContain("flowchart LR");
+  });
+
+  it("creates a hardware entry of only a name, a GPU count and a GPU type", async () => {
+    const env = { CORRAL_URL: suite.registry.url, CORRAL_API_KEY: suite.apiKey };
+    const created = await runCli(["hardware", "create", "h100x8", "--gpu", "8", "--gpu-type", "H100"], { env });
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(/gpus:\s+8 H100/);
+    expect(created.stdout).toMatch(/cpu cores:\s+-/);
+    const listed = await runCli(["hardware", "list", "--json"], { env });
+    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ name: "h100x8", gpuCount: 8, gpuType: "H100" })]);
   });
 });
