@@ -35,6 +35,17 @@ export async function loadTaskModule(path: string, cwd: string): Promise<TaskCla
   return [...found];
 }
 
+/** What --builtins serves and the inputs it takes (the SDK README has the whole of RunScript's). */
+const builtinsHelp = `
+Built-in tasks (--builtins):
+  corral/Echo@v1.0       input {"message": "hi", "delay": 2, "delayMs": 2000, "fail": "boom"}
+                         returns {"echoed": message} after the optional delay (seconds, or delayMs);
+                         "fail" fails the task with that error instead (to try retries)
+  corral/RunScript@v1.0  input {"command": "make", "args": ["all"], "cwd": "...", "env": {...}, ...}
+                         runs the command (only with --allow-scripts); all its inputs: the SDK's
+                         RunScriptInput type (SDK README, "Built-in tasks")
+Try: corral job submit --task corral/Echo@v1.0 --input '{"message":"hi"}' --wait`;
+
 const scriptsHelp = `
 Scripts (corral/RunScript) run any command that any key of the team submits, on this host, as this
 runner's user. They are refused (the task fails, not to be retried) unless --allow-scripts is given.
@@ -92,6 +103,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
     .option("--script-env <mode>", "what scripts see of this runner's environment: minimal or inherit", "minimal")
     .option("--script-env-pass <names>", "also pass these variables to scripts (comma-separated, repeatable)", commaList, [])
     .option("--log-format <format>", "pretty (plain lines) or json (default: pretty on a terminal, json when piped)")
+    .addHelpText("after", builtinsHelp)
     .addHelpText("after", scriptsHelp)
     .action(
       async (
