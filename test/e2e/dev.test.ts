@@ -2,6 +2,7 @@
 // Postgres, serves the suite on one port with its sample runners, and completes the demo job that a
 // second process submits and waits for with the credentials dev saved; Ctrl-C then stops it all.
 import { spawn, type ChildProcess } from "node:child_process";
+import http from "node:http";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -53,8 +54,19 @@ describe("corral dev on the embedded Postgres", () => {
     await dropTestRedisPrefix(redisPrefix, process.env.CORRAL_TEST_REDIS_URL);
   });
 
-  it("serves, completes the demo job from a second process, and stops cleanly on SIGINT", { timeout: 150_000 }, async () => {
+  it("serves, completes the demo job from a second process, and stops cleanly on SIGINT", { timeout: 200_000 }, async () => {
     const port = await freePort();
+    // An endpoint on this machine for dev's gateway, allowed explicitly by address.
+    const endpoint = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ status: "completed", output: { echoed: (JSON.parse(body) as { message: string }).message } }));
+      });
+    });
+    await new Promise<void>((resolve) => endpoint.listen(0, "127.0.0.1", resolve));
+    const endpointPort = (endpoint.address() as net.AddressInfo).port;
     const env = cleanEnv({
       LOG_LEVEL: "warn",
       CORRAL_REDIS_PREFIX: redisPrefix,
@@ -63,7 +75,7 @@ describe("corral dev on the embedded Postgres", () => {
     });
     expect(env.DATABASE_URL).toBeUndefined();
     // Its own process group, as a terminal would start it, so SIGINT reaches dev and its Postgres alike.
-    dev = spawn(process.execPath, [corralBin, "dev", "--port", String(port), "--data-dir", dataDir], {
+    dev = spawn(process.execPath, [corralBin, "dev", "--port", String(port), "--data-dir", dataDir, "--gateway-allow", `127.0.0.1:${endpointPort}`], {
       cwd: root,
       env,
       detached: true,
@@ -128,6 +140,17 @@ describe("corral dev on the embedded Postgres", () => {
     for (const row of rows) expect(row).toHaveLength(120);
     expect(rows.join("")).toContain("@");
     expect(existsSync(join(elsewhere, ".corral"))).toBe(false);
+
+    // dev's gateway executes a route to the local endpoint (allowed by --gateway-allow).
+    expect(output).toContain(`they may call 127.0.0.1:${endpointPort}`);
+    const routed = await runCli(["route", "create", "echo_job@v1.0", `http://127.0.0.1:${endpointPort}/echo/run`], { cwd: root, env: { LOG_LEVEL: "warn" } });
+    expect(routed.code, routed.stderr).toBe(0);
+    const echoJob = await runCli(["job", "submit", "--task", "echo_job@v1.0", "--input", '{"message":"via dev","delay":0}', "--json"], { cwd: root, env: { LOG_LEVEL: "warn" } });
+    expect(echoJob.code, echoJob.stderr).toBe(0);
+    const echoed = await runCli(["job", "result", (JSON.parse(echoJob.stdout) as { id: string }).id, "--json"], { cwd: root, env: { LOG_LEVEL: "warn" }, timeoutMs: 90_000 });
+    expect(echoed.code, echoed.stderr + output).toBe(0);
+    expect(JSON.parse(echoed.stdout)).toEqual({ status: "completed", output: { echoed: "via dev" } });
+    endpoint.close();
 
     // Ctrl-C: the whole group gets SIGINT; dev stops everything in order and exits 0.
     process.kill(-dev.pid!, "SIGINT");

@@ -8,6 +8,7 @@ import {
   ApiKeyService,
   ClusterService,
   ConfigurationService,
+  RouteService,
   DispatchService,
   HardwareService,
   JobService,
@@ -73,6 +74,7 @@ describe("isolation between teams", () => {
   const clients = <S extends DescService>(service: S, url: () => string, key: string): ConnectClient<S> =>
     createServiceClient(service, { baseUrl: url(), apiKey: key, timeoutMs: 10_000 });
   let b: {
+    routeId: string;
     clusterSlug: string;
     locationId: string;
     hardwareId: string;
@@ -112,7 +114,9 @@ describe("isolation between teams", () => {
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
+    const route = (await (reg(RouteService) as ConnectClient<typeof RouteService>).createRoute({ identifier: { name: "b/route", version: "v1.0" }, url: "https://b.example/run" })).route!;
     b = {
+      routeId: route.id,
       clusterSlug: cluster.slug,
       locationId: location.id,
       hardwareId: hardware.id,
@@ -137,6 +141,7 @@ describe("isolation between teams", () => {
     const configurations = clients(ConfigurationService, url, key);
     const nodes = clients(NodeService, url, key);
     const keys = clients(ApiKeyService, url, key);
+    const routes = clients(RouteService, url, key);
     const guess = uuidv7();
     const notFound: Array<[string, () => Promise<unknown>]> = [
       ["GetCluster", () => clusters.getCluster({ slug: b.clusterSlug })],
@@ -156,6 +161,8 @@ describe("isolation between teams", () => {
       ["ListNodes of B's cluster", () => nodes.listNodes({ clusterSlug: b.clusterSlug })],
       ["ListRunningNodes of B's cluster", () => nodes.listRunningNodes({ clusterSlug: b.clusterSlug })],
       ["RevokeApiKey", () => keys.revokeApiKey({ id: b.keyId })],
+      ["GetRoute", () => routes.getRoute({ id: b.routeId })],
+      ["DeleteRoute", () => routes.deleteRoute({ id: b.routeId })],
     ];
     for (const [what, p] of notFound) expect(await code(p()), what).toBe(Code.NotFound);
     // Lists show only A's own objects.
@@ -164,12 +171,14 @@ describe("isolation between teams", () => {
     expect((await hardware.listHardware({})).hardware.map((h) => h.id)).not.toContain(b.hardwareId);
     expect((await configurations.listConfigurations({})).configurations.map((c) => c.name)).not.toContain(b.configuration);
     expect((await keys.listApiKeys({})).apiKeys.map((k) => k.id)).not.toContain(b.keyId);
+    expect((await routes.listRoutes({})).routes.map((r) => r.id)).not.toContain(b.routeId);
     // B's objects are untouched.
     const own = clients(ClusterService, url, teamB.key);
     expect((await own.getCluster({ slug: b.clusterSlug })).cluster?.description).toBe("");
     expect((await clients(LocationService, url, teamB.key).getLocation({ id: b.locationId })).location?.id).toBe(b.locationId);
     expect((await clients(HardwareService, url, teamB.key).getHardware({ id: b.hardwareId })).hardware?.id).toBe(b.hardwareId);
     expect(await code(clients(ApiKeyService, url, teamB.key).listApiKeys({}))).toBe("ok");
+    expect((await clients(RouteService, url, teamB.key).getRoute({ id: b.routeId })).route?.id).toBe(b.routeId);
   });
 
   it("hides team B's jobs and tasks from team A, and refuses B's cluster for A's submissions", async () => {

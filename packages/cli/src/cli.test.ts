@@ -343,13 +343,3 @@ describe("connection settings", () => {
     await expect(loadTaskModule("empty.mjs", dir)).rejects.toThrow("exports no task classes");
   });
 });
-
-describe("corral runner start --help", () => {
-  it("shows the built-in tasks' inputs: Echo's fields, and where RunScript's are", async () => {
-    const t = await cli(["runner", "start", "--help"]);
-    expect(t.code).toBe(ExitCode.ok);
-    expect(t.out).toContain('corral/Echo@v1.0       input {"message": "hi", "delay": 2, "delayMs": 2000, "fail": "boom"}');
-    expect(t.out).toContain('returns {"echoed": message}');
-    expect(t.out).toMatch(/corral\/RunScript@v1\.0 +input \{"command"/);
-  });
-});

@@ -5,6 +5,7 @@ import { registerAgentCommands } from "./commands/agent.js";
 import { registerAutomationCommands } from "./commands/automation.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerConfigCommands } from "./commands/config.js";
+import { registerGatewayCommands } from "./commands/gateway.js";
 import { registerHardwareCommands } from "./commands/hardware.js";
 import { registerHostCommands } from "./commands/host.js";
 import { registerJobCommands } from "./commands/job.js";
@@ -12,6 +13,7 @@ import { registerKeyCommands } from "./commands/key.js";
 import { registerLocationCommands } from "./commands/location.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerReleaseCommands } from "./commands/release.js";
+import { registerRouteCommands } from "./commands/route.js";
 import { registerRunnerCommands } from "./commands/runner.js";
 import { registerRuntimeCommands } from "./commands/runtime.js";
 import { sdkVersion } from "@corral/sdk";
@@ -40,6 +42,8 @@ export function createProgram(options: CliContextOptions & { extraCommands?: Com
     registerRunnerCommands,
     registerNodeCommands,
     registerReleaseCommands,
+    registerRouteCommands,
+    registerGatewayCommands,
     registerLocationCommands,
     registerHardwareCommands,
     registerConfigCommands,

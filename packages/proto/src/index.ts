@@ -13,5 +13,6 @@ export * from "./gen/corral/registry/v1/host_pb.js";
 export * from "./gen/corral/registry/v1/location_pb.js";
 export * from "./gen/corral/registry/v1/node_pb.js";
 export * from "./gen/corral/registry/v1/release_pb.js";
+export * from "./gen/corral/registry/v1/route_pb.js";
 export * from "./gen/corral/registry/v1/runtime_pb.js";
 export * from "./limits.js";

@@ -9,7 +9,9 @@ import { HostClient } from "./hosts.js";
 import { JobClient } from "./jobs.js";
 import { LocationClient } from "./locations.js";
 import { NodeClient } from "./nodes.js";
+import { GatewayRunner, type GatewayRunnerOptions } from "./gateway/gateway-runner.js";
 import { ReleaseClient } from "./releases.js";
+import { RoutesClient } from "./routes.js";
 import { Runner, type RunnerOptions } from "./runner/runner.js";
 import { ReleaseRunner, type ReleaseRunnerOptions } from "./runner/release/release-runner.js";
 import { RuntimeClient } from "./runtime.js";
@@ -117,6 +119,16 @@ export class Client {
     return new ReleaseClient(this.transport);
   }
 
+  /**
+   * Gateway routes: task identifiers mapped to HTTP endpoints, executed by `gateway()` runners.
+   *
+   * @example
+   * await client.routes().create({ identifier: "echo_job@v1.0", url: "https://echo.example.com/echo/run" });
+   */
+  routes(): RoutesClient {
+    return new RoutesClient(this.transport);
+  }
+
   runtime(): RuntimeClient {
     return new RuntimeClient(this.transport);
   }
@@ -146,6 +158,24 @@ export class Client {
    */
   releaseRunner(options: Omit<ReleaseRunnerOptions, "url" | "apiKey">): ReleaseRunner {
     return new ReleaseRunner({
+      ...options,
+      url: this.url,
+      apiKey: this.apiKey,
+      transport: options.transport ?? this.#given,
+      apiTransport: options.apiTransport ?? this.transport,
+    });
+  }
+
+  /**
+   * A gateway: a runner on a cluster that executes the team's routes by calling their endpoints,
+   * only on the hosts `allow` names.
+   *
+   * @example
+   * const gateway = client.gateway({ cluster: "testing-CvufcSxcC9SKfe", allow: ["echo.example.com"], concurrency: 16 });
+   * await gateway.runForever({ signal });
+   */
+  gateway(options: Omit<GatewayRunnerOptions, "url" | "apiKey">): GatewayRunner {
+    return new GatewayRunner({
       ...options,
       url: this.url,
       apiKey: this.apiKey,

@@ -112,14 +112,23 @@ export { RunnerState, leaseKey, type RunnerEffect, type TaskOutcome } from "./ru
 export { TaskRegistry, executeTask, describeError } from "./runner/execute-task.js";
 export { DirectExecutor, type TaskExecutor } from "./runner/task-executor.js";
 export { ReleaseRunner, type ReleaseRunnerOptions } from "./runner/release/release-runner.js";
+export { GatewayRunner, toGatewayRoute, type GatewayRunnerOptions } from "./gateway/gateway-runner.js";
+export { AllowListError, createEgressPolicy, EgressRefusedError, parseAllowEntry, restrictedKind, type AllowEntry, type EgressPolicy } from "./gateway/egress-policy.js";
+export type { GatewayRoute } from "./gateway/route-call.js";
+export { RoutesClient, type HttpMethod, type RouteInput } from "./routes.js";
 export { BundleCache, BundleDigestError, defaultBundleDir } from "./runner/release/bundle-cache.js";
 export { satisfiesEngine } from "./runner/release/node-engine.js";
 export { collectTaskClasses } from "./task-module.js";
 export { detectHardware, detectNvidiaGpus } from "./runner/hardware.js";
 export { Echo, type EchoInput, type EchoOutput } from "./tasks/echo.js";
-export { RunScript, runCommand, type RunScriptInput, type RunScriptResult } from "./tasks/run-script.js";
+export { RunScript, runCommand, type RunScriptInput, type RunScriptOutput, type RunScriptResult } from "./tasks/run-script.js";
+export { parseRunScriptInput, type DockerEnvironmentInput, type GitEnvironmentInput, type RunScriptSpec } from "./tasks/run-script-input.js";
+export { formatScriptFailure, parseScriptFailure, ScriptFailedError } from "./tasks/script-failure.js";
+export { containerRunArgv, findContainerEngine, type ContainerEngine, type ContainerRun } from "./tasks/container-engine.js";
+export { GitCheckouts, GitEnvironmentError, gitCheckouts, type Checkout } from "./tasks/git-checkouts.js";
 export {
   ScriptPolicyError,
+  defaultScriptCacheDir,
   minimalScriptEnv,
   resolveScriptPolicy,
   scriptBaseEnv,

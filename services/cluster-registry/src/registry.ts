@@ -10,6 +10,7 @@ import {
   LocationService,
   NodeService,
   ReleaseService,
+  RouteService,
   RuntimeService,
 } from "@corral/proto";
 import type { ApiKeyVerifier, ServiceMount } from "@corral/server-kit";
@@ -39,6 +40,8 @@ import type { WorkSource } from "./provisioning/work-source.js";
 import { createReleaseService } from "./release-service.js";
 import { createReleaseStatus } from "./release-status.js";
 import { createReleases } from "./releases.js";
+import { createRouteService } from "./route-service.js";
+import { createRoutes } from "./routes.js";
 import { createRuntimeService, type RuntimeOptions } from "./runtime-service.js";
 import type { RegistryDatabase } from "./store/database.js";
 import { createPostgresBlobStore } from "./store/postgres-blob-store.js";
@@ -167,6 +170,7 @@ export function createRegistry(options: RegistryOptions): Registry {
     NodeService,
     HostService,
     ReleaseService,
+    RouteService,
     RuntimeService,
     ApiKeyService,
   ];
@@ -192,6 +196,7 @@ export function createRegistry(options: RegistryOptions): Registry {
     { service: ConfigurationService, impl: createConfigurationService(configurations) },
     { service: NodeService, impl: createNodeService(nodes), internal: ["ReportPresence"] },
     { service: ReleaseService, impl: createReleaseService(releases, deployments, createReleaseStatus(db, clusters), clusters) },
+    { service: RouteService, impl: createRouteService(createRoutes(db)) },
     {
       service: RuntimeService,
       impl: createRuntimeService(

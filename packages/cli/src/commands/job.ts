@@ -9,6 +9,8 @@ import {
   JobCanceledError,
   JobFailedError,
   jobStateName,
+  parseScriptFailure,
+  TaskFailedError,
   jobStates,
   type Client,
   parseIdentifier,
@@ -22,6 +24,7 @@ import { UsageError } from "../exit-codes.js";
 import { details, duration, jsonText, messageJson, orDash, table, time } from "../output.js";
 import { createProgressView } from "../progress-bars.js";
 import { getJobTemplate, listJobTemplates } from "../templates.js";
+import { firstErrorLine, scriptFailureLines } from "../script-failure-view.js";
 
 const errorKindText: Partial<Record<TaskErrorKind, string>> = {
   [TaskErrorKind.TIMED_OUT]: "timed out",
@@ -114,7 +117,12 @@ async function failureLines(client: Client, jobId: string): Promise<string[]> {
     const failed = await client.jobs().failedTasks(jobId);
     // Leaves first: a parent fails because a subtask did, and the subtask's error says why.
     const leaves = [...failed.filter((t) => t.subtaskCount === 0), ...failed.filter((t) => t.subtaskCount > 0)];
-    const lines = leaves.slice(0, failedTasksShown).map(describeFailedTask);
+    const lines = leaves.slice(0, failedTasksShown).flatMap((t) => {
+      // A RunScript failure: its exit code and output tails, not the first lines of its error.
+      const script = scriptFailureLines(t.error);
+      if (script.length === 0) return [describeFailedTask(t)];
+      return [describeFailedTask({ ...t, error: firstErrorLine(t.error) }), ...script];
+    });
     if (leaves.length > failedTasksShown) lines.push(`... and ${leaves.length - failedTasksShown} more failed tasks (corral job get ${jobId} --tasks)`);
     return lines;
   } catch {
@@ -282,9 +290,12 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
       const client = ctx.client(cmd);
       const found = await client.jobs().find(id);
       const waiting = ctx.json(cmd) ? [] : await waitingLines(client, found);
+      // Why a failed job failed: its failed tasks (a RunScript's exit code and output tails).
+      const failures = ctx.json(cmd) || jobStateName(found.state) !== "failed" ? [] : await failureLines(client, id);
       if (!o.tasks) {
         showJob(ctx, cmd, found);
         for (const line of waiting) ctx.io.out(`waiting: ${line}`);
+        for (const line of failures) ctx.io.out(line);
         return;
       }
       const tasks = await client.jobs().tasks(id);
@@ -308,6 +319,10 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
           ]),
         ),
       );
+      if (failures.length > 0) {
+        ctx.io.out("");
+        for (const line of failures) ctx.io.out(line);
+      }
     });
 
   job
@@ -318,7 +333,18 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
       const jobs = ctx.client(cmd).jobs();
       let value: unknown;
       if (o.task) value = decodeOutput((await jobs.task(id, o.task)).output);
-      else value = await jobs.result(id);
+      else {
+        try {
+          value = await jobs.result(id);
+        } catch (err) {
+          // A RunScript that failed: its exit code and output tails, then the error.
+          if (err instanceof TaskFailedError && parseScriptFailure(err.error)) {
+            ctx.io.err(`task ${err.taskId} attempt ${err.attempt}:`);
+            for (const line of scriptFailureLines(err.error)) ctx.io.err(line);
+          }
+          throw err;
+        }
+      }
       if (value instanceof Uint8Array) {
         // Bytes: base64, so a terminal never receives raw binary.
         if (ctx.json(cmd)) return ctx.io.out(jsonText({ encoding: "bytes", base64: Buffer.from(value).toString("base64") }));

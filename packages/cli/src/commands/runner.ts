@@ -35,24 +35,28 @@ export async function loadTaskModule(path: string, cwd: string): Promise<TaskCla
   return [...found];
 }
 
-/** What --builtins serves and the inputs it takes (the SDK README has the whole of RunScript's). */
-const builtinsHelp = `
-Built-in tasks (--builtins):
-  corral/Echo@v1.0       input {"message": "hi", "delay": 2, "delayMs": 2000, "fail": "boom"}
-                         returns {"echoed": message} after the optional delay (seconds, or delayMs);
-                         "fail" fails the task with that error instead (to try retries)
-  corral/RunScript@v1.0  input {"command": "make", "args": ["all"], "cwd": "...", "env": {...}, ...}
-                         runs the command (only with --allow-scripts); all its inputs: the SDK's
-                         RunScriptInput type (SDK README, "Built-in tasks")
-Try: corral job submit --task corral/Echo@v1.0 --input '{"message":"hi"}' --wait`;
-
 const scriptsHelp = `
 Scripts (corral/RunScript) run any command that any key of the team submits, on this host, as this
 runner's user. They are refused (the task fails, not to be retried) unless --allow-scripts is given.
 With it, a script sees only PATH, HOME, USER, LOGNAME, LANG, LC_ALL, LC_CTYPE, TZ and TMPDIR of this
 runner's environment (not its keys or passwords) unless --script-env inherit or --script-env-pass
 says more; and a runner running as root refuses to start unless --allow-scripts-as-root is given.
-Allow scripts only on runners whose host and environment every holder of a team key may use.`;
+Allow scripts only on runners whose host and environment every holder of a team key may use.
+A script's git environment is cloned once per commit into --script-cache-dir (default
+$CORRAL_CACHE_DIR/scripts, else ~/.cache/corral/scripts); its docker environment needs the docker
+or podman CLI on this runner's PATH (without one, such tasks fail and are not retried).
+
+Built-in task inputs (--builtins; JSON, ? = optional):
+  corral/Echo@v1.0       { message, delay?: seconds, delayMs?, fail? }  returns { echoed }
+  corral/RunScript@v1.0  { command: "a shell line" | ["program", "arg", ...],
+                           args?: [...] (with a command string: run it without a shell),
+                           env?: { NAME: value }, cwd?, timeoutMs?, tailBytes? (4096),
+                           allowFailure? (a non-zero exit completes the task),
+                           environment?: { git: { url, branch? | ref?, workdir? } }
+                                       | { docker: { image, workdir?, volumes?: ["src:dst"], env? } } }
+                         returns { exitCode, stdoutTail, stderrTail }; a non-zero exit fails the
+                         task with the exit code and the end of stderr in its error.
+  e.g. corral job submit --task corral/RunScript@v1.0 --input '{"command": "uname -a | tr a-z A-Z"}'`;
 
 /**
  * Ctrl-C (or SIGTERM) handling of `runner start`: the first signal drains (saying for how long),
@@ -102,8 +106,8 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
     .option("--allow-scripts-as-root", "allow scripts even when this runner runs as root")
     .option("--script-env <mode>", "what scripts see of this runner's environment: minimal or inherit", "minimal")
     .option("--script-env-pass <names>", "also pass these variables to scripts (comma-separated, repeatable)", commaList, [])
+    .option("--script-cache-dir <dir>", "where scripts' git checkouts are cached (default: $CORRAL_CACHE_DIR/scripts or ~/.cache/corral/scripts)")
     .option("--log-format <format>", "pretty (plain lines) or json (default: pretty on a terminal, json when piped)")
-    .addHelpText("after", builtinsHelp)
     .addHelpText("after", scriptsHelp)
     .action(
       async (
@@ -122,6 +126,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           allowScriptsAsRoot?: boolean;
           scriptEnv: string;
           scriptEnvPass: string[];
+          scriptCacheDir?: string;
           logFormat?: string;
         },
         cmd: Command,
@@ -136,6 +141,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           allowScriptsAsRoot: o.allowScriptsAsRoot === true,
           scriptEnv: o.scriptEnv as "minimal" | "inherit",
           scriptEnvPass: o.scriptEnvPass,
+          scriptCacheDir: o.scriptCacheDir === undefined ? undefined : resolve(ctx.cwd, o.scriptCacheDir),
         };
         try {
           resolveScriptPolicy(scripts);
@@ -143,8 +149,8 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
           if (err instanceof ScriptPolicyError) throw new UsageError(err.message);
           throw err;
         }
-        if (!scripts.allowScripts && (o.allowScriptsAsRoot || o.scriptEnvPass.length > 0 || o.scriptEnv !== "minimal")) {
-          throw new UsageError("--allow-scripts-as-root, --script-env and --script-env-pass need --allow-scripts");
+        if (!scripts.allowScripts && (o.allowScriptsAsRoot || o.scriptEnvPass.length > 0 || o.scriptEnv !== "minimal" || o.scriptCacheDir !== undefined)) {
+          throw new UsageError("--allow-scripts-as-root, --script-env, --script-env-pass and --script-cache-dir need --allow-scripts");
         }
         const classes: TaskClass[] = [];
         for (const path of o.tasks) classes.push(...(await loadTaskModule(path, ctx.cwd)));

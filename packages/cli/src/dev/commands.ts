@@ -5,7 +5,8 @@ import { REGISTRY_SCHEMA, registryMigrations } from "@corral/cluster-registry";
 import { JOBS_SCHEMA, jobsMigrations } from "@corral/job-service";
 import type { CliContext } from "../context.js";
 import { intArg } from "../context.js";
-import { ExitCode } from "../exit-codes.js";
+import { AllowListError, createEgressPolicy } from "@corral/sdk";
+import { ExitCode, UsageError } from "../exit-codes.js";
 import { startDevSuite } from "./suite.js";
 
 const serviceMains: Record<string, () => Promise<unknown>> = {
@@ -21,8 +22,20 @@ export function registerServiceCommands(program: Command, ctx: CliContext): void
     .option("--port <port>", "port to serve on", intArg(0, 65535), 7700)
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--data-dir <dir>", "where the embedded Postgres, Redis, key and demo output live", ".corral")
-    .option("--no-runner", "do not start the sample runners")
-    .action(async (opts: { port: number; host: string; dataDir: string; runner: boolean }) => {
+    .option("--no-runner", "do not start the sample runners and gateways")
+    .option(
+      "--gateway-allow <hosts>",
+      "hosts the sample gateways may call, comma-separated (default *: any public host; name a loopback address, e.g. 127.0.0.1:8080, to route to a local server)",
+      (value: string, previous: string[] = []) => [...previous, ...value.split(",").map((v) => v.trim()).filter((v) => v !== "")],
+      [],
+    )
+    .action(async (opts: { port: number; host: string; dataDir: string; runner: boolean; gatewayAllow: string[] }) => {
+      try {
+        createEgressPolicy(opts.gatewayAllow);
+      } catch (err) {
+        if (err instanceof AllowListError) throw new UsageError(err.message.replace("--allow", "--gateway-allow"));
+        throw err;
+      }
       // A DevSetupError (what to fix before the suite can start) reaches runCli, which prints it
       // and exits with the failure code.
       const suite = await startDevSuite({ ...opts, say: (line) => ctx.io.err(line) });
@@ -37,6 +50,9 @@ export function registerServiceCommands(program: Command, ctx: CliContext): void
         `Environment: export CORRAL_URL=${suite.url} CORRAL_API_KEY=${suite.apiKey}`,
         `Postgres: ${suite.databaseUrl.replace(/\/\/([^:]+):[^@]+@/, "//$1:***@")}   Redis: ${suite.redisUrl}`,
         opts.runner ? "Sample runners: default cluster and demo-tiles, with corral/Echo and the demo tasks (they refuse corral/RunScript: scripts are off)" : "No sample runner (--no-runner)",
+        ...(opts.runner
+          ? [`Gateways: default cluster and demo-tiles, executing the team's routes (corral route create); they may call ${opts.gatewayAllow.length > 0 ? opts.gatewayAllow.join(", ") : "any public host (--gateway-allow to change; loopback only by address)"}`]
+          : []),
         "",
         "Next, in another terminal:",
         "  npx corral job submit demo          # a Mandelbrot map-reduce over two clusters; prints the job id",

@@ -3,7 +3,7 @@
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import net from "node:net";
 import { join, resolve } from "node:path";
-import { Client, LocalFileCache, builtinTasks, type Runner } from "@corral/sdk";
+import { Client, LocalFileCache, builtinTasks, type GatewayRunner, type Runner } from "@corral/sdk";
 import { createLogger, readServiceConfig, runComponents, type RunningProcess } from "@corral/server-kit";
 import { createRegistryComponent } from "@corral/cluster-registry/component";
 import { createJobsComponent } from "@corral/job-service/component";
@@ -17,6 +17,11 @@ export interface DevOptions {
   host: string;
   dataDir: string;
   runner: boolean;
+  /**
+   * What the sample gateways may call (`corral gateway --allow`): default `*`, any public host.
+   * Loopback and private addresses only when named here (`127.0.0.1:8080` for a local endpoint).
+   */
+  gatewayAllow?: string[];
   say(line: string): void;
 }
 
@@ -130,15 +135,20 @@ export async function startDevSuite(options: DevOptions): Promise<DevSuite> {
         client.runner({ tasks, concurrency: 4, cache, logger }),
         client.runner({ cluster: DEMO_TILES_CLUSTER, tasks, concurrency: 4, cache, logger }),
       ];
+      // A gateway per sample cluster, so a route created with `corral route create` runs at once.
+      const allow = options.gatewayAllow && options.gatewayAllow.length > 0 ? options.gatewayAllow : ["*"];
+      const gateways: GatewayRunner[] = ["", DEMO_TILES_CLUSTER].map((cluster) =>
+        client.gateway({ cluster, allow, concurrency: 16, refreshMs: 2_000, logger }),
+      );
       const ac = new AbortController();
-      for (const r of runners) {
+      for (const r of [...runners, ...gateways]) {
         r.runForever({ signal: ac.signal, handleSignals: false }).catch((err: unknown) =>
           options.say(`sample runner stopped: ${(err as Error).message}`),
         );
       }
       stops.push(async () => {
         ac.abort();
-        await Promise.all(runners.map((r) => r.stop()));
+        await Promise.all([...runners.map((r) => r.stop()), ...gateways.map((g) => g.stop())]);
       });
     }
     return {

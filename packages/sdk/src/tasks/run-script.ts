@@ -1,48 +1,40 @@
-// corral/RunScript: runs a command on the runner's machine (Mindtrace's workers). Captures the exit
-// code and the output tail; a non-zero exit fails the task; a cancel kills the process group.
-// Only on runners started with allowScripts (--allow-scripts): see script-policy.ts.
-import { spawn } from "node:child_process";
+// corral/RunScript: runs a command on the runner's machine (Mindtrace's RunScriptWorker), on the
+// host, in a git checkout or in a container. Returns the exit code and the output tails; a non-zero
+// exit fails the task; a cancel kills the process group. Only on runners started with
+// allowScripts (--allow-scripts): see script-policy.ts.
 import { hostname } from "node:os";
 import type { ExecutionContext } from "../execution-context.js";
 import { UnrecoverableTaskError } from "../errors.js";
 import { Task } from "../task.js";
-import { tailBytes } from "./echo.js";
+import { containerRunArgv, resolveContainerEngine } from "./container-engine.js";
+import { tailBytes, truncateBytes } from "./echo.js";
+import { checkoutWorkdir, gitCheckouts, gitEnv, withoutPassword } from "./git-checkouts.js";
+import { spawnCommand, type CommandResult } from "./run-command.js";
+import { parseRunScriptInput, type RunScriptInput } from "./run-script-input.js";
+import { ScriptFailedError, type RunScriptOutput } from "./script-failure.js";
 import { scriptBaseEnv, scriptsDisallowed, type ScriptPolicy } from "./script-policy.js";
 
-export interface RunScriptInput {
-  command: string;
-  args?: string[];
-  cwd?: string;
-  /**
-   * Added to the part of the runner's environment its operator lets scripts see (by default only
-   * PATH, HOME, LANG and the like; never more than the runner allows).
-   */
-  env?: Record<string, string>;
-  /** false: only `env`, nothing of the runner's environment. */
-  inheritEnv?: boolean;
-  /** Kill the command after this long (default: no limit). */
-  timeoutMs?: number;
-}
+export type { RunScriptInput } from "./run-script-input.js";
+export type { RunScriptOutput } from "./script-failure.js";
 
-export interface RunScriptResult {
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  /** The last ~4 KiB of stdout and stderr, interleaved as they arrived. */
-  output: string;
-}
-
-const tailSize = 4096;
-const killGraceMs = 5000;
+/** What {@link runCommand} answers: the exit, the output tails and both streams interleaved. */
+export type RunScriptResult = CommandResult;
 
 /**
- * Runs a command on the runner's host as the runner's user. Anyone holding a key of the team can
- * submit one, so a runner refuses it (failing the task, not to be retried) unless started with
- * `allowScripts: true` (`corral runner start --allow-scripts`).
+ * Runs a command on the runner's host as the runner's user: a shell command line, or a program
+ * with `args`; in a git checkout (`environment.git`, cloned once per commit and prepared with
+ * `npm ci` / `uv sync`) or a container (`environment.docker`, through docker or podman). Returns
+ * `{ exitCode, stdoutTail, stderrTail }`; a non-zero exit fails the task with a ScriptFailedError
+ * quoting them (unless `allowFailure`). Anyone holding a key of the team can submit one, so a
+ * runner refuses it (failing the task, not to be retried) unless started with `allowScripts: true`
+ * (`corral runner start --allow-scripts`).
  *
  * @example
- * await client.jobs().submit("build", new RunScript({ command: "make", args: ["test"], cwd: "/src" }));
+ * await client.jobs().run("build", new RunScript({ command: "npm test | tail -n 20",
+ *   environment: { git: { url: "https://github.com/acme/app.git", branch: "main", workdir: "web" } } }));
+ * await client.jobs().submit("list", new RunScript({ command: "ls", args: ["-la", "/tmp"] }));
  */
-export class RunScript extends Task<RunScriptInput> {
+export class RunScript extends Task<RunScriptInput, RunScriptOutput> {
   static override identifier = { name: "corral/RunScript", version: "v1.0" };
 
   /** Cache keys of a task's result: the output tail and the exit code. */
@@ -50,22 +42,73 @@ export class RunScript extends Task<RunScriptInput> {
     return { output: `corral/RunScript/${taskId}/output`, exitCode: `corral/RunScript/${taskId}/exit-code` };
   }
 
-  override async execute(ctx: ExecutionContext): Promise<void> {
-    const input = this.input;
-    if (typeof input?.command !== "string" || input.command.length === 0) {
-      throw new UnrecoverableTaskError("input.command must be a non-empty string");
-    }
+  override async execute(ctx: ExecutionContext): Promise<RunScriptOutput> {
     refuseUnlessAllowed(ctx.scripts);
-    const result = await runCommand(input, ctx.signal, scriptBaseEnv(ctx.scripts));
+    const spec = parseRunScriptInput(this.input);
+    const baseEnv = scriptBaseEnv(ctx.scripts);
+    let argv = spec.argv;
+    let cwd = spec.cwd;
+    let env = spec.inheritEnv ? { ...baseEnv, ...spec.env } : { ...spec.env };
+    let commit: string | undefined;
+    if (spec.git) {
+      ctx.setDisplay(truncateBytes(`preparing ${withoutPassword(spec.git.url)}`, 1000));
+      const checkout = await gitCheckouts(ctx.scripts.cacheDir).checkout(spec.git.url, spec.git.ref, gitEnv(baseEnv), ctx.signal);
+      commit = checkout.commit;
+      cwd = await checkoutWorkdir(checkout, spec.git.workdir, spec.git.url);
+      env = { ...env, CORRAL_GIT_COMMIT: commit };
+    }
+    if (spec.docker) {
+      const { engine, program } = await resolveContainerEngine(baseEnv, ctx.signal);
+      argv = containerRunArgv(engine, {
+        image: spec.docker.image,
+        workdir: spec.docker.workdir,
+        volumes: spec.docker.volumes,
+        // The container sees what the input says, never the runner's environment.
+        env: { ...spec.docker.env, ...spec.env },
+        argv: spec.argv,
+        name: `corral-${ctx.task.id}-${ctx.task.attempt}`,
+      });
+      argv[0] = program;
+      // The CLI itself runs with the script environment (DOCKER_HOST and the like if the runner passes them).
+      env = baseEnv;
+    }
+    const result = await runCommandIn(argv, cwd, env, spec.timeoutMs, spec.tailBytes, ctx.signal, spec.display);
     const keys = RunScript.cacheKeys(ctx.task.id);
     await ctx.cache.put(keys.output, result.output);
     await ctx.cache.put(keys.exitCode, String(result.exitCode ?? result.signal));
     const status = result.exitCode !== null ? `exit ${result.exitCode}` : `killed by ${result.signal}`;
     ctx.setDisplay(tailBytes(`${status}\n${result.output}`, 1000));
     ctx.signal.throwIfAborted();
-    if (result.exitCode !== 0) {
-      throw new Error(`${input.command} ended with ${status}\n--- output tail ---\n${result.output}`);
+    const output: RunScriptOutput = { exitCode: result.exitCode, stdoutTail: result.stdoutTail, stderrTail: result.stderrTail };
+    if (result.signal !== null) output.signal = result.signal;
+    if (commit !== undefined) output.commit = commit;
+    if (result.exitCode !== 0 && !(spec.allowFailure && result.exitCode !== null)) throw new ScriptFailedError(spec.display, output);
+    return output;
+  }
+}
+
+/** Runs argv, turning a program that cannot be started into an error that says so. */
+async function runCommandIn(
+  argv: string[],
+  cwd: string | undefined,
+  env: Record<string, string>,
+  timeoutMs: number | undefined,
+  tail: number,
+  signal: AbortSignal,
+  display: string,
+): Promise<RunScriptResult> {
+  try {
+    return await spawnCommand({ argv, cwd, env, timeoutMs, tailBytes: tail }, signal);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "EACCES") {
+      // The same input on the same runner fails the same way.
+      throw new UnrecoverableTaskError(
+        `corral/RunScript cannot start ${JSON.stringify(argv[0])}${cwd ? ` in ${cwd}` : ""} for ${JSON.stringify(display)}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
+    throw err;
   }
 }
 
@@ -85,62 +128,15 @@ function refuseUnlessAllowed(policy: ScriptPolicy): void {
 }
 
 /**
- * Runs a command in its own process group, killing the group when the signal aborts. The command
- * sees `baseEnv` (default: the minimal script environment of this process) plus `input.env`.
+ * Runs a command (a program and `args`, no shell) in its own process group, killing the group
+ * when the signal aborts. The command sees `baseEnv` (default: the minimal script environment of
+ * this process) plus `input.env`.
  */
 export function runCommand(
-  input: RunScriptInput,
+  input: { command: string; args?: string[]; cwd?: string; env?: Record<string, string>; inheritEnv?: boolean; timeoutMs?: number },
   signal: AbortSignal,
   baseEnv: Record<string, string> = scriptBaseEnv(scriptsDisallowed),
 ): Promise<RunScriptResult> {
-  return new Promise((resolve, reject) => {
-    signal.throwIfAborted();
-    const env = input.inheritEnv === false ? { ...input.env } : { ...baseEnv, ...input.env };
-    const child = spawn(input.command, input.args ?? [], {
-      cwd: input.cwd,
-      env,
-      detached: true, // its own process group, so a kill reaches its children too
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    const append = (chunk: Buffer) => {
-      output = tailBytes(output + chunk.toString("utf8"), tailSize);
-    };
-    child.stdout!.on("data", append);
-    child.stderr!.on("data", append);
-    let killTimer: NodeJS.Timeout | undefined;
-    const killGroup = (sig: NodeJS.Signals) => {
-      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-      try {
-        process.kill(-child.pid, sig);
-      } catch {
-        // Already gone.
-      }
-    };
-    const stop = () => {
-      killGroup("SIGTERM");
-      killTimer = setTimeout(() => killGroup("SIGKILL"), killGraceMs);
-      killTimer.unref();
-    };
-    signal.addEventListener("abort", stop, { once: true });
-    const timeout = input.timeoutMs ? setTimeout(stop, input.timeoutMs) : undefined;
-    child.on("error", (err) => {
-      signal.removeEventListener("abort", stop);
-      clearTimeout(timeout);
-      clearTimeout(killTimer);
-      reject(err);
-    });
-    let settled = false;
-    const finish = (exitCode: number | null, sig: NodeJS.Signals | null) => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener("abort", stop);
-      clearTimeout(timeout);
-      clearTimeout(killTimer);
-      resolve({ exitCode, signal: sig, output });
-    };
-    child.on("close", finish);
-    // A descendant that left the process group may hold the pipes open: do not wait on it long.
-    child.on("exit", (exitCode, sig) => setTimeout(() => finish(exitCode, sig), 1000).unref());
-  });
+  const env = input.inheritEnv === false ? { ...input.env } : { ...baseEnv, ...input.env };
+  return spawnCommand({ argv: [input.command, ...(input.args ?? [])], cwd: input.cwd, env, timeoutMs: input.timeoutMs }, signal);
 }

@@ -1,6 +1,8 @@
 // What a runner lets corral/RunScript do on its host. Scripts run any command a key of the team
 // submits, so they are off unless the runner's operator turns them on; when on, they see only a
 // minimal environment (not the runner's secrets) and never run as root without saying so.
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
 
 /** Which of the runner's environment variables a script sees. */
 export type ScriptEnvMode = "minimal" | "inherit";
@@ -14,6 +16,11 @@ export interface ScriptOptions {
   scriptEnv?: ScriptEnvMode;
   /** Also pass these variables of the runner to scripts (with "minimal"). */
   scriptEnvPass?: string[];
+  /**
+   * Where scripts' git checkouts are cached (`environment.git`): default `$CORRAL_CACHE_DIR/scripts`,
+   * else `$XDG_CACHE_HOME/corral/scripts`, else `~/.cache/corral/scripts`.
+   */
+  scriptCacheDir?: string;
 }
 
 /** A runner's resolved script settings, as tasks see them on `ctx.scripts`. */
@@ -22,13 +29,15 @@ export interface ScriptPolicy {
   readonly asRoot: boolean;
   readonly env: ScriptEnvMode;
   readonly passEnv: readonly string[];
+  /** Where git checkouts of scripts' environments are cached. */
+  readonly cacheDir: string;
 }
 
 /** What a script sees of the runner's environment by default: enough to find programs and write temp files. */
 export const minimalScriptEnv: readonly string[] = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
 
 /** Scripts off: the policy of a runner not given allowScripts. */
-export const scriptsDisallowed: ScriptPolicy = Object.freeze({ allowed: false, asRoot: false, env: "minimal", passEnv: [] });
+export const scriptsDisallowed: ScriptPolicy = Object.freeze({ allowed: false, asRoot: false, env: "minimal", passEnv: [], cacheDir: defaultScriptCacheDir() });
 
 /** A runner's script settings cannot be used as given (scripts as root without allowScriptsAsRoot). */
 export class ScriptPolicyError extends Error {
@@ -39,6 +48,12 @@ export class ScriptPolicyError extends Error {
 }
 
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `$CORRAL_CACHE_DIR/scripts`, else `$XDG_CACHE_HOME/corral/scripts`, else `~/.cache/corral/scripts` (as release bundles). */
+export function defaultScriptCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CORRAL_CACHE_DIR) return join(env.CORRAL_CACHE_DIR, "scripts");
+  return join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "corral", "scripts");
+}
 
 /**
  * Resolves a runner's script options; throws ScriptPolicyError when scripts are allowed, the
@@ -57,7 +72,11 @@ export function resolveScriptPolicy(options: ScriptOptions, uid: number | undefi
   const passEnv = options.scriptEnvPass ?? [];
   const bad = passEnv.find((name) => !envName.test(name));
   if (bad !== undefined) throw new ScriptPolicyError(`scriptEnvPass: ${JSON.stringify(bad)} is not an environment variable name`);
-  return Object.freeze({ allowed: true, asRoot, env, passEnv: Object.freeze([...passEnv]) });
+  if (options.scriptCacheDir !== undefined && (typeof options.scriptCacheDir !== "string" || options.scriptCacheDir === "")) {
+    throw new ScriptPolicyError("scriptCacheDir must be a folder path");
+  }
+  const cacheDir = resolve(options.scriptCacheDir ?? defaultScriptCacheDir());
+  return Object.freeze({ allowed: true, asRoot, env, passEnv: Object.freeze([...passEnv]), cacheDir });
 }
 
 /** The part of the runner's environment a script of this policy sees. */

@@ -252,6 +252,23 @@ export interface DeploymentsTable {
   deploy_time: Generated<Date>;
 }
 
+export interface RoutesTable {
+  id: string;
+  team_id: string;
+  /** The task identifier the route serves. */
+  name: string;
+  version: string;
+  method: string;
+  url: string;
+  headers: Json<Record<string, string>>;
+  timeout_ms: number;
+  max_attempts: number;
+  initial_backoff_ms: number;
+  max_backoff_ms: number;
+  description: string;
+  create_time: Generated<Date>;
+}
+
 export type StoredLoadState = "loading" | "loaded" | "failed" | "draining";
 
 export interface StoredLoadStatus {
@@ -292,6 +309,7 @@ export interface RegistryDatabase {
   releases: ReleasesTable;
   deployments: DeploymentsTable;
   release_status: ReleaseStatusTable;
+  routes: RoutesTable;
 }
 
 export type TeamRow = Selectable<TeamsTable>;
@@ -304,6 +322,7 @@ export type HardwareRow = Selectable<HardwareTable>;
 export type ConfigurationRow = Selectable<ConfigurationsTable>;
 export type NodeRow = Selectable<NodesTable>;
 export type HostRow = Selectable<HostsTable>;
+export type RouteRow = Selectable<RoutesTable>;
 export type PlacementRow = Selectable<PlacementsTable>;
 export type ClusterProvisioningRow = Selectable<ClusterProvisioningTable>;
 export type ReleaseRow = Selectable<ReleasesTable>;

@@ -268,6 +268,7 @@ export class ReleaseRunner {
           allowScriptsAsRoot: this.#options.allowScriptsAsRoot,
           scriptEnv: this.#options.scriptEnv,
           scriptEnvPass: this.#options.scriptEnvPass,
+          scriptCacheDir: this.#options.scriptCacheDir,
         },
         onExit: (reason) => this.#onExit(key, proc, reason),
       });

@@ -10,6 +10,7 @@ import * as m0007 from "./0007-spec-reference-keys.js";
 import * as m0008 from "./0008-create-releases.js";
 import * as m0009 from "./0009-create-hosts.js";
 import * as m0010 from "./0010-clusters-provisioned.js";
+import * as m0011 from "./0011-create-routes.js";
 
 /** The Postgres schema the registry's tables live in. */
 export const REGISTRY_SCHEMA = "registry";
@@ -25,4 +26,5 @@ export const registryMigrations: Record<string, Migration> = {
   "0008-create-releases": m0008,
   "0009-create-hosts": m0009,
   "0010-clusters-provisioned": m0010,
+  "0011-create-routes": m0011,
 };

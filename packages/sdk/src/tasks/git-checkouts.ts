@@ -1,0 +1,301 @@
+// environment.git of corral/RunScript: a cache of checkouts on the runner, one per repository and
+// commit. A checkout is cloned and prepared (`npm ci`, `uv sync`) once: tasks of this process share
+// the preparation under way, other processes wait on a lock file, and a checkout becomes visible
+// only when complete (a symlink renamed into place), so a crash mid-clone leaves nothing used later.
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, rm, stat, symlink } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import { UnrecoverableTaskError } from "../errors.js";
+import { sleep } from "../transport.js";
+import type { GitRef } from "./run-script-input.js";
+import { findOnPath, spawnCommand } from "./run-command.js";
+
+/** A repository's commit checked out and prepared. */
+export interface Checkout {
+  commit: string;
+  /** The checkout's folder (its real path). */
+  dir: string;
+}
+
+/** Protocols git may use for a script's repository, submodules and redirects included. */
+const gitProtocols = "https:ssh:git:file";
+
+/** How long cloning and preparing one commit may take before it is stopped (and the task fails, to be retried). */
+const prepareTimeoutMs = 30 * 60_000;
+
+/** How long a lock file without a pid in it may be young before it counts as left by a crash. */
+const emptyLockStaleMs = 10_000;
+
+/** A git or install step failed; retried as any task failure (the network may come back). */
+export class GitEnvironmentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "GitEnvironmentError";
+  }
+}
+
+/** What to run after cloning, when its lock file is in the checkout's root. */
+const installers = [
+  { lockFile: "package-lock.json", program: "npm", args: ["ci", "--no-audit", "--no-fund"] },
+  { lockFile: "uv.lock", program: "uv", args: ["sync", "--locked"] },
+] as const;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Waits for `promise`, or rejects when `signal` aborts first (the promise goes on for others). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err as Error);
+      },
+    );
+  });
+}
+
+/** The environment git and installers run with: the script's base environment, never prompting. */
+export function gitEnv(base: Record<string, string>): Record<string, string> {
+  return {
+    ...base,
+    GIT_TERMINAL_PROMPT: "0",
+    GIT_ALLOW_PROTOCOL: gitProtocols,
+    GIT_SSH_COMMAND: base.GIT_SSH_COMMAND ?? "ssh -o BatchMode=yes",
+  };
+}
+
+export class GitCheckouts {
+  /** `<cache dir>/git`. */
+  readonly dir: string;
+  readonly #inFlight = new Map<string, Promise<Checkout>>();
+  #clones = 0;
+
+  constructor(cacheDir: string) {
+    this.dir = join(resolve(cacheDir), "git");
+  }
+
+  /** How many clones this process made (one per repository and commit unless evicted). */
+  get clones(): number {
+    return this.#clones;
+  }
+
+  /** The folder of one repository's checkouts. */
+  repositoryDir(url: string): string {
+    return join(this.dir, createHash("sha256").update(url).digest("hex").slice(0, 24));
+  }
+
+  /**
+   * The checkout of `url` at `ref`, cloning and preparing it when this commit is not cached. The
+   * ref is resolved to a commit on every call (a branch moves); the clone is per commit.
+   */
+  async checkout(url: string, ref: GitRef, env: Record<string, string>, signal: AbortSignal): Promise<Checkout> {
+    const commit = await this.resolveCommit(url, ref, env, signal);
+    const key = join(this.repositoryDir(url), commit);
+    const ready = await this.#ready(key);
+    if (ready) return { commit, dir: ready };
+    let pending = this.#inFlight.get(key);
+    if (!pending) {
+      // Shared by every task waiting for this commit: one task's cancel does not stop it.
+      pending = this.#prepare(url, commit, key, env).finally(() => this.#inFlight.delete(key));
+      this.#inFlight.set(key, pending);
+    }
+    return untilAborted(pending, signal);
+  }
+
+  /** The commit `ref` names on the remote now. */
+  async resolveCommit(url: string, ref: GitRef, env: Record<string, string>, signal: AbortSignal): Promise<string> {
+    if (ref.kind === "commit") return ref.sha;
+    const pattern = ref.kind === "head" ? "HEAD" : ref.kind === "branch" ? `refs/heads/${ref.name}` : ref.name;
+    const out = await git(["ls-remote", "--", url, pattern], env, signal);
+    const refs = new Map<string, string>();
+    for (const line of out.split("\n")) {
+      const [sha, name] = line.split("\t");
+      if (sha && name) refs.set(name, sha);
+    }
+    const wanted =
+      ref.kind === "head"
+        ? ["HEAD"]
+        : ref.kind === "branch"
+          ? [`refs/heads/${ref.name}`]
+          : [ref.name, `refs/tags/${ref.name}^{}`, `refs/tags/${ref.name}`, `refs/heads/${ref.name}`];
+    for (const name of wanted) {
+      const sha = refs.get(name);
+      if (sha) return sha;
+    }
+    const what = ref.kind === "head" ? "HEAD" : ref.kind === "branch" ? `branch ${JSON.stringify(ref.name)}` : `ref ${JSON.stringify(ref.name)}`;
+    throw new UnrecoverableTaskError(`corral/RunScript environment.git: ${withoutPassword(url)} has no ${what}`);
+  }
+
+  /** The real path of a complete checkout, or undefined. */
+  async #ready(key: string): Promise<string | undefined> {
+    try {
+      return await realpath(key);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #prepare(url: string, commit: string, key: string, env: Record<string, string>): Promise<Checkout> {
+    const parent = this.repositoryDir(url);
+    await mkdir(parent, { recursive: true });
+    const release = await acquireLock(`${key}.lock`);
+    try {
+      const ready = await this.#ready(key);
+      if (ready) return { commit, dir: ready };
+      await removeLeftovers(parent, commit);
+      const dir = `${key}.d-${randomBytes(6).toString("hex")}`;
+      try {
+        // Not any one task's signal: the tasks waiting for this commit share it.
+        const signal = AbortSignal.timeout(prepareTimeoutMs);
+        await git(["clone", "--no-checkout", "--quiet", "--", url, dir], env, signal);
+        this.#clones += 1;
+        await git(["-C", dir, "checkout", "--quiet", "--detach", commit, "--"], env, signal);
+        await install(dir, env, signal);
+        // Visible only now, complete: the link appears whole (rename) or not at all.
+        const link = `${key}.link-${randomBytes(6).toString("hex")}`;
+        await symlink(basename(dir), link);
+        await rename(link, key);
+      } catch (err) {
+        await rm(dir, { recursive: true, force: true });
+        throw err;
+      }
+      return { commit, dir: await realpath(key) };
+    } finally {
+      await release();
+    }
+  }
+}
+
+/** Removes what a crashed preparation of this commit left: folders no link points to, stray links. */
+async function removeLeftovers(parent: string, commit: string): Promise<void> {
+  let target: string | undefined;
+  try {
+    target = await readlink(join(parent, commit));
+  } catch {
+    target = undefined;
+  }
+  for (const name of await readdir(parent)) {
+    if (!name.startsWith(`${commit}.d-`) && !name.startsWith(`${commit}.link-`)) continue;
+    if (name === target) continue;
+    await rm(join(parent, name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Takes the lock file at `path` (created exclusively, holding this pid), waiting while a live
+ * process holds it; a lock of a process that is gone is taken over. Resolves with its release.
+ */
+async function acquireLock(path: string): Promise<() => Promise<void>> {
+  for (;;) {
+    try {
+      const file = await open(path, "wx");
+      try {
+        await file.writeFile(`${process.pid}\n`);
+      } finally {
+        await file.close();
+      }
+      return () => rm(path, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    const holder = Number((await readFile(path, "utf8").catch(() => "")).trim());
+    const stale =
+      holder > 0
+        ? !alive(holder)
+        : await lstat(path).then(
+            (s) => Date.now() - s.mtimeMs > emptyLockStaleMs,
+            () => false,
+          );
+    if (stale) {
+      await rm(path, { force: true });
+      continue;
+    }
+    await sleep(100);
+  }
+}
+
+/** Runs the installer of each lock file in the checkout's root (npm ci, uv sync). */
+async function install(dir: string, env: Record<string, string>, signal: AbortSignal): Promise<void> {
+  for (const step of installers) {
+    if (!existsSync(join(dir, step.lockFile))) continue;
+    const program = findOnPath(step.program, env.PATH);
+    if (!program) {
+      throw new UnrecoverableTaskError(
+        `corral/RunScript environment.git: the repository has a ${step.lockFile}, so it needs \`${step.program} ${step.args[0]}\`, but ${step.program} is not on this runner's PATH (${env.PATH ?? "unset"})`,
+      );
+    }
+    const r = await spawnCommand({ argv: [program, ...step.args], cwd: dir, env, tailBytes: 4096 }, signal);
+    if (r.exitCode !== 0) {
+      throw new GitEnvironmentError(`corral/RunScript environment.git: \`${step.program} ${step.args.join(" ")}\` failed (exit code ${r.exitCode ?? r.signal}):\n${r.output}`);
+    }
+  }
+}
+
+/** Runs git, answering its stdout; a failure throws with its stderr. */
+async function git(args: string[], env: Record<string, string>, signal: AbortSignal): Promise<string> {
+  const program = findOnPath("git", env.PATH);
+  if (!program) {
+    throw new UnrecoverableTaskError(`corral/RunScript environment.git needs git on this runner's PATH (${env.PATH ?? "unset"}), and it is not there`);
+  }
+  const r = await spawnCommand({ argv: [program, ...args], env, tailBytes: 65536 }, signal);
+  if (r.exitCode !== 0) {
+    const why = r.stderrTail.trim().replaceAll(/(\/\/[^/@\s:]*:)[^/@\s]*@/g, "$1***@");
+    throw new GitEnvironmentError(`corral/RunScript environment.git: git ${args[0]} failed (exit code ${r.exitCode ?? r.signal}): ${why}`);
+  }
+  return r.stdoutTail;
+}
+
+/** A repository URL as messages show it: a password in it replaced by `***`. */
+export function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password === "") return url;
+    parsed.password = "***";
+    return parsed.href;
+  } catch {
+    return url;
+  }
+}
+
+/** The workdir inside a checkout, checked to be a folder there. */
+export async function checkoutWorkdir(checkout: Checkout, workdir: string, url: string): Promise<string> {
+  const path = join(checkout.dir, workdir);
+  const isDir = await stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  if (!isDir) {
+    throw new UnrecoverableTaskError(
+      `corral/RunScript input.environment.git.workdir: ${JSON.stringify(workdir)} is not a folder of ${withoutPassword(url)} at ${checkout.commit}`,
+    );
+  }
+  return path;
+}
+
+const caches = new Map<string, GitCheckouts>();
+
+/** The checkout cache of a folder: one per folder in a process, so its tasks share clones under way. */
+export function gitCheckouts(cacheDir: string): GitCheckouts {
+  const dir = resolve(cacheDir);
+  let cache = caches.get(dir);
+  if (!cache) {
+    cache = new GitCheckouts(dir);
+    caches.set(dir, cache);
+  }
+  return cache;
+}
