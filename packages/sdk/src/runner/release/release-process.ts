@@ -10,7 +10,8 @@ import type { Logger } from "../../logger.js";
 import type { ScriptOptions } from "../../tasks/script-policy.js";
 import { describeError } from "../execute-task.js";
 import type { TaskOutcome } from "../runner-state.js";
-import { decodeOutcome, encodeEnvelope, isChildMessage, releaseFault, type ChildMessage, type ParentMessage } from "./release-ipc.js";
+import type { ProgressListener } from "../execute-task.js";
+import { decodeOutcome, decodeProgress, encodeEnvelope, isChildMessage, releaseFault, type ChildMessage, type ParentMessage } from "./release-ipc.js";
 
 const entry = fileURLToPath(new URL("./child-entry.mjs", import.meta.url));
 
@@ -49,6 +50,8 @@ export class ReleaseProcess {
   readonly #options: ReleaseProcessOptions;
   readonly #child: ChildProcess;
   readonly #pending = new Map<string, (outcome: TaskOutcome) => void>();
+  /** Live progress listeners of the tasks in flight. */
+  readonly #progress = new Map<string, ProgressListener>();
   readonly #exited: Promise<string>;
   #loaded: Promise<TaskIdentifierInit[]>;
   #exitReason: string | undefined;
@@ -124,13 +127,15 @@ export class ReleaseProcess {
   }
 
   /** Runs a task in the child; an outcome always comes back (a runner fault if the child dies). */
-  execute(key: string, assign: Assign, signal: AbortSignal): Promise<TaskOutcome> {
+  execute(key: string, assign: Assign, signal: AbortSignal, onProgress?: ProgressListener): Promise<TaskOutcome> {
     if (!this.alive) return Promise.resolve(releaseFault(`the process of release ${this.release} is not running`));
     return new Promise((resolve) => {
       const onAbort = () => this.#send({ type: "cancel", key, reason: describeReason(signal.reason) });
       signal.addEventListener("abort", onAbort, { once: true });
+      if (onProgress) this.#progress.set(key, onProgress);
       this.#pending.set(key, (outcome) => {
         signal.removeEventListener("abort", onAbort);
+        this.#progress.delete(key);
         resolve(outcome);
       });
       this.#send({ type: "execute", key, attempt: assign.lease!.attempt, envelope: encodeEnvelope(assign.task!) });
@@ -183,6 +188,17 @@ export class ReleaseProcess {
       case "log":
         this.#log(m.line);
         break;
+      case "progress": {
+        const listener = this.#progress.get(m.key);
+        if (!listener) break;
+        try {
+          const snapshot = decodeProgress(m.bytes);
+          listener(() => snapshot);
+        } catch (err) {
+          this.#options.logger.debug({ err, release: this.release }, "unreadable progress from a release process");
+        }
+        break;
+      }
       default:
         break;
     }

@@ -17,7 +17,7 @@ import { toApiError } from "../../errors.js";
 import type { TaskIdentifierInit } from "../../identifier.js";
 import { createSdkLogger, type Logger } from "../../logger.js";
 import { backoffDelay, createTransport, sleep } from "../../transport.js";
-import { describeError, TaskRegistry } from "../execute-task.js";
+import { describeError, TaskRegistry, type ProgressListener } from "../execute-task.js";
 import { Runner, type RunnerLifecycle, type RunnerOptions } from "../runner.js";
 import type { TaskOutcome } from "../runner-state.js";
 import { DirectExecutor, type TaskExecutor } from "../task-executor.js";
@@ -106,7 +106,7 @@ export class ReleaseRunner {
     const executor: TaskExecutor = {
       identifiers: () => (this.#fallbackActive ? this.#fallback!.identifiers() : this.#set.identifiers()),
       canRun: (id) => this.#set.route(id) !== undefined || (this.#fallbackActive && this.#fallback!.canRun(id)),
-      execute: (key, assign, signal) => this.#execute(key, assign, signal),
+      execute: (key, assign, signal, onProgress) => this.#execute(key, assign, signal, onProgress),
     };
     const { fallbackTasks, ...runnerOptions } = options;
     this.runner = new Runner({ ...runnerOptions, logger, cache: this.#cache, executor, kind: RunnerKind.RELEASE });
@@ -303,16 +303,16 @@ export class ReleaseRunner {
     this.#apply(this.#set.onExited(key, Date.now(), `its process ended (${reason})`));
   }
 
-  async #execute(_key: string, assign: Assign, signal: AbortSignal): Promise<TaskOutcome> {
+  async #execute(_key: string, assign: Assign, signal: AbortSignal, onProgress?: ProgressListener): Promise<TaskOutcome> {
     const identifier = assign.task!.identifier!;
     const version = this.#set.route(identifier);
     // A fallback task assigned before a deployment withdrew the fallback still runs here.
-    if (version === undefined && this.#fallback?.canRun(identifier)) return this.#fallback.execute(_key, assign, signal);
+    if (version === undefined && this.#fallback?.canRun(identifier)) return this.#fallback.execute(_key, assign, signal, onProgress);
     const proc = version === undefined ? undefined : this.#processes.get(version);
     if (!version || !proc) return releaseFault(`no release loaded here serves ${identifier.name}@${identifier.version}`);
     this.#set.onTaskStarted(version);
     try {
-      return await proc.execute(_key, assign, signal);
+      return await proc.execute(_key, assign, signal, onProgress);
     } finally {
       this.#apply(this.#set.onTaskFinished(version));
     }
