@@ -4,7 +4,7 @@
 //
 //   npm run bench -- [--tasks 20000] [--runners 2] [--slots 50] [--latency-tasks 1000] [--latency-warmup 200]
 //                    [--depth 1000000] [--drain 10000] [--idle 1000,5000] [--warmup 2000] [--repeat 3]
-//                    [--latency-wait poll|watch] [--only corral,bullmq,...] [--smoke]
+//                    [--latency-wait poll|watch] [--only corral,bullmq,...,tracing] [--smoke]
 //                    [--profile DIR] (CPU profiles of the three services, written when they stop)
 //   BENCH_SERVICE_NODE_OPTIONS: extra NODE_OPTIONS for the three service processes (experiments).
 //
@@ -13,6 +13,9 @@
 // Rates run from the submission to the last completion; `cpu_s` is each process's CPU time
 // during a Corral run (postgres and redis-server: every process of those servers, so other
 // users of the machine count too). The machine is usually shared: compare rows of one run.
+// `--only tracing` (not in the default set): Corral's throughput with the services exporting
+// traces over OTLP/HTTP to a receiver in this process and without, two suites side by side whose
+// runs alternate; prints the cost in percent.
 import { fork, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -27,6 +30,7 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { makeWorkerUtils } from "graphile-worker";
 import { startSuite, type Suite } from "../support/suite.js";
+import { startOtlpReceiver } from "../support/otlp-receiver.js";
 // The broker's own queue store: the backlog gets exactly the stream layout the broker writes.
 import { createQueueStore } from "../../services/task-broker/src/redis/queue-store.js";
 
@@ -513,6 +517,63 @@ async function idleRunners(suite: Suite, counts: number[]): Promise<Row[]> {
   return out;
 }
 
+// ---------------------------------------------------------------- tracing cost
+
+/**
+ * Throughput without tracing and with every service exporting over OTLP/HTTP (protobuf) to a real
+ * receiver: two suites, each with its own runners, their runs alternating so load on a shared
+ * machine falls on both. The row's cost is 1 - traced / untraced, per shape, from median runs.
+ */
+async function tracingCost(): Promise<Row[]> {
+  const receiver = await startOtlpReceiver();
+  const quota = { CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000" };
+  const sides: { name: "off" | "on"; suite: Suite; client: Client; runners: Child[] }[] = [];
+  try {
+    for (const name of ["off", "on"] as const) {
+      const env = name === "on" ? { ...quota, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint } : quota;
+      const suite = await startSuite({ label: `bench-tracing-${name}`, env });
+      const side = { name, suite, client: new Client({ url: suite.jobs.url, apiKey: suite.apiKey }), runners: [] as Child[] };
+      sides.push(side);
+      side.runners = await forkChildren("corral-runner.ts", opts.runners, {
+        BENCH_BROKER_URL: suite.broker.url,
+        BENCH_API_KEY: suite.apiKey,
+        BENCH_SLOTS: String(opts.slots),
+      });
+      await corralThroughput(side.client, "roots", opts.warmup);
+    }
+    const out: Row[] = [];
+    for (const shape of ["roots", "fanout"] as const) {
+      const runs: Record<"off" | "on", Row[]> = { off: [], on: [] };
+      for (let i = 0; i < opts.repeat; i++) for (const side of sides) runs[side.name].push(await corralThroughput(side.client, shape, opts.tasks));
+      const off = medianRun(runs.off);
+      const on = medianRun(runs.on);
+      out.push({
+        scenario: shape === "roots" ? "tracing" : "tracing-fanout",
+        system: "corral",
+        tasks: off.tasks,
+        off_tasks_per_s: off.tasks_per_s,
+        on_tasks_per_s: on.tasks_per_s,
+        cost_percent: round(100 * (1 - (on.tasks_per_s as number) / (off.tasks_per_s as number)), 1),
+        runs_off: off.runs_tasks_per_s,
+        runs_on: on.runs_tasks_per_s,
+        runners: opts.runners,
+        slots: opts.slots,
+      });
+    }
+    // Spans still in the exporters' batches arrive within their schedule delay (5 s by default).
+    await sleep(6_000);
+    for (const r of out) r.spans_received = receiver.spans.length;
+    return out;
+  } finally {
+    for (const side of sides) {
+      await stopChildren(side.runners);
+      await side.suite.stop();
+      await clearPrefix(side.suite.redisPrefix);
+    }
+    await receiver.close();
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 function round(x: number, digits = 2): number {
@@ -563,6 +624,8 @@ function table(): string {
       if (r.scenario === "queue-depth" && r.backlog) result += `: ${r.ratio_to_empty}× the empty rate, ${r.cpu_ratio_to_empty}× its CPU per task`;
     } else if (r.scenario === "latency") {
       result = `p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, max ${r.max_ms} ms (${r.samples} tasks)` + cpuPerTask(r, r.samples as number);
+    } else if (r.scenario.startsWith("tracing")) {
+      result = `${r.off_tasks_per_s} tasks/s without tracing, ${r.on_tasks_per_s} exporting over OTLP: cost ${r.cost_percent}% (${r.tasks} tasks, ${r.spans_received} spans received)`;
     } else if (r.scenario === "idle-runners") {
       result = `${r.streams} streams: RSS ${r.rss_mb} MB, CPU ${r.cpu_percent}%`;
     }
@@ -667,6 +730,10 @@ async function main(): Promise<void> {
     }
     await stopChildren(runners);
     runners = [];
+    if (opts.only.has("tracing")) {
+      note("tracing cost");
+      for (const r of await tracingCost()) emit(r);
+    }
     if (opts.only.has("idle")) {
       note("idle runners");
       for (const r of await idleRunners(suite, opts.idle)) emit(r);

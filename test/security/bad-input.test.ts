@@ -270,6 +270,7 @@ describe("bad input", () => {
       ["CancelJob", () => jobs.cancelJob({ jobId: id })],
       ["RetryJob", () => jobs.retryJob({ jobId: id })],
       ["VisualizeJob", () => jobs.visualizeJob({ jobId: id })],
+      ["GetJobSpans", () => jobs.getJobSpans({ jobId: id })],
       ["SubmitJob to an unknown cluster", () => jobs.submitJob({ name: "x", clusterSlug: slug, tasks: [rawTask(identifier)] })],
       ["GetCluster", () => reg(ClusterService).getCluster({ slug })],
       ["UpdateCluster", () => reg(ClusterService).updateCluster({ slug, name: "x" })],

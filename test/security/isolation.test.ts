@@ -193,6 +193,7 @@ describe("isolation between teams", () => {
       ["RetryJob", () => jobs.retryJob({ jobId: b.jobId })],
       ["CloneJob", () => jobs.cloneJob({ jobId: b.jobId })],
       ["VisualizeJob", () => jobs.visualizeJob({ jobId: b.jobId })],
+      ["GetJobSpans", () => jobs.getJobSpans({ jobId: b.jobId })],
       ["GetJob guessed", () => jobs.getJob({ jobId: guess })],
       ["CancelJob guessed", () => jobs.cancelJob({ jobId: guess })],
       ["SubmitJob to B's cluster", () => jobs.submitJob({ name: "steal", clusterSlug: b.clusterSlug, tasks: [rawTask(Shared.identifier, { team: "a" })] })],

@@ -5,6 +5,7 @@ export * from "./gen/corral/common/v1/common_pb.js";
 export * from "./gen/corral/jobs/v1/automation_pb.js";
 export * from "./gen/corral/jobs/v1/job_pb.js";
 export * from "./gen/corral/jobs/v1/ledger_pb.js";
+export * from "./gen/corral/jobs/v1/span_pb.js";
 export * from "./gen/corral/registry/v1/api_key_pb.js";
 export * from "./gen/corral/registry/v1/cluster_pb.js";
 export * from "./gen/corral/registry/v1/configuration_pb.js";

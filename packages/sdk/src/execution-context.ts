@@ -1,5 +1,7 @@
 // What a running task sees: its job and attempt, a signal, subtasks to submit with its result,
 // progress, a display text, a logger and the job cache.
+import { ROOT_CONTEXT, type Context } from "@opentelemetry/api";
+import { attemptContext } from "./runner/task-trace.js";
 import type { DependencyOutput, TaskSubmission } from "@corral/proto";
 import type { JobCache } from "./cache.js";
 import { ValidationError } from "./errors.js";
@@ -38,6 +40,12 @@ export interface TaskInfo {
   clusterSlug: string;
   retryCount: number;
   maxRetries: number;
+  /**
+   * This attempt's span in its job's trace, as a W3C traceparent (empty from a server without
+   * traces). Spans task code starts are its children: automatically when the process registered an
+   * OpenTelemetry tracer provider, else pass `ctx.traceContext()` as the parent.
+   */
+  traceparent?: string;
 }
 
 export interface ExecutionContextInit {
@@ -99,6 +107,16 @@ export class ExecutionContext {
     this.#dependenciesOmitted = init.dependencyOutputsOmitted ?? false;
     this.#onProgress = init.onProgress;
     this.#progress = new ProgressRecorder(init.onProgress);
+  }
+
+  /**
+   * This attempt's span as an OpenTelemetry context, to parent spans on (undefined without one).
+   *
+   * @example
+   * const span = trace.getTracer("my-tasks").startSpan("download", {}, ctx.traceContext());
+   */
+  traceContext(): Context | undefined {
+    return this.task.traceparent ? attemptContext(this.task.traceparent, ROOT_CONTEXT) : undefined;
   }
 
   /**

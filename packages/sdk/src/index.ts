@@ -16,6 +16,7 @@ export { toClusterSpec, type ClusterSpecInput } from "./cluster-spec.js";
 export { waitingReasons, describeFailedTask, type WaitingReason } from "./job-diagnosis.js";
 export { jobView, taskView } from "./printable.js";
 export { JobClient, type JobQuery, type JobUpdate, type SubmitJobOptions, type WaitOptions } from "./jobs.js";
+export { toTaskSpan, type JobTrace, type SpanOutcomeName, type TaskSpan } from "./job-spans.js";
 export { LocationClient, type LocationInput } from "./locations.js";
 export { AutomationClient, type AutomationInput, type TriggerInput } from "./automations.js";
 export { HardwareClient, type HardwareInput } from "./hardware.js";

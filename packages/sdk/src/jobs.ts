@@ -28,6 +28,7 @@ import { printableJob, printableTask, printableUpdate } from "./printable.js";
 import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
 import { Task, type OutputOf } from "./task.js";
 import { decodeOutput } from "./task-output.js";
+import { toTaskSpan, traceHeaders, type JobTrace } from "./job-spans.js";
 import { backoffDelay, sleep } from "./transport.js";
 
 /** Errors after which wait() looks at the job again instead of giving up. */
@@ -52,6 +53,11 @@ export interface SubmitJobOptions {
   delay?: DurationInput;
   /** Priority of the root tasks, 0 (default) to 9. */
   priority?: number;
+  /**
+   * The span the job continues (W3C traceparent): its root tasks' spans become children of it.
+   * Default: the active OpenTelemetry span, when the process has a propagator registered.
+   */
+  traceparent?: string;
 }
 
 export interface JobQuery {
@@ -187,16 +193,40 @@ export class JobClient {
       return s;
     });
     const taskDefaults = taskDefaultsMessage(options);
+    const headers = traceHeaders(options.traceparent);
     const res = await rpc(() =>
-      this.#rpc.submitJob({
-        name,
-        clusterSlug: options.cluster ?? "",
-        tasks: submissions,
-        idempotencyKey: options.idempotencyKey ?? "",
-        taskDefaults,
-      }),
+      this.#rpc.submitJob(
+        {
+          name,
+          clusterSlug: options.cluster ?? "",
+          tasks: submissions,
+          idempotencyKey: options.idempotencyKey ?? "",
+          taskDefaults,
+        },
+        headers ? { headers } : undefined,
+      ),
     );
     return printableJob(res.job!);
+  }
+
+  /**
+   * The job's trace: one span per task attempt (queued, started and ended times, runner, outcome),
+   * each a child of its parent task's attempt. Throws JobNotFoundError when there is none.
+   *
+   * @example
+   * const { traceId, spans } = await client.jobs().spans(job.id);
+   * for (const s of spans) console.log(s.identifier.name, s.attempt, s.outcome);
+   */
+  async spans(id: string): Promise<JobTrace> {
+    let traceId = "";
+    let parentSpanId = "";
+    const spans = await collectPages(async (pageToken) => {
+      const res = await rpc(() => this.#rpc.getJobSpans({ jobId: id, pageSize: 1000, pageToken }));
+      traceId = res.traceId;
+      parentSpanId = res.parentSpanId;
+      return { items: res.spans.map(toTaskSpan), nextPageToken: res.nextPageToken };
+    });
+    return { jobId: id, traceId, parentSpanId, spans };
   }
 
   /** Throws JobNotFoundError when there is none. */

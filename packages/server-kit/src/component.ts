@@ -10,6 +10,7 @@ import { createServer, type CorralServer, type ServiceMount } from "./server.js"
 import type { ServiceConfig } from "./service-config.js";
 import { createCloser, handleSignals } from "./shutdown.js";
 import { createLogger } from "./logger.js";
+import { tracingFromEnv } from "./tracing/tracing.js";
 
 export interface ServiceComponent {
   name: string;
@@ -57,6 +58,9 @@ export async function runComponents(options: RunOptions): Promise<RunningProcess
   // V8 reads this flag at each scavenge, so it may change after start-up.
   setFlagsFromString(config.parallelScavenge ? "--parallel-scavenge" : "--no-parallel-scavenge");
   const closer = createCloser(logger);
+  // Registered first, so it closes last: spans of the components' last work are flushed.
+  const tracing = tracingFromEnv(options.name, logger);
+  if (tracing) closer.add("tracing", () => tracing.shutdown());
   const components = await options.build({ config, logger });
   for (const c of components) closer.add(`${c.name} stores`, () => c.close());
 
@@ -81,6 +85,7 @@ export async function runComponents(options: RunOptions): Promise<RunningProcess
     authThrottle: { failuresPerSecond: config.authFailureRate, burst: config.authFailureBurst },
     trustForwardedFor: config.trustForwardedFor,
     logger,
+    tracer: tracing?.tracer,
     extraMetrics: components.flatMap((c) => (c.metrics ? [c.metrics] : [])),
     maxConcurrentStreams: config.maxConcurrentStreams,
     readMaxBytes: config.maxMessageBytes,

@@ -21,5 +21,7 @@ export * from "./secret-placeholders.js";
 export * from "./component.js";
 export * from "./page-token.js";
 export { LruCache } from "./lru-cache.js";
+export { createLabelCap, OTHER_LABEL, topLabels, type LabelCap } from "./bounded-labels.js";
 export { createAuthThrottle, type AuthThrottle, type AuthThrottleOptions } from "./auth-throttle.js";
 export { createStreamKeyWatch, revokedKeyError, type StreamKeyWatch, type WatchedStream } from "./stream-key-watch.js";
+export * from "./tracing/index.js";

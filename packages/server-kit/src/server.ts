@@ -8,6 +8,7 @@ import net from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Tracer } from "@opentelemetry/api";
 import { Health } from "@corral/proto/grpc";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
@@ -22,6 +23,7 @@ import {
   createLoggingInterceptor,
   createValidationInterceptor,
 } from "./interceptors.js";
+import { createTracingInterceptor } from "./tracing/tracing-interceptor.js";
 import { createConnectionGuard, defaultConnectionLimits, type ConnectionLimits } from "./connection-guard.js";
 import { createLogger } from "./logger.js";
 import { answerParseErrorsAsInvalidArgument } from "./parse-errors.js";
@@ -71,6 +73,8 @@ export interface ServerOptions {
   metrics?: RpcMetrics;
   /** More registries served on /metrics with the RPC metrics (e.g. the broker's dispatch metrics). */
   extraMetrics?: Registry[];
+  /** When tracing is on: each unary call is a span (see tracing-interceptor.ts). */
+  tracer?: Tracer;
   /** Largest request message accepted, in bytes (default 8 MiB). */
   readMaxBytes?: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 1,000). */
@@ -145,6 +149,7 @@ export function createServer(options: ServerOptions): CorralServer {
 
   const streamKeys = createStreamKeyWatch({ verifier: options.verifier, intervalMs: options.keyRecheckMs ?? 2_000, logger });
   const interceptors = [
+    ...(options.tracer ? [createTracingInterceptor(options.tracer)] : []),
     createLoggingInterceptor(logger, metrics),
     createErrorInterceptor(),
     createAuthInterceptor({

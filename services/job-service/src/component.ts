@@ -10,6 +10,8 @@ import {
   envInt,
   envOptional,
   migrateToLatest,
+  tracingFromEnv,
+  type Tracing,
   pingDatabase,
   type ServiceComponent,
   type ServiceConfig,
@@ -35,6 +37,9 @@ import { JOBS_SCHEMA, type JobsDatabase } from "./store/database.js";
 import { jobsMigrations } from "./store/migrations/index.js";
 import { createSubmitQuotas, readSubmitQuotas, type SubmitQuotas } from "./submit-quotas.js";
 import { createTaskLedgerServiceImpl } from "./task-ledger-service.js";
+import { createSpanExport } from "./traces/span-export.js";
+import { createTaskMetrics, type TaskMetrics } from "./task-metrics.js";
+import type { Registry } from "prom-client";
 
 export interface JobsComponent extends ServiceComponent {
   jobs: JobServiceHandle;
@@ -63,6 +68,7 @@ export async function createJobsComponent(
       createServiceClient(DispatchService, { baseUrl: config.brokerUrl, apiKey: config.serviceKey, timeoutMs: 5_000 }),
     );
   const jobs = createJobService({
+    tracing: tracingFromEnv("job-service", options.logger),
     db,
     clusters,
     dispatcher,
@@ -83,6 +89,7 @@ export async function createJobsComponent(
     name: "job-service",
     jobs,
     mounts: jobs.mounts,
+    metrics: jobs.metrics,
     registryClient: registry,
     check: () => pingDatabase(db),
     start: () => jobs.start(),
@@ -155,10 +162,16 @@ export interface JobServiceOptions {
   /** Draws retry jitter (default Math.random). */
   random?: () => number;
   logger?: Logger;
+  /** When set, task attempt spans are exported as attempts end. */
+  tracing?: Tracing;
+  /** Task run times by identifier (default: a registry of its own, served with the component). */
+  taskMetrics?: TaskMetrics;
 }
 
 export interface JobServiceHandle {
   mounts: ServiceMount[];
+  /** Served on /metrics with the RPC metrics. */
+  metrics: Registry;
   ledger: JobLedger;
   automations: AutomationScheduler;
   /** Starts the outbox sweeper and the automation scheduler. */
@@ -178,7 +191,12 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
         onError: (err) => options.logger?.warn({ err }, "job change listener failed; reconnecting"),
       })
     : undefined;
-  const ledger = createJobLedger({ ...options, notifier });
+  const spans = createJobsStore(options.db).spans;
+  const spanExport = options.tracing
+    ? createSpanExport({ tracing: options.tracing, currentAttempts: spans.currentAttempts, stoppedTasks: spans.stoppedSpanTasks, logger: options.logger })
+    : undefined;
+  const taskMetrics = options.taskMetrics ?? createTaskMetrics();
+  const ledger = createJobLedger({ ...options, notifier, spanExport, taskMetrics });
   const settings = options.automations ?? readAutomationSettings({});
   const store = createJobsStore(options.db);
   const now = settings.now ?? (() => new Date());
@@ -204,10 +222,11 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
   return {
     mounts: [
       { service: JobService, impl: createJobServiceImpl(ledger) },
-      { service: TaskLedgerService, impl: createTaskLedgerServiceImpl(ledger), internal: true },
+      { service: TaskLedgerService, impl: createTaskLedgerServiceImpl(ledger, spanExport), internal: true },
       { service: AutomationService, impl: createAutomationServiceImpl(automationCtx, () => scheduler.wake()) },
     ],
     ledger,
+    metrics: taskMetrics.registry,
     automations: scheduler,
     start: () => {
       ledger.relay.start();

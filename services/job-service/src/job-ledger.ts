@@ -14,6 +14,9 @@ import { submitJob, type SubmitJobInput, type SubmitJobResult } from "./domain/s
 import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_OUTPUT_BYTES } from "./domain/task-plan.js";
 import { visualizeJob, type VisualizeOptions } from "./domain/visualize-job.js";
 import { watchJob, type JobChange } from "./domain/watch-job.js";
+import { getJobSpans, type JobSpansPage } from "./domain/traces/job-spans.js";
+import type { SpanExport } from "./traces/span-export.js";
+import type { TaskMetrics } from "./task-metrics.js";
 import { resyncDispatch } from "./outbox/dispatch-resync.js";
 import { createOutboxRelay, type OutboxRelay } from "./outbox/outbox-relay.js";
 import { createStartTimeoutSweeper, type StartTimeoutSweeper } from "./scheduling/start-timeout-sweeper.js";
@@ -48,6 +51,10 @@ export interface JobLedgerOptions {
   /** Draws retry jitter (default Math.random). */
   random?: () => number;
   logger?: Logger;
+  /** Exports ended attempts' spans (tracing on). */
+  spanExport?: SpanExport;
+  /** Observes ended attempts' run times. */
+  taskMetrics?: TaskMetrics;
 }
 
 /** What the ledger offers: the commands and reads behind JobService and TaskLedgerService. */
@@ -81,6 +88,7 @@ export interface JobLedger {
   getTask(teamId: string, jobId: string, taskId: string): Promise<TaskDetailRow>;
   visualizeJob(teamId: string, jobId: string, maxTasks?: number, options?: VisualizeOptions): ReturnType<typeof visualizeJob>;
   watchJob(teamId: string, jobId: string, signal: AbortSignal): AsyncGenerator<JobChange>;
+  getJobSpans(teamId: string, jobId: string, pageSize: number, pageToken: string): Promise<JobSpansPage>;
 }
 
 export function createJobLedger(options: JobLedgerOptions): JobLedger {
@@ -125,6 +133,10 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     async reportResults(input: ApplyResultsInput): Promise<ApplyResultsOutput> {
       const out = await applyResults(store, clusters, input, { maxInputBytes, maxOpenTasks, maxOutputBytes, now, random: options.random });
       for (const r of out.revocations) await revoke(r);
+      options.taskMetrics?.observe(out.ended);
+      // Not awaited: the broker's answer does not wait for the exporter's queue.
+      if (options.spanExport && out.ended.length > 0) void options.spanExport.attempts(out.ended);
+      if (options.spanExport && out.stopped.length > 0) void options.spanExport.stopped(out.stopped);
       return out;
     },
 
@@ -167,7 +179,8 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     },
 
     async cancelJob(teamId: string, jobId: string): Promise<JobRow> {
-      const { job, dispatched } = await cancelJob(store, teamId, jobId);
+      const { job, dispatched, canceled } = await cancelJob(store, teamId, jobId);
+      if (options.spanExport && canceled.length > 0) void options.spanExport.stopped(canceled);
       // Always revoke: besides stopping running tasks, it makes the broker delete the stream
       // entries of the queued tasks now (and drop any it missed when they are claimed).
       const queued = dispatched.map((t) => ({ clusterId: t.cluster_id, taskId: t.id, attempt: t.attempt }));
@@ -188,6 +201,7 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     visualizeJob: (teamId: string, jobId: string, maxTasks?: number, options?: VisualizeOptions) =>
       visualizeJob(store, teamId, jobId, maxTasks, options),
     watchJob: (teamId: string, jobId: string, signal: AbortSignal) => watchJob(store, notifier, teamId, jobId, signal),
+    getJobSpans: (teamId: string, jobId: string, pageSize: number, pageToken: string) => getJobSpans(store, teamId, jobId, pageSize, pageToken),
   };
   const startTimeouts = createStartTimeoutSweeper({
     db,

@@ -17,9 +17,10 @@ import {
   SubmitJobResponseSchema,
   VisualizeJobResponseSchema,
   WatchJobResponseSchema,
+  GetJobSpansResponseSchema,
 } from "@corral/proto";
-import { keyRevocation, requireTeam } from "@corral/server-kit";
-import { toJob, toJobWaitReason, toProgress, toStateCounts, toTask } from "./domain/convert.js";
+import { callerTrace, keyRevocation, requireTeam } from "@corral/server-kit";
+import { toJob, toJobWaitReason, toProgress, toStateCounts, toTask, toTaskSpan } from "./domain/convert.js";
 import { isDue } from "./domain/scheduling.js";
 import { QUEUED } from "./domain/states.js";
 import type { TaskDetailRow } from "./store/database.js";
@@ -40,6 +41,7 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
         tasks: req.tasks,
         idempotencyKey: req.idempotencyKey,
         taskDefaults: req.taskDefaults,
+        trace: callerTrace(ctx),
       });
       return create(SubmitJobResponseSchema, { job: toJob(job), created });
     },
@@ -113,6 +115,16 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
         includeJobName: req.includeJobName,
       });
       return create(VisualizeJobResponseSchema, { svg: g.svg, mermaid: g.mermaid, dot: g.dot, summarized: g.summarized });
+    },
+
+    async getJobSpans(req, ctx) {
+      const page = await ledger.getJobSpans(requireTeam(ctx), req.jobId, req.pageSize, req.pageToken);
+      return create(GetJobSpansResponseSchema, {
+        traceId: page.traceId,
+        parentSpanId: page.job.trace_parent_span_id ?? "",
+        spans: page.spans.map(toTaskSpan),
+        nextPageToken: page.nextPageToken,
+      });
     },
 
     async *watchJob(req, ctx) {

@@ -2,6 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
+import { trace } from "@opentelemetry/api";
 import {
   AcknowledgeDispatchResponseSchema,
   ReportProgressResponseSchema,
@@ -11,12 +12,19 @@ import {
 } from "@corral/proto";
 import { requireService } from "@corral/server-kit";
 import type { JobLedger } from "./job-ledger.js";
+import type { SpanExport } from "./traces/span-export.js";
 
-export function createTaskLedgerServiceImpl(ledger: JobLedger): ServiceImpl<typeof TaskLedgerService> {
+export function createTaskLedgerServiceImpl(ledger: JobLedger, spanExport?: SpanExport): ServiceImpl<typeof TaskLedgerService> {
   return {
     async reportResults(req, ctx) {
       requireService(ctx);
+      const start = spanExport ? new Date() : undefined;
       const out = await ledger.reportResults({ results: req.results, dispatched: req.dispatched });
+      if (spanExport && start && out.ended.length > 0) {
+        // The call joins each trace it ended an attempt of, linked to its own span.
+        const rpc = trace.getActiveSpan()?.spanContext();
+        spanExport.reportCall(out.ended, start, new Date(), rpc);
+      }
       return create(ReportResultsResponseSchema, { outcomes: out.outcomes, ready: out.ready });
     },
 

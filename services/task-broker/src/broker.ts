@@ -11,7 +11,7 @@ import { createDispatcher, type Dispatcher } from "./dispatch/dispatcher.js";
 import { createWakeSubscriptions, type WakeSubscriptions } from "./dispatch/wake-subscriptions.js";
 import { createWakeups, type Wakeups } from "./dispatch/wakeups.js";
 import { createLeaseReaper, type LeaseReaper } from "./lease-reaper.js";
-import { createBrokerMetrics, type BrokerMetrics } from "./metrics.js";
+import { createBrokerMetrics, registerQueueDepth, type BrokerMetrics } from "./metrics.js";
 import { createPresencePublisher, type PresencePublisher, type PresenceReporter } from "./presence-publisher.js";
 import { openBrokerConnections, type BrokerConnections } from "./broker-connections.js";
 import type { RedisClient, RedisTarget } from "./redis/connection.js";
@@ -122,6 +122,7 @@ export function createBroker(options: BrokerOptions): Broker {
 
   const wakeups = createWakeups();
   const queues = buildQueueStore(connections, wakeups);
+  registerQueueDepth(metrics, () => queues.stats());
   const leases = createLeaseStore(redis, { doneTtlSec: 24 * 3600 });
   const readinessListeners = new Set<() => void>();
   const batcher = buildResultBatcher(options, settings, queues, metrics, readinessListeners);

@@ -1,5 +1,7 @@
 // The broker's Prometheus metrics, in a registry of its own that the server merges into /metrics.
+import { topLabels } from "@corral/server-kit";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { QueueStat } from "./redis/queue-stats.js";
 
 export interface BrokerMetrics {
   registry: Registry;
@@ -59,4 +61,27 @@ export function createBrokerMetrics(registry = new Registry()): BrokerMetrics {
       registers: [registry],
     }),
   };
+}
+
+/** Clusters with their own queue depth series; the rest are summed as cluster_id="other". */
+export const MAX_QUEUE_DEPTH_CLUSTERS = 100;
+
+/**
+ * `corral_queue_depth{cluster_id}`: tasks ready in a cluster's queues that no runner has taken yet,
+ * read from Redis when Prometheus scrapes (the same numbers as GetQueueStats' lag), for the
+ * deepest MAX_QUEUE_DEPTH_CLUSTERS clusters.
+ */
+export function registerQueueDepth(metrics: BrokerMetrics, read: () => Promise<QueueStat[]>, maxClusters = MAX_QUEUE_DEPTH_CLUSTERS): Gauge<"cluster_id"> {
+  return new Gauge({
+    name: "corral_queue_depth",
+    help: "Ready tasks waiting in each cluster's queues for a runner, by cluster id (the deepest 100; the rest as other)",
+    labelNames: ["cluster_id"],
+    registers: [metrics.registry],
+    async collect() {
+      const depth = new Map<string, number>();
+      for (const q of await read()) depth.set(q.clusterId, (depth.get(q.clusterId) ?? 0) + q.lag);
+      this.reset();
+      for (const [cluster, n] of topLabels(depth, maxClusters)) this.set({ cluster_id: cluster }, n);
+    },
+  });
 }

@@ -25,6 +25,7 @@ import { details, duration, jsonText, messageJson, orDash, table, time } from ".
 import { createProgressView } from "../progress-bars.js";
 import { getJobTemplate, listJobTemplates } from "../templates.js";
 import { firstErrorLine, scriptFailureLines } from "../script-failure-view.js";
+import { registerJobSpansCommand } from "./job-spans.js";
 
 const errorKindText: Partial<Record<TaskErrorKind, string>> = {
   [TaskErrorKind.TIMED_OUT]: "timed out",
@@ -68,6 +69,7 @@ function showJob(ctx: CliContext, cmd: Command, job: Job): void {
       ],
       ["compute time", duration(job.stats?.computeTime)],
       ["elapsed", duration(job.stats?.elapsedTime)],
+      ["trace", `${orDash(job.traceId)} (corral job spans ${job.id})`],
     ]),
   );
 }
@@ -182,6 +184,7 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
     .option("--not-before <time>", "start the root tasks no earlier than this (ISO 8601)", timeArg)
     .option("--priority <n>", "priority of the root tasks, 0 (default) to 9: higher runs first", intArg(0, 9))
     .option("-w, --wait", "wait for the job to end (exit code 1 when it fails)")
+    .option("--traceparent <value>", "continue this W3C trace (default: $TRACEPARENT, as a CI job or a traced script sets it)")
     .action(
       async (
         template: string | undefined,
@@ -199,6 +202,7 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
           notBefore?: Date;
           priority?: number;
           wait?: boolean;
+          traceparent?: string;
         },
         cmd: Command,
       ) => {
@@ -229,6 +233,7 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
           delay: o.delay,
           notBefore: o.notBefore,
           priority: o.priority,
+          traceparent: o.traceparent ?? (process.env.TRACEPARENT || undefined),
         });
         if (!o.wait) {
           showJob(ctx, cmd, submitted);
@@ -424,4 +429,5 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
         }
       },
     );
+  registerJobSpansCommand(job, ctx);
 }

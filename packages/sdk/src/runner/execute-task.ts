@@ -1,5 +1,6 @@
 // Runs one assigned task: finds its class, decodes the input, calls execute(ctx) and turns what
 // happened into the outcome the runner reports.
+import { runInAttemptSpan } from "./task-trace.js";
 import type { ProgressIndicator, TaskEnvelope } from "@corral/proto";
 import { createJobCache, type CacheBackend } from "../cache.js";
 import { UnrecoverableTaskError } from "../errors.js";
@@ -134,6 +135,7 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
       clusterSlug: env.clusterSlug,
       retryCount: env.retryCount,
       maxRetries: env.maxRetries,
+      traceparent: env.traceparent,
     },
     signal: options.signal,
     logger,
@@ -144,7 +146,7 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
     onProgress: onProgress ? () => onProgress(read) : undefined,
   });
   try {
-    const value: unknown = await task.execute(ctx);
+    const value: unknown = await runInAttemptSpan(env.traceparent, () => task.execute(ctx));
     const r = ctx.result;
     let output;
     try {

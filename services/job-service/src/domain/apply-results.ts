@@ -11,6 +11,7 @@ import type { ClusterResolver, JobsStore } from "./ports.js";
 import {
   admitSubtasks,
   decideResult,
+  type EndedAttempt,
   failedState,
   isCanceledForRunner,
   isTaskChanged,
@@ -24,6 +25,7 @@ import { unstorableResults } from "./storable-text.js";
 import { checkSubtasks, type CheckedSubtasks } from "./subtask-check.js";
 import { newTaskEnvelopes, planTasks, type NewTask, type TaskEdge } from "./task-plan.js";
 import { openTaskDeltas } from "./team-quota.js";
+import { settleEndedAttempts, type EndedAttemptOfTask } from "./traces/ended-attempts.js";
 
 export interface ApplyResultsInput {
   results: TaskResult[];
@@ -44,6 +46,10 @@ export interface ApplyResultsOutput {
   ready: TaskEnvelope[];
   /** Leases to revoke after commit (running tasks of a failed optional branch). */
   revocations: Revocation[];
+  /** Attempts the batch ended, as their spans record them. */
+  ended: EndedAttemptOfTask[];
+  /** Tasks the batch skipped (a failed optional branch) or canceled (a halted job) without a result. */
+  stopped: string[];
 }
 
 export interface ApplyResultsOptions {
@@ -100,6 +106,8 @@ interface Batch {
   maxOutputBytes: number | undefined;
   /** Outputs of completed attempts, written before dependants are released (their envelopes carry them). */
   outputs: NewTaskOutputRow[];
+  /** Attempts the results ended, by task (a batch may end one attempt and see the next one start). */
+  ended: { taskId: string; attempt: EndedAttempt }[];
 }
 
 async function applyBatch(
@@ -124,11 +132,13 @@ async function applyBatch(
   await releaseDone(batch);
   const ready = await fillOutbox(batch, newReady);
   await settleCounters(batch);
+  const ended = settleEndedAttempts(batch.ended, batch.after, batch.jobs);
+  await tx.spans.insertSpans(ended.filter((e) => e.superseded).map((e) => e.row));
   for (const o of batch.outcomes) {
     const w = batch.after.get(o.taskId);
     if (w) o.canceled = isCanceledForRunner(w, batch.jobs.get(w.job_id)?.canceled ?? false, batch.stopped.has(w.id));
   }
-  return { outcomes: batch.outcomes, ready, revocations };
+  return { outcomes: batch.outcomes, ready, revocations, ended, stopped: [...batch.stopped] };
 }
 
 async function loadBatch(
@@ -160,6 +170,7 @@ async function loadBatch(
     stopped: new Set(),
     maxOutputBytes,
     outputs: [],
+    ended: [],
   };
 }
 
@@ -182,6 +193,7 @@ function decideAll(batch: Batch, results: TaskResult[], checked: CheckedSubtasks
     if (d.requeued) batch.candidates.add(d.task.id);
     if (d.done) batch.done.add(d.task.id);
     if (d.failed) batch.failed.add(d.task.id);
+    if (d.ended) batch.ended.push({ taskId: d.task.id, attempt: d.ended });
     if (d.output) batch.outputs.push({ task_id: d.task.id, attempt: r.attempt, encoding: d.output.encoding, data: Buffer.from(d.output.data) });
     if (d.subtasks.length > 0) batch.subtasks.push({ parentId: d.task.id, subs: d.subtasks, outcome });
   });

@@ -12,6 +12,8 @@ import {
   TaskSchema,
   TaskStateCountsSchema,
   TaskOutputSchema,
+  TaskSpanSchema,
+  type TaskSpan,
   type Job,
   type JobWaitReason,
   type ProgressIndicator,
@@ -23,6 +25,7 @@ import type { EnvelopeRow, JobRow, ProgressJson, TaskDetailRow } from "../store/
 import { backoffMessage, durationOfMs, waitReason } from "./scheduling.js";
 import { runnerMissing, type OnlineRunners, type WaitReasonRow } from "./wait-reasons.js";
 import { QUEUED } from "./states.js";
+import { attemptTraceparent, jobTraceId, type AttemptSpan } from "./traces/attempt-spans.js";
 
 export function toEnvelope(r: EnvelopeRow): TaskEnvelope {
   return create(TaskEnvelopeSchema, {
@@ -49,6 +52,27 @@ export function toEnvelope(r: EnvelopeRow): TaskEnvelope {
     dependencyOutputsOmitted: r.dependency_outputs_omitted ?? false,
     executionTimeout: durationOfMs(r.exec_timeout_ms),
     priority: r.priority,
+    traceparent: attemptTraceparent({ id: r.job_id, trace_id: r.trace_id, trace_flags: r.trace_flags }, r.id, r.attempt),
+  });
+}
+
+export function toTaskSpan(s: AttemptSpan): TaskSpan {
+  return create(TaskSpanSchema, {
+    traceId: s.traceId,
+    spanId: s.spanId,
+    parentSpanId: s.parentSpanId,
+    taskId: s.taskId,
+    parentTaskId: s.parentTaskId,
+    attempt: s.attempt,
+    identifier: create(TaskIdentifierSchema, s.identifier),
+    display: s.display,
+    clusterSlug: s.clusterSlug,
+    runnerId: s.runnerId,
+    queueTime: timestampFromDate(s.queueTime),
+    startTime: s.startTime ? timestampFromDate(s.startTime) : undefined,
+    endTime: s.endTime ? timestampFromDate(s.endTime) : undefined,
+    outcome: s.outcome,
+    error: s.error,
   });
 }
 
@@ -90,6 +114,7 @@ export function toJob(j: JobRow, progress: ProgressJson[] | null = null, now = n
     teamId: j.team_id,
     endTime: j.end_time ? timestampFromDate(j.end_time) : undefined,
     automationId: j.automation_id ?? "",
+    traceId: jobTraceId(j),
     progress: toProgress(progress),
     stats: create(ExecutionStatsSchema, {
       firstTaskStartTime: j.first_start_time ? timestampFromDate(j.first_start_time) : undefined,

@@ -13,6 +13,8 @@ export interface CancelJobResult {
   runningTaskIds: string[];
   /** Queued tasks canceled now whose stream entries the broker deletes (dependencies met). */
   dispatched: CanceledTaskRow[];
+  /** Every task canceled now (their spans end canceled). */
+  canceled: string[];
 }
 
 /** Queued tasks never start, later subtasks are dropped (canceled), running ones are to be revoked. */
@@ -21,7 +23,7 @@ export async function cancelJob(store: JobsStore, teamId: string, jobId: string)
     const job = await tx.jobs.lockJob(teamId, jobId);
     if (!job) throw new NotFoundError("job", jobId);
     // A finished job has nothing to cancel; answering with it keeps CancelJob idempotent.
-    if (job.state === JobState.COMPLETED || job.state === JobState.CANCELED) return { job, runningTaskIds: [], dispatched: [] };
+    if (job.state === JobState.COMPLETED || job.state === JobState.CANCELED) return { job, runningTaskIds: [], dispatched: [], canceled: [] };
     await tx.jobs.setJobCanceled(jobId, true);
     const deltas = new JobDeltas();
     const canceled = await tx.tasks.cancelQueuedTasks([jobId]);
@@ -30,7 +32,12 @@ export async function cancelJob(store: JobsStore, teamId: string, jobId: string)
     await tx.jobs.settleJobs([jobId], deltas.all());
     await tx.usage.addOpenTasks(openTaskDeltas(deltas.all(), () => teamId), UNLIMITED_OPEN_TASKS);
     const runningTaskIds = await tx.tasks.runningTaskIdsOfJob(jobId);
-    return { job: (await tx.jobs.findJob(teamId, jobId))!, runningTaskIds, dispatched: canceled.filter((c) => c.waiting_deps === 0) };
+    return {
+      job: (await tx.jobs.findJob(teamId, jobId))!,
+      runningTaskIds,
+      dispatched: canceled.filter((c) => c.waiting_deps === 0),
+      canceled: canceled.map((c) => c.id),
+    };
   });
 }
 

@@ -19,7 +19,10 @@ import type {
   TaskDetailRow,
   TaskEdgeRow,
   TaskStateRow,
+  TaskSpanRow,
 } from "../store/database.js";
+import type { SpanTask } from "./traces/attempt-spans.js";
+import type { StoppedSpanTask } from "../store/span-repository.js";
 import type { JobDelta } from "./states.js";
 
 export interface ResolvedCluster {
@@ -72,6 +75,7 @@ export interface JobsStore {
   usage: TeamUsageStore;
   reads: TaskReads;
   automations: AutomationStore;
+  spans: SpanStore;
   /** Runs `work` in one transaction (commit on return, rollback on throw). */
   transaction<T>(work: (tx: JobsStore) => Promise<T>): Promise<T>;
 }
@@ -147,6 +151,16 @@ export interface TaskStore {
   runningTaskIdsOfJob(jobId: string): Promise<string[]>;
   /** Stores what task attempts returned (once per attempt). */
   insertOutputs(rows: NewTaskOutputRow[]): Promise<void>;
+}
+
+/** Task attempt spans (see domain/traces/attempt-spans.ts). */
+export interface SpanStore {
+  /** Keeps attempts a retry or a re-queue superseded. */
+  insertSpans(rows: readonly TaskSpanRow[]): Promise<void>;
+  spanTasksPage(jobId: string, afterId: string, limit: number): Promise<SpanTask[]>;
+  supersededSpans(jobId: string, taskIds: readonly string[]): Promise<TaskSpanRow[]>;
+  currentAttempts(taskIds: readonly string[]): Promise<Map<string, number>>;
+  stoppedSpanTasks(taskIds: readonly string[]): Promise<StoppedSpanTask[]>;
 }
 
 /** An outbox row's key: one attempt of one task. */

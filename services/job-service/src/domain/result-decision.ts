@@ -3,7 +3,7 @@
 // retry to enqueue, subtasks to insert, a failure to weigh). Batch-wide rules (the open-task quota
 // of subtasks, failures under optional branches or in canceled jobs) follow below.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { ResultStatus, TaskErrorKind, type TaskResult, type TaskStarted, type TaskSubmission } from "@corral/proto";
+import { ResultStatus, SpanOutcome, TaskErrorKind, type TaskResult, type TaskStarted, type TaskSubmission } from "@corral/proto";
 import type { ProgressJson, TaskStateRow } from "../store/database.js";
 import { CANCELED, COMPUTED, FAILED, FAILED_OPTIONAL, MAX_LEASE_EXPIRIES, QUEUED, RUNNING, SKIPPED } from "./states.js";
 import { backoffDelayMs, failureKind } from "./scheduling.js";
@@ -26,6 +26,17 @@ export interface ResultContext {
 export interface AttemptOutput {
   encoding: number;
   data: Uint8Array;
+}
+
+/** An attempt the result ended, as its span records it (batch rules may still change the outcome). */
+export interface EndedAttempt {
+  attempt: number;
+  runnerId: string;
+  queueTime: Date;
+  start: Date | null;
+  stop: Date;
+  outcome: SpanOutcome;
+  error: string;
 }
 
 /** One attempt's run, for the job's statistics (a start alone has no stop yet). */
@@ -51,6 +62,8 @@ export interface ResultDecision {
   runs: AttemptRun[];
   /** The completed attempt's output, stored keyed by its attempt. */
   output?: AttemptOutput;
+  /** The attempt this result ended. */
+  ended?: EndedAttempt;
 }
 
 /** Decides one result against its task's current row (undefined: no such task). */
@@ -99,6 +112,7 @@ function decideUnstorable(d: ResultDecision, current: TaskStateRow, why: string,
   endAttempt(d, w, now, undefined);
   w.error = `the task's result could not be stored: ${why}`;
   fail(d, w);
+  settle(d, w, SpanOutcome.FAILED);
   return answer(d, ResultStatus.INVALID, w.error);
 }
 
@@ -108,6 +122,7 @@ function decideCompleted(d: ResultDecision, w: TaskStateRow, c: Completed, ctx: 
   if (ctx.invalidSubtasks !== undefined) {
     w.error = ctx.invalidSubtasks;
     fail(d, w);
+    settle(d, w, SpanOutcome.FAILED);
     return answer(d, ResultStatus.INVALID, ctx.invalidSubtasks);
   }
   const output = c.output;
@@ -116,6 +131,7 @@ function decideCompleted(d: ResultDecision, w: TaskStateRow, c: Completed, ctx: 
     // Not retried: the same code returns the same output again.
     w.error = outputTooLarge(size, ctx.maxOutputBytes);
     fail(d, w);
+    settle(d, w, SpanOutcome.FAILED);
     return answer(d, ResultStatus.INVALID, w.error);
   }
   if (output && (output.encoding !== 0 || size > 0)) d.output = { encoding: output.encoding, data: output.data };
@@ -126,6 +142,7 @@ function decideCompleted(d: ResultDecision, w: TaskStateRow, c: Completed, ctx: 
   w.subtask_count = c.subtasks.length;
   w.open_children = c.subtasks.length;
   d.task = w;
+  settle(d, w, SpanOutcome.COMPUTED);
   if (c.subtasks.length > 0) d.subtasks = c.subtasks;
   else d.done = true;
   return answer(d, ResultStatus.APPLIED);
@@ -144,9 +161,17 @@ function decideFailed(d: ResultDecision, w: TaskStateRow, f: Failed, ctx: Result
   w.error_kind = failureKind(f.kind);
   if (f.display !== "") w.display = f.display;
   const counts = f.countsAsRetry || w.error_kind === TaskErrorKind.TIMED_OUT;
-  if (!f.unrecoverable && !counts) requeue(d, w);
-  else if (!f.unrecoverable) retryOrFail(d, w, ctx);
-  else fail(d, w);
+  const timedOut = w.error_kind === TaskErrorKind.TIMED_OUT;
+  if (!f.unrecoverable && !counts) {
+    requeue(d, w, now);
+    settle(d, w, SpanOutcome.RELEASED);
+  } else if (!f.unrecoverable) {
+    const retried = retryOrFail(d, w, ctx);
+    settle(d, w, timedOut ? SpanOutcome.TIMED_OUT : retried ? SpanOutcome.RETRIED : SpanOutcome.FAILED);
+  } else {
+    fail(d, w);
+    settle(d, w, SpanOutcome.FAILED);
+  }
   return answer(d, ResultStatus.APPLIED);
 }
 
@@ -160,6 +185,7 @@ function decideExpired(d: ResultDecision, w: TaskStateRow, timedOut: boolean, ct
     w.error = `the attempt ran past its execution timeout of ${w.exec_timeout_ms / 1000} s and its runner did not stop it`;
     w.error_kind = TaskErrorKind.TIMED_OUT;
     retryOrFail(d, w, ctx);
+    settle(d, w, SpanOutcome.TIMED_OUT);
     return answer(d, ResultStatus.APPLIED);
   }
   w.lease_expiry_count += 1;
@@ -167,7 +193,8 @@ function decideExpired(d: ResultDecision, w: TaskStateRow, timedOut: boolean, ct
   if (w.lease_expiry_count > MAX_LEASE_EXPIRIES) {
     w.error = `the lease expired ${w.lease_expiry_count} times`;
     fail(d, w);
-  } else requeue(d, w);
+  } else requeue(d, w, ctx.now);
+  settle(d, w, SpanOutcome.LEASE_EXPIRED, "the runner stopped heartbeating and its lease expired");
   return answer(d, ResultStatus.APPLIED);
 }
 
@@ -176,12 +203,16 @@ export function outputTooLarge(size: number, limit: number): string {
   return `the task's output is ${size} bytes, over the limit of ${limit} bytes (CORRAL_MAX_OUTPUT_BYTES)`;
 }
 
-/** Uses up a retry, queued once its backoff has passed; out of retries, the task fails. */
-function retryOrFail(d: ResultDecision, w: TaskStateRow, ctx: ResultContext): void {
-  if (w.retry_count >= w.max_retries) return fail(d, w);
+/** Uses up a retry, queued once its backoff has passed; out of retries, the task fails. Returns whether it retries. */
+function retryOrFail(d: ResultDecision, w: TaskStateRow, ctx: ResultContext): boolean {
+  if (w.retry_count >= w.max_retries) {
+    fail(d, w);
+    return false;
+  }
   w.retry_count += 1;
-  requeue(d, w);
+  requeue(d, w, ctx.now);
   if (w.retry_backoff) w.not_before = new Date(ctx.now.getTime() + backoffDelayMs(w.retry_backoff, w.retry_count, ctx.random));
+  return true;
 }
 
 function isDuplicate(t: TaskStateRow, r: TaskResult): boolean {
@@ -231,6 +262,15 @@ function beginFolded(d: ResultDecision, w: TaskStateRow, s: TaskStarted | undefi
 }
 
 function endAttempt(d: ResultDecision, w: TaskStateRow, stop: Date, progress: ProgressJson[] | undefined): void {
+  d.ended = {
+    attempt: w.attempt,
+    runnerId: w.runner_id,
+    queueTime: w.queue_time,
+    start: w.start_time,
+    stop,
+    outcome: SpanOutcome.UNSPECIFIED,
+    error: "",
+  };
   w.stop_time = stop;
   if (w.start_time) w.compute_ms += Math.max(0, stop.getTime() - w.start_time.getTime());
   d.runs.push({ start: w.start_time, stop });
@@ -239,8 +279,16 @@ function endAttempt(d: ResultDecision, w: TaskStateRow, stop: Date, progress: Pr
   d.task = w;
 }
 
-function requeue(d: ResultDecision, w: TaskStateRow): void {
+/** The ended attempt's outcome and error, once the rules above have decided them. */
+function settle(d: ResultDecision, w: TaskStateRow, outcome: SpanOutcome, fallbackError = ""): void {
+  if (!d.ended) return;
+  d.ended.outcome = outcome;
+  d.ended.error = outcome === SpanOutcome.COMPUTED ? "" : w.error || fallbackError;
+}
+
+function requeue(d: ResultDecision, w: TaskStateRow, now: Date): void {
   w.attempt += 1;
+  w.queue_time = now;
   w.state = QUEUED;
   w.start_time = null;
   w.runner_id = "";

@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { SubmitJobRequestSchema, type TaskDefaults, type TaskSubmission } from "@corral/proto";
-import { AlreadyExistsError, InvalidArgumentError } from "@corral/server-kit";
+import { AlreadyExistsError, InvalidArgumentError, type TraceParent } from "@corral/server-kit";
 import { v7 as uuidv7 } from "uuid";
 import type { EnvelopeRow, JobRow, NewJob } from "../store/database.js";
 import type { ClusterResolver, JobsStore } from "./ports.js";
@@ -23,6 +23,8 @@ export interface SubmitJobInput {
   idempotencyKey?: string;
   /** Timeouts and backoff for the job's tasks that set none. */
   taskDefaults?: TaskDefaults;
+  /** The trace the job continues (the caller's span: the root tasks' parent); none: a new trace. */
+  trace?: TraceParent;
 }
 
 export interface SubmitJobResult {
@@ -83,6 +85,10 @@ export async function planSubmission(
     total: n,
     automation_id: automationId,
     task_defaults: defaults === null ? null : JSON.stringify(defaults),
+    // A new trace's id is the job id's 128 bits: unique, and the job can be found from it.
+    trace_id: input.trace?.traceId ?? jobId.replace(/-/g, ""),
+    trace_parent_span_id: input.trace?.spanId ?? null,
+    trace_flags: input.trace?.flags ?? 1,
   };
   return { input, job, plan, now };
 }

@@ -132,6 +132,8 @@ export function newTaskEnvelopes(job: JobRow, tasks: readonly NewTask[]): Envelo
       display: t.display,
       parent_id: t.parent_id,
       job_name: job.name,
+      trace_id: job.trace_id,
+      trace_flags: job.trace_flags,
       retry_count: 0,
       max_retries: t.max_retries,
       exec_timeout_ms: t.exec_timeout_ms,

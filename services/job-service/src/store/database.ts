@@ -30,6 +30,12 @@ export interface JobsTable {
   task_defaults: ColumnType<TaskDefaultsJson | null, string | null, string | null>;
   /** Derived from the counters and the cancel flag (a stored generated column). */
   state: ColumnType<number, never, never>;
+  /** The job's trace (32 hex digits); null for jobs older than traces (see domain/traces/trace-context.ts). */
+  trace_id: ColumnType<string | null, string | null | undefined, never>;
+  /** The caller's span the job's root tasks are children of (16 hex digits), when it sent a traceparent. */
+  trace_parent_span_id: ColumnType<string | null, string | null | undefined, never>;
+  /** W3C trace flags (bit 0: sampled). */
+  trace_flags: ColumnType<number, number | undefined, never>;
 }
 
 export interface TasksTable {
@@ -73,6 +79,21 @@ export interface TasksTable {
   error_kind: Generated<number>;
   /** 0 to 9, higher first (the broker queues each level above 0 in its own stream). */
   priority: Generated<number>;
+  /** When the current attempt was queued (its span's start). */
+  queue_time: Generated<Date>;
+}
+
+/** An attempt a retry or a re-queue superseded, kept as its span (outcome: a SpanOutcome number). */
+export interface TaskSpansTable {
+  task_id: string;
+  attempt: number;
+  job_id: string;
+  runner_id: string;
+  queue_time: Date;
+  start_time: Date | null;
+  stop_time: Date | null;
+  outcome: number;
+  error: string;
 }
 
 export interface RetryBackoffJson {
@@ -190,6 +211,7 @@ export interface JobsDatabase {
   task_deps: TaskDepsTable;
   outbox: OutboxTable;
   task_outputs: TaskOutputsTable;
+  task_spans: TaskSpansTable;
 }
 
 /** A job as read (every column). */
@@ -197,6 +219,9 @@ export type JobRow = Selectable<JobsTable>;
 
 /** The columns a job is inserted with. */
 export type NewJob = Pick<JobRow, "id" | "team_id" | "name" | "cluster_id" | "cluster_slug" | "idempotency_key" | "queued" | "total"> & {
+  trace_id?: string | null;
+  trace_parent_span_id?: string | null;
+  trace_flags?: number;
   automation_id?: string | null;
   /** TaskDefaultsJson as JSON text. */
   task_defaults: string | null;
@@ -239,6 +264,9 @@ export type TaskStateRow = Pick<
   | "retry_backoff"
   | "not_before"
   | "error_kind"
+  | "queue_time"
+  | "identifier_name"
+  | "identifier_version"
 >;
 
 /** The columns a new task is inserted with. */
@@ -345,10 +373,35 @@ export type EnvelopeRow = Pick<
 > & {
   team_id: JobRow["team_id"];
   job_name: JobRow["name"];
+  /** The job's trace, for the attempt's traceparent (null: older than traces). */
+  trace_id: JobRow["trace_id"];
+  trace_flags: JobRow["trace_flags"];
   /** Outputs of the task's dependencies by position; null when none or over the bound (see `dependency_outputs_omitted`). */
   dependency_outputs?: DependencyOutputJson[] | null;
   dependency_outputs_omitted?: boolean;
 };
+
+/** A superseded attempt's span as stored. */
+export type TaskSpanRow = Selectable<TaskSpansTable>;
+
+/** A task's columns its spans are read with. */
+export type SpanTaskRow = Pick<
+  Task,
+  | "id"
+  | "parent_id"
+  | "identifier_name"
+  | "identifier_version"
+  | "display"
+  | "cluster_slug"
+  | "state"
+  | "attempt"
+  | "runner_id"
+  | "queue_time"
+  | "start_time"
+  | "stop_time"
+  | "error"
+  | "error_kind"
+>;
 
 /** A queued task a cancel or a failed job canceled. */
 export type CanceledTaskRow = Pick<Task, "id" | "job_id" | "attempt" | "cluster_id" | "waiting_deps">;

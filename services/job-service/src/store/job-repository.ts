@@ -12,7 +12,7 @@ import { JOB_CHANGES_CHANNEL, type JobRow, type JobsDb, type NewJob, type NewTas
  */
 export const jobColumns = sql.raw(`id, team_id, name, cluster_id, cluster_slug, idempotency_key, canceled, submit_time, end_time,
   first_start_time, last_stop_time, compute_ms, queued, running, computed, failed, skipped, failed_optional, canceled_tasks,
-  total, state, automation_id, task_defaults`);
+  total, state, automation_id, task_defaults, trace_id, trace_parent_span_id, trace_flags`);
 
 /**
  * A submission in one statement (so one round trip for a small one): the job, its tasks (a large
@@ -24,9 +24,11 @@ export const jobColumns = sql.raw(`id, team_id, name, cluster_id, cluster_slug, 
 export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTaskRow[], edges: TaskEdgeRow[]): Promise<JobRow | undefined> {
   const { rows } = await sql<JobRow & { notified: unknown }>`/* prepared */
     with j as (
-      insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total, automation_id, task_defaults)
+      insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total, automation_id, task_defaults,
+        trace_id, trace_parent_span_id, trace_flags)
       values (${job.id}, ${job.team_id}, ${job.name}, ${job.cluster_id}, ${job.cluster_slug}, ${job.idempotency_key},
-        ${job.queued}, ${job.total}, ${job.automation_id ?? null}, ${job.task_defaults ?? null}::jsonb)
+        ${job.queued}, ${job.total}, ${job.automation_id ?? null}, ${job.task_defaults ?? null}::jsonb,
+        ${job.trace_id ?? null}, ${job.trace_parent_span_id ?? null}, ${job.trace_flags ?? 1})
       on conflict (team_id, idempotency_key) where idempotency_key is not null do nothing
       returning ${jobColumns}
     ),

@@ -35,6 +35,7 @@ import {
   updateTasks,
 } from "./task-repository.js";
 import { addOpenTasks, readOpenTasks, reserveOpenTasks } from "./team-usage-repository.js";
+import { currentAttempts, insertSpans, spanTasksPage, stoppedSpanTasks, supersededSpans } from "./span-repository.js";
 
 export function createJobsStore(db: Kysely<JobsDatabase>): JobsStore {
   return {
@@ -89,6 +90,7 @@ function repositories(db: JobsDb): Omit<JobsStore, "transaction"> {
     }),
     outbox: bind(db, { addReady: addReadyToOutbox, insert: insertOutbox, delete: deleteOutbox, deleteOfJob: deleteOutboxOfJob }),
     usage: bind(db, { readOpenTasks, reserveOpenTasks, addOpenTasks }),
+    spans: bind(db, { insertSpans, spanTasksPage, supersededSpans, currentAttempts, stoppedSpanTasks }),
     reads: bind(db, { listTaskLevel, findTasks, graphTasks, graphEdges, graphSummary, watchSnapshot }),
     automations: bind(db, {
       insertAutomation: automations.insertAutomation,

@@ -27,7 +27,7 @@ const dependencyOutputs = sql`left join lateral (
   ) dep on true`;
 
 const envelopeColumns = sql`t.id, t.job_id, j.team_id, t.cluster_id, t.cluster_slug, t.identifier_name,
-  t.identifier_version, t.attempt, t.input, t.display, t.parent_id, j.name as job_name, t.retry_count, t.max_retries,
+  t.identifier_version, t.attempt, t.input, t.display, t.parent_id, j.name as job_name, j.trace_id, j.trace_flags, t.retry_count, t.max_retries,
   dep.dependency_outputs, dep.dependency_outputs_omitted,
   t.exec_timeout_ms, t.not_before, t.priority`;
 

@@ -4,6 +4,7 @@ import { sql } from "kysely";
 import type { ReleasedDependant, ReleasedParent, SkippedBranches } from "../domain/ports.js";
 import { INSERT_CHUNK, yieldToEventLoop } from "../domain/write-chunks.js";
 import { CANCELED, COMPUTED, FAILED, FAILED_OPTIONAL, QUEUED, RUNNING, SKIPPED } from "../domain/states.js";
+import { SpanOutcome, TaskErrorKind } from "@corral/proto";
 import type { CanceledTaskRow, JobsDb, NewTaskRow, TaskEdgeRow, TaskStateRow } from "./database.js";
 
 /** The columns a new task is inserted with, and those columns' values for `tasks` (unnest rows). */
@@ -69,7 +70,8 @@ export async function loadTasks(db: JobsDb, taskIds: string[]): Promise<TaskStat
   const { rows } = await sql<TaskStateRow>`/* prepared */
     select id, job_id, parent_id, state, attempt, retry_count, lease_expiry_count, max_retries, optional,
       waiting_deps, has_dependants, open_children, subtask_count, runner_id, start_time, stop_time, error, display, progress,
-      compute_ms, cluster_id, cluster_slug, exec_timeout_ms, start_timeout_ms, retry_backoff, not_before, error_kind
+      compute_ms, cluster_id, cluster_slug, exec_timeout_ms, start_timeout_ms, retry_backoff, not_before, error_kind,
+      queue_time, identifier_name, identifier_version
     from tasks where id = any(${taskIds}::text[])`.execute(db);
   return rows;
 }
@@ -83,7 +85,7 @@ export async function updateTasks(db: JobsDb, rows: TaskStateRow[]): Promise<voi
       open_children = u.open_children, subtask_count = u.subtask_count, runner_id = u.runner_id,
       start_time = u.start_time, stop_time = u.stop_time, error = u.error, display = u.display,
       progress = u.progress::jsonb, compute_ms = u.compute_ms, not_before = u.not_before, error_kind = u.error_kind,
-      change_seq = nextval('task_change_seq')
+      queue_time = u.queue_time, change_seq = nextval('task_change_seq')
     from unnest(
       ${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.state)}::smallint[],
       ${rows.map((r) => r.attempt)}::int[], ${rows.map((r) => r.retry_count)}::int[],
@@ -93,9 +95,9 @@ export async function updateTasks(db: JobsDb, rows: TaskStateRow[]): Promise<voi
       ${rows.map((r) => r.error)}::text[], ${rows.map((r) => r.display)}::text[],
       ${rows.map((r) => (r.progress === null ? null : JSON.stringify(r.progress)))}::text[],
       ${rows.map((r) => r.compute_ms)}::bigint[], ${rows.map((r) => r.not_before)}::timestamptz[],
-      ${rows.map((r) => r.error_kind)}::smallint[]
+      ${rows.map((r) => r.error_kind)}::smallint[], ${rows.map((r) => r.queue_time)}::timestamptz[]
     ) as u(id, state, attempt, retry_count, lease_expiry_count, open_children, subtask_count, runner_id,
-      start_time, stop_time, error, display, progress, compute_ms, not_before, error_kind)
+      start_time, stop_time, error, display, progress, compute_ms, not_before, error_kind, queue_time)
     where t.id = u.id`.execute(db);
 }
 
@@ -199,11 +201,28 @@ export async function requeueFailedTasks(
   db: JobsDb,
   jobId: string,
 ): Promise<{ requeued: { id: string; old_state: number }[]; dropped: { state: number; n: number }[] }> {
+  // The attempts it replaces keep their spans (outcome: SpanOutcome FAILED, TIMED_OUT,
+  // LEASE_EXPIRED or CANCELED, as spansOfTasks reads them from a task row).
   const { rows: requeued } = await sql<{ id: string; old_state: number }>`
-    with r as (select id, state from tasks where job_id = ${jobId} and state in (${sql.lit(FAILED)}, ${sql.lit(CANCELED)}) for update)
+    with r as (
+      select id, state, attempt, runner_id, queue_time, start_time, stop_time, error, error_kind
+      from tasks where job_id = ${jobId} and state in (${sql.lit(FAILED)}, ${sql.lit(CANCELED)}) for update
+    ),
+    s as (
+      insert into task_spans (task_id, attempt, job_id, runner_id, queue_time, start_time, stop_time, outcome, error)
+      select id, attempt, ${jobId}, runner_id, queue_time, start_time,
+        case when state = ${sql.lit(FAILED)} then stop_time end,
+        case when state = ${sql.lit(CANCELED)} then ${sql.lit(SpanOutcome.CANCELED)}
+          when error_kind = ${sql.lit(TaskErrorKind.TIMED_OUT)} then ${sql.lit(SpanOutcome.TIMED_OUT)}
+          when error_kind = ${sql.lit(TaskErrorKind.LEASE_EXPIRED)} then ${sql.lit(SpanOutcome.LEASE_EXPIRED)}
+          else ${sql.lit(SpanOutcome.FAILED)} end,
+        case when state = ${sql.lit(FAILED)} then error else '' end
+      from r
+      on conflict do nothing
+    )
     update tasks t set state = ${sql.lit(QUEUED)}, attempt = t.attempt + 1, retry_count = 0, lease_expiry_count = 0,
       error = '', error_kind = 0, runner_id = '', open_children = 0, subtask_count = 0, not_before = null,
-      change_seq = nextval('task_change_seq')
+      queue_time = now(), change_seq = nextval('task_change_seq')
     from r where t.id = r.id
     returning t.id, r.state as old_state`.execute(db);
   if (requeued.length === 0) return { requeued, dropped: [] };

@@ -6,6 +6,7 @@ import * as automations from "./0004-automations.js";
 import * as taskOutputs from "./0005-task-outputs.js";
 import * as taskScheduling from "./0006-task-scheduling.js";
 import * as submissionDigests from "./0007-submission-digests.js";
+import * as taskSpans from "./0009-task-spans.js";
 
 /** Numbered migrations of the `jobs` schema, for `migrateToLatest(db, JOBS_SCHEMA, jobsMigrations)`. */
 export const jobsMigrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const jobsMigrations: Record<string, Migration> = {
   "0005_task_outputs": taskOutputs,
   "0006_task_scheduling": taskScheduling,
   "0007_submission_digests": submissionDigests,
+  "0009_task_spans": taskSpans,
 };

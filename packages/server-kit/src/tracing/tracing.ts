@@ -1,0 +1,123 @@
+// A process's OpenTelemetry tracing: on when OTEL_EXPORTER_OTLP_ENDPOINT (or the traces-only
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set, exporting over OTLP/HTTP in protobuf; off otherwise,
+// and then nothing is registered and no span object is ever made (callers get undefined).
+import { context, propagation, trace, SpanKind, SpanStatusCode, TraceFlags, type Attributes, type Tracer } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { W3CTraceContextPropagator, millisToHrTime, hrTimeDuration } from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { defaultResource, resourceFromAttributes, type Resource } from "@opentelemetry/resources";
+import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+import type { Logger } from "pino";
+
+/** A span that already happened, recorded with its own ids and times (task attempts, for one). */
+export interface SpanRecord {
+  traceId: string;
+  spanId: string;
+  /** Empty or absent: a root span. */
+  parentSpanId?: string;
+  name: string;
+  kind?: SpanKind;
+  start: Date;
+  end: Date;
+  attributes: Attributes;
+  /** Set: the span's status is ERROR with this message. */
+  error?: string;
+  events?: { name: string; time: Date; attributes?: Attributes }[];
+  links?: { traceId: string; spanId: string; attributes?: Attributes }[];
+}
+
+export interface Tracing {
+  /** RPC spans and any live span of the process. */
+  tracer: Tracer;
+  /** Exports spans that already happened (batched with the live ones). */
+  record(spans: readonly SpanRecord[]): void;
+  /** Sends what is batched now. */
+  flush(): Promise<void>;
+  /** Flushes and stops exporting. Idempotent. */
+  shutdown(): Promise<void>;
+}
+
+export interface TracingOptions {
+  /** `service.name` of the spans (OTEL_SERVICE_NAME wins when set). */
+  serviceName: string;
+  /** Where spans go; default: the OTLP/HTTP exporter configured by the OTEL_EXPORTER_OTLP_* variables. */
+  exporter?: SpanExporter;
+  logger?: Logger;
+}
+
+const scope = { name: "corral", version: "0.1.0" };
+
+/** Whether the environment asks for traces to be exported. */
+export function tracingEnabled(env: Record<string, string | undefined> = process.env): boolean {
+  if ((env.OTEL_SDK_DISABLED ?? "").toLowerCase() === "true") return false;
+  if ((env.OTEL_TRACES_EXPORTER ?? "").toLowerCase() === "none") return false;
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+}
+
+/**
+ * Sets up tracing and registers it as the process's global tracer provider, context manager
+ * (AsyncLocalStorage, so a handler's spans nest under its RPC's) and W3C propagator.
+ */
+export function createTracing(options: TracingOptions): Tracing {
+  // The SDK's own attributes (telemetry.sdk.*), with our service name over its default.
+  const resource = defaultResource().merge(resourceFromAttributes({ "service.name": process.env.OTEL_SERVICE_NAME || options.serviceName }));
+  // The exporter reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, _HEADERS and _TIMEOUT itself; the
+  // batch processor OTEL_BSP_SCHEDULE_DELAY and OTEL_BSP_MAX_QUEUE_SIZE (over it, spans are dropped).
+  const processor = new BatchSpanProcessor(options.exporter ?? new OTLPTraceExporter());
+  const provider = new BasicTracerProvider({ resource, spanProcessors: [processor] });
+  trace.setGlobalTracerProvider(provider);
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  const tracer = provider.getTracer(scope.name, scope.version);
+  let stopped: Promise<void> | undefined;
+  return {
+    tracer,
+    record(spans) {
+      for (const s of spans) processor.onEnd(readableSpan(s, resource));
+    },
+    flush: () => provider.forceFlush(),
+    shutdown() {
+      stopped ??= provider.shutdown().catch((err: unknown) => options.logger?.warn({ err }, "stopping the trace exporter failed"));
+      return stopped;
+    },
+  };
+}
+
+let processTracing: Tracing | undefined | null = null;
+
+/**
+ * The process's tracing, set up on first call when the environment asks for it (one per process:
+ * `corral dev` runs every service in one), else undefined.
+ */
+export function tracingFromEnv(serviceName: string, logger?: Logger, env: Record<string, string | undefined> = process.env): Tracing | undefined {
+  if (processTracing === null) processTracing = tracingEnabled(env) ? createTracing({ serviceName, logger }) : undefined;
+  return processTracing;
+}
+
+function readableSpan(s: SpanRecord, resource: Resource): ReadableSpan {
+  const startTime = millisToHrTime(s.start.getTime());
+  const endTime = millisToHrTime(Math.max(s.start.getTime(), s.end.getTime()));
+  const ctx = { traceId: s.traceId, spanId: s.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: false };
+  return {
+    name: s.name,
+    kind: s.kind ?? SpanKind.INTERNAL,
+    spanContext: () => ctx,
+    parentSpanContext: s.parentSpanId ? { traceId: s.traceId, spanId: s.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: true } : undefined,
+    startTime,
+    endTime,
+    duration: hrTimeDuration(startTime, endTime),
+    status: s.error === undefined ? { code: SpanStatusCode.OK } : { code: SpanStatusCode.ERROR, message: s.error },
+    attributes: s.attributes,
+    links: (s.links ?? []).map((l) => ({
+      context: { traceId: l.traceId, spanId: l.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: true },
+      attributes: l.attributes,
+    })),
+    events: (s.events ?? []).map((e) => ({ name: e.name, time: millisToHrTime(e.time.getTime()), attributes: e.attributes })),
+    ended: true,
+    resource,
+    instrumentationScope: scope,
+    droppedAttributesCount: 0,
+    droppedEventsCount: 0,
+    droppedLinksCount: 0,
+  };
+}
