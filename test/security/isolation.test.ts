@@ -194,6 +194,7 @@ describe("isolation between teams", () => {
       ["ListTasks by parent", () => jobs.listTasks({ jobId: b.jobId, parentId: b.taskId })],
       ["CancelJob", () => jobs.cancelJob({ jobId: b.jobId })],
       ["RetryJob", () => jobs.retryJob({ jobId: b.jobId })],
+      ["CloneJob", () => jobs.cloneJob({ jobId: b.jobId })],
       ["VisualizeJob", () => jobs.visualizeJob({ jobId: b.jobId })],
       ["GetJobSpans", () => jobs.getJobSpans({ jobId: b.jobId })],
       ["GetJob guessed", () => jobs.getJob({ jobId: guess })],

@@ -61,6 +61,11 @@ export interface ExecutionContextInit {
   dependencyOutputs?: DependencyOutput[];
   /** The envelope left them out: together they were over the server's bound. */
   dependencyOutputsOmitted?: boolean;
+  /**
+   * Called when the task changes its progress or display while it runs (the runner sends them,
+   * throttled). Cheap to call often: it should only note that something changed.
+   */
+  onProgress?: () => void;
 }
 
 /** A dependency's output as a task reads it. */
@@ -84,8 +89,9 @@ export class ExecutionContext {
 
   readonly #subtasks: TaskSubmission[] = [];
   readonly #handles = new WeakSet<SubtaskHandle>();
-  readonly #progress = new ProgressRecorder();
+  readonly #progress: ProgressRecorder;
   #display: string | undefined;
+  readonly #onProgress: (() => void) | undefined;
   #logger: Logger | (() => Logger);
   readonly #dependencies: DependencyOutput[];
   readonly #dependenciesOmitted: boolean;
@@ -99,6 +105,8 @@ export class ExecutionContext {
     this.scripts = init.scripts ?? scriptsDisallowed;
     this.#dependencies = init.dependencyOutputs ?? [];
     this.#dependenciesOmitted = init.dependencyOutputsOmitted ?? false;
+    this.#onProgress = init.onProgress;
+    this.#progress = new ProgressRecorder(init.onProgress);
   }
 
   /**
@@ -205,6 +213,7 @@ export class ExecutionContext {
     // where the task can see it, instead.
     checkStorableText("display", display);
     this.#display = display;
+    this.#onProgress?.();
   }
 
   /** Throws the signal's reason when the task was told to stop. */

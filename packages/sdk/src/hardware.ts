@@ -5,11 +5,13 @@ import { rpc } from "./errors.js";
 import { parseMemory, type MemorySize } from "./memory.js";
 import { collectPages } from "./paginate.js";
 
+/** A profile may name GPUs only: CPU and memory are then the spec's own. */
 export interface HardwareInput {
   name: string;
-  cpuCores: number;
-  /** Bytes, or a string such as `"64 GiB"`. */
-  memory: MemorySize;
+  /** Unset (or 0): not part of the profile. */
+  cpuCores?: number;
+  /** Bytes, or a string such as `"64 GiB"`; unset: not part of the profile. */
+  memory?: MemorySize;
   gpuCount?: number;
   gpuType?: string;
 }
@@ -24,13 +26,14 @@ export class HardwareClient {
   /**
    * @example
    * await client.hardware().create({ name: "a100x2", cpuCores: 16, memory: "128 GiB", gpuCount: 2, gpuType: "A100" });
+   * await client.hardware().create({ name: "h100x8", gpuCount: 8, gpuType: "H100" }); // GPUs only
    */
   async create(input: HardwareInput): Promise<HardwareProfile> {
     const res = await rpc(() =>
       this.#rpc.createHardware({
         name: input.name,
-        cpuCores: input.cpuCores,
-        memoryBytes: parseMemory(input.memory),
+        cpuCores: input.cpuCores ?? 0,
+        memoryBytes: input.memory === undefined ? 0n : parseMemory(input.memory),
         gpuCount: input.gpuCount ?? 0,
         gpuType: input.gpuType ?? "",
       }),

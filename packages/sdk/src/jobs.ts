@@ -3,6 +3,8 @@ import { clone, isMessage } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, type Client as RpcClient, type Transport } from "@connectrpc/connect";
 import {
+  GraphDirection,
+  GraphTheme,
   JobService,
   JobState,
   NodeService,
@@ -28,6 +30,7 @@ import {
   type TaskRetryOptions,
 } from "./scheduling.js";
 import { waitingReasons, type WaitingReason } from "./job-diagnosis.js";
+import { formatIdentifier } from "./identifier.js";
 import { printableJob, printableTask, printableUpdate } from "./printable.js";
 import { toTaskSubmission, type SubmissionOptions } from "./submission.js";
 import { Task, type OutputOf } from "./task.js";
@@ -85,6 +88,12 @@ export interface JobQuery {
   until?: Date;
   /** Oldest first (default newest first). */
   ascending?: boolean;
+  /** Sort direction by submission: "asc" (oldest first) or "desc" (newest first, the default); wins over `ascending`. */
+  order?: "asc" | "desc";
+  /** Jobs whose id is at least this (ids are time-ordered: a job id range is a submit-time range). */
+  idFrom?: string;
+  /** Jobs whose id is below this. */
+  idTo?: string;
   /** At most this many jobs (default 100). */
   limit?: number;
 }
@@ -138,6 +147,18 @@ export class JobClient {
    * // no online runner on cluster gpu-farm-CvufcSxcC9SKfe serves my/Leaf@v1.0
    */
   async whyWaiting(id: string): Promise<WaitingReason[]> {
+    // The server says it (GetJob's wait_reasons, from the broker's live sessions); a server that
+    // gives none is asked the long way: the queued tasks against the registry's running nodes.
+    const job = await this.find(id);
+    if (job.waitReasons.length > 0) {
+      return job.waitReasons.map((r) => ({
+        clusterSlug: r.clusterSlug,
+        identifier: r.identifier ? formatIdentifier(r.identifier) : undefined,
+        tasks: r.tasks,
+        message: r.message,
+      }));
+    }
+    if ((job.stats?.tasksByState?.queued ?? 1) === 0) return [];
     const queued = (await this.#allTasks(id)).filter((t) => t.state === TaskState.QUEUED);
     const runners = new Map<string, Node[]>();
     for (const slug of new Set(queued.map((t) => t.clusterSlug))) {
@@ -267,7 +288,9 @@ export class JobClient {
           taskStates: (filters.taskStates ?? []).map((s) => taskStates[s]),
           startTime: filters.since ? timestampFromDate(filters.since) : undefined,
           endTime: filters.until ? timestampFromDate(filters.until) : undefined,
-          ascending: filters.ascending ?? false,
+          ascending: filters.order ? filters.order === "asc" : (filters.ascending ?? false),
+          idFrom: filters.idFrom ?? "",
+          idTo: filters.idTo ?? "",
           pageSize: Math.min(1000, Math.max(1, limit)),
           pageToken,
         }),
@@ -354,6 +377,18 @@ export class JobClient {
     return printableJob(res.job!);
   }
 
+  /**
+   * Submits the job's root tasks again as a new job (same identifiers, inputs, retries and
+   * scheduling), on the clusters they were on or on `cluster`.
+   *
+   * @example
+   * const again = await client.jobs().clone(job.id, { cluster: "gpu-farm-CvufcSxcC9SKfe" });
+   */
+  async clone(id: string, options: { cluster?: string; name?: string } = {}): Promise<Job> {
+    const res = await rpc(() => this.#rpc.cloneJob({ jobId: id, clusterSlug: options.cluster ?? "", name: options.name ?? "" }));
+    return printableJob(res.job!);
+  }
+
   /** Re-queues the failed and canceled tasks; answers how many. */
   async retry(id: string): Promise<{ rescheduled: number; job: Job }> {
     const res = await rpc(() => this.#rpc.retryJob({ jobId: id }));
@@ -364,9 +399,26 @@ export class JobClient {
     return rpc(() => this.#rpc.getJobProgress({ jobId: id }));
   }
 
-  /** The task graph as SVG, Mermaid and DOT text. */
-  async visualize(id: string, options: { maxTasks?: number } = {}): Promise<VisualizeJobResponse> {
-    return rpc(() => this.#rpc.visualizeJob({ jobId: id, maxTasks: options.maxTasks ?? 0 }));
+  /**
+   * The task graph as SVG, Mermaid and DOT text: flowing `down` (default) or `right`, in a `light`
+   * (default) or `dark` palette, with the job's name as its title when `includeJobName`.
+   *
+   * @example
+   * const { svg } = await client.jobs().visualize(job.id, { direction: "right", theme: "dark", includeJobName: true });
+   */
+  async visualize(
+    id: string,
+    options: { maxTasks?: number; direction?: "down" | "right"; theme?: "light" | "dark"; includeJobName?: boolean } = {},
+  ): Promise<VisualizeJobResponse> {
+    return rpc(() =>
+      this.#rpc.visualizeJob({
+        jobId: id,
+        maxTasks: options.maxTasks ?? 0,
+        direction: options.direction === "right" ? GraphDirection.LEFT_RIGHT : options.direction === "down" ? GraphDirection.TOP_DOWN : GraphDirection.UNSPECIFIED,
+        theme: options.theme === "dark" ? GraphTheme.DARK : options.theme === "light" ? GraphTheme.LIGHT : GraphTheme.UNSPECIFIED,
+        includeJobName: options.includeJobName ?? false,
+      }),
+    );
   }
 
   /**

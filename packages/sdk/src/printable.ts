@@ -52,6 +52,12 @@ export function jobView(job: Job) {
         total: s.tasksByState.total,
       },
     },
+    waitReasons: job.waitReasons.map((r) => ({
+      clusterSlug: r.clusterSlug,
+      identifier: r.identifier ? `${r.identifier.name}@${r.identifier.version}` : undefined,
+      tasks: r.tasks,
+      message: r.message,
+    })),
   };
 }
 

@@ -1,4 +1,5 @@
-// Progress indicators a task reports with its result: per label, a total and a done count.
+// Progress indicators a task reports while it runs and with its result: per label, a total and a
+// done count.
 import { create } from "@bufbuild/protobuf";
 import { ProgressIndicatorSchema, type ProgressIndicator } from "@corral/proto";
 import { ValidationError } from "./errors.js";
@@ -22,6 +23,12 @@ function count(n: number, what: string): number {
 
 export class ProgressRecorder {
   readonly #indicators = new Map<string, { total: number; done: number }>();
+  readonly #onChange: (() => void) | undefined;
+
+  /** `onChange` is called after every change (live progress: the runner notes it and sends it later). */
+  constructor(onChange?: () => void) {
+    this.#onChange = onChange;
+  }
 
   get(label: string): Progress {
     if (new TextEncoder().encode(label).length > 256) throw ValidationError.field("progress.label", "is longer than 256 bytes");
@@ -29,14 +36,17 @@ export class ProgressRecorder {
     let entry = this.#indicators.get(label);
     if (!entry) this.#indicators.set(label, (entry = { total: 0, done: 0 }));
     const e = entry;
+    const changed = this.#onChange;
     const progress: Progress = {
       label,
       add(n = 1) {
         e.total += count(n, "progress.add");
+        changed?.();
         return progress;
       },
       done(n = 1) {
         e.done += count(n, "progress.done");
+        changed?.();
         return progress;
       },
       get total() {

@@ -23,12 +23,13 @@ import type { Logger } from "pino";
 import { createAutomationScheduler, type AutomationScheduler } from "./automation-scheduler.js";
 import { createAutomationServiceImpl } from "./automation-service.js";
 import { createBrokerDispatcher } from "./clients/broker-dispatcher.js";
+import { createBrokerPresence } from "./clients/broker-presence.js";
 import { createStorageLister } from "./clients/storage-lister.js";
 import type { StoragePolicy } from "./domain/automations/automation-spec.js";
 import { UNLIMITED_OPEN_TASKS } from "./domain/team-quota.js";
 import { createJobsStore } from "./store/jobs-store.js";
 import { createRegistryClusterResolver } from "./clients/registry-cluster-resolver.js";
-import type { ClusterResolver, Dispatcher } from "./domain/ports.js";
+import type { ClusterResolver, Dispatcher, RunnerPresence } from "./domain/ports.js";
 import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_OUTPUT_BYTES } from "./domain/task-plan.js";
 import { createJobLedger, type JobLedger } from "./job-ledger.js";
 import { createJobNotifier } from "./job-notifier.js";
@@ -76,6 +77,10 @@ export async function createJobsComponent(
     db,
     clusters,
     dispatcher,
+    // Why queued work waits: the broker's sessions of the team (skipped with an injected dispatcher).
+    presence: options.dispatcher
+      ? undefined
+      : createBrokerPresence(createServiceClient(DispatchService, { baseUrl: config.brokerUrl, apiKey: config.serviceKey, timeoutMs: 2_000 })),
     databaseUrl: config.databaseUrl,
     maxInputBytes: envInt("CORRAL_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES, { min: 1, max: 64 * 1024 * 1024 }, env),
     // Below the message limit (CORRAL_MAX_MESSAGE_BYTES, 8 MiB) with room for the rest of a result.
@@ -166,6 +171,8 @@ export interface JobServiceOptions {
   databaseUrl?: string;
   /** Per-team submission quotas (none when unset). */
   quotas?: SubmitQuotas;
+  /** Which runners are online, for why queued work waits (GetJob's wait_reasons; none without it). */
+  presence?: RunnerPresence;
   /** Automation settings (default: readAutomationSettings() of an empty environment). */
   automations?: AutomationSettings;
   /** Task log bounds and retention (default 10,000 lines or 1 MiB per attempt, no retention). */

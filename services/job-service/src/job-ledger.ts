@@ -6,11 +6,13 @@ import type { Logger } from "pino";
 import { applyResults, type ApplyResultsInput, type ApplyResultsOutput, type Revocation } from "./domain/apply-results.js";
 import { cancelJob, retryJob, type RetryJobResult } from "./domain/job-commands.js";
 import { getJob, getTask, listTasks, queryJobs, type JobPage, type JobWithProgress, type TaskPage } from "./domain/job-queries.js";
-import type { ClusterResolver, Dispatcher, JobChanges, OutboxKey, QueuedAttempt } from "./domain/ports.js";
+import type { ClusterResolver, Dispatcher, JobChanges, OutboxKey, QueuedAttempt, RunnerPresence } from "./domain/ports.js";
+import { jobWaitReasons, type OnlineRunners, type WaitReasonRow } from "./domain/wait-reasons.js";
+import { readyQueuedGroups } from "./store/waiting-repository.js";
 import { UNLIMITED_OPEN_TASKS } from "./domain/team-quota.js";
 import { submitJob, type SubmitJobInput, type SubmitJobResult } from "./domain/submit-job.js";
 import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_OUTPUT_BYTES } from "./domain/task-plan.js";
-import { visualizeJob } from "./domain/visualize-job.js";
+import { visualizeJob, type VisualizeOptions } from "./domain/visualize-job.js";
 import { watchJob, type JobChange } from "./domain/watch-job.js";
 import { getJobSpans, type JobSpansPage } from "./domain/traces/job-spans.js";
 import type { SpanExport } from "./traces/span-export.js";
@@ -20,7 +22,10 @@ import { createOutboxRelay, type OutboxRelay } from "./outbox/outbox-relay.js";
 import { createStartTimeoutSweeper, type StartTimeoutSweeper } from "./scheduling/start-timeout-sweeper.js";
 import type { TaskDetailRow, JobRow, JobsDatabase } from "./store/database.js";
 import { createJobsStore } from "./store/jobs-store.js";
-import type { QueryJobsRequest } from "@corral/proto";
+import type { QueryJobsRequest, RunningProgress } from "@corral/proto";
+import { runningProgressRows } from "./domain/running-progress.js";
+import { readCloneSubmission, type CloneOptions } from "./domain/clone-job.js";
+import { writeRunningProgress } from "./store/progress-repository.js";
 import type { SubmitQuotas } from "./submit-quotas.js";
 
 export interface JobLedgerOptions {
@@ -37,6 +42,8 @@ export interface JobLedgerOptions {
   notifier?: JobChanges;
   /** Per-team limits on submissions (none when unset). */
   quotas?: SubmitQuotas;
+  /** Which runners are online (the broker's sessions), for why queued work waits; without it no reasons are given. */
+  presence?: RunnerPresence;
   /** How often queued attempts are checked against their schedule-to-start deadline (default 1 s). */
   startTimeoutSweepMs?: number;
   /** The clock of delays, backoff and deadlines (tests inject one). */
@@ -60,15 +67,26 @@ export interface JobLedger {
   reportResults(input: ApplyResultsInput): Promise<ApplyResultsOutput>;
   /** A broker's Redis lost its data: expire attempts leased before `lostSince`, re-send queued tasks. */
   resyncDispatch(reason: string, lostSince?: Date): Promise<{ expired: number; requeued: number }>;
+  /** Progress of running tasks, as reported while they run; returns the entries written. */
+  reportProgress(entries: readonly RunningProgress[]): Promise<number>;
   /** The broker has the tasks in its streams: their outbox rows go. */
   acknowledgeDispatch(keys: OutboxKey[]): Promise<number>;
   cancelJob(teamId: string, jobId: string): Promise<JobRow>;
   retryJob(teamId: string, jobId: string): Promise<RetryJobResult>;
+  /** Submits the job's root tasks again as a new job, on their clusters or on `clusterSlug`. */
+  cloneJob(teamId: string, jobId: string, options: CloneOptions): Promise<SubmitJobResult>;
   getJob(teamId: string, jobId: string): Promise<JobWithProgress>;
+  /**
+   * Why the job's queued tasks that could start do not (no online runner on their cluster, or none
+   * serving their identifier). Advice: empty when the broker does not answer.
+   */
+  waitReasons(teamId: string, job: JobRow): Promise<WaitReasonRow[]>;
+  /** The team's online runners, when there are queued tasks to explain and the broker answers. */
+  onlineRunners(teamId: string): Promise<OnlineRunners | undefined>;
   queryJobs(teamId: string, q: QueryJobsRequest): Promise<JobPage>;
   listTasks(teamId: string, q: Parameters<typeof listTasks>[2]): Promise<TaskPage>;
   getTask(teamId: string, jobId: string, taskId: string): Promise<TaskDetailRow>;
-  visualizeJob(teamId: string, jobId: string, maxTasks?: number): ReturnType<typeof visualizeJob>;
+  visualizeJob(teamId: string, jobId: string, maxTasks?: number, options?: VisualizeOptions): ReturnType<typeof visualizeJob>;
   watchJob(teamId: string, jobId: string, signal: AbortSignal): AsyncGenerator<JobChange>;
   getJobSpans(teamId: string, jobId: string, pageSize: number, pageToken: string): Promise<JobSpansPage>;
 }
@@ -125,6 +143,32 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
       return out;
     },
 
+    async cloneJob(teamId: string, jobId: string, options: CloneOptions) {
+      return this.submitJob(await readCloneSubmission(store, teamId, jobId, options));
+    },
+
+    async waitReasons(teamId: string, job: JobRow) {
+      if (job.queued === 0 || job.canceled) return [];
+      const groups = await readyQueuedGroups(db, job.id, now());
+      if (groups.length === 0) return [];
+      const online = await this.onlineRunners(teamId);
+      return online ? jobWaitReasons(groups, online) : [];
+    },
+
+    async onlineRunners(teamId: string) {
+      if (!options.presence) return undefined;
+      try {
+        return await options.presence.online(teamId);
+      } catch (err) {
+        logger?.debug({ err }, "online runners unknown: the broker did not answer");
+        return undefined;
+      }
+    },
+
+    reportProgress(entries: readonly RunningProgress[]) {
+      return writeRunningProgress(db, runningProgressRows(entries));
+    },
+
     resyncDispatch(reason: string, lostSince?: Date) {
       return resyncDispatch(
         { db, logger, reportResults: (input) => this.reportResults(input), requeueAll: () => relay.requeueAll() },
@@ -157,7 +201,8 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
     queryJobs: (teamId: string, q: QueryJobsRequest) => queryJobs(store, teamId, q, clusters),
     listTasks: (teamId: string, q: Parameters<typeof listTasks>[2]) => listTasks(store, teamId, q),
     getTask: (teamId: string, jobId: string, taskId: string) => getTask(store, teamId, jobId, taskId),
-    visualizeJob: (teamId: string, jobId: string, maxTasks?: number) => visualizeJob(store, teamId, jobId, maxTasks),
+    visualizeJob: (teamId: string, jobId: string, maxTasks?: number, options?: VisualizeOptions) =>
+      visualizeJob(store, teamId, jobId, maxTasks, options),
     watchJob: (teamId: string, jobId: string, signal: AbortSignal) => watchJob(store, notifier, teamId, jobId, signal),
     getJobSpans: (teamId: string, jobId: string, pageSize: number, pageToken: string) => getJobSpans(store, teamId, jobId, pageSize, pageToken),
   };

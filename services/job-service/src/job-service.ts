@@ -4,6 +4,9 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   CancelJobResponseSchema,
+  CloneJobResponseSchema,
+  GraphDirection,
+  GraphTheme,
   GetJobProgressResponseSchema,
   GetJobResponseSchema,
   GetTaskResponseSchema,
@@ -17,10 +20,17 @@ import {
   GetJobSpansResponseSchema,
 } from "@corral/proto";
 import { callerTrace, keyRevocation, requireTeam } from "@corral/server-kit";
-import { toJob, toProgress, toStateCounts, toTask, toTaskSpan } from "./domain/convert.js";
+import { toJob, toJobWaitReason, toProgress, toStateCounts, toTask, toTaskSpan } from "./domain/convert.js";
+import { isDue } from "./domain/scheduling.js";
+import { QUEUED } from "./domain/states.js";
+import type { TaskDetailRow } from "./store/database.js";
 import type { JobLedger } from "./job-ledger.js";
 
 export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobService> {
+  /** The online runners, asked for only when a task could start but is queued (its wait reason names what is missing). */
+  const onlineFor = async (teamId: string, tasks: readonly TaskDetailRow[], now: Date) =>
+    tasks.some((t) => t.state === QUEUED && t.waiting_deps === 0 && isDue(t.not_before, now)) ? ledger.onlineRunners(teamId) : undefined;
+
   return {
     async submitJob(req, ctx) {
       const teamId = requireTeam(ctx);
@@ -37,8 +47,11 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
     },
 
     async getJob(req, ctx) {
-      const { job, progress } = await ledger.getJob(requireTeam(ctx), req.jobId);
-      return create(GetJobResponseSchema, { job: toJob(job, progress) });
+      const teamId = requireTeam(ctx);
+      const { job, progress } = await ledger.getJob(teamId, req.jobId);
+      const out = toJob(job, progress);
+      out.waitReasons = (await ledger.waitReasons(teamId, job)).map(toJobWaitReason);
+      return create(GetJobResponseSchema, { job: out });
     },
 
     async getJobProgress(req, ctx) {
@@ -52,11 +65,12 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
 
     async queryJobs(req, ctx) {
       const page = await ledger.queryJobs(requireTeam(ctx), req);
-      return create(QueryJobsResponseSchema, { jobs: page.jobs.map((j) => toJob(j)), nextPageToken: page.nextPageToken });
+      return create(QueryJobsResponseSchema, { jobs: page.jobs.map(({ progress_json, ...j }) => toJob(j, progress_json)), nextPageToken: page.nextPageToken });
     },
 
     async listTasks(req, ctx) {
-      const page = await ledger.listTasks(requireTeam(ctx), {
+      const teamId = requireTeam(ctx);
+      const page = await ledger.listTasks(teamId, {
         jobId: req.jobId,
         parentId: req.parentId,
         pageSize: req.pageSize,
@@ -64,17 +78,24 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
         includeInput: req.includeInput,
         includeOutput: req.includeOutput,
       });
-      return create(ListTasksResponseSchema, { tasks: page.tasks.map((t) => toTask(t)), nextPageToken: page.nextPageToken });
+      const now = new Date();
+      const online = await onlineFor(teamId, page.tasks, now);
+      return create(ListTasksResponseSchema, { tasks: page.tasks.map((t) => toTask(t, now, online)), nextPageToken: page.nextPageToken });
     },
 
     async getTask(req, ctx) {
-      const task = await ledger.getTask(requireTeam(ctx), req.jobId, req.taskId);
-      return create(GetTaskResponseSchema, { task: toTask(task) });
+      const teamId = requireTeam(ctx);
+      const task = await ledger.getTask(teamId, req.jobId, req.taskId);
+      const now = new Date();
+      return create(GetTaskResponseSchema, { task: toTask(task, now, await onlineFor(teamId, [task], now)) });
     },
 
     async cancelJob(req, ctx) {
-      const job = await ledger.cancelJob(requireTeam(ctx), req.jobId);
-      return create(CancelJobResponseSchema, { job: toJob(job) });
+      const teamId = requireTeam(ctx);
+      await ledger.cancelJob(teamId, req.jobId);
+      // Read again with its progress: what the job had done when it was canceled.
+      const { job, progress } = await ledger.getJob(teamId, req.jobId);
+      return create(CancelJobResponseSchema, { job: toJob(job, progress) });
     },
 
     async retryJob(req, ctx) {
@@ -82,8 +103,17 @@ export function createJobServiceImpl(ledger: JobLedger): ServiceImpl<typeof JobS
       return create(RetryJobResponseSchema, { job: toJob(job), rescheduledCount: rescheduled });
     },
 
+    async cloneJob(req, ctx) {
+      const { job } = await ledger.cloneJob(requireTeam(ctx), req.jobId, { clusterSlug: req.clusterSlug, name: req.name });
+      return create(CloneJobResponseSchema, { job: toJob(job) });
+    },
+
     async visualizeJob(req, ctx) {
-      const g = await ledger.visualizeJob(requireTeam(ctx), req.jobId, req.maxTasks);
+      const g = await ledger.visualizeJob(requireTeam(ctx), req.jobId, req.maxTasks, {
+        direction: req.direction === GraphDirection.LEFT_RIGHT ? "right" : "down",
+        theme: req.theme === GraphTheme.DARK ? "dark" : "light",
+        includeJobName: req.includeJobName,
+      });
       return create(VisualizeJobResponseSchema, { svg: g.svg, mermaid: g.mermaid, dot: g.dot, summarized: g.summarized });
     },
 

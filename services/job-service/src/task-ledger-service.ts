@@ -5,6 +5,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { trace } from "@opentelemetry/api";
 import {
   AcknowledgeDispatchResponseSchema,
+  ReportProgressResponseSchema,
   ReportResultsResponseSchema,
   ResyncDispatchResponseSchema,
   type TaskLedgerService,
@@ -25,6 +26,12 @@ export function createTaskLedgerServiceImpl(ledger: JobLedger, spanExport?: Span
         spanExport.reportCall(out.ended, start, new Date(), rpc);
       }
       return create(ReportResultsResponseSchema, { outcomes: out.outcomes, ready: out.ready });
+    },
+
+    async reportProgress(req, ctx) {
+      requireService(ctx);
+      const applied = await ledger.reportProgress(req.tasks);
+      return create(ReportProgressResponseSchema, { appliedCount: applied });
     },
 
     async acknowledgeDispatch(req, ctx) {

@@ -24,6 +24,7 @@ import type { RunnerSession } from "./runner-session.js";
 import { createSessionHub, type ClusterResolver, type SessionHub, type SessionHubOptions } from "./session-hub.js";
 import { createAssignments, type Assignments } from "./session/assignments.js";
 import { createLeaseHoldings } from "./session/lease-holdings.js";
+import { createProgressForwarder, type ProgressForwarder, type ProgressLedger } from "./session/progress-forwarder.js";
 import { createResultReporter } from "./session/result-reporter.js";
 import { createStoreMarkerWatch, type ResyncRequest, type StoreMarkerWatch } from "./store-marker.js";
 import { maxQueuesPerSession } from "./task-identifier.js";
@@ -40,6 +41,8 @@ export interface BrokerOptions {
   ledger: Ledger;
   /** Where runners' task log lines go (job-service's AppendTaskLogs); unset: runners are told not to send them. */
   taskLogs?: TaskLogSink;
+  /** Where live progress of running tasks goes (TaskLedgerService.ReportProgress); without it, dropped. */
+  progress?: ProgressLedger;
   clusters: ClusterResolver;
   presence?: PresenceReporter;
   /** Names this replica in leases, sessions and Redis connection names (default: random). */
@@ -135,14 +138,15 @@ export function createBroker(options: BrokerOptions): Broker {
   const assignments = createAssignments({ holdings, reporter, presence, metrics, logger });
   const wakeSubscriptions = createWakeSubscriptions(subscriber, channelPrefix, wakeups);
   const dispatcher = buildDispatcher(options, settings, { queues, assignments, wakeups, wakeSubscriptions });
-  const hub = buildSessionHub(options, settings, { leases, holdings, reporter, dispatcher, presence, metrics, logs });
+  const progress = createProgressForwarder({ ledger: options.progress, brokerId, logger });
+  const hub = buildSessionHub(options, settings, { leases, holdings, reporter, progress, dispatcher, presence, metrics, logs });
   const reaper = buildReaper(options, settings, leases, (expired) => reporter.expired(expired));
   const bus = buildReplicaBus(connections, settings, hub);
   const markerWatch = options.resync
     ? createStoreMarkerWatch({ redis, brokerId, intervalMs: options.reapIntervalMs ?? 1_000, logger, resync: options.resync })
     : undefined;
   const startBus = busStarter(bus, logger);
-  const parts: BrokerParts = { connections, hub, dispatcher, batcher, reaper, markerWatch, presence, bus, logs };
+  const parts: BrokerParts = { connections, hub, dispatcher, batcher, progress, reaper, markerWatch, presence, bus, logs };
 
   let state: BrokerState = "created";
   let closing: Promise<void> | undefined;
@@ -246,7 +250,7 @@ function buildDispatcher(
 function buildSessionHub(
   options: BrokerOptions,
   settings: BrokerSettings,
-  parts: Pick<SessionHubOptions, "leases" | "holdings" | "reporter" | "presence" | "metrics" | "logs"> & { dispatcher: Dispatcher },
+  parts: Pick<SessionHubOptions, "leases" | "holdings" | "reporter" | "progress" | "presence" | "metrics" | "logs"> & { dispatcher: Dispatcher },
 ): SessionHub {
   return createSessionHub({
     brokerId: settings.brokerId,
@@ -256,6 +260,7 @@ function buildSessionHub(
     leases: parts.leases,
     holdings: parts.holdings,
     reporter: parts.reporter,
+    progress: parts.progress,
     dispatch: parts.dispatcher,
     presence: parts.presence,
     metrics: parts.metrics,
@@ -384,6 +389,7 @@ interface BrokerParts {
   hub: SessionHub;
   dispatcher: Dispatcher;
   batcher: ResultBatcher;
+  progress: ProgressForwarder;
   reaper: LeaseReaper;
   markerWatch: StoreMarkerWatch | undefined;
   presence: PresencePublisher;
@@ -411,6 +417,7 @@ async function drainAndClose(parts: BrokerParts, deadline: number, logger: Logge
   await step("stop marker watch", () => parts.markerWatch?.close());
   await step("send task logs", () => parts.logs?.close(Math.max(deadline, Date.now() + 1_000)));
   await step("close batcher", () => batcher.close());
+  await step("close progress", () => parts.progress.close());
   await step("end streams", () => {
     for (const s of [...hub.sessions.values()]) hub.detach(s);
   });

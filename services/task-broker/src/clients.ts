@@ -5,6 +5,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { NodeService, TaskLedgerService } from "@corral/proto";
 import { createServiceClient, type RegistryClient } from "@corral/server-kit";
 import type { PresenceReporter } from "./presence-publisher.js";
+import type { ProgressLedger } from "./session/progress-forwarder.js";
 import type { ResyncRequest } from "./store-marker.js";
 import type { Ledger } from "./result-batcher.js";
 import type { ClusterRef } from "./runner-session.js";
@@ -17,6 +18,12 @@ export function createLedgerClient(options: { baseUrl: string; serviceKey: strin
     timeoutMs: options.timeoutMs ?? 30_000,
   });
   return { reportResults: (request) => client.reportResults(request) };
+}
+
+/** TaskLedgerService.ReportProgress: live progress of running tasks (short timeout: best effort). */
+export function createProgressClient(options: { baseUrl: string; serviceKey: string }): ProgressLedger {
+  const client = createServiceClient(TaskLedgerService, { baseUrl: options.baseUrl, apiKey: options.serviceKey, timeoutMs: 10_000 });
+  return { reportProgress: (request) => client.reportProgress(request) };
 }
 
 /** TaskLedgerService.ResyncDispatch, for when the broker finds its Redis empty. */

@@ -9,7 +9,7 @@
 import { createRegistryClient, envDurationMs, envInt, type ServiceComponent, type ServiceConfig } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { createBroker, type Broker } from "./broker.js";
-import { createClusterResolverClient, createLedgerClient, createPresenceClient, createResyncClient } from "./clients.js";
+import { createClusterResolverClient, createLedgerClient, createPresenceClient, createProgressClient, createResyncClient } from "./clients.js";
 import type { PresenceReporter } from "./presence-publisher.js";
 import { parseClusterNodes } from "./redis/connection.js";
 import type { Ledger } from "./result-batcher.js";
@@ -51,6 +51,7 @@ export function createBrokerComponent(
     },
     ledger: options.ledger ?? createLedgerClient({ baseUrl: config.jobsUrl, serviceKey: config.serviceKey }),
     taskLogs: options.taskLogs ?? (options.ledger ? undefined : createTaskLogClient({ baseUrl: config.jobsUrl, serviceKey: config.serviceKey })),
+    progress: options.ledger ? undefined : createProgressClient({ baseUrl: config.jobsUrl, serviceKey: config.serviceKey }),
     clusters: options.clusters ?? createClusterResolverClient(registry),
     presence: options.presence ?? createPresenceClient({ baseUrl: config.registryUrl, serviceKey: config.serviceKey }),
     brokerId: options.brokerId ?? env.CORRAL_BROKER_ID,

@@ -14,7 +14,7 @@ import type { BrokerMetrics } from "./metrics.js";
 import type { PresencePublisher } from "./presence-publisher.js";
 import type { LeaseStore } from "./redis/lease-store.js";
 import { RunnerSession, type ClusterRef } from "./runner-session.js";
-import { applyDecision, sessionView, type DecisionPorts, type SessionDispatch, type TaskLogSink } from "./session/apply-decision.js";
+import { applyDecision, sessionView, type DecisionPorts, type SessionDispatch, type SessionLogIntake } from "./session/apply-decision.js";
 import type { LeaseHoldings } from "./session/lease-holdings.js";
 import { cancelLease, type ResultReporter } from "./session/result-reporter.js";
 import { resumeLeases, welcome } from "./session/session-start.js";
@@ -22,6 +22,9 @@ import { decide, helloQueues, type ProtocolLimits } from "./session/session-prot
 import { createTeamCounts, type TeamCounts } from "./session/team-counts.js";
 
 export type { SessionDispatch } from "./session/apply-decision.js";
+import type { ProgressForwarder } from "./session/progress-forwarder.js";
+import { cancelLease, endForViolation, type ResultReporter } from "./session/result-reporter.js";
+import { decide, decideInBatch, helloQueues, type Decision, type ProtocolLimits } from "./session/session-protocol.js";
 
 /** Resolves cluster slugs of a team (empty slug: the team's default cluster). */
 export interface ClusterResolver {
@@ -63,12 +66,14 @@ export interface SessionHubOptions extends ProtocolLimits {
   leases: LeaseStore;
   holdings: LeaseHoldings;
   reporter: ResultReporter;
+  /** Where live progress of running tasks goes (to job-service, batched). */
+  progress: ProgressForwarder;
   dispatch: SessionDispatch;
   presence: PresencePublisher;
   metrics: BrokerMetrics;
   logger: Logger;
   /** Takes the task log lines runners send (Welcome says so); unset: the broker takes none. */
-  logs?: TaskLogSink;
+  logs?: SessionLogIntake;
   /**
    * Most open Work sessions of one team on this replica (default 1,000); counted per replica, as
    * sessions live in their replica's memory only.
@@ -91,8 +96,8 @@ class Hub implements SessionHub {
   constructor(options: SessionHubOptions) {
     this.#options = options;
     this.#teams = createTeamCounts(options.maxSessionsPerTeam ?? 1_000);
-    const { leases, holdings, reporter, dispatch, presence, logger, leaseDurationMs, logs } = options;
-    this.#ports = { leases, holdings, reporter, dispatch, presence, logger, leaseDurationMs, limits: options, logs };
+    const { leases, holdings, reporter, progress, dispatch, presence, logger, leaseDurationMs, logs } = options;
+    this.#ports = { leases, holdings, reporter, progress, dispatch, presence, logger, leaseDurationMs, limits: options, logs };
   }
 
   async open(teamId: string, hello: Hello, onlyClusterId?: string): Promise<RunnerSession> {

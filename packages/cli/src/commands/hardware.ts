@@ -11,8 +11,8 @@ function show(ctx: CliContext, cmd: Command, h: HardwareProfile): void {
     details([
       ["id", h.id],
       ["name", h.name],
-      ["cpu cores", String(h.cpuCores)],
-      ["memory", formatMemory(h.memoryBytes)],
+      ["cpu cores", h.cpuCores ? String(h.cpuCores) : "-"],
+      ["memory", h.memoryBytes ? formatMemory(h.memoryBytes) : "-"],
       ["gpus", h.gpuCount ? `${h.gpuCount} ${h.gpuType}`.trim() : "-"],
       ["created", time(h.createTime)],
     ]),
@@ -24,11 +24,12 @@ export function registerHardwareCommands(program: Command, ctx: CliContext): voi
 
   hardware
     .command("create <name>")
-    .requiredOption("--cpu <n>", "CPU cores", intArg(1, 100000))
-    .requiredOption("--memory <size>", 'memory, e.g. "64 GiB"')
+    .description("a named hardware profile; CPU and memory are optional (a GPU-only entry leaves them to the spec)")
+    .option("--cpu <n>", "CPU cores", intArg(1, 100000))
+    .option("--memory <size>", 'memory, e.g. "64 GiB"')
     .option("--gpu <n>", "GPU count", intArg(0, 1024))
     .option("--gpu-type <type>", "GPU model, e.g. A100")
-    .action(async (name: string, o: { cpu: number; memory: string; gpu?: number; gpuType?: string }, cmd: Command) => {
+    .action(async (name: string, o: { cpu?: number; memory?: string; gpu?: number; gpuType?: string }, cmd: Command) => {
       show(ctx, cmd, await ctx.client(cmd).hardware().create({ name, cpuCores: o.cpu, memory: o.memory, gpuCount: o.gpu, gpuType: o.gpuType }));
     });
 
@@ -41,7 +42,7 @@ export function registerHardwareCommands(program: Command, ctx: CliContext): voi
       ctx.io.out(
         table(
           ["ID", "NAME", "CPU", "MEMORY", "GPU"],
-          all.map((h) => [h.id, h.name, String(h.cpuCores), formatMemory(h.memoryBytes), h.gpuCount ? `${h.gpuCount} ${h.gpuType}`.trim() : "-"]),
+          all.map((h) => [h.id, h.name, h.cpuCores ? String(h.cpuCores) : "-", h.memoryBytes ? formatMemory(h.memoryBytes) : "-", h.gpuCount ? `${h.gpuCount} ${h.gpuType}`.trim() : "-"]),
         ),
       );
     });

@@ -261,31 +261,43 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
   job
     .command("list")
     .alias("ls")
-    .description("list jobs, newest first")
+    .description("list jobs, newest first (--order asc: oldest first)")
     .option("--state <state>", `only jobs in this state: ${Object.keys(jobStates).join(", ")} (repeatable)`, collect, [])
     .option("-c, --cluster <slug>", "only jobs of this cluster (repeatable)", collect, [])
     .option("--name <text>", "only jobs whose name contains this")
     .option("--automation <id>", "only jobs this automation submitted")
+    .option("--from-id <id>", "only jobs whose id is at least this (ids are time-ordered)")
+    .option("--to-id <id>", "only jobs whose id is below this")
+    .option("--order <direction>", "asc (oldest first) or desc (newest first)", "desc")
     .option("--limit <n>", "at most this many", intArg(1, 100000), 50)
-    .action(async (o: { state: string[]; cluster: string[]; name?: string; automation?: string; limit: number }, cmd: Command) => {
-      for (const s of o.state) {
-        if (!(s in jobStates)) throw new UsageError(`unknown state ${JSON.stringify(s)}: use ${Object.keys(jobStates).join(", ")}`);
-      }
-      const jobs = await ctx.client(cmd).jobs().query({
-        states: o.state as JobStateName[],
-        clusters: o.cluster,
-        name: o.name,
-        automation: o.automation,
-        limit: o.limit,
-      });
-      if (ctx.json(cmd)) return ctx.io.out(messageJson(JobSchema, jobs));
-      ctx.io.out(
-        table(
-          ["ID", "NAME", "CLUSTER", "STATE", "PROGRESS", "SUBMITTED"],
-          jobs.map((j) => [j.id, j.name, orDash(j.clusterSlug), jobStateName(j.state), progressText(j), time(j.submitTime)]),
-        ),
-      );
-    });
+    .action(
+      async (
+        o: { state: string[]; cluster: string[]; name?: string; automation?: string; fromId?: string; toId?: string; order: string; limit: number },
+        cmd: Command,
+      ) => {
+        for (const s of o.state) {
+          if (!(s in jobStates)) throw new UsageError(`unknown state ${JSON.stringify(s)}: use ${Object.keys(jobStates).join(", ")}`);
+        }
+        if (o.order !== "asc" && o.order !== "desc") throw new UsageError(`unknown order ${JSON.stringify(o.order)}: use asc or desc`);
+        const jobs = await ctx.client(cmd).jobs().query({
+          states: o.state as JobStateName[],
+          clusters: o.cluster,
+          name: o.name,
+          automation: o.automation,
+          idFrom: o.fromId,
+          idTo: o.toId,
+          order: o.order,
+          limit: o.limit,
+        });
+        if (ctx.json(cmd)) return ctx.io.out(messageJson(JobSchema, jobs));
+        ctx.io.out(
+          table(
+            ["ID", "NAME", "CLUSTER", "STATE", "PROGRESS", "SUBMITTED"],
+            jobs.map((j) => [j.id, j.name, orDash(j.clusterSlug), jobStateName(j.state), progressText(j), time(j.submitTime)]),
+          ),
+        );
+      },
+    );
 
   job
     .command("get <id>")
@@ -367,6 +379,19 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
     });
 
   job
+    .command("clone <id>")
+    .description("submit a job's root tasks again as a new job, on the same clusters or on --cluster")
+    .option("-c, --cluster <slug>", "run every root task on this cluster instead")
+    .option("--name <name>", "the new job's name (default: the job's)")
+    .option("--wait", "wait for the new job to end, showing its progress")
+    .action(async (id: string, o: { cluster?: string; name?: string; wait?: boolean }, cmd: Command) => {
+      const cloned = await ctx.client(cmd).jobs().clone(id, { cluster: o.cluster, name: o.name });
+      if (!o.wait) return showJob(ctx, cmd, cloned);
+      if (!ctx.json(cmd)) ctx.io.out(`submitted job ${cloned.id}`);
+      await waitForJob(ctx, cmd, cloned.id);
+    });
+
+  job
     .command("retry <id>")
     .description("re-queue a job's failed and canceled tasks")
     .action(async (id: string, _o: unknown, cmd: Command) => {
@@ -389,17 +414,33 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
     .option("-f, --format <format>", "mermaid, svg or dot", "mermaid")
     .option("-o, --output <file>", "write to a file instead of stdout")
     .option("--max-tasks <n>", "summarise graphs larger than this", intArg(0, 5000))
-    .action(async (id: string, o: { format: string; output?: string; maxTasks?: number }, cmd: Command) => {
-      if (!["mermaid", "svg", "dot"].includes(o.format)) throw new UsageError(`unknown format ${JSON.stringify(o.format)}: use mermaid, svg or dot`);
-      const v = await ctx.client(cmd).jobs().visualize(id, { maxTasks: o.maxTasks });
-      const text = o.format === "svg" ? v.svg : o.format === "dot" ? v.dot : v.mermaid;
-      if (o.output) {
-        await writeFile(o.output, text);
-        ctx.io.out(`wrote ${o.output}${v.summarized ? " (summarised)" : ""}`);
-      } else {
-        ctx.io.out(text);
-      }
-    });
+    .option("--direction <direction>", "down or right", "down")
+    .option("--theme <theme>", "light or dark", "light")
+    .option("--include-job-name", "draw the job's name as the title")
+    .action(
+      async (
+        id: string,
+        o: { format: string; output?: string; maxTasks?: number; direction: string; theme: string; includeJobName?: boolean },
+        cmd: Command,
+      ) => {
+        if (!["mermaid", "svg", "dot"].includes(o.format)) throw new UsageError(`unknown format ${JSON.stringify(o.format)}: use mermaid, svg or dot`);
+        if (o.direction !== "down" && o.direction !== "right") throw new UsageError(`unknown direction ${JSON.stringify(o.direction)}: use down or right`);
+        if (o.theme !== "light" && o.theme !== "dark") throw new UsageError(`unknown theme ${JSON.stringify(o.theme)}: use light or dark`);
+        const v = await ctx.client(cmd).jobs().visualize(id, {
+          maxTasks: o.maxTasks,
+          direction: o.direction,
+          theme: o.theme,
+          includeJobName: o.includeJobName,
+        });
+        const text = o.format === "svg" ? v.svg : o.format === "dot" ? v.dot : v.mermaid;
+        if (o.output) {
+          await writeFile(o.output, text);
+          ctx.io.out(`wrote ${o.output}${v.summarized ? " (summarised)" : ""}`);
+        } else {
+          ctx.io.out(text);
+        }
+      },
+    );
   registerJobLogsCommand(job, ctx);
   registerJobSpansCommand(job, ctx);
 }

@@ -1,7 +1,7 @@
 // Runs one assigned task: finds its class, decodes the input, calls execute(ctx) and turns what
 // happened into the outcome the runner reports.
 import { runInAttemptSpan } from "./task-trace.js";
-import type { TaskEnvelope } from "@corral/proto";
+import type { ProgressIndicator, TaskEnvelope } from "@corral/proto";
 import { createJobCache, type CacheBackend } from "../cache.js";
 import { UnrecoverableTaskError } from "../errors.js";
 import { ExecutionContext } from "../execution-context.js";
@@ -59,7 +59,18 @@ export interface ExecuteTaskOptions {
   maxOutputBytes?: number;
   /** Collects ctx.logger's JSON records (the runner sends them as the attempt's task log). */
   onLog?: (line: string) => void;
+  /** Live progress: called on each change with a reader of the task's progress and display so far. */
+  onProgress?: ProgressListener;
 }
+
+/** What a task's progress and display are now. */
+export interface ProgressSnapshot {
+  progress: ProgressIndicator[];
+  display: string;
+}
+
+/** Told that a running task's progress or display changed; `read` gives them (call it later, not per change). */
+export type ProgressListener = (read: () => ProgressSnapshot) => void;
 
 /** Describes an error for the task's record: its stack (or message), cause included, bounded. */
 export function describeError(err: unknown): string {
@@ -116,7 +127,12 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
       progress: [],
     };
   }
-  const ctx = new ExecutionContext({
+  const onProgress = options.onProgress;
+  const read = (): ProgressSnapshot => {
+    const r = ctx.result;
+    return { progress: r.progress, display: r.display ?? "" };
+  };
+  const ctx: ExecutionContext = new ExecutionContext({
     job: { id: env.jobId, name: env.jobName },
     task: {
       id: env.taskId,
@@ -134,6 +150,7 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
     scripts: options.scripts,
     dependencyOutputs: env.dependencyOutputs,
     dependencyOutputsOmitted: env.dependencyOutputsOmitted,
+    onProgress: onProgress ? () => onProgress(read) : undefined,
   });
   try {
     const value: unknown = await runInAttemptSpan(env.traceparent, () => task.execute(ctx));

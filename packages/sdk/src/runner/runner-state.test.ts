@@ -246,3 +246,29 @@ describe("RunnerState registration", () => {
     expect(s.appliedRevision).toBe(revision);
   });
 });
+
+describe("RunnerState live progress", () => {
+  const update = { progress: [], display: "3 of 10" };
+
+  it("sends a running task's progress with its lease", () => {
+    const s = machine(1);
+    s.onWelcome({ resumed: [] });
+    s.onAssign(assign("a"));
+    const [m] = sends(s.progressUpdate("a#1", update));
+    expect(m?.case).toBe("progress");
+    expect(m?.case === "progress" && m.value.lease).toMatchObject({ taskId: "a", attempt: 1, token: "tok-a-1" });
+    expect(m?.case === "progress" && m.value.display).toBe("3 of 10");
+  });
+
+  it("sends nothing for a task that reported, a lease it no longer holds, or while disconnected", () => {
+    const s = machine(1);
+    s.onWelcome({ resumed: [] });
+    s.onAssign(assign("a"));
+    s.onTaskFinished("a#1", done);
+    expect(sends(s.progressUpdate("a#1", update))).toEqual([]);
+    expect(sends(s.progressUpdate("zz#1", update))).toEqual([]);
+    s.onAssign(assign("b"));
+    s.onDisconnected();
+    expect(sends(s.progressUpdate("b#1", update))).toEqual([]);
+  });
+});

@@ -14,6 +14,7 @@ import {
   DrainingSchema,
   FailedSchema,
   LeaseRefSchema,
+  TaskProgressSchema,
   ReregisterSchema,
   TaskErrorKind,
   type Assign,
@@ -259,6 +260,21 @@ export class RunnerState {
       return [...this.#report(key, lease, runnerFault(`canceled before it started: ${reason || "canceled"}`)), ...this.#topUp()];
     }
     return [];
+  }
+
+  /**
+   * A running task's progress so far, for the broker (live progress): sent only while its lease is
+   * running on a connected stream; a task that reported or lost its lease sends nothing.
+   */
+  progressUpdate(key: string, update: { progress: ProgressIndicator[]; display: string }): RunnerEffect[] {
+    const lease = this.#leases.get(key);
+    if (!lease || lease.phase !== "running" || !this.#connected) return [];
+    return [
+      {
+        kind: "send",
+        message: { case: "progress", value: create(TaskProgressSchema, { lease: create(LeaseRefSchema, lease.ref), progress: update.progress, display: update.display }) },
+      },
+    ];
   }
 
   /** Stop taking work: tell the broker, hand back what has not started. */

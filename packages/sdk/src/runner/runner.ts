@@ -26,6 +26,7 @@ import { backoffDelay, createAuthInterceptor, sleep } from "../transport.js";
 import { describeError, TaskRegistry } from "./execute-task.js";
 import { DirectExecutor, type TaskExecutor } from "./task-executor.js";
 import { detectHardware, type HardwareInput } from "./hardware.js";
+import { ProgressThrottle } from "./progress-throttle.js";
 import { RunnerState, type RunnerEffect, type TaskOutcome } from "./runner-state.js";
 import { resolveScriptPolicy, type ScriptOptions, type ScriptPolicy } from "../tasks/script-policy.js";
 import { TaskLogSender } from "./task-log-sender.js";
@@ -76,6 +77,11 @@ export interface RunnerOptions extends ScriptOptions {
   heartbeatIntervalMs?: number;
   /** Failed connection attempts in a row before the runner warns that it cannot reach the suite (default 3). */
   unreachableWarnAfter?: number;
+  /**
+   * Live progress: a running task's progress and display go to the broker at most this often
+   * (default 1 s), so `corral job wait` shows them before the task ends.
+   */
+  progressIntervalMs?: number;
 }
 
 interface Session {
@@ -85,6 +91,8 @@ interface Session {
   batches: boolean;
   /** The broker's Welcome said it takes task logs. */
   taskLogs: boolean;
+  /** The broker's Welcome said it reads WorkRequest.progress. */
+  progress: boolean;
 }
 
 /** Messages per WorkRequest batch. */
@@ -194,6 +202,8 @@ export class Runner {
     },
     send: (m) => this.#session?.outbox.push(m) ?? false,
   });
+  /** Running tasks' progress, sent at most once per interval. */
+  readonly #progress: ProgressThrottle;
 
   constructor(options: RunnerOptions) {
     this.#options = options;
@@ -229,6 +239,10 @@ export class Runner {
         acceptCompression: [],
       });
     this.#events.setMaxListeners(0);
+    this.#progress = new ProgressThrottle(options.progressIntervalMs ?? 1000, (key, snapshot) => {
+      // A broker that does not read progress would end the stream over an unknown message.
+      if (this.#session?.progress) this.#apply(this.#state.progressUpdate(key, snapshot));
+    });
   }
 
   get lifecycle(): RunnerLifecycle {
@@ -452,6 +466,7 @@ export class Runner {
     // Lines still held go out ahead of the stream's end.
     this.#taskLogs.flush();
     this.#taskLogs.close();
+    this.#progress.close();
     this.#closed.abort();
     this.#closeSession();
     await this.#loopDone;
@@ -486,7 +501,7 @@ export class Runner {
     let failures = 0;
     const warnAfter = this.#options.unreachableWarnAfter ?? 3;
     while (!this.#closed.signal.aborted) {
-      const session: Session = { outbox: new AsyncQueue(), abort: new AbortController(), batches: false, taskLogs: false };
+      const session: Session = { outbox: new AsyncQueue(), abort: new AbortController(), batches: false, taskLogs: false, progress: false };
       this.#session = session;
       session.outbox.push(this.#hello());
       let welcomed = false;
@@ -558,6 +573,8 @@ export class Runner {
       case "welcome": {
         session.batches = m.value.batches;
         session.taskLogs = m.value.taskLogs;
+        session.taskLogs = m.value.taskLogs;
+        session.progress = m.value.progress;
         const interval = m.value.heartbeatInterval;
         const ms = interval ? Number(interval.seconds) * 1000 + Math.floor(interval.nanos / 1e6) : 0;
         this.#startHeartbeat(ms > 0 ? ms : (this.#options.heartbeatIntervalMs ?? 10_000), session);
@@ -694,7 +711,10 @@ export class Runner {
     const timeout = executionDeadline(assign, controller);
     const lease = assign.lease!;
     void this.#executor
-      .execute(key, assign, controller.signal, (line) => this.#taskLogs.line(lease, line))
+      .execute(key, assign, controller.signal, {
+        onLog: (line) => this.#taskLogs.line(lease, line),
+        onProgress: (read) => this.#progress.note(key, read),
+      })
       .catch((err: unknown): TaskOutcome => ({
         kind: "failed",
         error: describeError(err),
@@ -705,6 +725,7 @@ export class Runner {
       }))
       .then((outcome) => {
         this.#controllers.delete(key);
+        this.#progress.forget(key);
         timeout?.clear();
         // The attempt's last lines go just ahead of its result.
         this.#taskLogs.beforeResult(lease.taskId, lease.attempt);

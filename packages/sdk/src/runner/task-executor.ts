@@ -6,8 +6,16 @@ import type { CacheBackend } from "../cache.js";
 import type { TaskIdentifierInit } from "../identifier.js";
 import type { Logger } from "../logger.js";
 import type { ScriptPolicy } from "../tasks/script-policy.js";
-import { executeTask, TaskRegistry } from "./execute-task.js";
+import { executeTask, TaskRegistry, type ProgressListener } from "./execute-task.js";
 import type { TaskOutcome } from "./runner-state.js";
+
+/** What a running attempt tells, to executors that can pass it on. */
+export interface AttemptListeners {
+  /** ctx.logger's JSON records, for the attempt's task log. */
+  onLog?: (line: string) => void;
+  /** The task's progress or display changed; reads them as they are now. */
+  onProgress?: ProgressListener;
+}
 
 export interface TaskExecutor {
   /** What the runner registers now. */
@@ -15,10 +23,10 @@ export interface TaskExecutor {
   /** True when a task of this identifier can start here now. */
   canRun(identifier: TaskIdentifierInit): boolean;
   /**
-   * Runs one assigned task to its outcome (never rejects for the task's own errors). `onLog`, when
-   * the executor supports it, receives ctx.logger's JSON records for the attempt's task log.
+   * Runs one assigned task to its outcome (never rejects for the task's own errors). An executor
+   * that can tells `listeners` what the attempt logs and how its progress moves while it runs.
    */
-  execute(key: string, assign: Assign, signal: AbortSignal, onLog?: (line: string) => void): Promise<TaskOutcome>;
+  execute(key: string, assign: Assign, signal: AbortSignal, listeners?: AttemptListeners): Promise<TaskOutcome>;
 }
 
 /** The direct runner's executor: the task classes it was given, run in this process. */
@@ -43,7 +51,7 @@ export class DirectExecutor implements TaskExecutor {
     return this.registry.resolve(identifier) !== undefined;
   }
 
-  execute(_key: string, assign: Assign, signal: AbortSignal, onLog?: (line: string) => void): Promise<TaskOutcome> {
+  execute(_key: string, assign: Assign, signal: AbortSignal, listeners: AttemptListeners = {}): Promise<TaskOutcome> {
     return executeTask({
       envelope: assign.task!,
       attempt: assign.lease!.attempt,
@@ -52,7 +60,8 @@ export class DirectExecutor implements TaskExecutor {
       logger: this.#logger,
       signal,
       scripts: this.#scripts,
-      onLog,
+      onLog: listeners.onLog,
+      onProgress: listeners.onProgress,
     });
   }
 }

@@ -51,10 +51,21 @@ type Tx = Transaction<RegistryDatabase>;
 
 const STOP_REASONS = new Set(["idle", "manual"]);
 
-function resourcesOf(spec: ReturnType<typeof specFromJson>, profile: { cpu_cores: number; memory_bytes: string; gpu_count: number; gpu_type: string } | undefined): Resources {
-  // A named hardware profile is the more specific choice: it wins over the configuration's defaults.
+export function resourcesOf(
+  spec: Pick<ReturnType<typeof specFromJson>, "runnerCpuCores" | "runnerMemoryBytes" | "runnerGpuCount">,
+  profile: { cpu_cores: number; memory_bytes: string; gpu_count: number; gpu_type: string } | undefined,
+): Resources {
+  // A named hardware profile is the more specific choice: it wins over the configuration's
+  // defaults for what it names. CPU and memory are optional in a profile (0: a GPU-only entry):
+  // the spec's own apply then.
   if (profile) {
-    return { cpuCores: profile.cpu_cores, memoryBytes: BigInt(profile.memory_bytes), gpuCount: profile.gpu_count, gpuType: profile.gpu_type };
+    const memory = BigInt(profile.memory_bytes);
+    return {
+      cpuCores: profile.cpu_cores > 0 ? profile.cpu_cores : (spec.runnerCpuCores ?? 1),
+      memoryBytes: memory > 0n ? memory : (spec.runnerMemoryBytes ?? 0n),
+      gpuCount: profile.gpu_count,
+      gpuType: profile.gpu_type,
+    };
   }
   return {
     cpuCores: spec.runnerCpuCores ?? 1,

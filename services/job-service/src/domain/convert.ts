@@ -7,6 +7,7 @@ import {
   RateLimitSchema,
   ExecutionStatsSchema,
   JobSchema,
+  JobWaitReasonSchema,
   ProgressIndicatorSchema,
   TaskEnvelopeSchema,
   TaskIdentifierSchema,
@@ -16,6 +17,7 @@ import {
   TaskSpanSchema,
   type TaskSpan,
   type Job,
+  type JobWaitReason,
   type ProgressIndicator,
   type Task,
   type TaskEnvelope,
@@ -25,6 +27,7 @@ import {
 } from "@corral/proto";
 import type { EnvelopeRow, JobRow, ProgressJson, TaskDetailRow } from "../store/database.js";
 import { backoffMessage, durationOfMs, waitReason } from "./scheduling.js";
+import { runnerMissing, type OnlineRunners, type WaitReasonRow } from "./wait-reasons.js";
 import { QUEUED } from "./states.js";
 import { attemptTraceparent, jobTraceId, type AttemptSpan } from "./traces/attempt-spans.js";
 
@@ -142,7 +145,8 @@ export function toJob(j: JobRow, progress: ProgressJson[] | null = null, now = n
   });
 }
 
-export function toTask(t: TaskDetailRow, now = new Date()): Task {
+/** `online`: the team's online runners, when known, so a queued task says which runner it lacks. */
+export function toTask(t: TaskDetailRow, now = new Date(), online?: OnlineRunners): Task {
   return create(TaskSchema, {
     id: t.id,
     jobId: t.job_id,
@@ -171,10 +175,17 @@ export function toTask(t: TaskDetailRow, now = new Date()): Task {
     retryBackoff: backoffMessage(t.retry_backoff),
     notBefore: t.state === QUEUED && t.not_before ? timestampFromDate(t.not_before) : undefined,
     errorKind: t.error_kind,
-    waitReason: t.state === QUEUED ? waitReason(t, now) : "",
+    waitReason:
+      t.state === QUEUED
+        ? waitReason(t, now, online && runnerMissing(t.cluster_slug, { name: t.identifier_name, version: t.identifier_version }, online))
+        : "",
     startDeadline: t.state === QUEUED && t.start_deadline ? timestampFromDate(t.start_deadline) : undefined,
     priority: t.priority,
     concurrency: concurrencyOf(t),
     rateLimit: rateLimitOf(t),
   });
+}
+
+export function toJobWaitReason(r: WaitReasonRow): JobWaitReason {
+  return create(JobWaitReasonSchema, { clusterSlug: r.clusterSlug, identifier: r.identifier, tasks: r.tasks, message: r.message });
 }

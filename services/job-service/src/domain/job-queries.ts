@@ -21,7 +21,7 @@ export async function getJob(store: JobsStore, teamId: string, jobId: string): P
 export const DEFAULT_PAGE_SIZE = 100;
 
 export interface JobPage {
-  jobs: JobRow[];
+  jobs: Array<JobRow & { progress_json: ProgressJson[] }>;
   nextPageToken: string;
 }
 
@@ -40,8 +40,13 @@ export async function queryJobs(store: JobsStore, teamId: string, q: QueryJobsRe
   if (startTime && endTime && endTime < startTime) {
     throw new InvalidArgumentError("end_time", "must not be before start_time");
   }
+  if (q.idFrom !== "" && q.idTo !== "" && q.idTo < q.idFrom) {
+    throw new InvalidArgumentError("id_to", "must not be below id_from");
+  }
   const rows = await store.jobs.queryJobs({
     teamId,
+    idFrom: q.idFrom === "" ? undefined : q.idFrom,
+    idTo: q.idTo === "" ? undefined : q.idTo,
     startTime,
     endTime,
     states: q.states.filter((s) => s !== JobState.UNSPECIFIED),

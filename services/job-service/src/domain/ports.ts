@@ -1,6 +1,7 @@
 // What job-service's domain needs from the outside, as interfaces: the registry's clusters, the
 // broker's dispatch plane, job change notices, and the jobs database (store/ implements it; the
 // domain names only the schema's row types, never a repository).
+import type { OnlineRunners } from "./wait-reasons.js";
 import type { TaskEnvelope } from "@corral/proto";
 import type {
   AutomationRow,
@@ -54,6 +55,12 @@ export interface Dispatcher {
   revoke(teamId: string, jobId: string, taskIds: string[], reason: string, queued?: QueuedAttempt[]): Promise<void>;
 }
 
+/** Which runners are online now, for saying why queued work waits (the broker's sessions). */
+export interface RunnerPresence {
+  /** The team's online (not draining) runners by cluster slug, each as the identifiers it serves. */
+  online(teamId: string): Promise<OnlineRunners>;
+}
+
 /** Tells watchers of a job that it may have changed (the real one LISTENs to Postgres). */
 export interface JobChanges {
   /** Calls `onChange` whenever the job may have changed; returns the unsubscribe. */
@@ -75,6 +82,10 @@ export interface JobsStore {
 
 export interface JobQuery {
   teamId: string;
+  /** Ids at least this. */
+  idFrom?: string;
+  /** Ids below this. */
+  idTo?: string;
   startTime?: Date;
   endTime?: Date;
   states: number[];
@@ -98,7 +109,8 @@ export interface JobStore {
   /** What the key was first used for; undefined for keys used before digests were recorded. */
   findSubmissionDigest(teamId: string, key: string): Promise<string | undefined>;
   findJobWithProgress(teamId: string, jobId: string): Promise<{ job: JobRow; progress: ProgressJson[] } | undefined>;
-  queryJobs(q: JobQuery): Promise<JobRow[]>;
+  /** With each job's progress, as findJobWithProgress sums it. */
+  queryJobs(q: JobQuery): Promise<Array<JobRow & { progress_json: ProgressJson[] }>>;
   lockJob(teamId: string, jobId: string): Promise<JobRow | undefined>;
   lockJobsOfTasks(taskIds: string[]): Promise<JobRow[]>;
   setJobCanceled(jobId: string, canceled: boolean): Promise<void>;

@@ -147,8 +147,11 @@ export interface WaitingTask {
   rate_recent_starts?: number | null;
 }
 
-/** Why a queued task is not running yet, for people (empty when it is not queued). */
-export function waitReason(t: WaitingTask, now: Date): string {
+/**
+ * Why a queued task is not running yet, for people (empty when it is not queued). `noRunner`: why
+ * no runner takes it ("no online runner on cluster X serves my/Leaf@v1.2"), when that is known.
+ */
+export function waitReason(t: WaitingTask, now: Date, noRunner?: string): string {
   if (t.waiting_deps > 0) return `waits for ${t.waiting_deps} ${t.waiting_deps === 1 ? "dependency" : "dependencies"}`;
   if (t.not_before && t.not_before.getTime() > now.getTime()) return `delayed until ${t.not_before.toISOString()}`;
   const limit = t.concurrency_limit ?? 0;
@@ -159,7 +162,8 @@ export function waitReason(t: WaitingTask, now: Date): string {
   if (t.rate_limit_name && t.rate_recent_starts != null && t.rate_recent_starts >= rate) {
     return `rate limit ${t.rate_limit_name} ${rate}/${periodText(t.rate_period_ms ?? 0)}`;
   }
-  if (t.start_deadline) return `waits for a runner (fails if not started by ${t.start_deadline.toISOString()})`;
-  return "waits for a runner";
+  const why = noRunner ?? "waits for a runner";
+  if (t.start_deadline) return `${why} (fails if not started by ${t.start_deadline.toISOString()})`;
+  return why;
 }
 

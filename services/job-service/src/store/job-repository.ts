@@ -125,7 +125,8 @@ export async function setJobCanceled(db: JobsDb, jobId: string, canceled: boolea
   await sql`update jobs set canceled = ${canceled} where id = ${jobId}`.execute(db);
 }
 
-export async function queryJobs(db: JobsDb, q: JobQuery): Promise<JobRow[]> {
+/** Each job with its progress (as GetJob sums it), so listings show how far jobs are. */
+export async function queryJobs(db: JobsDb, q: JobQuery): Promise<Array<JobRow & { progress_json: ProgressJson[] }>> {
   const conditions = [sql`team_id = ${q.teamId}`];
   if (q.startTime) conditions.push(sql`submit_time >= ${q.startTime}`);
   if (q.endTime) conditions.push(sql`submit_time < ${q.endTime}`);
@@ -136,9 +137,12 @@ export async function queryJobs(db: JobsDb, q: JobQuery): Promise<JobRow[]> {
   if (q.taskStateColumns.length > 0) {
     conditions.push(sql`(${sql.join(q.taskStateColumns.map((c) => sql`${sql.ref(c)} > 0`), sql` or `)})`);
   }
+  if (q.idFrom) conditions.push(sql`id >= ${q.idFrom}`);
+  if (q.idTo) conditions.push(sql`id < ${q.idTo}`);
   if (q.afterId) conditions.push(q.ascending ? sql`id > ${q.afterId}` : sql`id < ${q.afterId}`);
-  const { rows } = await sql<JobRow>`
-    select * from jobs where ${sql.join(conditions, sql` and `)}
+  const { rows } = await sql<JobRow & { progress_json: ProgressJson[] }>`
+    select jobs.*, ${progressJson(sql.ref("jobs.id"))} as progress_json
+    from jobs where ${sql.join(conditions, sql` and `)}
     order by id ${q.ascending ? sql`asc` : sql`desc`} limit ${q.limit}`.execute(db);
   return rows;
 }

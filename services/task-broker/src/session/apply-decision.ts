@@ -7,6 +7,7 @@ import type { PresencePublisher } from "../presence-publisher.js";
 import type { LeaseStore } from "../redis/lease-store.js";
 import type { RunnerSession } from "../runner-session.js";
 import type { LeaseHoldings } from "./lease-holdings.js";
+import type { ProgressForwarder } from "./progress-forwarder.js";
 import { cancelLease, endForViolation, type ResultReporter } from "./result-reporter.js";
 import { decideInBatch, type Decision, type ProtocolLimits, type SessionView } from "./session-protocol.js";
 
@@ -21,7 +22,7 @@ export interface SessionDispatch {
 }
 
 /** Where the task log lines runners send go (task-logs/log-forwarder.ts). */
-export interface TaskLogSink {
+export interface SessionLogIntake {
   accept(session: RunnerSession, logs: TaskLogs): Promise<void>;
 }
 
@@ -29,13 +30,14 @@ export interface DecisionPorts {
   leases: LeaseStore;
   holdings: LeaseHoldings;
   reporter: ResultReporter;
+  progress: ProgressForwarder;
   dispatch: SessionDispatch;
   presence: PresencePublisher;
   logger: Logger;
   leaseDurationMs: number;
   limits: ProtocolLimits;
   /** Unset: the broker takes no task logs (Welcome says so). */
-  logs?: TaskLogSink;
+  logs?: SessionLogIntake;
 }
 
 /** What the protocol needs to know of a session. */
@@ -63,6 +65,8 @@ export async function applyDecision(ports: DecisionPorts, session: RunnerSession
       return;
     case "report":
       return ports.reporter.report(session, d);
+    case "progress":
+      return ports.progress.forward(session, d.progress);
     case "drain":
       session.state = "draining";
       ports.presence.draining(session);

@@ -44,6 +44,21 @@ describe("Hello", () => {
   });
 });
 
+describe("live progress", () => {
+  it("progress of a lease is forwarded, never answered", () => {
+    const lease = { taskId: "t", attempt: 1, token: "x" };
+    const d = decide(active, request({ case: "progress", value: { lease, progress: [], display: "half" } as never }), limits);
+    expect(d).toMatchObject({ kind: "progress", progress: { lease, display: "half" } });
+  });
+
+  it("progress without its lease is a violation", () => {
+    expect(decide(active, request({ case: "progress", value: { progress: [], display: "" } as never }), limits)).toMatchObject({
+      kind: "violation",
+      code: Code.InvalidArgument,
+    });
+  });
+});
+
 describe("messages after Hello", () => {
   it("a second Hello is a violation", () => {
     expect(decide(active, request({ case: "hello", value: {} as never }), limits)).toMatchObject({ kind: "violation", code: Code.FailedPrecondition });

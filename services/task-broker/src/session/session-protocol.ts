@@ -2,7 +2,7 @@
 // runner message means for its session (messages in, decisions out). The session hub carries the
 // decisions out (Redis, job-service, the dispatcher); every rule here has a test named for it.
 import { Code } from "@connectrpc/connect";
-import { RunnerKind, type Hello, type LeaseRef, type TaskIdentifier, type TaskLogs, type WorkRequest } from "@corral/proto";
+import { RunnerKind, type Hello, type LeaseRef, type TaskIdentifier, type TaskLogs, type TaskProgress, type WorkRequest } from "@corral/proto";
 import { InvalidArgumentError } from "@corral/server-kit";
 import { readableQueues } from "../task-identifier.js";
 
@@ -31,6 +31,8 @@ export type Decision =
   | { kind: "heartbeat" }
   | { kind: "report"; lease: LeaseRef | undefined; message: Extract<WorkRequest["message"], { case: "completed" | "failed" }> }
   | { kind: "drain" }
+  /** Live progress of a running task: forwarded, never answered. */
+  | { kind: "progress"; progress: TaskProgress }
   | { kind: "reregister"; identifiers: TaskIdentifier[]; queues: string[]; revision: number }
   /** Lines of task attempts, for the task log forwarder (it checks each attempt's lease). */
   | { kind: "taskLogs"; logs: TaskLogs }
@@ -92,6 +94,9 @@ export function decide(view: SessionView, request: WorkRequest, limits: Protocol
     case "failed":
       if (!m.value.lease) return violation(Code.InvalidArgument, "a result needs its lease");
       return { kind: "report", lease: m.value.lease, message: m };
+    case "progress":
+      if (!m.value.lease) return violation(Code.InvalidArgument, "progress needs its lease");
+      return { kind: "progress", progress: m.value };
     case "batch":
       return { kind: "batch", messages: m.value.messages };
     case "draining":

@@ -49,6 +49,7 @@ export function welcome(session: RunnerSession, resumed: Lease[], times: Session
       resumed,
       brokerId: times.brokerId,
       batches: true,
+      progress: true,
       taskLogs: times.taskLogs,
     },
   });

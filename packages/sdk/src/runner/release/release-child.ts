@@ -7,7 +7,8 @@ import type { CacheBackend } from "../../cache.js";
 import { collectTaskClasses } from "../../task-module.js";
 import { resolveScriptPolicy, type ScriptPolicy } from "../../tasks/script-policy.js";
 import { describeError, executeTask, TaskRegistry } from "../execute-task.js";
-import { decodeEnvelope, encodeOutcome, isParentMessage, type CacheOp, type ChildMessage, type LoadRequest } from "./release-ipc.js";
+import { ProgressThrottle } from "../progress-throttle.js";
+import { decodeEnvelope, encodeOutcome, encodeProgress, isParentMessage, type CacheOp, type ChildMessage, type LoadRequest } from "./release-ipc.js";
 
 function send(message: ChildMessage): void {
   process.send?.(message);
@@ -67,6 +68,9 @@ async function load(request: LoadRequest): Promise<void> {
   }
 }
 
+/** Live progress goes to the runner at most this often per task; the runner throttles again for the broker. */
+const progress = new ProgressThrottle(250, (key, snapshot) => send({ type: "progress", key, bytes: encodeProgress(snapshot) }));
+
 async function execute(key: string, attempt: number, envelopeBytes: Uint8Array): Promise<void> {
   const controller = new AbortController();
   running.set(key, controller);
@@ -80,6 +84,7 @@ async function execute(key: string, attempt: number, envelopeBytes: Uint8Array):
       signal: controller.signal,
       scripts,
       onLog: (line) => send({ type: "task-log", key, line }),
+      onProgress: (read) => progress.note(key, read),
     }).catch((err: unknown) => ({
       kind: "failed" as const,
       error: describeError(err),
@@ -88,6 +93,7 @@ async function execute(key: string, attempt: number, envelopeBytes: Uint8Array):
       display: "",
       progress: [],
     }));
+    progress.forget(key);
     send({ type: "result", key, outcome: encodeOutcome(outcome) });
   } finally {
     running.delete(key);

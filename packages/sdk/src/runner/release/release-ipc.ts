@@ -2,8 +2,9 @@
 // the "advanced" serialization, so bytes travel as Uint8Array), and their pure encodings: a task
 // envelope and a task outcome cross as protobuf bytes, so subtasks and progress keep their exact shape.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { CompletedSchema, FailedSchema, TaskEnvelopeSchema, type TaskEnvelope } from "@corral/proto";
+import { CompletedSchema, FailedSchema, TaskEnvelopeSchema, TaskProgressSchema, type TaskEnvelope } from "@corral/proto";
 import type { TaskIdentifierInit } from "../../identifier.js";
+import type { ProgressSnapshot } from "../execute-task.js";
 import type { TaskOutcome } from "../runner-state.js";
 import type { ScriptOptions } from "../../tasks/script-policy.js";
 
@@ -37,7 +38,9 @@ export type ChildMessage =
   /** One pino line of the child's logger, forwarded to the runner's. */
   | { type: "log"; line: string }
   /** One ctx.logger record of the task `key`, for the attempt's task log (sent before its result). */
-  | { type: "task-log"; key: string; line: string };
+  | { type: "task-log"; key: string; line: string }
+  /** A running task's progress and display so far (TaskProgress bytes without the lease), throttled by the child. */
+  | { type: "progress"; key: string; bytes: Uint8Array };
 
 /** A TaskOutcome as it crosses the channel. */
 export type EncodedOutcome = { kind: "completed"; bytes: Uint8Array } | { kind: "failed"; bytes: Uint8Array };
@@ -85,7 +88,7 @@ export function releaseFault(error: string): TaskOutcome {
 }
 
 const parentTypes = new Set(["load", "execute", "cancel", "cache-reply", "stop"]);
-const childTypes = new Set(["loaded", "load-failed", "result", "cache", "log", "task-log"]);
+const childTypes = new Set(["loaded", "load-failed", "result", "cache", "log", "task-log", "progress"]);
 
 /** True for a message the parent may send (the child ignores anything else). */
 export function isParentMessage(value: unknown): value is ParentMessage {
@@ -95,4 +98,14 @@ export function isParentMessage(value: unknown): value is ParentMessage {
 /** True for a message the child may send (the parent ignores anything else: the bundle shares the channel's process). */
 export function isChildMessage(value: unknown): value is ChildMessage {
   return typeof value === "object" && value !== null && childTypes.has((value as { type?: unknown }).type as string);
+}
+
+/** A running task's progress as it crosses the channel (a TaskProgress without its lease). */
+export function encodeProgress(snapshot: ProgressSnapshot): Uint8Array {
+  return toBinary(TaskProgressSchema, create(TaskProgressSchema, { progress: snapshot.progress, display: snapshot.display }));
+}
+
+export function decodeProgress(bytes: Uint8Array): ProgressSnapshot {
+  const p = fromBinary(TaskProgressSchema, bytes);
+  return { progress: p.progress, display: p.display };
 }

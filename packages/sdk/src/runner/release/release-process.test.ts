@@ -7,6 +7,7 @@ import { AssignSchema, type Assign } from "@corral/proto";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InMemoryCache } from "../../cache.js";
+import type { ProgressSnapshot } from "../execute-task.js";
 import { ReleaseLoadError, ReleaseProcess } from "./release-process.js";
 
 // A bundle as publishing leaves it: an ES module whose @corral/sdk import the child resolves.
@@ -137,6 +138,28 @@ describe("ReleaseProcess", () => {
       const outcome = await running;
       expect(outcome).toMatchObject({ kind: "failed", countsAsRetry: true });
       expect(outcome.kind === "failed" && outcome.error).toContain("job canceled");
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it("passes a running task's progress and display to the runner while the task still runs", async () => {
+    const p = new ReleaseProcess(options(join(dir, "good.mjs")));
+    try {
+      await p.loaded();
+      const controller = new AbortController();
+      let seen: (() => ProgressSnapshot) | undefined;
+      const reported = new Promise<void>((resolve) => {
+        const running = p.execute("e#1", assign("e", { n: 1, wait: true }), controller.signal, (read) => {
+          seen = read;
+          resolve();
+        });
+        void running.then(() => resolve());
+      });
+      await reported;
+      expect(seen, "progress came before the task ended").toBeDefined();
+      expect(seen!()).toMatchObject({ display: `ran in ${p.pid}`, progress: [{ label: "tiles", total: 2n, done: 1n }] });
+      controller.abort(new Error("done looking"));
     } finally {
       await p.stop();
     }

@@ -10,7 +10,9 @@ import type { Logger } from "../../logger.js";
 import type { ScriptOptions } from "../../tasks/script-policy.js";
 import { describeError } from "../execute-task.js";
 import type { TaskOutcome } from "../runner-state.js";
-import { decodeOutcome, encodeEnvelope, isChildMessage, releaseFault, type ChildMessage, type ParentMessage } from "./release-ipc.js";
+import type { ProgressListener } from "../execute-task.js";
+import type { AttemptListeners } from "../task-executor.js";
+import { decodeOutcome, decodeProgress, encodeEnvelope, isChildMessage, releaseFault, type ChildMessage, type ParentMessage } from "./release-ipc.js";
 
 const entry = fileURLToPath(new URL("./child-entry.mjs", import.meta.url));
 
@@ -51,6 +53,8 @@ export class ReleaseProcess {
   readonly #pending = new Map<string, (outcome: TaskOutcome) => void>();
   /** Where each running task's ctx.logger records go (the runner's task log). */
   readonly #taskLogs = new Map<string, (line: string) => void>();
+  /** Live progress listeners of the tasks in flight. */
+  readonly #progress = new Map<string, ProgressListener>();
   readonly #exited: Promise<string>;
   #loaded: Promise<TaskIdentifierInit[]>;
   #exitReason: string | undefined;
@@ -126,15 +130,17 @@ export class ReleaseProcess {
   }
 
   /** Runs a task in the child; an outcome always comes back (a runner fault if the child dies). */
-  execute(key: string, assign: Assign, signal: AbortSignal, onLog?: (line: string) => void): Promise<TaskOutcome> {
+  execute(key: string, assign: Assign, signal: AbortSignal, listeners: AttemptListeners = {}): Promise<TaskOutcome> {
     if (!this.alive) return Promise.resolve(releaseFault(`the process of release ${this.release} is not running`));
     return new Promise((resolve) => {
       const onAbort = () => this.#send({ type: "cancel", key, reason: describeReason(signal.reason) });
       signal.addEventListener("abort", onAbort, { once: true });
-      if (onLog) this.#taskLogs.set(key, onLog);
+      if (listeners.onLog) this.#taskLogs.set(key, listeners.onLog);
+      if (listeners.onProgress) this.#progress.set(key, listeners.onProgress);
       this.#pending.set(key, (outcome) => {
         signal.removeEventListener("abort", onAbort);
         this.#taskLogs.delete(key);
+        this.#progress.delete(key);
         resolve(outcome);
       });
       this.#send({ type: "execute", key, attempt: assign.lease!.attempt, envelope: encodeEnvelope(assign.task!) });
@@ -190,6 +196,17 @@ export class ReleaseProcess {
       case "task-log":
         this.#taskLogs.get(m.key)?.(m.line);
         break;
+      case "progress": {
+        const listener = this.#progress.get(m.key);
+        if (!listener) break;
+        try {
+          const snapshot = decodeProgress(m.bytes);
+          listener(() => snapshot);
+        } catch (err) {
+          this.#options.logger.debug({ err, release: this.release }, "unreadable progress from a release process");
+        }
+        break;
+      }
       default:
         break;
     }

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/broker/v1/work.proto.
  */
 export const file_corral_broker_v1_work: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb3JyYWwvYnJva2VyL3YxL3dvcmsucHJvdG8SEGNvcnJhbC5icm9rZXIudjEiUAoITGVhc2VSZWYSGgoHdGFza19pZBgBIAEoCUIJukgGcgQQARhAEg8KB2F0dGVtcHQYAiABKA0SFwoFdG9rZW4YAyABKAlCCLpIBXIDGIABImkKBUxlYXNlEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRINCgV0b2tlbhgDIAEoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiggQKBUhlbGxvEh0KCXJ1bm5lcl9pZBgBIAEoCUIKukgHcgUQARiAARIuCgxjbHVzdGVyX3NsdWcYAiABKAlCGLpIFXITGGQyD15bQS1aYS16MC05LV0qJBJACgtpZGVudGlmaWVycxgDIAMoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCCbpIBpIBAxDoBxIZCgVzbG90cxgEIAEoDUIKukgHKgUYkE4oARIsCghoYXJkd2FyZRgFIAEoCzIaLmNvcnJhbC5jb21tb24udjEuSGFyZHdhcmUSTQoGbGFiZWxzGAYgAygLMiMuY29ycmFsLmJyb2tlci52MS5IZWxsby5MYWJlbHNFbnRyeUIYukgVmgESEEAiB3IFEAEYgAEqBXIDGIAEEjwKDXJlc3VtZV9sZWFzZXMYByADKAsyGi5jb3JyYWwuYnJva2VyLnYxLkxlYXNlUmVmQgm6SAaSAQMQkE4SHAoLc2RrX3ZlcnNpb24YCCABKAlCB7pIBHICGEASDwoHYmF0Y2hlcxgJIAEoCBI0CgRraW5kGAogASgOMhwuY29ycmFsLmJyb2tlci52MS5SdW5uZXJLaW5kQgi6SAWCAQIQARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImAKClJlcmVnaXN0ZXISQAoLaWRlbnRpZmllcnMYASADKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyQgm6SAaSAQMQ6AcSEAoIcmV2aXNpb24YAiABKA0iIAoMUmVyZWdpc3RlcmVkEhAKCHJldmlzaW9uGAEgASgNIh8KBkNyZWRpdBIVCgFuGAEgASgNQgq6SAcqBRiQTigBIgsKCUhlYXJ0YmVhdCKIAgoJQ29tcGxldGVkEjEKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZkIGukgDyAEBEhkKB2Rpc3BsYXkYAiABKAlCCLpIBXIDGIAIEj0KCHN1YnRhc2tzGAMgAygLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrU3VibWlzc2lvbkIJukgGkgEDEJBOEkAKCHByb2dyZXNzGAQgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHEiwKBm91dHB1dBgFIAEoCzIcLmNvcnJhbC5jb21tb24udjEuVGFza091dHB1dCKbAgoGRmFpbGVkEjEKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZkIGukgDyAEBEhgKBWVycm9yGAIgASgJQgm6SAZyBBiAgAQSFwoPY291bnRzX2FzX3JldHJ5GAMgASgIEkAKCHByb2dyZXNzGAQgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHEhUKDXVucmVjb3ZlcmFibGUYBSABKAgSGQoHZGlzcGxheRgGIAEoCUIIukgFcgMYgAgSNwoEa2luZBgUIAEoDjIfLmNvcnJhbC5jb21tb24udjEuVGFza0Vycm9yS2luZEIIukgFggECEAEiRgoIVGFza0xvZ3MSOgoIYXR0ZW1wdHMYASADKAsyHS5jb3JyYWwuYnJva2VyLnYxLkF0dGVtcHRMb2dzQgm6SAaSAQMQ6AcijQEKC0F0dGVtcHRMb2dzEjEKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZkIGukgDyAEBEjQKBWxpbmVzGAIgAygLMhouY29ycmFsLmNvbW1vbi52MS5Mb2dFbnRyeUIJukgGkgEDEJBOEhUKDWRyb3BwZWRfY291bnQYAyABKA0iCgoIRHJhaW5pbmciUAoQV29ya1JlcXVlc3RCYXRjaBI8CghtZXNzYWdlcxgBIAMoCzIdLmNvcnJhbC5icm9rZXIudjEuV29ya1JlcXVlc3RCC7pICJIBBQgBEJBOIs8DCgtXb3JrUmVxdWVzdBIoCgVoZWxsbxgBIAEoCzIXLmNvcnJhbC5icm9rZXIudjEuSGVsbG9IABIqCgZjcmVkaXQYAiABKAsyGC5jb3JyYWwuYnJva2VyLnYxLkNyZWRpdEgAEjAKCWhlYXJ0YmVhdBgDIAEoCzIbLmNvcnJhbC5icm9rZXIudjEuSGVhcnRiZWF0SAASMAoJY29tcGxldGVkGAQgASgLMhsuY29ycmFsLmJyb2tlci52MS5Db21wbGV0ZWRIABIqCgZmYWlsZWQYBSABKAsyGC5jb3JyYWwuYnJva2VyLnYxLkZhaWxlZEgAEi4KCGRyYWluaW5nGAYgASgLMhouY29ycmFsLmJyb2tlci52MS5EcmFpbmluZ0gAEjMKBWJhdGNoGAcgASgLMiIuY29ycmFsLmJyb2tlci52MS5Xb3JrUmVxdWVzdEJhdGNoSAASMgoKcmVyZWdpc3RlchgIIAEoCzIcLmNvcnJhbC5icm9rZXIudjEuUmVyZWdpc3RlckgAEi8KCXRhc2tfbG9ncxhGIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuVGFza0xvZ3NIAEIQCgdtZXNzYWdlEgW6SAIIASKSAgoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEjEKDmxlYXNlX2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgpjbHVzdGVyX2lkGAQgASgJEhQKDGNsdXN0ZXJfc2x1ZxgFIAEoCRIoCgdyZXN1bWVkGAYgAygLMhcuY29ycmFsLmJyb2tlci52MS5MZWFzZRIRCglicm9rZXJfaWQYByABKAkSDwoHYmF0Y2hlcxgIIAEoCBIRCgl0YXNrX2xvZ3MYRiABKAgiXgoGQXNzaWduEiYKBWxlYXNlGAEgASgLMhcuY29ycmFsLmJyb2tlci52MS5MZWFzZRIsCgR0YXNrGAIgASgLMh4uY29ycmFsLmNvbW1vbi52MS5UYXNrRW52ZWxvcGUiUgoDQWNrEikKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZhIQCghhY2NlcHRlZBgCIAEoCBIOCgZyZWFzb24YAyABKAkiQwoGQ2FuY2VsEikKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZhIOCgZyZWFzb24YAiABKAkiFwoFRHJhaW4SDgoGcmVhc29uGAEgASgJIioKCVdvcmtFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkiRQoRV29ya1Jlc3BvbnNlQmF0Y2gSMAoIbWVzc2FnZXMYASADKAsyHi5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXNwb25zZSKLAwoMV29ya1Jlc3BvbnNlEiwKB3dlbGNvbWUYASABKAsyGS5jb3JyYWwuYnJva2VyLnYxLldlbGNvbWVIABIqCgZhc3NpZ24YAiABKAsyGC5jb3JyYWwuYnJva2VyLnYxLkFzc2lnbkgAEiQKA2FjaxgDIAEoCzIVLmNvcnJhbC5icm9rZXIudjEuQWNrSAASKgoGY2FuY2VsGAQgASgLMhguY29ycmFsLmJyb2tlci52MS5DYW5jZWxIABIoCgVkcmFpbhgFIAEoCzIXLmNvcnJhbC5icm9rZXIudjEuRHJhaW5IABIsCgVlcnJvchgGIAEoCzIbLmNvcnJhbC5icm9rZXIudjEuV29ya0Vycm9ySAASNAoFYmF0Y2gYByABKAsyIy5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXNwb25zZUJhdGNoSAASNgoMcmVyZWdpc3RlcmVkGAggASgLMh4uY29ycmFsLmJyb2tlci52MS5SZXJlZ2lzdGVyZWRIAEIJCgdtZXNzYWdlKnMKClJ1bm5lcktpbmQSGwoXUlVOTkVSX0tJTkRfVU5TUEVDSUZJRUQQABIWChJSVU5ORVJfS0lORF9ESVJFQ1QQARIXChNSVU5ORVJfS0lORF9SRUxFQVNFEAISFwoTUlVOTkVSX0tJTkRfR0FURVdBWRADMl4KEVRhc2tCcm9rZXJTZXJ2aWNlEkkKBFdvcmsSHS5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXF1ZXN0Gh4uY29ycmFsLmJyb2tlci52MS5Xb3JrUmVzcG9uc2UoATABYgZwcm90bzM", [file_buf_validate_validate, file_corral_common_v1_common, file_corral_common_v1_log, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chtjb3JyYWwvYnJva2VyL3YxL3dvcmsucHJvdG8SEGNvcnJhbC5icm9rZXIudjEiUAoITGVhc2VSZWYSGgoHdGFza19pZBgBIAEoCUIJukgGcgQQARhAEg8KB2F0dGVtcHQYAiABKA0SFwoFdG9rZW4YAyABKAlCCLpIBXIDGIABImkKBUxlYXNlEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRINCgV0b2tlbhgDIAEoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiggQKBUhlbGxvEh0KCXJ1bm5lcl9pZBgBIAEoCUIKukgHcgUQARiAARIuCgxjbHVzdGVyX3NsdWcYAiABKAlCGLpIFXITGGQyD15bQS1aYS16MC05LV0qJBJACgtpZGVudGlmaWVycxgDIAMoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCCbpIBpIBAxDoBxIZCgVzbG90cxgEIAEoDUIKukgHKgUYkE4oARIsCghoYXJkd2FyZRgFIAEoCzIaLmNvcnJhbC5jb21tb24udjEuSGFyZHdhcmUSTQoGbGFiZWxzGAYgAygLMiMuY29ycmFsLmJyb2tlci52MS5IZWxsby5MYWJlbHNFbnRyeUIYukgVmgESEEAiB3IFEAEYgAEqBXIDGIAEEjwKDXJlc3VtZV9sZWFzZXMYByADKAsyGi5jb3JyYWwuYnJva2VyLnYxLkxlYXNlUmVmQgm6SAaSAQMQkE4SHAoLc2RrX3ZlcnNpb24YCCABKAlCB7pIBHICGEASDwoHYmF0Y2hlcxgJIAEoCBI0CgRraW5kGAogASgOMhwuY29ycmFsLmJyb2tlci52MS5SdW5uZXJLaW5kQgi6SAWCAQIQARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImAKClJlcmVnaXN0ZXISQAoLaWRlbnRpZmllcnMYASADKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyQgm6SAaSAQMQ6AcSEAoIcmV2aXNpb24YAiABKA0iIAoMUmVyZWdpc3RlcmVkEhAKCHJldmlzaW9uGAEgASgNIh8KBkNyZWRpdBIVCgFuGAEgASgNQgq6SAcqBRiQTigBIgsKCUhlYXJ0YmVhdCKIAgoJQ29tcGxldGVkEjEKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZkIGukgDyAEBEhkKB2Rpc3BsYXkYAiABKAlCCLpIBXIDGIAIEj0KCHN1YnRhc2tzGAMgAygLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrU3VibWlzc2lvbkIJukgGkgEDEJBOEkAKCHByb2dyZXNzGAQgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHEiwKBm91dHB1dBgFIAEoCzIcLmNvcnJhbC5jb21tb24udjEuVGFza091dHB1dCKbAgoGRmFpbGVkEjEKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZkIGukgDyAEBEhgKBWVycm9yGAIgASgJQgm6SAZyBBiAgAQSFwoPY291bnRzX2FzX3JldHJ5GAMgASgIEkAKCHByb2dyZXNzGAQgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHEhUKDXVucmVjb3ZlcmFibGUYBSABKAgSGQoHZGlzcGxheRgGIAEoCUIIukgFcgMYgAgSNwoEa2luZBgUIAEoDjIfLmNvcnJhbC5jb21tb24udjEuVGFza0Vycm9yS2luZEIIukgFggECEAEiRgoIVGFza0xvZ3MSOgoIYXR0ZW1wdHMYASADKAsyHS5jb3JyYWwuYnJva2VyLnYxLkF0dGVtcHRMb2dzQgm6SAaSAQMQ6AcijQEKC0F0dGVtcHRMb2dzEjEKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZkIGukgDyAEBEjQKBWxpbmVzGAIgAygLMhouY29ycmFsLmNvbW1vbi52MS5Mb2dFbnRyeUIJukgGkgEDEJBOEhUKDWRyb3BwZWRfY291bnQYAyABKA0ingEKDFRhc2tQcm9ncmVzcxIxCgVsZWFzZRgBIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWZCBrpIA8gBARJACghwcm9ncmVzcxgCIAMoCzIjLmNvcnJhbC5jb21tb24udjEuUHJvZ3Jlc3NJbmRpY2F0b3JCCbpIBpIBAxDoBxIZCgdkaXNwbGF5GAMgASgJQgi6SAVyAxiACCIKCghEcmFpbmluZyJQChBXb3JrUmVxdWVzdEJhdGNoEjwKCG1lc3NhZ2VzGAEgAygLMh0uY29ycmFsLmJyb2tlci52MS5Xb3JrUmVxdWVzdEILukgIkgEFCAEQkE4igwQKC1dvcmtSZXF1ZXN0EigKBWhlbGxvGAEgASgLMhcuY29ycmFsLmJyb2tlci52MS5IZWxsb0gAEioKBmNyZWRpdBgCIAEoCzIYLmNvcnJhbC5icm9rZXIudjEuQ3JlZGl0SAASMAoJaGVhcnRiZWF0GAMgASgLMhsuY29ycmFsLmJyb2tlci52MS5IZWFydGJlYXRIABIwCgljb21wbGV0ZWQYBCABKAsyGy5jb3JyYWwuYnJva2VyLnYxLkNvbXBsZXRlZEgAEioKBmZhaWxlZBgFIAEoCzIYLmNvcnJhbC5icm9rZXIudjEuRmFpbGVkSAASLgoIZHJhaW5pbmcYBiABKAsyGi5jb3JyYWwuYnJva2VyLnYxLkRyYWluaW5nSAASMwoFYmF0Y2gYByABKAsyIi5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXF1ZXN0QmF0Y2hIABIyCgpyZXJlZ2lzdGVyGAggASgLMhwuY29ycmFsLmJyb2tlci52MS5SZXJlZ2lzdGVySAASLwoJdGFza19sb2dzGEYgASgLMhouY29ycmFsLmJyb2tlci52MS5UYXNrTG9nc0gAEjIKCHByb2dyZXNzGGQgASgLMh4uY29ycmFsLmJyb2tlci52MS5UYXNrUHJvZ3Jlc3NIAEIQCgdtZXNzYWdlEgW6SAIIASKkAgoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEjEKDmxlYXNlX2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgpjbHVzdGVyX2lkGAQgASgJEhQKDGNsdXN0ZXJfc2x1ZxgFIAEoCRIoCgdyZXN1bWVkGAYgAygLMhcuY29ycmFsLmJyb2tlci52MS5MZWFzZRIRCglicm9rZXJfaWQYByABKAkSDwoHYmF0Y2hlcxgIIAEoCBIRCgl0YXNrX2xvZ3MYRiABKAgSEAoIcHJvZ3Jlc3MYZCABKAgiXgoGQXNzaWduEiYKBWxlYXNlGAEgASgLMhcuY29ycmFsLmJyb2tlci52MS5MZWFzZRIsCgR0YXNrGAIgASgLMh4uY29ycmFsLmNvbW1vbi52MS5UYXNrRW52ZWxvcGUiUgoDQWNrEikKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZhIQCghhY2NlcHRlZBgCIAEoCBIOCgZyZWFzb24YAyABKAkiQwoGQ2FuY2VsEikKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZhIOCgZyZWFzb24YAiABKAkiFwoFRHJhaW4SDgoGcmVhc29uGAEgASgJIioKCVdvcmtFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkiRQoRV29ya1Jlc3BvbnNlQmF0Y2gSMAoIbWVzc2FnZXMYASADKAsyHi5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXNwb25zZSKLAwoMV29ya1Jlc3BvbnNlEiwKB3dlbGNvbWUYASABKAsyGS5jb3JyYWwuYnJva2VyLnYxLldlbGNvbWVIABIqCgZhc3NpZ24YAiABKAsyGC5jb3JyYWwuYnJva2VyLnYxLkFzc2lnbkgAEiQKA2FjaxgDIAEoCzIVLmNvcnJhbC5icm9rZXIudjEuQWNrSAASKgoGY2FuY2VsGAQgASgLMhguY29ycmFsLmJyb2tlci52MS5DYW5jZWxIABIoCgVkcmFpbhgFIAEoCzIXLmNvcnJhbC5icm9rZXIudjEuRHJhaW5IABIsCgVlcnJvchgGIAEoCzIbLmNvcnJhbC5icm9rZXIudjEuV29ya0Vycm9ySAASNAoFYmF0Y2gYByABKAsyIy5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXNwb25zZUJhdGNoSAASNgoMcmVyZWdpc3RlcmVkGAggASgLMh4uY29ycmFsLmJyb2tlci52MS5SZXJlZ2lzdGVyZWRIAEIJCgdtZXNzYWdlKnMKClJ1bm5lcktpbmQSGwoXUlVOTkVSX0tJTkRfVU5TUEVDSUZJRUQQABIWChJSVU5ORVJfS0lORF9ESVJFQ1QQARIXChNSVU5ORVJfS0lORF9SRUxFQVNFEAISFwoTUlVOTkVSX0tJTkRfR0FURVdBWRADMl4KEVRhc2tCcm9rZXJTZXJ2aWNlEkkKBFdvcmsSHS5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXF1ZXN0Gh4uY29ycmFsLmJyb2tlci52MS5Xb3JrUmVzcG9uc2UoATABYgZwcm90bzM", [file_buf_validate_validate, file_corral_common_v1_common, file_corral_common_v1_log, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * LeaseRef names a lease a runner holds: the fencing token is task id plus attempt.
@@ -382,6 +382,38 @@ export const AttemptLogsSchema: GenMessage<AttemptLogs> = /*@__PURE__*/
   messageDesc(file_corral_broker_v1_work, 10);
 
 /**
+ * TaskProgress: a running task's progress and display so far, sent while it runs (throttled by
+ * the runner, latest state only). The result's own progress and display still end the attempt.
+ *
+ * @generated from message corral.broker.v1.TaskProgress
+ */
+export type TaskProgress = Message<"corral.broker.v1.TaskProgress"> & {
+  /**
+   * @generated from field: corral.broker.v1.LeaseRef lease = 1;
+   */
+  lease?: LeaseRef | undefined;
+
+  /**
+   * @generated from field: repeated corral.common.v1.ProgressIndicator progress = 2;
+   */
+  progress: ProgressIndicator[];
+
+  /**
+   * Empty: the task set no display yet (the task keeps the one it has).
+   *
+   * @generated from field: string display = 3;
+   */
+  display: string;
+};
+
+/**
+ * Describes the message corral.broker.v1.TaskProgress.
+ * Use `create(TaskProgressSchema)` to create a new message.
+ */
+export const TaskProgressSchema: GenMessage<TaskProgress> = /*@__PURE__*/
+  messageDesc(file_corral_broker_v1_work, 11);
+
+/**
  * Draining: the runner takes no more work and will close once its tasks are reported.
  *
  * @generated from message corral.broker.v1.Draining
@@ -394,7 +426,7 @@ export type Draining = Message<"corral.broker.v1.Draining"> & {
  * Use `create(DrainingSchema)` to create a new message.
  */
 export const DrainingSchema: GenMessage<Draining> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 11);
+  messageDesc(file_corral_broker_v1_work, 12);
 
 /**
  * Several runner messages in one, applied in order; never Hello, never another batch. Sent only
@@ -414,7 +446,7 @@ export type WorkRequestBatch = Message<"corral.broker.v1.WorkRequestBatch"> & {
  * Use `create(WorkRequestBatchSchema)` to create a new message.
  */
 export const WorkRequestBatchSchema: GenMessage<WorkRequestBatch> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 12);
+  messageDesc(file_corral_broker_v1_work, 13);
 
 /**
  * @generated from message corral.broker.v1.WorkRequest
@@ -477,6 +509,14 @@ export type WorkRequest = Message<"corral.broker.v1.WorkRequest"> & {
      */
     value: TaskLogs;
     case: "taskLogs";
+  } | {
+    /**
+     * Sent only to a broker whose Welcome says it reads progress.
+     *
+     * @generated from field: corral.broker.v1.TaskProgress progress = 100;
+     */
+    value: TaskProgress;
+    case: "progress";
   } | { case: undefined; value?: undefined };
 };
 
@@ -485,7 +525,7 @@ export type WorkRequest = Message<"corral.broker.v1.WorkRequest"> & {
  * Use `create(WorkRequestSchema)` to create a new message.
  */
 export const WorkRequestSchema: GenMessage<WorkRequest> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 13);
+  messageDesc(file_corral_broker_v1_work, 14);
 
 /**
  * @generated from message corral.broker.v1.Welcome
@@ -541,6 +581,13 @@ export type Welcome = Message<"corral.broker.v1.Welcome"> & {
    * @generated from field: bool task_logs = 70;
    */
   taskLogs: boolean;
+
+  /**
+   * The broker reads WorkRequest.progress (live progress of running tasks).
+   *
+   * @generated from field: bool progress = 100;
+   */
+  progress: boolean;
 };
 
 /**
@@ -548,7 +595,7 @@ export type Welcome = Message<"corral.broker.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 14);
+  messageDesc(file_corral_broker_v1_work, 15);
 
 /**
  * @generated from message corral.broker.v1.Assign
@@ -570,7 +617,7 @@ export type Assign = Message<"corral.broker.v1.Assign"> & {
  * Use `create(AssignSchema)` to create a new message.
  */
 export const AssignSchema: GenMessage<Assign> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 15);
+  messageDesc(file_corral_broker_v1_work, 16);
 
 /**
  * Ack: the result for this lease is durable (accepted) or was rejected as stale.
@@ -599,7 +646,7 @@ export type Ack = Message<"corral.broker.v1.Ack"> & {
  * Use `create(AckSchema)` to create a new message.
  */
 export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 16);
+  messageDesc(file_corral_broker_v1_work, 17);
 
 /**
  * Cancel: stop the task; its job was canceled or the lease was lost.
@@ -623,7 +670,7 @@ export type Cancel = Message<"corral.broker.v1.Cancel"> & {
  * Use `create(CancelSchema)` to create a new message.
  */
 export const CancelSchema: GenMessage<Cancel> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 17);
+  messageDesc(file_corral_broker_v1_work, 18);
 
 /**
  * Drain: the broker is stopping; finish reporting and reconnect elsewhere.
@@ -642,7 +689,7 @@ export type Drain = Message<"corral.broker.v1.Drain"> & {
  * Use `create(DrainSchema)` to create a new message.
  */
 export const DrainSchema: GenMessage<Drain> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 18);
+  messageDesc(file_corral_broker_v1_work, 19);
 
 /**
  * @generated from message corral.broker.v1.WorkError
@@ -666,7 +713,7 @@ export type WorkError = Message<"corral.broker.v1.WorkError"> & {
  * Use `create(WorkErrorSchema)` to create a new message.
  */
 export const WorkErrorSchema: GenMessage<WorkError> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 19);
+  messageDesc(file_corral_broker_v1_work, 20);
 
 /**
  * Several broker messages in one, to be handled in order; never another batch. Sent only to a
@@ -686,7 +733,7 @@ export type WorkResponseBatch = Message<"corral.broker.v1.WorkResponseBatch"> & 
  * Use `create(WorkResponseBatchSchema)` to create a new message.
  */
 export const WorkResponseBatchSchema: GenMessage<WorkResponseBatch> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 20);
+  messageDesc(file_corral_broker_v1_work, 21);
 
 /**
  * @generated from message corral.broker.v1.WorkResponse
@@ -751,7 +798,7 @@ export type WorkResponse = Message<"corral.broker.v1.WorkResponse"> & {
  * Use `create(WorkResponseSchema)` to create a new message.
  */
 export const WorkResponseSchema: GenMessage<WorkResponse> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 21);
+  messageDesc(file_corral_broker_v1_work, 22);
 
 /**
  * RunnerKind says where a runner's task code comes from.

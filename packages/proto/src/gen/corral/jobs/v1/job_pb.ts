@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/jobs/v1/job.proto.
  */
 export const file_corral_jobs_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("Chhjb3JyYWwvam9icy92MS9qb2IucHJvdG8SDmNvcnJhbC5qb2JzLnYxIrQCCg5FeGVjdXRpb25TdGF0cxI5ChVmaXJzdF90YXNrX3N0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE2xhc3RfdGFza19zdG9wX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDGNvbXB1dGVfdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxlbGFwc2VkX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLcGFyYWxsZWxpc20YBSABKAESNwoOdGFza3NfYnlfc3RhdGUYBiABKAsyHy5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVDb3VudHMinwEKD1Rhc2tTdGF0ZUNvdW50cxIOCgZxdWV1ZWQYASABKA0SDwoHcnVubmluZxgCIAEoDRIQCghjb21wdXRlZBgDIAEoDRIOCgZmYWlsZWQYBCABKA0SDwoHc2tpcHBlZBgFIAEoDRIXCg9mYWlsZWRfb3B0aW9uYWwYBiABKA0SEAoIY2FuY2VsZWQYByABKA0SDQoFdG90YWwYCCABKA0iiAMKA0pvYhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhQKDGNsdXN0ZXJfc2x1ZxgDIAEoCRInCgVzdGF0ZRgEIAEoDjIYLmNvcnJhbC5qb2JzLnYxLkpvYlN0YXRlEi8KC3N1Ym1pdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghjYW5jZWxlZBgGIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkSLQoFc3RhdHMYCCABKAsyHi5jb3JyYWwuam9icy52MS5FeGVjdXRpb25TdGF0cxI1Cghwcm9ncmVzcxgJIAMoCzIjLmNvcnJhbC5jb21tb24udjEuUHJvZ3Jlc3NJbmRpY2F0b3ISDwoHdGVhbV9pZBgKIAEoCRIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNYXV0b21hdGlvbl9pZBgMIAEoCRIQCgh0cmFjZV9pZBhQIAEoCSKyCAoEVGFzaxIKCgJpZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEQoJcGFyZW50X2lkGAMgASgJEjQKCmlkZW50aWZpZXIYBCABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyEg8KB2Rpc3BsYXkYBSABKAkSKAoFc3RhdGUYBiABKA4yGS5jb3JyYWwuam9icy52MS5UYXNrU3RhdGUSFAoMY2x1c3Rlcl9zbHVnGAcgASgJEg8KB2F0dGVtcHQYCCABKA0SEwoLcmV0cnlfY291bnQYCSABKA0SGgoSbGVhc2VfZXhwaXJ5X2NvdW50GAogASgNEhMKC21heF9yZXRyaWVzGAsgASgNEhAKCG9wdGlvbmFsGAwgASgIEhIKCmRlcGVuZHNfb24YDSADKAkSEQoJcnVubmVyX2lkGA4gASgJEi4KCnN0YXJ0X3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXN0b3BfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFZXJyb3IYESABKAkSNQoIcHJvZ3Jlc3MYEiADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yEhUKDXN1YnRhc2tfY291bnQYEyABKA0SDQoFaW5wdXQYFCABKAwSLAoGb3V0cHV0GBUgASgLMhwuY29ycmFsLmNvbW1vbi52MS5UYXNrT3V0cHV0EhYKDm91dHB1dF9hdHRlbXB0GBYgASgNEjQKEWV4ZWN1dGlvbl90aW1lb3V0GCggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjwKGXNjaGVkdWxlX3RvX3N0YXJ0X3RpbWVvdXQYKSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoNcmV0cnlfYmFja29mZhgqIAEoCzIeLmNvcnJhbC5jb21tb24udjEuUmV0cnlCYWNrb2ZmEi4KCm5vdF9iZWZvcmUYKyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKCmVycm9yX2tpbmQYLCABKA4yHy5jb3JyYWwuY29tbW9uLnYxLlRhc2tFcnJvcktpbmQSEwoLd2FpdF9yZWFzb24YLSABKAkSMgoOc3RhcnRfZGVhZGxpbmUYLiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHByaW9yaXR5GC8gASgNEjcKC2NvbmN1cnJlbmN5GFogASgLMiIuY29ycmFsLmNvbW1vbi52MS5Db25jdXJyZW5jeUxpbWl0Ei8KCnJhdGVfbGltaXQYWyABKAsyGy5jb3JyYWwuY29tbW9uLnYxLlJhdGVMaW1pdCL0AQoQU3VibWl0Sm9iUmVxdWVzdBIYCgRuYW1lGAEgASgJQgq6SAdyBRABGIACEi4KDGNsdXN0ZXJfc2x1ZxgCIAEoCUIYukgVchMYZDIPXltBLVphLXowLTktXSokEjwKBXRhc2tzGAMgAygLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrU3VibWlzc2lvbkILukgIkgEFCAEQkE4SIQoPaWRlbXBvdGVuY3lfa2V5GAQgASgJQgi6SAVyAxiAAhI1Cg10YXNrX2RlZmF1bHRzGBQgASgLMh4uY29ycmFsLmNvbW1vbi52MS5UYXNrRGVmYXVsdHMiRgoRU3VibWl0Sm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiKgoNR2V0Sm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCIyCg5HZXRKb2JSZXNwb25zZRIgCgNqb2IYASABKAsyEy5jb3JyYWwuam9icy52MS5Kb2IiMgoVR2V0Sm9iUHJvZ3Jlc3NSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAIrEBChZHZXRKb2JQcm9ncmVzc1Jlc3BvbnNlEicKBXN0YXRlGAEgASgOMhguY29ycmFsLmpvYnMudjEuSm9iU3RhdGUSNQoIcHJvZ3Jlc3MYAiADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yEjcKDnRhc2tzX2J5X3N0YXRlGAMgASgLMh8uY29ycmFsLmpvYnMudjEuVGFza1N0YXRlQ291bnRzIqoDChBRdWVyeUpvYnNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5CgZzdGF0ZXMYAyADKA4yGC5jb3JyYWwuam9icy52MS5Kb2JTdGF0ZUIPukgMkgEJEBAiBYIBAhABEhYKBG5hbWUYBCABKAlCCLpIBXIDGIACEjYKDWNsdXN0ZXJfc2x1Z3MYBSADKAlCH7pIHJIBGRBkIhVyExhkMg9eW0EtWmEtejAtOS1dKiQSPwoLdGFza19zdGF0ZXMYBiADKA4yGS5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVCD7pIDJIBCRAQIgWCAQIQARIbCglwYWdlX3NpemUYByABKA1CCLpIBSoDGOgHEhwKCnBhZ2VfdG9rZW4YCCABKAlCCLpIBXIDGIAEEhEKCWFzY2VuZGluZxgJIAEoCBIeCg1hdXRvbWF0aW9uX2lkGAogASgJQge6SARyAhhAIk8KEVF1ZXJ5Sm9ic1Jlc3BvbnNlEiEKBGpvYnMYASADKAsyEy5jb3JyYWwuam9icy52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrMBChBMaXN0VGFza3NSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAEhoKCXBhcmVudF9pZBgCIAEoCUIHukgEcgIYQBIbCglwYWdlX3NpemUYAyABKA1CCLpIBSoDGOgHEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAEEhUKDWluY2x1ZGVfaW5wdXQYBSABKAgSFgoOaW5jbHVkZV9vdXRwdXQYBiABKAgiRwoOR2V0VGFza1JlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEASGgoHdGFza19pZBgCIAEoCUIJukgGcgQQARhAIjUKD0dldFRhc2tSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuY29ycmFsLmpvYnMudjEuVGFzayJRChFMaXN0VGFza3NSZXNwb25zZRIjCgV0YXNrcxgBIAMoCzIULmNvcnJhbC5qb2JzLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi0KEENhbmNlbEpvYlJlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEAiNQoRQ2FuY2VsSm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iIiwKD1JldHJ5Sm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCJPChBSZXRyeUpvYlJlc3BvbnNlEhkKEXJlc2NoZWR1bGVkX2NvdW50GAEgASgNEiAKA2pvYhgCIAEoCzITLmNvcnJhbC5qb2JzLnYxLkpvYiJNChNWaXN1YWxpemVKb2JSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAEhsKCW1heF90YXNrcxgCIAEoDUIIukgFKgMYiCciVQoUVmlzdWFsaXplSm9iUmVzcG9uc2USCwoDc3ZnGAEgASgJEg8KB21lcm1haWQYAiABKAkSCwoDZG90GAMgASgJEhIKCnN1bW1hcml6ZWQYBCABKAgiLAoPV2F0Y2hKb2JSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAImEKEFdhdGNoSm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iEisKDWNoYW5nZWRfdGFza3MYAiADKAsyFC5jb3JyYWwuam9icy52MS5UYXNrKtcBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhUKEVRBU0tfU1RBVEVfUVVFVUVEEAESFgoSVEFTS19TVEFURV9SVU5OSU5HEAISFwoTVEFTS19TVEFURV9DT01QVVRFRBADEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAQSFgoSVEFTS19TVEFURV9TS0lQUEVEEAUSHgoaVEFTS19TVEFURV9GQUlMRURfT1BUSU9OQUwQBhIXChNUQVNLX1NUQVRFX0NBTkNFTEVEEAcqswEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0pPQl9TVEFURV9TVUJNSVRURUQQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhUKEUpPQl9TVEFURV9TVEFSVEVEEAMSFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBAEEhQKEEpPQl9TVEFURV9GQUlMRUQQBRIWChJKT0JfU1RBVEVfQ0FOQ0VMRUQQBjKdBwoKSm9iU2VydmljZRJQCglTdWJtaXRKb2ISIC5jb3JyYWwuam9icy52MS5TdWJtaXRKb2JSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuU3VibWl0Sm9iUmVzcG9uc2USRwoGR2V0Sm9iEh0uY29ycmFsLmpvYnMudjEuR2V0Sm9iUmVxdWVzdBoeLmNvcnJhbC5qb2JzLnYxLkdldEpvYlJlc3BvbnNlEl8KDkdldEpvYlByb2dyZXNzEiUuY29ycmFsLmpvYnMudjEuR2V0Sm9iUHJvZ3Jlc3NSZXF1ZXN0GiYuY29ycmFsLmpvYnMudjEuR2V0Sm9iUHJvZ3Jlc3NSZXNwb25zZRJQCglRdWVyeUpvYnMSIC5jb3JyYWwuam9icy52MS5RdWVyeUpvYnNSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuUXVlcnlKb2JzUmVzcG9uc2USUAoJTGlzdFRhc2tzEiAuY29ycmFsLmpvYnMudjEuTGlzdFRhc2tzUmVxdWVzdBohLmNvcnJhbC5qb2JzLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEkoKB0dldFRhc2sSHi5jb3JyYWwuam9icy52MS5HZXRUYXNrUmVxdWVzdBofLmNvcnJhbC5qb2JzLnYxLkdldFRhc2tSZXNwb25zZRJQCglDYW5jZWxKb2ISIC5jb3JyYWwuam9icy52MS5DYW5jZWxKb2JSZXF1ZXN0GiEuY29ycmFsLmpvYnMudjEuQ2FuY2VsSm9iUmVzcG9uc2USTQoIUmV0cnlKb2ISHy5jb3JyYWwuam9icy52MS5SZXRyeUpvYlJlcXVlc3QaIC5jb3JyYWwuam9icy52MS5SZXRyeUpvYlJlc3BvbnNlElkKDFZpc3VhbGl6ZUpvYhIjLmNvcnJhbC5qb2JzLnYxLlZpc3VhbGl6ZUpvYlJlcXVlc3QaJC5jb3JyYWwuam9icy52MS5WaXN1YWxpemVKb2JSZXNwb25zZRJPCghXYXRjaEpvYhIfLmNvcnJhbC5qb2JzLnYxLldhdGNoSm9iUmVxdWVzdBogLmNvcnJhbC5qb2JzLnYxLldhdGNoSm9iUmVzcG9uc2UwARJWCgtHZXRKb2JTcGFucxIiLmNvcnJhbC5qb2JzLnYxLkdldEpvYlNwYW5zUmVxdWVzdBojLmNvcnJhbC5qb2JzLnYxLkdldEpvYlNwYW5zUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_corral_common_v1_common, file_corral_jobs_v1_span, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chhjb3JyYWwvam9icy92MS9qb2IucHJvdG8SDmNvcnJhbC5qb2JzLnYxIrQCCg5FeGVjdXRpb25TdGF0cxI5ChVmaXJzdF90YXNrX3N0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE2xhc3RfdGFza19zdG9wX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDGNvbXB1dGVfdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxlbGFwc2VkX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLcGFyYWxsZWxpc20YBSABKAESNwoOdGFza3NfYnlfc3RhdGUYBiABKAsyHy5jb3JyYWwuam9icy52MS5UYXNrU3RhdGVDb3VudHMinwEKD1Rhc2tTdGF0ZUNvdW50cxIOCgZxdWV1ZWQYASABKA0SDwoHcnVubmluZxgCIAEoDRIQCghjb21wdXRlZBgDIAEoDRIOCgZmYWlsZWQYBCABKA0SDwoHc2tpcHBlZBgFIAEoDRIXCg9mYWlsZWRfb3B0aW9uYWwYBiABKA0SEAoIY2FuY2VsZWQYByABKA0SDQoFdG90YWwYCCABKA0ivQMKA0pvYhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhQKDGNsdXN0ZXJfc2x1ZxgDIAEoCRInCgVzdGF0ZRgEIAEoDjIYLmNvcnJhbC5qb2JzLnYxLkpvYlN0YXRlEi8KC3N1Ym1pdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghjYW5jZWxlZBgGIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkSLQoFc3RhdHMYCCABKAsyHi5jb3JyYWwuam9icy52MS5FeGVjdXRpb25TdGF0cxI1Cghwcm9ncmVzcxgJIAMoCzIjLmNvcnJhbC5jb21tb24udjEuUHJvZ3Jlc3NJbmRpY2F0b3ISDwoHdGVhbV9pZBgKIAEoCRIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNYXV0b21hdGlvbl9pZBgMIAEoCRIQCgh0cmFjZV9pZBhQIAEoCRIzCgx3YWl0X3JlYXNvbnMYZCADKAsyHS5jb3JyYWwuam9icy52MS5Kb2JXYWl0UmVhc29uInsKDUpvYldhaXRSZWFzb24SFAoMY2x1c3Rlcl9zbHVnGAEgASgJEjQKCmlkZW50aWZpZXIYAiABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyEg0KBXRhc2tzGAMgASgNEg8KB21lc3NhZ2UYBCABKAkisggKBFRhc2sSCgoCaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhEKCXBhcmVudF9pZBgDIAEoCRI0CgppZGVudGlmaWVyGAQgASgLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllchIPCgdkaXNwbGF5GAUgASgJEigKBXN0YXRlGAYgASgOMhkuY29ycmFsLmpvYnMudjEuVGFza1N0YXRlEhQKDGNsdXN0ZXJfc2x1ZxgHIAEoCRIPCgdhdHRlbXB0GAggASgNEhMKC3JldHJ5X2NvdW50GAkgASgNEhoKEmxlYXNlX2V4cGlyeV9jb3VudBgKIAEoDRITCgttYXhfcmV0cmllcxgLIAEoDRIQCghvcHRpb25hbBgMIAEoCBISCgpkZXBlbmRzX29uGA0gAygJEhEKCXJ1bm5lcl9pZBgOIAEoCRIuCgpzdGFydF90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglzdG9wX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWVycm9yGBEgASgJEjUKCHByb2dyZXNzGBIgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvchIVCg1zdWJ0YXNrX2NvdW50GBMgASgNEg0KBWlucHV0GBQgASgMEiwKBm91dHB1dBgVIAEoCzIcLmNvcnJhbC5jb21tb24udjEuVGFza091dHB1dBIWCg5vdXRwdXRfYXR0ZW1wdBgWIAEoDRI0ChFleGVjdXRpb25fdGltZW91dBgoIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI8ChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GCkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKDXJldHJ5X2JhY2tvZmYYKiABKAsyHi5jb3JyYWwuY29tbW9uLnYxLlJldHJ5QmFja29mZhIuCgpub3RfYmVmb3JlGCsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCgplcnJvcl9raW5kGCwgASgOMh8uY29ycmFsLmNvbW1vbi52MS5UYXNrRXJyb3JLaW5kEhMKC3dhaXRfcmVhc29uGC0gASgJEjIKDnN0YXJ0X2RlYWRsaW5lGC4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcmlvcml0eRgvIAEoDRI3Cgtjb25jdXJyZW5jeRhaIAEoCzIiLmNvcnJhbC5jb21tb24udjEuQ29uY3VycmVuY3lMaW1pdBIvCgpyYXRlX2xpbWl0GFsgASgLMhsuY29ycmFsLmNvbW1vbi52MS5SYXRlTGltaXQi9AEKEFN1Ym1pdEpvYlJlcXVlc3QSGAoEbmFtZRgBIAEoCUIKukgHcgUQARiAAhIuCgxjbHVzdGVyX3NsdWcYAiABKAlCGLpIFXITGGQyD15bQS1aYS16MC05LV0qJBI8CgV0YXNrcxgDIAMoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza1N1Ym1pc3Npb25CC7pICJIBBQgBEJBOEiEKD2lkZW1wb3RlbmN5X2tleRgEIAEoCUIIukgFcgMYgAISNQoNdGFza19kZWZhdWx0cxgUIAEoCzIeLmNvcnJhbC5jb21tb24udjEuVGFza0RlZmF1bHRzIkYKEVN1Ym1pdEpvYlJlc3BvbnNlEiAKA2pvYhgBIAEoCzITLmNvcnJhbC5qb2JzLnYxLkpvYhIPCgdjcmVhdGVkGAIgASgIIioKDUdldEpvYlJlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEAiMgoOR2V0Sm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iIjIKFUdldEpvYlByb2dyZXNzUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCKxAQoWR2V0Sm9iUHJvZ3Jlc3NSZXNwb25zZRInCgVzdGF0ZRgBIAEoDjIYLmNvcnJhbC5qb2JzLnYxLkpvYlN0YXRlEjUKCHByb2dyZXNzGAIgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvchI3Cg50YXNrc19ieV9zdGF0ZRgDIAEoCzIfLmNvcnJhbC5qb2JzLnYxLlRhc2tTdGF0ZUNvdW50cyLcAwoQUXVlcnlKb2JzUmVxdWVzdBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoGc3RhdGVzGAMgAygOMhguY29ycmFsLmpvYnMudjEuSm9iU3RhdGVCD7pIDJIBCRAQIgWCAQIQARIWCgRuYW1lGAQgASgJQgi6SAVyAxiAAhI2Cg1jbHVzdGVyX3NsdWdzGAUgAygJQh+6SBySARkQZCIVchMYZDIPXltBLVphLXowLTktXSokEj8KC3Rhc2tfc3RhdGVzGAYgAygOMhkuY29ycmFsLmpvYnMudjEuVGFza1N0YXRlQg+6SAySAQkQECIFggECEAESGwoJcGFnZV9zaXplGAcgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAggASgJQgi6SAVyAxiABBIRCglhc2NlbmRpbmcYCSABKAgSHgoNYXV0b21hdGlvbl9pZBgKIAEoCUIHukgEcgIYQBIYCgdpZF9mcm9tGGQgASgJQge6SARyAhhAEhYKBWlkX3RvGGUgASgJQge6SARyAhhAIk8KEVF1ZXJ5Sm9ic1Jlc3BvbnNlEiEKBGpvYnMYASADKAsyEy5jb3JyYWwuam9icy52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrMBChBMaXN0VGFza3NSZXF1ZXN0EhkKBmpvYl9pZBgBIAEoCUIJukgGcgQQARhAEhoKCXBhcmVudF9pZBgCIAEoCUIHukgEcgIYQBIbCglwYWdlX3NpemUYAyABKA1CCLpIBSoDGOgHEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAEEhUKDWluY2x1ZGVfaW5wdXQYBSABKAgSFgoOaW5jbHVkZV9vdXRwdXQYBiABKAgiRwoOR2V0VGFza1JlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEASGgoHdGFza19pZBgCIAEoCUIJukgGcgQQARhAIjUKD0dldFRhc2tSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuY29ycmFsLmpvYnMudjEuVGFzayJRChFMaXN0VGFza3NSZXNwb25zZRIjCgV0YXNrcxgBIAMoCzIULmNvcnJhbC5qb2JzLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi0KEENhbmNlbEpvYlJlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEAiNQoRQ2FuY2VsSm9iUmVzcG9uc2USIAoDam9iGAEgASgLMhMuY29ycmFsLmpvYnMudjEuSm9iIiwKD1JldHJ5Sm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCJPChBSZXRyeUpvYlJlc3BvbnNlEhkKEXJlc2NoZWR1bGVkX2NvdW50GAEgASgNEiAKA2pvYhgCIAEoCzITLmNvcnJhbC5qb2JzLnYxLkpvYiJ0Cg9DbG9uZUpvYlJlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEASLgoMY2x1c3Rlcl9zbHVnGAIgASgJQhi6SBVyExhkMg9eW0EtWmEtejAtOS1dKiQSFgoEbmFtZRgDIAEoCUIIukgFcgMYgAIiNAoQQ2xvbmVKb2JSZXNwb25zZRIgCgNqb2IYASABKAsyEy5jb3JyYWwuam9icy52MS5Kb2Ii2QEKE1Zpc3VhbGl6ZUpvYlJlcXVlc3QSGQoGam9iX2lkGAEgASgJQgm6SAZyBBABGEASGwoJbWF4X3Rhc2tzGAIgASgNQgi6SAUqAxiIJxI7CglkaXJlY3Rpb24YZCABKA4yHi5jb3JyYWwuam9icy52MS5HcmFwaERpcmVjdGlvbkIIukgFggECEAESMwoFdGhlbWUYZSABKA4yGi5jb3JyYWwuam9icy52MS5HcmFwaFRoZW1lQgi6SAWCAQIQARIYChBpbmNsdWRlX2pvYl9uYW1lGGYgASgIIlUKFFZpc3VhbGl6ZUpvYlJlc3BvbnNlEgsKA3N2ZxgBIAEoCRIPCgdtZXJtYWlkGAIgASgJEgsKA2RvdBgDIAEoCRISCgpzdW1tYXJpemVkGAQgASgIIiwKD1dhdGNoSm9iUmVxdWVzdBIZCgZqb2JfaWQYASABKAlCCbpIBnIEEAEYQCJhChBXYXRjaEpvYlJlc3BvbnNlEiAKA2pvYhgBIAEoCzITLmNvcnJhbC5qb2JzLnYxLkpvYhIrCg1jaGFuZ2VkX3Rhc2tzGAIgAygLMhQuY29ycmFsLmpvYnMudjEuVGFzayrXAQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFUQVNLX1NUQVRFX1FVRVVFRBABEhYKElRBU0tfU1RBVEVfUlVOTklORxACEhcKE1RBU0tfU1RBVEVfQ09NUFVURUQQAxIVChFUQVNLX1NUQVRFX0ZBSUxFRBAEEhYKElRBU0tfU1RBVEVfU0tJUFBFRBAFEh4KGlRBU0tfU1RBVEVfRkFJTEVEX09QVElPTkFMEAYSFwoTVEFTS19TVEFURV9DQU5DRUxFRBAHKrMBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNKT0JfU1RBVEVfU1VCTUlUVEVEEAESFQoRSk9CX1NUQVRFX1JVTk5JTkcQAhIVChFKT0JfU1RBVEVfU1RBUlRFRBADEhcKE0pPQl9TVEFURV9DT01QTEVURUQQBBIUChBKT0JfU1RBVEVfRkFJTEVEEAUSFgoSSk9CX1NUQVRFX0NBTkNFTEVEEAYqbwoOR3JhcGhEaXJlY3Rpb24SHwobR1JBUEhfRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASHAoYR1JBUEhfRElSRUNUSU9OX1RPUF9ET1dOEAESHgoaR1JBUEhfRElSRUNUSU9OX0xFRlRfUklHSFQQAipWCgpHcmFwaFRoZW1lEhsKF0dSQVBIX1RIRU1FX1VOU1BFQ0lGSUVEEAASFQoRR1JBUEhfVEhFTUVfTElHSFQQARIUChBHUkFQSF9USEVNRV9EQVJLEAIy7AcKCkpvYlNlcnZpY2USUAoJU3VibWl0Sm9iEiAuY29ycmFsLmpvYnMudjEuU3VibWl0Sm9iUmVxdWVzdBohLmNvcnJhbC5qb2JzLnYxLlN1Ym1pdEpvYlJlc3BvbnNlEkcKBkdldEpvYhIdLmNvcnJhbC5qb2JzLnYxLkdldEpvYlJlcXVlc3QaHi5jb3JyYWwuam9icy52MS5HZXRKb2JSZXNwb25zZRJfCg5HZXRKb2JQcm9ncmVzcxIlLmNvcnJhbC5qb2JzLnYxLkdldEpvYlByb2dyZXNzUmVxdWVzdBomLmNvcnJhbC5qb2JzLnYxLkdldEpvYlByb2dyZXNzUmVzcG9uc2USUAoJUXVlcnlKb2JzEiAuY29ycmFsLmpvYnMudjEuUXVlcnlKb2JzUmVxdWVzdBohLmNvcnJhbC5qb2JzLnYxLlF1ZXJ5Sm9ic1Jlc3BvbnNlElAKCUxpc3RUYXNrcxIgLmNvcnJhbC5qb2JzLnYxLkxpc3RUYXNrc1JlcXVlc3QaIS5jb3JyYWwuam9icy52MS5MaXN0VGFza3NSZXNwb25zZRJKCgdHZXRUYXNrEh4uY29ycmFsLmpvYnMudjEuR2V0VGFza1JlcXVlc3QaHy5jb3JyYWwuam9icy52MS5HZXRUYXNrUmVzcG9uc2USUAoJQ2FuY2VsSm9iEiAuY29ycmFsLmpvYnMudjEuQ2FuY2VsSm9iUmVxdWVzdBohLmNvcnJhbC5qb2JzLnYxLkNhbmNlbEpvYlJlc3BvbnNlEk0KCFJldHJ5Sm9iEh8uY29ycmFsLmpvYnMudjEuUmV0cnlKb2JSZXF1ZXN0GiAuY29ycmFsLmpvYnMudjEuUmV0cnlKb2JSZXNwb25zZRJNCghDbG9uZUpvYhIfLmNvcnJhbC5qb2JzLnYxLkNsb25lSm9iUmVxdWVzdBogLmNvcnJhbC5qb2JzLnYxLkNsb25lSm9iUmVzcG9uc2USWQoMVmlzdWFsaXplSm9iEiMuY29ycmFsLmpvYnMudjEuVmlzdWFsaXplSm9iUmVxdWVzdBokLmNvcnJhbC5qb2JzLnYxLlZpc3VhbGl6ZUpvYlJlc3BvbnNlEk8KCFdhdGNoSm9iEh8uY29ycmFsLmpvYnMudjEuV2F0Y2hKb2JSZXF1ZXN0GiAuY29ycmFsLmpvYnMudjEuV2F0Y2hKb2JSZXNwb25zZTABElYKC0dldEpvYlNwYW5zEiIuY29ycmFsLmpvYnMudjEuR2V0Sm9iU3BhbnNSZXF1ZXN0GiMuY29ycmFsLmpvYnMudjEuR2V0Sm9iU3BhbnNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_corral_common_v1_common, file_corral_jobs_v1_span, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message corral.jobs.v1.ExecutionStats
@@ -191,6 +191,15 @@ export type Job = Message<"corral.jobs.v1.Job"> & {
    * @generated from field: string trace_id = 80;
    */
   traceId: string;
+
+  /**
+   * Why queued tasks that could start cannot: no online runner on their cluster, or none there
+   * serves their identifier. Filled by GetJob only; empty when every such task has a runner (or the
+   * broker did not answer in time: it is advice).
+   *
+   * @generated from field: repeated corral.jobs.v1.JobWaitReason wait_reasons = 100;
+   */
+  waitReasons: JobWaitReason[];
 };
 
 /**
@@ -199,6 +208,46 @@ export type Job = Message<"corral.jobs.v1.Job"> & {
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
   messageDesc(file_corral_jobs_v1_job, 2);
+
+/**
+ * JobWaitReason is one reason a job's queued tasks wait, with how many it holds back.
+ *
+ * @generated from message corral.jobs.v1.JobWaitReason
+ */
+export type JobWaitReason = Message<"corral.jobs.v1.JobWaitReason"> & {
+  /**
+   * @generated from field: string cluster_slug = 1;
+   */
+  clusterSlug: string;
+
+  /**
+   * Unset: the cluster has no online runner at all.
+   *
+   * @generated from field: corral.common.v1.TaskIdentifier identifier = 2;
+   */
+  identifier?: TaskIdentifier | undefined;
+
+  /**
+   * Queued tasks this reason holds back.
+   *
+   * @generated from field: uint32 tasks = 3;
+   */
+  tasks: number;
+
+  /**
+   * One line for a person: "no online runner on cluster gpu-CvufcSxcC9SKfe serves my/Leaf@v1.2".
+   *
+   * @generated from field: string message = 4;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message corral.jobs.v1.JobWaitReason.
+ * Use `create(JobWaitReasonSchema)` to create a new message.
+ */
+export const JobWaitReasonSchema: GenMessage<JobWaitReason> = /*@__PURE__*/
+  messageDesc(file_corral_jobs_v1_job, 3);
 
 /**
  * @generated from message corral.jobs.v1.Task
@@ -353,8 +402,8 @@ export type Task = Message<"corral.jobs.v1.Task"> & {
 
   /**
    * Why a queued task is not running yet, for people: "delayed until 2026-12-04T21:30:00Z",
-   * "waits for 2 dependencies", "key acme at its limit 2/2", "rate limit emails 10/1s",
-   * "waits for a runner". Empty unless queued.
+   * "waits for 2 dependencies", "key acme at its limit 2/2", "rate limit emails 10/1s", "no online
+   * runner on cluster X serves my/Leaf@v1.2", "waits for a runner". Empty unless queued.
    *
    * @generated from field: string wait_reason = 45;
    */
@@ -388,7 +437,7 @@ export type Task = Message<"corral.jobs.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 3);
+  messageDesc(file_corral_jobs_v1_job, 4);
 
 /**
  * @generated from message corral.jobs.v1.SubmitJobRequest
@@ -431,7 +480,7 @@ export type SubmitJobRequest = Message<"corral.jobs.v1.SubmitJobRequest"> & {
  * Use `create(SubmitJobRequestSchema)` to create a new message.
  */
 export const SubmitJobRequestSchema: GenMessage<SubmitJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 4);
+  messageDesc(file_corral_jobs_v1_job, 5);
 
 /**
  * @generated from message corral.jobs.v1.SubmitJobResponse
@@ -455,7 +504,7 @@ export type SubmitJobResponse = Message<"corral.jobs.v1.SubmitJobResponse"> & {
  * Use `create(SubmitJobResponseSchema)` to create a new message.
  */
 export const SubmitJobResponseSchema: GenMessage<SubmitJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 5);
+  messageDesc(file_corral_jobs_v1_job, 6);
 
 /**
  * @generated from message corral.jobs.v1.GetJobRequest
@@ -472,7 +521,7 @@ export type GetJobRequest = Message<"corral.jobs.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 6);
+  messageDesc(file_corral_jobs_v1_job, 7);
 
 /**
  * @generated from message corral.jobs.v1.GetJobResponse
@@ -489,7 +538,7 @@ export type GetJobResponse = Message<"corral.jobs.v1.GetJobResponse"> & {
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 7);
+  messageDesc(file_corral_jobs_v1_job, 8);
 
 /**
  * @generated from message corral.jobs.v1.GetJobProgressRequest
@@ -506,7 +555,7 @@ export type GetJobProgressRequest = Message<"corral.jobs.v1.GetJobProgressReques
  * Use `create(GetJobProgressRequestSchema)` to create a new message.
  */
 export const GetJobProgressRequestSchema: GenMessage<GetJobProgressRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 8);
+  messageDesc(file_corral_jobs_v1_job, 9);
 
 /**
  * @generated from message corral.jobs.v1.GetJobProgressResponse
@@ -533,7 +582,7 @@ export type GetJobProgressResponse = Message<"corral.jobs.v1.GetJobProgressRespo
  * Use `create(GetJobProgressResponseSchema)` to create a new message.
  */
 export const GetJobProgressResponseSchema: GenMessage<GetJobProgressResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 9);
+  messageDesc(file_corral_jobs_v1_job, 10);
 
 /**
  * @generated from message corral.jobs.v1.QueryJobsRequest
@@ -594,6 +643,20 @@ export type QueryJobsRequest = Message<"corral.jobs.v1.QueryJobsRequest"> & {
    * @generated from field: string automation_id = 10;
    */
   automationId: string;
+
+  /**
+   * Jobs whose id is at least this (ids are time-ordered UUIDv7: an id range is a submit-time range).
+   *
+   * @generated from field: string id_from = 100;
+   */
+  idFrom: string;
+
+  /**
+   * Jobs whose id is below this.
+   *
+   * @generated from field: string id_to = 101;
+   */
+  idTo: string;
 };
 
 /**
@@ -601,7 +664,7 @@ export type QueryJobsRequest = Message<"corral.jobs.v1.QueryJobsRequest"> & {
  * Use `create(QueryJobsRequestSchema)` to create a new message.
  */
 export const QueryJobsRequestSchema: GenMessage<QueryJobsRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 10);
+  messageDesc(file_corral_jobs_v1_job, 11);
 
 /**
  * @generated from message corral.jobs.v1.QueryJobsResponse
@@ -623,7 +686,7 @@ export type QueryJobsResponse = Message<"corral.jobs.v1.QueryJobsResponse"> & {
  * Use `create(QueryJobsResponseSchema)` to create a new message.
  */
 export const QueryJobsResponseSchema: GenMessage<QueryJobsResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 11);
+  messageDesc(file_corral_jobs_v1_job, 12);
 
 /**
  * @generated from message corral.jobs.v1.ListTasksRequest
@@ -667,7 +730,7 @@ export type ListTasksRequest = Message<"corral.jobs.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 12);
+  messageDesc(file_corral_jobs_v1_job, 13);
 
 /**
  * @generated from message corral.jobs.v1.GetTaskRequest
@@ -689,7 +752,7 @@ export type GetTaskRequest = Message<"corral.jobs.v1.GetTaskRequest"> & {
  * Use `create(GetTaskRequestSchema)` to create a new message.
  */
 export const GetTaskRequestSchema: GenMessage<GetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 13);
+  messageDesc(file_corral_jobs_v1_job, 14);
 
 /**
  * @generated from message corral.jobs.v1.GetTaskResponse
@@ -706,7 +769,7 @@ export type GetTaskResponse = Message<"corral.jobs.v1.GetTaskResponse"> & {
  * Use `create(GetTaskResponseSchema)` to create a new message.
  */
 export const GetTaskResponseSchema: GenMessage<GetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 14);
+  messageDesc(file_corral_jobs_v1_job, 15);
 
 /**
  * @generated from message corral.jobs.v1.ListTasksResponse
@@ -728,7 +791,7 @@ export type ListTasksResponse = Message<"corral.jobs.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 15);
+  messageDesc(file_corral_jobs_v1_job, 16);
 
 /**
  * @generated from message corral.jobs.v1.CancelJobRequest
@@ -745,7 +808,7 @@ export type CancelJobRequest = Message<"corral.jobs.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 16);
+  messageDesc(file_corral_jobs_v1_job, 17);
 
 /**
  * @generated from message corral.jobs.v1.CancelJobResponse
@@ -762,7 +825,7 @@ export type CancelJobResponse = Message<"corral.jobs.v1.CancelJobResponse"> & {
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 17);
+  messageDesc(file_corral_jobs_v1_job, 18);
 
 /**
  * @generated from message corral.jobs.v1.RetryJobRequest
@@ -779,7 +842,7 @@ export type RetryJobRequest = Message<"corral.jobs.v1.RetryJobRequest"> & {
  * Use `create(RetryJobRequestSchema)` to create a new message.
  */
 export const RetryJobRequestSchema: GenMessage<RetryJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 18);
+  messageDesc(file_corral_jobs_v1_job, 19);
 
 /**
  * @generated from message corral.jobs.v1.RetryJobResponse
@@ -801,7 +864,57 @@ export type RetryJobResponse = Message<"corral.jobs.v1.RetryJobResponse"> & {
  * Use `create(RetryJobResponseSchema)` to create a new message.
  */
 export const RetryJobResponseSchema: GenMessage<RetryJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 19);
+  messageDesc(file_corral_jobs_v1_job, 20);
+
+/**
+ * @generated from message corral.jobs.v1.CloneJobRequest
+ */
+export type CloneJobRequest = Message<"corral.jobs.v1.CloneJobRequest"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * Empty: each root task on the cluster it was on. Else every root task on this cluster.
+   *
+   * @generated from field: string cluster_slug = 2;
+   */
+  clusterSlug: string;
+
+  /**
+   * Empty: the job's name.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message corral.jobs.v1.CloneJobRequest.
+ * Use `create(CloneJobRequestSchema)` to create a new message.
+ */
+export const CloneJobRequestSchema: GenMessage<CloneJobRequest> = /*@__PURE__*/
+  messageDesc(file_corral_jobs_v1_job, 21);
+
+/**
+ * @generated from message corral.jobs.v1.CloneJobResponse
+ */
+export type CloneJobResponse = Message<"corral.jobs.v1.CloneJobResponse"> & {
+  /**
+   * The new job.
+   *
+   * @generated from field: corral.jobs.v1.Job job = 1;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message corral.jobs.v1.CloneJobResponse.
+ * Use `create(CloneJobResponseSchema)` to create a new message.
+ */
+export const CloneJobResponseSchema: GenMessage<CloneJobResponse> = /*@__PURE__*/
+  messageDesc(file_corral_jobs_v1_job, 22);
 
 /**
  * @generated from message corral.jobs.v1.VisualizeJobRequest
@@ -818,6 +931,27 @@ export type VisualizeJobRequest = Message<"corral.jobs.v1.VisualizeJobRequest"> 
    * @generated from field: uint32 max_tasks = 2;
    */
   maxTasks: number;
+
+  /**
+   * Which way edges point (unspecified: top down).
+   *
+   * @generated from field: corral.jobs.v1.GraphDirection direction = 100;
+   */
+  direction: GraphDirection;
+
+  /**
+   * Colours for a light or dark background (unspecified: light).
+   *
+   * @generated from field: corral.jobs.v1.GraphTheme theme = 101;
+   */
+  theme: GraphTheme;
+
+  /**
+   * Draw the job's name as the graph's title.
+   *
+   * @generated from field: bool include_job_name = 102;
+   */
+  includeJobName: boolean;
 };
 
 /**
@@ -825,7 +959,7 @@ export type VisualizeJobRequest = Message<"corral.jobs.v1.VisualizeJobRequest"> 
  * Use `create(VisualizeJobRequestSchema)` to create a new message.
  */
 export const VisualizeJobRequestSchema: GenMessage<VisualizeJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 20);
+  messageDesc(file_corral_jobs_v1_job, 23);
 
 /**
  * @generated from message corral.jobs.v1.VisualizeJobResponse
@@ -857,7 +991,7 @@ export type VisualizeJobResponse = Message<"corral.jobs.v1.VisualizeJobResponse"
  * Use `create(VisualizeJobResponseSchema)` to create a new message.
  */
 export const VisualizeJobResponseSchema: GenMessage<VisualizeJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 21);
+  messageDesc(file_corral_jobs_v1_job, 24);
 
 /**
  * @generated from message corral.jobs.v1.WatchJobRequest
@@ -874,7 +1008,7 @@ export type WatchJobRequest = Message<"corral.jobs.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 22);
+  messageDesc(file_corral_jobs_v1_job, 25);
 
 /**
  * @generated from message corral.jobs.v1.WatchJobResponse
@@ -896,7 +1030,7 @@ export type WatchJobResponse = Message<"corral.jobs.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_corral_jobs_v1_job, 23);
+  messageDesc(file_corral_jobs_v1_job, 26);
 
 /**
  * @generated from enum corral.jobs.v1.TaskState
@@ -1002,6 +1136,62 @@ export const JobStateSchema: GenEnum<JobState> = /*@__PURE__*/
   enumDesc(file_corral_jobs_v1_job, 1);
 
 /**
+ * GraphDirection is the way a drawn task graph flows.
+ *
+ * @generated from enum corral.jobs.v1.GraphDirection
+ */
+export enum GraphDirection {
+  /**
+   * @generated from enum value: GRAPH_DIRECTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: GRAPH_DIRECTION_TOP_DOWN = 1;
+   */
+  TOP_DOWN = 1,
+
+  /**
+   * @generated from enum value: GRAPH_DIRECTION_LEFT_RIGHT = 2;
+   */
+  LEFT_RIGHT = 2,
+}
+
+/**
+ * Describes the enum corral.jobs.v1.GraphDirection.
+ */
+export const GraphDirectionSchema: GenEnum<GraphDirection> = /*@__PURE__*/
+  enumDesc(file_corral_jobs_v1_job, 2);
+
+/**
+ * GraphTheme is the palette of a drawn task graph.
+ *
+ * @generated from enum corral.jobs.v1.GraphTheme
+ */
+export enum GraphTheme {
+  /**
+   * @generated from enum value: GRAPH_THEME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: GRAPH_THEME_LIGHT = 1;
+   */
+  LIGHT = 1,
+
+  /**
+   * @generated from enum value: GRAPH_THEME_DARK = 2;
+   */
+  DARK = 2,
+}
+
+/**
+ * Describes the enum corral.jobs.v1.GraphTheme.
+ */
+export const GraphThemeSchema: GenEnum<GraphTheme> = /*@__PURE__*/
+  enumDesc(file_corral_jobs_v1_job, 3);
+
+/**
  * JobService submits jobs (trees of tasks) to clusters and reports on them.
  *
  * @generated from service corral.jobs.v1.JobService
@@ -1082,6 +1272,17 @@ export const JobService: GenService<{
     methodKind: "unary";
     input: typeof RetryJobRequestSchema;
     output: typeof RetryJobResponseSchema;
+  },
+  /**
+   * Submits a job's root tasks again as a new job (same identifiers, inputs, retries and
+   * scheduling), on the same clusters or on the one named.
+   *
+   * @generated from rpc corral.jobs.v1.JobService.CloneJob
+   */
+  cloneJob: {
+    methodKind: "unary";
+    input: typeof CloneJobRequestSchema;
+    output: typeof CloneJobResponseSchema;
   },
   /**
    * The task graph as SVG and as Mermaid text; large jobs are summarised.

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/jobs/v1/ledger.proto.
  */
 export const file_corral_jobs_v1_ledger: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb3JyYWwvam9icy92MS9sZWRnZXIucHJvdG8SDmNvcnJhbC5qb2JzLnYxIloKC1Rhc2tTdGFydGVkEhsKCXJ1bm5lcl9pZBgBIAEoCUIIukgFcgMYgAESLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitgIKDVRhc2tDb21wbGV0ZWQSGQoHZGlzcGxheRgBIAEoCUIIukgFcgMYgAgSPQoIc3VidGFza3MYAiADKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tTdWJtaXNzaW9uQgm6SAaSAQMQkE4SQAoIcHJvZ3Jlc3MYAyADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yQgm6SAaSAQMQ6AcSLQoJc3RvcF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgdzdGFydGVkGAUgASgLMhsuY29ycmFsLmpvYnMudjEuVGFza1N0YXJ0ZWQSLAoGb3V0cHV0GAYgASgLMhwuY29ycmFsLmNvbW1vbi52MS5UYXNrT3V0cHV0Ir8CCgpUYXNrRmFpbGVkEhgKBWVycm9yGAEgASgJQgm6SAZyBBiAgAQSFwoPY291bnRzX2FzX3JldHJ5GAIgASgIEkAKCHByb2dyZXNzGAMgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHEi0KCXN0b3BfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNdW5yZWNvdmVyYWJsZRgFIAEoCBIZCgdkaXNwbGF5GAYgASgJQgi6SAVyAxiACBIsCgdzdGFydGVkGAcgASgLMhsuY29ycmFsLmpvYnMudjEuVGFza1N0YXJ0ZWQSLQoEa2luZBgUIAEoDjIfLmNvcnJhbC5jb21tb24udjEuVGFza0Vycm9yS2luZCIhCgxMZWFzZUV4cGlyZWQSEQoJdGltZWRfb3V0GAEgASgIIo4CCgpUYXNrUmVzdWx0EhoKB3Rhc2tfaWQYASABKAlCCbpIBnIEEAEYQBIPCgdhdHRlbXB0GAIgASgNEi4KB3N0YXJ0ZWQYAyABKAsyGy5jb3JyYWwuam9icy52MS5UYXNrU3RhcnRlZEgAEjIKCWNvbXBsZXRlZBgEIAEoCzIdLmNvcnJhbC5qb2JzLnYxLlRhc2tDb21wbGV0ZWRIABIsCgZmYWlsZWQYBSABKAsyGi5jb3JyYWwuam9icy52MS5UYXNrRmFpbGVkSAASLwoHZXhwaXJlZBgGIAEoCzIcLmNvcnJhbC5qb2JzLnYxLkxlYXNlRXhwaXJlZEgAQhAKB291dGNvbWUSBbpIAggBIqgBChRSZXBvcnRSZXN1bHRzUmVxdWVzdBI2CgdyZXN1bHRzGAEgAygLMhouY29ycmFsLmpvYnMudjEuVGFza1Jlc3VsdEIJukgGkgEDEJBOEhsKCWJyb2tlcl9pZBgCIAEoCUIIukgFcgMYgAESOwoKZGlzcGF0Y2hlZBgDIAMoCzIbLmNvcnJhbC5qb2JzLnYxLkRpc3BhdGNoQWNrQgq6SAeSAQQQoI0GIoEBCg1SZXN1bHRPdXRjb21lEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRIsCgZzdGF0dXMYAyABKA4yHC5jb3JyYWwuam9icy52MS5SZXN1bHRTdGF0dXMSDgoGcmVhc29uGAQgASgJEhAKCGNhbmNlbGVkGAUgASgIIncKFVJlcG9ydFJlc3VsdHNSZXNwb25zZRIvCghvdXRjb21lcxgBIAMoCzIdLmNvcnJhbC5qb2JzLnYxLlJlc3VsdE91dGNvbWUSLQoFcmVhZHkYAiADKAsyHi5jb3JyYWwuY29tbW9uLnYxLlRhc2tFbnZlbG9wZSI4CgtEaXNwYXRjaEFjaxIYCgd0YXNrX2lkGAEgASgJQge6SARyAhABEg8KB2F0dGVtcHQYAiABKA0iVAoaQWNrbm93bGVkZ2VEaXNwYXRjaFJlcXVlc3QSNgoFdGFza3MYASADKAsyGy5jb3JyYWwuam9icy52MS5EaXNwYXRjaEFja0IKukgHkgEEEKCNBiIdChtBY2tub3dsZWRnZURpc3BhdGNoUmVzcG9uc2UifgoVUmVzeW5jRGlzcGF0Y2hSZXF1ZXN0EhsKCWJyb2tlcl9pZBgBIAEoCUIIukgFcgMYgAESGAoGcmVhc29uGAIgASgJQgi6SAVyAxiACBIuCgpsb3N0X3NpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJHChZSZXN5bmNEaXNwYXRjaFJlc3BvbnNlEhUKDWV4cGlyZWRfY291bnQYASABKA0SFgoOcmVxdWV1ZWRfY291bnQYAiABKA0qmQEKDFJlc3VsdFN0YXR1cxIdChlSRVNVTFRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVUkVTVUxUX1NUQVRVU19BUFBMSUVEEAESFwoTUkVTVUxUX1NUQVRVU19TVEFMRRACEhsKF1JFU1VMVF9TVEFUVVNfTk9UX0ZPVU5EEAMSGQoVUkVTVUxUX1NUQVRVU19JTlZBTElEEAQywgIKEVRhc2tMZWRnZXJTZXJ2aWNlElwKDVJlcG9ydFJlc3VsdHMSJC5jb3JyYWwuam9icy52MS5SZXBvcnRSZXN1bHRzUmVxdWVzdBolLmNvcnJhbC5qb2JzLnYxLlJlcG9ydFJlc3VsdHNSZXNwb25zZRJuChNBY2tub3dsZWRnZURpc3BhdGNoEiouY29ycmFsLmpvYnMudjEuQWNrbm93bGVkZ2VEaXNwYXRjaFJlcXVlc3QaKy5jb3JyYWwuam9icy52MS5BY2tub3dsZWRnZURpc3BhdGNoUmVzcG9uc2USXwoOUmVzeW5jRGlzcGF0Y2gSJS5jb3JyYWwuam9icy52MS5SZXN5bmNEaXNwYXRjaFJlcXVlc3QaJi5jb3JyYWwuam9icy52MS5SZXN5bmNEaXNwYXRjaFJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("Chtjb3JyYWwvam9icy92MS9sZWRnZXIucHJvdG8SDmNvcnJhbC5qb2JzLnYxIloKC1Rhc2tTdGFydGVkEhsKCXJ1bm5lcl9pZBgBIAEoCUIIukgFcgMYgAESLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitgIKDVRhc2tDb21wbGV0ZWQSGQoHZGlzcGxheRgBIAEoCUIIukgFcgMYgAgSPQoIc3VidGFza3MYAiADKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tTdWJtaXNzaW9uQgm6SAaSAQMQkE4SQAoIcHJvZ3Jlc3MYAyADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yQgm6SAaSAQMQ6AcSLQoJc3RvcF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgdzdGFydGVkGAUgASgLMhsuY29ycmFsLmpvYnMudjEuVGFza1N0YXJ0ZWQSLAoGb3V0cHV0GAYgASgLMhwuY29ycmFsLmNvbW1vbi52MS5UYXNrT3V0cHV0Ir8CCgpUYXNrRmFpbGVkEhgKBWVycm9yGAEgASgJQgm6SAZyBBiAgAQSFwoPY291bnRzX2FzX3JldHJ5GAIgASgIEkAKCHByb2dyZXNzGAMgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHEi0KCXN0b3BfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNdW5yZWNvdmVyYWJsZRgFIAEoCBIZCgdkaXNwbGF5GAYgASgJQgi6SAVyAxiACBIsCgdzdGFydGVkGAcgASgLMhsuY29ycmFsLmpvYnMudjEuVGFza1N0YXJ0ZWQSLQoEa2luZBgUIAEoDjIfLmNvcnJhbC5jb21tb24udjEuVGFza0Vycm9yS2luZCIhCgxMZWFzZUV4cGlyZWQSEQoJdGltZWRfb3V0GAEgASgIIo4CCgpUYXNrUmVzdWx0EhoKB3Rhc2tfaWQYASABKAlCCbpIBnIEEAEYQBIPCgdhdHRlbXB0GAIgASgNEi4KB3N0YXJ0ZWQYAyABKAsyGy5jb3JyYWwuam9icy52MS5UYXNrU3RhcnRlZEgAEjIKCWNvbXBsZXRlZBgEIAEoCzIdLmNvcnJhbC5qb2JzLnYxLlRhc2tDb21wbGV0ZWRIABIsCgZmYWlsZWQYBSABKAsyGi5jb3JyYWwuam9icy52MS5UYXNrRmFpbGVkSAASLwoHZXhwaXJlZBgGIAEoCzIcLmNvcnJhbC5qb2JzLnYxLkxlYXNlRXhwaXJlZEgAQhAKB291dGNvbWUSBbpIAggBIqgBChRSZXBvcnRSZXN1bHRzUmVxdWVzdBI2CgdyZXN1bHRzGAEgAygLMhouY29ycmFsLmpvYnMudjEuVGFza1Jlc3VsdEIJukgGkgEDEJBOEhsKCWJyb2tlcl9pZBgCIAEoCUIIukgFcgMYgAESOwoKZGlzcGF0Y2hlZBgDIAMoCzIbLmNvcnJhbC5qb2JzLnYxLkRpc3BhdGNoQWNrQgq6SAeSAQQQoI0GIoEBCg1SZXN1bHRPdXRjb21lEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRIsCgZzdGF0dXMYAyABKA4yHC5jb3JyYWwuam9icy52MS5SZXN1bHRTdGF0dXMSDgoGcmVhc29uGAQgASgJEhAKCGNhbmNlbGVkGAUgASgIIncKFVJlcG9ydFJlc3VsdHNSZXNwb25zZRIvCghvdXRjb21lcxgBIAMoCzIdLmNvcnJhbC5qb2JzLnYxLlJlc3VsdE91dGNvbWUSLQoFcmVhZHkYAiADKAsyHi5jb3JyYWwuY29tbW9uLnYxLlRhc2tFbnZlbG9wZSI4CgtEaXNwYXRjaEFjaxIYCgd0YXNrX2lkGAEgASgJQge6SARyAhABEg8KB2F0dGVtcHQYAiABKA0iVAoaQWNrbm93bGVkZ2VEaXNwYXRjaFJlcXVlc3QSNgoFdGFza3MYASADKAsyGy5jb3JyYWwuam9icy52MS5EaXNwYXRjaEFja0IKukgHkgEEEKCNBiIdChtBY2tub3dsZWRnZURpc3BhdGNoUmVzcG9uc2UifgoVUmVzeW5jRGlzcGF0Y2hSZXF1ZXN0EhsKCWJyb2tlcl9pZBgBIAEoCUIIukgFcgMYgAESGAoGcmVhc29uGAIgASgJQgi6SAVyAxiACBIuCgpsb3N0X3NpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJHChZSZXN5bmNEaXNwYXRjaFJlc3BvbnNlEhUKDWV4cGlyZWRfY291bnQYASABKA0SFgoOcmVxdWV1ZWRfY291bnQYAiABKA0imwEKD1J1bm5pbmdQcm9ncmVzcxIaCgd0YXNrX2lkGAEgASgJQgm6SAZyBBABGEASDwoHYXR0ZW1wdBgCIAEoDRJACghwcm9ncmVzcxgDIAMoCzIjLmNvcnJhbC5jb21tb24udjEuUHJvZ3Jlc3NJbmRpY2F0b3JCCbpIBpIBAxDoBxIZCgdkaXNwbGF5GAQgASgJQgi6SAVyAxiACCJvChVSZXBvcnRQcm9ncmVzc1JlcXVlc3QSOQoFdGFza3MYASADKAsyHy5jb3JyYWwuam9icy52MS5SdW5uaW5nUHJvZ3Jlc3NCCbpIBpIBAxCQThIbCglicm9rZXJfaWQYAiABKAlCCLpIBXIDGIABIi8KFlJlcG9ydFByb2dyZXNzUmVzcG9uc2USFQoNYXBwbGllZF9jb3VudBgBIAEoDSqZAQoMUmVzdWx0U3RhdHVzEh0KGVJFU1VMVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVSRVNVTFRfU1RBVFVTX0FQUExJRUQQARIXChNSRVNVTFRfU1RBVFVTX1NUQUxFEAISGwoXUkVTVUxUX1NUQVRVU19OT1RfRk9VTkQQAxIZChVSRVNVTFRfU1RBVFVTX0lOVkFMSUQQBDKjAwoRVGFza0xlZGdlclNlcnZpY2USXAoNUmVwb3J0UmVzdWx0cxIkLmNvcnJhbC5qb2JzLnYxLlJlcG9ydFJlc3VsdHNSZXF1ZXN0GiUuY29ycmFsLmpvYnMudjEuUmVwb3J0UmVzdWx0c1Jlc3BvbnNlEm4KE0Fja25vd2xlZGdlRGlzcGF0Y2gSKi5jb3JyYWwuam9icy52MS5BY2tub3dsZWRnZURpc3BhdGNoUmVxdWVzdBorLmNvcnJhbC5qb2JzLnYxLkFja25vd2xlZGdlRGlzcGF0Y2hSZXNwb25zZRJfCg5SZXN5bmNEaXNwYXRjaBIlLmNvcnJhbC5qb2JzLnYxLlJlc3luY0Rpc3BhdGNoUmVxdWVzdBomLmNvcnJhbC5qb2JzLnYxLlJlc3luY0Rpc3BhdGNoUmVzcG9uc2USXwoOUmVwb3J0UHJvZ3Jlc3MSJS5jb3JyYWwuam9icy52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaJi5jb3JyYWwuam9icy52MS5SZXBvcnRQcm9ncmVzc1Jlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message corral.jobs.v1.TaskStarted
@@ -425,6 +425,81 @@ export const ResyncDispatchResponseSchema: GenMessage<ResyncDispatchResponse> = 
   messageDesc(file_corral_jobs_v1_ledger, 12);
 
 /**
+ * @generated from message corral.jobs.v1.RunningProgress
+ */
+export type RunningProgress = Message<"corral.jobs.v1.RunningProgress"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: uint32 attempt = 2;
+   */
+  attempt: number;
+
+  /**
+   * @generated from field: repeated corral.common.v1.ProgressIndicator progress = 3;
+   */
+  progress: ProgressIndicator[];
+
+  /**
+   * Empty: keep the task's display.
+   *
+   * @generated from field: string display = 4;
+   */
+  display: string;
+};
+
+/**
+ * Describes the message corral.jobs.v1.RunningProgress.
+ * Use `create(RunningProgressSchema)` to create a new message.
+ */
+export const RunningProgressSchema: GenMessage<RunningProgress> = /*@__PURE__*/
+  messageDesc(file_corral_jobs_v1_ledger, 13);
+
+/**
+ * @generated from message corral.jobs.v1.ReportProgressRequest
+ */
+export type ReportProgressRequest = Message<"corral.jobs.v1.ReportProgressRequest"> & {
+  /**
+   * @generated from field: repeated corral.jobs.v1.RunningProgress tasks = 1;
+   */
+  tasks: RunningProgress[];
+
+  /**
+   * @generated from field: string broker_id = 2;
+   */
+  brokerId: string;
+};
+
+/**
+ * Describes the message corral.jobs.v1.ReportProgressRequest.
+ * Use `create(ReportProgressRequestSchema)` to create a new message.
+ */
+export const ReportProgressRequestSchema: GenMessage<ReportProgressRequest> = /*@__PURE__*/
+  messageDesc(file_corral_jobs_v1_ledger, 14);
+
+/**
+ * @generated from message corral.jobs.v1.ReportProgressResponse
+ */
+export type ReportProgressResponse = Message<"corral.jobs.v1.ReportProgressResponse"> & {
+  /**
+   * Entries written; the rest were stale, of ended tasks, or held text Postgres cannot store.
+   *
+   * @generated from field: uint32 applied_count = 1;
+   */
+  appliedCount: number;
+};
+
+/**
+ * Describes the message corral.jobs.v1.ReportProgressResponse.
+ * Use `create(ReportProgressResponseSchema)` to create a new message.
+ */
+export const ReportProgressResponseSchema: GenMessage<ReportProgressResponse> = /*@__PURE__*/
+  messageDesc(file_corral_jobs_v1_ledger, 15);
+
+/**
  * @generated from enum corral.jobs.v1.ResultStatus
  */
 export enum ResultStatus {
@@ -503,6 +578,18 @@ export const TaskLedgerService: GenService<{
     methodKind: "unary";
     input: typeof ResyncDispatchRequestSchema;
     output: typeof ResyncDispatchResponseSchema;
+  },
+  /**
+   * Progress and display of running tasks, as their runners reported them while they run. Each
+   * entry is fenced by the task's current attempt; a stale one, or one for a task no longer
+   * queued or running, is skipped. Latest wins: nothing is accumulated.
+   *
+   * @generated from rpc corral.jobs.v1.TaskLedgerService.ReportProgress
+   */
+  reportProgress: {
+    methodKind: "unary";
+    input: typeof ReportProgressRequestSchema;
+    output: typeof ReportProgressResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_corral_jobs_v1_ledger, 0);

@@ -1,0 +1,67 @@
+// TaskLedgerService.ReportProgress through the ledger, against Postgres: live progress of running
+// tasks is written for their current attempt only, shows in GetJob before the task ends, and never
+// outlives the result.
+import { create } from "@bufbuild/protobuf";
+import { ProgressIndicatorSchema, RunningProgressSchema, type TaskEnvelope } from "@corral/proto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createJobLedger, type JobLedger } from "./job-ledger.js";
+import { completed, createJobsTestDb, createRecordingDispatcher, createTestClusters, expired, started, task, type JobsTestDb, type RecordingDispatcher } from "./testing/job-test-kit.js";
+
+let t: JobsTestDb;
+let dispatcher: RecordingDispatcher;
+let ledger: JobLedger;
+const team = "team-a";
+
+beforeAll(async () => {
+  t = await createJobsTestDb("jobs_running_progress");
+  dispatcher = createRecordingDispatcher();
+  ledger = createJobLedger({ db: t.db, clusters: createTestClusters(), dispatcher });
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+async function submitOne(display: string): Promise<{ jobId: string; envelope: TaskEnvelope }> {
+  dispatcher.enqueued.length = 0;
+  const { job } = await ledger.submitJob({ teamId: team, name: display, clusterSlug: "", tasks: [task(display)] });
+  return { jobId: job.id, envelope: dispatcher.enqueued[0]! };
+}
+
+const progress = (taskId: string, attempt: number, done: number, display = "") =>
+  create(RunningProgressSchema, {
+    taskId,
+    attempt,
+    display,
+    progress: [create(ProgressIndicatorSchema, { label: "tiles", total: 10n, done: BigInt(done) })],
+  });
+
+const shown = async (jobId: string) => (await ledger.getJob(team, jobId)).progress;
+
+describe("ReportProgress", () => {
+  it("shows a running task's progress and display in GetJob before the task ends", async () => {
+    const { jobId, envelope } = await submitOne("running");
+    await ledger.reportResults({ results: [started(envelope)] });
+    expect(await ledger.reportProgress([progress(envelope.taskId, envelope.attempt, 3, "3 of 10")])).toBe(1);
+    expect(await shown(jobId)).toEqual([{ label: "tiles", total: 10, done: 3 }]);
+    expect((await ledger.getTask(team, jobId, envelope.taskId)).display).toBe("3 of 10");
+    // Latest wins, and an empty display keeps the one the task set.
+    expect(await ledger.reportProgress([progress(envelope.taskId, envelope.attempt, 5), progress(envelope.taskId, envelope.attempt, 7)])).toBe(1);
+    expect(await shown(jobId)).toEqual([{ label: "tiles", total: 10, done: 7 }]);
+    expect((await ledger.getTask(team, jobId, envelope.taskId)).display).toBe("3 of 10");
+  });
+
+  it("skips an attempt that is not the task's current one", async () => {
+    const { jobId, envelope } = await submitOne("stale");
+    await ledger.reportResults({ results: [started(envelope)] });
+    await ledger.reportResults({ results: [expired(envelope)] });
+    expect(await ledger.reportProgress([progress(envelope.taskId, envelope.attempt, 4)])).toBe(0);
+    expect(await shown(jobId)).toEqual([]);
+  });
+
+  it("never overwrites the progress a task ended with", async () => {
+    const { jobId, envelope } = await submitOne("ended");
+    await ledger.reportResults({ results: [started(envelope), completed(envelope)] });
+    expect(await ledger.reportProgress([progress(envelope.taskId, envelope.attempt, 9)])).toBe(0);
+    expect(await shown(jobId)).toEqual([]);
+  });
+});
