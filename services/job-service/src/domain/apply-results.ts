@@ -245,14 +245,16 @@ async function weighFailures(batch: Batch): Promise<{ branchRoots: Set<string>; 
 /** Writes the changed task rows in one statement and counts their moves between states. */
 async function writeTasks(batch: Batch): Promise<void> {
   const changed: TaskStateRow[] = [];
+  const ownsLive: boolean[] = [];
   for (const w of batch.after.values()) {
     const before = batch.before.get(w.id)!;
     if (isTaskChanged(before, w)) {
       changed.push(w);
+      ownsLive.push(w.progress !== before.progress || w.display !== before.display);
       batch.deltas.move(w.job_id, before.state, w.state);
     }
   }
-  await batch.tx.tasks.updateTasks(changed);
+  await batch.tx.tasks.updateTasks(changed, ownsLive);
 }
 
 /**

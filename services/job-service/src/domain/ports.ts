@@ -140,7 +140,12 @@ export interface TaskStore {
   insertSubmittedTasks(tasks: NewTaskRow[], edges: TaskEdgeRow[]): Promise<void>;
   insertEdges(edges: TaskEdgeRow[]): Promise<void>;
   loadTasks(taskIds: string[]): Promise<TaskStateRow[]>;
-  updateTasks(rows: TaskStateRow[]): Promise<void>;
+  /**
+   * Writes the state machine's columns; a row's progress and display only where `ownsLive` says the
+   * machine set them (ending an attempt), so live progress written meanwhile is not overwritten
+   * with what was read before it.
+   */
+  updateTasks(rows: TaskStateRow[], ownsLive: boolean[]): Promise<void>;
   teamsOfTasks(taskIds: string[]): Promise<Map<string, string>>;
   nearestOptionalAncestors(taskIds: string[]): Promise<Map<string, string>>;
   skipBranches(rootIds: string[], now: Date): Promise<SkippedBranches>;

@@ -80,15 +80,20 @@ export async function loadTasks(db: JobsDb, taskIds: string[]): Promise<TaskStat
   return rows;
 }
 
-/** Writes the state machine's columns of many tasks in one statement. */
-export async function updateTasks(db: JobsDb, rows: TaskStateRow[]): Promise<void> {
+/**
+ * Writes the state machine's columns of many tasks in one statement. Progress and display only
+ * where `ownsLive` is true: otherwise they keep what the row has now, which live progress
+ * (progress-repository.ts) may have written after the batch read the row.
+ */
+export async function updateTasks(db: JobsDb, rows: TaskStateRow[], ownsLive: boolean[]): Promise<void> {
   if (rows.length === 0) return;
   await sql`/* prepared */
     update tasks t set
       state = u.state, attempt = u.attempt, retry_count = u.retry_count, lease_expiry_count = u.lease_expiry_count,
       open_children = u.open_children, subtask_count = u.subtask_count, runner_id = u.runner_id,
-      start_time = u.start_time, stop_time = u.stop_time, error = u.error, display = u.display,
-      progress = u.progress::jsonb, compute_ms = u.compute_ms, not_before = u.not_before, error_kind = u.error_kind,
+      start_time = u.start_time, stop_time = u.stop_time, error = u.error,
+      display = case when u.owns_live then u.display else t.display end,
+      progress = case when u.owns_live then u.progress::jsonb else t.progress end, compute_ms = u.compute_ms, not_before = u.not_before, error_kind = u.error_kind,
       queue_time = u.queue_time, change_seq = nextval('task_change_seq')
     from unnest(
       ${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.state)}::smallint[],
@@ -99,9 +104,10 @@ export async function updateTasks(db: JobsDb, rows: TaskStateRow[]): Promise<voi
       ${rows.map((r) => r.error)}::text[], ${rows.map((r) => r.display)}::text[],
       ${rows.map((r) => (r.progress === null ? null : JSON.stringify(r.progress)))}::text[],
       ${rows.map((r) => r.compute_ms)}::bigint[], ${rows.map((r) => r.not_before)}::timestamptz[],
-      ${rows.map((r) => r.error_kind)}::smallint[], ${rows.map((r) => r.queue_time)}::timestamptz[]
+      ${rows.map((r) => r.error_kind)}::smallint[], ${rows.map((r) => r.queue_time)}::timestamptz[],
+      ${ownsLive}::bool[]
     ) as u(id, state, attempt, retry_count, lease_expiry_count, open_children, subtask_count, runner_id,
-      start_time, stop_time, error, display, progress, compute_ms, not_before, error_kind, queue_time)
+      start_time, stop_time, error, display, progress, compute_ms, not_before, error_kind, queue_time, owns_live)
     where t.id = u.id`.execute(db);
 }
 
