@@ -23,8 +23,6 @@ import { createTeamCounts, type TeamCounts } from "./session/team-counts.js";
 
 export type { SessionDispatch } from "./session/apply-decision.js";
 import type { ProgressForwarder } from "./session/progress-forwarder.js";
-import { cancelLease, endForViolation, type ResultReporter } from "./session/result-reporter.js";
-import { decide, decideInBatch, helloQueues, type Decision, type ProtocolLimits } from "./session/session-protocol.js";
 
 /** Resolves cluster slugs of a team (empty slug: the team's default cluster). */
 export interface ClusterResolver {
