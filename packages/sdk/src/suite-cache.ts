@@ -10,7 +10,7 @@ import type { Logger } from "./logger.js";
 /**
  * Keeps a job's entries in the suite (the broker's Redis), so every runner of the team that
  * reaches the suite sees them. Limits (per value, per job) and retention are the suite's; a value
- * over them is refused with a `ResourceExhaustedError` naming the limit.
+ * over them is refused with a `ResourceError` (RESOURCE_EXHAUSTED) naming the limit.
  *
  * @example
  * ```ts
