@@ -99,6 +99,7 @@ export {
 } from "./execution-context.js";
 export type { Progress } from "./progress.js";
 export { InMemoryCache, LocalFileCache, createJobCache, type CacheBackend, type JobCache } from "./cache.js";
+export { SuiteCache } from "./suite-cache.js";
 export { createSdkLogger, type Logger, type LogFormat } from "./logger.js";
 export { formatLogLine, prettyDestination } from "./log-format.js";
 export {
