@@ -329,7 +329,7 @@ async function skipFailedBranches(batch: Batch, branchRoots: Set<string>): Promi
  */
 async function cancelHaltedJobs(batch: Batch, failedJobs: Set<string>): Promise<void> {
   const halted = [...batch.jobs.values()].filter((j) => j.canceled || j.failed > 0 || failedJobs.has(j.id)).map((j) => j.id);
-  for (const c of await batch.tx.tasks.cancelQueuedTasks(halted)) {
+  for (const c of await batch.tx.tasks.cancelQueuedTasks(halted, batch.now)) {
     batch.stopped.add(c.id);
     batch.deltas.move(c.job_id, QUEUED, CANCELED);
   }

@@ -32,7 +32,7 @@ export function createJobCommands(c: LedgerContext): JobCommands {
     },
 
     async cancelJob(teamId: string, jobId: string): Promise<JobRow> {
-      const { job, dispatched, canceled } = await cancelJob(store, teamId, jobId);
+      const { job, dispatched, canceled } = await cancelJob(store, teamId, jobId, now());
       if (c.spanExport && canceled.length > 0) void c.spanExport.stopped(canceled);
       // Always revoke: besides stopping running tasks, it makes the broker delete the stream
       // entries of the queued tasks now (and drop any it missed when they are claimed).
