@@ -11,7 +11,7 @@ import { createDispatcher, type Dispatcher } from "./dispatch/dispatcher.js";
 import { createWakeSubscriptions, type WakeSubscriptions } from "./dispatch/wake-subscriptions.js";
 import { createWakeups, type Wakeups } from "./dispatch/wakeups.js";
 import { createLeaseReaper, type LeaseReaper } from "./lease-reaper.js";
-import { createBrokerMetrics, registerQueueDepth, type BrokerMetrics } from "./metrics.js";
+import { createBrokerMetrics, registerQueueDepth, taskLogCounts, type BrokerMetrics } from "./metrics.js";
 import { createPresencePublisher, type PresencePublisher, type PresenceReporter } from "./presence-publisher.js";
 import { openBrokerConnections, type BrokerConnections } from "./broker-connections.js";
 import type { RedisClient, RedisTarget } from "./redis/connection.js";
@@ -136,7 +136,7 @@ export function createBroker(options: BrokerOptions): Broker {
   const batcher = buildResultBatcher(options, settings, queues, metrics, readinessListeners);
   const presence = buildPresence(options, settings);
   const holdings = createLeaseHoldings();
-  const logs = options.taskLogs ? createTaskLogForwarder({ sink: options.taskLogs, leases, logger }) : undefined;
+  const logs = options.taskLogs ? createTaskLogForwarder({ sink: options.taskLogs, leases, logger, counts: taskLogCounts(metrics) }) : undefined;
   const results = createResultReporter({ leases, batcher, holdings, metrics, logger, onReleased: (s) => presence.updated(s) });
   const reporter = logs ? reportAfterLogs(results, logs) : results;
   const assignments = createAssignments({ holdings, reporter, presence, metrics, logger });

@@ -45,6 +45,8 @@ export type TaskOutcome =
       progress: ProgressIndicator[];
       /** The task ran past its execution timeout (reported as TIMED_OUT). */
       timedOut?: boolean;
+      /** What the failed attempt left to read (a ScriptFailedError's exit code and tails). */
+      output?: TaskOutput;
     };
 
 type Phase = "queued" | "running" | "reported";
@@ -372,6 +374,7 @@ function toMessage(ref: HeldLease["ref"], outcome: TaskOutcome): OutgoingMessage
       display: outcome.display,
       progress: outcome.progress,
       kind: outcome.timedOut ? TaskErrorKind.TIMED_OUT : TaskErrorKind.UNSPECIFIED,
+      output: outcome.output,
     }),
   };
 }

@@ -775,5 +775,6 @@ function timedOutOutcome(outcome: TaskOutcome, ms: number): TaskOutcome {
     display: outcome.display,
     progress: outcome.progress,
     timedOut: true,
+    output: outcome.kind === "failed" ? outcome.output : undefined,
   };
 }

@@ -149,7 +149,7 @@ export interface TaskStore {
   teamsOfTasks(taskIds: string[]): Promise<Map<string, string>>;
   nearestOptionalAncestors(taskIds: string[]): Promise<Map<string, string>>;
   skipBranches(rootIds: string[], now: Date): Promise<SkippedBranches>;
-  cancelQueuedTasks(jobIds: string[]): Promise<CanceledTaskRow[]>;
+  cancelQueuedTasks(jobIds: string[], now: Date): Promise<CanceledTaskRow[]>;
   releaseDependants(doneIds: string[]): Promise<ReleasedDependant[]>;
   releaseParents(doneIds: string[]): Promise<ReleasedParent[]>;
   requeueFailedTasks(jobId: string): Promise<{ requeued: { id: string; old_state: number }[]; dropped: { state: number; n: number }[] }>;

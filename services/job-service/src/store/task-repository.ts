@@ -160,11 +160,14 @@ export async function skipBranches(db: JobsDb, rootIds: string[], now: Date): Pr
   return { subtreeIds, skipped, failedRoots };
 }
 
-/** Cancels the queued tasks of the given jobs (a failed or canceled job starts nothing more). */
-export async function cancelQueuedTasks(db: JobsDb, jobIds: string[]): Promise<CanceledTaskRow[]> {
+/**
+ * Cancels the queued tasks of the given jobs (a failed or canceled job starts nothing more); their
+ * attempts end at `now`, the cancel time their spans show.
+ */
+export async function cancelQueuedTasks(db: JobsDb, jobIds: string[], now: Date): Promise<CanceledTaskRow[]> {
   if (jobIds.length === 0) return [];
   const { rows } = await sql<CanceledTaskRow>`
-    update tasks set state = ${sql.lit(CANCELED)}, change_seq = nextval('task_change_seq')
+    update tasks set state = ${sql.lit(CANCELED)}, stop_time = ${now}::timestamptz, change_seq = nextval('task_change_seq')
     where job_id = any(${jobIds}::text[]) and state = ${sql.lit(QUEUED)}
     returning id, job_id, attempt, cluster_id, waiting_deps`.execute(db);
   return rows;
@@ -221,7 +224,7 @@ export async function requeueFailedTasks(
     s as (
       insert into task_spans (task_id, attempt, job_id, runner_id, queue_time, start_time, stop_time, outcome, error)
       select id, attempt, ${jobId}, runner_id, queue_time, start_time,
-        case when state = ${sql.lit(FAILED)} then stop_time end,
+        case when state = ${sql.lit(FAILED)} or (state = ${sql.lit(CANCELED)} and stop_time >= queue_time) then stop_time end,
         case when state = ${sql.lit(CANCELED)} then ${sql.lit(SpanOutcome.CANCELED)}
           when error_kind = ${sql.lit(TaskErrorKind.TIMED_OUT)} then ${sql.lit(SpanOutcome.TIMED_OUT)}
           when error_kind = ${sql.lit(TaskErrorKind.LEASE_EXPIRED)} then ${sql.lit(SpanOutcome.LEASE_EXPIRED)}
