@@ -3,13 +3,15 @@
 // its oldest lines (counted per attempt, so job-service's marker says how many) when job-service
 // is slow or away. Lines are taken for an attempt the session holds, or held: a lease lost
 // (expired, the stream dropped) still names the attempt its lines belong to.
-import { create } from "@bufbuild/protobuf";
-import { AttemptLogLinesSchema, type AppendTaskLogsRequest, type AppendTaskLogsResponse, type LogEntry, type TaskLogs } from "@corral/proto";
+import type { AppendTaskLogsRequest, AppendTaskLogsResponse, AttemptLogs, TaskLogs } from "@corral/proto";
 import type { Logger } from "pino";
-import { attemptMember } from "../redis/keys.js";
 import type { LeaseStore } from "../redis/lease-store.js";
 import type { RunnerSession } from "../runner-session.js";
+import { createFlushWaiters } from "./flush-waiters.js";
+import { createLogBuffer } from "./log-buffer.js";
 import { entryBytes, forwardedEntry } from "./log-entries.js";
+import { createLogLeaseCheck } from "./log-lease-check.js";
+import { createLogSendLoop } from "./log-send-loop.js";
 
 /** Where lines go: job-service's AppendTaskLogs. */
 export interface TaskLogSink {
@@ -57,252 +59,73 @@ export interface TaskLogForwarderOptions {
   retryMs?: number;
 }
 
-interface Buffered {
-  seq: number;
-  clusterId: string;
-  taskId: string;
-  attempt: number;
-  entry: LogEntry;
-  bytes: number;
-}
-
-/** Lines per attempt per call (the proto's limit). */
-const MAX_LINES_PER_ATTEMPT = 10_000;
-/** Attempts per call (the proto's limit). */
-const MAX_ATTEMPTS = 10_000;
-
 export function createTaskLogForwarder(options: TaskLogForwarderOptions): TaskLogForwarder {
-  const { sink, leases, logger } = options;
-  const maxBuffered = options.maxBufferedBytes ?? 16 * 1024 * 1024;
-  const batchBytes = options.batchBytes ?? 1024 * 1024;
-  const windowMs = options.windowMs ?? 50;
+  const { logger, counts } = options;
   const maxWaitMs = options.maxWaitMs ?? 5_000;
-  const retryMs = options.retryMs ?? 1_000;
-  const counts = options.counts;
-
-  const buffer: Buffered[] = [];
-  let head = 0;
-  let bufferedBytes = 0;
-  let nextSeq = 1;
-  /** Lines dropped from the buffer per attempt key, told to job-service with the attempt's next lines. */
-  const droppedByAttempt = new Map<string, { clusterId: string; taskId: string; attempt: number; n: number }>();
-  /** The lowest seq of the call in flight, if any. */
-  let inFlightFrom: number | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let closed = false;
-  let sending: Promise<void> | undefined;
+  const batchBytes = options.batchBytes ?? 1024 * 1024;
+  const buffer = createLogBuffer({ maxBufferedBytes: options.maxBufferedBytes ?? 16 * 1024 * 1024, batchBytes });
+  const mayWrite = createLogLeaseCheck(options.leases);
   const lastSeqOf = new WeakMap<RunnerSession, number>();
-  /** Attempts whose token a session proved, so Redis is asked once per attempt. */
-  const proven = new WeakMap<RunnerSession, Set<string>>();
-  const waiters = new Set<{ target: number; done: () => void }>();
+  const waiters = createFlushWaiters(() => loop.inFlightFrom() ?? buffer.oldestSeq());
+  const loop = createLogSendLoop({
+    buffer,
+    sink: options.sink,
+    logger,
+    counts,
+    batchBytes,
+    windowMs: options.windowMs ?? 50,
+    retryMs: options.retryMs ?? 1_000,
+    onSettled: () => waiters.settle(),
+  });
 
-  const keyOf = (taskId: string, attempt: number) => attemptMember(taskId, attempt);
-  const lowestPending = (): number | undefined => inFlightFrom ?? (head < buffer.length ? buffer[head]!.seq : undefined);
-
-  function settleWaiters(): void {
-    const low = lowestPending();
-    for (const w of [...waiters]) if (low === undefined || low > w.target) w.done();
-  }
-
-  function compact(): void {
-    if (head > 1024 && head * 2 > buffer.length) {
-      buffer.splice(0, head);
-      head = 0;
+  async function held(session: RunnerSession, a: AttemptLogs): Promise<boolean> {
+    const lease = a.lease!;
+    let ok: boolean;
+    try {
+      ok = await mayWrite(session, lease.taskId, lease.attempt, lease.token);
+    } catch (err) {
+      logger.debug({ err, task: lease.taskId }, "could not check a task log's lease; its lines are dropped");
+      ok = false;
     }
-  }
-
-  function dropOldest(): void {
-    while (bufferedBytes > maxBuffered && head < buffer.length) {
-      const b = buffer[head++]!;
-      bufferedBytes -= b.bytes;
-      const key = keyOf(b.taskId, b.attempt);
-      const d = droppedByAttempt.get(key);
-      if (d) d.n++;
-      else droppedByAttempt.set(key, { clusterId: b.clusterId, taskId: b.taskId, attempt: b.attempt, n: 1 });
-      counts?.dropped("buffer_full", 1);
+    if (!ok) {
+      logger.debug({ session: session.id, task: lease.taskId, attempt: lease.attempt }, "task log lines for an attempt this runner never held");
+      counts?.dropped("not_held", a.lines.length);
     }
-    compact();
-    settleWaiters();
+    return ok;
   }
 
-  function schedule(): void {
-    if (closed || sending || timer) return;
-    if (head >= buffer.length && droppedByAttempt.size === 0) return;
-    timer = setTimeout(
-      () => {
-        timer = undefined;
-        void send();
-      },
-      bufferedBytes >= batchBytes ? 0 : windowMs,
-    );
-    timer.unref?.();
-  }
-
-  /** Takes one call's worth of lines off the buffer, grouped by attempt (order kept within each). */
-  function takeBatch(): { request: AppendTaskLogsRequest; from: number; count: number } {
-    const groups = new Map<string, { clusterId: string; taskId: string; attempt: number; lines: LogEntry[]; dropped: number }>();
-    let bytes = 0;
-    const from = head < buffer.length ? buffer[head]!.seq : nextSeq;
-    let count = 0;
-    while (head < buffer.length) {
-      const b = buffer[head]!;
-      const key = keyOf(b.taskId, b.attempt);
-      let g = groups.get(key);
-      if (count > 0 && (bytes + b.bytes > batchBytes || (!g && groups.size >= MAX_ATTEMPTS) || (g && g.lines.length >= MAX_LINES_PER_ATTEMPT))) break;
-      if (!g) groups.set(key, (g = { clusterId: b.clusterId, taskId: b.taskId, attempt: b.attempt, lines: [], dropped: 0 }));
-      g.lines.push(b.entry);
-      bytes += b.bytes;
-      bufferedBytes -= b.bytes;
-      head++;
-      count++;
+  function take(session: RunnerSession, a: AttemptLogs): void {
+    const attempt = { clusterId: session.cluster.id, taskId: a.lease!.taskId, attempt: a.lease!.attempt };
+    if (a.droppedCount > 0) {
+      counts?.dropped("runner", a.droppedCount);
+      buffer.noteDropped(attempt, a.droppedCount);
     }
-    compact();
-    // Counts of dropped lines travel with the attempt's lines, or alone.
-    for (const [key, d] of droppedByAttempt) {
-      const g = groups.get(key);
-      if (g) g.dropped += d.n;
-      else if (groups.size < MAX_ATTEMPTS) groups.set(key, { clusterId: d.clusterId, taskId: d.taskId, attempt: d.attempt, lines: [], dropped: d.n });
-      else continue;
-      droppedByAttempt.delete(key);
+    for (const line of a.lines) {
+      const entry = forwardedEntry(line);
+      lastSeqOf.set(session, buffer.push(attempt, entry, entryBytes(entry)));
     }
-    const attempts = [...groups.values()].map((g) =>
-      create(AttemptLogLinesSchema, { taskId: g.taskId, attempt: g.attempt, clusterId: g.clusterId, lines: g.lines, droppedCount: g.dropped }),
-    );
-    return { request: { $typeName: "corral.jobs.v1.AppendTaskLogsRequest", attempts }, from, count };
-  }
-
-  async function send(): Promise<void> {
-    if (sending) return sending;
-    sending = (async () => {
-      while (head < buffer.length || droppedByAttempt.size > 0) {
-        const { request, from, count } = takeBatch();
-        inFlightFrom = count > 0 ? from : undefined;
-        try {
-          const res = await sink.appendTaskLogs(request);
-          counts?.forwarded(count);
-          for (const r of res.refused) logger.debug({ task: r.taskId, attempt: r.attempt, reason: r.reason }, "task log lines refused");
-        } catch (err) {
-          // Lost: the lines of a batch job-service did not take are not sent again (a log is not
-          // a result); the attempt's marker counts them.
-          logger.warn({ err, lines: count }, "task log lines not stored");
-          counts?.dropped("send_failed", count);
-          for (const a of request.attempts) {
-            const key = keyOf(a.taskId, a.attempt);
-            const d = droppedByAttempt.get(key);
-            const n = a.lines.length + a.droppedCount;
-            if (d) d.n += n;
-            else droppedByAttempt.set(key, { clusterId: a.clusterId, taskId: a.taskId, attempt: a.attempt, n });
-          }
-          inFlightFrom = undefined;
-          settleWaiters();
-          if (closed) return;
-          await new Promise((r) => setTimeout(r, retryMs).unref?.());
-          continue;
-        }
-        inFlightFrom = undefined;
-        settleWaiters();
-      }
-    })().finally(() => {
-      sending = undefined;
-      schedule();
-    });
-    return sending;
-  }
-
-  async function mayWrite(session: RunnerSession, taskId: string, attempt: number, token: string): Promise<boolean> {
-    const key = keyOf(taskId, attempt);
-    const held = session.leases.get(key);
-    if (held) return held.token === token;
-    let known = proven.get(session);
-    if (known?.has(`${key}:${token}`)) return true;
-    const record = token ? await leases.attempt(session.cluster.id, taskId, attempt) : undefined;
-    if (!record || record.token !== token) return false;
-    if (!known) proven.set(session, (known = new Set()));
-    if (known.size < 10_000) known.add(`${key}:${token}`);
-    return true;
   }
 
   return {
     async accept(session, logs) {
-      if (closed) return;
-      for (const a of logs.attempts) {
-        const lease = a.lease!;
-        let ok: boolean;
-        try {
-          ok = await mayWrite(session, lease.taskId, lease.attempt, lease.token);
-        } catch (err) {
-          logger.debug({ err, task: lease.taskId }, "could not check a task log's lease; its lines are dropped");
-          ok = false;
-        }
-        if (!ok) {
-          logger.debug({ session: session.id, task: lease.taskId, attempt: lease.attempt }, "task log lines for an attempt this runner never held");
-          counts?.dropped("not_held", a.lines.length);
-          continue;
-        }
-        const base = { clusterId: session.cluster.id, taskId: lease.taskId, attempt: lease.attempt };
-        if (a.droppedCount > 0) {
-          counts?.dropped("runner", a.droppedCount);
-          const key = keyOf(lease.taskId, lease.attempt);
-          const d = droppedByAttempt.get(key);
-          if (d) d.n += a.droppedCount;
-          else droppedByAttempt.set(key, { ...base, n: a.droppedCount });
-        }
-        for (const line of a.lines) {
-          const entry = forwardedEntry(line);
-          const b: Buffered = { ...base, seq: nextSeq++, entry, bytes: entryBytes(entry) };
-          buffer.push(b);
-          bufferedBytes += b.bytes;
-          lastSeqOf.set(session, b.seq);
-        }
-      }
-      dropOldest();
-      schedule();
+      if (loop.closed) return;
+      for (const a of logs.attempts) if (await held(session, a)) take(session, a);
+      const dropped = buffer.dropOverflow();
+      if (dropped > 0) counts?.dropped("buffer_full", dropped);
+      waiters.settle();
+      loop.schedule();
     },
-
-    pending(session) {
-      const target = lastSeqOf.get(session);
-      const low = lowestPending();
-      return target !== undefined && low !== undefined && low <= target;
-    },
-
+    pending: (session) => waiters.waitsFor(lastSeqOf.get(session)),
     flushed(session) {
       const target = lastSeqOf.get(session);
-      const low = lowestPending();
-      if (target === undefined || low === undefined || low > target) return Promise.resolve();
-      if (timer) {
-        // Someone waits: send now rather than at the end of the window.
-        clearTimeout(timer);
-        timer = undefined;
-        void send();
-      }
-      return new Promise<void>((resolve) => {
-        const w = {
-          target,
-          done: () => {
-            clearTimeout(t);
-            waiters.delete(w);
-            resolve();
-          },
-        };
-        const t = setTimeout(w.done, maxWaitMs);
-        t.unref?.();
-        waiters.add(w);
-      });
+      if (!waiters.waitsFor(target)) return Promise.resolve();
+      // Someone waits: send now rather than at the end of the window.
+      loop.hurry();
+      return waiters.wait(target!, maxWaitMs);
     },
-
     async close(deadline = Date.now() + 5_000) {
-      if (timer) {
-        clearTimeout(timer);
-        timer = undefined;
-      }
-      if (!closed) {
-        closed = true;
-        const done = send();
-        let t: NodeJS.Timeout | undefined;
-        await Promise.race([done, new Promise<void>((r) => (t = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
-        clearTimeout(t);
-      }
-      for (const w of [...waiters]) w.done();
+      await loop.close(deadline);
+      waiters.releaseAll();
     },
   };
 }
