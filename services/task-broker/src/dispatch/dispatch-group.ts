@@ -2,10 +2,12 @@
 // its loop and its leasing share: the members and their credit, the wake signal, the buffer of
 // entries read ahead, whether its consumer groups exist, and how many streams are busy.
 import { streamKey } from "../redis/keys.js";
-import { bandRank, gatedBand } from "../task-identifier.js";
+import { gatedBand } from "../task-identifier.js";
 import type { StreamEntry } from "../redis/queue-store.js";
 import type { RunnerSession } from "../runner-session.js";
+import { createBandList } from "./band-order.js";
 import { createEntryBuffer, type EntryBuffer } from "./entry-buffer.js";
+import { createGateWake } from "./gate-wake.js";
 import { createGroupMembers, type GroupMembers } from "./group-members.js";
 import { createWakeSignal, type WakeSignal } from "./wake-signal.js";
 
@@ -62,8 +64,6 @@ export interface DispatchGroup {
   readCount(open: number): number;
 }
 
-/** Every this many reads of a group with priority bands, the lowest priority is read first. */
-export const STARVATION_TURN = 4;
 
 /** Sessions with the same key read the same streams, so they share one group. */
 export function groupKey(session: RunnerSession): string {
@@ -82,70 +82,29 @@ export function createDispatchGroup(session: RunnerSession): DispatchGroup {
   const streams = queues.map((q) => streamKey(clusterId, q));
   let ready = false;
   let hotStreams = queues.length;
-  const bands: string[] = [];
-  let bandReads = 0;
-  const bandStreams = () => bands.map((b) => streamKey(clusterId, b));
-  const gates: string[] = [];
-  let gateClaims = 0;
-  let gateDirty = true;
-  let lastGateClaimMs = 0;
-  let retryTimer: { at: number; timer: NodeJS.Timeout } | undefined;
+  const bands = createBandList();
+  const bandStreams = () => bands.items.map((b) => streamKey(clusterId, b));
+  const gates = createBandList();
   const signal = createWakeSignal();
+  const gateWake = createGateWake(() => signal.poke());
   return {
     key: groupKey(session),
     clusterId,
     queues,
     streams,
-    bands,
-    addBand(band) {
-      if (bands.includes(band)) return false;
-      bands.push(band);
-      bands.sort((a, b) => bandRank(b) - bandRank(a) || (a < b ? -1 : 1));
-      return true;
-    },
+    bands: bands.items,
+    addBand: (band) => bands.add(band),
     readStreams() {
-      if (bands.length === 0) return { streams, banded: false };
-      const ordered = [...bandStreams(), ...streams];
-      bandReads += 1;
-      return { streams: bandReads % STARVATION_TURN === 0 ? ordered.reverse() : ordered, banded: true };
+      if (bands.items.length === 0) return { streams, banded: false };
+      return { streams: bands.nextTurn([...bandStreams(), ...streams]), banded: true };
     },
     allStreams: () => [...bandStreams(), ...streams],
-    gates,
-    addGate(gateQueue) {
-      const band = gatedBand(gateQueue);
-      if (gates.includes(band)) return false;
-      gates.push(band);
-      gates.sort((a, b) => bandRank(b) - bandRank(a) || (a < b ? -1 : 1));
-      return true;
-    },
-    gateOrder() {
-      gateClaims += 1;
-      return gateClaims % STARVATION_TURN === 0 ? [...gates].reverse() : [...gates];
-    },
-    markGateDirty() {
-      gateDirty = true;
-    },
-    takeGateDirty(pollMs) {
-      const now = Date.now();
-      const due = gateDirty || now - lastGateClaimMs >= pollMs;
-      if (due) {
-        gateDirty = false;
-        lastGateClaimMs = now;
-      }
-      return due;
-    },
-    gateRetryIn(ms) {
-      const at = Date.now() + ms;
-      if (retryTimer && retryTimer.at <= at) return;
-      if (retryTimer) clearTimeout(retryTimer.timer);
-      const timer = setTimeout(() => {
-        retryTimer = undefined;
-        gateDirty = true;
-        signal.poke();
-      }, ms);
-      timer.unref();
-      retryTimer = { at, timer };
-    },
+    gates: gates.items,
+    addGate: (gateQueue) => gates.add(gatedBand(gateQueue)),
+    gateOrder: () => gates.nextTurn(gates.items),
+    markGateDirty: () => gateWake.markDirty(),
+    takeGateDirty: (pollMs) => gateWake.takeDirty(pollMs),
+    gateRetryIn: (ms) => gateWake.retryIn(ms),
     members: createGroupMembers(),
     signal,
     buffer: createEntryBuffer(),
@@ -162,8 +121,11 @@ export function createDispatchGroup(session: RunnerSession): DispatchGroup {
       const hot = new Set(read.map((e) => e.stream)).size;
       hotStreams = hot > 0 ? hot : streams.length;
     },
-    readCount(open) {
-      return Math.max(1, Math.ceil(open / Math.max(1, hotStreams)));
-    },
+    readCount: (open) => readCountFor(open, hotStreams),
   };
+}
+
+/** COUNT of a read for `open` credit over the `hotStreams` streams that had entries last time. */
+export function readCountFor(open: number, hotStreams: number): number {
+  return Math.max(1, Math.ceil(open / Math.max(1, hotStreams)));
 }

@@ -19,7 +19,7 @@ import { runGroupLoop, type LoopContext } from "./group-loop.js";
 import type { Wakeups } from "./wakeups.js";
 import { baseQueue, isGateQueue } from "../task-identifier.js";
 
-export { STARVATION_TURN } from "./dispatch-group.js";
+export { STARVATION_TURN } from "./band-order.js";
 
 export interface DispatcherOptions {
   queues: QueueStore;
