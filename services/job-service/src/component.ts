@@ -29,10 +29,10 @@ import type { StoragePolicy } from "./domain/automations/automation-spec.js";
 import { UNLIMITED_OPEN_TASKS } from "./domain/team-quota.js";
 import { createJobsStore } from "./store/jobs-store.js";
 import { createRegistryClusterResolver } from "./clients/registry-cluster-resolver.js";
-import type { ClusterResolver, Dispatcher, RunnerPresence } from "./domain/ports.js";
+import type { ClusterResolver, Dispatcher, JobsStore, RunnerPresence } from "./domain/ports.js";
 import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_OUTPUT_BYTES } from "./domain/task-plan.js";
 import { createJobLedger, type JobLedger } from "./job-ledger.js";
-import { createJobNotifier } from "./job-notifier.js";
+import { createJobNotifier, type JobNotifier } from "./job-notifier.js";
 import { createJobServiceImpl } from "./job-service.js";
 import { JOBS_SCHEMA, type JobsDatabase } from "./store/database.js";
 import { jobsMigrations } from "./store/migrations/index.js";
@@ -213,13 +213,59 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
         onError: (err) => options.logger?.warn({ err }, "job change listener failed; reconnecting"),
       })
     : undefined;
-  const spans = createJobsStore(options.db).spans;
+  const store = createJobsStore(options.db);
   const spanExport = options.tracing
-    ? createSpanExport({ tracing: options.tracing, currentAttempts: spans.currentAttempts, stoppedTasks: spans.stoppedSpanTasks, logger: options.logger })
+    ? createSpanExport({ tracing: options.tracing, currentAttempts: store.spans.currentAttempts, stoppedTasks: store.spans.stoppedSpanTasks, logger: options.logger })
     : undefined;
   const taskMetrics = options.taskMetrics ?? createTaskMetrics();
   const ledger = createJobLedger({ ...options, notifier, spanExport, taskMetrics });
-  const logChanges = options.databaseUrl
+  const taskLogs = createTaskLogParts(options, notifier);
+  const settings = options.automations ?? readAutomationSettings({});
+  const now = settings.now ?? (() => new Date());
+  const scheduler = createScheduler(options, { store, ledger, settings, now });
+  const automationCtx = { store, clusters: options.clusters, maxInputBytes: ledger.maxInputBytes, storage: settings.storage, now };
+  let closing: Promise<void> | undefined;
+  return {
+    mounts: [
+      { service: JobService, impl: createJobServiceImpl(ledger) },
+      { service: TaskLedgerService, impl: createTaskLedgerServiceImpl(ledger, spanExport), internal: true },
+      { service: AutomationService, impl: createAutomationServiceImpl(automationCtx, () => scheduler.wake()) },
+      { service: TaskLogService, impl: createTaskLogServiceImpl(taskLogs.logs) },
+      { service: TaskLogIngestService, impl: createTaskLogIngestServiceImpl(taskLogs.logs, taskMetrics), internal: true },
+    ],
+    ledger,
+    metrics: taskMetrics.registry,
+    automations: scheduler,
+    start: () => {
+      ledger.relay.start();
+      ledger.startTimeouts.start();
+      if (settings.run !== false) scheduler.start();
+      taskLogs.retention.start();
+    },
+    close() {
+      closing ??= closeAll(
+        [scheduler.close(), ledger.relay.close(), ledger.startTimeouts.close(), notifier?.close(), taskLogs.channel?.close(), taskLogs.retention.close()],
+        options.logger,
+      );
+      return closing;
+    },
+    sweepOnce: () => ledger.relay.sweepOnce(),
+    requeueAll: () => ledger.relay.requeueAll(),
+  };
+}
+
+/** Runs every close step, logging the ones that fail. */
+async function closeAll(steps: readonly (Promise<void> | undefined)[], logger: Logger | undefined): Promise<void> {
+  const results = await Promise.allSettled(steps);
+  for (const r of results) if (r.status === "rejected") logger?.warn({ err: r.reason }, "job-service close step failed");
+}
+
+/**
+ * Task logs: their bounds, the LISTEN channel of new lines, what wakes a follower (new lines and
+ * job changes: the job's end ends their stream) and the retention sweeper.
+ */
+function createTaskLogParts(options: JobServiceOptions, notifier: JobNotifier | undefined) {
+  const channel = options.databaseUrl
     ? createPgChannel({
         url: options.databaseUrl,
         channel: TASK_LOGS_CHANNEL,
@@ -227,13 +273,12 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
         onError: (err) => options.logger?.warn({ err }, "task log listener failed; reconnecting"),
       })
     : undefined;
-  const logSettings = { ...DEFAULT_TASK_LOG_LIMITS, retentionMs: 0, ...options.taskLogs };
-  // Followers wake on new lines and on job changes (the job's end ends their stream).
+  const settings = { ...DEFAULT_TASK_LOG_LIMITS, retentionMs: 0, ...options.taskLogs };
   const changes =
-    logChanges && notifier
+    channel && notifier
       ? {
           subscribe(jobId: string, onChange: () => void) {
-            const offLines = logChanges.subscribe(jobId, onChange);
+            const offLines = channel.subscribe(jobId, onChange);
             const offJob = notifier.subscribe(jobId, onChange);
             return () => {
               offLines();
@@ -242,12 +287,18 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
           },
         }
       : undefined;
-  const logs = { db: options.db, limits: { maxLines: logSettings.maxLines, maxBytes: logSettings.maxBytes }, changes };
-  const logRetention = createLogRetention(logs, { retentionMs: logSettings.retentionMs, logger: options.logger });
-  const settings = options.automations ?? readAutomationSettings({});
-  const store = createJobsStore(options.db);
-  const now = settings.now ?? (() => new Date());
-  const scheduler = createAutomationScheduler({
+  const logs = { db: options.db, limits: { maxLines: settings.maxLines, maxBytes: settings.maxBytes }, changes };
+  const retention = createLogRetention(logs, { retentionMs: settings.retentionMs, logger: options.logger });
+  return { channel, logs, retention };
+}
+
+/** The automation scheduler: fires cron and storage triggers and enqueues what they submit. */
+function createScheduler(
+  options: JobServiceOptions,
+  parts: { store: JobsStore; ledger: JobLedger; settings: AutomationSettings; now: () => Date },
+): AutomationScheduler {
+  const { store, ledger, settings } = parts;
+  return createAutomationScheduler({
     fire: {
       store,
       clusters: options.clusters,
@@ -259,38 +310,9 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
     enqueue: async (ready) => {
       await ledger.relay.enqueue(ready);
     },
-    now,
+    now: parts.now,
     tickMs: settings.tickMs,
     watchDelayMs: settings.settleMs + 100,
     logger: options.logger,
   });
-  const automationCtx = { store, clusters: options.clusters, maxInputBytes: ledger.maxInputBytes, storage: settings.storage, now };
-  let closing: Promise<void> | undefined;
-  return {
-    mounts: [
-      { service: JobService, impl: createJobServiceImpl(ledger) },
-      { service: TaskLedgerService, impl: createTaskLedgerServiceImpl(ledger, spanExport), internal: true },
-      { service: AutomationService, impl: createAutomationServiceImpl(automationCtx, () => scheduler.wake()) },
-      { service: TaskLogService, impl: createTaskLogServiceImpl(logs) },
-      { service: TaskLogIngestService, impl: createTaskLogIngestServiceImpl(logs, taskMetrics), internal: true },
-    ],
-    ledger,
-    metrics: taskMetrics.registry,
-    automations: scheduler,
-    start: () => {
-      ledger.relay.start();
-      ledger.startTimeouts.start();
-      if (settings.run !== false) scheduler.start();
-      logRetention.start();
-    },
-    close() {
-      closing ??= (async () => {
-        const results = await Promise.allSettled([scheduler.close(), ledger.relay.close(), ledger.startTimeouts.close(), notifier?.close(), logChanges?.close(), logRetention.close()]);
-        for (const r of results) if (r.status === "rejected") options.logger?.warn({ err: r.reason }, "job-service close step failed");
-      })();
-      return closing;
-    },
-    sweepOnce: () => ledger.relay.sweepOnce(),
-    requeueAll: () => ledger.relay.requeueAll(),
-  };
 }

@@ -56,25 +56,50 @@ export const MAX_ATTEMPTS = 10_000;
 
 const keyOf = (a: LogAttempt) => attemptMember(a.taskId, a.attempt);
 
+/** Lines dropped per attempt, not yet told to job-service. */
+function createDropCounts() {
+  const byAttempt = new Map<string, LogAttempt & { n: number }>();
+  return {
+    get size() {
+      return byAttempt.size;
+    },
+    add(a: LogAttempt, n: number): void {
+      const d = byAttempt.get(keyOf(a));
+      if (d) d.n += n;
+      else byAttempt.set(keyOf(a), { clusterId: a.clusterId, taskId: a.taskId, attempt: a.attempt, n });
+    },
+    /** Counts travel with their attempt's lines in `groups`, or alone while the call has room. */
+    drainInto(groups: Map<string, Group>): void {
+      for (const [key, d] of byAttempt) {
+        const g = groups.get(key);
+        if (g) g.dropped += d.n;
+        else if (groups.size < MAX_ATTEMPTS) groups.set(key, { clusterId: d.clusterId, taskId: d.taskId, attempt: d.attempt, lines: [], dropped: d.n });
+        else continue;
+        byAttempt.delete(key);
+      }
+    },
+  };
+}
+
+function toRequest(groups: Map<string, Group>): AppendTaskLogsRequest {
+  const attempts = [...groups.values()].map((g) =>
+    create(AttemptLogLinesSchema, { taskId: g.taskId, attempt: g.attempt, clusterId: g.clusterId, lines: g.lines, droppedCount: g.dropped }),
+  );
+  return { $typeName: "corral.jobs.v1.AppendTaskLogsRequest", attempts };
+}
+
 export function createLogBuffer(bounds: { maxBufferedBytes: number; batchBytes: number }): LogBuffer {
   const buffer: Buffered[] = [];
   let head = 0;
   let bufferedBytes = 0;
   let nextSeq = 1;
-  const droppedByAttempt = new Map<string, LogAttempt & { n: number }>();
+  const dropped = createDropCounts();
 
   function compact(): void {
     if (head > 1024 && head * 2 > buffer.length) {
       buffer.splice(0, head);
       head = 0;
     }
-  }
-
-  function noteDropped(a: LogAttempt, n: number): void {
-    const key = keyOf(a);
-    const d = droppedByAttempt.get(key);
-    if (d) d.n += n;
-    else droppedByAttempt.set(key, { clusterId: a.clusterId, taskId: a.taskId, attempt: a.attempt, n });
   }
 
   /** Fills `groups` from the buffer's head up to one call's bounds; returns the number of lines. */
@@ -97,17 +122,6 @@ export function createLogBuffer(bounds: { maxBufferedBytes: number; batchBytes: 
     return count;
   }
 
-  /** Counts of dropped lines travel with the attempt's lines, or alone. */
-  function takeDropCounts(groups: Map<string, Group>): void {
-    for (const [key, d] of droppedByAttempt) {
-      const g = groups.get(key);
-      if (g) g.dropped += d.n;
-      else if (groups.size < MAX_ATTEMPTS) groups.set(key, { clusterId: d.clusterId, taskId: d.taskId, attempt: d.attempt, lines: [], dropped: d.n });
-      else continue;
-      droppedByAttempt.delete(key);
-    }
-  }
-
   return {
     push(attempt, entry, bytes) {
       const seq = nextSeq++;
@@ -115,14 +129,13 @@ export function createLogBuffer(bounds: { maxBufferedBytes: number; batchBytes: 
       bufferedBytes += bytes;
       return seq;
     },
-    noteDropped,
+    noteDropped: (attempt, n) => dropped.add(attempt, n),
     dropOverflow() {
       let n = 0;
-      while (bufferedBytes > bounds.maxBufferedBytes && head < buffer.length) {
+      for (; bufferedBytes > bounds.maxBufferedBytes && head < buffer.length; n++) {
         const b = buffer[head++]!;
         bufferedBytes -= b.bytes;
-        noteDropped(b, 1);
-        n++;
+        dropped.add(b, 1);
       }
       compact();
       return n;
@@ -131,16 +144,13 @@ export function createLogBuffer(bounds: { maxBufferedBytes: number; batchBytes: 
       const groups = new Map<string, Group>();
       const from = head < buffer.length ? buffer[head]!.seq : nextSeq;
       const count = takeLines(groups);
-      takeDropCounts(groups);
-      const attempts = [...groups.values()].map((g) =>
-        create(AttemptLogLinesSchema, { taskId: g.taskId, attempt: g.attempt, clusterId: g.clusterId, lines: g.lines, droppedCount: g.dropped }),
-      );
-      return { request: { $typeName: "corral.jobs.v1.AppendTaskLogsRequest", attempts }, from, count };
+      dropped.drainInto(groups);
+      return { request: toRequest(groups), from, count };
     },
     batchFailed(batch) {
-      for (const a of batch.request.attempts) noteDropped(a, a.lines.length + a.droppedCount);
+      for (const a of batch.request.attempts) dropped.add(a, a.lines.length + a.droppedCount);
     },
-    hasWork: () => head < buffer.length || droppedByAttempt.size > 0,
+    hasWork: () => head < buffer.length || dropped.size > 0,
     oldestSeq: () => (head < buffer.length ? buffer[head]!.seq : undefined),
     bytes: () => bufferedBytes,
   };

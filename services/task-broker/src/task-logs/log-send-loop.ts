@@ -81,7 +81,7 @@ export function createLogSendLoop(o: LogSendLoopOptions): LogSendLoop {
       while (o.buffer.hasWork()) {
         if (await sendBatch()) continue;
         if (closed) return;
-        await new Promise((r) => setTimeout(r, o.retryMs).unref?.());
+        await pause(o.retryMs);
       }
     })().finally(() => {
       sending = undefined;
@@ -100,13 +100,19 @@ export function createLogSendLoop(o: LogSendLoopOptions): LogSendLoop {
       clearTimer();
       if (closed) return;
       closed = true;
-      const done = send();
-      let t: NodeJS.Timeout | undefined;
-      await Promise.race([done, new Promise<void>((r) => (t = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
-      clearTimeout(t);
+      await settledBy(send(), deadline);
     },
     get closed() {
       return closed;
     },
   };
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms).unref?.());
+
+/** Waits for `done`, at most until `deadline` (ms since the epoch). */
+async function settledBy(done: Promise<void>, deadline: number): Promise<void> {
+  let t: NodeJS.Timeout | undefined;
+  await Promise.race([done, new Promise<void>((r) => (t = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
+  clearTimeout(t);
 }
