@@ -12,6 +12,7 @@ import {
 } from "@corral/proto";
 import { decodePageToken, InvalidArgumentError, pageSize, requireService, toPage } from "@corral/server-kit";
 import type { QueueStore } from "./redis/queue-store.js";
+import type { QueueStat } from "./redis/queue-stats.js";
 import type { RunnerSession } from "./runner-session.js";
 import { baseQueue, maxQueuesPerSession, parseVersion, readableQueues, splitQueueName } from "./task-identifier.js";
 
@@ -51,6 +52,38 @@ export function sessionToJson(s: RunnerSession, brokerId: string): JsonValue {
   return toJson(SessionSchema, sessionToProto(s, brokerId));
 }
 
+/**
+ * Consumers of each queue (`<clusterId>\n<queue>`): the runner sessions (on the replicas that
+ * answered) that read it.
+ */
+function readersByQueue(sessions: readonly Session[]): Map<string, number> {
+  const readers = new Map<string, number>();
+  for (const s of sessions) {
+    // Sessions passed the same bound at Hello.
+    for (const q of readableQueues(s.identifiers, maxQueuesPerSession)) {
+      const key = `${s.clusterId}\n${q}`;
+      readers.set(key, (readers.get(key) ?? 0) + 1);
+    }
+  }
+  return readers;
+}
+
+/** One row of GetQueueStats. */
+function queueStatsRow(s: QueueStat, readers: ReadonlyMap<string, number>) {
+  const { name, version } = splitQueueName(s.queue);
+  return create(QueueStatsSchema, {
+    clusterId: s.clusterId,
+    identifier: create(TaskIdentifierSchema, { name, version }),
+    length: BigInt(s.length),
+    pending: BigInt(s.pending),
+    oldestAgeMs: BigInt(s.oldestAgeMs),
+    // A priority band or a gated queue is read by the sessions reading its queue.
+    consumers: readers.get(`${s.clusterId}\n${baseQueue(s.queue)}`) ?? 0,
+    lag: BigInt(s.lag),
+    gated: s.gated ?? false,
+  });
+}
+
 export function createDispatchService(deps: DispatchServiceDeps): Partial<ServiceImpl<typeof DispatchService>> {
   return {
     async enqueue(req, ctx) {
@@ -85,32 +118,8 @@ export function createDispatchService(deps: DispatchServiceDeps): Partial<Servic
         deps.queues.stats(req.clusterId || undefined),
         deps.fanout<JsonValue[]>({ type: "sessions", clusterId: req.clusterId, teamId: "" }, deps.fanoutTimeoutMs),
       ]);
-      // Consumers are runner sessions (on the replicas that answered) that read the queue.
-      const readers = new Map<string, number>();
-      for (const json of sessions.flat()) {
-        const s = fromJson(SessionSchema, json);
-        // Sessions passed the same bound at Hello.
-        for (const q of readableQueues(s.identifiers, maxQueuesPerSession)) {
-          const key = `${s.clusterId}\n${q}`;
-          readers.set(key, (readers.get(key) ?? 0) + 1);
-        }
-      }
-      return {
-        queues: stats.map((s) => {
-          const { name, version } = splitQueueName(s.queue);
-          return create(QueueStatsSchema, {
-            clusterId: s.clusterId,
-            identifier: create(TaskIdentifierSchema, { name, version }),
-            length: BigInt(s.length),
-            pending: BigInt(s.pending),
-            oldestAgeMs: BigInt(s.oldestAgeMs),
-            // A priority band or a gated queue is read by the sessions reading its queue.
-            consumers: readers.get(`${s.clusterId}\n${baseQueue(s.queue)}`) ?? 0,
-            lag: BigInt(s.lag),
-            gated: s.gated ?? false,
-          });
-        }),
-      };
+      const readers = readersByQueue(sessions.flat().map((json) => fromJson(SessionSchema, json)));
+      return { queues: stats.map((s) => queueStatsRow(s, readers)) };
     },
 
     async listSessions(req, ctx) {

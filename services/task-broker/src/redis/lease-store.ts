@@ -98,59 +98,9 @@ export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions)
       return withQueues(await resumeLeases(redis, { leasesKey: leasesKey(clusterId), recordPrefix, sessionId, brokerId, expiryMs, nowMs: Date.now(), leases }));
     },
 
-    async complete(leases) {
-      if (leases.length === 0) return [];
-      const pipe = batch(redis);
-      const calls = batchCalls(leases, (l) => l.clusterId);
-      for (const call of calls) {
-        const clusterId = leases[call[0]!]!.clusterId;
-        const script = new CompleteLeasesCall(
-          leasesKey(clusterId),
-          CONSUMER_GROUP,
-          options.doneTtlSec,
-          prefix + clusterKeyBase(clusterId),
-          wakeChannel(options.channelPrefix, clusterId),
-        );
-        for (const i of call) {
-          const l = leases[i]!;
-          script.add(prefix + attemptKey(clusterId, l.taskId, l.attempt), l.token, attemptMember(l.taskId, l.attempt));
-        }
-        script.queue(pipe);
-      }
-      const replies = ((await pipe.exec()) ?? []).map(([err, reply]): [Error | null, unknown] => [err, err ? reply : CompleteLeasesCall.parse(reply)]);
-      return perItem<boolean>(replies, calls, leases.length);
-    },
+    complete: (leases) => completeLeases(redis, prefix, options, leases),
 
-    async expireDue(limitPerCluster, reportTimeoutMs) {
-      const clusters = await redis.smembers(clustersKey);
-      if (clusters.length === 0) return [];
-      const now = Date.now();
-      const pipe = batch(redis);
-      for (const c of clusters) {
-        queueExpireLeases(pipe, {
-          leasesKey: leasesKey(c),
-          expiringKey: expiringKey(c),
-          nowMs: now,
-          limit: limitPerCluster,
-          reportDeadlineMs: now + reportTimeoutMs,
-          group: CONSUMER_GROUP,
-          expiredTtlSec: options.doneTtlSec,
-          recordPrefix: prefix + attemptPrefix(c),
-          clusterKeyBase: prefix + clusterKeyBase(c),
-          wakeChannel: wakeChannel(options.channelPrefix, c),
-        });
-      }
-      const results = (await pipe.exec()) ?? [];
-      const out: ExpiredLease[] = [];
-      results.forEach(([err, reply], i) => {
-        if (err) throw err;
-        for (const row of parseExpireLeases(reply)) {
-          const { taskId, attempt } = splitAttemptMember(row.member);
-          out.push({ clusterId: clusters[i]!, taskId, attempt, jobId: row.jobId, sessionId: row.sessionId, brokerId: row.brokerId, timedOut: row.timedOut });
-        }
-      });
-      return out;
-    },
+    expireDue: (limitPerCluster, reportTimeoutMs) => expireDueLeases(redis, prefix, options, limitPerCluster, reportTimeoutMs),
 
     async expiryReported(leases) {
       if (leases.length === 0) return;
@@ -166,4 +116,66 @@ export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions)
       return { state: state as AttemptRecord["state"], token: token ?? "", sessionId: sessionId ?? "" };
     },
   };
+}
+
+/** LeaseStore.complete: one completeLeases call per cluster, in one pipeline. */
+async function completeLeases(redis: RedisClient, prefix: string, options: LeaseStoreOptions, leases: readonly LeaseKey[]): Promise<boolean[]> {
+  if (leases.length === 0) return [];
+  const pipe = batch(redis);
+  const calls = batchCalls(leases, (l) => l.clusterId);
+  for (const call of calls) {
+    const clusterId = leases[call[0]!]!.clusterId;
+    const script = new CompleteLeasesCall(
+      leasesKey(clusterId),
+      CONSUMER_GROUP,
+      options.doneTtlSec,
+      prefix + clusterKeyBase(clusterId),
+      wakeChannel(options.channelPrefix, clusterId),
+    );
+    for (const i of call) {
+      const l = leases[i]!;
+      script.add(prefix + attemptKey(clusterId, l.taskId, l.attempt), l.token, attemptMember(l.taskId, l.attempt));
+    }
+    script.queue(pipe);
+  }
+  const replies = ((await pipe.exec()) ?? []).map(([err, reply]): [Error | null, unknown] => [err, err ? reply : CompleteLeasesCall.parse(reply)]);
+  return perItem<boolean>(replies, calls, leases.length);
+}
+
+/** LeaseStore.expireDue: one expireLeases call per cluster, in one pipeline. */
+async function expireDueLeases(
+  redis: RedisClient,
+  prefix: string,
+  options: LeaseStoreOptions,
+  limitPerCluster: number,
+  reportTimeoutMs: number,
+): Promise<ExpiredLease[]> {
+  const clusters = await redis.smembers(clustersKey);
+  if (clusters.length === 0) return [];
+  const now = Date.now();
+  const pipe = batch(redis);
+  for (const c of clusters) {
+    queueExpireLeases(pipe, {
+      leasesKey: leasesKey(c),
+      expiringKey: expiringKey(c),
+      nowMs: now,
+      limit: limitPerCluster,
+      reportDeadlineMs: now + reportTimeoutMs,
+      group: CONSUMER_GROUP,
+      expiredTtlSec: options.doneTtlSec,
+      recordPrefix: prefix + attemptPrefix(c),
+      clusterKeyBase: prefix + clusterKeyBase(c),
+      wakeChannel: wakeChannel(options.channelPrefix, c),
+    });
+  }
+  const results = (await pipe.exec()) ?? [];
+  const out: ExpiredLease[] = [];
+  results.forEach(([err, reply], i) => {
+    if (err) throw err;
+    for (const row of parseExpireLeases(reply)) {
+      const { taskId, attempt } = splitAttemptMember(row.member);
+      out.push({ clusterId: clusters[i]!, taskId, attempt, jobId: row.jobId, sessionId: row.sessionId, brokerId: row.brokerId, timedOut: row.timedOut });
+    }
+  });
+  return out;
 }
