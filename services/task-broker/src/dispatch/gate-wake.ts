@@ -37,13 +37,14 @@ export function createGateWake(poke: () => void): GateWake {
       const at = Date.now() + ms;
       if (retry && retry.at <= at) return;
       if (retry) clearTimeout(retry.timer);
-      const timer = setTimeout(() => {
-        retry = undefined;
-        dirty = true;
-        poke();
-      }, ms);
-      timer.unref();
-      retry = { at, timer };
+      retry = { at, timer: setTimeout(retryNow, ms) };
+      retry.timer.unref();
     },
   };
+
+  function retryNow(): void {
+    retry = undefined;
+    dirty = true;
+    poke();
+  }
 }
