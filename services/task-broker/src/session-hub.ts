@@ -21,10 +21,9 @@ import { resumeLeases, welcome } from "./session/session-start.js";
 import { decide, helloQueues, type ProtocolLimits } from "./session/session-protocol.js";
 import { createTeamCounts, type TeamCounts } from "./session/team-counts.js";
 
-export type { SessionDispatch } from "./session/apply-decision.js";
 import type { ProgressForwarder } from "./session/progress-forwarder.js";
-import { cancelLease, endForViolation, type ResultReporter } from "./session/result-reporter.js";
-import { decide, decideInBatch, helloQueues, type Decision, type ProtocolLimits } from "./session/session-protocol.js";
+
+export type { SessionDispatch } from "./session/apply-decision.js";
 
 /** Resolves cluster slugs of a team (empty slug: the team's default cluster). */
 export interface ClusterResolver {

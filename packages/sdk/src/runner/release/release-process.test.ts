@@ -111,7 +111,7 @@ describe("ReleaseProcess", () => {
     try {
       await p.loaded();
       const taskLog: string[] = [];
-      const outcome = await p.execute("b#1", assign("b", { n: 3 }), new AbortController().signal, (line) => taskLog.push(line));
+      const outcome = await p.execute("b#1", assign("b", { n: 3 }), new AbortController().signal, { onLog: (line) => taskLog.push(line) });
       expect(outcome.kind).toBe("completed");
       expect(taskLog.map((l) => JSON.parse(l) as Record<string, unknown>)).toMatchObject([{ msg: "working", n: 3, taskId: "b", level: 30 }]);
     } finally {
@@ -150,9 +150,11 @@ describe("ReleaseProcess", () => {
       const controller = new AbortController();
       let seen: (() => ProgressSnapshot) | undefined;
       const reported = new Promise<void>((resolve) => {
-        const running = p.execute("e#1", assign("e", { n: 1, wait: true }), controller.signal, (read) => {
-          seen = read;
-          resolve();
+        const running = p.execute("e#1", assign("e", { n: 1, wait: true }), controller.signal, {
+          onProgress: (read) => {
+            seen = read;
+            resolve();
+          },
         });
         void running.then(() => resolve());
       });
