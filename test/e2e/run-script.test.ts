@@ -7,7 +7,7 @@ import { execFileSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { GitCheckouts, JobFailedError, parseScriptFailure, RunScript, TaskFailedError, type Client } from "@corral/sdk";
+import { decodeOutput, GitCheckouts, JobFailedError, parseScriptFailure, RunScript, scriptOutputOf, TaskFailedError, type Client } from "@corral/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, spawnCli } from "../support/cli.js";
 import { suiteClient } from "../support/clients.js";
@@ -130,6 +130,28 @@ describe("RunScript on a runner started with --allow-scripts", { timeout: 180_00
     expect(get.stdout).toContain("ScriptFailedError: corral/RunScript: exit code 4"); // the task table's WHY
     expect(get.stdout).toContain(`task ${failed.taskId} (corral/RunScript@v1.0) failed on attempt 1: ScriptFailedError: corral/RunScript: exit code 4`);
     expect(get.stdout).toContain("  exit code 4\n  stderr:\n    | disk full\n");
+  });
+
+  it("keeps a failed command's exit code and whole tails as the attempt's output: GetTask, result() and job result --task", async () => {
+    // 3000 bytes of stdout: the error text quotes its last 2048 chars, the output keeps the 4096-byte tail.
+    const command = "head -c 3000 /dev/zero | tr '\\0' o; echo 'no space left' >&2; exit 7";
+    const job = await client.jobs().submit("broken-output", new RunScript({ command }), { cluster });
+    const expected = { exitCode: 7, stdoutTail: "o".repeat(3000), stderrTail: "no space left\n" };
+    const err = await client.jobs().result(job.id).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskFailedError);
+    const failed = err as TaskFailedError;
+    expect(failed.output).toEqual(expected);
+    expect(scriptOutputOf(failed.output)).toEqual(expected);
+    // The error text is as before (its stdout quote bounded), the output carries the whole tail.
+    expect(parseScriptFailure(failed.error)?.stdoutTail).toBe("o".repeat(2048));
+
+    const task = await client.jobs().task(job.id, failed.taskId);
+    expect(task.outputAttempt).toBe(1);
+    expect(decodeOutput(task.output)).toEqual(expected);
+
+    const byTask = await runCli(["job", "result", job.id, "--task", failed.taskId, "--json"], { env: cliEnv() });
+    expect(byTask.code, byTask.stderr).toBe(0);
+    expect(JSON.parse(byTask.stdout)).toEqual(expected);
   });
 
   it("runs two tasks in a git checkout's working dir, cloned once", async () => {

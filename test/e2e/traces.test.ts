@@ -178,17 +178,25 @@ describe("traces exported over OTLP/HTTP", { timeout: 120_000 }, () => {
     expect(JSON.parse(json.stdout)).toEqual(JSON.parse(JSON.stringify(stored)));
   });
 
-  it("exports the span of a task canceled before it started", async () => {
+  it("exports the span of a task canceled before it started, ended at the cancel", async () => {
     const idle = (await client.clusters().create("traces without runners")).slug;
     const job = await client.jobs().submit("canceled", new Leaf({ ok: true }), { cluster: idle });
+    const before = Date.now();
     await client.jobs().cancel(job.id);
+    const after = Date.now();
     const [span] = await waitUntil("the canceled task's span", async () => {
       const found = attemptsOf(job.traceId);
       return found.length >= 1 && found;
     });
     expect(span).toMatchObject({ name: "traces/Leaf", events: [], status: { code: STATUS_OK } });
     expect(span!.attributes).toMatchObject({ "corral.task.outcome": "canceled", "corral.node": "", "corral.cluster": idle });
-    expect((await client.jobs().spans(job.id)).spans.map((s) => s.outcome)).toEqual(["canceled"]);
+    const [stored] = (await client.jobs().spans(job.id)).spans;
+    expect(stored!.outcome).toBe("canceled");
+    // The cancel time is stored: GetJobSpans shows the same end as the exported span.
+    const ended = stored!.ended!.getTime();
+    expect(ended).toBeGreaterThanOrEqual(before);
+    expect(ended).toBeLessThanOrEqual(after);
+    expect(span!.endNs / 1_000_000n).toBe(BigInt(ended));
   });
 
   it("serves task run times by identifier and per-cluster queue depth on /metrics", async () => {

@@ -12,6 +12,7 @@ import {
   DispatchService,
   HardwareService,
   JobService,
+  JobCacheService,
   JobState,
   LocationService,
   NodeService,
@@ -51,6 +52,7 @@ const services: Array<{ service: DescService; where: Where }> = [
   { service: TaskLogService, where: "jobs" },
   { service: TaskLogIngestService, where: "jobs" },
   { service: DispatchService, where: "broker" },
+  { service: JobCacheService, where: "broker" },
 ];
 const internal = new Set([
   "corral.registry.v1.ApiKeyService.VerifyApiKey",

@@ -1,6 +1,7 @@
 // How the CLI shows a failed corral/RunScript task: its exit code and the ends of stderr and stdout
-// its error quotes, a few lines each, indented under the line naming the task.
-import { parseScriptFailure } from "@corral/sdk";
+// (from the failed attempt's output, else as its error quotes them), a few lines each, indented
+// under the line naming the task.
+import { parseScriptFailure, scriptOutputOf } from "@corral/sdk";
 
 /** Lines of each tail shown. */
 const tailLinesShown = 20;
@@ -11,13 +12,14 @@ function lastLines(text: string, n: number): { lines: string[]; dropped: boolean
 }
 
 /**
- * The exit code and output tails of a RunScript failure, indented; empty when `error` is not one.
+ * The exit code and output tails of a RunScript failure, indented: read from the failed attempt's
+ * decoded `output` when it is one, else from its `error` text; empty when neither is.
  *
  * @example
- * for (const line of scriptFailureLines(task.error)) io.err(line);
+ * for (const line of scriptFailureLines(task.error, decodeOutput(task.output))) io.err(line);
  */
-export function scriptFailureLines(error: string, indent = "  "): string[] {
-  const failure = parseScriptFailure(error);
+export function scriptFailureLines(error: string, output?: unknown, indent = "  "): string[] {
+  const failure = scriptOutputOf(output) ?? parseScriptFailure(error);
   if (!failure) return [];
   const out = [`${indent}${failure.exitCode !== null ? `exit code ${failure.exitCode}` : `killed by ${failure.signal ?? "a signal"}`}`];
   for (const [name, text] of [

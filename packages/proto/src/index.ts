@@ -1,5 +1,6 @@
 // The public entry of the contracts; import generated code only through this file.
 export * from "./gen/corral/broker/v1/dispatch_pb.js";
+export * from "./gen/corral/broker/v1/job_cache_pb.js";
 export * from "./gen/corral/broker/v1/work_pb.js";
 export * from "./gen/corral/common/v1/common_pb.js";
 export * from "./gen/corral/common/v1/log_pb.js";

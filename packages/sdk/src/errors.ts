@@ -178,12 +178,15 @@ export class TaskFailedError extends JobFailedError {
   readonly taskId: string;
   readonly attempt: number;
   readonly error: string;
-  constructor(job: Job, task: { id: string; attempt: number; error: string }) {
+  /** What the failed attempt left to read, decoded (corral/RunScript: `{ exitCode, stdoutTail, stderrTail }`); undefined when nothing. */
+  readonly output: unknown;
+  constructor(job: Job, task: { id: string; attempt: number; error: string; output?: unknown }) {
     super(job, `job ${job.id} (${job.name}) failed: task ${task.id} attempt ${task.attempt}: ${task.error.split("\n")[0]}`);
     this.name = "TaskFailedError";
     this.taskId = task.id;
     this.attempt = task.attempt;
     this.error = task.error;
+    this.output = task.output;
   }
 }
 

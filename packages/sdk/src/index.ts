@@ -99,6 +99,7 @@ export {
 } from "./execution-context.js";
 export type { Progress } from "./progress.js";
 export { InMemoryCache, LocalFileCache, createJobCache, type CacheBackend, type JobCache } from "./cache.js";
+export { SuiteCache } from "./suite-cache.js";
 export { createSdkLogger, type Logger, type LogFormat } from "./logger.js";
 export { formatLogLine, prettyDestination } from "./log-format.js";
 export {
@@ -114,6 +115,7 @@ export {
   decodeOutput,
   encodeOutput,
   DEFAULT_MAX_OUTPUT_BYTES,
+  failureOutputKey,
   OutputNotSerializableError,
   OutputTooLargeError,
 } from "./task-output.js";
@@ -134,7 +136,7 @@ export { detectHardware, detectNvidiaGpus } from "./runner/hardware.js";
 export { Echo, type EchoInput, type EchoOutput } from "./tasks/echo.js";
 export { RunScript, runCommand, type RunScriptInput, type RunScriptOutput, type RunScriptResult } from "./tasks/run-script.js";
 export { parseRunScriptInput, type DockerEnvironmentInput, type GitEnvironmentInput, type RunScriptSpec } from "./tasks/run-script-input.js";
-export { formatScriptFailure, parseScriptFailure, ScriptFailedError } from "./tasks/script-failure.js";
+export { formatScriptFailure, parseScriptFailure, ScriptFailedError, scriptOutputOf } from "./tasks/script-failure.js";
 export { containerRunArgv, findContainerEngine, type ContainerEngine, type ContainerRun } from "./tasks/container-engine.js";
 export { GitCheckouts, GitEnvironmentError, gitCheckouts, type Checkout } from "./tasks/git-checkouts.js";
 export {

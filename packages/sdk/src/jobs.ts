@@ -345,7 +345,10 @@ export class JobClient {
       const failed = level.find((t) => t.state === TaskState.FAILED);
       if (failed) {
         // A parent whose subtree failed may itself be computed: look below it first.
-        return new TaskFailedError(job, { id: failed.id, attempt: failed.attempt, error: failed.error });
+        // Its own record for the failed attempt's output (a listing with outputs would carry every task's).
+        const full = await this.task(job.id, failed.id);
+        const output = full.outputAttempt === failed.attempt ? decodeOutput(full.output) : undefined;
+        return new TaskFailedError(job, { id: failed.id, attempt: failed.attempt, error: failed.error, output });
       }
       const next: TaskRecord[] = [];
       for (const t of level) if (t.subtaskCount > 0 && next.length < 10_000) next.push(...(await this.tasks(job.id, { parentId: t.id })));

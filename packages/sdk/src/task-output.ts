@@ -53,6 +53,18 @@ export function encodeOutput(value: unknown, maxBytes: number): TaskOutput | und
   return output;
 }
 
+/**
+ * The key under which an error thrown from execute() carries what its failed attempt leaves to
+ * read (ScriptFailedError: the exit code and tails). A registered symbol, so an error made by
+ * another copy of the SDK (a release bundle's) is read the same way.
+ */
+export const failureOutputKey: unique symbol = Symbol.for("corral.failureOutput") as never;
+
+/** What a failed attempt's error carries to store as its output; undefined when nothing. */
+export function failureOutputOf(err: unknown): unknown {
+  return typeof err === "object" && err !== null ? (err as { [failureOutputKey]?: unknown })[failureOutputKey] : undefined;
+}
+
 /** Decodes an output: JSON as its value, bytes as a Uint8Array, none as undefined. */
 export function decodeOutput(output: TaskOutput | undefined): unknown {
   if (!output) return undefined;

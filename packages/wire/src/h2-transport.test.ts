@@ -122,8 +122,12 @@ describe.each<WireProtocol>(["connect", "grpc"])("h2 transport over %s", (protoc
       (t) => withHeaders((o) => clusters(t).getCluster({ slug: "hang" }, { ...o, signal: AbortSignal.timeout(50) })),
     ]);
 
+    // A deadline or an abort racing the server's refusal of an unknown key (which the failed-key
+    // throttle may hold back) ends either way, so those two calls are compared with valid keys only.
+    const timed = new Set(["deadline", "aborted during"]);
     for (const [name, call] of calls) {
       for (const key of [KEY, TEST_SERVICE_KEY, "corral_nope_0123456789abcdef0123"]) {
+        if (timed.has(name) && key.startsWith("corral_nope")) continue;
         const want = await outcome(() => call(reference(key)));
         order.length = 0;
         seen.length = 0;

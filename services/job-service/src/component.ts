@@ -272,7 +272,7 @@ export function createJobService(options: JobServiceOptions): JobServiceHandle {
       { service: TaskLedgerService, impl: createTaskLedgerServiceImpl(ledger, spanExport), internal: true },
       { service: AutomationService, impl: createAutomationServiceImpl(automationCtx, () => scheduler.wake()) },
       { service: TaskLogService, impl: createTaskLogServiceImpl(logs) },
-      { service: TaskLogIngestService, impl: createTaskLogIngestServiceImpl(logs), internal: true },
+      { service: TaskLogIngestService, impl: createTaskLogIngestServiceImpl(logs, taskMetrics), internal: true },
     ],
     ledger,
     metrics: taskMetrics.registry,

@@ -5,6 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import { ProgressIndicatorSchema, RunningProgressSchema, type TaskEnvelope } from "@corral/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJobLedger, type JobLedger } from "./job-ledger.js";
+import { loadTasks, updateTasks } from "./store/task-repository.js";
 import { completed, createJobsTestDb, createRecordingDispatcher, createTestClusters, expired, started, task, type JobsTestDb, type RecordingDispatcher } from "./testing/job-test-kit.js";
 
 let t: JobsTestDb;
@@ -63,5 +64,17 @@ describe("ReportProgress", () => {
     await ledger.reportResults({ results: [started(envelope), completed(envelope)] });
     expect(await ledger.reportProgress([progress(envelope.taskId, envelope.attempt, 9)])).toBe(0);
     expect(await shown(jobId)).toEqual([]);
+  });
+
+  it("keeps live progress a result batch did not set, when the batch read the row before it was written", async () => {
+    const { jobId, envelope } = await submitOne("interleaved");
+    // A batch applying the start read the row (no progress yet) ...
+    const [before] = await loadTasks(t.db, [envelope.taskId]);
+    // ... live progress is written meanwhile ...
+    expect(await ledger.reportProgress([progress(envelope.taskId, envelope.attempt, 3, "3 of 10")])).toBe(1);
+    // ... and the batch writes its start: the progress and display it did not change stay.
+    await updateTasks(t.db, [{ ...before!, start_time: new Date() }], [false]);
+    expect(await shown(jobId)).toEqual([{ label: "tiles", total: 10, done: 3 }]);
+    expect((await ledger.getTask(team, jobId, envelope.taskId)).display).toBe("3 of 10");
   });
 });

@@ -94,6 +94,24 @@ function lines(env: Pick<TaskEnvelope, "taskId">, attempt: number, messages: str
   });
 }
 
+/** The task log line counters as /metrics shows them: stored, and dropped by reason. */
+async function lineCounts(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const m of await service.metrics.getMetricsAsJSON()) {
+    if (m.name === "corral_task_log_lines_stored_total") out.stored = m.values[0]?.value ?? 0;
+    if (m.name === "corral_task_log_lines_dropped_total") for (const v of m.values) out[String(v.labels.reason)] = v.value;
+  }
+  return out;
+}
+
+/** How much each counter grew while `work` ran. */
+async function countsDuring(work: () => Promise<void>): Promise<Record<string, number>> {
+  const before = await lineCounts();
+  await work();
+  const after = await lineCounts();
+  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+}
+
 describe("task logs over HTTP/2", () => {
   it("stores lines per attempt in order and reads them by task, attempt and cursor", async () => {
     const [env] = await submit("logs order");
@@ -116,9 +134,13 @@ describe("task logs over HTTP/2", () => {
   it("keeps the newest lines of an attempt over its bound, with a marker saying how many were dropped", async () => {
     const [env] = await submit("logs bound");
     await ledger().reportResults(create(ReportResultsRequestSchema, { results: [started(env!)] }));
-    for (let batch = 0; batch < 10; batch++) {
-      await ingest().appendTaskLogs({ attempts: [lines(env!, 1, Array.from({ length: 30 }, (_, i) => `line ${batch * 30 + i}`))] });
-    }
+    const counted = await countsDuring(async () => {
+      for (let batch = 0; batch < 10; batch++) {
+        await ingest().appendTaskLogs({ attempts: [lines(env!, 1, Array.from({ length: 30 }, (_, i) => `line ${batch * 30 + i}`))] });
+      }
+    });
+    // Every line was taken; 201 of them went past the bound (what /metrics says of them).
+    expect(counted).toEqual({ stored: 300, upstream: 0, bound: 201, refused: 0 });
     const page = await logs().listTaskLogs({ jobId: env!.jobId, limit: 1000 });
     expect(page.lines).toHaveLength(100);
     expect(page.lines[0]!.droppedCount).toBe(201);
@@ -130,14 +152,18 @@ describe("task logs over HTTP/2", () => {
   it("refuses lines of unknown tasks, other clusters' tasks and attempts that never started, and stores the rest", async () => {
     const [env] = await submit("logs refused");
     await ledger().reportResults(create(ReportResultsRequestSchema, { results: [started(env!)] }));
-    const out = await ingest().appendTaskLogs({
-      attempts: [
-        lines({ taskId: "nope" }, 1, ["x"]),
-        lines(env!, 1, ["y"], "team-b-default-id"),
-        lines(env!, 2, ["z"]),
-        lines(env!, 1, ["kept"], "team-a-default-id", 3),
-      ],
+    let out!: Awaited<ReturnType<ReturnType<typeof ingest>["appendTaskLogs"]>>;
+    const counted = await countsDuring(async () => {
+      out = await ingest().appendTaskLogs({
+        attempts: [
+          lines({ taskId: "nope" }, 1, ["x"]),
+          lines(env!, 1, ["y"], "team-b-default-id"),
+          lines(env!, 2, ["z"]),
+          lines(env!, 1, ["kept"], "team-a-default-id", 3),
+        ],
+      });
     });
+    expect(counted).toEqual({ stored: 1, upstream: 3, bound: 0, refused: 3 });
     expect(out.refused.map((r) => [r.taskId, r.attempt, r.reason])).toEqual([
       ["nope", 1, "task not found"],
       [env!.taskId, 1, "task not found"],

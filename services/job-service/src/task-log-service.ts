@@ -17,6 +17,7 @@ import {
 import { keyRevocation, requireService, requireTeam } from "@corral/server-kit";
 import { appendTaskLogs, followJobLogs, listTaskLogs, type TaskLogContext } from "./domain/task-logs/task-logs.js";
 import type { TaskLogRow } from "./store/task-log-repository.js";
+import type { TaskMetrics } from "./task-metrics.js";
 
 function toLine(r: TaskLogRow): TaskLogLine {
   return create(TaskLogLineSchema, {
@@ -55,7 +56,7 @@ export function createTaskLogServiceImpl(ctx: TaskLogContext): ServiceImpl<typeo
   };
 }
 
-export function createTaskLogIngestServiceImpl(ctx: TaskLogContext): ServiceImpl<typeof TaskLogIngestService> {
+export function createTaskLogIngestServiceImpl(ctx: TaskLogContext, metrics?: Pick<TaskMetrics, "logLines">): ServiceImpl<typeof TaskLogIngestService> {
   return {
     async appendTaskLogs(req, c) {
       requireService(c);
@@ -74,6 +75,7 @@ export function createTaskLogIngestServiceImpl(ctx: TaskLogContext): ServiceImpl
           })),
         })),
       );
+      metrics?.logLines(out);
       return create(AppendTaskLogsResponseSchema, { storedCount: out.stored, refused: out.refused });
     },
   };

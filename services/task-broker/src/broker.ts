@@ -3,7 +3,7 @@
 // reporter, assignments → dispatcher → session hub → Work handler. Nothing is wired after
 // construction; parts with options of their own are built by the small functions below it.
 import { randomUUID } from "node:crypto";
-import { DispatchService, TaskBrokerService } from "@corral/proto";
+import { DispatchService, JobCacheService, TaskBrokerService } from "@corral/proto";
 import { createLogger, type ServiceMount } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { createDispatchService, sessionToJson, type BusRequest } from "./dispatch-service.js";
@@ -11,7 +11,7 @@ import { createDispatcher, type Dispatcher } from "./dispatch/dispatcher.js";
 import { createWakeSubscriptions, type WakeSubscriptions } from "./dispatch/wake-subscriptions.js";
 import { createWakeups, type Wakeups } from "./dispatch/wakeups.js";
 import { createLeaseReaper, type LeaseReaper } from "./lease-reaper.js";
-import { createBrokerMetrics, registerQueueDepth, type BrokerMetrics } from "./metrics.js";
+import { createBrokerMetrics, registerQueueDepth, taskLogCounts, type BrokerMetrics } from "./metrics.js";
 import { createPresencePublisher, type PresencePublisher, type PresenceReporter } from "./presence-publisher.js";
 import { openBrokerConnections, type BrokerConnections } from "./broker-connections.js";
 import type { RedisClient, RedisTarget } from "./redis/connection.js";
@@ -29,6 +29,8 @@ import { createResultReporter } from "./session/result-reporter.js";
 import { createStoreMarkerWatch, type ResyncRequest, type StoreMarkerWatch } from "./store-marker.js";
 import { maxQueuesPerSession } from "./task-identifier.js";
 import { createWorkService } from "./work-service.js";
+import { createJobCacheService } from "./job-cache-service.js";
+import { createJobCacheStore, defaultJobCacheLimits, type JobCacheLimits } from "./redis/job-cache-store.js";
 import { createTaskLogForwarder, type TaskLogForwarder, type TaskLogSink } from "./task-logs/log-forwarder.js";
 import { reportAfterLogs } from "./task-logs/logs-before-results.js";
 
@@ -82,6 +84,8 @@ export interface BrokerOptions {
    * without it a wipe is not watched for.
    */
   resync?: (request: ResyncRequest) => Promise<void>;
+  /** The job cache's limits and retention (JobCacheService; defaults: 4 MiB a value, 64 MiB a job, 7 days). */
+  jobCache?: Partial<JobCacheLimits>;
   logger?: Logger;
 }
 
@@ -132,7 +136,7 @@ export function createBroker(options: BrokerOptions): Broker {
   const batcher = buildResultBatcher(options, settings, queues, metrics, readinessListeners);
   const presence = buildPresence(options, settings);
   const holdings = createLeaseHoldings();
-  const logs = options.taskLogs ? createTaskLogForwarder({ sink: options.taskLogs, leases, logger }) : undefined;
+  const logs = options.taskLogs ? createTaskLogForwarder({ sink: options.taskLogs, leases, logger, counts: taskLogCounts(metrics) }) : undefined;
   const results = createResultReporter({ leases, batcher, holdings, metrics, logger, onReleased: (s) => presence.updated(s) });
   const reporter = logs ? reportAfterLogs(results, logs) : results;
   const assignments = createAssignments({ holdings, reporter, presence, metrics, logger });
@@ -155,7 +159,10 @@ export function createBroker(options: BrokerOptions): Broker {
     get state() {
       return state;
     },
-    mounts: buildMounts(options, settings, hub, queues, bus, startBus),
+    mounts: [
+      ...buildMounts(options, settings, hub, queues, bus, startBus),
+      { service: JobCacheService, impl: createJobCacheService(createJobCacheStore(redis, { ...defaultJobCacheLimits, ...options.jobCache })) },
+    ],
     metrics,
     connectionName,
     start() {

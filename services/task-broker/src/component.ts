@@ -6,6 +6,8 @@
 // is how often every connected runner is reported to the registry again. CORRAL_RESULT_STALL_TIMEOUT
 // (30 s): results pending with none delivered to job-service for this long make the broker NOT_SERVING.
 // CORRAL_MAX_SESSIONS_PER_TEAM (1,000) caps one team's open Work sessions on each replica.
+// The job cache: CORRAL_JOB_CACHE_MAX_VALUE (4 MiB a value), CORRAL_JOB_CACHE_MAX_JOB_BYTES (64 MiB
+// a job), CORRAL_JOB_CACHE_RETENTION (7 d: a job's cache unused this long is removed).
 import { createRegistryClient, envDurationMs, envInt, type ServiceComponent, type ServiceConfig } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { createBroker, type Broker } from "./broker.js";
@@ -64,6 +66,11 @@ export function createBrokerComponent(
     presenceRefreshMs: envDurationMs("CORRAL_PRESENCE_INTERVAL", 20_000, env),
     resultStallTimeoutMs: envDurationMs("CORRAL_RESULT_STALL_TIMEOUT", 30_000, env),
     resync: options.ledger ? undefined : createResyncClient({ baseUrl: config.jobsUrl, serviceKey: config.serviceKey }),
+    jobCache: {
+      maxValueBytes: envInt("CORRAL_JOB_CACHE_MAX_VALUE", 4 * 1024 * 1024, { min: 1, max: 64 * 1024 * 1024 }, env),
+      maxJobBytes: envInt("CORRAL_JOB_CACHE_MAX_JOB_BYTES", 64 * 1024 * 1024, { min: 1, max: 4 * 1024 * 1024 * 1024 - 1 }, env),
+      retentionSec: Math.max(1, Math.round(envDurationMs("CORRAL_JOB_CACHE_RETENTION", 7 * 24 * 3600 * 1000, env) / 1000)),
+    },
     logger: options.logger,
   });
   return {

@@ -2,6 +2,7 @@
 import { topLabels } from "@corral/server-kit";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { QueueStat } from "./redis/queue-stats.js";
+import type { TaskLogCounts } from "./task-logs/log-forwarder.js";
 
 export interface BrokerMetrics {
   registry: Registry;
@@ -13,6 +14,10 @@ export interface BrokerMetrics {
   ledgerRetries: Counter;
   resultSplits: Counter;
   resultsRefused: Counter;
+  /** Task log lines job-service took from this replica. */
+  taskLogLinesForwarded: Counter;
+  /** Task log lines not forwarded, by reason (see TaskLogDropReason). */
+  taskLogLinesDropped: Counter<"reason">;
 }
 
 export function createBrokerMetrics(registry = new Registry()): BrokerMetrics {
@@ -60,6 +65,25 @@ export function createBrokerMetrics(registry = new Registry()): BrokerMetrics {
       help: "Results job-service refused on their own; each failed its task with the reason",
       registers: [registry],
     }),
+    taskLogLinesForwarded: new Counter({
+      name: "corral_broker_task_log_lines_forwarded_total",
+      help: "Task log lines forwarded to job-service (calls it answered)",
+      registers: [registry],
+    }),
+    taskLogLinesDropped: new Counter({
+      name: "corral_broker_task_log_lines_dropped_total",
+      help: "Task log lines not forwarded, by reason: runner (the runner's full buffer), buffer_full (this replica's), send_failed (job-service did not answer), not_held (an attempt the session never held)",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
+  };
+}
+
+/** The forwarder's counts of task log lines, as the broker's counters. */
+export function taskLogCounts(metrics: BrokerMetrics): TaskLogCounts {
+  return {
+    forwarded: (n) => metrics.taskLogLinesForwarded.inc(n),
+    dropped: (reason, n) => metrics.taskLogLinesDropped.inc({ reason }, n),
   };
 }
 

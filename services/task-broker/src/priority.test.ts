@@ -34,10 +34,11 @@ afterAll(async () => {
   await dropRedisPrefix(prefix);
 });
 
-function queue(name: string, prefixId: string, priority: number, n: number) {
+function queue(name: string, prefixId: string, priority: number, n: number, parentId = "") {
   return Array.from({ length: n }, (_, i) => {
     const env = ledger.add({ taskId: `${prefixId}-${i}`, clusterId: DEFAULT, name, version: "v1.0" });
     env.priority = priority;
+    env.parentId = parentId;
     return env;
   });
 }
@@ -48,6 +49,19 @@ async function runOneByOne(r: TestRunner, count: number): Promise<number[]> {
   for (let i = 0; i < count; i++) {
     const a = await r.take("assign");
     order.push(a.task!.priority);
+    r.send({ case: "completed", value: { lease: { taskId: a.lease!.taskId, attempt: a.lease!.attempt, token: a.lease!.token } } });
+    await r.take("ack");
+    r.send({ case: "credit", value: { n: 1 } });
+  }
+  return order;
+}
+
+/** Like runOneByOne, answering task ids without their `-<n>` suffix. */
+async function runKeysOneByOne(r: TestRunner, count: number): Promise<string[]> {
+  const order: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const a = await r.take("assign");
+    order.push(a.task!.taskId.replace(/-\d+$/, ""));
     r.send({ case: "completed", value: { lease: { taskId: a.lease!.taskId, attempt: a.lease!.attempt, token: a.lease!.token } } });
     await r.take("ack");
     r.send({ case: "credit", value: { n: 1 } });
@@ -69,6 +83,26 @@ describe("priority", () => {
     expect(window.filter((p) => p === 9).length).toBeGreaterThanOrEqual(window.length - Math.ceil(window.length / STARVATION_TURN) - 1);
     expect(order.filter((p) => p === 0)).toHaveLength(10);
     expect(order.filter((p) => p === 9)).toHaveLength(10);
+  });
+
+  it("depth first: takes a priority's subtasks before the root tasks queued before them", async () => {
+    await srv.dispatch.enqueue({ tasks: queue("deep", "root", 0, 3) });
+    await srv.dispatch.enqueue({ tasks: queue("deep", "sub", 0, 3, "root-0") });
+    const r = connectRunner(runnerTransport(srv.url), hello({ runnerId: "r-deep", identifiers: ["deep@v1.0"], slots: 1 }));
+    runners.push(r);
+    const order = await runKeysOneByOne(r, 6);
+    expect(order[0]).toBe("sub");
+    // Every STARVATION_TURN-th read goes lowest band first: at most one root may slip in.
+    expect(order.slice(0, 4).filter((k) => k === "sub")).toHaveLength(3);
+  });
+
+  it("depth first never overtakes a user's higher priority", async () => {
+    await srv.dispatch.enqueue({ tasks: queue("deep2", "root5", 5, 2) });
+    await srv.dispatch.enqueue({ tasks: queue("deep2", "sub4", 4, 2, "root5-0") });
+    const r = connectRunner(runnerTransport(srv.url), hello({ runnerId: "r-deep2", identifiers: ["deep2@v1.0"], slots: 1 }));
+    runners.push(r);
+    const order = await runKeysOneByOne(r, 4);
+    expect(order.slice(0, 2)).toEqual(["root5", "root5"]);
   });
 
   it("reads a band that appears while the runner is connected", async () => {

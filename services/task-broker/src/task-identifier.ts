@@ -56,10 +56,14 @@ export function splitQueueName(queue: string): { name: string; version: string }
 
 /**
  * The queue of a priority band: priority 0 is the queue itself (the default path is unchanged),
- * priorities 1 to 9 each have their own stream `<name>:<version>!p<N>`.
+ * priorities 1 to 9 each have their own stream `<name>:<version>!p<N>`. Subtasks (depth-first
+ * preference) take the band just above their priority's, `<name>:<version>!p<N>s` (N 0 to 9): a
+ * runner takes the subtasks of a priority before its root tasks, never before a higher priority.
  */
-export function bandQueue(queue: string, priority: number): string {
-  return priority > 0 ? `${queue}!p${Math.min(9, priority)}` : queue;
+export function bandQueue(queue: string, priority: number, subtask = false): string {
+  const p = Math.min(9, priority);
+  if (subtask) return `${queue}!p${p}s`;
+  return p > 0 ? `${queue}!p${p}` : queue;
 }
 
 /**
@@ -84,11 +88,20 @@ export function gatedBand(queue: string): string {
 export function baseQueue(queue: string): string {
   queue = gatedBand(queue);
   const i = queue.lastIndexOf("!p");
-  return i > 0 && /^!p[1-9]$/.test(queue.slice(i)) ? queue.slice(0, i) : queue;
+  return i > 0 && /^!p([1-9]|[0-9]s)$/.test(queue.slice(i)) ? queue.slice(0, i) : queue;
 }
 
 /** A band's priority (of a gated queue too); 0 for a plain queue. */
 export function bandPriority(queue: string): number {
-  const m = /!p([1-9])(!g)?$/.exec(queue);
+  const m = /!p([0-9])s?(!g)?$/.exec(queue);
   return m ? Number(m[1]) : 0;
+}
+
+/**
+ * The order in which a runner reads a queue's bands, highest first: priority N's subtask band
+ * (`!p<N>s`) ranks 2N+1, its root band 2N (the plain queue: 0).
+ */
+export function bandRank(queue: string): number {
+  const m = /!p([0-9])(s?)(!g)?$/.exec(queue);
+  return m ? 2 * Number(m[1]) + (m[2] ? 1 : 0) : 0;
 }

@@ -9,7 +9,6 @@ import {
   JobCanceledError,
   JobFailedError,
   jobStateName,
-  parseScriptFailure,
   TaskFailedError,
   jobStates,
   type Client,
@@ -120,9 +119,10 @@ async function failureLines(client: Client, jobId: string): Promise<string[]> {
     const failed = await client.jobs().failedTasks(jobId);
     // Leaves first: a parent fails because a subtask did, and the subtask's error says why.
     const leaves = [...failed.filter((t) => t.subtaskCount === 0), ...failed.filter((t) => t.subtaskCount > 0)];
-    const lines = leaves.slice(0, failedTasksShown).flatMap((t) => {
+    const shown = await Promise.all(leaves.slice(0, failedTasksShown).map((t) => withOutput(client, jobId, t)));
+    const lines = shown.flatMap(({ task: t, output }) => {
       // A RunScript failure: its exit code and output tails, not the first lines of its error.
-      const script = scriptFailureLines(t.error);
+      const script = scriptFailureLines(t.error, output);
       if (script.length === 0) return [describeFailedTask(t)];
       return [describeFailedTask({ ...t, error: firstErrorLine(t.error) }), ...script];
     });
@@ -130,6 +130,16 @@ async function failureLines(client: Client, jobId: string): Promise<string[]> {
     return lines;
   } catch {
     return [];
+  }
+}
+
+/** A failed task with its failed attempt's output, decoded (none when it has none or it cannot be read). */
+async function withOutput(client: Client, jobId: string, task: TaskView): Promise<{ task: TaskView; output: unknown }> {
+  try {
+    const full = await client.jobs().task(jobId, task.id);
+    return { task, output: full.outputAttempt === task.attempt ? decodeOutput(full.output) : undefined };
+  } catch {
+    return { task, output: undefined };
   }
 }
 
@@ -355,9 +365,10 @@ export function registerJobCommands(program: Command, ctx: CliContext): void {
           value = await jobs.result(id);
         } catch (err) {
           // A RunScript that failed: its exit code and output tails, then the error.
-          if (err instanceof TaskFailedError && parseScriptFailure(err.error)) {
+          const script = err instanceof TaskFailedError ? scriptFailureLines(err.error, err.output) : [];
+          if (err instanceof TaskFailedError && script.length > 0) {
             ctx.io.err(`task ${err.taskId} attempt ${err.attempt}:`);
-            for (const line of scriptFailureLines(err.error)) ctx.io.err(line);
+            for (const line of script) ctx.io.err(line);
           }
           throw err;
         }

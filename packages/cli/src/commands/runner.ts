@@ -99,7 +99,7 @@ export function registerRunnerCommands(program: Command, ctx: CliContext): void 
     .option("--concurrency <n>", "tasks run at once", intArg(1, 10000), 1)
     .option("--runner-id <id>", "this runner's node id (default: hostname, pid and a random suffix)")
     .option("--label <key=value>", "a label shown on the node (repeatable)", collectPairs, {})
-    .option("--cache-dir <dir>", "keep the job cache in this folder (default: in memory)")
+    .option("--cache-dir <dir>", "keep the job cache in this folder, shared only by runners on this machine (default: the suite's shared job cache)")
     .option("--drain-grace <seconds>", "how long running tasks may finish on SIGTERM", intArg(0), 30)
     .option("--until-idle", "stop once no work arrives for a moment (runAll)")
     .option("--allow-scripts", "run corral/RunScript tasks: commands of any team key on this host (default: refused)")

@@ -3,7 +3,7 @@
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import net from "node:net";
 import { join, resolve } from "node:path";
-import { Client, LocalFileCache, builtinTasks, type GatewayRunner, type Runner } from "@corral/sdk";
+import { Client, builtinTasks, type GatewayRunner, type Runner } from "@corral/sdk";
 import { createLogger, readServiceConfig, runComponents, type RunningProcess } from "@corral/server-kit";
 import { createRegistryComponent } from "@corral/cluster-registry/component";
 import { createJobsComponent } from "@corral/job-service/component";
@@ -126,14 +126,14 @@ export async function startDevSuite(options: DevOptions): Promise<DevSuite> {
         // The slug exists already (created by an earlier run under another name): fine.
         if ((err as { codeName?: string }).codeName !== "already_exists") throw err;
       });
-      const cache = new LocalFileCache(join(dataDir, "cache"));
       setDemoOutputDir(join(dataDir, "demo"));
       // RunScript stays registered so a script sent here fails saying why; scripts are off (no
       // allowScripts): these runners run as the developer, often as root in a container.
       const tasks = [...builtinTasks, ...demoTasks];
       const runners: Runner[] = [
-        client.runner({ tasks, concurrency: 4, cache, logger }),
-        client.runner({ cluster: DEMO_TILES_CLUSTER, tasks, concurrency: 4, cache, logger }),
+        // ctx.cache: the suite's shared job cache (the default), so runners started elsewhere share it.
+        client.runner({ tasks, concurrency: 4, logger }),
+        client.runner({ cluster: DEMO_TILES_CLUSTER, tasks, concurrency: 4, logger }),
       ];
       // A gateway per sample cluster, so a route created with `corral route create` runs at once.
       const allow = options.gatewayAllow && options.gatewayAllow.length > 0 ? options.gatewayAllow : ["*"];

@@ -1,7 +1,7 @@
 // Runs one assigned task: finds its class, decodes the input, calls execute(ctx) and turns what
 // happened into the outcome the runner reports.
 import { runInAttemptSpan } from "./task-trace.js";
-import type { ProgressIndicator, TaskEnvelope } from "@corral/proto";
+import type { ProgressIndicator, TaskEnvelope, TaskOutput } from "@corral/proto";
 import { createJobCache, type CacheBackend } from "../cache.js";
 import { UnrecoverableTaskError } from "../errors.js";
 import { ExecutionContext } from "../execution-context.js";
@@ -10,7 +10,7 @@ import type { Logger } from "../logger.js";
 import { instantiateTask, taskIdentifier, type Task, type TaskClass } from "../task.js";
 import type { TaskOutcome } from "./runner-state.js";
 import type { ScriptPolicy } from "../tasks/script-policy.js";
-import { encodeOutput, maxOutputBytesFromEnv } from "../task-output.js";
+import { encodeOutput, failureOutputOf, maxOutputBytesFromEnv } from "../task-output.js";
 import { createTaskLogger } from "./task-log-capture.js";
 
 const maxErrorBytes = 60 * 1024;
@@ -169,6 +169,17 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
     const unrecoverable = err instanceof UnrecoverableTaskError || (err as Error | undefined)?.name === "UnrecoverableTaskError";
     if (options.signal.aborted) logger().info({ reason: describeReason(options.signal.reason) }, "task stopped");
     else logger().warn({ err }, "task failed");
-    return { kind: "failed", error: describeError(err), unrecoverable, countsAsRetry: true, display: r.display ?? "", progress: r.progress };
+    const output = failedOutput(err, options.maxOutputBytes ?? maxOutputBytesFromEnv(), logger);
+    return { kind: "failed", error: describeError(err), unrecoverable, countsAsRetry: true, display: r.display ?? "", progress: r.progress, output };
+  }
+}
+
+/** What the error of a failed attempt carries to store as its output; none when it cannot be stored (the error says enough). */
+function failedOutput(err: unknown, maxBytes: number, logger: () => Logger): TaskOutput | undefined {
+  try {
+    return encodeOutput(failureOutputOf(err), maxBytes);
+  } catch (e) {
+    logger().warn({ err: e }, "failed task's output not stored");
+    return undefined;
   }
 }

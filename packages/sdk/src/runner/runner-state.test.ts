@@ -53,6 +53,28 @@ describe("RunnerState credit", () => {
     expect(s.isIdle()).toBe(true);
   });
 
+  it("depth first: a result with subtasks keeps its slot until its Ack, so the next claim sees them queued", () => {
+    const s = machine(1);
+    s.onWelcome({ resumed: [] });
+    s.onAssign(assign("parent"));
+    const withSubtasks: TaskOutcome = { ...done, subtasks: [{} as never] };
+    const fx = s.onTaskFinished("parent#1", withSubtasks);
+    expect(sends(fx).map((m) => m.case)).toEqual(["completed"]);
+    expect(credits(s.onAck({ taskId: "parent", attempt: 1 }))).toEqual([1]);
+  });
+
+  it("depth first: a slot kept for subtasks is freed when the broker does not resume the lease", () => {
+    const s = machine(1);
+    s.onWelcome({ resumed: [] });
+    s.onAssign(assign("parent"));
+    s.onTaskFinished("parent#1", { ...done, subtasks: [{} as never] });
+    s.onDisconnected();
+    s.onWelcome({ resumed: [] });
+    expect(s.brokerCredit).toBe(1);
+    // A late Ack for the forgotten lease grants nothing more.
+    expect(credits(s.onAck({ taskId: "parent", attempt: 1 }))).toEqual([]);
+  });
+
   it("reports an unknown identifier as the runner's fault and replaces the credit", () => {
     const s = machine(1);
     s.onWelcome({ resumed: [] });

@@ -45,6 +45,8 @@ export type TaskOutcome =
       progress: ProgressIndicator[];
       /** The task ran past its execution timeout (reported as TIMED_OUT). */
       timedOut?: boolean;
+      /** What the failed attempt left to read (a ScriptFailedError's exit code and tails). */
+      output?: TaskOutput;
     };
 
 type Phase = "queued" | "running" | "reported";
@@ -78,6 +80,12 @@ export class RunnerState {
   /** Keys of the leases in phase "queued", oldest first. */
   readonly #queued = new Set<string>();
   #brokerCredit = 0;
+  /**
+   * Results that submitted subtasks, until their Ack: each keeps its slot, so the next claim comes
+   * after the broker queued the subtasks (they are queued before the Ack) and takes them first
+   * (depth first: the subtask band is read before root tasks of the same priority).
+   */
+  readonly #awaitingSubtasks = new Set<string>();
   #connected = false;
   #draining = false;
   /** The last registration change asked for, and the last the broker applied (Reregister revisions). */
@@ -191,6 +199,7 @@ export class RunnerState {
       if (resumed.has(key)) continue;
       // Expired, or already made durable by the old session: either way it is not ours now.
       this.#leases.delete(key);
+      this.#awaitingSubtasks.delete(key);
       if (lease.phase === "running") effects.push({ kind: "abort", key, reason: "lease lost" });
     }
     for (const lease of this.#leases.values()) {
@@ -237,7 +246,10 @@ export class RunnerState {
     const lease = this.#leases.get(key);
     const effects: RunnerEffect[] = [];
     // A lease that is gone or already reported (lost, abandoned at shutdown) takes no result.
-    if (lease && lease.phase === "running") effects.push(...this.#report(key, lease, outcome));
+    if (lease && lease.phase === "running") {
+      if (outcome.kind === "completed" && outcome.subtasks.length > 0) this.#awaitingSubtasks.add(key);
+      effects.push(...this.#report(key, lease, outcome));
+    }
     effects.push(...this.#pump(), ...this.#topUp());
     return effects;
   }
@@ -247,6 +259,8 @@ export class RunnerState {
     const key = leaseKey(ref);
     const lease = this.#leases.get(key);
     if (lease?.phase === "reported") this.#leases.delete(key);
+    // The slot a result with subtasks kept is free again.
+    if (this.#awaitingSubtasks.delete(key)) return this.#topUp();
     return [];
   }
 
@@ -322,10 +336,10 @@ export class RunnerState {
     return effects;
   }
 
-  /** Grants the broker credit for every slot not covered by a task or outstanding credit. */
+  /** Grants the broker credit for every slot not covered by a task, a result awaiting its subtasks' queueing, or outstanding credit. */
   #topUp(): RunnerEffect[] {
     if (!this.#connected || this.#draining) return [];
-    const n = this.capacity - this.#executing.size - this.#queued.size - this.#brokerCredit;
+    const n = this.capacity - this.#executing.size - this.#queued.size - this.#awaitingSubtasks.size - this.#brokerCredit;
     if (n <= 0) return [];
     this.#brokerCredit += n;
     return [{ kind: "send", message: { case: "credit", value: create(CreditSchema, { n }) } }];
@@ -360,6 +374,7 @@ function toMessage(ref: HeldLease["ref"], outcome: TaskOutcome): OutgoingMessage
       display: outcome.display,
       progress: outcome.progress,
       kind: outcome.timedOut ? TaskErrorKind.TIMED_OUT : TaskErrorKind.UNSPECIFIED,
+      output: outcome.output,
     }),
   };
 }

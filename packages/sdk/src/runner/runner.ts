@@ -17,7 +17,8 @@ import {
   type WorkResponse,
 } from "@corral/proto";
 import { AsyncQueue } from "@corral/wire";
-import { InMemoryCache, type CacheBackend } from "../cache.js";
+import type { CacheBackend } from "../cache.js";
+import { SuiteCache } from "../suite-cache.js";
 import { toApiError, UnavailableError } from "../errors.js";
 import { describeConnection, resolveConnection, type Connection } from "../credentials.js";
 import { createSdkLogger, type Logger } from "../logger.js";
@@ -58,7 +59,10 @@ export interface RunnerOptions extends ScriptOptions {
   kind?: RunnerKind;
   /** Tasks run at once (default 1). */
   concurrency?: number;
-  /** Backend of ctx.cache (default: in this process's memory). */
+  /**
+   * Backend of ctx.cache (default: the suite's shared job cache, a {@link SuiteCache} over this
+   * runner's connection; `new InMemoryCache()` keeps entries in this process only).
+   */
   cache?: CacheBackend;
   labels?: Record<string, string>;
   hardware?: HardwareInput;
@@ -212,16 +216,7 @@ export class Runner {
     this.id = options.runnerId ?? `${os.hostname()}-${process.pid}-${randomBytes(4).toString("hex")}`;
     // Throws here, before connecting, when scripts would run as root without allowScriptsAsRoot.
     this.#scripts = resolveScriptPolicy(options);
-    this.#cache = options.cache ?? new InMemoryCache();
     this.#logger = (options.logger ?? createSdkLogger("corral-runner")).child({ runnerId: this.id });
-    if (options.executor && options.tasks) throw new Error("a runner takes tasks or an executor, not both");
-    this.#executor =
-      options.executor ??
-      new DirectExecutor({ registry: new TaskRegistry(options.tasks ?? []), cache: this.#cache, logger: this.#logger, scripts: this.#scripts });
-    this.#state = new RunnerState({
-      capacity: this.concurrency,
-      canRun: (id) => this.#executor.canRun(id),
-    });
     // The same resolution as the Client: options, environment, then the credentials files.
     const connection = (this.#connection = resolveConnection({ url: options.url, apiKey: options.apiKey }, process.env, process.cwd(), {
       url: "the url option",
@@ -238,6 +233,16 @@ export class Runner {
         // Work messages are small and frequent: compressing them costs more CPU than it saves.
         acceptCompression: [],
       });
+    // The suite's shared job cache unless the options name another backend.
+    this.#cache = options.cache ?? new SuiteCache(this.#transport, { logger: this.#logger });
+    if (options.executor && options.tasks) throw new Error("a runner takes tasks or an executor, not both");
+    this.#executor =
+      options.executor ??
+      new DirectExecutor({ registry: new TaskRegistry(options.tasks ?? []), cache: this.#cache, logger: this.#logger, scripts: this.#scripts });
+    this.#state = new RunnerState({
+      capacity: this.concurrency,
+      canRun: (id) => this.#executor.canRun(id),
+    });
     this.#events.setMaxListeners(0);
     this.#progress = new ProgressThrottle(options.progressIntervalMs ?? 1000, (key, snapshot) => {
       // A broker that does not read progress would end the stream over an unknown message.
@@ -250,6 +255,11 @@ export class Runner {
   }
 
   /** The identifiers this runner registers. */
+  /** The backend of ctx.cache this runner's tasks use. */
+  get cache(): CacheBackend {
+    return this.#cache;
+  }
+
   get identifiers() {
     return this.#executor.identifiers();
   }
@@ -765,5 +775,6 @@ function timedOutOutcome(outcome: TaskOutcome, ms: number): TaskOutcome {
     display: outcome.display,
     progress: outcome.progress,
     timedOut: true,
+    output: outcome.kind === "failed" ? outcome.output : undefined,
   };
 }

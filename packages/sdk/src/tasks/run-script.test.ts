@@ -12,7 +12,8 @@ import { createSdkLogger } from "../logger.js";
 import { GitEnvironmentError, gitCheckouts } from "./git-checkouts.js";
 import { findOnPath } from "./run-command.js";
 import { RunScript, type RunScriptInput } from "./run-script.js";
-import { parseScriptFailure, ScriptFailedError } from "./script-failure.js";
+import { decodeOutput, DEFAULT_MAX_OUTPUT_BYTES, encodeOutput, failureOutputOf } from "../task-output.js";
+import { parseScriptFailure, ScriptFailedError, scriptOutputOf } from "./script-failure.js";
 import { resolveScriptPolicy } from "./script-policy.js";
 
 const root = mkdtempSync(join(tmpdir(), "corral-runscript-"));
@@ -88,6 +89,10 @@ describe("corral/RunScript commands", { timeout: 60_000 }, () => {
     expect(failed.exitCode).toBe(7);
     expect(failed.message.split("\n")[0]).toBe("corral/RunScript: exit code 7: echo partial; echo 'it broke' >&2; exit 7");
     expect(parseScriptFailure(failed.stack!)).toEqual({ exitCode: 7, stdoutTail: "partial\n", stderrTail: "it broke\n" });
+    // The failed attempt's output, as the runner encodes it for job-service.
+    const output = encodeOutput(failureOutputOf(err), DEFAULT_MAX_OUTPUT_BYTES);
+    expect(scriptOutputOf(decodeOutput(output))).toEqual({ exitCode: 7, stdoutTail: "partial\n", stderrTail: "it broke\n" });
+    expect(failureOutputOf(new Error("plain"))).toBeUndefined();
   });
 
   it("with allowFailure returns a non-zero exit as its output", async () => {

@@ -1,8 +1,9 @@
 // How a failed corral/RunScript reports itself: its output (exit code and the tails of stdout and
 // stderr) and the failure error that carries the same, as text a task record can hold. The one
 // place that writes that text and the one place that reads it back (CLI views, SDK callers).
+import { failureOutputKey } from "../task-output.js";
 
-/** What a RunScript task returns (and what its failure error carries). */
+/** What a RunScript task returns (and what its failure error carries, stored as the failed attempt's output). */
 export interface RunScriptOutput {
   /** The command's exit code; null when it was killed by a signal. */
   exitCode: number | null;
@@ -41,6 +42,8 @@ function lastChars(text: string, n: number): string {
  * (max_retries); its message quotes the exit code and the end of stderr and stdout.
  */
 export class ScriptFailedError extends Error {
+  /** Stored as the failed attempt's output: GetTask and `corral job result --task` show it. */
+  readonly [failureOutputKey]: RunScriptOutput;
   readonly exitCode: number | null;
   readonly signal: string | undefined;
   readonly stdoutTail: string;
@@ -53,6 +56,7 @@ export class ScriptFailedError extends Error {
     this.signal = output.signal;
     this.stdoutTail = output.stdoutTail;
     this.stderrTail = output.stderrTail;
+    this[failureOutputKey] = output;
     // The task's error is this message, not a stack of the runner's code.
     this.stack = `${this.name}: ${this.message}`;
   }
@@ -66,6 +70,24 @@ export function formatScriptFailure(command: string, output: RunScriptOutput): s
   const stderr = lastChars(storable(output.stderrTail), errorStderrChars);
   const stdout = lastChars(storable(output.stdoutTail), errorStdoutChars);
   return `${head}\n--- stderr (${stderr.length} chars) ---\n${stderr}\n--- stdout (${stdout.length} chars) ---\n${stdout}`;
+}
+
+/**
+ * A RunScript output read from a task's decoded output (a failed attempt stores its exit code and
+ * tails there too); undefined when the value is not one.
+ *
+ * @example
+ * const failure = scriptOutputOf(decodeOutput(task.output)) ?? parseScriptFailure(task.error);
+ */
+export function scriptOutputOf(value: unknown): RunScriptOutput | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  const exitOk = v.exitCode === null || typeof v.exitCode === "number";
+  if (!exitOk || typeof v.stdoutTail !== "string" || typeof v.stderrTail !== "string") return undefined;
+  const out: RunScriptOutput = { exitCode: v.exitCode as number | null, stdoutTail: v.stdoutTail, stderrTail: v.stderrTail };
+  if (typeof v.signal === "string") out.signal = v.signal;
+  if (typeof v.commit === "string") out.commit = v.commit;
+  return out;
 }
 
 /**

@@ -11,6 +11,7 @@ import type { ClusterResolver, JobsStore } from "./ports.js";
 import {
   admitSubtasks,
   decideResult,
+  type AttemptOutput,
   type EndedAttempt,
   failedState,
   isCanceledForRunner,
@@ -106,6 +107,8 @@ interface Batch {
   maxOutputBytes: number | undefined;
   /** Outputs of completed attempts, written before dependants are released (their envelopes carry them). */
   outputs: NewTaskOutputRow[];
+  /** Outputs of failed attempts: kept whatever the task does next (retries, fails, is canceled). */
+  failedOutputs: NewTaskOutputRow[];
   /** Attempts the results ended, by task (a batch may end one attempt and see the next one start). */
   ended: { taskId: string; attempt: EndedAttempt }[];
 }
@@ -170,6 +173,7 @@ async function loadBatch(
     stopped: new Set(),
     maxOutputBytes,
     outputs: [],
+    failedOutputs: [],
     ended: [],
   };
 }
@@ -194,7 +198,8 @@ function decideAll(batch: Batch, results: TaskResult[], checked: CheckedSubtasks
     if (d.done) batch.done.add(d.task.id);
     if (d.failed) batch.failed.add(d.task.id);
     if (d.ended) batch.ended.push({ taskId: d.task.id, attempt: d.ended });
-    if (d.output) batch.outputs.push({ task_id: d.task.id, attempt: r.attempt, encoding: d.output.encoding, data: Buffer.from(d.output.data) });
+    if (d.output) batch.outputs.push(outputRow(d.task.id, r.attempt, d.output));
+    if (d.failedOutput) batch.failedOutputs.push(outputRow(d.task.id, r.attempt, d.failedOutput));
     if (d.subtasks.length > 0) batch.subtasks.push({ parentId: d.task.id, subs: d.subtasks, outcome });
   });
 }
@@ -245,22 +250,29 @@ async function weighFailures(batch: Batch): Promise<{ branchRoots: Set<string>; 
 /** Writes the changed task rows in one statement and counts their moves between states. */
 async function writeTasks(batch: Batch): Promise<void> {
   const changed: TaskStateRow[] = [];
+  const ownsLive: boolean[] = [];
   for (const w of batch.after.values()) {
     const before = batch.before.get(w.id)!;
     if (isTaskChanged(before, w)) {
       changed.push(w);
+      ownsLive.push(w.progress !== before.progress || w.display !== before.display);
       batch.deltas.move(w.job_id, before.state, w.state);
     }
   }
-  await batch.tx.tasks.updateTasks(changed);
+  await batch.tx.tasks.updateTasks(changed, ownsLive);
+}
+
+function outputRow(taskId: string, attempt: number, output: AttemptOutput): NewTaskOutputRow {
+  return { task_id: taskId, attempt, encoding: output.encoding, data: Buffer.from(output.data) };
 }
 
 /**
- * Outputs of the batch's completed attempts. Only an attempt that ends computed keeps its output:
- * a parent whose subtasks the quota refused failed after all.
+ * Outputs of the batch's ended attempts. A completed attempt keeps its output only if it ends
+ * computed (a parent whose subtasks the quota refused failed after all); a failed one keeps its own.
  */
 async function writeOutputs(batch: Batch): Promise<void> {
-  await batch.tx.tasks.insertOutputs(batch.outputs.filter((o) => batch.after.get(o.task_id)?.state === COMPUTED));
+  const computed = batch.outputs.filter((o) => batch.after.get(o.task_id)?.state === COMPUTED);
+  await batch.tx.tasks.insertOutputs([...computed, ...batch.failedOutputs]);
 }
 
 /** Subtasks queue now that their parent is COMPUTED; they inherit its cluster unless they name one. */
@@ -319,7 +331,7 @@ async function skipFailedBranches(batch: Batch, branchRoots: Set<string>): Promi
  */
 async function cancelHaltedJobs(batch: Batch, failedJobs: Set<string>): Promise<void> {
   const halted = [...batch.jobs.values()].filter((j) => j.canceled || j.failed > 0 || failedJobs.has(j.id)).map((j) => j.id);
-  for (const c of await batch.tx.tasks.cancelQueuedTasks(halted)) {
+  for (const c of await batch.tx.tasks.cancelQueuedTasks(halted, batch.now)) {
     batch.stopped.add(c.id);
     batch.deltas.move(c.job_id, QUEUED, CANCELED);
   }

@@ -18,7 +18,7 @@ export interface CancelJobResult {
 }
 
 /** Queued tasks never start, later subtasks are dropped (canceled), running ones are to be revoked. */
-export async function cancelJob(store: JobsStore, teamId: string, jobId: string): Promise<CancelJobResult> {
+export async function cancelJob(store: JobsStore, teamId: string, jobId: string, now = new Date()): Promise<CancelJobResult> {
   return store.transaction(async (tx) => {
     const job = await tx.jobs.lockJob(teamId, jobId);
     if (!job) throw new NotFoundError("job", jobId);
@@ -26,7 +26,7 @@ export async function cancelJob(store: JobsStore, teamId: string, jobId: string)
     if (job.state === JobState.COMPLETED || job.state === JobState.CANCELED) return { job, runningTaskIds: [], dispatched: [], canceled: [] };
     await tx.jobs.setJobCanceled(jobId, true);
     const deltas = new JobDeltas();
-    const canceled = await tx.tasks.cancelQueuedTasks([jobId]);
+    const canceled = await tx.tasks.cancelQueuedTasks([jobId], now);
     deltas.move(jobId, QUEUED, CANCELED, canceled.length);
     await tx.outbox.deleteOfJob(jobId);
     await tx.jobs.settleJobs([jobId], deltas.all());

@@ -140,11 +140,16 @@ export interface TaskStore {
   insertSubmittedTasks(tasks: NewTaskRow[], edges: TaskEdgeRow[]): Promise<void>;
   insertEdges(edges: TaskEdgeRow[]): Promise<void>;
   loadTasks(taskIds: string[]): Promise<TaskStateRow[]>;
-  updateTasks(rows: TaskStateRow[]): Promise<void>;
+  /**
+   * Writes the state machine's columns; a row's progress and display only where `ownsLive` says the
+   * machine set them (ending an attempt), so live progress written meanwhile is not overwritten
+   * with what was read before it.
+   */
+  updateTasks(rows: TaskStateRow[], ownsLive: boolean[]): Promise<void>;
   teamsOfTasks(taskIds: string[]): Promise<Map<string, string>>;
   nearestOptionalAncestors(taskIds: string[]): Promise<Map<string, string>>;
   skipBranches(rootIds: string[], now: Date): Promise<SkippedBranches>;
-  cancelQueuedTasks(jobIds: string[]): Promise<CanceledTaskRow[]>;
+  cancelQueuedTasks(jobIds: string[], now: Date): Promise<CanceledTaskRow[]>;
   releaseDependants(doneIds: string[]): Promise<ReleasedDependant[]>;
   releaseParents(doneIds: string[]): Promise<ReleasedParent[]>;
   requeueFailedTasks(jobId: string): Promise<{ requeued: { id: string; old_state: number }[]; dropped: { state: number; n: number }[] }>;

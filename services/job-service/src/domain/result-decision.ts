@@ -22,7 +22,7 @@ export interface ResultContext {
   maxOutputBytes?: number;
 }
 
-/** What a completed attempt returned, to store with its result. */
+/** What an attempt returned (or a failed one left to read), to store with its result. */
 export interface AttemptOutput {
   encoding: number;
   data: Uint8Array;
@@ -62,6 +62,8 @@ export interface ResultDecision {
   runs: AttemptRun[];
   /** The completed attempt's output, stored keyed by its attempt. */
   output?: AttemptOutput;
+  /** The failed attempt's output (within the inline limit), stored keyed by its attempt. */
+  failedOutput?: AttemptOutput;
   /** The attempt this result ended. */
   ended?: EndedAttempt;
 }
@@ -134,7 +136,7 @@ function decideCompleted(d: ResultDecision, w: TaskStateRow, c: Completed, ctx: 
     settle(d, w, SpanOutcome.FAILED);
     return answer(d, ResultStatus.INVALID, w.error);
   }
-  if (output && (output.encoding !== 0 || size > 0)) d.output = { encoding: output.encoding, data: output.data };
+  d.output = storedOutput(output);
   w.state = COMPUTED;
   w.error = "";
   w.error_kind = TaskErrorKind.UNSPECIFIED;
@@ -159,6 +161,8 @@ function decideFailed(d: ResultDecision, w: TaskStateRow, f: Failed, ctx: Result
   endAttempt(d, w, f.stopTime ? timestampDate(f.stopTime) : now, f.progress.map(progressJson));
   w.error = f.error;
   w.error_kind = failureKind(f.kind);
+  // The error stands either way: an output over the inline limit is not stored (its text says enough).
+  if (ctx.maxOutputBytes === undefined || (f.output?.data.length ?? 0) <= ctx.maxOutputBytes) d.failedOutput = storedOutput(f.output);
   if (f.display !== "") w.display = f.display;
   const counts = f.countsAsRetry || w.error_kind === TaskErrorKind.TIMED_OUT;
   const timedOut = w.error_kind === TaskErrorKind.TIMED_OUT;
@@ -196,6 +200,11 @@ function decideExpired(d: ResultDecision, w: TaskStateRow, timedOut: boolean, ct
   } else requeue(d, w, ctx.now);
   settle(d, w, SpanOutcome.LEASE_EXPIRED, "the runner stopped heartbeating and its lease expired");
   return answer(d, ResultStatus.APPLIED);
+}
+
+/** An output worth a row: unset, or empty with no encoding, is none. */
+function storedOutput(output: AttemptOutput | undefined): AttemptOutput | undefined {
+  return output && (output.encoding !== 0 || output.data.length > 0) ? { encoding: output.encoding, data: output.data } : undefined;
 }
 
 /** The error of a task whose output is over the inline limit; names the limit and its setting. */

@@ -2,7 +2,7 @@
 // broker. Rows are written in the transaction that made the task ready and deleted on ack.
 import { sql } from "kysely";
 import type { OutboxKey } from "../domain/ports.js";
-import { QUEUED } from "../domain/states.js";
+import { COMPUTED, QUEUED } from "../domain/states.js";
 import type { EnvelopeRow, JobsDb } from "./database.js";
 
 /**
@@ -12,7 +12,7 @@ import type { EnvelopeRow, JobsDb } from "./database.js";
 export const MAX_DEPENDENCY_OUTPUT_BYTES = 4 * 1024 * 1024;
 
 /**
- * The outputs of a task's dependencies (their computed attempts), by position, as one JSON value;
+ * The outputs of a task's computed dependencies (a failed optional one's output is not a result), by position, as one JSON value;
  * null when there are none, or when together they are over MAX_DEPENDENCY_OUTPUT_BYTES (then
  * `dependency_outputs_omitted`). Most tasks have no dependencies: the lateral finds no edge.
  */
@@ -23,7 +23,7 @@ const dependencyOutputs = sql`left join lateral (
       coalesce(sum(length(o.data)) > ${sql.lit(MAX_DEPENDENCY_OUTPUT_BYTES)}, false) as dependency_outputs_omitted
     from task_deps e join tasks d on d.id = e.depends_on_id
     join task_outputs o on o.task_id = d.id and o.attempt = d.attempt
-    where e.task_id = t.id and t.waiting_deps = 0
+    where e.task_id = t.id and t.waiting_deps = 0 and d.state = ${sql.lit(COMPUTED)}
   ) dep on true`;
 
 const envelopeColumns = sql`t.id, t.job_id, j.team_id, t.cluster_id, t.cluster_slug, t.identifier_name,

@@ -45,7 +45,7 @@ export async function listTaskLevel(
   return rows;
 }
 
-/** The output of the task's current attempt (a computed task's; a failed attempt stores none). */
+/** The output of the task's current attempt (a computed one's, or what a failed one left to read). */
 const outputJoin = sql`left join task_outputs o on o.task_id = t.id and o.attempt = t.attempt`;
 
 export async function findTasks(db: JobsDb, jobId: string, taskIds: string[], full = false): Promise<TaskDetailRow[]> {

@@ -80,15 +80,20 @@ export async function loadTasks(db: JobsDb, taskIds: string[]): Promise<TaskStat
   return rows;
 }
 
-/** Writes the state machine's columns of many tasks in one statement. */
-export async function updateTasks(db: JobsDb, rows: TaskStateRow[]): Promise<void> {
+/**
+ * Writes the state machine's columns of many tasks in one statement. Progress and display only
+ * where `ownsLive` is true: otherwise they keep what the row has now, which live progress
+ * (progress-repository.ts) may have written after the batch read the row.
+ */
+export async function updateTasks(db: JobsDb, rows: TaskStateRow[], ownsLive: boolean[]): Promise<void> {
   if (rows.length === 0) return;
   await sql`/* prepared */
     update tasks t set
       state = u.state, attempt = u.attempt, retry_count = u.retry_count, lease_expiry_count = u.lease_expiry_count,
       open_children = u.open_children, subtask_count = u.subtask_count, runner_id = u.runner_id,
-      start_time = u.start_time, stop_time = u.stop_time, error = u.error, display = u.display,
-      progress = u.progress::jsonb, compute_ms = u.compute_ms, not_before = u.not_before, error_kind = u.error_kind,
+      start_time = u.start_time, stop_time = u.stop_time, error = u.error,
+      display = case when u.owns_live then u.display else t.display end,
+      progress = case when u.owns_live then u.progress::jsonb else t.progress end, compute_ms = u.compute_ms, not_before = u.not_before, error_kind = u.error_kind,
       queue_time = u.queue_time, change_seq = nextval('task_change_seq')
     from unnest(
       ${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.state)}::smallint[],
@@ -99,9 +104,10 @@ export async function updateTasks(db: JobsDb, rows: TaskStateRow[]): Promise<voi
       ${rows.map((r) => r.error)}::text[], ${rows.map((r) => r.display)}::text[],
       ${rows.map((r) => (r.progress === null ? null : JSON.stringify(r.progress)))}::text[],
       ${rows.map((r) => r.compute_ms)}::bigint[], ${rows.map((r) => r.not_before)}::timestamptz[],
-      ${rows.map((r) => r.error_kind)}::smallint[], ${rows.map((r) => r.queue_time)}::timestamptz[]
+      ${rows.map((r) => r.error_kind)}::smallint[], ${rows.map((r) => r.queue_time)}::timestamptz[],
+      ${ownsLive}::bool[]
     ) as u(id, state, attempt, retry_count, lease_expiry_count, open_children, subtask_count, runner_id,
-      start_time, stop_time, error, display, progress, compute_ms, not_before, error_kind, queue_time)
+      start_time, stop_time, error, display, progress, compute_ms, not_before, error_kind, queue_time, owns_live)
     where t.id = u.id`.execute(db);
 }
 
@@ -154,11 +160,14 @@ export async function skipBranches(db: JobsDb, rootIds: string[], now: Date): Pr
   return { subtreeIds, skipped, failedRoots };
 }
 
-/** Cancels the queued tasks of the given jobs (a failed or canceled job starts nothing more). */
-export async function cancelQueuedTasks(db: JobsDb, jobIds: string[]): Promise<CanceledTaskRow[]> {
+/**
+ * Cancels the queued tasks of the given jobs (a failed or canceled job starts nothing more); their
+ * attempts end at `now`, the cancel time their spans show.
+ */
+export async function cancelQueuedTasks(db: JobsDb, jobIds: string[], now: Date): Promise<CanceledTaskRow[]> {
   if (jobIds.length === 0) return [];
   const { rows } = await sql<CanceledTaskRow>`
-    update tasks set state = ${sql.lit(CANCELED)}, change_seq = nextval('task_change_seq')
+    update tasks set state = ${sql.lit(CANCELED)}, stop_time = ${now}::timestamptz, change_seq = nextval('task_change_seq')
     where job_id = any(${jobIds}::text[]) and state = ${sql.lit(QUEUED)}
     returning id, job_id, attempt, cluster_id, waiting_deps`.execute(db);
   return rows;
@@ -215,7 +224,7 @@ export async function requeueFailedTasks(
     s as (
       insert into task_spans (task_id, attempt, job_id, runner_id, queue_time, start_time, stop_time, outcome, error)
       select id, attempt, ${jobId}, runner_id, queue_time, start_time,
-        case when state = ${sql.lit(FAILED)} then stop_time end,
+        case when state = ${sql.lit(FAILED)} or (state = ${sql.lit(CANCELED)} and stop_time >= queue_time) then stop_time end,
         case when state = ${sql.lit(CANCELED)} then ${sql.lit(SpanOutcome.CANCELED)}
           when error_kind = ${sql.lit(TaskErrorKind.TIMED_OUT)} then ${sql.lit(SpanOutcome.TIMED_OUT)}
           when error_kind = ${sql.lit(TaskErrorKind.LEASE_EXPIRED)} then ${sql.lit(SpanOutcome.LEASE_EXPIRED)}

@@ -12,6 +12,7 @@ import {
   TaskStartedSchema,
   TaskSubmissionSchema,
   type TaskEnvelope,
+  type TaskOutput,
   type TaskResult,
   type TaskSubmission,
 } from "@corral/proto";
@@ -111,7 +112,7 @@ export function started(t: Target, runnerId = "runner-1", startTimeMs?: number):
 
 export function completed(
   t: Target,
-  options: { subtasks?: TaskSubmission[]; progress?: { label: string; total: number; done: number }[]; display?: string } = {},
+  options: { subtasks?: TaskSubmission[]; progress?: { label: string; total: number; done: number }[]; display?: string; output?: TaskOutput } = {},
 ): TaskResult {
   return create(TaskResultSchema, {
     taskId: t.taskId,
@@ -121,6 +122,7 @@ export function completed(
       value: create(TaskCompletedSchema, {
         display: options.display ?? "",
         subtasks: options.subtasks ?? [],
+        output: options.output,
         progress: (options.progress ?? []).map((p) =>
           create(ProgressIndicatorSchema, { label: p.label, total: BigInt(p.total), done: BigInt(p.done) }),
         ),
@@ -131,7 +133,14 @@ export function completed(
 
 export function failed(
   t: Target,
-  options: { countsAsRetry?: boolean; unrecoverable?: boolean; error?: string; progress?: { label: string; total: number; done: number }[] } = {},
+  options: {
+    countsAsRetry?: boolean;
+    unrecoverable?: boolean;
+    error?: string;
+    progress?: { label: string; total: number; done: number }[];
+    /** What the failed attempt left to read (stored as its output). */
+    output?: TaskOutput;
+  } = {},
 ): TaskResult {
   return create(TaskResultSchema, {
     taskId: t.taskId,
@@ -142,6 +151,7 @@ export function failed(
         error: options.error ?? "boom",
         countsAsRetry: options.countsAsRetry ?? true,
         unrecoverable: options.unrecoverable ?? false,
+        output: options.output,
         progress: (options.progress ?? []).map((p) =>
           create(ProgressIndicatorSchema, { label: p.label, total: BigInt(p.total), done: BigInt(p.done) }),
         ),

@@ -2,7 +2,7 @@
 // its loop and its leasing share: the members and their credit, the wake signal, the buffer of
 // entries read ahead, whether its consumer groups exist, and how many streams are busy.
 import { streamKey } from "../redis/keys.js";
-import { bandPriority, gatedBand } from "../task-identifier.js";
+import { bandRank, gatedBand } from "../task-identifier.js";
 import type { StreamEntry } from "../redis/queue-store.js";
 import type { RunnerSession } from "../runner-session.js";
 import { createEntryBuffer, type EntryBuffer } from "./entry-buffer.js";
@@ -100,7 +100,7 @@ export function createDispatchGroup(session: RunnerSession): DispatchGroup {
     addBand(band) {
       if (bands.includes(band)) return false;
       bands.push(band);
-      bands.sort((a, b) => bandPriority(b) - bandPriority(a) || (a < b ? -1 : 1));
+      bands.sort((a, b) => bandRank(b) - bandRank(a) || (a < b ? -1 : 1));
       return true;
     },
     readStreams() {
@@ -115,7 +115,7 @@ export function createDispatchGroup(session: RunnerSession): DispatchGroup {
       const band = gatedBand(gateQueue);
       if (gates.includes(band)) return false;
       gates.push(band);
-      gates.sort((a, b) => bandPriority(b) - bandPriority(a) || (a < b ? -1 : 1));
+      gates.sort((a, b) => bandRank(b) - bandRank(a) || (a < b ? -1 : 1));
       return true;
     },
     gateOrder() {

@@ -67,3 +67,12 @@ export function revokedTaskKey(clusterId: string, taskId: string): string {
 export function wakeChannel(channelPrefix: string, clusterId: string): string {
   return `${channelPrefix}corral:{${clusterId}}:wake`;
 }
+
+/**
+ * A job's cache (JobCacheService): its entries (a hash) and its byte count, under one hash tag per
+ * team and job. Outside every cluster's tag: a job may span clusters.
+ */
+export function jobCacheKeys(teamId: string, jobId: string): { entries: string; bytes: string } {
+  const base = `corral:jc:{${teamId}/${jobId}}:`;
+  return { entries: `${base}v`, bytes: `${base}n` };
+}

@@ -20,6 +20,9 @@ export const scriptNames = [
   "enqueueGated-1",
   "claimGated-1",
   "requeueGated-1",
+  "putCacheEntry-2",
+  "getCacheEntry-2",
+  "deleteCacheEntry-2",
 ] as const;
 
 export type ScriptName = (typeof scriptNames)[number];

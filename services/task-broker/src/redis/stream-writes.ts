@@ -72,7 +72,7 @@ async function enqueuePipeline(ctx: StreamWriteContext, tasks: readonly TaskEnve
   const clusters = new Set<string>();
   /** One wake-up per cluster and queue of the batch, after its entries. */
   const wakes = new Map<string, [channel: string, clusterId: string, queue: string]>();
-  const queueOf = tasks.map((t) => bandQueue(queueName(t.identifier!.name, t.identifier!.version), t.priority));
+  const queueOf = tasks.map((t) => bandQueue(queueName(t.identifier!.name, t.identifier!.version), t.priority, t.parentId !== ""));
   const gates = tasks.map(gateOf);
   // Gated attempts (a concurrency key or a rate limit) wait in their keys' lists (enqueueGated);
   // the others take the streams as they always did. Calls are per cluster and kind.

@@ -49,7 +49,7 @@ export function resultBytes(r: TaskResult): number {
   if (o.case === "completed") {
     n += o.value.output?.data.length ?? 0;
     for (const s of o.value.subtasks) n += 64 + s.input.length;
-  } else if (o.case === "failed") n += o.value.error.length;
+  } else if (o.case === "failed") n += o.value.error.length + (o.value.output?.data.length ?? 0);
   return n;
 }
 

@@ -1,14 +1,23 @@
 // The reporter's rules without I/O: how an outcome is acknowledged, when a started attempt is
 // cancelled, and when a result for a lease not held is rejected rather than a violation.
 import { create } from "@bufbuild/protobuf";
-import { ResultOutcomeSchema, ResultStatus } from "@corral/proto";
+import { FailedSchema, LeaseRefSchema, OutputEncoding, ResultOutcomeSchema, ResultStatus, TaskOutputSchema } from "@corral/proto";
 import { describe, expect, it } from "vitest";
-import { ackOf, cancelAfterStart, unheldRejection } from "./result-rules.js";
+import { ackOf, cancelAfterStart, resultOf, unheldRejection } from "./result-rules.js";
 
 const outcome = (status: ResultStatus, extra: { reason?: string; canceled?: boolean } = {}) =>
   create(ResultOutcomeSchema, { taskId: "t", attempt: 1, status, ...extra });
 
 describe("result rules", () => {
+  it("pass a failed attempt's output on to job-service with its error", () => {
+    const output = create(TaskOutputSchema, { encoding: OutputEncoding.JSON, data: new TextEncoder().encode('{"exitCode":4}') });
+    const lease = create(LeaseRefSchema, { taskId: "t", attempt: 2, token: "tok" });
+    const r = resultOf({ kind: "report", lease, message: { case: "failed", value: create(FailedSchema, { lease, error: "exit code 4", countsAsRetry: true, output }) } });
+    expect(r.outcome.case).toBe("failed");
+    const failed = r.outcome.value as { error: string; output?: typeof output };
+    expect([r.taskId, r.attempt, failed.error, failed.output]).toEqual(["t", 2, "exit code 4", output]);
+  });
+
   it("accept an applied result, and say why another was not", () => {
     expect(ackOf(outcome(ResultStatus.APPLIED))).toEqual({ accepted: true, reason: "" });
     expect(ackOf(outcome(ResultStatus.STALE, { reason: "a newer attempt runs" }))).toEqual({ accepted: false, reason: "a newer attempt runs" });

@@ -36,6 +36,7 @@ export function resultOf(decision: ReportDecision): TaskResult {
         display: f.display,
         kind: f.kind,
         stopTime: timestampNow(),
+        output: f.output,
       },
     },
   });

@@ -13,6 +13,7 @@ import { streamKey } from "../redis/keys.js";
 import { createLeaseStore, type LeaseStore } from "../redis/lease-store.js";
 import { createQueueStore, type QueueStore } from "../redis/queue-store.js";
 import { RunnerSession } from "../runner-session.js";
+import { createBrokerMetrics, taskLogCounts, type BrokerMetrics } from "../metrics.js";
 import { createTaskLogForwarder, type TaskLogSink } from "./log-forwarder.js";
 
 const prefix = testRedisPrefix("broker-task-logs");
@@ -81,11 +82,20 @@ function logs(taskId: string, token: string, messages: string[]): TaskLogs {
   };
 }
 
+/** The broker's task log line counters as Prometheus shows them: forwarded, and dropped by reason. */
+async function lineCounts(metrics: BrokerMetrics): Promise<{ forwarded: number; dropped: Record<string, number> }> {
+  const forwarded = (await metrics.taskLogLinesForwarded.get()).values[0]?.value ?? 0;
+  const dropped: Record<string, number> = {};
+  for (const v of (await metrics.taskLogLinesDropped.get()).values) dropped[String(v.labels.reason)] = v.value;
+  return { forwarded, dropped };
+}
+
 describe("task log forwarder", () => {
   it("forwards lines of an attempt the runner held on an earlier stream, and drops lines of one it never held", async () => {
     await leaseInRedis("held-before", "tok-1");
     const sink = recordingSink();
-    const forwarder = createTaskLogForwarder({ sink, leases, logger: pino({ level: "silent" }), windowMs: 1 });
+    const metrics = createBrokerMetrics();
+    const forwarder = createTaskLogForwarder({ sink, leases, logger: pino({ level: "silent" }), windowMs: 1, counts: taskLogCounts(metrics) });
     const s = session("new-session");
     await forwarder.accept(s, logs("held-before", "tok-1", ["kept 1", "kept 2"]));
     await forwarder.accept(s, logs("held-before", "someone-elses-token", ["dropped"]));
@@ -96,6 +106,7 @@ describe("task log forwarder", () => {
     expect(sent.map((a) => [a.taskId, a.attempt, a.clusterId, a.lines.map((l) => l.message)])).toEqual([
       ["held-before", 1, CLUSTER, ["kept 1", "kept 2"]],
     ]);
+    expect(await lineCounts(metrics)).toEqual({ forwarded: 2, dropped: { not_held: 2 } });
   });
 
   it("a full buffer drops its oldest lines and tells job-service how many, with the attempt's next lines", async () => {
@@ -110,7 +121,8 @@ describe("task log forwarder", () => {
         return { refused: [] };
       },
     };
-    const forwarder = createTaskLogForwarder({ sink, leases, logger: pino({ level: "silent" }), windowMs: 1, maxBufferedBytes: 1_000 });
+    const metrics = createBrokerMetrics();
+    const forwarder = createTaskLogForwarder({ sink, leases, logger: pino({ level: "silent" }), windowMs: 1, maxBufferedBytes: 1_000, counts: taskLogCounts(metrics) });
     const s = session("chatty-session");
     await forwarder.accept(s, logs("chatty", "tok-2", ["first"]));
     await new Promise<void>((r) => setImmediate(r));
@@ -126,5 +138,27 @@ describe("task log forwarder", () => {
     expect(dropped).toBeGreaterThan(0);
     expect(dropped + lines.length).toBe(20);
     expect(lines).toEqual(Array.from({ length: 20 }, (_, i) => `line ${i}`).slice(dropped));
+    expect(await lineCounts(metrics)).toEqual({ forwarded: 1 + lines.length, dropped: { buffer_full: dropped } });
+  });
+
+  it("counts lines the runner dropped, and lines of a call job-service did not answer", async () => {
+    await leaseInRedis("unlucky", "tok-3");
+    const sink: TaskLogSink = {
+      async appendTaskLogs() {
+        throw new Error("job-service away");
+      },
+    };
+    const metrics = createBrokerMetrics();
+    const forwarder = createTaskLogForwarder({ sink, leases, logger: pino({ level: "silent" }), windowMs: 1, retryMs: 1, counts: taskLogCounts(metrics) });
+    const s = session("unlucky-session");
+    const batch = logs("unlucky", "tok-3", ["a", "b", "c"]);
+    batch.attempts[0]!.droppedCount = 5;
+    await forwarder.accept(s, batch);
+    await forwarder.flushed(s);
+    await forwarder.close();
+    const counted = await lineCounts(metrics);
+    expect(counted.forwarded).toBe(0);
+    expect(counted.dropped.runner).toBe(5);
+    expect(counted.dropped.send_failed).toBe(3);
   });
 });

@@ -30,7 +30,18 @@ export interface TaskLogForwarder {
   close(deadline?: number): Promise<void>;
 }
 
+/** Why lines were not forwarded: the runner's buffer, ours, a failed call, or an attempt the session never held. */
+export type TaskLogDropReason = "runner" | "buffer_full" | "send_failed" | "not_held";
+
+/** Counts of lines forwarded and dropped (the broker's Prometheus counters). */
+export interface TaskLogCounts {
+  forwarded(n: number): void;
+  dropped(reason: TaskLogDropReason, n: number): void;
+}
+
 export interface TaskLogForwarderOptions {
+  /** Counts lines forwarded and dropped (unset: not counted). */
+  counts?: TaskLogCounts;
   sink: TaskLogSink;
   leases: Pick<LeaseStore, "attempt">;
   logger: Logger;
@@ -67,6 +78,7 @@ export function createTaskLogForwarder(options: TaskLogForwarderOptions): TaskLo
   const windowMs = options.windowMs ?? 50;
   const maxWaitMs = options.maxWaitMs ?? 5_000;
   const retryMs = options.retryMs ?? 1_000;
+  const counts = options.counts;
 
   const buffer: Buffered[] = [];
   let head = 0;
@@ -107,6 +119,7 @@ export function createTaskLogForwarder(options: TaskLogForwarderOptions): TaskLo
       const d = droppedByAttempt.get(key);
       if (d) d.n++;
       else droppedByAttempt.set(key, { clusterId: b.clusterId, taskId: b.taskId, attempt: b.attempt, n: 1 });
+      counts?.dropped("buffer_full", 1);
     }
     compact();
     settleWaiters();
@@ -166,11 +179,13 @@ export function createTaskLogForwarder(options: TaskLogForwarderOptions): TaskLo
         inFlightFrom = count > 0 ? from : undefined;
         try {
           const res = await sink.appendTaskLogs(request);
+          counts?.forwarded(count);
           for (const r of res.refused) logger.debug({ task: r.taskId, attempt: r.attempt, reason: r.reason }, "task log lines refused");
         } catch (err) {
           // Lost: the lines of a batch job-service did not take are not sent again (a log is not
           // a result); the attempt's marker counts them.
           logger.warn({ err, lines: count }, "task log lines not stored");
+          counts?.dropped("send_failed", count);
           for (const a of request.attempts) {
             const key = keyOf(a.taskId, a.attempt);
             const d = droppedByAttempt.get(key);
@@ -221,10 +236,12 @@ export function createTaskLogForwarder(options: TaskLogForwarderOptions): TaskLo
         }
         if (!ok) {
           logger.debug({ session: session.id, task: lease.taskId, attempt: lease.attempt }, "task log lines for an attempt this runner never held");
+          counts?.dropped("not_held", a.lines.length);
           continue;
         }
         const base = { clusterId: session.cluster.id, taskId: lease.taskId, attempt: lease.attempt };
         if (a.droppedCount > 0) {
+          counts?.dropped("runner", a.droppedCount);
           const key = keyOf(lease.taskId, lease.attempt);
           const d = droppedByAttempt.get(key);
           if (d) d.n += a.droppedCount;

@@ -59,10 +59,10 @@ export function encodeOutcome(outcome: TaskOutcome): EncodedOutcome {
     const { display, subtasks, progress, output } = outcome;
     return { kind: "completed", bytes: toBinary(CompletedSchema, create(CompletedSchema, { display, subtasks, progress, output })) };
   }
-  const { error, unrecoverable, countsAsRetry, display, progress } = outcome;
+  const { error, unrecoverable, countsAsRetry, display, progress, output } = outcome;
   return {
     kind: "failed",
-    bytes: toBinary(FailedSchema, create(FailedSchema, { error, unrecoverable, countsAsRetry, display, progress })),
+    bytes: toBinary(FailedSchema, create(FailedSchema, { error, unrecoverable, countsAsRetry, display, progress, output })),
   };
 }
 
@@ -79,6 +79,7 @@ export function decodeOutcome(encoded: EncodedOutcome): TaskOutcome {
     countsAsRetry: m.countsAsRetry,
     display: m.display,
     progress: m.progress,
+    output: m.output,
   };
 }
 

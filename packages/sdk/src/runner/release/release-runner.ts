@@ -12,7 +12,7 @@ import {
   type Assign,
   type Deployment,
 } from "@corral/proto";
-import { InMemoryCache, type CacheBackend } from "../../cache.js";
+import type { CacheBackend } from "../../cache.js";
 import { toApiError } from "../../errors.js";
 import type { TaskIdentifierInit } from "../../identifier.js";
 import { createSdkLogger, type Logger } from "../../logger.js";
@@ -101,7 +101,6 @@ export class ReleaseRunner {
       healthyAfterMs: options.restart?.healthyAfterMs,
     });
     this.#bundles = new BundleCache(options.bundleDir);
-    this.#cache = options.cache ?? new InMemoryCache();
     const logger = options.logger ?? createSdkLogger("corral-runner");
     const executor: TaskExecutor = {
       identifiers: () => (this.#fallbackActive ? this.#fallback!.identifiers() : this.#set.identifiers()),
@@ -109,7 +108,9 @@ export class ReleaseRunner {
       execute: (key, assign, signal, listeners) => this.#execute(key, assign, signal, listeners),
     };
     const { fallbackTasks, ...runnerOptions } = options;
-    this.runner = new Runner({ ...runnerOptions, logger, cache: this.#cache, executor, kind: RunnerKind.RELEASE });
+    this.runner = new Runner({ ...runnerOptions, logger, executor, kind: RunnerKind.RELEASE });
+    // The runner's job cache (the suite's unless the options name one), which child processes reach over IPC.
+    this.#cache = this.runner.cache;
     this.#logger = logger.child({ runnerId: this.runner.id });
     this.#fallback =
       fallbackTasks && fallbackTasks.length > 0

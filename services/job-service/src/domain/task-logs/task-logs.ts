@@ -40,6 +40,8 @@ export interface AttemptLogsInput {
 
 export interface AppendOutcome {
   stored: number;
+  /** Lines not stored: dropped on the way (`upstream`), past the per-attempt bound (`bound`), of refused attempts (`refused`). */
+  dropped: { upstream: number; bound: number; refused: number };
   refused: Array<{ taskId: string; attempt: number; reason: string }>;
 }
 
@@ -47,6 +49,7 @@ export interface AppendOutcome {
 export async function appendTaskLogs(ctx: TaskLogContext, input: AttemptLogsInput[]): Promise<AppendOutcome> {
   const targets = await findLogTargets(ctx.db, [...new Set(input.map((a) => a.taskId))]);
   const refused: AppendOutcome["refused"] = [];
+  const dropped = { upstream: 0, bound: 0, refused: 0 };
   /** Accepted attempts by key, lines of repeated entries joined in order. */
   const accepted = new Map<string, AttemptLogsInput & { jobId: string }>();
   for (const a of input) {
@@ -55,6 +58,7 @@ export async function appendTaskLogs(ctx: TaskLogContext, input: AttemptLogsInpu
     const reason = !t || t.cluster_id !== a.clusterId ? "task not found" : a.attempt < 1 || a.attempt > t.attempt ? "attempt never started" : undefined;
     if (reason) {
       refused.push({ taskId: a.taskId, attempt: a.attempt, reason });
+      dropped.refused += a.lines.length;
       continue;
     }
     const key = `${a.taskId}\u0000${a.attempt}`;
@@ -65,7 +69,7 @@ export async function appendTaskLogs(ctx: TaskLogContext, input: AttemptLogsInpu
       seen.dropped += a.dropped;
     } else accepted.set(key, { ...a, lines, jobId: t!.job_id });
   }
-  if (accepted.size === 0) return { stored: 0, refused };
+  if (accepted.size === 0) return { stored: 0, dropped, refused };
 
   const keep = keptLines(ctx.limits);
   let stored = 0;
@@ -86,6 +90,8 @@ export async function appendTaskLogs(ctx: TaskLogContext, input: AttemptLogsInpu
         rows.push({ ...base, time: l.time, level: l.level, message: l.message, fields: l.fields, bytes: b });
       }
       stored += kept.length;
+      dropped.upstream += a.dropped;
+      dropped.bound += clamped;
       counts.push({ ...base, lines: kept.length, bytes });
     }
     const after = await addAttemptCounts(tx, counts);
@@ -109,10 +115,11 @@ export async function appendTaskLogs(ctx: TaskLogContext, input: AttemptLogsInpu
         dropped: total,
       });
       await subtractAttemptCounts(tx, c.task_id, c.attempt, gone.lines, gone.bytes, gone.lines);
+      dropped.bound += gone.lines;
     }
     await notifyTaskLogs(tx, [...new Set([...accepted.values()].map((a) => a.jobId))]);
   });
-  return { stored, refused };
+  return { stored, dropped, refused };
 }
 
 export interface LogListQuery {

@@ -85,6 +85,16 @@ export function isErrorOutcome(o: SpanOutcome): boolean {
   return o === SpanOutcome.FAILED || o === SpanOutcome.RETRIED || o === SpanOutcome.LEASE_EXPIRED || o === SpanOutcome.TIMED_OUT;
 }
 
+/**
+ * When a task's current attempt ended: its stop time, unless the attempt never started and the
+ * stop time is older than its queueing (an earlier attempt's, on rows canceled before cancels
+ * stored their time).
+ */
+function attemptEnd(t: Pick<SpanTask, "start_time" | "stop_time" | "queue_time">): Date | null {
+  if (!t.stop_time) return null;
+  return t.start_time === null && t.stop_time < t.queue_time ? null : t.stop_time;
+}
+
 /** The span of an attempt a result ended, with its task as the batch left it. */
 export function endedAttemptSpan(e: EndedAttemptOfTask, parentAttempt: number | null): AttemptSpan {
   const { task, attempt, job } = e;
@@ -155,7 +165,7 @@ export function spansOfTasks(job: Pick<JobRow, "id" | "trace_id" | "trace_parent
       runnerId: started ? t.runner_id : "",
       queueTime: t.queue_time,
       startTime: started ? t.start_time : null,
-      endTime: ended ? (t.stop_time ?? null) : null,
+      endTime: ended ? attemptEnd(t) : null,
       outcome,
       error: isErrorOutcome(outcome) ? t.error : "",
     });

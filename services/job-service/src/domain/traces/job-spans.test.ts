@@ -127,6 +127,26 @@ describe("job spans", () => {
     ]);
   });
 
+  it("ends the span of a task canceled while queued at the cancel time, kept when RetryJob queues it again", async () => {
+    const { job } = await ledger.submitJob({ teamId: team, name: "canceled", clusterSlug: "", tasks: [task("waits")] });
+    take("waits");
+    const before = new Date();
+    await ledger.cancelJob(team, job.id);
+    const after = new Date();
+    const [span] = await allSpans(job.id);
+    expect(SpanOutcome[span!.outcome]).toBe("CANCELED");
+    expect(span!.startTime).toBeNull();
+    expect(span!.endTime).not.toBeNull();
+    expect(span!.endTime!.getTime()).toBeGreaterThanOrEqual(before.getTime());
+    expect(span!.endTime!.getTime()).toBeLessThanOrEqual(after.getTime());
+    await ledger.retryJob(team, job.id);
+    const spans = await allSpans(job.id);
+    expect(spans.map((s) => [s.attempt, SpanOutcome[s.outcome], s.endTime?.getTime() ?? null])).toEqual([
+      [1, "CANCELED", span!.endTime!.getTime()],
+      [2, "QUEUED", null],
+    ]);
+  });
+
   it("answers NOT_FOUND for another team's job", async () => {
     const { job } = await ledger.submitJob({ teamId: team, name: "mine", clusterSlug: "", tasks: [task("x")] });
     take("x");

@@ -358,7 +358,8 @@ export type Task = Message<"corral.jobs.v1.Task"> & {
   input: Uint8Array;
 
   /**
-   * What the task's computed attempt returned (GetTask, or ListTasks include_output).
+   * What the task's current attempt returned (GetTask, or ListTasks include_output): a computed
+   * attempt's output, or what a failed one left to read (corral/RunScript: exit code and tails).
    *
    * @generated from field: corral.common.v1.TaskOutput output = 21;
    */
