@@ -660,6 +660,8 @@ async function main(): Promise<void> {
       // The latency scenario submits one job per ping, several hundred a second on a fast machine:
       // above the default per-team rate (100 a second, RESOURCE_EXHAUSTED beyond it).
       CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000",
+      // The idle scenario holds up to 5,000 Work streams of one team on one broker.
+      CORRAL_MAX_SESSIONS_PER_TEAM: "100000",
       // Extra options for the three service processes (experiments), plus the profiler.
       NODE_OPTIONS: [process.env.BENCH_SERVICE_NODE_OPTIONS ?? "", args.profile ? `--import ${join(here, "cpu-profile.mjs")}` : ""].join(" ").trim(),
       ...(args.profile ? { BENCH_PROFILE_DIR: args.profile } : {}),

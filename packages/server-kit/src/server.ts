@@ -29,6 +29,7 @@ import { createLogger } from "./logger.js";
 import { answerParseErrorsAsInvalidArgument } from "./parse-errors.js";
 import { createRpcMetrics, type RpcMetrics } from "./metrics.js";
 import { createReflection } from "./reflection.js";
+import { createStreamFastPath } from "./stream-fast-path.js";
 import { createUnaryFastPath } from "./unary-fast-path.js";
 import { loadConsoleFiles } from "./console-files.js";
 
@@ -89,6 +90,12 @@ export interface ServerOptions {
    * (unary-fast-path.ts); false sends every call through connect-node (default true).
    */
   unaryFastPath?: boolean;
+  /**
+   * Streaming calls in binary gRPC over HTTP/2 are served without connect-node's pipeline
+   * (stream-fast-path.ts); false sends them through connect-node (default true; off as well when
+   * `unaryFastPath` is false).
+   */
+  streamFastPath?: boolean;
   /** Connection caps and the deadlines idle or slow connections get (defaults: `defaultConnectionLimits`). */
   connectionLimits?: Partial<ConnectionLimits>;
   /**
@@ -173,6 +180,17 @@ export function createServer(options: ServerOptions): CorralServer {
     readMaxBytes,
     compressResponses: Boolean(options.compressMinBytes),
   });
+  // Streaming gRPC calls (the runner's Work stream) without connect-node's pipeline.
+  const streamFastPath =
+    options.streamFastPath === false
+      ? () => false
+      : createStreamFastPath({
+          services: [...options.mounts, { service: Health, impl: health.impl }],
+          interceptors,
+          contextValues: peerContext,
+          readMaxBytes,
+          compressResponses: Boolean(options.compressMinBytes),
+        });
   const connectHandler = connectNodeAdapter({
     routes,
     contextValues: peerContext,
@@ -220,7 +238,7 @@ export function createServer(options: ServerOptions): CorralServer {
     options.unaryFastPath === false
       ? connectHandler
       : (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
-          if (!fastPath(req, res)) connectHandler(req, res);
+          if (!fastPath(req, res) && !streamFastPath(req, res)) connectHandler(req, res);
         };
   const handler = (
     req: http.IncomingMessage | http2.Http2ServerRequest,

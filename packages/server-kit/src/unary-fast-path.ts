@@ -91,7 +91,7 @@ export function createUnaryFastPath(options: UnaryFastPathOptions): (req: Reques
   };
 }
 
-function acceptsCompression(accept: string | string[] | undefined): boolean {
+export function acceptsCompression(accept: string | string[] | undefined): boolean {
   const list = str(accept);
   return list !== null && /\b(gzip|br)\b/.test(list);
 }
@@ -235,7 +235,7 @@ function unwrapEnvelope(body: Buffer): Uint8Array {
 }
 
 /** As connect-es reports it, but the client's fault: INVALID_ARGUMENT (see parse-errors.ts). */
-function parse(desc: DescMessage, bytes: Uint8Array) {
+export function parse(desc: DescMessage, bytes: Uint8Array) {
   try {
     return fromBinary(desc, bytes);
   } catch (err) {
@@ -250,12 +250,12 @@ function lengthHint(value: string | undefined): number | undefined {
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
-function str(value: string | string[] | undefined): string | null {
+export function str(value: string | string[] | undefined): string | null {
   return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
 }
 
 /** Request headers as connect-node passes them on: pseudo-headers dropped, repeated ones joined. */
-function headerRecord(headers: http.IncomingHttpHeaders): Record<string, string> {
+export function headerRecord(headers: http.IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
   for (const key in headers) {
     if (key.charCodeAt(0) === 58 /* ':' */) continue;
@@ -265,7 +265,7 @@ function headerRecord(headers: http.IncomingHttpHeaders): Record<string, string>
   return out;
 }
 
-function nodeHeaders(headers: Headers): Record<string, string> {
+export function nodeHeaders(headers: Headers): Record<string, string> {
   const out: Record<string, string> = {};
   headers.forEach((value, key) => {
     out[key] = value;

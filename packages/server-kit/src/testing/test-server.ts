@@ -25,6 +25,8 @@ export async function startTestServer(options: {
   readMaxBytes?: number;
   /** false: every call through connect-node (the fast path's reference). */
   unaryFastPath?: boolean;
+  /** false: streaming calls through connect-node (the stream fast path's reference). */
+  streamFastPath?: boolean;
   logger?: Logger;
   connectionLimits?: Partial<ConnectionLimits>;
 }): Promise<TestServer> {
@@ -38,6 +40,7 @@ export async function startTestServer(options: {
     compressMinBytes: options.compressMinBytes,
     readMaxBytes: options.readMaxBytes,
     unaryFastPath: options.unaryFastPath,
+    streamFastPath: options.streamFastPath,
     logger: options.logger,
     connectionLimits: options.connectionLimits,
   });
