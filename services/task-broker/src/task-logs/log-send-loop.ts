@@ -2,7 +2,7 @@
 // (at once when a batch is full or someone waits), a pause after a failed call. Owns the timer, the
 // call in flight and whether the forwarder closed.
 import type { Logger } from "pino";
-import type { LogBuffer } from "./log-buffer.js";
+import type { LogBatch, LogBuffer } from "./log-buffer.js";
 import type { TaskLogCounts, TaskLogSink } from "./log-forwarder.js";
 
 export interface LogSendLoop {
@@ -59,17 +59,7 @@ export function createLogSendLoop(o: LogSendLoopOptions): LogSendLoop {
     const batch = o.buffer.takeBatch();
     inFlightFrom = batch.count > 0 ? batch.from : undefined;
     try {
-      const res = await o.sink.appendTaskLogs(batch.request);
-      o.counts?.forwarded(batch.count);
-      for (const r of res.refused) o.logger.debug({ task: r.taskId, attempt: r.attempt, reason: r.reason }, "task log lines refused");
-      return true;
-    } catch (err) {
-      // Lost: the lines of a batch job-service did not take are not sent again (a log is not
-      // a result); the attempt's marker counts them.
-      o.logger.warn({ err, lines: batch.count }, "task log lines not stored");
-      o.counts?.dropped("send_failed", batch.count);
-      o.buffer.batchFailed(batch);
-      return false;
+      return await deliver(o, batch);
     } finally {
       inFlightFrom = undefined;
       o.onSettled();
@@ -106,6 +96,23 @@ export function createLogSendLoop(o: LogSendLoopOptions): LogSendLoop {
       return closed;
     },
   };
+}
+
+/** Sends one batch; false when job-service did not take it (its lines are then counted dropped). */
+async function deliver(o: LogSendLoopOptions, batch: LogBatch): Promise<boolean> {
+  try {
+    const res = await o.sink.appendTaskLogs(batch.request);
+    o.counts?.forwarded(batch.count);
+    for (const r of res.refused) o.logger.debug({ task: r.taskId, attempt: r.attempt, reason: r.reason }, "task log lines refused");
+    return true;
+  } catch (err) {
+    // Lost: the lines of a batch job-service did not take are not sent again (a log is not
+    // a result); the attempt's marker counts them.
+    o.logger.warn({ err, lines: batch.count }, "task log lines not stored");
+    o.counts?.dropped("send_failed", batch.count);
+    o.buffer.batchFailed(batch);
+    return false;
+  }
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms).unref?.());
