@@ -12,7 +12,7 @@ import {
 } from "@corral/proto";
 import { decodePageToken, InvalidArgumentError, pageSize, requireService, toPage } from "@corral/server-kit";
 import type { QueueStore } from "./redis/queue-store.js";
-import type { QueueStat } from "./redis/queue-stats.js";
+import { sumBands, type QueueStat } from "./redis/queue-stats.js";
 import type { RunnerSession } from "./runner-session.js";
 import { baseQueue, maxQueuesPerSession, parseVersion, readableQueues, splitQueueName } from "./task-identifier.js";
 
@@ -119,7 +119,7 @@ export function createDispatchService(deps: DispatchServiceDeps): Partial<Servic
         deps.fanout<JsonValue[]>({ type: "sessions", clusterId: req.clusterId, teamId: "" }, deps.fanoutTimeoutMs),
       ]);
       const readers = readersByQueue(sessions.flat().map((json) => fromJson(SessionSchema, json)));
-      return { queues: stats.map((s) => queueStatsRow(s, readers)) };
+      return { queues: sumBands(stats).map((s) => queueStatsRow(s, readers)) };
     },
 
     async listSessions(req, ctx) {

@@ -202,7 +202,13 @@ describe("leases", () => {
     // The first report failed (logged); the runner keeps working.
     await srv.dispatch.enqueue({ tasks: [ledger.add({ taskId: "t-presence", clusterId: DEFAULT, name: "presence", version: "v1.0" })] });
     const a = await r.take("assign");
-    await eventually(() => presence.some((p) => p.node?.id === "r-presence" && p.node.busySlots === 1));
+    // Presence reports are coalesced (up to 2 s), longer than the test's lease: keep it alive.
+    const beat = setInterval(() => r.send({ case: "heartbeat", value: {} }), LEASE_MS / 3);
+    try {
+      await eventually(() => presence.some((p) => p.node?.id === "r-presence" && p.node.busySlots === 1));
+    } finally {
+      clearInterval(beat);
+    }
     const busy = presence.find((p) => p.node?.id === "r-presence" && p.node.busySlots === 1)!;
     expect(busy.node!.runningTasks.map((t) => [t.taskId, t.attempt, t.identifier?.name, t.identifier?.version])).toEqual([
       ["t-presence", 1, "presence", "v1.0"],

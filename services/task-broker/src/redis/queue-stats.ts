@@ -1,7 +1,7 @@
 // GetQueueStats' numbers: per queue its length, entries pending (read, not acknowledged), lag
 // (not read yet) and the age of its oldest unread entry, read in three pipelines.
 import { CONSUMER_GROUP, clusterKeyBase, clustersKey, queuesKey, streamKey } from "./keys.js";
-import { gatedBand, isGateQueue } from "../task-identifier.js";
+import { baseQueue, gatedBand, isGateQueue } from "../task-identifier.js";
 import { batch, type RedisClient } from "./connection.js";
 import { ageOfId, type RawEntry } from "./stream-entries.js";
 
@@ -99,4 +99,27 @@ async function gatedStats(redis: RedisClient, targets: Target[]): Promise<QueueS
     const n = Math.max(0, Number(replies[i]?.[1] ?? 0));
     return { clusterId: t.clusterId, queue: t.queue, length: n, pending: 0, lag: n, oldestAgeMs: 0, gated: true };
   });
+}
+
+/**
+ * One row per queue of an identifier: its priority and subtask bands (`!p<N>`, `!p<N>s`) summed
+ * into the queue they belong to, its gated lists summed into one gated row. Bands are how the
+ * broker orders a queue, not queues of their own. Keeps the input's order of first appearance.
+ */
+export function sumBands(stats: readonly QueueStat[]): QueueStat[] {
+  const rows = new Map<string, QueueStat>();
+  for (const s of stats) {
+    const queue = baseQueue(s.queue);
+    const key = `${s.clusterId}\n${queue}\n${s.gated ? "g" : ""}`;
+    const row = rows.get(key);
+    if (!row) {
+      rows.set(key, { ...s, queue });
+      continue;
+    }
+    row.length += s.length;
+    row.pending += s.pending;
+    row.lag += s.lag;
+    row.oldestAgeMs = Math.max(row.oldestAgeMs, s.oldestAgeMs);
+  }
+  return [...rows.values()];
 }

@@ -149,6 +149,9 @@ export const RevokeResponseSchema: GenMessage<RevokeResponse> = /*@__PURE__*/
   messageDesc(file_corral_broker_v1_dispatch, 4);
 
 /**
+ * One row per task identifier of a cluster: its priority and subtask bands are summed into it;
+ * what waits behind concurrency keys or rate limits is a second row with `gated` set.
+ *
  * @generated from message corral.broker.v1.QueueStats
  */
 export type QueueStats = Message<"corral.broker.v1.QueueStats"> & {
