@@ -17,7 +17,7 @@ export async function insertSpans(db: JobsDb, rows: readonly TaskSpanRow[]): Pro
     on conflict do nothing`.execute(db);
 }
 
-/** A page of a job's tasks in id (submission) order, with their parents' current attempts (index tasks_job_id_id, migration 0012). */
+/** A page of a job's tasks in id (submission) order, with their parents' current attempts (index tasks_job_id_id, migration 0011). */
 export async function spanTasksPage(db: JobsDb, jobId: string, afterId: string, limit: number): Promise<SpanTask[]> {
   const { rows } = await sql<SpanTask>`
     select t.id, t.parent_id, t.identifier_name, t.identifier_version, t.display, t.cluster_slug, t.state, t.attempt,

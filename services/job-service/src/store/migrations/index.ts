@@ -9,7 +9,7 @@ import * as submissionDigests from "./0007-submission-digests.js";
 import * as taskLogs from "./0008-task-logs.js";
 import * as taskSpans from "./0009-task-spans.js";
 import * as taskGates from "./0010-task-gates.js";
-import * as tasksJobIdIndex from "./0012-tasks-job-id-index.js";
+import * as tasksJobIdIndex from "./0011-tasks-job-id-index.js";
 
 /** Numbered migrations of the `jobs` schema, for `migrateToLatest(db, JOBS_SCHEMA, jobsMigrations)`. */
 export const jobsMigrations: Record<string, Migration> = {
@@ -23,5 +23,5 @@ export const jobsMigrations: Record<string, Migration> = {
   "0008_task_logs": taskLogs,
   "0009_task_spans": taskSpans,
   "0010_task_gates": taskGates,
-  "0012_tasks_job_id_index": tasksJobIdIndex,
+  "0011_tasks_job_id_index": tasksJobIdIndex,
 };
