@@ -2,7 +2,7 @@
 // side with BullMQ and graphile-worker on the same Redis and Postgres. Prints one JSON object per
 // scenario (one line each), then a table. `--smoke` is a small run that finishes in seconds.
 //
-//   npm run bench -- [--tasks 20000] [--runners 2] [--slots 50] [--latency-tasks 1000] [--latency-warmup 200]
+//   npm run bench -- [--tasks 10000] [--runners 2] [--slots 50] [--latency-tasks 1000] [--latency-warmup 200]
 //                    [--depth 1000000] [--drain 10000] [--idle 1000,5000] [--warmup 2000] [--repeat 3]
 //                    [--latency-wait poll|watch] [--only corral,keys,bullmq,...,tracing] [--smoke]
 //                    [--profile DIR] (CPU profiles of the three services, written when they stop)
@@ -69,7 +69,7 @@ function oneOf<T extends string>(v: string, allowed: readonly T[], flag: string)
   return v as T;
 }
 const opts = {
-  tasks: num(args.tasks, smoke ? 300 : 20_000),
+  tasks: num(args.tasks, smoke ? 300 : 10_000), // one submission and one result hold at most 10,000 tasks
   runners: num(args.runners, 2),
   slots: num(args.slots, 50),
   latencyTasks: num(args["latency-tasks"], smoke ? 30 : 1_000),
