@@ -6,6 +6,8 @@
 //                    [--depth 1000000] [--drain 10000] [--idle 1000,5000] [--warmup 2000] [--repeat 3]
 //                    [--latency-wait poll|watch] [--only corral,keys,bullmq,...,tracing] [--smoke]
 //                    [--profile DIR] (CPU profiles of the three services, written when they stop)
+//                    [--heap DIR] (the idle scenario also reports the broker's heap after a full GC,
+//                    through heap-probe.mjs; with BENCH_HEAP_SNAPSHOTS=1 heap snapshots go to DIR too)
 //   BENCH_SERVICE_NODE_OPTIONS: extra NODE_OPTIONS for the three service processes (experiments).
 //
 // Every system gets R child processes with S slots (Corral: SDK runners; BullMQ: Workers;
@@ -19,7 +21,7 @@
 // traces over OTLP/HTTP to a receiver in this process and without, two suites side by side whose
 // runs alternate; prints the cost in percent.
 import { fork, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
@@ -60,6 +62,8 @@ const { values: args } = parseArgs({
     smoke: { type: "boolean", default: false },
     /** Writes the services' CPU profiles (inspector, see cpu-profile.mjs) into this folder. */
     profile: { type: "string" },
+    /** The idle scenario also reports the broker's heap after a full GC (heap-probe.mjs writes into this folder). */
+    heap: { type: "string" },
   },
 });
 const smoke = args.smoke ?? false;
@@ -491,12 +495,30 @@ async function brokerSample(pid: number, ms: number) {
   return { rss_mb: round(b.rssMb, 1), cpu_percent: round(((b.cpuTicks - a.cpuTicks) / ticksPerSecond / (ms / 1000)) * 100, 1) };
 }
 
+/**
+ * With `--heap`: the broker's heap after a full GC (MB), asked of heap-probe.mjs with SIGUSR2;
+ * taken after the RSS sample, so the collection does not shrink the RSS of that level.
+ */
+async function brokerHeap(pid: number): Promise<{ heap_mb?: number }> {
+  if (!args.heap) return {};
+  const file = join(args.heap, `${pid}.json`);
+  const read = () => (existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as { seq: number; heapUsed: number }) : undefined);
+  const before = read()?.seq ?? 0;
+  process.kill(pid, "SIGUSR2");
+  for (let i = 0; i < 600; i++) {
+    await sleep(100);
+    const r = read();
+    if (r && r.seq > before) return { heap_mb: round(r.heapUsed / 2 ** 20, 1) };
+  }
+  throw new Error("the broker's heap probe did not answer in 60 s");
+}
+
 async function idleRunners(suite: Suite, counts: number[]): Promise<Row[]> {
   const pid = suite.broker.child.pid!;
   const out: Row[] = [];
   const [holder] = await forkChildren("idle-streams.ts", 1, { BENCH_BROKER_URL: suite.broker.url, BENCH_API_KEY: suite.apiKey });
   try {
-    const base = await brokerSample(pid, opts.idleSampleMs);
+    const base = { ...(await brokerSample(pid, opts.idleSampleMs)), ...(await brokerHeap(pid)) };
     out.push({ scenario: "idle-runners", system: "corral", streams: 0, ...base });
     let previous = { ...base, streams: 0 };
     for (const total of [...counts].sort((a, b) => a - b)) {
@@ -513,14 +535,16 @@ async function idleRunners(suite: Suite, counts: number[]): Promise<Row[]> {
         holder!.proc.send({ type: "open", total });
       });
       const openSeconds = (now() - t0) / 1000;
-      const sample = await brokerSample(pid, opts.idleSampleMs);
+      const sample = { ...(await brokerSample(pid, opts.idleSampleMs)), ...(await brokerHeap(pid)) };
+      const perAdded = (now: number, before: number) => round(((now - before) * 1024) / (total - previous.streams), 1);
       out.push({
         scenario: "idle-runners",
         system: "corral",
         streams: total,
         ...sample,
         // Against the previous level: the broker's heap may still shrink after the earlier scenarios.
-        rss_per_added_stream_kb: round(((sample.rss_mb - previous.rss_mb) * 1024) / (total - previous.streams), 1),
+        rss_per_added_stream_kb: perAdded(sample.rss_mb, previous.rss_mb),
+        ...(sample.heap_mb !== undefined && previous.heap_mb !== undefined ? { heap_per_added_stream_kb: perAdded(sample.heap_mb, previous.heap_mb) } : {}),
         open_seconds: round(openSeconds),
       });
       previous = { ...sample, streams: total };
@@ -644,7 +668,7 @@ function table(): string {
     } else if (r.scenario.startsWith("tracing")) {
       result = `${r.off_tasks_per_s} tasks/s without tracing, ${r.on_tasks_per_s} exporting over OTLP: cost ${r.cost_percent}% (${r.tasks} tasks, ${r.spans_received} spans received)`;
     } else if (r.scenario === "idle-runners") {
-      result = `${r.streams} streams: RSS ${r.rss_mb} MB, CPU ${r.cpu_percent}%`;
+      result = `${r.streams} streams: RSS ${r.rss_mb} MB, CPU ${r.cpu_percent}%` + (r.heap_mb === undefined ? "" : `, heap ${r.heap_mb} MB after GC`);
     }
     lines.push(`| ${r.scenario} | ${r.system} | ${result} |`);
   }
@@ -654,6 +678,7 @@ function table(): string {
 async function main(): Promise<void> {
   const began = now();
   note(`options ${JSON.stringify({ ...opts, only: [...opts.only] })}`);
+  if (args.heap) mkdirSync(args.heap, { recursive: true });
   const suite = await startSuite({
     label: "bench",
     env: {
@@ -663,8 +688,13 @@ async function main(): Promise<void> {
       // The idle scenario holds up to 5,000 Work streams of one team on one broker.
       CORRAL_MAX_SESSIONS_PER_TEAM: "100000",
       // Extra options for the three service processes (experiments), plus the profiler.
-      NODE_OPTIONS: [process.env.BENCH_SERVICE_NODE_OPTIONS ?? "", args.profile ? `--import ${join(here, "cpu-profile.mjs")}` : ""].join(" ").trim(),
+      NODE_OPTIONS: [
+        process.env.BENCH_SERVICE_NODE_OPTIONS ?? "",
+        args.profile ? `--import ${join(here, "cpu-profile.mjs")}` : "",
+        args.heap ? `--import ${join(here, "heap-probe.mjs")}` : "",
+      ].join(" ").trim(),
       ...(args.profile ? { BENCH_PROFILE_DIR: args.profile } : {}),
+      ...(args.heap ? { BENCH_HEAP_DIR: args.heap } : {}),
     },
   });
   const client = new Client({ url: suite.jobs.url, apiKey: suite.apiKey });

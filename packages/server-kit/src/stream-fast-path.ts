@@ -13,16 +13,18 @@ import { toBinary, type DescMessage, type DescService } from "@bufbuild/protobuf
 import {
   Code,
   ConnectError,
-  createHandlerContext,
+  createContextValues,
   createServiceImplSpec,
   type ContextValues,
   type Interceptor,
   type MethodImplSpec,
   type ServiceImpl,
 } from "@connectrpc/connect";
-import { encodeEnvelope, transformInvokeImplementation } from "@connectrpc/connect/protocol";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { acceptsCompression, headerRecord, nodeHeaders, parse, str } from "./unary-fast-path.js";
+import { EnvelopeReader } from "./envelope-reader.js";
+import { copyHeaders, invokeStream, normalize, StreamCall } from "./stream-call.js";
+import { acceptsCompression, headerRecord, nodeHeaders, str } from "./unary-fast-path.js";
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
 type Response = http.ServerResponse | http2.Http2ServerResponse;
@@ -75,26 +77,21 @@ export function createStreamFastPath(options: StreamFastPathOptions): (req: Requ
 async function serve(route: Route, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, options: StreamFastPathOptions): Promise<void> {
   const headers = req.headers;
   const timeout = parseTimeout(str(headers["grpc-timeout"]), maxTimeoutMs);
-  const context = createHandlerContext({
-    ...route.spec,
-    service: route.spec.method.parent,
-    requestMethod: "POST",
-    protocolName: "grpc",
+  const call = new StreamCall({
+    spec: route.spec,
     timeoutMs: timeout.timeoutMs,
-    requestHeader: headerRecord(headers),
+    requestHeader: new Headers(headerRecord(headers)),
     url: `${"encrypted" in req.socket && req.socket.encrypted ? "https" : "http"}://${headers[":authority"] ?? headers.host ?? "localhost"}${req.url}`,
-    responseHeader: { "content-type": "application/grpc+proto" },
-    responseTrailer: { "grpc-status": "0" },
-    contextValues: options.contextValues?.(req),
+    values: options.contextValues?.(req) ?? createContextValues(),
   });
-  // The handler's signal also aborts when the client goes away (the stream closes); aborted
-  // directly rather than through a linked request signal (one AbortSignal less per stream).
-  const onClose = () => context.abort(new ConnectError("the client canceled the call", Code.Canceled));
+  // The handler's signal also aborts when the client goes away (the stream closes).
+  const onClose = () => call.abort(new ConnectError("the client canceled the call", Code.Canceled));
   req.once("close", onClose);
-  const input = readMessages(req, route.input, options.readMaxBytes, timeout.error);
-  const output = transformInvokeImplementation(route.spec, context, options.interceptors)(input)[Symbol.asyncIterator]();
+  const input = new EnvelopeReader(req, route.input, options.readMaxBytes, timeout.error);
   let error: ConnectError | undefined;
   try {
+    const answer = await invokeStream(call, input, options.interceptors);
+    const output = answer.message[Symbol.asyncIterator]();
     for (;;) {
       const next = await output.next();
       if (next.done) break;
@@ -103,21 +100,22 @@ async function serve(route: Route, req: http2.Http2ServerRequest, res: http2.Htt
         await output.return?.();
         return;
       }
-      if (!res.headersSent) res.writeHead(200, nodeHeaders(context.responseHeader));
-      if (!res.write(encodeEnvelope(0, toBinary(route.output, next.value)))) await drained(res);
+      if (!res.headersSent) res.writeHead(200, nodeHeaders(call.responseHeader));
+      if (!res.write(encodeEnvelope(0, toBinary(route.output, normalize(route.output, next.value))))) await drained(res);
     }
+    copyHeaders(answer.trailer, call.responseTrailer);
   } catch (err) {
-    context.abort(err);
+    call.abort(err);
     error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
   } finally {
     // As connect-es does, the call's signal aborts when the call ends.
-    context.abort();
+    call.abort();
     req.off("close", onClose);
   }
   if (res.destroyed || res.stream.closed) return;
-  if (error) setTrailerStatus(context.responseTrailer, error);
-  if (!res.headersSent) res.writeHead(200, nodeHeaders(context.responseHeader));
-  res.addTrailers(nodeHeaders(context.responseTrailer));
+  if (error) setTrailerStatus(call.responseTrailer, error);
+  if (!res.headersSent) res.writeHead(200, nodeHeaders(call.responseHeader));
+  res.addTrailers(nodeHeaders(call.responseTrailer));
   res.end();
 }
 
@@ -132,27 +130,4 @@ function drained(res: http2.Http2ServerResponse): Promise<void> {
     res.on("drain", done);
     res.on("close", done);
   });
-}
-
-/** The request's messages, out of their envelopes, with connect-es' errors for bad framing. */
-async function* readMessages(req: http2.Http2ServerRequest, desc: DescMessage, readMaxBytes: number, timeoutError: ConnectError | undefined) {
-  // Raised on the first read, so it is answered as the call's status (as connect-es does).
-  if (timeoutError) throw timeoutError;
-  let buffer: Buffer = Buffer.alloc(0);
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk]);
-    while (buffer.length >= 5) {
-      const length = buffer.readUInt32BE(1);
-      if (length > readMaxBytes) {
-        throw new ConnectError(`message size ${length} is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted);
-      }
-      if (buffer.length < 5 + length) break;
-      const flags = buffer[0]!;
-      const data = buffer.subarray(5, 5 + length);
-      buffer = buffer.subarray(5 + length);
-      if ((flags & 1) === 1) throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
-      yield parse(desc, data);
-    }
-  }
-  if (buffer.length > 0) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
 }
