@@ -9,7 +9,8 @@ import type { Logger } from "pino";
 import { callerKey, keyRevokedKey, parseApiKey, peerAddressKey, type ApiKeyVerifier, type Caller } from "./auth.js";
 import type { AuthThrottle } from "./auth-throttle.js";
 import { LruCache } from "./lru-cache.js";
-import type { StreamKeyWatch, WatchedStream } from "./stream-key-watch.js";
+import type { StreamKeyWatch } from "./stream-key-watch.js";
+import { CheckedStream, RevocableStream, StreamTap } from "./stream-taps.js";
 import { toConnectError } from "./errors.js";
 import type { KeyCheckResult, RpcMetrics } from "./metrics.js";
 import { createFastValidator } from "./fast-validator.js";
@@ -24,14 +25,6 @@ export const publicServices = new Set([
   "grpc.reflection.v1.ServerReflection",
   "grpc.reflection.v1alpha.ServerReflection",
 ]);
-
-async function* mapStreamErrors<T>(source: AsyncIterable<T>, onError: (err: unknown) => ConnectError) {
-  try {
-    yield* source;
-  } catch (err) {
-    throw onError(err);
-  }
-}
 
 /** A caller's request id we echo and log: short, and nothing a log line or header could trip on. */
 const safeRequestId = /^[A-Za-z0-9._:@+=\/-]{1,128}$/;
@@ -79,25 +72,10 @@ export function createLoggingInterceptor(logger: Logger, metrics?: RpcMetrics): 
         finish(undefined);
         return res;
       }
-      const source = res.message;
-      return {
-        ...res,
-        message: (async function* () {
-          let finished = false;
-          try {
-            yield* source;
-            finished = true;
-            finish(undefined);
-          } catch (err) {
-            finished = true;
-            finish(err);
-            throw err;
-          } finally {
-            // Returned early: the response could not be written on, the client is gone.
-            if (!finished) finish(new ConnectError("the client canceled the call", Code.Canceled));
-          }
-        })(),
-      };
+      // Ends at the stream's end, its error, or an early return (the response could not be
+      // written on: the client is gone).
+      const onEnd = (err: unknown, canceled: boolean) => finish(canceled ? new ConnectError("the client canceled the call", Code.Canceled) : err);
+      return { ...res, message: new StreamTap(res.message, { onEnd }) };
     } catch (err) {
       finish(err);
       throw err;
@@ -105,13 +83,15 @@ export function createLoggingInterceptor(logger: Logger, metrics?: RpcMetrics): 
   };
 }
 
+const mapErrors = { mapError: toConnectError };
+
 /** Maps domain errors (and anything else) thrown by handlers to ConnectErrors a client can act on. */
 export function createErrorInterceptor(): Interceptor {
   return (next) => async (req) => {
     try {
       const res = await next(req);
       if (!res.stream) return res;
-      return { ...res, message: mapStreamErrors(res.message, toConnectError) };
+      return { ...res, message: new StreamTap(res.message, mapErrors) };
     } catch (err) {
       throw toConnectError(err);
     }
@@ -139,40 +119,6 @@ export interface AuthOptions {
 
 /** Keys that verified lately, from any address: they are looked up even when their address is throttled. */
 const recentlyGoodMs = 10 * 60_000;
-
-/**
- * Ends `source` with `watched`'s reason once its key is revoked, even while the handler waits for
- * something to send; the handler is asked to return (its `finally` runs) as soon as it can.
- */
-async function* endOnRevocation<T>(source: AsyncIterable<T>, watched: WatchedStream): AsyncGenerator<T> {
-  const it = source[Symbol.asyncIterator]();
-  const { signal } = watched;
-  try {
-    for (;;) {
-      if (signal.aborted) throw signal.reason;
-      // A listener per step, removed when the step is done: nothing piles up on a long stream.
-      const step = await new Promise<IteratorResult<T>>((resolve, reject) => {
-        const onAbort = () => reject(signal.reason);
-        signal.addEventListener("abort", onAbort, { once: true });
-        it.next().then(
-          (r) => {
-            signal.removeEventListener("abort", onAbort);
-            resolve(r);
-          },
-          (err: unknown) => {
-            signal.removeEventListener("abort", onAbort);
-            reject(err);
-          },
-        );
-      });
-      if (step.done) return;
-      yield step.value;
-    }
-  } finally {
-    watched.release();
-    if (signal.aborted) it.return?.(undefined).catch(() => {});
-  }
-}
 
 export function createAuthInterceptor(options: AuthOptions): Interceptor {
   const recentlyGood = new LruCache<string, number>(10_000);
@@ -257,7 +203,7 @@ export function createAuthInterceptor(options: AuthOptions): Interceptor {
         watched.release();
         return res;
       }
-      return { ...res, message: endOnRevocation(res.message, watched) };
+      return { ...res, message: new RevocableStream(res.message, watched) };
     } catch (err) {
       watched.release();
       throw err;
@@ -376,19 +322,9 @@ export function createValidationInterceptor(): Interceptor {
       check(req.method.input, req.message);
       return next(req);
     }
-    const source = req.message;
     const input = req.method.input;
-    const validated = (async function* () {
-      try {
-        for await (const m of source) {
-          check(input, m);
-          yield m;
-        }
-      } catch (err) {
-        // A frame that is not valid protobuf is the client's fault (connect-es says INTERNAL).
-        throw parseErrorAsInvalidArgument(err);
-      }
-    })();
+    // A frame that is not valid protobuf is the client's fault (connect-es says INTERNAL).
+    const validated = new CheckedStream(req.message, (m) => check(input, m), parseErrorAsInvalidArgument);
     return next({ ...req, message: validated } as StreamRequest);
   };
 }

@@ -1,0 +1,262 @@
+// What the interceptors put around a stream's messages (error mapping, the end of a call for the
+// log, revocation, validation), as small objects rather than async generators: a stream open for
+// days holds each layer's object and one pending promise, where a suspended generator held its
+// frame, its request queue, its prototype (a generator function made per call has its own) and
+// the promises of the layers under it. Each keeps the generator's behaviour it replaces: the
+// source is opened on the first read, return() before that touches nothing, and an error is
+// mapped where the generator's catch mapped it.
+import type { WatchedStream } from "./stream-key-watch.js";
+
+const done: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+const notStarted = 0;
+const open = 1;
+const closed = 2;
+
+export interface TapHooks {
+  /** Maps what the source throws (from next, return or throw) before it goes on. */
+  mapError?(err: unknown): unknown;
+  /**
+   * The stream ended: `err` undefined at its end, the (mapped) error it failed with, or
+   * `canceled` true when the consumer returned early.
+   */
+  onEnd?(err: unknown, canceled: boolean): void;
+}
+
+/** `yield* source` inside try/catch/finally: the messages pass through untouched. */
+export class StreamTap<T> implements AsyncIterableIterator<T> {
+  readonly #source: AsyncIterable<T>;
+  readonly #hooks: TapHooks;
+  #it: AsyncIterator<T> | undefined;
+  #state = notStarted;
+
+  constructor(source: AsyncIterable<T>, hooks: TapHooks) {
+    this.#source = source;
+    this.#hooks = hooks;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.#state === closed) return Promise.resolve(done);
+    if (this.#state === notStarted) {
+      this.#state = open;
+      try {
+        this.#it = this.#source[Symbol.asyncIterator]();
+      } catch (err) {
+        return Promise.reject(this.#fail(err));
+      }
+    }
+    return this.#it!.next().then(this.#onStep, this.#onError);
+  }
+
+  return(value?: unknown): Promise<IteratorResult<T>> {
+    if (this.#state !== open) {
+      this.#state = closed;
+      return Promise.resolve({ done: true, value } as IteratorReturnResult<T>);
+    }
+    const it = this.#it!;
+    if (!it.return) return Promise.resolve(this.#end(undefined, true, value));
+    return it.return(value).then((r) => (r.done ? this.#end(undefined, true, r.value) : r), this.#onError);
+  }
+
+  throw(err: unknown): Promise<IteratorResult<T>> {
+    if (this.#state !== open) {
+      this.#state = closed;
+      return Promise.reject(err);
+    }
+    const it = this.#it!;
+    if (!it.throw) {
+      // What yield* does with a source that cannot take a throw: close it, fail with a TypeError.
+      const fail = () => Promise.reject(this.#fail(new TypeError("The iterator does not provide a 'throw' method")));
+      return it.return ? it.return().then(fail, this.#onError) : fail();
+    }
+    return it.throw(err).then(this.#onStep, this.#onError);
+  }
+
+  #end(err: unknown, canceled: boolean, value?: unknown): IteratorReturnResult<T> {
+    this.#state = closed;
+    this.#hooks.onEnd?.(err, canceled);
+    return { done: true, value } as IteratorReturnResult<T>;
+  }
+
+  #fail(err: unknown): unknown {
+    const mapped = this.#hooks.mapError ? this.#hooks.mapError(err) : err;
+    this.#end(mapped, false);
+    return mapped;
+  }
+
+  readonly #onStep = (r: IteratorResult<T>): IteratorResult<T> => (r.done ? this.#end(undefined, false) : r);
+  readonly #onError = (err: unknown): never => {
+    throw this.#fail(err);
+  };
+}
+
+/**
+ * The request stream with each message checked (a throw from `check` closes the source, as a
+ * for-await loop does) and what the source throws mapped by `mapError`.
+ */
+export class CheckedStream<T> implements AsyncIterableIterator<T> {
+  readonly #source: AsyncIterable<T>;
+  readonly #check: (message: T) => void;
+  readonly #mapError: (err: unknown) => unknown;
+  #it: AsyncIterator<T> | undefined;
+  #state = notStarted;
+
+  constructor(source: AsyncIterable<T>, check: (message: T) => void, mapError: (err: unknown) => unknown) {
+    this.#source = source;
+    this.#check = check;
+    this.#mapError = mapError;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<T>> {
+    if (this.#state === closed) return done;
+    let it = this.#it;
+    try {
+      if (!it) {
+        this.#state = open;
+        it = this.#it = this.#source[Symbol.asyncIterator]();
+      }
+      const r = await it.next();
+      if (r.done) {
+        this.#state = closed;
+        return done;
+      }
+      try {
+        this.#check(r.value);
+      } catch (err) {
+        // The loop's body threw: the source is closed (its own failure to close is not reported).
+        this.#state = closed;
+        await it.return?.().catch(() => {});
+        throw err;
+      }
+      return r;
+    } catch (err) {
+      this.#state = closed;
+      throw this.#mapError(err);
+    }
+  }
+
+  async return(value?: unknown): Promise<IteratorResult<T>> {
+    const wasOpen = this.#state === open;
+    this.#state = closed;
+    if (wasOpen) {
+      try {
+        await this.#it!.return?.();
+      } catch (err) {
+        throw this.#mapError(err);
+      }
+    }
+    return { done: true, value } as IteratorReturnResult<T>;
+  }
+
+  async throw(err: unknown): Promise<IteratorResult<T>> {
+    // Thrown at the loop's yield: the source is closed, the error mapped by the catch around it.
+    const wasOpen = this.#state === open;
+    this.#state = closed;
+    if (!wasOpen) throw err;
+    try {
+      await this.#it!.return?.();
+    } catch {
+      // the throw wins
+    }
+    throw this.#mapError(err);
+  }
+}
+
+/**
+ * Ends `source` with `watched`'s reason once its key is revoked, even while the handler waits for
+ * something to send; the handler is asked to return (its `finally` runs) as soon as it can. One
+ * abort listener for the whole stream; the source is not closed by an early return() (the call's
+ * own signal ends the handler), only after a revocation.
+ */
+export class RevocableStream<T> implements AsyncIterableIterator<T> {
+  readonly #source: AsyncIterable<T>;
+  readonly #watched: WatchedStream;
+  #it: AsyncIterator<T> | undefined;
+  #state = notStarted;
+  /** The step in flight: settles with the source's answer or the revocation, whichever is first. */
+  #resolve: ((r: IteratorResult<T>) => void) | undefined;
+  #reject: ((err: unknown) => void) | undefined;
+
+  constructor(source: AsyncIterable<T>, watched: WatchedStream) {
+    this.#source = source;
+    this.#watched = watched;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.#state === closed) return Promise.resolve(done);
+    const signal = this.#watched.signal;
+    if (this.#state === notStarted) {
+      this.#state = open;
+      try {
+        this.#it = this.#source[Symbol.asyncIterator]();
+      } catch (err) {
+        this.#finish();
+        return Promise.reject(err);
+      }
+      signal.addEventListener("abort", this.#onAbort, { once: true });
+    }
+    if (signal.aborted) {
+      this.#finish();
+      return Promise.reject(signal.reason);
+    }
+    const step = new Promise<IteratorResult<T>>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.#it!.next().then(this.#onStep, this.#onError);
+    return step;
+  }
+
+  return(value?: unknown): Promise<IteratorResult<T>> {
+    if (this.#state === open) this.#finish();
+    this.#state = closed;
+    return Promise.resolve({ done: true, value } as IteratorReturnResult<T>);
+  }
+
+  throw(err: unknown): Promise<IteratorResult<T>> {
+    if (this.#state === open) this.#finish();
+    this.#state = closed;
+    return Promise.reject(err);
+  }
+
+  /** The generator's finally: stop watching; after a revocation, ask the source to return. */
+  #finish(): void {
+    this.#state = closed;
+    const signal = this.#watched.signal;
+    signal.removeEventListener("abort", this.#onAbort);
+    this.#watched.release();
+    if (signal.aborted) this.#it?.return?.(undefined).catch(() => {});
+  }
+
+  readonly #onStep = (r: IteratorResult<T>) => {
+    const resolve = this.#resolve;
+    if (!resolve) return; // already ended by the revocation
+    this.#resolve = this.#reject = undefined;
+    if (r.done) {
+      this.#finish();
+      resolve(done);
+    } else resolve(r);
+  };
+  readonly #onError = (err: unknown) => this.#fail(err);
+  readonly #onAbort = () => this.#fail(this.#watched.signal.reason);
+
+  #fail(err: unknown): void {
+    const reject = this.#reject;
+    if (!reject) return;
+    this.#resolve = this.#reject = undefined;
+    this.#finish();
+    reject(err);
+  }
+}
