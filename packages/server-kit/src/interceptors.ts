@@ -1,7 +1,7 @@
 // The server's interceptor chain: logging and metrics (outermost), error mapping, authentication,
 // then request validation (innermost, so handlers only see valid messages).
 import { randomUUID, timingSafeEqual } from "node:crypto";
-import { Code, ConnectError, type Interceptor, type StreamRequest } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type StreamRequest, type UnaryRequest } from "@connectrpc/connect";
 import { createValidator, Violation, violationsToProto } from "@bufbuild/protovalidate";
 import { pathToString, reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import type { DescMessage, Message } from "@bufbuild/protobuf";
@@ -10,7 +10,7 @@ import { callerKey, keyRevokedKey, parseApiKey, peerAddressKey, type ApiKeyVerif
 import type { AuthThrottle } from "./auth-throttle.js";
 import { LruCache } from "./lru-cache.js";
 import type { StreamKeyWatch } from "./stream-key-watch.js";
-import { CheckedStream, RevocableStream, StreamTap } from "./stream-taps.js";
+import { CheckedStream, RevocableStream, StreamTap, type TapHooks } from "./stream-taps.js";
 import { toConnectError } from "./errors.js";
 import type { KeyCheckResult, RpcMetrics } from "./metrics.js";
 import { createFastValidator } from "./fast-validator.js";
@@ -38,46 +38,70 @@ function clientLeft(signal: AbortSignal): boolean {
   return signal.aborted && ConnectError.from(signal.reason).code !== Code.DeadlineExceeded;
 }
 
+/**
+ * One call's log line and metrics, written when it ends; for a stream, at its end, its error, or
+ * an early return (the response could not be written on: the client is gone). An object, not a
+ * closure per call: see keepNames in envelope-reader.ts.
+ */
+class CallLog implements TapHooks {
+  readonly #logger: Logger;
+  readonly #metrics: RpcMetrics | undefined;
+  readonly #signal: AbortSignal;
+  readonly #service: string;
+  readonly #method: string;
+  readonly #started = performance.now();
+  readonly requestId: string;
+
+  constructor(logger: Logger, metrics: RpcMetrics | undefined, req: UnaryRequest | StreamRequest) {
+    this.#logger = logger;
+    this.#metrics = metrics;
+    this.#signal = req.signal;
+    this.#service = req.service.typeName;
+    this.#method = req.method.name;
+    this.requestId = requestIdOf(req.header.get(requestIdHeader));
+  }
+
+  onEnd(err: unknown, canceled: boolean): void {
+    this.finish(canceled ? new ConnectError("the client canceled the call", Code.Canceled) : err);
+  }
+
+  finish(err: unknown): void {
+    let code = err === undefined ? undefined : ConnectError.from(err).code;
+    // The client went away mid-call (a reset, a closed connection): whatever broke afterwards
+    // (a write to the gone stream, a read of its body) is its cancel, not our failure.
+    // (Its deadline passing aborts the signal too: that stays what it is.)
+    if (err !== undefined && code !== Code.Canceled && code !== Code.DeadlineExceeded && clientLeft(this.#signal)) code = Code.Canceled;
+    const codeName = code === undefined ? "ok" : Code[code].toLowerCase();
+    const durationMs = performance.now() - this.#started;
+    const [service, method, logger] = [this.#service, this.#method, this.#logger];
+    this.#metrics?.requests.inc({ service, method, code: codeName });
+    this.#metrics?.duration.observe({ service, method }, durationMs / 1000);
+    const fields = { requestId: this.requestId, rpcService: service, method, code: codeName, durationMs: Math.round(durationMs * 100) / 100 };
+    if (code === Code.Internal) {
+      logger.error({ ...fields, err: (err as { cause?: unknown }).cause ?? err }, "rpc failed");
+    } else if (code === Code.Unavailable) {
+      logger.warn({ ...fields, err: (err as { cause?: unknown }).cause ?? err }, "rpc unavailable");
+    } else if (code === Code.Canceled) {
+      logger.info(fields, "rpc canceled by the client");
+    } else {
+      logger.debug(fields, "rpc");
+    }
+  }
+}
+
 export function createLoggingInterceptor(logger: Logger, metrics?: RpcMetrics): Interceptor {
   return (next) => async (req) => {
-    const started = performance.now();
-    const requestId = requestIdOf(req.header.get(requestIdHeader));
-    const service = req.service.typeName;
-    const method = req.method.name;
-    const finish = (err: unknown) => {
-      let code = err === undefined ? undefined : ConnectError.from(err).code;
-      // The client went away mid-call (a reset, a closed connection): whatever broke afterwards
-      // (a write to the gone stream, a read of its body) is its cancel, not our failure.
-      // (Its deadline passing aborts the signal too: that stays what it is.)
-      if (err !== undefined && code !== Code.Canceled && code !== Code.DeadlineExceeded && clientLeft(req.signal)) code = Code.Canceled;
-      const codeName = code === undefined ? "ok" : Code[code].toLowerCase();
-      const durationMs = performance.now() - started;
-      metrics?.requests.inc({ service, method, code: codeName });
-      metrics?.duration.observe({ service, method }, durationMs / 1000);
-      const fields = { requestId, rpcService: service, method, code: codeName, durationMs: Math.round(durationMs * 100) / 100 };
-      if (code === Code.Internal) {
-        logger.error({ ...fields, err: (err as { cause?: unknown }).cause ?? err }, "rpc failed");
-      } else if (code === Code.Unavailable) {
-        logger.warn({ ...fields, err: (err as { cause?: unknown }).cause ?? err }, "rpc unavailable");
-      } else if (code === Code.Canceled) {
-        logger.info(fields, "rpc canceled by the client");
-      } else {
-        logger.debug(fields, "rpc");
-      }
-    };
+    const log = new CallLog(logger, metrics, req);
     try {
       const res = await next(req);
-      res.header.set(requestIdHeader, requestId);
+      res.header.set(requestIdHeader, log.requestId);
       if (!res.stream) {
-        finish(undefined);
+        log.finish(undefined);
         return res;
       }
-      // Ends at the stream's end, its error, or an early return (the response could not be
-      // written on: the client is gone).
-      const onEnd = (err: unknown, canceled: boolean) => finish(canceled ? new ConnectError("the client canceled the call", Code.Canceled) : err);
-      return { ...res, message: new StreamTap(res.message, { onEnd }) };
+      return { ...res, message: new StreamTap(res.message, log) };
     } catch (err) {
-      finish(err);
+      log.finish(err);
       throw err;
     }
   };

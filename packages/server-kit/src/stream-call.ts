@@ -37,8 +37,12 @@ export class StreamCall implements HandlerContext {
   readonly #controller = new AbortController();
   readonly #deadline: number | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** The request's close listener: the client went away. */
+  readonly clientLeft: () => void;
 
   constructor(init: StreamCallInit) {
+    // Assigned here, not as a named class field: see keepNames in envelope-reader.ts.
+    this.clientLeft = () => this.abort(new ConnectError("the client canceled the call", Code.Canceled));
     this.spec = init.spec;
     this.url = init.url;
     this.requestHeader = init.requestHeader;

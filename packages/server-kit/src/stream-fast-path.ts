@@ -85,8 +85,7 @@ async function serve(route: Route, req: http2.Http2ServerRequest, res: http2.Htt
     values: options.contextValues?.(req) ?? createContextValues(),
   });
   // The handler's signal also aborts when the client goes away (the stream closes).
-  const onClose = () => call.abort(new ConnectError("the client canceled the call", Code.Canceled));
-  req.once("close", onClose);
+  req.once("close", call.clientLeft);
   const input = new EnvelopeReader(req, route.input, options.readMaxBytes, timeout.error);
   let error: ConnectError | undefined;
   try {
@@ -110,7 +109,7 @@ async function serve(route: Route, req: http2.Http2ServerRequest, res: http2.Htt
   } finally {
     // As connect-es does, the call's signal aborts when the call ends.
     call.abort();
-    req.off("close", onClose);
+    req.off("close", call.clientLeft);
   }
   if (res.destroyed || res.stream.closed) return;
   if (error) setTrailerStatus(call.responseTrailer, error);

@@ -29,10 +29,17 @@ export class StreamTap<T> implements AsyncIterableIterator<T> {
   readonly #hooks: TapHooks;
   #it: AsyncIterator<T> | undefined;
   #state = notStarted;
+  // Assigned here, not as named class fields: see keepNames in envelope-reader.ts.
+  readonly #onStep: (r: IteratorResult<T>) => IteratorResult<T>;
+  readonly #onError: (err: unknown) => never;
 
   constructor(source: AsyncIterable<T>, hooks: TapHooks) {
     this.#source = source;
     this.#hooks = hooks;
+    this.#onStep = (r) => (r.done ? this.#end(undefined, false) : r);
+    this.#onError = (err) => {
+      throw this.#fail(err);
+    };
   }
 
   [Symbol.asyncIterator](): this {
@@ -87,11 +94,6 @@ export class StreamTap<T> implements AsyncIterableIterator<T> {
     this.#end(mapped, false);
     return mapped;
   }
-
-  readonly #onStep = (r: IteratorResult<T>): IteratorResult<T> => (r.done ? this.#end(undefined, false) : r);
-  readonly #onError = (err: unknown): never => {
-    throw this.#fail(err);
-  };
 }
 
 /**
@@ -184,10 +186,16 @@ export class RevocableStream<T> implements AsyncIterableIterator<T> {
   /** The step in flight: settles with the source's answer or the revocation, whichever is first. */
   #resolve: ((r: IteratorResult<T>) => void) | undefined;
   #reject: ((err: unknown) => void) | undefined;
+  readonly #onStep: (r: IteratorResult<T>) => void;
+  readonly #onError: (err: unknown) => void;
+  readonly #onAbort: () => void;
 
   constructor(source: AsyncIterable<T>, watched: WatchedStream) {
     this.#source = source;
     this.#watched = watched;
+    this.#onStep = (r) => this.#step(r);
+    this.#onError = (err) => this.#fail(err);
+    this.#onAbort = () => this.#fail(watched.signal.reason);
   }
 
   [Symbol.asyncIterator](): this {
@@ -240,7 +248,7 @@ export class RevocableStream<T> implements AsyncIterableIterator<T> {
     if (signal.aborted) this.#it?.return?.(undefined).catch(() => {});
   }
 
-  readonly #onStep = (r: IteratorResult<T>) => {
+  #step(r: IteratorResult<T>): void {
     const resolve = this.#resolve;
     if (!resolve) return; // already ended by the revocation
     this.#resolve = this.#reject = undefined;
@@ -248,9 +256,7 @@ export class RevocableStream<T> implements AsyncIterableIterator<T> {
       this.#finish();
       resolve(done);
     } else resolve(r);
-  };
-  readonly #onError = (err: unknown) => this.#fail(err);
-  readonly #onAbort = () => this.#fail(this.#watched.signal.reason);
+  }
 
   #fail(err: unknown): void {
     const reject = this.#reject;

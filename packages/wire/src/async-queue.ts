@@ -38,6 +38,29 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     w?.();
   }
 
+  /**
+   * The next step of `chunks(max)` without a generator: for a consumer that holds the queue for
+   * days (a broker's idle runner stream), one pending promise instead of a suspended generator.
+   * The queue has one consumer; it calls `stop()` when it leaves before the end.
+   */
+  nextBatch(max: number): Promise<IteratorResult<T[], undefined>> {
+    if (this.#items.length > 0) return Promise.resolve({ done: false, value: this.#items.splice(0, max) });
+    if (this.#closed) {
+      const error = this.#error;
+      this.stop();
+      return error !== undefined ? Promise.reject(error) : Promise.resolve({ done: true, value: undefined });
+    }
+    return new Promise<void>((resolve) => {
+      this.#wake = resolve;
+    }).then(() => this.nextBatch(max));
+  }
+
+  /** The consumer is gone (done, failed, or left early): later pushes are refused (as `chunks` ends). */
+  stop(): void {
+    this.#closed = true;
+    this.#items.length = 0;
+  }
+
   /** Like iterating, but each step takes everything queued by then (at most `max` values). */
   async *chunks(max: number): AsyncGenerator<T[]> {
     try {

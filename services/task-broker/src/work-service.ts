@@ -1,13 +1,15 @@
 // TaskBrokerService.Work: the runner's bidirectional stream. Thin: authenticate, expect Hello,
-// then pump runner messages into the session hub while yielding the session's outgoing messages.
+// then pump runner messages into the session hub while the stream sends the session's outgoing
+// messages (work-stream.ts).
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { WorkResponseSchema, type Hello, type TaskBrokerService, type WorkRequest, type WorkResponse } from "@corral/proto";
-import { keyRevocation, requireWorker, toConnectError } from "@corral/server-kit";
+import { requireWorker, toConnectError } from "@corral/server-kit";
 import type { Logger } from "pino";
 import { ProtocolViolationError } from "./errors.js";
 import type { RunnerSession } from "./runner-session.js";
 import type { SessionHub } from "./session-hub.js";
+import { WorkStream, type Opened, type Opening } from "./work-stream.js";
 
 function workError(err: unknown): WorkResponse {
   // The same code and text the error interceptor gives the stream's status.
@@ -15,45 +17,41 @@ function workError(err: unknown): WorkResponse {
   return create(WorkResponseSchema, { message: { case: "error", value: { code: ce.code, message: ce.rawMessage } } });
 }
 
-/** Messages per WorkResponse batch (an Assign is a few hundred bytes). */
-const maxBatch = 256;
-
 export function createWorkService(
   hub: SessionHub,
   logger: Logger,
   options: { helloTimeoutMs?: number } = {},
 ): Partial<ServiceImpl<typeof TaskBrokerService>> {
   const helloTimeoutMs = options.helloTimeoutMs ?? 30_000;
+  // Runner messages are applied as they come, while the stream sends the session's answers.
+  const pump = ({ session, input }: Opened) => void pumpInput(hub, session, input, logger);
   return {
-    async *work(requests: AsyncIterable<WorkRequest>, ctx: HandlerContext): AsyncIterable<WorkResponse> {
-      // A runner-scoped key (minted for a runner an agent launched) may say Hello only to its cluster.
-      const worker = requireWorker(ctx);
-      const input = requests[Symbol.asyncIterator]();
-      const hello = yield* expectHello(input, helloTimeoutMs);
-      if (!hello) return;
-      let s: RunnerSession;
-      try {
-        s = await hub.open(worker.teamId, hello, worker.clusterId);
-      } catch (err) {
-        yield workError(err);
-        throw err;
-      }
-      if (ctx.signal.aborted) {
-        // The runner left while its Hello was being answered.
-        hub.detach(s);
-        return;
-      }
-      const unwatch = watchStreamEnd(hub, s, ctx);
-      // Runner messages are applied as they come, while this generator yields the answers.
-      void pumpInput(hub, s, input, logger);
-      try {
-        yield* outgoing(s);
-      } finally {
-        unwatch();
-        hub.detach(s);
-      }
+    work(requests: AsyncIterable<WorkRequest>, ctx: HandlerContext): AsyncIterable<WorkResponse> {
+      return new WorkStream(hub, ctx, open(hub, requests, ctx, helloTimeoutMs), pump);
     },
   };
+}
+
+/** Hello, then the session it opens; a WorkError answers a bad or missing Hello and a refused one. */
+async function* open(hub: SessionHub, requests: AsyncIterable<WorkRequest>, ctx: HandlerContext, helloTimeoutMs: number): Opening {
+  // A runner-scoped key (minted for a runner an agent launched) may say Hello only to its cluster.
+  const worker = requireWorker(ctx);
+  const input = requests[Symbol.asyncIterator]();
+  const hello = yield* expectHello(input, helloTimeoutMs);
+  if (!hello) return undefined;
+  let session: RunnerSession;
+  try {
+    session = await hub.open(worker.teamId, hello, worker.clusterId);
+  } catch (err) {
+    yield workError(err);
+    throw err;
+  }
+  if (ctx.signal.aborted) {
+    // The runner left while its Hello was being answered.
+    hub.detach(session);
+    return undefined;
+  }
+  return { session, input };
 }
 
 /**
@@ -87,24 +85,6 @@ async function* expectHello(input: AsyncIterator<WorkRequest>, timeoutMs: number
   return first.value.message.value;
 }
 
-/**
- * Ends the session when the runner goes away, and at once when its API key is revoked (nothing
- * more is assigned, results sent from then on are not taken, and its leases expire and go to other
- * runners as for any dropped stream). Answers the function that stops watching.
- */
-function watchStreamEnd(hub: SessionHub, s: RunnerSession, ctx: HandlerContext): () => void {
-  const onAbort = () => hub.detach(s);
-  ctx.signal.addEventListener("abort", onAbort);
-  const revoked = keyRevocation(ctx);
-  const onRevoked = () => hub.revoked(s);
-  if (revoked?.aborted) onRevoked();
-  revoked?.addEventListener("abort", onRevoked);
-  return () => {
-    ctx.signal.removeEventListener("abort", onAbort);
-    revoked?.removeEventListener("abort", onRevoked);
-  };
-}
-
 /** Applies the runner's messages in order until its input ends. */
 async function pumpInput(hub: SessionHub, s: RunnerSession, input: AsyncIterator<WorkRequest>, logger: Logger): Promise<void> {
   try {
@@ -123,12 +103,5 @@ async function pumpInput(hub: SessionHub, s: RunnerSession, input: AsyncIterator
     // The client went away: the stream is over, its leases are not.
     logger.debug({ err, session: s.id }, "runner input ended with an error");
     hub.detach(s);
-  }
-}
-
-/** The session's outgoing messages; what queued up while the last frame was written goes out as one batch. */
-async function* outgoing(s: RunnerSession): AsyncGenerator<WorkResponse> {
-  for await (const messages of s.outbox.chunks(s.batches ? maxBatch : 1)) {
-    yield messages.length === 1 ? messages[0]! : create(WorkResponseSchema, { message: { case: "batch", value: { messages } } });
   }
 }
