@@ -2,6 +2,7 @@
 // calls. Handlers read the caller from the context value set by the auth interceptor.
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { PermissionDeniedError, UnauthenticatedError } from "./errors.js";
+import type { WatchedStream } from "./stream-key-watch.js";
 
 export interface Caller {
   kind: "user" | "service";
@@ -22,17 +23,25 @@ export const callerKey = createContextKey<Caller | undefined>(undefined, {
 /** The client's address: the connection's peer, or X-Forwarded-For when the server trusts it. */
 export const peerAddressKey = createContextKey<string>("", { description: "the client's address" });
 
+/** A long-lived stream's watch of its API key (see stream-key-watch.ts). */
+export type KeyRevocation = Omit<WatchedStream, "release">;
+
 /**
- * Aborts (reason: UNAUTHENTICATED) when the key a long-lived stream was opened with is revoked;
- * undefined for unary calls and the service key. Streams listen to end at once (and let go of
- * what they hold); the server ends them anyway.
+ * Tells when the key a long-lived stream was opened with is revoked (its signal aborts, reason
+ * UNAUTHENTICATED); undefined for unary calls and the service key. Streams listen to end at once
+ * (and let go of what they hold); the server ends them anyway.
  */
-export const keyRevokedKey = createContextKey<AbortSignal | undefined>(undefined, {
-  description: "aborts when the stream's API key is revoked",
+export const keyRevokedKey = createContextKey<KeyRevocation | undefined>(undefined, {
+  description: "tells when the stream's API key is revoked",
 });
 
-/** See `keyRevokedKey`. */
+/** See `keyRevokedKey`: aborts when the stream's API key is revoked. */
 export function keyRevocation(ctx: HandlerContext): AbortSignal | undefined {
+  return ctx.values.get(keyRevokedKey)?.signal;
+}
+
+/** See `keyRevokedKey`: the watch itself, for a listener without an AbortSignal of its own. */
+export function keyWatchOf(ctx: HandlerContext): KeyRevocation | undefined {
   return ctx.values.get(keyRevokedKey);
 }
 

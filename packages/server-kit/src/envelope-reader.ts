@@ -33,12 +33,14 @@ export class EnvelopeReader<T> implements AsyncIterableIterator<T> {
   readonly #onEnd: () => void;
   readonly #onError: (err: Error) => void;
   readonly #onClose: () => void;
+  readonly #again: () => IteratorResult<T> | Promise<IteratorResult<T>>;
 
   constructor(req: http2.Http2ServerRequest, desc: DescMessage, readMaxBytes: number, timeoutError: ConnectError | undefined) {
     this.#req = req;
     this.#desc = desc;
     this.#readMaxBytes = readMaxBytes;
     this.#timeoutError = timeoutError;
+    this.#again = () => this.#step();
     this.#onReadable = () => this.#signal();
     this.#onEnd = () => {
       if (this.#ended === undefined) this.#ended = null;
@@ -59,7 +61,17 @@ export class EnvelopeReader<T> implements AsyncIterableIterator<T> {
     return this;
   }
 
-  async next(): Promise<IteratorResult<T>> {
+  next(): Promise<IteratorResult<T>> {
+    try {
+      const step = this.#step();
+      return step instanceof Promise ? step : Promise.resolve(step);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The next message if the buffer or the request has it; else a promise of it (one, not a suspended frame). */
+  #step(): IteratorResult<T> | Promise<IteratorResult<T>> {
     if (this.#state === finished) return done;
     if (this.#state === notStarted) {
       // Raised on the first read, so it is answered as the call's status (as connect-es does).
@@ -90,7 +102,7 @@ export class EnvelopeReader<T> implements AsyncIterableIterator<T> {
         if (incomplete) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
         return done;
       }
-      await new Promise<void>((resolve) => (this.#wake = resolve));
+      return new Promise<void>((resolve) => (this.#wake = resolve)).then(this.#again);
     }
   }
 

@@ -220,7 +220,7 @@ export function createAuthInterceptor(options: AuthOptions): Interceptor {
     // The service key is the suite's own; only teams' keys can be revoked.
     if (!streaming || caller.kind !== "user" || !options.streams) return next(req);
     const watched = options.streams.watch(token);
-    req.contextValues.set(keyRevokedKey, watched.signal);
+    req.contextValues.set(keyRevokedKey, watched);
     try {
       const res = await next(req);
       if (!res.stream) {

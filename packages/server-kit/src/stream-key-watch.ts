@@ -6,8 +6,17 @@ import type { Logger } from "pino";
 import type { ApiKeyVerifier } from "./auth.js";
 
 export interface WatchedStream {
-  /** Aborts (reason: UNAUTHENTICATED) when the stream's key is revoked. */
+  /**
+   * Aborts (reason: UNAUTHENTICATED) when the stream's key is revoked. Made on first use: an
+   * AbortSignal is near a kilobyte (its own hidden class, two Maps), and most streams never ask.
+   */
   readonly signal: AbortSignal;
+  /** The key was revoked: `reason` says so. */
+  readonly revoked: boolean;
+  readonly reason: unknown;
+  /** Calls `listener` when the key is revoked (before the signal's listeners), unless released first. */
+  onRevoked(listener: () => void): void;
+  offRevoked(listener: () => void): void;
   /** The stream ended: stop watching it. Idempotent. */
   release(): void;
 }
@@ -35,8 +44,64 @@ export function revokedKeyError(): ConnectError {
   return new ConnectError("the API key was revoked", Code.Unauthenticated);
 }
 
+/** One watched stream: its revocation listeners, and its signal once someone asked for it. */
+class Watched implements WatchedStream {
+  #reason: unknown;
+  #revoked = false;
+  #controller: AbortController | undefined;
+  #listeners: Array<() => void> | undefined;
+  #released = false;
+  readonly key: string;
+  readonly #forget: (w: Watched) => void;
+
+  constructor(key: string, forget: (w: Watched) => void) {
+    this.key = key;
+    this.#forget = forget;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#revoked) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  get revoked(): boolean {
+    return this.#revoked;
+  }
+
+  get reason(): unknown {
+    return this.#reason;
+  }
+
+  onRevoked(listener: () => void): void {
+    (this.#listeners ??= []).push(listener);
+  }
+
+  offRevoked(listener: () => void): void {
+    const i = this.#listeners?.indexOf(listener) ?? -1;
+    if (i >= 0) this.#listeners!.splice(i, 1);
+  }
+
+  revoke(reason: unknown): void {
+    if (this.#revoked) return;
+    this.#revoked = true;
+    this.#reason = reason;
+    for (const listener of this.#listeners?.splice(0) ?? []) listener();
+    this.#controller?.abort(reason);
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#listeners = undefined;
+    this.#forget(this);
+  }
+}
+
 export function createStreamKeyWatch(options: StreamKeyWatchOptions): StreamKeyWatch {
-  const byKey = new Map<string, Set<AbortController>>();
+  const byKey = new Map<string, Set<Watched>>();
   const recheck = (key: string) => (options.verifier.recheck ?? options.verifier.verify)(key);
   let count = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -47,7 +112,7 @@ export function createStreamKeyWatch(options: StreamKeyWatchOptions): StreamKeyW
     byKey.delete(key);
     if (!streams) return;
     count -= streams.size;
-    for (const c of streams) c.abort(revokedKeyError());
+    for (const w of streams) w.revoke(revokedKeyError());
   };
 
   const check = async (key: string) => {
@@ -68,28 +133,25 @@ export function createStreamKeyWatch(options: StreamKeyWatchOptions): StreamKeyW
     await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 16, keys.length) }, worker));
   };
 
+  /** A stream was released: no longer watched (a revoked one already is not). */
+  const forget = (w: Watched) => {
+    const s = byKey.get(w.key);
+    if (!s?.delete(w)) return;
+    count--;
+    if (s.size === 0) byKey.delete(w.key);
+  };
+
   const watch: StreamKeyWatch = {
     get size() {
       return count;
     },
     watch(key) {
-      const controller = new AbortController();
       let set = byKey.get(key);
       if (!set) byKey.set(key, (set = new Set()));
-      set.add(controller);
+      const watched = new Watched(key, forget);
+      set.add(watched);
       count++;
-      let released = false;
-      return {
-        signal: controller.signal,
-        release() {
-          if (released) return;
-          released = true;
-          const s = byKey.get(key);
-          if (!s?.delete(controller)) return;
-          count--;
-          if (s.size === 0) byKey.delete(key);
-        },
-      };
+      return watched;
     },
     sweep() {
       // One pass at a time: a slow registry must not pile passes up.

@@ -106,43 +106,54 @@ export class CheckedStream<T> implements AsyncIterableIterator<T> {
   readonly #mapError: (err: unknown) => unknown;
   #it: AsyncIterator<T> | undefined;
   #state = notStarted;
+  readonly #onStep: (r: IteratorResult<T>) => IteratorResult<T> | Promise<never>;
+  readonly #onError: (err: unknown) => never;
 
   constructor(source: AsyncIterable<T>, check: (message: T) => void, mapError: (err: unknown) => unknown) {
     this.#source = source;
     this.#check = check;
     this.#mapError = mapError;
+    this.#onStep = (r) => this.#step(r);
+    this.#onError = (err) => {
+      this.#state = closed;
+      throw mapError(err);
+    };
   }
 
   [Symbol.asyncIterator](): this {
     return this;
   }
 
-  async next(): Promise<IteratorResult<T>> {
-    if (this.#state === closed) return done;
+  next(): Promise<IteratorResult<T>> {
+    if (this.#state === closed) return Promise.resolve(done);
     let it = this.#it;
-    try {
-      if (!it) {
-        this.#state = open;
-        it = this.#it = this.#source[Symbol.asyncIterator]();
-      }
-      const r = await it.next();
-      if (r.done) {
-        this.#state = closed;
-        return done;
-      }
+    if (!it) {
+      this.#state = open;
       try {
-        this.#check(r.value);
+        it = this.#it = this.#source[Symbol.asyncIterator]();
       } catch (err) {
-        // The loop's body threw: the source is closed (its own failure to close is not reported).
         this.#state = closed;
-        await it.return?.().catch(() => {});
-        throw err;
+        return Promise.reject(this.#mapError(err));
       }
-      return r;
-    } catch (err) {
-      this.#state = closed;
-      throw this.#mapError(err);
     }
+    return it.next().then(this.#onStep, this.#onError);
+  }
+
+  #step(r: IteratorResult<T>): IteratorResult<T> | Promise<never> {
+    if (r.done) {
+      this.#state = closed;
+      return done;
+    }
+    try {
+      this.#check(r.value);
+    } catch (err) {
+      // The loop's body threw: the source is closed (its own failure to close is not reported).
+      this.#state = closed;
+      const closing = this.#it!.return?.();
+      const fail = () => Promise.reject(this.#mapError(err));
+      return closing ? closing.then(fail, fail) : fail();
+    }
+    return r;
   }
 
   async return(value?: unknown): Promise<IteratorResult<T>> {
@@ -175,8 +186,8 @@ export class CheckedStream<T> implements AsyncIterableIterator<T> {
 /**
  * Ends `source` with `watched`'s reason once its key is revoked, even while the handler waits for
  * something to send; the handler is asked to return (its `finally` runs) as soon as it can. One
- * abort listener for the whole stream; the source is not closed by an early return() (the call's
- * own signal ends the handler), only after a revocation.
+ * revocation listener for the whole stream; the source is not closed by an early return() (the
+ * call's own signal ends the handler), only after a revocation.
  */
 export class RevocableStream<T> implements AsyncIterableIterator<T> {
   readonly #source: AsyncIterable<T>;
@@ -195,7 +206,7 @@ export class RevocableStream<T> implements AsyncIterableIterator<T> {
     this.#watched = watched;
     this.#onStep = (r) => this.#step(r);
     this.#onError = (err) => this.#fail(err);
-    this.#onAbort = () => this.#fail(watched.signal.reason);
+    this.#onAbort = () => this.#fail(watched.reason);
   }
 
   [Symbol.asyncIterator](): this {
@@ -204,7 +215,7 @@ export class RevocableStream<T> implements AsyncIterableIterator<T> {
 
   next(): Promise<IteratorResult<T>> {
     if (this.#state === closed) return Promise.resolve(done);
-    const signal = this.#watched.signal;
+    const watched = this.#watched;
     if (this.#state === notStarted) {
       this.#state = open;
       try {
@@ -213,11 +224,11 @@ export class RevocableStream<T> implements AsyncIterableIterator<T> {
         this.#finish();
         return Promise.reject(err);
       }
-      signal.addEventListener("abort", this.#onAbort, { once: true });
+      watched.onRevoked(this.#onAbort);
     }
-    if (signal.aborted) {
+    if (watched.revoked) {
       this.#finish();
-      return Promise.reject(signal.reason);
+      return Promise.reject(watched.reason);
     }
     const step = new Promise<IteratorResult<T>>((resolve, reject) => {
       this.#resolve = resolve;
@@ -242,10 +253,10 @@ export class RevocableStream<T> implements AsyncIterableIterator<T> {
   /** The generator's finally: stop watching; after a revocation, ask the source to return. */
   #finish(): void {
     this.#state = closed;
-    const signal = this.#watched.signal;
-    signal.removeEventListener("abort", this.#onAbort);
-    this.#watched.release();
-    if (signal.aborted) this.#it?.return?.(undefined).catch(() => {});
+    const watched = this.#watched;
+    watched.offRevoked(this.#onAbort);
+    watched.release();
+    if (watched.revoked) this.#it?.return?.(undefined).catch(() => {});
   }
 
   #step(r: IteratorResult<T>): void {

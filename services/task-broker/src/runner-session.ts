@@ -56,7 +56,7 @@ export class RunnerSession {
   readonly sdkVersion: string;
   /** The runner reads WorkResponse.batch: queued messages go out together. */
   readonly batches: boolean;
-  readonly connectTime = new Date();
+  readonly #connectMs = Date.now();
   readonly outbox = new AsyncQueue<WorkResponse>();
   /** Written by LeaseHoldings only. */
   readonly leases = new HeldLeases();
@@ -79,6 +79,11 @@ export class RunnerSession {
     this.sdkVersion = init.sdkVersion;
     this.batches = init.batches ?? false;
     this.account = new CreditAccount(init.slots);
+  }
+
+  /** When the runner said Hello (a new Date each time: a Date held per session is 96 bytes more). */
+  get connectTime(): Date {
+    return new Date(this.#connectMs);
   }
 
   get registration(): Registration {

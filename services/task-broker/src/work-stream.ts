@@ -2,11 +2,11 @@
 // iterator object. A runner's stream stays open for days, mostly idle; as async generators (the
 // handler, its outgoing loop, the queue's chunks) each idle stream held three suspended frames,
 // their promises and two listener closures. Here it holds this object and one pending promise;
-// the stream's two signals (the call's end, the key's revocation) call it as their listener.
+// the call's signal calls it as its listener, the key watch one callback (no AbortSignal of its own).
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import { WorkResponseSchema, type WorkRequest, type WorkResponse } from "@corral/proto";
-import { keyRevocation } from "@corral/server-kit";
+import { keyWatchOf, type KeyRevocation } from "@corral/server-kit";
 import type { RunnerSession } from "./runner-session.js";
 import type { SessionHub } from "./session-hub.js";
 
@@ -30,12 +30,13 @@ export class WorkStream implements AsyncIterableIterator<WorkResponse> {
   readonly #started: (opened: Opened) => void;
   #opening: Opening | undefined;
   #session: RunnerSession | undefined;
-  #revoked: AbortSignal | undefined;
+  #revocation: KeyRevocation | undefined;
   #closed = false;
   // Assigned here, not as named class fields: run by tsx (esbuild's keepNames), a named function
   // gets a property dictionary of its own (about 256 bytes per closure, per stream).
   readonly #onBatch: (r: IteratorResult<WorkResponse[], undefined>) => IteratorResult<WorkResponse>;
   readonly #onFail: (err: unknown) => never;
+  readonly #onRevoked: () => void;
 
   constructor(hub: SessionHub, ctx: HandlerContext, opening: Opening, started: (opened: Opened) => void) {
     this.#hub = hub;
@@ -54,6 +55,7 @@ export class WorkStream implements AsyncIterableIterator<WorkResponse> {
       this.#end();
       throw err;
     };
+    this.#onRevoked = () => hub.revoked(this.#session!);
   }
 
   [Symbol.asyncIterator](): this {
@@ -94,12 +96,9 @@ export class WorkStream implements AsyncIterableIterator<WorkResponse> {
     throw err;
   }
 
-  /** The call ended (the runner left) or its API key was revoked. */
-  handleEvent(event: Event): void {
-    const s = this.#session;
-    if (!s) return;
-    if (event.target === this.#revoked) this.#hub.revoked(s);
-    else this.#hub.detach(s);
+  /** The call ended (the runner left): the listener of its signal. */
+  handleEvent(): void {
+    if (this.#session) this.#hub.detach(this.#session);
   }
 
   async #open(): Promise<IteratorResult<WorkResponse>> {
@@ -129,10 +128,10 @@ export class WorkStream implements AsyncIterableIterator<WorkResponse> {
   #watch(s: RunnerSession): void {
     this.#session = s;
     this.#ctx.signal.addEventListener("abort", this);
-    const revoked = keyRevocation(this.#ctx);
-    this.#revoked = revoked;
-    if (revoked?.aborted) this.#hub.revoked(s);
-    revoked?.addEventListener("abort", this);
+    const revocation = keyWatchOf(this.#ctx);
+    this.#revocation = revocation;
+    if (revocation?.revoked) this.#onRevoked();
+    revocation?.onRevoked(this.#onRevoked);
   }
 
   /** The stream is over: stop watching, and the session ends (its leases stay in Redis). */
@@ -140,7 +139,7 @@ export class WorkStream implements AsyncIterableIterator<WorkResponse> {
     if (this.#closed) return;
     this.#closed = true;
     this.#ctx.signal.removeEventListener("abort", this);
-    this.#revoked?.removeEventListener("abort", this);
+    this.#revocation?.offRevoked(this.#onRevoked);
     this.#hub.detach(this.#session!);
   }
 }

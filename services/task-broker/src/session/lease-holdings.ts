@@ -28,33 +28,38 @@ interface MutableLease {
   reporting: boolean;
 }
 
-/** One session's leases by attempt member (`<task id>:<attempt>`); read-only outside this module. */
+const none: ReadonlyMap<string, MutableLease> = new Map();
+
+/**
+ * One session's leases by attempt member (`<task id>:<attempt>`); read-only outside this module.
+ * The map is made with the first lease: an idle runner's session holds none.
+ */
 export class HeldLeases {
-  readonly #byMember = new Map<string, MutableLease>();
+  #byMember: Map<string, MutableLease> | undefined;
 
   get size(): number {
-    return this.#byMember.size;
+    return this.#byMember?.size ?? 0;
   }
 
   get(member: string): HeldLease | undefined {
-    return this.#byMember.get(member);
+    return this.#byMember?.get(member);
   }
 
   has(member: string): boolean {
-    return this.#byMember.has(member);
+    return this.#byMember?.has(member) ?? false;
   }
 
   keys(): IterableIterator<string> {
-    return this.#byMember.keys();
+    return (this.#byMember ?? none).keys();
   }
 
   values(): IterableIterator<HeldLease> {
-    return this.#byMember.values();
+    return (this.#byMember ?? none).values();
   }
 
   /** @internal LeaseHoldings only. */
   _map(): Map<string, MutableLease> {
-    return this.#byMember;
+    return (this.#byMember ??= new Map());
   }
 }
 
@@ -125,7 +130,7 @@ export function createLeaseHoldings(): LeaseHoldings {
       }
     },
     forget(session) {
-      for (const member of mine(session).keys()) {
+      for (const member of session.leases.keys()) {
         const key = ownerKey(session.cluster.id, member);
         if (owners.get(key) === session) owners.delete(key);
       }
