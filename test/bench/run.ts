@@ -496,19 +496,19 @@ async function brokerSample(pid: number, ms: number) {
 }
 
 /**
- * With `--heap`: the broker's heap after a full GC (MB), asked of heap-probe.mjs with SIGUSR2;
- * taken after the RSS sample, so the collection does not shrink the RSS of that level.
+ * With `--heap`: the broker's heap and RSS after a full GC (MB), asked of heap-probe.mjs with
+ * SIGUSR2; taken after the RSS sample, so the collection does not shrink the RSS of that level.
  */
-async function brokerHeap(pid: number): Promise<{ heap_mb?: number }> {
+async function brokerHeap(pid: number): Promise<{ heap_mb?: number; rss_after_gc_mb?: number }> {
   if (!args.heap) return {};
   const file = join(args.heap, `${pid}.json`);
-  const read = () => (existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as { seq: number; heapUsed: number }) : undefined);
+  const read = () => (existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as { seq: number; heapUsed: number; rss: number }) : undefined);
   const before = read()?.seq ?? 0;
   process.kill(pid, "SIGUSR2");
   for (let i = 0; i < 600; i++) {
     await sleep(100);
     const r = read();
-    if (r && r.seq > before) return { heap_mb: round(r.heapUsed / 2 ** 20, 1) };
+    if (r && r.seq > before) return { heap_mb: round(r.heapUsed / 2 ** 20, 1), rss_after_gc_mb: round(r.rss / 2 ** 20, 1) };
   }
   throw new Error("the broker's heap probe did not answer in 60 s");
 }
@@ -545,6 +545,9 @@ async function idleRunners(suite: Suite, counts: number[]): Promise<Row[]> {
         // Against the previous level: the broker's heap may still shrink after the earlier scenarios.
         rss_per_added_stream_kb: perAdded(sample.rss_mb, previous.rss_mb),
         ...(sample.heap_mb !== undefined && previous.heap_mb !== undefined ? { heap_per_added_stream_kb: perAdded(sample.heap_mb, previous.heap_mb) } : {}),
+        ...(sample.rss_after_gc_mb !== undefined && previous.rss_after_gc_mb !== undefined
+          ? { rss_after_gc_per_added_stream_kb: perAdded(sample.rss_after_gc_mb, previous.rss_after_gc_mb) }
+          : {}),
         open_seconds: round(openSeconds),
       });
       previous = { ...sample, streams: total };
@@ -668,7 +671,7 @@ function table(): string {
     } else if (r.scenario.startsWith("tracing")) {
       result = `${r.off_tasks_per_s} tasks/s without tracing, ${r.on_tasks_per_s} exporting over OTLP: cost ${r.cost_percent}% (${r.tasks} tasks, ${r.spans_received} spans received)`;
     } else if (r.scenario === "idle-runners") {
-      result = `${r.streams} streams: RSS ${r.rss_mb} MB, CPU ${r.cpu_percent}%` + (r.heap_mb === undefined ? "" : `, heap ${r.heap_mb} MB after GC`);
+      result = `${r.streams} streams: RSS ${r.rss_mb} MB, CPU ${r.cpu_percent}%` + (r.heap_mb === undefined ? "" : `, after a full GC heap ${r.heap_mb} MB and RSS ${r.rss_after_gc_mb} MB`);
     }
     lines.push(`| ${r.scenario} | ${r.system} | ${result} |`);
   }
