@@ -19,7 +19,7 @@
 // traces over OTLP/HTTP to a receiver in this process and without, two suites side by side whose
 // runs alternate; prints the cost in percent.
 import { fork, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
@@ -196,6 +196,24 @@ async function waitJob(client: Client, jobId: string, pollMs: number, timeoutMs 
 }
 
 let cpuPids: Record<string, number[]> = {};
+
+function suitePids(suite: Suite, runners: Child[]): Record<string, number[]> {
+  return {
+    broker: [suite.broker.child.pid!],
+    jobs: [suite.jobs.child.pid!],
+    registry: [suite.registry.child.pid!],
+    runners: runners.map((r) => r.proc.pid!),
+    bench: [process.pid],
+  };
+}
+
+/** Extra options for a suite's three service processes (experiments), plus the profiler, its files named by `label`. */
+function serviceEnv(label: string): Record<string, string> {
+  return {
+    NODE_OPTIONS: [process.env.BENCH_SERVICE_NODE_OPTIONS ?? "", args.profile ? `--import ${join(here, "cpu-profile.mjs")}` : ""].join(" ").trim(),
+    ...(args.profile ? { BENCH_PROFILE_DIR: args.profile, BENCH_PROFILE_LABEL: label } : {}),
+  };
+}
 
 /** Concurrency keys of the `keys` shape, and the limit of each. */
 const BENCH_KEYS = 100;
@@ -539,26 +557,34 @@ async function idleRunners(suite: Suite, counts: number[]): Promise<Row[]> {
  * machine falls on both. The row's cost is 1 - traced / untraced, per shape, from median runs.
  */
 async function tracingCost(): Promise<Row[]> {
-  const receiver = await startOtlpReceiver();
+  const receiver = await startOtlpReceiver({ keep: false });
   const quota = { CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000" };
-  const sides: { name: "off" | "on"; suite: Suite; client: Client; runners: Child[] }[] = [];
+  const sides: { name: "off" | "on"; suite: Suite; client: Client; runners: Child[]; pids: Record<string, number[]> }[] = [];
   try {
     for (const name of ["off", "on"] as const) {
-      const env = name === "on" ? { ...quota, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint } : quota;
+      const env = { ...serviceEnv(`tracing-${name}`), ...quota, ...(name === "on" ? { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint } : {}) };
       const suite = await startSuite({ label: `bench-tracing-${name}`, env });
-      const side = { name, suite, client: new Client({ url: suite.jobs.url, apiKey: suite.apiKey }), runners: [] as Child[] };
+      const side = { name, suite, client: new Client({ url: suite.jobs.url, apiKey: suite.apiKey }), runners: [] as Child[], pids: {} as Record<string, number[]> };
       sides.push(side);
       side.runners = await forkChildren("corral-runner.ts", opts.runners, {
         BENCH_BROKER_URL: suite.broker.url,
         BENCH_API_KEY: suite.apiKey,
         BENCH_SLOTS: String(opts.slots),
       });
+      side.pids = suitePids(suite, side.runners);
       await corralThroughput(side.client, "roots", opts.warmup);
     }
     const out: Row[] = [];
+    const outer = cpuPids;
     for (const shape of ["roots", "fanout"] as const) {
       const runs: Record<"off" | "on", Row[]> = { off: [], on: [] };
-      for (let i = 0; i < opts.repeat; i++) for (const side of sides) runs[side.name].push(await corralThroughput(side.client, shape, opts.tasks));
+      for (let i = 0; i < opts.repeat; i++) {
+        for (const side of sides) {
+          cpuPids = side.pids;
+          runs[side.name].push(await corralThroughput(side.client, shape, opts.tasks));
+        }
+      }
+      cpuPids = outer;
       const off = medianRun(runs.off);
       const on = medianRun(runs.on);
       out.push({
@@ -570,13 +596,15 @@ async function tracingCost(): Promise<Row[]> {
         cost_percent: round(100 * (1 - (on.tasks_per_s as number) / (off.tasks_per_s as number)), 1),
         runs_off: off.runs_tasks_per_s,
         runs_on: on.runs_tasks_per_s,
+        cpu_s_off: off.cpu_s,
+        cpu_s_on: on.cpu_s,
         runners: opts.runners,
         slots: opts.slots,
       });
     }
     // Spans still in the exporters' batches arrive within their schedule delay (5 s by default).
     await sleep(6_000);
-    for (const r of out) r.spans_received = receiver.spans.length;
+    for (const r of out) r.spans_received = receiver.count;
     return out;
   } finally {
     for (const side of sides) {
@@ -643,6 +671,8 @@ function table(): string {
       result = `p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, max ${r.max_ms} ms (${r.samples} tasks)` + cpuPerTask(r, r.samples as number);
     } else if (r.scenario.startsWith("tracing")) {
       result = `${r.off_tasks_per_s} tasks/s without tracing, ${r.on_tasks_per_s} exporting over OTLP: cost ${r.cost_percent}% (${r.tasks} tasks, ${r.spans_received} spans received)`;
+      result += cpuPerTask({ ...r, cpu_s: r.cpu_s_off }, r.tasks as number).replace("CPU", "off: CPU");
+      result += cpuPerTask({ ...r, cpu_s: r.cpu_s_on }, r.tasks as number).replace("CPU", "on: CPU");
     } else if (r.scenario === "idle-runners") {
       result = `${r.streams} streams: RSS ${r.rss_mb} MB, CPU ${r.cpu_percent}%`;
     }
@@ -653,6 +683,7 @@ function table(): string {
 
 async function main(): Promise<void> {
   const began = now();
+  if (args.profile) mkdirSync(args.profile, { recursive: true });
   note(`options ${JSON.stringify({ ...opts, only: [...opts.only] })}`);
   const suite = await startSuite({
     label: "bench",
@@ -662,9 +693,7 @@ async function main(): Promise<void> {
       CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000",
       // The idle scenario holds up to 5,000 Work streams of one team on one broker.
       CORRAL_MAX_SESSIONS_PER_TEAM: "100000",
-      // Extra options for the three service processes (experiments), plus the profiler.
-      NODE_OPTIONS: [process.env.BENCH_SERVICE_NODE_OPTIONS ?? "", args.profile ? `--import ${join(here, "cpu-profile.mjs")}` : ""].join(" ").trim(),
-      ...(args.profile ? { BENCH_PROFILE_DIR: args.profile } : {}),
+      ...serviceEnv("main"),
     },
   });
   const client = new Client({ url: suite.jobs.url, apiKey: suite.apiKey });
@@ -677,13 +706,7 @@ async function main(): Promise<void> {
         BENCH_API_KEY: suite.apiKey,
         BENCH_SLOTS: String(opts.slots),
       });
-      cpuPids = {
-        broker: [suite.broker.child.pid!],
-        jobs: [suite.jobs.child.pid!],
-        registry: [suite.registry.child.pid!],
-        runners: runners.map((r) => r.proc.pid!),
-        bench: [process.pid],
-      };
+      cpuPids = suitePids(suite, runners);
       // Warm-up: JIT, connections, caches (V8 keeps optimizing well past the first hundred tasks).
       await corralThroughput(client, "roots", opts.warmup);
     }
