@@ -750,11 +750,10 @@ async function startReplicaSide(count: number, sides: ReplicaSide[]): Promise<Re
     const broker = suite.replicas.broker[i % count]!;
     side.runners.push(...(await forkChildren("corral-runner.ts", 1, { BENCH_BROKER_URL: broker.url, BENCH_API_KEY: suite.apiKey, BENCH_SLOTS: String(opts.slots) })));
   }
-  const pidsOf = (list: { process: { child: ChildProcess } | undefined }[]) => list.map((r) => r.process!.child.pid!);
+  // Per replica (`broker-1`, `jobs-2`, ...), so the rows show how the work spread.
+  const replicas = [...suite.replicas.broker, ...suite.replicas.jobs, ...suite.replicas.registry];
   side.pids = {
-    broker: pidsOf(suite.replicas.broker),
-    jobs: pidsOf(suite.replicas.jobs),
-    registry: pidsOf(suite.replicas.registry),
+    ...Object.fromEntries(replicas.map((r) => [r.name, [r.process!.child.pid!]])),
     runners: side.runners.map((r) => r.proc.pid!),
     bench: [process.pid],
   };
