@@ -715,6 +715,7 @@ async function measureBigJob(suite: Suite, client: Client, pids: Record<string, 
     jobs_vmhwm_before_mb: hwm0,
     jobs_vmhwm_mb: vmHwmMb(jobsPid),
     broker_rss_peak_mb: rss.broker,
+    broker_vmhwm_mb: vmHwmMb(suite.broker.child.pid!),
     cpu_s: cpu,
   };
 }
