@@ -25,7 +25,7 @@
 // `--only replicas` (not in the default set): the roots workload (as 2 jobs) on 2 brokers + 2
 // job-services of one cluster and on 1 + 1, runs alternating; prints both rates and CPU per task.
 import { fork, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
@@ -209,6 +209,24 @@ async function waitJob(client: Client, jobId: string, pollMs: number, timeoutMs 
 }
 
 let cpuPids: Record<string, number[]> = {};
+
+function suitePids(suite: Suite, runners: Child[]): Record<string, number[]> {
+  return {
+    broker: [suite.broker.child.pid!],
+    jobs: [suite.jobs.child.pid!],
+    registry: [suite.registry.child.pid!],
+    runners: runners.map((r) => r.proc.pid!),
+    bench: [process.pid],
+  };
+}
+
+/** Extra options for a suite's three service processes (experiments), plus the profiler, its files named by `label`. */
+function serviceEnv(label: string): Record<string, string> {
+  return {
+    NODE_OPTIONS: [process.env.BENCH_SERVICE_NODE_OPTIONS ?? "", args.profile ? `--import ${join(here, "cpu-profile.mjs")}` : ""].join(" ").trim(),
+    ...(args.profile ? { BENCH_PROFILE_DIR: args.profile, BENCH_PROFILE_LABEL: label } : {}),
+  };
+}
 
 /** Concurrency keys of the `keys` shape, and the limit of each. */
 const BENCH_KEYS = 100;
@@ -552,26 +570,34 @@ async function idleRunners(suite: Suite, counts: number[]): Promise<Row[]> {
  * machine falls on both. The row's cost is 1 - traced / untraced, per shape, from median runs.
  */
 async function tracingCost(): Promise<Row[]> {
-  const receiver = await startOtlpReceiver();
+  const receiver = await startOtlpReceiver({ keep: false });
   const quota = { CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000" };
-  const sides: { name: "off" | "on"; suite: Suite; client: Client; runners: Child[] }[] = [];
+  const sides: { name: "off" | "on"; suite: Suite; client: Client; runners: Child[]; pids: Record<string, number[]> }[] = [];
   try {
     for (const name of ["off", "on"] as const) {
-      const env = name === "on" ? { ...quota, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint } : quota;
+      const env = { ...serviceEnv(`tracing-${name}`), ...quota, ...(name === "on" ? { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint } : {}) };
       const suite = await startSuite({ label: `bench-tracing-${name}`, env });
-      const side = { name, suite, client: new Client({ url: suite.jobs.url, apiKey: suite.apiKey }), runners: [] as Child[] };
+      const side = { name, suite, client: new Client({ url: suite.jobs.url, apiKey: suite.apiKey }), runners: [] as Child[], pids: {} as Record<string, number[]> };
       sides.push(side);
       side.runners = await forkChildren("corral-runner.ts", opts.runners, {
         BENCH_BROKER_URL: suite.broker.url,
         BENCH_API_KEY: suite.apiKey,
         BENCH_SLOTS: String(opts.slots),
       });
+      side.pids = suitePids(suite, side.runners);
       await corralThroughput(side.client, "roots", opts.warmup);
     }
     const out: Row[] = [];
+    const outer = cpuPids;
     for (const shape of ["roots", "fanout"] as const) {
       const runs: Record<"off" | "on", Row[]> = { off: [], on: [] };
-      for (let i = 0; i < opts.repeat; i++) for (const side of sides) runs[side.name].push(await corralThroughput(side.client, shape, opts.tasks));
+      for (let i = 0; i < opts.repeat; i++) {
+        for (const side of sides) {
+          cpuPids = side.pids;
+          runs[side.name].push(await corralThroughput(side.client, shape, opts.tasks));
+        }
+      }
+      cpuPids = outer;
       const off = medianRun(runs.off);
       const on = medianRun(runs.on);
       out.push({
@@ -583,13 +609,15 @@ async function tracingCost(): Promise<Row[]> {
         cost_percent: round(100 * (1 - (on.tasks_per_s as number) / (off.tasks_per_s as number)), 1),
         runs_off: off.runs_tasks_per_s,
         runs_on: on.runs_tasks_per_s,
+        cpu_s_off: off.cpu_s,
+        cpu_s_on: on.cpu_s,
         runners: opts.runners,
         slots: opts.slots,
       });
     }
     // Spans still in the exporters' batches arrive within their schedule delay (5 s by default).
     await sleep(6_000);
-    for (const r of out) r.spans_received = receiver.spans.length;
+    for (const r of out) r.spans_received = receiver.count;
     return out;
   } finally {
     for (const side of sides) {
@@ -657,7 +685,7 @@ async function postgresBytes(url: string): Promise<{ database: number; jobs: num
  */
 async function bigJob(): Promise<Row> {
   const slots = Math.max(1, Math.round((opts.runners * opts.slots) / opts.bigRunners));
-  const suite = await startSuite({ label: "bench-big", env: { CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000" } });
+  const suite = await startSuite({ label: "bench-big", env: { ...serviceEnv("big-job"), CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000" } });
   const client = new Client({ url: suite.jobs.url, apiKey: suite.apiKey });
   let runners: Child[] = [];
   try {
@@ -666,7 +694,7 @@ async function bigJob(): Promise<Row> {
       BENCH_API_KEY: suite.apiKey,
       BENCH_SLOTS: String(slots),
     });
-    const pids = { broker: [suite.broker.child.pid!], jobs: [suite.jobs.child.pid!], registry: [suite.registry.child.pid!], runners: runners.map((r) => r.proc.pid!), bench: [process.pid] };
+    const pids = suitePids(suite, runners);
     const warm = await client.jobs().submit("bench-big-warmup", rawTask({ name: "bench/FanOut", version: "v1.0" }, { n: opts.warmup }));
     await waitJob(client, warm.id, 20);
     return { ...(await measureBigJob(suite, client, pids)), runners: opts.bigRunners, slots };
@@ -743,7 +771,7 @@ async function startReplicaSide(count: number, sides: ReplicaSide[]): Promise<Re
     label: `bench-replicas-${count}`,
     counts: { registry: 1, jobs: count, broker: count },
     wiring: "paired",
-    env: { CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000" },
+    env: { ...serviceEnv(`replicas-${count}`), CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000" },
   });
   const side: ReplicaSide = { name: `${count}+${count}`, suite, clients: suite.replicas.jobs.map((r) => new Client({ url: r.url, apiKey: suite.apiKey })), runners: [], pids: {} };
   sides.push(side);
@@ -879,6 +907,8 @@ function table(): string {
       result = `p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, max ${r.max_ms} ms (${r.samples} tasks)` + cpuPerTask(r, r.samples as number);
     } else if (r.scenario.startsWith("tracing")) {
       result = `${r.off_tasks_per_s} tasks/s without tracing, ${r.on_tasks_per_s} exporting over OTLP: cost ${r.cost_percent}% (${r.tasks} tasks, ${r.spans_received} spans received)`;
+      result += cpuPerTask({ ...r, cpu_s: r.cpu_s_off }, r.tasks as number).replace("CPU", "off: CPU");
+      result += cpuPerTask({ ...r, cpu_s: r.cpu_s_on }, r.tasks as number).replace("CPU", "on: CPU");
     } else if (r.scenario === "big-job") {
       result =
         `${r.tasks_per_s} tasks/s (${r.tasks} tasks in one job, ${r.seconds} s, ${r.runners} runners x ${r.slots} slots); ` +
@@ -899,6 +929,7 @@ function table(): string {
 
 async function main(): Promise<void> {
   const began = now();
+  if (args.profile) mkdirSync(args.profile, { recursive: true });
   note(`options ${JSON.stringify({ ...opts, only: [...opts.only] })}`);
   const suite = await startSuite({
     label: "bench",
@@ -908,9 +939,7 @@ async function main(): Promise<void> {
       CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000",
       // The idle scenario holds up to 5,000 Work streams of one team on one broker.
       CORRAL_MAX_SESSIONS_PER_TEAM: "100000",
-      // Extra options for the three service processes (experiments), plus the profiler.
-      NODE_OPTIONS: [process.env.BENCH_SERVICE_NODE_OPTIONS ?? "", args.profile ? `--import ${join(here, "cpu-profile.mjs")}` : ""].join(" ").trim(),
-      ...(args.profile ? { BENCH_PROFILE_DIR: args.profile } : {}),
+      ...serviceEnv("main"),
     },
   });
   const client = new Client({ url: suite.jobs.url, apiKey: suite.apiKey });
@@ -923,13 +952,7 @@ async function main(): Promise<void> {
         BENCH_API_KEY: suite.apiKey,
         BENCH_SLOTS: String(opts.slots),
       });
-      cpuPids = {
-        broker: [suite.broker.child.pid!],
-        jobs: [suite.jobs.child.pid!],
-        registry: [suite.registry.child.pid!],
-        runners: runners.map((r) => r.proc.pid!),
-        bench: [process.pid],
-      };
+      cpuPids = suitePids(suite, runners);
       // Warm-up: JIT, connections, caches (V8 keeps optimizing well past the first hundred tasks).
       await corralThroughput(client, "roots", opts.warmup);
     }
