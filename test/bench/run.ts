@@ -660,21 +660,35 @@ function sampleRssPeaks(pids: Record<string, number>, everyMs = 100): { stop(): 
   };
 }
 
-/** Bytes of the whole database and of job-service's tables (schema `jobs`, indexes and TOAST included). */
-async function postgresBytes(url: string): Promise<{ database: number; jobs: number }> {
+/** Bytes of the whole database and of each of job-service's tables (schema `jobs`, indexes and TOAST included). */
+async function postgresBytes(url: string): Promise<{ database: number; tables: Record<string, number> }> {
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   try {
-    const { rows } = await db.query<{ database: string; jobs: string }>(
-      `select pg_database_size(current_database())::text as database,
-              coalesce((select sum(pg_total_relation_size(c.oid)) from pg_class c
-                          join pg_namespace n on n.oid = c.relnamespace
-                         where n.nspname = 'jobs' and c.relkind in ('r', 'm')), 0)::text as jobs`,
+    const database = await db.query<{ bytes: string }>("select pg_database_size(current_database())::text as bytes");
+    const tables = await db.query<{ name: string; bytes: string }>(
+      `select c.relname as name, pg_total_relation_size(c.oid)::text as bytes from pg_class c
+         join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'jobs' and c.relkind in ('r', 'm')`,
     );
-    return { database: Number(rows[0]!.database), jobs: Number(rows[0]!.jobs) };
+    return { database: Number(database.rows[0]!.bytes), tables: Object.fromEntries(tables.rows.map((r) => [r.name, Number(r.bytes)])) };
   } finally {
     await db.end();
   }
+}
+
+/** Growth per task: of job-service's tables together and of each that changed, largest first. */
+function bytesPerTask(before: Awaited<ReturnType<typeof postgresBytes>>, after: typeof before, tasks: number) {
+  const sum = (tables: Record<string, number>) => Object.values(tables).reduce((a, b) => a + b, 0);
+  const grown = Object.entries(after.tables)
+    .map(([name, bytes]) => [name, Math.round((bytes - (before.tables[name] ?? 0)) / tasks)] as const)
+    .filter(([, per]) => per !== 0)
+    .sort((x, y) => y[1] - x[1]);
+  return {
+    pg_jobs_bytes_per_task: Math.round((sum(after.tables) - sum(before.tables)) / tasks),
+    pg_database_bytes_per_task: Math.round((after.database - before.database) / tasks),
+    pg_jobs_tables_bytes_per_task: Object.fromEntries(grown),
+  };
 }
 
 /**
@@ -736,8 +750,7 @@ async function measureBigJob(suite: Suite, client: Client, pids: Record<string, 
     tasks_per_s: Math.round(expected / seconds),
     submit_ms: Math.round(submitMs),
     chunk,
-    pg_jobs_bytes_per_task: Math.round((size1.jobs - size0.jobs) / expected),
-    pg_database_bytes_per_task: Math.round((size1.database - size0.database) / expected),
+    ...bytesPerTask(size0, size1, expected),
     jobs_rss_before_mb: round(rss0, 1),
     jobs_rss_peak_mb: rss.jobs,
     jobs_vmhwm_before_mb: hwm0,
