@@ -14,7 +14,7 @@ if (dir) {
   process.once("exit", () => {
     // The same-thread inspector session answers synchronously.
     session.post("Profiler.stop", (err, res) => {
-      if (!err) writeFileSync(join(dir, `${process.argv[process.argv.length - 1].replace(/\W+/g, "_")}-${process.pid}.cpuprofile`), JSON.stringify(res.profile));
+      if (!err) writeFileSync(join(dir, `${process.env.BENCH_PROFILE_LABEL ? `${process.env.BENCH_PROFILE_LABEL}-` : ""}${process.argv[process.argv.length - 1].replace(/\W+/g, "_")}-${process.pid}.cpuprofile`), JSON.stringify(res.profile));
     });
   });
 }

@@ -5,6 +5,7 @@
 //   npm run bench -- [--tasks 10000] [--runners 2] [--slots 50] [--latency-tasks 1000] [--latency-warmup 200]
 //                    [--depth 1000000] [--drain 10000] [--idle 1000,5000] [--warmup 2000] [--repeat 3]
 //                    [--latency-wait poll|watch] [--only corral,keys,bullmq,...,tracing] [--smoke]
+//                    [--big-tasks 100000] [--big-runners 16] (the big-job scenario)
 //                    [--profile DIR] (CPU profiles of the three services, written when they stop)
 //                    [--heap DIR] (the idle scenario also reports the broker's heap after a full GC,
 //                    through heap-probe.mjs; with BENCH_HEAP_SNAPSHOTS=1 heap snapshots go to DIR too)
@@ -20,6 +21,11 @@
 // `--only tracing` (not in the default set): Corral's throughput with the services exporting
 // traces over OTLP/HTTP to a receiver in this process and without, two suites side by side whose
 // runs alternate; prints the cost in percent.
+// `--only big-job` (not in the default set): one job of 100,000 no-op tasks (`--big-tasks`) from one
+// root fanning out in two levels, run by 16 runner processes (`--big-runners`) sharing the default
+// concurrency (runners x slots); prints its rate, Postgres bytes per task, job-service's peak RSS.
+// `--only replicas` (not in the default set): the roots workload (as 2 jobs) on 2 brokers + 2
+// job-services of one cluster and on 1 + 1, runs alternating; prints both rates and CPU per task.
 import { fork, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -27,13 +33,14 @@ import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
-import { JobState, TaskEnvelopeSchema, type TaskEnvelope } from "@corral/proto";
+import { JobState, MAX_SUBTASKS_PER_RESULT, TaskEnvelopeSchema, type TaskEnvelope } from "@corral/proto";
 import { Client, rawTask } from "@corral/sdk";
 import { Queue, QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { makeWorkerUtils } from "graphile-worker";
 import { startSuite, type Suite } from "../support/suite.js";
+import { startReplicatedSuite, type ReplicatedSuite } from "../scale/support/replicated-suite.js";
 import { startOtlpReceiver } from "../support/otlp-receiver.js";
 // The broker's own queue store: the backlog gets exactly the stream layout the broker writes.
 import { createQueueStore } from "../../services/task-broker/src/redis/queue-store.js";
@@ -64,6 +71,10 @@ const { values: args } = parseArgs({
     profile: { type: "string" },
     /** The idle scenario also reports the broker's heap after a full GC (heap-probe.mjs writes into this folder). */
     heap: { type: "string" },
+    /** Tasks of the big-job scenario's one job (plus its root and one FanOut per 10,000). */
+    "big-tasks": { type: "string" },
+    /** Runner processes of the big-job scenario; they share runners x slots between them. */
+    "big-runners": { type: "string" },
   },
 });
 const smoke = args.smoke ?? false;
@@ -86,6 +97,8 @@ const opts = {
   repeat: Math.max(1, num(args.repeat, smoke ? 1 : 3)),
   only: new Set((args.only ?? "corral,keys,bullmq,graphile,latency,depth,idle").split(",")),
   idleSampleMs: smoke ? 2_000 : 10_000,
+  bigTasks: num(args["big-tasks"], smoke ? 2_000 : 100_000),
+  bigRunners: num(args["big-runners"], smoke ? 4 : 16),
 };
 
 type Row = Record<string, unknown> & { scenario: string; system: string };
@@ -200,6 +213,29 @@ async function waitJob(client: Client, jobId: string, pollMs: number, timeoutMs 
 }
 
 let cpuPids: Record<string, number[]> = {};
+
+function suitePids(suite: Suite, runners: Child[]): Record<string, number[]> {
+  return {
+    broker: [suite.broker.child.pid!],
+    jobs: [suite.jobs.child.pid!],
+    registry: [suite.registry.child.pid!],
+    runners: runners.map((r) => r.proc.pid!),
+    bench: [process.pid],
+  };
+}
+
+/** Extra options for a suite's three service processes (experiments), plus the profiler, its files named by `label`. */
+function serviceEnv(label: string): Record<string, string> {
+  return {
+    NODE_OPTIONS: [
+      process.env.BENCH_SERVICE_NODE_OPTIONS ?? "",
+      args.profile ? `--import ${join(here, "cpu-profile.mjs")}` : "",
+      args.heap ? `--import ${join(here, "heap-probe.mjs")}` : "",
+    ].join(" ").trim(),
+    ...(args.profile ? { BENCH_PROFILE_DIR: args.profile, BENCH_PROFILE_LABEL: label } : {}),
+    ...(args.heap ? { BENCH_HEAP_DIR: args.heap } : {}),
+  };
+}
 
 /** Concurrency keys of the `keys` shape, and the limit of each. */
 const BENCH_KEYS = 100;
@@ -566,26 +602,34 @@ async function idleRunners(suite: Suite, counts: number[]): Promise<Row[]> {
  * machine falls on both. The row's cost is 1 - traced / untraced, per shape, from median runs.
  */
 async function tracingCost(): Promise<Row[]> {
-  const receiver = await startOtlpReceiver();
+  const receiver = await startOtlpReceiver({ keep: false });
   const quota = { CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000" };
-  const sides: { name: "off" | "on"; suite: Suite; client: Client; runners: Child[] }[] = [];
+  const sides: { name: "off" | "on"; suite: Suite; client: Client; runners: Child[]; pids: Record<string, number[]> }[] = [];
   try {
     for (const name of ["off", "on"] as const) {
-      const env = name === "on" ? { ...quota, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint } : quota;
+      const env = { ...serviceEnv(`tracing-${name}`), ...quota, ...(name === "on" ? { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint } : {}) };
       const suite = await startSuite({ label: `bench-tracing-${name}`, env });
-      const side = { name, suite, client: new Client({ url: suite.jobs.url, apiKey: suite.apiKey }), runners: [] as Child[] };
+      const side = { name, suite, client: new Client({ url: suite.jobs.url, apiKey: suite.apiKey }), runners: [] as Child[], pids: {} as Record<string, number[]> };
       sides.push(side);
       side.runners = await forkChildren("corral-runner.ts", opts.runners, {
         BENCH_BROKER_URL: suite.broker.url,
         BENCH_API_KEY: suite.apiKey,
         BENCH_SLOTS: String(opts.slots),
       });
+      side.pids = suitePids(suite, side.runners);
       await corralThroughput(side.client, "roots", opts.warmup);
     }
     const out: Row[] = [];
+    const outer = cpuPids;
     for (const shape of ["roots", "fanout"] as const) {
       const runs: Record<"off" | "on", Row[]> = { off: [], on: [] };
-      for (let i = 0; i < opts.repeat; i++) for (const side of sides) runs[side.name].push(await corralThroughput(side.client, shape, opts.tasks));
+      for (let i = 0; i < opts.repeat; i++) {
+        for (const side of sides) {
+          cpuPids = side.pids;
+          runs[side.name].push(await corralThroughput(side.client, shape, opts.tasks));
+        }
+      }
+      cpuPids = outer;
       const off = medianRun(runs.off);
       const on = medianRun(runs.on);
       out.push({
@@ -597,13 +641,15 @@ async function tracingCost(): Promise<Row[]> {
         cost_percent: round(100 * (1 - (on.tasks_per_s as number) / (off.tasks_per_s as number)), 1),
         runs_off: off.runs_tasks_per_s,
         runs_on: on.runs_tasks_per_s,
+        cpu_s_off: off.cpu_s,
+        cpu_s_on: on.cpu_s,
         runners: opts.runners,
         slots: opts.slots,
       });
     }
     // Spans still in the exporters' batches arrive within their schedule delay (5 s by default).
     await sleep(6_000);
-    for (const r of out) r.spans_received = receiver.spans.length;
+    for (const r of out) r.spans_received = receiver.count;
     return out;
   } finally {
     for (const side of sides) {
@@ -612,6 +658,242 @@ async function tracingCost(): Promise<Row[]> {
       await clearPrefix(side.suite.redisPrefix);
     }
     await receiver.close();
+  }
+}
+
+// ---------------------------------------------------------------- one big job
+
+/** VmHWM (the peak resident set since the process started) in MB. */
+function vmHwmMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return round(Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024, 1);
+}
+
+/** Samples each process's VmRSS every `everyMs` until `stop()`, which returns each one's maximum (MB). */
+function sampleRssPeaks(pids: Record<string, number>, everyMs = 100): { stop(): Record<string, number> } {
+  const peaks: Record<string, number> = {};
+  const sample = () => {
+    for (const [name, pid] of Object.entries(pids)) {
+      try {
+        peaks[name] = Math.max(peaks[name] ?? 0, procStats(pid).rssMb);
+      } catch {
+        // exited
+      }
+    }
+  };
+  sample();
+  const timer = setInterval(sample, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return Object.fromEntries(Object.entries(peaks).map(([name, mb]) => [name, round(mb, 1)]));
+    },
+  };
+}
+
+/** Bytes of the whole database and of each of job-service's tables (schema `jobs`, indexes and TOAST included). */
+async function postgresBytes(url: string): Promise<{ database: number; tables: Record<string, number> }> {
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+  try {
+    const database = await db.query<{ bytes: string }>("select pg_database_size(current_database())::text as bytes");
+    const tables = await db.query<{ name: string; bytes: string }>(
+      `select c.relname as name, pg_total_relation_size(c.oid)::text as bytes from pg_class c
+         join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'jobs' and c.relkind in ('r', 'm')`,
+    );
+    return { database: Number(database.rows[0]!.bytes), tables: Object.fromEntries(tables.rows.map((r) => [r.name, Number(r.bytes)])) };
+  } finally {
+    await db.end();
+  }
+}
+
+/** Growth per task: of job-service's tables together and of each that changed, largest first. */
+function bytesPerTask(before: Awaited<ReturnType<typeof postgresBytes>>, after: typeof before, tasks: number) {
+  const sum = (tables: Record<string, number>) => Object.values(tables).reduce((a, b) => a + b, 0);
+  const grown = Object.entries(after.tables)
+    .map(([name, bytes]) => [name, Math.round((bytes - (before.tables[name] ?? 0)) / tasks)] as const)
+    .filter(([, per]) => per !== 0)
+    .sort((x, y) => y[1] - x[1]);
+  return {
+    pg_jobs_bytes_per_task: Math.round((sum(after.tables) - sum(before.tables)) / tasks),
+    pg_database_bytes_per_task: Math.round((after.database - before.database) / tasks),
+    pg_jobs_tables_bytes_per_task: Object.fromEntries(grown),
+  };
+}
+
+/**
+ * One job of `opts.bigTasks` no-op tasks: a root (BigFanOut) submits one FanOut per 10,000 (the most
+ * one result may carry), each of which submits its share. `opts.bigRunners` runner processes share
+ * the concurrency the other scenarios give 2 runners (runners x slots). Its own suite, so
+ * job-service's VmHWM is this job's and the earlier scenarios' rows do not weigh on Postgres.
+ */
+async function bigJob(): Promise<Row> {
+  const slots = Math.max(1, Math.round((opts.runners * opts.slots) / opts.bigRunners));
+  const suite = await startSuite({ label: "bench-big", env: { ...serviceEnv("big-job"), CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000" } });
+  const client = new Client({ url: suite.jobs.url, apiKey: suite.apiKey });
+  let runners: Child[] = [];
+  try {
+    runners = await forkChildren("corral-runner.ts", opts.bigRunners, {
+      BENCH_BROKER_URL: suite.broker.url,
+      BENCH_API_KEY: suite.apiKey,
+      BENCH_SLOTS: String(slots),
+    });
+    const pids = suitePids(suite, runners);
+    const warm = await client.jobs().submit("bench-big-warmup", rawTask({ name: "bench/FanOut", version: "v1.0" }, { n: opts.warmup }));
+    await waitJob(client, warm.id, 20);
+    return { ...(await measureBigJob(suite, client, pids)), runners: opts.bigRunners, slots };
+  } finally {
+    await stopChildren(runners);
+    await suite.stop();
+    await clearPrefix(suite.redisPrefix);
+  }
+}
+
+/** Submits the big job and measures it: rate, CPU, Postgres growth, job-service's memory. */
+async function measureBigJob(suite: Suite, client: Client, pids: Record<string, number[]>): Promise<Row> {
+  const n = opts.bigTasks;
+  const chunk = MAX_SUBTASKS_PER_RESULT;
+  const expected = 1 + Math.ceil(n / chunk) + n;
+  const jobsPid = suite.jobs.child.pid!;
+  const size0 = await postgresBytes(suite.database.url);
+  const hwm0 = vmHwmMb(jobsPid);
+  const rss0 = procStats(jobsPid).rssMb;
+  const peaks = sampleRssPeaks({ jobs: jobsPid, broker: suite.broker.child.pid! });
+  const cpu0 = cpuSnapshot(pids);
+  const t0 = now();
+  const job = await client.jobs().submit(`bench-big-${n}`, rawTask({ name: "bench/BigFanOut", version: "v1.0" }, { n, chunk }));
+  const submitMs = now() - t0;
+  const state = await waitJob(client, job.id, 100, 1_800_000);
+  const seconds = (now() - t0) / 1000;
+  const cpu = cpuDelta(cpu0, cpuSnapshot(pids));
+  const rss = peaks.stop();
+  const { tasksByState: counts } = await client.jobs().progress(job.id);
+  if (state !== JobState.COMPLETED || counts?.computed !== expected || counts.total !== expected) {
+    throw new Error(`big job ${job.id} ended ${JobState[state]} with ${JSON.stringify(counts)}, expected ${expected} computed tasks`);
+  }
+  const size1 = await postgresBytes(suite.database.url);
+  return {
+    scenario: "big-job",
+    system: "corral",
+    tasks: expected,
+    seconds: round(seconds),
+    tasks_per_s: Math.round(expected / seconds),
+    submit_ms: Math.round(submitMs),
+    chunk,
+    ...bytesPerTask(size0, size1, expected),
+    jobs_rss_before_mb: round(rss0, 1),
+    jobs_rss_peak_mb: rss.jobs,
+    jobs_vmhwm_before_mb: hwm0,
+    jobs_vmhwm_mb: vmHwmMb(jobsPid),
+    broker_rss_peak_mb: rss.broker,
+    broker_vmhwm_mb: vmHwmMb(suite.broker.child.pid!),
+    cpu_s: cpu,
+  };
+}
+
+// ---------------------------------------------------------------- replicas
+
+interface ReplicaSide {
+  name: string;
+  suite: ReplicatedSuite;
+  clients: Client[];
+  runners: Child[];
+  pids: Record<string, number[]>;
+}
+
+/** Jobs each replicas run splits its tasks into: one per job-service of the bigger side. */
+const REPLICA_JOBS = 2;
+
+/**
+ * `count` brokers and job-services (one registry) of one cluster, wired replica to replica (no
+ * balancer hop); runner i connects to broker i mod count. Pushed on `sides` before its runners
+ * start, so the caller stops it when they fail to.
+ */
+async function startReplicaSide(count: number, sides: ReplicaSide[]): Promise<ReplicaSide> {
+  const suite = await startReplicatedSuite({
+    label: `bench-replicas-${count}`,
+    counts: { registry: 1, jobs: count, broker: count },
+    wiring: "paired",
+    env: { ...serviceEnv(`replicas-${count}`), CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000" },
+  });
+  const side: ReplicaSide = { name: `${count}+${count}`, suite, clients: suite.replicas.jobs.map((r) => new Client({ url: r.url, apiKey: suite.apiKey })), runners: [], pids: {} };
+  sides.push(side);
+  for (let i = 0; i < opts.runners; i++) {
+    const broker = suite.replicas.broker[i % count]!;
+    side.runners.push(...(await forkChildren("corral-runner.ts", 1, { BENCH_BROKER_URL: broker.url, BENCH_API_KEY: suite.apiKey, BENCH_SLOTS: String(opts.slots) })));
+  }
+  // Per replica (`broker-1`, `jobs-2`, ...), so the rows show how the work spread.
+  const replicas = [...suite.replicas.broker, ...suite.replicas.jobs, ...suite.replicas.registry];
+  side.pids = {
+    ...Object.fromEntries(replicas.map((r) => [r.name, [r.process!.child.pid!]])),
+    runners: side.runners.map((r) => r.proc.pid!),
+    bench: [process.pid],
+  };
+  return side;
+}
+
+/** `n` root tasks as REPLICA_JOBS jobs submitted at once, job j through job-service j mod count. */
+async function replicaRun(side: ReplicaSide, n: number): Promise<Row> {
+  const noop = { name: "bench/Noop", version: "v1.0" };
+  const cpu0 = cpuSnapshot(side.pids);
+  const t0 = now();
+  await Promise.all(
+    Array.from({ length: REPLICA_JOBS }, async (_, j) => {
+      const client = side.clients[j % side.clients.length]!;
+      const size = Math.floor(n / REPLICA_JOBS) + (j < n % REPLICA_JOBS ? 1 : 0);
+      const job = await client.jobs().submit(`bench-replicas-${j}`, Array.from({ length: size }, () => rawTask(noop)));
+      const state = await waitJob(client, job.id, 20);
+      if (state !== JobState.COMPLETED) throw new Error(`replicas job ${job.id} (${side.name}) ended ${JobState[state]}`);
+    }),
+  );
+  const seconds = (now() - t0) / 1000;
+  const cpu = cpuDelta(cpu0, cpuSnapshot(side.pids));
+  const total = Object.values(cpu).reduce((a, b) => a + b, 0);
+  return { scenario: "replicas", system: side.name, tasks: n, seconds: round(seconds), tasks_per_s: Math.round(n / seconds), cpu_s: cpu, cpu_us_per_task: Math.round((total * 1e6) / n) };
+}
+
+/**
+ * The roots workload on 1 broker + 1 job-service and on 2 + 2, two deployments side by side whose
+ * runs alternate (1+1, 2+2, 1+1, ...), so load on a shared machine falls on both. CPU per task is
+ * summed over every process (Postgres and Redis servers included): what a second replica costs.
+ */
+async function replicaCost(): Promise<Row> {
+  const sides: ReplicaSide[] = [];
+  try {
+    for (const count of [1, 2]) {
+      const side = await startReplicaSide(count, sides);
+      await replicaRun(side, opts.warmup);
+    }
+    const runs: Row[][] = sides.map(() => []);
+    for (let i = 0; i < opts.repeat; i++) for (const [s, side] of sides.entries()) runs[s]!.push(await replicaRun(side, opts.tasks));
+    const [one, two] = runs.map(medianRun) as [Row, Row];
+    const meanCpu = (list: Row[]) => Math.round(list.reduce((a, r) => a + (r.cpu_us_per_task as number), 0) / list.length);
+    return {
+      scenario: "replicas",
+      system: "corral",
+      tasks: opts.tasks,
+      jobs: REPLICA_JOBS,
+      runners: opts.runners,
+      slots: opts.slots,
+      one_tasks_per_s: one.tasks_per_s,
+      two_tasks_per_s: two.tasks_per_s,
+      ratio: round((two.tasks_per_s as number) / (one.tasks_per_s as number)),
+      runs_one: one.runs_tasks_per_s,
+      runs_two: two.runs_tasks_per_s,
+      // Mean over each side's runs; the by-process split is the median run's.
+      one_cpu_us_per_task: meanCpu(runs[0]!),
+      two_cpu_us_per_task: meanCpu(runs[1]!),
+      one_cpu_s: one.cpu_s,
+      two_cpu_s: two.cpu_s,
+    };
+  } finally {
+    for (const side of sides) {
+      await stopChildren(side.runners);
+      await side.suite.stop();
+      await clearPrefix(side.suite.redisPrefix);
+    }
   }
 }
 
@@ -670,6 +952,18 @@ function table(): string {
       result = `p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, max ${r.max_ms} ms (${r.samples} tasks)` + cpuPerTask(r, r.samples as number);
     } else if (r.scenario.startsWith("tracing")) {
       result = `${r.off_tasks_per_s} tasks/s without tracing, ${r.on_tasks_per_s} exporting over OTLP: cost ${r.cost_percent}% (${r.tasks} tasks, ${r.spans_received} spans received)`;
+      result += cpuPerTask({ ...r, cpu_s: r.cpu_s_off }, r.tasks as number).replace("CPU", "off: CPU");
+      result += cpuPerTask({ ...r, cpu_s: r.cpu_s_on }, r.tasks as number).replace("CPU", "on: CPU");
+    } else if (r.scenario === "big-job") {
+      result =
+        `${r.tasks_per_s} tasks/s (${r.tasks} tasks in one job, ${r.seconds} s, ${r.runners} runners x ${r.slots} slots); ` +
+        `Postgres ${r.pg_jobs_bytes_per_task} bytes/task in job-service's tables (${r.pg_database_bytes_per_task} database); ` +
+        `job-service RSS peak ${r.jobs_rss_peak_mb} MB (from ${r.jobs_rss_before_mb}, VmHWM ${r.jobs_vmhwm_mb})` +
+        cpuPerTask(r, r.tasks as number);
+    } else if (r.scenario === "replicas") {
+      result =
+        `1+1 ${r.one_tasks_per_s} tasks/s, 2+2 ${r.two_tasks_per_s} tasks/s: ${r.ratio}x (${r.tasks} tasks as ${r.jobs} jobs; runs ${(r.runs_one as number[]).join(", ")} / ${(r.runs_two as number[]).join(", ")}); ` +
+        `CPU us/task summed over processes: 1+1 ${r.one_cpu_us_per_task}, 2+2 ${r.two_cpu_us_per_task}`;
     } else if (r.scenario === "idle-runners") {
       result = `${r.streams} streams: RSS ${r.rss_mb} MB, CPU ${r.cpu_percent}%` + (r.heap_mb === undefined ? "" : `, after a full GC heap ${r.heap_mb} MB and RSS ${r.rss_after_gc_mb} MB`);
     }
@@ -680,6 +974,7 @@ function table(): string {
 
 async function main(): Promise<void> {
   const began = now();
+  if (args.profile) mkdirSync(args.profile, { recursive: true });
   note(`options ${JSON.stringify({ ...opts, only: [...opts.only] })}`);
   if (args.heap) mkdirSync(args.heap, { recursive: true });
   const suite = await startSuite({
@@ -690,14 +985,7 @@ async function main(): Promise<void> {
       CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000",
       // The idle scenario holds up to 5,000 Work streams of one team on one broker.
       CORRAL_MAX_SESSIONS_PER_TEAM: "100000",
-      // Extra options for the three service processes (experiments), plus the profiler.
-      NODE_OPTIONS: [
-        process.env.BENCH_SERVICE_NODE_OPTIONS ?? "",
-        args.profile ? `--import ${join(here, "cpu-profile.mjs")}` : "",
-        args.heap ? `--import ${join(here, "heap-probe.mjs")}` : "",
-      ].join(" ").trim(),
-      ...(args.profile ? { BENCH_PROFILE_DIR: args.profile } : {}),
-      ...(args.heap ? { BENCH_HEAP_DIR: args.heap } : {}),
+      ...serviceEnv("main"),
     },
   });
   const client = new Client({ url: suite.jobs.url, apiKey: suite.apiKey });
@@ -710,13 +998,7 @@ async function main(): Promise<void> {
         BENCH_API_KEY: suite.apiKey,
         BENCH_SLOTS: String(opts.slots),
       });
-      cpuPids = {
-        broker: [suite.broker.child.pid!],
-        jobs: [suite.jobs.child.pid!],
-        registry: [suite.registry.child.pid!],
-        runners: runners.map((r) => r.proc.pid!),
-        bench: [process.pid],
-      };
+      cpuPids = suitePids(suite, runners);
       // Warm-up: JIT, connections, caches (V8 keeps optimizing well past the first hundred tasks).
       await corralThroughput(client, "roots", opts.warmup);
     }
@@ -791,6 +1073,14 @@ async function main(): Promise<void> {
     if (opts.only.has("tracing")) {
       note("tracing cost");
       for (const r of await tracingCost()) emit(r);
+    }
+    if (opts.only.has("big-job")) {
+      note(`one job of ${opts.bigTasks} tasks on ${opts.bigRunners} runners`);
+      emit(await bigJob());
+    }
+    if (opts.only.has("replicas")) {
+      note("2 brokers + 2 job-services against 1 + 1");
+      emit(await replicaCost());
     }
     if (opts.only.has("idle")) {
       note("idle runners");

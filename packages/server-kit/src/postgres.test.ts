@@ -1,7 +1,7 @@
 // Statements marked PREPARED are parsed once per pooled connection and then reused; others are not.
 import { sql, type Kysely } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDatabase, PREPARED, preparedStatementName } from "./postgres.js";
+import { createDatabase, datesAsText, PREPARED, preparedStatementName } from "./postgres.js";
 import { createTestDatabase, type TestDatabase } from "./testing/index.js";
 
 describe("prepared statements", () => {
@@ -54,5 +54,40 @@ describe("prepared statements", () => {
     expect(preparedStatementName("/* prepared */ select 1")).toBe(preparedStatementName("/* prepared */ select 1"));
     expect(preparedStatementName("/* prepared */ select 1")).not.toBe(preparedStatementName("/* prepared */ select 2"));
     expect(preparedStatementName("/* prepared */ select 1")).toMatch(/^corral_[A-Za-z0-9_-]{24}$/);
+  });
+});
+
+describe("dates sent as text", () => {
+  let database: TestDatabase;
+  let db: Kysely<Record<string, never>>;
+  beforeAll(async () => {
+    database = await createTestDatabase("dates");
+    db = createDatabase({ url: database.url, schema: "dates", max: 1 });
+    // A session time zone far from UTC: the instants must not move.
+    await sql`set time zone 'Pacific/Chatham'`.execute(db);
+  });
+  afterAll(async () => {
+    await db.destroy();
+    await database.drop();
+  });
+
+  it("stores the same instants, alone, in arrays with nulls, and outside years 1-9999", async () => {
+    const dates = [new Date("2026-12-05T04:10:00.123Z"), new Date("1970-01-01T00:00:00.000Z"), new Date("0001-01-01T00:00:00.000Z")];
+    const far = new Date("+012345-06-07T08:09:10.011Z");
+    const { rows } = await sql<{ one: Date; many: Date[]; ms: string[] }>`select ${dates[0]}::timestamptz as one,
+      ${[...dates, null, far]}::timestamptz[] as many,
+      array(select (extract(epoch from d) * 1000)::bigint::text from unnest(${[...dates, far]}::timestamptz[]) as d) as ms`.execute(db);
+    expect(rows[0]!.one.getTime()).toBe(dates[0]!.getTime());
+    expect(rows[0]!.many.map((d) => d?.getTime() ?? null)).toEqual([...dates.map((d) => d.getTime()), null, far.getTime()]);
+    expect(rows[0]!.ms).toEqual([...dates, far].map((d) => String(d.getTime())));
+  });
+
+  it("leaves other values and the caller's array alone", () => {
+    const d = new Date("2026-01-02T03:04:05.006Z");
+    const values = [1, "x", null, [1, 2], [d, null], d];
+    expect(datesAsText(values)).toEqual([1, "x", null, [1, 2], ["2026-01-02T03:04:05.006Z", null], "2026-01-02T03:04:05.006Z"]);
+    expect(values[5]).toBe(d);
+    const plain = [1, "x"];
+    expect(datesAsText(plain)).toBe(plain);
   });
 });

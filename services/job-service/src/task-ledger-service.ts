@@ -2,7 +2,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { trace } from "@opentelemetry/api";
 import {
   AcknowledgeDispatchResponseSchema,
   ReportProgressResponseSchema,
@@ -10,7 +9,7 @@ import {
   ResyncDispatchResponseSchema,
   type TaskLedgerService,
 } from "@corral/proto";
-import { requireService } from "@corral/server-kit";
+import { requireService, rpcSpan } from "@corral/server-kit";
 import type { JobLedger } from "./job-ledger.js";
 import type { SpanExport } from "./traces/span-export.js";
 
@@ -22,7 +21,7 @@ export function createTaskLedgerServiceImpl(ledger: JobLedger, spanExport?: Span
       const out = await ledger.reportResults({ results: req.results, dispatched: req.dispatched });
       if (spanExport && start && out.ended.length > 0) {
         // The call joins each trace it ended an attempt of, linked to its own span.
-        const rpc = trace.getActiveSpan()?.spanContext();
+        const rpc = rpcSpan(ctx);
         spanExport.reportCall(out.ended, start, new Date(), rpc);
       }
       return create(ReportResultsResponseSchema, { outcomes: out.outcomes, ready: out.ready });

@@ -1,7 +1,9 @@
 // Several replicas of each service as separate processes on one database, Redis key prefix and
 // service key, behind one HTTP/2 balancer that clients, runners and the services themselves
 // (CORRAL_REGISTRY_URL, CORRAL_JOBS_URL, CORRAL_BROKER_URL) call. A replica can be stopped and
-// started again on its port.
+// started again on its port. With `wiring: "paired"` the services skip the balancer: replica i of
+// a service calls replica i (modulo the count) of each other service directly, as the benchmark
+// wants (the balancer is an extra hop in the measuring process); clients then pick replicas' URLs.
 import { createDatabase } from "@corral/server-kit";
 import { createTestDatabase, dropTestRedisPrefix, testRedisPrefix, TEST_REDIS_URL, type TestDatabase } from "@corral/server-kit/testing";
 import { createRegistry, REGISTRY_SCHEMA, type RegistryDatabase } from "@corral/cluster-registry";
@@ -46,20 +48,33 @@ async function distinctFreePorts(n: number): Promise<number[]> {
   return [...ports];
 }
 
+/** Where replica `r` calls the other services: replica i of each (modulo its count), no balancer. */
+function pairedUrls(r: Replica, replicas: Record<ServiceName, Replica[]>): Record<string, string> {
+  const index = replicas[r.service].indexOf(r);
+  const pick = (s: ServiceName) => replicas[s][index % replicas[s].length]!.url;
+  return { CORRAL_REGISTRY_URL: pick("registry"), CORRAL_JOBS_URL: pick("jobs"), CORRAL_BROKER_URL: pick("broker") };
+}
+
 export async function startReplicatedSuite(options: {
   label: string;
+  /** Replicas of every service (2 by default); `counts` overrides it per service. */
   replicas?: number;
+  counts?: Partial<Record<ServiceName, number>>;
+  /** How the services call each other: through the balancer (default) or replica to replica. */
+  wiring?: "balancer" | "paired";
   env?: Record<string, string>;
 }): Promise<ReplicatedSuite> {
-  const count = options.replicas ?? 2;
+  const names = Object.keys(services) as ServiceName[];
+  const counts = names.map((s) => options.counts?.[s] ?? options.replicas ?? 2);
   const database = await createTestDatabase(options.label);
   const redisPrefix = testRedisPrefix(options.label);
   const serviceKey = randomServiceKey();
-  const ports = await distinctFreePorts(3 * count);
+  const ports = await distinctFreePorts(counts.reduce((a, b) => a + b, 0));
   const replicas = {} as Record<ServiceName, Replica[]>;
-  (Object.keys(services) as ServiceName[]).forEach((service, s) => {
-    replicas[service] = Array.from({ length: count }, (_, i) => {
-      const port = ports[s * count + i]!;
+  names.forEach((service, s) => {
+    const first = counts.slice(0, s).reduce((a, b) => a + b, 0);
+    replicas[service] = Array.from({ length: counts[s]! }, (_, i) => {
+      const port = ports[first + i]!;
       return { name: `${service}-${i + 1}`, service, port, url: `http://127.0.0.1:${port}`, process: undefined };
     });
   });
@@ -79,10 +94,11 @@ export async function startReplicatedSuite(options: {
   };
 
   async function startReplica(r: Replica): Promise<void> {
+    const wired = options.wiring === "paired" ? { ...env, ...pairedUrls(r, replicas) } : env;
     r.process = await spawnService({
       name: r.name,
       entry: `services/${services[r.service].folder}/src/main.ts`,
-      env: r.service === "broker" ? { ...env, CORRAL_BROKER_ID: r.name } : env,
+      env: r.service === "broker" ? { ...wired, CORRAL_BROKER_ID: r.name } : wired,
       port: r.port,
     });
   }

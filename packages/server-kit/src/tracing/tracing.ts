@@ -1,13 +1,12 @@
 // A process's OpenTelemetry tracing: on when OTEL_EXPORTER_OTLP_ENDPOINT (or the traces-only
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set, exporting over OTLP/HTTP in protobuf; off otherwise,
 // and then nothing is registered and no span object is ever made (callers get undefined).
-import { context, propagation, trace, SpanKind, SpanStatusCode, TraceFlags, type Attributes, type Tracer } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { W3CTraceContextPropagator, millisToHrTime, hrTimeDuration } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { propagation, trace, SpanKind, SpanStatusCode, TraceFlags, type Attributes, type Tracer } from "@opentelemetry/api";
+import { W3CTraceContextPropagator, getNumberFromEnv, millisToHrTime, hrTimeDuration } from "@opentelemetry/core";
 import { defaultResource, resourceFromAttributes, type Resource } from "@opentelemetry/resources";
 import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { Logger } from "pino";
+import { createOtlpTraceExporter } from "./otlp-exporter.js";
 
 /** A span that already happened, recorded with its own ids and times (task attempts, for one). */
 export interface SpanRecord {
@@ -55,18 +54,23 @@ export function tracingEnabled(env: Record<string, string | undefined> = process
 }
 
 /**
- * Sets up tracing and registers it as the process's global tracer provider, context manager
- * (AsyncLocalStorage, so a handler's spans nest under its RPC's) and W3C propagator.
+ * Sets up tracing and registers it as the process's global tracer provider and W3C propagator. No
+ * context manager: an RPC's span travels in its handler context (`rpcSpan`), and an
+ * AsyncLocalStorage one would hook every promise the process makes.
  */
 export function createTracing(options: TracingOptions): Tracing {
   // The SDK's own attributes (telemetry.sdk.*), with our service name over its default.
   const resource = defaultResource().merge(resourceFromAttributes({ "service.name": process.env.OTEL_SERVICE_NAME || options.serviceName }));
   // The exporter reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, _HEADERS and _TIMEOUT itself; the
-  // batch processor OTEL_BSP_SCHEDULE_DELAY and OTEL_BSP_MAX_QUEUE_SIZE (over it, spans are dropped).
-  const processor = new BatchSpanProcessor(options.exporter ?? new OTLPTraceExporter());
+  // batch processor the OTEL_BSP_* settings. Two spans a task at thousands of tasks a second would
+  // overrun OpenTelemetry's default queue (2,048 spans; over it, spans are dropped) in under a
+  // second of a slow collector, so ours holds 16,384 and sends 2,048 a request unless told otherwise.
+  const processor = new BatchSpanProcessor(options.exporter ?? createOtlpTraceExporter(), {
+    maxQueueSize: getNumberFromEnv("OTEL_BSP_MAX_QUEUE_SIZE") ?? 16_384,
+    maxExportBatchSize: getNumberFromEnv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") ?? 2_048,
+  });
   const provider = new BasicTracerProvider({ resource, spanProcessors: [processor] });
   trace.setGlobalTracerProvider(provider);
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   const tracer = provider.getTracer(scope.name, scope.version);
   let stopped: Promise<void> | undefined;

@@ -1,6 +1,7 @@
 // Sends task attempt spans to the OTLP exporter when tracing is on: job-service is the record of
 // task transitions, so it writes each attempt's span when the attempt ends (nothing extra crosses
 // the Work stream). The ReportResults call that ended an attempt is a span under it too.
+import { randomFillSync } from "node:crypto";
 import { SpanKind } from "@opentelemetry/api";
 import { SpanOutcome } from "@corral/proto";
 import { isSampled, type SpanRecord, type Tracing } from "@corral/server-kit";
@@ -107,8 +108,18 @@ export function spanRecord(s: AttemptSpan): SpanRecord {
   };
 }
 
+/** Random bytes read 8 at a time: one system call per 512 span ids instead of one each. */
+const idPool = Buffer.alloc(4096);
+let idPoolAt = idPool.length;
+
 function randomSpanId(): string {
-  let id = "";
-  while (id === "" || id === "0000000000000000") id = crypto.getRandomValues(new Uint8Array(8)).reduce((s, b) => s + b.toString(16).padStart(2, "0"), "");
-  return id;
+  for (;;) {
+    if (idPoolAt + 8 > idPool.length) {
+      randomFillSync(idPool);
+      idPoolAt = 0;
+    }
+    const id = idPool.toString("hex", idPoolAt, idPoolAt + 8);
+    idPoolAt += 8;
+    if (id !== "0000000000000000") return id;
+  }
 }

@@ -1,7 +1,7 @@
 // A job is a trace and each task attempt a span of it. Pure rules: the ids (a span id derived from
 // task id and attempt, so every replica and the runner agree without storing it), how an attempt
 // ended, and the spans of a job from its task rows and the attempts retries superseded.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { SpanOutcome, TaskErrorKind } from "@corral/proto";
 import type { JobRow, SpanTaskRow, TaskSpanRow } from "../../store/database.js";
 import type { EndedAttemptOfTask } from "./ended-attempts.js";
@@ -32,12 +32,12 @@ export interface AttemptSpan {
 export function jobTraceId(job: Pick<JobRow, "id" | "trace_id">): string {
   if (job.trace_id) return job.trace_id;
   const hex = job.id.replace(/-/g, "").toLowerCase();
-  return /^[0-9a-f]{32}$/.test(hex) ? hex : createHash("sha256").update(job.id).digest("hex").slice(0, 32);
+  return /^[0-9a-f]{32}$/.test(hex) ? hex : hash("sha256", job.id, "hex").slice(0, 32);
 }
 
 /** The span id of a task attempt: the same on every replica, and never all zeros. */
 export function attemptSpanId(taskId: string, attempt: number): string {
-  const id = createHash("sha256").update(`${taskId}/${attempt}`).digest("hex").slice(0, 16);
+  const id = hash("sha256", `${taskId}/${attempt}`, "hex").slice(0, 16);
   return id === "0000000000000000" ? "0000000000000001" : id;
 }
 
