@@ -346,9 +346,8 @@ export function createValidationInterceptor(): Interceptor {
       check(req.method.input, req.message);
       return next(req);
     }
-    const input = req.method.input;
     // A frame that is not valid protobuf is the client's fault (connect-es says INTERNAL).
-    const validated = new CheckedStream(req.message, (m) => check(input, m), parseErrorAsInvalidArgument);
+    const validated = new CheckedStream(req.message, check, req.method.input, parseErrorAsInvalidArgument);
     return next({ ...req, message: validated } as StreamRequest);
   };
 }

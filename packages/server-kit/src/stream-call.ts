@@ -95,7 +95,7 @@ export class StreamCall implements HandlerContext {
  */
 export async function invokeStream(call: StreamCall, input: AsyncIterable<unknown>, interceptors: Interceptor[]): Promise<StreamResponse> {
   const spec = call.spec;
-  let next = (req: StreamRequest) => handle(call, req);
+  let next = handlerOf(call);
   for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i]!(next as never) as typeof next;
   const res = await next({
     stream: true,
@@ -110,6 +110,11 @@ export async function invokeStream(call: StreamCall, input: AsyncIterable<unknow
   } as StreamRequest);
   copyHeaders(res.header, call.responseHeader);
   return res;
+}
+
+/** The innermost `next` (anonymous: see keepNames in envelope-reader.ts; the chain keeps it for the call). */
+function handlerOf(call: StreamCall): (req: StreamRequest) => Promise<StreamResponse> {
+  return (req) => handle(call, req);
 }
 
 /** The handler's own part of the chain (connect-es' `anyFn` for each streaming kind). */

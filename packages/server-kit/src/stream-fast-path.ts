@@ -85,7 +85,8 @@ async function serve(route: Route, req: http2.Http2ServerRequest, res: http2.Htt
     values: options.contextValues?.(req) ?? createContextValues(),
   });
   // The handler's signal also aborts when the client goes away (the stream closes).
-  req.once("close", call.clientLeft);
+  // (`on` and `off`, not `once`: no wrapper per stream.)
+  req.on("close", call.clientLeft);
   const input = new EnvelopeReader(req, route.input, options.readMaxBytes, timeout.error);
   let error: ConnectError | undefined;
   try {

@@ -49,7 +49,8 @@ class Watched implements WatchedStream {
   #reason: unknown;
   #revoked = false;
   #controller: AbortController | undefined;
-  #listeners: Array<() => void> | undefined;
+  /** One listener as itself (the usual case: the stream's own), more in an array. */
+  #listeners: (() => void) | Array<() => void> | undefined;
   #released = false;
   readonly key: string;
   readonly #forget: (w: Watched) => void;
@@ -76,19 +77,27 @@ class Watched implements WatchedStream {
   }
 
   onRevoked(listener: () => void): void {
-    (this.#listeners ??= []).push(listener);
+    const l = this.#listeners;
+    this.#listeners = l === undefined ? listener : typeof l === "function" ? [l, listener] : [...l, listener];
   }
 
   offRevoked(listener: () => void): void {
-    const i = this.#listeners?.indexOf(listener) ?? -1;
-    if (i >= 0) this.#listeners!.splice(i, 1);
+    const l = this.#listeners;
+    if (l === listener) this.#listeners = undefined;
+    else if (Array.isArray(l)) {
+      const i = l.indexOf(listener);
+      if (i >= 0) this.#listeners = l.length === 2 ? l[1 - i] : l.filter((_, j) => j !== i);
+    }
   }
 
   revoke(reason: unknown): void {
     if (this.#revoked) return;
     this.#revoked = true;
     this.#reason = reason;
-    for (const listener of this.#listeners?.splice(0) ?? []) listener();
+    const l = this.#listeners;
+    this.#listeners = undefined;
+    if (typeof l === "function") l();
+    else for (const listener of l ?? []) listener();
     this.#controller?.abort(reason);
   }
 

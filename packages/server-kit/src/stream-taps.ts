@@ -100,18 +100,21 @@ export class StreamTap<T> implements AsyncIterableIterator<T> {
  * The request stream with each message checked (a throw from `check` closes the source, as a
  * for-await loop does) and what the source throws mapped by `mapError`.
  */
-export class CheckedStream<T> implements AsyncIterableIterator<T> {
+export class CheckedStream<T, S = unknown> implements AsyncIterableIterator<T> {
   readonly #source: AsyncIterable<T>;
-  readonly #check: (message: T) => void;
+  readonly #check: (schema: S, message: T) => void;
+  readonly #schema: S;
   readonly #mapError: (err: unknown) => unknown;
   #it: AsyncIterator<T> | undefined;
   #state = notStarted;
   readonly #onStep: (r: IteratorResult<T>) => IteratorResult<T> | Promise<never>;
   readonly #onError: (err: unknown) => never;
 
-  constructor(source: AsyncIterable<T>, check: (message: T) => void, mapError: (err: unknown) => unknown) {
+  /** `check(schema, message)` for each message (no closure per stream over the schema). */
+  constructor(source: AsyncIterable<T>, check: (schema: S, message: T) => void, schema: S, mapError: (err: unknown) => unknown) {
     this.#source = source;
     this.#check = check;
+    this.#schema = schema;
     this.#mapError = mapError;
     this.#onStep = (r) => this.#step(r);
     this.#onError = (err) => {
@@ -145,7 +148,7 @@ export class CheckedStream<T> implements AsyncIterableIterator<T> {
       return done;
     }
     try {
-      this.#check(r.value);
+      this.#check(this.#schema, r.value);
     } catch (err) {
       // The loop's body threw: the source is closed (its own failure to close is not reported).
       this.#state = closed;
