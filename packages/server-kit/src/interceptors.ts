@@ -99,7 +99,7 @@ export function createLoggingInterceptor(logger: Logger, metrics?: RpcMetrics): 
         log.finish(undefined);
         return res;
       }
-      return { ...res, message: new StreamTap(res.message, log) };
+      return { ...res, message: StreamTap.around(res.message, log) };
     } catch (err) {
       log.finish(err);
       throw err;

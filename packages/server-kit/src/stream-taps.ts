@@ -27,11 +27,29 @@ export interface TapHooks {
 export class StreamTap<T> implements AsyncIterableIterator<T> {
   readonly #source: AsyncIterable<T>;
   readonly #hooks: TapHooks;
+  /** A tap that would have wrapped this one (see `around`): it sees what this one passes on. */
+  #outer: TapHooks | undefined;
   #it: AsyncIterator<T> | undefined;
   #state = notStarted;
   // Assigned here, not as named class fields: see keepNames in envelope-reader.ts.
   readonly #onStep: (r: IteratorResult<T>) => IteratorResult<T>;
   readonly #onError: (err: unknown) => never;
+
+  /**
+   * `hooks` around `source`: when the source is a tap nobody read yet, it takes them as its outer
+   * hooks (one object and one pending promise per stream instead of two), which behaves as a tap
+   * around it would: the outer hooks see the inner mapping's errors and the same ends.
+   */
+  static around<T>(source: AsyncIterable<T>, hooks: TapHooks): AsyncIterable<T> {
+    // Only an outer watcher of ends over an inner mapper of errors (the log over the error mapping):
+    // then each sees exactly what it saw as two taps.
+    const fits = !hooks.mapError && source instanceof StreamTap && !source.#hooks.onEnd;
+    if (fits && source.#state === notStarted && source.#outer === undefined) {
+      source.#outer = hooks;
+      return source as StreamTap<T>;
+    }
+    return new StreamTap(source, hooks);
+  }
 
   constructor(source: AsyncIterable<T>, hooks: TapHooks) {
     this.#source = source;
@@ -86,11 +104,13 @@ export class StreamTap<T> implements AsyncIterableIterator<T> {
   #end(err: unknown, canceled: boolean, value?: unknown): IteratorReturnResult<T> {
     this.#state = closed;
     this.#hooks.onEnd?.(err, canceled);
+    this.#outer?.onEnd?.(err, canceled);
     return { done: true, value } as IteratorReturnResult<T>;
   }
 
   #fail(err: unknown): unknown {
-    const mapped = this.#hooks.mapError ? this.#hooks.mapError(err) : err;
+    let mapped = this.#hooks.mapError ? this.#hooks.mapError(err) : err;
+    if (this.#outer?.mapError) mapped = this.#outer.mapError(mapped);
     this.#end(mapped, false);
     return mapped;
   }
