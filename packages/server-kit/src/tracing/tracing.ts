@@ -1,7 +1,7 @@
 // A process's OpenTelemetry tracing: on when OTEL_EXPORTER_OTLP_ENDPOINT (or the traces-only
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set, exporting over OTLP/HTTP in protobuf; off otherwise,
 // and then nothing is registered and no span object is ever made (callers get undefined).
-import { propagation, trace, SpanKind, SpanStatusCode, TraceFlags, type Attributes, type Tracer } from "@opentelemetry/api";
+import { propagation, trace, SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime, type SpanContext, type Tracer } from "@opentelemetry/api";
 import { W3CTraceContextPropagator, getNumberFromEnv, millisToHrTime, hrTimeDuration } from "@opentelemetry/core";
 import { defaultResource, resourceFromAttributes, type Resource } from "@opentelemetry/resources";
 import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
@@ -99,29 +99,58 @@ export function tracingFromEnv(serviceName: string, logger?: Logger, env: Record
 }
 
 function readableSpan(s: SpanRecord, resource: Resource): ReadableSpan {
-  const startTime = millisToHrTime(s.start.getTime());
-  const endTime = millisToHrTime(Math.max(s.start.getTime(), s.end.getTime()));
-  const ctx = { traceId: s.traceId, spanId: s.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: false };
-  return {
-    name: s.name,
-    kind: s.kind ?? SpanKind.INTERNAL,
-    spanContext: () => ctx,
-    parentSpanContext: s.parentSpanId ? { traceId: s.traceId, spanId: s.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: true } : undefined,
-    startTime,
-    endTime,
-    duration: hrTimeDuration(startTime, endTime),
-    status: s.error === undefined ? { code: SpanStatusCode.OK } : { code: SpanStatusCode.ERROR, message: s.error },
-    attributes: s.attributes,
-    links: (s.links ?? []).map((l) => ({
-      context: { traceId: l.traceId, spanId: l.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: true },
-      attributes: l.attributes,
-    })),
-    events: (s.events ?? []).map((e) => ({ name: e.name, time: millisToHrTime(e.time.getTime()), attributes: e.attributes })),
-    ended: true,
-    resource,
-    instrumentationScope: scope,
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-  };
+  return new RecordedSpan(s, resource);
+}
+
+const noLinks: ReadableSpan["links"] = [];
+const noEvents: ReadableSpan["events"] = [];
+
+/** A recorded span as the batch processor and exporter read it: fields set once, methods on the prototype (two spans a task). */
+class RecordedSpan implements ReadableSpan {
+  readonly name: string;
+  readonly kind: SpanKind;
+  readonly parentSpanContext: ReadableSpan["parentSpanContext"];
+  readonly startTime: HrTime;
+  readonly endTime: HrTime;
+  readonly status: ReadableSpan["status"];
+  readonly attributes: Attributes;
+  readonly links: ReadableSpan["links"];
+  readonly events: ReadableSpan["events"];
+  readonly ended = true;
+  readonly resource: Resource;
+  readonly instrumentationScope = scope;
+  readonly droppedAttributesCount = 0;
+  readonly droppedEventsCount = 0;
+  readonly droppedLinksCount = 0;
+  readonly #context: SpanContext;
+
+  constructor(s: SpanRecord, resource: Resource) {
+    this.name = s.name;
+    this.kind = s.kind ?? SpanKind.INTERNAL;
+    this.#context = { traceId: s.traceId, spanId: s.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: false };
+    this.parentSpanContext = s.parentSpanId ? { traceId: s.traceId, spanId: s.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: true } : undefined;
+    this.startTime = millisToHrTime(s.start.getTime());
+    this.endTime = millisToHrTime(Math.max(s.start.getTime(), s.end.getTime()));
+    this.status = s.error === undefined ? { code: SpanStatusCode.OK } : { code: SpanStatusCode.ERROR, message: s.error };
+    this.attributes = s.attributes;
+    this.links = s.links?.length ? s.links.map(recordedLink) : noLinks;
+    this.events = s.events?.length ? s.events.map(recordedEvent) : noEvents;
+    this.resource = resource;
+  }
+
+  spanContext(): SpanContext {
+    return this.#context;
+  }
+
+  get duration(): HrTime {
+    return hrTimeDuration(this.startTime, this.endTime);
+  }
+}
+
+function recordedLink(l: NonNullable<SpanRecord["links"]>[number]): ReadableSpan["links"][number] {
+  return { context: { traceId: l.traceId, spanId: l.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: true }, attributes: l.attributes };
+}
+
+function recordedEvent(e: NonNullable<SpanRecord["events"]>[number]): ReadableSpan["events"][number] {
+  return { name: e.name, time: millisToHrTime(e.time.getTime()), attributes: e.attributes };
 }

@@ -37,9 +37,20 @@ export function jobTraceId(job: Pick<JobRow, "id" | "trace_id">): string {
 
 /** The span id of a task attempt: the same on every replica, and never all zeros. */
 export function attemptSpanId(taskId: string, attempt: number): string {
-  const id = hash("sha256", `${taskId}/${attempt}`, "hex").slice(0, 16);
-  return id === "0000000000000000" ? "0000000000000001" : id;
+  const key = `${taskId}/${attempt}`;
+  let id = recentSpanIds.get(key);
+  if (id === undefined) {
+    id = hash("sha256", key, "hex").slice(0, 16);
+    if (id === "0000000000000000") id = "0000000000000001";
+    // Asked three or four times per attempt (its dispatch, its end, the call that ended it, its subtasks):
+    // the latest ids are kept, the map emptied when full.
+    if (recentSpanIds.size >= 16_384) recentSpanIds.clear();
+    recentSpanIds.set(key, id);
+  }
+  return id;
 }
+
+const recentSpanIds = new Map<string, string>();
 
 /** What the runner's task code continues: the attempt's span as a W3C traceparent. */
 export function attemptTraceparent(job: Pick<JobRow, "id" | "trace_id" | "trace_flags">, taskId: string, attempt: number): string {
