@@ -4,7 +4,7 @@
 import { propagation, trace, SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime, type SpanContext, type Tracer } from "@opentelemetry/api";
 import { W3CTraceContextPropagator, getNumberFromEnv, millisToHrTime, hrTimeDuration } from "@opentelemetry/core";
 import { defaultResource, resourceFromAttributes, type Resource } from "@opentelemetry/resources";
-import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { BasicTracerProvider, BatchSpanProcessor, RandomIdGenerator, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { Logger } from "pino";
 import { createOtlpTraceExporter } from "./otlp-exporter.js";
 
@@ -30,6 +30,8 @@ export interface Tracing {
   tracer: Tracer;
   /** Exports spans that already happened (batched with the live ones). */
   record(spans: readonly SpanRecord[]): void;
+  /** A new span id for a record, made as the tracer makes its own. */
+  newSpanId(): string;
   /** Sends what is batched now. */
   flush(): Promise<void>;
   /** Flushes and stops exporting. Idempotent. */
@@ -73,12 +75,14 @@ export function createTracing(options: TracingOptions): Tracing {
   trace.setGlobalTracerProvider(provider);
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   const tracer = provider.getTracer(scope.name, scope.version);
+  const ids = new RandomIdGenerator();
   let stopped: Promise<void> | undefined;
   return {
     tracer,
     record(spans) {
-      for (const s of spans) processor.onEnd(readableSpan(s, resource));
+      for (const s of spans) processor.onEnd(new RecordedSpan(s, resource));
     },
+    newSpanId: () => ids.generateSpanId(),
     flush: () => provider.forceFlush(),
     shutdown() {
       stopped ??= provider.shutdown().catch((err: unknown) => options.logger?.warn({ err }, "stopping the trace exporter failed"));
@@ -96,10 +100,6 @@ let processTracing: Tracing | undefined | null = null;
 export function tracingFromEnv(serviceName: string, logger?: Logger, env: Record<string, string | undefined> = process.env): Tracing | undefined {
   if (processTracing === null) processTracing = tracingEnabled(env) ? createTracing({ serviceName, logger }) : undefined;
   return processTracing;
-}
-
-function readableSpan(s: SpanRecord, resource: Resource): ReadableSpan {
-  return new RecordedSpan(s, resource);
 }
 
 const noLinks: ReadableSpan["links"] = [];

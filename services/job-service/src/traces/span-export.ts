@@ -1,7 +1,6 @@
 // Sends task attempt spans to the OTLP exporter when tracing is on: job-service is the record of
 // task transitions, so it writes each attempt's span when the attempt ends (nothing extra crosses
 // the Work stream). The ReportResults call that ended an attempt is a span under it too.
-import { randomFillSync } from "node:crypto";
 import { SpanKind } from "@opentelemetry/api";
 import { SpanOutcome } from "@corral/proto";
 import { isSampled, type SpanRecord, type Tracing } from "@corral/server-kit";
@@ -63,7 +62,7 @@ export function createSpanExport(options: SpanExportOptions): SpanExport {
         if (!isSampled(e.job.trace_flags)) continue;
         records.push({
           traceId: jobTraceId(e.job),
-          spanId: randomSpanId(),
+          spanId: tracing.newSpanId(),
           parentSpanId: attemptSpanId(e.task.id, e.attempt.attempt),
           name: "corral.jobs.v1.TaskLedgerService/ReportResults",
           kind: SpanKind.SERVER,
@@ -106,20 +105,4 @@ export function spanRecord(s: AttemptSpan): SpanRecord {
     error: isErrorOutcome(s.outcome) ? s.error || outcomeName(s.outcome) : undefined,
     events: s.startTime ? [{ name: "started", time: s.startTime, attributes: { "corral.node": s.runnerId } }] : [],
   };
-}
-
-/** Random bytes read 8 at a time: one system call per 512 span ids instead of one each. */
-const idPool = Buffer.alloc(4096);
-let idPoolAt = idPool.length;
-
-function randomSpanId(): string {
-  for (;;) {
-    if (idPoolAt + 8 > idPool.length) {
-      randomFillSync(idPool);
-      idPoolAt = 0;
-    }
-    const id = idPool.toString("hex", idPoolAt, idPoolAt + 8);
-    idPoolAt += 8;
-    if (id !== "0000000000000000") return id;
-  }
 }
