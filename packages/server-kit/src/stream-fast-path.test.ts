@@ -8,52 +8,9 @@ import { Code } from "@connectrpc/connect";
 import { TaskBrokerService, WorkRequestSchema, WorkResponseSchema, type WorkRequest } from "@corral/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mount, NotFoundError, requireTeam } from "./index.js";
-import { startTestServer, type TestServer } from "./testing/index.js";
+import { envelope, sendRawHttp2 as send, startTestServer, type TestServer } from "./testing/index.js";
 
 const KEY = "corral_abc_0123456789abcdef0123";
-
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  trailers: Record<string, string>;
-}
-
-const volatile = new Set(["date", "x-request-id"]);
-
-function send(url: string, path: string, headers: Record<string, string>, body: Uint8Array): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(url);
-    session.on("error", reject);
-    const req = session.request({ ":method": "POST", ":path": path, ...headers });
-    const answer: Answer = { status: 0, headers: {}, body: "", trailers: {} };
-    const chunks: Buffer[] = [];
-    req.on("response", (h) => {
-      answer.status = Number(h[":status"]);
-      for (const [k, v] of Object.entries(h)) if (!k.startsWith(":") && !volatile.has(k)) answer.headers[k] = String(v);
-      if (h["x-request-id"] !== undefined) answer.headers["x-request-id"] = "(set)";
-    });
-    req.on("trailers", (t) => {
-      for (const [k, v] of Object.entries(t)) answer.trailers[k] = String(v);
-    });
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      answer.body = Buffer.concat(chunks).toString("base64");
-      session.close();
-      resolve(answer);
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
-function envelope(bytes: Uint8Array, flags = 0): Buffer {
-  const out = Buffer.alloc(5 + bytes.length);
-  out[0] = flags;
-  out.writeUInt32BE(bytes.length, 1);
-  out.set(bytes, 5);
-  return out;
-}
 
 const hello = (runnerId: string) => toBinary(WorkRequestSchema, create(WorkRequestSchema, { message: { case: "hello", value: { runnerId, slots: 1 } } }));
 const heartbeat = toBinary(WorkRequestSchema, create(WorkRequestSchema, { message: { case: "heartbeat", value: {} } }));

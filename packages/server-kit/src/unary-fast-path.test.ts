@@ -17,53 +17,17 @@ import {
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mount, NotFoundError, requireTeam } from "./index.js";
-import { startTestServer, type TestServer } from "./testing/index.js";
+import { envelope, sendRawHttp2 as send, startTestServer, volatileHeaders, type RawAnswer, type TestServer } from "./testing/index.js";
 
 const KEY = "corral_abc_0123456789abcdef0123";
 
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  trailers: Record<string, string>;
-}
-
-/** Headers that differ between two answers by nature (a clock, a random id). */
-const volatile = new Set(["date", "x-request-id"]);
-
-function send(url: string, path: string, headers: Record<string, string>, body: Uint8Array): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(url);
-    session.on("error", reject);
-    const req = session.request({ ":method": "POST", ":path": path, ...headers });
-    const answer: Answer = { status: 0, headers: {}, body: "", trailers: {} };
-    const chunks: Buffer[] = [];
-    req.on("response", (h) => {
-      answer.status = Number(h[":status"]);
-      for (const [k, v] of Object.entries(h)) if (!k.startsWith(":") && !volatile.has(k)) answer.headers[k] = String(v);
-      if (h["x-request-id"] !== undefined) answer.headers["x-request-id"] = "(set)";
-    });
-    req.on("trailers", (t) => {
-      for (const [k, v] of Object.entries(t)) answer.trailers[k] = String(v);
-    });
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      answer.body = Buffer.concat(chunks).toString("base64");
-      session.close();
-      resolve(answer);
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
 /** The same over HTTP/1.1 (Connect's binary unary calls work there too). */
-function sendH1(url: string, path: string, headers: Record<string, string>, body: Uint8Array): Promise<Answer> {
+function sendH1(url: string, path: string, headers: Record<string, string>, body: Uint8Array): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const req = http.request(`${url}${path}`, { method: "POST", headers, agent: false }, (res) => {
-      const answer: Answer = { status: res.statusCode ?? 0, headers: {}, body: "", trailers: {} };
+      const answer: RawAnswer = { status: res.statusCode ?? 0, headers: {}, body: "", trailers: {} };
       for (const [k, v] of Object.entries(res.headers)) {
-        if (!volatile.has(k) && k !== "connection" && k !== "keep-alive") answer.headers[k] = String(v);
+        if (!volatileHeaders.has(k) && k !== "connection" && k !== "keep-alive") answer.headers[k] = String(v);
       }
       if (res.headers["x-request-id"] !== undefined) answer.headers["x-request-id"] = "(set)";
       const chunks: Buffer[] = [];
@@ -76,14 +40,6 @@ function sendH1(url: string, path: string, headers: Record<string, string>, body
     req.on("error", reject);
     req.end(body);
   });
-}
-
-function envelope(bytes: Uint8Array, flags = 0): Buffer {
-  const out = Buffer.alloc(5 + bytes.length);
-  out[0] = flags;
-  out.writeUInt32BE(bytes.length, 1);
-  out.set(bytes, 5);
-  return out;
 }
 
 const bin = <D extends DescMessage>(schema: D, init: Partial<MessageShape<D>>) => toBinary(schema, create(schema, init as never));

@@ -53,6 +53,7 @@ export function testRedisPrefix(label = "t"): string {
 }
 
 export { startTestServer, TEST_SERVICE_KEY, type TestServer } from "./test-server.js";
+export { envelope, sendRawHttp2, volatileHeaders, type RawAnswer } from "./raw-http2.js";
 
 /** Deletes every key under `prefix` (a test's leftovers: attempt records live for days). */
 export async function dropTestRedisPrefix(prefix: string, url = TEST_REDIS_URL): Promise<void> {
