@@ -71,29 +71,25 @@ export class WorkStream implements AsyncIterableIterator<WorkResponse> {
   }
 
   async return(): Promise<IteratorResult<WorkResponse>> {
-    if (this.#closed) return done;
-    const s = this.#session;
-    if (s) {
-      s.outbox.stop();
-      this.#end();
-      return done;
-    }
-    this.#closed = true;
-    await this.#opening?.return(undefined);
+    if (!this.#closed && !this.#stop()) await this.#opening?.return(undefined);
     return done;
   }
 
   async throw(err: unknown): Promise<IteratorResult<WorkResponse>> {
-    if (this.#closed) throw err;
+    if (!this.#closed && !this.#stop() && this.#opening) await this.#opening.throw(err);
+    throw err;
+  }
+
+  /** Ends an open session (true); before one opened, only marks the stream closed (false). */
+  #stop(): boolean {
     const s = this.#session;
     if (s) {
       s.outbox.stop();
       this.#end();
-      throw err;
+      return true;
     }
     this.#closed = true;
-    if (this.#opening) await this.#opening.throw(err);
-    throw err;
+    return false;
   }
 
   /** The call ended (the runner left): the listener of its signal. */
