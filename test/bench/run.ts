@@ -241,7 +241,8 @@ function serviceEnv(label: string): Record<string, string> {
 const BENCH_KEYS = 100;
 const BENCH_KEY_LIMIT = 2;
 
-async function corralThroughput(client: Client, shape: "roots" | "fanout" | "keys", n: number): Promise<Row> {
+/** `pids`: the processes whose CPU the row gives (default: the main suite's). */
+async function corralThroughput(client: Client, shape: "roots" | "fanout" | "keys", n: number, pids = cpuPids): Promise<Row> {
   const noop = { name: "bench/Noop", version: "v1.0" };
   const tasks =
     shape === "roots"
@@ -251,7 +252,7 @@ async function corralThroughput(client: Client, shape: "roots" | "fanout" | "key
             rawTask(noop, undefined, { concurrency: { key: `customer-${i % BENCH_KEYS}`, limit: BENCH_KEY_LIMIT }, priority: i % 10 }),
           )
         : [rawTask({ name: "bench/FanOut", version: "v1.0" }, { n })];
-  const cpu0 = cpuSnapshot(cpuPids);
+  const cpu0 = cpuSnapshot(pids);
   const t0 = now();
   const job = await client.jobs().submit(`bench-${shape}-${n}`, tasks);
   const submitMs = now() - t0;
@@ -271,7 +272,7 @@ async function corralThroughput(client: Client, shape: "roots" | "fanout" | "key
     ...(shape === "keys" ? { keys: BENCH_KEYS, key_limit: BENCH_KEY_LIMIT, priorities: 10 } : {}),
     // CPU seconds per process during the run; postgres and redis-server count every process of
     // those servers on the machine, other users' work included.
-    cpu_s: cpuDelta(cpu0, cpuSnapshot(cpuPids)),
+    cpu_s: cpuDelta(cpu0, cpuSnapshot(pids)),
   };
 }
 
@@ -620,16 +621,11 @@ async function tracingCost(): Promise<Row[]> {
       await corralThroughput(side.client, "roots", opts.warmup);
     }
     const out: Row[] = [];
-    const outer = cpuPids;
     for (const shape of ["roots", "fanout"] as const) {
       const runs: Record<"off" | "on", Row[]> = { off: [], on: [] };
       for (let i = 0; i < opts.repeat; i++) {
-        for (const side of sides) {
-          cpuPids = side.pids;
-          runs[side.name].push(await corralThroughput(side.client, shape, opts.tasks));
-        }
+        for (const side of sides) runs[side.name].push(await corralThroughput(side.client, shape, opts.tasks, side.pids));
       }
-      cpuPids = outer;
       const off = medianRun(runs.off);
       const on = medianRun(runs.on);
       out.push({
