@@ -65,22 +65,12 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   async *chunks(max: number): AsyncGenerator<T[]> {
     try {
       for (;;) {
-        if (this.#items.length > 0) {
-          yield this.#items.splice(0, max);
-          continue;
-        }
-        if (this.#closed) {
-          if (this.#error !== undefined) throw this.#error;
-          return;
-        }
-        await new Promise<void>((resolve) => {
-          this.#wake = resolve;
-        });
+        const next = await this.nextBatch(max);
+        if (next.done) return;
+        yield next.value;
       }
     } finally {
-      // The consumer is gone (done, thrown, or returned early): later pushes are refused.
-      this.#closed = true;
-      this.#items.length = 0;
+      this.stop();
     }
   }
 
