@@ -101,7 +101,7 @@ export interface JobQuery {
 
 /** Job rows. Every writer of a job locks its row first (lockJob, lockJobsOfTasks), in id order. */
 export interface JobStore {
-  insertSubmission(job: NewJob, tasks: NewTaskRow[], edges: TaskEdgeRow[]): Promise<JobRow | undefined>;
+  insertSubmission(job: NewJob, tasks: NewTaskRow[], edges: TaskEdgeRow[], openTaskLimit?: number): Promise<JobRow | undefined>;
   findJob(teamId: string, jobId: string): Promise<JobRow | undefined>;
   findJobByIdempotencyKey(teamId: string, key: string): Promise<JobRow | undefined>;
   /** Records what an idempotency key was first used for (the first digest stays). */

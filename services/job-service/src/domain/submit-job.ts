@@ -1,6 +1,6 @@
 // SubmitJob: validation, cluster resolution, then one transaction for the job, its tasks, their
 // dependency edges, the outbox rows of the tasks that can start right away and the reservation of
-// the team's queued-task quota.
+// the team's queued-task quota (for a small job without an idempotency key, one statement).
 import { createHash } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { SubmitJobRequestSchema, type TaskDefaults, type TaskSubmission } from "@corral/proto";
@@ -139,6 +139,16 @@ export async function submitJob(
   }
   const planned = await planSubmission(clusters, input, options);
   const n = planned.plan.tasks.length;
+  if (key === null && n <= INSERT_CHUNK) {
+    // The common submission is one statement on its own (its own commit): the reservation of its
+    // open tasks first, then the job, tasks, edges and outbox rows, or nothing when it does not fit.
+    const job = await store.jobs.insertSubmission(planned.job, planned.plan.tasks, planned.plan.edges, options.maxOpenTasks);
+    if (!job) {
+      const open = (await store.usage.readOpenTasks([input.teamId])).get(input.teamId) ?? 0;
+      throw quotaExceededError(options.maxOpenTasks, open, n);
+    }
+    return { job, created: true, ready: readyOfSubmission(job, planned) };
+  }
   // An early answer from the current count; the reservation below is what admits.
   const before = (await store.usage.readOpenTasks([input.teamId])).get(input.teamId) ?? 0;
   if (before + n > options.maxOpenTasks) throw quotaExceededError(options.maxOpenTasks, before, n);

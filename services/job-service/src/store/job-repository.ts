@@ -17,18 +17,43 @@ export const jobColumns = sql.raw(`id, team_id, name, cluster_id, cluster_slug, 
 /**
  * A submission in one statement (so one round trip for a small one): the job, its tasks (a large
  * submission's first chunk, see insertSubmittedTasks for the rest), their dependency edges and the
- * outbox rows of the tasks that can start, and a NOTIFY to watchers (delivered at commit). Returns the new job row, or undefined when the team already has
- * a job with this idempotency key (then nothing is written). The job's state is a generated
- * column, final as inserted.
+ * outbox rows of the tasks that can start, and a NOTIFY to watchers (delivered at commit). Returns
+ * the new job row, or undefined when nothing was written: the team already has a job with this
+ * idempotency key, or, given `openTaskLimit`, the team's open tasks would pass it. The job's state
+ * is a generated column, final as inserted.
+ *
+ * With `openTaskLimit` the statement also reserves the job's tasks in the team's open-task count
+ * (see reserveOpenTasks), first, and writes the job only when that fits: one statement, so outside
+ * a transaction it is one round trip and one commit, and the team's row stays locked only while it
+ * runs. Only for a job without an idempotency key (a conflict would keep the reservation).
  */
-export async function insertSubmission(db: JobsDb, job: NewJob, tasks: NewTaskRow[], edges: TaskEdgeRow[]): Promise<JobRow | undefined> {
+export async function insertSubmission(
+  db: JobsDb,
+  job: NewJob,
+  tasks: NewTaskRow[],
+  edges: TaskEdgeRow[],
+  openTaskLimit?: number,
+): Promise<JobRow | undefined> {
+  const reserving = openTaskLimit !== undefined;
+  if (reserving && job.idempotency_key !== null) throw new Error("a submission with an idempotency key reserves its open tasks in its transaction");
+  if (reserving && job.total > openTaskLimit) return undefined;
+  const reserve = reserving
+    ? sql`r as (
+        insert into team_usage as u (team_id, open_tasks) values (${job.team_id}, ${job.total})
+        on conflict (team_id) do update set open_tasks = u.open_tasks + excluded.open_tasks
+        where u.open_tasks + excluded.open_tasks <= ${openTaskLimit}
+        returning 1
+      ),`
+    : sql``;
   const { rows } = await sql<JobRow & { notified: unknown }>`/* prepared */
-    with j as (
+    with ${reserve} j as (
       insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total, automation_id, task_defaults,
         trace_id, trace_parent_span_id, trace_flags)
-      values (${job.id}, ${job.team_id}, ${job.name}, ${job.cluster_id}, ${job.cluster_slug}, ${job.idempotency_key},
-        ${job.queued}, ${job.total}, ${job.automation_id ?? null}, ${job.task_defaults ?? null}::jsonb,
-        ${job.trace_id ?? null}, ${job.trace_parent_span_id ?? null}, ${job.trace_flags ?? 1})
+      select ${job.id}::text, ${job.team_id}::text, ${job.name}::text, ${job.cluster_id}::text, ${job.cluster_slug}::text,
+        ${job.idempotency_key}::text, ${job.queued}::int, ${job.total}::int, ${job.automation_id ?? null}::text,
+        ${job.task_defaults ?? null}::jsonb, ${job.trace_id ?? null}::text, ${job.trace_parent_span_id ?? null}::text,
+        ${job.trace_flags ?? 1}::smallint
+      ${reserving ? sql`where exists (select 1 from r)` : sql``}
       on conflict (team_id, idempotency_key) where idempotency_key is not null do nothing
       returning ${jobColumns}
     ),
