@@ -1,11 +1,12 @@
-// Holds many idle runner streams open on one broker: each a Work stream that said Hello and
-// then only heartbeats, multiplexed over a few HTTP/2 connections (the broker allows 1,000
+// Holds many idle runner streams open on one broker: each a Work stream that said Hello and then
+// waits (no lease, so no heartbeat; the connections' HTTP/2 PINGs as the SDK's runner sends them),
+// multiplexed over a few HTTP/2 connections (the broker allows 1,000
 // streams per connection). Told by run.ts how many to open in total; answers when all are welcomed.
 import { setMaxListeners } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { HeartbeatSchema, TaskBrokerService, WorkRequestSchema, type WorkRequest } from "@corral/proto";
+import { TaskBrokerService, WorkRequestSchema, type WorkRequest } from "@corral/proto";
 
 const streamsPerConnection = 500;
 
@@ -43,6 +44,8 @@ function clientFor(index: number) {
   while (clients.length <= c) {
     const transport = createGrpcTransport({
       baseUrl: url,
+      pingIntervalMs: 15_000,
+      pingTimeoutMs: 10_000,
       interceptors: [
         (next) => (req) => {
           req.header.set("authorization", `Bearer ${apiKey}`);
@@ -77,13 +80,8 @@ function open(index: number): Promise<void> {
       try {
         for await (const res of clientFor(index).work(inbox, { signal: abort.signal })) {
           if (res.message.case === "welcome" && !welcomed) {
+            // Like the SDK's runner, which heartbeats only while it holds leases: these hold none.
             welcomed = true;
-            const ms = Number(res.message.value.heartbeatInterval?.seconds ?? 10n) * 1000;
-            const timer = setInterval(
-              () => inbox.push(create(WorkRequestSchema, { message: { case: "heartbeat", value: create(HeartbeatSchema) } })),
-              ms,
-            );
-            abort.signal.addEventListener("abort", () => clearInterval(timer));
             resolve();
           }
         }

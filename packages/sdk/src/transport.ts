@@ -28,6 +28,8 @@ export interface TransportOptions {
   connection?: string;
   /** Extra interceptors, run inside the auth and retry ones. */
   interceptors?: Interceptor[];
+  /** HTTP/2 PINGs of long-lived streams (default: after 10 s without data, 15 s to answer). */
+  keepalive?: { pingIntervalMs: number; pingTimeoutMs: number };
 }
 
 /** Adds `Authorization: Bearer <key>` to every request (the one interceptor services use too). */
@@ -103,6 +105,13 @@ export function createConnectionHintInterceptor(connection: string): Interceptor
   };
 }
 
+/**
+ * Long-lived streams (a runner's Work stream, WatchJob) learn that their connection died from
+ * HTTP/2 PINGs: one after 10 s without data, the connection and its streams closed when no answer
+ * comes within 15 s. A PING is answered by the server's HTTP/2 layer, without any of its code.
+ */
+const defaultKeepalive = { pingIntervalMs: 10_000, pingTimeoutMs: 15_000 } as const;
+
 /** A Connect or gRPC transport over HTTP/2 (h2c for http:// URLs) with auth and retries. */
 export function createTransport(options: TransportOptions): Transport {
   const interceptors: Interceptor[] = [];
@@ -113,11 +122,14 @@ export function createTransport(options: TransportOptions): Transport {
   interceptors.push(...(options.interceptors ?? []));
   const baseUrl = options.baseUrl.replace(/\/+$/, "");
   const protocol = options.protocol ?? "connect";
+  const streamKeepalive = options.keepalive ?? defaultKeepalive;
   return createH2Transport({
     baseUrl,
     protocol,
     interceptors,
     streams: () =>
-      protocol === "grpc" ? createGrpcTransport({ baseUrl, interceptors }) : createConnectTransport({ baseUrl, httpVersion: "2", interceptors }),
+      protocol === "grpc"
+        ? createGrpcTransport({ baseUrl, interceptors, ...streamKeepalive })
+        : createConnectTransport({ baseUrl, httpVersion: "2", interceptors, ...streamKeepalive }),
   });
 }

@@ -2,7 +2,7 @@
 // scripted step by step from the test.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
@@ -23,6 +23,7 @@ import { Task } from "../task.js";
 import type { ExecutionContext } from "../execution-context.js";
 import { createSdkLogger } from "../logger.js";
 import { ClusterNotFoundError, UnavailableError } from "../errors.js";
+import { createTransport } from "../transport.js";
 
 type Init = MessageInitShape<typeof WorkResponseSchema>;
 type Req<C extends NonNullable<WorkRequest["message"]["case"]>> = Extract<WorkRequest["message"], { case: C }>["value"];
@@ -478,6 +479,68 @@ describe("Runner over a Work stream", { timeout: 30_000 }, () => {
     welcome(s);
     await finished;
     expect(runner.lifecycle).toBe("stopped");
+  });
+
+  it("heartbeats only while it holds leases: an idle runner sends none", async () => {
+    const { runner } = startRunner(1);
+    const s = await broker.session(1);
+    await s.take("hello");
+    welcome(s, [], 20);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(s.count("heartbeat")).toBe(0);
+
+    // A result waiting for its Ack keeps the lease held: heartbeats extend it.
+    assignEcho(s, "held", { message: "x" });
+    const completed = await s.take("completed");
+    await s.take("heartbeat");
+    s.send({ case: "ack", value: { lease: completed.lease, accepted: true } });
+    await expect.poll(() => runner.state.heldCount, { timeout: 10_000 }).toBe(0);
+    await new Promise((r) => setTimeout(r, 100));
+    const after = s.count("heartbeat");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(s.count("heartbeat")).toBe(after);
+  });
+
+  it("notices a connection that stopped answering by its HTTP/2 PINGs, with no heartbeat to send, and reconnects", async () => {
+    // A TCP relay to the test broker that can swallow everything of the connections open so far.
+    const relays = new Set<{ blackhole(): void; close(): void }>();
+    const relay = net.createServer((inbound) => {
+      const outbound = net.connect((server.address() as AddressInfo).port, "127.0.0.1");
+      let open = true;
+      inbound.on("data", (d) => open && outbound.write(d));
+      outbound.on("data", (d) => open && inbound.write(d));
+      const close = () => {
+        inbound.destroy();
+        outbound.destroy();
+      };
+      inbound.on("close", close);
+      outbound.on("close", close);
+      inbound.on("error", close);
+      outbound.on("error", close);
+      relays.add({ blackhole: () => (open = false), close });
+    });
+    await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+    try {
+      const transport = createTransport({
+        baseUrl: `http://127.0.0.1:${(relay.address() as AddressInfo).port}`,
+        apiKey: "corral_test_secret",
+        protocol: "grpc",
+        keepalive: { pingIntervalMs: 200, pingTimeoutMs: 300 },
+      });
+      const { runner } = startRunner(1, { transport });
+      const first = await broker.session(1);
+      await first.take("hello");
+      welcome(first, [], 50);
+      await expect.poll(() => runner.lifecycle).toBe("running");
+      for (const r of relays) r.blackhole();
+      // The runner holds nothing, so it writes nothing: only the PINGs find the dead connection.
+      const second = await broker.session(2);
+      await second.take("hello");
+      expect(first.count("heartbeat")).toBe(0);
+    } finally {
+      relay.close();
+      for (const r of relays) r.close();
+    }
   });
 
   it("runs on the transport of the client that created it", async () => {

@@ -640,9 +640,16 @@ export class Runner {
     return undefined;
   }
 
+  /**
+   * Heartbeats extend the leases the runner holds; a runner that holds none sends nothing (an idle
+   * fleet of thousands would otherwise keep the broker decoding them). Whether the connection is
+   * alive is what the transport's HTTP/2 PINGs tell (the constructor's, or a Client's: transport.ts),
+   * for idle runners too.
+   */
   #startHeartbeat(ms: number, session: Session): void {
     clearInterval(this.#heartbeat);
     this.#heartbeat = setInterval(() => {
+      if (this.#state.heldCount === 0) return;
       session.outbox.push(create(WorkRequestSchema, { message: { case: "heartbeat", value: create(HeartbeatSchema) } }));
     }, ms);
   }
