@@ -8,7 +8,31 @@ import { fileURLToPath } from "node:url";
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
+/**
+ * A port for a service to listen on. A port the kernel hands out (listen on 0) is free when
+ * checked, but between the check and the service's own listen, another test file running at the
+ * same time may be given the same port by the kernel, and then one of the two suites talks to the
+ * other's server. So under vitest each concurrently running file (its pool slot, VITEST_POOL_ID)
+ * takes ports from a range of its own below the kernel's ephemeral range (32768 and up), which
+ * listen(0) never hands out; within a file, ports are taken in turn, skipping any still bound.
+ */
 export async function freePort(): Promise<number> {
+  const pool = Number(process.env.VITEST_POOL_ID);
+  if (!Number.isInteger(pool) || pool < 1 || pool > maxPools) return kernelPort();
+  const base = firstPoolPort + (pool - 1) * portsPerPool;
+  for (let i = 0; i < portsPerPool; i++) {
+    const port = base + (nextPoolPort++ % portsPerPool);
+    if (await bindable(port)) return port;
+  }
+  return kernelPort();
+}
+
+const firstPoolPort = 20_000;
+const portsPerPool = 500;
+const maxPools = 24;
+let nextPoolPort = 0;
+
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once("error", reject);
@@ -16,6 +40,14 @@ export async function freePort(): Promise<number> {
       const port = (s.address() as net.AddressInfo).port;
       s.close(() => resolve(port));
     });
+  });
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
   });
 }
 
