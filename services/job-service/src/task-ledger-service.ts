@@ -6,9 +6,7 @@ import {
   AcknowledgeDispatchResponseSchema,
   ReportProgressResponseSchema,
   ReportResultsResponseSchema,
-  ResultStatus,
   ResyncDispatchResponseSchema,
-  type ResultOutcome,
   type TaskLedgerService,
 } from "@corral/proto";
 import { requireService, rpcSpan } from "@corral/server-kit";
@@ -26,7 +24,7 @@ export function createTaskLedgerServiceImpl(ledger: JobLedger, spanExport?: Span
         const rpc = rpcSpan(ctx);
         spanExport.reportCall(out.ended, start, new Date(), rpc);
       }
-      return create(ReportResultsResponseSchema, { outcomes: wireOutcomes(out.outcomes), ready: out.ready });
+      return create(ReportResultsResponseSchema, { outcomes: out.outcomes, ready: out.ready });
     },
 
     async reportProgress(req, ctx) {
@@ -51,15 +49,3 @@ export function createTaskLedgerServiceImpl(ledger: JobLedger, spanExport?: Span
     },
   };
 }
-
-/**
- * The outcomes as ReportResults sends them: without the tail of plain APPLIED ones, which a broker
- * reads as APPLIED (ReportResultsResponse.outcomes); in the common batch, none at all.
- */
-export function wireOutcomes(outcomes: ResultOutcome[]): ResultOutcome[] {
-  let n = outcomes.length;
-  while (n > 0 && isPlainApplied(outcomes[n - 1]!)) n--;
-  return n === outcomes.length ? outcomes : outcomes.slice(0, n);
-}
-
-const isPlainApplied = (o: ResultOutcome) => o.status === ResultStatus.APPLIED && o.reason === "" && !o.canceled;

@@ -73,7 +73,6 @@ async function settle(d: Delivery, items: Item[], response: ReportResultsRespons
     else d.logger.error({ err: enqueued.failed, count: response.ready.length }, "could not enqueue ready tasks");
   }
   items.forEach((item, i) => {
-    // A result past the end of the list was APPLIED (ReportResultsResponse.outcomes).
     const outcome =
       response.outcomes[i] ??
       create(ResultOutcomeSchema, { taskId: item.result.taskId, attempt: item.result.attempt, status: ResultStatus.APPLIED });

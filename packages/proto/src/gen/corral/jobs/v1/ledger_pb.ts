@@ -300,9 +300,7 @@ export const ResultOutcomeSchema: GenMessage<ResultOutcome> = /*@__PURE__*/
  */
 export type ReportResultsResponse = Message<"corral.jobs.v1.ReportResultsResponse"> & {
   /**
-   * One per result, in order, up to the last that is not plainly APPLIED: a result past the end
-   * of the list was APPLIED (no reason, not canceled). Every broker reads a short list so, and
-   * job-service leaves that tail out (in the common batch, every outcome).
+   * One per result, in order.
    *
    * @generated from field: repeated corral.jobs.v1.ResultOutcome outcomes = 1;
    */
