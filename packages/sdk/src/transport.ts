@@ -28,7 +28,7 @@ export interface TransportOptions {
   connection?: string;
   /** Extra interceptors, run inside the auth and retry ones. */
   interceptors?: Interceptor[];
-  /** HTTP/2 PINGs of long-lived streams (default: after 10 s without data, 15 s to answer). */
+  /** HTTP/2 PINGs of long-lived streams (default `streamKeepalive`: after 15 s without data, 10 s to answer). */
   keepalive?: { pingIntervalMs: number; pingTimeoutMs: number };
 }
 
@@ -107,10 +107,11 @@ export function createConnectionHintInterceptor(connection: string): Interceptor
 
 /**
  * Long-lived streams (a runner's Work stream, WatchJob) learn that their connection died from
- * HTTP/2 PINGs: one after 10 s without data, the connection and its streams closed when no answer
- * comes within 15 s. A PING is answered by the server's HTTP/2 layer, without any of its code.
+ * HTTP/2 PINGs: one after 15 s without data, the connection and its streams closed when no answer
+ * comes within 10 s, well within a lease. A PING is answered by the server's HTTP/2 layer, without
+ * any of its code.
  */
-const defaultKeepalive = { pingIntervalMs: 10_000, pingTimeoutMs: 15_000 } as const;
+export const streamKeepalive = { pingIntervalMs: 15_000, pingTimeoutMs: 10_000 } as const;
 
 /** A Connect or gRPC transport over HTTP/2 (h2c for http:// URLs) with auth and retries. */
 export function createTransport(options: TransportOptions): Transport {
@@ -122,14 +123,14 @@ export function createTransport(options: TransportOptions): Transport {
   interceptors.push(...(options.interceptors ?? []));
   const baseUrl = options.baseUrl.replace(/\/+$/, "");
   const protocol = options.protocol ?? "connect";
-  const streamKeepalive = options.keepalive ?? defaultKeepalive;
+  const keepalive = options.keepalive ?? streamKeepalive;
   return createH2Transport({
     baseUrl,
     protocol,
     interceptors,
     streams: () =>
       protocol === "grpc"
-        ? createGrpcTransport({ baseUrl, interceptors, ...streamKeepalive })
-        : createConnectTransport({ baseUrl, httpVersion: "2", interceptors, ...streamKeepalive }),
+        ? createGrpcTransport({ baseUrl, interceptors, ...keepalive })
+        : createConnectTransport({ baseUrl, httpVersion: "2", interceptors, ...keepalive }),
   });
 }

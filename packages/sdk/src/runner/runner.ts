@@ -23,7 +23,7 @@ import { toApiError, UnavailableError } from "../errors.js";
 import { describeConnection, resolveConnection, type Connection } from "../credentials.js";
 import { createSdkLogger, type Logger } from "../logger.js";
 import type { TaskClass } from "../task.js";
-import { backoffDelay, createAuthInterceptor, sleep } from "../transport.js";
+import { backoffDelay, createAuthInterceptor, sleep, streamKeepalive } from "../transport.js";
 import { describeError, TaskRegistry } from "./execute-task.js";
 import { DirectExecutor, type TaskExecutor } from "./task-executor.js";
 import { detectHardware, type HardwareInput } from "./hardware.js";
@@ -227,9 +227,7 @@ export class Runner {
       createGrpcTransport({
         baseUrl: connection.url,
         interceptors: connection.apiKey ? [createAuthInterceptor(connection.apiKey)] : [],
-        // Notice a dead connection well within a lease.
-        pingIntervalMs: 15_000,
-        pingTimeoutMs: 10_000,
+        ...streamKeepalive,
         // Work messages are small and frequent: compressing them costs more CPU than it saves.
         acceptCompression: [],
       });
@@ -643,8 +641,7 @@ export class Runner {
   /**
    * Heartbeats extend the leases the runner holds; a runner that holds none sends nothing (an idle
    * fleet of thousands would otherwise keep the broker decoding them). Whether the connection is
-   * alive is what the transport's HTTP/2 PINGs tell (the constructor's, or a Client's: transport.ts),
-   * for idle runners too.
+   * alive is what the transport's HTTP/2 PINGs tell (`streamKeepalive`), for idle runners too.
    */
   #startHeartbeat(ms: number, session: Session): void {
     clearInterval(this.#heartbeat);
