@@ -7,7 +7,7 @@ import { SubmitJobRequestSchema, type TaskDefaults, type TaskSubmission } from "
 import { AlreadyExistsError, InvalidArgumentError, type TraceParent } from "@corral/server-kit";
 import { v7 as uuidv7 } from "uuid";
 import type { EnvelopeRow, JobRow, NewJob } from "../store/database.js";
-import type { ClusterResolver, JobsStore } from "./ports.js";
+import type { ClusterResolver, JobsStore, TeamUsageStore } from "./ports.js";
 import { QUEUED } from "./states.js";
 import { clusterOverrides, newTaskEnvelopes, planTasks, validateSubmissions, type PlannedTasks } from "./task-plan.js";
 import { isDue, taskDefaultsJson } from "./scheduling.js";
@@ -113,11 +113,14 @@ export async function writeSubmission(tx: JobsStore, planned: PlannedSubmission,
   }
   // Reserved last, so the team's row is locked only for the commit: concurrent submissions of
   // the team admit exactly what fits, and a failure rolls the reservation back with the rest.
-  if (!(await tx.usage.reserveOpenTasks(job.team_id, n, maxOpenTasks))) {
-    const open = (await tx.usage.readOpenTasks([job.team_id])).get(job.team_id) ?? 0;
-    throw quotaExceededError(maxOpenTasks, open, n);
-  }
+  if (!(await tx.usage.reserveOpenTasks(job.team_id, n, maxOpenTasks))) throw await quotaRefusal(tx.usage, job.team_id, maxOpenTasks, n);
   return inserted;
+}
+
+/** The refusal of `n` more tasks for a team whose reservation did not fit, naming its open tasks now. */
+async function quotaRefusal(usage: TeamUsageStore, teamId: string, maxOpenTasks: number, n: number): Promise<Error> {
+  const open = (await usage.readOpenTasks([teamId])).get(teamId) ?? 0;
+  return quotaExceededError(maxOpenTasks, open, n);
 }
 
 /** The envelopes to hand to the broker after the submission committed (those due now), in id order. */
@@ -143,10 +146,7 @@ export async function submitJob(
     // The common submission is one statement on its own (its own commit): the reservation of its
     // open tasks first, then the job, tasks, edges and outbox rows, or nothing when it does not fit.
     const job = await store.jobs.insertSubmission(planned.job, planned.plan.tasks, planned.plan.edges, options.maxOpenTasks);
-    if (!job) {
-      const open = (await store.usage.readOpenTasks([input.teamId])).get(input.teamId) ?? 0;
-      throw quotaExceededError(options.maxOpenTasks, open, n);
-    }
+    if (!job) throw await quotaRefusal(store.usage, input.teamId, options.maxOpenTasks, n);
     return { job, created: true, ready: readyOfSubmission(job, planned) };
   }
   // An early answer from the current count; the reservation below is what admits.

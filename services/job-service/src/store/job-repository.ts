@@ -3,6 +3,7 @@ import { sql, type RawBuilder } from "kysely";
 import type { JobQuery } from "../domain/ports.js";
 import { QUEUED, type JobDelta } from "../domain/states.js";
 import { newEdgeRows, newTaskColumns, newTaskRows } from "./task-repository.js";
+import { openTaskReservation } from "./team-usage-repository.js";
 import { JOB_CHANGES_CHANNEL, type JobRow, type JobsDb, type NewJob, type NewTaskRow, type ProgressJson, type TaskEdgeRow } from "./database.js";
 
 /**
@@ -37,14 +38,7 @@ export async function insertSubmission(
   const reserving = openTaskLimit !== undefined;
   if (reserving && job.idempotency_key !== null) throw new Error("a submission with an idempotency key reserves its open tasks in its transaction");
   if (reserving && job.total > openTaskLimit) return undefined;
-  const reserve = reserving
-    ? sql`r as (
-        insert into team_usage as u (team_id, open_tasks) values (${job.team_id}, ${job.total})
-        on conflict (team_id) do update set open_tasks = u.open_tasks + excluded.open_tasks
-        where u.open_tasks + excluded.open_tasks <= ${openTaskLimit}
-        returning 1
-      ),`
-    : sql``;
+  const reserve = reserving ? sql`r as (${openTaskReservation(job.team_id, job.total, openTaskLimit)}),` : sql``;
   const { rows } = await sql<JobRow & { notified: unknown }>`/* prepared */
     with ${reserve} j as (
       insert into jobs (id, team_id, name, cluster_id, cluster_slug, idempotency_key, queued, total, automation_id, task_defaults,

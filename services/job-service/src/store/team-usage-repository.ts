@@ -20,12 +20,20 @@ export async function readOpenTasks(db: JobsDb, teamIds: string[]): Promise<Map<
  */
 export async function reserveOpenTasks(db: JobsDb, teamId: string, n: number, limit: number): Promise<boolean> {
   if (n > limit) return false;
-  const { rows } = await sql<{ open_tasks: number }>`/* prepared */
-    insert into team_usage as u (team_id, open_tasks) values (${teamId}, ${n})
+  const { rows } = await sql<{ open_tasks: number }>`/* prepared */ ${openTaskReservation(teamId, n, limit)}`.execute(db);
+  return rows.length > 0;
+}
+
+/**
+ * The upsert of reserveOpenTasks, alone or as a CTE of a larger statement: it returns the row
+ * (open_tasks) only when the team's total stays within `limit`. A team without a row gets one with
+ * `n`, so the caller refuses `n > limit` first.
+ */
+export function openTaskReservation(teamId: string, n: number, limit: number) {
+  return sql`insert into team_usage as u (team_id, open_tasks) values (${teamId}, ${n})
     on conflict (team_id) do update set open_tasks = u.open_tasks + excluded.open_tasks
     where u.open_tasks + excluded.open_tasks <= ${limit}
-    returning open_tasks`.execute(db);
-  return rows.length > 0;
+    returning open_tasks`;
 }
 
 /**
