@@ -7,6 +7,7 @@ import { create } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { TaskBrokerService, WorkRequestSchema, type WorkRequest } from "@corral/proto";
+import { streamKeepalive } from "@corral/sdk";
 
 const streamsPerConnection = 500;
 
@@ -44,8 +45,7 @@ function clientFor(index: number) {
   while (clients.length <= c) {
     const transport = createGrpcTransport({
       baseUrl: url,
-      pingIntervalMs: 15_000,
-      pingTimeoutMs: 10_000,
+      ...streamKeepalive,
       interceptors: [
         (next) => (req) => {
           req.header.set("authorization", `Bearer ${apiKey}`);

@@ -53,6 +53,7 @@ export {
   createConnectionHintInterceptor,
   backoffDelay,
   sleep,
+  streamKeepalive,
   type Protocol,
   type RetryOptions,
   type TransportOptions,
