@@ -96,7 +96,8 @@ const opts = {
   warmup: num(args.warmup, smoke ? 100 : 2_000),
   repeat: Math.max(1, num(args.repeat, smoke ? 1 : 3)),
   only: new Set((args.only ?? "corral,keys,bullmq,graphile,latency,depth,idle").split(",")),
-  idleSampleMs: smoke ? 2_000 : 10_000,
+  // Two presence refreshes (20 s each) fall in each sample.
+  idleSampleMs: smoke ? 2_000 : 40_000,
   bigTasks: num(args["big-tasks"], smoke ? 2_000 : 100_000),
   bigRunners: num(args["big-runners"], smoke ? 4 : 16),
 };
@@ -550,12 +551,27 @@ async function brokerHeap(pid: number): Promise<{ heap_mb?: number; rss_after_gc
   throw new Error("the broker's heap probe did not answer in 60 s");
 }
 
+/**
+ * The broker's RSS and CPU over `ms`, and the CPU of every server process in that time (the
+ * registry, job-service, Postgres and Redis take the presence reports of idle runners), in percent of a core.
+ */
+async function idleSample(suite: Suite, ms: number) {
+  const pids = { registry: [suite.registry.child.pid!], jobs: [suite.jobs.child.pid!] };
+  const cpu0 = cpuSnapshot(pids);
+  const broker = await brokerSample(suite.broker.child.pid!, ms);
+  const cpu = cpuDelta(cpu0, cpuSnapshot(pids));
+  const percent = (seconds: number) => round((seconds / (ms / 1000)) * 100, 2);
+  const others = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [`${k.replace("-server", "")}_cpu_percent`, percent(v)]));
+  const all = round(broker.cpu_percent + Object.values(cpu).reduce((n, v) => n + percent(v), 0), 2);
+  return { ...broker, ...others, all_cpu_percent: all };
+}
+
 async function idleRunners(suite: Suite, counts: number[]): Promise<Row[]> {
   const pid = suite.broker.child.pid!;
   const out: Row[] = [];
   const [holder] = await forkChildren("idle-streams.ts", 1, { BENCH_BROKER_URL: suite.broker.url, BENCH_API_KEY: suite.apiKey });
   try {
-    const base = { ...(await brokerSample(pid, opts.idleSampleMs)), ...(await brokerHeap(pid)) };
+    const base = { ...(await idleSample(suite, opts.idleSampleMs)), ...(await brokerHeap(pid)) };
     out.push({ scenario: "idle-runners", system: "corral", streams: 0, ...base });
     let previous = { ...base, streams: 0 };
     for (const total of [...counts].sort((a, b) => a - b)) {
@@ -572,7 +588,7 @@ async function idleRunners(suite: Suite, counts: number[]): Promise<Row[]> {
         holder!.proc.send({ type: "open", total });
       });
       const openSeconds = (now() - t0) / 1000;
-      const sample = { ...(await brokerSample(pid, opts.idleSampleMs)), ...(await brokerHeap(pid)) };
+      const sample = { ...(await idleSample(suite, opts.idleSampleMs)), ...(await brokerHeap(pid)) };
       const perAdded = (now: number, before: number) => round(((now - before) * 1024) / (total - previous.streams), 1);
       out.push({
         scenario: "idle-runners",
@@ -961,7 +977,7 @@ function table(): string {
         `1+1 ${r.one_tasks_per_s} tasks/s, 2+2 ${r.two_tasks_per_s} tasks/s: ${r.ratio}x (${r.tasks} tasks as ${r.jobs} jobs; runs ${(r.runs_one as number[]).join(", ")} / ${(r.runs_two as number[]).join(", ")}); ` +
         `CPU us/task summed over processes: 1+1 ${r.one_cpu_us_per_task}, 2+2 ${r.two_cpu_us_per_task}`;
     } else if (r.scenario === "idle-runners") {
-      result = `${r.streams} streams: RSS ${r.rss_mb} MB, CPU ${r.cpu_percent}%` + (r.heap_mb === undefined ? "" : `, after a full GC heap ${r.heap_mb} MB and RSS ${r.rss_after_gc_mb} MB`);
+      result = `${r.streams} streams: RSS ${r.rss_mb} MB, CPU ${r.cpu_percent}% (all processes ${r.all_cpu_percent}%)` + (r.heap_mb === undefined ? "" : `, after a full GC heap ${r.heap_mb} MB and RSS ${r.rss_after_gc_mb} MB`);
     }
     lines.push(`| ${r.scenario} | ${r.system} | ${result} |`);
   }

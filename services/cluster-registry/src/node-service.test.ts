@@ -200,6 +200,88 @@ describe("NodeService", () => {
     expect((await nodes.getNode({ id: "runner-silent" })).node?.state).toBe(NodeState.ONLINE);
   });
 
+  describe("broker instances", () => {
+    async function fromInstance(brokerInstance: string, ...reports: Array<Omit<PresenceReport, "$typeName">>) {
+      return h.serviceClient(NodeService).reportPresence({ reports, brokerInstance });
+    }
+    const age = (runnerId: string) =>
+      sql`update nodes set report_time = now() - interval '1 hour' where runner_id = ${runnerId}`.execute(h.db);
+    const ageInstance = (instance: string) =>
+      sql`update broker_instances set last_seen_time = now() - interval '1 hour' where instance = ${instance}`.execute(h.db);
+
+    it("keeps a node ONLINE while the broker process that reported it calls, without its report again", async () => {
+      const answer = await fromInstance("b-1.one", report(PresenceEvent.CONNECTED, { id: "runner-kept", busySlots: 2 }));
+      expect(answer.keepsInstances).toBe(true);
+      await age("runner-kept");
+      const before = Date.now();
+      await fromInstance("b-1.one");
+      const nodes = h.client(NodeService);
+      const { node } = await nodes.getNode({ id: "runner-kept" });
+      expect(node).toMatchObject({ state: NodeState.ONLINE, busySlots: 2 });
+      // Seen when its broker process last called.
+      expect(Number(node!.lastSeenTime!.seconds) * 1000).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 - 5_000);
+      expect((await nodes.listRunningNodes({})).nodes.map((n) => n.id)).toContain("runner-kept");
+      expect((await nodes.listNodes({ state: NodeState.ONLINE })).nodes.map((n) => n.id)).toContain("runner-kept");
+      expect((await nodes.listNodes({ state: NodeState.OFFLINE })).nodes.map((n) => n.id)).not.toContain("runner-kept");
+
+      // The broker process stops calling: the node reads OFFLINE once the timeout passes.
+      await ageInstance("b-1.one");
+      expect((await nodes.getNode({ id: "runner-kept" })).node?.state).toBe(NodeState.OFFLINE);
+      expect((await nodes.listRunningNodes({})).nodes.map((n) => n.id)).not.toContain("runner-kept");
+      expect((await nodes.listNodes({ state: NodeState.OFFLINE })).nodes.map((n) => n.id)).toContain("runner-kept");
+    });
+
+    it("counts only the broker process of a node's last report, and never one that reported it gone", async () => {
+      const ago = (ms: number) => timestampFromDate(new Date(Date.now() - ms));
+      const old = { id: "runner-moved", sessionId: "s-old", connectTime: ago(600_000) };
+      await fromInstance("b-2.old", report(PresenceEvent.CONNECTED, old));
+      // The runner reconnects through another broker process, which then goes quiet.
+      await fromInstance("b-2.new", report(PresenceEvent.CONNECTED, { id: "runner-moved", sessionId: "s-new", connectTime: ago(1_000) }));
+      // A late report of the old session changes nothing.
+      await fromInstance("b-2.old", report(PresenceEvent.UPDATED, old));
+      await age("runner-moved");
+      await ageInstance("b-2.new");
+      await fromInstance("b-2.old");
+      const nodes = h.client(NodeService);
+      expect((await nodes.getNode({ id: "runner-moved" })).node).toMatchObject({ state: NodeState.OFFLINE, sessionId: "s-new" });
+
+      await fromInstance("b-2.gone", report(PresenceEvent.DISCONNECTED, { id: "runner-left", sessionId: "s1" }));
+      await fromInstance("b-2.gone");
+      expect((await nodes.getNode({ id: "runner-left" })).node?.state).toBe(NodeState.OFFLINE);
+    });
+
+    it("retires nodes and broker processes gone longer than the retention, not nodes a live process keeps", async () => {
+      await fromInstance("b-3.live", report(PresenceEvent.CONNECTED, { id: "runner-long" }));
+      await fromInstance("b-3.live", report(PresenceEvent.CONNECTED, { id: "runner-ended" }));
+      await fromInstance("b-3.live", report(PresenceEvent.DISCONNECTED, { id: "runner-ended" }));
+      await fromInstance("b-3.dead", report(PresenceEvent.CONNECTED, { id: "runner-orphaned" }));
+      await sql`update nodes set report_time = now() - interval '2 days'
+        where runner_id in ('runner-long', 'runner-ended', 'runner-orphaned')`.execute(h.db);
+      await sql`update broker_instances set last_seen_time = now() - interval '2 days' where instance = 'b-3.dead'`.execute(h.db);
+      await deleteRetiredNodes(h.db, 24 * 60 * 60_000);
+      const left = await h.db
+        .selectFrom("nodes")
+        .select("runner_id")
+        .where("runner_id", "in", ["runner-long", "runner-ended", "runner-orphaned"])
+        .execute();
+      expect(left.map((r) => r.runner_id)).toEqual(["runner-long"]);
+      const instances = await h.db.selectFrom("broker_instances").select("instance").where("instance", "like", "b-3.%").execute();
+      expect(instances.map((r) => r.instance)).toEqual(["b-3.live"]);
+      expect((await h.client(NodeService).getNode({ id: "runner-long" })).node?.state).toBe(NodeState.ONLINE);
+    });
+
+    it("refuses a broker instance Postgres or the pattern would not take, naming the field", async () => {
+      for (const bad of ["b\u0000x", "has space", "x".repeat(129)]) {
+        const err = await fromInstance(bad).then(
+          () => undefined,
+          (e: unknown) => e as { code?: Code; message?: string },
+        );
+        expect(err?.code).toBe(Code.InvalidArgument);
+        expect(err?.message).toContain("broker_instance");
+      }
+    });
+  });
+
   it("lists by cluster and state, with a cursor", async () => {
     await presence(
       ...Array.from({ length: 5 }, (_, i) =>

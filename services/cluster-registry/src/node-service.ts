@@ -88,8 +88,8 @@ export function createNodeService(nodes: Nodes): ServiceImpl<typeof NodeService>
 
     async reportPresence(req, ctx) {
       requireService(ctx);
-      await nodes.report(req.reports.map(presenceInput));
-      return create(ReportPresenceResponseSchema, {});
+      await nodes.report(req.reports.map(presenceInput), req.brokerInstance);
+      return create(ReportPresenceResponseSchema, { keepsInstances: true });
     },
   };
 }

@@ -1,6 +1,6 @@
 // Runners as nodes. Brokers report sessions (ReportPresence); the broker names the team, so a
-// runner cannot place itself in another team. A node no broker reported within the timeout
-// reads as OFFLINE.
+// runner cannot place itself in another team. A node no broker reported within the timeout, and
+// whose broker process has not called within it either, reads as OFFLINE.
 import type { Kysely } from "kysely";
 import { decodePageToken, InvalidArgumentError, NotFoundError, pageSize, toPage, type Page } from "@corral/server-kit";
 import type { Clusters } from "./clusters.js";
@@ -35,7 +35,8 @@ const STATE_OF_EVENT: Record<PresenceEventKind, StoredNodeState> = {
 };
 
 export interface Nodes {
-  report(reports: PresenceInput[]): Promise<void>;
+  /** `brokerInstance`: the broker process reporting, which keeps the nodes it reported alive while it calls. */
+  report(reports: PresenceInput[], brokerInstance?: string): Promise<void>;
   get(teamId: string, runnerId: string): Promise<NodeRecord>;
   /** An empty cluster slug lists every cluster's nodes. */
   list(
@@ -78,8 +79,8 @@ export function createNodes(
   }
 
   return {
-    async report(reports) {
-      if (reports.length === 0) return;
+    async report(reports, brokerInstance = "") {
+      if (reports.length === 0 && brokerInstance === "") return;
       reports.forEach((r, i) => {
         if (r.runnerId === "" || r.runnerId.length > MAX_RUNNER_ID_LENGTH) {
           throw new InvalidArgumentError(`reports[${i}].node.id`, `must be 1 to ${MAX_RUNNER_ID_LENGTH} characters`);
@@ -102,7 +103,7 @@ export function createNodes(
       const rows = [...latest.values()].sort((a, b) =>
         a.teamId === b.teamId ? compare(a.runnerId, b.runnerId) : compare(a.teamId, b.teamId),
       );
-      await upsertNodes(db, rows);
+      await upsertNodes(db, rows, brokerInstance);
     },
 
     async get(teamId, runnerId) {

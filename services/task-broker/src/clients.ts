@@ -41,8 +41,9 @@ export function createPresenceClient(options: { baseUrl: string; serviceKey: str
     timeoutMs: options.timeoutMs ?? 10_000,
   });
   return {
-    async report(reports) {
-      await client.reportPresence({ reports });
+    async report(reports, brokerInstance) {
+      const answer = await client.reportPresence({ reports, brokerInstance });
+      return { keepsInstances: answer.keepsInstances };
     },
   };
 }

@@ -52,6 +52,7 @@ beforeAll(async () => {
           throw new Error("registry down (test)");
         }
         presence.push(...reports);
+        return { keepsInstances: true };
       },
     },
   });

@@ -1,11 +1,15 @@
-// The presence publisher reports every connected runner again each refresh interval (the registry
-// shows a node nobody reported for a minute as OFFLINE), keeps a draining one DRAINING, and stops
-// once its runners are gone.
+// The presence publisher keeps its runners' nodes alive at the registry (which shows a node nobody
+// vouched for within a minute as OFFLINE): with a registry that keeps broker instances, by one call
+// with no reports each refresh interval; with one that predates that, by reporting every connected
+// runner again. It keeps a draining one DRAINING, retries calls that fail, and stops once its
+// runners are gone.
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { PresenceEvent, type PresenceReport } from "@corral/proto";
 import { pino } from "pino";
 import { afterEach, beforeEach, expect, it, vi } from "vitest";
-import { createPresencePublisher } from "./presence-publisher.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createPresencePublisher, createRefreshPlan } from "./presence-publisher.js";
+import { isPassing, retryDelayMs } from "./presence/report-outbox.js";
 import { RunnerSession } from "./runner-session.js";
 
 function session(id: string): RunnerSession {
@@ -30,10 +34,15 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-it("re-reports every connected session each refresh interval until it disconnects", async () => {
+it("re-reports every connected session each refresh interval to a registry that predates instances", async () => {
   const reports: PresenceReport[] = [];
   const publisher = createPresencePublisher({
-    reporter: { report: async (batch) => void reports.push(...batch) },
+    reporter: {
+      report: async (batch) => {
+        reports.push(...batch);
+        return { keepsInstances: false };
+      },
+    },
     brokerId: "broker-1",
     throttleMs: 2_000,
     refreshMs: 20_000,
@@ -81,4 +90,158 @@ it("re-reports every connected session each refresh interval until it disconnect
   expect(seen()).toEqual([]);
   expect(vi.getTimerCount()).toBe(0);
   await publisher.close();
+});
+
+/** A reporter recording each call; `keeps` is what the registry answers, `fail` throws instead. */
+function recorder(options: { keeps: boolean }) {
+  const calls: Array<{ instance: string; reports: Array<[string, PresenceEvent]> }> = [];
+  const state = { keeps: options.keeps, fail: undefined as Error | undefined, refuse: undefined as string | undefined };
+  const reporter = {
+    async report(batch: PresenceReport[], instance: string) {
+      if (state.fail) throw state.fail;
+      if (batch.some((r) => r.node!.sessionId === state.refuse)) throw new ConnectError("bad report", Code.InvalidArgument);
+      calls.push({ instance, reports: batch.map((r) => [r.node!.sessionId, r.event]) });
+      return { keepsInstances: state.keeps };
+    },
+  };
+  return { calls, state, reporter, taken: () => calls.splice(0) };
+}
+
+it("says only that the process is alive each refresh once the registry keeps its instance", async () => {
+  const rec = recorder({ keeps: true });
+  const publisher = createPresencePublisher({
+    reporter: rec.reporter,
+    brokerId: "broker-1",
+    brokerInstance: "inst-1",
+    throttleMs: 2_000,
+    refreshMs: 20_000,
+    logger: pino({ level: "silent" }),
+  });
+  const a = session("a");
+  const b = session("b");
+  publisher.connected(a);
+  publisher.connected(b);
+  await publisher.flush();
+  expect(rec.taken()).toEqual([
+    { instance: "inst-1", reports: [["a", PresenceEvent.CONNECTED], ["b", PresenceEvent.CONNECTED]] },
+  ]);
+
+  // Each refresh is one call with no reports.
+  for (let i = 0; i < 3; i++) {
+    vi.advanceTimersByTime(20_000);
+    await publisher.flush();
+    expect(rec.taken()).toEqual([{ instance: "inst-1", reports: [] }]);
+  }
+  // Changes still go as they happen.
+  b.state = "draining";
+  publisher.draining(b);
+  await publisher.flush();
+  expect(rec.taken()).toEqual([{ instance: "inst-1", reports: [["b", PresenceEvent.DRAINING]] }]);
+
+  // The registry is replaced by one that predates instances: every refresh re-sends everyone; and
+  // when it keeps instances again, everyone goes once more before the refreshes are beats again.
+  rec.state.keeps = false;
+  vi.advanceTimersByTime(20_000);
+  await publisher.flush();
+  rec.taken();
+  vi.advanceTimersByTime(20_000);
+  await publisher.flush();
+  expect(rec.taken()).toEqual([{ instance: "inst-1", reports: [["a", PresenceEvent.UPDATED], ["b", PresenceEvent.DRAINING]] }]);
+  rec.state.keeps = true;
+  // (the first refresh goes by the answer before, the second is the "once more")
+  for (let i = 0; i < 2; i++) {
+    vi.advanceTimersByTime(20_000);
+    await publisher.flush();
+    expect(rec.taken()).toEqual([{ instance: "inst-1", reports: [["a", PresenceEvent.UPDATED], ["b", PresenceEvent.DRAINING]] }]);
+  }
+  vi.advanceTimersByTime(20_000);
+  await publisher.flush();
+  expect(rec.taken()).toEqual([{ instance: "inst-1", reports: [] }]);
+  // No beats once no runner is connected.
+  publisher.disconnected(a);
+  publisher.disconnected(b);
+  await publisher.flush();
+  rec.taken();
+  vi.advanceTimersByTime(60_000);
+  await publisher.flush();
+  expect(rec.calls).toEqual([]);
+  await publisher.close();
+});
+
+it("tries a failed call again with each session's latest report, and drops one the registry refuses", async () => {
+  const rec = recorder({ keeps: true });
+  const publisher = createPresencePublisher({
+    reporter: rec.reporter,
+    brokerId: "broker-1",
+    brokerInstance: "inst-2",
+    throttleMs: 0,
+    refreshMs: 20_000,
+    logger: pino({ level: "silent" }),
+  });
+  const a = session("a");
+  const b = session("b");
+  rec.state.fail = new ConnectError("registry down", Code.Unavailable);
+  publisher.connected(a);
+  publisher.connected(b);
+  await publisher.flush();
+  expect(rec.calls).toEqual([]);
+  // b changes while the call is failing: its newer report replaces the failed one.
+  publisher.draining(b);
+  vi.advanceTimersByTime(1_000);
+  await publisher.flush();
+  expect(rec.calls).toEqual([]);
+  rec.state.fail = undefined;
+  // The second retry waits 2 s.
+  vi.advanceTimersByTime(1_999);
+  expect(rec.calls).toEqual([]);
+  vi.advanceTimersByTime(1);
+  await publisher.flush();
+  expect(rec.taken()).toEqual([
+    { instance: "inst-2", reports: [["a", PresenceEvent.CONNECTED], ["b", PresenceEvent.DRAINING]] },
+  ]);
+
+  // A refusal (the registry says the input is wrong) is not sent again.
+  rec.state.fail = new ConnectError("bad", Code.InvalidArgument);
+  publisher.updated(a);
+  await publisher.flush();
+  rec.state.fail = undefined;
+  // (the next refresh is 17 s away)
+  vi.advanceTimersByTime(10_000);
+  await publisher.flush();
+  expect(rec.taken()).toEqual([]);
+
+  // One report the registry refuses costs only itself: the rest of its call still goes.
+  const more = ["c", "d", "e", "f", "g"].map(session);
+  rec.state.refuse = "e";
+  for (const s of more) publisher.connected(s);
+  await publisher.flush();
+  expect(rec.taken().flatMap((c) => c.reports.map(([id]) => id)).sort()).toEqual(["c", "d", "f", "g"]);
+
+  for (const s of [a, b, ...more]) publisher.disconnected(s);
+  await publisher.close();
+  expect(vi.getTimerCount()).toBe(0);
+});
+
+it("retries with pauses doubling from 1 s to 30 s, for passing errors only", () => {
+  expect([1, 2, 3, 4, 5, 6, 7, 20].map(retryDelayMs)).toEqual([1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]);
+  expect(isPassing(new ConnectError("x", Code.Unavailable))).toBe(true);
+  expect(isPassing(new ConnectError("x", Code.DeadlineExceeded))).toBe(true);
+  expect(isPassing(new Error("socket hang up"))).toBe(true);
+  expect(isPassing(new ConnectError("x", Code.InvalidArgument))).toBe(false);
+  expect(isPassing(new ConnectError("x", Code.PermissionDenied))).toBe(false);
+});
+
+it("plans a refresh: beats while the registry keeps instances; everyone while not, and once more after", () => {
+  const plan = createRefreshPlan();
+  expect([true, true, false, false, true, true, false, true, true].map((k) => plan.next(k))).toEqual([
+    "beat",
+    "beat",
+    "all",
+    "all",
+    "all",
+    "beat",
+    "all",
+    "all",
+    "beat",
+  ]);
 });

@@ -1,8 +1,13 @@
 // Tells the registry which runners are connected and what they run (NodeService.ReportPresence
 // through an injected reporter): on connect, on lease changes (throttled per session), on draining,
-// on disconnect, and again for every connected runner each `refreshMs` (the registry shows a node
-// that no broker reported for a while as OFFLINE). The report is built by presence/presence-report.ts,
-// sent in coalesced batches by presence/report-outbox.ts, throttled by presence/update-throttle.ts.
+// on disconnect. The registry shows a node that nobody vouched for within its timeout as OFFLINE,
+// so each `refreshMs` while runners are connected this broker process says it is alive (one call
+// with no reports: the registry keeps the nodes this process reported last). A registry that
+// predates that is sent every connected runner again instead, and so is one that has just started
+// keeping instances (rows it wrote before name none). The report is built by
+// presence/presence-report.ts, sent in coalesced batches by presence/report-outbox.ts, throttled
+// by presence/update-throttle.ts.
+import { randomUUID } from "node:crypto";
 import { PresenceEvent } from "@corral/proto";
 import type { Logger } from "pino";
 import { presenceReport } from "./presence/presence-report.js";
@@ -27,8 +32,10 @@ export interface PresencePublisherOptions {
   reporter: PresenceReporter | undefined;
   brokerId: string;
   throttleMs: number;
-  /** Every connected session is reported again this often (default 20 s; 0 turns it off). */
+  /** This process says it is alive (or reports every connected session again) this often (default 20 s; 0 turns it off). */
   refreshMs?: number;
+  /** Names this broker process to the registry (default: a random id drawn now). */
+  brokerInstance?: string;
   logger: Logger;
 }
 
@@ -48,17 +55,44 @@ const inert: PresencePublisher = {
 
 export function createPresencePublisher(options: PresencePublisherOptions): PresencePublisher {
   if (!options.reporter) return inert;
-  const outbox = createReportOutbox({ reporter: options.reporter, logger: options.logger });
+  const outbox = createReportOutbox({
+    reporter: options.reporter,
+    brokerInstance: options.brokerInstance ?? randomUUID(),
+    logger: options.logger,
+  });
   const throttle = createUpdateThrottle(options.throttleMs);
   const send = (session: RunnerSession, event: PresenceEvent) => {
     const now = Date.now();
     outbox.put(session.id, presenceReport(session, event, options.brokerId, now));
     throttle.sent(session.id, now);
   };
-  const refresher = createRefresher(options.refreshMs ?? 20_000, (session) => {
-    if (session.state !== "closed" && !throttle.pending(session.id)) send(session, refreshEvent(session));
+  const plan = createRefreshPlan();
+  const refresher = createRefresher(options.refreshMs ?? 20_000, (sessions) => {
+    if (plan.next(outbox.keptSinceAsked()) === "beat") {
+      outbox.beat();
+      return;
+    }
+    for (const session of sessions) {
+      if (session.state !== "closed" && !throttle.pending(session.id)) send(session, refreshEvent(session));
+    }
   });
   return publisherOver(outbox, throttle, refresher, send);
+}
+
+/**
+ * What a refresh sends, given whether every call answered since the last refresh was answered by a
+ * registry keeping this process's nodes alive: a beat while so; every session while not, and once
+ * more when it is again (rows written meanwhile name no instance).
+ */
+export function createRefreshPlan(): { next(allKept: boolean): "beat" | "all" } {
+  let covered = true;
+  return {
+    next(allKept) {
+      if (allKept && covered) return "beat";
+      covered = allKept;
+      return "all";
+    },
+  };
 }
 
 function publisherOver(
@@ -92,18 +126,19 @@ function publisherOver(
       throttle.close();
       refresher.close();
       await outbox.flush();
+      outbox.close();
     },
   };
 }
 
-/** The connected sessions, each passed to `visit` every `everyMs` while there is one. */
+/** The connected sessions, passed to `visit` every `everyMs` while there is one. */
 interface Refresher {
   add(session: RunnerSession): void;
   remove(session: RunnerSession): void;
   close(): void;
 }
 
-function createRefresher(everyMs: number, visit: (session: RunnerSession) => void): Refresher {
+function createRefresher(everyMs: number, visit: (sessions: Iterable<RunnerSession>) => void): Refresher {
   const live = new Map<string, RunnerSession>();
   let timer: NodeJS.Timeout | undefined;
   const stop = () => {
@@ -115,9 +150,7 @@ function createRefresher(everyMs: number, visit: (session: RunnerSession) => voi
       if (everyMs <= 0) return;
       live.set(session.id, session);
       if (timer) return;
-      timer = setInterval(() => {
-        for (const s of live.values()) visit(s);
-      }, everyMs);
+      timer = setInterval(() => visit(live.values()), everyMs);
       timer.unref();
     },
     remove(session) {

@@ -56,7 +56,12 @@ beforeAll(async () => {
     ledger,
     leaseDurationMs: 10_000,
     pollIntervalMs: 300,
-    presence: { report: async (batch) => void reports.push(...batch) },
+    presence: {
+      report: async (batch) => {
+        reports.push(...batch);
+        return { keepsInstances: true };
+      },
+    },
     presenceThrottleMs: 0,
   });
 });

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { newId } from "../ids.js";
 import type { ClusterProvisioningRow, RegistryDatabase, StoredClusterState } from "../store/database.js";
 import { listPlacements, listTeamHosts, removePlacements } from "../store/host-repository.js";
+import { nodeReportedWithin } from "../store/node-repository.js";
 import { specFromJson } from "../store/spec-json.js";
 import { HOSTS_CHANNEL } from "./agent-hub.js";
 import { clusterStatus } from "./cluster-state.js";
@@ -84,7 +85,7 @@ async function connectedRunners(tx: Tx, teamId: string, runnerIds: string[], nod
     .where("team_id", "=", teamId)
     .where("runner_id", "in", runnerIds)
     .where("state", "=", "online")
-    .where("report_time", ">=", sql<Date>`now() - ${nodeTimeoutMs} * interval '1 millisecond'`)
+    .where(nodeReportedWithin(nodeTimeoutMs))
     .execute();
   return new Set(rows.map((r) => r.runner_id));
 }

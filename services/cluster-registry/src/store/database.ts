@@ -123,6 +123,14 @@ export interface NodesTable {
   report_time: Timestamp;
   /** The tasks the node ran at its last report (at most 100, oldest first). */
   running_tasks: ColumnType<StoredRunningTask[], string | undefined, string>;
+  /** The broker process that sent the last report ('' from a broker that does not name it). */
+  broker_instance: Generated<string>;
+}
+
+/** Broker processes alive as of `last_seen_time`; they keep the nodes they last reported alive. */
+export interface BrokerInstancesTable {
+  instance: string;
+  last_seen_time: Timestamp;
 }
 
 export interface StoredRunningTask {
@@ -310,6 +318,7 @@ export interface RegistryDatabase {
   hardware: HardwareTable;
   configurations: ConfigurationsTable;
   nodes: NodesTable;
+  broker_instances: BrokerInstancesTable;
   hosts: HostsTable;
   placements: PlacementsTable;
   runner_logs: RunnerLogsTable;

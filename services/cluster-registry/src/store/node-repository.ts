@@ -1,7 +1,8 @@
 // Node presence as brokers report it. A node's effective state is OFFLINE when no report arrived
-// within the timeout, whatever the last report said; that is computed here in SQL so filters and
-// pages agree with what is shown.
-import { sql, type Expression, type Kysely, type SqlBool } from "kysely";
+// within the timeout and the broker process that sent its last report has not called within it
+// either, whatever the last report said; that is computed here in SQL so filters and pages agree
+// with what is shown.
+import { sql, type Expression, type Kysely, type RawBuilder, type SqlBool } from "kysely";
 import type { NodeRow, RegistryDatabase, StoredHardware, StoredNodeState, StoredRunningTask } from "./database.js";
 
 export interface NodeHardware {
@@ -84,12 +85,34 @@ function hardwareFromJson(h: StoredHardware): NodeHardware {
  * session is newer, and never marks the node offline: late reports from a broker the runner
  * already left must not hide its new session.
  */
-export async function upsertNodes(db: Kysely<RegistryDatabase>, reports: NodeReport[]): Promise<void> {
-  await upsertChunks(db, reports.filter((r) => r.newSession), true);
-  await upsertChunks(db, reports.filter((r) => !r.newSession), false);
+export async function upsertNodes(db: Kysely<RegistryDatabase>, reports: NodeReport[], brokerInstance = ""): Promise<void> {
+  await db.transaction().execute(async (tx) => {
+    if (brokerInstance !== "") await touchBrokerInstance(tx, brokerInstance);
+    await upsertChunks(tx, reports.filter((r) => r.newSession), true, brokerInstance);
+    await upsertChunks(tx, reports.filter((r) => !r.newSession), false, brokerInstance);
+  });
 }
 
-async function upsertChunks(db: Kysely<RegistryDatabase>, reports: NodeReport[], newSessions: boolean): Promise<void> {
+/** The broker process `instance` is alive now: the nodes it reported last stay as reported. */
+async function touchBrokerInstance(db: Kysely<RegistryDatabase>, instance: string): Promise<void> {
+  await db
+    .insertInto("broker_instances")
+    .values({ instance, last_seen_time: sql<Date>`now()` })
+    .onConflict((oc) => oc.column("instance").doUpdateSet({ last_seen_time: sql`excluded.last_seen_time` }))
+    .execute();
+}
+
+/**
+ * True for a node that was reported within the timeout, or whose last report came from a broker
+ * process that called within the timeout (it keeps its unchanged nodes alive without re-sending them).
+ */
+export function nodeReportedWithin(timeoutMs: number): RawBuilder<SqlBool> {
+  const since = sql`now() - ${timeoutMs} * interval '1 millisecond'`;
+  return sql<SqlBool>`(nodes.report_time >= ${since} or (nodes.state <> 'offline' and nodes.broker_instance <> '' and exists (
+    select 1 from broker_instances b where b.instance = nodes.broker_instance and b.last_seen_time >= ${since})))`;
+}
+
+async function upsertChunks(db: Kysely<RegistryDatabase>, reports: NodeReport[], newSessions: boolean, brokerInstance: string): Promise<void> {
   // A CONNECTED report always wins. Any other report of another session wins only when that
   // session started later (its CONNECTED report was lost): start times of two sessions are far
   // apart where last-seen times are not, so brokers' clocks disagreeing a little cannot let a
@@ -117,6 +140,7 @@ async function upsertChunks(db: Kysely<RegistryDatabase>, reports: NodeReport[],
           busy_slots: r.busySlots,
           running_tasks: JSON.stringify(r.runningTasks),
           broker_id: r.brokerId,
+          broker_instance: brokerInstance,
           state: r.state,
           connect_time: r.connectTime ?? sql<Date>`now()`,
           last_seen_time: r.lastSeenTime ?? sql<Date>`now()`,
@@ -138,6 +162,7 @@ async function upsertChunks(db: Kysely<RegistryDatabase>, reports: NodeReport[],
             busy_slots: sql`excluded.busy_slots`,
             running_tasks: sql`excluded.running_tasks`,
             broker_id: sql`excluded.broker_id`,
+            broker_instance: sql`excluded.broker_instance`,
             // An update from a draining session does not bring it back online.
             state: sql`case when nodes.session_id = excluded.session_id and nodes.state = 'draining'
                         and excluded.state = 'online' then 'draining' else excluded.state end`,
@@ -156,7 +181,7 @@ async function upsertChunks(db: Kysely<RegistryDatabase>, reports: NodeReport[],
 export type NodeStateFilter = StoredNodeState | "running" | undefined;
 
 function selectNodes(db: Kysely<RegistryDatabase>, timeoutMs: number) {
-  const stale = sql<SqlBool>`nodes.report_time < now() - ${timeoutMs} * interval '1 millisecond'`;
+  const stale = sql<SqlBool>`not ${nodeReportedWithin(timeoutMs)}`;
   return {
     stale,
     query: db
@@ -166,13 +191,20 @@ function selectNodes(db: Kysely<RegistryDatabase>, timeoutMs: number) {
       .leftJoin("hosts", "hosts.id", "placements.host_id")
       .selectAll("nodes")
       .select(["hosts.id as host_id", "hosts.name as host_name"])
+      // Seen as late as its broker process last called, while that broker keeps it.
+      .select(
+        sql<Date>`greatest(nodes.last_seen_time, (select b.last_seen_time from broker_instances b
+          where nodes.state <> 'offline' and nodes.broker_instance <> '' and b.instance = nodes.broker_instance))`.as("seen_time"),
+      )
       .select(sql<StoredNodeState>`case when nodes.state <> 'offline' and ${stale} then 'offline' else nodes.state end`.as(
         "effective_state",
       )),
   };
 }
 
-function toRecord(row: NodeRow & { effective_state: StoredNodeState; host_id: string | null; host_name: string | null }): NodeRecord {
+function toRecord(
+  row: NodeRow & { effective_state: StoredNodeState; seen_time: Date; host_id: string | null; host_name: string | null },
+): NodeRecord {
   return {
     teamId: row.team_id,
     runnerId: row.runner_id,
@@ -188,7 +220,7 @@ function toRecord(row: NodeRow & { effective_state: StoredNodeState; host_id: st
     brokerId: row.broker_id,
     state: row.effective_state,
     connectTime: row.connect_time,
-    lastSeenTime: row.last_seen_time,
+    lastSeenTime: row.seen_time,
     runningTasks: row.effective_state === "offline" ? [] : row.running_tasks,
     host: row.host_id === null ? undefined : { id: row.host_id, name: row.host_name ?? "" },
   };
@@ -227,12 +259,15 @@ export async function listNodes(
 }
 
 /**
- * Deletes the nodes with no report for `retentionMs` (all of them OFFLINE long since: the
- * presence timeout is far shorter), across teams; answers how many went. A runner that comes
- * back later registers afresh.
+ * Deletes the nodes with no report for `retentionMs` and no broker process keeping them alive that
+ * long (all of them OFFLINE long since: the presence timeout is far shorter), across teams, and the
+ * broker processes gone as long; answers how many nodes went. A runner that comes back later
+ * registers afresh.
  */
 export async function deleteRetiredNodes(db: Kysely<RegistryDatabase>, retentionMs: number): Promise<number> {
-  const result = await sql`
-    delete from nodes where report_time < now() - ${retentionMs} * interval '1 millisecond'`.execute(db);
-  return Number(result.numAffectedRows ?? 0n);
+  return db.transaction().execute(async (tx) => {
+    const result = await sql`delete from nodes where not ${nodeReportedWithin(retentionMs)}`.execute(tx);
+    await sql`delete from broker_instances where last_seen_time < now() - ${retentionMs} * interval '1 millisecond'`.execute(tx);
+    return Number(result.numAffectedRows ?? 0n);
+  });
 }

@@ -1,19 +1,33 @@
 // Presence reports on their way to the registry: the latest report of each session, sent together
 // a moment after the first one queues (so a burst of changes costs one ReportPresence), in calls of
-// at most `maxPerCall` reports, one call after the other. Best effort: a failed call is logged and
-// dropped, the next report of each session carries its state.
+// at most `maxPerCall` reports, one call after the other. Every call names this broker process
+// (its instance), which also tells the registry the process is alive; `beat()` sends a call with
+// no reports for that alone. A call that fails for a passing reason (registry unavailable, timeout)
+// is tried again after a growing pause, with each session's report unless a newer one is queued;
+// a report the registry refuses is logged and dropped, and the rest of its call sent without it.
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { PresenceReport } from "@corral/proto";
 import type { Logger } from "pino";
 
 export interface PresenceReporter {
-  report(reports: PresenceReport[]): Promise<void>;
+  /** Answers whether the registry keeps nodes alive through `brokerInstance` (one that predates it does not). */
+  report(reports: PresenceReport[], brokerInstance: string): Promise<{ keepsInstances: boolean }>;
 }
 
 export interface ReportOutbox {
   /** Replaces what `sessionId` has queued; the batch leaves after the coalescing delay. */
   put(sessionId: string, report: PresenceReport): void;
+  /** Tells the registry this process is alive (with the next call, or a call of its own). */
+  beat(): void;
   /** Sends what is queued now; resolves once every call so far has been answered. */
   flush(): Promise<void>;
+  /**
+   * Every call answered since the last time this was asked was answered by a registry that keeps
+   * nodes alive through this broker's instance (true when none was answered).
+   */
+  keptSinceAsked(): boolean;
+  /** Stops retrying; what is queued stays unsent. */
+  close(): void;
 }
 
 /** Reports per ReportPresence call: with 100 running tasks each, a call stays around a megabyte. */
@@ -26,33 +40,106 @@ export function callsOf<T>(reports: readonly T[], size = MAX_REPORTS_PER_CALL): 
   return calls;
 }
 
-export function createReportOutbox(options: { reporter: PresenceReporter; logger: Logger; delayMs?: number; maxPerCall?: number }): ReportOutbox {
-  const { reporter, logger } = options;
+/** Errors worth another try: the registry or the way to it is passing through trouble. */
+const PASSING = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.ResourceExhausted, Code.Aborted, Code.Unknown, Code.Internal]);
+
+export function isPassing(err: unknown): boolean {
+  return PASSING.has(ConnectError.from(err).code);
+}
+
+/** The pause before retry `n` (1, 2, ...): 1 s doubling up to 30 s. */
+export function retryDelayMs(n: number): number {
+  return Math.min(30_000, 1_000 * 2 ** Math.max(0, n - 1));
+}
+
+export function createReportOutbox(options: {
+  reporter: PresenceReporter;
+  brokerInstance: string;
+  logger: Logger;
+  delayMs?: number;
+  maxPerCall?: number;
+}): ReportOutbox {
+  const { reporter, logger, brokerInstance } = options;
+  const delayMs = options.delayMs ?? 20;
   const queued = new Map<string, PresenceReport>();
+  let beatWanted = false;
+  let kept = true;
+  let failures = 0;
+  let closed = false;
   let timer: NodeJS.Timeout | undefined;
   let sending: Promise<void> = Promise.resolve();
+
+  const schedule = (ms: number) => {
+    if (closed || timer) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      void outbox.flush();
+    }, ms);
+    timer.unref?.();
+  };
+
+  /** Puts a failed call's reports back, except where the session has queued a newer one. */
+  const requeue = (batch: Array<[string, PresenceReport]>) => {
+    for (const [sessionId, report] of batch) if (!queued.has(sessionId)) queued.set(sessionId, report);
+    beatWanted = true;
+    failures++;
+    schedule(retryDelayMs(failures));
+  };
+
+  const send = async (batch: Array<[string, PresenceReport]>) => {
+    try {
+      const answer = await reporter.report(
+        batch.map(([, r]) => r),
+        brokerInstance,
+      );
+      kept &&= answer.keepsInstances;
+      failures = 0;
+      // What was queued while a retry was on its way waits no longer than a fresh report.
+      if (queued.size > 0 || beatWanted) schedule(delayMs);
+    } catch (err) {
+      if (closed) return;
+      if (isPassing(err)) {
+        logger.warn({ err, count: batch.length, retry: failures + 1 }, "presence report failed; trying again");
+        requeue(batch);
+      } else if (batch.length > 1) {
+        // One report the registry refuses must not cost the others: halve until it stands alone.
+        const half = batch.length >> 1;
+        await send(batch.slice(0, half));
+        await send(batch.slice(half));
+      } else {
+        logger.warn({ err, sessionId: batch[0]?.[0] }, "presence report refused; dropped");
+      }
+    }
+  };
 
   const outbox: ReportOutbox = {
     put(sessionId, report) {
       queued.set(sessionId, report);
-      timer ??= setTimeout(() => {
-        timer = undefined;
-        void outbox.flush();
-      }, options.delayMs ?? 20);
-      timer.unref?.();
+      schedule(failures === 0 ? delayMs : retryDelayMs(failures));
+    },
+    beat() {
+      beatWanted = true;
+      schedule(failures === 0 ? delayMs : retryDelayMs(failures));
     },
     flush() {
       if (timer) clearTimeout(timer);
       timer = undefined;
-      if (queued.size === 0) return sending;
-      const calls = callsOf([...queued.values()], options.maxPerCall);
+      if (queued.size === 0 && !beatWanted) return sending;
+      const calls = queued.size === 0 ? [[]] : callsOf([...queued.entries()], options.maxPerCall);
       queued.clear();
-      for (const batch of calls) {
-        sending = sending
-          .then(() => reporter.report(batch))
-          .catch((err: unknown) => logger.warn({ err, count: batch.length }, "presence report failed"));
-      }
+      beatWanted = false;
+      for (const batch of calls) sending = sending.then(() => send(batch));
       return sending;
+    },
+    keptSinceAsked() {
+      const all = kept;
+      kept = true;
+      return all;
+    },
+    close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
     },
   };
   return outbox;

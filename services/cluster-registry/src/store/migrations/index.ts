@@ -12,6 +12,7 @@ import * as m0009 from "./0009-create-hosts.js";
 import * as m0010 from "./0010-clusters-provisioned.js";
 import * as m0011 from "./0011-create-routes.js";
 import * as m0012 from "./0012-node-running-tasks.js";
+import * as m0013 from "./0013-broker-instances.js";
 
 /** The Postgres schema the registry's tables live in. */
 export const REGISTRY_SCHEMA = "registry";
@@ -29,4 +30,5 @@ export const registryMigrations: Record<string, Migration> = {
   "0010-clusters-provisioned": m0010,
   "0011-create-routes": m0011,
   "0012-node-running-tasks": m0012,
+  "0013-broker-instances": m0013,
 };
