@@ -1,7 +1,8 @@
-// Idle and slow connections: sockets that never speak are closed by the server while health still
-// answers, an HTTP/1.1 client whose headers or body trickle is cut off, an HTTP/2 session with no
-// streams is closed when idle but one holding an open, silent server stream is not, and one
-// address cannot hold more than its share of connections.
+// Idle, slow and vanished connections: sockets that never speak are closed by the server while
+// health still answers, an HTTP/1.1 client whose headers or body trickle is cut off, an HTTP/2
+// session with no streams is closed when idle but one holding an open, silent server stream is not
+// (its peer answers the server's PINGs), one whose peer vanished (PINGs unanswered) is closed, and
+// one address cannot hold more than its share of connections.
 import { execFileSync } from "node:child_process";
 import http from "node:http";
 import http2 from "node:http2";
@@ -88,6 +89,8 @@ describe("connections", () => {
         // The deadline is what this file tests on bodies; the minimum rate has its own test in server-kit.
         CORRAL_MIN_BODY_BYTES_PER_SECOND: "0",
         CORRAL_HTTP2_IDLE_TIMEOUT: "1s",
+        CORRAL_HTTP2_PING_INTERVAL: "500ms",
+        CORRAL_HTTP2_PING_TIMEOUT: "1s",
         // The flood comes from five loopback addresses, a thousand from each.
         CORRAL_MAX_CONNECTIONS_PER_ADDRESS: "1100",
       },
@@ -172,6 +175,11 @@ describe("connections", () => {
       const idle = http2.connect(service.url);
       idle.on("error", () => {});
       await new Promise<void>((resolve) => idle.once("close", () => resolve()));
+      // Several of the server's PINGs (every 500 ms, 1 s to answer) come and are answered meanwhile.
+      let pings = 0;
+      watching.on("ping", () => pings++);
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(pings).toBeGreaterThanOrEqual(2);
       expect(watching.closed).toBe(false);
       expect(watch.closed).toBe(false);
       // The watching session still carries new calls.
@@ -193,6 +201,51 @@ describe("connections", () => {
       watching.close();
     }
   }, 60_000);
+
+  it("closes an HTTP/2 session with an open stream once its peer stops answering PINGs", async () => {
+    // A relay between client and service that, once told, passes nothing either way and keeps both
+    // sockets open: the client's machine vanished without closing its connection.
+    let blackHole = false;
+    let upstreamClosed!: Promise<void>;
+    const relay = net.createServer((client) => {
+      const upstream = net.connect({ port: service.port, host: "127.0.0.1" });
+      upstreamClosed = new Promise<void>((r) => upstream.once("close", () => r()));
+      client.on("data", (d) => void (blackHole || upstream.write(d)));
+      upstream.on("data", (d) => void (blackHole || client.write(d)));
+      client.on("error", () => upstream.destroy());
+      upstream.on("error", () => client.destroy());
+      upstream.on("close", () => client.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, "127.0.0.1", () => r()));
+    const session = http2.connect(`http://127.0.0.1:${(relay.address() as net.AddressInfo).port}`);
+    session.on("error", () => {});
+    try {
+      const watch = session.request({
+        ":method": "POST",
+        ":path": "/grpc.health.v1.Health/Watch",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      watch.on("error", () => {});
+      watch.end(grpcFrame(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "" }))));
+      await new Promise<void>((resolve) => watch.once("data", () => resolve()));
+      blackHole = true;
+      const before = await cutCount("http2_ping_timeout");
+      // The next PING (within 500 ms) goes unanswered for 1 s: the service closes the connection.
+      await upstreamClosed;
+      expect(await cutCount("http2_ping_timeout")).toBe(before + 1);
+    } finally {
+      session.destroy();
+      await new Promise<void>((r) => relay.close(() => r()));
+    }
+  }, 30_000);
+
+  /** corral_connections_cut_total for `reason`, read from the service's /metrics. */
+  async function cutCount(reason: string): Promise<number> {
+    const text = await (await fetch(`${service.url}/metrics`)).text();
+    const line = text.split("\n").find((l) => l.startsWith("corral_connections_cut_total") && l.includes(`reason="${reason}"`));
+    return line ? Number(line.split(" ").pop()) : 0;
+  }
 
   it("refuses connections past one address's share at once, and serves other addresses", async () => {
     shareService = await spawnService({

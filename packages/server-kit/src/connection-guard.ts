@@ -1,7 +1,8 @@
-// Keeps idle and slow connections from holding the process: admission against the connection
-// budget, a deadline for a socket's first bytes, an idle timeout for HTTP/2 sessions without open
-// streams, and a minimum rate for HTTP/1.1 request bodies. Timers are per connection or one sweep
-// per process, never per request, so the unary fast path and the runner stream pay nothing.
+// Keeps idle, slow and vanished connections from holding the process: admission against the
+// connection budget, a deadline for a socket's first bytes, an idle timeout for HTTP/2 sessions
+// without open streams, a PING the peer of a session with open streams must answer, and a minimum
+// rate for HTTP/1.1 request bodies. Timers are per connection or one sweep per process, never per
+// request, so the unary fast path and the runner stream pay nothing.
 import type http from "node:http";
 import type http2 from "node:http2";
 import type net from "node:net";
@@ -22,6 +23,13 @@ export interface ConnectionLimits {
   minBodyBytesPerSecond: number;
   /** An HTTP/2 session with no open stream and no frame for this long is closed (ms); 0: never. */
   http2IdleTimeoutMs: number;
+  /**
+   * An HTTP/2 session with open streams is sent a PING this often (ms; 0: never), and closed when
+   * the peer has not answered within `http2PingTimeoutMs`: a runner whose machine vanished without
+   * closing its connection holds no stream, lease or node for longer than that.
+   */
+  http2PingIntervalMs: number;
+  http2PingTimeoutMs: number;
   /** Connections the process holds at most. */
   maxConnections: number;
   /** Connections one client address holds at most. */
@@ -34,6 +42,8 @@ export const defaultConnectionLimits: ConnectionLimits = {
   requestTimeoutMs: 60_000,
   minBodyBytesPerSecond: 240,
   http2IdleTimeoutMs: 5 * 60_000,
+  http2PingIntervalMs: 60_000,
+  http2PingTimeoutMs: 20_000,
   maxConnections: 10_000,
   maxConnectionsPerAddress: defaultPerAddress(10_000),
 };
@@ -48,6 +58,7 @@ export type CutReason =
   | "first_byte_timeout"
   | "http2_preface_timeout"
   | "http2_idle"
+  | "http2_ping_timeout"
   | "slow_body";
 
 export interface ConnectionEvents {
@@ -69,7 +80,7 @@ export interface ConnectionGuard {
   awaitFirstBytes(socket: net.Socket): void;
   /** The socket spoke: its first-byte deadline ends (call before handing it to a protocol server). */
   spoke(socket: net.Socket): void;
-  /** Applies the preface deadline and the idle timeout to a new HTTP/2 session. */
+  /** Applies the preface deadline, the idle timeout and the PINGs to a new HTTP/2 session. */
   watchSession(session: http2.Http2Session): void;
   /** Watches an HTTP/1.1 request's body for a trickle below the minimum rate. */
   watchBody(req: http.IncomingMessage): void;
@@ -90,6 +101,7 @@ export function createConnectionGuard(limits: ConnectionLimits, events: Connecti
   const silent = new Set<net.Socket>();
   const bodies = new Set<BodyWatch>();
   let sweep: NodeJS.Timeout | undefined;
+  const pings = createPingSweep(limits, events);
 
   const release = (socket: net.Socket) => {
     silent.delete(socket);
@@ -171,15 +183,18 @@ export function createConnectionGuard(limits: ConnectionLimits, events: Connecti
         clearTimeout(preface);
       });
       session.once("close", () => clearTimeout(preface));
-      if (limits.http2IdleTimeoutMs <= 0) return;
       // An open stream is activity even when silent (a runner's Work stream, a WatchJob that waits
       // for changes); Node's session timeout counts only frames, so the streams are counted here.
       let open = 0;
-      const closed = () => open--;
+      const closed = () => {
+        if (--open === 0) pings.forget(session);
+      };
       session.on("stream", (stream: http2.ServerHttp2Stream) => {
-        open++;
+        if (open++ === 0) pings.watch(session);
         stream.on("close", closed);
       });
+      session.once("close", () => pings.forget(session));
+      if (limits.http2IdleTimeoutMs <= 0) return;
       // The timer restarts on every frame either way; when it fires with streams open, the frames
       // that close the last of them start it again.
       session.setTimeout(limits.http2IdleTimeoutMs, () => {
@@ -201,6 +216,77 @@ export function createConnectionGuard(limits: ConnectionLimits, events: Connecti
       if (sweep) clearInterval(sweep);
       sweep = undefined;
       bodies.clear();
+      pings.close();
+    },
+  };
+}
+
+interface PingSweep {
+  /** The session has open streams: PING it from now on. */
+  watch(session: http2.Http2Session): void;
+  /** The session has no open stream any more, or closed. */
+  forget(session: http2.Http2Session): void;
+  close(): void;
+}
+
+/** What a watched session's PINGs stand at; `sentAt` is set while one is unanswered. */
+interface PingState {
+  answeredAt: number;
+  sentAt: number | undefined;
+}
+
+/**
+ * One sweep per process over the sessions with open streams: each is sent a PING once
+ * `http2PingIntervalMs` has passed since its last answer, and destroyed when one goes unanswered
+ * for `http2PingTimeoutMs`. A session whose peer answers costs one PING per interval.
+ */
+function createPingSweep(limits: ConnectionLimits, events: ConnectionEvents): PingSweep {
+  const watched = new Map<http2.Http2Session, PingState>();
+  let timer: NodeJS.Timeout | undefined;
+  const everyMs = limits.http2PingIntervalMs;
+  const stop = () => {
+    if (timer) clearInterval(timer);
+    timer = undefined;
+  };
+  const sweep = () => {
+    const now = Date.now();
+    for (const [session, state] of watched) {
+      if (session.destroyed || session.closed) {
+        watched.delete(session);
+      } else if (state.sentAt !== undefined) {
+        if (now - state.sentAt < limits.http2PingTimeoutMs) continue;
+        watched.delete(session);
+        events.cut?.("http2_ping_timeout");
+        session.destroy();
+      } else if (now - state.answeredAt >= everyMs) {
+        state.sentAt = now;
+        // false: the session cannot send one now (too many unanswered); it counts as unanswered.
+        session.ping((err) => {
+          if (err) return;
+          state.answeredAt = Date.now();
+          state.sentAt = undefined;
+        });
+      }
+    }
+    if (watched.size === 0) stop();
+  };
+  return {
+    watch(session) {
+      if (everyMs <= 0 || watched.has(session)) return;
+      watched.set(session, { answeredAt: Date.now(), sentAt: undefined });
+      if (!timer) {
+        // A quarter of the shorter period: a PING goes at most that late, a cut at most that late.
+        timer = setInterval(sweep, Math.max(50, Math.min(everyMs, limits.http2PingTimeoutMs) / 4));
+        timer.unref();
+      }
+    },
+    forget(session) {
+      watched.delete(session);
+      if (watched.size === 0) stop();
+    },
+    close() {
+      stop();
+      watched.clear();
     },
   };
 }

@@ -41,6 +41,8 @@ describe("readConnectionLimits", () => {
       requestTimeoutMs: 60_000,
       minBodyBytesPerSecond: 240,
       http2IdleTimeoutMs: 300_000,
+      http2PingIntervalMs: 60_000,
+      http2PingTimeoutMs: 20_000,
       maxConnections: 10_000,
       maxConnectionsPerAddress: 2_000,
     });
@@ -53,6 +55,8 @@ describe("readConnectionLimits", () => {
       CORRAL_REQUEST_TIMEOUT: "1m",
       CORRAL_MIN_BODY_BYTES_PER_SECOND: "0",
       CORRAL_HTTP2_IDLE_TIMEOUT: "0",
+      CORRAL_HTTP2_PING_INTERVAL: "0",
+      CORRAL_HTTP2_PING_TIMEOUT: "5s",
       CORRAL_MAX_CONNECTIONS: "400",
       CORRAL_MAX_CONNECTIONS_PER_ADDRESS: "400",
     });
@@ -62,6 +66,8 @@ describe("readConnectionLimits", () => {
       requestTimeoutMs: 60_000,
       minBodyBytesPerSecond: 0,
       http2IdleTimeoutMs: 0,
+      http2PingIntervalMs: 0,
+      http2PingTimeoutMs: 5_000,
       maxConnections: 400,
       maxConnectionsPerAddress: 400,
     });

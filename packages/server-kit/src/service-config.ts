@@ -136,6 +136,8 @@ export function readConnectionLimits(env: Env = process.env): ConnectionLimits {
     requestTimeoutMs: positive("CORRAL_REQUEST_TIMEOUT", d.requestTimeoutMs),
     minBodyBytesPerSecond: envInt("CORRAL_MIN_BODY_BYTES_PER_SECOND", d.minBodyBytesPerSecond, { min: 0, max: 2 ** 31 - 1 }, env),
     http2IdleTimeoutMs: envDurationMs("CORRAL_HTTP2_IDLE_TIMEOUT", d.http2IdleTimeoutMs, env),
+    http2PingIntervalMs: envDurationMs("CORRAL_HTTP2_PING_INTERVAL", d.http2PingIntervalMs, env),
+    http2PingTimeoutMs: positive("CORRAL_HTTP2_PING_TIMEOUT", d.http2PingTimeoutMs),
     maxConnections,
     maxConnectionsPerAddress: envInt(
       "CORRAL_MAX_CONNECTIONS_PER_ADDRESS",

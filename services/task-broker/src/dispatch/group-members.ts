@@ -21,7 +21,7 @@ export function unreserve(sessions: readonly RunnerSession[]): void {
 }
 
 export function createGroupMembers(): GroupMembers {
-  let sessions: RunnerSession[] = [];
+  const sessions: RunnerSession[] = [];
   let rr = 0;
 
   function pick(): RunnerSession | undefined {
@@ -44,7 +44,13 @@ export function createGroupMembers(): GroupMembers {
       sessions.push(session);
     },
     remove(session) {
-      sessions = sessions.filter((s) => s !== session);
+      // In place, keeping the turn order: a broker losing thousands of runners at once (a network
+      // split) removes each without copying the others.
+      const i = sessions.indexOf(session);
+      if (i < 0) return;
+      sessions.splice(i, 1);
+      if (rr > i) rr--;
+      if (rr >= sessions.length) rr = 0;
     },
     available() {
       return sessions.reduce((n, s) => n + s.available, 0);
