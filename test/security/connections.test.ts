@@ -70,6 +70,20 @@ const grpcFrame = (body: Uint8Array) => {
   return Buffer.concat([head, body]);
 };
 
+/** Opens Health.Watch on `session`; resolves once its first answer came. It then stays open and silent, as WatchJob and Work do. */
+async function openHealthWatch(session: http2.ClientHttp2Session): Promise<http2.ClientHttp2Stream> {
+  const watch = session.request({
+    ":method": "POST",
+    ":path": "/grpc.health.v1.Health/Watch",
+    "content-type": "application/grpc",
+    te: "trailers",
+  });
+  watch.on("error", () => {});
+  watch.end(grpcFrame(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "" }))));
+  await new Promise<void>((resolve) => watch.once("data", () => resolve()));
+  return watch;
+}
+
 describe("connections", () => {
   let database: TestDatabase;
   let service: ServiceProcess;
@@ -159,16 +173,7 @@ describe("connections", () => {
   it("closes an idle HTTP/2 session without streams, but not one with an open server stream", async () => {
     const watching = http2.connect(service.url);
     watching.on("error", () => {});
-    // Health.Watch stays open and silent after its first answer, as WatchJob and Work do.
-    const watch = watching.request({
-      ":method": "POST",
-      ":path": "/grpc.health.v1.Health/Watch",
-      "content-type": "application/grpc",
-      te: "trailers",
-    });
-    watch.on("error", () => {});
-    watch.end(grpcFrame(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "" }))));
-    await new Promise<void>((resolve) => watch.once("data", () => resolve()));
+    const watch = await openHealthWatch(watching);
     try {
       // Opened after the watch's last frame: once it is closed for idleness, so would the watching
       // session have been, were its open stream not counted.
@@ -220,15 +225,7 @@ describe("connections", () => {
     const session = http2.connect(`http://127.0.0.1:${(relay.address() as net.AddressInfo).port}`);
     session.on("error", () => {});
     try {
-      const watch = session.request({
-        ":method": "POST",
-        ":path": "/grpc.health.v1.Health/Watch",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      watch.on("error", () => {});
-      watch.end(grpcFrame(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "" }))));
-      await new Promise<void>((resolve) => watch.once("data", () => resolve()));
+      await openHealthWatch(session);
       blackHole = true;
       const before = await cutCount("http2_ping_timeout");
       // The next PING (within 500 ms) goes unanswered for 1 s: the service closes the connection.

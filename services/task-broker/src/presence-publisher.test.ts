@@ -8,24 +8,11 @@ import { PresenceEvent, type PresenceReport } from "@corral/proto";
 import { pino } from "pino";
 import { afterEach, beforeEach, expect, it, vi } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createPresencePublisher, createRefreshPlan } from "./presence-publisher.js";
+import { createPresencePublisher, createRefreshPlan, type PresenceReporter } from "./presence-publisher.js";
 import { isPassing, retryDelayMs } from "./presence/report-outbox.js";
-import { RunnerSession } from "./runner-session.js";
+import { testSession } from "./test-support/sessions.js";
 
-function session(id: string): RunnerSession {
-  return new RunnerSession({
-    id,
-    teamId: "team-1",
-    runnerId: `runner-${id}`,
-    cluster: { id: "cluster-1", slug: "c-1" },
-    identifiers: [],
-    queues: [],
-    slots: 2,
-    hardware: undefined,
-    labels: {},
-    sdkVersion: "test",
-  });
-}
+const session = (id: string) => testSession(id);
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -92,6 +79,18 @@ it("re-reports every connected session each refresh interval to a registry that 
   await publisher.close();
 });
 
+/** A publisher of broker-1 as instance `instance`, refreshing every 20 s. */
+function publisherFor(reporter: PresenceReporter, instance: string, throttleMs: number) {
+  return createPresencePublisher({
+    reporter,
+    brokerId: "broker-1",
+    brokerInstance: instance,
+    throttleMs,
+    refreshMs: 20_000,
+    logger: pino({ level: "silent" }),
+  });
+}
+
 /** A reporter recording each call; `keeps` is what the registry answers, `fail` throws instead. */
 function recorder(options: { keeps: boolean }) {
   const calls: Array<{ instance: string; reports: Array<[string, PresenceEvent]> }> = [];
@@ -109,14 +108,7 @@ function recorder(options: { keeps: boolean }) {
 
 it("says only that the process is alive each refresh once the registry keeps its instance", async () => {
   const rec = recorder({ keeps: true });
-  const publisher = createPresencePublisher({
-    reporter: rec.reporter,
-    brokerId: "broker-1",
-    brokerInstance: "inst-1",
-    throttleMs: 2_000,
-    refreshMs: 20_000,
-    logger: pino({ level: "silent" }),
-  });
+  const publisher = publisherFor(rec.reporter, "inst-1", 2_000);
   const a = session("a");
   const b = session("b");
   publisher.connected(a);
@@ -170,14 +162,7 @@ it("says only that the process is alive each refresh once the registry keeps its
 
 it("tries a failed call again with each session's latest report, and drops one the registry refuses", async () => {
   const rec = recorder({ keeps: true });
-  const publisher = createPresencePublisher({
-    reporter: rec.reporter,
-    brokerId: "broker-1",
-    brokerInstance: "inst-2",
-    throttleMs: 0,
-    refreshMs: 20_000,
-    logger: pino({ level: "silent" }),
-  });
+  const publisher = publisherFor(rec.reporter, "inst-2", 0);
   const a = session("a");
   const b = session("b");
   rec.state.fail = new ConnectError("registry down", Code.Unavailable);

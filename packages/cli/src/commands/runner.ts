@@ -43,8 +43,9 @@ runner's environment (not its keys or passwords) unless --script-env inherit or 
 says more; and a runner running as root refuses to start unless --allow-scripts-as-root is given.
 Allow scripts only on runners whose host and environment every holder of a team key may use.
 A script's git environment is cloned once per commit into --script-cache-dir (default
-$CORRAL_CACHE_DIR/scripts, else ~/.cache/corral/scripts); its docker environment needs the docker
-or podman CLI on this runner's PATH (without one, such tasks fail and are not retried).
+$CORRAL_CACHE_DIR/scripts, else ~/.cache/corral/scripts; the 5 most recently used commits of each
+repository are kept, older ones removed once no task runs in them); its docker environment needs
+the docker or podman CLI on this runner's PATH (without one, such tasks fail and are not retried).
 
 Built-in task inputs (--builtins; JSON, ? = optional):
   corral/Echo@v1.0       { message, delay?: seconds, delayMs?, fail? }  returns { echoed }

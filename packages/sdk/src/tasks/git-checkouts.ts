@@ -2,9 +2,13 @@
 // commit. A checkout is cloned and prepared (`npm ci`, `uv sync`) once: tasks of this process share
 // the preparation under way, other processes wait on a lock file, and a checkout becomes visible
 // only when complete (a symlink renamed into place), so a crash mid-clone leaves nothing used later.
+// Each repository keeps its most recently used checkouts (`keep`, default 5); after a new one is
+// prepared, older ones no task holds are removed. A task holds its checkout through a use file
+// named with its process id, made before it looks for the checkout; eviction removes the link
+// first and then looks for use files, so a checkout is never removed under a task that found it.
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, rm, stat, symlink } from "node:fs/promises";
+import { lstat, lutimes, mkdir, open, readdir, readFile, readlink, realpath, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { UnrecoverableTaskError } from "../errors.js";
 import { sleep } from "../transport.js";
@@ -17,6 +21,17 @@ export interface Checkout {
   /** The checkout's folder (its real path). */
   dir: string;
 }
+
+/** A checkout a task uses: not removed until released. */
+export interface HeldCheckout extends Checkout {
+  release(): Promise<void>;
+}
+
+/** Checkouts kept per repository by default: the most recently used. */
+export const DEFAULT_CHECKOUTS_KEPT = 5;
+
+/** A complete checkout's link is named by its commit (SHA-1 or SHA-256 hex). */
+const commitName = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
 
 /** Protocols git may use for a script's repository, submodules and redirects included. */
 const gitProtocols = "https:ssh:git:file";
@@ -82,11 +97,14 @@ export function gitEnv(base: Record<string, string>): Record<string, string> {
 export class GitCheckouts {
   /** `<cache dir>/git`. */
   readonly dir: string;
+  /** Checkouts kept per repository (the most recently used). */
+  readonly keep: number;
   readonly #inFlight = new Map<string, Promise<Checkout>>();
   #clones = 0;
 
-  constructor(cacheDir: string) {
+  constructor(cacheDir: string, options: { keep?: number } = {}) {
     this.dir = join(resolve(cacheDir), "git");
+    this.keep = Math.max(1, options.keep ?? DEFAULT_CHECKOUTS_KEPT);
   }
 
   /** How many clones this process made (one per repository and commit unless evicted). */
@@ -103,18 +121,57 @@ export class GitCheckouts {
    * The checkout of `url` at `ref`, cloning and preparing it when this commit is not cached. The
    * ref is resolved to a commit on every call (a branch moves); the clone is per commit.
    */
-  async checkout(url: string, ref: GitRef, env: Record<string, string>, signal: AbortSignal): Promise<Checkout> {
+  async checkout(url: string, ref: GitRef, env: Record<string, string>, signal: AbortSignal): Promise<HeldCheckout> {
     const commit = await this.resolveCommit(url, ref, env, signal);
-    const key = join(this.repositoryDir(url), commit);
-    const ready = await this.#ready(key);
-    if (ready) return { commit, dir: ready };
-    let pending = this.#inFlight.get(key);
-    if (!pending) {
-      // Shared by every task waiting for this commit: one task's cancel does not stop it.
-      pending = this.#prepare(url, commit, key, env).finally(() => this.#inFlight.delete(key));
-      this.#inFlight.set(key, pending);
+    const parent = this.repositoryDir(url);
+    const key = join(parent, commit);
+    await mkdir(parent, { recursive: true });
+    // The use file comes first: an eviction that removes the link after this sees it.
+    const use = join(parent, `${commit}.use-${process.pid}-${randomBytes(6).toString("hex")}`);
+    await writeFile(use, "");
+    const release = () => rm(use, { force: true });
+    try {
+      let dir = await this.#ready(key);
+      if (!dir) {
+        let pending = this.#inFlight.get(key);
+        if (!pending) {
+          // Shared by every task waiting for this commit: one task's cancel does not stop it.
+          pending = this.#prepare(url, commit, key, env).finally(() => this.#inFlight.delete(key));
+          this.#inFlight.set(key, pending);
+        }
+        dir = (await untilAborted(pending, signal)).dir;
+      }
+      // The link's own time is when the checkout was last used.
+      const now = new Date();
+      await lutimes(key, now, now).catch(() => {});
+      return { commit, dir, release };
+    } catch (err) {
+      await release();
+      throw err;
     }
-    return untilAborted(pending, signal);
+  }
+
+  /**
+   * Removes the checkouts of `url` past the `keep` most recently used that no task holds; answers
+   * the commits removed. Runs after each new checkout of the repository is prepared.
+   */
+  async evict(url: string): Promise<string[]> {
+    const parent = this.repositoryDir(url);
+    const unlock = await acquireLock(join(parent, "evict.lock"));
+    const removed: string[] = [];
+    try {
+      const names = await readdir(parent);
+      const links = await Promise.all(
+        names.filter((n) => commitName.test(n)).map(async (n) => ({ commit: n, usedMs: (await lstat(join(parent, n))).mtimeMs })),
+      );
+      links.sort((a, b) => b.usedMs - a.usedMs);
+      for (const { commit } of links.slice(this.keep)) {
+        if (await evictOne(parent, commit)) removed.push(commit);
+      }
+    } finally {
+      await unlock();
+    }
+    return removed;
   }
 
   /** The commit `ref` names on the remote now. */
@@ -177,8 +234,56 @@ export class GitCheckouts {
       return { commit, dir: await realpath(key) };
     } finally {
       await release();
+      // Outside this commit's lock: eviction takes the lock of each commit it removes.
+      await this.evict(url).catch(() => {});
     }
   }
+}
+
+/**
+ * Removes one checkout unless a task holds it, under its commit's lock (nobody prepares it
+ * meanwhile): the link goes first, so a task that looks for it from now on prepares it afresh,
+ * then the use files are read; a live one puts the link back. Answers whether it was removed.
+ */
+async function evictOne(parent: string, commit: string): Promise<boolean> {
+  const key = join(parent, commit);
+  const unlock = await acquireLock(`${key}.lock`);
+  try {
+    let target: string;
+    let used: Date;
+    try {
+      target = await readlink(key);
+      used = (await lstat(key)).mtime;
+    } catch {
+      return false;
+    }
+    await rm(key, { force: true });
+    if (await heldByLiveTask(parent, commit)) {
+      // Put back as it was, its last use included.
+      const link = `${key}.link-${randomBytes(6).toString("hex")}`;
+      await symlink(target, link);
+      await lutimes(link, used, used);
+      await rename(link, key);
+      return false;
+    }
+    await rm(join(parent, target), { recursive: true, force: true });
+    return true;
+  } finally {
+    await unlock();
+  }
+}
+
+/** Whether a live process holds a use file of `commit`; use files of processes gone are removed. */
+async function heldByLiveTask(parent: string, commit: string): Promise<boolean> {
+  const prefix = `${commit}.use-`;
+  let held = false;
+  for (const name of await readdir(parent)) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split("-")[0]);
+    if (pid > 0 && alive(pid)) held = true;
+    else await rm(join(parent, name), { force: true });
+  }
+  return held;
 }
 
 /** Removes what a crashed preparation of this commit left: folders no link points to, stray links. */

@@ -1,7 +1,7 @@
 // corral/RunScript with real processes and real git: shell strings and argv, output tails, failures,
 // and git environments from a bare repository on disk (file:// URL), cloned once per commit.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -9,7 +9,7 @@ import { createJobCache, InMemoryCache } from "../cache.js";
 import { UnrecoverableTaskError } from "../errors.js";
 import { ExecutionContext } from "../execution-context.js";
 import { createSdkLogger } from "../logger.js";
-import { GitEnvironmentError, gitCheckouts } from "./git-checkouts.js";
+import { GitCheckouts, GitEnvironmentError, gitCheckouts, gitEnv } from "./git-checkouts.js";
 import { findOnPath } from "./run-command.js";
 import { RunScript, type RunScriptInput } from "./run-script.js";
 import { decodeOutput, DEFAULT_MAX_OUTPUT_BYTES, encodeOutput, failureOutputOf } from "../task-output.js";
@@ -189,6 +189,7 @@ describe("corral/RunScript git environment", { timeout: 120_000 }, () => {
       console.log("ready");
       await new Promise((r) => process.stdin.once("data", r));
       const out = await c.checkout(${JSON.stringify(repo.url)}, { kind: "branch", name: "feature" }, gitEnv({ PATH: process.env.PATH, HOME: process.env.HOME }), new AbortController().signal);
+      await out.release();
       console.log(JSON.stringify({ clones: c.clones, dir: out.dir }));`;
     const children = [0, 1, 2].map(() => {
       const p = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["pipe", "pipe", "inherit"] });
@@ -212,6 +213,59 @@ describe("corral/RunScript git environment", { timeout: 120_000 }, () => {
     expect(new Set(results.map((r) => r.dir)).size).toBe(1);
     const repoDir = gitCheckouts(cacheDir).repositoryDir(repo.url);
     expect(readdirSync(repoDir)).toHaveLength(2); // the checkout and its link, no lock left
+  });
+
+  it("keeps a repository's most recently used checkouts and removes older ones no task holds", async () => {
+    const many = bareRepository("many", Object.fromEntries(["b1", "b2", "b3", "b4", "b5", "b6"].map((b) => [b, { "name.txt": `${b}\n` }])));
+    const checkouts = new GitCheckouts(join(root, "cache-evict"), { keep: 2 });
+    const env = gitEnv({ PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "" });
+    const take = (branch: string) => checkouts.checkout(many.url, { kind: "branch", name: branch }, env, new AbortController().signal);
+    const repoDir = checkouts.repositoryDir(many.url);
+    const kept = () => readdirSync(repoDir).filter((n) => /^[0-9a-f]{40}$/.test(n)).map((n) => Object.keys(many.commits).find((b) => many.commits[b] === n)).sort();
+    const folders = () => readdirSync(repoDir).filter((n) => n.includes(".d-")).length;
+    /** Marks a checkout as used `secondsAgo`. */
+    const usedAgo = (branch: string, secondsAgo: number) => {
+      const t = new Date(Date.now() - secondsAgo * 1000);
+      lutimesSync(join(repoDir, many.commits[branch]!), t, t);
+    };
+
+    for (const b of ["b1", "b2"]) await (await take(b)).release();
+    usedAgo("b1", 30);
+    const b3 = await take("b3");
+    // Three prepared, two kept: the least recently used (b1) went, link and folder.
+    expect(kept()).toEqual(["b2", "b3"]);
+    expect(folders()).toBe(2);
+    expect(readFileSync(join(b3.dir, "name.txt"), "utf8")).toBe("b3\n");
+
+    // A checkout a task holds stays, however old: b3 is held and the oldest, beyond the two kept.
+    usedAgo("b3", 60);
+    usedAgo("b2", 30);
+    await (await take("b4")).release();
+    expect(kept()).toEqual(["b2", "b3", "b4"]);
+    await (await take("b5")).release();
+    expect(kept()).toEqual(["b3", "b4", "b5"]);
+    expect(readFileSync(join(b3.dir, "name.txt"), "utf8")).toBe("b3\n");
+    // Released, it goes at the next eviction.
+    await b3.release();
+    expect(await checkouts.evict(many.url)).toEqual([many.commits.b3]);
+    expect(kept()).toEqual(["b4", "b5"]);
+    expect(existsSync(b3.dir)).toBe(false);
+
+    // A use file of a process that is gone holds nothing (and is cleared).
+    const gone = spawnSync("true").pid!;
+    writeFileSync(join(repoDir, `${many.commits.b4}.use-${gone}-abc`), "");
+    usedAgo("b4", 60);
+    await (await take("b6")).release();
+    expect(kept()).toEqual(["b5", "b6"]);
+    expect(readdirSync(repoDir).filter((n) => n.includes(".use-"))).toEqual([]);
+
+    // An evicted commit is cloned again when a task wants it.
+    const clones = checkouts.clones;
+    const again = await take("b1");
+    expect(readFileSync(join(again.dir, "name.txt"), "utf8")).toBe("b1\n");
+    expect(checkouts.clones).toBe(clones + 1);
+    await again.release();
+    expect(folders()).toBe(2);
   });
 
   it("runs npm ci once when the checkout has a package-lock.json", async () => {

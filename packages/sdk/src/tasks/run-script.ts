@@ -8,7 +8,7 @@ import { UnrecoverableTaskError } from "../errors.js";
 import { Task } from "../task.js";
 import { containerRunArgv, resolveContainerEngine } from "./container-engine.js";
 import { tailBytes, truncateBytes } from "./echo.js";
-import { checkoutWorkdir, gitCheckouts, gitEnv, withoutPassword } from "./git-checkouts.js";
+import { checkoutWorkdir, gitCheckouts, gitEnv, withoutPassword, type HeldCheckout } from "./git-checkouts.js";
 import { spawnCommand, type CommandResult } from "./run-command.js";
 import { parseRunScriptInput, type RunScriptInput } from "./run-script-input.js";
 import { ScriptFailedError, type RunScriptOutput } from "./script-failure.js";
@@ -50,13 +50,32 @@ export class RunScript extends Task<RunScriptInput, RunScriptOutput> {
     let cwd = spec.cwd;
     let env = spec.inheritEnv ? { ...baseEnv, ...spec.env } : { ...spec.env };
     let commit: string | undefined;
-    if (spec.git) {
-      ctx.setDisplay(truncateBytes(`preparing ${withoutPassword(spec.git.url)}`, 1000));
-      const checkout = await gitCheckouts(ctx.scripts.cacheDir).checkout(spec.git.url, spec.git.ref, gitEnv(baseEnv), ctx.signal);
-      commit = checkout.commit;
-      cwd = await checkoutWorkdir(checkout, spec.git.workdir, spec.git.url);
-      env = { ...env, CORRAL_GIT_COMMIT: commit };
+    if (spec.git) ctx.setDisplay(truncateBytes(`preparing ${withoutPassword(spec.git.url)}`, 1000));
+    const checkout: HeldCheckout | undefined = spec.git
+      ? await gitCheckouts(ctx.scripts.cacheDir).checkout(spec.git.url, spec.git.ref, gitEnv(baseEnv), ctx.signal)
+      : undefined;
+    try {
+      if (spec.git && checkout) {
+        commit = checkout.commit;
+        cwd = await checkoutWorkdir(checkout, spec.git.workdir, spec.git.url);
+        env = { ...env, CORRAL_GIT_COMMIT: commit };
+      }
+      return await this.#run(ctx, spec, argv, cwd, env, baseEnv, commit);
+    } finally {
+      // The checkout may be evicted once no task runs in it.
+      await checkout?.release();
     }
+  }
+
+  async #run(
+    ctx: ExecutionContext,
+    spec: ReturnType<typeof parseRunScriptInput>,
+    argv: string[],
+    cwd: string | undefined,
+    env: Record<string, string>,
+    baseEnv: Record<string, string>,
+    commit: string | undefined,
+  ): Promise<RunScriptOutput> {
     if (spec.docker) {
       const { engine, program } = await resolveContainerEngine(baseEnv, ctx.signal);
       argv = containerRunArgv(engine, {

@@ -1,22 +1,9 @@
 // Members of a dispatch group take turns, and keep taking them in order as members leave.
 import { expect, it } from "vitest";
-import { RunnerSession } from "../runner-session.js";
+import { testSession } from "../test-support/sessions.js";
 import { createGroupMembers } from "./group-members.js";
 
-function session(id: string, slots = 1): RunnerSession {
-  return new RunnerSession({
-    id,
-    teamId: "team-1",
-    runnerId: `runner-${id}`,
-    cluster: { id: "cluster-1", slug: "c-1" },
-    identifiers: [],
-    queues: [],
-    slots,
-    hardware: undefined,
-    labels: {},
-    sdkVersion: "test",
-  });
-}
+const session = (id: string, slots = 1) => testSession(id, { slots });
 
 it("gives turns round-robin and keeps the order when members before, at or after the turn leave", () => {
   const members = createGroupMembers();
