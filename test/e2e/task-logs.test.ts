@@ -192,9 +192,9 @@ describe("task logs over separate service processes", { timeout: 180_000 }, () =
     await run(suiteRunner(suite, { cluster: cluster.slug, tasks: [Chatty] }));
     const job = await client.jobs().submit("chatty", new Chatty({ n: 100_000 }), { cluster: cluster.slug });
     await client.jobs().wait(job.id);
-    // A task's last lines go just before its result, unless the stream is backed up (100,000 lines
-    // on a loaded machine): then they wait in the runner's buffer and land after the job ended.
-    // The log is read once the last of them is stored, the newest line being the task's last.
+    // A task's last lines go just before its result, on a backed-up stream too, and the broker
+    // holds the result until they are stored, but only for a moment: on a loaded machine 100,000
+    // lines may land after the job ended. The log is read once the newest line is the task's last.
     await waitUntil("the task's last line stored", async () => (await collect(job.id)).at(-1)?.message === "line 99999", 60_000);
     const lines = await collect(job.id);
     // Default bound: 10,000 lines per attempt, the marker included.

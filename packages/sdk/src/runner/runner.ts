@@ -199,9 +199,14 @@ export class Runner {
   #pendingCredit: { session: Session; n: number } | undefined;
   /** ctx.logger lines of the tasks, on their way to the broker. */
   readonly #taskLogs = new TaskLogSender({
+    open: () => {
+      const s = this.#session;
+      return s !== undefined && s.taskLogs && this.#state.connected;
+    },
     ready: () => {
       const s = this.#session;
-      // A backed-up stream (slow broker) leaves lines in the bounded buffer instead of the outbox.
+      // A backed-up stream (slow broker) leaves a running task's lines in the bounded buffer
+      // instead of the outbox.
       return s !== undefined && s.taskLogs && this.#state.connected && s.outbox.size < 8;
     },
     send: (m) => this.#session?.outbox.push(m) ?? false,

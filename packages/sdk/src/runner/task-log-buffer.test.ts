@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { TaskLogBuffer } from "./task-log-buffer.js";
 import { toLogEntry } from "./task-log-capture.js";
-import { LogLevel } from "@corral/proto";
+import { LogLevel, type WorkRequest } from "@corral/proto";
+import { TaskLogSender } from "./task-log-sender.js";
 
 const a1 = { taskId: "a", attempt: 1, token: "ta" };
 const b1 = { taskId: "b", attempt: 1, token: "tb" };
@@ -58,5 +59,47 @@ describe("the runner's task log buffer", () => {
     expect(e.fieldsJson).toBe('{"tile":7}');
     expect(Number(e.time!.seconds) * 1000 + e.time!.nanos / 1e6).toBe(1500);
     expect(toLogEntry("not json")).toBeUndefined();
+  });
+});
+
+describe("the runner's task log sender", () => {
+  function sender(stream: { open: boolean; ready: boolean }) {
+    const sent: WorkRequest[] = [];
+    const s = new TaskLogSender({
+      open: () => stream.open,
+      ready: () => stream.ready,
+      send: (m) => {
+        if (!stream.open) return false;
+        sent.push(m);
+        return true;
+      },
+      windowMs: 60_000,
+    });
+    const lines = () =>
+      sent.flatMap((m) => (m.message.case === "taskLogs" ? m.message.value.attempts.flatMap((a) => a.lines.map((l) => `${a.lease!.taskId}:${l.message}`)) : []));
+    return { s, lines };
+  }
+
+  it("sends an ended attempt's last lines ahead of its result even on a backed-up stream, and keeps a running one's", () => {
+    const stream = { open: true, ready: false };
+    const { s, lines } = sender(stream);
+    s.line(a1, rec("a-1"));
+    s.line(b1, rec("b-1"));
+    s.beforeResult("a", 1);
+    expect(lines()).toEqual(["a:a-1"]);
+    expect(s.pendingLines).toBe(1);
+    s.close();
+  });
+
+  it("keeps an ended attempt's lines while there is no stream, and sends them when one comes", () => {
+    const stream = { open: false, ready: false };
+    const { s, lines } = sender(stream);
+    s.line(a1, rec("a-1"));
+    s.beforeResult("a", 1);
+    expect(lines()).toEqual([]);
+    stream.open = stream.ready = true;
+    s.flush();
+    expect(lines()).toEqual(["a:a-1"]);
+    s.close();
   });
 });

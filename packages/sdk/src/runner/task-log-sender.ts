@@ -1,6 +1,8 @@
 // Sends a runner's task log lines over its Work stream: lines wait a moment for company and go as
 // TaskLogs messages under a byte bound while their task runs; what is left of an attempt goes
-// just before its result. With no stream (or a slow one) lines wait in the bounded buffer.
+// just before its result, also on a backed-up stream (the result waits behind them either way, so
+// the broker stores them first). With no stream, or a slow one while the task runs, lines wait in
+// the bounded buffer.
 import { create } from "@bufbuild/protobuf";
 import { AttemptLogsSchema, WorkRequestSchema, type LeaseRef, type WorkRequest } from "@corral/proto";
 import { TaskLogBuffer, type AttemptLines, type TaskLogBufferLimits } from "./task-log-buffer.js";
@@ -12,7 +14,9 @@ const MESSAGE_BYTES = 256 * 1024;
 export interface TaskLogSenderOptions extends TaskLogBufferLimits {
   /** Queues a message on the stream; false when there is no stream that takes task logs now. */
   send(message: WorkRequest): boolean;
-  /** True when a stream that takes task logs is up and not backed up. */
+  /** True when a stream that takes task logs is up. */
+  open(): boolean;
+  /** True when such a stream is up and not backed up. */
   ready(): boolean;
   /** How long lines wait for company (default 200 ms). */
   windowMs?: number;
@@ -41,7 +45,7 @@ export class TaskLogSender {
 
   /** The attempt ended: its remaining lines go now, ahead of its result (or wait for a stream). */
   beforeResult(taskId: string, attempt: number): void {
-    if (!this.#options.ready()) return;
+    if (!this.#options.open()) return;
     for (const a of this.#buffer.takeAttempt(taskId, attempt, MESSAGE_BYTES)) this.#options.send(message([a]));
   }
 
