@@ -98,6 +98,9 @@ const opts = {
   only: new Set((args.only ?? "corral,keys,bullmq,graphile,latency,depth,idle").split(",")),
   // Two presence refreshes (20 s each) fall in each sample.
   idleSampleMs: smoke ? 2_000 : 40_000,
+  // Sampling starts this long after the streams opened: V8 collects the opening's garbage (one full
+  // collection, about 30 s later) before the steady state is measured.
+  idleSettleMs: smoke ? 0 : 35_000,
   bigTasks: num(args["big-tasks"], smoke ? 2_000 : 100_000),
   bigRunners: num(args["big-runners"], smoke ? 4 : 16),
 };
@@ -588,6 +591,7 @@ async function idleRunners(suite: Suite, counts: number[]): Promise<Row[]> {
         holder!.proc.send({ type: "open", total });
       });
       const openSeconds = (now() - t0) / 1000;
+      await sleep(opts.idleSettleMs);
       const sample = { ...(await idleSample(suite, opts.idleSampleMs)), ...(await brokerHeap(pid)) };
       const perAdded = (now: number, before: number) => round(((now - before) * 1024) / (total - previous.streams), 1);
       out.push({
