@@ -9,7 +9,8 @@ import { pino } from "pino";
 import { afterEach, beforeEach, expect, it, vi } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createPresencePublisher, createRefreshPlan, type PresenceReporter } from "./presence-publisher.js";
-import { isPassing, retryDelayMs } from "./presence/report-outbox.js";
+import { presenceReport } from "./presence/presence-report.js";
+import { createReportOutbox, isPassing, retryDelayMs } from "./presence/report-outbox.js";
 import { testSession } from "./test-support/sessions.js";
 
 const session = (id: string) => testSession(id);
@@ -214,6 +215,7 @@ it("retries with pauses doubling from 1 s to 30 s, for passing errors only", () 
   expect(isPassing(new Error("socket hang up"))).toBe(true);
   expect(isPassing(new ConnectError("x", Code.InvalidArgument))).toBe(false);
   expect(isPassing(new ConnectError("x", Code.PermissionDenied))).toBe(false);
+  expect(isPassing(new ConnectError("x", Code.Internal))).toBe(false);
 });
 
 it("plans a refresh: beats while the registry keeps instances; everyone while not, and once more after", () => {
@@ -229,4 +231,53 @@ it("plans a refresh: beats while the registry keeps instances; everyone while no
     "all",
     "beat",
   ]);
+});
+
+it("asks an unavailable registry once per try, however many calls the queue makes", async () => {
+  const attempts: number[] = [];
+  let down = true;
+  const outbox = createReportOutbox({
+    reporter: {
+      async report(batch) {
+        attempts.push(batch.length);
+        if (down) throw new ConnectError("registry down", Code.Unavailable);
+        return { keepsInstances: true };
+      },
+    },
+    brokerInstance: "inst-3",
+    logger: pino({ level: "silent" }),
+    maxPerCall: 2,
+  });
+  const report = (id: string) => presenceReport(session(id), PresenceEvent.CONNECTED, "broker-1", Date.now());
+  for (const id of ["a", "b", "c", "d", "e"]) outbox.put(id, report(id));
+  await outbox.flush();
+  // Three calls queued; the first failed and the other two waited with it.
+  expect(attempts).toEqual([2]);
+  down = false;
+  vi.advanceTimersByTime(1_000);
+  await outbox.flush();
+  expect(attempts).toEqual([2, 2, 2, 1]);
+  // An INTERNAL answer is about the reports, not the registry's health: the call is split.
+  attempts.length = 0;
+  let bad = "c";
+  const refusing = createReportOutbox({
+    reporter: {
+      async report(batch) {
+        attempts.push(batch.length);
+        if (batch.some((r) => r.node!.sessionId === bad)) throw new ConnectError("bug", Code.Internal);
+        return { keepsInstances: true };
+      },
+    },
+    brokerInstance: "inst-4",
+    logger: pino({ level: "silent" }),
+  });
+  for (const id of ["a", "b", "c", "d"]) refusing.put(id, report(id));
+  await refusing.flush();
+  expect(attempts).toEqual([4, 2, 2, 1, 1]);
+  bad = "";
+  vi.advanceTimersByTime(60_000);
+  await refusing.flush();
+  expect(attempts).toEqual([4, 2, 2, 1, 1]);
+  outbox.close();
+  refusing.close();
 });

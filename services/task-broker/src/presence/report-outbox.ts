@@ -40,8 +40,12 @@ export function callsOf<T>(reports: readonly T[], size = MAX_REPORTS_PER_CALL): 
   return calls;
 }
 
-/** Errors worth another try: the registry or the way to it is passing through trouble. */
-const PASSING = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.ResourceExhausted, Code.Aborted, Code.Unknown, Code.Internal]);
+/**
+ * Errors worth another try: the registry or the way to it is passing through trouble (a registry
+ * whose database is down answers UNAVAILABLE). Anything else, INTERNAL included, is about the
+ * reports: the call is split to find the one at fault.
+ */
+const PASSING = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.ResourceExhausted, Code.Aborted, Code.Unknown]);
 
 export function isPassing(err: unknown): boolean {
   return PASSING.has(ConnectError.from(err).code);
@@ -65,6 +69,9 @@ export function createReportOutbox(options: {
   let beatWanted = false;
   let kept = true;
   let failures = 0;
+  /** Which flush each call came from; the calls after a failed one in the same flush wait with it. */
+  let generation = 0;
+  let failedGeneration = -1;
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
   let sending: Promise<void> = Promise.resolve();
@@ -86,7 +93,12 @@ export function createReportOutbox(options: {
     schedule(retryDelayMs(failures));
   };
 
-  const send = async (batch: Array<[string, PresenceReport]>) => {
+  const send = async (batch: Array<[string, PresenceReport]>, gen: number) => {
+    if (gen === failedGeneration) {
+      // The registry just failed this flush's earlier call: no need to ask again now.
+      for (const [sessionId, report] of batch) if (!queued.has(sessionId)) queued.set(sessionId, report);
+      return;
+    }
     try {
       const answer = await reporter.report(
         batch.map(([, r]) => r),
@@ -100,12 +112,13 @@ export function createReportOutbox(options: {
       if (closed) return;
       if (isPassing(err)) {
         logger.warn({ err, count: batch.length, retry: failures + 1 }, "presence report failed; trying again");
+        failedGeneration = gen;
         requeue(batch);
       } else if (batch.length > 1) {
         // One report the registry refuses must not cost the others: halve until it stands alone.
         const half = batch.length >> 1;
-        await send(batch.slice(0, half));
-        await send(batch.slice(half));
+        await send(batch.slice(0, half), gen);
+        await send(batch.slice(half), gen);
       } else {
         logger.warn({ err, sessionId: batch[0]?.[0] }, "presence report refused; dropped");
       }
@@ -128,7 +141,8 @@ export function createReportOutbox(options: {
       const calls = queued.size === 0 ? [[]] : callsOf([...queued.entries()], options.maxPerCall);
       queued.clear();
       beatWanted = false;
-      for (const batch of calls) sending = sending.then(() => send(batch));
+      const gen = ++generation;
+      for (const batch of calls) sending = sending.then(() => send(batch, gen));
       return sending;
     },
     keptSinceAsked() {
