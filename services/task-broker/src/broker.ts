@@ -3,9 +3,11 @@
 // reporter, assignments → dispatcher → session hub → Work handler. Nothing is wired after
 // construction; parts with options of their own are built by the small functions below it.
 import { randomUUID } from "node:crypto";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { DispatchService, JobCacheService, TaskBrokerService } from "@corral/proto";
 import { createLogger, type ServiceMount } from "@corral/server-kit";
 import type { Logger } from "pino";
+import { createClusterBacklog } from "./cluster-backlog.js";
 import { createDispatchService, sessionToJson, type BusRequest } from "./dispatch-service.js";
 import { createDispatcher, type Dispatcher } from "./dispatch/dispatcher.js";
 import { createWakeSubscriptions, type WakeSubscriptions } from "./dispatch/wake-subscriptions.js";
@@ -160,7 +162,7 @@ export function createBroker(options: BrokerOptions): Broker {
       return state;
     },
     mounts: [
-      ...buildMounts(options, settings, hub, queues, bus, startBus),
+      ...buildMounts(options, settings, hub, queues, leases, bus, startBus),
       { service: JobCacheService, impl: createJobCacheService(createJobCacheStore(redis, { ...defaultJobCacheLimits, ...options.jobCache })) },
     ],
     metrics,
@@ -368,11 +370,16 @@ function buildMounts(
   settings: BrokerSettings,
   hub: SessionHub,
   queues: QueueStore,
+  leases: LeaseStore,
   bus: ReplicaBus,
   startBus: () => Promise<void>,
 ): ServiceMount[] {
+  const brokerService: Partial<ServiceImpl<typeof TaskBrokerService>> = {
+    ...createWorkService(hub, settings.logger, { helloTimeoutMs: options.helloTimeoutMs }),
+    getClusterBacklog: createClusterBacklog(options.clusters, queues, leases),
+  };
   return [
-    { service: TaskBrokerService, impl: createWorkService(hub, settings.logger, { helloTimeoutMs: options.helloTimeoutMs }) },
+    { service: TaskBrokerService, impl: brokerService },
     {
       service: DispatchService,
       impl: createDispatchService({

@@ -79,6 +79,8 @@ export interface LeaseStore {
   /** The expiry of these leases is now recorded by job-service. */
   expiryReported(leases: ReadonlyArray<{ clusterId: string; taskId: string; attempt: number }>): Promise<void>;
   attempt(clusterId: string, taskId: string, attempt: number): Promise<AttemptRecord | undefined>;
+  /** Leases the cluster's runners hold now (expired ones not yet reaped included). */
+  count(clusterId: string): Promise<number>;
 }
 
 export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions): LeaseStore {
@@ -86,6 +88,8 @@ export function createLeaseStore(redis: RedisClient, options: LeaseStoreOptions)
   // Keys and key prefixes in ARGV get no prefix from ioredis: the caller adds it.
   const prefix = redis.options.keyPrefix ?? "";
   return {
+    count: (clusterId) => redis.zcard(leasesKey(clusterId)),
+
     extend(clusterId, sessionId, members, expiryMs) {
       if (members.length === 0) return Promise.resolve([]);
       const recordPrefix = prefix + attemptPrefix(clusterId);

@@ -17,7 +17,62 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/broker/v1/work.proto.
  */
 export const file_corral_broker_v1_work: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb3JyYWwvYnJva2VyL3YxL3dvcmsucHJvdG8SEGNvcnJhbC5icm9rZXIudjEiUAoITGVhc2VSZWYSGgoHdGFza19pZBgBIAEoCUIJukgGcgQQARhAEg8KB2F0dGVtcHQYAiABKA0SFwoFdG9rZW4YAyABKAlCCLpIBXIDGIABImkKBUxlYXNlEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRINCgV0b2tlbhgDIAEoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiggQKBUhlbGxvEh0KCXJ1bm5lcl9pZBgBIAEoCUIKukgHcgUQARiAARIuCgxjbHVzdGVyX3NsdWcYAiABKAlCGLpIFXITGGQyD15bQS1aYS16MC05LV0qJBJACgtpZGVudGlmaWVycxgDIAMoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCCbpIBpIBAxDoBxIZCgVzbG90cxgEIAEoDUIKukgHKgUYkE4oARIsCghoYXJkd2FyZRgFIAEoCzIaLmNvcnJhbC5jb21tb24udjEuSGFyZHdhcmUSTQoGbGFiZWxzGAYgAygLMiMuY29ycmFsLmJyb2tlci52MS5IZWxsby5MYWJlbHNFbnRyeUIYukgVmgESEEAiB3IFEAEYgAEqBXIDGIAEEjwKDXJlc3VtZV9sZWFzZXMYByADKAsyGi5jb3JyYWwuYnJva2VyLnYxLkxlYXNlUmVmQgm6SAaSAQMQkE4SHAoLc2RrX3ZlcnNpb24YCCABKAlCB7pIBHICGEASDwoHYmF0Y2hlcxgJIAEoCBI0CgRraW5kGAogASgOMhwuY29ycmFsLmJyb2tlci52MS5SdW5uZXJLaW5kQgi6SAWCAQIQARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImAKClJlcmVnaXN0ZXISQAoLaWRlbnRpZmllcnMYASADKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyQgm6SAaSAQMQ6AcSEAoIcmV2aXNpb24YAiABKA0iIAoMUmVyZWdpc3RlcmVkEhAKCHJldmlzaW9uGAEgASgNIh8KBkNyZWRpdBIVCgFuGAEgASgNQgq6SAcqBRiQTigBIgsKCUhlYXJ0YmVhdCKIAgoJQ29tcGxldGVkEjEKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZkIGukgDyAEBEhkKB2Rpc3BsYXkYAiABKAlCCLpIBXIDGIAIEj0KCHN1YnRhc2tzGAMgAygLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrU3VibWlzc2lvbkIJukgGkgEDEJBOEkAKCHByb2dyZXNzGAQgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHEiwKBm91dHB1dBgFIAEoCzIcLmNvcnJhbC5jb21tb24udjEuVGFza091dHB1dCLJAgoGRmFpbGVkEjEKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZkIGukgDyAEBEhgKBWVycm9yGAIgASgJQgm6SAZyBBiAgAQSFwoPY291bnRzX2FzX3JldHJ5GAMgASgIEkAKCHByb2dyZXNzGAQgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHEhUKDXVucmVjb3ZlcmFibGUYBSABKAgSGQoHZGlzcGxheRgGIAEoCUIIukgFcgMYgAgSNwoEa2luZBgUIAEoDjIfLmNvcnJhbC5jb21tb24udjEuVGFza0Vycm9yS2luZEIIukgFggECEAESLAoGb3V0cHV0GHggASgLMhwuY29ycmFsLmNvbW1vbi52MS5UYXNrT3V0cHV0IkYKCFRhc2tMb2dzEjoKCGF0dGVtcHRzGAEgAygLMh0uY29ycmFsLmJyb2tlci52MS5BdHRlbXB0TG9nc0IJukgGkgEDEOgHIo0BCgtBdHRlbXB0TG9ncxIxCgVsZWFzZRgBIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWZCBrpIA8gBARI0CgVsaW5lcxgCIAMoCzIaLmNvcnJhbC5jb21tb24udjEuTG9nRW50cnlCCbpIBpIBAxCQThIVCg1kcm9wcGVkX2NvdW50GAMgASgNIp4BCgxUYXNrUHJvZ3Jlc3MSMQoFbGVhc2UYASABKAsyGi5jb3JyYWwuYnJva2VyLnYxLkxlYXNlUmVmQga6SAPIAQESQAoIcHJvZ3Jlc3MYAiADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yQgm6SAaSAQMQ6AcSGQoHZGlzcGxheRgDIAEoCUIIukgFcgMYgAgiCgoIRHJhaW5pbmciUAoQV29ya1JlcXVlc3RCYXRjaBI8CghtZXNzYWdlcxgBIAMoCzIdLmNvcnJhbC5icm9rZXIudjEuV29ya1JlcXVlc3RCC7pICJIBBQgBEJBOIoMECgtXb3JrUmVxdWVzdBIoCgVoZWxsbxgBIAEoCzIXLmNvcnJhbC5icm9rZXIudjEuSGVsbG9IABIqCgZjcmVkaXQYAiABKAsyGC5jb3JyYWwuYnJva2VyLnYxLkNyZWRpdEgAEjAKCWhlYXJ0YmVhdBgDIAEoCzIbLmNvcnJhbC5icm9rZXIudjEuSGVhcnRiZWF0SAASMAoJY29tcGxldGVkGAQgASgLMhsuY29ycmFsLmJyb2tlci52MS5Db21wbGV0ZWRIABIqCgZmYWlsZWQYBSABKAsyGC5jb3JyYWwuYnJva2VyLnYxLkZhaWxlZEgAEi4KCGRyYWluaW5nGAYgASgLMhouY29ycmFsLmJyb2tlci52MS5EcmFpbmluZ0gAEjMKBWJhdGNoGAcgASgLMiIuY29ycmFsLmJyb2tlci52MS5Xb3JrUmVxdWVzdEJhdGNoSAASMgoKcmVyZWdpc3RlchgIIAEoCzIcLmNvcnJhbC5icm9rZXIudjEuUmVyZWdpc3RlckgAEi8KCXRhc2tfbG9ncxhGIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuVGFza0xvZ3NIABIyCghwcm9ncmVzcxhkIAEoCzIeLmNvcnJhbC5icm9rZXIudjEuVGFza1Byb2dyZXNzSABCEAoHbWVzc2FnZRIFukgCCAEipAIKB1dlbGNvbWUSEgoKc2Vzc2lvbl9pZBgBIAEoCRIxCg5sZWFzZV9kdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKY2x1c3Rlcl9pZBgEIAEoCRIUCgxjbHVzdGVyX3NsdWcYBSABKAkSKAoHcmVzdW1lZBgGIAMoCzIXLmNvcnJhbC5icm9rZXIudjEuTGVhc2USEQoJYnJva2VyX2lkGAcgASgJEg8KB2JhdGNoZXMYCCABKAgSEQoJdGFza19sb2dzGEYgASgIEhAKCHByb2dyZXNzGGQgASgIIl4KBkFzc2lnbhImCgVsZWFzZRgBIAEoCzIXLmNvcnJhbC5icm9rZXIudjEuTGVhc2USLAoEdGFzaxgCIAEoCzIeLmNvcnJhbC5jb21tb24udjEuVGFza0VudmVsb3BlIlIKA0FjaxIpCgVsZWFzZRgBIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWYSEAoIYWNjZXB0ZWQYAiABKAgSDgoGcmVhc29uGAMgASgJIkMKBkNhbmNlbBIpCgVsZWFzZRgBIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWYSDgoGcmVhc29uGAIgASgJIhcKBURyYWluEg4KBnJlYXNvbhgBIAEoCSIqCglXb3JrRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIkUKEVdvcmtSZXNwb25zZUJhdGNoEjAKCG1lc3NhZ2VzGAEgAygLMh4uY29ycmFsLmJyb2tlci52MS5Xb3JrUmVzcG9uc2UiiwMKDFdvcmtSZXNwb25zZRIsCgd3ZWxjb21lGAEgASgLMhkuY29ycmFsLmJyb2tlci52MS5XZWxjb21lSAASKgoGYXNzaWduGAIgASgLMhguY29ycmFsLmJyb2tlci52MS5Bc3NpZ25IABIkCgNhY2sYAyABKAsyFS5jb3JyYWwuYnJva2VyLnYxLkFja0gAEioKBmNhbmNlbBgEIAEoCzIYLmNvcnJhbC5icm9rZXIudjEuQ2FuY2VsSAASKAoFZHJhaW4YBSABKAsyFy5jb3JyYWwuYnJva2VyLnYxLkRyYWluSAASLAoFZXJyb3IYBiABKAsyGy5jb3JyYWwuYnJva2VyLnYxLldvcmtFcnJvckgAEjQKBWJhdGNoGAcgASgLMiMuY29ycmFsLmJyb2tlci52MS5Xb3JrUmVzcG9uc2VCYXRjaEgAEjYKDHJlcmVnaXN0ZXJlZBgIIAEoCzIeLmNvcnJhbC5icm9rZXIudjEuUmVyZWdpc3RlcmVkSABCCQoHbWVzc2FnZSpzCgpSdW5uZXJLaW5kEhsKF1JVTk5FUl9LSU5EX1VOU1BFQ0lGSUVEEAASFgoSUlVOTkVSX0tJTkRfRElSRUNUEAESFwoTUlVOTkVSX0tJTkRfUkVMRUFTRRACEhcKE1JVTk5FUl9LSU5EX0dBVEVXQVkQAzJeChFUYXNrQnJva2VyU2VydmljZRJJCgRXb3JrEh0uY29ycmFsLmJyb2tlci52MS5Xb3JrUmVxdWVzdBoeLmNvcnJhbC5icm9rZXIudjEuV29ya1Jlc3BvbnNlKAEwAWIGcHJvdG8z", [file_buf_validate_validate, file_corral_common_v1_common, file_corral_common_v1_log, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chtjb3JyYWwvYnJva2VyL3YxL3dvcmsucHJvdG8SEGNvcnJhbC5icm9rZXIudjEiRwoYR2V0Q2x1c3RlckJhY2tsb2dSZXF1ZXN0EisKB2NsdXN0ZXIYASABKAlCGrpIF3IVEAEYZDIPXltBLVphLXowLTktXSskInsKGUdldENsdXN0ZXJCYWNrbG9nUmVzcG9uc2USEwoGcXVldWVkGAEgASgNSACIAQESFAoHcnVubmluZxgCIAEoDUgBiAEBEhIKBXRvdGFsGAMgASgNSAKIAQFCCQoHX3F1ZXVlZEIKCghfcnVubmluZ0IICgZfdG90YWwiUAoITGVhc2VSZWYSGgoHdGFza19pZBgBIAEoCUIJukgGcgQQARhAEg8KB2F0dGVtcHQYAiABKA0SFwoFdG9rZW4YAyABKAlCCLpIBXIDGIABImkKBUxlYXNlEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRINCgV0b2tlbhgDIAEoCRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiggQKBUhlbGxvEh0KCXJ1bm5lcl9pZBgBIAEoCUIKukgHcgUQARiAARIuCgxjbHVzdGVyX3NsdWcYAiABKAlCGLpIFXITGGQyD15bQS1aYS16MC05LV0qJBJACgtpZGVudGlmaWVycxgDIAMoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXJCCbpIBpIBAxDoBxIZCgVzbG90cxgEIAEoDUIKukgHKgUYkE4oARIsCghoYXJkd2FyZRgFIAEoCzIaLmNvcnJhbC5jb21tb24udjEuSGFyZHdhcmUSTQoGbGFiZWxzGAYgAygLMiMuY29ycmFsLmJyb2tlci52MS5IZWxsby5MYWJlbHNFbnRyeUIYukgVmgESEEAiB3IFEAEYgAEqBXIDGIAEEjwKDXJlc3VtZV9sZWFzZXMYByADKAsyGi5jb3JyYWwuYnJva2VyLnYxLkxlYXNlUmVmQgm6SAaSAQMQkE4SHAoLc2RrX3ZlcnNpb24YCCABKAlCB7pIBHICGEASDwoHYmF0Y2hlcxgJIAEoCBI0CgRraW5kGAogASgOMhwuY29ycmFsLmJyb2tlci52MS5SdW5uZXJLaW5kQgi6SAWCAQIQARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImAKClJlcmVnaXN0ZXISQAoLaWRlbnRpZmllcnMYASADKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyQgm6SAaSAQMQ6AcSEAoIcmV2aXNpb24YAiABKA0iIAoMUmVyZWdpc3RlcmVkEhAKCHJldmlzaW9uGAEgASgNIh8KBkNyZWRpdBIVCgFuGAEgASgNQgq6SAcqBRiQTigBIgsKCUhlYXJ0YmVhdCKIAgoJQ29tcGxldGVkEjEKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZkIGukgDyAEBEhkKB2Rpc3BsYXkYAiABKAlCCLpIBXIDGIAIEj0KCHN1YnRhc2tzGAMgAygLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrU3VibWlzc2lvbkIJukgGkgEDEJBOEkAKCHByb2dyZXNzGAQgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHEiwKBm91dHB1dBgFIAEoCzIcLmNvcnJhbC5jb21tb24udjEuVGFza091dHB1dCLJAgoGRmFpbGVkEjEKBWxlYXNlGAEgASgLMhouY29ycmFsLmJyb2tlci52MS5MZWFzZVJlZkIGukgDyAEBEhgKBWVycm9yGAIgASgJQgm6SAZyBBiAgAQSFwoPY291bnRzX2FzX3JldHJ5GAMgASgIEkAKCHByb2dyZXNzGAQgAygLMiMuY29ycmFsLmNvbW1vbi52MS5Qcm9ncmVzc0luZGljYXRvckIJukgGkgEDEOgHEhUKDXVucmVjb3ZlcmFibGUYBSABKAgSGQoHZGlzcGxheRgGIAEoCUIIukgFcgMYgAgSNwoEa2luZBgUIAEoDjIfLmNvcnJhbC5jb21tb24udjEuVGFza0Vycm9yS2luZEIIukgFggECEAESLAoGb3V0cHV0GHggASgLMhwuY29ycmFsLmNvbW1vbi52MS5UYXNrT3V0cHV0IkYKCFRhc2tMb2dzEjoKCGF0dGVtcHRzGAEgAygLMh0uY29ycmFsLmJyb2tlci52MS5BdHRlbXB0TG9nc0IJukgGkgEDEOgHIo0BCgtBdHRlbXB0TG9ncxIxCgVsZWFzZRgBIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWZCBrpIA8gBARI0CgVsaW5lcxgCIAMoCzIaLmNvcnJhbC5jb21tb24udjEuTG9nRW50cnlCCbpIBpIBAxCQThIVCg1kcm9wcGVkX2NvdW50GAMgASgNIp4BCgxUYXNrUHJvZ3Jlc3MSMQoFbGVhc2UYASABKAsyGi5jb3JyYWwuYnJva2VyLnYxLkxlYXNlUmVmQga6SAPIAQESQAoIcHJvZ3Jlc3MYAiADKAsyIy5jb3JyYWwuY29tbW9uLnYxLlByb2dyZXNzSW5kaWNhdG9yQgm6SAaSAQMQ6AcSGQoHZGlzcGxheRgDIAEoCUIIukgFcgMYgAgiCgoIRHJhaW5pbmciUAoQV29ya1JlcXVlc3RCYXRjaBI8CghtZXNzYWdlcxgBIAMoCzIdLmNvcnJhbC5icm9rZXIudjEuV29ya1JlcXVlc3RCC7pICJIBBQgBEJBOIoMECgtXb3JrUmVxdWVzdBIoCgVoZWxsbxgBIAEoCzIXLmNvcnJhbC5icm9rZXIudjEuSGVsbG9IABIqCgZjcmVkaXQYAiABKAsyGC5jb3JyYWwuYnJva2VyLnYxLkNyZWRpdEgAEjAKCWhlYXJ0YmVhdBgDIAEoCzIbLmNvcnJhbC5icm9rZXIudjEuSGVhcnRiZWF0SAASMAoJY29tcGxldGVkGAQgASgLMhsuY29ycmFsLmJyb2tlci52MS5Db21wbGV0ZWRIABIqCgZmYWlsZWQYBSABKAsyGC5jb3JyYWwuYnJva2VyLnYxLkZhaWxlZEgAEi4KCGRyYWluaW5nGAYgASgLMhouY29ycmFsLmJyb2tlci52MS5EcmFpbmluZ0gAEjMKBWJhdGNoGAcgASgLMiIuY29ycmFsLmJyb2tlci52MS5Xb3JrUmVxdWVzdEJhdGNoSAASMgoKcmVyZWdpc3RlchgIIAEoCzIcLmNvcnJhbC5icm9rZXIudjEuUmVyZWdpc3RlckgAEi8KCXRhc2tfbG9ncxhGIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuVGFza0xvZ3NIABIyCghwcm9ncmVzcxhkIAEoCzIeLmNvcnJhbC5icm9rZXIudjEuVGFza1Byb2dyZXNzSABCEAoHbWVzc2FnZRIFukgCCAEipAIKB1dlbGNvbWUSEgoKc2Vzc2lvbl9pZBgBIAEoCRIxCg5sZWFzZV9kdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKY2x1c3Rlcl9pZBgEIAEoCRIUCgxjbHVzdGVyX3NsdWcYBSABKAkSKAoHcmVzdW1lZBgGIAMoCzIXLmNvcnJhbC5icm9rZXIudjEuTGVhc2USEQoJYnJva2VyX2lkGAcgASgJEg8KB2JhdGNoZXMYCCABKAgSEQoJdGFza19sb2dzGEYgASgIEhAKCHByb2dyZXNzGGQgASgIIl4KBkFzc2lnbhImCgVsZWFzZRgBIAEoCzIXLmNvcnJhbC5icm9rZXIudjEuTGVhc2USLAoEdGFzaxgCIAEoCzIeLmNvcnJhbC5jb21tb24udjEuVGFza0VudmVsb3BlIlIKA0FjaxIpCgVsZWFzZRgBIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWYSEAoIYWNjZXB0ZWQYAiABKAgSDgoGcmVhc29uGAMgASgJIkMKBkNhbmNlbBIpCgVsZWFzZRgBIAEoCzIaLmNvcnJhbC5icm9rZXIudjEuTGVhc2VSZWYSDgoGcmVhc29uGAIgASgJIhcKBURyYWluEg4KBnJlYXNvbhgBIAEoCSIqCglXb3JrRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIkUKEVdvcmtSZXNwb25zZUJhdGNoEjAKCG1lc3NhZ2VzGAEgAygLMh4uY29ycmFsLmJyb2tlci52MS5Xb3JrUmVzcG9uc2UiiwMKDFdvcmtSZXNwb25zZRIsCgd3ZWxjb21lGAEgASgLMhkuY29ycmFsLmJyb2tlci52MS5XZWxjb21lSAASKgoGYXNzaWduGAIgASgLMhguY29ycmFsLmJyb2tlci52MS5Bc3NpZ25IABIkCgNhY2sYAyABKAsyFS5jb3JyYWwuYnJva2VyLnYxLkFja0gAEioKBmNhbmNlbBgEIAEoCzIYLmNvcnJhbC5icm9rZXIudjEuQ2FuY2VsSAASKAoFZHJhaW4YBSABKAsyFy5jb3JyYWwuYnJva2VyLnYxLkRyYWluSAASLAoFZXJyb3IYBiABKAsyGy5jb3JyYWwuYnJva2VyLnYxLldvcmtFcnJvckgAEjQKBWJhdGNoGAcgASgLMiMuY29ycmFsLmJyb2tlci52MS5Xb3JrUmVzcG9uc2VCYXRjaEgAEjYKDHJlcmVnaXN0ZXJlZBgIIAEoCzIeLmNvcnJhbC5icm9rZXIudjEuUmVyZWdpc3RlcmVkSABCCQoHbWVzc2FnZSpzCgpSdW5uZXJLaW5kEhsKF1JVTk5FUl9LSU5EX1VOU1BFQ0lGSUVEEAASFgoSUlVOTkVSX0tJTkRfRElSRUNUEAESFwoTUlVOTkVSX0tJTkRfUkVMRUFTRRACEhcKE1JVTk5FUl9LSU5EX0dBVEVXQVkQAzLRAQoRVGFza0Jyb2tlclNlcnZpY2USSQoEV29yaxIdLmNvcnJhbC5icm9rZXIudjEuV29ya1JlcXVlc3QaHi5jb3JyYWwuYnJva2VyLnYxLldvcmtSZXNwb25zZSgBMAEScQoRR2V0Q2x1c3RlckJhY2tsb2cSKi5jb3JyYWwuYnJva2VyLnYxLkdldENsdXN0ZXJCYWNrbG9nUmVxdWVzdBorLmNvcnJhbC5icm9rZXIudjEuR2V0Q2x1c3RlckJhY2tsb2dSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_buf_validate_validate, file_corral_common_v1_common, file_corral_common_v1_log, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message corral.broker.v1.GetClusterBacklogRequest
+ */
+export type GetClusterBacklogRequest = Message<"corral.broker.v1.GetClusterBacklogRequest"> & {
+  /**
+   * The cluster's slug.
+   *
+   * @generated from field: string cluster = 1;
+   */
+  cluster: string;
+};
+
+/**
+ * Describes the message corral.broker.v1.GetClusterBacklogRequest.
+ * Use `create(GetClusterBacklogRequestSchema)` to create a new message.
+ */
+export const GetClusterBacklogRequestSchema: GenMessage<GetClusterBacklogRequest> = /*@__PURE__*/
+  messageDesc(file_corral_broker_v1_work, 0);
+
+/**
+ * Every field is always set, zero included, so the JSON answer always names it (an autoscaler reads
+ * `total` by its path).
+ *
+ * @generated from message corral.broker.v1.GetClusterBacklogResponse
+ */
+export type GetClusterBacklogResponse = Message<"corral.broker.v1.GetClusterBacklogResponse"> & {
+  /**
+   * Tasks waiting for a runner.
+   *
+   * @generated from field: optional uint32 queued = 1;
+   */
+  queued?: number | undefined;
+
+  /**
+   * Tasks runners hold leases for.
+   *
+   * @generated from field: optional uint32 running = 2;
+   */
+  running?: number | undefined;
+
+  /**
+   * queued + running: what a cluster's runners should be sized for.
+   *
+   * @generated from field: optional uint32 total = 3;
+   */
+  total?: number | undefined;
+};
+
+/**
+ * Describes the message corral.broker.v1.GetClusterBacklogResponse.
+ * Use `create(GetClusterBacklogResponseSchema)` to create a new message.
+ */
+export const GetClusterBacklogResponseSchema: GenMessage<GetClusterBacklogResponse> = /*@__PURE__*/
+  messageDesc(file_corral_broker_v1_work, 1);
 
 /**
  * LeaseRef names a lease a runner holds: the fencing token is task id plus attempt.
@@ -46,7 +101,7 @@ export type LeaseRef = Message<"corral.broker.v1.LeaseRef"> & {
  * Use `create(LeaseRefSchema)` to create a new message.
  */
 export const LeaseRefSchema: GenMessage<LeaseRef> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 0);
+  messageDesc(file_corral_broker_v1_work, 2);
 
 /**
  * @generated from message corral.broker.v1.Lease
@@ -78,7 +133,7 @@ export type Lease = Message<"corral.broker.v1.Lease"> & {
  * Use `create(LeaseSchema)` to create a new message.
  */
 export const LeaseSchema: GenMessage<Lease> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 1);
+  messageDesc(file_corral_broker_v1_work, 3);
 
 /**
  * @generated from message corral.broker.v1.Hello
@@ -155,7 +210,7 @@ export type Hello = Message<"corral.broker.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 2);
+  messageDesc(file_corral_broker_v1_work, 4);
 
 /**
  * Reregister replaces the identifiers the runner serves, on the live stream: new assignments
@@ -182,7 +237,7 @@ export type Reregister = Message<"corral.broker.v1.Reregister"> & {
  * Use `create(ReregisterSchema)` to create a new message.
  */
 export const ReregisterSchema: GenMessage<Reregister> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 3);
+  messageDesc(file_corral_broker_v1_work, 5);
 
 /**
  * Reregistered: the broker applied the Reregister of this revision (assignments follow it now).
@@ -201,7 +256,7 @@ export type Reregistered = Message<"corral.broker.v1.Reregistered"> & {
  * Use `create(ReregisteredSchema)` to create a new message.
  */
 export const ReregisteredSchema: GenMessage<Reregistered> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 4);
+  messageDesc(file_corral_broker_v1_work, 6);
 
 /**
  * Credit grants the broker n more assignments.
@@ -220,7 +275,7 @@ export type Credit = Message<"corral.broker.v1.Credit"> & {
  * Use `create(CreditSchema)` to create a new message.
  */
 export const CreditSchema: GenMessage<Credit> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 5);
+  messageDesc(file_corral_broker_v1_work, 7);
 
 /**
  * Heartbeat extends every lease of the session.
@@ -235,7 +290,7 @@ export type Heartbeat = Message<"corral.broker.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 6);
+  messageDesc(file_corral_broker_v1_work, 8);
 
 /**
  * @generated from message corral.broker.v1.Completed
@@ -274,7 +329,7 @@ export type Completed = Message<"corral.broker.v1.Completed"> & {
  * Use `create(CompletedSchema)` to create a new message.
  */
 export const CompletedSchema: GenMessage<Completed> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 7);
+  messageDesc(file_corral_broker_v1_work, 9);
 
 /**
  * @generated from message corral.broker.v1.Failed
@@ -335,7 +390,7 @@ export type Failed = Message<"corral.broker.v1.Failed"> & {
  * Use `create(FailedSchema)` to create a new message.
  */
 export const FailedSchema: GenMessage<Failed> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 8);
+  messageDesc(file_corral_broker_v1_work, 10);
 
 /**
  * TaskLogs: lines task attempts wrote with ctx.logger, sent while they run and before their
@@ -355,7 +410,7 @@ export type TaskLogs = Message<"corral.broker.v1.TaskLogs"> & {
  * Use `create(TaskLogsSchema)` to create a new message.
  */
 export const TaskLogsSchema: GenMessage<TaskLogs> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 9);
+  messageDesc(file_corral_broker_v1_work, 11);
 
 /**
  * AttemptLogs are lines of one attempt this runner holds (or held: lines of a lost lease are kept
@@ -387,7 +442,7 @@ export type AttemptLogs = Message<"corral.broker.v1.AttemptLogs"> & {
  * Use `create(AttemptLogsSchema)` to create a new message.
  */
 export const AttemptLogsSchema: GenMessage<AttemptLogs> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 10);
+  messageDesc(file_corral_broker_v1_work, 12);
 
 /**
  * TaskProgress: a running task's progress and display so far, sent while it runs (throttled by
@@ -419,7 +474,7 @@ export type TaskProgress = Message<"corral.broker.v1.TaskProgress"> & {
  * Use `create(TaskProgressSchema)` to create a new message.
  */
 export const TaskProgressSchema: GenMessage<TaskProgress> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 11);
+  messageDesc(file_corral_broker_v1_work, 13);
 
 /**
  * Draining: the runner takes no more work and will close once its tasks are reported.
@@ -434,7 +489,7 @@ export type Draining = Message<"corral.broker.v1.Draining"> & {
  * Use `create(DrainingSchema)` to create a new message.
  */
 export const DrainingSchema: GenMessage<Draining> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 12);
+  messageDesc(file_corral_broker_v1_work, 14);
 
 /**
  * Several runner messages in one, applied in order; never Hello, never another batch. Sent only
@@ -454,7 +509,7 @@ export type WorkRequestBatch = Message<"corral.broker.v1.WorkRequestBatch"> & {
  * Use `create(WorkRequestBatchSchema)` to create a new message.
  */
 export const WorkRequestBatchSchema: GenMessage<WorkRequestBatch> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 13);
+  messageDesc(file_corral_broker_v1_work, 15);
 
 /**
  * @generated from message corral.broker.v1.WorkRequest
@@ -533,7 +588,7 @@ export type WorkRequest = Message<"corral.broker.v1.WorkRequest"> & {
  * Use `create(WorkRequestSchema)` to create a new message.
  */
 export const WorkRequestSchema: GenMessage<WorkRequest> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 14);
+  messageDesc(file_corral_broker_v1_work, 16);
 
 /**
  * @generated from message corral.broker.v1.Welcome
@@ -603,7 +658,7 @@ export type Welcome = Message<"corral.broker.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 15);
+  messageDesc(file_corral_broker_v1_work, 17);
 
 /**
  * @generated from message corral.broker.v1.Assign
@@ -625,7 +680,7 @@ export type Assign = Message<"corral.broker.v1.Assign"> & {
  * Use `create(AssignSchema)` to create a new message.
  */
 export const AssignSchema: GenMessage<Assign> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 16);
+  messageDesc(file_corral_broker_v1_work, 18);
 
 /**
  * Ack: the result for this lease is durable (accepted) or was rejected as stale.
@@ -654,7 +709,7 @@ export type Ack = Message<"corral.broker.v1.Ack"> & {
  * Use `create(AckSchema)` to create a new message.
  */
 export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 17);
+  messageDesc(file_corral_broker_v1_work, 19);
 
 /**
  * Cancel: stop the task; its job was canceled or the lease was lost.
@@ -678,7 +733,7 @@ export type Cancel = Message<"corral.broker.v1.Cancel"> & {
  * Use `create(CancelSchema)` to create a new message.
  */
 export const CancelSchema: GenMessage<Cancel> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 18);
+  messageDesc(file_corral_broker_v1_work, 20);
 
 /**
  * Drain: the broker is stopping; finish reporting and reconnect elsewhere.
@@ -697,7 +752,7 @@ export type Drain = Message<"corral.broker.v1.Drain"> & {
  * Use `create(DrainSchema)` to create a new message.
  */
 export const DrainSchema: GenMessage<Drain> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 19);
+  messageDesc(file_corral_broker_v1_work, 21);
 
 /**
  * @generated from message corral.broker.v1.WorkError
@@ -721,7 +776,7 @@ export type WorkError = Message<"corral.broker.v1.WorkError"> & {
  * Use `create(WorkErrorSchema)` to create a new message.
  */
 export const WorkErrorSchema: GenMessage<WorkError> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 20);
+  messageDesc(file_corral_broker_v1_work, 22);
 
 /**
  * Several broker messages in one, to be handled in order; never another batch. Sent only to a
@@ -741,7 +796,7 @@ export type WorkResponseBatch = Message<"corral.broker.v1.WorkResponseBatch"> & 
  * Use `create(WorkResponseBatchSchema)` to create a new message.
  */
 export const WorkResponseBatchSchema: GenMessage<WorkResponseBatch> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 21);
+  messageDesc(file_corral_broker_v1_work, 23);
 
 /**
  * @generated from message corral.broker.v1.WorkResponse
@@ -806,7 +861,7 @@ export type WorkResponse = Message<"corral.broker.v1.WorkResponse"> & {
  * Use `create(WorkResponseSchema)` to create a new message.
  */
 export const WorkResponseSchema: GenMessage<WorkResponse> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_work, 22);
+  messageDesc(file_corral_broker_v1_work, 24);
 
 /**
  * RunnerKind says where a runner's task code comes from.
@@ -863,6 +918,19 @@ export const TaskBrokerService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof WorkRequestSchema;
     output: typeof WorkResponseSchema;
+  },
+  /**
+   * What one of the team's clusters has for runners, for autoscalers: tasks waiting (every priority
+   * band, subtasks and tasks behind concurrency keys or rate limits included) and tasks runners
+   * hold. Readable with GET (Connect: `?connect=v1&encoding=json&message=<the request as JSON>`),
+   * which is how KEDA's metrics-api trigger asks.
+   *
+   * @generated from rpc corral.broker.v1.TaskBrokerService.GetClusterBacklog
+   */
+  getClusterBacklog: {
+    methodKind: "unary";
+    input: typeof GetClusterBacklogRequestSchema;
+    output: typeof GetClusterBacklogResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_corral_broker_v1_work, 0);
