@@ -1,17 +1,14 @@
 // `corral cluster manifests`: the runner Deployment and KEDA ScaledObject rendered from a cluster's
 // spec parse as Kubernetes objects, follow deploy/k8s/base/runner.yaml (security context, env, the
 // KEDA TriggerAuthentication it defines), size resources and replicas from the spec, and scale on
-// exactly the streams the broker keeps for the built-in tasks the runners serve.
+// the cluster's backlog as the broker answers it (GetClusterBacklog).
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { create } from "@bufbuild/protobuf";
 import { ClusterSchema, type Cluster } from "@corral/proto";
-import { builtinTasks } from "@corral/sdk";
 import { createProgram } from "../../packages/cli/src/program.js";
-import { renderClusterManifests } from "../../packages/cli/src/cluster-manifests.js";
-import { CONSUMER_GROUP, streamKey } from "../../services/task-broker/src/redis/keys.js";
-import { readableQueues } from "../../services/task-broker/src/task-identifier.js";
+import { backlogUrl, renderClusterManifests } from "../../packages/cli/src/cluster-manifests.js";
 import { containersOf, podSpec, readYamlDocuments, type JsonObject, type K8sObject } from "./kustomize.js";
 import { repoRoot } from "./repo-facts.js";
 
@@ -23,8 +20,8 @@ function cluster(spec: Partial<Cluster["spec"]> & object): Cluster {
   return create(ClusterSchema, { id: "0190aaaa-0000-7000-8000-00000000beef", slug: "etl-CvufcSxcC9SKfe", name: "etl", spec: spec as never });
 }
 
-function render(c: Cluster, prefix = ""): K8sObject[] {
-  const text = renderClusterManifests(c, { redisPrefix: prefix });
+function render(c: Cluster, scalerBrokerUrl?: string): K8sObject[] {
+  const text = renderClusterManifests(c, scalerBrokerUrl === undefined ? {} : { scalerBrokerUrl });
   return parseAllDocuments(text).map((d) => {
     expect(d.errors).toEqual([]);
     return d.toJS() as K8sObject;
@@ -77,16 +74,30 @@ describe("corral cluster manifests", () => {
     expect((c.env as Array<{ name: string }>).map((e) => e.name)).toEqual((baseContainer.env as Array<{ name: string }>).map((e) => e.name));
   });
 
-  it("scales on exactly the streams the broker keeps for the built-in tasks, with the base's TriggerAuthentication", () => {
-    const [, so] = render(cluster(spec), "tenant1:");
-    const triggers = (so!.spec as JsonObject).triggers as Array<{ type: string; metadata: Record<string, string>; authenticationRef: { name: string } }>;
-    const expected = readableQueues(builtinTasks.map((t) => t.identifier) as never, 1000).map((q) => `tenant1:${streamKey("0190aaaa-0000-7000-8000-00000000beef", q)}`);
-    expect(triggers.map((t) => t.metadata.stream).sort()).toEqual(expected.sort());
-    for (const t of triggers) {
-      expect(t.type).toBe("redis-streams");
-      expect(t.metadata.consumerGroup).toBe(CONSUMER_GROUP);
-      expect(t.authenticationRef.name).toBe(baseAuth.metadata.name);
+  it("scales on the cluster's backlog from the broker, with the base's TriggerAuthentication", () => {
+    for (const [url, expected] of [
+      [undefined, "http://task-broker.corral.svc.cluster.local:7703"],
+      ["https://broker.example.com/", "https://broker.example.com"],
+    ] as const) {
+      const [, so] = render(cluster(spec), url);
+      const triggers = (so!.spec as JsonObject).triggers as Array<{ type: string; metadata: Record<string, string>; authenticationRef: { name: string } }>;
+      expect(triggers).toEqual([
+        {
+          type: "metrics-api",
+          metadata: {
+            url: backlogUrl(expected, "etl-CvufcSxcC9SKfe"),
+            valueLocation: "total",
+            targetValue: "4",
+            activationTargetValue: "0",
+            authMode: "bearer",
+          },
+          authenticationRef: { name: baseAuth.metadata.name },
+        },
+      ]);
     }
+    expect(backlogUrl("http://b:7703", "etl-x")).toBe(
+      "http://b:7703/corral.broker.v1.TaskBrokerService/GetClusterBacklog?connect=v1&encoding=json&message=%7B%22cluster%22%3A%22etl-x%22%7D",
+    );
   });
 
   it("keeps the spec's runner count as the floor, or scales to zero when the cluster has an idle timeout", () => {

@@ -12,8 +12,7 @@ import { ConfigError, parseApiKey, parseDurationMs, readServiceConfig } from "@c
 import { startTestServer, type TestServer } from "@corral/server-kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
-import { CONSUMER_GROUP, streamKey } from "../../services/task-broker/src/redis/keys.js";
-import { readableQueues } from "../../services/task-broker/src/task-identifier.js";
+import { backlogUrl } from "../../packages/cli/src/cluster-manifests.js";
 import { MIN_INSTALLED_SECRET_LENGTH } from "../../services/cluster-registry/src/api-keys.js";
 import { bootstrapKeyProblem } from "../../services/cluster-registry/src/component.js";
 import { dockerIgnored, parseDockerfile, stage, type Instruction } from "./dockerfile.js";
@@ -716,35 +715,34 @@ for (const [overlay, objs] of Object.entries(rendered) as [keyof typeof overlays
       }
     });
 
-    it("scales the runner Deployment with KEDA on exactly the streams its tasks module reads", async () => {
+    it("scales the runner Deployment with KEDA on its cluster's backlog, read from the broker with the runners' key", async () => {
       const so = ofKind(objs, "ScaledObject");
       expect(so.length).toBeGreaterThan(0);
-      const config = named(objs, "ConfigMap", "corral-config").data as Record<string, string>;
-      const secret = named(objs, "Secret", "corral-secrets").stringData as Record<string, string>;
       for (const scaled of so) {
         const runner = named(objs, "Deployment", String(((scaled.spec as JsonObject).scaleTargetRef as JsonObject).name));
         const c = containersOf(runner)[0]!;
         const a = c.args as string[];
         expect(a.slice(0, 2)).toEqual(["runner", "start"]);
         const annotations = runner.metadata.annotations as Record<string, string>;
-        expect(a[a.indexOf("--cluster") + 1]).toBe(annotations["corral.dev/cluster-slug"]);
-        const clusterId = annotations["corral.dev/cluster-id"]!;
-        // The identifiers the runner registers: the Task classes its tasks module exports.
-        const tasksFile = imagePathToRepo(a[a.indexOf("--tasks") + 1]!)!;
-        const tasks = (await import(join(repoRoot, tasksFile))) as Record<string, { identifier?: { name: string; version: string } }>;
-        const identifiers = Object.values(tasks).flatMap((t) => (t.identifier ? [t.identifier] : []));
-        expect(identifiers.length).toBeGreaterThan(0);
-        const expected = readableQueues(identifiers as never, 1_000).map((q) => `${config.CORRAL_REDIS_PREFIX ?? ""}${streamKey(clusterId, q)}`);
-        const triggers = (scaled.spec as JsonObject).triggers as { type: string; metadata: Record<string, string> }[];
-        expect(triggers.map((t) => t.metadata.stream).sort()).toEqual(expected.sort());
-        const redis = hostPort(secret.REDIS_URL!);
-        for (const t of triggers) {
-          expect(t.type).toBe("redis-streams");
-          expect(t.metadata.consumerGroup).toBe(CONSUMER_GROUP);
-          expect(Number(t.metadata.lagCount)).toBeGreaterThan(0);
-          // KEDA runs in its own namespace: the address is REDIS_URL's (fully qualified) host.
-          expect(t.metadata.address).toBe(`${redis.host}:${redis.port}`);
-        }
+        const slug = a[a.indexOf("--cluster") + 1]!;
+        expect(slug).toBe(annotations["corral.dev/cluster-slug"]);
+        const triggers = (scaled.spec as JsonObject).triggers as { type: string; metadata: Record<string, string>; authenticationRef: { name: string } }[];
+        expect(triggers).toHaveLength(1);
+        const t = triggers[0]!;
+        expect(t.type).toBe("metrics-api");
+        // GetClusterBacklog of the runners' cluster, on the broker, in Connect's GET form.
+        const url = new URL(t.metadata.url!);
+        expect(args(k8sTarget(objs, t.metadata.url!).deployment)[1]).toBe(ownerOf("corral.broker.v1.TaskBrokerService"));
+        // KEDA runs in its own namespace: the Service's fully qualified name.
+        expect(url.hostname.endsWith(".svc.cluster.local")).toBe(true);
+        expect(t.metadata.url).toBe(backlogUrl(`${url.protocol}//${url.host}`, slug));
+        expect(t.metadata.valueLocation).toBe("total");
+        expect(Number(t.metadata.targetValue)).toBeGreaterThan(0);
+        // The runners' own key, as a bearer token.
+        expect(t.metadata.authMode).toBe("bearer");
+        const auth = named(objs, "TriggerAuthentication", t.authenticationRef.name).spec as { secretTargetRef: JsonObject[] };
+        const keyRef = (c.env as JsonObject[]).find((e) => e.name === "CORRAL_API_KEY")!.valueFrom as { secretKeyRef: JsonObject };
+        expect(auth.secretTargetRef).toEqual([{ parameter: "token", name: keyRef.secretKeyRef.name, key: keyRef.secretKeyRef.key }]);
         // Runners reach the broker (the folder that mounts TaskBrokerService) with an API key.
         const env = containerEnv(objs, c);
         expect(args(k8sTarget(objs, env.CORRAL_URL!).deployment)[1]).toBe(ownerOf("corral.broker.v1.TaskBrokerService"));

@@ -1,19 +1,18 @@
 // `corral cluster manifests`: the Kubernetes path of a provisioned cluster. Renders a runner
 // Deployment and a KEDA ScaledObject (in the style of deploy/k8s/base/runner.yaml) from the
 // cluster's spec: replicas from runner_count, requests and limits from CPUs, memory and GPUs,
-// minReplicaCount 0 when the spec has an idle timeout. Pure: cluster in, YAML text out.
+// minReplicaCount 0 when the spec has an idle timeout. KEDA scales on the cluster's backlog as the
+// broker counts it (TaskBrokerService.GetClusterBacklog: every band, subtasks and gated tasks, and
+// the tasks runners hold), read with the runners' key. Pure: cluster in, YAML text out.
 import type { Cluster } from "@corral/proto";
-import { builtinTasks } from "@corral/sdk";
 
 export interface ManifestOptions {
   /** The runner image (default "corral"). */
   image?: string;
   /** Where runners reach the broker (default http://task-broker:7703). */
   brokerUrl?: string;
-  /** Redis host:port KEDA reads the cluster's streams from. */
-  redisAddress?: string;
-  /** CORRAL_REDIS_PREFIX of the broker (default empty). */
-  redisPrefix?: string;
+  /** Where KEDA's operator (in its own namespace) reaches the broker (default http://task-broker.corral.svc.cluster.local:7703). */
+  scalerBrokerUrl?: string;
   /** The Secret and key holding the runners' API key. */
   apiKeySecret?: { name: string; key: string };
   /** The most replicas KEDA may scale to (default: 10 × the spec's runner count). */
@@ -22,21 +21,16 @@ export interface ManifestOptions {
 
 type Yaml = string | number | boolean | null | Yaml[] | { [key: string]: Yaml | undefined };
 
-/**
- * The Redis stream of one task version on a cluster: the broker's key layout
- * (services/task-broker/src/redis/keys.ts streamKey), `corral:{<cluster id>}:q:<name>:<version>`.
- */
-export function clusterStreamKey(prefix: string, clusterId: string, name: string, version: string): string {
-  return `${prefix}corral:{${clusterId}}:q:${name}:${version}`;
-}
+/** The name of the TriggerAuthentication (deploy/k8s/base/runner.yaml) that gives KEDA the runners' key. */
+export const SCALER_AUTH = "corral-runner-key";
 
-/** The queues a runner of these identifiers reads: every minor version up to the registered one. */
-function readQueues(identifiers: Array<{ name: string; version: string }>): Array<{ name: string; version: string }> {
-  return identifiers.flatMap(({ name, version }) => {
-    const m = /^v(\d+)\.(\d+)$/.exec(version);
-    if (!m) return [{ name, version }];
-    return Array.from({ length: Number(m[2]) + 1 }, (_, minor) => ({ name, version: `v${m[1]}.${minor}` }));
-  });
+/**
+ * The URL KEDA's metrics-api trigger GETs for a cluster's backlog: GetClusterBacklog in Connect's
+ * GET form, the request as JSON in the query. Its answer's `total` is the value to scale on.
+ */
+export function backlogUrl(brokerUrl: string, clusterSlug: string): string {
+  const message = encodeURIComponent(JSON.stringify({ cluster: clusterSlug }));
+  return `${brokerUrl.replace(/\/+$/, "")}/corral.broker.v1.TaskBrokerService/GetClusterBacklog?connect=v1&encoding=json&message=${message}`;
 }
 
 /** Kubernetes quantity of bytes: whole MiB (Kubernetes rounds anyway). */
@@ -103,20 +97,20 @@ export function clusterManifestObjects(cluster: Cluster, options: ManifestOption
       },
     },
   };
-  const address = options.redisAddress ?? "redis.corral.svc.cluster.local:6379";
-  const identifiers = builtinTasks.map((t) => t.identifier);
-  const triggers: Yaml[] = readQueues(identifiers).map((q) => ({
-    type: "redis-streams",
-    metadata: {
-      address,
-      stream: clusterStreamKey(options.redisPrefix ?? "", cluster.id, q.name, q.version),
-      consumerGroup: "runners",
-      // Queued tasks per runner replica: twice its concurrency.
-      lagCount: String(Math.max(1, cpus) * 2),
-      activationLagCount: "0",
+  const triggers: Yaml[] = [
+    {
+      type: "metrics-api",
+      metadata: {
+        url: backlogUrl(options.scalerBrokerUrl ?? "http://task-broker.corral.svc.cluster.local:7703", cluster.slug),
+        valueLocation: "total",
+        // Waiting and running tasks per runner replica: twice its concurrency.
+        targetValue: String(Math.max(1, cpus) * 2),
+        activationTargetValue: "0",
+        authMode: "bearer",
+      },
+      authenticationRef: { name: SCALER_AUTH },
     },
-    authenticationRef: { name: "corral-redis" },
-  }));
+  ];
   const idle = spec?.idleTimeoutSeconds;
   const scaledObject: Record<string, Yaml> = {
     apiVersion: "keda.sh/v1alpha1",
@@ -139,7 +133,7 @@ export function clusterManifestObjects(cluster: Cluster, options: ManifestOption
 export function renderClusterManifests(cluster: Cluster, options: ManifestOptions = {}): string {
   const header = [
     `# Runners of Corral cluster ${cluster.slug} (${cluster.id}), rendered from its spec by \`corral cluster manifests\`.`,
-    "# Needs the corral-secrets Secret (runner-api-key: a key of the cluster's team) and KEDA's corral-redis",
+    `# Needs the corral-secrets Secret (runner-api-key: a key of the cluster's team) and KEDA's ${SCALER_AUTH}`,
     "# TriggerAuthentication of deploy/k8s/base/runner.yaml.",
   ].join("\n");
   return `${header}\n${clusterManifestObjects(cluster, options).map((o) => toYaml(o, 0).trimEnd()).join("\n---\n")}\n`;

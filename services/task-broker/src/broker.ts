@@ -384,6 +384,7 @@ function buildMounts(
       service: DispatchService,
       impl: createDispatchService({
         queues,
+        leases,
         fanout: async (body, timeoutMs) => {
           await startBus();
           return bus.request(body, timeoutMs);

@@ -79,8 +79,14 @@ it("counts a cluster's waiting tasks in every band, gated ones included, and the
   // A runner with one slot takes one task: it is running now, not waiting.
   const r = connectRunner(runnerTransport(srv.url), hello({ runnerId: "r-backlog", identifiers: ["backlog@v1.0"], slots: 1, clusterSlug: "gpu" }));
   runners.push(r);
-  await r.take("assign");
+  const taken = await r.take("assign");
   expect(await backlog(GPU.slug)).toEqual({ status: 200, body: { queued: 5, running: 1, total: 6 } });
+  // The internal queue stats name the cluster's leases too, a gated task's included (no stream's
+  // pending list has it), which keeps the registry's provisioning from idling a busy cluster.
+  const stats = await srv.dispatch.getQueueStats({ clusterId: GPU.id });
+  expect(stats.leases.map((l) => [l.clusterId, Number(l.count)])).toEqual([[GPU.id, 1]]);
+  const pending = stats.queues.reduce((n, q) => n + Number(q.pending), 0);
+  expect(pending).toBe(taken.task?.concurrency ? 0 : 1);
 });
 
 it("answers only for the key's own clusters, and names a bad field", async () => {

@@ -4,6 +4,7 @@ import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
+  ClusterLeasesSchema,
   QueueStatsSchema,
   SessionSchema,
   TaskIdentifierSchema,
@@ -11,6 +12,7 @@ import {
   type Session,
 } from "@corral/proto";
 import { decodePageToken, InvalidArgumentError, pageSize, requireService, toPage } from "@corral/server-kit";
+import type { LeaseStore } from "./redis/lease-store.js";
 import type { QueueStore } from "./redis/queue-store.js";
 import { sumBands, type QueueStat } from "./redis/queue-stats.js";
 import type { RunnerSession } from "./runner-session.js";
@@ -18,6 +20,7 @@ import { baseQueue, maxQueuesPerSession, parseVersion, readableQueues, splitQueu
 
 export interface DispatchServiceDeps {
   queues: QueueStore;
+  leases: Pick<LeaseStore, "count">;
   /** Asks every replica (this one included); answers that arrive within the timeout. */
   fanout<T>(body: BusRequest, timeoutMs: number): Promise<T[]>;
   brokerId: string;
@@ -119,7 +122,12 @@ export function createDispatchService(deps: DispatchServiceDeps): Partial<Servic
         deps.fanout<JsonValue[]>({ type: "sessions", clusterId: req.clusterId, teamId: "" }, deps.fanoutTimeoutMs),
       ]);
       const readers = readersByQueue(sessions.flat().map((json) => fromJson(SessionSchema, json)));
-      return { queues: sumBands(stats).map((s) => queueStatsRow(s, readers)) };
+      const clusters = [...new Set(req.clusterId ? [req.clusterId] : stats.map((s) => s.clusterId))];
+      const counts = await Promise.all(clusters.map((c) => deps.leases.count(c)));
+      return {
+        queues: sumBands(stats).map((s) => queueStatsRow(s, readers)),
+        leases: clusters.map((clusterId, i) => create(ClusterLeasesSchema, { clusterId, count: BigInt(counts[i]!) })),
+      };
     },
 
     async listSessions(req, ctx) {

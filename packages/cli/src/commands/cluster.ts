@@ -207,13 +207,14 @@ export function registerClusterCommands(program: Command, ctx: CliContext): void
     .description("print a runner Deployment and KEDA ScaledObject sized from the cluster's spec (the Kubernetes path)")
     .option("--image <image>", "runner image", "corral")
     .option("--broker-url <url>", "where runners reach the broker", "http://task-broker:7703")
-    .option("--redis-address <host:port>", "Redis KEDA reads the cluster's streams from", "redis.corral.svc.cluster.local:6379")
-    .option("--redis-prefix <prefix>", "the broker's CORRAL_REDIS_PREFIX", "")
-    .action(async (slug: string, o: { image: string; brokerUrl: string; redisAddress: string; redisPrefix: string }, cmd: Command) => {
+    .option(
+      "--scaler-broker-url <url>",
+      "where KEDA (in its own namespace) reads the cluster's backlog from the broker",
+      "http://task-broker.corral.svc.cluster.local:7703",
+    )
+    .action(async (slug: string, o: { image: string; brokerUrl: string; scalerBrokerUrl: string }, cmd: Command) => {
       const c = await ctx.client(cmd).clusters().find(slug);
-      ctx.io.out(
-        renderClusterManifests(c, { image: o.image, brokerUrl: o.brokerUrl, redisAddress: o.redisAddress, redisPrefix: o.redisPrefix }).trimEnd(),
-      );
+      ctx.io.out(renderClusterManifests(c, { image: o.image, brokerUrl: o.brokerUrl, scalerBrokerUrl: o.scalerBrokerUrl }).trimEnd());
     });
 
   cluster

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file corral/broker/v1/dispatch.proto.
  */
 export const file_corral_broker_v1_dispatch: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jb3JyYWwvYnJva2VyL3YxL2Rpc3BhdGNoLnByb3RvEhBjb3JyYWwuYnJva2VyLnYxIksKDkVucXVldWVSZXF1ZXN0EjkKBXRhc2tzGAEgAygLMh4uY29ycmFsLmNvbW1vbi52MS5UYXNrRW52ZWxvcGVCCrpIB5IBBBCgjQYiQgoPRW5xdWV1ZVJlc3BvbnNlEhYKDmVucXVldWVkX2NvdW50GAEgASgNEhcKD2R1cGxpY2F0ZV9jb3VudBgCIAEoDSK2AQoNUmV2b2tlUmVxdWVzdBIYCgd0ZWFtX2lkGAEgASgJQge6SARyAhABEhcKBmpvYl9pZBgCIAEoCUIHukgEcgIQARIcCgh0YXNrX2lkcxgDIAMoCUIKukgHkgEEEKCNBhIYCgZyZWFzb24YBCABKAlCCLpIBXIDGIAIEjoKBnF1ZXVlZBgFIAMoCzIfLmNvcnJhbC5icm9rZXIudjEuUXVldWVkQXR0ZW1wdEIJukgGkgEDEJBOImQKDVF1ZXVlZEF0dGVtcHQSHQoKY2x1c3Rlcl9pZBgBIAEoCUIJukgGcgQQARhAEhoKB3Rhc2tfaWQYAiABKAlCCbpIBnIEEAEYQBIYCgdhdHRlbXB0GAMgASgNQge6SAQqAigBIikKDlJldm9rZVJlc3BvbnNlEhcKD2NhbmNlbGVkX2xlYXNlcxgBIAEoDSK9AQoKUXVldWVTdGF0cxISCgpjbHVzdGVyX2lkGAEgASgJEjQKCmlkZW50aWZpZXIYAiABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyEg4KBmxlbmd0aBgDIAEoBBIPCgdwZW5kaW5nGAQgASgEEhUKDW9sZGVzdF9hZ2VfbXMYBSABKAQSEQoJY29uc3VtZXJzGAYgASgNEgsKA2xhZxgHIAEoBBINCgVnYXRlZBhaIAEoCCIzChRHZXRRdWV1ZVN0YXRzUmVxdWVzdBIbCgpjbHVzdGVyX2lkGAEgASgJQge6SARyAhhAIkUKFUdldFF1ZXVlU3RhdHNSZXNwb25zZRIsCgZxdWV1ZXMYASADKAsyHC5jb3JyYWwuYnJva2VyLnYxLlF1ZXVlU3RhdHMiqAIKB1Nlc3Npb24SEgoKc2Vzc2lvbl9pZBgBIAEoCRIRCglydW5uZXJfaWQYAiABKAkSDwoHdGVhbV9pZBgDIAEoCRISCgpjbHVzdGVyX2lkGAQgASgJEhQKDGNsdXN0ZXJfc2x1ZxgFIAEoCRI1CgtpZGVudGlmaWVycxgGIAMoCzIgLmNvcnJhbC5jb21tb24udjEuVGFza0lkZW50aWZpZXISDQoFc2xvdHMYByABKA0SDgoGY3JlZGl0GAggASgNEg4KBmxlYXNlcxgJIAEoDRIRCglicm9rZXJfaWQYCiABKAkSMAoMY29ubmVjdF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghkcmFpbmluZxgMIAEoCCKHAQoTTGlzdFNlc3Npb25zUmVxdWVzdBIbCgpjbHVzdGVyX2lkGAEgASgJQge6SARyAhhAEhgKB3RlYW1faWQYAiABKAlCB7pIBHICGEASGwoJcGFnZV9zaXplGAMgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAQgASgJQgi6SAVyAxiABCJcChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIrCghzZXNzaW9ucxgBIAMoCzIZLmNvcnJhbC5icm9rZXIudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAky7wIKD0Rpc3BhdGNoU2VydmljZRJOCgdFbnF1ZXVlEiAuY29ycmFsLmJyb2tlci52MS5FbnF1ZXVlUmVxdWVzdBohLmNvcnJhbC5icm9rZXIudjEuRW5xdWV1ZVJlc3BvbnNlEksKBlJldm9rZRIfLmNvcnJhbC5icm9rZXIudjEuUmV2b2tlUmVxdWVzdBogLmNvcnJhbC5icm9rZXIudjEuUmV2b2tlUmVzcG9uc2USYAoNR2V0UXVldWVTdGF0cxImLmNvcnJhbC5icm9rZXIudjEuR2V0UXVldWVTdGF0c1JlcXVlc3QaJy5jb3JyYWwuYnJva2VyLnYxLkdldFF1ZXVlU3RhdHNSZXNwb25zZRJdCgxMaXN0U2Vzc2lvbnMSJS5jb3JyYWwuYnJva2VyLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaJi5jb3JyYWwuYnJva2VyLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("Ch9jb3JyYWwvYnJva2VyL3YxL2Rpc3BhdGNoLnByb3RvEhBjb3JyYWwuYnJva2VyLnYxIksKDkVucXVldWVSZXF1ZXN0EjkKBXRhc2tzGAEgAygLMh4uY29ycmFsLmNvbW1vbi52MS5UYXNrRW52ZWxvcGVCCrpIB5IBBBCgjQYiQgoPRW5xdWV1ZVJlc3BvbnNlEhYKDmVucXVldWVkX2NvdW50GAEgASgNEhcKD2R1cGxpY2F0ZV9jb3VudBgCIAEoDSK2AQoNUmV2b2tlUmVxdWVzdBIYCgd0ZWFtX2lkGAEgASgJQge6SARyAhABEhcKBmpvYl9pZBgCIAEoCUIHukgEcgIQARIcCgh0YXNrX2lkcxgDIAMoCUIKukgHkgEEEKCNBhIYCgZyZWFzb24YBCABKAlCCLpIBXIDGIAIEjoKBnF1ZXVlZBgFIAMoCzIfLmNvcnJhbC5icm9rZXIudjEuUXVldWVkQXR0ZW1wdEIJukgGkgEDEJBOImQKDVF1ZXVlZEF0dGVtcHQSHQoKY2x1c3Rlcl9pZBgBIAEoCUIJukgGcgQQARhAEhoKB3Rhc2tfaWQYAiABKAlCCbpIBnIEEAEYQBIYCgdhdHRlbXB0GAMgASgNQge6SAQqAigBIikKDlJldm9rZVJlc3BvbnNlEhcKD2NhbmNlbGVkX2xlYXNlcxgBIAEoDSK9AQoKUXVldWVTdGF0cxISCgpjbHVzdGVyX2lkGAEgASgJEjQKCmlkZW50aWZpZXIYAiABKAsyIC5jb3JyYWwuY29tbW9uLnYxLlRhc2tJZGVudGlmaWVyEg4KBmxlbmd0aBgDIAEoBBIPCgdwZW5kaW5nGAQgASgEEhUKDW9sZGVzdF9hZ2VfbXMYBSABKAQSEQoJY29uc3VtZXJzGAYgASgNEgsKA2xhZxgHIAEoBBINCgVnYXRlZBhaIAEoCCIzChRHZXRRdWV1ZVN0YXRzUmVxdWVzdBIbCgpjbHVzdGVyX2lkGAEgASgJQge6SARyAhhAInYKFUdldFF1ZXVlU3RhdHNSZXNwb25zZRIsCgZxdWV1ZXMYASADKAsyHC5jb3JyYWwuYnJva2VyLnYxLlF1ZXVlU3RhdHMSLwoGbGVhc2VzGAIgAygLMh8uY29ycmFsLmJyb2tlci52MS5DbHVzdGVyTGVhc2VzIjIKDUNsdXN0ZXJMZWFzZXMSEgoKY2x1c3Rlcl9pZBgBIAEoCRINCgVjb3VudBgCIAEoBCKoAgoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCXJ1bm5lcl9pZBgCIAEoCRIPCgd0ZWFtX2lkGAMgASgJEhIKCmNsdXN0ZXJfaWQYBCABKAkSFAoMY2x1c3Rlcl9zbHVnGAUgASgJEjUKC2lkZW50aWZpZXJzGAYgAygLMiAuY29ycmFsLmNvbW1vbi52MS5UYXNrSWRlbnRpZmllchINCgVzbG90cxgHIAEoDRIOCgZjcmVkaXQYCCABKA0SDgoGbGVhc2VzGAkgASgNEhEKCWJyb2tlcl9pZBgKIAEoCRIwCgxjb25uZWN0X3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRyYWluaW5nGAwgASgIIocBChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EhsKCmNsdXN0ZXJfaWQYASABKAlCB7pIBHICGEASGAoHdGVhbV9pZBgCIAEoCUIHukgEcgIYQBIbCglwYWdlX3NpemUYAyABKA1CCLpIBSoDGOgHEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAEIlwKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEisKCHNlc3Npb25zGAEgAygLMhkuY29ycmFsLmJyb2tlci52MS5TZXNzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLvAgoPRGlzcGF0Y2hTZXJ2aWNlEk4KB0VucXVldWUSIC5jb3JyYWwuYnJva2VyLnYxLkVucXVldWVSZXF1ZXN0GiEuY29ycmFsLmJyb2tlci52MS5FbnF1ZXVlUmVzcG9uc2USSwoGUmV2b2tlEh8uY29ycmFsLmJyb2tlci52MS5SZXZva2VSZXF1ZXN0GiAuY29ycmFsLmJyb2tlci52MS5SZXZva2VSZXNwb25zZRJgCg1HZXRRdWV1ZVN0YXRzEiYuY29ycmFsLmJyb2tlci52MS5HZXRRdWV1ZVN0YXRzUmVxdWVzdBonLmNvcnJhbC5icm9rZXIudjEuR2V0UXVldWVTdGF0c1Jlc3BvbnNlEl0KDExpc3RTZXNzaW9ucxIlLmNvcnJhbC5icm9rZXIudjEuTGlzdFNlc3Npb25zUmVxdWVzdBomLmNvcnJhbC5icm9rZXIudjEuTGlzdFNlc3Npb25zUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_corral_common_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message corral.broker.v1.EnqueueRequest
@@ -238,6 +238,14 @@ export type GetQueueStatsResponse = Message<"corral.broker.v1.GetQueueStatsRespo
    * @generated from field: repeated corral.broker.v1.QueueStats queues = 1;
    */
   queues: QueueStats[];
+
+  /**
+   * Leases runners hold, per cluster of the answer: tasks they run, whether their queue is a
+   * stream (also counted in `pending`) or gated (not counted there).
+   *
+   * @generated from field: repeated corral.broker.v1.ClusterLeases leases = 2;
+   */
+  leases: ClusterLeases[];
 };
 
 /**
@@ -246,6 +254,28 @@ export type GetQueueStatsResponse = Message<"corral.broker.v1.GetQueueStatsRespo
  */
 export const GetQueueStatsResponseSchema: GenMessage<GetQueueStatsResponse> = /*@__PURE__*/
   messageDesc(file_corral_broker_v1_dispatch, 7);
+
+/**
+ * @generated from message corral.broker.v1.ClusterLeases
+ */
+export type ClusterLeases = Message<"corral.broker.v1.ClusterLeases"> & {
+  /**
+   * @generated from field: string cluster_id = 1;
+   */
+  clusterId: string;
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message corral.broker.v1.ClusterLeases.
+ * Use `create(ClusterLeasesSchema)` to create a new message.
+ */
+export const ClusterLeasesSchema: GenMessage<ClusterLeases> = /*@__PURE__*/
+  messageDesc(file_corral_broker_v1_dispatch, 8);
 
 /**
  * @generated from message corral.broker.v1.Session
@@ -317,7 +347,7 @@ export type Session = Message<"corral.broker.v1.Session"> & {
  * Use `create(SessionSchema)` to create a new message.
  */
 export const SessionSchema: GenMessage<Session> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_dispatch, 8);
+  messageDesc(file_corral_broker_v1_dispatch, 9);
 
 /**
  * @generated from message corral.broker.v1.ListSessionsRequest
@@ -351,7 +381,7 @@ export type ListSessionsRequest = Message<"corral.broker.v1.ListSessionsRequest"
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_dispatch, 9);
+  messageDesc(file_corral_broker_v1_dispatch, 10);
 
 /**
  * @generated from message corral.broker.v1.ListSessionsResponse
@@ -375,7 +405,7 @@ export type ListSessionsResponse = Message<"corral.broker.v1.ListSessionsRespons
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_corral_broker_v1_dispatch, 10);
+  messageDesc(file_corral_broker_v1_dispatch, 11);
 
 /**
  * DispatchService is internal (service key): job-service hands ready tasks to the broker and
