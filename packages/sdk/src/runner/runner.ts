@@ -199,20 +199,20 @@ export class Runner {
   #pendingCredit: { session: Session; n: number } | undefined;
   /** ctx.logger lines of the tasks, on their way to the broker. */
   readonly #taskLogs = new TaskLogSender({
-    open: () => {
-      const s = this.#session;
-      return s !== undefined && s.taskLogs && this.#state.connected;
-    },
-    ready: () => {
-      const s = this.#session;
-      // A backed-up stream (slow broker) leaves a running task's lines in the bounded buffer
-      // instead of the outbox.
-      return s !== undefined && s.taskLogs && this.#state.connected && s.outbox.size < 8;
-    },
+    open: () => this.#taskLogSession() !== undefined,
+    // A backed-up stream (slow broker) leaves a running task's lines in the bounded buffer
+    // instead of the outbox.
+    ready: () => (this.#taskLogSession()?.outbox.size ?? Infinity) < 8,
     send: (m) => this.#session?.outbox.push(m) ?? false,
   });
   /** Running tasks' progress, sent at most once per interval. */
   readonly #progress: ProgressThrottle;
+
+  /** The session, when it is connected and its broker takes task logs. */
+  #taskLogSession(): Session | undefined {
+    const s = this.#session;
+    return s !== undefined && s.taskLogs && this.#state.connected ? s : undefined;
+  }
 
   constructor(options: RunnerOptions) {
     this.#options = options;

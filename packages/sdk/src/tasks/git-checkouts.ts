@@ -223,10 +223,8 @@ export class GitCheckouts {
         this.#clones += 1;
         await git(["-C", dir, "checkout", "--quiet", "--detach", commit, "--"], env, signal);
         await install(dir, env, signal);
-        // Visible only now, complete: the link appears whole (rename) or not at all.
-        const link = `${key}.link-${randomBytes(6).toString("hex")}`;
-        await symlink(basename(dir), link);
-        await rename(link, key);
+        // Visible only now, complete.
+        await placeLink(basename(dir), key);
       } catch (err) {
         await rm(dir, { recursive: true, force: true });
         throw err;
@@ -238,6 +236,17 @@ export class GitCheckouts {
       await this.evict(url).catch(() => {});
     }
   }
+}
+
+/**
+ * Makes `key` a link to `target` that appears whole (renamed into place) or not at all; `used`
+ * sets its time (when its checkout was last used), else it is now.
+ */
+async function placeLink(target: string, key: string, used?: Date): Promise<void> {
+  const link = `${key}.link-${randomBytes(6).toString("hex")}`;
+  await symlink(target, link);
+  if (used) await lutimes(link, used, used);
+  await rename(link, key);
 }
 
 /**
@@ -260,10 +269,7 @@ async function evictOne(parent: string, commit: string): Promise<boolean> {
     await rm(key, { force: true });
     if (await heldByLiveTask(parent, commit)) {
       // Put back as it was, its last use included.
-      const link = `${key}.link-${randomBytes(6).toString("hex")}`;
-      await symlink(target, link);
-      await lutimes(link, used, used);
-      await rename(link, key);
+      await placeLink(target, key, used);
       return false;
     }
     await rm(join(parent, target), { recursive: true, force: true });

@@ -8,7 +8,7 @@ import { UnrecoverableTaskError } from "../errors.js";
 import { Task } from "../task.js";
 import { containerRunArgv, resolveContainerEngine } from "./container-engine.js";
 import { tailBytes, truncateBytes } from "./echo.js";
-import { checkoutWorkdir, gitCheckouts, gitEnv, withoutPassword, type HeldCheckout } from "./git-checkouts.js";
+import { checkoutWorkdir, gitCheckouts, gitEnv, withoutPassword } from "./git-checkouts.js";
 import { spawnCommand, type CommandResult } from "./run-command.js";
 import { parseRunScriptInput, type RunScriptInput } from "./run-script-input.js";
 import { ScriptFailedError, type RunScriptOutput } from "./script-failure.js";
@@ -49,60 +49,45 @@ export class RunScript extends Task<RunScriptInput, RunScriptOutput> {
     let argv = spec.argv;
     let cwd = spec.cwd;
     let env = spec.inheritEnv ? { ...baseEnv, ...spec.env } : { ...spec.env };
-    let commit: string | undefined;
-    if (spec.git) ctx.setDisplay(truncateBytes(`preparing ${withoutPassword(spec.git.url)}`, 1000));
-    const checkout: HeldCheckout | undefined = spec.git
-      ? await gitCheckouts(ctx.scripts.cacheDir).checkout(spec.git.url, spec.git.ref, gitEnv(baseEnv), ctx.signal)
-      : undefined;
+    const git = spec.git;
+    if (git) ctx.setDisplay(truncateBytes(`preparing ${withoutPassword(git.url)}`, 1000));
+    const checkout = git ? await gitCheckouts(ctx.scripts.cacheDir).checkout(git.url, git.ref, gitEnv(baseEnv), ctx.signal) : undefined;
+    // The checkout is held while the command runs; it may be evicted once no task runs in it.
     try {
-      if (spec.git && checkout) {
-        commit = checkout.commit;
-        cwd = await checkoutWorkdir(checkout, spec.git.workdir, spec.git.url);
-        env = { ...env, CORRAL_GIT_COMMIT: commit };
+      if (git && checkout) {
+        cwd = await checkoutWorkdir(checkout, git.workdir, git.url);
+        env = { ...env, CORRAL_GIT_COMMIT: checkout.commit };
       }
-      return await this.#run(ctx, spec, argv, cwd, env, baseEnv, commit);
+      if (spec.docker) {
+        const { engine, program } = await resolveContainerEngine(baseEnv, ctx.signal);
+        argv = containerRunArgv(engine, {
+          image: spec.docker.image,
+          workdir: spec.docker.workdir,
+          volumes: spec.docker.volumes,
+          // The container sees what the input says, never the runner's environment.
+          env: { ...spec.docker.env, ...spec.env },
+          argv: spec.argv,
+          name: `corral-${ctx.task.id}-${ctx.task.attempt}`,
+        });
+        argv[0] = program;
+        // The CLI itself runs with the script environment (DOCKER_HOST and the like if the runner passes them).
+        env = baseEnv;
+      }
+      const result = await runCommandIn(argv, cwd, env, spec.timeoutMs, spec.tailBytes, ctx.signal, spec.display);
+      const keys = RunScript.cacheKeys(ctx.task.id);
+      await ctx.cache.put(keys.output, result.output);
+      await ctx.cache.put(keys.exitCode, String(result.exitCode ?? result.signal));
+      const status = result.exitCode !== null ? `exit ${result.exitCode}` : `killed by ${result.signal}`;
+      ctx.setDisplay(tailBytes(`${status}\n${result.output}`, 1000));
+      ctx.signal.throwIfAborted();
+      const output: RunScriptOutput = { exitCode: result.exitCode, stdoutTail: result.stdoutTail, stderrTail: result.stderrTail };
+      if (result.signal !== null) output.signal = result.signal;
+      if (checkout) output.commit = checkout.commit;
+      if (result.exitCode !== 0 && !(spec.allowFailure && result.exitCode !== null)) throw new ScriptFailedError(spec.display, output);
+      return output;
     } finally {
-      // The checkout may be evicted once no task runs in it.
       await checkout?.release();
     }
-  }
-
-  async #run(
-    ctx: ExecutionContext,
-    spec: ReturnType<typeof parseRunScriptInput>,
-    argv: string[],
-    cwd: string | undefined,
-    env: Record<string, string>,
-    baseEnv: Record<string, string>,
-    commit: string | undefined,
-  ): Promise<RunScriptOutput> {
-    if (spec.docker) {
-      const { engine, program } = await resolveContainerEngine(baseEnv, ctx.signal);
-      argv = containerRunArgv(engine, {
-        image: spec.docker.image,
-        workdir: spec.docker.workdir,
-        volumes: spec.docker.volumes,
-        // The container sees what the input says, never the runner's environment.
-        env: { ...spec.docker.env, ...spec.env },
-        argv: spec.argv,
-        name: `corral-${ctx.task.id}-${ctx.task.attempt}`,
-      });
-      argv[0] = program;
-      // The CLI itself runs with the script environment (DOCKER_HOST and the like if the runner passes them).
-      env = baseEnv;
-    }
-    const result = await runCommandIn(argv, cwd, env, spec.timeoutMs, spec.tailBytes, ctx.signal, spec.display);
-    const keys = RunScript.cacheKeys(ctx.task.id);
-    await ctx.cache.put(keys.output, result.output);
-    await ctx.cache.put(keys.exitCode, String(result.exitCode ?? result.signal));
-    const status = result.exitCode !== null ? `exit ${result.exitCode}` : `killed by ${result.signal}`;
-    ctx.setDisplay(tailBytes(`${status}\n${result.output}`, 1000));
-    ctx.signal.throwIfAborted();
-    const output: RunScriptOutput = { exitCode: result.exitCode, stdoutTail: result.stdoutTail, stderrTail: result.stderrTail };
-    if (result.signal !== null) output.signal = result.signal;
-    if (commit !== undefined) output.commit = commit;
-    if (result.exitCode !== 0 && !(spec.allowFailure && result.exitCode !== null)) throw new ScriptFailedError(spec.display, output);
-    return output;
   }
 }
 

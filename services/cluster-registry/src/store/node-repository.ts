@@ -102,12 +102,15 @@ async function touchBrokerInstance(db: Kysely<RegistryDatabase>, instance: strin
     .execute();
 }
 
+/** The registry's clock `ms` ago. */
+const msAgo = (ms: number) => sql<Date>`now() - ${ms} * interval '1 millisecond'`;
+
 /**
  * True for a node that was reported within the timeout, or whose last report came from a broker
  * process that called within the timeout (it keeps its unchanged nodes alive without re-sending them).
  */
 export function nodeReportedWithin(timeoutMs: number): RawBuilder<SqlBool> {
-  const since = sql`now() - ${timeoutMs} * interval '1 millisecond'`;
+  const since = msAgo(timeoutMs);
   return sql<SqlBool>`(nodes.report_time >= ${since} or (nodes.state <> 'offline' and nodes.broker_instance <> '' and exists (
     select 1 from broker_instances b where b.instance = nodes.broker_instance and b.last_seen_time >= ${since})))`;
 }
@@ -267,7 +270,7 @@ export async function listNodes(
 export async function deleteRetiredNodes(db: Kysely<RegistryDatabase>, retentionMs: number): Promise<number> {
   return db.transaction().execute(async (tx) => {
     const result = await sql`delete from nodes where not ${nodeReportedWithin(retentionMs)}`.execute(tx);
-    await sql`delete from broker_instances where last_seen_time < now() - ${retentionMs} * interval '1 millisecond'`.execute(tx);
+    await sql`delete from broker_instances where last_seen_time < ${msAgo(retentionMs)}`.execute(tx);
     return Number(result.numAffectedRows ?? 0n);
   });
 }

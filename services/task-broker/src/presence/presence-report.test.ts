@@ -3,24 +3,18 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { NodeState, PresenceEvent } from "@corral/proto";
 import { describe, expect, it } from "vitest";
-import { RunnerSession } from "../runner-session.js";
+import type { RunnerSession } from "../runner-session.js";
+import { testSession } from "../test-support/sessions.js";
 import { createLeaseHoldings } from "../session/lease-holdings.js";
 import { MAX_RUNNING_TASKS, nodeStateFor, presenceReport, runningTasks } from "./presence-report.js";
 import { callsOf } from "./report-outbox.js";
 import { updateDelay } from "./update-throttle.js";
 
 function session(): RunnerSession {
-  return new RunnerSession({
-    id: "s-1",
-    teamId: "team-1",
+  return testSession("s-1", {
     runnerId: "runner-1",
-    cluster: { id: "cluster-1", slug: "c-1" },
     identifiers: [{ $typeName: "corral.common.v1.TaskIdentifier", name: "etl", version: "v1.2" }],
-    queues: [],
     slots: 4,
-    hardware: undefined,
-    labels: {},
-    sdkVersion: "test",
   });
 }
 

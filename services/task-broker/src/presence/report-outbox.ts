@@ -85,18 +85,26 @@ export function createReportOutbox(options: {
     timer.unref?.();
   };
 
-  /** Puts a failed call's reports back, except where the session has queued a newer one. */
-  const requeue = (batch: Array<[string, PresenceReport]>) => {
+  /** The next flush: after the coalescing delay, or the retry pause while calls are failing. */
+  const scheduleNext = () => schedule(failures === 0 ? delayMs : retryDelayMs(failures));
+
+  /** Puts an unsent call's reports back, except where the session has queued a newer one. */
+  const putBack = (batch: Array<[string, PresenceReport]>) => {
     for (const [sessionId, report] of batch) if (!queued.has(sessionId)) queued.set(sessionId, report);
+  };
+
+  /** A call failed for a passing reason: its reports and a beat go with the next try. */
+  const requeue = (batch: Array<[string, PresenceReport]>) => {
+    putBack(batch);
     beatWanted = true;
     failures++;
-    schedule(retryDelayMs(failures));
+    scheduleNext();
   };
 
   const send = async (batch: Array<[string, PresenceReport]>, gen: number) => {
     if (gen === failedGeneration) {
       // The registry just failed this flush's earlier call: no need to ask again now.
-      for (const [sessionId, report] of batch) if (!queued.has(sessionId)) queued.set(sessionId, report);
+      putBack(batch);
       return;
     }
     try {
@@ -128,11 +136,11 @@ export function createReportOutbox(options: {
   const outbox: ReportOutbox = {
     put(sessionId, report) {
       queued.set(sessionId, report);
-      schedule(failures === 0 ? delayMs : retryDelayMs(failures));
+      scheduleNext();
     },
     beat() {
       beatWanted = true;
-      schedule(failures === 0 ? delayMs : retryDelayMs(failures));
+      scheduleNext();
     },
     flush() {
       if (timer) clearTimeout(timer);

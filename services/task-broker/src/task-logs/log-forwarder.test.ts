@@ -12,7 +12,8 @@ import { dropRedisPrefix } from "../test-support/harness.js";
 import { streamKey } from "../redis/keys.js";
 import { createLeaseStore, type LeaseStore } from "../redis/lease-store.js";
 import { createQueueStore, type QueueStore } from "../redis/queue-store.js";
-import { RunnerSession } from "../runner-session.js";
+import type { RunnerSession } from "../runner-session.js";
+import { testSession } from "../test-support/sessions.js";
 import { createBrokerMetrics, taskLogCounts, type BrokerMetrics } from "../metrics.js";
 import { createTaskLogForwarder, type TaskLogSink } from "./log-forwarder.js";
 
@@ -45,18 +46,7 @@ function recordingSink(): TaskLogSink & { calls: AppendTaskLogsRequest[] } {
 }
 
 function session(id: string): RunnerSession {
-  return new RunnerSession({
-    id,
-    teamId: "team",
-    runnerId: `runner-${id}`,
-    cluster: { id: CLUSTER, slug: "logs" },
-    identifiers: [],
-    queues: [],
-    slots: 1,
-    hardware: undefined,
-    labels: {},
-    sdkVersion: "test",
-  });
+  return testSession(id, { teamId: "team", cluster: { id: CLUSTER, slug: "logs" }, slots: 1 });
 }
 
 /** Leases attempt 1 of `taskId` in Redis with `token`, as a claim does. */
