@@ -51,10 +51,12 @@ export interface TaskInfo {
 export interface ExecutionContextInit {
   job: JobInfo;
   task: TaskInfo;
-  signal: AbortSignal;
+  /** The attempt's signal, or a function making it when the task first asks. */
+  signal: AbortSignal | (() => AbortSignal);
   /** The task's logger, or a function making it when the task first logs. */
   logger: Logger | (() => Logger);
-  cache: JobCache;
+  /** The job's cache, or a function making it when the task first uses it. */
+  cache: JobCache | (() => JobCache);
   /** What the runner lets scripts do (default: no scripts). */
   scripts?: ScriptPolicy;
   /** The outputs of the task's dependencies, as its envelope carried them. */
@@ -80,15 +82,14 @@ const maxDisplayBytes = 1024;
 export class ExecutionContext {
   readonly job: JobInfo;
   readonly task: TaskInfo;
-  /** Aborted when the job is canceled, the lease is lost or the runner shuts down. */
-  readonly signal: AbortSignal;
-  /** Bytes by key, shared by the tasks of this job (on runners sharing the cache backend). */
-  readonly cache: JobCache;
   /** What this runner lets tasks that run commands do (corral/RunScript honours it). */
   readonly scripts: ScriptPolicy;
 
   readonly #subtasks: TaskSubmission[] = [];
-  readonly #handles = new WeakSet<SubtaskHandle>();
+  /** The handles this context gave out (made with the first subtask). */
+  #handles: WeakSet<SubtaskHandle> | undefined;
+  #signal: AbortSignal | (() => AbortSignal);
+  #cache: JobCache | (() => JobCache);
   readonly #progress: ProgressRecorder;
   #display: string | undefined;
   readonly #onProgress: (() => void) | undefined;
@@ -99,9 +100,9 @@ export class ExecutionContext {
   constructor(init: ExecutionContextInit) {
     this.job = init.job;
     this.task = init.task;
-    this.signal = init.signal;
+    this.#signal = init.signal;
     this.#logger = init.logger;
-    this.cache = init.cache;
+    this.#cache = init.cache;
     this.scripts = init.scripts ?? scriptsDisallowed;
     this.#dependencies = init.dependencyOutputs ?? [];
     this.#dependenciesOmitted = init.dependencyOutputsOmitted ?? false;
@@ -160,6 +161,18 @@ export class ExecutionContext {
     }
   }
 
+  /** Aborted when the job is canceled, the lease is lost or the runner shuts down. */
+  get signal(): AbortSignal {
+    if (typeof this.#signal === "function") this.#signal = this.#signal();
+    return this.#signal;
+  }
+
+  /** Bytes by key, shared by the tasks of this job (on runners sharing the cache backend). */
+  get cache(): JobCache {
+    if (typeof this.#cache === "function") this.#cache = this.#cache();
+    return this.#cache;
+  }
+
   get logger(): Logger {
     if (typeof this.#logger === "function") this.#logger = this.#logger();
     return this.#logger;
@@ -176,7 +189,7 @@ export class ExecutionContext {
   submitSubtask(task: Task<unknown>, options: SubtaskOptions = {}): SubtaskHandle {
     const deps = options.dependsOn === undefined ? [] : Array.isArray(options.dependsOn) ? options.dependsOn : [options.dependsOn];
     const indices = deps.map((d) => {
-      if (!this.#handles.has(d)) {
+      if (!this.#handles?.has(d)) {
         throw ValidationError.field("depends_on", "a dependency must be a subtask submitted earlier by this same task");
       }
       return d.index;
@@ -184,7 +197,7 @@ export class ExecutionContext {
     const submission = toTaskSubmission(task, options, [...new Set(indices)]);
     const handle: SubtaskHandle = Object.freeze({ index: this.#subtasks.length, task });
     this.#subtasks.push(submission);
-    this.#handles.add(handle);
+    (this.#handles ??= new WeakSet()).add(handle);
     return handle;
   }
 

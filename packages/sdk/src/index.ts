@@ -125,6 +125,7 @@ export { taskIdentifiersOf } from "./task-module.js";
 export { RunnerState, leaseKey, type RunnerEffect, type TaskOutcome } from "./runner/runner-state.js";
 export { TaskRegistry, executeTask, describeError } from "./runner/execute-task.js";
 export { DirectExecutor, type TaskExecutor } from "./runner/task-executor.js";
+export { AttemptAbort } from "./runner/attempt-abort.js";
 export { ReleaseRunner, type ReleaseRunnerOptions } from "./runner/release/release-runner.js";
 export { GatewayRunner, toGatewayRoute, type GatewayRunnerOptions } from "./gateway/gateway-runner.js";
 export { AllowListError, createEgressPolicy, EgressRefusedError, parseAllowEntry, restrictedKind, type AllowEntry, type EgressPolicy } from "./gateway/egress-policy.js";

@@ -22,7 +22,8 @@ function count(n: number, what: string): number {
 }
 
 export class ProgressRecorder {
-  readonly #indicators = new Map<string, { total: number; done: number }>();
+  /** Made with the first indicator: most tasks report none. */
+  #indicators: Map<string, { total: number; done: number }> | undefined;
   readonly #onChange: (() => void) | undefined;
 
   /** `onChange` is called after every change (live progress: the runner notes it and sends it later). */
@@ -33,8 +34,9 @@ export class ProgressRecorder {
   get(label: string): Progress {
     if (new TextEncoder().encode(label).length > 256) throw ValidationError.field("progress.label", "is longer than 256 bytes");
     checkStorableText("progress.label", label);
-    let entry = this.#indicators.get(label);
-    if (!entry) this.#indicators.set(label, (entry = { total: 0, done: 0 }));
+    const indicators = (this.#indicators ??= new Map());
+    let entry = indicators.get(label);
+    if (!entry) indicators.set(label, (entry = { total: 0, done: 0 }));
     const e = entry;
     const changed = this.#onChange;
     const progress: Progress = {
@@ -60,6 +62,7 @@ export class ProgressRecorder {
   }
 
   toProto(): ProgressIndicator[] {
+    if (!this.#indicators) return [];
     return [...this.#indicators].map(([label, e]) =>
       create(ProgressIndicatorSchema, { label, total: BigInt(e.total), done: BigInt(e.done) }),
     );

@@ -82,7 +82,7 @@ export class GatewayRunner {
       executor: {
         identifiers: () => this.#table.identifiers(),
         canRun: (id) => this.#table.resolve(id) !== undefined,
-        execute: (_key, assign, signal) => this.#execute(assign, signal),
+        execute: (_key, assign, abort) => this.#execute(assign, abort.signal),
       },
     });
     this.#logger = logger.child({ runnerId: this.runner.id });

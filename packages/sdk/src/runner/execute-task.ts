@@ -2,7 +2,7 @@
 // happened into the outcome the runner reports.
 import { runInAttemptSpan } from "./task-trace.js";
 import type { ProgressIndicator, TaskEnvelope, TaskOutput } from "@corral/proto";
-import { createJobCache, type CacheBackend } from "../cache.js";
+import { createJobCache, type CacheBackend, type JobCache } from "../cache.js";
 import { UnrecoverableTaskError } from "../errors.js";
 import { ExecutionContext } from "../execution-context.js";
 import { identifierMatches, parseVersion, type TaskIdentifierInit } from "../identifier.js";
@@ -12,12 +12,17 @@ import type { TaskOutcome } from "./runner-state.js";
 import type { ScriptPolicy } from "../tasks/script-policy.js";
 import { encodeOutput, failureOutputOf, maxOutputBytesFromEnv } from "../task-output.js";
 import { createTaskLogger } from "./task-log-capture.js";
+import type { AttemptAbort } from "./attempt-abort.js";
 
 const maxErrorBytes = 60 * 1024;
+/** Identifiers a registry remembers its answer for (a broker sends only what the runner registered, but anything may be asked). */
+const MAX_RESOLVED = 1024;
 
 /** The task classes a runner serves, looked up by the identifier-matching rule. */
 export class TaskRegistry {
   readonly #entries: Array<{ id: TaskIdentifierInit; cls: TaskClass }> = [];
+  /** Answers by `name@version` requested (a runner sees few identifiers, each many times). */
+  readonly #resolved = new Map<string, TaskClass | undefined>();
 
   constructor(classes: Iterable<TaskClass>) {
     for (const cls of classes) {
@@ -37,6 +42,15 @@ export class TaskRegistry {
 
   /** The class for a requested identifier: same name and major, the highest registered minor >= requested. */
   resolve(requested: TaskIdentifierInit): TaskClass | undefined {
+    const key = `${requested.name}@${requested.version}`;
+    if (this.#resolved.has(key)) return this.#resolved.get(key);
+    const cls = this.#find(requested);
+    if (this.#resolved.size >= MAX_RESOLVED) this.#resolved.clear();
+    this.#resolved.set(key, cls);
+    return cls;
+  }
+
+  #find(requested: TaskIdentifierInit): TaskClass | undefined {
     let best: { minor: number; cls: TaskClass } | undefined;
     for (const e of this.#entries) {
       if (!identifierMatches(e.id, requested)) continue;
@@ -53,7 +67,8 @@ export interface ExecuteTaskOptions {
   registry: TaskRegistry;
   cache: CacheBackend;
   logger: Logger;
-  signal: AbortSignal;
+  /** Tells the attempt to stop; the task's `ctx.signal` is its signal. */
+  abort: AttemptAbort;
   scripts?: ScriptPolicy;
   /** The largest output sent (default CORRAL_MAX_OUTPUT_BYTES or 1 MiB); over it the task fails. */
   maxOutputBytes?: number;
@@ -106,13 +121,7 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
       progress: [],
     };
   }
-  // A child logger serializes its bindings when made: only for tasks that log.
-  let child: Logger | undefined;
-  const logger = () => {
-    if (child) return child;
-    const bindings = { jobId: env.jobId, taskId: env.taskId, attempt: options.attempt, task: identifier.name };
-    return (child = options.onLog ? createTaskLogger(options.logger, bindings, options.onLog) : options.logger.child(bindings));
-  };
+  const logger = lazyTaskLogger(options);
   let task: Task<unknown>;
   try {
     task = instantiateTask(cls, env.input);
@@ -127,11 +136,9 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
       progress: [],
     };
   }
-  const onProgress = options.onProgress;
-  const read = (): ProgressSnapshot => {
-    const r = ctx.result;
-    return { progress: r.progress, display: r.display ?? "" };
-  };
+  // What is made per attempt only when the task uses it (the signal, the logger, the cache) is
+  // given as a function; so is anything the task may call, made by a factory here rather than
+  // declared inline, so that no function name is defined on it per attempt.
   const ctx: ExecutionContext = new ExecutionContext({
     job: { id: env.jobId, name: env.jobName },
     task: {
@@ -144,13 +151,13 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
       maxRetries: env.maxRetries,
       traceparent: env.traceparent,
     },
-    signal: options.signal,
+    signal: signalOf(options.abort),
     logger,
-    cache: createJobCache(options.cache, env.jobId),
+    cache: lazyJobCache(options.cache, env.jobId),
     scripts: options.scripts,
     dependencyOutputs: env.dependencyOutputs,
     dependencyOutputsOmitted: env.dependencyOutputsOmitted,
-    onProgress: onProgress ? () => onProgress(read) : undefined,
+    onProgress: options.onProgress ? progressNotice(options.onProgress, () => ctx) : undefined,
   });
   try {
     const value: unknown = await runInAttemptSpan(env.traceparent, () => task.execute(ctx));
@@ -167,11 +174,40 @@ export async function executeTask(options: ExecuteTaskOptions): Promise<TaskOutc
   } catch (err) {
     const r = ctx.result;
     const unrecoverable = err instanceof UnrecoverableTaskError || (err as Error | undefined)?.name === "UnrecoverableTaskError";
-    if (options.signal.aborted) logger().info({ reason: describeReason(options.signal.reason) }, "task stopped");
+    if (options.abort.aborted) logger().info({ reason: describeReason(options.abort.reason) }, "task stopped");
     else logger().warn({ err }, "task failed");
     const output = failedOutput(err, options.maxOutputBytes ?? maxOutputBytesFromEnv(), logger);
     return { kind: "failed", error: describeError(err), unrecoverable, countsAsRetry: true, display: r.display ?? "", progress: r.progress, output };
   }
+}
+
+/** The attempt's logger, made when the task first logs (a child logger serializes its bindings when made). */
+function lazyTaskLogger(options: ExecuteTaskOptions): () => Logger {
+  let child: Logger | undefined;
+  return () => {
+    if (child) return child;
+    const env = options.envelope;
+    const bindings = { jobId: env.jobId, taskId: env.taskId, attempt: options.attempt, task: env.identifier!.name };
+    return (child = options.onLog ? createTaskLogger(options.logger, bindings, options.onLog) : options.logger.child(bindings));
+  };
+}
+
+function signalOf(abort: AttemptAbort): () => AbortSignal {
+  return () => abort.signal;
+}
+
+function lazyJobCache(backend: CacheBackend, jobId: string): () => JobCache {
+  return () => createJobCache(backend, jobId);
+}
+
+/** Tells `listener` that the task's progress or display changed, with a reader of them. */
+function progressNotice(listener: ProgressListener, ctx: () => ExecutionContext): () => void {
+  return () => listener(() => progressSnapshot(ctx()));
+}
+
+function progressSnapshot(ctx: ExecutionContext): ProgressSnapshot {
+  const r = ctx.result;
+  return { progress: r.progress, display: r.display ?? "" };
 }
 
 /** What the error of a failed attempt carries to store as its output; none when it cannot be stored (the error says enough). */

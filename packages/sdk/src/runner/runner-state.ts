@@ -207,7 +207,8 @@ export class RunnerState {
     }
     this.#brokerCredit = Math.max(0, this.capacity - resumed.size);
     if (this.#draining) effects.push({ kind: "send", message: { case: "draining", value: create(DrainingSchema) } });
-    effects.push(...this.#pump(), ...this.#topUp());
+    this.#pump(effects);
+    this.#topUp(effects);
     return effects;
   }
 
@@ -220,38 +221,34 @@ export class RunnerState {
   onAssign(assign: Assign): RunnerEffect[] {
     this.#brokerCredit = Math.max(0, this.#brokerCredit - 1);
     const lease = assign.lease;
-    if (!lease) return this.#topUp();
+    if (!lease) return this.#topUp([]);
     const key = leaseKey(lease);
     if (this.#leases.has(key)) return []; // a duplicate delivery
     const ref = { taskId: lease.taskId, attempt: lease.attempt, token: lease.token };
     const identifier = assign.task?.identifier;
     if (!identifier || !this.#canRun(identifier)) {
       const name = identifier ? `${identifier.name}@${identifier.version}` : "(none)";
-      return [
-        ...this.#report(key, { ref, assign, phase: "reported" }, runnerFault(`this runner has no task registered for ${name}`)),
-        ...this.#topUp(),
-      ];
+      return this.#topUp(this.#report(key, { ref, assign, phase: "reported" }, runnerFault(`this runner has no task registered for ${name}`)));
     }
     if (this.#draining) {
       return this.#report(key, { ref, assign, phase: "reported" }, runnerFault("the runner is shutting down"));
     }
     this.#leases.set(key, { ref, assign, phase: "queued" });
     this.#queued.add(key);
-    return [...this.#pump(), ...this.#topUp()];
+    return this.#topUp(this.#pump([]));
   }
 
   /** The task's code returned (or threw). */
   onTaskFinished(key: string, outcome: TaskOutcome): RunnerEffect[] {
     this.#executing.delete(key);
     const lease = this.#leases.get(key);
-    const effects: RunnerEffect[] = [];
+    let effects: RunnerEffect[] = [];
     // A lease that is gone or already reported (lost, abandoned at shutdown) takes no result.
     if (lease && lease.phase === "running") {
       if (outcome.kind === "completed" && outcome.subtasks.length > 0) this.#awaitingSubtasks.add(key);
-      effects.push(...this.#report(key, lease, outcome));
+      effects = this.#report(key, lease, outcome);
     }
-    effects.push(...this.#pump(), ...this.#topUp());
-    return effects;
+    return this.#topUp(this.#pump(effects));
   }
 
   /** The broker made the result durable (or rejected it as stale): forget the lease. */
@@ -260,7 +257,7 @@ export class RunnerState {
     const lease = this.#leases.get(key);
     if (lease?.phase === "reported") this.#leases.delete(key);
     // The slot a result with subtasks kept is free again.
-    if (this.#awaitingSubtasks.delete(key)) return this.#topUp();
+    if (this.#awaitingSubtasks.delete(key)) return this.#topUp([]);
     return [];
   }
 
@@ -271,7 +268,7 @@ export class RunnerState {
     if (!lease) return [];
     if (lease.phase === "running") return [{ kind: "abort", key, reason: reason || "canceled" }];
     if (lease.phase === "queued") {
-      return [...this.#report(key, lease, runnerFault(`canceled before it started: ${reason || "canceled"}`)), ...this.#topUp()];
+      return this.#topUp(this.#report(key, lease, runnerFault(`canceled before it started: ${reason || "canceled"}`)));
     }
     return [];
   }
@@ -314,16 +311,18 @@ export class RunnerState {
     return effects;
   }
 
+  /** Reports the lease's outcome; returns the effects (a new array callers may add to). */
   #report(key: string, lease: HeldLease, outcome: TaskOutcome): RunnerEffect[] {
     const message = toMessage(lease.ref, outcome);
-    this.#leases.set(key, { ...lease, phase: "reported", result: message });
+    lease.phase = "reported";
+    lease.result = message;
+    this.#leases.set(key, lease);
     this.#queued.delete(key);
     return this.#connected ? [{ kind: "send", message }] : [];
   }
 
-  /** Starts queued tasks while there are free slots. */
-  #pump(): RunnerEffect[] {
-    const effects: RunnerEffect[] = [];
+  /** Starts queued tasks while there are free slots; adds the effects to `effects` and returns it. */
+  #pump(effects: RunnerEffect[]): RunnerEffect[] {
     if (this.#draining) return effects;
     for (const key of this.#queued) {
       if (this.#executing.size >= this.capacity) break;
@@ -337,12 +336,13 @@ export class RunnerState {
   }
 
   /** Grants the broker credit for every slot not covered by a task, a result awaiting its subtasks' queueing, or outstanding credit. */
-  #topUp(): RunnerEffect[] {
-    if (!this.#connected || this.#draining) return [];
+  #topUp(effects: RunnerEffect[]): RunnerEffect[] {
+    if (!this.#connected || this.#draining) return effects;
     const n = this.capacity - this.#executing.size - this.#queued.size - this.#awaitingSubtasks.size - this.#brokerCredit;
-    if (n <= 0) return [];
+    if (n <= 0) return effects;
     this.#brokerCredit += n;
-    return [{ kind: "send", message: { case: "credit", value: create(CreditSchema, { n }) } }];
+    effects.push({ kind: "send", message: { case: "credit", value: create(CreditSchema, { n }) } });
+    return effects;
   }
 }
 

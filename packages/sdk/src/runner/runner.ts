@@ -25,7 +25,8 @@ import { createSdkLogger, type Logger } from "../logger.js";
 import type { TaskClass } from "../task.js";
 import { backoffDelay, createAuthInterceptor, sleep, streamKeepalive } from "../transport.js";
 import { describeError, TaskRegistry } from "./execute-task.js";
-import { DirectExecutor, type TaskExecutor } from "./task-executor.js";
+import { AttemptAbort } from "./attempt-abort.js";
+import { DirectExecutor, type AttemptListeners, type TaskExecutor } from "./task-executor.js";
 import { detectHardware, type HardwareInput } from "./hardware.js";
 import { ProgressThrottle } from "./progress-throttle.js";
 import { RunnerState, type RunnerEffect, type TaskOutcome } from "./runner-state.js";
@@ -181,7 +182,7 @@ export class Runner {
   readonly #cache: CacheBackend;
   readonly #logger: Logger;
   readonly #events = new EventEmitter();
-  readonly #controllers = new Map<string, AbortController>();
+  readonly #controllers = new Map<string, AttemptAbort>();
   #lifecycle: RunnerLifecycle = "starting";
   #session: Session | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -725,15 +726,16 @@ export class Runner {
   }
 
   #execute(key: string, assign: Assign): void {
-    const controller = new AbortController();
-    this.#controllers.set(key, controller);
-    const timeout = executionDeadline(assign, controller);
+    const abort = new AttemptAbort();
+    this.#controllers.set(key, abort);
+    const timeout = executionDeadline(assign, abort);
     const lease = assign.lease!;
+    // Assigned, not declared, so no function name is defined on them per task.
+    const listeners: AttemptListeners = {};
+    listeners.onLog = (line) => this.#taskLogs.line(lease, line);
+    listeners.onProgress = (read) => this.#progress.note(key, read);
     void this.#executor
-      .execute(key, assign, controller.signal, {
-        onLog: (line) => this.#taskLogs.line(lease, line),
-        onProgress: (read) => this.#progress.note(key, read),
-      })
+      .execute(key, assign, abort, listeners)
       .catch((err: unknown): TaskOutcome => ({
         kind: "failed",
         error: describeError(err),
@@ -757,7 +759,7 @@ export class Runner {
  * Aborts the task's signal at its execution timeout (a DOMException named TimeoutError, as
  * AbortSignal.timeout gives). The broker stops extending the lease then too.
  */
-function executionDeadline(assign: Assign, controller: AbortController): { ms: number; fired: boolean; clear(): void } | undefined {
+function executionDeadline(assign: Assign, abort: AttemptAbort): { ms: number; fired: boolean; clear(): void } | undefined {
   const d = assign.task?.executionTimeout;
   const ms = d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) : 0;
   if (ms <= 0) return undefined;
@@ -768,7 +770,7 @@ function executionDeadline(assign: Assign, controller: AbortController): { ms: n
   };
   const timer = setTimeout(() => {
     state.fired = true;
-    controller.abort(new DOMException(`the task ran past its execution timeout of ${ms / 1000} s`, "TimeoutError"));
+    abort.abort(new DOMException(`the task ran past its execution timeout of ${ms / 1000} s`, "TimeoutError"));
   }, ms);
   timer.unref?.();
   return state;

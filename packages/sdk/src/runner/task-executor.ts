@@ -6,6 +6,8 @@ import type { CacheBackend } from "../cache.js";
 import type { TaskIdentifierInit } from "../identifier.js";
 import type { Logger } from "../logger.js";
 import type { ScriptPolicy } from "../tasks/script-policy.js";
+import { maxOutputBytesFromEnv } from "../task-output.js";
+import type { AttemptAbort } from "./attempt-abort.js";
 import { executeTask, TaskRegistry, type ProgressListener } from "./execute-task.js";
 import type { TaskOutcome } from "./runner-state.js";
 
@@ -23,10 +25,11 @@ export interface TaskExecutor {
   /** True when a task of this identifier can start here now. */
   canRun(identifier: TaskIdentifierInit): boolean;
   /**
-   * Runs one assigned task to its outcome (never rejects for the task's own errors). An executor
-   * that can tells `listeners` what the attempt logs and how its progress moves while it runs.
+   * Runs one assigned task to its outcome (never rejects for the task's own errors); `abort` says
+   * when it must stop (its `signal`, made when first read). An executor that can tells `listeners`
+   * what the attempt logs and how its progress moves while it runs.
    */
-  execute(key: string, assign: Assign, signal: AbortSignal, listeners?: AttemptListeners): Promise<TaskOutcome>;
+  execute(key: string, assign: Assign, abort: AttemptAbort, listeners?: AttemptListeners): Promise<TaskOutcome>;
 }
 
 /** The direct runner's executor: the task classes it was given, run in this process. */
@@ -35,6 +38,7 @@ export class DirectExecutor implements TaskExecutor {
   readonly #cache: CacheBackend;
   readonly #logger: Logger;
   readonly #scripts: ScriptPolicy;
+  readonly #maxOutputBytes = maxOutputBytesFromEnv();
 
   constructor(options: { registry: TaskRegistry; cache: CacheBackend; logger: Logger; scripts: ScriptPolicy }) {
     this.registry = options.registry;
@@ -51,15 +55,16 @@ export class DirectExecutor implements TaskExecutor {
     return this.registry.resolve(identifier) !== undefined;
   }
 
-  execute(_key: string, assign: Assign, signal: AbortSignal, listeners: AttemptListeners = {}): Promise<TaskOutcome> {
+  execute(_key: string, assign: Assign, abort: AttemptAbort, listeners: AttemptListeners = {}): Promise<TaskOutcome> {
     return executeTask({
       envelope: assign.task!,
       attempt: assign.lease!.attempt,
       registry: this.registry,
       cache: this.#cache,
       logger: this.#logger,
-      signal,
+      abort,
       scripts: this.#scripts,
+      maxOutputBytes: this.#maxOutputBytes,
       onLog: listeners.onLog,
       onProgress: listeners.onProgress,
     });

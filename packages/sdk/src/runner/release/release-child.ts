@@ -6,6 +6,7 @@ import { pino } from "pino";
 import type { CacheBackend } from "../../cache.js";
 import { collectTaskClasses } from "../../task-module.js";
 import { resolveScriptPolicy, type ScriptPolicy } from "../../tasks/script-policy.js";
+import { AttemptAbort } from "../attempt-abort.js";
 import { describeError, executeTask, TaskRegistry } from "../execute-task.js";
 import { ProgressThrottle } from "../progress-throttle.js";
 import { decodeEnvelope, encodeOutcome, encodeProgress, isParentMessage, type CacheOp, type ChildMessage, type LoadRequest } from "./release-ipc.js";
@@ -49,7 +50,7 @@ class ParentCache implements CacheBackend {
 }
 
 const cache = new ParentCache();
-const running = new Map<string, AbortController>();
+const running = new Map<string, AttemptAbort>();
 let registry: TaskRegistry | undefined;
 let scripts: ScriptPolicy | undefined;
 let logger = pino({ level: "info" }, { write: (line: string) => send({ type: "log", line }) });
@@ -72,8 +73,8 @@ async function load(request: LoadRequest): Promise<void> {
 const progress = new ProgressThrottle(250, (key, snapshot) => send({ type: "progress", key, bytes: encodeProgress(snapshot) }));
 
 async function execute(key: string, attempt: number, envelopeBytes: Uint8Array): Promise<void> {
-  const controller = new AbortController();
-  running.set(key, controller);
+  const abort = new AttemptAbort();
+  running.set(key, abort);
   try {
     const outcome = await executeTask({
       envelope: decodeEnvelope(envelopeBytes),
@@ -81,7 +82,7 @@ async function execute(key: string, attempt: number, envelopeBytes: Uint8Array):
       registry: registry!,
       cache,
       logger,
-      signal: controller.signal,
+      abort,
       scripts,
       onLog: (line) => send({ type: "task-log", key, line }),
       onProgress: (read) => progress.note(key, read),

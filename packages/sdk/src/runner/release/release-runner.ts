@@ -20,6 +20,7 @@ import { backoffDelay, createTransport, sleep } from "../../transport.js";
 import { describeError, TaskRegistry } from "../execute-task.js";
 import { Runner, type RunnerLifecycle, type RunnerOptions } from "../runner.js";
 import type { TaskOutcome } from "../runner-state.js";
+import type { AttemptAbort } from "../attempt-abort.js";
 import { DirectExecutor, type AttemptListeners, type TaskExecutor } from "../task-executor.js";
 import type { TaskClass } from "../../task.js";
 import { resolveScriptPolicy } from "../../tasks/script-policy.js";
@@ -105,7 +106,7 @@ export class ReleaseRunner {
     const executor: TaskExecutor = {
       identifiers: () => (this.#fallbackActive ? this.#fallback!.identifiers() : this.#set.identifiers()),
       canRun: (id) => this.#set.route(id) !== undefined || (this.#fallbackActive && this.#fallback!.canRun(id)),
-      execute: (key, assign, signal, listeners) => this.#execute(key, assign, signal, listeners),
+      execute: (key, assign, abort, listeners) => this.#execute(key, assign, abort, listeners),
     };
     const { fallbackTasks, ...runnerOptions } = options;
     this.runner = new Runner({ ...runnerOptions, logger, executor, kind: RunnerKind.RELEASE });
@@ -304,16 +305,16 @@ export class ReleaseRunner {
     this.#apply(this.#set.onExited(key, Date.now(), `its process ended (${reason})`));
   }
 
-  async #execute(_key: string, assign: Assign, signal: AbortSignal, listeners?: AttemptListeners): Promise<TaskOutcome> {
+  async #execute(_key: string, assign: Assign, abort: AttemptAbort, listeners?: AttemptListeners): Promise<TaskOutcome> {
     const identifier = assign.task!.identifier!;
     const version = this.#set.route(identifier);
     // A fallback task assigned before a deployment withdrew the fallback still runs here.
-    if (version === undefined && this.#fallback?.canRun(identifier)) return this.#fallback.execute(_key, assign, signal, listeners);
+    if (version === undefined && this.#fallback?.canRun(identifier)) return this.#fallback.execute(_key, assign, abort, listeners);
     const proc = version === undefined ? undefined : this.#processes.get(version);
     if (!version || !proc) return releaseFault(`no release loaded here serves ${identifier.name}@${identifier.version}`);
     this.#set.onTaskStarted(version);
     try {
-      return await proc.execute(_key, assign, signal, listeners);
+      return await proc.execute(_key, assign, abort.signal, listeners);
     } finally {
       this.#apply(this.#set.onTaskFinished(version));
     }
