@@ -9,7 +9,7 @@
 // gRPC) goes on to connect-node unchanged.
 import type http from "node:http";
 import type http2 from "node:http2";
-import { fromBinary, toBinary, type DescMessage, type DescService } from "@bufbuild/protobuf";
+import { toBinary, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -24,6 +24,7 @@ import {
 import { encodeEnvelope, invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { parseKeepingBytes } from "@corral/wire";
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
 type Response = http.ServerResponse | http2.Http2ServerResponse;
@@ -237,7 +238,7 @@ function unwrapEnvelope(body: Buffer): Uint8Array {
 /** As connect-es reports it, but the client's fault: INVALID_ARGUMENT (see parse-errors.ts). */
 export function parse(desc: DescMessage, bytes: Uint8Array) {
   try {
-    return fromBinary(desc, bytes);
+    return parseKeepingBytes(desc, bytes);
   } catch (err) {
     throw new ConnectError(`parse binary: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
   }

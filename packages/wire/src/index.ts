@@ -3,3 +3,4 @@
 export { createH2Transport, grpcTimeout, type H2TransportOptions, type WireProtocol } from "./h2-transport.js";
 export { createAuthInterceptor } from "./auth-interceptor.js";
 export { AsyncQueue } from "./async-queue.js";
+export { keepWireBytes, parseKeepingBytes, wireBytesOf } from "./wire-bytes.js";

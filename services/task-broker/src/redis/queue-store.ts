@@ -10,7 +10,7 @@ import type { ClaimStatus } from "./script-calls.js";
 import { defineScripts } from "./scripts.js";
 import type { StreamEntry } from "./stream-entries.js";
 import { autoclaimEntries, claimEntries, ensureGroups, readClaim, readEntries, type StreamReadContext } from "./stream-reads.js";
-import { dropEntries, enqueueTasks, markRevoked, requeueEntries, type StreamWriteContext } from "./stream-writes.js";
+import { dropEntries, enqueueTasks, keepEnvelopeBytes, markRevoked, requeueEntries, type StreamWriteContext } from "./stream-writes.js";
 import { claimGatedAttempts, releaseGated, type GateClaimed, type GateContext } from "./gate-claims.js";
 
 export type { ClaimStatus } from "./script-calls.js";
@@ -132,6 +132,7 @@ export interface QueueStore {
 
 export function createQueueStore(redis: RedisClient, options: QueueStoreOptions): QueueStore {
   defineScripts(redis);
+  keepEnvelopeBytes();
   const prefix = redis.options.keyPrefix ?? "";
   const reads: StreamReadContext = { redis, prefix, recordTtlSec: options.recordTtlSec };
   const writes: StreamWriteContext = { redis, prefix, recordTtlSec: options.recordTtlSec, channelPrefix: options.channelPrefix, onQueued: options.onQueued };

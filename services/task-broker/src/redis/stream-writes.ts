@@ -2,7 +2,8 @@
 // (unassigned, or leased to a session that closed), dropping a canceled job's queued entries, and
 // revocation markers. Every state change is one Lua call (script-calls.ts).
 import { create, isMessage, toBinary } from "@bufbuild/protobuf";
-import { TaskEnvelopeSchema, type TaskEnvelope } from "@corral/proto";
+import { EnqueueRequestSchema, ReportResultsResponseSchema, TaskEnvelopeSchema, type TaskEnvelope } from "@corral/proto";
+import { keepWireBytes, wireBytesOf } from "@corral/wire";
 import { bandQueue, gateQueue, queueName } from "../task-identifier.js";
 import { batch, type RedisClient } from "./connection.js";
 import {
@@ -111,8 +112,19 @@ async function enqueuePipeline(ctx: StreamWriteContext, tasks: readonly TaskEnve
   return { enqueued, duplicates: tasks.length - enqueued };
 }
 
-/** The envelope as stored: base64 protobuf. */
+/**
+ * Envelopes reach the broker in Enqueue requests and in the ready tasks of ReportResults' answers:
+ * from now on their bytes are kept as they arrived, and stored so (see encode).
+ */
+export function keepEnvelopeBytes(): void {
+  keepWireBytes(EnqueueRequestSchema, EnqueueRequestSchema.field.tasks);
+  keepWireBytes(ReportResultsResponseSchema, ReportResultsResponseSchema.field.ready);
+}
+
+/** The envelope as stored: base64 protobuf, the bytes it arrived in when they were kept. */
 function encode(t: TaskEnvelope): string {
+  const wire = wireBytesOf(t);
+  if (wire) return Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength).toString("base64");
   // Envelopes from a request or a ledger answer are messages already: no copy before encoding.
   const message = isMessage(t, TaskEnvelopeSchema) ? t : create(TaskEnvelopeSchema, t);
   return Buffer.from(toBinary(TaskEnvelopeSchema, message)).toString("base64");
