@@ -514,7 +514,7 @@ function cpuSnapshot(pids: Record<string, number[]>): Record<string, number> {
 }
 
 function cpuDelta(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.keys(b).map((k) => [k, round(b[k]! - (a[k] ?? 0), 1)]));
+  return Object.fromEntries(Object.keys(b).map((k) => [k, round(b[k]! - (a[k] ?? 0), 2)]));
 }
 
 /** Waits until the process uses under 15% of a core for two half-second windows in a row (at most 2 min). */
