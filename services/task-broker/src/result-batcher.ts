@@ -83,30 +83,61 @@ function endWithoutStart(result: TaskResult) {
   return end && !end.started ? end : undefined;
 }
 
-/** `start` and `end` answered together: the start's item settles with its end's. */
-function foldedPair(end: Item, start: Item): Item {
-  return {
-    ...end,
-    resolve: (outcome) => {
-      start.resolve(outcome);
-      end.resolve(outcome);
-    },
-    reject: (err) => {
-      start.reject(err);
-      end.reject(err);
-    },
-  };
+/**
+ * `start` and `end` answered together: the start's item settles with its end's. (Classes, not
+ * object literals of closures: one of each is made per result.)
+ */
+class FoldedPair implements Item {
+  readonly result: TaskResult;
+  readonly lane: string;
+  readonly #end: Item;
+  readonly #start: Item;
+
+  constructor(end: Item, start: Item) {
+    this.result = end.result;
+    this.lane = end.lane;
+    this.#end = end;
+    this.#start = start;
+  }
+
+  resolve(outcome: ResultOutcome): void {
+    this.#start.resolve(outcome);
+    this.#end.resolve(outcome);
+  }
+
+  reject(err: unknown): void {
+    this.#start.reject(err);
+    this.#end.reject(err);
+  }
+}
+
+/** An item answered at most once, whichever way a split goes; `open` holds those not answered. */
+class AnsweredOnce implements Item {
+  readonly result: TaskResult;
+  readonly lane: string;
+  readonly #item: Item;
+  readonly #open: Set<Item>;
+
+  constructor(item: Item, open: Set<Item>) {
+    this.result = item.result;
+    this.lane = item.lane;
+    this.#item = item;
+    this.#open = open;
+  }
+
+  resolve(outcome: ResultOutcome): void {
+    if (this.#open.delete(this.#item)) this.#item.resolve(outcome);
+  }
+
+  reject(err: unknown): void {
+    if (this.#open.delete(this.#item)) this.#item.reject(err);
+  }
 }
 
 /** `items` answered at most once each, whichever way a split goes; `open` holds those not answered. */
 function answeredOnce(items: Item[]): { tracked: Item[]; open: Set<Item> } {
   const open = new Set(items);
-  const tracked = items.map((item) => ({
-    ...item,
-    resolve: (o: ResultOutcome) => (open.delete(item) ? item.resolve(o) : undefined),
-    reject: (e: unknown) => (open.delete(item) ? item.reject(e) : undefined),
-  }));
-  return { tracked, open };
+  return { tracked: items.map((item) => new AnsweredOnce(item, open)), open };
 }
 
 class LanedResultBatcher implements ResultBatcher {
@@ -201,7 +232,7 @@ class LanedResultBatcher implements ResultBatcher {
     if (end && start && start.result.outcome.case === "started") {
       start.folded = true;
       end.started = start.result.outcome.value;
-      this.#lanes.push(foldedPair(item, start));
+      this.#lanes.push(new FoldedPair(item, start));
     } else {
       this.#lanes.push(item);
       if (result.outcome.case === "started") this.#starts.queued(key, item);
