@@ -1,8 +1,12 @@
 // Statements marked PREPARED are parsed once per pooled connection and then reused; others are not.
+import { createRequire } from "node:module";
 import { sql, type Kysely } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDatabase, datesAsText, PREPARED, preparedStatementName } from "./postgres.js";
+import { arrayLiteral, createDatabase, paramsAsText, PREPARED, preparedStatementName } from "./postgres.js";
 import { createTestDatabase, type TestDatabase } from "./testing/index.js";
+
+/** node-postgres' own conversion of a parameter, what arrayLiteral must match. */
+const pgUtils = createRequire(import.meta.url)("pg/lib/utils.js") as { prepareValue(value: unknown): unknown };
 
 describe("prepared statements", () => {
   let database: TestDatabase;
@@ -84,10 +88,60 @@ describe("dates sent as text", () => {
 
   it("leaves other values and the caller's array alone", () => {
     const d = new Date("2026-01-02T03:04:05.006Z");
-    const values = [1, "x", null, [1, 2], [d, null], d];
-    expect(datesAsText(values)).toEqual([1, "x", null, [1, 2], ["2026-01-02T03:04:05.006Z", null], "2026-01-02T03:04:05.006Z"]);
+    const far = new Date("+012345-06-07T08:09:10.011Z");
+    const values = [1, "x", null, [1, 2], [d, null], d, [d, far], [{ a: 1 }]];
+    expect(paramsAsText(values)).toEqual([1, "x", null, '{"1","2"}', '{"2026-01-02T03:04:05.006Z",NULL}', "2026-01-02T03:04:05.006Z", ["2026-01-02T03:04:05.006Z", far], [{ a: 1 }]]);
     expect(values[5]).toBe(d);
     const plain = [1, "x"];
-    expect(datesAsText(plain)).toBe(plain);
+    expect(paramsAsText(plain)).toBe(plain);
+  });
+});
+
+describe("arrays sent as text", () => {
+  const tricky = ["", "plain", 'say "hi"', "back\\slash", '\\"', "{braces}", "a,b", "NULL", "null", " spaced ", "tab\tnew\nline", "ünïcödé ✓", "\u{1F600}"];
+
+  it("writes what node-postgres writes for every kind of element it handles", () => {
+    const cases: unknown[][] = [
+      [],
+      tricky,
+      [null, undefined, "x", null],
+      [0, -1, 1.5, 1e21, Number.NaN, 2 ** 53],
+      [true, false],
+      [10n, -5n],
+      [Buffer.from([0, 1, 254, 255]), new Uint8Array([7, 8]), new Uint8Array(new Uint8Array([1, 2, 3, 4]).buffer, 1, 2)],
+      [[1, 2], [3, null], []],
+      [["a", 'b"'], ["c\\"]],
+    ];
+    for (const values of cases) expect(arrayLiteral(values)).toBe(pgUtils.prepareValue(values));
+  });
+
+  it("leaves objects and far dates to node-postgres", () => {
+    expect(arrayLiteral([{ a: 1 }])).toBeUndefined();
+    expect(arrayLiteral([[new Date("+012345-06-07T08:09:10.011Z")]])).toBeUndefined();
+  });
+
+  let database: TestDatabase;
+  let db: Kysely<Record<string, never>>;
+  beforeAll(async () => {
+    database = await createTestDatabase("arrays");
+    db = createDatabase({ url: database.url, schema: "arrays", max: 1 });
+  });
+  afterAll(async () => {
+    await db.destroy();
+    await database.drop();
+  });
+
+  it("stores every element as it was, prepared or not", async () => {
+    const bytes = [Buffer.from([0, 1, 254, 255]), Buffer.alloc(0), null];
+    for (const marker of ["", PREPARED]) {
+      const { rows } = await sql<{ texts: string[]; ints: number[]; flags: boolean[]; blobs: (Buffer | null)[]; grid: number[][] }>`${sql.raw(marker)}
+        select ${[...tricky, null]}::text[] as texts, ${[1, -2, null]}::int[] as ints, ${[true, false]}::bool[] as flags,
+          ${bytes}::bytea[] as blobs, ${[[1, 2], [3, 4]]}::int[][] as grid`.execute(db);
+      expect(rows[0]!.texts).toEqual([...tricky, null]);
+      expect(rows[0]!.ints).toEqual([1, -2, null]);
+      expect(rows[0]!.flags).toEqual([true, false]);
+      expect(rows[0]!.blobs).toEqual(bytes);
+      expect(rows[0]!.grid).toEqual([[1, 2], [3, 4]]);
+    }
   });
 });
