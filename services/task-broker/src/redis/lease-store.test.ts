@@ -7,7 +7,7 @@ import { TEST_REDIS_URL, testRedisPrefix } from "@corral/server-kit/testing";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dropRedisPrefix } from "../test-support/harness.js";
-import { attemptMember, leasesKey, streamKey } from "./keys.js";
+import { attemptMember, CONSUMER_GROUP, leasesKey, streamKey } from "./keys.js";
 import { createLeaseStore, type LeaseStore } from "./lease-store.js";
 import { createQueueStore, slotToken, type QueueStore, type StreamEntry } from "./queue-store.js";
 
@@ -263,6 +263,28 @@ describe("lease scripts", () => {
     expect(await leases.complete([{ ...key, token: "right" }])).toEqual([true]);
     expect((await leases.attempt(CLUSTER, "done", 1))?.state).toBe("done");
     expect(await r1.zscore(leasesKey(CLUSTER), attemptMember("done", 1))).toBeNull();
+  });
+
+  it("claims and completes over a thousand leases of two streams in one call each", async () => {
+    const many = [...Array.from({ length: 1_200 }, (_, i) => env(`bulk-a-${i}`, 1, "v3.0")), ...Array.from({ length: 300 }, (_, i) => env(`bulk-b-${i}`, 1, "v4.0"))];
+    await queues.enqueue(many);
+    await queues.ensureGroups(CLUSTER, ["lua:v3.0", "lua:v4.0"]);
+    const entries = await queues.read("bulk-consumer", [streamKey(CLUSTER, "lua:v3.0"), streamKey(CLUSTER, "lua:v4.0")], 2_000);
+    expect(entries).toHaveLength(1_500);
+    const expiryMs = Date.now() + 60_000;
+    const statuses = await queues.claim(entries.map((entry, i) => ({ entry, token: `bulk-${i}`, expiryMs, sessionId: "s", brokerId: "b" })));
+    expect(statuses.every((st) => st === "leased")).toBe(true);
+    const members = entries.map((e) => attemptMember(e.taskId, e.attempt));
+    expect((await r1.zmscore(leasesKey(CLUSTER), ...members)).every((score) => score !== null)).toBe(true);
+
+    const done = await leases.complete(entries.map((e, i) => ({ clusterId: CLUSTER, taskId: e.taskId, attempt: e.attempt, token: `bulk-${i}` })));
+    expect(done.every(Boolean)).toBe(true);
+    expect((await r1.zmscore(leasesKey(CLUSTER), ...members)).every((score) => score === null)).toBe(true);
+    for (const queue of ["lua:v3.0", "lua:v4.0"]) {
+      expect(await r1.xlen(streamKey(CLUSTER, queue))).toBe(0);
+      expect(((await r1.xpending(streamKey(CLUSTER, queue), CONSUMER_GROUP)) as [number])[0]).toBe(0);
+    }
+    expect((await leases.attempt(CLUSTER, "bulk-a-1199", 1))?.state).toBe("done");
   });
 
   it("hands every expired lease to exactly one of two concurrent reapers", async () => {

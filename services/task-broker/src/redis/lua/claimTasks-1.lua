@@ -26,4 +26,5 @@ for i = 1, (#ARGV - 4) / 9 do
   out[i] = claimEntry(ARGV[4], KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
     ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9])
 end
+flushClaims(KEYS[1])
 return out

@@ -20,6 +20,11 @@
   same slot.
 ]]
 --! include gate-slots
+-- The lease set and each stream are changed once per call, for all of its leases (a script runs
+-- alone, so nobody sees the state in between).
+local released = {}
+local entries = {}
+local streams = {}
 local out = {}
 for i = 1, (#ARGV - 4) / 3 do
   local a = 4 + 3 * (i - 1)
@@ -29,7 +34,7 @@ for i = 1, (#ARGV - 4) / 3 do
     out[i] = 0
   else
     if r[1] == 'leased' then
-      redis.call('ZREM', KEYS[1], member)
+      released[#released + 1] = member
       if r[5] then freeSlot(ARGV[3], member, r[5], ARGV[4]) end
     end
     if r[1] ~= 'expired' then
@@ -39,10 +44,26 @@ for i = 1, (#ARGV - 4) / 3 do
     if r[6] then redis.call('HDEL', record, 'task') end
     redis.call('EXPIRE', record, ARGV[2])
     if r[3] and r[4] then
-      redis.call('XACK', r[3], ARGV[1], r[4])
-      redis.call('XDEL', r[3], r[4])
+      local ids = entries[r[3]]
+      if not ids then
+        ids = {}
+        entries[r[3]] = ids
+        streams[#streams + 1] = r[3]
+      end
+      ids[#ids + 1] = r[4]
     end
     out[i] = 1
+  end
+end
+for i = 1, #released, 1000 do
+  redis.call('ZREM', KEYS[1], unpack(released, i, math.min(i + 999, #released)))
+end
+for _, stream in ipairs(streams) do
+  local ids = entries[stream]
+  for i = 1, #ids, 1000 do
+    local last = math.min(i + 999, #ids)
+    redis.call('XACK', stream, ARGV[1], unpack(ids, i, last))
+    redis.call('XDEL', stream, unpack(ids, i, last))
   end
 end
 return out

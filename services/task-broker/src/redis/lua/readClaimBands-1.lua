@@ -48,4 +48,5 @@ for i = 1, n do
     end
   end
 end
+flushClaims(KEYS[1])
 return out

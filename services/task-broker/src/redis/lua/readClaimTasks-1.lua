@@ -66,4 +66,5 @@ for k = 1, longest do
     end
   end
 end
+flushClaims(KEYS[1])
 return out

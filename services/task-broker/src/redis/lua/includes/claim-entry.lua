@@ -9,13 +9,37 @@
   lease: left pending, nothing to run).
 
   An attempt with an execution timeout (x, ms, in its record) gets its deadline dl (ms, Redis'
-  clock) when leased: heartbeats stop extending the lease after it.
+  clock) when leased: heartbeats stop extending the lease after it. A lease joins the expiry set
+  `leases` when the script calls flushClaims(leases), which it must before it returns.
 ]]
+
+-- Within one call (a script runs alone): each job's revocation marker is read once, however many
+-- of its entries the call claims, and the leases granted join the expiry set in one ZADD when the
+-- script is done (flushClaims, which every script including this one calls before it returns).
+local jobMarks = {}
+local granted = {}
+
+local function jobMark(base, job)
+  local mark = jobMarks[job]
+  if mark == nil then
+    mark = redis.call('GET', base .. 'rv:j:' .. job)
+    jobMarks[job] = mark
+  end
+  return mark
+end
+
+local function flushClaims(leases)
+  for i = 1, #granted, 1000 do
+    redis.call('ZADD', leases, unpack(granted, i, math.min(i + 999, #granted)))
+  end
+  granted = {}
+end
+
 local function claimEntry(base, leases, group, ttl, broker, record, stream, entry, token, expiry, session, member, job, enqueued)
   local queuedAt = tonumber(string.match(entry, '^(%d+)'))
   local t = tonumber(enqueued)
   if t and t > 0 and t < queuedAt then queuedAt = t end
-  local rj = redis.call('GET', base .. 'rv:j:' .. job)
+  local rj = jobMark(base, job)
   local rt = redis.call('GET', base .. 'rv:t:' .. string.match(member, '^(.*):%d+$'))
   local rec = redis.call('HMGET', record, 's', 'x')
   local s = rec[1]
@@ -37,7 +61,8 @@ local function claimEntry(base, leases, group, ttl, broker, record, stream, entr
       redis.call('HSET', record, 'dl', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(rec[2]))
     end
     redis.call('EXPIRE', record, ttl)
-    redis.call('ZADD', leases, expiry, member)
+    granted[#granted + 1] = expiry
+    granted[#granted + 1] = member
     return 'leased'
   elseif s == 'leased' and redis.call('HGET', record, 'e') == entry then
     return 'inflight'
