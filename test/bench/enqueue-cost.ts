@@ -3,22 +3,19 @@
 // JSON line per round (the first round after a warm-up of 10 calls).
 //   npx tsx test/bench/enqueue-cost.ts [rounds, default 4]
 // To compare two commits, run it in a checkout of each, alternating.
-import { readFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { DispatchService, TaskEnvelopeSchema } from "@corral/proto";
 import { createServiceClient } from "@corral/server-kit";
 import { startSuite } from "../support/suite.js";
+import { procStats } from "./bench-kit.js";
 
 const rounds = Number(process.argv[2] ?? 4);
 const CALLS = 30;
 const PER_CALL = 1_000;
 
-/** CPU of a process so far, ms (utime + stime, 10 ms ticks). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
+/** CPU of a process so far, ms (10 ms ticks). */
+const cpuMs = (pid: number) => procStats(pid).cpuTicks * 10;
 
 const suite = await startSuite({ label: "bench-enqueue" });
 // As job-service calls the broker: gRPC on one HTTP/2 session, the internal key.

@@ -44,6 +44,7 @@ import { startReplicatedSuite, type ReplicatedSuite } from "../scale/support/rep
 import { startOtlpReceiver } from "../support/otlp-receiver.js";
 // The broker's own queue store: the backlog gets exactly the stream layout the broker writes.
 import { createQueueStore } from "../../services/task-broker/src/redis/queue-store.js";
+import { procStats, waitJob } from "./bench-kit.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -204,17 +205,6 @@ function percentiles(samples: number[]) {
 
 // ---------------------------------------------------------------- Corral
 
-const terminal = new Set([JobState.COMPLETED, JobState.FAILED, JobState.CANCELED]);
-
-async function waitJob(client: Client, jobId: string, pollMs: number, timeoutMs = 600_000): Promise<JobState> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const p = await client.jobs().progress(jobId);
-    if (terminal.has(p.state)) return p.state;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} did not finish in time (state ${JobState[p.state]})`);
-    await sleep(pollMs);
-  }
-}
 
 let cpuPids: Record<string, number[]> = {};
 
@@ -469,19 +459,6 @@ async function graphileRun(suite: Suite, n: number, variant: "graphile" | "graph
 
 // ---------------------------------------------------------------- idle runners
 
-function procStats(pid: number): { rssMb: number; cpuTicks: number; exitedChildTicks: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // utime and stime are fields 14 and 15 of /proc/pid/stat (index 11 and 12 after the comm);
-  // cutime and cstime (16, 17) hold what its children used once they exited and were reaped.
-  return {
-    rssMb: rssKb / 1024,
-    cpuTicks: Number(fields[11]) + Number(fields[12]),
-    exitedChildTicks: Number(fields[13]) + Number(fields[14]),
-  };
-}
 
 /** CPU seconds used so far by each named process (and by every Postgres and Redis server process). */
 function cpuSnapshot(pids: Record<string, number[]>): Record<string, number> {

@@ -5,20 +5,18 @@
 //   npx tsx test/bench/runner-cost.ts <checkout A> <checkout B> [rounds, default 4]
 // Each checkout needs its own `npm install` (its runner resolves its own @corral/sdk).
 import { fork, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { JobState } from "@corral/proto";
 import { Client, rawTask } from "@corral/sdk";
 import { startSuite } from "../support/suite.js";
+import { procStats, waitJob } from "./bench-kit.js";
 
 const [a, b] = [process.argv[2], process.argv[3]].map((d) => (d ? resolve(d) : undefined));
 if (!a || !b) throw new Error("usage: runner-cost.ts <checkout A> <checkout B> [rounds]");
 const rounds = Number(process.argv[4] ?? 4);
 
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
+/** CPU of a process so far, ms (10 ms ticks). */
+const cpuMs = (pid: number) => procStats(pid).cpuTicks * 10;
 
 const suite = await startSuite({ label: "bench-runner-cost", env: { CORRAL_QUOTA_SUBMISSIONS_PER_SECOND: "100000" } });
 const client = new Client({ url: suite.jobs.url, apiKey: suite.apiKey });
@@ -44,12 +42,8 @@ function startRunners(checkout: string): Promise<ChildProcess[]> {
 async function runJob(shape: "roots" | "fanout", n: number): Promise<void> {
   const tasks = shape === "roots" ? Array.from({ length: n }, () => rawTask({ name: "bench/Noop", version: "v1.0" })) : [rawTask({ name: "bench/FanOut", version: "v1.0" }, { n })];
   const job = await client.jobs().submit(`runner-cost-${shape}`, tasks);
-  for (;;) {
-    const { state } = await client.jobs().progress(job.id);
-    if (state === JobState.COMPLETED) return;
-    if (state === JobState.FAILED || state === JobState.CANCELED) throw new Error(`the job ended ${JobState[state]}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const state = await waitJob(client, job.id, 20);
+  if (state !== JobState.COMPLETED) throw new Error(`the job ended ${JobState[state]}`);
 }
 
 try {

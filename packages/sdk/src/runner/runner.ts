@@ -182,7 +182,7 @@ export class Runner {
   readonly #cache: CacheBackend;
   readonly #logger: Logger;
   readonly #events = new EventEmitter();
-  readonly #controllers = new Map<string, AttemptAbort>();
+  readonly #aborts = new Map<string, AttemptAbort>();
   #lifecycle: RunnerLifecycle = "starting";
   #session: Session | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -437,7 +437,7 @@ export class Runner {
 
   /** Tasks running now: what a drain waits for. */
   get runningTasks(): number {
-    return this.#controllers.size;
+    return this.#aborts.size;
   }
 
   #setLifecycle(next: RunnerLifecycle): void {
@@ -679,7 +679,7 @@ export class Runner {
   #fail(err: unknown, why = "the broker refused this runner"): void {
     this.#fatal = err;
     this.#logger.error({ err }, why);
-    for (const c of this.#controllers.values()) c.abort(err);
+    for (const c of this.#aborts.values()) c.abort(err);
     this.#setLifecycle("failed");
     this.#closed.abort();
   }
@@ -695,7 +695,7 @@ export class Runner {
           this.#execute(e.key, e.assign);
           break;
         case "abort": {
-          const c = this.#controllers.get(e.key);
+          const c = this.#aborts.get(e.key);
           c?.abort(abortError(e.reason));
           break;
         }
@@ -727,7 +727,7 @@ export class Runner {
 
   #execute(key: string, assign: Assign): void {
     const abort = new AttemptAbort();
-    this.#controllers.set(key, abort);
+    this.#aborts.set(key, abort);
     const timeout = executionDeadline(assign, abort);
     const lease = assign.lease!;
     // Assigned, not declared, so no function name is defined on them per task.
@@ -745,7 +745,7 @@ export class Runner {
         progress: [],
       }))
       .then((outcome) => {
-        this.#controllers.delete(key);
+        this.#aborts.delete(key);
         this.#progress.forget(key);
         timeout?.clear();
         // The attempt's last lines go just ahead of its result.
