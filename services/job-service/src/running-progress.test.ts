@@ -5,8 +5,9 @@ import { create } from "@bufbuild/protobuf";
 import { ProgressIndicatorSchema, RunningProgressSchema, type TaskEnvelope } from "@corral/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJobLedger, type JobLedger } from "./job-ledger.js";
+import { sql } from "kysely";
 import { loadTasks, updateTasks } from "./store/task-repository.js";
-import { completed, createJobsTestDb, createRecordingDispatcher, createTestClusters, expired, started, task, type JobsTestDb, type RecordingDispatcher } from "./testing/job-test-kit.js";
+import { completed, createJobsTestDb, createRecordingDispatcher, createTestClusters, expired, failed, started, task, type JobsTestDb, type RecordingDispatcher } from "./testing/job-test-kit.js";
 
 let t: JobsTestDb;
 let dispatcher: RecordingDispatcher;
@@ -22,9 +23,9 @@ afterAll(async () => {
   await t?.close();
 });
 
-async function submitOne(display: string): Promise<{ jobId: string; envelope: TaskEnvelope }> {
+async function submitOne(display: string, maxRetries = 0): Promise<{ jobId: string; envelope: TaskEnvelope }> {
   dispatcher.enqueued.length = 0;
-  const { job } = await ledger.submitJob({ teamId: team, name: display, clusterSlug: "", tasks: [task(display)] });
+  const { job } = await ledger.submitJob({ teamId: team, name: display, clusterSlug: "", tasks: [task(display, { maxRetries })] });
   return { jobId: job.id, envelope: dispatcher.enqueued[0]! };
 }
 
@@ -76,5 +77,33 @@ describe("ReportProgress", () => {
     await updateTasks(t.db, [{ ...before!, start_time: new Date() }], [false]);
     expect(await shown(jobId)).toEqual([{ label: "tiles", total: 10, done: 3 }]);
     expect((await ledger.getTask(team, jobId, envelope.taskId)).display).toBe("3 of 10");
+  });
+
+  it("stores no indicators as none, so tasks without progress stay out of the job's progress index", async () => {
+    const storedProgress = async (taskId: string) =>
+      (await sql<{ progress: unknown }>`select progress from tasks where id = ${taskId}`.execute(t.db)).rows[0]!.progress;
+    const { jobId, envelope } = await submitOne("plain");
+    await ledger.reportResults({ results: [started(envelope), completed(envelope)] });
+    expect(await storedProgress(envelope.taskId)).toBeNull();
+
+    // An attempt that reports none clears what the attempt before it reported.
+    const retried = await submitOne("retried", 1);
+    await ledger.reportResults({ results: [started(retried.envelope)] });
+    expect(await ledger.reportProgress([progress(retried.envelope.taskId, retried.envelope.attempt, 4)])).toBe(1);
+    await ledger.reportResults({ results: [failed(retried.envelope)] });
+    const second = { taskId: retried.envelope.taskId, attempt: retried.envelope.attempt + 1 };
+    await ledger.reportResults({ results: [started(second)] });
+    expect(await ledger.reportProgress([create(RunningProgressSchema, { taskId: second.taskId, attempt: second.attempt, display: "" })])).toBe(1);
+    expect(await storedProgress(second.taskId)).toBeNull();
+    await ledger.reportResults({ results: [completed(second)] });
+    expect(await storedProgress(second.taskId)).toBeNull();
+    expect(await shown(retried.jobId)).toEqual([]);
+
+    // Rows written before tasks stored null hold an empty list: they read as none too.
+    await sql`update tasks set progress = '[]'::jsonb where id = ${envelope.taskId}`.execute(t.db);
+    expect(await shown(jobId)).toEqual([]);
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from tasks
+      where job_id = ${jobId} and progress is not null and progress <> '[]'::jsonb`.execute(t.db);
+    expect(rows[0]!.n).toBe(0);
   });
 });

@@ -283,8 +283,9 @@ function endAttempt(d: ResultDecision, w: TaskStateRow, stop: Date, progress: Pr
   w.stop_time = stop;
   if (w.start_time) w.compute_ms += Math.max(0, stop.getTime() - w.start_time.getTime());
   d.runs.push({ start: w.start_time, stop });
-  // Progress is per task and only the last reported attempt counts.
-  if (progress) w.progress = progress;
+  // Progress is per task and only the last reported attempt counts; none is null, which keeps the
+  // task out of the job's progress index (tasks_job_progress).
+  if (progress) w.progress = progress.length > 0 ? progress : null;
   d.task = w;
 }
 

@@ -199,6 +199,6 @@ export function progressJson(jobId: RawBuilder<unknown>) {
 function progressSums(jobId: RawBuilder<unknown>) {
   return sql`select p.label, sum(p.total)::int8 as total, sum(p.done)::int8 as done
     from tasks t cross join lateral jsonb_to_recordset(t.progress) as p(label text, total numeric, done numeric)
-    where t.job_id = ${jobId} and t.progress is not null
+    where t.job_id = ${jobId} and t.progress is not null and t.progress <> '[]'::jsonb
     group by p.label`;
 }

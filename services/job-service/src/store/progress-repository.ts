@@ -23,7 +23,7 @@ export async function writeRunningProgress(db: JobsDb, rows: RunningProgressRow[
     with u as (
       select * from unnest(
         ${rows.map((r) => r.taskId)}::text[], ${rows.map((r) => r.attempt)}::int[],
-        ${rows.map((r) => JSON.stringify(r.progress))}::text[], ${rows.map((r) => r.display)}::text[]
+        ${rows.map((r) => (r.progress.length > 0 ? JSON.stringify(r.progress) : null))}::text[], ${rows.map((r) => r.display)}::text[]
       ) as u(id, attempt, progress, display)
     ),
     l as (

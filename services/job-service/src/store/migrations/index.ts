@@ -10,6 +10,7 @@ import * as taskLogs from "./0008-task-logs.js";
 import * as taskSpans from "./0009-task-spans.js";
 import * as taskGates from "./0010-task-gates.js";
 import * as tasksJobIdIndex from "./0011-tasks-job-id-index.js";
+import * as tasksProgressIndex from "./0012-tasks-progress-index.js";
 
 /** Numbered migrations of the `jobs` schema, for `migrateToLatest(db, JOBS_SCHEMA, jobsMigrations)`. */
 export const jobsMigrations: Record<string, Migration> = {
@@ -24,4 +25,5 @@ export const jobsMigrations: Record<string, Migration> = {
   "0009_task_spans": taskSpans,
   "0010_task_gates": taskGates,
   "0011_tasks_job_id_index": tasksJobIdIndex,
+  "0012_tasks_progress_index": tasksProgressIndex,
 };
