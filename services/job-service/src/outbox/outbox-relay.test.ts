@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { DispatchAckSchema, TaskState } from "@corral/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJobLedger, type JobLedger } from "../job-ledger.js";
+import { sendBatches } from "./outbox-relay.js";
 import { countOutbox } from "../store/outbox-repository.js";
 import { findTasks } from "../store/task-query-repository.js";
 import {
@@ -142,5 +143,22 @@ describe("resyncDispatch", () => {
       ]),
     );
     expect(dispatcher.enqueued.some((e) => e.display === "new")).toBe(false);
+  });
+});
+
+describe("sendBatches", () => {
+  it("starts with a small call and grows fourfold to the batch size, covering every row once", () => {
+    expect(sendBatches(10_000, 1_000).slice(0, 4)).toEqual([
+      [0, 100],
+      [100, 500],
+      [500, 1_500],
+      [1_500, 2_500],
+    ]);
+    const all = sendBatches(10_000, 1_000);
+    expect(all.at(-1)).toEqual([9_500, 10_000]);
+    expect(all.every(([s, e], i) => e > s && e - s <= 1_000 && s === (i === 0 ? 0 : all[i - 1]![1]))).toBe(true);
+    expect(sendBatches(50, 1_000)).toEqual([[0, 50]]);
+    expect(sendBatches(0, 1_000)).toEqual([]);
+    expect(sendBatches(7, 2)).toEqual([[0, 2], [2, 4], [4, 6], [6, 7]]);
   });
 });

@@ -110,6 +110,22 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 /** Enqueue calls in flight at once. */
 const PARALLEL_BATCHES = 3;
 
+/** Envelopes in a send's first Enqueue call; each next call takes four times as many, up to the batch size. */
+const FIRST_BATCH = 100;
+
+/**
+ * The [start, end) ranges of a send's Enqueue calls: a small first call, so runners start on it
+ * while the larger ones behind it are encoded, sent and scripted (a 10,000-task submission's
+ * first task used to wait for three calls of 1,000 taken in turns by the broker), then calls
+ * growing fourfold to `batchSize`.
+ */
+export function sendBatches(total: number, batchSize: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let size = Math.min(FIRST_BATCH, batchSize);
+  for (let start = 0; start < total; start += size, size = Math.min(batchSize, size * 4)) out.push([start, Math.min(total, start + size)]);
+  return out;
+}
+
 /**
  * A few Enqueue calls in flight at once: encoding here, decoding in the broker and the scripts in
  * Redis then overlap instead of taking turns (order across batches never mattered: every enqueue
@@ -117,13 +133,13 @@ const PARALLEL_BATCHES = 3;
  * the first batch leaves before the rest is built.
  */
 async function sendInLanes(dispatcher: Dispatcher, rows: EnvelopeRow[], batchSize: number): Promise<void> {
+  const batches = sendBatches(rows.length, batchSize);
   let next = 0;
   const lane = async () => {
-    while (next < rows.length) {
-      const start = next;
-      next += batchSize;
-      await dispatcher.enqueue(rows.slice(start, start + batchSize).map(toEnvelope));
+    while (next < batches.length) {
+      const [start, end] = batches[next++]!;
+      await dispatcher.enqueue(rows.slice(start, end).map(toEnvelope));
     }
   };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL_BATCHES, Math.ceil(rows.length / batchSize)) }, lane));
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_BATCHES, batches.length) }, lane));
 }
