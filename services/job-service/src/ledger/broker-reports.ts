@@ -19,12 +19,21 @@ export interface BrokerReports {
   acknowledgeDispatch(keys: OutboxKey[]): Promise<number>;
 }
 
+/**
+ * A ready list at least this long (a fan-out) goes to the brokers from here, in the relay's lanes,
+ * rather than in the answer to the reporting broker: its first tasks start while the rest are
+ * encoded and sent, instead of after the whole list crossed to the broker in one answer.
+ */
+export const DIRECT_READY_MIN = 1_000;
+
 export function createBrokerReports(c: LedgerContext): BrokerReports {
   const { db, relay, logger } = c;
 
   async function reportResults(input: ApplyResultsInput): Promise<ApplyResultsOutput> {
     const { maxInputBytes, maxOpenTasks, maxOutputBytes, now, random } = c;
-    const out = await applyResults(c.store, c.clusters, input, { maxInputBytes, maxOpenTasks, maxOutputBytes, now, random });
+    let out = await applyResults(c.store, c.clusters, input, { maxInputBytes, maxOpenTasks, maxOutputBytes, now, random });
+    // Sent and acknowledged here, or, when a broker did not take them, answered as usual.
+    if (out.ready.length >= DIRECT_READY_MIN && (await relay.enqueueEnvelopes(out.ready))) out = { ...out, ready: [] };
     for (const r of out.revocations) await c.revoke(r);
     c.taskMetrics?.observe(out.ended);
     // Not awaited: the broker's answer does not wait for the exporter's queue.

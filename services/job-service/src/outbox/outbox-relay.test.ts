@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { DispatchAckSchema, TaskState } from "@corral/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJobLedger, type JobLedger } from "../job-ledger.js";
+import { DIRECT_READY_MIN } from "../ledger/broker-reports.js";
 import { sendBatches } from "./outbox-relay.js";
 import { countOutbox } from "../store/outbox-repository.js";
 import { findTasks } from "../store/task-query-repository.js";
@@ -61,6 +62,30 @@ describe("outbox", () => {
     dispatcher.enqueued.length = 0;
     expect(await ledger.relay.sweepOnce()).toBe(1);
     expect(dispatcher.enqueued.map((e) => e.taskId)).toEqual([z!.taskId]);
+    expect(await countOutbox(t.db)).toBe(0);
+  });
+
+  it("sends a long ready list to the brokers itself, or answers it when they do not take it", async () => {
+    const fanOut = async (name: string, brokerDown = false) => {
+      dispatcher.enqueued.length = 0;
+      const { job } = await ledger.submitJob({ teamId: team, name, clusterSlug: "", tasks: [task("p")] });
+      const p = dispatcher.enqueued.find((e) => e.jobId === job.id)!;
+      dispatcher.enqueued.length = 0;
+      const subtasks = Array.from({ length: DIRECT_READY_MIN }, (_, i) => task(`s${i}`));
+      dispatcher.failing = brokerDown;
+      return ledger.reportResults({ results: [started(p), completed(p, { subtasks })] }).finally(() => (dispatcher.failing = false));
+    };
+    // Taken: every subtask went out in the relay's calls (a small first one), none in the answer, no outbox row left.
+    const sent = await fanOut("direct");
+    expect(sent.ready).toEqual([]);
+    expect(dispatcher.enqueued).toHaveLength(DIRECT_READY_MIN);
+    expect(new Set(dispatcher.enqueued.map((e) => e.display)).size).toBe(DIRECT_READY_MIN);
+    expect(await countOutbox(t.db)).toBe(0);
+    // Not taken: the answer carries them, and their outbox rows stay until acknowledged.
+    const answered = await fanOut("answered", true);
+    expect(answered.ready).toHaveLength(DIRECT_READY_MIN);
+    expect(await countOutbox(t.db)).toBe(DIRECT_READY_MIN);
+    await ledger.acknowledgeDispatch(answered.ready.map((e) => ({ taskId: e.taskId, attempt: e.attempt })));
     expect(await countOutbox(t.db)).toBe(0);
   });
 

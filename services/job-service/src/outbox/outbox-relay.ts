@@ -3,6 +3,7 @@
 // enqueue, a broker that was down, a ready list whose ack never came). Enqueue is idempotent per
 // task attempt on the broker side, so sending twice is safe.
 import type { Kysely } from "kysely";
+import type { TaskEnvelope } from "@corral/proto";
 import type { Logger } from "pino";
 import { toEnvelope } from "../domain/convert.js";
 import type { Dispatcher, OutboxKey } from "../domain/ports.js";
@@ -13,6 +14,8 @@ import { claimDelayedOutbox, claimDueOutbox, deleteOutbox, nextDelayedOutbox, qu
 export interface OutboxRelay {
   /** Enqueues now and deletes the outbox rows on success; on failure the sweeper retries later. */
   enqueue(rows: EnvelopeRow[]): Promise<boolean>;
+  /** The same for envelopes built already (a result batch's ready tasks); false when the broker did not take them all. */
+  enqueueEnvelopes(envelopes: TaskEnvelope[]): Promise<boolean>;
   acknowledge(keys: OutboxKey[]): Promise<number>;
   /**
    * Re-sends outbox rows older than the sweep timeout, and sends held rows (a delayed start, a
@@ -44,7 +47,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const afterMs = options.sweepAfterMs ?? 5_000;
   const batchSize = options.batchSize ?? 1_000;
   const now = options.now ?? (() => new Date());
-  const send = (rows: EnvelopeRow[]) => sendInLanes(dispatcher, rows, batchSize);
+  const send = (rows: EnvelopeRow[]) => sendInLanes(dispatcher, rows.length, batchSize, (start, end) => rows.slice(start, end).map(toEnvelope));
   /** Sends what `claim` hands out, a batch at a time, deleting each batch's rows once sent. */
   async function sendClaimed(claim: () => Promise<EnvelopeRow[]>): Promise<number> {
     let sent = 0;
@@ -68,6 +71,17 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         return true;
       } catch (err) {
         options.logger?.warn({ err, tasks: rows.length }, "enqueue failed; the outbox sweeper will retry");
+        return false;
+      }
+    },
+    async enqueueEnvelopes(envelopes) {
+      if (envelopes.length === 0) return true;
+      try {
+        await sendInLanes(dispatcher, envelopes.length, batchSize, (start, end) => envelopes.slice(start, end));
+        await deleteOutbox(db, envelopes.map((e) => ({ taskId: e.taskId, attempt: e.attempt })));
+        return true;
+      } catch (err) {
+        options.logger?.warn({ err, tasks: envelopes.length }, "enqueue of ready tasks failed");
         return false;
       }
     },
@@ -129,16 +143,21 @@ export function sendBatches(total: number, batchSize: number): Array<[number, nu
 /**
  * A few Enqueue calls in flight at once: encoding here, decoding in the broker and the scripts in
  * Redis then overlap instead of taking turns (order across batches never mattered: every enqueue
- * is idempotent and runners take tasks in any order). Rows become envelopes a batch at a time, so
- * the first batch leaves before the rest is built.
+ * is idempotent and runners take tasks in any order). `batch` builds a call's envelopes when its
+ * turn comes, so the first batch leaves before the rest is built.
  */
-async function sendInLanes(dispatcher: Dispatcher, rows: EnvelopeRow[], batchSize: number): Promise<void> {
-  const batches = sendBatches(rows.length, batchSize);
+async function sendInLanes(
+  dispatcher: Dispatcher,
+  count: number,
+  batchSize: number,
+  batch: (start: number, end: number) => TaskEnvelope[],
+): Promise<void> {
+  const batches = sendBatches(count, batchSize);
   let next = 0;
   const lane = async () => {
     while (next < batches.length) {
       const [start, end] = batches[next++]!;
-      await dispatcher.enqueue(rows.slice(start, end).map(toEnvelope));
+      await dispatcher.enqueue(batch(start, end));
     }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL_BATCHES, batches.length) }, lane));
