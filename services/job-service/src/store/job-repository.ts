@@ -86,11 +86,15 @@ export async function findJob(db: JobsDb, teamId: string, jobId: string): Promis
   return rows[0];
 }
 
-/** Locks, in id order, the jobs of the given tasks (a task never changes job). */
+/**
+ * Locks, in id order, the jobs of the given tasks (a task never changes job). The tasks are read by
+ * their ids first (a materialized step), so no planner estimate turns it into a scan of tasks.
+ */
 export async function lockJobsOfTasks(db: JobsDb, taskIds: string[]): Promise<JobRow[]> {
   if (taskIds.length === 0) return [];
   const { rows } = await sql<JobRow>`/* prepared */
-    select ${jobColumns} from jobs where id in (select job_id from tasks where id = any(${taskIds}::text[]))
+    with t as materialized (select distinct job_id from tasks where id = any(${taskIds}::text[]))
+    select ${jobColumns} from jobs where id in (select job_id from t)
     order by id for update`.execute(db);
   return rows;
 }

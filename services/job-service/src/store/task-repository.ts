@@ -189,21 +189,28 @@ export async function releaseDependants(
   return rows;
 }
 
-/** Counts down the open children of the parents of tasks that are now done. */
-export async function releaseParents(
-  db: JobsDb,
-  doneIds: string[],
-): Promise<ReleasedParent[]> {
+/**
+ * Counts down the open children of the parents of tasks that are now done. The done tasks are read
+ * by their ids alone (a materialized step): with `parent_id is not null` beside the ids, a planner
+ * whose statistics predate a large fan-out took tasks_parent_id instead and read every sibling,
+ * 87 ms a batch under a 10,000-task parent (auto_explain in a bench run).
+ */
+export async function releaseParents(db: JobsDb, doneIds: string[]): Promise<ReleasedParent[]> {
   if (doneIds.length === 0) return [];
-  const { rows } = await sql<ReleasedParent>`/* prepared */
+  const { rows } = await releaseParentsStatement(doneIds).execute(db);
+  return rows;
+}
+
+/** The statement of releaseParents (its plan is under test). */
+export function releaseParentsStatement(doneIds: string[]) {
+  return sql<ReleasedParent>`/* prepared */
+    with done as materialized (select parent_id from tasks where id = any(${doneIds}::text[]))
     update tasks t set open_children = t.open_children - d.n
     from (
-      select parent_id, count(*)::int as n from tasks
-      where id = any(${doneIds}::text[]) and parent_id is not null group by parent_id
+      select parent_id, count(*)::int as n from done where parent_id is not null group by parent_id
     ) d
     where t.id = d.parent_id
-    returning t.id, t.parent_id, t.open_children, t.state, t.has_dependants`.execute(db);
-  return rows;
+    returning t.id, t.parent_id, t.open_children, t.state, t.has_dependants`;
 }
 
 /**
