@@ -235,8 +235,39 @@ function serviceEnv(label: string): Record<string, string> {
 const BENCH_KEYS = 100;
 const BENCH_KEY_LIMIT = 2;
 
-/** `pids`: the processes whose CPU the row gives (default: the main suite's). */
-async function corralThroughput(client: Client, shape: "roots" | "fanout" | "keys", n: number, pids = cpuPids): Promise<Row> {
+/**
+ * How long the runners waited before the job's first task started: from its submission to the
+ * first start of a root task (the fan-out shape: of a subtask), in ms, read from the suite's
+ * database. The part of a run spent writing the submission, or the fan-out's result, before any
+ * of its tasks can run.
+ */
+async function firstStartMs(databaseUrl: string, jobId: string, subtasks: boolean): Promise<number | null> {
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    const { rows } = await db.query<{ ms: number | null }>(
+      `select extract(epoch from min(t.start_time) - j.submit_time) * 1000 as ms
+       from jobs.jobs j join jobs.tasks t on t.job_id = j.id
+       where j.id = $1 and (t.parent_id is not null) = $2 group by j.submit_time`,
+      [jobId, subtasks],
+    );
+    return rows[0]?.ms == null ? null : Math.round(Number(rows[0].ms));
+  } finally {
+    await db.end();
+  }
+}
+
+/**
+ * `pids`: the processes whose CPU the row gives (default: the main suite's); `databaseUrl`: the
+ * suite's database, for the row's `first_start_ms`.
+ */
+async function corralThroughput(
+  client: Client,
+  shape: "roots" | "fanout" | "keys",
+  n: number,
+  pids = cpuPids,
+  databaseUrl?: string,
+): Promise<Row> {
   const noop = { name: "bench/Noop", version: "v1.0" };
   const tasks =
     shape === "roots"
@@ -261,6 +292,7 @@ async function corralThroughput(client: Client, shape: "roots" | "fanout" | "key
     seconds: round(seconds),
     tasks_per_s: Math.round(executed / seconds),
     submit_ms: Math.round(submitMs),
+    ...(databaseUrl ? { first_start_ms: await firstStartMs(databaseUrl, job.id, shape === "fanout") } : {}),
     runners: opts.runners,
     slots: opts.slots,
     ...(shape === "keys" ? { keys: BENCH_KEYS, key_limit: BENCH_KEY_LIMIT, priorities: 10 } : {}),
@@ -932,6 +964,7 @@ function table(): string {
       result = `${r.tasks_per_s} tasks/s (${r.tasks} tasks, ${r.seconds} s)`;
       const runs = r.runs_tasks_per_s as number[] | undefined;
       if (r.scenario.startsWith("throughput") && runs && runs.length > 1) result += `, median of ${runs.join(", ")}`;
+      if (typeof r.first_start_ms === "number") result += `; first start after ${r.first_start_ms} ms`;
       if (r.scenario.startsWith("throughput")) result += cpuPerTask(r, r.tasks as number);
       if (r.scenario === "throughput" && r.system !== "corral" && corral) {
         result += `; Corral/peer ${round((corral.tasks_per_s as number) / (r.tasks_per_s as number))}`;
@@ -1001,8 +1034,8 @@ async function main(): Promise<void> {
       const roots: Row[] = [];
       const fanout: Row[] = [];
       for (let i = 0; i < opts.repeat; i++) {
-        roots.push(await corralThroughput(client, "roots", opts.tasks));
-        fanout.push(await corralThroughput(client, "fanout", opts.tasks));
+        roots.push(await corralThroughput(client, "roots", opts.tasks, cpuPids, suite.database.url));
+        fanout.push(await corralThroughput(client, "fanout", opts.tasks, cpuPids, suite.database.url));
       }
       emit(medianRun(roots));
       emit(medianRun(fanout));
@@ -1010,7 +1043,7 @@ async function main(): Promise<void> {
     if (opts.only.has("keys")) {
       note("corral throughput with 100 concurrency keys and priorities");
       const keyed: Row[] = [];
-      for (let i = 0; i < opts.repeat; i++) keyed.push(await corralThroughput(client, "keys", opts.tasks));
+      for (let i = 0; i < opts.repeat; i++) keyed.push(await corralThroughput(client, "keys", opts.tasks, cpuPids, suite.database.url));
       emit(medianRun(keyed));
     }
     if (opts.only.has("bullmq") || opts.only.has("latency")) {

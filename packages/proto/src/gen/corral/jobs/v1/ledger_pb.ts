@@ -307,7 +307,8 @@ export type ReportResultsResponse = Message<"corral.jobs.v1.ReportResultsRespons
   outcomes: ResultOutcome[];
 
   /**
-   * Tasks that became ready, for the broker to enqueue.
+   * Tasks that became ready, for the broker to enqueue. Empty when job-service enqueued them
+   * itself (a batch that made 1,000 or more ready, once a broker took them all).
    *
    * @generated from field: repeated corral.common.v1.TaskEnvelope ready = 2;
    */
