@@ -142,6 +142,20 @@ describe("outbox", () => {
 // found it out expire and run again as the next attempt; attempts leased since (their leases are in
 // the Redis there is now) keep running; queued tasks are sent to the broker again.
 describe("resyncDispatch", () => {
+  // Its own database: attempts other tests leave running would count as leased before the loss.
+  let t: JobsTestDb;
+  let dispatcher: RecordingDispatcher;
+  let ledger: JobLedger;
+  beforeAll(async () => {
+    t = await createJobsTestDb("jobs_outbox_resync");
+    dispatcher = createRecordingDispatcher();
+    ledger = createJobLedger({ db: t.db, clusters: createTestClusters(), dispatcher, sweepAfterMs: 0 });
+  });
+  afterAll(async () => {
+    await ledger?.relay.close();
+    await t?.close();
+  });
+
   it("expires attempts leased before the loss was noticed, keeps later ones, and sends queued tasks again", async () => {
     dispatcher.enqueued.length = 0;
     const { job } = await ledger.submitJob({ teamId: team, name: "resync", clusterSlug: "", tasks: [task("old"), task("new"), task("waiting")] });
