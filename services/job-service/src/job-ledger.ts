@@ -73,6 +73,7 @@ export function createJobLedger(options: JobLedgerOptions): JobLedger {
   const startTimeouts = createStartTimeoutSweeper({
     db,
     reportResults: (input) => reports.reportResults(input),
+    enqueueReady: (ready) => relay.enqueueEnvelopes(ready),
     revokeQueued: (teamId, jobId, queued) => c.revoke({ teamId, jobId, taskIds: [], reason: "schedule-to-start timeout" }, queued),
     now,
     intervalMs: options.startTimeoutSweepMs,

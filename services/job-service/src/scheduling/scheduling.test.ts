@@ -254,6 +254,20 @@ describe("schedule-to-start timeout", () => {
     expect(late.outcomes[0]!.status).toBe(ResultStatus.STALE);
   });
 
+  it("sends what a timed-out optional task releases at once, not after the outbox sweep", async () => {
+    const { job } = await ledger.submitJob({
+      teamId: team,
+      name: "optional timeout",
+      clusterSlug: "",
+      tasks: [task("maybe", { optional: true, scheduleToStartTimeout: durationFromMs(5_000) }), task("after", { dependsOn: [0] })],
+    });
+    expect(sentFor(job.id).map((e) => e.display)).toEqual(["maybe"]);
+    clock = new Date(clock.getTime() + 5_000);
+    expect(await ledger.startTimeouts.sweepOnce()).toBe(1);
+    // The dependant went to the broker with the sweep: no outbox sweep ran.
+    expect(sentFor(job.id).map((e) => e.display)).toEqual(["maybe", "after"]);
+  });
+
   it("starts a delayed task's clock at its start time and a dependant's when it becomes ready", async () => {
     const { job } = await ledger.submitJob({
       teamId: team,

@@ -24,6 +24,11 @@ export interface StartTimeoutSweeper {
 export interface StartTimeoutSweeperOptions {
   db: Kysely<JobsDatabase>;
   reportResults(input: ApplyResultsInput): Promise<ApplyResultsOutput>;
+  /**
+   * Sends the tasks the failures made ready (the dependants of a failed optional task), as a
+   * broker's batch would; what it cannot send stays in the outbox for its sweeper.
+   */
+  enqueueReady(ready: ApplyResultsOutput["ready"]): Promise<unknown>;
   /** Deletes the failed attempts' queued stream entries (best effort: a late claim is stale anyway). */
   revokeQueued(teamId: string, jobId: string, queued: QueuedAttempt[]): Promise<void>;
   now?: () => Date;
@@ -46,6 +51,7 @@ export function createStartTimeoutSweeper(options: StartTimeoutSweeperOptions): 
         const overdue = await overdueStarts(options.db, at, batchSize);
         if (overdue.length === 0) break;
         const out = await options.reportResults({ results: overdue.map((o) => timeoutResult(o, at)) });
+        if (out.ready.length > 0) await options.enqueueReady(out.ready);
         // A task that started meanwhile answers stale and keeps running: only the failed ones go.
         const applied = overdue.filter((_, i) => out.outcomes[i]?.status === ResultStatus.APPLIED);
         for (const [jobKey, attempts] of groupByJob(applied)) {
