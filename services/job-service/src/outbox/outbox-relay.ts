@@ -62,29 +62,32 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     return sent;
   }
 
+  /** Sends `count` envelopes built by `batch` and deletes their outbox rows; false (rows kept) when a call failed. */
+  async function sendAndDelete(count: number, batch: (start: number, end: number) => TaskEnvelope[], keys: () => OutboxKey[]): Promise<boolean> {
+    if (count === 0) return true;
+    try {
+      await sendInLanes(dispatcher, count, batchSize, batch);
+      await deleteOutbox(db, keys());
+      return true;
+    } catch (err) {
+      options.logger?.warn({ err, tasks: count }, "enqueue failed; the outbox rows stay");
+      return false;
+    }
+  }
+
   const relay: OutboxRelay = {
-    async enqueue(rows) {
-      if (rows.length === 0) return true;
-      try {
-        await send(rows);
-        await deleteOutbox(db, rows.map((r) => ({ taskId: r.id, attempt: r.attempt })));
-        return true;
-      } catch (err) {
-        options.logger?.warn({ err, tasks: rows.length }, "enqueue failed; the outbox sweeper will retry");
-        return false;
-      }
-    },
-    async enqueueEnvelopes(envelopes) {
-      if (envelopes.length === 0) return true;
-      try {
-        await sendInLanes(dispatcher, envelopes.length, batchSize, (start, end) => envelopes.slice(start, end));
-        await deleteOutbox(db, envelopes.map((e) => ({ taskId: e.taskId, attempt: e.attempt })));
-        return true;
-      } catch (err) {
-        options.logger?.warn({ err, tasks: envelopes.length }, "enqueue of ready tasks failed");
-        return false;
-      }
-    },
+    enqueue: (rows) =>
+      sendAndDelete(
+        rows.length,
+        (start, end) => rows.slice(start, end).map(toEnvelope),
+        () => rows.map((r) => ({ taskId: r.id, attempt: r.attempt })),
+      ),
+    enqueueEnvelopes: (envelopes) =>
+      sendAndDelete(
+        envelopes.length,
+        (start, end) => envelopes.slice(start, end),
+        () => envelopes.map((e) => ({ taskId: e.taskId, attempt: e.attempt })),
+      ),
     acknowledge(keys) {
       return deleteOutbox(db, keys);
     },
