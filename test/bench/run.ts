@@ -14,8 +14,8 @@
 // Every system gets R child processes with S slots (Corral: SDK runners; BullMQ: Workers;
 // graphile-worker: runners with concurrency S, as shipped and with its documented batching).
 // Rates run from the submission to the last completion; `cpu_s` is each process's CPU time
-// during a Corral run (postgres and redis-server: every process of those servers, so other
-// users of the machine count too). The machine is usually shared: compare rows of one run.
+// during a run (Corral's, and the peers' workers and the bench; postgres and redis-server: every
+// process of those servers, so other users of the machine count too). The machine is usually shared: compare rows of one run.
 // `throughput-keys` runs the roots shape with scheduling controls: every task names one of 100
 // concurrency keys (limit 2 each) and a priority 0-9, so it shows the gated path beside the default.
 // `--only tracing` (not in the default set): Corral's throughput with the services exporting
@@ -205,7 +205,6 @@ function percentiles(samples: number[]) {
 
 // ---------------------------------------------------------------- Corral
 
-
 let cpuPids: Record<string, number[]> = {};
 
 function suitePids(suite: Suite, runners: Child[]): Record<string, number[]> {
@@ -391,6 +390,14 @@ async function fillBacklog(suite: Suite, clusterId: string, depth: number): Prom
 
 // ---------------------------------------------------------------- peers
 
+/**
+ * A peer's processes for CPU per task: its workers and this process (which submits and waits);
+ * cpuSnapshot adds the Postgres and Redis servers. Corral's services idle meanwhile, uncounted.
+ */
+function peerPids(workers: Child[]): Record<string, number[]> {
+  return { workers: workers.map((w) => w.proc.pid!), bench: [process.pid] };
+}
+
 async function bullmqRun(suite: Suite, n: number, latencyCount: number): Promise<Row[]> {
   const prefix = `${suite.redisPrefix}bull`;
   const queueName = "bench";
@@ -413,17 +420,25 @@ async function bullmqRun(suite: Suite, n: number, latencyCount: number): Promise
     if (opts.only.has("bullmq")) {
       const runs: Row[] = [];
       for (let i = 0; i < opts.repeat; i++) {
+        const cpu0 = cpuSnapshot(peerPids(workers));
         const r = await bullmqDrain(queue, n);
-        runs.push({ scenario: "throughput", system: "bullmq", tasks: n, seconds: round(r), tasks_per_s: Math.round(n / r), runners: opts.runners, slots: opts.slots });
+        const cpu_s = cpuDelta(cpu0, cpuSnapshot(peerPids(workers)));
+        runs.push({ scenario: "throughput", system: "bullmq", tasks: n, seconds: round(r), tasks_per_s: Math.round(n / r), runners: opts.runners, slots: opts.slots, cpu_s });
       }
       out.push(medianRun(runs));
     }
     if (opts.only.has("latency")) {
-      const samples = await pingLatencies(workers, latencyCount, async (seq) => {
-        const job = await queue.add("ping", { seq });
-        return () => job.waitUntilFinished(events, 10_000);
-      });
-      out.push({ scenario: "latency", system: "bullmq", ...percentiles(samples) });
+      let cpu0 = cpuSnapshot(peerPids(workers));
+      const samples = await pingLatencies(
+        workers,
+        latencyCount,
+        async (seq) => {
+          const job = await queue.add("ping", { seq });
+          return () => job.waitUntilFinished(events, 10_000);
+        },
+        () => (cpu0 = cpuSnapshot(peerPids(workers))),
+      );
+      out.push({ scenario: "latency", system: "bullmq", ...percentiles(samples), cpu_s: cpuDelta(cpu0, cpuSnapshot(peerPids(workers))) });
     }
   } finally {
     await stopChildren(workers);
@@ -472,7 +487,9 @@ async function graphileRun(suite: Suite, n: number, variant: "graphile" | "graph
   };
   try {
     await drain(opts.warmup);
+    const cpu0 = cpuSnapshot(peerPids(workers));
     const seconds = await drain(n);
+    const cpu_s = cpuDelta(cpu0, cpuSnapshot(peerPids(workers)));
     return {
       scenario: "throughput",
       system: variant === "graphile" ? "graphile-worker" : "graphile-worker (localQueue 500, batched completes)",
@@ -481,6 +498,7 @@ async function graphileRun(suite: Suite, n: number, variant: "graphile" | "graph
       tasks_per_s: Math.round(n / seconds),
       runners: opts.runners,
       slots: opts.slots,
+      cpu_s,
     };
   } finally {
     await stopChildren(workers);
@@ -490,7 +508,6 @@ async function graphileRun(suite: Suite, n: number, variant: "graphile" | "graph
 }
 
 // ---------------------------------------------------------------- idle runners
-
 
 /** CPU seconds used so far by each named process (and by every Postgres and Redis server process). */
 function cpuSnapshot(pids: Record<string, number[]>): Record<string, number> {
@@ -947,10 +964,10 @@ async function clearPrefix(prefix: string): Promise<void> {
 function cpuPerTask(r: Row, tasks: number): string {
   const cpu = r.cpu_s as Record<string, number> | undefined;
   if (!cpu) return "";
-  const per = Object.entries(cpu)
-    .filter(([, s]) => s > 0)
-    .map(([name, s]) => `${name} ${Math.round((s * 1e6) / tasks)}`);
-  return `; CPU us/task: ${per.join(", ")}`;
+  const used = Object.entries(cpu).filter(([, s]) => s > 0);
+  const per = used.map(([name, s]) => `${name} ${Math.round((s * 1e6) / tasks)}`);
+  const summed = used.reduce((n, [, s]) => n + s, 0);
+  return `; CPU us/task: ${per.join(", ")} (summed ${Math.round((summed * 1e6) / tasks)})`;
 }
 
 function table(): string {

@@ -15,6 +15,7 @@ interface BenchRow {
   streams?: number;
   rss_mb?: number;
   backlog?: number;
+  cpu_s?: Record<string, number>;
 }
 
 function runSmoke(): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -46,6 +47,11 @@ describe("npm run bench -- --smoke", () => {
     for (const system of ["corral", "bullmq", "graphile-worker"]) {
       const [row] = find("throughput", system);
       expect(row?.tasks_per_s, system).toBeGreaterThan(0);
+    }
+    // The peers' rows carry CPU per process too (their workers, the bench, the servers), so CPU
+    // per task compares within one run.
+    for (const row of [...find("throughput", "bullmq"), ...find("throughput", "graphile-worker"), ...find("latency", "bullmq")]) {
+      expect(Object.keys(row.cpu_s ?? {}).sort(), `${row.scenario} ${row.system}`).toEqual(["bench", "postgres", "redis-server", "workers"]);
     }
     expect(find("throughput-fanout", "corral")[0]?.tasks_per_s).toBeGreaterThan(0);
     // Concurrency keys and priorities, beside the default path.
