@@ -7,6 +7,7 @@
 //                    [--latency-wait poll|watch] [--only corral,keys,bullmq,...,tracing] [--smoke]
 //                    [--big-tasks 100000] [--big-runners 16] (the big-job scenario)
 //                    [--profile DIR] (CPU profiles of the three services, written when they stop)
+//                    [--one-process] (Corral's three services in one process, as `corral dev` runs them)
 //                    [--heap DIR] (the idle scenario also reports the broker's heap after a full GC,
 //                    through heap-probe.mjs; with BENCH_HEAP_SNAPSHOTS=1 heap snapshots go to DIR too)
 //   BENCH_SERVICE_NODE_OPTIONS: extra NODE_OPTIONS for the three service processes (experiments).
@@ -68,6 +69,8 @@ const { values: args } = parseArgs({
     repeat: { type: "string" },
     only: { type: "string" },
     smoke: { type: "boolean", default: false },
+    /** Corral's three services in one process (as `corral dev` runs them) instead of three. */
+    "one-process": { type: "boolean", default: false },
     /** Writes the services' CPU profiles (inspector, see cpu-profile.mjs) into this folder. */
     profile: { type: "string" },
     /** The idle scenario also reports the broker's heap after a full GC (heap-probe.mjs writes into this folder). */
@@ -208,6 +211,7 @@ function percentiles(samples: number[]) {
 let cpuPids: Record<string, number[]> = {};
 
 function suitePids(suite: Suite, runners: Child[]): Record<string, number[]> {
+  if (suite.broker === suite.jobs) return { services: [suite.broker.child.pid!], runners: runners.map((r) => r.proc.pid!), bench: [process.pid] };
   return {
     broker: [suite.broker.child.pid!],
     jobs: [suite.jobs.child.pid!],
@@ -585,7 +589,8 @@ async function brokerHeap(pid: number): Promise<{ heap_mb?: number; rss_after_gc
  * registry, job-service, Postgres and Redis take the presence reports of idle runners), in percent of a core.
  */
 async function idleSample(suite: Suite, ms: number) {
-  const pids = { registry: [suite.registry.child.pid!], jobs: [suite.jobs.child.pid!] };
+  // In one process (--one-process) the broker's figures are the three services'.
+  const pids: Record<string, number[]> = suite.broker === suite.jobs ? {} : { registry: [suite.registry.child.pid!], jobs: [suite.jobs.child.pid!] };
   const cpu0 = cpuSnapshot(pids);
   const broker = await brokerSample(suite.broker.child.pid!, ms);
   const cpu = cpuDelta(cpu0, cpuSnapshot(pids));
@@ -1030,6 +1035,7 @@ async function main(): Promise<void> {
       CORRAL_MAX_SESSIONS_PER_TEAM: "100000",
       ...serviceEnv("main"),
     },
+    oneProcess: args["one-process"],
   });
   const client = new Client({ url: suite.jobs.url, apiKey: suite.apiKey });
   let runners: Child[] = [];
@@ -1085,7 +1091,7 @@ async function main(): Promise<void> {
         const best = runs.reduce((a, b) => ((a.tasks_per_s as number) >= (b.tasks_per_s as number) ? a : b));
         const cpu = (r: Row) => {
           const c = r.cpu_s as Record<string, number>;
-          return (c.broker! + c.jobs! + c.runners! + c["redis-server"]!) / (r.tasks as number);
+          return ((c.services ?? c.broker! + c.jobs!) + c.runners! + c["redis-server"]!) / (r.tasks as number);
         };
         return { best, runs: runs.map((r) => r.tasks_per_s as number), cpuMsPerTask: round((1000 * (cpu(runs[0]!) + cpu(runs[1]!))) / 2, 3) };
       };

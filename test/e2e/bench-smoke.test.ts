@@ -18,9 +18,9 @@ interface BenchRow {
   cpu_s?: Record<string, number>;
 }
 
-function runSmoke(): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runSmoke(extra: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "test/bench/run.ts"), "--smoke"], {
+    const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "test/bench/run.ts"), "--smoke", ...extra], {
       cwd: repoRoot,
       env: process.env,
       stdio: ["ignore", "pipe", "pipe"],
@@ -71,5 +71,20 @@ describe("npm run bench -- --smoke", () => {
     for (const r of idle) expect(r.rss_mb).toBeGreaterThan(0);
     // The table follows the JSON lines.
     expect(stdout).toContain("| scenario | system | result |");
+  });
+
+  it("runs Corral's three services in one process with --one-process", { timeout: 180_000 }, async () => {
+    const { code, stdout, stderr } = await runSmoke(["--one-process", "--only", "corral,latency"]);
+    expect(code, stderr.slice(-4000)).toBe(0);
+    const rows = stdout
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as BenchRow)
+      .filter((r) => r.system === "corral");
+    expect(rows.map((r) => r.scenario).sort()).toEqual(["latency", "throughput", "throughput-fanout"]);
+    for (const r of rows) {
+      // One process: its CPU is the services', not split into broker, jobs and registry.
+      expect(Object.keys(r.cpu_s ?? {}).sort(), r.scenario).toEqual(["bench", "postgres", "redis-server", "runners", "services"]);
+    }
   });
 });

@@ -25,6 +25,11 @@ export interface SuiteOptions {
   label: string;
   env?: Record<string, string>;
   services?: Array<"registry" | "jobs" | "broker">;
+  /**
+   * The three services in one process on one port, as `corral dev` runs them (their calls to
+   * each other still go over HTTP/2): `registry`, `jobs` and `broker` are then the same process.
+   */
+  oneProcess?: boolean;
 }
 
 export async function startSuite(options: SuiteOptions): Promise<Suite> {
@@ -44,14 +49,23 @@ export async function startSuite(options: SuiteOptions): Promise<Suite> {
     ...options.env,
   };
   const started: ServiceProcess[] = [];
+  if (options.oneProcess) {
+    for (const k of ["CORRAL_REGISTRY_URL", "CORRAL_JOBS_URL", "CORRAL_BROKER_URL"]) env[k] = `http://127.0.0.1:${registryPort}`;
+  }
   try {
-    const registry = await spawnService({ name: "cluster-registry", entry: "services/cluster-registry/src/main.ts", env, port: registryPort });
-    started.push(registry);
-    const [jobs, broker] = await Promise.all([
-      spawnService({ name: "job-service", entry: "services/job-service/src/main.ts", env, port: jobsPort }),
-      spawnService({ name: "task-broker", entry: "services/task-broker/src/main.ts", env, port: brokerPort }),
-    ]);
-    started.push(jobs, broker);
+    let registry: ServiceProcess, jobs: ServiceProcess, broker: ServiceProcess;
+    if (options.oneProcess) {
+      registry = jobs = broker = await spawnService({ name: "corral", entry: "test/support/one-process-main.ts", env, port: registryPort });
+      started.push(registry);
+    } else {
+      registry = await spawnService({ name: "cluster-registry", entry: "services/cluster-registry/src/main.ts", env, port: registryPort });
+      started.push(registry);
+      [jobs, broker] = await Promise.all([
+        spawnService({ name: "job-service", entry: "services/job-service/src/main.ts", env, port: jobsPort }),
+        spawnService({ name: "task-broker", entry: "services/task-broker/src/main.ts", env, port: brokerPort }),
+      ]);
+      started.push(jobs, broker);
+    }
     const db = createDatabase<RegistryDatabase>({ url: database.url, schema: REGISTRY_SCHEMA, max: 2 });
     const admin = createRegistry({ db });
     const first = await admin.bootstrap("team-a");
