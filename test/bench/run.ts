@@ -16,7 +16,8 @@
 // graphile-worker: runners with concurrency S, as shipped and with its documented batching).
 // Rates run from the submission to the last completion; `cpu_s` is each process's CPU time
 // during a run (Corral's, and the peers' workers and the bench; postgres and redis-server: every
-// process of those servers, so other users of the machine count too). The machine is usually shared: compare rows of one run.
+// process of those servers, so other users of the machine count too). The machine is usually
+// shared: compare rows of one run.
 // `throughput-keys` runs the roots shape with scheduling controls: every task names one of 100
 // concurrency keys (limit 2 each) and a priority 0-9, so it shows the gated path beside the default.
 // `--only tracing` (not in the default set): Corral's throughput with the services exporting

@@ -47,7 +47,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const afterMs = options.sweepAfterMs ?? 5_000;
   const batchSize = options.batchSize ?? 1_000;
   const now = options.now ?? (() => new Date());
-  const send = (rows: EnvelopeRow[]) => sendInLanes(dispatcher, rows.length, batchSize, (start, end) => rows.slice(start, end).map(toEnvelope));
+  /** A send's envelopes built from its rows a call at a time. */
+  const envelopesOf = (rows: EnvelopeRow[]) => (start: number, end: number) => rows.slice(start, end).map(toEnvelope);
+  const send = (rows: EnvelopeRow[]) => sendInLanes(dispatcher, rows.length, batchSize, envelopesOf(rows));
   /** Sends what `claim` hands out, a batch at a time, deleting each batch's rows once sent. */
   async function sendClaimed(claim: () => Promise<EnvelopeRow[]>): Promise<number> {
     let sent = 0;
@@ -79,7 +81,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     enqueue: (rows) =>
       sendAndDelete(
         rows.length,
-        (start, end) => rows.slice(start, end).map(toEnvelope),
+        envelopesOf(rows),
         () => rows.map((r) => ({ taskId: r.id, attempt: r.attempt })),
       ),
     enqueueEnvelopes: (envelopes) =>
